@@ -1,0 +1,11 @@
+//! Domain types, validation rules and the search-filter grammar of Sextant.
+//!
+//! This crate does no IO and has no async code: stores, servers and engines
+//! build on it, never the other way round.
+
+pub mod entities;
+pub mod error;
+pub mod search;
+pub mod validation;
+
+pub use error::{Error, Result};

@@ -1,0 +1,12 @@
+//! MLflow's search grammar: filter strings and `order_by` clauses, parsed once
+//! into an AST that stores translate to parameterized SQL.
+//!
+//! The grammar is AND-only (`metrics.acc > 0.9 and params.model = 'tree'`);
+//! which identifiers and comparators are legal depends on the searched
+//! entity, given as a [`SearchKind`].
+
+mod ast;
+mod parser;
+
+pub use ast::*;
+pub use parser::{parse_filter, parse_order_by};
