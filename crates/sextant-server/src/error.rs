@@ -1,0 +1,133 @@
+//! The one table of error codes and their HTTP statuses, and the mapping of
+//! every lower-layer error to it (exhaustive matches, no catch-all arm).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sextant_store::StoreError;
+
+/// MLflow's error codes that Sextant emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidParameterValue,
+    BadRequest,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    EndpointNotFound,
+    PermissionDenied,
+    InvalidState,
+    RequestLimitExceeded,
+    InternalError,
+    NotImplemented,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidParameterValue => "INVALID_PARAMETER_VALUE",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            ErrorCode::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
+            ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::InvalidState => "INVALID_STATE",
+            ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
+            ErrorCode::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+        }
+    }
+
+    /// The HTTP status. Unlike MLflow, `INVALID_STATE` is a 400: it is a
+    /// client mistake, and the client retries a 5xx for minutes.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidParameterValue
+            | ErrorCode::BadRequest
+            | ErrorCode::ResourceAlreadyExists
+            | ErrorCode::InvalidState => StatusCode::BAD_REQUEST,
+            ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::RequestLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error answered to a client as `{"error_code": …, "message": …}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+    /// `INVALID_PARAMETER_VALUE`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+    /// `RESOURCE_DOES_NOT_EXIST`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceDoesNotExist, message)
+    }
+    /// `INTERNAL_ERROR`: the cause is logged, clients see a generic message.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorCode::InternalError, "internal error; see the server log")
+    }
+    /// `NOT_IMPLEMENTED` for an MLflow feature Sextant does not serve.
+    pub fn not_implemented(feature: &str) -> Self {
+        Self::new(
+            ErrorCode::NotImplemented,
+            format!("{feature} is not implemented by this Sextant server"),
+        )
+    }
+    /// A missing required field, with MLflow's message.
+    pub fn missing(field: &str) -> Self {
+        Self::invalid(format!(
+            "Missing value for required parameter '{field}'. See the API docs for more \
+             information about request parameters."
+        ))
+    }
+}
+
+impl From<sextant_core::Error> for ApiError {
+    fn from(e: sextant_core::Error) -> Self {
+        use sextant_core::Error as E;
+        match e {
+            E::InvalidParameter(m) => ApiError::new(ErrorCode::InvalidParameterValue, m),
+            E::NotFound(m) => ApiError::new(ErrorCode::ResourceDoesNotExist, m),
+            E::AlreadyExists(m) => ApiError::new(ErrorCode::ResourceAlreadyExists, m),
+            E::InvalidState(m) => ApiError::new(ErrorCode::InvalidState, m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Domain(d) => d.into(),
+            StoreError::Busy(m) => ApiError::new(ErrorCode::TemporarilyUnavailable, m),
+            e @ (StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
+            | StoreError::Config(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt(_)) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error_code": self.code.as_str(), "message": self.message});
+        (self.code.status(), axum::Json(body)).into_response()
+    }
+}

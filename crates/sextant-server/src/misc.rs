@@ -1,0 +1,58 @@
+//! Routes outside the MLflow services: health, version, the capability
+//! probe, and the answer for unknown routes.
+
+use axum::Json;
+use axum::Router;
+use axum::http::Uri;
+use axum::routing::get;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The MLflow version whose wire protocol Sextant speaks.
+pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
+}
+
+/// The capability probe the client makes before large artifact transfers.
+async fn server_info() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": {"gateway": false},
+    }))
+}
+
+/// Unknown routes: MLflow features outside Sextant's scope answer a fast 501
+/// (the client would otherwise retry); anything else is `ENDPOINT_NOT_FOUND`.
+pub async fn not_found(uri: Uri) -> ApiError {
+    let path = uri.path();
+    const UNIMPLEMENTED: [(&str, &str); 9] = [
+        ("/v1/traces", "trace ingestion (OTLP)"),
+        ("/traces", "tracing"),
+        ("/prompts", "prompts"),
+        ("/scorers", "scorers"),
+        ("/gateway", "the AI gateway"),
+        ("/secrets", "gateway secrets"),
+        ("/datasets", "evaluation datasets"),
+        ("/webhooks", "webhooks"),
+        ("/graphql", "GraphQL"),
+    ];
+    for (needle, feature) in UNIMPLEMENTED {
+        if path.contains(needle) {
+            return ApiError::not_implemented(feature);
+        }
+    }
+    ApiError::new(ErrorCode::EndpointNotFound, format!("no endpoint at {path}"))
+}

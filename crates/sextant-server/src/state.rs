@@ -1,0 +1,32 @@
+//! Shared state of every handler.
+
+use std::sync::Arc;
+
+use sextant_artifacts::ArtifactStore;
+use sextant_store::{MetaStore, StoreError};
+
+use crate::error::ApiError;
+use crate::security::SecurityConfig;
+
+/// What handlers share: the stores and the server's settings.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetaStore>,
+    pub artifacts: Arc<ArtifactStore>,
+    pub security: Arc<SecurityConfig>,
+}
+
+impl AppState {
+    /// Runs a store call on the blocking pool, so SQL never blocks the async runtime.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+}

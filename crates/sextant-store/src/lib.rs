@@ -1,0 +1,23 @@
+//! The metadata store: one [`MetaStore`] trait, one SQL implementation of it
+//! shared by two backends (SQLite, the embedded default, and PostgreSQL),
+//! explicit migrations, and a conformance suite run against both.
+//!
+//! The trait is synchronous: callers in async code run it on a blocking pool.
+
+mod backend;
+mod error;
+mod migrations;
+mod names;
+mod postgres;
+mod query;
+mod search_sql;
+mod sql_store;
+mod sqlite;
+mod store;
+pub mod token;
+
+pub use error::StoreError;
+pub use store::{
+    ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, open, upgrade,
+};
+pub use sql_store::SqlStore;

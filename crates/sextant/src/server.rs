@@ -1,0 +1,141 @@
+//! `sextant server`: settings, start-up (migrations, stores) and graceful shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sextant_artifacts::ArtifactStore;
+use sextant_server::{AppState, SecurityConfig};
+
+/// Experiments get artifact locations under this root; the client maps it to
+/// the server's proxied artifact API.
+pub const DEFAULT_ARTIFACT_ROOT: &str = "mlflow-artifacts:";
+
+/// Where metadata lives.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Directory for the embedded store and local artifacts.
+    #[arg(long, env = "SEXTANT_DATA_DIR", default_value = "./sextant-data")]
+    pub data_dir: PathBuf,
+    /// Metadata store: `sqlite:///path` or `postgresql://…` [default: sqlite:///<data-dir>/sextant.db]
+    #[arg(long, env = "SEXTANT_BACKEND_STORE_URI")]
+    pub backend_store_uri: Option<String>,
+}
+
+impl StoreArgs {
+    /// The backend URI, defaulting to a SQLite file in the data directory.
+    pub fn backend_store_uri(&self) -> String {
+        match &self.backend_store_uri {
+            Some(uri) => uri.clone(),
+            None => format!("sqlite:///{}", self.data_dir.join("sextant.db").display()),
+        }
+    }
+}
+
+/// Settings of `sextant server`; each also read from a `SEXTANT_*` variable.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Address to bind.
+    #[arg(long, env = "SEXTANT_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to bind.
+    #[arg(long, env = "SEXTANT_PORT", default_value_t = 5000)]
+    port: u16,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Artifact store: a directory, `file://…`, `s3://bucket/prefix` or `memory://` [default: <data-dir>/artifacts]
+    #[arg(long, env = "SEXTANT_ARTIFACTS_DESTINATION")]
+    artifacts_destination: Option<String>,
+    /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
+    #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
+    allow_remote: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM; in-flight requests finish first.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if !args.host.is_loopback() && !args.allow_remote {
+        bail!(
+            "refusing to bind {}: it is not a loopback address and Sextant has no authentication yet\n\
+             hint: pass --allow-remote (or SEXTANT_ALLOW_REMOTE=true) to serve it anyway",
+            args.host
+        );
+    }
+    if !args.host.is_loopback() {
+        tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
+    }
+    std::fs::create_dir_all(&args.store.data_dir)
+        .with_context(|| format!("creating data directory {}", args.store.data_dir.display()))?;
+    let uri = args.store.backend_store_uri();
+    let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
+        .with_context(|| format!("migrating {}", redact(&uri)))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    let store = sextant_store::open(&uri, DEFAULT_ARTIFACT_ROOT)
+        .with_context(|| format!("opening {}", redact(&uri)))?;
+    let destination = match &args.artifacts_destination {
+        Some(d) => d.clone(),
+        None => args.store.data_dir.join("artifacts").display().to_string(),
+    };
+    let artifacts = ArtifactStore::from_uri(&destination)
+        .with_context(|| format!("opening artifact store {destination}"))?;
+    let security = if args.host.is_loopback() {
+        SecurityConfig::loopback()
+    } else {
+        SecurityConfig::default()
+    };
+    let state = AppState {
+        store: Arc::from(store),
+        artifacts: Arc::new(artifacts),
+        security: Arc::new(security),
+    };
+    let addr = SocketAddr::new(args.host, args.port);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(%addr, store = %redact(&uri), artifacts = %destination, "sextant server listening");
+        axum::serve(listener, sextant_server::router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("server stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// A store URI without its password, for logs.
+fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &uri[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+                None => uri.to_string(),
+            }
+        }
+        _ => uri.to_string(),
+    }
+}
