@@ -9,7 +9,7 @@ mod error;
 mod migrations;
 mod names;
 mod postgres;
-mod query;
+mod rules;
 mod search_sql;
 mod sql_store;
 mod sqlite;
@@ -20,4 +20,4 @@ pub use error::StoreError;
 pub use store::{
     ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, open, upgrade,
 };
-pub use sql_store::SqlStore;
+pub use sql_store::{SqlStore, open_in_memory};

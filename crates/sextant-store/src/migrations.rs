@@ -1,1 +1,332 @@
-//! migrations
+//! Explicit, numbered schema migrations. They run only through
+//! [`crate::upgrade`] (`sextant db upgrade`, or server start-up), never as a
+//! side effect of opening a store.
+//!
+//! DDL is written once; `{pk}` becomes an auto-increment primary key and
+//! `{blob}`-free types are chosen to mean the same on both backends.
+
+use crate::StoreError;
+use crate::backend::{Conn, Dialect};
+
+/// Every migration in order; the index + 1 is its version.
+const MIGRATIONS: &[&str] = &[V1_TRACKING];
+
+/// Version 1: tracking, plus the tables later parts of Sextant fill
+/// (registry, pipelines, endpoints, monitors, events).
+const V1_TRACKING: &str = r#"
+CREATE TABLE experiments (
+    experiment_id {pk},
+    name TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    creation_time BIGINT NOT NULL,
+    last_update_time BIGINT NOT NULL
+);
+CREATE TABLE experiment_tags (
+    experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE runs (
+    rid {pk},
+    run_uuid TEXT NOT NULL UNIQUE,
+    experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),
+    name TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_time BIGINT,
+    end_time BIGINT,
+    artifact_uri TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    deleted_time BIGINT
+);
+CREATE INDEX runs_by_experiment ON runs (experiment_id, start_time DESC, run_uuid);
+CREATE TABLE params (
+    rid BIGINT NOT NULL REFERENCES runs (rid),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (rid, key)
+);
+CREATE INDEX params_by_key ON params (key, value);
+CREATE TABLE run_tags (
+    rid BIGINT NOT NULL REFERENCES runs (rid),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (rid, key)
+);
+CREATE INDEX run_tags_by_key ON run_tags (key, value);
+CREATE TABLE metrics (
+    rid BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    is_nan SMALLINT NOT NULL,
+    model_id TEXT,
+    dataset_name TEXT,
+    dataset_digest TEXT,
+    PRIMARY KEY (rid, key, timestamp, step, value, is_nan)
+){without_rowid};
+CREATE INDEX metrics_by_model ON metrics (model_id) WHERE model_id IS NOT NULL;
+CREATE TABLE latest_metrics (
+    rid BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    is_nan SMALLINT NOT NULL,
+    PRIMARY KEY (rid, key)
+);
+CREATE INDEX latest_metrics_by_key ON latest_metrics (key, is_nan, value);
+CREATE TABLE datasets (
+    dataset_id {pk},
+    experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    schema_json TEXT,
+    profile TEXT,
+    UNIQUE (experiment_id, name, digest)
+);
+CREATE TABLE run_inputs (
+    rid BIGINT NOT NULL REFERENCES runs (rid),
+    dataset_id BIGINT NOT NULL REFERENCES datasets (dataset_id),
+    PRIMARY KEY (rid, dataset_id)
+);
+CREATE TABLE run_input_tags (
+    rid BIGINT NOT NULL,
+    dataset_id BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (rid, dataset_id, key)
+);
+CREATE TABLE run_model_inputs (
+    rid BIGINT NOT NULL REFERENCES runs (rid),
+    model_id TEXT NOT NULL,
+    PRIMARY KEY (rid, model_id)
+);
+CREATE TABLE run_model_outputs (
+    rid BIGINT NOT NULL REFERENCES runs (rid),
+    model_id TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    PRIMARY KEY (rid, model_id, step)
+);
+CREATE TABLE logged_models (
+    model_id TEXT PRIMARY KEY,
+    experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),
+    name TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    model_type TEXT,
+    source_run_id TEXT,
+    creation_timestamp BIGINT NOT NULL,
+    last_updated_timestamp BIGINT NOT NULL,
+    lifecycle_stage TEXT NOT NULL
+);
+CREATE INDEX logged_models_by_experiment ON logged_models (experiment_id, creation_timestamp DESC);
+CREATE TABLE logged_model_tags (
+    model_id TEXT NOT NULL REFERENCES logged_models (model_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
+CREATE TABLE logged_model_params (
+    model_id TEXT NOT NULL REFERENCES logged_models (model_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
+CREATE TABLE registered_models (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    user_id TEXT,
+    creation_timestamp BIGINT NOT NULL,
+    last_updated_timestamp BIGINT NOT NULL
+);
+CREATE TABLE registered_model_tags (
+    name TEXT NOT NULL REFERENCES registered_models (name),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+);
+CREATE TABLE model_versions (
+    name TEXT NOT NULL REFERENCES registered_models (name),
+    version BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    run_id TEXT,
+    model_id TEXT,
+    run_link TEXT,
+    description TEXT,
+    user_id TEXT,
+    current_stage TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    approval_status TEXT NOT NULL,
+    approval_actor TEXT,
+    approval_time BIGINT,
+    approval_comment TEXT,
+    creation_timestamp BIGINT NOT NULL,
+    last_updated_timestamp BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE model_version_tags (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, version, key)
+);
+CREATE TABLE registered_model_aliases (
+    name TEXT NOT NULL REFERENCES registered_models (name),
+    alias TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE pipelines (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    updated_time BIGINT NOT NULL
+);
+CREATE TABLE pipeline_runs (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL REFERENCES pipelines (name),
+    run_uuid TEXT,
+    status TEXT NOT NULL,
+    trigger_kind TEXT NOT NULL,
+    trigger_event BIGINT,
+    params TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    updated_time BIGINT NOT NULL
+);
+CREATE TABLE tasks (
+    id {pk},
+    pipeline_run TEXT NOT NULL REFERENCES pipeline_runs (id),
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_expires BIGINT,
+    payload TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    updated_time BIGINT NOT NULL
+);
+CREATE INDEX tasks_queued ON tasks (status, created_time);
+CREATE TABLE endpoints (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    updated_time BIGINT NOT NULL
+);
+CREATE TABLE monitors (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    updated_time BIGINT NOT NULL
+);
+CREATE TABLE events (
+    id {pk},
+    time BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    actor TEXT,
+    payload TEXT NOT NULL
+);
+CREATE INDEX events_by_kind ON events (kind, id);
+"#;
+
+/// Creates the version table if needed and returns the applied version.
+fn current_version(conn: &mut dyn Conn) -> Result<u32, StoreError> {
+    conn.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_time BIGINT NOT NULL)",
+        &[],
+    )?;
+    let rows = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
+    let v = rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0);
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))
+}
+
+/// The DDL of one migration in a dialect.
+fn render(ddl: &str, dialect: Dialect) -> String {
+    let (pk, without_rowid) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY", " WITHOUT ROWID"),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", ""),
+    };
+    ddl.replace("{pk}", pk).replace("{without_rowid}", without_rowid)
+}
+
+/// Applies pending migrations inside the caller's transaction; returns the
+/// versions applied. `default_artifact_root` seeds the Default experiment.
+pub fn apply(
+    conn: &mut dyn Conn,
+    default_artifact_root: &str,
+    now: i64,
+) -> Result<Vec<u32>, StoreError> {
+    let current = current_version(conn)?;
+    let latest = MIGRATIONS.len() as u32;
+    if current > latest {
+        return Err(StoreError::Migration(format!(
+            "the database is at schema version {current}, newer than this binary's {latest}; \
+             upgrade sextant"
+        )));
+    }
+    let mut applied = Vec::new();
+    for (i, ddl) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        for stmt in render(ddl, conn.dialect()).split(';') {
+            if !stmt.trim().is_empty() {
+                conn.exec(stmt, &[]).map_err(|e| {
+                    StoreError::Migration(format!("migration {version} failed: {e}"))
+                })?;
+            }
+        }
+        if version == 1 {
+            let location = crate::sql_store::child_uri(default_artifact_root, "0");
+            conn.exec(
+                "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', ?, 'active', ?, ?)",
+                &[location.into(), now.into(), now.into()],
+            )?;
+        }
+        conn.exec(
+            "INSERT INTO schema_migrations (version, applied_time) VALUES (?, ?)",
+            &[i64::from(version).into(), now.into()],
+        )?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+/// Checks that the schema is current; opening an un-migrated store is an error
+/// that names the fix.
+pub fn check(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let rows = conn.query(
+        match conn.dialect() {
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            }
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+            }
+        },
+        &[],
+    )?;
+    let exists = rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0);
+    let version = if exists > 0 {
+        let rows = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
+        rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0)
+    } else {
+        0
+    };
+    let latest = MIGRATIONS.len() as i64;
+    if version != latest {
+        return Err(StoreError::Migration(format!(
+            "the database is at schema version {version}, this binary needs {latest}; \
+             run `sextant db upgrade`"
+        )));
+    }
+    Ok(())
+}

@@ -1,1 +1,319 @@
-//! search_sql
+//! Translation of parsed search filters and order_by clauses into
+//! parameterized SQL. User text only ever travels as a bound parameter.
+
+use sextant_core::Error;
+use sextant_core::search::{Comparator, Comparison, Entity, Filter, OrderBy, Value};
+
+use crate::StoreError;
+use crate::backend::{Dialect, SqlValue, placeholders};
+
+/// A WHERE fragment (or ORDER BY with its joins) and its parameters.
+#[derive(Debug, Default)]
+pub struct Fragment {
+    pub joins: String,
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+fn invalid(msg: String) -> StoreError {
+    StoreError::Domain(Error::invalid(msg))
+}
+
+fn op_sql(op: Comparator) -> &'static str {
+    match op {
+        Comparator::Eq => "=",
+        Comparator::Ne => "!=",
+        Comparator::Gt => ">",
+        Comparator::Ge => ">=",
+        Comparator::Lt => "<",
+        Comparator::Le => "<=",
+        Comparator::Like => "LIKE",
+        Comparator::ILike => "ILIKE",
+        Comparator::In => "IN",
+        Comparator::NotIn => "NOT IN",
+        Comparator::IsNull => "IS NULL",
+        Comparator::IsNotNull => "IS NOT NULL",
+    }
+}
+
+/// Turns a SQL LIKE pattern into a SQLite GLOB pattern, which is
+/// case-sensitive as MLflow's LIKE is (and unlike SQLite's LIKE).
+pub fn like_to_glob(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in pattern.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `col <op> value` for a string column.
+fn string_cmp(
+    d: Dialect,
+    col: &str,
+    c: &Comparison,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    match (&c.op, &c.value) {
+        (Comparator::Eq | Comparator::Ne, Value::Str(s)) => {
+            params.push(s.into());
+            Ok(format!("{col} {} ?", op_sql(c.op)))
+        }
+        (Comparator::Like, Value::Str(s)) => match d {
+            Dialect::Sqlite => {
+                params.push(like_to_glob(s).into());
+                Ok(format!("{col} GLOB ?"))
+            }
+            Dialect::Postgres => {
+                params.push(s.into());
+                Ok(format!("{col} LIKE ?"))
+            }
+        },
+        (Comparator::ILike, Value::Str(s)) => {
+            params.push(s.into());
+            Ok(match d {
+                Dialect::Sqlite => format!("{col} LIKE ?"),
+                Dialect::Postgres => format!("{col} ILIKE ?"),
+            })
+        }
+        (Comparator::In | Comparator::NotIn, Value::List(items)) => {
+            params.extend(items.iter().map(SqlValue::from));
+            Ok(format!("{col} {} ({})", op_sql(c.op), placeholders(items.len())))
+        }
+        _ => Err(invalid(format!(
+            "Invalid comparison '{}' for '{}'",
+            op_sql(c.op),
+            c.ident.key
+        ))),
+    }
+}
+
+/// `col <op> value` for an integer column; string values must be integers.
+fn int_cmp(col: &str, c: &Comparison, params: &mut Vec<SqlValue>) -> Result<String, StoreError> {
+    let as_int = |s: &str| {
+        s.trim().parse::<i64>().map_err(|_| invalid(format!("Invalid value '{s}' for '{}'", c.ident.key)))
+    };
+    match (&c.op, &c.value) {
+        (Comparator::In | Comparator::NotIn, Value::List(items)) => {
+            for s in items {
+                params.push(as_int(s)?.into());
+            }
+            Ok(format!("{col} {} ({})", op_sql(c.op), placeholders(items.len())))
+        }
+        (
+            Comparator::Eq | Comparator::Ne | Comparator::Gt | Comparator::Ge | Comparator::Lt
+            | Comparator::Le,
+            v,
+        ) => {
+            let n = match v {
+                Value::Int(i) => *i,
+                Value::Number(f) if f.fract() == 0.0 => *f as i64,
+                Value::Str(s) => as_int(s)?,
+                _ => return Err(invalid(format!("Expected an integer value for '{}'", c.ident.key))),
+            };
+            params.push(n.into());
+            Ok(format!("{col} {} ?", op_sql(c.op)))
+        }
+        _ => Err(invalid(format!(
+            "Invalid comparison '{}' for '{}'",
+            op_sql(c.op),
+            c.ident.key
+        ))),
+    }
+}
+
+/// A condition on a key/value child table (`params`, `run_tags`, …) joined on `owner`.
+fn key_value_cmp(
+    d: Dialect,
+    table: &str,
+    owner: &str,
+    c: &Comparison,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    params.push(c.ident.key.as_str().into());
+    let exists = format!("SELECT 1 FROM {table} kv WHERE kv.{owner} AND kv.key = ?");
+    match c.op {
+        Comparator::IsNull => Ok(format!("NOT EXISTS ({exists})")),
+        Comparator::IsNotNull => Ok(format!("EXISTS ({exists})")),
+        _ => {
+            let cmp = string_cmp(d, "kv.value", c, params)?;
+            Ok(format!("EXISTS ({exists} AND {cmp})"))
+        }
+    }
+}
+
+/// WHERE conditions for a run search over `runs r`.
+pub fn run_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreError> {
+    let mut out = Fragment::default();
+    let mut conds = Vec::new();
+    for c in &filter.clauses {
+        let p = &mut out.params;
+        let cond = match c.ident.entity {
+            Entity::Metric => {
+                let v = match c.value {
+                    Value::Number(f) => f,
+                    Value::Int(i) => i as f64,
+                    _ => return Err(invalid(format!("Expected numeric value type for metric '{}'", c.ident.key))),
+                };
+                p.push(c.ident.key.as_str().into());
+                p.push(v.into());
+                // NaN never compares, except that it differs from every number.
+                let cmp = match c.op {
+                    Comparator::Ne => "(m.is_nan = 1 OR m.value != ?)".to_string(),
+                    Comparator::Eq | Comparator::Gt | Comparator::Ge | Comparator::Lt | Comparator::Le => {
+                        format!("m.is_nan = 0 AND m.value {} ?", op_sql(c.op))
+                    }
+                    _ => return Err(invalid(format!("Invalid comparator '{}' for metric", op_sql(c.op)))),
+                };
+                format!("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.rid = r.rid AND m.key = ? AND {cmp})")
+            }
+            Entity::Param => key_value_cmp(d, "params", "rid = r.rid", c, p)?,
+            Entity::Tag => key_value_cmp(d, "run_tags", "rid = r.rid", c, p)?,
+            Entity::Attribute => match c.ident.key.as_str() {
+                "run_id" => string_cmp(d, "r.run_uuid", c, p)?,
+                "run_name" => string_cmp(d, "r.name", c, p)?,
+                "status" => string_cmp(d, "r.status", c, p)?,
+                "user_id" => string_cmp(d, "r.user_id", c, p)?,
+                "artifact_uri" => string_cmp(d, "r.artifact_uri", c, p)?,
+                "start_time" => int_cmp("r.start_time", c, p)?,
+                "end_time" => int_cmp("r.end_time", c, p)?,
+                other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+            },
+            Entity::Dataset => {
+                let col = match c.ident.key.as_str() {
+                    "name" => "ds.name",
+                    "digest" => "ds.digest",
+                    "context" => "ctx.value",
+                    other => return Err(invalid(format!("Invalid dataset key '{other}' specified."))),
+                };
+                let cmp = string_cmp(d, col, c, p)?;
+                format!(
+                    "EXISTS (SELECT 1 FROM run_inputs ri JOIN datasets ds ON ds.dataset_id = ri.dataset_id \
+                     LEFT JOIN run_input_tags ctx ON ctx.rid = ri.rid AND ctx.dataset_id = ri.dataset_id \
+                     AND ctx.key = 'mlflow.data.context' WHERE ri.rid = r.rid AND {cmp})"
+                )
+            }
+        };
+        conds.push(cond);
+    }
+    out.sql = conds.join(" AND ");
+    Ok(out)
+}
+
+/// Joins and ORDER BY terms for a run search; MLflow's tie-break
+/// (`start_time DESC, run_id ASC`) is appended. NULLs sort last both ways,
+/// NaN metrics after numbers.
+pub fn run_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
+    let mut out = Fragment::default();
+    let mut terms = Vec::new();
+    for (i, o) in order_by.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let alias = format!("o{i}");
+        match o.ident.entity {
+            Entity::Metric => {
+                out.joins.push_str(&format!(
+                    " LEFT JOIN latest_metrics {alias} ON {alias}.rid = r.rid AND {alias}.key = ?"
+                ));
+                out.params.push(o.ident.key.as_str().into());
+                terms.push(format!("({alias}.rid IS NULL) ASC"));
+                terms.push(format!("{alias}.is_nan ASC"));
+                terms.push(format!("{alias}.value {dir}"));
+            }
+            Entity::Param | Entity::Tag => {
+                let table = if o.ident.entity == Entity::Param { "params" } else { "run_tags" };
+                out.joins.push_str(&format!(
+                    " LEFT JOIN {table} {alias} ON {alias}.rid = r.rid AND {alias}.key = ?"
+                ));
+                out.params.push(o.ident.key.as_str().into());
+                terms.push(format!("({alias}.value IS NULL) ASC"));
+                terms.push(format!("{alias}.value {dir}"));
+            }
+            Entity::Attribute => {
+                let col = match o.ident.key.as_str() {
+                    "run_id" => "r.run_uuid",
+                    "run_name" => "r.name",
+                    "status" => "r.status",
+                    "user_id" => "r.user_id",
+                    "artifact_uri" => "r.artifact_uri",
+                    "start_time" => "r.start_time",
+                    "end_time" => "r.end_time",
+                    other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+                };
+                terms.push(format!("({col} IS NULL) ASC"));
+                terms.push(format!("{col} {dir}"));
+            }
+            Entity::Dataset => return Err(invalid("Cannot order runs by dataset".into())),
+        }
+    }
+    terms.push("r.start_time DESC".into());
+    terms.push("r.run_uuid ASC".into());
+    out.sql = terms.join(", ");
+    Ok(out)
+}
+
+/// WHERE conditions for an experiment search over `experiments e`.
+pub fn experiment_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreError> {
+    let mut out = Fragment::default();
+    let mut conds = Vec::new();
+    for c in &filter.clauses {
+        let p = &mut out.params;
+        let cond = match c.ident.entity {
+            Entity::Tag => key_value_cmp(d, "experiment_tags", "experiment_id = e.experiment_id", c, p)?,
+            Entity::Attribute => match c.ident.key.as_str() {
+                "name" => string_cmp(d, "e.name", c, p)?,
+                "experiment_id" => int_cmp("e.experiment_id", c, p)?,
+                "creation_time" => int_cmp("e.creation_time", c, p)?,
+                "last_update_time" => int_cmp("e.last_update_time", c, p)?,
+                other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+            },
+            Entity::Metric | Entity::Param | Entity::Dataset => {
+                return Err(invalid(format!(
+                    "Invalid entity type for experiment search: '{}'",
+                    c.ident.key
+                )));
+            }
+        };
+        conds.push(cond);
+    }
+    out.sql = conds.join(" AND ");
+    Ok(out)
+}
+
+/// ORDER BY terms for an experiment search; default `creation_time DESC`,
+/// tie-break `experiment_id ASC`.
+pub fn experiment_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
+    let mut terms = Vec::new();
+    for o in order_by {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let col = match (o.ident.entity, o.ident.key.as_str()) {
+            (Entity::Attribute, "name") => "e.name",
+            (Entity::Attribute, "experiment_id") => "e.experiment_id",
+            (Entity::Attribute, "creation_time") => "e.creation_time",
+            (Entity::Attribute, "last_update_time") => "e.last_update_time",
+            (_, other) => return Err(invalid(format!("Invalid order_by key '{other}'"))),
+        };
+        terms.push(format!("{col} {dir}"));
+    }
+    if order_by.is_empty() {
+        terms.push("e.creation_time DESC".into());
+    }
+    terms.push("e.experiment_id ASC".into());
+    Ok(Fragment { sql: terms.join(", "), ..Fragment::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_become_case_sensitive_globs() {
+        assert_eq!(like_to_glob("a%b_c"), "a*b?c");
+        assert_eq!(like_to_glob("*?[x"), "[*][?][[]x");
+    }
+}

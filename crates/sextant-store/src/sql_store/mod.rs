@@ -1,0 +1,241 @@
+//! The one SQL implementation of [`MetaStore`], shared by both backends.
+//! Each trait method is one transaction; the work lives in the submodules.
+
+mod experiments;
+mod load;
+mod logged_models;
+mod logging;
+mod runs;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sextant_core::entities::{
+    DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
+    NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
+};
+
+use crate::backend::Backend;
+use crate::postgres::Postgres;
+use crate::sqlite::Sqlite;
+use crate::store::{ExperimentSearch, LoggedModelSearch, RunSearch};
+use crate::{MetaStore, StoreError, migrations};
+
+/// Advisory-lock key that serializes migrations across servers on PostgreSQL.
+const MIGRATION_LOCK_KEY: i64 = 0x5e_47_a4_70;
+
+/// [`MetaStore`] over any [`Backend`].
+pub struct SqlStore<B> {
+    db: B,
+    root: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `root/child`, with exactly one slash between them (`mlflow-artifacts:` + `0`
+/// gives `mlflow-artifacts:/0`, as MLflow writes it).
+pub(crate) fn child_uri(root: &str, child: &str) -> String {
+    format!("{}/{}", root.trim_end_matches('/'), child)
+}
+
+enum Scheme {
+    Sqlite,
+    Postgres,
+}
+
+fn scheme(uri: &str) -> Result<Scheme, StoreError> {
+    if uri.starts_with("sqlite://") {
+        Ok(Scheme::Sqlite)
+    } else if uri.starts_with("postgresql://") || uri.starts_with("postgres://") {
+        Ok(Scheme::Postgres)
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported backend store uri '{uri}': use sqlite:///path or postgresql://…"
+        )))
+    }
+}
+
+pub(crate) fn open(uri: &str, root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
+    if uri == "sqlite://:memory:" {
+        return Err(StoreError::Config(
+            "an in-memory store vanishes between upgrade and open; use open_in_memory".into(),
+        ));
+    }
+    match scheme(uri)? {
+        Scheme::Sqlite => Ok(Box::new(SqlStore::checked(Sqlite::open(uri)?, root)?)),
+        Scheme::Postgres => Ok(Box::new(SqlStore::checked(Postgres::open(uri)?, root)?)),
+    }
+}
+
+/// A private, migrated in-memory SQLite store (tests and throwaway servers).
+pub fn open_in_memory(root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
+    let db = Sqlite::open("sqlite://:memory:")?;
+    db.write(|c| migrations::apply(c, root, now_ms()))?;
+    Ok(Box::new(SqlStore { db, root: root.to_string() }))
+}
+
+pub(crate) fn upgrade(uri: &str, root: &str) -> Result<Vec<u32>, StoreError> {
+    match scheme(uri)? {
+        Scheme::Sqlite => {
+            let db = Sqlite::open(uri)?;
+            db.write(|c| migrations::apply(c, root, now_ms()))
+        }
+        Scheme::Postgres => {
+            let db = Postgres::open(uri)?;
+            // The lock lives in its own session so that it spans the whole
+            // migration transaction and is released even if that fails.
+            let mut lock = db.client()?;
+            lock.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+            let out = db.write(|c| migrations::apply(c, root, now_ms()));
+            lock.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])?;
+            out
+        }
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    fn checked(db: B, root: &str) -> Result<Self, StoreError> {
+        db.read(migrations::check)?;
+        Ok(SqlStore { db, root: root.to_string() })
+    }
+}
+
+impl<B: Backend> MetaStore for SqlStore<B> {
+    fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<i64, StoreError> {
+        self.db.write(|c| experiments::create(c, &self.root, name, artifact_location, tags))
+    }
+    fn get_experiment(&self, experiment_id: i64) -> Result<Experiment, StoreError> {
+        self.db.read(|c| experiments::get(c, experiment_id))
+    }
+    fn get_experiment_by_name(&self, name: &str) -> Result<Experiment, StoreError> {
+        self.db.read(|c| experiments::get_by_name(c, name))
+    }
+    fn search_experiments(&self, q: &ExperimentSearch) -> Result<Page<Experiment>, StoreError> {
+        self.db.read(|c| experiments::search(c, q))
+    }
+    fn rename_experiment(&self, experiment_id: i64, new_name: &str) -> Result<(), StoreError> {
+        self.db.write(|c| experiments::rename(c, experiment_id, new_name))
+    }
+    fn delete_experiment(&self, experiment_id: i64) -> Result<(), StoreError> {
+        self.db.write(|c| experiments::set_stage(c, experiment_id, false))
+    }
+    fn restore_experiment(&self, experiment_id: i64) -> Result<(), StoreError> {
+        self.db.write(|c| experiments::set_stage(c, experiment_id, true))
+    }
+    fn set_experiment_tag(&self, experiment_id: i64, tag: &Tag) -> Result<(), StoreError> {
+        self.db.write(|c| experiments::set_tag(c, experiment_id, tag))
+    }
+    fn delete_experiment_tag(&self, experiment_id: i64, key: &str) -> Result<(), StoreError> {
+        self.db.write(|c| experiments::delete_tag(c, experiment_id, key))
+    }
+
+    fn create_run(&self, new: &NewRun) -> Result<Run, StoreError> {
+        self.db.write(|c| runs::create(c, new))
+    }
+    fn get_run(&self, run_id: &str) -> Result<Run, StoreError> {
+        self.db.read(|c| runs::get(c, run_id))
+    }
+    fn update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo, StoreError> {
+        self.db.write(|c| runs::update(c, run_id, status, end_time, run_name))
+    }
+    fn delete_run(&self, run_id: &str) -> Result<(), StoreError> {
+        self.db.write(|c| runs::set_stage(c, run_id, false))
+    }
+    fn restore_run(&self, run_id: &str) -> Result<(), StoreError> {
+        self.db.write(|c| runs::set_stage(c, run_id, true))
+    }
+    fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<(), StoreError> {
+        logging::check_batch(metrics, params, tags)?;
+        self.db.write(|c| logging::log_batch(c, run_id, metrics, params, tags))
+    }
+    fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), StoreError> {
+        self.db.write(|c| runs::delete_tag(c, run_id, key))
+    }
+    fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        model_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.db.write(|c| logging::log_inputs(c, run_id, datasets, model_ids))
+    }
+    fn log_outputs(&self, run_id: &str, models: &[ModelOutput]) -> Result<(), StoreError> {
+        self.db.write(|c| logging::log_outputs(c, run_id, models))
+    }
+    fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: u64,
+        offset: u64,
+    ) -> Result<Page<Metric>, StoreError> {
+        self.db.read(|c| logging::history(c, run_id, key, max_results, offset))
+    }
+    fn metric_history_bulk_interval(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        steps: Option<(i64, i64)>,
+        max_results: u64,
+    ) -> Result<Vec<Metric>, StoreError> {
+        self.db.read(|c| logging::bulk_interval(c, run_ids, key, steps, max_results))
+    }
+    fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError> {
+        self.db.read(|c| runs::search(c, q))
+    }
+
+    fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError> {
+        self.db.write(|c| logged_models::create(c, new))
+    }
+    fn get_logged_model(
+        &self,
+        model_id: &str,
+        allow_deleted: bool,
+    ) -> Result<LoggedModel, StoreError> {
+        self.db.read(|c| logged_models::get(c, model_id, allow_deleted))
+    }
+    fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel, StoreError> {
+        self.db.write(|c| logged_models::finalize(c, model_id, status))
+    }
+    fn delete_logged_model(&self, model_id: &str) -> Result<(), StoreError> {
+        self.db.write(|c| logged_models::delete(c, model_id))
+    }
+    fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<(), StoreError> {
+        self.db.write(|c| logged_models::set_tags(c, model_id, tags))
+    }
+    fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<(), StoreError> {
+        self.db.write(|c| logged_models::delete_tag(c, model_id, key))
+    }
+    fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<(), StoreError> {
+        self.db.write(|c| logged_models::log_params(c, model_id, params))
+    }
+    fn search_logged_models(
+        &self,
+        q: &LoggedModelSearch,
+    ) -> Result<Page<LoggedModel>, StoreError> {
+        self.db.read(|c| logged_models::search(c, q))
+    }
+}

@@ -1,0 +1,172 @@
+//! Runs: create, read, update, lifecycle, tag deletion and search.
+
+use sextant_core::Error;
+use sextant_core::entities::{LifecycleStage, NewRun, Page, Run, RunInfo, RunStatus, Tag};
+use crate::rules as validation;
+
+use super::experiments::{self, page_rest};
+use super::load::{self, RUN_COLUMNS};
+use super::{child_uri, now_ms};
+use crate::StoreError;
+use crate::backend::{Conn, SqlValue, placeholders};
+use crate::names::random_name;
+use crate::search_sql;
+use crate::store::RunSearch;
+
+/// The tag that mirrors a run's name.
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+
+/// Upserts a run tag (value truncated as MLflow does) and keeps the run name
+/// in step with `mlflow.runName`.
+pub fn upsert_tag(c: &mut dyn Conn, rid: i64, tag: &Tag) -> Result<(), StoreError> {
+    validation::validate_key("tag", &tag.key)?;
+    let value = validation::truncate_tag_value(&tag.value);
+    c.exec(
+        "INSERT INTO run_tags (rid, key, value) VALUES (?, ?, ?) \
+         ON CONFLICT (rid, key) DO UPDATE SET value = excluded.value",
+        &[rid.into(), tag.key.as_str().into(), value.as_str().into()],
+    )?;
+    if tag.key == RUN_NAME_TAG {
+        c.exec("UPDATE runs SET name = ? WHERE rid = ?", &[value.into(), rid.into()])?;
+    }
+    Ok(())
+}
+
+pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
+    let exp = experiments::active(c, new.experiment_id)?;
+    let tag_name = new.tags.iter().rev().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.as_str());
+    let name = match (new.run_name.as_deref().filter(|n| !n.is_empty()), tag_name) {
+        (Some(n), Some(t)) if n != t => {
+            return Err(Error::invalid(format!(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
+                 different values (run_name='{n}', mlflow.runName='{t}')."
+            ))
+            .into());
+        }
+        (Some(n), _) => n.to_string(),
+        (None, Some(t)) if !t.is_empty() => t.to_string(),
+        _ => random_name(),
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let artifact_uri = child_uri(&exp.artifact_location, &format!("{run_id}/artifacts"));
+    let start_time = new.start_time.unwrap_or_else(now_ms);
+    let rows = c.query(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, \
+         artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, NULL, ?, 'active') RETURNING rid",
+        &[
+            run_id.as_str().into(),
+            exp.experiment_id.into(),
+            name.as_str().into(),
+            new.user_id.as_str().into(),
+            start_time.into(),
+            artifact_uri.into(),
+        ],
+    )?;
+    let rid = rows
+        .first()
+        .and_then(|r| r.first())
+        .ok_or_else(|| StoreError::Corrupt("insert returned no rid".into()))?
+        .int()?;
+    for tag in new.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
+        upsert_tag(c, rid, tag)?;
+    }
+    upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, name))?;
+    get(c, &run_id)
+}
+
+pub fn get(c: &mut dyn Conn, run_id: &str) -> Result<Run, StoreError> {
+    let info = load::run_info(c, run_id)?;
+    let mut runs = load::complete(c, vec![info])?;
+    runs.pop().ok_or_else(|| StoreError::Corrupt("run vanished".into()))
+}
+
+pub fn update(
+    c: &mut dyn Conn,
+    run_id: &str,
+    status: Option<RunStatus>,
+    end_time: Option<i64>,
+    run_name: Option<&str>,
+) -> Result<RunInfo, StoreError> {
+    let rid = load::active_rid(c, run_id)?;
+    if let Some(s) = status {
+        c.exec("UPDATE runs SET status = ? WHERE rid = ?", &[s.as_str().into(), rid.into()])?;
+    }
+    if let Some(t) = end_time {
+        c.exec("UPDATE runs SET end_time = ? WHERE rid = ?", &[t.into(), rid.into()])?;
+    }
+    if let Some(n) = run_name.filter(|n| !n.is_empty()) {
+        upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, n))?;
+    }
+    Ok(load::run_info(c, run_id)?.1)
+}
+
+/// Deletes (`restore == false`) or restores a run.
+pub fn set_stage(c: &mut dyn Conn, run_id: &str, restore: bool) -> Result<(), StoreError> {
+    let (rid, info) = load::run_info(c, run_id)?;
+    if restore {
+        let exp = experiments::get(c, info.experiment_id)?;
+        if exp.lifecycle_stage != LifecycleStage::Active {
+            return Err(Error::InvalidState(format!(
+                "Cannot restore run {run_id}: its experiment {} is deleted",
+                exp.experiment_id
+            ))
+            .into());
+        }
+        c.exec(
+            "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE rid = ?",
+            &[rid.into()],
+        )?;
+    } else {
+        if info.lifecycle_stage == LifecycleStage::Deleted {
+            return Err(Error::InvalidState(format!(
+                "The run {run_id} must be in the 'active' state. Current state is deleted."
+            ))
+            .into());
+        }
+        c.exec(
+            "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE rid = ?",
+            &[now_ms().into(), rid.into()],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn delete_tag(c: &mut dyn Conn, run_id: &str, key: &str) -> Result<(), StoreError> {
+    let rid = load::active_rid(c, run_id)?;
+    let n = c.exec("DELETE FROM run_tags WHERE rid = ? AND key = ?", &[rid.into(), key.into()])?;
+    if n == 0 {
+        return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")).into());
+    }
+    Ok(())
+}
+
+pub fn search(c: &mut dyn Conn, q: &RunSearch) -> Result<Page<Run>, StoreError> {
+    if q.experiment_ids.is_empty() {
+        return Ok(Page { items: Vec::new(), next_offset: None });
+    }
+    let order = search_sql::run_order(&q.order_by)?;
+    let filter = search_sql::run_filter(c.dialect(), &q.filter)?;
+    let mut params: Vec<SqlValue> = order.params;
+    params.extend(q.experiment_ids.iter().map(|&e| SqlValue::from(e)));
+    let mut conds = vec![
+        format!("r.experiment_id IN ({})", placeholders(q.experiment_ids.len())),
+        format!("r.{}", experiments::stage_cond(q.view)).replace("r.1 = 1", "1 = 1"),
+    ];
+    if !filter.sql.is_empty() {
+        conds.push(filter.sql);
+        params.extend(filter.params);
+    }
+    params.push((q.max_results as i64 + 1).into());
+    params.push((q.offset as i64).into());
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs r{} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+        order.joins,
+        conds.join(" AND "),
+        order.sql
+    );
+    let mut infos =
+        c.query(&sql, &params)?.into_iter().map(load::decode_info).collect::<Result<Vec<_>, _>>()?;
+    let next_offset = page_rest(&mut infos, q.max_results, q.offset);
+    let items = load::complete(c, infos)?;
+    Ok(Page { items, next_offset })
+}

@@ -1,0 +1,77 @@
+//! Fresh, migrated stores for the conformance suite.
+
+use sextant_store::MetaStore;
+
+const ROOT: &str = "mlflow-artifacts:";
+
+/// A migrated store and what it takes to clean it up.
+pub struct Fixture {
+    pub store: Box<dyn MetaStore>,
+    uri: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl Fixture {
+    /// A SQLite file in a temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("t.db").display());
+        let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
+        assert_eq!(applied, vec![1]);
+        let store = sextant_store::open(&uri, ROOT).unwrap();
+        Fixture { store, uri, _dir: Some(dir), pg_drop: None }
+    }
+
+    /// A fresh database on the test PostgreSQL server.
+    pub fn postgres() -> Self {
+        let admin = std::env::var("SEXTANT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("sextant_test_{}", uuid_like());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} is unreachable ({e}); run scripts/test, which starts it, or set SEXTANT_TEST_POSTGRES_URL")
+        });
+        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let uri = with_database(&admin, &name);
+        let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
+        assert_eq!(applied, vec![1]);
+        let store = sextant_store::open(&uri, ROOT).unwrap();
+        Fixture { store, uri, _dir: None, pg_drop: Some((admin, name)) }
+    }
+
+    /// Runs the migrations again; returns what they applied.
+    pub fn upgrade(&self) -> Vec<u32> {
+        sextant_store::upgrade(&self.uri, ROOT).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_drop.take() {
+            // Close the store's connections first, then drop the database.
+            self.store = sextant_store::open_in_memory(ROOT).unwrap();
+            if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+/// The admin URL with its database name replaced.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    match base[scheme_end..].find('/') {
+        Some(slash) => format!("{}/{db}{query}", &base[..scheme_end + slash]),
+        None => format!("{base}/{db}{query}"),
+    }
+}
