@@ -1,0 +1,140 @@
+//! The binary driven as a process: settings, migrations, graceful shutdown
+//! and durability of acknowledged writes across `kill -9`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+
+fn sextant(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env_remove("SEXTANT_LOG").output().unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http(port, "GET", "/health", "").map(|r| r.0) != Ok(200) {
+            assert!(Instant::now() < deadline, "server did not become healthy");
+            std::thread::yield_now();
+        }
+        server
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        let (status, body) = http(self.port, "POST", path, body).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_field<'a>(body: &'a str, field: &str) -> &'a str {
+    let start = body.find(&format!("\"{field}\"")).unwrap_or_else(|| panic!("{field} in {body}"));
+    let rest = &body[start + field.len() + 2..];
+    let rest = rest[rest.find('"').unwrap() + 1..].trim_start();
+    &rest[..rest.find('"').unwrap()]
+}
+
+#[test]
+fn refuses_a_public_address_without_allow_remote() {
+    let out = sextant(&["server", "--host", "0.0.0.0", "--port", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-remote"), "{err}");
+}
+
+#[test]
+fn db_upgrade_is_explicit_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("sqlite:///{}", dir.path().join("s.db").display());
+    let first = sextant(&["db", "upgrade", "--backend-store-uri", &uri]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("applied migrations: [1]"));
+    let second = sextant(&["db", "upgrade", "--backend-store-uri", &uri]);
+    assert!(String::from_utf8_lossy(&second.stderr).contains("up to date"));
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let run = server.post("/api/2.0/mlflow/runs/create", r#"{"experiment_id": "0"}"#);
+    let run_id = json_field(&run, "run_id").to_string();
+    let mut acknowledged = 0;
+    for batch in 0..40 {
+        let metrics: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"key": "m", "value": {i}, "timestamp": 1, "step": {}}}"#, batch * 100 + i))
+            .collect();
+        let body = format!(r#"{{"run_id": "{run_id}", "metrics": [{}]}}"#, metrics.join(","));
+        server.post("/api/2.0/mlflow/runs/log-batch", &body);
+        acknowledged += 100;
+    }
+    drop(server); // SIGKILL: no chance to flush anything.
+
+    let server = Server::start(dir.path());
+    let (status, body) = http(
+        server.port,
+        "GET",
+        &format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=m&max_results=25000"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body.matches("\"step\"").count(), acknowledged);
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut err = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("server stopped"), "{err}");
+}
