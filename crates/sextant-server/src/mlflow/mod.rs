@@ -1,12 +1,90 @@
 //! The MLflow-compatible REST API (3.17.2 wire format).
+//!
+//! Every RPC is served under `/api/2.0/mlflow` and its UI alias
+//! `/ajax-api/2.0/mlflow`. Handlers read a [`wire::Fields`], call the
+//! MetaStore on the blocking pool and write proto-JSON with [`convert`].
 
 mod artifacts;
+mod convert;
+mod experiments;
+mod logged_models;
+mod runs;
+mod wire;
 
 use axum::Router;
+use sextant_core::entities::ViewType;
+use sextant_core::search::{OrderBy, SearchKind, parse_order_by};
+use sextant_store::token;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+use wire::{Fields, invalid_value};
 
-/// Every MLflow route, under `/api/2.0/mlflow`, `/api/3.0/mlflow` and their `/ajax-api` aliases.
+/// Every MLflow route.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(artifacts::routes())
+    let rpc = || {
+        Router::new()
+            .merge(experiments::routes())
+            .merge(runs::routes())
+            .merge(logged_models::routes())
+    };
+    Router::new()
+        .nest("/api/2.0/mlflow", rpc())
+        .nest("/ajax-api/2.0/mlflow", rpc())
+        .merge(artifacts::routes())
+}
+
+/// An experiment id: MLflow's ids are integers carried as strings.
+fn experiment_id(s: &str) -> Result<i64, ApiError> {
+    s.trim().parse::<i64>().map_err(|_| {
+        ApiError::invalid(format!(
+            "Invalid experiment ID '{s}'. Experiment ID must be a valid integer."
+        ))
+    })
+}
+
+/// `max_results` with its default; zero, negative or above `max` is a 400.
+fn max_results(f: &Fields, field: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match f.opt_i64(field)? {
+        None => Ok(default),
+        Some(n) if n >= 1 && (n as u64) <= max => Ok(n as u64),
+        Some(n) => Err(invalid_value(field, &serde_json::Value::from(n))),
+    }
+}
+
+/// The offset named by `page_token` (0 without one).
+fn page_offset(f: &Fields) -> Result<u64, ApiError> {
+    match f.opt_str("page_token")? {
+        Some(t) if !t.is_empty() => Ok(token::decode_offset(&t)?),
+        _ => Ok(0),
+    }
+}
+
+/// The token of the next page, if there is one.
+fn next_page_token(next: Option<u64>) -> Option<String> {
+    next.map(token::encode_offset)
+}
+
+/// A parsed `order_by` list; duplicates are a 400 (MLflow answers 500).
+fn order_by(kind: SearchKind, clauses: &[String]) -> Result<Vec<OrderBy>, ApiError> {
+    // TODO(lead): switch to sextant_core::search::parse_order_by_list once it lands.
+    let mut out: Vec<OrderBy> = Vec::new();
+    for c in clauses {
+        let o = parse_order_by(kind, c)?;
+        if out.iter().any(|p| p.ident == o.ident) {
+            return Err(ApiError::invalid(format!("`order_by` contains duplicate fields: {c}")));
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
+/// A view type given by name or number.
+fn view_type(f: &Fields, field: &str) -> Result<Option<ViewType>, ApiError> {
+    match f.opt_str(field)? {
+        None => Ok(None),
+        Some(s) => ViewType::parse(&s)
+            .map(Some)
+            .ok_or_else(|| invalid_value(field, &serde_json::Value::from(s.as_str()))),
+    }
 }

@@ -1,0 +1,101 @@
+//! `MlflowService` experiment RPCs.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use sextant_core::entities::ViewType;
+use sextant_core::search::{SearchKind, parse_filter};
+use sextant_store::ExperimentSearch;
+
+use super::convert;
+use super::wire::{Fields, Obj, Reply, empty, reply};
+use super::{experiment_id, max_results, next_page_token, order_by, page_offset, view_type};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest `max_results` of experiment search.
+const MAX_EXPERIMENTS_PAGE: u64 = 50_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/create", post(create))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/get-by-name", get(get_by_name))
+        .route("/experiments/search", post(search).get(search))
+        .route("/experiments/update", post(update))
+        .route("/experiments/delete", post(delete))
+        .route("/experiments/restore", post(restore))
+        .route("/experiments/set-experiment-tag", post(set_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_tag))
+}
+
+async fn create(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let location = f.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    let tags = f.tags("tags")?;
+    let id = st.db(move |s| s.create_experiment(&name, location.as_deref(), &tags)).await?;
+    reply(Obj::new().set("experiment_id", id.to_string()))
+}
+
+async fn get_experiment(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    let e = st.db(move |s| s.get_experiment(id)).await?;
+    reply(Obj::new().set("experiment", convert::experiment(&e)))
+}
+
+async fn get_by_name(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("experiment_name")?;
+    let e = st.db(move |s| s.get_experiment_by_name(&name)).await?;
+    reply(Obj::new().set("experiment", convert::experiment(&e)))
+}
+
+async fn search(State(st): State<AppState>, f: Fields) -> Reply {
+    let max = max_results(&f, "max_results", 1000, MAX_EXPERIMENTS_PAGE)?;
+    let q = ExperimentSearch {
+        filter: parse_filter(SearchKind::Experiments, &f.opt_str("filter")?.unwrap_or_default())
+            .map_err(ApiError::from)?,
+        order_by: order_by(SearchKind::Experiments, &f.str_list("order_by")?)?,
+        view: view_type(&f, "view_type")?.unwrap_or(ViewType::ActiveOnly),
+        max_results: max,
+        offset: page_offset(&f)?,
+    };
+    let page = st.db(move |s| s.search_experiments(&q)).await?;
+    reply(
+        Obj::new()
+            .list("experiments", page.items.iter().map(|e| convert::experiment(e).into()).collect())
+            .opt("next_page_token", next_page_token(page.next_offset)),
+    )
+}
+
+async fn update(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    let new_name = f.req_str("new_name")?;
+    st.db(move |s| s.rename_experiment(id, &new_name)).await?;
+    empty()
+}
+
+async fn delete(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    st.db(move |s| s.delete_experiment(id)).await?;
+    empty()
+}
+
+async fn restore(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    st.db(move |s| s.restore_experiment(id)).await?;
+    empty()
+}
+
+async fn set_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    let tag = sextant_core::entities::Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    st.db(move |s| s.set_experiment_tag(id, &tag)).await?;
+    empty()
+}
+
+async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = experiment_id(&f.req_str("experiment_id")?)?;
+    let key = f.req_str("key")?;
+    st.db(move |s| s.delete_experiment_tag(id, &key)).await?;
+    empty()
+}

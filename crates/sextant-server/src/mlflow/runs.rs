@@ -1,0 +1,297 @@
+//! `MlflowService` run, logging and metric-history RPCs.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use sextant_core::entities::{
+    Dataset, DatasetInput, Metric, ModelOutput, NewRun, RunStatus, Tag, ViewType,
+};
+use sextant_core::search::{SearchKind, parse_filter};
+use sextant_store::RunSearch;
+
+use super::convert;
+use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
+use super::{experiment_id, max_results, next_page_token, order_by, page_offset, view_type};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest `max_results` of run search.
+const MAX_RUNS_PAGE: u64 = 50_000;
+/// The largest page of one metric's history.
+const MAX_HISTORY_PAGE: u64 = 25_000;
+/// The most runs one bulk history request may name.
+const MAX_BULK_RUNS: usize = 100;
+/// The most sampled steps per run of a bulk-interval request.
+const MAX_BULK_INTERVAL_RESULTS: u64 = 2_500;
+/// The run tag where the legacy LogModel RPC appends model metadata.
+const LOG_MODEL_HISTORY_TAG: &str = "mlflow.log-model.history";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/runs/create", post(create))
+        .route("/runs/get", get(get_run))
+        .route("/runs/update", post(update))
+        .route("/runs/delete", post(delete))
+        .route("/runs/restore", post(restore))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-inputs", post(log_inputs))
+        .route("/runs/outputs", post(log_outputs))
+        .route("/runs/log-model", post(log_model))
+        .route("/runs/search", post(search).get(search))
+        .route("/metrics/get-history", get(history))
+        .route("/metrics/get-history-bulk", get(history_bulk))
+        .route("/metrics/get-history-bulk-interval", get(history_bulk_interval))
+}
+
+fn run_id(f: &Fields) -> Result<String, ApiError> {
+    f.req_str_any(&["run_id", "run_uuid"])
+}
+
+async fn create(State(st): State<AppState>, f: Fields) -> Reply {
+    let new = NewRun {
+        experiment_id: experiment_id(&f.opt_str("experiment_id")?.unwrap_or_else(|| "0".into()))?,
+        user_id: f.opt_str("user_id")?.unwrap_or_default(),
+        run_name: f.opt_str("run_name")?,
+        start_time: f.opt_i64("start_time")?,
+        tags: f.tags("tags")?,
+    };
+    let run = st.db(move |s| s.create_run(&new)).await?;
+    reply(Obj::new().set("run", convert::run(&run, false)))
+}
+
+async fn get_run(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let run = st.db(move |s| s.get_run(&id)).await?;
+    reply(Obj::new().set("run", convert::run(&run, true)))
+}
+
+async fn update(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let status = match f.opt_str("status")? {
+        None => None,
+        Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Invalid value \"{s}\" for parameter 'status' supplied: must be one of RUNNING, \
+                 SCHEDULED, FINISHED, FAILED, KILLED."
+            ))
+        })?),
+    };
+    let end_time = f.opt_i64("end_time")?;
+    let name = f.opt_str("run_name")?;
+    let info = st.db(move |s| s.update_run(&id, status, end_time, name.as_deref())).await?;
+    reply(Obj::new().set("run_info", convert::run_info(&info)))
+}
+
+async fn delete(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    st.db(move |s| s.delete_run(&id)).await?;
+    empty()
+}
+
+async fn restore(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    st.db(move |s| s.restore_run(&id)).await?;
+    empty()
+}
+
+async fn log_metric(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let metric = f.metric()?;
+    st.db(move |s| s.log_batch(&id, &[metric], &[], &[])).await?;
+    empty()
+}
+
+async fn log_param(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let param = Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    st.db(move |s| s.log_batch(&id, &[], &[param], &[])).await?;
+    empty()
+}
+
+async fn set_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let tag = Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    st.db(move |s| s.log_batch(&id, &[], &[], &[tag])).await?;
+    empty()
+}
+
+async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let key = f.req_str("key")?;
+    st.db(move |s| s.delete_tag(&id, &key)).await?;
+    empty()
+}
+
+async fn log_batch(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let metrics: Vec<Metric> =
+        f.messages("metrics")?.iter().map(Fields::metric).collect::<Result<_, _>>()?;
+    let params = f.tags("params")?;
+    let tags = f.tags("tags")?;
+    st.db(move |s| s.log_batch(&id, &metrics, &params, &tags)).await?;
+    empty()
+}
+
+fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {
+    let d = f.message("dataset")?.ok_or_else(|| ApiError::missing("dataset"))?;
+    Ok(DatasetInput {
+        dataset: Dataset {
+            name: d.req_str("name")?,
+            digest: d.req_str("digest")?,
+            source_type: d.req_str("source_type")?,
+            source: d.req_str("source")?,
+            schema: d.opt_str("schema")?,
+            profile: d.opt_str("profile")?,
+        },
+        tags: f.tags("tags")?,
+    })
+}
+
+async fn log_inputs(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let datasets: Vec<DatasetInput> =
+        f.messages("datasets")?.iter().map(dataset_input).collect::<Result<_, _>>()?;
+    let models: Vec<String> =
+        f.messages("models")?.iter().map(|m| m.req_str("model_id")).collect::<Result<_, _>>()?;
+    st.db(move |s| s.log_inputs(&id, &datasets, &models)).await?;
+    empty()
+}
+
+async fn log_outputs(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    if !f.has("models") {
+        return Err(ApiError::missing("models"));
+    }
+    let models: Vec<ModelOutput> = f
+        .messages("models")?
+        .iter()
+        .map(|m| Ok(ModelOutput { model_id: m.req_str("model_id")?, step: m.opt_i64("step")?.unwrap_or(0) }))
+        .collect::<Result<_, ApiError>>()?;
+    st.db(move |s| s.log_outputs(&id, &models)).await?;
+    empty()
+}
+
+/// The legacy LogModel RPC: appends the model's JSON to the run's
+/// `mlflow.log-model.history` tag, as MLflow's SQL store does.
+async fn log_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let model_json = f.req_str("model_json")?;
+    let model: serde_json::Value = serde_json::from_str(&model_json)
+        .map_err(|_| invalid_value("model_json", &serde_json::Value::from(model_json.as_str())))?;
+    st.db(move |s| {
+        let run = s.get_run(&id)?;
+        let mut history = run
+            .data
+            .tags
+            .iter()
+            .find(|t| t.key == LOG_MODEL_HISTORY_TAG)
+            .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t.value).ok())
+            .unwrap_or_default();
+        history.push(model);
+        let value = serde_json::Value::from(history).to_string();
+        s.log_batch(&id, &[], &[], &[Tag::new(LOG_MODEL_HISTORY_TAG, value)])
+    })
+    .await?;
+    empty()
+}
+
+async fn search(State(st): State<AppState>, f: Fields) -> Reply {
+    let experiment_ids =
+        f.str_list("experiment_ids")?.iter().map(|e| experiment_id(e)).collect::<Result<_, _>>()?;
+    let q = RunSearch {
+        experiment_ids,
+        filter: parse_filter(SearchKind::Runs, &f.opt_str("filter")?.unwrap_or_default())
+            .map_err(ApiError::from)?,
+        order_by: order_by(SearchKind::Runs, &f.str_list("order_by")?)?,
+        view: view_type(&f, "run_view_type")?.unwrap_or(ViewType::ActiveOnly),
+        max_results: max_results(&f, "max_results", 1000, MAX_RUNS_PAGE)?,
+        offset: page_offset(&f)?,
+    };
+    let page = st.db(move |s| s.search_runs(&q)).await?;
+    reply(
+        Obj::new()
+            .list("runs", page.items.iter().map(|r| convert::run(r, true).into()).collect())
+            .opt("next_page_token", next_page_token(page.next_offset)),
+    )
+}
+
+async fn history(State(st): State<AppState>, f: Fields) -> Reply {
+    let id = run_id(&f)?;
+    let key = f.req_str("metric_key")?;
+    let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
+    let offset = page_offset(&f)?;
+    let page = st.db(move |s| s.metric_history(&id, &key, max, offset)).await?;
+    reply(
+        Obj::new()
+            .list("metrics", convert::metrics(&page.items))
+            .opt("next_page_token", next_page_token(page.next_offset)),
+    )
+}
+
+fn bulk_run_ids(f: &Fields, field: &str) -> Result<Vec<String>, ApiError> {
+    let ids = f.str_list(field)?;
+    if ids.is_empty() {
+        return Err(ApiError::missing(field));
+    }
+    if ids.len() > MAX_BULK_RUNS {
+        return Err(ApiError::invalid(format!(
+            "GetMetricHistoryBulk request must specify at most {MAX_BULK_RUNS} run_ids. Received {} run_ids.",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// The UI's bulk history: full histories of one metric for several runs.
+async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
+    let ids = bulk_run_ids(&f, "run_id")?;
+    let key = f.req_str("metric_key")?;
+    let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
+    let metrics = st
+        .db(move |s| {
+            let mut ids = ids;
+            ids.sort();
+            ids.dedup();
+            let mut out = Vec::new();
+            for id in ids {
+                let room = max.saturating_sub(out.len() as u64);
+                if room == 0 {
+                    break;
+                }
+                let page = s.metric_history(&id, &key, room, 0)?;
+                out.extend(page.items.into_iter().map(|mut m| {
+                    m.run_id = Some(id.clone());
+                    m
+                }));
+            }
+            Ok(out)
+        })
+        .await?;
+    reply(Obj::new().list("metrics", convert::metrics(&metrics)))
+}
+
+async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
+    let ids = bulk_run_ids(&f, "run_ids")?;
+    let key = f.req_str("metric_key")?;
+    let steps = match (f.opt_i64("start_step")?, f.opt_i64("end_step")?) {
+        (None, None) => None,
+        (Some(a), Some(b)) if a <= b => Some((a, b)),
+        (Some(a), Some(b)) => {
+            return Err(ApiError::invalid(format!(
+                "end_step must be greater than start_step. Found start_step={a} and end_step={b}."
+            )));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "If either start step or end step are specified, both must be specified.",
+            ));
+        }
+    };
+    let max = max_results(&f, "max_results", MAX_BULK_INTERVAL_RESULTS, MAX_BULK_INTERVAL_RESULTS)?;
+    let metrics = st.db(move |s| s.metric_history_bulk_interval(&ids, &key, steps, max)).await?;
+    reply(Obj::new().list("metrics", convert::metrics(&metrics)))
+}

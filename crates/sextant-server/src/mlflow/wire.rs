@@ -1,0 +1,368 @@
+//! MLflow's wire conventions, both ways.
+//!
+//! In: a request message arrives as query parameters (GET; repeated keys are
+//! repeated fields) or as a JSON body (every other verb). [`Fields`] holds
+//! either as one JSON object and reads typed fields leniently, as protobuf's
+//! `ParseDict` does (numbers may be strings, doubles may be `"NaN"`), with
+//! MLflow's error messages.
+//!
+//! Out: proto-JSON. int64 as JSON numbers, doubles that are not finite as
+//! strings, unset fields and empty repeated fields omitted.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, header};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+use sextant_core::entities::{Metric, Tag};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest JSON request body accepted (MLflow's log-batch limit is 1 MB
+/// of JSON; experiment and dataset fields may be larger).
+const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
+
+/// A request message as a JSON object, from the query string or the body.
+#[derive(Debug, Default)]
+pub struct Fields(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for Fields {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let query = req.uri().query().unwrap_or("").to_string();
+        if req.method() == Method::GET && !query.is_empty() {
+            return Ok(Fields(parse_query(&query)));
+        }
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
+        let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestLimitExceeded,
+                format!("request body is larger than {MAX_JSON_BODY} bytes"),
+            )
+        })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Fields(parse_query(&query)));
+        }
+        if json_type == Some(false) {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "Bad Request. Content-Type must be one of ['application/json'].",
+            ));
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(_) => Err(ApiError::new(ErrorCode::BadRequest, "request body must be a JSON object")),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("request body is not valid JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// Query parameters as a JSON object; a repeated key becomes an array.
+fn parse_query(query: &str) -> Map<String, Value> {
+    let mut map = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = decode_component(k);
+        let v = Value::String(decode_component(v));
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(v),
+            Some(first) => {
+                let first = first.take();
+                map.insert(k, Value::Array(vec![first, v]));
+            }
+            None => {
+                map.insert(k, v);
+            }
+        }
+    }
+    map
+}
+
+fn decode_component(s: &str) -> String {
+    percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+}
+
+/// Python's name for a JSON value's type, as MLflow's messages show it.
+fn py_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// MLflow's message for a field of the wrong type.
+pub fn invalid_value(field: &str, v: &Value) -> ApiError {
+    ApiError::invalid(format!(
+        "Invalid value {v} for parameter '{field}' supplied:  Hint: Value was of type '{}'. \
+         See the API docs for more information about request parameters.",
+        py_type(v)
+    ))
+}
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&Value> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// Whether the field is present (even if empty).
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// An optional string field; numbers are accepted and printed.
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(v) => Err(invalid_value(name, v)),
+        }
+    }
+
+    /// A required string field; empty counts as missing, as in MLflow.
+    pub fn req_str(&self, name: &str) -> Result<String, ApiError> {
+        match self.opt_str(name)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(ApiError::missing(name)),
+        }
+    }
+
+    /// The first present of several spellings (`run_id`, then `run_uuid`).
+    pub fn req_str_any(&self, names: &[&str]) -> Result<String, ApiError> {
+        for name in names {
+            if let Some(s) = self.opt_str(name)?
+                && !s.is_empty()
+            {
+                return Ok(s);
+            }
+        }
+        Err(ApiError::missing(names[0]))
+    }
+
+    /// An optional int64 field; integral numbers and numeric strings are accepted.
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        let parsed = match v {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
+            }),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| invalid_value(name, v))
+    }
+
+    /// A required int64 field.
+    pub fn req_i64(&self, name: &str) -> Result<i64, ApiError> {
+        self.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))
+    }
+
+    /// An optional double; `"NaN"`, `"Infinity"` and `"-Infinity"` are accepted.
+    pub fn opt_f64(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        let parsed = match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => parse_double(s),
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| invalid_value(name, v))
+    }
+
+    /// An optional boolean; `true`/`false` in any case when given as a string.
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        match v {
+            Value::Bool(b) => Ok(Some(*b)),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            _ => Err(invalid_value(name, v)),
+        }
+    }
+
+    /// A repeated string field (a single string counts as one item).
+    pub fn str_list(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(invalid_value(name, v)),
+                })
+                .collect(),
+            Some(v) => Err(invalid_value(name, v)),
+        }
+    }
+
+    /// A repeated message field, each item as its own [`Fields`].
+    pub fn messages(&self, name: &str) -> Result<Vec<Fields>, ApiError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(Fields(m.clone())),
+                    _ => Err(invalid_value(name, v)),
+                })
+                .collect(),
+            Some(v) => Err(invalid_value(name, v)),
+        }
+    }
+
+    /// An optional message field.
+    pub fn message(&self, name: &str) -> Result<Option<Fields>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Fields(m.clone()))),
+            Some(v) => Err(invalid_value(name, v)),
+        }
+    }
+
+    /// A repeated `{key, value}` field (tags, params); `key` is required.
+    pub fn tags(&self, name: &str) -> Result<Vec<Tag>, ApiError> {
+        self.messages(name)?
+            .iter()
+            .map(|t| Ok(Tag::new(t.req_str("key")?, t.opt_str("value")?.unwrap_or_default())))
+            .collect()
+    }
+
+    /// A metric message (`LogMetric`'s body or an item of `LogBatch.metrics`).
+    pub fn metric(&self) -> Result<Metric, ApiError> {
+        let key = self.req_str("key")?;
+        let value = self.opt_f64("value")?.ok_or_else(|| ApiError::missing("value"))?;
+        let timestamp = self.req_i64("timestamp")?;
+        let step = self.opt_i64("step")?.unwrap_or(0);
+        let mut metric = Metric::new(key, value, timestamp, step);
+        metric.model_id = self.opt_str("model_id")?.filter(|s| !s.is_empty());
+        metric.dataset_name = self.opt_str("dataset_name")?.filter(|s| !s.is_empty());
+        metric.dataset_digest = self.opt_str("dataset_digest")?.filter(|s| !s.is_empty());
+        Ok(metric)
+    }
+}
+
+fn parse_double(s: &str) -> Option<f64> {
+    match s.trim() {
+        "NaN" | "nan" => Some(f64::NAN),
+        "Infinity" | "inf" | "Inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" | "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse::<f64>().ok().filter(|f| f.is_finite()),
+    }
+}
+
+/// A double as proto-JSON writes it.
+pub fn double(v: f64) -> Value {
+    if v.is_nan() {
+        Value::from("NaN")
+    } else if v == f64::INFINITY {
+        Value::from("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        Value::from("-Infinity")
+    } else {
+        Value::from(v)
+    }
+}
+
+/// A JSON object built field by field, omitting what proto-JSON omits.
+#[derive(Debug, Default)]
+pub struct Obj(Map<String, Value>);
+
+impl Obj {
+    pub fn new() -> Self {
+        Obj(Map::new())
+    }
+    /// Sets a field.
+    pub fn set(mut self, key: &str, v: impl Into<Value>) -> Self {
+        self.0.insert(key.to_string(), v.into());
+        self
+    }
+    /// Sets a field when the value is present.
+    pub fn opt(self, key: &str, v: Option<impl Into<Value>>) -> Self {
+        match v {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+    /// Sets a repeated field unless it is empty.
+    pub fn list(self, key: &str, items: Vec<Value>) -> Self {
+        if items.is_empty() { self } else { self.set(key, Value::Array(items)) }
+    }
+    /// Sets a message field unless it is empty.
+    pub fn nonempty(self, key: &str, v: Obj) -> Self {
+        if v.0.is_empty() { self } else { self.set(key, v) }
+    }
+}
+
+impl From<Obj> for Value {
+    fn from(o: Obj) -> Value {
+        Value::Object(o.0)
+    }
+}
+
+/// A handler's answer: a JSON object.
+pub type Reply = Result<axum::Json<Value>, ApiError>;
+
+/// Wraps an object as a reply.
+pub fn reply(o: Obj) -> Reply {
+    Ok(axum::Json(o.into()))
+}
+
+/// The empty reply `{}`.
+pub fn empty() -> Reply {
+    reply(Obj::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_become_fields_with_repeated_keys() {
+        let m = parse_query("run_ids=a&run_ids=b&metric_key=my+key%2Fx&max_results=10");
+        let f = Fields(m);
+        assert_eq!(f.str_list("run_ids").unwrap(), vec!["a", "b"]);
+        assert_eq!(f.req_str("metric_key").unwrap(), "my key/x");
+        assert_eq!(f.opt_i64("max_results").unwrap(), Some(10));
+        assert_eq!(f.str_list("absent").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lenient_numbers_and_mlflow_messages() {
+        let f = Fields(
+            serde_json::json!({"a": "NaN", "b": "1.5", "c": "abc", "d": 3.0, "e": "", "t": "True"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert!(f.opt_f64("a").unwrap().unwrap().is_nan());
+        assert_eq!(f.opt_f64("b").unwrap(), Some(1.5));
+        let err = f.opt_f64("c").unwrap_err();
+        assert!(err.message.contains("Invalid value \"abc\" for parameter 'c'"), "{}", err.message);
+        assert_eq!(f.opt_i64("d").unwrap(), Some(3));
+        assert!(f.req_str("e").unwrap_err().message.contains("Missing value for required parameter 'e'"));
+        assert_eq!(f.opt_bool("t").unwrap(), Some(true));
+    }
+
+    #[test]
+    fn doubles_write_like_proto_json() {
+        assert_eq!(double(f64::NAN), Value::from("NaN"));
+        assert_eq!(double(f64::NEG_INFINITY), Value::from("-Infinity"));
+        assert_eq!(double(1.5), Value::from(1.5));
+    }
+}
