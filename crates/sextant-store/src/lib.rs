@@ -9,7 +9,6 @@ mod error;
 mod migrations;
 mod names;
 mod postgres;
-mod rules;
 mod search_sql;
 mod sql_store;
 mod sqlite;

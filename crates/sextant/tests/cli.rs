@@ -50,7 +50,7 @@ impl Server {
             .unwrap();
         let server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while http(port, "GET", "/health", "").map(|r| r.0) != Ok(200) {
+        while http(port, "GET", "/health", "").map(|r| r.0).ok() != Some(200) {
             assert!(Instant::now() < deadline, "server did not become healthy");
             std::thread::yield_now();
         }

@@ -2,7 +2,7 @@
 
 use sextant_core::Error;
 use sextant_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
-use crate::rules as validation;
+use sextant_core::validation;
 
 use super::{child_uri, now_ms};
 use crate::StoreError;

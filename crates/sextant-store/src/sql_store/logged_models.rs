@@ -8,7 +8,7 @@ use sextant_core::entities::{
     LifecycleStage, LoggedModel, LoggedModelStatus, NewLoggedModel, Page, Param, Tag,
 };
 use sextant_core::search::{Comparator, Entity, Value};
-use crate::rules as validation;
+use sextant_core::validation;
 
 use super::experiments::{self, page_rest};
 use super::logging::decode_metric;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sextant_core::Error;
 use sextant_core::entities::{DatasetInput, Metric, ModelOutput, Page, Param, Tag};
-use crate::rules as validation;
+use sextant_core::validation;
 
 use super::experiments::page_rest;
 use super::load::{self, metric_value};
@@ -25,22 +25,22 @@ pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result
         if seen.insert(m.key.as_str()) {
             validation::validate_key("metric", &m.key)?;
         }
+        validation::validate_metric_timestamp(&m.key, m.value, m.timestamp)?;
     }
-    let mut keys: HashMap<&str, &str> = HashMap::new();
+    let mut keys = HashSet::new();
     let mut dups = Vec::new();
     for p in params {
         validation::validate_key("param", &p.key)?;
-        if let Some(prev) = keys.insert(p.key.as_str(), p.value.as_str()) {
-            if prev != p.value {
-                dups.push(format!("'{}'", p.key));
-            }
+        if !keys.insert(p.key.as_str()) && !dups.contains(&p.key.as_str()) {
+            dups.push(p.key.as_str());
         }
     }
     if !dups.is_empty() {
+        let listed: Vec<String> = dups.iter().map(|k| format!("'{k}'")).collect();
         return Err(Error::invalid(format!(
             "Duplicate parameter keys have been submitted: [{}]. Please ensure the request \
              contains only one param value per param key.",
-            dups.join(", ")
+            listed.join(", ")
         ))
         .into());
     }

@@ -2,7 +2,7 @@
 
 use sextant_core::Error;
 use sextant_core::entities::{LifecycleStage, NewRun, Page, Run, RunInfo, RunStatus, Tag};
-use crate::rules as validation;
+use sextant_core::validation;
 
 use super::experiments::{self, page_rest};
 use super::load::{self, RUN_COLUMNS};
