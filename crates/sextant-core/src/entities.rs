@@ -16,7 +16,10 @@ pub struct Tag {
 impl Tag {
     /// A tag from anything string-like.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Tag { key: key.into(), value: value.into() }
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -117,7 +120,10 @@ impl RunStatus {
 
     /// Whether the run has ended.
     pub fn is_terminated(self) -> bool {
-        matches!(self, RunStatus::Finished | RunStatus::Failed | RunStatus::Killed)
+        matches!(
+            self,
+            RunStatus::Finished | RunStatus::Failed | RunStatus::Killed
+        )
     }
 }
 

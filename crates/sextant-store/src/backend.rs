@@ -27,7 +27,9 @@ impl SqlValue {
     pub fn int(&self) -> Result<i64, StoreError> {
         match self {
             SqlValue::Int(i) => Ok(*i),
-            other => Err(StoreError::Corrupt(format!("expected an integer, found {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected an integer, found {other:?}"
+            ))),
         }
     }
     /// The value as an optional integer.
@@ -42,14 +44,18 @@ impl SqlValue {
         match self {
             SqlValue::Real(f) => Ok(*f),
             SqlValue::Int(i) => Ok(*i as f64),
-            other => Err(StoreError::Corrupt(format!("expected a number, found {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected a number, found {other:?}"
+            ))),
         }
     }
     /// The value as text, consuming it.
     pub fn text(self) -> Result<String, StoreError> {
         match self {
             SqlValue::Text(s) => Ok(s),
-            other => Err(StoreError::Corrupt(format!("expected text, found {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected text, found {other:?}"
+            ))),
         }
     }
     /// The value as optional text.

@@ -16,7 +16,5 @@ mod store;
 pub mod token;
 
 pub use error::StoreError;
-pub use store::{
-    ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, open, upgrade,
-};
 pub use sql_store::{SqlStore, open_in_memory};
+pub use store::{ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, open, upgrade};

@@ -245,8 +245,16 @@ fn current_version(conn: &mut dyn Conn) -> Result<u32, StoreError> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_time BIGINT NOT NULL)",
         &[],
     )?;
-    let rows = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
-    let v = rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0);
+    let rows = conn.query(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        &[],
+    )?;
+    let v = rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|v| v.int())
+        .transpose()?
+        .unwrap_or(0);
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))
 }
 
@@ -256,7 +264,8 @@ fn render(ddl: &str, dialect: Dialect) -> String {
         Dialect::Sqlite => ("INTEGER PRIMARY KEY", " WITHOUT ROWID"),
         Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", ""),
     };
-    ddl.replace("{pk}", pk).replace("{without_rowid}", without_rowid)
+    ddl.replace("{pk}", pk)
+        .replace("{without_rowid}", without_rowid)
 }
 
 /// Applies pending migrations inside the caller's transaction; returns the
@@ -314,10 +323,22 @@ pub fn check(conn: &mut dyn Conn) -> Result<(), StoreError> {
         },
         &[],
     )?;
-    let exists = rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0);
+    let exists = rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|v| v.int())
+        .transpose()?
+        .unwrap_or(0);
     let version = if exists > 0 {
-        let rows = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
-        rows.first().and_then(|r| r.first()).map(|v| v.int()).transpose()?.unwrap_or(0)
+        let rows = conn.query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?;
+        rows.first()
+            .and_then(|r| r.first())
+            .map(|v| v.int())
+            .transpose()?
+            .unwrap_or(0)
     } else {
         0
     };

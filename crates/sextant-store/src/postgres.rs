@@ -22,7 +22,10 @@ pub struct Postgres {
 impl Postgres {
     /// Connects to `postgresql://…` (or `postgres://…`) and checks the connection.
     pub fn open(uri: &str) -> Result<Self, StoreError> {
-        let pg = Postgres { uri: uri.to_string(), idle: Mutex::new(Vec::new()) };
+        let pg = Postgres {
+            uri: uri.to_string(),
+            idle: Mutex::new(Vec::new()),
+        };
         let client = pg.client()?;
         pg.release(client);
         Ok(pg)
@@ -30,10 +33,10 @@ impl Postgres {
 
     /// A fresh client outside the pool, for session-level work such as advisory locks.
     pub fn client(&self) -> Result<Client, StoreError> {
-        if let Some(c) = self.idle.lock().expect("pool poisoned").pop() {
-            if !c.is_closed() {
-                return Ok(c);
-            }
+        if let Some(c) = self.idle.lock().expect("pool poisoned").pop()
+            && !c.is_closed()
+        {
+            return Ok(c);
         }
         Ok(Client::connect(&self.uri, NoTls)?)
     }
@@ -96,7 +99,9 @@ impl Conn for PgConn<'_, '_> {
     }
 
     fn exec(&mut self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
-        Ok(self.0.execute(numbered_placeholders(sql).as_str(), &params(values))?)
+        Ok(self
+            .0
+            .execute(numbered_placeholders(sql).as_str(), &params(values))?)
     }
 
     fn exec_many(&mut self, sql: &str, rows: &[Vec<SqlValue>]) -> Result<u64, StoreError> {
@@ -109,7 +114,9 @@ impl Conn for PgConn<'_, '_> {
     }
 
     fn query(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let rows = self.0.query(numbered_placeholders(sql).as_str(), &params(values))?;
+        let rows = self
+            .0
+            .query(numbered_placeholders(sql).as_str(), &params(values))?;
         rows.iter().map(decode_row).collect()
     }
 }

@@ -84,7 +84,11 @@ fn string_cmp(
         }
         (Comparator::In | Comparator::NotIn, Value::List(items)) => {
             params.extend(items.iter().map(SqlValue::from));
-            Ok(format!("{col} {} ({})", op_sql(c.op), placeholders(items.len())))
+            Ok(format!(
+                "{col} {} ({})",
+                op_sql(c.op),
+                placeholders(items.len())
+            ))
         }
         _ => Err(invalid(format!(
             "Invalid comparison '{}' for '{}'",
@@ -97,17 +101,27 @@ fn string_cmp(
 /// `col <op> value` for an integer column; string values must be integers.
 fn int_cmp(col: &str, c: &Comparison, params: &mut Vec<SqlValue>) -> Result<String, StoreError> {
     let as_int = |s: &str| {
-        s.trim().parse::<i64>().map_err(|_| invalid(format!("Invalid value '{s}' for '{}'", c.ident.key)))
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(format!("Invalid value '{s}' for '{}'", c.ident.key)))
     };
     match (&c.op, &c.value) {
         (Comparator::In | Comparator::NotIn, Value::List(items)) => {
             for s in items {
                 params.push(as_int(s)?.into());
             }
-            Ok(format!("{col} {} ({})", op_sql(c.op), placeholders(items.len())))
+            Ok(format!(
+                "{col} {} ({})",
+                op_sql(c.op),
+                placeholders(items.len())
+            ))
         }
         (
-            Comparator::Eq | Comparator::Ne | Comparator::Gt | Comparator::Ge | Comparator::Lt
+            Comparator::Eq
+            | Comparator::Ne
+            | Comparator::Gt
+            | Comparator::Ge
+            | Comparator::Lt
             | Comparator::Le,
             v,
         ) => {
@@ -115,7 +129,12 @@ fn int_cmp(col: &str, c: &Comparison, params: &mut Vec<SqlValue>) -> Result<Stri
                 Value::Int(i) => *i,
                 Value::Number(f) if f.fract() == 0.0 => *f as i64,
                 Value::Str(s) => as_int(s)?,
-                _ => return Err(invalid(format!("Expected an integer value for '{}'", c.ident.key))),
+                _ => {
+                    return Err(invalid(format!(
+                        "Expected an integer value for '{}'",
+                        c.ident.key
+                    )));
+                }
             };
             params.push(n.into());
             Ok(format!("{col} {} ?", op_sql(c.op)))
@@ -159,19 +178,35 @@ pub fn run_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreError> {
                 let v = match c.value {
                     Value::Number(f) => f,
                     Value::Int(i) => i as f64,
-                    _ => return Err(invalid(format!("Expected numeric value type for metric '{}'", c.ident.key))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "Expected numeric value type for metric '{}'",
+                            c.ident.key
+                        )));
+                    }
                 };
                 p.push(c.ident.key.as_str().into());
                 p.push(v.into());
                 // NaN never compares, except that it differs from every number.
                 let cmp = match c.op {
                     Comparator::Ne => "(m.is_nan = 1 OR m.value != ?)".to_string(),
-                    Comparator::Eq | Comparator::Gt | Comparator::Ge | Comparator::Lt | Comparator::Le => {
+                    Comparator::Eq
+                    | Comparator::Gt
+                    | Comparator::Ge
+                    | Comparator::Lt
+                    | Comparator::Le => {
                         format!("m.is_nan = 0 AND m.value {} ?", op_sql(c.op))
                     }
-                    _ => return Err(invalid(format!("Invalid comparator '{}' for metric", op_sql(c.op)))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "Invalid comparator '{}' for metric",
+                            op_sql(c.op)
+                        )));
+                    }
                 };
-                format!("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.rid = r.rid AND m.key = ? AND {cmp})")
+                format!(
+                    "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.rid = r.rid AND m.key = ? AND {cmp})"
+                )
             }
             Entity::Param => key_value_cmp(d, "params", "rid = r.rid", c, p)?,
             Entity::Tag => key_value_cmp(d, "run_tags", "rid = r.rid", c, p)?,
@@ -183,14 +218,20 @@ pub fn run_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreError> {
                 "artifact_uri" => string_cmp(d, "r.artifact_uri", c, p)?,
                 "start_time" => int_cmp("r.start_time", c, p)?,
                 "end_time" => int_cmp("r.end_time", c, p)?,
-                other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+                other => {
+                    return Err(invalid(format!(
+                        "Invalid attribute key '{other}' specified."
+                    )));
+                }
             },
             Entity::Dataset => {
                 let col = match c.ident.key.as_str() {
                     "name" => "ds.name",
                     "digest" => "ds.digest",
                     "context" => "ctx.value",
-                    other => return Err(invalid(format!("Invalid dataset key '{other}' specified."))),
+                    other => {
+                        return Err(invalid(format!("Invalid dataset key '{other}' specified.")));
+                    }
                 };
                 let cmp = string_cmp(d, col, c, p)?;
                 format!(
@@ -226,7 +267,11 @@ pub fn run_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
                 terms.push(format!("{alias}.value {dir}"));
             }
             Entity::Param | Entity::Tag => {
-                let table = if o.ident.entity == Entity::Param { "params" } else { "run_tags" };
+                let table = if o.ident.entity == Entity::Param {
+                    "params"
+                } else {
+                    "run_tags"
+                };
                 out.joins.push_str(&format!(
                     " LEFT JOIN {table} {alias} ON {alias}.rid = r.rid AND {alias}.key = ?"
                 ));
@@ -243,7 +288,11 @@ pub fn run_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
                     "artifact_uri" => "r.artifact_uri",
                     "start_time" => "r.start_time",
                     "end_time" => "r.end_time",
-                    other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+                    other => {
+                        return Err(invalid(format!(
+                            "Invalid attribute key '{other}' specified."
+                        )));
+                    }
                 };
                 terms.push(format!("({col} IS NULL) ASC"));
                 terms.push(format!("{col} {dir}"));
@@ -264,13 +313,23 @@ pub fn experiment_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreE
     for c in &filter.clauses {
         let p = &mut out.params;
         let cond = match c.ident.entity {
-            Entity::Tag => key_value_cmp(d, "experiment_tags", "experiment_id = e.experiment_id", c, p)?,
+            Entity::Tag => key_value_cmp(
+                d,
+                "experiment_tags",
+                "experiment_id = e.experiment_id",
+                c,
+                p,
+            )?,
             Entity::Attribute => match c.ident.key.as_str() {
                 "name" => string_cmp(d, "e.name", c, p)?,
                 "experiment_id" => int_cmp("e.experiment_id", c, p)?,
                 "creation_time" => int_cmp("e.creation_time", c, p)?,
                 "last_update_time" => int_cmp("e.last_update_time", c, p)?,
-                other => return Err(invalid(format!("Invalid attribute key '{other}' specified."))),
+                other => {
+                    return Err(invalid(format!(
+                        "Invalid attribute key '{other}' specified."
+                    )));
+                }
             },
             Entity::Metric | Entity::Param | Entity::Dataset => {
                 return Err(invalid(format!(
@@ -304,7 +363,10 @@ pub fn experiment_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
         terms.push("e.creation_time DESC".into());
     }
     terms.push("e.experiment_id ASC".into());
-    Ok(Fragment { sql: terms.join(", "), ..Fragment::default() })
+    Ok(Fragment {
+        sql: terms.join(", "),
+        ..Fragment::default()
+    })
 }
 
 #[cfg(test)]

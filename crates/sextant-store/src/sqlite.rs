@@ -34,15 +34,18 @@ impl Sqlite {
             ":memory:" | "" => None,
             p => Some(PathBuf::from(p)),
         };
-        if let Some(dir) = path.as_ref().and_then(|p| p.parent()) {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Config(format!("creating {}: {e}", dir.display()))
-                })?;
-            }
+        if let Some(dir) = path.as_ref().and_then(|p| p.parent())
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("creating {}: {e}", dir.display())))?;
         }
         let writer = connect(path.as_ref())?;
-        Ok(Sqlite { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(Sqlite {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     fn reader(&self) -> Result<Connection, StoreError> {

@@ -127,8 +127,11 @@ pub trait MetaStore: Send + Sync {
     /// Creates a logged model in `PENDING` state.
     fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError>;
     /// Returns a logged model; deleted ones only when `allow_deleted`.
-    fn get_logged_model(&self, model_id: &str, allow_deleted: bool)
-    -> Result<LoggedModel, StoreError>;
+    fn get_logged_model(
+        &self,
+        model_id: &str,
+        allow_deleted: bool,
+    ) -> Result<LoggedModel, StoreError>;
     /// Sets the upload status of a logged model.
     fn finalize_logged_model(
         &self,
@@ -144,8 +147,7 @@ pub trait MetaStore: Send + Sync {
     /// Adds params to a logged model.
     fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<(), StoreError>;
     /// Searches logged models.
-    fn search_logged_models(&self, q: &LoggedModelSearch)
-    -> Result<Page<LoggedModel>, StoreError>;
+    fn search_logged_models(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

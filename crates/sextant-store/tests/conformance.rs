@@ -5,12 +5,12 @@
 
 mod support;
 
+use sextant_core::Error;
 use sextant_core::entities::{
     Dataset, DatasetInput, LifecycleStage, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, RunStatus, Tag, ViewType,
 };
 use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
-use sextant_core::Error;
 use sextant_store::{ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, StoreError};
 
 use support::Fixture;
@@ -55,7 +55,12 @@ fn domain(e: StoreError) -> Error {
 
 fn new_run(store: &dyn MetaStore, exp: i64) -> String {
     let run = store
-        .create_run(&NewRun { experiment_id: exp, user_id: "ada".into(), start_time: Some(1000), ..NewRun::default() })
+        .create_run(&NewRun {
+            experiment_id: exp,
+            user_id: "ada".into(),
+            start_time: Some(1000),
+            ..NewRun::default()
+        })
         .unwrap();
     run.info.run_id
 }
@@ -64,39 +69,85 @@ fn default_experiment_exists(f: &Fixture) {
     let e = f.store.get_experiment(0).unwrap();
     assert_eq!(e.name, "Default");
     assert_eq!(e.artifact_location, "mlflow-artifacts:/0");
-    assert_eq!(f.store.get_experiment_by_name("Default").unwrap().experiment_id, 0);
+    assert_eq!(
+        f.store
+            .get_experiment_by_name("Default")
+            .unwrap()
+            .experiment_id,
+        0
+    );
 }
 
 fn experiment_lifecycle(f: &Fixture) {
     let s = f.store.as_ref();
-    let id = s.create_experiment("exp-a", None, &[Tag::new("team", "x")]).unwrap();
+    let id = s
+        .create_experiment("exp-a", None, &[Tag::new("team", "x")])
+        .unwrap();
     assert_eq!(id, 1);
     let e = s.get_experiment(id).unwrap();
     assert_eq!(e.artifact_location, "mlflow-artifacts:/1");
     assert_eq!(e.tags, vec![Tag::new("team", "x")]);
-    assert!(matches!(domain(s.create_experiment("exp-a", None, &[]).unwrap_err()), Error::AlreadyExists(_)));
-    assert!(matches!(domain(s.get_experiment(999).unwrap_err()), Error::NotFound(_)));
-    assert!(matches!(domain(s.get_experiment_by_name("nope").unwrap_err()), Error::NotFound(_)));
-    let custom = s.create_experiment("exp-b", Some("s3://bucket/x"), &[]).unwrap();
-    assert_eq!(s.get_experiment(custom).unwrap().artifact_location, "s3://bucket/x");
+    assert!(matches!(
+        domain(s.create_experiment("exp-a", None, &[]).unwrap_err()),
+        Error::AlreadyExists(_)
+    ));
+    assert!(matches!(
+        domain(s.get_experiment(999).unwrap_err()),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        domain(s.get_experiment_by_name("nope").unwrap_err()),
+        Error::NotFound(_)
+    ));
+    let custom = s
+        .create_experiment("exp-b", Some("s3://bucket/x"), &[])
+        .unwrap();
+    assert_eq!(
+        s.get_experiment(custom).unwrap().artifact_location,
+        "s3://bucket/x"
+    );
 
     s.rename_experiment(id, "exp-renamed").unwrap();
     assert_eq!(s.get_experiment(id).unwrap().name, "exp-renamed");
-    assert!(matches!(domain(s.rename_experiment(id, "exp-b").unwrap_err()), Error::AlreadyExists(_)));
+    assert!(matches!(
+        domain(s.rename_experiment(id, "exp-b").unwrap_err()),
+        Error::AlreadyExists(_)
+    ));
 
     let run = new_run(s, id);
     s.delete_experiment(id).unwrap();
-    assert_eq!(s.get_experiment(id).unwrap().lifecycle_stage, LifecycleStage::Deleted);
-    assert_eq!(s.get_run(&run).unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
+    assert_eq!(
+        s.get_experiment(id).unwrap().lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    assert_eq!(
+        s.get_run(&run).unwrap().info.lifecycle_stage,
+        LifecycleStage::Deleted
+    );
     // A deleted experiment still owns its name and refuses writes.
-    assert!(matches!(domain(s.create_experiment("exp-renamed", None, &[]).unwrap_err()), Error::AlreadyExists(_)));
     assert!(matches!(
-        domain(s.create_run(&NewRun { experiment_id: id, ..NewRun::default() }).unwrap_err()),
+        domain(s.create_experiment("exp-renamed", None, &[]).unwrap_err()),
+        Error::AlreadyExists(_)
+    ));
+    assert!(matches!(
+        domain(
+            s.create_run(&NewRun {
+                experiment_id: id,
+                ..NewRun::default()
+            })
+            .unwrap_err()
+        ),
         Error::InvalidState(_)
     ));
     s.restore_experiment(id).unwrap();
-    assert_eq!(s.get_run(&run).unwrap().info.lifecycle_stage, LifecycleStage::Active);
-    assert!(s.delete_experiment(0).is_err(), "the default experiment cannot be deleted");
+    assert_eq!(
+        s.get_run(&run).unwrap().info.lifecycle_stage,
+        LifecycleStage::Active
+    );
+    assert!(
+        s.delete_experiment(0).is_err(),
+        "the default experiment cannot be deleted"
+    );
 }
 
 fn experiment_tags(f: &Fixture) {
@@ -104,40 +155,76 @@ fn experiment_tags(f: &Fixture) {
     let id = s.create_experiment("tagged", None, &[]).unwrap();
     s.set_experiment_tag(id, &Tag::new("k", "v1")).unwrap();
     s.set_experiment_tag(id, &Tag::new("k", "v2")).unwrap();
-    assert_eq!(s.get_experiment(id).unwrap().tags, vec![Tag::new("k", "v2")]);
+    assert_eq!(
+        s.get_experiment(id).unwrap().tags,
+        vec![Tag::new("k", "v2")]
+    );
     s.delete_experiment_tag(id, "k").unwrap();
     assert!(s.get_experiment(id).unwrap().tags.is_empty());
-    assert!(matches!(domain(s.delete_experiment_tag(id, "k").unwrap_err()), Error::NotFound(_)));
+    assert!(matches!(
+        domain(s.delete_experiment_tag(id, "k").unwrap_err()),
+        Error::NotFound(_)
+    ));
 }
 
 fn exp_search(s: &dyn MetaStore, filter: &str, order: &[&str], view: ViewType) -> Vec<String> {
     let q = ExperimentSearch {
         filter: parse_filter(SearchKind::Experiments, filter).unwrap(),
-        order_by: order.iter().map(|o| parse_order_by(SearchKind::Experiments, o).unwrap()).collect(),
+        order_by: order
+            .iter()
+            .map(|o| parse_order_by(SearchKind::Experiments, o).unwrap())
+            .collect(),
         view,
         max_results: 1000,
         offset: 0,
     };
-    s.search_experiments(&q).unwrap().items.into_iter().map(|e| e.name).collect()
+    s.search_experiments(&q)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
 }
 
 fn experiment_search(f: &Fixture) {
     let s = f.store.as_ref();
     for (name, team) in [("exp-b", "red"), ("exp-a", "Blue"), ("other", "red")] {
-        s.create_experiment(name, None, &[Tag::new("team", team)]).unwrap();
+        s.create_experiment(name, None, &[Tag::new("team", team)])
+            .unwrap();
     }
     let gone = s.create_experiment("exp-gone", None, &[]).unwrap();
     s.delete_experiment(gone).unwrap();
-    assert_eq!(exp_search(s, "name LIKE 'exp-%'", &["name ASC"], ViewType::ActiveOnly), ["exp-a", "exp-b"]);
-    assert_eq!(exp_search(s, "tags.team = 'red'", &["name DESC"], ViewType::ActiveOnly), ["other", "exp-b"]);
-    assert_eq!(exp_search(s, "tags.team ILIKE 'blue'", &[], ViewType::ActiveOnly), ["exp-a"]);
-    assert!(exp_search(s, "tags.team LIKE 'blue'", &[], ViewType::ActiveOnly).is_empty(), "LIKE is case-sensitive");
+    assert_eq!(
+        exp_search(s, "name LIKE 'exp-%'", &["name ASC"], ViewType::ActiveOnly),
+        ["exp-a", "exp-b"]
+    );
+    assert_eq!(
+        exp_search(s, "tags.team = 'red'", &["name DESC"], ViewType::ActiveOnly),
+        ["other", "exp-b"]
+    );
+    assert_eq!(
+        exp_search(s, "tags.team ILIKE 'blue'", &[], ViewType::ActiveOnly),
+        ["exp-a"]
+    );
+    assert!(
+        exp_search(s, "tags.team LIKE 'blue'", &[], ViewType::ActiveOnly).is_empty(),
+        "LIKE is case-sensitive"
+    );
     assert_eq!(exp_search(s, "", &[], ViewType::DeletedOnly), ["exp-gone"]);
     assert_eq!(exp_search(s, "", &[], ViewType::All).len(), 5);
     // Default order: newest first, ties by id.
-    assert_eq!(exp_search(s, "", &[], ViewType::ActiveOnly).last().map(String::as_str), Some("Default"));
+    assert_eq!(
+        exp_search(s, "", &[], ViewType::ActiveOnly)
+            .last()
+            .map(String::as_str),
+        Some("Default")
+    );
     let page = s
-        .search_experiments(&ExperimentSearch { max_results: 2, view: ViewType::All, ..ExperimentSearch::default() })
+        .search_experiments(&ExperimentSearch {
+            max_results: 2,
+            view: ViewType::All,
+            ..ExperimentSearch::default()
+        })
         .unwrap();
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.next_offset, Some(2));
@@ -160,29 +247,71 @@ fn run_lifecycle(f: &Fixture) {
     assert_eq!(run.info.status, RunStatus::Running);
     assert_eq!(run.info.start_time, Some(42));
     assert_eq!(run.info.end_time, None);
-    assert_eq!(run.info.artifact_uri, format!("mlflow-artifacts:/0/{id}/artifacts"));
+    assert_eq!(
+        run.info.artifact_uri,
+        format!("mlflow-artifacts:/0/{id}/artifacts")
+    );
     assert!(run.data.tags.contains(&Tag::new("mlflow.runName", "first")));
 
-    let info = s.update_run(&id, Some(RunStatus::Finished), Some(99), Some("renamed")).unwrap();
-    assert_eq!((info.status, info.end_time, info.run_name.as_str()), (RunStatus::Finished, Some(99), "renamed"));
-    assert!(s.get_run(&id).unwrap().data.tags.contains(&Tag::new("mlflow.runName", "renamed")));
+    let info = s
+        .update_run(&id, Some(RunStatus::Finished), Some(99), Some("renamed"))
+        .unwrap();
+    assert_eq!(
+        (info.status, info.end_time, info.run_name.as_str()),
+        (RunStatus::Finished, Some(99), "renamed")
+    );
+    assert!(
+        s.get_run(&id)
+            .unwrap()
+            .data
+            .tags
+            .contains(&Tag::new("mlflow.runName", "renamed"))
+    );
 
     s.delete_run(&id).unwrap();
-    assert_eq!(s.get_run(&id).unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
-    assert!(matches!(domain(s.log_batch(&id, &[], &[Tag::new("a", "b")], &[]).unwrap_err()), Error::InvalidState(_)));
+    assert_eq!(
+        s.get_run(&id).unwrap().info.lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    assert!(matches!(
+        domain(
+            s.log_batch(&id, &[], &[Tag::new("a", "b")], &[])
+                .unwrap_err()
+        ),
+        Error::InvalidState(_)
+    ));
     s.restore_run(&id).unwrap();
     s.log_batch(&id, &[], &[], &[Tag::new("t", "v")]).unwrap();
     s.delete_tag(&id, "t").unwrap();
-    assert!(matches!(domain(s.delete_tag(&id, "t").unwrap_err()), Error::NotFound(_)));
-    assert!(matches!(domain(s.get_run("0123456789abcdef0123456789abcdef").unwrap_err()), Error::NotFound(_)));
+    assert!(matches!(
+        domain(s.delete_tag(&id, "t").unwrap_err()),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        domain(s.get_run("0123456789abcdef0123456789abcdef").unwrap_err()),
+        Error::NotFound(_)
+    ));
 }
 
 fn run_names(f: &Fixture) {
     let s = f.store.as_ref();
-    let generated = s.create_run(&NewRun { experiment_id: 0, ..NewRun::default() }).unwrap();
-    assert_eq!(generated.info.run_name.split('-').count(), 3, "random adjective-noun-N name");
+    let generated = s
+        .create_run(&NewRun {
+            experiment_id: 0,
+            ..NewRun::default()
+        })
+        .unwrap();
+    assert_eq!(
+        generated.info.run_name.split('-').count(),
+        3,
+        "random adjective-noun-N name"
+    );
     let from_tag = s
-        .create_run(&NewRun { experiment_id: 0, tags: vec![Tag::new("mlflow.runName", "tagged")], ..NewRun::default() })
+        .create_run(&NewRun {
+            experiment_id: 0,
+            tags: vec![Tag::new("mlflow.runName", "tagged")],
+            ..NewRun::default()
+        })
         .unwrap();
     assert_eq!(from_tag.info.run_name, "tagged");
     let clash = s.create_run(&NewRun {
@@ -191,10 +320,22 @@ fn run_names(f: &Fixture) {
         tags: vec![Tag::new("mlflow.runName", "b")],
         ..NewRun::default()
     });
-    assert!(matches!(domain(clash.unwrap_err()), Error::InvalidParameter(_)));
+    assert!(matches!(
+        domain(clash.unwrap_err()),
+        Error::InvalidParameter(_)
+    ));
     // Setting the tag renames the run.
-    s.log_batch(&from_tag.info.run_id, &[], &[], &[Tag::new("mlflow.runName", "retagged")]).unwrap();
-    assert_eq!(s.get_run(&from_tag.info.run_id).unwrap().info.run_name, "retagged");
+    s.log_batch(
+        &from_tag.info.run_id,
+        &[],
+        &[],
+        &[Tag::new("mlflow.runName", "retagged")],
+    )
+    .unwrap();
+    assert_eq!(
+        s.get_run(&from_tag.info.run_id).unwrap().info.run_name,
+        "retagged"
+    );
 }
 
 fn log_batch_and_latest_metrics(f: &Fixture) {
@@ -206,28 +347,70 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
         Metric::new("loss", 0.7, 20, 1),
         Metric::new("acc", 0.1, 10, 0),
     ];
-    s.log_batch(&id, &metrics, &[Tag::new("lr", "0.1")], &[Tag::new("team", "red")]).unwrap();
+    s.log_batch(
+        &id,
+        &metrics,
+        &[Tag::new("lr", "0.1")],
+        &[Tag::new("team", "red")],
+    )
+    .unwrap();
     // Exact duplicates are ignored, as MLflow's client retries may resend them.
-    s.log_batch(&id, &metrics, &[Tag::new("lr", "0.1")], &[]).unwrap();
-    s.log_batch(&id, &[Metric::new("loss", 0.8, 5, 1)], &[], &[]).unwrap();
+    s.log_batch(&id, &metrics, &[Tag::new("lr", "0.1")], &[])
+        .unwrap();
+    s.log_batch(&id, &[Metric::new("loss", 0.8, 5, 1)], &[], &[])
+        .unwrap();
     let run = s.get_run(&id).unwrap();
     let loss = run.data.metrics.iter().find(|m| m.key == "loss").unwrap();
-    assert_eq!((loss.value, loss.step, loss.timestamp), (0.5, 2, 30), "latest = max (step, timestamp)");
+    assert_eq!(
+        (loss.value, loss.step, loss.timestamp),
+        (0.5, 2, 30),
+        "latest = max (step, timestamp)"
+    );
     assert_eq!(run.data.params, vec![Tag::new("lr", "0.1")]);
     assert!(run.data.tags.contains(&Tag::new("team", "red")));
     let history = s.metric_history(&id, "loss", 100, 0).unwrap().items;
     assert_eq!(history.len(), 4);
 
     let long = "x".repeat(7000);
-    s.log_batch(&id, &[], &[Tag::new("long", long.as_str())], &[Tag::new("longtag", "y".repeat(9000))]).unwrap();
+    s.log_batch(
+        &id,
+        &[],
+        &[Tag::new("long", long.as_str())],
+        &[Tag::new("longtag", "y".repeat(9000))],
+    )
+    .unwrap();
     let run = s.get_run(&id).unwrap();
-    assert_eq!(run.data.params.iter().find(|p| p.key == "long").unwrap().value.len(), 6000);
-    assert_eq!(run.data.tags.iter().find(|t| t.key == "longtag").unwrap().value.len(), 8000);
+    assert_eq!(
+        run.data
+            .params
+            .iter()
+            .find(|p| p.key == "long")
+            .unwrap()
+            .value
+            .len(),
+        6000
+    );
+    assert_eq!(
+        run.data
+            .tags
+            .iter()
+            .find(|t| t.key == "longtag")
+            .unwrap()
+            .value
+            .len(),
+        8000
+    );
 
     let too_many: Vec<Metric> = (0..1001).map(|i| Metric::new("m", 1.0, 0, i)).collect();
-    assert!(matches!(domain(s.log_batch(&id, &too_many, &[], &[]).unwrap_err()), Error::InvalidParameter(_)));
     assert!(matches!(
-        domain(s.log_batch(&id, &[Metric::new("../bad", 1.0, 0, 0)], &[], &[]).unwrap_err()),
+        domain(s.log_batch(&id, &too_many, &[], &[]).unwrap_err()),
+        Error::InvalidParameter(_)
+    ));
+    assert!(matches!(
+        domain(
+            s.log_batch(&id, &[Metric::new("../bad", 1.0, 0, 0)], &[], &[])
+                .unwrap_err()
+        ),
         Error::InvalidParameter(_)
     ));
 }
@@ -237,18 +420,34 @@ fn params_are_immutable(f: &Fixture) {
     let id = new_run(s, 0);
     s.log_batch(&id, &[], &[Tag::new("p", "a")], &[]).unwrap();
     s.log_batch(&id, &[], &[Tag::new("p", "a")], &[]).unwrap();
-    let err = domain(s.log_batch(&id, &[Metric::new("m", 1.0, 0, 0)], &[Tag::new("p", "b")], &[]).unwrap_err());
-    assert!(matches!(&err, Error::InvalidParameter(m) if m.contains("Changing param values is not allowed")), "{err:?}");
+    let err = domain(
+        s.log_batch(
+            &id,
+            &[Metric::new("m", 1.0, 0, 0)],
+            &[Tag::new("p", "b")],
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        matches!(&err, Error::InvalidParameter(m) if m.contains("Changing param values is not allowed")),
+        "{err:?}"
+    );
     // All or nothing: the metric of the failed batch was not written.
     assert!(s.get_run(&id).unwrap().data.metrics.is_empty());
     let dup = s.log_batch(&id, &[], &[Tag::new("q", "1"), Tag::new("q", "2")], &[]);
-    assert!(matches!(domain(dup.unwrap_err()), Error::InvalidParameter(_)));
+    assert!(matches!(
+        domain(dup.unwrap_err()),
+        Error::InvalidParameter(_)
+    ));
 }
 
 fn metric_history_pages(f: &Fixture) {
     let s = f.store.as_ref();
     let id = new_run(s, 0);
-    let metrics: Vec<Metric> = (0..25).map(|i| Metric::new("m", i as f64, 1000 - i, i)).collect();
+    let metrics: Vec<Metric> = (0..25)
+        .map(|i| Metric::new("m", i as f64, 1000 - i, i))
+        .collect();
     s.log_batch(&id, &metrics, &[], &[]).unwrap();
     let mut seen = Vec::new();
     let mut offset = 0;
@@ -262,7 +461,12 @@ fn metric_history_pages(f: &Fixture) {
     }
     // Ordered by timestamp: the highest step has the smallest timestamp.
     assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
-    assert!(s.metric_history(&id, "absent", 10, 0).unwrap().items.is_empty());
+    assert!(
+        s.metric_history(&id, "absent", 10, 0)
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 fn nan_and_infinity_round_trip(f: &Fixture) {
@@ -279,19 +483,31 @@ fn nan_and_infinity_round_trip(f: &Fixture) {
     assert!(get("nan").is_nan());
     assert_eq!(get("inf"), f64::INFINITY);
     assert_eq!(get("ninf"), f64::NEG_INFINITY);
-    assert!(s.metric_history(&id, "nan", 10, 0).unwrap().items[0].value.is_nan());
+    assert!(
+        s.metric_history(&id, "nan", 10, 0).unwrap().items[0]
+            .value
+            .is_nan()
+    );
 }
 
 fn run_search(s: &dyn MetaStore, exp: i64, filter: &str, order: &[&str]) -> Vec<String> {
     let q = RunSearch {
         experiment_ids: vec![exp],
         filter: parse_filter(SearchKind::Runs, filter).unwrap(),
-        order_by: order.iter().map(|o| parse_order_by(SearchKind::Runs, o).unwrap()).collect(),
+        order_by: order
+            .iter()
+            .map(|o| parse_order_by(SearchKind::Runs, o).unwrap())
+            .collect(),
         view: ViewType::ActiveOnly,
         max_results: 1000,
         offset: 0,
     };
-    s.search_runs(&q).unwrap().items.into_iter().map(|r| r.info.run_name).collect()
+    s.search_runs(&q)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.info.run_name)
+        .collect()
 }
 
 /// Four runs in a fresh experiment with varied metrics, params and tags.
@@ -305,14 +521,28 @@ fn seed_runs(s: &dyn MetaStore) -> i64 {
     ];
     for (name, rmse, model, tag, start) in rows {
         let run = s
-            .create_run(&NewRun { experiment_id: exp, run_name: Some(name.into()), start_time: Some(start), ..NewRun::default() })
+            .create_run(&NewRun {
+                experiment_id: exp,
+                run_name: Some(name.into()),
+                start_time: Some(start),
+                ..NewRun::default()
+            })
             .unwrap();
-        let metrics: Vec<Metric> = rmse.map(|v| Metric::new("rmse", v, 0, 0)).into_iter().collect();
+        let metrics: Vec<Metric> = rmse
+            .map(|v| Metric::new("rmse", v, 0, 0))
+            .into_iter()
+            .collect();
         let mut tags = vec![Tag::new("a.b", tag)];
         if name != "r4" {
             tags.push(Tag::new("only123", "yes"));
         }
-        s.log_batch(&run.info.run_id, &metrics, &[Tag::new("model", model), Tag::new("my param", name)], &tags).unwrap();
+        s.log_batch(
+            &run.info.run_id,
+            &metrics,
+            &[Tag::new("model", model), Tag::new("my param", name)],
+            &tags,
+        )
+        .unwrap();
     }
     exp
 }
@@ -326,7 +556,11 @@ fn run_search_filters(f: &Fixture) {
         names
     };
     assert_eq!(q("metrics.rmse < 1"), ["r1"]);
-    assert_eq!(q("metrics.rmse != 0.5"), ["r2", "r3"], "NaN differs from every number");
+    assert_eq!(
+        q("metrics.rmse != 0.5"),
+        ["r2", "r3"],
+        "NaN differs from every number"
+    );
     assert_eq!(q("metrics.rmse >= 0.5 and params.model = 'tree'"), ["r1"]);
     assert_eq!(q("params.`my param` = 'r2'"), ["r2"]);
     assert_eq!(q("tags.`a.b` LIKE 'alpha'"), ["r2"]);
@@ -336,7 +570,10 @@ fn run_search_filters(f: &Fixture) {
     assert_eq!(q("tags.only123 IS NOT NULL"), ["r1", "r2", "r3"]);
     assert_eq!(q("params.model != 'tree'"), ["r2", "r4"]);
     assert_eq!(q("attributes.run_name = 'r3'"), ["r3"]);
-    assert_eq!(q("`Run name` LIKE 'r%' and attributes.start_time > 2"), ["r3", "r4"]);
+    assert_eq!(
+        q("`Run name` LIKE 'r%' and attributes.start_time > 2"),
+        ["r3", "r4"]
+    );
     assert_eq!(q("attributes.status = 'RUNNING'").len(), 4);
     let r1 = s
         .search_runs(&RunSearch {
@@ -348,8 +585,17 @@ fn run_search_filters(f: &Fixture) {
         .unwrap()
         .items
         .remove(0);
-    assert_eq!(q(&format!("attributes.run_id IN ('{}', 'nope')", r1.info.run_id)), ["r1"]);
-    assert_eq!(q(&format!("attributes.run_id NOT IN ('{}')", r1.info.run_id)), ["r2", "r3", "r4"]);
+    assert_eq!(
+        q(&format!(
+            "attributes.run_id IN ('{}', 'nope')",
+            r1.info.run_id
+        )),
+        ["r1"]
+    );
+    assert_eq!(
+        q(&format!("attributes.run_id NOT IN ('{}')", r1.info.run_id)),
+        ["r2", "r3", "r4"]
+    );
     // Injection attempts are just strings.
     assert!(q("params.model = 'x'' OR 1=1 --'").is_empty());
 }
@@ -357,11 +603,32 @@ fn run_search_filters(f: &Fixture) {
 fn run_search_order_and_pages(f: &Fixture) {
     let s = f.store.as_ref();
     let exp = seed_runs(s);
-    assert_eq!(run_search(s, exp, "", &["metrics.rmse DESC"]), ["r2", "r1", "r3", "r4"]);
-    assert_eq!(run_search(s, exp, "", &["metrics.rmse ASC"]), ["r1", "r2", "r3", "r4"]);
-    assert_eq!(run_search(s, exp, "", &[]), ["r4", "r3", "r2", "r1"], "default: start_time DESC");
-    assert_eq!(run_search(s, exp, "", &["params.model ASC", "attributes.start_time DESC"]), ["r2", "r4", "r3", "r1"]);
-    assert_eq!(run_search(s, exp, "", &["tags.only123 DESC", "`Run name` ASC"]), ["r1", "r2", "r3", "r4"]);
+    assert_eq!(
+        run_search(s, exp, "", &["metrics.rmse DESC"]),
+        ["r2", "r1", "r3", "r4"]
+    );
+    assert_eq!(
+        run_search(s, exp, "", &["metrics.rmse ASC"]),
+        ["r1", "r2", "r3", "r4"]
+    );
+    assert_eq!(
+        run_search(s, exp, "", &[]),
+        ["r4", "r3", "r2", "r1"],
+        "default: start_time DESC"
+    );
+    assert_eq!(
+        run_search(
+            s,
+            exp,
+            "",
+            &["params.model ASC", "attributes.start_time DESC"]
+        ),
+        ["r2", "r4", "r3", "r1"]
+    );
+    assert_eq!(
+        run_search(s, exp, "", &["tags.only123 DESC", "`Run name` ASC"]),
+        ["r1", "r2", "r3", "r4"]
+    );
 
     let mut seen = Vec::new();
     let mut offset = 0;
@@ -398,14 +665,34 @@ fn inputs_and_outputs(f: &Fixture) {
         },
         tags: vec![Tag::new("mlflow.data.context", "training")],
     };
-    s.log_inputs(&id, std::slice::from_ref(&input), &["m-1".into()]).unwrap();
-    s.log_inputs(&id, std::slice::from_ref(&input), &[]).unwrap();
-    s.log_outputs(&id, &[ModelOutput { model_id: "m-2".into(), step: 3 }]).unwrap();
+    s.log_inputs(&id, std::slice::from_ref(&input), &["m-1".into()])
+        .unwrap();
+    s.log_inputs(&id, std::slice::from_ref(&input), &[])
+        .unwrap();
+    s.log_outputs(
+        &id,
+        &[ModelOutput {
+            model_id: "m-2".into(),
+            step: 3,
+        }],
+    )
+    .unwrap();
     let run = s.get_run(&id).unwrap();
     assert_eq!(run.dataset_inputs, vec![input]);
     assert_eq!(run.model_inputs, vec!["m-1".to_string()]);
-    assert_eq!(run.model_outputs, vec![ModelOutput { model_id: "m-2".into(), step: 3 }]);
-    let found = run_search(s, 0, "datasets.context = 'training' and datasets.name = 'train'", &[]);
+    assert_eq!(
+        run.model_outputs,
+        vec![ModelOutput {
+            model_id: "m-2".into(),
+            step: 3
+        }]
+    );
+    let found = run_search(
+        s,
+        0,
+        "datasets.context = 'training' and datasets.name = 'train'",
+        &[],
+    );
     assert_eq!(found.len(), 1);
 }
 
@@ -424,20 +711,33 @@ fn logged_models(f: &Fixture) {
         .unwrap();
     assert!(m.model_id.starts_with("m-"));
     assert_eq!(m.status, LoggedModelStatus::Pending);
-    assert_eq!(m.artifact_uri, format!("mlflow-artifacts:/0/models/{}/artifacts", m.model_id));
+    assert_eq!(
+        m.artifact_uri,
+        format!("mlflow-artifacts:/0/models/{}/artifacts", m.model_id)
+    );
     let mut metric = Metric::new("rmse", 0.25, 5, 0);
     metric.model_id = Some(m.model_id.clone());
     s.log_batch(&run, &[metric], &[], &[]).unwrap();
-    let ready = s.finalize_logged_model(&m.model_id, LoggedModelStatus::Ready).unwrap();
+    let ready = s
+        .finalize_logged_model(&m.model_id, LoggedModelStatus::Ready)
+        .unwrap();
     assert_eq!(ready.status, LoggedModelStatus::Ready);
     assert_eq!(ready.params, vec![Tag::new("alpha", "0.5")]);
     assert_eq!(ready.metrics.len(), 1);
     assert_eq!(ready.metrics[0].run_id.as_deref(), Some(run.as_str()));
-    s.set_logged_model_tags(&m.model_id, &[Tag::new("k", "v")]).unwrap();
+    s.set_logged_model_tags(&m.model_id, &[Tag::new("k", "v")])
+        .unwrap();
     s.delete_logged_model_tag(&m.model_id, "k").unwrap();
-    assert!(matches!(domain(s.delete_logged_model_tag(&m.model_id, "k").unwrap_err()), Error::NotFound(_)));
-    s.log_logged_model_params(&m.model_id, &[Tag::new("beta", "1")]).unwrap();
-    assert_eq!(s.get_logged_model(&m.model_id, false).unwrap().params.len(), 2);
+    assert!(matches!(
+        domain(s.delete_logged_model_tag(&m.model_id, "k").unwrap_err()),
+        Error::NotFound(_)
+    ));
+    s.log_logged_model_params(&m.model_id, &[Tag::new("beta", "1")])
+        .unwrap();
+    assert_eq!(
+        s.get_logged_model(&m.model_id, false).unwrap().params.len(),
+        2
+    );
 
     let search = |flt: &str| {
         s.search_logged_models(&LoggedModelSearch {
@@ -454,7 +754,10 @@ fn logged_models(f: &Fixture) {
     assert_eq!(search("name = 'other'"), 0);
     assert_eq!(search("metrics.rmse < 0.5"), 1);
     s.delete_logged_model(&m.model_id).unwrap();
-    assert!(matches!(domain(s.get_logged_model(&m.model_id, false).unwrap_err()), Error::NotFound(_)));
+    assert!(matches!(
+        domain(s.get_logged_model(&m.model_id, false).unwrap_err()),
+        Error::NotFound(_)
+    ));
     assert!(s.get_logged_model(&m.model_id, true).is_ok());
     assert_eq!(search("name = 'model'"), 0);
 }
@@ -463,16 +766,27 @@ fn bulk_interval_samples(f: &Fixture) {
     let s = f.store.as_ref();
     let a = new_run(s, 0);
     let b = new_run(s, 0);
-    let metrics: Vec<Metric> = (0..50).map(|i| Metric::new("loss", i as f64, i, i)).collect();
+    let metrics: Vec<Metric> = (0..50)
+        .map(|i| Metric::new("loss", i as f64, i, i))
+        .collect();
     s.log_batch(&a, &metrics, &[], &[]).unwrap();
     s.log_batch(&b, &metrics[..5], &[], &[]).unwrap();
-    let out = s.metric_history_bulk_interval(&[a.clone(), b.clone()], "loss", None, 10).unwrap();
-    let of = |r: &str| out.iter().filter(|m| m.run_id.as_deref() == Some(r)).map(|m| m.step).collect::<Vec<_>>();
+    let out = s
+        .metric_history_bulk_interval(&[a.clone(), b.clone()], "loss", None, 10)
+        .unwrap();
+    let of = |r: &str| {
+        out.iter()
+            .filter(|m| m.run_id.as_deref() == Some(r))
+            .map(|m| m.step)
+            .collect::<Vec<_>>()
+    };
     let steps_a = of(&a);
     assert_eq!(steps_a.len(), 10);
     assert_eq!((steps_a[0], steps_a[9]), (0, 49));
     assert_eq!(of(&b), vec![0, 1, 2, 3, 4]);
-    let ranged = s.metric_history_bulk_interval(std::slice::from_ref(&a), "loss", Some((10, 20)), 100).unwrap();
+    let ranged = s
+        .metric_history_bulk_interval(std::slice::from_ref(&a), "loss", Some((10, 20)), 100)
+        .unwrap();
     assert_eq!(ranged.len(), 11);
 }
 

@@ -40,7 +40,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(args),
-        Command::Db { command: DbCommand::Upgrade(args) } => {
+        Command::Db {
+            command: DbCommand::Upgrade(args),
+        } => {
             let uri = args.backend_store_uri();
             let applied = sextant_store::upgrade(&uri, server::DEFAULT_ARTIFACT_ROOT)?;
             if applied.is_empty() {

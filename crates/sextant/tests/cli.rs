@@ -10,11 +10,19 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
 
 fn sextant(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env_remove("SEXTANT_LOG").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SEXTANT_LOG")
+        .output()
+        .unwrap()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, body).
@@ -30,7 +38,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -72,7 +83,9 @@ impl Drop for Server {
 }
 
 fn json_field<'a>(body: &'a str, field: &str) -> &'a str {
-    let start = body.find(&format!("\"{field}\"")).unwrap_or_else(|| panic!("{field} in {body}"));
+    let start = body
+        .find(&format!("\"{field}\""))
+        .unwrap_or_else(|| panic!("{field} in {body}"));
     let rest = &body[start + field.len() + 2..];
     let rest = rest[rest.find('"').unwrap() + 1..].trim_start();
     &rest[..rest.find('"').unwrap()]
@@ -91,7 +104,11 @@ fn db_upgrade_is_explicit_and_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let uri = format!("sqlite:///{}", dir.path().join("s.db").display());
     let first = sextant(&["db", "upgrade", "--backend-store-uri", &uri]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert!(String::from_utf8_lossy(&first.stderr).contains("applied migrations: [1]"));
     let second = sextant(&["db", "upgrade", "--backend-store-uri", &uri]);
     assert!(String::from_utf8_lossy(&second.stderr).contains("up to date"));
@@ -106,9 +123,17 @@ fn acknowledged_writes_survive_kill_9() {
     let mut acknowledged = 0;
     for batch in 0..40 {
         let metrics: Vec<String> = (0..100)
-            .map(|i| format!(r#"{{"key": "m", "value": {i}, "timestamp": 1, "step": {}}}"#, batch * 100 + i))
+            .map(|i| {
+                format!(
+                    r#"{{"key": "m", "value": {i}, "timestamp": 1, "step": {}}}"#,
+                    batch * 100 + i
+                )
+            })
             .collect();
-        let body = format!(r#"{{"run_id": "{run_id}", "metrics": [{}]}}"#, metrics.join(","));
+        let body = format!(
+            r#"{{"run_id": "{run_id}", "metrics": [{}]}}"#,
+            metrics.join(",")
+        );
         server.post("/api/2.0/mlflow/runs/log-batch", &body);
         acknowledged += 100;
     }
@@ -118,7 +143,9 @@ fn acknowledged_writes_survive_kill_9() {
     let (status, body) = http(
         server.port,
         "GET",
-        &format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=m&max_results=25000"),
+        &format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=m&max_results=25000"
+        ),
         "",
     )
     .unwrap();
@@ -130,11 +157,20 @@ fn acknowledged_writes_survive_kill_9() {
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
     let mut err = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(err.contains("server stopped"), "{err}");
 }

@@ -9,4 +9,4 @@ mod ast;
 mod parser;
 
 pub use ast::*;
-pub use parser::{parse_filter, parse_order_by};
+pub use parser::{parse_filter, parse_order_by, parse_order_by_list};

@@ -1,15 +1,20 @@
 //! Domain entities to MLflow proto-JSON, field by field, as 3.17.2 writes them.
 
 use serde_json::Value;
-use sextant_core::entities::{
-    DatasetInput, Experiment, LoggedModel, Metric, Run, RunInfo, Tag,
-};
+use sextant_core::entities::{DatasetInput, Experiment, LoggedModel, Metric, Run, RunInfo, Tag};
 
 use super::wire::{Obj, double};
 
 /// `[{key, value}]`.
 pub fn tags(tags: &[Tag]) -> Vec<Value> {
-    tags.iter().map(|t| Obj::new().set("key", t.key.as_str()).set("value", t.value.as_str()).into()).collect()
+    tags.iter()
+        .map(|t| {
+            Obj::new()
+                .set("key", t.key.as_str())
+                .set("value", t.value.as_str())
+                .into()
+        })
+        .collect()
 }
 
 pub fn experiment(e: &Experiment) -> Obj {
@@ -62,7 +67,10 @@ fn dataset_input(d: &DatasetInput) -> Value {
         .set("source", ds.source.as_str())
         .opt("schema", ds.schema.as_deref())
         .opt("profile", ds.profile.as_deref());
-    Obj::new().list("tags", tags(&d.tags)).set("dataset", dataset).into()
+    Obj::new()
+        .list("tags", tags(&d.tags))
+        .set("dataset", dataset)
+        .into()
 }
 
 /// A whole run. `with_outputs` adds `"outputs": {}` as GetRun does (CreateRun does not).
@@ -72,19 +80,33 @@ pub fn run(r: &Run, with_outputs: bool) -> Obj {
         .list("params", tags(&r.data.params))
         .list("tags", tags(&r.data.tags));
     let inputs = Obj::new()
-        .list("dataset_inputs", r.dataset_inputs.iter().map(dataset_input).collect())
+        .list(
+            "dataset_inputs",
+            r.dataset_inputs.iter().map(dataset_input).collect(),
+        )
         .list(
             "model_inputs",
-            r.model_inputs.iter().map(|id| Obj::new().set("model_id", id.as_str()).into()).collect(),
+            r.model_inputs
+                .iter()
+                .map(|id| Obj::new().set("model_id", id.as_str()).into())
+                .collect(),
         );
     let outputs = Obj::new().list(
         "model_outputs",
         r.model_outputs
             .iter()
-            .map(|o| Obj::new().set("model_id", o.model_id.as_str()).set("step", o.step).into())
+            .map(|o| {
+                Obj::new()
+                    .set("model_id", o.model_id.as_str())
+                    .set("step", o.step)
+                    .into()
+            })
             .collect(),
     );
-    let mut obj = Obj::new().set("info", run_info(&r.info)).set("data", data).set("inputs", inputs);
+    let mut obj = Obj::new()
+        .set("info", run_info(&r.info))
+        .set("data", data)
+        .set("inputs", inputs);
     if with_outputs {
         obj = obj.set("outputs", outputs);
     }
@@ -104,6 +126,8 @@ pub fn logged_model(m: &LoggedModel) -> Obj {
         .opt("source_run_id", m.source_run_id.as_deref())
         .opt("status_message", m.status_message.as_deref())
         .list("tags", tags(&m.tags));
-    let data = Obj::new().list("params", tags(&m.params)).list("metrics", metrics(&m.metrics));
+    let data = Obj::new()
+        .list("params", tags(&m.params))
+        .list("metrics", metrics(&m.metrics));
     Obj::new().set("info", info).set("data", data)
 }

@@ -33,7 +33,9 @@ async fn create(State(st): State<AppState>, f: Fields) -> Reply {
     let name = f.req_str("name")?;
     let location = f.opt_str("artifact_location")?.filter(|l| !l.is_empty());
     let tags = f.tags("tags")?;
-    let id = st.db(move |s| s.create_experiment(&name, location.as_deref(), &tags)).await?;
+    let id = st
+        .db(move |s| s.create_experiment(&name, location.as_deref(), &tags))
+        .await?;
     reply(Obj::new().set("experiment_id", id.to_string()))
 }
 
@@ -52,8 +54,11 @@ async fn get_by_name(State(st): State<AppState>, f: Fields) -> Reply {
 async fn search(State(st): State<AppState>, f: Fields) -> Reply {
     let max = max_results(&f, "max_results", 1000, MAX_EXPERIMENTS_PAGE)?;
     let q = ExperimentSearch {
-        filter: parse_filter(SearchKind::Experiments, &f.opt_str("filter")?.unwrap_or_default())
-            .map_err(ApiError::from)?,
+        filter: parse_filter(
+            SearchKind::Experiments,
+            &f.opt_str("filter")?.unwrap_or_default(),
+        )
+        .map_err(ApiError::from)?,
         order_by: order_by(SearchKind::Experiments, &f.str_list("order_by")?)?,
         view: view_type(&f, "view_type")?.unwrap_or(ViewType::ActiveOnly),
         max_results: max,
@@ -62,7 +67,13 @@ async fn search(State(st): State<AppState>, f: Fields) -> Reply {
     let page = st.db(move |s| s.search_experiments(&q)).await?;
     reply(
         Obj::new()
-            .list("experiments", page.items.iter().map(|e| convert::experiment(e).into()).collect())
+            .list(
+                "experiments",
+                page.items
+                    .iter()
+                    .map(|e| convert::experiment(e).into())
+                    .collect(),
+            )
             .opt("next_page_token", next_page_token(page.next_offset)),
     )
 }
@@ -88,7 +99,10 @@ async fn restore(State(st): State<AppState>, f: Fields) -> Reply {
 
 async fn set_tag(State(st): State<AppState>, f: Fields) -> Reply {
     let id = experiment_id(&f.req_str("experiment_id")?)?;
-    let tag = sextant_core::entities::Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    let tag = sextant_core::entities::Tag::new(
+        f.req_str("key")?,
+        f.opt_str("value")?.unwrap_or_default(),
+    );
     st.db(move |s| s.set_experiment_tag(id, &tag)).await?;
     empty()
 }

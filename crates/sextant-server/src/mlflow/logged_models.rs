@@ -25,10 +25,18 @@ pub fn routes() -> Router<AppState> {
         .route("/logged-models/search", post(search))
         .route(
             "/logged-models/{model_id}",
-            axum::routing::get(get_model).patch(finalize).delete(delete_model),
+            axum::routing::get(get_model)
+                .patch(finalize)
+                .delete(delete_model),
         )
-        .route("/logged-models/{model_id}/tags", axum::routing::patch(set_tags))
-        .route("/logged-models/{model_id}/tags/{tag_key}", delete(delete_tag))
+        .route(
+            "/logged-models/{model_id}/tags",
+            axum::routing::patch(set_tags),
+        )
+        .route(
+            "/logged-models/{model_id}/tags/{tag_key}",
+            delete(delete_tag),
+        )
         .route("/logged-models/{model_id}/params", post(log_params))
 }
 
@@ -47,7 +55,9 @@ async fn create(State(st): State<AppState>, f: Fields) -> Reply {
 
 async fn get_model(State(st): State<AppState>, Path(id): Path<String>, f: Fields) -> Reply {
     let allow_deleted = f.opt_bool("allow_deleted")?.unwrap_or(false);
-    let model = st.db(move |s| s.get_logged_model(&id, allow_deleted)).await?;
+    let model = st
+        .db(move |s| s.get_logged_model(&id, allow_deleted))
+        .await?;
     reply(Obj::new().set("model", convert::logged_model(&model)))
 }
 
@@ -77,28 +87,42 @@ async fn delete_tag(State(st): State<AppState>, Path((id, key)): Path<(String, S
 
 async fn log_params(State(st): State<AppState>, Path(id): Path<String>, f: Fields) -> Reply {
     let params = f.tags("params")?;
-    st.db(move |s| s.log_logged_model_params(&id, &params)).await?;
+    st.db(move |s| s.log_logged_model_params(&id, &params))
+        .await?;
     empty()
 }
 
 async fn search(State(st): State<AppState>, f: Fields) -> Reply {
-    let experiment_ids: Vec<i64> =
-        f.str_list("experiment_ids")?.iter().map(|e| experiment_id(e)).collect::<Result<_, _>>()?;
+    let experiment_ids: Vec<i64> = f
+        .str_list("experiment_ids")?
+        .iter()
+        .map(|e| experiment_id(e))
+        .collect::<Result<_, _>>()?;
     if experiment_ids.is_empty() {
         return Err(ApiError::missing("experiment_ids"));
     }
     if f.has("datasets") && !f.messages("datasets")?.is_empty() {
-        return Err(ApiError::not_implemented("Scoping logged-model metric filters by dataset"));
+        return Err(ApiError::not_implemented(
+            "Scoping logged-model metric filters by dataset",
+        ));
     }
     let order_by = f
         .messages("order_by")?
         .iter()
-        .map(|o| Ok((o.req_str("field_name")?, o.opt_bool("ascending")?.unwrap_or(true))))
+        .map(|o| {
+            Ok((
+                o.req_str("field_name")?,
+                o.opt_bool("ascending")?.unwrap_or(true),
+            ))
+        })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let q = LoggedModelSearch {
         experiment_ids,
-        filter: parse_filter(SearchKind::LoggedModels, &f.opt_str("filter")?.unwrap_or_default())
-            .map_err(ApiError::from)?,
+        filter: parse_filter(
+            SearchKind::LoggedModels,
+            &f.opt_str("filter")?.unwrap_or_default(),
+        )
+        .map_err(ApiError::from)?,
         order_by,
         max_results: max_results(&f, "max_results", DEFAULT_MODELS_PAGE, MAX_MODELS_PAGE)?,
         offset: page_offset(&f)?,
@@ -106,7 +130,13 @@ async fn search(State(st): State<AppState>, f: Fields) -> Reply {
     let page = st.db(move |s| s.search_logged_models(&q)).await?;
     reply(
         Obj::new()
-            .list("models", page.items.iter().map(|m| convert::logged_model(m).into()).collect())
+            .list(
+                "models",
+                page.items
+                    .iter()
+                    .map(|m| convert::logged_model(m).into())
+                    .collect(),
+            )
             .opt("next_page_token", next_page_token(page.next_offset)),
     )
 }

@@ -13,7 +13,7 @@ mod wire;
 
 use axum::Router;
 use sextant_core::entities::ViewType;
-use sextant_core::search::{OrderBy, SearchKind, parse_order_by};
+use sextant_core::search::{OrderBy, SearchKind, parse_order_by_list};
 use sextant_store::token;
 
 use crate::error::ApiError;
@@ -36,11 +36,7 @@ pub fn routes() -> Router<AppState> {
 
 /// An experiment id: MLflow's ids are integers carried as strings.
 fn experiment_id(s: &str) -> Result<i64, ApiError> {
-    s.trim().parse::<i64>().map_err(|_| {
-        ApiError::invalid(format!(
-            "Invalid experiment ID '{s}'. Experiment ID must be a valid integer."
-        ))
-    })
+    Ok(sextant_core::validation::parse_experiment_id(s)?)
 }
 
 /// `max_results` with its default; zero, negative or above `max` is a 400.
@@ -67,16 +63,7 @@ fn next_page_token(next: Option<u64>) -> Option<String> {
 
 /// A parsed `order_by` list; duplicates are a 400 (MLflow answers 500).
 fn order_by(kind: SearchKind, clauses: &[String]) -> Result<Vec<OrderBy>, ApiError> {
-    // TODO(lead): switch to sextant_core::search::parse_order_by_list once it lands.
-    let mut out: Vec<OrderBy> = Vec::new();
-    for c in clauses {
-        let o = parse_order_by(kind, c)?;
-        if out.iter().any(|p| p.ident == o.ident) {
-            return Err(ApiError::invalid(format!("`order_by` contains duplicate fields: {c}")));
-        }
-        out.push(o);
-    }
-    Ok(out)
+    Ok(parse_order_by_list(kind, clauses)?)
 }
 
 /// A view type given by name or number.

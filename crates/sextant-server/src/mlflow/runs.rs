@@ -44,7 +44,10 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/search", post(search).get(search))
         .route("/metrics/get-history", get(history))
         .route("/metrics/get-history-bulk", get(history_bulk))
-        .route("/metrics/get-history-bulk-interval", get(history_bulk_interval))
+        .route(
+            "/metrics/get-history-bulk-interval",
+            get(history_bulk_interval),
+        )
 }
 
 fn run_id(f: &Fields) -> Result<String, ApiError> {
@@ -82,7 +85,9 @@ async fn update(State(st): State<AppState>, f: Fields) -> Reply {
     };
     let end_time = f.opt_i64("end_time")?;
     let name = f.opt_str("run_name")?;
-    let info = st.db(move |s| s.update_run(&id, status, end_time, name.as_deref())).await?;
+    let info = st
+        .db(move |s| s.update_run(&id, status, end_time, name.as_deref()))
+        .await?;
     reply(Obj::new().set("run_info", convert::run_info(&info)))
 }
 
@@ -101,7 +106,8 @@ async fn restore(State(st): State<AppState>, f: Fields) -> Reply {
 async fn log_metric(State(st): State<AppState>, f: Fields) -> Reply {
     let id = run_id(&f)?;
     let metric = f.metric()?;
-    st.db(move |s| s.log_batch(&id, &[metric], &[], &[])).await?;
+    st.db(move |s| s.log_batch(&id, &[metric], &[], &[]))
+        .await?;
     empty()
 }
 
@@ -128,16 +134,22 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
 
 async fn log_batch(State(st): State<AppState>, f: Fields) -> Reply {
     let id = run_id(&f)?;
-    let metrics: Vec<Metric> =
-        f.messages("metrics")?.iter().map(Fields::metric).collect::<Result<_, _>>()?;
+    let metrics: Vec<Metric> = f
+        .messages("metrics")?
+        .iter()
+        .map(Fields::metric)
+        .collect::<Result<_, _>>()?;
     let params = f.tags("params")?;
     let tags = f.tags("tags")?;
-    st.db(move |s| s.log_batch(&id, &metrics, &params, &tags)).await?;
+    st.db(move |s| s.log_batch(&id, &metrics, &params, &tags))
+        .await?;
     empty()
 }
 
 fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {
-    let d = f.message("dataset")?.ok_or_else(|| ApiError::missing("dataset"))?;
+    let d = f
+        .message("dataset")?
+        .ok_or_else(|| ApiError::missing("dataset"))?;
     Ok(DatasetInput {
         dataset: Dataset {
             name: d.req_str("name")?,
@@ -153,11 +165,18 @@ fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {
 
 async fn log_inputs(State(st): State<AppState>, f: Fields) -> Reply {
     let id = run_id(&f)?;
-    let datasets: Vec<DatasetInput> =
-        f.messages("datasets")?.iter().map(dataset_input).collect::<Result<_, _>>()?;
-    let models: Vec<String> =
-        f.messages("models")?.iter().map(|m| m.req_str("model_id")).collect::<Result<_, _>>()?;
-    st.db(move |s| s.log_inputs(&id, &datasets, &models)).await?;
+    let datasets: Vec<DatasetInput> = f
+        .messages("datasets")?
+        .iter()
+        .map(dataset_input)
+        .collect::<Result<_, _>>()?;
+    let models: Vec<String> = f
+        .messages("models")?
+        .iter()
+        .map(|m| m.req_str("model_id"))
+        .collect::<Result<_, _>>()?;
+    st.db(move |s| s.log_inputs(&id, &datasets, &models))
+        .await?;
     empty()
 }
 
@@ -169,7 +188,12 @@ async fn log_outputs(State(st): State<AppState>, f: Fields) -> Reply {
     let models: Vec<ModelOutput> = f
         .messages("models")?
         .iter()
-        .map(|m| Ok(ModelOutput { model_id: m.req_str("model_id")?, step: m.opt_i64("step")?.unwrap_or(0) }))
+        .map(|m| {
+            Ok(ModelOutput {
+                model_id: m.req_str("model_id")?,
+                step: m.opt_i64("step")?.unwrap_or(0),
+            })
+        })
         .collect::<Result<_, ApiError>>()?;
     st.db(move |s| s.log_outputs(&id, &models)).await?;
     empty()
@@ -200,8 +224,11 @@ async fn log_model(State(st): State<AppState>, f: Fields) -> Reply {
 }
 
 async fn search(State(st): State<AppState>, f: Fields) -> Reply {
-    let experiment_ids =
-        f.str_list("experiment_ids")?.iter().map(|e| experiment_id(e)).collect::<Result<_, _>>()?;
+    let experiment_ids = f
+        .str_list("experiment_ids")?
+        .iter()
+        .map(|e| experiment_id(e))
+        .collect::<Result<_, _>>()?;
     let q = RunSearch {
         experiment_ids,
         filter: parse_filter(SearchKind::Runs, &f.opt_str("filter")?.unwrap_or_default())
@@ -214,7 +241,13 @@ async fn search(State(st): State<AppState>, f: Fields) -> Reply {
     let page = st.db(move |s| s.search_runs(&q)).await?;
     reply(
         Obj::new()
-            .list("runs", page.items.iter().map(|r| convert::run(r, true).into()).collect())
+            .list(
+                "runs",
+                page.items
+                    .iter()
+                    .map(|r| convert::run(r, true).into())
+                    .collect(),
+            )
             .opt("next_page_token", next_page_token(page.next_offset)),
     )
 }
@@ -224,7 +257,9 @@ async fn history(State(st): State<AppState>, f: Fields) -> Reply {
     let key = f.req_str("metric_key")?;
     let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
     let offset = page_offset(&f)?;
-    let page = st.db(move |s| s.metric_history(&id, &key, max, offset)).await?;
+    let page = st
+        .db(move |s| s.metric_history(&id, &key, max, offset))
+        .await?;
     reply(
         Obj::new()
             .list("metrics", convert::metrics(&page.items))
@@ -291,7 +326,14 @@ async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
             ));
         }
     };
-    let max = max_results(&f, "max_results", MAX_BULK_INTERVAL_RESULTS, MAX_BULK_INTERVAL_RESULTS)?;
-    let metrics = st.db(move |s| s.metric_history_bulk_interval(&ids, &key, steps, max)).await?;
+    let max = max_results(
+        &f,
+        "max_results",
+        MAX_BULK_INTERVAL_RESULTS,
+        MAX_BULK_INTERVAL_RESULTS,
+    )?;
+    let metrics = st
+        .db(move |s| s.metric_history_bulk_interval(&ids, &key, steps, max))
+        .await?;
     reply(Obj::new().list("metrics", convert::metrics(&metrics)))
 }

@@ -37,13 +37,19 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
-        let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::RequestLimitExceeded,
-                format!("request body is larger than {MAX_JSON_BODY} bytes"),
-            )
-        })?;
+            .map(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestLimitExceeded,
+                    format!("request body is larger than {MAX_JSON_BODY} bytes"),
+                )
+            })?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Fields(parse_query(&query)));
         }
@@ -55,7 +61,10 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         }
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(ApiError::new(ErrorCode::BadRequest, "request body must be a JSON object")),
+            Ok(_) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "request body must be a JSON object",
+            )),
             Err(e) => Err(ApiError::new(
                 ErrorCode::BadRequest,
                 format!("request body is not valid JSON: {e}"),
@@ -86,7 +95,9 @@ fn parse_query(query: &str) -> Map<String, Value> {
 }
 
 fn decode_component(s: &str) -> String {
-    percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Python's name for a JSON value's type, as MLflow's messages show it.
@@ -156,10 +167,14 @@ impl Fields {
 
     /// An optional int64 field; integral numbers and numeric strings are accepted.
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let parsed = match v {
             Value::Number(n) => n.as_i64().or_else(|| {
-                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
             }),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
@@ -174,7 +189,9 @@ impl Fields {
 
     /// An optional double; `"NaN"`, `"Infinity"` and `"-Infinity"` are accepted.
     pub fn opt_f64(&self, name: &str) -> Result<Option<f64>, ApiError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let parsed = match v {
             Value::Number(n) => n.as_f64(),
             Value::String(s) => parse_double(s),
@@ -185,7 +202,9 @@ impl Fields {
 
     /// An optional boolean; `true`/`false` in any case when given as a string.
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         match v {
             Value::Bool(b) => Ok(Some(*b)),
             Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
@@ -239,14 +258,21 @@ impl Fields {
     pub fn tags(&self, name: &str) -> Result<Vec<Tag>, ApiError> {
         self.messages(name)?
             .iter()
-            .map(|t| Ok(Tag::new(t.req_str("key")?, t.opt_str("value")?.unwrap_or_default())))
+            .map(|t| {
+                Ok(Tag::new(
+                    t.req_str("key")?,
+                    t.opt_str("value")?.unwrap_or_default(),
+                ))
+            })
             .collect()
     }
 
     /// A metric message (`LogMetric`'s body or an item of `LogBatch.metrics`).
     pub fn metric(&self) -> Result<Metric, ApiError> {
         let key = self.req_str("key")?;
-        let value = self.opt_f64("value")?.ok_or_else(|| ApiError::missing("value"))?;
+        let value = self
+            .opt_f64("value")?
+            .ok_or_else(|| ApiError::missing("value"))?;
         let timestamp = self.req_i64("timestamp")?;
         let step = self.opt_i64("step")?.unwrap_or(0);
         let mut metric = Metric::new(key, value, timestamp, step);
@@ -301,11 +327,19 @@ impl Obj {
     }
     /// Sets a repeated field unless it is empty.
     pub fn list(self, key: &str, items: Vec<Value>) -> Self {
-        if items.is_empty() { self } else { self.set(key, Value::Array(items)) }
+        if items.is_empty() {
+            self
+        } else {
+            self.set(key, Value::Array(items))
+        }
     }
     /// Sets a message field unless it is empty.
     pub fn nonempty(self, key: &str, v: Obj) -> Self {
-        if v.0.is_empty() { self } else { self.set(key, v) }
+        if v.0.is_empty() {
+            self
+        } else {
+            self.set(key, v)
+        }
     }
 }
 
@@ -353,9 +387,19 @@ mod tests {
         assert!(f.opt_f64("a").unwrap().unwrap().is_nan());
         assert_eq!(f.opt_f64("b").unwrap(), Some(1.5));
         let err = f.opt_f64("c").unwrap_err();
-        assert!(err.message.contains("Invalid value \"abc\" for parameter 'c'"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("Invalid value \"abc\" for parameter 'c'"),
+            "{}",
+            err.message
+        );
         assert_eq!(f.opt_i64("d").unwrap(), Some(3));
-        assert!(f.req_str("e").unwrap_err().message.contains("Missing value for required parameter 'e'"));
+        assert!(
+            f.req_str("e")
+                .unwrap_err()
+                .message
+                .contains("Missing value for required parameter 'e'")
+        );
         assert_eq!(f.opt_bool("t").unwrap(), Some(true));
     }
 

@@ -10,8 +10,7 @@ use crate::backend::{Conn, Row, SqlValue, placeholders};
 use crate::search_sql;
 use crate::store::ExperimentSearch;
 
-const COLUMNS: &str =
-    "e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time";
+const COLUMNS: &str = "e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time";
 
 fn not_found(id: i64) -> StoreError {
     Error::not_found(format!("No Experiment with id={id} exists")).into()
@@ -19,7 +18,10 @@ fn not_found(id: i64) -> StoreError {
 
 fn decode(row: Row) -> Result<Experiment, StoreError> {
     let mut it = row.into_iter();
-    let mut next = || it.next().ok_or_else(|| StoreError::Corrupt("short experiment row".into()));
+    let mut next = || {
+        it.next()
+            .ok_or_else(|| StoreError::Corrupt("short experiment row".into()))
+    };
     Ok(Experiment {
         experiment_id: next()?.int()?,
         name: next()?.text()?,
@@ -54,7 +56,11 @@ fn attach_tags(c: &mut dyn Conn, experiments: &mut [Experiment]) -> Result<(), S
     Ok(())
 }
 
-fn load_where(c: &mut dyn Conn, cond: &str, params: &[SqlValue]) -> Result<Option<Experiment>, StoreError> {
+fn load_where(
+    c: &mut dyn Conn,
+    cond: &str,
+    params: &[SqlValue],
+) -> Result<Option<Experiment>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM experiments e WHERE {cond}");
     let Some(row) = c.query(&sql, params)?.into_iter().next() else {
         return Ok(None);
@@ -92,7 +98,11 @@ fn upsert_tag(c: &mut dyn Conn, id: i64, tag: &Tag) -> Result<(), StoreError> {
     c.exec(
         "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?) \
          ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
-        &[id.into(), tag.key.as_str().into(), tag.value.as_str().into()],
+        &[
+            id.into(),
+            tag.key.as_str().into(),
+            tag.value.as_str().into(),
+        ],
     )?;
     Ok(())
 }
@@ -110,7 +120,9 @@ pub fn create(
     }
     let exists = c.query("SELECT 1 FROM experiments WHERE name = ?", &[name.into()])?;
     if !exists.is_empty() {
-        return Err(Error::AlreadyExists(format!("Experiment(name={name}) already exists.")).into());
+        return Err(
+            Error::AlreadyExists(format!("Experiment(name={name}) already exists.")).into(),
+        );
     }
     let now = now_ms();
     let rows = c.query(
@@ -153,7 +165,11 @@ pub fn search(c: &mut dyn Conn, q: &ExperimentSearch) -> Result<Page<Experiment>
         conds.join(" AND "),
         order.sql
     );
-    let mut items = c.query(&sql, &params)?.into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    let mut items = c
+        .query(&sql, &params)?
+        .into_iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_offset = page_rest(&mut items, q.max_results, q.offset);
     attach_tags(c, &mut items)?;
     Ok(Page { items, next_offset })
@@ -186,7 +202,9 @@ pub fn rename(c: &mut dyn Conn, id: i64, new_name: &str) -> Result<(), StoreErro
         &[new_name.into(), id.into()],
     )?;
     if !taken.is_empty() {
-        return Err(Error::AlreadyExists(format!("Experiment(name={new_name}) already exists.")).into());
+        return Err(
+            Error::AlreadyExists(format!("Experiment(name={new_name}) already exists.")).into(),
+        );
     }
     c.exec(
         "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",
@@ -248,7 +266,10 @@ pub fn delete_tag(c: &mut dyn Conn, id: i64, key: &str) -> Result<(), StoreError
         &[id.into(), key.into()],
     )?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {id}")).into());
+        return Err(Error::not_found(format!(
+            "No tag with name: {key} in experiment with id {id}"
+        ))
+        .into());
     }
     Ok(())
 }

@@ -19,7 +19,10 @@ pub const RUN_COLUMNS: &str = "r.rid, r.run_uuid, r.name, r.experiment_id, r.use
 /// Decodes a row of [`RUN_COLUMNS`] into (rid, info).
 pub fn decode_info(row: Row) -> Result<(i64, RunInfo), StoreError> {
     let mut it = row.into_iter();
-    let mut next = || it.next().ok_or_else(|| StoreError::Corrupt("short run row".into()));
+    let mut next = || {
+        it.next()
+            .ok_or_else(|| StoreError::Corrupt("short run row".into()))
+    };
     let rid = next()?.int()?;
     let info = RunInfo {
         run_id: next()?.text()?,
@@ -66,7 +69,10 @@ pub fn metric_value(value: f64) -> (f64, i64) {
 }
 
 fn ids_in(rids: &[i64]) -> (String, Vec<SqlValue>) {
-    (placeholders(rids.len()), rids.iter().map(|&r| r.into()).collect())
+    (
+        placeholders(rids.len()),
+        rids.iter().map(|&r| r.into()).collect(),
+    )
 }
 
 fn group_kv(
@@ -82,7 +88,9 @@ fn group_kv(
         let (Some(r), Some(k), Some(v)) = (it.next(), it.next(), it.next()) else {
             return Err(StoreError::Corrupt(format!("short {table} row")));
         };
-        out.entry(r.int()?).or_default().push(Tag::new(k.text()?, v.text()?));
+        out.entry(r.int()?)
+            .or_default()
+            .push(Tag::new(k.text()?, v.text()?));
     }
     Ok(out)
 }
@@ -102,10 +110,20 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
         "SELECT rid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE rid IN ({ph}) ORDER BY rid, key"
     );
     for row in c.query(&sql, &ids)? {
-        let [rid, key, value, is_nan, ts, step]: [SqlValue; 6] =
-            row.try_into().map_err(|_| StoreError::Corrupt("short metric row".into()))?;
-        let value = if is_nan.int()? == 1 { f64::NAN } else { value.real()? };
-        metrics.entry(rid.int()?).or_default().push(Metric::new(key.text()?, value, ts.int()?, step.int()?));
+        let [rid, key, value, is_nan, ts, step]: [SqlValue; 6] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short metric row".into()))?;
+        let value = if is_nan.int()? == 1 {
+            f64::NAN
+        } else {
+            value.real()?
+        };
+        metrics.entry(rid.int()?).or_default().push(Metric::new(
+            key.text()?,
+            value,
+            ts.int()?,
+            step.int()?,
+        ));
     }
 
     let mut datasets: HashMap<i64, Vec<DatasetInput>> = HashMap::new();
@@ -116,8 +134,9 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
     );
     let mut input_keys = Vec::new();
     for row in c.query(&sql, &ids)? {
-        let [rid, did, name, digest, st, src, schema, profile]: [SqlValue; 8] =
-            row.try_into().map_err(|_| StoreError::Corrupt("short input row".into()))?;
+        let [rid, did, name, digest, st, src, schema, profile]: [SqlValue; 8] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short input row".into()))?;
         let (rid, did) = (rid.int()?, did.int()?);
         input_keys.push((rid, did));
         datasets.entry(rid).or_default().push(DatasetInput {
@@ -137,35 +156,49 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
             "SELECT rid, dataset_id, key, value FROM run_input_tags WHERE rid IN ({ph}) ORDER BY rid, dataset_id, key"
         );
         for row in c.query(&sql, &ids)? {
-            let [rid, did, k, v]: [SqlValue; 4] =
-                row.try_into().map_err(|_| StoreError::Corrupt("short input tag row".into()))?;
+            let [rid, did, k, v]: [SqlValue; 4] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short input tag row".into()))?;
             let (rid, did) = (rid.int()?, did.int()?);
-            if let Some(pos) = input_keys.iter().filter(|(r, _)| *r == rid).position(|(_, d)| *d == did) {
-                if let Some(list) = datasets.get_mut(&rid) {
-                    list[pos].tags.push(Tag::new(k.text()?, v.text()?));
-                }
+            if let Some(pos) = input_keys
+                .iter()
+                .filter(|(r, _)| *r == rid)
+                .position(|(_, d)| *d == did)
+                && let Some(list) = datasets.get_mut(&rid)
+            {
+                list[pos].tags.push(Tag::new(k.text()?, v.text()?));
             }
         }
     }
 
     let mut model_inputs: HashMap<i64, Vec<String>> = HashMap::new();
-    let sql = format!("SELECT rid, model_id FROM run_model_inputs WHERE rid IN ({ph}) ORDER BY rid, model_id");
+    let sql = format!(
+        "SELECT rid, model_id FROM run_model_inputs WHERE rid IN ({ph}) ORDER BY rid, model_id"
+    );
     for row in c.query(&sql, &ids)? {
-        let [rid, mid]: [SqlValue; 2] =
-            row.try_into().map_err(|_| StoreError::Corrupt("short model input row".into()))?;
-        model_inputs.entry(rid.int()?).or_default().push(mid.text()?);
+        let [rid, mid]: [SqlValue; 2] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short model input row".into()))?;
+        model_inputs
+            .entry(rid.int()?)
+            .or_default()
+            .push(mid.text()?);
     }
     let mut model_outputs: HashMap<i64, Vec<ModelOutput>> = HashMap::new();
     let sql = format!(
         "SELECT rid, model_id, step FROM run_model_outputs WHERE rid IN ({ph}) ORDER BY rid, step, model_id"
     );
     for row in c.query(&sql, &ids)? {
-        let [rid, mid, step]: [SqlValue; 3] =
-            row.try_into().map_err(|_| StoreError::Corrupt("short model output row".into()))?;
+        let [rid, mid, step]: [SqlValue; 3] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short model output row".into()))?;
         model_outputs
             .entry(rid.int()?)
             .or_default()
-            .push(ModelOutput { model_id: mid.text()?, step: step.int()? });
+            .push(ModelOutput {
+                model_id: mid.text()?,
+                step: step.int()?,
+            });
     }
 
     Ok(infos

@@ -27,8 +27,21 @@ fn not_found(id: &str) -> StoreError {
 }
 
 fn decode(row: Row) -> Result<LoggedModel, StoreError> {
-    let [id, exp, name, uri, status, msg, mtype, src, created, updated, stage]: [SqlValue; 11] =
-        row.try_into().map_err(|_| StoreError::Corrupt("short logged model row".into()))?;
+    let [
+        id,
+        exp,
+        name,
+        uri,
+        status,
+        msg,
+        mtype,
+        src,
+        created,
+        updated,
+        stage,
+    ]: [SqlValue; 11] = row
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("short logged model row".into()))?;
     let status = status.text()?;
     Ok(LoggedModel {
         model_id: id.text()?,
@@ -56,16 +69,26 @@ fn complete(c: &mut dyn Conn, models: &mut [LoggedModel]) -> Result<(), StoreErr
     }
     let ids: Vec<SqlValue> = models.iter().map(|m| m.model_id.as_str().into()).collect();
     let ph = placeholders(ids.len());
-    let index: HashMap<String, usize> =
-        models.iter().enumerate().map(|(i, m)| (m.model_id.clone(), i)).collect();
+    let index: HashMap<String, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.model_id.clone(), i))
+        .collect();
     for (table, is_tag) in [("logged_model_tags", true), ("logged_model_params", false)] {
-        let sql = format!("SELECT model_id, key, value FROM {table} WHERE model_id IN ({ph}) ORDER BY key");
+        let sql = format!(
+            "SELECT model_id, key, value FROM {table} WHERE model_id IN ({ph}) ORDER BY key"
+        );
         for row in c.query(&sql, &ids)? {
-            let [id, k, v]: [SqlValue; 3] =
-                row.try_into().map_err(|_| StoreError::Corrupt("short kv row".into()))?;
+            let [id, k, v]: [SqlValue; 3] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short kv row".into()))?;
             if let Some(&i) = index.get(&id.text()?) {
                 let kv = Tag::new(k.text()?, v.text()?);
-                if is_tag { models[i].tags.push(kv) } else { models[i].params.push(kv) }
+                if is_tag {
+                    models[i].tags.push(kv)
+                } else {
+                    models[i].params.push(kv)
+                }
             }
         }
     }
@@ -75,7 +98,9 @@ fn complete(c: &mut dyn Conn, models: &mut [LoggedModel]) -> Result<(), StoreErr
          WHERE m.model_id IN ({ph}) ORDER BY m.key, m.step, m.timestamp"
     );
     for mut row in c.query(&sql, &ids)? {
-        let run = row.pop().ok_or_else(|| StoreError::Corrupt("short metric row".into()))?;
+        let run = row
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("short metric row".into()))?;
         let mut metric = decode_metric(row)?;
         metric.run_id = Some(run.text()?);
         if let Some(&i) = metric.model_id.as_ref().and_then(|id| index.get(id)) {
@@ -90,15 +115,29 @@ fn upsert_kv(c: &mut dyn Conn, table: &str, model_id: &str, kv: &Tag) -> Result<
         "INSERT INTO {table} (model_id, key, value) VALUES (?, ?, ?) \
          ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
     );
-    c.exec(&sql, &[model_id.into(), kv.key.as_str().into(), kv.value.as_str().into()])?;
+    c.exec(
+        &sql,
+        &[
+            model_id.into(),
+            kv.key.as_str().into(),
+            kv.value.as_str().into(),
+        ],
+    )?;
     Ok(())
 }
 
 pub fn create(c: &mut dyn Conn, new: &NewLoggedModel) -> Result<LoggedModel, StoreError> {
     let exp = experiments::active(c, new.experiment_id)?;
     let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
-    let name = new.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_name);
-    let artifact_uri = child_uri(&exp.artifact_location, &format!("models/{model_id}/artifacts"));
+    let name = new
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(random_name);
+    let artifact_uri = child_uri(
+        &exp.artifact_location,
+        &format!("models/{model_id}/artifacts"),
+    );
     let now = now_ms();
     c.exec(
         "INSERT INTO logged_models (model_id, experiment_id, name, artifact_uri, status, model_type, \
@@ -125,9 +164,17 @@ pub fn create(c: &mut dyn Conn, new: &NewLoggedModel) -> Result<LoggedModel, Sto
     get(c, &model_id, false)
 }
 
-pub fn get(c: &mut dyn Conn, model_id: &str, allow_deleted: bool) -> Result<LoggedModel, StoreError> {
+pub fn get(
+    c: &mut dyn Conn,
+    model_id: &str,
+    allow_deleted: bool,
+) -> Result<LoggedModel, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM logged_models lm WHERE lm.model_id = ?");
-    let row = c.query(&sql, &[model_id.into()])?.into_iter().next().ok_or_else(|| not_found(model_id))?;
+    let row = c
+        .query(&sql, &[model_id.into()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(model_id))?;
     let model = decode(row)?;
     if model.lifecycle_stage == LifecycleStage::Deleted && !allow_deleted {
         return Err(not_found(model_id));
@@ -147,15 +194,25 @@ fn touch(c: &mut dyn Conn, model_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn finalize(c: &mut dyn Conn, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel, StoreError> {
+pub fn finalize(
+    c: &mut dyn Conn,
+    model_id: &str,
+    status: LoggedModelStatus,
+) -> Result<LoggedModel, StoreError> {
     touch(c, model_id)?;
-    c.exec("UPDATE logged_models SET status = ? WHERE model_id = ?", &[status.as_str().into(), model_id.into()])?;
+    c.exec(
+        "UPDATE logged_models SET status = ? WHERE model_id = ?",
+        &[status.as_str().into(), model_id.into()],
+    )?;
     get(c, model_id, false)
 }
 
 pub fn delete(c: &mut dyn Conn, model_id: &str) -> Result<(), StoreError> {
     touch(c, model_id)?;
-    c.exec("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?", &[model_id.into()])?;
+    c.exec(
+        "UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?",
+        &[model_id.into()],
+    )?;
     Ok(())
 }
 
@@ -169,9 +226,15 @@ pub fn set_tags(c: &mut dyn Conn, model_id: &str, tags: &[Tag]) -> Result<(), St
 
 pub fn delete_tag(c: &mut dyn Conn, model_id: &str, key: &str) -> Result<(), StoreError> {
     touch(c, model_id)?;
-    let n = c.exec("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", &[model_id.into(), key.into()])?;
+    let n = c.exec(
+        "DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?",
+        &[model_id.into(), key.into()],
+    )?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with key '{key}' found for model with ID '{model_id}'.")).into());
+        return Err(Error::not_found(format!(
+            "No tag with key '{key}' found for model with ID '{model_id}'."
+        ))
+        .into());
     }
     Ok(())
 }
@@ -194,7 +257,11 @@ fn column(key: &str) -> Result<&'static str, StoreError> {
         "source_run_id" => "lm.source_run_id",
         "creation_timestamp" | "creation_time" => "lm.creation_timestamp",
         "last_updated_timestamp" | "last_updated_time" => "lm.last_updated_timestamp",
-        other => return Err(Error::invalid(format!("Invalid attribute key '{other}' specified.")).into()),
+        other => {
+            return Err(
+                Error::invalid(format!("Invalid attribute key '{other}' specified.")).into(),
+            );
+        }
     })
 }
 
@@ -217,7 +284,12 @@ fn like_op(d: Dialect, op: Comparator) -> &'static str {
     }
 }
 
-fn bind_value(d: Dialect, op: Comparator, v: &Value, params: &mut Vec<SqlValue>) -> Result<String, StoreError> {
+fn bind_value(
+    d: Dialect,
+    op: Comparator,
+    v: &Value,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
     Ok(match v {
         Value::Str(s) if op == Comparator::Like && d == Dialect::Sqlite => {
             params.push(crate::search_sql::like_to_glob(s).into());
@@ -245,12 +317,18 @@ fn bind_value(d: Dialect, op: Comparator, v: &Value, params: &mut Vec<SqlValue>)
 
 pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError> {
     if q.experiment_ids.is_empty() {
-        return Ok(Page { items: Vec::new(), next_offset: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_offset: None,
+        });
     }
     let d = c.dialect();
     let mut params: Vec<SqlValue> = q.experiment_ids.iter().map(|&e| e.into()).collect();
     let mut conds = vec![
-        format!("lm.experiment_id IN ({})", placeholders(q.experiment_ids.len())),
+        format!(
+            "lm.experiment_id IN ({})",
+            placeholders(q.experiment_ids.len())
+        ),
         "lm.lifecycle_stage = 'active'".to_string(),
     ];
     for cmp in &q.filter.clauses {
@@ -264,13 +342,21 @@ pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedMode
             Entity::Metric => {
                 params.push(cmp.ident.key.as_str().into());
                 let rhs = bind_value(d, cmp.op, &cmp.value, &mut params)?;
-                format!("EXISTS (SELECT 1 FROM metrics m WHERE m.model_id = lm.model_id AND m.key = ? AND m.is_nan = 0 AND m.value {op} {rhs})")
+                format!(
+                    "EXISTS (SELECT 1 FROM metrics m WHERE m.model_id = lm.model_id AND m.key = ? AND m.is_nan = 0 AND m.value {op} {rhs})"
+                )
             }
             Entity::Param | Entity::Tag => {
-                let table = if cmp.ident.entity == Entity::Param { "logged_model_params" } else { "logged_model_tags" };
+                let table = if cmp.ident.entity == Entity::Param {
+                    "logged_model_params"
+                } else {
+                    "logged_model_tags"
+                };
                 params.push(cmp.ident.key.as_str().into());
                 let rhs = bind_value(d, cmp.op, &cmp.value, &mut params)?;
-                format!("EXISTS (SELECT 1 FROM {table} kv WHERE kv.model_id = lm.model_id AND kv.key = ? AND kv.value {op} {rhs})")
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} kv WHERE kv.model_id = lm.model_id AND kv.key = ? AND kv.value {op} {rhs})"
+                )
             }
             Entity::Dataset => {
                 return Err(Error::invalid("datasets are not filterable for logged models").into());
@@ -294,7 +380,11 @@ pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedMode
         conds.join(" AND "),
         order.join(", ")
     );
-    let mut items = c.query(&sql, &params)?.into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    let mut items = c
+        .query(&sql, &params)?
+        .into_iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_offset = page_rest(&mut items, q.max_results, q.offset);
     complete(c, &mut items)?;
     Ok(Page { items, next_offset })

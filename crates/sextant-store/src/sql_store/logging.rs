@@ -68,7 +68,12 @@ fn insert_rows(
     Ok(())
 }
 
-fn log_params(c: &mut dyn Conn, run_id: &str, rid: i64, params: &[Param]) -> Result<(), StoreError> {
+fn log_params(
+    c: &mut dyn Conn,
+    run_id: &str,
+    rid: i64,
+    params: &[Param],
+) -> Result<(), StoreError> {
     if params.is_empty() {
         return Ok(());
     }
@@ -86,14 +91,20 @@ fn log_params(c: &mut dyn Conn, run_id: &str, rid: i64, params: &[Param]) -> Res
         .query(&sql, &args)?
         .into_iter()
         .map(|row| {
-            let [k, v]: [SqlValue; 2] =
-                row.try_into().map_err(|_| StoreError::Corrupt("short param row".into()))?;
+            let [k, v]: [SqlValue; 2] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short param row".into()))?;
             Ok((k.text()?, v.text()?))
         })
         .collect::<Result<_, StoreError>>()?;
     let conflicts: Vec<_> = values
         .iter()
-        .filter_map(|(k, v)| existing.get(k).filter(|old| *old != v).map(|old| (k, old, v)))
+        .filter_map(|(k, v)| {
+            existing
+                .get(k)
+                .filter(|old| *old != v)
+                .map(|old| (k, old, v))
+        })
         .collect();
     if let [(k, old, new)] = conflicts.as_slice() {
         return Err(Error::invalid(format!(
@@ -105,7 +116,9 @@ fn log_params(c: &mut dyn Conn, run_id: &str, rid: i64, params: &[Param]) -> Res
     if !conflicts.is_empty() {
         let listed: Vec<String> = conflicts
             .iter()
-            .map(|(k, old, new)| format!("{{'key': '{k}', 'old_value': '{old}', 'new_value': '{new}'}}"))
+            .map(|(k, old, new)| {
+                format!("{{'key': '{k}', 'old_value': '{old}', 'new_value': '{new}'}}")
+            })
             .collect();
         return Err(Error::invalid(format!(
             "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
@@ -118,12 +131,24 @@ fn log_params(c: &mut dyn Conn, run_id: &str, rid: i64, params: &[Param]) -> Res
         .filter(|(k, _)| !existing.contains_key(k))
         .map(|(k, v)| vec![rid.into(), k.into(), v.into()])
         .collect();
-    insert_rows(c, "INSERT INTO params (rid, key, value)", "ON CONFLICT DO NOTHING", 3, rows)
+    insert_rows(
+        c,
+        "INSERT INTO params (rid, key, value)",
+        "ON CONFLICT DO NOTHING",
+        3,
+        rows,
+    )
 }
 
 /// The order MLflow uses to pick a run's latest value of a metric.
 fn later(a: &Metric, b: &Metric) -> bool {
-    let key = |m: &Metric| (m.step, m.timestamp, if m.value.is_nan() { f64::MIN } else { m.value });
+    let key = |m: &Metric| {
+        (
+            m.step,
+            m.timestamp,
+            if m.value.is_nan() { f64::MIN } else { m.value },
+        )
+    };
     key(a).partial_cmp(&key(b)).is_some_and(|o| o.is_gt())
 }
 
@@ -230,7 +255,11 @@ pub fn log_inputs(
         )?;
         let rows = c.query(
             "SELECT dataset_id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
-            &[info.experiment_id.into(), d.name.as_str().into(), d.digest.as_str().into()],
+            &[
+                info.experiment_id.into(),
+                d.name.as_str().into(),
+                d.digest.as_str().into(),
+            ],
         )?;
         let did = rows
             .first()
@@ -246,7 +275,12 @@ pub fn log_inputs(
             c.exec(
                 "INSERT INTO run_input_tags (rid, dataset_id, key, value) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (rid, dataset_id, key) DO UPDATE SET value = excluded.value",
-                &[rid.into(), did.into(), t.key.as_str().into(), t.value.as_str().into()],
+                &[
+                    rid.into(),
+                    did.into(),
+                    t.key.as_str().into(),
+                    t.value.as_str().into(),
+                ],
             )?;
         }
     }
@@ -259,7 +293,11 @@ pub fn log_inputs(
     Ok(())
 }
 
-pub fn log_outputs(c: &mut dyn Conn, run_id: &str, models: &[ModelOutput]) -> Result<(), StoreError> {
+pub fn log_outputs(
+    c: &mut dyn Conn,
+    run_id: &str,
+    models: &[ModelOutput],
+) -> Result<(), StoreError> {
     let rid = load::active_rid(c, run_id)?;
     for m in models {
         c.exec(
@@ -270,13 +308,19 @@ pub fn log_outputs(c: &mut dyn Conn, run_id: &str, models: &[ModelOutput]) -> Re
     Ok(())
 }
 
-const METRIC_COLUMNS: &str = "key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest";
+const METRIC_COLUMNS: &str =
+    "key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest";
 
 /// Decodes a row of [`METRIC_COLUMNS`].
 pub fn decode_metric(row: Vec<SqlValue>) -> Result<Metric, StoreError> {
-    let [key, value, is_nan, ts, step, model, dname, ddigest]: [SqlValue; 8] =
-        row.try_into().map_err(|_| StoreError::Corrupt("short metric row".into()))?;
-    let value = if is_nan.int()? == 1 { f64::NAN } else { value.real()? };
+    let [key, value, is_nan, ts, step, model, dname, ddigest]: [SqlValue; 8] = row
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("short metric row".into()))?;
+    let value = if is_nan.int()? == 1 {
+        f64::NAN
+    } else {
+        value.real()?
+    };
     let mut m = Metric::new(key.text()?, value, ts.int()?, step.int()?);
     m.model_id = model.opt_text()?;
     m.dataset_name = dname.opt_text()?;
@@ -298,9 +342,17 @@ pub fn history(
     );
     let rows = c.query(
         &sql,
-        &[rid.into(), key.into(), (max_results as i64 + 1).into(), (offset as i64).into()],
+        &[
+            rid.into(),
+            key.into(),
+            (max_results as i64 + 1).into(),
+            (offset as i64).into(),
+        ],
     )?;
-    let mut items = rows.into_iter().map(decode_metric).collect::<Result<Vec<_>, _>>()?;
+    let mut items = rows
+        .into_iter()
+        .map(decode_metric)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_offset = page_rest(&mut items, max_results, offset);
     Ok(Page { items, next_offset })
 }

@@ -31,7 +31,9 @@ pub struct SqlStore<B> {
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `root/child`, with exactly one slash between them (`mlflow-artifacts:` + `0`
@@ -73,7 +75,10 @@ pub(crate) fn open(uri: &str, root: &str) -> Result<Box<dyn MetaStore>, StoreErr
 pub fn open_in_memory(root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
     let db = Sqlite::open("sqlite://:memory:")?;
     db.write(|c| migrations::apply(c, root, now_ms()))?;
-    Ok(Box::new(SqlStore { db, root: root.to_string() }))
+    Ok(Box::new(SqlStore {
+        db,
+        root: root.to_string(),
+    }))
 }
 
 pub(crate) fn upgrade(uri: &str, root: &str) -> Result<Vec<u32>, StoreError> {
@@ -98,7 +103,10 @@ pub(crate) fn upgrade(uri: &str, root: &str) -> Result<Vec<u32>, StoreError> {
 impl<B: Backend> SqlStore<B> {
     fn checked(db: B, root: &str) -> Result<Self, StoreError> {
         db.read(migrations::check)?;
-        Ok(SqlStore { db, root: root.to_string() })
+        Ok(SqlStore {
+            db,
+            root: root.to_string(),
+        })
     }
 }
 
@@ -109,7 +117,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         artifact_location: Option<&str>,
         tags: &[Tag],
     ) -> Result<i64, StoreError> {
-        self.db.write(|c| experiments::create(c, &self.root, name, artifact_location, tags))
+        self.db
+            .write(|c| experiments::create(c, &self.root, name, artifact_location, tags))
     }
     fn get_experiment(&self, experiment_id: i64) -> Result<Experiment, StoreError> {
         self.db.read(|c| experiments::get(c, experiment_id))
@@ -121,19 +130,24 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         self.db.read(|c| experiments::search(c, q))
     }
     fn rename_experiment(&self, experiment_id: i64, new_name: &str) -> Result<(), StoreError> {
-        self.db.write(|c| experiments::rename(c, experiment_id, new_name))
+        self.db
+            .write(|c| experiments::rename(c, experiment_id, new_name))
     }
     fn delete_experiment(&self, experiment_id: i64) -> Result<(), StoreError> {
-        self.db.write(|c| experiments::set_stage(c, experiment_id, false))
+        self.db
+            .write(|c| experiments::set_stage(c, experiment_id, false))
     }
     fn restore_experiment(&self, experiment_id: i64) -> Result<(), StoreError> {
-        self.db.write(|c| experiments::set_stage(c, experiment_id, true))
+        self.db
+            .write(|c| experiments::set_stage(c, experiment_id, true))
     }
     fn set_experiment_tag(&self, experiment_id: i64, tag: &Tag) -> Result<(), StoreError> {
-        self.db.write(|c| experiments::set_tag(c, experiment_id, tag))
+        self.db
+            .write(|c| experiments::set_tag(c, experiment_id, tag))
     }
     fn delete_experiment_tag(&self, experiment_id: i64, key: &str) -> Result<(), StoreError> {
-        self.db.write(|c| experiments::delete_tag(c, experiment_id, key))
+        self.db
+            .write(|c| experiments::delete_tag(c, experiment_id, key))
     }
 
     fn create_run(&self, new: &NewRun) -> Result<Run, StoreError> {
@@ -149,7 +163,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         end_time: Option<i64>,
         run_name: Option<&str>,
     ) -> Result<RunInfo, StoreError> {
-        self.db.write(|c| runs::update(c, run_id, status, end_time, run_name))
+        self.db
+            .write(|c| runs::update(c, run_id, status, end_time, run_name))
     }
     fn delete_run(&self, run_id: &str) -> Result<(), StoreError> {
         self.db.write(|c| runs::set_stage(c, run_id, false))
@@ -165,7 +180,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         tags: &[Tag],
     ) -> Result<(), StoreError> {
         logging::check_batch(metrics, params, tags)?;
-        self.db.write(|c| logging::log_batch(c, run_id, metrics, params, tags))
+        self.db
+            .write(|c| logging::log_batch(c, run_id, metrics, params, tags))
     }
     fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), StoreError> {
         self.db.write(|c| runs::delete_tag(c, run_id, key))
@@ -176,7 +192,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         datasets: &[DatasetInput],
         model_ids: &[String],
     ) -> Result<(), StoreError> {
-        self.db.write(|c| logging::log_inputs(c, run_id, datasets, model_ids))
+        self.db
+            .write(|c| logging::log_inputs(c, run_id, datasets, model_ids))
     }
     fn log_outputs(&self, run_id: &str, models: &[ModelOutput]) -> Result<(), StoreError> {
         self.db.write(|c| logging::log_outputs(c, run_id, models))
@@ -188,7 +205,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         max_results: u64,
         offset: u64,
     ) -> Result<Page<Metric>, StoreError> {
-        self.db.read(|c| logging::history(c, run_id, key, max_results, offset))
+        self.db
+            .read(|c| logging::history(c, run_id, key, max_results, offset))
     }
     fn metric_history_bulk_interval(
         &self,
@@ -197,7 +215,8 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         steps: Option<(i64, i64)>,
         max_results: u64,
     ) -> Result<Vec<Metric>, StoreError> {
-        self.db.read(|c| logging::bulk_interval(c, run_ids, key, steps, max_results))
+        self.db
+            .read(|c| logging::bulk_interval(c, run_ids, key, steps, max_results))
     }
     fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError> {
         self.db.read(|c| runs::search(c, q))
@@ -211,31 +230,33 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         model_id: &str,
         allow_deleted: bool,
     ) -> Result<LoggedModel, StoreError> {
-        self.db.read(|c| logged_models::get(c, model_id, allow_deleted))
+        self.db
+            .read(|c| logged_models::get(c, model_id, allow_deleted))
     }
     fn finalize_logged_model(
         &self,
         model_id: &str,
         status: LoggedModelStatus,
     ) -> Result<LoggedModel, StoreError> {
-        self.db.write(|c| logged_models::finalize(c, model_id, status))
+        self.db
+            .write(|c| logged_models::finalize(c, model_id, status))
     }
     fn delete_logged_model(&self, model_id: &str) -> Result<(), StoreError> {
         self.db.write(|c| logged_models::delete(c, model_id))
     }
     fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<(), StoreError> {
-        self.db.write(|c| logged_models::set_tags(c, model_id, tags))
+        self.db
+            .write(|c| logged_models::set_tags(c, model_id, tags))
     }
     fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<(), StoreError> {
-        self.db.write(|c| logged_models::delete_tag(c, model_id, key))
+        self.db
+            .write(|c| logged_models::delete_tag(c, model_id, key))
     }
     fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<(), StoreError> {
-        self.db.write(|c| logged_models::log_params(c, model_id, params))
+        self.db
+            .write(|c| logged_models::log_params(c, model_id, params))
     }
-    fn search_logged_models(
-        &self,
-        q: &LoggedModelSearch,
-    ) -> Result<Page<LoggedModel>, StoreError> {
+    fn search_logged_models(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError> {
         self.db.read(|c| logged_models::search(c, q))
     }
 }

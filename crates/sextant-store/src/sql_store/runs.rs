@@ -27,14 +27,22 @@ pub fn upsert_tag(c: &mut dyn Conn, rid: i64, tag: &Tag) -> Result<(), StoreErro
         &[rid.into(), tag.key.as_str().into(), value.as_str().into()],
     )?;
     if tag.key == RUN_NAME_TAG {
-        c.exec("UPDATE runs SET name = ? WHERE rid = ?", &[value.into(), rid.into()])?;
+        c.exec(
+            "UPDATE runs SET name = ? WHERE rid = ?",
+            &[value.into(), rid.into()],
+        )?;
     }
     Ok(())
 }
 
 pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
     let exp = experiments::active(c, new.experiment_id)?;
-    let tag_name = new.tags.iter().rev().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.as_str());
+    let tag_name = new
+        .tags
+        .iter()
+        .rev()
+        .find(|t| t.key == RUN_NAME_TAG)
+        .map(|t| t.value.as_str());
     let name = match (new.run_name.as_deref().filter(|n| !n.is_empty()), tag_name) {
         (Some(n), Some(t)) if n != t => {
             return Err(Error::invalid(format!(
@@ -77,7 +85,8 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
 pub fn get(c: &mut dyn Conn, run_id: &str) -> Result<Run, StoreError> {
     let info = load::run_info(c, run_id)?;
     let mut runs = load::complete(c, vec![info])?;
-    runs.pop().ok_or_else(|| StoreError::Corrupt("run vanished".into()))
+    runs.pop()
+        .ok_or_else(|| StoreError::Corrupt("run vanished".into()))
 }
 
 pub fn update(
@@ -89,10 +98,16 @@ pub fn update(
 ) -> Result<RunInfo, StoreError> {
     let rid = load::active_rid(c, run_id)?;
     if let Some(s) = status {
-        c.exec("UPDATE runs SET status = ? WHERE rid = ?", &[s.as_str().into(), rid.into()])?;
+        c.exec(
+            "UPDATE runs SET status = ? WHERE rid = ?",
+            &[s.as_str().into(), rid.into()],
+        )?;
     }
     if let Some(t) = end_time {
-        c.exec("UPDATE runs SET end_time = ? WHERE rid = ?", &[t.into(), rid.into()])?;
+        c.exec(
+            "UPDATE runs SET end_time = ? WHERE rid = ?",
+            &[t.into(), rid.into()],
+        )?;
     }
     if let Some(n) = run_name.filter(|n| !n.is_empty()) {
         upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, n))?;
@@ -133,23 +148,34 @@ pub fn set_stage(c: &mut dyn Conn, run_id: &str, restore: bool) -> Result<(), St
 
 pub fn delete_tag(c: &mut dyn Conn, run_id: &str, key: &str) -> Result<(), StoreError> {
     let rid = load::active_rid(c, run_id)?;
-    let n = c.exec("DELETE FROM run_tags WHERE rid = ? AND key = ?", &[rid.into(), key.into()])?;
+    let n = c.exec(
+        "DELETE FROM run_tags WHERE rid = ? AND key = ?",
+        &[rid.into(), key.into()],
+    )?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")).into());
+        return Err(
+            Error::not_found(format!("No tag with name: {key} in run with id {run_id}")).into(),
+        );
     }
     Ok(())
 }
 
 pub fn search(c: &mut dyn Conn, q: &RunSearch) -> Result<Page<Run>, StoreError> {
     if q.experiment_ids.is_empty() {
-        return Ok(Page { items: Vec::new(), next_offset: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_offset: None,
+        });
     }
     let order = search_sql::run_order(&q.order_by)?;
     let filter = search_sql::run_filter(c.dialect(), &q.filter)?;
     let mut params: Vec<SqlValue> = order.params;
     params.extend(q.experiment_ids.iter().map(|&e| SqlValue::from(e)));
     let mut conds = vec![
-        format!("r.experiment_id IN ({})", placeholders(q.experiment_ids.len())),
+        format!(
+            "r.experiment_id IN ({})",
+            placeholders(q.experiment_ids.len())
+        ),
         format!("r.{}", experiments::stage_cond(q.view)).replace("r.1 = 1", "1 = 1"),
     ];
     if !filter.sql.is_empty() {
@@ -164,8 +190,11 @@ pub fn search(c: &mut dyn Conn, q: &RunSearch) -> Result<Page<Run>, StoreError> 
         conds.join(" AND "),
         order.sql
     );
-    let mut infos =
-        c.query(&sql, &params)?.into_iter().map(load::decode_info).collect::<Result<Vec<_>, _>>()?;
+    let mut infos = c
+        .query(&sql, &params)?
+        .into_iter()
+        .map(load::decode_info)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_offset = page_rest(&mut infos, q.max_results, q.offset);
     let items = load::complete(c, infos)?;
     Ok(Page { items, next_offset })

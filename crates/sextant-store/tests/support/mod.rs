@@ -20,7 +20,12 @@ impl Fixture {
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
         assert_eq!(applied, vec![1]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
-        Fixture { store, uri, _dir: Some(dir), pg_drop: None }
+        Fixture {
+            store,
+            uri,
+            _dir: Some(dir),
+            pg_drop: None,
+        }
     }
 
     /// A fresh database on the test PostgreSQL server.
@@ -31,12 +36,19 @@ impl Fixture {
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
             panic!("PostgreSQL at {admin} is unreachable ({e}); run scripts/test, which starts it, or set SEXTANT_TEST_POSTGRES_URL")
         });
-        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
         let uri = with_database(&admin, &name);
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
         assert_eq!(applied, vec![1]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
-        Fixture { store, uri, _dir: None, pg_drop: Some((admin, name)) }
+        Fixture {
+            store,
+            uri,
+            _dir: None,
+            pg_drop: Some((admin, name)),
+        }
     }
 
     /// Runs the migrations again; returns what they applied.
@@ -59,7 +71,10 @@ impl Drop for Fixture {
 
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
 }
 
