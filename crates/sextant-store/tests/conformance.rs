@@ -137,7 +137,7 @@ fn experiment_lifecycle(f: &Fixture) {
             })
             .unwrap_err()
         ),
-        Error::InvalidState(_)
+        Error::InvalidParameter(_)
     ));
     s.restore_experiment(id).unwrap();
     assert_eq!(
@@ -278,7 +278,7 @@ fn run_lifecycle(f: &Fixture) {
             s.log_batch(&id, &[], &[Tag::new("a", "b")], &[])
                 .unwrap_err()
         ),
-        Error::InvalidState(_)
+        Error::InvalidParameter(_)
     ));
     s.restore_run(&id).unwrap();
     s.log_batch(&id, &[], &[], &[Tag::new("t", "v")]).unwrap();

@@ -85,7 +85,8 @@ pub fn get_by_name(c: &mut dyn Conn, name: &str) -> Result<Experiment, StoreErro
 pub fn active(c: &mut dyn Conn, id: i64) -> Result<Experiment, StoreError> {
     let e = get(c, id)?;
     if e.lifecycle_stage != LifecycleStage::Active {
-        return Err(Error::InvalidState(format!(
+        // MLflow's `_check_experiment_is_active` answers INVALID_PARAMETER_VALUE.
+        return Err(Error::invalid(format!(
             "The experiment {id} must be in the 'active' state. Current state is deleted."
         ))
         .into());
@@ -196,7 +197,9 @@ pub fn page_rest<T>(items: &mut Vec<T>, max: u64, offset: u64) -> Option<u64> {
 
 pub fn rename(c: &mut dyn Conn, id: i64, new_name: &str) -> Result<(), StoreError> {
     validation::validate_experiment_name(new_name)?;
-    active(c, id)?;
+    if get(c, id)?.lifecycle_stage != LifecycleStage::Active {
+        return Err(Error::InvalidState("Cannot rename a non-active experiment.".into()).into());
+    }
     let taken = c.query(
         "SELECT 1 FROM experiments WHERE name = ? AND experiment_id != ?",
         &[new_name.into(), id.into()],

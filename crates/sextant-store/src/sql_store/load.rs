@@ -54,7 +54,7 @@ pub fn run_info(c: &mut dyn Conn, run_id: &str) -> Result<(i64, RunInfo), StoreE
 pub fn active_rid(c: &mut dyn Conn, run_id: &str) -> Result<i64, StoreError> {
     let (rid, info) = run_info(c, run_id)?;
     if info.lifecycle_stage != LifecycleStage::Active {
-        return Err(Error::InvalidState(format!(
+        return Err(Error::invalid(format!(
             "The run {run_id} must be in the 'active' state. Current state is deleted."
         ))
         .into());
