@@ -1,19 +1,38 @@
 //! Artifact storage over the `object_store` crate (local files, S3, memory):
 //! safe relative paths, streaming upload and download, MLflow-style listing.
+//!
+//! Invariants: every path reaching a backend is a [`SafePath`] (no way out of
+//! the store's root), and no operation holds a whole artifact in memory.
 
-/// An artifact store rooted at one URI.
-pub struct ArtifactStore {
-    root: String,
-}
+mod path;
+mod store;
 
-impl ArtifactStore {
-    /// Opens the store at `uri`.
-    pub fn from_uri(uri: &str) -> Result<Self, std::io::Error> {
-        Ok(ArtifactStore { root: uri.to_string() })
-    }
+pub use path::{InvalidPath, SafePath};
+pub use store::{ArtifactStore, ByteRange, Download, Entry, PART_SIZE};
 
-    /// The root URI.
-    pub fn root(&self) -> &str {
-        &self.root
-    }
+/// What can go wrong with an artifact operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The path is unsafe or malformed.
+    #[error(transparent)]
+    InvalidPath(#[from] InvalidPath),
+    /// Nothing is stored at that path.
+    #[error("no such artifact: {0}")]
+    NotFound(String),
+    /// The requested byte range starts at or past the end of the object.
+    #[error("range not satisfiable for {path} of {size} bytes")]
+    RangeNotSatisfiable { path: String, size: u64 },
+    /// The store URI names no supported backend, or its settings are wrong.
+    #[error("artifact store {uri}: {reason}")]
+    Config { uri: String, reason: String },
+    /// The upload body failed before it ended (the client went away, most often).
+    #[error("reading the upload body for {path}: {reason}")]
+    Body { path: String, reason: String },
+    /// The backend failed.
+    #[error("artifact store failed on {path}: {source}")]
+    Backend {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
 }

@@ -92,7 +92,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         security: Arc::new(security),
     };
     let addr = SocketAddr::new(args.host, args.port);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -1,9 +1,438 @@
 //! The proxied artifact service (`/api/2.0/mlflow-artifacts/…`) and run artifact listing.
+//!
+//! Paths are taken from the raw request URI, not from axum's decoded
+//! captures, and checked by `SafePath` in every decoded form: a payload must
+//! not look safe to one layer and traverse in another.
 
+use axum::Json;
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::{Value, json};
+use sextant_artifacts::{ArtifactError, ByteRange, Entry, SafePath};
 
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
+/// What follows this in a request path is the artifact path.
+const ARTIFACTS_MARKER: &str = "/mlflow-artifacts/artifacts/";
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let mut router = Router::new();
+    for base in [
+        "/api/2.0/mlflow-artifacts",
+        "/ajax-api/2.0/mlflow-artifacts",
+    ] {
+        router = router
+            .route(&format!("{base}/artifacts"), get(list))
+            .route(
+                &format!("{base}/artifacts/{{*path}}"),
+                // Uploads stream to the store, so no size limit applies.
+                get(download)
+                    .put(upload)
+                    .delete(delete)
+                    .layer(DefaultBodyLimit::disable()),
+            )
+            .route(
+                &format!("{base}/mpu/{{action}}/{{*path}}"),
+                post(multipart_unsupported),
+            )
+            .route(
+                &format!("{base}/presigned/{{*path}}"),
+                get(presigned_unsupported),
+            );
+    }
+    for base in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
+        router = router.route(&format!("{base}/artifacts/list"), get(list_run));
+    }
+    router
+}
+
+/// `PUT …/artifacts/<path>`: the body, streamed into the store.
+async fn upload(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let path = path_in_uri(&uri)?;
+    state
+        .artifacts
+        .put(&path, body.into_data_stream())
+        .await
+        .map_err(artifact_error)?;
+    Ok(Json(json!({})))
+}
+
+/// `GET …/artifacts/<path>`: the file as an attachment, whole or one range.
+async fn download(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = path_in_uri(&uri)?;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_range);
+    let d = match state.artifacts.get(&path, range).await {
+        Ok(d) => d,
+        Err(ArtifactError::RangeNotSatisfiable { size, .. }) => {
+            let content_range = format!("bytes */{size}");
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, content_range)],
+            )
+                .into_response());
+        }
+        Err(e) => return Err(artifact_error(e)),
+    };
+    let name = path.file_name().unwrap_or("artifact");
+    let mut response = Response::new(Body::from_stream(d.stream));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(d.range.end - d.range.start),
+    );
+    h.insert(header::CONTENT_DISPOSITION, content_disposition(name));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if range.is_some() {
+        let content_range = format!(
+            "bytes {}-{}/{}",
+            d.range.start,
+            d.range.end.saturating_sub(1),
+            d.size
+        );
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&content_range).expect("ASCII"),
+        );
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+/// `DELETE …/artifacts/<path>`: the file, or the directory and all under it.
+async fn delete(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let path = path_in_uri(&uri)?;
+    state
+        .artifacts
+        .delete(&path)
+        .await
+        .map_err(artifact_error)?;
+    Ok(Json(json!({})))
+}
+
+/// `GET …/artifacts?path=<dir>`: the directory's children, by name.
+async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let dir = match query_param(&uri, "path")? {
+        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
+        None => SafePath::root(),
+    };
+    let entries = state.artifacts.list(&dir).await.map_err(artifact_error)?;
+    Ok(Json(files_json(entries, |name| name.to_string(), None)))
+}
+
+/// `GET /api/2.0/mlflow/artifacts/list?run_id=&path=`: a run's artifacts,
+/// with paths relative to the run's artifact root.
+async fn list_run(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let run_id = match query_param(&uri, "run_id")? {
+        Some(id) if !id.is_empty() => id,
+        _ => match query_param(&uri, "run_uuid")? {
+            Some(id) if !id.is_empty() => id,
+            _ => return Err(ApiError::missing("run_id")),
+        },
+    };
+    let rel = match query_param(&uri, "path")? {
+        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
+        None => SafePath::root(),
+    };
+    let run = state.db(move |s| s.get_run(&run_id)).await?;
+    let root_uri = run.info.artifact_uri;
+    let root = proxied_root(&root_uri)?;
+    let entries = state
+        .artifacts
+        .list(&root.join(&rel))
+        .await
+        .map_err(artifact_error)?;
+    let prefix = rel.to_string();
+    let relative = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        }
+    };
+    Ok(Json(files_json(entries, relative, Some(root_uri))))
+}
+
+/// What MLflow answers for local storage; the client matches this message
+/// and falls back to a plain `PUT`.
+async fn multipart_unsupported() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    )
+}
+
+async fn presigned_unsupported() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotImplemented,
+        "Presigned download URLs are not supported for the current artifact repository",
+    )
+}
+
+/// MLflow's listing body: `{}` when empty; `file_size` left out for
+/// directories and when 0 (protobuf JSON omits default values).
+fn files_json(
+    entries: Vec<Entry>,
+    path: impl Fn(&str) -> String,
+    root_uri: Option<String>,
+) -> Value {
+    let files: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut f = json!({"path": path(&e.name), "is_dir": e.is_dir});
+            if !e.is_dir && e.size > 0 {
+                f["file_size"] = json!(e.size);
+            }
+            f
+        })
+        .collect();
+    let mut body = json!({});
+    if let Some(root_uri) = root_uri {
+        body["root_uri"] = json!(root_uri);
+    }
+    if !files.is_empty() {
+        body["files"] = Value::Array(files);
+    }
+    body
+}
+
+/// The artifact path of a `…/mlflow-artifacts/artifacts/<path>` request,
+/// from the raw (still percent-encoded) URI.
+fn path_in_uri(uri: &Uri) -> Result<SafePath, ApiError> {
+    let raw = uri.path();
+    let Some((_, encoded)) = raw.split_once(ARTIFACTS_MARKER) else {
+        return Err(ApiError::invalid("Invalid path"));
+    };
+    let path = SafePath::from_encoded(encoded).map_err(invalid_path)?;
+    if path.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    Ok(path)
+}
+
+/// The first value of query parameter `name`, form-decoded once. A value
+/// that does not decode to UTF-8 is refused like any other bad path.
+fn query_param(uri: &Uri, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(key).as_deref() == Some(name) {
+            return form_decode(value)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid("Invalid path"));
+        }
+    }
+    Ok(None)
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let spaced = s.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// Where a run's artifact root lies in this server's store. Only proxied
+/// roots are served: listing any other URI the server could reach would
+/// let a client read whatever an experiment's `artifact_location` names.
+fn proxied_root(uri: &str) -> Result<SafePath, ApiError> {
+    let path = if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
+        let rest = match rest.strip_prefix("//") {
+            // `mlflow-artifacts://host:port/<path>`: the authority names this server.
+            Some(authority_and_path) => authority_and_path.split_once('/').map_or("", |(_, p)| p),
+            None => rest,
+        };
+        SafePath::parse(rest.trim_start_matches('/'))
+    } else if uri.starts_with("http://") || uri.starts_with("https://") {
+        match uri.split_once(ARTIFACTS_MARKER) {
+            Some((_, encoded)) => SafePath::from_encoded(encoded),
+            None => return Err(not_proxied(uri)),
+        }
+    } else {
+        return Err(not_proxied(uri));
+    };
+    path.map_err(invalid_path)
+}
+
+fn not_proxied(uri: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotImplemented,
+        format!(
+            "the run's artifact root {uri} is not served by this server; the client reads it directly"
+        ),
+    )
+}
+
+/// One `bytes=` range; anything else (several ranges, other units) is
+/// ignored and the whole file is sent, as HTTP allows.
+fn parse_range(value: &str) -> Option<ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = (start.trim(), end.trim());
+    match (start.is_empty(), end.is_empty()) {
+        (true, false) => end.parse().ok().map(ByteRange::Suffix),
+        (false, true) => start.parse().ok().map(ByteRange::From),
+        (false, false) => Some(ByteRange::Inclusive {
+            start: start.parse().ok()?,
+            end: end.parse().ok()?,
+        }),
+        (true, true) => None,
+    }
+}
+
+/// The type a download is sent with. Text-like files go out as `text/plain`,
+/// never as HTML, SVG or script a browser would run (MLflow CVE-2023-6568).
+fn content_type(name: &str) -> &'static str {
+    if name == "MLmodel" || name == "MLproject" {
+        return "text/plain";
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some(
+            "txt" | "log" | "err" | "cfg" | "conf" | "cnf" | "cf" | "ini" | "properties" | "prop"
+            | "hocon" | "toml" | "yaml" | "yml" | "xml" | "json" | "js" | "py" | "py3" | "csv"
+            | "tsv" | "md" | "rst" | "html" | "htm" | "svg" | "mlmodel" | "mlproject",
+        ) => "text/plain",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        Some("webp") => "image/webp",
+        Some("pdf") => "application/pdf",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
+/// are not plain ASCII.
+fn content_disposition(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut value = format!("attachment; filename=\"{ascii}\"");
+    if ascii != name {
+        value.push_str(&format!(
+            "; filename*=UTF-8''{}",
+            utf8_percent_encode(name, NON_ALPHANUMERIC)
+        ));
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+fn invalid_path(e: sextant_artifacts::InvalidPath) -> ApiError {
+    tracing::debug!(error = %e, "refused artifact path");
+    ApiError::invalid("Invalid path")
+}
+
+/// Every artifact-store error as an API error (no catch-all arm).
+fn artifact_error(e: ArtifactError) -> ApiError {
+    match e {
+        ArtifactError::InvalidPath(e) => invalid_path(e),
+        ArtifactError::NotFound(path) => ApiError::not_found(format!("No such artifact: '{path}'")),
+        e @ ArtifactError::RangeNotSatisfiable { .. } => ApiError::invalid(e.to_string()),
+        ArtifactError::Body { path, reason } => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the upload of {path} ended early: {reason}"),
+        ),
+        e @ (ArtifactError::Config { .. } | ArtifactError::Backend { .. }) => {
+            ApiError::internal(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            parse_range("bytes=0-9"),
+            Some(ByteRange::Inclusive { start: 0, end: 9 })
+        );
+        assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
+        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        assert_eq!(parse_range("bytes=0-1,3-4"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=x-1"), None);
+    }
+
+    #[test]
+    fn proxied_roots() {
+        let root = |u: &str| proxied_root(u).map(|p| p.to_string()).map_err(|e| e.code);
+        assert_eq!(
+            root("mlflow-artifacts:/0/r/artifacts"),
+            Ok("0/r/artifacts".into())
+        );
+        assert_eq!(
+            root("mlflow-artifacts:///0/r/artifacts"),
+            Ok("0/r/artifacts".into())
+        );
+        assert_eq!(
+            root("mlflow-artifacts://h:5000/0/r/artifacts"),
+            Ok("0/r/artifacts".into())
+        );
+        assert_eq!(
+            root("http://h:5000/api/2.0/mlflow-artifacts/artifacts/0/r%20x/artifacts"),
+            Ok("0/r x/artifacts".into())
+        );
+        assert_eq!(root("file:///etc"), Err(ErrorCode::NotImplemented));
+        assert_eq!(
+            root("mlflow-artifacts:/0/../../etc"),
+            Err(ErrorCode::InvalidParameterValue)
+        );
+    }
+
+    #[test]
+    fn dispositions_are_ascii_attachments() {
+        assert_eq!(
+            content_disposition("a.txt"),
+            "attachment; filename=\"a.txt\""
+        );
+        assert_eq!(
+            content_disposition("e ✓\".txt"),
+            "attachment; filename=\"e __.txt\"; filename*=UTF-8''e%20%E2%9C%93%22%2Etxt"
+        );
+        assert_eq!(content_type("x.HTML"), "text/plain");
+        assert_eq!(content_type("model.pkl"), "application/octet-stream");
+    }
 }
