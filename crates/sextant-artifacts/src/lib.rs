@@ -3,10 +3,14 @@
 //!
 //! Invariants: every path reaching a backend is a [`SafePath`] (no way out of
 //! the store's root), and no operation holds a whole artifact in memory.
+//! Client-driven multipart uploads stage their parts under a reserved
+//! top-level directory that no client path can name and no listing shows.
 
+mod multipart;
 mod path;
 mod store;
 
+pub use multipart::{CompletedPart, MAX_PARTS, PURGE_INTERVAL, STALE_UPLOAD_AGE, UploadId};
 pub use path::{InvalidPath, SafePath};
 pub use store::{ArtifactStore, ByteRange, Download, Entry, PART_SIZE};
 
@@ -19,6 +23,13 @@ pub enum ArtifactError {
     /// Nothing is stored at that path.
     #[error("no such artifact: {0}")]
     NotFound(String),
+    /// No multipart upload has that id (it never existed, or was completed or aborted).
+    #[error("no such multipart upload: {0}")]
+    NoSuchUpload(String),
+    /// A multipart-upload request that does not fit its upload (part
+    /// numbers, ETags, target).
+    #[error("{0}")]
+    InvalidMultipart(String),
     /// The requested byte range starts at or past the end of the object.
     #[error("range not satisfiable for {path} of {size} bytes")]
     RangeNotSatisfiable { path: String, size: u64 },

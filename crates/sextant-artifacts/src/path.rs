@@ -18,6 +18,10 @@ const MAX_DECODE_ROUNDS: usize = 8;
 const MAX_SEGMENT_BYTES: usize = 255;
 /// Longest accepted path, in bytes (S3 keys stop at 1024; the store may add a prefix).
 const MAX_PATH_BYTES: usize = 900;
+/// The top-level directory where the store keeps its own data (staged
+/// multipart-upload parts). No client path may start with it, in any case
+/// (a case-insensitive file system would otherwise map `.SEXTANT-MPU` to it).
+pub(crate) const RESERVED_DIR: &str = ".sextant-mpu";
 
 /// A path that was refused, and why (for logs; clients get MLflow's "Invalid path").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +85,16 @@ impl SafePath {
                 reason: "percent-decodes to invalid UTF-8",
             })?;
         Self::parse(&name)
+    }
+
+    /// A path under the store's reserved directory, built from segments that
+    /// are known to be plain (ids and numbers this crate generated).
+    pub(crate) fn reserved(rest: &[&str]) -> SafePath {
+        let segments = std::iter::once(RESERVED_DIR)
+            .chain(rest.iter().copied())
+            .map(String::from)
+            .collect();
+        SafePath { segments }
     }
 
     /// Whether this is the root.
@@ -161,6 +175,13 @@ fn check_form(path: &str) -> Result<(), &'static str> {
     if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
         return Err("Windows drive letter");
     }
+    if path
+        .split('/')
+        .find(|s| !s.is_empty())
+        .is_some_and(|first| first.eq_ignore_ascii_case(RESERVED_DIR))
+    {
+        return Err("reserved for the server's own data");
+    }
     for segment in path.split('/') {
         if segment == "." || segment == ".." {
             return Err("`.` or `..` segment");
@@ -193,6 +214,8 @@ mod tests {
         assert_eq!(ok("dir/"), "dir");
         assert_eq!(ok("a//b"), "a/b");
         assert_eq!(ok("..a/b..c/...d"), "..a/b..c/...d");
+        assert_eq!(ok("0/r/.sextant-mpu/x"), "0/r/.sextant-mpu/x");
+        assert_eq!(ok(".sextant-mpu2/x"), ".sextant-mpu2/x");
         assert_eq!(ok("time-10:00.txt"), "time-10:00.txt");
         assert_eq!(ok("100%25.txt"), "100%.txt");
         assert_eq!(ok("100%2525.txt"), "100%25.txt");
@@ -229,6 +252,11 @@ mod tests {
             "a%3Fb",
             "a;b",
             "%ff%fe",
+            ".sextant-mpu",
+            ".sextant-mpu/0123/part",
+            ".SEXTANT-MPU/x",
+            "%2esextant-mpu/x",
+            "%252esextant-mpu%252fx",
         ];
         for p in payloads {
             assert!(SafePath::from_encoded(p).is_err(), "accepted {p:?}");

@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
@@ -15,6 +16,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 use percent_encoding::percent_decode_str;
 
+use crate::path::RESERVED_DIR;
 use crate::{ArtifactError, InvalidPath, SafePath};
 
 /// Size of one multipart-upload part. S3 wants at least 5 MiB and allows
@@ -27,7 +29,9 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// An artifact store rooted at one URI.
 pub struct ArtifactStore {
     root: String,
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// When abandoned multipart uploads were last purged (Unix seconds).
+    pub(crate) last_purge: AtomicI64,
 }
 
 /// One child of a listed directory.
@@ -104,6 +108,7 @@ impl ArtifactStore {
         Ok(ArtifactStore {
             root: uri.to_string(),
             store,
+            last_purge: AtomicI64::new(0),
         })
     }
 
@@ -121,18 +126,27 @@ impl ArtifactStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let location = self.writable(path)?;
-        let body_error = |e: E| ArtifactError::Body {
-            path: path.to_string(),
+        let name = path.to_string();
+        let body = body.map_err(move |e| ArtifactError::Body {
+            path: name.clone(),
             reason: e.to_string(),
-        };
+        });
+        self.put_stream(path, body).await
+    }
+
+    /// [`ArtifactStore::put`] of a body whose errors are already artifact errors.
+    pub(crate) async fn put_stream<S>(&self, path: &SafePath, body: S) -> Result<u64, ArtifactError>
+    where
+        S: Stream<Item = Result<Bytes, ArtifactError>> + Send,
+    {
+        let location = self.writable(path)?;
         let mut body = pin!(body);
         let mut head = Vec::new();
         let mut total: u64 = 0;
         while total < PART_SIZE as u64 {
             match body.next().await {
                 Some(chunk) => {
-                    let chunk = chunk.map_err(body_error)?;
+                    let chunk = chunk?;
                     total += chunk.len() as u64;
                     head.push(chunk);
                 }
@@ -169,7 +183,7 @@ impl ArtifactStore {
                     if let Err(abort) = writer.abort().await {
                         tracing::warn!(%path, error = %abort, "aborting a failed upload");
                     }
-                    return Err(body_error(e));
+                    return Err(e);
                 }
                 None => break,
             }
@@ -265,6 +279,8 @@ impl ArtifactStore {
                         })
                     }),
             )
+            // The store's own data is no artifact.
+            .filter(|e| !(dir.is_root() && e.name.eq_ignore_ascii_case(RESERVED_DIR)))
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -299,7 +315,7 @@ impl ArtifactStore {
     }
 
     /// The backend location of `path`.
-    fn location(&self, path: &SafePath) -> Path {
+    pub(crate) fn location(&self, path: &SafePath) -> Path {
         location_of(path)
     }
 
@@ -320,7 +336,7 @@ impl ArtifactStore {
 /// names, so a directory or bucket written by MLflow reads the same; only a
 /// name holding `%` is stored escaped (by `PathPart`), because the local
 /// backend would otherwise decode it on its way to the file system.
-fn location_of(path: &SafePath) -> Path {
+pub(crate) fn location_of(path: &SafePath) -> Path {
     Path::from_iter(path.segments().iter().map(|s| match s.contains('%') {
         false => PathPart::parse(s).unwrap_or_else(|_| PathPart::from(s.as_str())),
         true => PathPart::from(s.as_str()),
@@ -337,11 +353,11 @@ fn last_name(location: &Path) -> Option<String> {
     )
 }
 
-fn backend(path: &SafePath, e: object_store::Error) -> ArtifactError {
+pub(crate) fn backend(path: &SafePath, e: object_store::Error) -> ArtifactError {
     backend_named(&path.to_string(), e)
 }
 
-fn backend_named(path: &str, e: object_store::Error) -> ArtifactError {
+pub(crate) fn backend_named(path: &str, e: object_store::Error) -> ArtifactError {
     match e {
         object_store::Error::NotFound { .. } => ArtifactError::NotFound(path.to_string()),
         source => ArtifactError::Backend {

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use sextant_artifacts::{ArtifactError, ArtifactStore, ByteRange, Entry, PART_SIZE, SafePath};
+use sextant_artifacts::{
+    ArtifactError, ArtifactStore, ByteRange, CompletedPart, Entry, PART_SIZE, SafePath, UploadId,
+};
 
 fn p(s: &str) -> SafePath {
     SafePath::parse(s).unwrap()
@@ -172,6 +174,157 @@ async fn suite(store: &ArtifactStore) {
     ));
     store.delete(&p("run")).await.unwrap();
     assert_eq!(store.list(&SafePath::root()).await.unwrap(), vec![]);
+
+    multipart(store).await;
+}
+
+/// Client-driven multipart uploads: staged parts, ETag checks, assembly in
+/// order, abort, and nothing left behind.
+async fn multipart(store: &ArtifactStore) {
+    let target = p("0/r/artifacts/big.bin");
+    let data = pattern(PART_SIZE + 3 * 1024 * 1024 + 17);
+    let cuts = [0, 5 * 1024 * 1024, PART_SIZE + 1024, data.len()];
+    let id = store.create_multipart(&target, 3).await.unwrap();
+    // Staged data is invisible to listings.
+    assert_eq!(store.list(&SafePath::root()).await.unwrap(), vec![]);
+    let mut parts = Vec::new();
+    // Upload out of order, and part 2 twice: the ETag named at completion wins.
+    for n in [3usize, 2, 1, 2] {
+        let bytes = if parts.len() == 1 {
+            vec![0u8; 10]
+        } else {
+            data[cuts[n - 1]..cuts[n]].to_vec()
+        };
+        let etag = store
+            .put_part(&id, n as u32, chunked(&bytes, 100_000))
+            .await
+            .unwrap();
+        parts.push(CompletedPart {
+            part_number: n as u32,
+            etag,
+        });
+    }
+    let stale = parts.remove(1);
+    parts.sort_by_key(|p| p.part_number);
+    assert_eq!(
+        parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_ne!(stale.etag, parts[1].etag);
+
+    fn refused<T: std::fmt::Debug>(r: Result<T, ArtifactError>) {
+        assert!(
+            matches!(r, Err(ArtifactError::InvalidMultipart(_))),
+            "{r:?}"
+        );
+    }
+    // Bad part numbers.
+    refused(store.put_part(&id, 0, once(b"x")).await);
+    refused(store.put_part(&id, 4, once(b"x")).await);
+    // ETags that were not issued for these parts (the stale upload of part
+    // 2 is a valid choice, and would be assembled if named).
+    let mut swapped = parts.clone();
+    swapped[1].etag = parts[0].etag.clone();
+    refused(store.complete_multipart(&id, &target, &swapped).await);
+    swapped[1].etag = "\"../../x\"".into();
+    refused(store.complete_multipart(&id, &target, &swapped).await);
+    // Out of order, duplicated, empty, another target.
+    let mut reversed = parts.clone();
+    reversed.reverse();
+    refused(store.complete_multipart(&id, &target, &reversed).await);
+    refused(store.complete_multipart(&id, &target, &[]).await);
+    refused(
+        store
+            .complete_multipart(&id, &p("0/r/artifacts/other.bin"), &parts)
+            .await,
+    );
+    refused(store.abort_multipart(&id, &p("0/other.bin")).await);
+
+    let size = store
+        .complete_multipart(&id, &target, &parts)
+        .await
+        .unwrap();
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(read(store, "0/r/artifacts/big.bin", None).await.1, data);
+    // The upload is gone once completed.
+    assert!(matches!(
+        store.complete_multipart(&id, &target, &parts).await,
+        Err(ArtifactError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        store.put_part(&id, 1, once(b"x")).await,
+        Err(ArtifactError::NoSuchUpload(_))
+    ));
+    assert_eq!(store.list(&SafePath::root()).await.unwrap(), vec![dir("0")]);
+
+    // A small upload of one part; then an aborted one.
+    let small = p("0/r/artifacts/small.txt");
+    let id = store.create_multipart(&small, 1).await.unwrap();
+    let etag = store.put_part(&id, 1, once(b"tiny")).await.unwrap();
+    let part = CompletedPart {
+        part_number: 1,
+        etag,
+    };
+    assert_eq!(
+        store
+            .complete_multipart(&id, &small, &[part])
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        read(store, "0/r/artifacts/small.txt", None).await.1,
+        b"tiny"
+    );
+
+    let id = store.create_multipart(&small, 2).await.unwrap();
+    store.put_part(&id, 1, once(b"gone")).await.unwrap();
+    store.abort_multipart(&id, &small).await.unwrap();
+    assert!(matches!(
+        store.abort_multipart(&id, &small).await,
+        Err(ArtifactError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        store.abort_multipart(&UploadId::generate(), &small).await,
+        Err(ArtifactError::NoSuchUpload(_))
+    ));
+    refused(store.create_multipart(&small, 0).await);
+    refused(store.create_multipart(&small, 10_001).await);
+    refused(store.create_multipart(&SafePath::root(), 1).await);
+    assert_eq!(
+        read(store, "0/r/artifacts/small.txt", None).await.1,
+        b"tiny"
+    );
+
+    // Abandoned uploads are purged once old enough.
+    let id = store.create_multipart(&small, 2).await.unwrap();
+    store.put_part(&id, 1, once(b"left")).await.unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(store.purge_stale_uploads(hour).await.unwrap(), 0);
+    store.put_part(&id, 2, once(b"still here")).await.unwrap();
+    assert_eq!(
+        store
+            .purge_stale_uploads(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        store.put_part(&id, 2, once(b"x")).await,
+        Err(ArtifactError::NoSuchUpload(_))
+    ));
+    assert_eq!(
+        store
+            .purge_stale_uploads(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.purge_due());
+    assert!(!store.purge_due(), "at most one purge per interval");
+
+    store.delete(&p("0")).await.unwrap();
+    assert_eq!(store.list(&SafePath::root()).await.unwrap(), vec![]);
 }
 
 #[tokio::test]
@@ -181,6 +334,19 @@ async fn local_directory() {
     let store = ArtifactStore::from_uri(root.to_str().unwrap()).unwrap();
     assert!(root.is_dir(), "the root directory is created");
     suite(&store).await;
+    // Multipart staging leaves nothing behind.
+    assert!(!root.join(".sextant-mpu").exists());
+    let id = store
+        .create_multipart(&p("0/r/artifacts/x.bin"), 1)
+        .await
+        .unwrap();
+    assert!(root.join(".sextant-mpu").join(id.as_str()).is_dir());
+    assert_eq!(store.list(&SafePath::root()).await.unwrap(), vec![]);
+    store
+        .abort_multipart(&id, &p("0/r/artifacts/x.bin"))
+        .await
+        .unwrap();
+    assert!(!root.join(".sextant-mpu").exists());
 
     // Files land under the root with their own names.
     store

@@ -67,7 +67,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
     /// `INVALID_PARAMETER_VALUE`.
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -81,7 +84,10 @@ impl ApiError {
     pub fn internal(cause: impl Into<String>) -> Self {
         let cause = cause.into();
         tracing::error!(%cause, "internal error");
-        Self::new(ErrorCode::InternalError, "internal error; see the server log")
+        Self::new(
+            ErrorCode::InternalError,
+            "internal error; see the server log",
+        )
     }
     /// `NOT_IMPLEMENTED` for an MLflow feature Sextant does not serve.
     pub fn not_implemented(feature: &str) -> Self {

@@ -21,5 +21,8 @@ pub fn router(state: AppState) -> Router {
         .merge(mlflow::routes())
         .fallback(misc::not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(security, security::check_host))
+        .layer(axum::middleware::from_fn_with_state(
+            security,
+            security::check_host,
+        ))
 }

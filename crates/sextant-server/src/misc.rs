@@ -26,7 +26,8 @@ async fn server_info() -> Json<serde_json::Value> {
         "store_type": "SqlStore",
         "workspaces_enabled": false,
         "trace_archival_enabled": false,
-        "multipart_uploads_enabled": false,
+        // Parts go through this server (`…/mlflow-artifacts/mpu/…`) to any backend.
+        "multipart_uploads_enabled": true,
         "multipart_downloads_enabled": false,
         "presigned_upload_run_id_supported": false,
         "presigned_upload_model_id_supported": false,
@@ -54,5 +55,8 @@ pub async fn not_found(uri: Uri) -> ApiError {
             return ApiError::not_implemented(feature);
         }
     }
-    ApiError::new(ErrorCode::EndpointNotFound, format!("no endpoint at {path}"))
+    ApiError::new(
+        ErrorCode::EndpointNotFound,
+        format!("no endpoint at {path}"),
+    )
 }

@@ -21,7 +21,9 @@ impl SecurityConfig {
     /// The hosts a loopback-bound server answers to.
     pub fn loopback() -> Self {
         SecurityConfig {
-            allowed_hosts: ["localhost", "127.0.0.1", "[::1]", "::1"].map(String::from).to_vec(),
+            allowed_hosts: ["localhost", "127.0.0.1", "[::1]", "::1"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 
@@ -34,7 +36,9 @@ impl SecurityConfig {
             Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => host,
         };
-        self.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+        self.allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
     }
 }
 
@@ -45,7 +49,10 @@ pub async fn check_host(
     next: Next,
 ) -> Response {
     if req.uri().path() != "/health" {
-        let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+        let host = req
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
         let ok = match host {
             Some(h) => cfg.host_allowed(h),
             None => cfg.allowed_hosts.is_empty(),

@@ -13,19 +13,38 @@ fn main() {
     sextant_store::upgrade(&uri, "mlflow-artifacts:").unwrap();
     let store = sextant_store::open(&uri, "mlflow-artifacts:").unwrap();
     let runs: Vec<String> = (0..40)
-        .map(|_| store.create_run(&NewRun { experiment_id: 0, ..NewRun::default() }).unwrap().info.run_id)
+        .map(|_| {
+            store
+                .create_run(&NewRun {
+                    experiment_id: 0,
+                    ..NewRun::default()
+                })
+                .unwrap()
+                .info
+                .run_id
+        })
         .collect();
     let t = Instant::now();
     let mut n = 0;
     for (i, run) in runs.iter().enumerate() {
         for b in 0..10 {
             let metrics: Vec<Metric> = (0..1000)
-                .map(|k| Metric::new(format!("m{}", k % 10), (i * k) as f64 * 0.001, 1_700_000_000_000, b * 1000 + k as i64))
+                .map(|k| {
+                    Metric::new(
+                        format!("m{}", k % 10),
+                        (i * k) as f64 * 0.001,
+                        1_700_000_000_000,
+                        b * 1000 + k as i64,
+                    )
+                })
                 .collect();
             store.log_batch(run, &metrics, &[], &[]).unwrap();
             n += metrics.len();
         }
     }
     let el = t.elapsed().as_secs_f64();
-    println!("{{\"uri\": \"{uri}\", \"metrics\": {n}, \"seconds\": {el:.3}, \"metrics_per_s\": {:.0}}}", n as f64 / el);
+    println!(
+        "{{\"uri\": \"{uri}\", \"metrics\": {n}, \"seconds\": {el:.3}, \"metrics_per_s\": {:.0}}}",
+        n as f64 / el
+    );
 }

@@ -1,13 +1,17 @@
-//! The proxied artifact service (`/api/2.0/mlflow-artifacts/…`) and run artifact listing.
+//! The proxied artifact service (`/api/2.0/mlflow-artifacts/…`, with
+//! multipart uploads in [`multipart`]), run and logged-model artifact
+//! listings, and the UI's download routes.
 //!
 //! Paths are taken from the raw request URI, not from axum's decoded
 //! captures, and checked by `SafePath` in every decoded form: a payload must
 //! not look safe to one layer and traverse in another.
 
+mod multipart;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,8 +42,11 @@ pub fn routes() -> Router<AppState> {
                     .layer(DefaultBodyLimit::disable()),
             )
             .route(
-                &format!("{base}/mpu/{{action}}/{{*path}}"),
-                post(multipart_unsupported),
+                &format!("{base}/mpu/{{*rest}}"),
+                // Parts stream to the store, so no size limit applies.
+                post(multipart::command)
+                    .put(multipart::put_part)
+                    .layer(DefaultBodyLimit::disable()),
             )
             .route(
                 &format!("{base}/presigned/{{*path}}"),
@@ -47,9 +54,18 @@ pub fn routes() -> Router<AppState> {
             );
     }
     for base in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
-        router = router.route(&format!("{base}/artifacts/list"), get(list_run));
+        router = router
+            .route(&format!("{base}/artifacts/list"), get(list_run))
+            .route(
+                &format!("{base}/logged-models/{{model_id}}/artifacts/directories"),
+                get(list_logged_model),
+            );
     }
-    router
+    // The UI's downloads (MLflow serves these outside the RPC table).
+    router.route("/get-artifact", get(download_run_file)).route(
+        "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
+        get(download_logged_model_file),
+    )
 }
 
 /// `PUT …/artifacts/<path>`: the body, streamed into the store.
@@ -73,12 +89,20 @@ async fn download(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let path = path_in_uri(&uri)?;
+    send_artifact(&state, &path_in_uri(&uri)?, &headers).await
+}
+
+/// The artifact at `path` as an attachment, whole or the one range `headers` ask for.
+async fn send_artifact(
+    state: &AppState,
+    path: &SafePath,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_range);
-    let d = match state.artifacts.get(&path, range).await {
+    let d = match state.artifacts.get(path, range).await {
         Ok(d) => d,
         Err(ArtifactError::RangeNotSatisfiable { size, .. }) => {
             let content_range = format!("bytes */{size}");
@@ -159,11 +183,37 @@ async fn list_run(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>
         None => SafePath::root(),
     };
     let run = state.db(move |s| s.get_run(&run_id)).await?;
-    let root_uri = run.info.artifact_uri;
+    list_under_root(&state, run.info.artifact_uri, &rel).await
+}
+
+/// `GET /api/2.0/mlflow/logged-models/<id>/artifacts/directories?artifact_directory_path=`:
+/// a logged model's artifacts, with paths relative to its artifact root.
+async fn list_logged_model(
+    State(state): State<AppState>,
+    Path(model_id): Path<String>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let rel = match query_param(&uri, "artifact_directory_path")? {
+        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
+        None => SafePath::root(),
+    };
+    let model = state
+        .db(move |s| s.get_logged_model(&model_id, false))
+        .await?;
+    list_under_root(&state, model.artifact_uri, &rel).await
+}
+
+/// The children of `rel` under the proxied artifact root `root_uri`, with
+/// paths relative to the root, and the root itself.
+async fn list_under_root(
+    state: &AppState,
+    root_uri: String,
+    rel: &SafePath,
+) -> Result<Json<Value>, ApiError> {
     let root = proxied_root(&root_uri)?;
     let entries = state
         .artifacts
-        .list(&root.join(&rel))
+        .list(&root.join(rel))
         .await
         .map_err(artifact_error)?;
     let prefix = rel.to_string();
@@ -177,13 +227,57 @@ async fn list_run(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>
     Ok(Json(files_json(entries, relative, Some(root_uri))))
 }
 
-/// What MLflow answers for local storage; the client matches this message
-/// and falls back to a plain `PUT`.
-async fn multipart_unsupported() -> ApiError {
-    ApiError::new(
-        ErrorCode::NotImplemented,
-        "Multipart upload is not supported for the current artifact repository",
-    )
+/// `GET /get-artifact?run_id=&path=`: a run's file, for the UI.
+async fn download_run_file(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let run_id = match query_param(&uri, "run_id")? {
+        Some(id) if !id.is_empty() => id,
+        _ => match query_param(&uri, "run_uuid")? {
+            Some(id) if !id.is_empty() => id,
+            _ => return Err(ApiError::missing("run_id")),
+        },
+    };
+    let rel = file_param(&uri, "path")?;
+    let run = state.db(move |s| s.get_run(&run_id)).await?;
+    let root = proxied_root(&run.info.artifact_uri)?;
+    send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`:
+/// a logged model's file, for the UI.
+async fn download_logged_model_file(
+    State(state): State<AppState>,
+    Path(model_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rel = file_param(&uri, "artifact_file_path")?;
+    let model = state
+        .db(move |s| s.get_logged_model(&model_id, false))
+        .await?;
+    let root = proxied_root(&model.artifact_uri)?;
+    send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// A required query parameter naming a file below an artifact root.
+fn file_param(uri: &Uri, name: &str) -> Result<SafePath, ApiError> {
+    let raw = match query_param(uri, name)? {
+        Some(p) if !p.is_empty() => p,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("Request must include the \"{name}\" query parameter."),
+            ));
+        }
+    };
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
+    if rel.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    Ok(rel)
 }
 
 async fn presigned_unsupported() -> ApiError {
@@ -373,6 +467,10 @@ fn artifact_error(e: ArtifactError) -> ApiError {
             ErrorCode::BadRequest,
             format!("the upload of {path} ended early: {reason}"),
         ),
+        ArtifactError::NoSuchUpload(id) => {
+            ApiError::not_found(format!("No such multipart upload: '{id}'"))
+        }
+        ArtifactError::InvalidMultipart(reason) => ApiError::invalid(reason),
         e @ (ArtifactError::Config { .. } | ArtifactError::Backend { .. }) => {
             ApiError::internal(e.to_string())
         }
