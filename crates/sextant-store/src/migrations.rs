@@ -71,6 +71,7 @@ CREATE TABLE metrics (
 CREATE INDEX metrics_by_model ON metrics (model_id) WHERE model_id IS NOT NULL;
 CREATE TABLE latest_metrics (
     rid BIGINT NOT NULL,
+    experiment_id BIGINT NOT NULL,
     key TEXT NOT NULL,
     timestamp BIGINT NOT NULL,
     step BIGINT NOT NULL,
@@ -78,7 +79,7 @@ CREATE TABLE latest_metrics (
     is_nan SMALLINT NOT NULL,
     PRIMARY KEY (rid, key)
 );
-CREATE INDEX latest_metrics_by_key ON latest_metrics (key, is_nan, value);
+CREATE INDEX latest_metrics_by_value ON latest_metrics (experiment_id, key, is_nan, value);
 CREATE TABLE datasets (
     dataset_id {pk},
     experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),

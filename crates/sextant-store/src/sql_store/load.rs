@@ -52,6 +52,11 @@ pub fn run_info(c: &mut dyn Conn, run_id: &str) -> Result<(i64, RunInfo), StoreE
 
 /// The internal id of a run that must be active (for writes).
 pub fn active_rid(c: &mut dyn Conn, run_id: &str) -> Result<i64, StoreError> {
+    Ok(active_run(c, run_id)?.0)
+}
+
+/// The internal id and info of a run that must be active (for writes).
+pub fn active_run(c: &mut dyn Conn, run_id: &str) -> Result<(i64, RunInfo), StoreError> {
     let (rid, info) = run_info(c, run_id)?;
     if info.lifecycle_stage != LifecycleStage::Active {
         return Err(Error::invalid(format!(
@@ -59,7 +64,7 @@ pub fn active_rid(c: &mut dyn Conn, run_id: &str) -> Result<i64, StoreError> {
         ))
         .into());
     }
-    Ok(rid)
+    Ok((rid, info))
 }
 
 /// Metric value encoding shared by writes and reads: NaN is stored as 0 with

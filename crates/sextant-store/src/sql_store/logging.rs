@@ -152,7 +152,12 @@ fn later(a: &Metric, b: &Metric) -> bool {
     key(a).partial_cmp(&key(b)).is_some_and(|o| o.is_gt())
 }
 
-fn log_metrics(c: &mut dyn Conn, rid: i64, metrics: &[Metric]) -> Result<(), StoreError> {
+fn log_metrics(
+    c: &mut dyn Conn,
+    rid: i64,
+    experiment_id: i64,
+    metrics: &[Metric],
+) -> Result<(), StoreError> {
     if metrics.is_empty() {
         return Ok(());
     }
@@ -195,6 +200,7 @@ fn log_metrics(c: &mut dyn Conn, rid: i64, metrics: &[Metric]) -> Result<(), Sto
             let (value, is_nan) = metric_value(m.value);
             vec![
                 rid.into(),
+                experiment_id.into(),
                 m.key.as_str().into(),
                 m.timestamp.into(),
                 m.step.into(),
@@ -205,11 +211,11 @@ fn log_metrics(c: &mut dyn Conn, rid: i64, metrics: &[Metric]) -> Result<(), Sto
         .collect();
     insert_rows(
         c,
-        "INSERT INTO latest_metrics AS lm (rid, key, timestamp, step, value, is_nan)",
+        "INSERT INTO latest_metrics AS lm (rid, experiment_id, key, timestamp, step, value, is_nan)",
         "ON CONFLICT (rid, key) DO UPDATE SET timestamp = excluded.timestamp, step = excluded.step, \
          value = excluded.value, is_nan = excluded.is_nan \
          WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
-        6,
+        7,
         rows,
     )
 }
@@ -221,12 +227,12 @@ pub fn log_batch(
     params: &[Param],
     tags: &[Tag],
 ) -> Result<(), StoreError> {
-    let rid = load::active_rid(c, run_id)?;
+    let (rid, info) = load::active_run(c, run_id)?;
     log_params(c, run_id, rid, params)?;
     for tag in tags {
         upsert_tag(c, rid, tag)?;
     }
-    log_metrics(c, rid, metrics)
+    log_metrics(c, rid, info.experiment_id, metrics)
 }
 
 pub fn log_inputs(
