@@ -424,3 +424,55 @@ async fn logged_models_lifecycle() {
     let (s, _) = get(&app, &format!("logged-models/{id}?allow_deleted=true")).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn log_batch_reads_lenient_numbers_and_names_bad_fields() {
+    let app = app();
+    let id = new_run(&app).await;
+    let (s, v) = post(
+        &app,
+        "runs/log-batch",
+        json!({"run_uuid": id, "metrics": [
+            {"key": "a", "value": "1.5", "timestamp": "3", "step": "2"},
+            {"key": "b", "value": "NaN", "timestamp": 4},
+            {"key": "c", "value": 7, "timestamp": 5.0, "unknown_field": true}],
+            "params": [{"key": "p", "value": "x"}], "tags": [{"key": "t"}]}),
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({})));
+    let (_, run) = get(&app, &format!("runs/get?run_id={id}")).await;
+    let metrics = &run["run"]["data"]["metrics"];
+    assert_eq!(
+        metrics,
+        &json!([
+            {"key": "a", "value": 1.5, "timestamp": 3, "step": 2},
+            {"key": "b", "value": "NaN", "timestamp": 4, "step": 0},
+            {"key": "c", "value": 7.0, "timestamp": 5, "step": 0}
+        ])
+    );
+    assert_eq!(
+        run["run"]["data"]["params"],
+        json!([{"key": "p", "value": "x"}])
+    );
+
+    for (body, field) in [
+        (
+            json!({"run_id": id, "metrics": [{"key": "a", "value": "abc", "timestamp": 1}]}),
+            "'value'",
+        ),
+        (
+            json!({"run_id": id, "metrics": [{"key": "a", "value": 1.0}]}),
+            "'timestamp'",
+        ),
+        (json!({"run_id": id, "params": [{"value": "v"}]}), "'key'"),
+        (json!({"metrics": []}), "'run_id'"),
+    ] {
+        let (s, v) = post(&app, "runs/log-batch", body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE");
+        assert!(
+            v["message"].as_str().unwrap().contains(field),
+            "{field}: {v}"
+        );
+    }
+}

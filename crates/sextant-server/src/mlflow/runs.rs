@@ -10,7 +10,9 @@ use sextant_core::search::{SearchKind, parse_filter};
 use sextant_store::RunSearch;
 
 use super::convert;
-use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
+use super::wire::{
+    Fields, JsonBody, LenientF64, LenientI64, Obj, Reply, empty, invalid_value, reply,
+};
 use super::{experiment_id, max_results, next_page_token, order_by, page_offset, view_type};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -132,18 +134,90 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
     empty()
 }
 
-async fn log_batch(State(st): State<AppState>, f: Fields) -> Reply {
-    let id = run_id(&f)?;
-    let metrics: Vec<Metric> = f
-        .messages("metrics")?
-        .iter()
-        .map(Fields::metric)
-        .collect::<Result<_, _>>()?;
-    let params = f.tags("params")?;
-    let tags = f.tags("tags")?;
+/// LogBatch, the hot path: the body is deserialized straight into typed
+/// structs. A body that does not fit them (a wrong type, a missing field) is
+/// read again the general way, which names the offending field as MLflow does.
+async fn log_batch(State(st): State<AppState>, JsonBody(body): JsonBody) -> Reply {
+    let (id, metrics, params, tags) = match serde_json::from_slice::<BatchBody>(&body) {
+        Ok(b) => match b.run_id.or(b.run_uuid).filter(|id| !id.is_empty()) {
+            Some(id) => (
+                id,
+                b.metrics
+                    .into_iter()
+                    .map(BatchMetric::into_metric)
+                    .collect(),
+                b.params.into_iter().map(BatchTag::into_tag).collect(),
+                b.tags.into_iter().map(BatchTag::into_tag).collect(),
+            ),
+            None => return Err(ApiError::missing("run_id")),
+        },
+        Err(_) => {
+            let f = if body.is_empty() {
+                Fields::default()
+            } else {
+                Fields::from_json(&body)?
+            };
+            let metrics: Vec<Metric> = f
+                .messages("metrics")?
+                .iter()
+                .map(Fields::metric)
+                .collect::<Result<_, _>>()?;
+            (run_id(&f)?, metrics, f.tags("params")?, f.tags("tags")?)
+        }
+    };
     st.db(move |s| s.log_batch(&id, &metrics, &params, &tags))
         .await?;
     empty()
+}
+
+#[derive(serde::Deserialize)]
+struct BatchBody {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    #[serde(default)]
+    metrics: Vec<BatchMetric>,
+    #[serde(default)]
+    params: Vec<BatchTag>,
+    #[serde(default)]
+    tags: Vec<BatchTag>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchMetric {
+    key: String,
+    value: LenientF64,
+    timestamp: LenientI64,
+    step: Option<LenientI64>,
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
+}
+
+impl BatchMetric {
+    fn into_metric(self) -> Metric {
+        let mut m = Metric::new(
+            self.key,
+            self.value.0,
+            self.timestamp.0,
+            self.step.map_or(0, |s| s.0),
+        );
+        m.model_id = self.model_id.filter(|s| !s.is_empty());
+        m.dataset_name = self.dataset_name.filter(|s| !s.is_empty());
+        m.dataset_digest = self.dataset_digest.filter(|s| !s.is_empty());
+        m
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BatchTag {
+    key: String,
+    value: Option<String>,
+}
+
+impl BatchTag {
+    fn into_tag(self) -> Tag {
+        Tag::new(self.key, self.value.unwrap_or_default())
+    }
 }
 
 fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {

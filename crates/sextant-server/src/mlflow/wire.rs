@@ -11,6 +11,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, header};
+use bytes::Bytes;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use sextant_core::entities::{Metric, Tag};
@@ -28,11 +29,44 @@ pub struct Fields(pub Map<String, Value>);
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let query = req.uri().query().unwrap_or("").to_string();
         if req.method() == Method::GET && !query.is_empty() {
             return Ok(Fields(parse_query(&query)));
         }
+        let JsonBody(body) = JsonBody::from_request(req, state).await?;
+        if body.is_empty() {
+            return Ok(Fields(parse_query(&query)));
+        }
+        Fields::from_json(&body)
+    }
+}
+
+impl Fields {
+    /// The fields of a JSON object body.
+    pub fn from_json(body: &[u8]) -> Result<Fields, ApiError> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(_) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "request body must be a JSON object",
+            )),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("request body is not valid JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// A request body that is JSON (or empty), not parsed yet: for handlers
+/// that deserialize it into their own types. Empty when the body is blank.
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let json_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -51,7 +85,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 )
             })?;
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields(parse_query(&query)));
+            return Ok(JsonBody(Bytes::new()));
         }
         if json_type == Some(false) {
             return Err(ApiError::new(
@@ -59,17 +93,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 "Bad Request. Content-Type must be one of ['application/json'].",
             ));
         }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(ApiError::new(
-                ErrorCode::BadRequest,
-                "request body must be a JSON object",
-            )),
-            Err(e) => Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("request body is not valid JSON: {e}"),
-            )),
-        }
+        Ok(JsonBody(body))
     }
 }
 
@@ -289,6 +313,77 @@ fn parse_double(s: &str) -> Option<f64> {
         "Infinity" | "inf" | "Inf" => Some(f64::INFINITY),
         "-Infinity" | "-inf" | "-Inf" => Some(f64::NEG_INFINITY),
         other => other.parse::<f64>().ok().filter(|f| f.is_finite()),
+    }
+}
+
+/// A double read as protobuf's JSON parser reads it: a number, or a string
+/// holding one (`"1.5"`, `"NaN"`, `"Infinity"`).
+#[derive(Debug, Clone, Copy)]
+pub struct LenientF64(pub f64);
+
+impl<'de> serde::Deserialize<'de> for LenientF64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = LenientF64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<LenientF64, E> {
+                Ok(LenientF64(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<LenientF64, E> {
+                Ok(LenientF64(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<LenientF64, E> {
+                Ok(LenientF64(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LenientF64, E> {
+                parse_double(v)
+                    .map(LenientF64)
+                    .ok_or_else(|| E::custom("not a number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An int64 read as protobuf's JSON parser reads it: an integral number, or
+/// a string holding one.
+#[derive(Debug, Clone, Copy)]
+pub struct LenientI64(pub i64);
+
+impl<'de> serde::Deserialize<'de> for LenientI64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = LenientI64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<LenientI64, E> {
+                Ok(LenientI64(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LenientI64, E> {
+                i64::try_from(v)
+                    .map(LenientI64)
+                    .map_err(|_| E::custom("out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<LenientI64, E> {
+                if v.fract() == 0.0 && v.abs() < 9.2e18 {
+                    Ok(LenientI64(v as i64))
+                } else {
+                    Err(E::custom("not an integer"))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LenientI64, E> {
+                v.trim()
+                    .parse()
+                    .map(LenientI64)
+                    .map_err(|_| E::custom("not an integer"))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

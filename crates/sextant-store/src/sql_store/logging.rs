@@ -50,20 +50,20 @@ pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result
     Ok(())
 }
 
-/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements.
+/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements;
+/// `values` holds the rows one after another, `width` values each.
 fn insert_rows(
     c: &mut dyn Conn,
     head: &str,
     tail: &str,
     width: usize,
-    rows: Vec<Vec<SqlValue>>,
+    values: Vec<SqlValue>,
 ) -> Result<(), StoreError> {
     let one = format!("({})", placeholders(width));
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values = vec![one.as_str(); chunk.len()].join(", ");
-        let sql = format!("{head} VALUES {values} {tail}");
-        let flat: Vec<SqlValue> = chunk.iter().flatten().cloned().collect();
-        c.exec(&sql, &flat)?;
+    for chunk in values.chunks(width * ROWS_PER_INSERT) {
+        let tuples = vec![one.as_str(); chunk.len() / width].join(", ");
+        let sql = format!("{head} VALUES {tuples} {tail}");
+        c.exec(&sql, chunk)?;
     }
     Ok(())
 }
@@ -129,7 +129,7 @@ fn log_params(
     let rows = values
         .into_iter()
         .filter(|(k, _)| !existing.contains_key(k))
-        .map(|(k, v)| vec![rid.into(), k.into(), v.into()])
+        .flat_map(|(k, v)| [rid.into(), k.into(), v.into()])
         .collect();
     insert_rows(
         c,
@@ -164,7 +164,7 @@ fn log_metrics(
     let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
     let rows = metrics
         .iter()
-        .map(|m| {
+        .flat_map(|m| {
             latest
                 .entry(m.key.as_str())
                 .and_modify(|cur| {
@@ -174,7 +174,7 @@ fn log_metrics(
                 })
                 .or_insert(m);
             let (value, is_nan) = metric_value(m.value);
-            vec![
+            [
                 rid.into(),
                 m.key.as_str().into(),
                 m.timestamp.into(),
@@ -196,9 +196,9 @@ fn log_metrics(
     )?;
     let rows = latest
         .values()
-        .map(|m| {
+        .flat_map(|m| {
             let (value, is_nan) = metric_value(m.value);
-            vec![
+            [
                 rid.into(),
                 experiment_id.into(),
                 m.key.as_str().into(),
