@@ -17,4 +17,7 @@ pub mod token;
 
 pub use error::StoreError;
 pub use sql_store::{SqlStore, open_in_memory};
-pub use store::{ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, open, upgrade};
+pub use store::{
+    ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, RegisteredModelSearch,
+    RunSearch, open, upgrade,
+};

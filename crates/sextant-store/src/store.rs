@@ -6,6 +6,9 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
+use sextant_core::registry::{
+    Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+};
 use sextant_core::search::{Filter, OrderBy};
 
 use crate::StoreError;
@@ -41,8 +44,31 @@ pub struct LoggedModelSearch {
     pub offset: u64,
 }
 
-/// Sextant's metadata: experiments, runs and logged models (the registry,
-/// pipelines, endpoints and monitors join later; their tables exist already).
+/// A search over registered models (filter and order_by parsed with
+/// `SearchKind::RegisteredModels`).
+#[derive(Debug, Clone, Default)]
+pub struct RegisteredModelSearch {
+    pub filter: Filter,
+    pub order_by: Vec<OrderBy>,
+    pub max_results: u64,
+    pub offset: u64,
+}
+
+/// A search over model versions (`SearchKind::ModelVersions`).
+#[derive(Debug, Clone, Default)]
+pub struct ModelVersionSearch {
+    pub filter: Filter,
+    pub order_by: Vec<OrderBy>,
+    pub max_results: u64,
+    pub offset: u64,
+}
+
+/// Sextant's metadata: experiments, runs, logged models, the model registry
+/// and the events feed (pipelines, endpoints and monitors join later; their
+/// tables exist already).
+///
+/// Every lifecycle change appends one [`Event`] in the same transaction as
+/// the change itself.
 pub trait MetaStore: Send + Sync {
     /// Creates an experiment; `artifact_location` defaults to `<root>/<id>`.
     fn create_experiment(
@@ -148,6 +174,194 @@ pub trait MetaStore: Send + Sync {
     fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<(), StoreError>;
     /// Searches logged models.
     fn search_logged_models(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError>;
+
+    // --- Model registry. Until the SQL registry lands these answer an error. ---
+
+    /// Creates a registered model; an existing name is RESOURCE_ALREADY_EXISTS.
+    fn create_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<RegisteredModel, StoreError> {
+        let _ = (name, description, tags);
+        Err(pending())
+    }
+    /// Returns a registered model with its tags, aliases and latest versions.
+    fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, StoreError> {
+        let _ = name;
+        Err(pending())
+    }
+    /// Renames a model and all its versions, aliases and tags.
+    fn rename_registered_model(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> Result<RegisteredModel, StoreError> {
+        let _ = (name, new_name);
+        Err(pending())
+    }
+    /// Sets the description of a model.
+    fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel, StoreError> {
+        let _ = (name, description);
+        Err(pending())
+    }
+    /// Deletes a model with its versions, tags and aliases (hard delete, as MLflow).
+    fn delete_registered_model(&self, name: &str) -> Result<(), StoreError> {
+        let _ = name;
+        Err(pending())
+    }
+    /// Searches registered models.
+    fn search_registered_models(
+        &self,
+        q: &RegisteredModelSearch,
+    ) -> Result<Page<RegisteredModel>, StoreError> {
+        let _ = q;
+        Err(pending())
+    }
+    /// Upserts a tag of a registered model.
+    fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<(), StoreError> {
+        let _ = (name, tag);
+        Err(pending())
+    }
+    /// Deletes a tag of a registered model (no error if absent, as MLflow).
+    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<(), StoreError> {
+        let _ = (name, key);
+        Err(pending())
+    }
+    /// Points an alias at a version (upsert); reserved aliases are refused.
+    fn set_registered_model_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (name, alias, version);
+        Err(pending())
+    }
+    /// Removes an alias.
+    fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<(), StoreError> {
+        let _ = (name, alias);
+        Err(pending())
+    }
+    /// The version an alias names; `latest` (any case) is the highest version.
+    fn get_model_version_by_alias(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<ModelVersion, StoreError> {
+        let _ = (name, alias);
+        Err(pending())
+    }
+
+    /// Registers a new version (number = max + 1). The source is resolved to
+    /// a storage location and must lie inside the artifact root of the run
+    /// or logged model it names; `models:/m-…` sources set `run_id` from the
+    /// logged model's source run and append to its `mlflow.modelVersions` tag.
+    fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion, StoreError> {
+        let _ = new;
+        Err(pending())
+    }
+    /// Returns a version (deleted versions are not found).
+    fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion, StoreError> {
+        let _ = (name, version);
+        Err(pending())
+    }
+    /// Sets the description of a version.
+    fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<&str>,
+    ) -> Result<ModelVersion, StoreError> {
+        let _ = (name, version, description);
+        Err(pending())
+    }
+    /// Deletes a version and the aliases pointing at it.
+    fn delete_model_version(&self, name: &str, version: i64) -> Result<(), StoreError> {
+        let _ = (name, version);
+        Err(pending())
+    }
+    /// Searches versions.
+    fn search_model_versions(
+        &self,
+        q: &ModelVersionSearch,
+    ) -> Result<Page<ModelVersion>, StoreError> {
+        let _ = q;
+        Err(pending())
+    }
+    /// Upserts a tag of a version.
+    fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<(), StoreError> {
+        let _ = (name, version, tag);
+        Err(pending())
+    }
+    /// Deletes a tag of a version.
+    fn delete_model_version_tag(
+        &self,
+        name: &str,
+        version: i64,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        let _ = (name, version, key);
+        Err(pending())
+    }
+    /// Moves a version to a stage; with `archive_existing` (Staging or
+    /// Production only) other versions in that stage move to Archived.
+    fn transition_model_version_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion, StoreError> {
+        let _ = (name, version, stage, archive_existing);
+        Err(pending())
+    }
+    /// The newest version per stage, restricted to `stages` unless empty.
+    fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: &[Stage],
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        let _ = (name, stages);
+        Err(pending())
+    }
+    /// Records an approval decision (status, actor, comment; time = now).
+    fn set_model_version_approval(
+        &self,
+        name: &str,
+        version: i64,
+        approval: &Approval,
+    ) -> Result<ModelVersion, StoreError> {
+        let _ = (name, version, approval);
+        Err(pending())
+    }
+
+    /// Events with id greater than `after`, oldest first, at most `limit`,
+    /// restricted to `kinds` unless empty (a kind ending in `.*` matches a prefix).
+    fn events_after(
+        &self,
+        after: i64,
+        kinds: &[String],
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let _ = (after, kinds, limit);
+        Err(pending())
+    }
+    /// The id of the newest event (0 when there is none).
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        Err(pending())
+    }
+}
+
+/// TEMPORARY, removed when the SQL registry lands: what the registry and
+/// events methods answer until then.
+fn pending() -> StoreError {
+    StoreError::Config("the model registry is not implemented yet".into())
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

@@ -1,0 +1,208 @@
+//! Model registry entities: registered models, their versions, stages,
+//! aliases and approval decisions; and the events every lifecycle change
+//! appends. Times are milliseconds since the Unix epoch.
+
+use std::fmt;
+
+use crate::Error;
+use crate::entities::Tag;
+
+/// MLflow's (deprecated but still used) model version stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    None,
+    Staging,
+    Production,
+    Archived,
+}
+
+impl Stage {
+    /// The wire and storage name (`None`, `Staging`, `Production`, `Archived`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "None",
+            Stage::Staging => "Staging",
+            Stage::Production => "Production",
+            Stage::Archived => "Archived",
+        }
+    }
+
+    /// Parses a stage case-insensitively, with MLflow's message on failure.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Stage::None),
+            "staging" => Ok(Stage::Staging),
+            "production" => Ok(Stage::Production),
+            "archived" => Ok(Stage::Archived),
+            _ => Err(Error::invalid(format!(
+                "Invalid Model Version stage: {s}. Value must be one of None, Staging, \
+                 Production, Archived."
+            ))),
+        }
+    }
+
+    /// Every stage, in MLflow's order.
+    pub const ALL: [Stage; 4] = [
+        Stage::None,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Archived,
+    ];
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The registration state of a version (MLflow's `ModelVersionStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelVersionStatus {
+    PendingRegistration,
+    FailedRegistration,
+    Ready,
+}
+
+impl ModelVersionStatus {
+    /// The MLflow enum name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelVersionStatus::PendingRegistration => "PENDING_REGISTRATION",
+            ModelVersionStatus::FailedRegistration => "FAILED_REGISTRATION",
+            ModelVersionStatus::Ready => "READY",
+        }
+    }
+
+    /// Parses the MLflow enum name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PENDING_REGISTRATION" => Some(ModelVersionStatus::PendingRegistration),
+            "FAILED_REGISTRATION" => Some(ModelVersionStatus::FailedRegistration),
+            "READY" => Some(ModelVersionStatus::Ready),
+            _ => None,
+        }
+    }
+}
+
+/// A governance decision on a version, separate from stages and aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApprovalStatus {
+    #[default]
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl ApprovalStatus {
+    /// The wire and storage name (`pending`, `approved`, `rejected`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a status case-insensitively.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "pending" => Ok(ApprovalStatus::Pending),
+            "approved" => Ok(ApprovalStatus::Approved),
+            "rejected" => Ok(ApprovalStatus::Rejected),
+            _ => Err(Error::invalid(format!(
+                "Invalid approval status '{s}'. Value must be one of pending, approved, rejected."
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The current approval decision of a version: who decided, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Approval {
+    pub status: ApprovalStatus,
+    pub actor: Option<String>,
+    pub time: Option<i64>,
+    pub comment: Option<String>,
+}
+
+/// One version of a registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: i64,
+    /// The source as the client gave it (`models:/m-…`, `runs:/…/path`, a URI).
+    pub source: String,
+    /// Where the files are: the source resolved to an artifact URI.
+    pub storage_location: String,
+    pub run_id: Option<String>,
+    pub model_id: Option<String>,
+    pub run_link: Option<String>,
+    pub description: Option<String>,
+    pub user_id: Option<String>,
+    pub current_stage: Stage,
+    pub status: ModelVersionStatus,
+    pub status_message: Option<String>,
+    pub approval: Approval,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    pub tags: Vec<Tag>,
+    /// Aliases pointing at this version.
+    pub aliases: Vec<String>,
+}
+
+/// What a client gives to register a version.
+#[derive(Debug, Clone, Default)]
+pub struct NewModelVersion {
+    pub name: String,
+    pub source: String,
+    pub run_id: Option<String>,
+    pub model_id: Option<String>,
+    pub run_link: Option<String>,
+    pub description: Option<String>,
+    pub user_id: Option<String>,
+    pub tags: Vec<Tag>,
+    /// The initial approval (default `pending`), with its actor and comment.
+    pub approval: Option<Approval>,
+}
+
+/// An alias of a registered model and the version it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub alias: String,
+    pub version: i64,
+}
+
+/// A named, versioned model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub user_id: Option<String>,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    pub tags: Vec<Tag>,
+    pub aliases: Vec<Alias>,
+    /// The newest version in each stage that has one (MLflow's `latest_versions`).
+    pub latest_versions: Vec<ModelVersion>,
+}
+
+/// One appended lifecycle change. `kind` is `<entity>.<change>` such as
+/// `run.created` or `model_version.approved`; `subject` names the entity
+/// (`run:<id>`, `model_version:<name>/<version>`, …); `payload` is a JSON
+/// object as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub time: i64,
+    pub kind: String,
+    pub subject: String,
+    pub actor: Option<String>,
+    pub payload: String,
+}
