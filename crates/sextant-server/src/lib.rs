@@ -16,13 +16,36 @@ pub use state::AppState;
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let security = state.security.clone();
+    let changes = state.changes.clone();
     Router::new()
         .merge(misc::routes())
         .merge(mlflow::routes())
         .fallback(misc::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
+            changes,
+            announce_changes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             security,
             security::check_host,
         ))
+}
+
+/// Wakes whoever waits for new events after any request that may have
+/// written (every method but GET and HEAD), once its answer is ready.
+async fn announce_changes(
+    axum::extract::State(changes): axum::extract::State<std::sync::Arc<tokio::sync::Notify>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let resp = next.run(req).await;
+    if writes {
+        changes.notify_waiters();
+    }
+    resp
 }

@@ -14,9 +14,26 @@ pub struct AppState {
     pub store: Arc<dyn MetaStore>,
     pub artifacts: Arc<ArtifactStore>,
     pub security: Arc<SecurityConfig>,
+    /// Woken after every request that may have changed state (and so
+    /// appended events): event long-polls and webhook delivery wait on it.
+    pub changes: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
+    /// The state of a server over these stores.
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        artifacts: Arc<ArtifactStore>,
+        security: SecurityConfig,
+    ) -> Self {
+        AppState {
+            store,
+            artifacts,
+            security: Arc::new(security),
+            changes: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
     /// Runs a store call on the blocking pool, so SQL never blocks the async runtime.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where

@@ -25,11 +25,11 @@ fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
     let root = dir.path().join("artifacts");
-    let state = AppState {
-        store: Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap()),
-        artifacts: Arc::new(ArtifactStore::from_uri(root.to_str().unwrap()).unwrap()),
-        security: Arc::new(SecurityConfig::default()),
-    };
+    let state = AppState::new(
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap()),
+        Arc::new(ArtifactStore::from_uri(root.to_str().unwrap()).unwrap()),
+        SecurityConfig::default(),
+    );
     Server {
         app: sextant_server::router(state.clone()),
         state,

@@ -15,11 +15,11 @@ use tower::ServiceExt;
 fn app() -> Router {
     let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
     let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
-    router(AppState {
-        store: Arc::from(store),
-        artifacts: Arc::new(artifacts),
-        security: Arc::new(SecurityConfig::loopback()),
-    })
+    router(AppState::new(
+        Arc::from(store),
+        Arc::new(artifacts),
+        SecurityConfig::loopback(),
+    ))
 }
 
 async fn call(

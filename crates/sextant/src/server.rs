@@ -86,11 +86,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         SecurityConfig::default()
     };
-    let state = AppState {
-        store: Arc::from(store),
-        artifacts: Arc::new(artifacts),
-        security: Arc::new(security),
-    };
+    let state = AppState::new(Arc::from(store), Arc::new(artifacts), security);
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

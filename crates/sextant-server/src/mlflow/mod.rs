@@ -8,6 +8,7 @@ mod artifacts;
 mod convert;
 mod experiments;
 mod logged_models;
+mod registry;
 mod runs;
 mod wire;
 
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             .merge(experiments::routes())
             .merge(runs::routes())
             .merge(logged_models::routes())
+            .merge(registry::routes())
     };
     Router::new()
         .nest("/api/2.0/mlflow", rpc())
