@@ -1,7 +1,5 @@
 """Logged models (MLflow 3.x): sklearn log_model, pyfunc loading by every URI, search, registry."""
 
-import os
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -83,10 +81,6 @@ def test_logged_model_tags_and_missing_model(client, experiment_id):
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SEXTANT_TEST_AGAINST_MLFLOW"),
-    reason="Sextant's model registry is issue 3; this test turns on with it",
-)
 def test_register_and_load_by_name_and_alias(client, experiment_id, trained):
     model, X = trained
     name = unique("registered")

@@ -294,7 +294,20 @@ impl ArtifactStore {
             let manifest = SafePath::reserved(&[id.as_str(), MANIFEST]);
             let stale = match self.store.head(&self.location(&manifest)).await {
                 Ok(meta) => meta.last_modified.timestamp() <= cutoff,
-                Err(object_store::Error::NotFound { .. }) => true,
+                // No manifest: either a leftover, or an upload whose manifest
+                // is being written right now. Only old leftovers go.
+                Err(object_store::Error::NotFound { .. }) => {
+                    let dir = SafePath::reserved(&[id.as_str()]);
+                    let newest = self
+                        .store
+                        .list(Some(&self.location(&dir)))
+                        .try_fold(i64::MIN, |newest, meta| async move {
+                            Ok(newest.max(meta.last_modified.timestamp()))
+                        })
+                        .await
+                        .map_err(|e| backend(&dir, e))?;
+                    newest != i64::MIN && newest <= cutoff
+                }
                 Err(e) => return Err(backend(&manifest, e)),
             };
             if stale {

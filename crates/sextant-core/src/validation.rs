@@ -762,3 +762,126 @@ fn registry_tag_key(key: &str) -> Result<(), Error> {
     validate_tag_name_at(key, "key")?;
     check_length("key", MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, key)
 }
+
+/// `_validate_tag_name` for a registry tag key being deleted.
+pub fn validate_registry_tag_name(key: &str) -> Result<(), Error> {
+    validate_tag_name_at(key, "key")
+}
+
+// ---------------------------------------------------------------------------
+// Model version sources (MLflow's CVE-2023-1177 / 2356 / 2780 defences).
+
+/// The tag that marks a registered model or version as a prompt.
+pub const IS_PROMPT_TAG_KEY: &str = "mlflow.prompt.is_prompt";
+
+/// Python's `unquote_plus`, repeated until the text stops changing, so that
+/// `%252e%252e` and `%2e%2e` are both seen as `..`.
+pub fn unquote_plus_fully(s: &str) -> String {
+    let mut cur = s.to_string();
+    // Each round removes at least one `%xx` or `+`, so the input length bounds it.
+    loop {
+        let next = url_decode(&cur.replace('+', " "));
+        if next == cur {
+            return cur;
+        }
+        cur = next;
+    }
+}
+
+/// The scheme, authority and path of a URI, as `urllib.parse.urlparse`
+/// splits them (query and fragment dropped; scheme lowercased).
+pub fn split_uri(uri: &str) -> (String, &str, &str) {
+    let mut scheme = String::new();
+    let mut rest = uri;
+    if let Some(i) = uri.find(':') {
+        let cand = &uri[..i];
+        if cand.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && cand
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            scheme = cand.to_ascii_lowercase();
+            rest = &uri[i + 1..];
+        }
+    }
+    let mut authority = "";
+    if let Some(after) = rest.strip_prefix("//") {
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        authority = &after[..end];
+        rest = &after[end..];
+    }
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    (scheme, authority, &rest[..end])
+}
+
+/// `is_local_uri`: a bare path or a `file:` URI on this host. A `file:` URI
+/// naming another host is refused with MLflow's message.
+pub fn is_local_uri(uri: &str) -> Result<bool, Error> {
+    let (scheme, authority, _) = split_uri(uri);
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let remote_host = !host.is_empty()
+        && host != "."
+        && !host.starts_with("localhost")
+        && !host.starts_with("127.0.0.1");
+    if scheme.is_empty() {
+        return Ok(true);
+    }
+    if scheme == "file" {
+        if remote_host {
+            return Err(Error::invalid(format!(
+                "{uri} is not a valid remote uri. For remote access on windows, please consider \
+                 using a different scheme such as SMB (e.g. smb://<hostname>/<path>)."
+            )));
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// `_validate_non_local_source_contains_relative_paths`: after full
+/// percent-decoding, the source's path has no `..` segment, no NUL, no
+/// backslash, and is already absolute and normalized.
+pub fn validate_source_has_no_relative_paths(source: &str) -> Result<(), Error> {
+    let invalid = || {
+        Error::invalid(format!(
+            "Invalid model version source: '{source}'. If supplying a source as an http, https, \
+             local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must be \
+             provided without relative path references present. Please provide an absolute path."
+        ))
+    };
+    let decoded = unquote_plus_fully(source);
+    if decoded.contains(['\0', '\\']) || decoded.split('/').any(|p| p == "..") {
+        return Err(invalid());
+    }
+    let (_, _, path) = split_uri(&decoded);
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.trim_end_matches('/').chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    // `pathlib.Path(p).resolve()` differs from `p` for relative paths (they
+    // gain the working directory) and for `.` segments.
+    if !collapsed.starts_with('/') || posix_normpath(&collapsed) != collapsed {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// A prompt version's source must be a placeholder such as `dummy-source`
+/// (MLflow's client sends exactly that): never a path or URI, so nothing
+/// can later resolve it to files.
+pub fn validate_prompt_source(source: &str) -> Result<(), Error> {
+    let decoded = unquote_plus_fully(source);
+    if decoded.is_empty()
+        || decoded.starts_with('.')
+        || decoded.contains(['/', '\\', ':', '\0', '~'])
+    {
+        return Err(Error::invalid(format!(
+            "Invalid model version source: '{source}'. A prompt version's source must be a \
+             placeholder name, not a path or URI."
+        )));
+    }
+    Ok(())
+}

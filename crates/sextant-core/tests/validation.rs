@@ -504,3 +504,47 @@ fn json_rendering_matches_python_json_dumps() {
     assert_eq!(json_string("\u{7f}"), r#""\u007f""#);
     assert_eq!(json_string("🦀"), r#""\ud83e\udd80""#);
 }
+
+#[test]
+fn model_version_sources_refuse_relative_paths() {
+    use sextant_core::validation::{
+        is_local_uri, validate_prompt_source, validate_source_has_no_relative_paths,
+    };
+    for ok in [
+        "mlflow-artifacts:/0/abc/artifacts/model",
+        "s3://bucket/path/to/model",
+        "runs:/abc/model",
+        "models:/m-123",
+        "https://host/api/2.0/mlflow-artifacts/artifacts/0/x",
+    ] {
+        validate_source_has_no_relative_paths(ok).unwrap();
+    }
+    for bad in [
+        "mlflow-artifacts:/0/abc/artifacts/../../../../etc",
+        "mlflow-artifacts:/0/abc/artifacts/%2e%2e/%2e%2e/etc",
+        "mlflow-artifacts:/0/abc/artifacts/%252e%252e/x",
+        "mlflow-artifacts://host:5000/..%2f..%2fetc",
+        "http://host/api/2.0/mlflow-artifacts/artifacts%00",
+        "s3:/my_bucket/models/path/../../other/path",
+        "s3://bucket/a/./b",
+        "s3://bucket/a\\..\\b",
+        "dummy-source",
+        "relative/path",
+        "runs:/abc/../../x",
+    ] {
+        assert!(
+            validate_source_has_no_relative_paths(bad).is_err(),
+            "{bad} should be refused"
+        );
+    }
+    assert!(is_local_uri("/etc/passwd").unwrap());
+    assert!(is_local_uri("file:///etc/passwd").unwrap());
+    assert!(is_local_uri("file://localhost/etc").unwrap());
+    assert!(!is_local_uri("s3://b/k").unwrap());
+    let err = is_local_uri("file://evil.example/etc/passwd").unwrap_err();
+    assert!(err.to_string().contains("is not a valid remote uri"));
+    validate_prompt_source("dummy-source").unwrap();
+    for bad in ["/etc/passwd", "file:///etc", "..", "a/b", "%2fetc"] {
+        assert!(validate_prompt_source(bad).is_err(), "{bad}");
+    }
+}

@@ -4,6 +4,7 @@
 mod error;
 mod misc;
 pub mod mlflow;
+mod native;
 mod security;
 mod state;
 
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(misc::routes())
         .merge(mlflow::routes())
+        .merge(native::routes())
         .fallback(misc::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(

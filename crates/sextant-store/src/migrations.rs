@@ -11,8 +11,13 @@ use crate::backend::{Conn, Dialect};
 /// Every migration in order; the index + 1 is its version.
 const MIGRATIONS: &[&str] = &[V1_TRACKING];
 
-/// Version 1: tracking, plus the tables later parts of Sextant fill
-/// (registry, pipelines, endpoints, monitors, events).
+/// Version 1: tracking, the model registry and the events feed, plus the
+/// tables later parts of Sextant fill (pipelines, endpoints, monitors).
+///
+/// Registry notes: a deleted model version stays as a row in stage
+/// `Deleted_Internal` (as in MLflow), so `MAX(version) + 1` never reuses a
+/// number; renaming a model relies on `ON UPDATE CASCADE` to carry its
+/// versions, tags and aliases along on both backends.
 const V1_TRACKING: &str = r#"
 CREATE TABLE experiments (
     experiment_id {pk},
@@ -147,16 +152,19 @@ CREATE TABLE registered_models (
     creation_timestamp BIGINT NOT NULL,
     last_updated_timestamp BIGINT NOT NULL
 );
+CREATE INDEX registered_models_by_update ON registered_models (last_updated_timestamp);
 CREATE TABLE registered_model_tags (
-    name TEXT NOT NULL REFERENCES registered_models (name),
+    name TEXT NOT NULL REFERENCES registered_models (name) ON UPDATE CASCADE ON DELETE CASCADE,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (name, key)
 );
+CREATE INDEX registered_model_tags_by_key ON registered_model_tags (key, value);
 CREATE TABLE model_versions (
-    name TEXT NOT NULL REFERENCES registered_models (name),
+    name TEXT NOT NULL REFERENCES registered_models (name) ON UPDATE CASCADE ON DELETE CASCADE,
     version BIGINT NOT NULL,
     source TEXT NOT NULL,
+    storage_location TEXT NOT NULL,
     run_id TEXT,
     model_id TEXT,
     run_link TEXT,
@@ -173,15 +181,21 @@ CREATE TABLE model_versions (
     last_updated_timestamp BIGINT NOT NULL,
     PRIMARY KEY (name, version)
 );
+CREATE INDEX model_versions_by_stage ON model_versions (name, current_stage, version);
+CREATE INDEX model_versions_by_update ON model_versions (last_updated_timestamp);
+CREATE INDEX model_versions_by_run ON model_versions (run_id);
 CREATE TABLE model_version_tags (
     name TEXT NOT NULL,
     version BIGINT NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
-    PRIMARY KEY (name, version, key)
+    PRIMARY KEY (name, version, key),
+    FOREIGN KEY (name, version) REFERENCES model_versions (name, version)
+        ON UPDATE CASCADE ON DELETE CASCADE
 );
+CREATE INDEX model_version_tags_by_key ON model_version_tags (key, value);
 CREATE TABLE registered_model_aliases (
-    name TEXT NOT NULL REFERENCES registered_models (name),
+    name TEXT NOT NULL REFERENCES registered_models (name) ON UPDATE CASCADE ON DELETE CASCADE,
     alias TEXT NOT NULL,
     version BIGINT NOT NULL,
     PRIMARY KEY (name, alias)

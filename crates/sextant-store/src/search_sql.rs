@@ -3,6 +3,7 @@
 
 use sextant_core::Error;
 use sextant_core::search::{Comparator, Comparison, Entity, Filter, OrderBy, Value};
+use sextant_core::validation::IS_PROMPT_TAG_KEY;
 
 use crate::StoreError;
 use crate::backend::{Dialect, SqlValue, placeholders};
@@ -367,6 +368,207 @@ pub fn experiment_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
         sql: terms.join(", "),
         ..Fragment::default()
     })
+}
+
+/// Which registry entity a search is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// `registered_models rm`.
+    Models,
+    /// `model_versions mv`.
+    Versions,
+}
+
+/// Whether a filter asks for prompts, as MLflow's `_is_querying_prompt`
+/// decides it: by the first clause on the prompt tag.
+fn querying_prompts(filter: &Filter) -> bool {
+    filter
+        .clauses
+        .iter()
+        .find(|c| c.ident.entity == Entity::Tag && c.ident.key == IS_PROMPT_TAG_KEY)
+        .is_some_and(|c| match (&c.op, &c.value) {
+            (Comparator::Eq, Value::Str(v)) => v.to_lowercase() == "true",
+            (Comparator::Ne, Value::Str(v)) => v.to_lowercase() == "false",
+            _ => false,
+        })
+}
+
+/// WHERE conditions for a registered-model or model-version search, with
+/// MLflow's prompt rule: unless the filter asks for prompts
+/// (`tags.`mlflow.prompt.is_prompt` = 'true'` or `!= 'false'`), clauses on
+/// the prompt tag are dropped and prompts are excluded, so models without
+/// the tag match `!= 'true'` and `= 'false'`.
+pub fn registry_filter(
+    d: Dialect,
+    kind: Registry,
+    filter: &Filter,
+) -> Result<Fragment, StoreError> {
+    let (tags, owner) = match kind {
+        Registry::Models => ("registered_model_tags", "t.name = rm.name"),
+        Registry::Versions => (
+            "model_version_tags",
+            "t.name = mv.name AND t.version = mv.version",
+        ),
+    };
+    let prompts = querying_prompts(filter);
+    let mut out = Fragment::default();
+    let mut conds = Vec::new();
+    // Clauses on one tag key must hold for the same tag row.
+    let mut tag_groups: Vec<(String, Vec<String>, Vec<SqlValue>)> = Vec::new();
+    for c in &filter.clauses {
+        match c.ident.entity {
+            Entity::Attribute => {
+                let p = &mut out.params;
+                let cond = match (kind, c.ident.key.as_str()) {
+                    (Registry::Models, "name") => string_cmp(d, "rm.name", c, p)?,
+                    (Registry::Versions, "name") => string_cmp(d, "mv.name", c, p)?,
+                    (Registry::Versions, "run_id") => string_cmp(d, "mv.run_id", c, p)?,
+                    (Registry::Versions, "source") => string_cmp(d, "mv.source", c, p)?,
+                    (Registry::Versions, "version_number") => int_cmp("mv.version", c, p)?,
+                    (_, other) => return Err(invalid(format!("Invalid attribute name: {other}"))),
+                };
+                conds.push(cond);
+            }
+            Entity::Tag => {
+                if !prompts && c.ident.key == IS_PROMPT_TAG_KEY {
+                    continue;
+                }
+                if !matches!(
+                    c.op,
+                    Comparator::Eq | Comparator::Ne | Comparator::Like | Comparator::ILike
+                ) {
+                    return Err(invalid(format!(
+                        "Invalid comparator for tag: {}",
+                        op_sql(c.op)
+                    )));
+                }
+                let i = match tag_groups.iter().position(|g| g.0 == c.ident.key) {
+                    Some(i) => i,
+                    None => {
+                        tag_groups.push((c.ident.key.clone(), Vec::new(), Vec::new()));
+                        tag_groups.len() - 1
+                    }
+                };
+                let group = &mut tag_groups[i];
+                let cond = string_cmp(d, "t.value", c, &mut group.2)?;
+                group.1.push(cond);
+            }
+            Entity::Metric | Entity::Param | Entity::Dataset => {
+                return Err(invalid(format!(
+                    "Invalid token type for a registry search: '{}'",
+                    c.ident.key
+                )));
+            }
+        }
+    }
+    for (key, group_conds, params) in tag_groups {
+        out.params.push(key.into());
+        out.params.extend(params);
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM {tags} t WHERE {owner} AND t.key = ? AND {})",
+            group_conds.join(" AND ")
+        ));
+    }
+    if !prompts {
+        let alias = if kind == Registry::Models { "rm" } else { "mv" };
+        // MLflow excludes every version of a model any version of which is a prompt.
+        out.params.push(IS_PROMPT_TAG_KEY.into());
+        conds.push(format!(
+            "NOT EXISTS (SELECT 1 FROM {tags} p WHERE p.name = {alias}.name AND p.key = ? AND p.value = 'true')"
+        ));
+    }
+    out.sql = conds.join(" AND ");
+    Ok(out)
+}
+
+/// A text column ordered by bytes on both backends (SQLite's default).
+fn bytewise(d: Dialect, col: &str) -> String {
+    match d {
+        Dialect::Sqlite => col.to_string(),
+        Dialect::Postgres => format!("{col} COLLATE \"C\""),
+    }
+}
+
+/// MLflow's message for an order_by that names one field twice.
+fn duplicate_order(order_by: &[OrderBy]) -> StoreError {
+    let list: Vec<String> = order_by.iter().map(|o| format!("'{o}'")).collect();
+    invalid(format!(
+        "`order_by` contains duplicate fields: [{}]",
+        list.join(", ")
+    ))
+}
+
+/// ORDER BY terms for a registry search. Registered models: `name`,
+/// `last_updated_timestamp`, tie-break `name ASC`. Versions: `name`,
+/// `version_number`, `creation_timestamp`, `last_updated_timestamp`, default
+/// `last_updated_timestamp DESC, name ASC, version_number DESC`, tie-break
+/// `name ASC, version_number DESC`.
+pub fn registry_order(
+    d: Dialect,
+    kind: Registry,
+    order_by: &[OrderBy],
+) -> Result<String, StoreError> {
+    let default_versions;
+    let clauses = if kind == Registry::Versions && order_by.is_empty() {
+        default_versions = [
+            ("last_updated_timestamp", false),
+            ("name", true),
+            ("version_number", false),
+        ]
+        .map(|(key, ascending)| OrderBy {
+            ident: sextant_core::search::Identifier {
+                entity: Entity::Attribute,
+                key: key.into(),
+            },
+            ascending,
+        });
+        &default_versions[..]
+    } else {
+        order_by
+    };
+    let (alias, valid) = match kind {
+        Registry::Models => ("rm", "['name', 'last_updated_timestamp']"),
+        Registry::Versions => (
+            "mv",
+            "['name', 'version_number', 'creation_timestamp', 'last_updated_timestamp']",
+        ),
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut terms = Vec::new();
+    for o in clauses {
+        let field = match (kind, o.ident.entity, o.ident.key.as_str()) {
+            (_, Entity::Attribute, "name") => "name",
+            (_, Entity::Attribute, "last_updated_timestamp") => "last_updated_timestamp",
+            (Registry::Versions, Entity::Attribute, "version_number") => "version",
+            (Registry::Versions, Entity::Attribute, "creation_timestamp") => "creation_timestamp",
+            (_, _, other) => {
+                return Err(invalid(format!(
+                    "Invalid order by key '{other}' specified. Valid keys are {valid}"
+                )));
+            }
+        };
+        if seen.contains(&field) {
+            return Err(duplicate_order(order_by));
+        }
+        seen.push(field);
+        let col = format!("{alias}.{field}");
+        let col = if field == "name" {
+            bytewise(d, &col)
+        } else {
+            col
+        };
+        terms.push(format!(
+            "{col} {}",
+            if o.ascending { "ASC" } else { "DESC" }
+        ));
+    }
+    if !seen.contains(&"name") {
+        terms.push(format!("{} ASC", bytewise(d, &format!("{alias}.name"))));
+    }
+    if kind == Registry::Versions && !seen.contains(&"version") {
+        terms.push("mv.version DESC".into());
+    }
+    Ok(terms.join(", "))
 }
 
 #[cfg(test)]

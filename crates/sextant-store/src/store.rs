@@ -175,7 +175,7 @@ pub trait MetaStore: Send + Sync {
     /// Searches logged models.
     fn search_logged_models(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError>;
 
-    // --- Model registry. Until the SQL registry lands these answer an error. ---
+    // --- Model registry. ---
 
     /// Creates a registered model; an existing name is RESOURCE_ALREADY_EXISTS.
     fn create_registered_model(
@@ -183,132 +183,78 @@ pub trait MetaStore: Send + Sync {
         name: &str,
         description: Option<&str>,
         tags: &[Tag],
-    ) -> Result<RegisteredModel, StoreError> {
-        let _ = (name, description, tags);
-        Err(pending())
-    }
+    ) -> Result<RegisteredModel, StoreError>;
     /// Returns a registered model with its tags, aliases and latest versions.
-    fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, StoreError> {
-        let _ = name;
-        Err(pending())
-    }
+    fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, StoreError>;
     /// Renames a model and all its versions, aliases and tags.
     fn rename_registered_model(
         &self,
         name: &str,
         new_name: &str,
-    ) -> Result<RegisteredModel, StoreError> {
-        let _ = (name, new_name);
-        Err(pending())
-    }
+    ) -> Result<RegisteredModel, StoreError>;
     /// Sets the description of a model.
     fn update_registered_model(
         &self,
         name: &str,
         description: Option<&str>,
-    ) -> Result<RegisteredModel, StoreError> {
-        let _ = (name, description);
-        Err(pending())
-    }
+    ) -> Result<RegisteredModel, StoreError>;
     /// Deletes a model with its versions, tags and aliases (hard delete, as MLflow).
-    fn delete_registered_model(&self, name: &str) -> Result<(), StoreError> {
-        let _ = name;
-        Err(pending())
-    }
+    fn delete_registered_model(&self, name: &str) -> Result<(), StoreError>;
     /// Searches registered models.
     fn search_registered_models(
         &self,
         q: &RegisteredModelSearch,
-    ) -> Result<Page<RegisteredModel>, StoreError> {
-        let _ = q;
-        Err(pending())
-    }
+    ) -> Result<Page<RegisteredModel>, StoreError>;
     /// Upserts a tag of a registered model.
-    fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<(), StoreError> {
-        let _ = (name, tag);
-        Err(pending())
-    }
+    fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<(), StoreError>;
     /// Deletes a tag of a registered model (no error if absent, as MLflow).
-    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<(), StoreError> {
-        let _ = (name, key);
-        Err(pending())
-    }
+    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<(), StoreError>;
     /// Points an alias at a version (upsert); reserved aliases are refused.
     fn set_registered_model_alias(
         &self,
         name: &str,
         alias: &str,
         version: i64,
-    ) -> Result<(), StoreError> {
-        let _ = (name, alias, version);
-        Err(pending())
-    }
+    ) -> Result<(), StoreError>;
     /// Removes an alias.
-    fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<(), StoreError> {
-        let _ = (name, alias);
-        Err(pending())
-    }
+    fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<(), StoreError>;
     /// The version an alias names; `latest` (any case) is the highest version.
     fn get_model_version_by_alias(
         &self,
         name: &str,
         alias: &str,
-    ) -> Result<ModelVersion, StoreError> {
-        let _ = (name, alias);
-        Err(pending())
-    }
+    ) -> Result<ModelVersion, StoreError>;
 
     /// Registers a new version (number = max + 1). The source is resolved to
     /// a storage location and must lie inside the artifact root of the run
     /// or logged model it names; `models:/m-…` sources set `run_id` from the
     /// logged model's source run and append to its `mlflow.modelVersions` tag.
-    fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion, StoreError> {
-        let _ = new;
-        Err(pending())
-    }
+    fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion, StoreError>;
     /// Returns a version (deleted versions are not found).
-    fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion, StoreError> {
-        let _ = (name, version);
-        Err(pending())
-    }
+    fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion, StoreError>;
     /// Sets the description of a version.
     fn update_model_version(
         &self,
         name: &str,
         version: i64,
         description: Option<&str>,
-    ) -> Result<ModelVersion, StoreError> {
-        let _ = (name, version, description);
-        Err(pending())
-    }
+    ) -> Result<ModelVersion, StoreError>;
     /// Deletes a version and the aliases pointing at it.
-    fn delete_model_version(&self, name: &str, version: i64) -> Result<(), StoreError> {
-        let _ = (name, version);
-        Err(pending())
-    }
+    fn delete_model_version(&self, name: &str, version: i64) -> Result<(), StoreError>;
     /// Searches versions.
     fn search_model_versions(
         &self,
         q: &ModelVersionSearch,
-    ) -> Result<Page<ModelVersion>, StoreError> {
-        let _ = q;
-        Err(pending())
-    }
+    ) -> Result<Page<ModelVersion>, StoreError>;
     /// Upserts a tag of a version.
-    fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<(), StoreError> {
-        let _ = (name, version, tag);
-        Err(pending())
-    }
+    fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<(), StoreError>;
     /// Deletes a tag of a version.
     fn delete_model_version_tag(
         &self,
         name: &str,
         version: i64,
         key: &str,
-    ) -> Result<(), StoreError> {
-        let _ = (name, version, key);
-        Err(pending())
-    }
+    ) -> Result<(), StoreError>;
     /// Moves a version to a stage; with `archive_existing` (Staging or
     /// Production only) other versions in that stage move to Archived.
     fn transition_model_version_stage(
@@ -317,29 +263,20 @@ pub trait MetaStore: Send + Sync {
         version: i64,
         stage: Stage,
         archive_existing: bool,
-    ) -> Result<ModelVersion, StoreError> {
-        let _ = (name, version, stage, archive_existing);
-        Err(pending())
-    }
+    ) -> Result<ModelVersion, StoreError>;
     /// The newest version per stage, restricted to `stages` unless empty.
     fn get_latest_versions(
         &self,
         name: &str,
         stages: &[Stage],
-    ) -> Result<Vec<ModelVersion>, StoreError> {
-        let _ = (name, stages);
-        Err(pending())
-    }
+    ) -> Result<Vec<ModelVersion>, StoreError>;
     /// Records an approval decision (status, actor, comment; time = now).
     fn set_model_version_approval(
         &self,
         name: &str,
         version: i64,
         approval: &Approval,
-    ) -> Result<ModelVersion, StoreError> {
-        let _ = (name, version, approval);
-        Err(pending())
-    }
+    ) -> Result<ModelVersion, StoreError>;
 
     /// Events with id greater than `after`, oldest first, at most `limit`,
     /// restricted to `kinds` unless empty (a kind ending in `.*` matches a prefix).
@@ -348,20 +285,9 @@ pub trait MetaStore: Send + Sync {
         after: i64,
         kinds: &[String],
         limit: u64,
-    ) -> Result<Vec<Event>, StoreError> {
-        let _ = (after, kinds, limit);
-        Err(pending())
-    }
+    ) -> Result<Vec<Event>, StoreError>;
     /// The id of the newest event (0 when there is none).
-    fn last_event_id(&self) -> Result<i64, StoreError> {
-        Err(pending())
-    }
-}
-
-/// TEMPORARY, removed when the SQL registry lands: what the registry and
-/// events methods answer until then.
-fn pending() -> StoreError {
-    StoreError::Config("the model registry is not implemented yet".into())
+    fn last_event_id(&self) -> Result<i64, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

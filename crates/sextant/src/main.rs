@@ -1,5 +1,8 @@
 //! The `sextant` binary: CLI, configuration and wiring.
 
+mod client;
+mod events;
+mod models;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +24,20 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Registered models: list, show, approve, reject, alias.
+    Models {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// The lifecycle events feed.
+    Events {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -29,7 +46,7 @@ enum DbCommand {
     Upgrade(server::StoreArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SEXTANT_LOG")
@@ -37,9 +54,22 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // One line with its causes (and any `hint:` lines), never a backtrace:
+        // these errors are for the person at the terminal.
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Models { client, command } => models::run(client, command),
+        Command::Events { client, command } => events::run(client, command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

@@ -9,6 +9,7 @@ mod convert;
 mod experiments;
 mod logged_models;
 mod registry;
+mod registry_convert;
 mod runs;
 mod wire;
 

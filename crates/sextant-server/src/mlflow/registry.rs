@@ -1,9 +1,336 @@
 //! `ModelRegistryService`: registered models and model versions.
+//!
+//! The MetaStore applies every registry rule (names, aliases, tags, source
+//! validation, stages); these handlers read the request, parse what the wire
+//! carries as strings (versions, stages) and write the answer.
 
 use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, patch, post};
+use serde_json::Value;
+use sextant_core::entities::Tag;
+use sextant_core::registry::{
+    Approval, ApprovalStatus, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+};
+use sextant_core::search::{SearchKind, parse_filter};
+use sextant_core::validation::parse_model_version;
+use sextant_store::{ModelVersionSearch, RegisteredModelSearch};
 
+use super::registry_convert as convert;
+use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
+use super::{next_page_token, order_by, page_offset};
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// `SearchRegisteredModels.max_results`: the proto default and the handler's cap.
+const DEFAULT_MODELS_PAGE: u64 = 100;
+const MAX_MODELS_PAGE: u64 = 1_000;
+/// `SearchModelVersions.max_results`: the proto default is also the cap.
+const MAX_VERSIONS_PAGE: u64 = 200_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/registered-models/create", post(create_model))
+        .route("/registered-models/get", get(get_model))
+        .route("/registered-models/rename", post(rename_model))
+        .route("/registered-models/update", patch(update_model))
+        .route(
+            "/registered-models/delete",
+            axum::routing::delete(delete_model),
+        )
+        .route("/registered-models/search", get(search_models))
+        // The client posts first and falls back to GET on ENDPOINT_NOT_FOUND.
+        .route(
+            "/registered-models/get-latest-versions",
+            post(latest_versions).get(latest_versions),
+        )
+        .route("/registered-models/set-tag", post(set_model_tag))
+        .route(
+            "/registered-models/delete-tag",
+            axum::routing::delete(delete_model_tag),
+        )
+        .route(
+            "/registered-models/alias",
+            post(set_alias).delete(delete_alias).get(get_by_alias),
+        )
+        .route("/model-versions/create", post(create_version))
+        .route("/model-versions/get", get(get_version))
+        .route("/model-versions/update", patch(update_version))
+        .route("/model-versions/transition-stage", post(transition_stage))
+        .route(
+            "/model-versions/delete",
+            axum::routing::delete(delete_version),
+        )
+        .route("/model-versions/search", get(search_versions))
+        .route("/model-versions/get-download-uri", get(download_uri))
+        .route("/model-versions/set-tag", post(set_version_tag))
+        .route(
+            "/model-versions/delete-tag",
+            axum::routing::delete(delete_version_tag),
+        )
+}
+
+/// The required `version`, an integer carried as a string.
+fn version(f: &Fields) -> Result<i64, ApiError> {
+    Ok(parse_model_version(&f.req_str("version")?)?)
+}
+
+/// `max_results` of the registry searches. MLflow names the value as sent
+/// (`"1001"`, a string, when it came in a query string).
+fn page_size(f: &Fields, default: u64, max: u64) -> Result<u64, ApiError> {
+    match f.opt_i64("max_results")? {
+        None => Ok(default),
+        Some(n) if n < 1 => Err(ApiError::invalid(format!(
+            "Invalid value for max_results. It must be a positive integer, but got {n}"
+        ))),
+        Some(n) if n as u64 > max => {
+            let raw = f.0.get("max_results").cloned().unwrap_or(Value::from(n));
+            Err(invalid_value("max_results", &raw))
+        }
+        Some(n) => Ok(n as u64),
+    }
+}
+
+fn model_reply(m: &RegisteredModel) -> Reply {
+    reply(Obj::new().set("registered_model", convert::registered_model(m)))
+}
+
+fn version_reply(v: &ModelVersion) -> Reply {
+    reply(Obj::new().set("model_version", convert::model_version(v)))
+}
+
+async fn create_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let description = f.opt_str("description")?;
+    let tags = f.tags("tags")?;
+    let model = st
+        .db(move |s| s.create_registered_model(&name, description.as_deref(), &tags))
+        .await?;
+    model_reply(&model)
+}
+
+async fn get_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let model = st.db(move |s| s.get_registered_model(&name)).await?;
+    model_reply(&model)
+}
+
+async fn rename_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let new_name = f.req_str("new_name")?;
+    let model = st
+        .db(move |s| s.rename_registered_model(&name, &new_name))
+        .await?;
+    model_reply(&model)
+}
+
+/// MLflow writes the field as given, so an absent description clears it.
+async fn update_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let description = f.opt_str("description")?.unwrap_or_default();
+    let model = st
+        .db(move |s| s.update_registered_model(&name, Some(&description)))
+        .await?;
+    model_reply(&model)
+}
+
+async fn delete_model(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    st.db(move |s| s.delete_registered_model(&name)).await?;
+    empty()
+}
+
+async fn search_models(State(st): State<AppState>, f: Fields) -> Reply {
+    let q = RegisteredModelSearch {
+        filter: parse_filter(
+            SearchKind::RegisteredModels,
+            &f.opt_str("filter")?.unwrap_or_default(),
+        )?,
+        order_by: order_by(SearchKind::RegisteredModels, &f.str_list("order_by")?)?,
+        max_results: page_size(&f, DEFAULT_MODELS_PAGE, MAX_MODELS_PAGE)?,
+        offset: page_offset(&f)?,
+    };
+    let page = st.db(move |s| s.search_registered_models(&q)).await?;
+    reply(
+        Obj::new()
+            .list(
+                "registered_models",
+                page.items
+                    .iter()
+                    .map(|m| convert::registered_model(m).into())
+                    .collect(),
+            )
+            .opt("next_page_token", next_page_token(page.next_offset)),
+    )
+}
+
+async fn latest_versions(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let stages = f
+        .str_list("stages")?
+        .iter()
+        .map(|s| Stage::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let versions = st
+        .db(move |s| s.get_latest_versions(&name, &stages))
+        .await?;
+    reply(Obj::new().list("model_versions", convert::model_versions(&versions)))
+}
+
+async fn set_model_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let tag = Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    st.db(move |s| s.set_registered_model_tag(&name, &tag))
+        .await?;
+    empty()
+}
+
+async fn delete_model_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let key = f.req_str("key")?;
+    st.db(move |s| s.delete_registered_model_tag(&name, &key))
+        .await?;
+    empty()
+}
+
+async fn set_alias(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let alias = f.req_str("alias")?;
+    let version = version(&f)?;
+    st.db(move |s| s.set_registered_model_alias(&name, &alias, version))
+        .await?;
+    empty()
+}
+
+async fn delete_alias(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let alias = f.req_str("alias")?;
+    st.db(move |s| s.delete_registered_model_alias(&name, &alias))
+        .await?;
+    empty()
+}
+
+async fn get_by_alias(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let alias = f.req_str("alias")?;
+    let v = st
+        .db(move |s| s.get_model_version_by_alias(&name, &alias))
+        .await?;
+    version_reply(&v)
+}
+
+/// CreateModelVersion. Besides MLflow's fields Sextant reads an optional
+/// `approval_status` (`pending`, the default, `approved` or `rejected`);
+/// other unknown fields are ignored, as protobuf's parser does.
+async fn create_version(State(st): State<AppState>, f: Fields) -> Reply {
+    let non_empty = |field: &str| -> Result<Option<String>, ApiError> {
+        Ok(f.opt_str(field)?.filter(|s| !s.is_empty()))
+    };
+    let approval = match f.opt_str("approval_status")? {
+        Some(s) if !s.is_empty() => Some(Approval {
+            status: ApprovalStatus::parse(&s)?,
+            ..Approval::default()
+        }),
+        _ => None,
+    };
+    let new = NewModelVersion {
+        name: f.req_str("name")?,
+        source: f.req_str("source")?,
+        run_id: non_empty("run_id")?,
+        model_id: non_empty("model_id")?,
+        run_link: f.opt_str("run_link")?,
+        description: f.opt_str("description")?,
+        user_id: None,
+        tags: f.tags("tags")?,
+        approval,
+    };
+    let v = st.db(move |s| s.create_model_version(&new)).await?;
+    version_reply(&v)
+}
+
+async fn get_version(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let v = st.db(move |s| s.get_model_version(&name, version)).await?;
+    version_reply(&v)
+}
+
+/// Only a description that is present changes (MLflow checks `HasField`).
+async fn update_version(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let description = f.opt_str("description")?;
+    let v = st
+        .db(move |s| s.update_model_version(&name, version, description.as_deref()))
+        .await?;
+    version_reply(&v)
+}
+
+async fn transition_stage(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let stage = Stage::parse(&f.req_str("stage")?)?;
+    let archive = f.opt_bool("archive_existing_versions")?.unwrap_or(false);
+    let v = st
+        .db(move |s| s.transition_model_version_stage(&name, version, stage, archive))
+        .await?;
+    version_reply(&v)
+}
+
+async fn delete_version(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    st.db(move |s| s.delete_model_version(&name, version))
+        .await?;
+    empty()
+}
+
+async fn search_versions(State(st): State<AppState>, f: Fields) -> Reply {
+    let q = ModelVersionSearch {
+        filter: parse_filter(
+            SearchKind::ModelVersions,
+            &f.opt_str("filter")?.unwrap_or_default(),
+        )?,
+        order_by: order_by(SearchKind::ModelVersions, &f.str_list("order_by")?)?,
+        max_results: page_size(&f, MAX_VERSIONS_PAGE, MAX_VERSIONS_PAGE)?,
+        offset: page_offset(&f)?,
+    };
+    let page = st.db(move |s| s.search_model_versions(&q)).await?;
+    reply(
+        Obj::new()
+            .list("model_versions", convert::model_versions(&page.items))
+            .opt("next_page_token", next_page_token(page.next_offset)),
+    )
+}
+
+/// Where the files are: the resolved storage location (the source itself
+/// when it needed no resolving), as `storage_location or source` in MLflow.
+async fn download_uri(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let v = st.db(move |s| s.get_model_version(&name, version)).await?;
+    let uri = if v.storage_location.is_empty() {
+        v.source
+    } else {
+        v.storage_location
+    };
+    reply(Obj::new().set("artifact_uri", uri))
+}
+
+async fn set_version_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let tag = Tag::new(f.req_str("key")?, f.opt_str("value")?.unwrap_or_default());
+    st.db(move |s| s.set_model_version_tag(&name, version, &tag))
+        .await?;
+    empty()
+}
+
+async fn delete_version_tag(State(st): State<AppState>, f: Fields) -> Reply {
+    let name = f.req_str("name")?;
+    let version = version(&f)?;
+    let key = f.req_str("key")?;
+    st.db(move |s| s.delete_model_version_tag(&name, version, &key))
+        .await?;
+    empty()
 }

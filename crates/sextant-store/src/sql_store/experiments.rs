@@ -4,7 +4,9 @@ use sextant_core::Error;
 use sextant_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
 use sextant_core::validation;
 
-use super::{child_uri, now_ms};
+use serde_json::json;
+
+use super::{child_uri, events, now_ms};
 use crate::StoreError;
 use crate::backend::{Conn, Row, SqlValue, placeholders};
 use crate::search_sql;
@@ -147,7 +149,18 @@ pub fn create(
     for tag in tags {
         upsert_tag(c, id, tag)?;
     }
+    events::append(
+        c,
+        "experiment.created",
+        &subject(id),
+        None,
+        json!({ "experiment_id": id.to_string(), "name": name }),
+    )?;
     Ok(id)
+}
+
+fn subject(id: i64) -> String {
+    format!("experiment:{id}")
 }
 
 pub fn search(c: &mut dyn Conn, q: &ExperimentSearch) -> Result<Page<Experiment>, StoreError> {
@@ -197,7 +210,8 @@ pub fn page_rest<T>(items: &mut Vec<T>, max: u64, offset: u64) -> Option<u64> {
 
 pub fn rename(c: &mut dyn Conn, id: i64, new_name: &str) -> Result<(), StoreError> {
     validation::validate_experiment_name(new_name)?;
-    if get(c, id)?.lifecycle_stage != LifecycleStage::Active {
+    let old = get(c, id)?;
+    if old.lifecycle_stage != LifecycleStage::Active {
         return Err(Error::InvalidState("Cannot rename a non-active experiment.".into()).into());
     }
     let taken = c.query(
@@ -213,6 +227,15 @@ pub fn rename(c: &mut dyn Conn, id: i64, new_name: &str) -> Result<(), StoreErro
         "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",
         &[new_name.into(), now_ms().into(), id.into()],
     )?;
+    if old.name != new_name {
+        events::append(
+            c,
+            "experiment.renamed",
+            &subject(id),
+            None,
+            json!({ "experiment_id": id.to_string(), "old_name": old.name, "new_name": new_name }),
+        )?;
+    }
     Ok(())
 }
 
@@ -254,7 +277,18 @@ pub fn set_stage(c: &mut dyn Conn, id: i64, restore: bool) -> Result<(), StoreEr
             &[now.into(), id.into()],
         )?;
     }
-    Ok(())
+    let kind = if restore {
+        "experiment.restored"
+    } else {
+        "experiment.deleted"
+    };
+    events::append(
+        c,
+        kind,
+        &subject(id),
+        None,
+        json!({ "experiment_id": id.to_string() }),
+    )
 }
 
 pub fn set_tag(c: &mut dyn Conn, id: i64, tag: &Tag) -> Result<(), StoreError> {

@@ -12,7 +12,9 @@ use sextant_core::validation;
 
 use super::experiments::{self, page_rest};
 use super::logging::decode_metric;
-use super::{child_uri, now_ms};
+use serde_json::json;
+
+use super::{child_uri, events, now_ms};
 use crate::StoreError;
 use crate::backend::{Conn, Dialect, Row, SqlValue, placeholders};
 use crate::names::random_name;
@@ -146,7 +148,7 @@ pub fn create(c: &mut dyn Conn, new: &NewLoggedModel) -> Result<LoggedModel, Sto
         &[
             model_id.as_str().into(),
             exp.experiment_id.into(),
-            name.into(),
+            name.as_str().into(),
             artifact_uri.into(),
             new.model_type.as_deref().into(),
             new.source_run_id.as_deref().into(),
@@ -161,6 +163,18 @@ pub fn create(c: &mut dyn Conn, new: &NewLoggedModel) -> Result<LoggedModel, Sto
     for t in &new.tags {
         upsert_kv(c, "logged_model_tags", &model_id, t)?;
     }
+    events::append(
+        c,
+        "logged_model.created",
+        &format!("logged_model:{model_id}"),
+        None,
+        json!({
+            "model_id": model_id,
+            "experiment_id": exp.experiment_id.to_string(),
+            "name": name,
+            "source_run_id": new.source_run_id,
+        }),
+    )?;
     get(c, &model_id, false)
 }
 
@@ -204,6 +218,13 @@ pub fn finalize(
         "UPDATE logged_models SET status = ? WHERE model_id = ?",
         &[status.as_str().into(), model_id.into()],
     )?;
+    events::append(
+        c,
+        "logged_model.finalized",
+        &format!("logged_model:{model_id}"),
+        None,
+        json!({ "model_id": model_id, "status": status.as_str() }),
+    )?;
     get(c, model_id, false)
 }
 
@@ -213,7 +234,13 @@ pub fn delete(c: &mut dyn Conn, model_id: &str) -> Result<(), StoreError> {
         "UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE model_id = ?",
         &[model_id.into()],
     )?;
-    Ok(())
+    events::append(
+        c,
+        "logged_model.deleted",
+        &format!("logged_model:{model_id}"),
+        None,
+        json!({ "model_id": model_id }),
+    )
 }
 
 pub fn set_tags(c: &mut dyn Conn, model_id: &str, tags: &[Tag]) -> Result<(), StoreError> {

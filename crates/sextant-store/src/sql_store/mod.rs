@@ -1,11 +1,15 @@
 //! The one SQL implementation of [`MetaStore`], shared by both backends.
 //! Each trait method is one transaction; the work lives in the submodules.
 
+mod events;
 mod experiments;
 mod load;
 mod logged_models;
 mod logging;
+mod registry;
 mod runs;
+mod sources;
+mod versions;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,11 +17,16 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
+use sextant_core::registry::{
+    Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+};
 
 use crate::backend::Backend;
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
-use crate::store::{ExperimentSearch, LoggedModelSearch, RunSearch};
+use crate::store::{
+    ExperimentSearch, LoggedModelSearch, ModelVersionSearch, RegisteredModelSearch, RunSearch,
+};
 use crate::{MetaStore, StoreError, migrations};
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
@@ -258,5 +267,141 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
     fn search_logged_models(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>, StoreError> {
         self.db.read(|c| logged_models::search(c, q))
+    }
+
+    fn create_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<RegisteredModel, StoreError> {
+        self.db
+            .write(|c| registry::create(c, name, description, tags))
+    }
+    fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, StoreError> {
+        self.db.read(|c| registry::get(c, name))
+    }
+    fn rename_registered_model(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> Result<RegisteredModel, StoreError> {
+        self.db.write(|c| registry::rename(c, name, new_name))
+    }
+    fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel, StoreError> {
+        self.db.write(|c| registry::update(c, name, description))
+    }
+    fn delete_registered_model(&self, name: &str) -> Result<(), StoreError> {
+        self.db.write(|c| registry::delete(c, name))
+    }
+    fn search_registered_models(
+        &self,
+        q: &RegisteredModelSearch,
+    ) -> Result<Page<RegisteredModel>, StoreError> {
+        self.db.read(|c| registry::search(c, q))
+    }
+    fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<(), StoreError> {
+        self.db.write(|c| registry::set_tag(c, name, tag))
+    }
+    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<(), StoreError> {
+        self.db.write(|c| registry::delete_tag(c, name, key))
+    }
+    fn set_registered_model_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(|c| registry::set_alias(c, name, alias, version))
+    }
+    fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<(), StoreError> {
+        self.db.write(|c| registry::delete_alias(c, name, alias))
+    }
+    fn get_model_version_by_alias(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<ModelVersion, StoreError> {
+        self.db.read(|c| registry::version_by_alias(c, name, alias))
+    }
+
+    fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion, StoreError> {
+        self.db.write(|c| versions::create(c, new))
+    }
+    fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion, StoreError> {
+        self.db.read(|c| versions::get(c, name, version))
+    }
+    fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<&str>,
+    ) -> Result<ModelVersion, StoreError> {
+        self.db
+            .write(|c| versions::update(c, name, version, description))
+    }
+    fn delete_model_version(&self, name: &str, version: i64) -> Result<(), StoreError> {
+        self.db.write(|c| versions::delete(c, name, version))
+    }
+    fn search_model_versions(
+        &self,
+        q: &ModelVersionSearch,
+    ) -> Result<Page<ModelVersion>, StoreError> {
+        self.db.read(|c| versions::search(c, q))
+    }
+    fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<(), StoreError> {
+        self.db.write(|c| versions::set_tag(c, name, version, tag))
+    }
+    fn delete_model_version_tag(
+        &self,
+        name: &str,
+        version: i64,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(|c| versions::delete_tag(c, name, version, key))
+    }
+    fn transition_model_version_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion, StoreError> {
+        self.db
+            .write(|c| versions::transition(c, name, version, stage, archive_existing))
+    }
+    fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: &[Stage],
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        self.db.read(|c| versions::latest(c, name, stages))
+    }
+    fn set_model_version_approval(
+        &self,
+        name: &str,
+        version: i64,
+        approval: &Approval,
+    ) -> Result<ModelVersion, StoreError> {
+        self.db
+            .write(|c| versions::set_approval(c, name, version, approval))
+    }
+
+    fn events_after(
+        &self,
+        after: i64,
+        kinds: &[String],
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.db.read(|c| events::after(c, after, kinds, limit))
+    }
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.db.read(events::last_id)
     }
 }

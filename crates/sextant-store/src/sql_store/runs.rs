@@ -7,7 +7,9 @@ use sextant_core::validation;
 
 use super::experiments::{self, page_rest};
 use super::load::{self, RUN_COLUMNS};
-use super::{child_uri, now_ms};
+use serde_json::json;
+
+use super::{child_uri, events, now_ms};
 use crate::StoreError;
 use crate::backend::{Conn, SqlValue, placeholders};
 use crate::names::random_name;
@@ -79,7 +81,18 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
     for tag in new.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
         upsert_tag(c, rid, tag)?;
     }
-    upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, name))?;
+    upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, name.as_str()))?;
+    events::append(
+        c,
+        "run.created",
+        &format!("run:{run_id}"),
+        Some(new.user_id.as_str()),
+        json!({
+            "run_id": run_id,
+            "experiment_id": exp.experiment_id.to_string(),
+            "run_name": name,
+        }),
+    )?;
     get(c, &run_id)
 }
 
@@ -97,7 +110,7 @@ pub fn update(
     end_time: Option<i64>,
     run_name: Option<&str>,
 ) -> Result<RunInfo, StoreError> {
-    let rid = load::active_rid(c, run_id)?;
+    let (rid, before) = load::active_run(c, run_id)?;
     if let Some(s) = status {
         c.exec(
             "UPDATE runs SET status = ? WHERE rid = ?",
@@ -112,6 +125,20 @@ pub fn update(
     }
     if let Some(n) = run_name.filter(|n| !n.is_empty()) {
         upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, n))?;
+    }
+    if let Some(s) = status.filter(|s| *s != before.status) {
+        events::append(
+            c,
+            "run.status_changed",
+            &format!("run:{run_id}"),
+            Some(before.user_id.as_str()),
+            json!({
+                "run_id": run_id,
+                "experiment_id": before.experiment_id.to_string(),
+                "old_status": before.status.as_str(),
+                "new_status": s.as_str(),
+            }),
+        )?;
     }
     Ok(load::run_info(c, run_id)?.1)
 }
@@ -144,7 +171,17 @@ pub fn set_stage(c: &mut dyn Conn, run_id: &str, restore: bool) -> Result<(), St
             &[now_ms().into(), rid.into()],
         )?;
     }
-    Ok(())
+    events::append(
+        c,
+        if restore {
+            "run.restored"
+        } else {
+            "run.deleted"
+        },
+        &format!("run:{run_id}"),
+        Some(info.user_id.as_str()),
+        json!({ "run_id": run_id, "experiment_id": info.experiment_id.to_string() }),
+    )
 }
 
 pub fn delete_tag(c: &mut dyn Conn, run_id: &str, key: &str) -> Result<(), StoreError> {

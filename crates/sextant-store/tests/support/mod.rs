@@ -1,5 +1,8 @@
 //! Fresh, migrated stores for the conformance suite.
 
+// Each test binary includes this module and uses a different part of it.
+#![allow(dead_code)]
+
 use sextant_store::MetaStore;
 
 const ROOT: &str = "mlflow-artifacts:";

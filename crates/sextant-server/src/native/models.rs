@@ -1,0 +1,196 @@
+//! `/api/v1/models…`: registered models, their versions, approvals and aliases.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use sextant_core::registry::{Approval, ApprovalStatus, ModelVersion};
+use sextant_core::search::{
+    Comparator, Comparison, Entity, Filter, Identifier, SearchKind, Value, parse_filter,
+};
+use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreError, token};
+
+use super::convert::{self, Model, ModelDetail, Version};
+use super::{actor, body, path, query, version_number};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The page size of a model listing unless the client asks otherwise.
+const DEFAULT_PAGE: u64 = 100;
+/// The largest page of a model listing.
+const MAX_PAGE: u64 = 1000;
+/// Versions are read in pages of this size when a model is shown whole.
+const VERSION_BATCH: u64 = 1000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    filter: Option<String>,
+    max_results: Option<u64>,
+    page_token: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ModelPage {
+    models: Vec<Model>,
+    next_page_token: Option<String>,
+}
+
+/// `GET /api/v1/models`: one page of registered models, by name.
+pub async fn list(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ModelPage>, ApiError> {
+    let q = query(q)?;
+    let max_results = match q.max_results {
+        None => DEFAULT_PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "invalid max_results {n}: it must be between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
+    let search = RegisteredModelSearch {
+        filter: match q.filter.as_deref() {
+            Some(f) if !f.trim().is_empty() => parse_filter(SearchKind::RegisteredModels, f)?,
+            _ => Filter::default(),
+        },
+        order_by: Vec::new(),
+        max_results,
+        offset: match q.page_token.as_deref() {
+            Some(t) if !t.is_empty() => token::decode_offset(t)?,
+            _ => 0,
+        },
+    };
+    let page = st.db(move |s| s.search_registered_models(&search)).await?;
+    Ok(Json(ModelPage {
+        models: page.items.into_iter().map(convert::model).collect(),
+        next_page_token: page.next_offset.map(token::encode_offset),
+    }))
+}
+
+/// `GET /api/v1/models/{name}`: a model with every version.
+pub async fn show(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<ModelDetail>, ApiError> {
+    let name = path(p)?;
+    let (model, versions) = st
+        .db(move |s| Ok((s.get_registered_model(&name)?, all_versions(s, &name)?)))
+        .await?;
+    Ok(Json(convert::model_detail(model, versions)))
+}
+
+/// Every version of a model, read page by page.
+fn all_versions(s: &dyn MetaStore, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
+    let mut search = ModelVersionSearch {
+        filter: Filter {
+            clauses: vec![Comparison {
+                ident: Identifier {
+                    entity: Entity::Attribute,
+                    key: "name".into(),
+                },
+                op: Comparator::Eq,
+                value: Value::Str(name.into()),
+            }],
+        },
+        order_by: Vec::new(),
+        max_results: VERSION_BATCH,
+        offset: 0,
+    };
+    let mut versions = Vec::new();
+    loop {
+        let page = s.search_model_versions(&search)?;
+        versions.extend(page.items);
+        match page.next_offset {
+            Some(next) => search.offset = next,
+            None => return Ok(versions),
+        }
+    }
+}
+
+/// `GET /api/v1/models/{name}/versions/{version}`.
+pub async fn version(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Version>, ApiError> {
+    let (name, version) = path(p)?;
+    let version = version_number(&version)?;
+    let v = st.db(move |s| s.get_model_version(&name, version)).await?;
+    Ok(Json(convert::version(v)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalRequest {
+    status: String,
+    comment: Option<String>,
+    actor: Option<String>,
+}
+
+/// `POST /api/v1/models/{name}/versions/{version}/approval`: records a decision.
+pub async fn approve(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<Json<Version>, ApiError> {
+    let (name, version) = path(p)?;
+    let version = version_number(&version)?;
+    let req: ApprovalRequest = body(&raw)?;
+    let approval = Approval {
+        status: ApprovalStatus::parse(&req.status)?,
+        actor: Some(actor(req.actor, &headers)?),
+        time: None,
+        comment: req.comment.filter(|c| !c.trim().is_empty()),
+    };
+    let v = st
+        .db(move |s| s.set_model_version_approval(&name, version, &approval))
+        .await?;
+    Ok(Json(convert::version(v)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasRequest {
+    version: i64,
+}
+
+#[derive(Serialize)]
+pub struct AliasWire {
+    name: String,
+    alias: String,
+    version: i64,
+}
+
+/// `PUT /api/v1/models/{name}/aliases/{alias}`: points an alias at a version.
+pub async fn set_alias(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    raw: Bytes,
+) -> Result<Json<AliasWire>, ApiError> {
+    let (name, alias) = path(p)?;
+    let req: AliasRequest = body(&raw)?;
+    let version = version_number(&req.version.to_string())?;
+    let (n, a) = (name.clone(), alias.clone());
+    st.db(move |s| s.set_registered_model_alias(&n, &a, version))
+        .await?;
+    Ok(Json(AliasWire {
+        name,
+        alias,
+        version,
+    }))
+}
+
+/// `DELETE /api/v1/models/{name}/aliases/{alias}`: removes an alias.
+pub async fn delete_alias(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (name, alias) = path(p)?;
+    st.db(move |s| s.delete_registered_model_alias(&name, &alias))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

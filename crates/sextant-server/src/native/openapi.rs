@@ -1,0 +1,307 @@
+//! The OpenAPI 3.1 document of the native API, written by hand. A unit test
+//! keeps it and the route table in step.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema_ref(schema) } }
+    })
+}
+
+fn error(description: &str) -> Value {
+    ok(description, "Error")
+}
+
+fn path_param(name: &str, description: &str, ty: &str) -> Value {
+    json!({
+        "name": name, "in": "path", "required": true,
+        "description": description, "schema": { "type": ty }
+    })
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": schema_ref(schema) } }
+    })
+}
+
+fn nullable(ty: &str) -> Value {
+    json!({ "type": [ty, "null"] })
+}
+
+fn epoch_ms(description: &str) -> Value {
+    json!({ "type": "integer", "description": format!("{description}, milliseconds since the Unix epoch") })
+}
+
+fn rfc3339(description: &str) -> Value {
+    json!({ "type": "string", "format": "date-time", "description": format!("{description}, RFC 3339 in UTC") })
+}
+
+fn string_map(description: &str, values: &str) -> Value {
+    json!({ "type": "object", "description": description, "additionalProperties": { "type": values } })
+}
+
+/// The whole document.
+pub fn spec() -> Value {
+    let name = path_param("name", "Registered model name", "string");
+    let version = path_param("version", "Version number", "integer");
+    let alias = path_param("alias", "Alias name", "string");
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sextant native API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "What the MLflow-compatible API lacks: approvals and the events feed. \
+                Errors are JSON objects with `error_code` and `message`; a 4xx is a client mistake."
+        },
+        "paths": {
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": { "schema": { "type": "object" } } } } }
+                }
+            },
+            "/api/v1/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "List registered models by name",
+                    "parameters": [
+                        query_param("filter", "MLflow search filter over registered models, such as `name LIKE 'fraud%'`", json!({"type": "string"})),
+                        query_param("max_results", "Page size (1 to 1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+                        query_param("page_token", "`next_page_token` of the previous page", json!({"type": "string"}))
+                    ],
+                    "responses": { "200": ok("A page of models", "ModelPage"), "400": error("Bad filter, page size or token") }
+                }
+            },
+            "/api/v1/models/{name}": {
+                "get": {
+                    "operationId": "getModel",
+                    "summary": "A registered model with all its versions, newest first",
+                    "parameters": [name],
+                    "responses": { "200": ok("The model", "ModelDetail"), "404": error("No such model") }
+                }
+            },
+            "/api/v1/models/{name}/versions/{version}": {
+                "get": {
+                    "operationId": "getModelVersion",
+                    "summary": "One model version",
+                    "parameters": [name, version],
+                    "responses": { "200": ok("The version", "ModelVersion"), "400": error("Bad version number"), "404": error("No such version") }
+                }
+            },
+            "/api/v1/models/{name}/versions/{version}/approval": {
+                "post": {
+                    "operationId": "setApproval",
+                    "summary": "Record an approval decision on a version",
+                    "parameters": [
+                        name, version,
+                        { "name": "X-Sextant-Actor", "in": "header", "required": false,
+                          "description": "Who decides, when the body has no `actor` (default `anonymous`)",
+                          "schema": { "type": "string" } }
+                    ],
+                    "requestBody": json_body("ApprovalRequest"),
+                    "responses": { "200": ok("The version with its new approval", "ModelVersion"), "400": error("Bad status or body"), "404": error("No such version") }
+                }
+            },
+            "/api/v1/models/{name}/aliases/{alias}": {
+                "put": {
+                    "operationId": "setAlias",
+                    "summary": "Point an alias at a version",
+                    "parameters": [name, alias],
+                    "requestBody": json_body("AliasRequest"),
+                    "responses": { "200": ok("The alias", "Alias"), "400": error("Reserved alias or bad body"), "404": error("No such model or version") }
+                },
+                "delete": {
+                    "operationId": "deleteAlias",
+                    "summary": "Remove an alias",
+                    "parameters": [name, alias],
+                    "responses": { "204": { "description": "Removed" }, "404": error("No such model or alias") }
+                }
+            },
+            "/api/v1/events": {
+                "get": {
+                    "operationId": "listEvents",
+                    "summary": "Lifecycle events after a cursor, oldest first; long-polls with `wait`",
+                    "parameters": [
+                        query_param("after", "Return events with a greater id: an id, or `latest` for only new ones (default 0)", json!({"type": "string"})),
+                        query_param("kinds", "Comma-separated kinds; `model_version.*` matches a prefix (default all)", json!({"type": "string"})),
+                        query_param("limit", "Page size (1 to 1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+                        query_param("wait", "Seconds to wait for an event when there is none yet (0 to 60, default 0)", json!({"type": "integer", "minimum": 0, "maximum": 60}))
+                    ],
+                    "responses": { "200": ok("A page of events", "EventPage"), "400": error("Bad cursor, kinds, limit or wait") }
+                }
+            }
+        },
+        "components": { "schemas": {
+            "Error": {
+                "type": "object", "required": ["error_code", "message"],
+                "properties": {
+                    "error_code": { "type": "string", "examples": ["RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"] },
+                    "message": { "type": "string" }
+                }
+            },
+            "Approval": {
+                "type": "object", "required": ["status", "actor", "comment", "time", "time_rfc3339"],
+                "properties": {
+                    "status": { "enum": ["pending", "approved", "rejected"] },
+                    "actor": nullable("string"),
+                    "comment": nullable("string"),
+                    "time": { "type": ["integer", "null"], "description": "When decided, milliseconds since the Unix epoch" },
+                    "time_rfc3339": { "type": ["string", "null"], "format": "date-time" }
+                }
+            },
+            "ModelVersion": {
+                "type": "object",
+                "required": ["name", "version", "source", "stage", "status", "approval", "aliases", "tags", "creation_time", "last_updated_time"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "version": { "type": "integer" },
+                    "description": nullable("string"),
+                    "source": { "type": "string", "description": "The source as registered (`runs:/…`, `models:/m-…`, a URI)" },
+                    "storage_location": { "type": "string", "description": "The artifact URI the source resolves to" },
+                    "run_id": nullable("string"),
+                    "model_id": nullable("string"),
+                    "run_link": nullable("string"),
+                    "user_id": nullable("string"),
+                    "stage": { "enum": ["None", "Staging", "Production", "Archived"] },
+                    "status": { "enum": ["PENDING_REGISTRATION", "FAILED_REGISTRATION", "READY"] },
+                    "status_message": nullable("string"),
+                    "approval": schema_ref("Approval"),
+                    "aliases": { "type": "array", "items": { "type": "string" } },
+                    "tags": string_map("Tag key to value", "string"),
+                    "creation_time": epoch_ms("Registration time"),
+                    "creation_time_rfc3339": rfc3339("Registration time"),
+                    "last_updated_time": epoch_ms("Last change"),
+                    "last_updated_time_rfc3339": rfc3339("Last change")
+                }
+            },
+            "Model": {
+                "type": "object",
+                "required": ["name", "tags", "aliases", "latest_versions", "creation_time", "last_updated_time"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "description": nullable("string"),
+                    "user_id": nullable("string"),
+                    "creation_time": epoch_ms("Creation time"),
+                    "creation_time_rfc3339": rfc3339("Creation time"),
+                    "last_updated_time": epoch_ms("Last change"),
+                    "last_updated_time_rfc3339": rfc3339("Last change"),
+                    "tags": string_map("Tag key to value", "string"),
+                    "aliases": string_map("Alias to version number", "integer"),
+                    "latest_versions": { "type": "array", "description": "The newest version in each stage, newest first", "items": schema_ref("ModelVersion") }
+                }
+            },
+            "ModelDetail": {
+                "allOf": [
+                    schema_ref("Model"),
+                    { "type": "object", "required": ["versions"], "properties": {
+                        "versions": { "type": "array", "description": "Every version, newest first", "items": schema_ref("ModelVersion") }
+                    } }
+                ]
+            },
+            "ModelPage": {
+                "type": "object", "required": ["models", "next_page_token"],
+                "properties": {
+                    "models": { "type": "array", "items": schema_ref("Model") },
+                    "next_page_token": nullable("string")
+                }
+            },
+            "ApprovalRequest": {
+                "type": "object", "required": ["status"], "additionalProperties": false,
+                "properties": {
+                    "status": { "enum": ["pending", "approved", "rejected"] },
+                    "comment": { "type": "string", "description": "Why" },
+                    "actor": { "type": "string", "description": "Who (default: the X-Sextant-Actor header, else `anonymous`)" }
+                }
+            },
+            "AliasRequest": {
+                "type": "object", "required": ["version"], "additionalProperties": false,
+                "properties": { "version": { "type": "integer", "minimum": 1 } }
+            },
+            "Alias": {
+                "type": "object", "required": ["name", "alias", "version"],
+                "properties": { "name": { "type": "string" }, "alias": { "type": "string" }, "version": { "type": "integer" } }
+            },
+            "Event": {
+                "type": "object", "required": ["id", "time", "time_rfc3339", "kind", "subject", "actor", "payload"],
+                "properties": {
+                    "id": { "type": "integer", "description": "Increasing; use as a cursor" },
+                    "time": epoch_ms("When the change was committed"),
+                    "time_rfc3339": rfc3339("When the change was committed"),
+                    "kind": { "type": "string", "examples": ["run.created", "model_version.approved"] },
+                    "subject": { "type": "string", "examples": ["run:0123abcd", "model_version:fraud/3"] },
+                    "actor": nullable("string"),
+                    "payload": { "type": "object" }
+                }
+            },
+            "EventPage": {
+                "type": "object", "required": ["events", "cursor", "has_more"],
+                "properties": {
+                    "events": { "type": "array", "items": schema_ref("Event") },
+                    "cursor": { "type": "integer", "description": "Pass as the next `after`" },
+                    "has_more": { "type": "boolean", "description": "More events are ready beyond this page" }
+                }
+            }
+        } }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::native::ROUTES;
+
+    #[test]
+    fn document_and_route_table_list_the_same_operations() {
+        let doc = spec();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = spec();
+        let text = doc.to_string();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = &piece[..piece.find('"').unwrap()];
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "dangling $ref {name}"
+            );
+        }
+    }
+}

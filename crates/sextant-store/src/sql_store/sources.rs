@@ -1,0 +1,299 @@
+//! Resolving a model version's `source` to the storage location its files
+//! live at, refusing anything outside the artifact roots Sextant manages.
+//!
+//! This is the defence against MLflow's model-version path-traversal CVEs
+//! (2023-1177, 2023-2356, 2023-2780, 2026-2614): a source is accepted only if
+//! it names a run or logged model (`runs:/…`, `models:/…`) or lies, after
+//! full percent-decoding, inside the artifact root of the run or logged
+//! model the request names, or (with neither) inside some experiment's
+//! artifact location. Local paths are refused unless they lie inside the
+//! named run's or model's root, as MLflow requires.
+
+use sextant_core::Error;
+use sextant_core::registry::NewModelVersion;
+use sextant_core::validation::{
+    IS_PROMPT_TAG_KEY, is_local_uri, posix_normpath, split_uri, unquote_plus_fully,
+    validate_prompt_source, validate_source_has_no_relative_paths,
+};
+
+use super::{child_uri, load, logged_models};
+use crate::StoreError;
+use crate::backend::{Conn, SqlValue};
+
+/// Where a new version's files are, and the ids the source implies.
+#[derive(Debug)]
+pub struct Resolved {
+    pub storage_location: String,
+    pub run_id: Option<String>,
+    pub model_id: Option<String>,
+    /// The logged model whose `mlflow.modelVersions` tag records the version.
+    pub registers: Option<String>,
+}
+
+/// A URI reduced to what containment compares: lowercase scheme (`file`
+/// for bare paths), authority and a normalized absolute path without a
+/// trailing slash (`""` for the root).
+#[derive(Debug, PartialEq, Eq)]
+struct Location {
+    scheme: String,
+    authority: String,
+    path: String,
+}
+
+/// The proxied-artifacts REST prefix that `http(s)` sources may carry.
+const PROXY_PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts";
+
+fn locate(uri: &str) -> Option<Location> {
+    let decoded = unquote_plus_fully(uri);
+    if decoded.contains(['\0', '\\']) {
+        return None;
+    }
+    let (mut scheme, authority, path) = split_uri(&decoded);
+    let mut authority = authority.to_string();
+    let mut path = path.to_string();
+    if scheme.is_empty() {
+        scheme = "file".into();
+    }
+    if (scheme == "http" || scheme == "https")
+        && let Some(rest) = path.strip_prefix(PROXY_PREFIX)
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        scheme = "mlflow-artifacts".into();
+        path = rest.to_string();
+    }
+    // Proxied artifacts are this server's, whatever host the client named;
+    // a local file URI may name this host.
+    let local_host = matches!(authority.as_str(), "localhost" | "127.0.0.1");
+    if scheme == "mlflow-artifacts" || (scheme == "file" && local_host) {
+        authority.clear();
+    }
+    if !path.starts_with('/') {
+        if scheme == "file" || (!authority.is_empty() && !path.is_empty()) {
+            return None;
+        }
+        path.insert(0, '/');
+    }
+    let norm = posix_normpath(&path);
+    if norm.split('/').any(|seg| seg == "..") {
+        return None;
+    }
+    let norm = norm.trim_start_matches('/');
+    Some(Location {
+        scheme,
+        authority,
+        path: if norm.is_empty() {
+            String::new()
+        } else {
+            format!("/{norm}")
+        },
+    })
+}
+
+/// Whether `uri` lies inside (or is) `root`.
+fn within(uri: &str, root: &str) -> bool {
+    match (locate(uri), locate(root)) {
+        (Some(u), Some(r)) => {
+            u.scheme == r.scheme
+                && u.authority == r.authority
+                && (r.path.is_empty()
+                    || u.path == r.path
+                    || u.path.starts_with(&format!("{}/", r.path)))
+        }
+        _ => false,
+    }
+}
+
+/// The artifact roots of the logged models of one experiment.
+const LOGGED_MODEL_ROOTS: &str = "SELECT artifact_uri FROM logged_models WHERE experiment_id = ?";
+
+/// Whether `source` lies inside any root the one-column query returns.
+fn inside_any(
+    c: &mut dyn Conn,
+    source: &str,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<bool, StoreError> {
+    for row in c.query(sql, params)? {
+        if let Some(root) = row.into_iter().next()
+            && within(source, &root.text()?)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn invalid(msg: String) -> StoreError {
+    Error::invalid(msg).into()
+}
+
+fn outside(source: &str, what: &str) -> StoreError {
+    invalid(format!(
+        "Invalid model version source: '{source}'. The source has to be contained within the \
+         artifact directory of the {what}."
+    ))
+}
+
+/// Resolves and checks the source of `new`; `resolve_version` turns a
+/// `models:/<name>/<version-or-stage>` or `models:/<name>@<alias>` reference
+/// into that version's (storage location, run id, model id).
+pub fn resolve(
+    c: &mut dyn Conn,
+    new: &NewModelVersion,
+    resolve_version: impl FnOnce(
+        &mut dyn Conn,
+        &str,
+    ) -> Result<(String, Option<String>, Option<String>), StoreError>,
+) -> Result<Resolved, StoreError> {
+    let source = new.source.as_str();
+    let run_id = new.run_id.clone().filter(|r| !r.is_empty());
+    let model_id = new.model_id.clone().filter(|m| !m.is_empty());
+    if new.tags.iter().any(|t| t.key == IS_PROMPT_TAG_KEY) {
+        validate_prompt_source(source)?;
+        return Ok(Resolved {
+            storage_location: source.to_string(),
+            run_id,
+            model_id,
+            registers: None,
+        });
+    }
+    validate_source_has_no_relative_paths(source)?;
+    let (scheme, authority, path) = split_uri(source);
+    if scheme == "runs" {
+        let path = path.trim_start_matches('/');
+        let (id, rel) = path.split_once('/').unwrap_or((path, ""));
+        if id.is_empty() || !authority.is_empty() {
+            return Err(invalid(format!(
+                "Invalid model version source: '{source}'. Expected runs:/<run_id>/<path>."
+            )));
+        }
+        if run_id.as_deref().is_some_and(|r| r != id) {
+            return Err(invalid(format!(
+                "Invalid model version source: '{source}'. Its run ID does not match the run_id \
+                 request parameter '{}'.",
+                run_id.unwrap_or_default()
+            )));
+        }
+        let (_, info) = load::run_info(c, id)?;
+        let storage_location = if rel.is_empty() {
+            info.artifact_uri
+        } else {
+            child_uri(&info.artifact_uri, rel)
+        };
+        return Ok(Resolved {
+            storage_location,
+            run_id: Some(id.to_string()),
+            registers: model_id.clone(),
+            model_id,
+        });
+    }
+    if scheme == "models" {
+        let reference = path.trim_start_matches('/');
+        if authority.is_empty() && reference.starts_with("m-") && !reference.contains('/') {
+            if model_id.as_deref().is_some_and(|m| m != reference) {
+                return Err(invalid(format!(
+                    "Invalid model version source: '{source}'. Its model ID does not match the \
+                     model_id request parameter '{}'.",
+                    model_id.unwrap_or_default()
+                )));
+            }
+            let model = logged_models::get(c, reference, false)?;
+            return Ok(Resolved {
+                storage_location: model.artifact_uri,
+                run_id: run_id.or(model.source_run_id),
+                registers: Some(model.model_id.clone()),
+                model_id: Some(model.model_id),
+            });
+        }
+        let (location, version_run, version_model) = resolve_version(c, reference)?;
+        return Ok(Resolved {
+            storage_location: location,
+            run_id: run_id.or(version_run),
+            registers: model_id.clone(),
+            model_id: model_id.or(version_model),
+        });
+    }
+    let local = is_local_uri(source)?;
+    if let Some(id) = &model_id {
+        let model = logged_models::get(c, id, false)?;
+        if !within(source, &model.artifact_uri) {
+            return Err(if local {
+                invalid(format!(
+                    "Invalid model version source: '{source}'. To use a local path as a model \
+                     version source, the model_id request parameter has to be specified and the \
+                     local path has to be contained within the artifact directory of the run \
+                     specified by the model_id."
+                ))
+            } else {
+                outside(source, "logged model specified by the model_id")
+            });
+        }
+    } else if let Some(id) = &run_id {
+        let (_, info) = load::run_info(c, id)?;
+        if !within(source, &info.artifact_uri)
+            && (local || !inside_any(c, source, LOGGED_MODEL_ROOTS, &[info.experiment_id.into()])?)
+        {
+            return Err(if local {
+                invalid(format!(
+                    "Invalid model version source: '{source}'. To use a local path as a model \
+                     version source, the run_id request parameter has to be specified and the \
+                     local path has to be contained within the artifact directory of the run \
+                     specified by the run_id."
+                ))
+            } else {
+                outside(source, "run specified by the run_id")
+            });
+        }
+    } else {
+        if local {
+            return Err(invalid(format!(
+                "Invalid model version source: '{source}'. To use a local path as a model \
+                 version source, the run_id request parameter has to be specified and the local \
+                 path has to be contained within the artifact directory of the run specified by \
+                 the run_id."
+            )));
+        }
+        let inside = inside_any(c, source, "SELECT artifact_location FROM experiments", &[])?;
+        if !inside {
+            return Err(outside(source, "experiment it belongs to"));
+        }
+    }
+    Ok(Resolved {
+        storage_location: source.to_string(),
+        run_id,
+        registers: model_id.clone(),
+        model_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn containment_compares_normalized_paths() {
+        let root = "mlflow-artifacts:/0/abc/artifacts";
+        assert!(within("mlflow-artifacts:/0/abc/artifacts/model", root));
+        assert!(within("mlflow-artifacts:/0/abc/artifacts", root));
+        assert!(within(
+            "mlflow-artifacts://host:5000/0/abc/artifacts/m",
+            root
+        ));
+        assert!(within(
+            "http://h/api/2.0/mlflow-artifacts/artifacts/0/abc/artifacts/m",
+            root
+        ));
+        assert!(!within("mlflow-artifacts:/0/abc/artifactsX/m", root));
+        assert!(!within("mlflow-artifacts:/0/abc/artifacts/../../x", root));
+        assert!(!within("mlflow-artifacts:/0/abc/artifacts/%2e%2e/x", root));
+        assert!(!within("s3://b/0/abc/artifacts/m", root));
+        assert!(within("s3://b/k/x", "s3://b/k/"));
+        assert!(!within("s3://c/k/x", "s3://b/k"));
+        assert!(within(
+            "file:///data/1/r/artifacts/m",
+            "/data/1/r/artifacts"
+        ));
+        assert!(!within("/etc/passwd", "/data/1/r/artifacts"));
+        assert!(!within("relative/x", "relative"));
+    }
+}
