@@ -20,21 +20,10 @@ fn invalid(msg: String) -> StoreError {
     StoreError::Domain(Error::invalid(msg))
 }
 
+/// The SQL operator of a comparator: the filter grammar's spelling, which is
+/// SQL's (LIKE and ILIKE are rewritten per dialect by the callers).
 fn op_sql(op: Comparator) -> &'static str {
-    match op {
-        Comparator::Eq => "=",
-        Comparator::Ne => "!=",
-        Comparator::Gt => ">",
-        Comparator::Ge => ">=",
-        Comparator::Lt => "<",
-        Comparator::Le => "<=",
-        Comparator::Like => "LIKE",
-        Comparator::ILike => "ILIKE",
-        Comparator::In => "IN",
-        Comparator::NotIn => "NOT IN",
-        Comparator::IsNull => "IS NULL",
-        Comparator::IsNotNull => "IS NOT NULL",
-    }
+    op.as_str()
 }
 
 /// Turns a SQL LIKE pattern into a SQLite GLOB pattern, which is
