@@ -7,6 +7,7 @@
 
 mod ast;
 mod parser;
+mod rules;
 
 pub use ast::*;
 pub use parser::{parse_filter, parse_order_by, parse_order_by_list};
