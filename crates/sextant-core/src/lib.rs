@@ -8,5 +8,6 @@ pub mod error;
 pub mod registry;
 pub mod search;
 pub mod validation;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@ pub mod mlflow;
 mod native;
 mod security;
 mod state;
+pub mod webhooks;
 
 use axum::Router;
 

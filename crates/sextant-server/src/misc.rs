@@ -39,7 +39,7 @@ async fn server_info() -> Json<serde_json::Value> {
 /// (the client would otherwise retry); anything else is `ENDPOINT_NOT_FOUND`.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
-    const UNIMPLEMENTED: [(&str, &str); 9] = [
+    const UNIMPLEMENTED: [(&str, &str); 8] = [
         ("/v1/traces", "trace ingestion (OTLP)"),
         ("/traces", "tracing"),
         ("/prompts", "prompts"),
@@ -47,7 +47,6 @@ pub async fn not_found(uri: Uri) -> ApiError {
         ("/gateway", "the AI gateway"),
         ("/secrets", "gateway secrets"),
         ("/datasets", "evaluation datasets"),
-        ("/webhooks", "webhooks"),
         ("/graphql", "GraphQL"),
     ];
     for (needle, feature) in UNIMPLEMENTED {

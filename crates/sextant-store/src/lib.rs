@@ -6,7 +6,9 @@
 
 mod backend;
 mod error;
+pub mod import;
 mod migrations;
+mod mlflow_source;
 mod names;
 mod postgres;
 mod search_sql;

@@ -252,6 +252,54 @@ CREATE TABLE events (
     payload TEXT NOT NULL
 );
 CREATE INDEX events_by_kind ON events (kind, id);
+CREATE TABLE webhooks (
+    webhook_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    url TEXT NOT NULL,
+    secret TEXT,
+    status TEXT NOT NULL,
+    start_event_id BIGINT NOT NULL,
+    creation_timestamp BIGINT NOT NULL,
+    last_updated_timestamp BIGINT NOT NULL,
+    deleted_timestamp BIGINT
+);
+CREATE INDEX webhooks_by_creation ON webhooks (creation_timestamp);
+CREATE TABLE webhook_events (
+    webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id),
+    event TEXT NOT NULL,
+    PRIMARY KEY (webhook_id, event)
+);
+CREATE TABLE webhook_cursor (
+    id BIGINT PRIMARY KEY,
+    last_event_id BIGINT NOT NULL
+);
+CREATE TABLE webhook_outbox (
+    id {pk},
+    delivery_id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id),
+    event_id BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    created_time BIGINT NOT NULL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_attempt_at);
+CREATE TABLE webhook_deliveries (
+    id {pk},
+    webhook_id TEXT NOT NULL,
+    event_id BIGINT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    time BIGINT NOT NULL,
+    status_code BIGINT,
+    error TEXT,
+    duration_ms BIGINT NOT NULL
+);
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
 "#;
 
 /// Creates the version table if needed and returns the applied version.

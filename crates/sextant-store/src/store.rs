@@ -10,6 +10,10 @@ use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 use sextant_core::search::{Filter, OrderBy};
+use sextant_core::webhooks::{
+    DeliveryAttempt, DeliveryState, NewDelivery, NewWebhook, PendingDelivery, Webhook,
+    WebhookUpdate,
+};
 
 use crate::StoreError;
 
@@ -288,6 +292,53 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Vec<Event>, StoreError>;
     /// The id of the newest event (0 when there is none).
     fn last_event_id(&self) -> Result<i64, StoreError>;
+
+    /// Creates a webhook; it receives events appended after this call.
+    fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook, StoreError>;
+    /// Returns a live webhook (with its secret).
+    fn get_webhook(&self, webhook_id: &str) -> Result<Webhook, StoreError>;
+    /// Live webhooks, newest first.
+    fn list_webhooks(&self, max_results: u64, offset: u64) -> Result<Page<Webhook>, StoreError>;
+    /// Changes the fields of a webhook that the update sets.
+    fn update_webhook(
+        &self,
+        webhook_id: &str,
+        update: &WebhookUpdate,
+    ) -> Result<Webhook, StoreError>;
+    /// Deletes a webhook and cancels its undelivered events.
+    fn delete_webhook(&self, webhook_id: &str) -> Result<(), StoreError>;
+    /// Live, active webhooks: the subscribers the delivery fan-out matches.
+    fn active_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// The id of the last event the webhook fan-out has handled.
+    fn webhook_cursor(&self) -> Result<i64, StoreError>;
+    /// Moves the fan-out cursor from `from` to `to` and queues `deliveries`,
+    /// atomically; false (and no change) if the cursor is no longer `from`.
+    fn enqueue_webhook_deliveries(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError>;
+    /// Claims up to `limit` deliveries due at `now` for `lease_ms`.
+    fn claim_webhook_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Logs an attempt of the outbox row `outbox_id` and sets its state.
+    fn record_webhook_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: &DeliveryAttempt,
+        state: DeliveryState,
+    ) -> Result<(), StoreError>;
+    /// The newest `limit` delivery attempts to a webhook, oldest first.
+    fn webhook_delivery_log(
+        &self,
+        webhook_id: &str,
+        limit: u64,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

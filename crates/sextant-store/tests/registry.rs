@@ -1008,6 +1008,7 @@ fn events_record_each_lifecycle_change(f: &Fixture) {
         ("logged_model.finalized", &l),
         ("registered_model.created", "registered_model:m"),
         ("model_version.created", "model_version:m/1"),
+        ("model_version.tag_set", "model_version:m/1"),
         ("model_version.updated", "model_version:m/1"),
         ("model_version.stage_changed", "model_version:m/1"),
         ("model_version.alias_set", "registered_model:m"),
@@ -1032,7 +1033,7 @@ fn events_record_each_lifecycle_change(f: &Fixture) {
     assert_eq!(status["new_status"], "FINISHED");
     assert_eq!(events[3].actor.as_deref(), Some("ada"));
     assert_eq!(events[7].actor.as_deref(), Some("ada"));
-    assert_eq!(events[11].actor.as_deref(), Some("grace"));
+    assert_eq!(events[12].actor.as_deref(), Some("grace"));
     assert_eq!(events[0].actor, None);
     let created: serde_json::Value = serde_json::from_str(&events[7].payload).unwrap();
     assert_eq!(created["version"], 1);
@@ -1049,7 +1050,7 @@ fn events_record_each_lifecycle_change(f: &Fixture) {
             100,
         )
         .unwrap();
-    assert_eq!(two.len(), 8);
+    assert_eq!(two.len(), 9);
     let after = s.events_after(events[5].id, &[], 2).unwrap();
     assert_eq!(
         after.iter().map(|e| e.id).collect::<Vec<_>>(),

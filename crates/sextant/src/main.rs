@@ -2,6 +2,7 @@
 
 mod client;
 mod events;
+mod import;
 mod models;
 mod server;
 
@@ -38,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Import history from another tracking server, keeping its ids.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args),
         Command::Models { client, command } => models::run(client, command),
         Command::Events { client, command } => events::run(client, command),
+        Command::Import { command } => import::run(command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

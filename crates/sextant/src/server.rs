@@ -3,10 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use sextant_artifacts::ArtifactStore;
+use sextant_server::webhooks::{WebhookSettings, Webhooks};
 use sextant_server::{AppState, SecurityConfig};
 
 /// Experiments get artifact locations under this root; the client maps it to
@@ -51,6 +53,37 @@ pub struct ServerArgs {
     /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
+}
+
+/// Webhook delivery settings.
+#[derive(Args)]
+pub struct WebhookArgs {
+    /// Allow webhook targets on loopback, private and link-local addresses (refused by default: SSRF).
+    #[arg(long, env = "SEXTANT_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// Attempts per webhook delivery, the first included.
+    #[arg(long, env = "SEXTANT_WEBHOOK_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    webhook_max_attempts: u32,
+    /// Wait before the first webhook retry in milliseconds; doubled for each further retry, capped at 60 s.
+    #[arg(long, env = "SEXTANT_WEBHOOK_BACKOFF_MS", default_value_t = 1000)]
+    webhook_backoff_ms: u64,
+    /// Time allowed for one webhook delivery attempt, in seconds.
+    #[arg(long, env = "SEXTANT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    webhook_timeout_secs: u64,
+}
+
+impl WebhookArgs {
+    fn settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            max_attempts: self.webhook_max_attempts,
+            backoff: Duration::from_millis(self.webhook_backoff_ms),
+            timeout: Duration::from_secs(self.webhook_timeout_secs.max(1)),
+            ..WebhookSettings::default()
+        }
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM; in-flight requests finish first.
@@ -96,9 +129,18 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         tracing::info!(%addr, store = %redact(&uri), artifacts = %destination, "sextant server listening");
-        axum::serve(listener, sextant_server::router(state))
+        let webhooks = Webhooks::new(args.webhooks.settings());
+        if webhooks.settings.allow_private {
+            tracing::warn!("webhook targets on private and loopback addresses are allowed");
+        }
+        // Deliveries in flight at shutdown are retried after a restart: their
+        // state is in the store.
+        let worker = sextant_server::webhooks::spawn(state.clone(), webhooks.clone());
+        let app = sextant_server::router(state).layer(axum::Extension(webhooks));
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        worker.abort();
         tracing::info!("server stopped");
         anyhow::Ok(())
     })

@@ -11,6 +11,7 @@ mod logged_models;
 mod registry;
 mod registry_convert;
 mod runs;
+mod webhooks;
 mod wire;
 
 use axum::Router;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
             .merge(runs::routes())
             .merge(logged_models::routes())
             .merge(registry::routes())
+            .merge(webhooks::routes())
     };
     Router::new()
         .nest("/api/2.0/mlflow", rpc())

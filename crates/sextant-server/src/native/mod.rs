@@ -139,7 +139,7 @@ fn actor(from_body: Option<String>, headers: &HeaderMap) -> Result<String, ApiEr
 }
 
 /// Milliseconds since the Unix epoch as RFC 3339 in UTC, with milliseconds.
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     // Howard Hinnant's civil_from_days: exact for the proleptic Gregorian calendar.
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);

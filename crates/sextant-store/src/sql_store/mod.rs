@@ -3,6 +3,7 @@
 
 mod events;
 mod experiments;
+mod import;
 mod load;
 mod logged_models;
 mod logging;
@@ -10,6 +11,9 @@ mod registry;
 mod runs;
 mod sources;
 mod versions;
+mod webhooks;
+
+pub use import::open_import_sink;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,6 +23,11 @@ use sextant_core::entities::{
 };
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+};
+
+use sextant_core::webhooks::{
+    DeliveryAttempt, DeliveryState, NewDelivery, NewWebhook, PendingDelivery, Webhook,
+    WebhookUpdate,
 };
 
 use crate::backend::Backend;
@@ -403,5 +412,64 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
     fn last_event_id(&self) -> Result<i64, StoreError> {
         self.db.read(events::last_id)
+    }
+
+    fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook, StoreError> {
+        self.db.write(|c| webhooks::create(c, new))
+    }
+    fn get_webhook(&self, webhook_id: &str) -> Result<Webhook, StoreError> {
+        self.db.read(|c| webhooks::get(c, webhook_id))
+    }
+    fn list_webhooks(&self, max_results: u64, offset: u64) -> Result<Page<Webhook>, StoreError> {
+        self.db.read(|c| webhooks::list(c, max_results, offset))
+    }
+    fn update_webhook(
+        &self,
+        webhook_id: &str,
+        update: &WebhookUpdate,
+    ) -> Result<Webhook, StoreError> {
+        self.db.write(|c| webhooks::update(c, webhook_id, update))
+    }
+    fn delete_webhook(&self, webhook_id: &str) -> Result<(), StoreError> {
+        self.db.write(|c| webhooks::delete(c, webhook_id))
+    }
+    fn active_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.db.read(webhooks::active)
+    }
+    fn webhook_cursor(&self) -> Result<i64, StoreError> {
+        self.db.read(webhooks::cursor)
+    }
+    fn enqueue_webhook_deliveries(
+        &self,
+        from: i64,
+        to: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(|c| webhooks::enqueue(c, from, to, deliveries))
+    }
+    fn claim_webhook_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.db.write(|c| webhooks::claim(c, now, lease_ms, limit))
+    }
+    fn record_webhook_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: &DeliveryAttempt,
+        state: DeliveryState,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(|c| webhooks::record(c, outbox_id, attempt, state))
+    }
+    fn webhook_delivery_log(
+        &self,
+        webhook_id: &str,
+        limit: u64,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.db.read(|c| webhooks::log(c, webhook_id, limit))
     }
 }

@@ -313,19 +313,35 @@ fn upsert_tag(c: &mut dyn Conn, name: &str, version: i64, tag: &Tag) -> Result<(
 pub fn set_tag(c: &mut dyn Conn, name: &str, version: i64, tag: &Tag) -> Result<(), StoreError> {
     validation::validate_model_name(name)?;
     validation::validate_model_version_tag(&tag.key, &tag.value)?;
-    live_version(c, name, version)?;
-    upsert_tag(c, name, version, tag)
+    let v = live_version(c, name, version)?;
+    upsert_tag(c, name, version, tag)?;
+    events::append(
+        c,
+        "model_version.tag_set",
+        &subject(name, version),
+        v.user_id.as_deref(),
+        json!({ "name": name, "version": version, "key": tag.key, "value": tag.value }),
+    )
 }
 
 pub fn delete_tag(c: &mut dyn Conn, name: &str, version: i64, key: &str) -> Result<(), StoreError> {
     validation::validate_model_name(name)?;
     validation::validate_registry_tag_name(key)?;
-    live_version(c, name, version)?;
-    c.exec(
+    let v = live_version(c, name, version)?;
+    let removed = c.exec(
         "DELETE FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
         &[name.into(), version.into(), key.into()],
     )?;
-    Ok(())
+    if removed == 0 {
+        return Ok(());
+    }
+    events::append(
+        c,
+        "model_version.tag_deleted",
+        &subject(name, version),
+        v.user_id.as_deref(),
+        json!({ "name": name, "version": version, "key": key }),
+    )
 }
 
 pub fn transition(

@@ -1,0 +1,99 @@
+//! Webhook delivery: the SSRF guard, signing, the payloads, and the worker
+//! that follows the events feed and posts each matching event at least once.
+//!
+//! Flow: the worker wakes on `AppState::changes` (or a slow poll, for other
+//! writers of a shared database), fans new events out to the outbox in the
+//! store, claims due deliveries, posts them, and logs each attempt. Every
+//! piece of delivery state is in the store, so a restart loses nothing.
+
+mod guard;
+mod payload;
+mod send;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use guard::validate_url;
+pub use send::{Outcome, Sender, sign};
+pub use worker::{run_once, spawn};
+
+/// MLflow's body for an example of `event`, as the test endpoint sends it.
+pub fn payload_example(event: &str, now_ms: i64) -> String {
+    payload::mlflow_body(event, payload::example_data(event), now_ms)
+}
+
+/// Sextant's envelope for an example of a kind or pattern.
+pub fn envelope_example(kind: &str, now_ms: i64) -> String {
+    payload::example_envelope(kind, now_ms)
+}
+
+/// Delivery settings of a server.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Allow targets on loopback, private and link-local addresses.
+    pub allow_private: bool,
+    /// Attempts per delivery, the first included.
+    pub max_attempts: u32,
+    /// The wait before the first retry; doubled for each further one.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub backoff_cap: Duration,
+    /// Time allowed for one attempt.
+    pub timeout: Duration,
+    /// How often to look for events appended by other servers.
+    pub poll_interval: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private: false,
+            max_attempts: 5,
+            backoff: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The wait after failed attempt number `attempt` (1-based).
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.backoff.saturating_mul(factor).min(self.backoff_cap)
+    }
+}
+
+/// What webhook handlers and the worker share: the settings and one HTTP
+/// client. Handlers find it as a request extension; without one they use
+/// the defaults (private targets refused).
+#[derive(Clone)]
+pub struct Webhooks {
+    pub settings: Arc<WebhookSettings>,
+    pub sender: Sender,
+}
+
+impl Webhooks {
+    /// The delivery machinery for these settings.
+    pub fn new(settings: WebhookSettings) -> Self {
+        let sender = Sender::new(&settings);
+        Webhooks {
+            settings: Arc::new(settings),
+            sender,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = WebhookSettings::default();
+        let waits: Vec<u64> = (1..=8).map(|a| s.delay_after(a).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+}

@@ -1,0 +1,330 @@
+//! Webhooks through the HTTP surface and the delivery worker: the SSRF
+//! matrix at create/update and at delivery, MLflow's wire shapes, signed
+//! deliveries to a real socket, and the delivery log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use serde_json::{Value, json};
+use sextant_artifacts::ArtifactStore;
+use sextant_core::webhooks::{EventFilter, NewWebhook};
+use sextant_server::webhooks::{WebhookSettings, Webhooks, run_once, sign};
+use sextant_server::{AppState, SecurityConfig, router};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: Router,
+    state: AppState,
+    hooks: Webhooks,
+}
+
+fn fixture(allow_private: bool) -> Fixture {
+    let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
+    let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
+    let state = AppState::new(
+        Arc::from(store),
+        Arc::new(artifacts),
+        SecurityConfig::loopback(),
+    );
+    let hooks = Webhooks::new(WebhookSettings {
+        allow_private,
+        backoff: Duration::from_millis(1),
+        max_attempts: 3,
+        ..WebhookSettings::default()
+    });
+    let app = router(state.clone()).layer(axum::Extension(hooks.clone()));
+    Fixture { app, state, hooks }
+}
+
+async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("/api/2.0/mlflow/{path}"))
+        .header("host", "127.0.0.1:5000");
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn hook(url: &str) -> Value {
+    json!({
+        "name": "h1",
+        "url": url,
+        "events": [{"entity": "REGISTERED_MODEL", "action": "CREATED"}],
+        "secret": "s3cret",
+    })
+}
+
+/// A receiver on a real socket: every POST is sent down the channel.
+async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<(HeaderMap, String)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://localhost:{port}/hook"), rx)
+}
+
+#[tokio::test]
+async fn non_public_targets_are_refused_at_create_and_update() {
+    let f = fixture(false);
+    for url in [
+        "http://127.0.0.1/x",
+        "http://127.1/x",
+        "http://2130706433/x",
+        "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://10.0.0.1/x",
+        "http://192.168.0.1/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/x",
+        "http://[fd00::1]/x",
+        "http://localhost/x",
+        "http://localhost.:8080/x",
+        "ftp://example.com/x",
+        "file:///etc/passwd",
+        "not a url",
+    ] {
+        let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(url))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+        assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE", "{url}");
+    }
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "webhooks",
+        Some(hook("https://93.184.215.14/x")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        &f.app,
+        "PATCH",
+        &format!("webhooks/{id}"),
+        Some(json!({"url": "http://169.254.169.254/"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn wire_shapes_follow_mlflow_and_hide_the_secret() {
+    let f = fixture(true);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "webhooks",
+        Some(hook("http://127.0.0.1:9/x")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let w = &v["webhook"];
+    assert_eq!(w["status"], "ACTIVE");
+    assert_eq!(
+        w["events"],
+        json!([{"entity": "REGISTERED_MODEL", "action": "CREATED"}])
+    );
+    assert!(w.get("secret").is_none() && w.get("description").is_none());
+    let id = w["webhook_id"].as_str().unwrap();
+    let (_, got) = call(&f.app, "GET", &format!("webhooks/{id}"), None).await;
+    assert_eq!(&got["webhook"], w);
+
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "webhooks",
+        Some(json!({"name": "h2", "url": "http://127.0.0.1:9/y", "events": ["run.*"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["webhook"]["sextant_events"], json!(["run.*"]));
+    assert!(v["webhook"].get("events").is_none());
+
+    // A webhook with only Sextant kinds is left out of MLflow-format lists
+    // (the MLflow client cannot read one without MLflow events), but pages
+    // keep their offsets: the first page is empty and points on.
+    let (_, page) = call(&f.app, "GET", "webhooks?max_results=1", None).await;
+    assert!(page.get("webhooks").is_none(), "{page}");
+    let token = page["next_page_token"].as_str().unwrap();
+    let (_, rest) = call(
+        &f.app,
+        "GET",
+        &format!("webhooks?max_results=1&page_token={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(rest["webhooks"][0]["name"], "h1");
+    assert!(rest.get("next_page_token").is_none());
+    let (s, _) = call(&f.app, "GET", "webhooks?max_results=1001", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    for bad in [
+        json!({"name": "-bad", "url": "http://127.0.0.1/", "events": ["run.created"]}),
+        json!({"name": "ok", "url": "http://127.0.0.1/", "events": []}),
+        json!({"name": "ok", "url": "http://127.0.0.1/", "events": [{"entity": "MODEL_VERSION", "action": "SET"}]}),
+        json!({"name": "ok", "url": "http://127.0.0.1/", "events": ["Run.Created"]}),
+    ] {
+        let (s, v) = call(&f.app, "POST", "webhooks", Some(bad.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, _) = call(&f.app, "DELETE", &format!("webhooks/{id}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&f.app, "GET", &format!("webhooks/{id}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error_code"], "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_and_logged() {
+    let f = fixture(true);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m", "description": "d"})),
+    )
+    .await;
+    run_once(&f.state, &f.hooks).await.unwrap();
+
+    let (headers, body) = rx.recv().await.unwrap();
+    let header = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_string();
+    let expected = sign(
+        "s3cret",
+        &header("x-mlflow-delivery-id"),
+        &header("x-mlflow-timestamp"),
+        &body,
+    );
+    assert_eq!(header("x-mlflow-signature"), expected);
+    assert_ne!(
+        sign(
+            "other",
+            &header("x-mlflow-delivery-id"),
+            &header("x-mlflow-timestamp"),
+            &body
+        ),
+        expected
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["entity"], "registered_model");
+    assert_eq!(v["action"], "created");
+    assert_eq!(
+        v["data"],
+        json!({"name": "m", "tags": {}, "description": "d"})
+    );
+
+    let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
+    let log = log["deliveries"].as_array().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status_code"], 200);
+    assert_eq!(log[0]["attempt"], 1);
+
+    // Delivered once: another pass sends nothing.
+    run_once(&f.state, &f.hooks).await.unwrap();
+    assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn failing_receivers_are_retried_then_given_up() {
+    let f = fixture(true);
+    let (url, mut rx) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let (_, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
+    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    while seen < 3 {
+        run_once(&f.state, &f.hooks).await.unwrap();
+        while rx.try_recv().is_ok() {
+            seen += 1;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {seen} attempts"
+        );
+        tokio::task::yield_now().await;
+    }
+    run_once(&f.state, &f.hooks).await.unwrap();
+    let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
+    let attempts: Vec<i64> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3], "max_attempts is 3");
+}
+
+#[tokio::test]
+async fn delivery_rechecks_the_address_it_connects_to() {
+    // Targets stored before the guard could see them (another server with
+    // --webhook-allow-private, or a name that resolved publicly at creation,
+    // as in DNS rebinding) are refused when delivering.
+    let f = fixture(false);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let literal = url.replace("localhost", "127.0.0.1");
+    let mut ids = Vec::new();
+    for target in [url.clone(), literal] {
+        let store = f.state.store.clone();
+        let w = store
+            .create_webhook(&NewWebhook {
+                name: "rebound".into(),
+                url: target,
+                events: vec![EventFilter::kind("registered_model.*").unwrap()],
+                ..NewWebhook::default()
+            })
+            .unwrap();
+        ids.push(w.webhook_id);
+    }
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    run_once(&f.state, &f.hooks).await.unwrap();
+    assert!(rx.try_recv().is_err(), "nothing reached the receiver");
+    for id in ids {
+        let log = f.state.store.webhook_delivery_log(&id, 10).unwrap();
+        assert_eq!(log.len(), 1, "refused targets are not retried");
+        let error = log[0].error.as_deref().unwrap();
+        assert!(
+            error.contains("not a public") || error.contains("non-public"),
+            "{error}"
+        );
+    }
+}
