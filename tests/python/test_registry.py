@@ -62,6 +62,8 @@ def test_log_model_registers_versions_loaded_by_alias_and_stage(client, experime
     assert client.get_model_version_by_alias(name, "champion").version == "1"
     assert client.get_registered_model(name).aliases == {"champion": "1"}
     assert client.get_model_version(name, "1").aliases == ["champion"]
+    # Searches answer versions without their aliases, as MLflow's SQL store does.
+    assert [v.aliases for v in client.search_model_versions(f"name = '{name}' and version_number = 1")] == [[]]
     np.testing.assert_array_equal(predict(f"models:/{name}@champion", X), expected)
 
     client.transition_model_version_stage(name, "1", "Production")

@@ -295,7 +295,12 @@ async fn search_versions(State(st): State<AppState>, f: Fields) -> Reply {
         max_results: page_size(&f, MAX_VERSIONS_PAGE, MAX_VERSIONS_PAGE)?,
         offset: page_offset(&f)?,
     };
-    let page = st.db(move |s| s.search_model_versions(&q)).await?;
+    let mut page = st.db(move |s| s.search_model_versions(&q)).await?;
+    // MLflow 3.17.2's SQL store answers searches without the versions'
+    // aliases (GetModelVersion has them); do the same.
+    for v in &mut page.items {
+        v.aliases.clear();
+    }
     reply(
         Obj::new()
             .list("model_versions", convert::model_versions(&page.items))
