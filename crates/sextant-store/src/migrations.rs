@@ -253,7 +253,8 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_kind ON events (kind, id);
 CREATE TABLE webhooks (
-    webhook_id TEXT PRIMARY KEY,
+    seq {pk},
+    webhook_id TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     description TEXT,
     url TEXT NOT NULL,

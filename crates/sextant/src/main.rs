@@ -4,6 +4,7 @@ mod client;
 mod events;
 mod import;
 mod models;
+mod pipelines;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,11 @@ enum Command {
         client: client::ClientArgs,
         #[command(subcommand)]
         command: events::EventsCommand,
+    },
+    /// Pipelines: validate a pipeline file.
+    Pipelines {
+        #[command(subcommand)]
+        command: pipelines::PipelinesCommand,
     },
     /// Import history from another tracking server, keeping its ids.
     Import {
@@ -77,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models { client, command } => models::run(client, command),
         Command::Events { client, command } => events::run(client, command),
         Command::Import { command } => import::run(command),
+        Command::Pipelines { command } => pipelines::run(command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

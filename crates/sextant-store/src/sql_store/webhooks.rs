@@ -139,7 +139,7 @@ pub fn list(c: &mut dyn Conn, max_results: u64, offset: u64) -> Result<Page<Webh
     let rows = c.query(
         &format!(
             "SELECT {COLUMNS} FROM webhooks WHERE deleted_timestamp IS NULL \
-             ORDER BY creation_timestamp DESC, webhook_id LIMIT ? OFFSET ?"
+             ORDER BY creation_timestamp DESC, seq DESC LIMIT ? OFFSET ?"
         ),
         &[
             i64::try_from(max_results + 1).unwrap_or(i64::MAX).into(),
@@ -160,7 +160,7 @@ pub fn active(c: &mut dyn Conn) -> Result<Vec<Webhook>, StoreError> {
     let rows = c.query(
         &format!(
             "SELECT {COLUMNS} FROM webhooks WHERE deleted_timestamp IS NULL AND status = ? \
-             ORDER BY creation_timestamp, webhook_id"
+             ORDER BY creation_timestamp, seq"
         ),
         &[WebhookStatus::Active.as_str().into()],
     )?;

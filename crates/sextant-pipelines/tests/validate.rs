@@ -1,0 +1,152 @@
+//! The pipeline spec through the crate's public surface: the normative
+//! example validates clean, broken specs report exact messages and positions,
+//! and no input makes the parser panic.
+
+use proptest::prelude::*;
+use sextant_pipelines::{Error, load};
+
+const HOUSING: &str = include_str!("../../../examples/pipelines/housing.yml");
+
+fn errors(text: &str) -> Vec<String> {
+    match load("p.yml", text) {
+        Ok(_) => Vec::new(),
+        Err(Error::Invalid { diagnostics, .. }) => {
+            diagnostics.iter().map(|d| d.to_string()).collect()
+        }
+    }
+}
+
+#[test]
+fn the_design_example_validates_clean() {
+    let v = load("housing.yml", HOUSING).unwrap();
+    assert_eq!(v.pipeline.name.value, "housing");
+    let order: Vec<&str> = v
+        .dag
+        .order()
+        .iter()
+        .map(|&i| v.pipeline.steps[i].name.value.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["split", "train", "evaluate", "gate", "register", "report"]
+    );
+}
+
+/// Replaces the first `from` in the example by `to`.
+fn housing_with(from: &str, to: &str) -> String {
+    assert!(HOUSING.contains(from), "{from} not in the example");
+    HOUSING.replacen(from, to, 1)
+}
+
+#[test]
+fn broken_specs_report_message_and_position() {
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            housing_with("retry:", "retyr:"),
+            vec!["20:5: unknown key 'retyr' in step 'train' (did you mean 'retry'?)"],
+        ),
+        (
+            housing_with("${params.data}", "${params.dat}"),
+            vec!["14:19: unknown parameter 'dat' in '${params.dat}' (did you mean 'data'?)"],
+        ),
+        (
+            housing_with("outputs.test}", "outputs.tst}"),
+            vec![
+                "24:58: step 'split' has no output 'tst' in '${steps.split.outputs.tst}' (it declares train, test)",
+            ],
+        ),
+        (
+            housing_with("then: [register]", "then: [registr]"),
+            vec![
+                "27:12: 'then' of step 'gate' names unknown step 'registr' (did you mean 'register'?)",
+            ],
+        ),
+        (
+            housing_with("\"0 3 * * *\"", "\"0 3 * *\""),
+            vec![
+                "6:12: invalid cron schedule '0 3 * *': Invalid pattern: Pattern must have 5 fields when seconds are disallowed.",
+            ],
+        ),
+        (
+            housing_with("backoff: 5s", "backoff: 5 s"),
+            vec![
+                "20:35: invalid duration '5 s': expected a number and a unit (ms, s, m, h, d), like 5s, 10m or 7d in 'backoff' of 'retry' of step 'train'",
+            ],
+        ),
+        (
+            housing_with("default: 200", "default: 2.5"),
+            vec!["5:33: default of parameter 'n_trees' is a float, but its type is int"],
+        ),
+        (
+            housing_with("<= params.threshold", "<= params.threshold)"),
+            vec!["26:64: unexpected ')' in 'condition' of step 'gate'"],
+        ),
+        (
+            housing_with("${outputs.report}", "${outputs.rep}"),
+            vec![
+                "32:70: step 'report' does not declare output 'rep' used in '${outputs.rep}' (add it to 'outputs')",
+            ],
+        ),
+        (
+            housing_with(
+                "${event.payload.window_uri}",
+                "${steps.split.outputs.train}",
+            ),
+            vec![
+                "10:21: '${steps.split.outputs.train}' is not available in a trigger: use '${event.payload.<field>}'",
+            ],
+        ),
+        (
+            housing_with(
+                "    uses: builtin/split",
+                "    uses: builtin/split\n    needs: [evaluate]",
+            ),
+            vec![
+                "12:3: dependency cycle: 'split' needs 'evaluate', 'evaluate' uses '${steps.split.outputs.test}'",
+            ],
+        ),
+        (
+            housing_with("    run: python", "    fail: x\n    run: python"),
+            vec!["33:5: step 'report' has both 'fail' and 'run': a step has exactly one kind"],
+        ),
+        (
+            "name: x\nsteps:\n  a: {run: hi}\n  a: {run: ho}\n".to_string(),
+            vec!["4:3: invalid YAML: duplicated key in mapping"],
+        ),
+        (
+            "name: x\nsteps:\n  a: {run: 'echo ${params.p}', timeout: 5}\n  b: {needs: [a, c]}\n"
+                .to_string(),
+            vec![
+                "3:18: unknown parameter 'p' in '${params.p}'",
+                "3:41: invalid duration '5': expected a number and a unit (ms, s, m, h, d), like 5s, 10m or 7d in 'timeout' of step 'a'",
+                "4:3: step 'b' has no kind: expected one of run, uses, condition, fail, register_model",
+            ],
+        ),
+        (
+            "steps: []\n".to_string(),
+            vec![
+                "1:1: missing key 'name' in the pipeline",
+                "1:8: expected a mapping for 'steps', found a list",
+            ],
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(errors(&text), expected, "for:\n{text}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let _ = load("p.yml", &text);
+    }
+
+    #[test]
+    fn mutated_example_never_panics(at in 0usize..1200, len in 0usize..8, insert in "[ -~\\n]{0,6}") {
+        let chars: Vec<char> = HOUSING.chars().collect();
+        let at = at.min(chars.len());
+        let end = (at + len).min(chars.len());
+        let mutated: String = chars[..at].iter().chain(insert.chars().collect::<Vec<_>>().iter()).chain(chars[end..].iter()).collect();
+        let _ = load("p.yml", &mutated);
+    }
+}

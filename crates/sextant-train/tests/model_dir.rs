@@ -1,0 +1,123 @@
+//! Trains through the public API and writes MLflow model directories to a temp dir.
+
+use prost::Message;
+use sextant_train::data::Matrix;
+use sextant_train::onnx::{TrainedModel, pb};
+use sextant_train::{linear, logistic, mlflow_model, onnx};
+
+fn features(n: usize) -> Matrix {
+    let rows: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            let t = i as f64;
+            vec![(t * 0.37).sin() * 10.0, (t * 1.1).cos(), t / 10.0]
+        })
+        .collect();
+    Matrix::from_rows(&rows).unwrap()
+}
+
+fn feature_names() -> Vec<String> {
+    ["wind", "temp", "hour"].map(String::from).to_vec()
+}
+
+fn read(dir: &std::path::Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+#[test]
+fn linear_model_directory_has_mlflow_layout_and_weights() {
+    let x = features(40);
+    let y: Vec<f64> = (0..40)
+        .map(|i| 2.0 * x.row(i)[0] - x.row(i)[1] + 0.5 * x.row(i)[2] + 3.0)
+        .collect();
+    let model = linear::fit(&x, &y, &linear::LinearParams::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let saved = mlflow_model::save_linear(&dir, &model, &feature_names(), &x).unwrap();
+
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "MLmodel",
+            "conda.yaml",
+            "input_example.json",
+            "model.onnx",
+            "python_env.yaml",
+            "requirements.txt",
+            "serving_input_example.json"
+        ]
+    );
+
+    let mlmodel = read(&dir, "MLmodel");
+    assert!(mlmodel.contains("loader_module: mlflow.onnx"), "{mlmodel}");
+    assert!(mlmodel.contains(&format!("model_uuid: {}", saved.model_uuid)));
+    assert!(
+        mlmodel.contains(
+            r#"inputs: '[{"tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}]'"#
+        ),
+        "{mlmodel}"
+    );
+    assert!(mlmodel.contains(r#""name":"variable""#), "{mlmodel}");
+
+    let example: Vec<Vec<f64>> = serde_json::from_str(&read(&dir, "input_example.json")).unwrap();
+    assert_eq!(example.len(), 5);
+    assert_eq!(example[1][0], f64::from(x.row(1)[0] as f32));
+
+    let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+    let proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    assert_eq!(proto.ir_version, onnx::IR_VERSION);
+    let graph = proto.graph.unwrap();
+    let weights: Vec<f32> = model.coefficients.iter().map(|&w| w as f32).collect();
+    assert_eq!(graph.initializer[0].float_data, weights);
+    assert_eq!(graph.initializer[1].float_data, [model.intercept as f32]);
+
+    let back = mlflow_model::load(&dir).unwrap();
+    assert_eq!(back.feature_names, feature_names());
+    let TrainedModel::Linear(back) = back.model else {
+        panic!("read back as {:?}", back.model)
+    };
+    let widened: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
+    assert_eq!(back.coefficients, widened);
+}
+
+#[test]
+fn logistic_model_directory_declares_label_and_probabilities() {
+    let x = features(60);
+    let y: Vec<f64> = (0..60)
+        .map(|i| f64::from(x.row(i)[0] + x.row(i)[1] > 0.3))
+        .collect();
+    let model = logistic::fit(&x, &y, &logistic::LogisticParams::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    mlflow_model::save_logistic(tmp.path(), &model, &feature_names(), &x).unwrap();
+
+    let mlmodel = read(tmp.path(), "MLmodel");
+    assert!(
+        mlmodel.contains(
+            r#"{"name":"label","tensor-spec":{"dtype":"int64","shape":[-1]},"type":"tensor"}"#
+        ),
+        "{mlmodel}"
+    );
+    assert!(mlmodel.contains(r#""name":"probabilities""#), "{mlmodel}");
+    assert_eq!(
+        read(tmp.path(), "requirements.txt")
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "mlflow==3.17.2",
+            "numpy==2.4.6",
+            "onnx==1.23.2",
+            "onnxruntime==1.32.0"
+        ]
+    );
+    let bytes = std::fs::read(tmp.path().join("model.onnx")).unwrap();
+    let graph = pb::ModelProto::decode(bytes.as_slice())
+        .unwrap()
+        .graph
+        .unwrap();
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, ["label", "probabilities"]);
+}

@@ -1,0 +1,135 @@
+"""Sextant's built-in trainers (crate `sextant-train`) against scikit-learn, onnxruntime and
+`mlflow.pyfunc`.
+
+The crate's `train_to_dir` example trains on a generated CSV, writes an MLflow model directory
+with an ONNX model, and prints its coefficients and its own predictions. Each test checks that:
+the fit matches scikit-learn's on the same data; onnxruntime and `mlflow.pyfunc.load_model` both
+load the directory; and both agree with the Rust predictions.
+
+The example is built with cargo into `$CARGO_TARGET_DIR` (else `target/`), like the server binary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow.onnx
+import mlflow.pyfunc
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import yaml
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+
+# Building and running a Rust example is Sextant's own business, not the MLflow server's.
+pytestmark = pytest.mark.sextant_only
+
+
+@pytest.fixture(scope="module")
+def train_to_dir() -> Path:
+    subprocess.run(
+        ["cargo", "build", "--quiet", "-p", "sextant-train", "--example", "train_to_dir"],
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    return TARGET_DIR / "debug" / "examples" / "train_to_dir"
+
+
+def write_csv(path: Path, x: np.ndarray, y: np.ndarray, names: list[str]) -> None:
+    # %.17g round-trips every float64, so Rust and scikit-learn fit on identical values.
+    table = np.column_stack([x, y])
+    np.savetxt(path, table, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
+
+
+def train(binary: Path, kind: str, csv: Path, target: str, out: Path, *penalty: str) -> dict:
+    done = subprocess.run(
+        [str(binary), kind, str(csv), target, str(out), *penalty],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout)
+
+
+def check_mlmodel(model_dir: Path, n_features: int, outputs: list[str]) -> None:
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    assert mlmodel["flavors"]["onnx"]["data"] == "model.onnx"
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.onnx"
+    inputs = json.loads(mlmodel["signature"]["inputs"])
+    assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, n_features]}}]
+    assert [o["name"] for o in json.loads(mlmodel["signature"]["outputs"])] == outputs
+    example = json.loads((model_dir / "input_example.json").read_text())
+    assert np.asarray(example).shape == (5, n_features)
+    # The strict checker (with shape inference), then the `onnx` flavor's own loader.
+    onnx.checker.check_model(onnx.load(str(model_dir / "model.onnx")), full_check=True)
+    assert isinstance(mlflow.onnx.load_model(str(model_dir)), onnx.ModelProto)
+
+
+def test_linear_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, train_to_dir):
+    rng = np.random.default_rng(11)
+    n = 300
+    # Columns on very different scales, to exercise the standardized solve.
+    x = np.column_stack(
+        [rng.normal(0, 1, n), rng.normal(50, 10, n), rng.uniform(-0.01, 0.01, n), rng.normal(0, 3, n)]
+    )
+    y = x @ np.array([1.5, -0.2, 40.0, 0.7]) + 3.0 + rng.normal(0, 0.1, n)
+    csv = tmp_path / "train.csv"
+    write_csv(csv, x, y, ["a", "b", "c", "d", "price"])
+    model_dir = tmp_path / "model"
+
+    rust = train(train_to_dir, "linear", csv, "price", model_dir)
+
+    sk = LinearRegression().fit(x, y)
+    np.testing.assert_allclose(rust["coefficients"], sk.coef_, rtol=1e-4)
+    np.testing.assert_allclose(rust["intercept"], sk.intercept_, rtol=1e-4)
+    np.testing.assert_allclose(rust["predictions"], sk.predict(x), rtol=1e-4)
+
+    check_mlmodel(model_dir, 4, ["variable"])
+    x32 = x.astype(np.float32)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_pred,) = session.run(None, {"X": x32})
+    assert onnx_pred.shape == (n, 1)
+    np.testing.assert_allclose(onnx_pred[:, 0], rust["predictions"], rtol=1e-5, atol=1e-5)
+
+    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(x32)
+    np.testing.assert_allclose(pyfunc_pred["variable"][:, 0], rust["predictions"], rtol=1e-5, atol=1e-5)
+
+
+def test_logistic_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, train_to_dir):
+    rng = np.random.default_rng(5)
+    n = 400
+    x = np.column_stack([rng.normal(0, 1, n), rng.normal(10, 4, n), rng.normal(0, 0.1, n)])
+    logit = 1.2 * x[:, 0] - 0.3 * (x[:, 1] - 10) + 8.0 * x[:, 2] + 0.4
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(float)
+    csv = tmp_path / "train.csv"
+    write_csv(csv, x, y, ["f0", "f1", "f2", "label"])
+    model_dir = tmp_path / "model"
+
+    rust = train(train_to_dir, "logistic", csv, "label", model_dir, "1.0")
+
+    # scikit-learn's default L2 with C=1.0, converged tightly so only the optimum is compared.
+    sk = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(rust["coefficients"], sk.coef_[0], rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(rust["probabilities"], sk.predict_proba(x)[:, 1], atol=1e-3)
+    rust_labels = np.asarray(rust["labels"])
+    assert (rust_labels == y).mean() == (sk.predict(x) == y).mean()
+
+    check_mlmodel(model_dir, 3, ["label", "probabilities"])
+    x32 = x.astype(np.float32)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    labels, probabilities = session.run(["label", "probabilities"], {"X": x32})
+    assert labels.dtype == np.int64 and probabilities.shape == (n, 2)
+    np.testing.assert_array_equal(labels, rust_labels)
+    np.testing.assert_allclose(probabilities[:, 1], rust["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(x32)
+    np.testing.assert_array_equal(pyfunc_pred["label"], rust_labels)
+    np.testing.assert_allclose(pyfunc_pred["probabilities"][:, 1], rust["probabilities"], atol=1e-5)
