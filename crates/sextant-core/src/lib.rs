@@ -5,6 +5,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod pipeline_runs;
 pub mod registry;
 pub mod search;
 pub mod validation;

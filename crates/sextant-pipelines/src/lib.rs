@@ -1,11 +1,15 @@
 //! Sextant pipelines: the YAML spec (DESIGN.md §5), its validation with a
-//! line and column for every error, the step DAG, and condition expressions.
+//! line and column for every error, the step DAG, condition expressions, the
+//! step [`executor`]s and the in-process [`builtins`].
 //!
-//! This crate does no IO: callers hand it the text of a pipeline file and get
-//! back either a [`Validated`] pipeline or every [`Diagnostic`] found.
+//! Spec, validation, DAG and conditions do no IO: callers hand them the text of
+//! a pipeline file and get back either a [`Validated`] pipeline or every
+//! [`Diagnostic`] found. Only `executor` and `builtins` touch processes and files.
 
+pub mod builtins;
 pub mod condition;
 pub mod dag;
+pub mod executor;
 mod parse;
 pub mod refs;
 pub mod spec;

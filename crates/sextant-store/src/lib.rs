@@ -20,6 +20,6 @@ pub mod token;
 pub use error::StoreError;
 pub use sql_store::{SqlStore, open_in_memory};
 pub use store::{
-    ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, RegisteredModelSearch,
-    RunSearch, open, upgrade,
+    ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, PipelineRunSearch,
+    RegisteredModelSearch, RunSearch, open, upgrade,
 };

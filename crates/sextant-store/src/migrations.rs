@@ -18,6 +18,11 @@ const MIGRATIONS: &[&str] = &[V1_TRACKING];
 /// `Deleted_Internal` (as in MLflow), so `MAX(version) + 1` never reuses a
 /// number; renaming a model relies on `ON UPDATE CASCADE` to carry its
 /// versions, tags and aliases along on both backends.
+///
+/// Queue notes: a task's `fencing` grows by one with every claim and never
+/// goes back, so it names one claim; `attempt` counts claims for the retry
+/// policy. `not_before` holds a retry back; `lease_expires` makes a running
+/// task claimable again once its holder stops heartbeating.
 const V1_TRACKING: &str = r#"
 CREATE TABLE experiments (
     experiment_id {pk},
@@ -217,19 +222,28 @@ CREATE TABLE pipeline_runs (
     created_time BIGINT NOT NULL,
     updated_time BIGINT NOT NULL
 );
+CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline, created_time DESC, id);
+CREATE INDEX pipeline_runs_by_status ON pipeline_runs (status, created_time DESC, id);
 CREATE TABLE tasks (
     id {pk},
     pipeline_run TEXT NOT NULL REFERENCES pipeline_runs (id),
     step TEXT NOT NULL,
     status TEXT NOT NULL,
     attempt BIGINT NOT NULL,
+    fencing BIGINT NOT NULL,
+    not_before BIGINT NOT NULL,
     lease_owner TEXT,
     lease_expires BIGINT,
+    heartbeat BIGINT,
     payload TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    step_run_uuid TEXT,
     created_time BIGINT NOT NULL,
     updated_time BIGINT NOT NULL
 );
-CREATE INDEX tasks_queued ON tasks (status, created_time);
+CREATE INDEX tasks_claimable ON tasks (id) WHERE status IN ('queued', 'running');
+CREATE INDEX tasks_by_run ON tasks (pipeline_run, id);
 CREATE TABLE endpoints (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,

@@ -6,6 +6,9 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
+use sextant_core::pipeline_runs::{
+    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+};
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
@@ -67,12 +70,22 @@ pub struct ModelVersionSearch {
     pub offset: u64,
 }
 
-/// Sextant's metadata: experiments, runs, logged models, the model registry
-/// and the events feed (pipelines, endpoints and monitors join later; their
-/// tables exist already).
+/// A listing of pipeline runs, optionally of one pipeline or in one status.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineRunSearch {
+    pub pipeline: Option<String>,
+    pub status: Option<PipelineRunStatus>,
+    pub max_results: u64,
+    pub offset: u64,
+}
+
+/// Sextant's metadata: experiments, runs, logged models, the model registry,
+/// the events feed, pipelines and their task queue (endpoints and monitors
+/// join later; their tables exist already).
 ///
 /// Every lifecycle change appends one [`Event`] in the same transaction as
-/// the change itself.
+/// the change itself; task claims, heartbeats and outcomes are queue traffic,
+/// not lifecycle changes, and append none.
 pub trait MetaStore: Send + Sync {
     /// Creates an experiment; `artifact_location` defaults to `<root>/<id>`.
     fn create_experiment(
@@ -339,6 +352,81 @@ pub trait MetaStore: Send + Sync {
         webhook_id: &str,
         limit: u64,
     ) -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    // --- Pipelines, their runs and the task queue. ---
+
+    /// Stores a pipeline's spec under its name, creating or replacing it.
+    fn put_pipeline(&self, name: &str, spec: &str) -> Result<Applied, StoreError>;
+    /// Returns a stored pipeline.
+    fn get_pipeline(&self, name: &str) -> Result<Pipeline, StoreError>;
+    /// Stored pipelines by name.
+    fn list_pipelines(&self, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError>;
+    /// Creates a run of a stored pipeline in `PENDING` state; appends
+    /// `pipeline_run.created`.
+    fn create_pipeline_run(&self, new: &NewPipelineRun) -> Result<PipelineRun, StoreError>;
+    /// Returns a pipeline run.
+    fn get_pipeline_run(&self, id: &str) -> Result<PipelineRun, StoreError>;
+    /// Pipeline runs, newest first.
+    fn list_pipeline_runs(&self, q: &PipelineRunSearch) -> Result<Page<PipelineRun>, StoreError>;
+    /// Moves a run to `status` (see [`PipelineRunStatus::can_become`]) and
+    /// appends its event; cancelling also cancels the run's open tasks.
+    /// Setting the status a run already has changes nothing.
+    fn set_pipeline_run_status(
+        &self,
+        id: &str,
+        status: PipelineRunStatus,
+    ) -> Result<PipelineRun, StoreError>;
+    /// Queues a task for a step of a live run, claimable from `not_before`
+    /// (now when `None`).
+    fn enqueue_task(
+        &self,
+        pipeline_run: &str,
+        step: &str,
+        payload: &str,
+        not_before: Option<i64>,
+    ) -> Result<Task, StoreError>;
+    /// Returns a task.
+    fn get_task(&self, task_id: i64) -> Result<Task, StoreError>;
+    /// The tasks of a run in enqueue order.
+    fn tasks_of_run(&self, pipeline_run: &str) -> Result<Vec<Task>, StoreError>;
+    /// Claims the oldest task that is queued and due at `now`, or running
+    /// with a lease expired at `now`, for `worker` until `now + lease_ms`;
+    /// bumps its attempt and fencing token. Two claimers never get the same
+    /// task under the same token.
+    fn claim_task(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<ClaimedTask>, StoreError>;
+    /// Extends the lease of a running task to now + `lease_ms`; an
+    /// `InvalidState` error means the holder lost the task (stale fencing
+    /// token, cancelled) and must stop the step.
+    fn heartbeat_task(&self, task_id: i64, fencing: i64, lease_ms: i64) -> Result<(), StoreError>;
+    /// Records the tracking run of the current attempt (fenced).
+    fn set_task_step_run(
+        &self,
+        task_id: i64,
+        fencing: i64,
+        step_run_uuid: &str,
+    ) -> Result<(), StoreError>;
+    /// Marks a running task succeeded with its result (JSON); only the
+    /// holder of the current fencing token may, and a repeat of the same
+    /// completion is a no-op. A stale holder gets `InvalidState` and changes
+    /// nothing.
+    fn complete_task(&self, task_id: i64, fencing: i64, result: &str) -> Result<Task, StoreError>;
+    /// Records a failed attempt (fenced like [`MetaStore::complete_task`]):
+    /// with `retry_at` the task is queued again from then, otherwise it fails.
+    fn fail_task(
+        &self,
+        task_id: i64,
+        fencing: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<Task, StoreError>;
+    /// Cancels the queued and running tasks of a run; returns how many.
+    /// Their holders learn it from their next heartbeat.
+    fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

@@ -84,6 +84,17 @@ pub struct Dataset {
 /// Loads a headed CSV: every column but `target` becomes a feature. Every cell must parse as
 /// a number; an error names the line and column of the first one that does not.
 pub fn load_csv(path: &Path, target: &str) -> Result<Dataset> {
+    load(path, target, false)
+}
+
+/// Like [`load_csv`], but an empty or `NaN` feature cell is a missing value, read as `NaN`,
+/// for trainers that handle missing values (gradient-boosted trees). The target must still be
+/// a finite number, and infinities are still refused.
+pub fn load_csv_with_missing(path: &Path, target: &str) -> Result<Dataset> {
+    load(path, target, true)
+}
+
+fn load(path: &Path, target: &str, allow_missing: bool) -> Result<Dataset> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| TrainError::csv(path, e))?;
     let header: Vec<String> = reader
         .headers()
@@ -119,7 +130,13 @@ pub fn load_csv(path: &Path, target: &str) -> Result<Dataset> {
         let record = record.map_err(|e| TrainError::csv(path, e))?;
         let line = record.position().map_or(0, csv::Position::line);
         for (i, cell) in record.iter().enumerate() {
-            let value = parse_cell(cell).ok_or_else(|| TrainError::NonNumeric {
+            let missing = allow_missing && i != target_idx && is_missing(cell);
+            let parsed = if missing {
+                Some(f64::NAN)
+            } else {
+                parse_cell(cell)
+            };
+            let value = parsed.ok_or_else(|| TrainError::NonNumeric {
                 path: path.to_owned(),
                 line,
                 column: header[i].clone(),
@@ -147,9 +164,16 @@ pub fn load_csv(path: &Path, target: &str) -> Result<Dataset> {
     })
 }
 
-/// A finite number; NaN and infinities are refused because no trainer here handles them.
+/// A finite number; NaN and infinities are refused because the linear trainers cannot
+/// handle them.
 fn parse_cell(cell: &str) -> Option<f64> {
     cell.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// An empty cell or any spelling of NaN (pandas and NumPy write `nan` or nothing).
+fn is_missing(cell: &str) -> bool {
+    let cell = cell.trim();
+    cell.is_empty() || cell.eq_ignore_ascii_case("nan")
 }
 
 /// How many rows each side of a split received.
@@ -272,6 +296,26 @@ mod tests {
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("column \"a\""), "{err}");
         assert!(err.contains("\"x3\""), "{err}");
+    }
+
+    #[test]
+    fn missing_feature_cells_are_nan_only_when_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "d.csv", "a,b,y\n1,,0\nnan,NaN,1\n2,3,1\n");
+        assert!(matches!(
+            load_csv(&path, "y"),
+            Err(TrainError::NonNumeric { line: 2, .. })
+        ));
+        let ds = load_csv_with_missing(&path, "y").unwrap();
+        let nan: Vec<bool> = ds.features.as_slice().iter().map(|v| v.is_nan()).collect();
+        assert_eq!(nan, [false, true, true, true, false, false]);
+        assert_eq!(ds.target, [0.0, 1.0, 1.0]);
+
+        // The target is never missing, and infinities stay errors.
+        let path = write(dir.path(), "t.csv", "a,y\n1,\n");
+        assert!(load_csv_with_missing(&path, "y").is_err());
+        let path = write(dir.path(), "i.csv", "a,y\ninf,1\n");
+        assert!(load_csv_with_missing(&path, "y").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Sextant's built-in trainers: CSV data sets, linear and logistic regression, evaluation
-//! metrics, and export to ONNX inside an MLflow model directory.
+//! metrics, and export to ONNX inside an MLflow model directory, also for the gradient-boosted
+//! trees of `sextant-gbdt`.
 //!
 //! This crate does no network IO and knows nothing of HTTP or the tracking server: the
 //! pipeline steps call it and log what it returns.
@@ -12,6 +13,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod mlflow_model;
 pub mod onnx;
+pub mod onnx_trees;
 
 pub use error::TrainError;
 

@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use sextant_gbdt::{Gbdt, Objective};
 
 use crate::data::Matrix;
 use crate::linear::LinearModel;
 use crate::logistic::LogisticModel;
 use crate::onnx::{self, pb};
+use crate::onnx_trees;
 use crate::{Result, TrainError};
 
 /// The MLflow release whose `MLmodel` layout this module reproduces and that the tests load
@@ -28,7 +30,7 @@ const REQUIREMENTS: [&str; 4] = [
 /// Rows of the training data kept as the input example.
 const EXAMPLE_ROWS: usize = 5;
 
-/// What [`save_linear`] and [`save_logistic`] wrote.
+/// What [`save_linear`], [`save_logistic`] and [`save_gbdt`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedModel {
     /// The model directory.
@@ -66,7 +68,49 @@ pub fn save_logistic(
     save(dir, &proto, outputs, example)
 }
 
-/// Reads back the model of a directory written by [`save_linear`] or [`save_logistic`].
+/// Writes a gradient-boosted tree model to `dir`; see [`save_linear`]. A regressor has the
+/// `variable [N, 1]` output, a classifier `label [N]` and `probabilities [N, K]`. Rows with
+/// missing values are used for the input example only when there are too few complete ones,
+/// because JSON has no `NaN` (they are written as `null`).
+pub fn save_gbdt(
+    dir: &Path,
+    model: &Gbdt,
+    feature_names: &[String],
+    example: &Matrix,
+) -> Result<SavedModel> {
+    let outputs = match model.objective() {
+        Objective::Regression => json!([tensor_spec(
+            Some(onnx::REGRESSION_OUTPUT),
+            "float32",
+            &[-1, 1]
+        )]),
+        Objective::Binary | Objective::Multiclass { .. } => {
+            let k = model.to_tree_ensemble().classlabels_int64s.len() as i64;
+            json!([
+                tensor_spec(Some(onnx::LABEL_OUTPUT), "int64", &[-1]),
+                tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, k]),
+            ])
+        }
+    };
+    let proto = onnx_trees::gbdt_model(model, feature_names)?;
+    save(dir, &proto, outputs, &complete_rows_first(example)?)
+}
+
+/// The first [`EXAMPLE_ROWS`] rows of `m` without `NaN`, topped up with rows that have some.
+fn complete_rows_first(m: &Matrix) -> Result<Matrix> {
+    let (complete, partial): (Vec<usize>, Vec<usize>) =
+        (0..m.rows()).partition(|&i| m.row(i).iter().all(|v| !v.is_nan()));
+    let rows: Vec<usize> = complete
+        .into_iter()
+        .chain(partial)
+        .take(EXAMPLE_ROWS)
+        .collect();
+    let values = rows.iter().flat_map(|&i| m.row(i)).copied().collect();
+    Matrix::new(rows.len(), m.cols(), values)
+}
+
+/// Reads back the model of a directory written by [`save_linear`], [`save_logistic`] or
+/// [`save_gbdt`].
 pub fn load(dir: &Path) -> Result<onnx::ExportedModel> {
     let path = dir.join("model.onnx");
     let bytes = std::fs::read(&path).map_err(|e| TrainError::io(path, e))?;

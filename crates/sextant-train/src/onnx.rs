@@ -1,11 +1,15 @@
 //! ONNX export of the linear models as plain standard-domain graphs (no `ai.onnx.ml`
-//! ops), so onnxruntime, tract and any other runtime with opset 17 can run them.
+//! ops), so onnxruntime, tract and any other runtime with opset 17 can run them; the shared
+//! graph-building helpers and the reader of every model this crate writes. Tree ensembles are
+//! in [`crate::onnx_trees`].
 
 use prost::Message;
 
 use crate::linear::LinearModel;
 use crate::logistic::LogisticModel;
+use crate::onnx_trees::{self, GBDT_GRAPH};
 use crate::{Result, TrainError};
+use sextant_gbdt::TreeEnsemble;
 
 /// Prost types generated from the vendored `proto/onnx.proto3` by `build.rs`.
 #[allow(clippy::all, missing_docs)]
@@ -31,6 +35,10 @@ pub const PROBABILITIES_OUTPUT: &str = "probabilities";
 /// `metadata_props` key holding the JSON array of feature names, in input column order: the
 /// tensor input has no column names, and evaluation must feed a CSV's columns in that order.
 pub const FEATURE_NAMES_KEY: &str = "sextant.feature_names";
+/// Domain of the tree-ensemble operators.
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+/// `ai.onnx.ml` opset of the tree-ensemble graphs: version 3 goes with ONNX 1.12 and IR 8.
+pub const ML_OPSET: i64 = 3;
 const LINEAR_GRAPH: &str = "sextant_linear_regression";
 const LOGISTIC_GRAPH: &str = "sextant_logistic_regression";
 
@@ -69,7 +77,7 @@ pub fn linear_regressor(model: &LinearModel, feature_names: &[String]) -> Result
         )],
         ..Default::default()
     };
-    model_proto(graph, feature_names)
+    model_proto(graph, feature_names, f, false)
 }
 
 /// `X [N, F]` → logit → `probabilities [N, 2]` = `[1 − σ, σ]` and `label [N]` = their
@@ -120,7 +128,7 @@ pub fn logistic_classifier(
         ],
         ..Default::default()
     };
-    model_proto(graph, feature_names)
+    model_proto(graph, feature_names, f, false)
 }
 
 /// The model's protobuf encoding, the content of a `.onnx` file.
@@ -128,21 +136,34 @@ pub fn to_bytes(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-fn model_proto(graph: pb::GraphProto, feature_names: &[String]) -> Result<pb::ModelProto> {
-    let width = graph.initializer[0].dims[0] as usize;
+/// Wraps `graph`, whose input has `width` columns, in a model; `ml` adds the `ai.onnx.ml`
+/// opset import the tree-ensemble operators need.
+pub(crate) fn model_proto(
+    graph: pb::GraphProto,
+    feature_names: &[String],
+    width: usize,
+    ml: bool,
+) -> Result<pb::ModelProto> {
     if feature_names.len() != width {
         return Err(TrainError::LengthMismatch {
-            what: "feature names vs model coefficients",
+            what: "feature names vs model inputs",
             left: feature_names.len(),
             right: width,
         });
     }
+    let mut opset_import = vec![pb::OperatorSetIdProto {
+        domain: String::new(),
+        version: OPSET,
+    }];
+    if ml {
+        opset_import.push(pb::OperatorSetIdProto {
+            domain: ML_DOMAIN.into(),
+            version: ML_OPSET,
+        });
+    }
     Ok(pb::ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import,
         producer_name: "sextant".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(graph),
@@ -163,59 +184,41 @@ pub struct ExportedModel {
     pub model: TrainedModel,
 }
 
-/// The kinds of model this module writes.
+/// The kinds of model this crate writes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainedModel {
     /// From [`linear_regressor`].
     Linear(LinearModel),
     /// From [`logistic_classifier`].
     Logistic(LogisticModel),
+    /// From [`crate::onnx_trees::gbdt_model`]: the ensemble as stored (f32 thresholds and
+    /// weights), which [`TreeEnsemble::evaluate`] scores.
+    Gbdt(Box<TreeEnsemble>),
 }
 
-/// Reads back a model written by [`linear_regressor`] or [`logistic_classifier`], so that
-/// `builtin/evaluate` can score it without an ONNX runtime. Any other ONNX model is refused.
+/// Reads back a model written by [`linear_regressor`], [`logistic_classifier`] or
+/// [`crate::onnx_trees::gbdt_model`], so that `builtin/evaluate` can score it without an ONNX
+/// runtime. Any other ONNX model is refused.
 pub fn read(bytes: &[u8]) -> Result<ExportedModel> {
-    let unknown = |why: &str| TrainError::UnknownModel(why.to_owned());
     let proto =
-        pb::ModelProto::decode(bytes).map_err(|e| unknown(&format!("not ONNX protobuf: {e}")))?;
+        pb::ModelProto::decode(bytes).map_err(|e| unknown(format!("not ONNX protobuf: {e}")))?;
     let graph = proto.graph.ok_or_else(|| unknown("no graph"))?;
-    let weights = |name: &str| -> Result<Vec<f64>> {
-        graph
-            .initializer
-            .iter()
-            .find(|t| t.name == name && t.data_type == DataType::Float as i32)
-            .map(|t| t.float_data.iter().map(|&v| f64::from(v)).collect())
-            .ok_or_else(|| unknown(&format!("no float initializer {name:?}")))
-    };
-    let coefficients = weights("coefficients")?;
-    let intercept = *weights("intercept")?
-        .first()
-        .ok_or_else(|| unknown("empty intercept"))?;
-    let model = match graph.name.as_str() {
-        LINEAR_GRAPH => TrainedModel::Linear(LinearModel {
-            coefficients,
-            intercept,
-        }),
-        LOGISTIC_GRAPH => TrainedModel::Logistic(LogisticModel {
-            coefficients,
-            intercept,
-            // The file does not record how the model was fitted.
-            iterations: 0,
-        }),
-        other => return Err(unknown(&format!("unknown graph {other:?}"))),
+    let (model, width) = match graph.name.as_str() {
+        LINEAR_GRAPH | LOGISTIC_GRAPH => read_linear(&graph)?,
+        GBDT_GRAPH => {
+            let (ensemble, width) = onnx_trees::read_ensemble(&graph)?;
+            (TrainedModel::Gbdt(Box::new(ensemble)), width)
+        }
+        other => return Err(unknown(format!("unknown graph {other:?}"))),
     };
     let feature_names: Vec<String> = proto
         .metadata_props
         .iter()
         .find(|p| p.key == FEATURE_NAMES_KEY)
         .and_then(|p| serde_json::from_str(&p.value).ok())
-        .ok_or_else(|| unknown(&format!("no valid {FEATURE_NAMES_KEY} metadata")))?;
-    let width = match &model {
-        TrainedModel::Linear(m) => m.coefficients.len(),
-        TrainedModel::Logistic(m) => m.coefficients.len(),
-    };
+        .ok_or_else(|| unknown(format!("no valid {FEATURE_NAMES_KEY} metadata")))?;
     if feature_names.len() != width {
-        return Err(unknown("feature names and coefficients differ in number"));
+        return Err(unknown("feature names and model inputs differ in number"));
     }
     Ok(ExportedModel {
         feature_names,
@@ -223,7 +226,42 @@ pub fn read(bytes: &[u8]) -> Result<ExportedModel> {
     })
 }
 
-fn node(
+/// The linear or logistic model of `graph` and its number of inputs.
+fn read_linear(graph: &pb::GraphProto) -> Result<(TrainedModel, usize)> {
+    let weights = |name: &str| -> Result<Vec<f64>> {
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name == name && t.data_type == DataType::Float as i32)
+            .map(|t| t.float_data.iter().map(|&v| f64::from(v)).collect())
+            .ok_or_else(|| unknown(format!("no float initializer {name:?}")))
+    };
+    let coefficients = weights("coefficients")?;
+    let intercept = *weights("intercept")?
+        .first()
+        .ok_or_else(|| unknown("empty intercept"))?;
+    let width = coefficients.len();
+    let model = if graph.name == LINEAR_GRAPH {
+        TrainedModel::Linear(LinearModel {
+            coefficients,
+            intercept,
+        })
+    } else {
+        TrainedModel::Logistic(LogisticModel {
+            coefficients,
+            intercept,
+            // The file does not record how the model was fitted.
+            iterations: 0,
+        })
+    };
+    Ok((model, width))
+}
+
+pub(crate) fn unknown(why: impl Into<String>) -> TrainError {
+    TrainError::UnknownModel(why.into())
+}
+
+pub(crate) fn node(
     op_type: &str,
     inputs: &[&str],
     outputs: &[&str],
@@ -239,7 +277,7 @@ fn node(
     }
 }
 
-fn int_attribute(name: &str, value: i64) -> pb::AttributeProto {
+pub(crate) fn int_attribute(name: &str, value: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -260,7 +298,11 @@ fn float_tensor(name: &str, dims: &[i64], values: &[f64]) -> pb::TensorProto {
 }
 
 /// A tensor value info; `None` dimensions are the symbolic batch size `N`.
-fn value_info(name: &str, elem_type: DataType, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+pub(crate) fn value_info(
+    name: &str,
+    elem_type: DataType,
+    dims: &[Option<i64>],
+) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = dims
         .iter()

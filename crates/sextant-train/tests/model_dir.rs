@@ -1,6 +1,7 @@
 //! Trains through the public API and writes MLflow model directories to a temp dir.
 
 use prost::Message;
+use sextant_gbdt::{Gbdt, Objective, Params};
 use sextant_train::data::Matrix;
 use sextant_train::onnx::{TrainedModel, pb};
 use sextant_train::{linear, logistic, mlflow_model, onnx};
@@ -120,4 +121,49 @@ fn logistic_model_directory_declares_label_and_probabilities() {
         .unwrap();
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(outputs, ["label", "probabilities"]);
+}
+
+#[test]
+fn gbdt_directory_declares_class_probabilities_and_reads_back() {
+    // The first rows miss a value: the input example skips them, since JSON has no NaN.
+    let mut rows: Vec<Vec<f64>> = (0..90).map(|i| features(90).row(i).to_vec()).collect();
+    for row in rows.iter_mut().take(3) {
+        row[1] = f64::NAN;
+    }
+    let x = Matrix::from_rows(&rows).unwrap();
+    let y: Vec<f64> = (0..90).map(|i| (i % 3) as f64).collect();
+    let params = Params {
+        objective: Objective::Multiclass { n_classes: 3 },
+        n_trees: 3,
+        min_samples_leaf: 5,
+        ..Default::default()
+    };
+    let model = Gbdt::fit(&params, x.as_slice(), x.cols(), &y).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    mlflow_model::save_gbdt(tmp.path(), &model, &feature_names(), &x).unwrap();
+
+    let mlmodel = read(tmp.path(), "MLmodel");
+    assert!(
+        mlmodel.contains(
+            r#"{"name":"probabilities","tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}"#
+        ),
+        "{mlmodel}"
+    );
+    let example: Vec<Vec<f64>> =
+        serde_json::from_str(&read(tmp.path(), "input_example.json")).unwrap();
+    assert_eq!(example.len(), 5);
+    assert_eq!(example[0][0], f64::from(x.row(3)[0] as f32));
+
+    let back = mlflow_model::load(tmp.path()).unwrap();
+    assert_eq!(back.feature_names, feature_names());
+    let TrainedModel::Gbdt(ensemble) = back.model else {
+        panic!("read back as {:?}", back.model)
+    };
+    // The stored ensemble predicts what the model does, up to f32 weights.
+    let ours = model.predict(x.as_slice()).unwrap();
+    let stored = ensemble.evaluate(x.as_slice(), x.cols()).unwrap();
+    assert_eq!(ours.len(), stored.len());
+    for (a, b) in ours.iter().zip(&stored) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
 }

@@ -7,6 +7,7 @@ mod import;
 mod load;
 mod logged_models;
 mod logging;
+mod pipelines;
 mod registry;
 mod runs;
 mod sources;
@@ -21,6 +22,9 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
+use sextant_core::pipeline_runs::{
+    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+};
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
@@ -34,7 +38,8 @@ use crate::backend::Backend;
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
 use crate::store::{
-    ExperimentSearch, LoggedModelSearch, ModelVersionSearch, RegisteredModelSearch, RunSearch,
+    ExperimentSearch, LoggedModelSearch, ModelVersionSearch, PipelineRunSearch,
+    RegisteredModelSearch, RunSearch,
 };
 use crate::{MetaStore, StoreError, migrations};
 
@@ -471,5 +476,87 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         limit: u64,
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         self.db.read(|c| webhooks::log(c, webhook_id, limit))
+    }
+
+    fn put_pipeline(&self, name: &str, spec: &str) -> Result<Applied, StoreError> {
+        self.db.write(|c| pipelines::put(c, name, spec))
+    }
+    fn get_pipeline(&self, name: &str) -> Result<Pipeline, StoreError> {
+        self.db.read(|c| pipelines::get(c, name))
+    }
+    fn list_pipelines(&self, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError> {
+        self.db.read(|c| pipelines::list(c, max_results, offset))
+    }
+    fn create_pipeline_run(&self, new: &NewPipelineRun) -> Result<PipelineRun, StoreError> {
+        self.db.write(|c| pipelines::create_run(c, new))
+    }
+    fn get_pipeline_run(&self, id: &str) -> Result<PipelineRun, StoreError> {
+        self.db.read(|c| pipelines::get_run(c, id))
+    }
+    fn list_pipeline_runs(&self, q: &PipelineRunSearch) -> Result<Page<PipelineRun>, StoreError> {
+        self.db.read(|c| pipelines::list_runs(c, q))
+    }
+    fn set_pipeline_run_status(
+        &self,
+        id: &str,
+        status: PipelineRunStatus,
+    ) -> Result<PipelineRun, StoreError> {
+        self.db.write(|c| pipelines::set_run_status(c, id, status))
+    }
+    fn enqueue_task(
+        &self,
+        pipeline_run: &str,
+        step: &str,
+        payload: &str,
+        not_before: Option<i64>,
+    ) -> Result<Task, StoreError> {
+        self.db
+            .write(|c| pipelines::enqueue(c, pipeline_run, step, payload, not_before))
+    }
+    fn get_task(&self, task_id: i64) -> Result<Task, StoreError> {
+        self.db.read(|c| pipelines::get_task(c, task_id))
+    }
+    fn tasks_of_run(&self, pipeline_run: &str) -> Result<Vec<Task>, StoreError> {
+        self.db.read(|c| pipelines::tasks_of_run(c, pipeline_run))
+    }
+    fn claim_task(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        self.db
+            .write(|c| pipelines::claim(c, worker, lease_ms, now))
+    }
+    fn heartbeat_task(&self, task_id: i64, fencing: i64, lease_ms: i64) -> Result<(), StoreError> {
+        self.db
+            .write(|c| pipelines::heartbeat(c, task_id, fencing, lease_ms))
+    }
+    fn set_task_step_run(
+        &self,
+        task_id: i64,
+        fencing: i64,
+        step_run_uuid: &str,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(|c| pipelines::set_step_run(c, task_id, fencing, step_run_uuid))
+    }
+    fn complete_task(&self, task_id: i64, fencing: i64, result: &str) -> Result<Task, StoreError> {
+        self.db
+            .write(|c| pipelines::complete(c, task_id, fencing, result))
+    }
+    fn fail_task(
+        &self,
+        task_id: i64,
+        fencing: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<Task, StoreError> {
+        self.db
+            .write(|c| pipelines::fail(c, task_id, fencing, error, retry_at))
+    }
+    fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError> {
+        self.db
+            .write(|c| pipelines::cancel_run_tasks(c, pipeline_run))
     }
 }

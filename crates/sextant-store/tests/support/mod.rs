@@ -54,6 +54,12 @@ impl Fixture {
         }
     }
 
+    /// A second, independent store on the same database (its own
+    /// connections), as another server or worker process would have.
+    pub fn open_again(&self) -> Box<dyn MetaStore> {
+        sextant_store::open(&self.uri, ROOT).unwrap()
+    }
+
     /// Runs the migrations again; returns what they applied.
     pub fn upgrade(&self) -> Vec<u32> {
         sextant_store::upgrade(&self.uri, ROOT).unwrap()

@@ -1,0 +1,416 @@
+//! Conformance of stored pipelines, pipeline runs and the task queue: every
+//! test runs against SQLite and PostgreSQL through the public `MetaStore`.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sextant_core::Error;
+use sextant_core::pipeline_runs::{
+    Applied, NewPipelineRun, PipelineRun, PipelineRunStatus, TaskStatus, TriggerKind,
+};
+use sextant_store::{MetaStore, PipelineRunSearch, StoreError};
+
+use support::Fixture;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
+        }
+    };
+}
+
+conformance!(
+    pipelines_and_runs,
+    claims_in_order_and_respects_not_before,
+    expired_lease_is_reclaimed_under_a_new_token,
+    failures_retry_at_their_time_or_end_the_task,
+    cancelling_a_run_cancels_its_tasks,
+    concurrent_claimers_take_each_task_once,
+);
+
+const LEASE: i64 = 600_000;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn invalid_state(r: Result<impl std::fmt::Debug, StoreError>) {
+    assert!(
+        matches!(r, Err(StoreError::Domain(Error::InvalidState(_)))),
+        "{r:?}"
+    );
+}
+
+fn run_of(s: &dyn MetaStore, pipeline: &str) -> PipelineRun {
+    if s.get_pipeline(pipeline).is_err() {
+        s.put_pipeline(pipeline, "name: p\nsteps: {}\n").unwrap();
+    }
+    s.create_pipeline_run(&NewPipelineRun {
+        pipeline: pipeline.into(),
+        params: r#"{"n": 1}"#.into(),
+        trigger_kind: TriggerKind::Manual,
+        trigger_event: None,
+        run_uuid: None,
+    })
+    .unwrap()
+}
+
+fn kinds_after(s: &dyn MetaStore, after: i64) -> Vec<String> {
+    s.events_after(after, &["pipeline_run.*".into()], 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn pipelines_and_runs(f: &Fixture) {
+    let s = f.store.as_ref();
+    assert_eq!(s.put_pipeline("housing", "a").unwrap(), Applied::Created);
+    assert_eq!(s.put_pipeline("housing", "a").unwrap(), Applied::Unchanged);
+    assert_eq!(s.put_pipeline("housing", "b").unwrap(), Applied::Updated);
+    assert_eq!(s.put_pipeline("churn", "c").unwrap(), Applied::Created);
+    assert!(matches!(
+        s.put_pipeline("a/b", "c"),
+        Err(StoreError::Domain(Error::InvalidParameter(_)))
+    ));
+    assert_eq!(s.get_pipeline("housing").unwrap().spec, "b");
+    assert!(matches!(
+        s.get_pipeline("nope"),
+        Err(StoreError::Domain(Error::NotFound(_)))
+    ));
+    let p1 = s.list_pipelines(1, 0).unwrap();
+    let p2 = s.list_pipelines(1, p1.next_offset.unwrap()).unwrap();
+    assert_eq!(p1.items[0].name, "churn");
+    assert_eq!(p2.items[0].name, "housing");
+    assert_eq!(p2.next_offset, None);
+
+    let start = s.last_event_id().unwrap();
+    let new = NewPipelineRun {
+        pipeline: "housing".into(),
+        params: r#"{"threshold": 0.35}"#.into(),
+        trigger_kind: TriggerKind::Event,
+        trigger_event: Some(start),
+        run_uuid: Some("abc".into()),
+    };
+    let run = s.create_pipeline_run(&new).unwrap();
+    assert_eq!(run.status, PipelineRunStatus::Pending);
+    assert_eq!(s.get_pipeline_run(&run.id).unwrap(), run);
+    assert!(matches!(
+        s.create_pipeline_run(&NewPipelineRun {
+            pipeline: "nope".into(),
+            ..new.clone()
+        }),
+        Err(StoreError::Domain(Error::NotFound(_)))
+    ));
+    assert!(matches!(
+        s.create_pipeline_run(&NewPipelineRun {
+            params: "[1]".into(),
+            ..new.clone()
+        }),
+        Err(StoreError::Domain(Error::InvalidParameter(_)))
+    ));
+    let other = run_of(s, "churn");
+
+    let running = s
+        .set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .unwrap();
+    assert_eq!(running.status, PipelineRunStatus::Running);
+    // Setting the same status again is a no-op without an event.
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .unwrap();
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Succeeded)
+        .unwrap();
+    invalid_state(s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running));
+    assert_eq!(
+        kinds_after(s, start),
+        [
+            "pipeline_run.created",
+            "pipeline_run.created",
+            "pipeline_run.started",
+            "pipeline_run.succeeded"
+        ]
+    );
+
+    let by_pipeline = s
+        .list_pipeline_runs(&PipelineRunSearch {
+            pipeline: Some("housing".into()),
+            max_results: 10,
+            ..PipelineRunSearch::default()
+        })
+        .unwrap();
+    assert_eq!(by_pipeline.items.len(), 1);
+    assert_eq!(by_pipeline.items[0].status, PipelineRunStatus::Succeeded);
+    let pending = s
+        .list_pipeline_runs(&PipelineRunSearch {
+            status: Some(PipelineRunStatus::Pending),
+            max_results: 10,
+            ..PipelineRunSearch::default()
+        })
+        .unwrap();
+    assert_eq!(pending.items, [other]);
+    let all = s
+        .list_pipeline_runs(&PipelineRunSearch {
+            max_results: 1,
+            ..PipelineRunSearch::default()
+        })
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert_eq!(all.next_offset, Some(1));
+}
+
+fn claims_in_order_and_respects_not_before(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let t0 = now();
+    let a = s.enqueue_task(&run.id, "a", "{}", None).unwrap();
+    let later = s
+        .enqueue_task(&run.id, "later", "{}", Some(t0 + 60_000))
+        .unwrap();
+    let b = s.enqueue_task(&run.id, "b", r#"{"x": 1}"#, None).unwrap();
+    assert_eq!(a.status, TaskStatus::Queued);
+    assert_eq!((a.attempt, a.fencing), (0, 0));
+    invalid_parameter(s.enqueue_task(&run.id, "bad", "{not json", None));
+
+    let now = now();
+    let first = s.claim_task("w1", LEASE, now).unwrap().unwrap();
+    assert_eq!(first.task.id, a.id);
+    assert_eq!(first.fencing, 1);
+    assert_eq!(first.task.attempt, 1);
+    assert_eq!(first.task.status, TaskStatus::Running);
+    assert_eq!(first.task.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(first.task.lease_expires, Some(now + LEASE));
+    let second = s.claim_task("w2", LEASE, now).unwrap().unwrap();
+    assert_eq!(second.task.id, b.id);
+    assert_eq!(second.task.payload, r#"{"x": 1}"#);
+    assert_eq!(s.claim_task("w3", LEASE, now).unwrap(), None);
+
+    let due = s.claim_task("w3", LEASE, t0 + 60_000).unwrap().unwrap();
+    assert_eq!(due.task.id, later.id);
+    let ids: Vec<i64> = s
+        .tasks_of_run(&run.id)
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, [a.id, later.id, b.id]);
+    // Claims append no events: only run status changes do.
+    assert_eq!(kinds_after(s, 0), ["pipeline_run.created"]);
+}
+
+fn invalid_parameter(r: Result<impl std::fmt::Debug, StoreError>) {
+    assert!(
+        matches!(r, Err(StoreError::Domain(Error::InvalidParameter(_)))),
+        "{r:?}"
+    );
+}
+
+fn expired_lease_is_reclaimed_under_a_new_token(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let task = s.enqueue_task(&run.id, "train", "{}", None).unwrap();
+    let t0 = now();
+    let old = s.claim_task("w1", 1_000, t0).unwrap().unwrap();
+    assert_eq!(s.claim_task("w2", 1_000, t0 + 999).unwrap(), None);
+
+    let new = s.claim_task("w2", LEASE, t0 + 1_000).unwrap().unwrap();
+    assert_eq!(new.task.id, task.id);
+    assert_eq!(new.fencing, old.fencing + 1);
+    assert_eq!(new.task.attempt, 2);
+    assert_eq!(new.task.lease_owner.as_deref(), Some("w2"));
+
+    // The old holder can neither renew, annotate, complete nor fail the task.
+    invalid_state(s.heartbeat_task(task.id, old.fencing, LEASE));
+    invalid_state(s.set_task_step_run(task.id, old.fencing, "r-old"));
+    invalid_state(s.complete_task(task.id, old.fencing, r#"{"by": "w1"}"#));
+    invalid_state(s.fail_task(task.id, old.fencing, "boom", None));
+    let held = s.get_task(task.id).unwrap();
+    assert_eq!(held.status, TaskStatus::Running);
+    assert_eq!(held.result, None);
+    assert_eq!(held.lease_owner.as_deref(), Some("w2"));
+
+    // The current holder can.
+    s.heartbeat_task(task.id, new.fencing, LEASE).unwrap();
+    assert!(s.get_task(task.id).unwrap().heartbeat.is_some());
+    s.set_task_step_run(task.id, new.fencing, "r-new").unwrap();
+    let done = s
+        .complete_task(task.id, new.fencing, r#"{"by": "w2"}"#)
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    assert_eq!(done.result.as_deref(), Some(r#"{"by": "w2"}"#));
+    assert_eq!(done.step_run_uuid.as_deref(), Some("r-new"));
+    // Repeating the same completion is answered with the recorded outcome;
+    // a different one is refused.
+    assert_eq!(
+        s.complete_task(task.id, new.fencing, r#"{"by": "w2"}"#)
+            .unwrap(),
+        done
+    );
+    invalid_state(s.complete_task(task.id, new.fencing, r#"{"by": "other"}"#));
+    invalid_state(s.heartbeat_task(task.id, new.fencing, LEASE));
+    assert_eq!(s.claim_task("w3", LEASE, t0 + 10 * LEASE).unwrap(), None);
+    assert!(matches!(
+        s.heartbeat_task(9_999_999, 1, LEASE),
+        Err(StoreError::Domain(Error::NotFound(_)))
+    ));
+}
+
+fn failures_retry_at_their_time_or_end_the_task(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let task = s.enqueue_task(&run.id, "train", "{}", None).unwrap();
+    let t0 = now();
+    let c1 = s.claim_task("w1", LEASE, t0).unwrap().unwrap();
+    let retry_at = t0 + 5_000;
+    let queued = s
+        .fail_task(task.id, c1.fencing, "exit status 1", Some(retry_at))
+        .unwrap();
+    assert_eq!(queued.status, TaskStatus::Queued);
+    assert_eq!(queued.not_before, retry_at);
+    assert_eq!(queued.error.as_deref(), Some("exit status 1"));
+    assert_eq!(queued.lease_owner, None);
+    assert_eq!(s.claim_task("w1", LEASE, retry_at - 1).unwrap(), None);
+
+    let c2 = s.claim_task("w2", LEASE, retry_at).unwrap().unwrap();
+    assert_eq!(c2.task.id, task.id);
+    assert_eq!((c2.task.attempt, c2.fencing), (2, 2));
+    let failed = s
+        .fail_task(task.id, c2.fencing, "exit status 2", None)
+        .unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("exit status 2"));
+    assert_eq!(
+        s.claim_task("w1", LEASE, retry_at + 10 * LEASE).unwrap(),
+        None
+    );
+    invalid_state(s.fail_task(task.id, c2.fencing, "again", Some(retry_at)));
+}
+
+fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let keep = run_of(s, "p");
+    let start = s.last_event_id().unwrap();
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .unwrap();
+    for step in ["a", "b", "c"] {
+        s.enqueue_task(&run.id, step, "{}", None).unwrap();
+    }
+    let other = s.enqueue_task(&keep.id, "x", "{}", None).unwrap();
+    let held = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
+
+    let cancelled = s
+        .set_pipeline_run_status(&run.id, PipelineRunStatus::Cancelled)
+        .unwrap();
+    assert_eq!(cancelled.status, PipelineRunStatus::Cancelled);
+    assert!(
+        s.tasks_of_run(&run.id)
+            .unwrap()
+            .iter()
+            .all(|t| t.status == TaskStatus::Cancelled)
+    );
+    // The holder learns of the cancellation from its next heartbeat.
+    invalid_state(s.heartbeat_task(held.task.id, held.fencing, LEASE));
+    invalid_state(s.complete_task(held.task.id, held.fencing, "{}"));
+    invalid_state(s.enqueue_task(&run.id, "d", "{}", None));
+    assert_eq!(s.cancel_run_tasks(&run.id).unwrap(), 0);
+    let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
+    assert_eq!(next.task.id, other.id);
+
+    // cancel_run_tasks alone leaves the run's status to the caller.
+    s.enqueue_task(&keep.id, "y", "{}", None).unwrap();
+    assert_eq!(s.cancel_run_tasks(&keep.id).unwrap(), 2);
+    assert_eq!(
+        s.get_pipeline_run(&keep.id).unwrap().status,
+        PipelineRunStatus::Pending
+    );
+    assert_eq!(s.claim_task("w2", LEASE, now()).unwrap(), None);
+
+    // A cancelled run may be resumed, which appends its own event.
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .unwrap();
+    assert_eq!(
+        kinds_after(s, start),
+        [
+            "pipeline_run.started",
+            "pipeline_run.cancelled",
+            "pipeline_run.resumed"
+        ]
+    );
+    let e = s
+        .events_after(start, &["pipeline_run.cancelled".into()], 10)
+        .unwrap();
+    assert_eq!(e[0].subject, format!("pipeline_run:{}", run.id));
+    assert!(
+        e[0].payload.contains(r#""status":"CANCELLED""#),
+        "{}",
+        e[0].payload
+    );
+}
+
+const TASKS: usize = 200;
+const THREADS: usize = 4;
+
+fn concurrent_claimers_take_each_task_once(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let mut ids = HashSet::new();
+    for i in 0..TASKS {
+        let t = s
+            .enqueue_task(&run.id, &format!("s{i}"), "{}", None)
+            .unwrap();
+        ids.insert(t.id);
+    }
+    // Half the claimers use a second store: other connections, as another
+    // server or worker host would.
+    let second = f.open_again();
+    let completed = AtomicUsize::new(0);
+    let claims = Mutex::new(Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    std::thread::scope(|scope| {
+        for w in 0..THREADS {
+            let store: &dyn MetaStore = if w % 2 == 0 { s } else { second.as_ref() };
+            let (completed, claims) = (&completed, &claims);
+            scope.spawn(move || {
+                let worker = format!("w{w}");
+                let mut mine = Vec::new();
+                while completed.load(Ordering::SeqCst) < TASKS {
+                    assert!(Instant::now() < deadline, "claims did not drain the queue");
+                    // A `None` may only mean that the remaining rows were
+                    // being taken by others at that moment: poll again.
+                    let Some(c) = store.claim_task(&worker, 600_000, now()).unwrap() else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    assert_eq!(c.fencing, 1, "task {} claimed twice", c.task.id);
+                    store
+                        .complete_task(c.task.id, c.fencing, &format!(r#"{{"by":"{worker}"}}"#))
+                        .unwrap();
+                    completed.fetch_add(1, Ordering::SeqCst);
+                    mine.push(c.task.id);
+                }
+                claims.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let claims = claims.into_inner().unwrap();
+    assert_eq!(claims.len(), TASKS);
+    assert_eq!(claims.iter().copied().collect::<HashSet<_>>(), ids);
+    let tasks = s.tasks_of_run(&run.id).unwrap();
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.status == TaskStatus::Succeeded && t.fencing == 1 && t.attempt == 1)
+    );
+    assert_eq!(s.claim_task("late", LEASE, now()).unwrap(), None);
+}
