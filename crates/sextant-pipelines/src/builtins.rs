@@ -1,5 +1,5 @@
-//! The in-process built-in steps: `builtin/split`, `builtin/linear`, `builtin/logistic`
-//! and `builtin/evaluate`.
+//! The in-process built-in steps: `builtin/split`, `builtin/linear`, `builtin/logistic`,
+//! `builtin/gbdt` and `builtin/evaluate`.
 //!
 //! Each takes its `with` values already resolved to strings and an output root (the
 //! step's `$SEXTANT_OUTPUT_DIR`), writes its outputs under it, and returns its metrics,
@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sextant_train::data::{Dataset, Matrix, load_csv, split_csv};
+use sextant_gbdt::{EarlyStopping, EnsembleKind, Gbdt, GbdtError, Objective, Params};
+use sextant_train::data::{Dataset, Matrix, load_csv, load_csv_with_missing, split_csv};
 use sextant_train::onnx::TrainedModel;
 use sextant_train::{TrainError, linear, logistic, metrics, mlflow_model};
 
@@ -21,30 +22,67 @@ pub const DATA_FILE: &str = "data.csv";
 /// The file a step's metrics are written to, inside its output root.
 pub const METRICS_FILE: &str = "metrics.json";
 
-const SPLIT_KEYS: &[&str] = &["data", "test_fraction", "seed"];
-const LINEAR_KEYS: &[&str] = &["train", "target", "l2"];
-const LOGISTIC_KEYS: &[&str] = &["train", "target", "C", "max_iter"];
-const EVALUATE_KEYS: &[&str] = &["model", "data", "target"];
+/// Each built-in's `uses:` name, the `with` keys it accepts and, first among them, those it
+/// requires.
+const BUILTINS: &[(&str, &[&str], usize)] = &[
+    ("builtin/split", &["data", "test_fraction", "seed"], 1),
+    ("builtin/linear", &["train", "target", "l2"], 2),
+    ("builtin/logistic", &["train", "target", "C", "max_iter"], 2),
+    (
+        "builtin/gbdt",
+        &[
+            "train",
+            "target",
+            "task",
+            "n_trees",
+            "learning_rate",
+            "max_leaf_nodes",
+            "max_depth",
+            "min_samples_leaf",
+            "l2",
+            "early_stopping",
+            "validation_fraction",
+            "n_iter_no_change",
+            "seed",
+        ],
+        2,
+    ),
+    ("builtin/evaluate", &["model", "data", "target"], 3),
+];
+
+/// More classes than this is taken for a mistaken `task: classification` on a numeric
+/// target, which would otherwise grow one tree per class value per iteration.
+const MAX_CLASSES: usize = 1000;
 
 /// The `with` keys a built-in accepts, by its `uses:` name (`builtin/split`); `None` for a
 /// name this module does not run.
 pub fn builtin_keys(name: &str) -> Option<&'static [&'static str]> {
-    match name {
-        "builtin/split" => Some(SPLIT_KEYS),
-        "builtin/linear" => Some(LINEAR_KEYS),
-        "builtin/logistic" => Some(LOGISTIC_KEYS),
-        "builtin/evaluate" => Some(EVALUATE_KEYS),
-        _ => None,
-    }
+    BUILTINS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, keys, _)| *keys)
+}
+
+/// The `with` keys a built-in cannot run without, by its `uses:` name; `None` for a name this
+/// module does not run.
+pub fn builtin_required_keys(name: &str) -> Option<&'static [&'static str]> {
+    BUILTINS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, keys, required)| &keys[..*required])
+}
+
+/// The `uses:` names of every built-in this module runs, comma-separated.
+fn known_builtins() -> String {
+    let names: Vec<&str> = BUILTINS.iter().map(|(n, _, _)| *n).collect();
+    names.join(", ")
 }
 
 /// Why a built-in step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuiltinError {
     /// The `uses:` name is not a built-in this module runs.
-    #[error(
-        "unknown built-in {0:?} (known: builtin/split, builtin/linear, builtin/logistic, builtin/evaluate)"
-    )]
+    #[error("unknown built-in {0:?} (known: {known})", known = known_builtins())]
     Unknown(String),
     /// `with` holds keys the built-in does not take.
     #[error("{builtin}: unknown with key(s) {} (accepted: {})", keys.join(", "), accepted.join(", "))]
@@ -64,9 +102,10 @@ pub enum BuiltinError {
         /// The key.
         key: &'static str,
     },
-    /// A `with` value that must be a number is not one.
+    /// A `with` value is not of the form its key takes (a number, a boolean, one of a few
+    /// words).
     #[error("{builtin}: with key {key:?}: {value:?} is not {expected}")]
-    BadNumber {
+    BadValue {
         /// The built-in.
         builtin: String,
         /// The key.
@@ -86,9 +125,18 @@ pub enum BuiltinError {
         /// The model directory.
         model: PathBuf,
     },
-    /// The model directory holds a kind of model this step cannot score yet.
-    #[error("builtin/evaluate: cannot score the model in {0} (supported: linear, logistic)")]
-    UnsupportedModel(PathBuf),
+    /// A classification target holds something other than a class index.
+    #[error(
+        "builtin/gbdt: {path}: data row {row}: target {value} is not a class index (0 and 1, or 0, 1, … below {MAX_CLASSES})"
+    )]
+    BadLabel {
+        /// The training data.
+        path: PathBuf,
+        /// The data row, from 1 (the header is not counted).
+        row: usize,
+        /// The target value.
+        value: f64,
+    },
     /// An output could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -106,6 +154,15 @@ pub enum BuiltinError {
         /// The failure.
         #[source]
         source: TrainError,
+    },
+    /// Training or scoring gradient-boosted trees failed.
+    #[error("{builtin}: {source}")]
+    Gbdt {
+        /// The built-in.
+        builtin: String,
+        /// The failure.
+        #[source]
+        source: GbdtError,
     },
 }
 
@@ -138,6 +195,7 @@ pub fn run_builtin(
         "builtin/split" => split(&args, out)?,
         "builtin/linear" => train_linear(&args, out)?,
         "builtin/logistic" => train_logistic(&args, out)?,
+        "builtin/gbdt" => train_gbdt(&args, out)?,
         "builtin/evaluate" => evaluate(&args, out)?,
         _ => unreachable!("builtin_keys accepted {name}"),
     };
@@ -172,12 +230,51 @@ impl Args<'_> {
     ) -> Result<T, BuiltinError> {
         match self.with.get(key) {
             None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|_| BuiltinError::BadNumber {
-                builtin: self.builtin.to_owned(),
-                key,
-                value: value.clone(),
-                expected,
-            }),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| self.bad_value(key, expected)),
+        }
+    }
+
+    /// A number that may also be `none` (or YAML's `null` and `~`) for no limit.
+    fn limit(
+        &self,
+        key: &'static str,
+        default: Option<usize>,
+    ) -> Result<Option<usize>, BuiltinError> {
+        match self.with.get(key).map(|v| v.trim()) {
+            None => Ok(default),
+            Some("none" | "None" | "null" | "~") => Ok(None),
+            Some(value) => value
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad_value(key, "a non-negative integer or none")),
+        }
+    }
+
+    fn flag(&self, key: &'static str, default: bool) -> Result<bool, BuiltinError> {
+        match self.with.get(key).map(|v| v.trim()) {
+            None => Ok(default),
+            Some("true" | "True") => Ok(true),
+            Some("false" | "False") => Ok(false),
+            Some(_) => Err(self.bad_value(key, "true or false")),
+        }
+    }
+
+    fn bad_value(&self, key: &'static str, expected: &'static str) -> BuiltinError {
+        BuiltinError::BadValue {
+            builtin: self.builtin.to_owned(),
+            key,
+            value: self.with.get(key).cloned().unwrap_or_default(),
+            expected,
+        }
+    }
+
+    fn gbdt_err(&self) -> impl Fn(GbdtError) -> BuiltinError + '_ {
+        |source| BuiltinError::Gbdt {
+            builtin: self.builtin.to_owned(),
+            source,
         }
     }
 
@@ -251,26 +348,152 @@ fn train_logistic(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> 
         .map(Metrics::from_iter)
 }
 
+fn train_gbdt(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
+    let path = csv_path(args.required("train")?);
+    let data = load_csv_with_missing(&path, args.required("target")?).map_err(args.train_err())?;
+    let objective = match args.with.get("task").map(|t| t.trim()) {
+        None | Some("regression") => Objective::Regression,
+        Some("classification") => class_objective(&data.target, &path)?,
+        Some(_) => return Err(args.bad_value("task", "regression or classification")),
+    };
+    let early_stopping = if args.flag("early_stopping", false)? {
+        Some(EarlyStopping {
+            validation_fraction: args.number("validation_fraction", 0.1, "a number")?,
+            n_iter_no_change: args.number("n_iter_no_change", 10usize, "a positive integer")?,
+            seed: args.number("seed", 0u64, "a non-negative integer")?,
+            ..EarlyStopping::default()
+        })
+    } else {
+        None
+    };
+    let params = Params {
+        objective,
+        n_trees: args.number("n_trees", 100usize, "a positive integer")?,
+        learning_rate: args.number("learning_rate", 0.1, "a number")?,
+        max_leaf_nodes: args.limit("max_leaf_nodes", Some(31))?,
+        max_depth: args.limit("max_depth", None)?,
+        min_samples_leaf: args.number("min_samples_leaf", 20usize, "a positive integer")?,
+        l2_regularization: args.number("l2", 0.0, "a number")?,
+        early_stopping,
+        ..Params::default()
+    };
+    let x = &data.features;
+    let model =
+        Gbdt::fit(&params, x.as_slice(), x.cols(), &data.target).map_err(args.gbdt_err())?;
+    let predicted = model.predict(x.as_slice()).map_err(args.gbdt_err())?;
+    let err = args.train_err();
+    mlflow_model::save_gbdt(&out.join("model"), &model, &data.feature_names, x).map_err(&err)?;
+    let task = match objective {
+        Objective::Regression => Task::Regression,
+        Objective::Binary => Task::Binary,
+        Objective::Multiclass { n_classes } => Task::Multiclass(n_classes),
+    };
+    task_metrics(task, &data.target, &predicted, "training_")
+        .map_err(&err)
+        .map(Metrics::from_iter)
+}
+
+/// The objective for class labels `y`: binary when they are all 0 or 1, else multiclass over
+/// `0..K` where `K - 1` is the largest label.
+fn class_objective(y: &[f64], path: &Path) -> Result<Objective, BuiltinError> {
+    let bad = y
+        .iter()
+        .position(|&v| v.fract() != 0.0 || !(0.0..MAX_CLASSES as f64).contains(&v));
+    if let Some(row) = bad {
+        return Err(BuiltinError::BadLabel {
+            path: path.to_owned(),
+            row: row + 1,
+            value: y[row],
+        });
+    }
+    // Every label is a whole number in 0..MAX_CLASSES, so the cast is exact.
+    let largest = y.iter().copied().fold(0.0, f64::max) as usize;
+    Ok(if largest <= 1 {
+        Objective::Binary
+    } else {
+        Objective::Multiclass {
+            n_classes: largest + 1,
+        }
+    })
+}
+
 fn evaluate(args: &Args<'_>, _out: &Path) -> Result<Metrics, BuiltinError> {
     let model_dir = PathBuf::from(args.required("model")?);
     let err = args.train_err();
     let exported = mlflow_model::load(&model_dir).map_err(&err)?;
     let data_path = csv_path(args.required("data")?);
-    let data = load(args, "data")?;
+    let target = args.required("target")?;
+    // Trees route missing values; the linear models would turn them into NaN scores.
+    let data = match exported.model {
+        TrainedModel::Gbdt(_) => load_csv_with_missing(&data_path, target),
+        TrainedModel::Linear(_) | TrainedModel::Logistic(_) => load_csv(&data_path, target),
+    }
+    .map_err(&err)?;
     let x = align_columns(&data, &exported.feature_names, &data_path, &model_dir)?;
     let metrics = match &exported.model {
-        TrainedModel::Linear(m) => {
-            regression_metrics(&data.target, &m.predict(&x).map_err(&err)?, "")
-        }
+        TrainedModel::Linear(m) => task_metrics(
+            Task::Regression,
+            &data.target,
+            &m.predict(&x).map_err(&err)?,
+            "",
+        ),
         TrainedModel::Logistic(m) => {
             classification_metrics(&data.target, &m.predict_proba(&x).map_err(&err)?, "")
         }
-        // GBDT (and any later kind sextant-train learns to read back) is not scored here
-        // yet; the allow keeps this arm building whether or not such a variant exists.
-        #[allow(unreachable_patterns)]
-        _ => return Err(BuiltinError::UnsupportedModel(model_dir)),
+        TrainedModel::Gbdt(ensemble) => {
+            let task = match (ensemble.kind, ensemble.classlabels_int64s.len()) {
+                (EnsembleKind::Regressor, _) => Task::Regression,
+                (EnsembleKind::Classifier, 2) => Task::Binary,
+                (EnsembleKind::Classifier, k) => Task::Multiclass(k),
+            };
+            let scores = ensemble
+                .evaluate(x.as_slice(), x.cols())
+                .map_err(args.gbdt_err())?;
+            task_metrics(task, &data.target, &scores, "")
+        }
     };
     metrics.map_err(&err).map(Metrics::from_iter)
+}
+
+/// What a tree model predicts, which decides the layout of its outputs and its metrics.
+#[derive(Clone, Copy)]
+enum Task {
+    /// One value per row.
+    Regression,
+    /// The probabilities of classes 0 and 1, per row.
+    Binary,
+    /// The probability of each of this many classes, per row.
+    Multiclass(usize),
+}
+
+/// Regression metrics, binary classification metrics from the probability of class 1, or
+/// the accuracy of the most probable class, of `predicted` laid out as [`Task`] says.
+fn task_metrics(
+    task: Task,
+    y: &[f64],
+    predicted: &[f64],
+    prefix: &str,
+) -> Result<Vec<(String, f64)>, TrainError> {
+    match task {
+        Task::Regression => regression_metrics(y, predicted, prefix),
+        Task::Binary => {
+            let proba: Vec<f64> = predicted.iter().skip(1).step_by(2).copied().collect();
+            classification_metrics(y, &proba, prefix)
+        }
+        Task::Multiclass(k) => {
+            let labels: Vec<f64> = predicted
+                .chunks_exact(k.max(1))
+                .map(|p| {
+                    let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]));
+                    best.unwrap_or(0) as f64
+                })
+                .collect();
+            Ok(vec![(
+                format!("{prefix}accuracy"),
+                metrics::accuracy(y, &labels)?,
+            )])
+        }
+    }
 }
 
 fn regression_metrics(

@@ -1,9 +1,11 @@
 //! Checks across the whole spec: names, references, branches, schedule,
-//! parameter defaults and cycles. Every problem is collected.
+//! parameter defaults, the `with` keys of built-in steps and cycles. Every
+//! problem is collected.
 
 use std::collections::{BTreeSet, HashMap};
 
 use crate::Diagnostic;
+use crate::builtins;
 use crate::condition::Expr;
 use crate::dag::Dag;
 use crate::refs::{self, Ref};
@@ -206,7 +208,8 @@ impl Checker<'_> {
         strings.extend(step.env.iter().map(|(_, v)| v.clone()));
         match &step.kind {
             StepKind::Run { command } => strings.push(command.clone()),
-            StepKind::Uses { with, .. } => {
+            StepKind::Uses { builtin, with } => {
+                self.builtin_with(step, builtin, with);
                 for (_, v) in with {
                     collect_strings(v, &mut strings);
                 }
@@ -225,6 +228,55 @@ impl Checker<'_> {
         }
         for s in &strings {
             self.references(i, step, s);
+        }
+    }
+
+    /// Unknown keys in the `with` of a built-in step, at the key, and missing required ones,
+    /// at the `uses:` value.
+    fn builtin_with(&mut self, step: &Step, builtin: &Spanned<Builtin>, with: &Entries<Value>) {
+        let name = format!("builtin/{}", builtin.value.as_str());
+        let (Some(accepted), Some(required)) = (
+            builtins::builtin_keys(&name),
+            builtins::builtin_required_keys(&name),
+        ) else {
+            self.error(
+                builtin.pos,
+                format!("{name} cannot run yet: no built-in step implements it"),
+            );
+            return;
+        };
+        for (key, _) in with {
+            if accepted.contains(&key.value.as_str()) {
+                continue;
+            }
+            let hint = closest(&key.value, accepted.iter().copied())
+                .map(|k| format!("; did you mean '{k}'?"))
+                .unwrap_or_default();
+            self.error(
+                key.pos,
+                format!(
+                    "unknown key '{}' for {name} (accepted: {}{hint})",
+                    key.value,
+                    accepted.join(", ")
+                ),
+            );
+        }
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|r| !with.iter().any(|(k, _)| k.value == *r))
+            .collect();
+        if !missing.is_empty() {
+            let keys: Vec<String> = missing.iter().map(|k| format!("'{k}'")).collect();
+            self.error(
+                builtin.pos,
+                format!(
+                    "step '{}' lacks {} in 'with': {name} requires {}",
+                    step.name.value,
+                    keys.join(", "),
+                    required.join(", ")
+                ),
+            );
         }
     }
 
@@ -423,10 +475,16 @@ fn at(s: &Spanned<String>, offset: usize) -> Pos {
 
 /// ` (did you mean 'x'?)` when a known name is close to `name`.
 fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    closest(name, known)
+        .map(|k| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default()
+}
+
+/// The known name closest to `name`, if it is a likely typo of it.
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     known
         .map(|k| (strsim::damerau_levenshtein(k, name), k))
         .filter(|(d, _)| *d <= 2 && *d < name.chars().count())
         .min()
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-        .unwrap_or_default()
+        .map(|(_, k)| k)
 }

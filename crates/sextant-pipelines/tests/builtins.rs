@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use sextant_pipelines::builtins::{Metrics, builtin_keys, run_builtin};
+use sextant_pipelines::builtins::{Metrics, builtin_keys, builtin_required_keys, run_builtin};
+use sextant_pipelines::spec::Builtin;
 
 fn with(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -220,10 +221,13 @@ fn errors_name_the_builtin_key_and_value() {
         &out,
     );
     assert!(err.contains("no column named \"price\""), "{err}");
-    let err = error("builtin/gbdt", &[], &out);
-    assert!(
-        err.starts_with("unknown built-in \"builtin/gbdt\""),
-        "{err}"
+    assert_eq!(
+        error("builtin/gbdt", &[("train", data)], &out),
+        "builtin/gbdt: missing required with key \"target\""
+    );
+    assert_eq!(
+        error("builtin/nope", &[], &out),
+        "unknown built-in \"builtin/nope\" (known: builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate)"
     );
 
     // Evaluating on data that lacks one of the model's columns.
@@ -263,4 +267,250 @@ fn accepted_keys_are_listed_per_builtin() {
     );
     assert!(builtin_keys("builtin/linear").unwrap().contains(&"l2"));
     assert_eq!(builtin_keys("builtin/nope"), None);
+    assert_eq!(builtin_required_keys("builtin/split"), Some(&["data"][..]));
+    assert_eq!(
+        builtin_required_keys("builtin/gbdt"),
+        Some(&["train", "target"][..])
+    );
+    assert_eq!(
+        builtin_required_keys("builtin/evaluate"),
+        Some(&["model", "data", "target"][..])
+    );
+    // Every built-in the spec parser accepts can run.
+    for b in Builtin::ALL {
+        let name = format!("builtin/{}", b.as_str());
+        let (keys, required) = (builtin_keys(&name), builtin_required_keys(&name));
+        assert!(keys.is_some() && required.is_some(), "{name}");
+    }
+}
+
+/// `y = 3·sin(a) + 2·[b > 5] + a·b / 10` plus a little noise; every 17th `b` is missing.
+fn nonlinear_csv(path: &Path) {
+    let mut text = String::from("a,b,y\n");
+    for i in 0..600u64 {
+        let (a, b) = ((i % 60) as f64 / 6.0, (i * 7 % 11) as f64);
+        let y = 3.0 * a.sin() + 2.0 * f64::from(u8::from(b > 5.0)) + a * b / 10.0 + 0.2 * noise(i);
+        let b = if i % 17 == 0 {
+            String::new()
+        } else {
+            b.to_string()
+        };
+        writeln!(text, "{a},{b},{y}").unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Classes by distance from the origin: inside radius 3 (0), up to 5 (1), beyond (2). With
+/// `binary`, only inside radius 4 (1) or not (0). Neither is linearly separable.
+fn rings_csv(path: &Path, binary: bool) {
+    let mut text = String::from("a,b,label\n");
+    for i in 0..800u64 {
+        let (a, b) = (
+            (i % 40) as f64 / 4.0 - 5.0,
+            (i * 13 % 41) as f64 / 4.0 - 5.0,
+        );
+        let r = (a * a + b * b).sqrt() + 0.2 * noise(i);
+        let label = match (binary, r) {
+            (true, r) => u8::from(r < 4.0),
+            (false, r) if r < 3.0 => 0,
+            (false, r) if r < 5.0 => 1,
+            (false, _) => 2,
+        };
+        writeln!(text, "{a},{b},{label}").unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Splits `data`, trains `builtin/gbdt` with `params` on the train part and evaluates the
+/// model on the test part; returns the training and evaluation metrics.
+fn split_gbdt_evaluate(
+    dir: &Path,
+    data: &Path,
+    target: &str,
+    params: &[(&str, &str)],
+) -> (Metrics, Metrics) {
+    let split = dir.join("split");
+    run(
+        "builtin/split",
+        &[("data", data.to_str().unwrap()), ("seed", "11")],
+        &split,
+    );
+    let train = dir.join("train");
+    let train_dir = split.join("train");
+    let mut with = vec![("train", train_dir.to_str().unwrap()), ("target", target)];
+    with.extend_from_slice(params);
+    let fit = run("builtin/gbdt", &with, &train);
+    assert!(train.join("model/MLmodel").is_file());
+    assert!(train.join("model/model.onnx").is_file());
+    assert_eq!(read_metrics(&train), fit);
+    let eval = dir.join("evaluate");
+    let metrics = run(
+        "builtin/evaluate",
+        &[
+            ("model", train.join("model").to_str().unwrap()),
+            ("data", split.join("test").to_str().unwrap()),
+            ("target", target),
+        ],
+        &eval,
+    );
+    assert_eq!(read_metrics(&eval), metrics);
+    (fit, metrics)
+}
+
+#[test]
+fn split_gbdt_evaluate_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("waves.csv");
+    nonlinear_csv(&data);
+    let (fit, metrics) = split_gbdt_evaluate(dir.path(), &data, "y", &[("n_trees", "150")]);
+    assert_eq!(
+        fit.keys().collect::<Vec<_>>(),
+        ["training_mae", "training_r2", "training_rmse"],
+        "{fit:?}"
+    );
+    assert_eq!(
+        metrics.keys().collect::<Vec<_>>(),
+        ["mae", "r2", "rmse"],
+        "{metrics:?}"
+    );
+    assert!(metrics["r2"] > 0.8, "{metrics:?}");
+    assert!(fit["training_r2"] >= metrics["r2"], "{fit:?} {metrics:?}");
+
+    // The exported model, scored on the training data, agrees with the trainer's own
+    // predictions up to the f32 precision of the ONNX file.
+    let again = run(
+        "builtin/evaluate",
+        &[
+            ("model", dir.path().join("train/model").to_str().unwrap()),
+            ("data", dir.path().join("split/train").to_str().unwrap()),
+            ("target", "y"),
+        ],
+        &dir.path().join("evaluate-train"),
+    );
+    for name in ["mae", "r2", "rmse"] {
+        let (ours, exported) = (fit[&format!("training_{name}")], again[name]);
+        assert!(
+            (ours - exported).abs() < 1e-4,
+            "{name}: {ours} vs {exported}"
+        );
+    }
+
+    // A straight line cannot follow the sine: the trees are doing the work.
+    let linear = dir.path().join("linear");
+    let train = dir.path().join("split/train.csv");
+    std::fs::write(
+        &train,
+        std::fs::read_to_string(dir.path().join("split/train/data.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains(",,"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let fit = run(
+        "builtin/linear",
+        &[("train", train.to_str().unwrap()), ("target", "y")],
+        &linear,
+    );
+    assert!(fit["training_r2"] < 0.8, "{fit:?}");
+}
+
+#[test]
+fn split_gbdt_evaluate_binary_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("disc.csv");
+    rings_csv(&data, true);
+    let (fit, metrics) = split_gbdt_evaluate(
+        dir.path(),
+        &data,
+        "label",
+        &[
+            ("task", "classification"),
+            ("max_depth", "4"),
+            ("max_leaf_nodes", "none"),
+            ("learning_rate", "0.2"),
+        ],
+    );
+    assert_eq!(
+        fit.keys().collect::<Vec<_>>(),
+        ["training_accuracy", "training_auc", "training_f1"],
+        "{fit:?}"
+    );
+    assert_eq!(
+        metrics.keys().collect::<Vec<_>>(),
+        ["accuracy", "auc", "f1"],
+        "{metrics:?}"
+    );
+    assert!(metrics["accuracy"] > 0.85, "{metrics:?}");
+    assert!(metrics["auc"] > 0.9, "{metrics:?}");
+}
+
+#[test]
+fn split_gbdt_evaluate_multiclass_with_early_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("rings.csv");
+    rings_csv(&data, false);
+    let (fit, metrics) = split_gbdt_evaluate(
+        dir.path(),
+        &data,
+        "label",
+        &[
+            ("task", "classification"),
+            ("early_stopping", "true"),
+            ("n_iter_no_change", "5"),
+            ("seed", "3"),
+        ],
+    );
+    assert_eq!(
+        fit.keys().collect::<Vec<_>>(),
+        ["training_accuracy"],
+        "{fit:?}"
+    );
+    assert_eq!(
+        metrics.keys().collect::<Vec<_>>(),
+        ["accuracy"],
+        "{metrics:?}"
+    );
+    assert!(metrics["accuracy"] > 0.85, "{metrics:?}");
+}
+
+#[test]
+fn gbdt_errors_name_the_key_value_or_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("waves.csv");
+    nonlinear_csv(&data);
+    let data = data.to_str().unwrap();
+    let out = dir.path().join("out");
+    let base = [("train", data), ("target", "y")];
+    let with_base = |extra: (&'static str, &'static str)| {
+        let mut w = base.to_vec();
+        w.push(extra);
+        w
+    };
+    assert_eq!(
+        error("builtin/gbdt", &with_base(("task", "ranking")), &out),
+        "builtin/gbdt: with key \"task\": \"ranking\" is not regression or classification"
+    );
+    assert_eq!(
+        error("builtin/gbdt", &with_base(("max_depth", "deep")), &out),
+        "builtin/gbdt: with key \"max_depth\": \"deep\" is not a non-negative integer or none"
+    );
+    assert_eq!(
+        error("builtin/gbdt", &with_base(("early_stopping", "yes")), &out),
+        "builtin/gbdt: with key \"early_stopping\": \"yes\" is not true or false"
+    );
+    assert_eq!(
+        error("builtin/gbdt", &with_base(("n_trees", "0")), &out),
+        "builtin/gbdt: invalid input: n_trees must be at least 1"
+    );
+    let err = error("builtin/gbdt", &with_base(("task", "classification")), &out);
+    assert!(err.starts_with("builtin/gbdt: /"), "{err}");
+    assert!(err.ends_with(
+        "waves.csv: data row 1: target -0.1 is not a class index (0 and 1, or 0, 1, … below 1000)"
+    ), "{err}");
+    assert_eq!(
+        error("builtin/gbdt", &with_base(("n_tress", "5")), &out),
+        "builtin/gbdt: unknown with key(s) n_tress (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed)"
+    );
 }

@@ -123,6 +123,42 @@ fn broken_specs_report_message_and_position() {
             ],
         ),
         (
+            housing_with("n_trees: \"${params", "n_tress: \"${params"),
+            vec![
+                "18:66: unknown key 'n_tress' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed; did you mean 'n_trees'?)",
+            ],
+        ),
+        (
+            housing_with("seed: 7}", "seed: 7, shuffle: true}"),
+            vec![
+                "14:65: unknown key 'shuffle' for builtin/split (accepted: data, test_fraction, seed)",
+            ],
+        ),
+        (
+            housing_with(
+                "\"${steps.split.outputs.test}\", target: price}",
+                "\"${steps.split.outputs.test}\"}",
+            ),
+            vec![
+                "23:11: step 'evaluate' lacks 'target' in 'with': builtin/evaluate requires model, data, target",
+            ],
+        ),
+        (
+            "name: x\nsteps:\n  s: {uses: builtin/split}\n  t:\n    uses: builtin/gbdt\n    with: {trian: a}\n"
+                .to_string(),
+            vec![
+                "3:13: step 's' lacks 'data' in 'with': builtin/split requires data",
+                "5:11: step 't' lacks 'train', 'target' in 'with': builtin/gbdt requires train, target",
+                "6:12: unknown key 'trian' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed; did you mean 'train'?)",
+            ],
+        ),
+        (
+            housing_with("uses: builtin/gbdt", "uses: builtin/gbdtt"),
+            vec![
+                "17:11: unknown step 'builtin/gbdtt' in 'uses' of step 'train': expected one of builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate",
+            ],
+        ),
+        (
             "steps: []\n".to_string(),
             vec![
                 "1:1: missing key 'name' in the pipeline",

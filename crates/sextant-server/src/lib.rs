@@ -5,6 +5,7 @@ mod error;
 mod misc;
 pub mod mlflow;
 mod native;
+pub mod pipelines;
 mod security;
 mod state;
 pub mod webhooks;

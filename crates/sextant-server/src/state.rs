@@ -17,6 +17,9 @@ pub struct AppState {
     /// Woken after every request that may have changed state (and so
     /// appended events): event long-polls and webhook delivery wait on it.
     pub changes: Arc<tokio::sync::Notify>,
+    /// Woken when a pipeline run is created or cancelled or a task is queued:
+    /// the orchestrator waits on it.
+    pub pipelines: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -31,6 +34,7 @@ impl AppState {
             artifacts,
             security: Arc::new(security),
             changes: Arc::new(tokio::sync::Notify::new()),
+            pipelines: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -28,6 +28,12 @@ pub struct ClientArgs {
 /// Answers within this time, except long-polls which get their wait on top.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A request body.
+enum Body {
+    Json(Value),
+    Yaml(String),
+}
+
 /// A connection to one server. Calls block on a current-thread runtime.
 pub struct Client {
     http: reqwest::Client,
@@ -82,22 +88,33 @@ impl Client {
 
     /// Sends `body` with `method` and returns the JSON answer (`null` for 204).
     pub fn send(&self, method: Method, url: Url, body: Value) -> anyhow::Result<Value> {
-        self.call(method, url, Some(body), Duration::ZERO)
+        self.call(method, url, Some(Body::Json(body)), Duration::ZERO)
+    }
+
+    /// `PUT`s `text` as YAML and returns the JSON answer.
+    pub fn put_yaml(&self, url: Url, text: String) -> anyhow::Result<Value> {
+        self.call(Method::PUT, url, Some(Body::Yaml(text)), Duration::ZERO)
     }
 
     fn call(
         &self,
         method: Method,
         url: Url,
-        body: Option<Value>,
+        body: Option<Body>,
         wait: Duration,
     ) -> anyhow::Result<Value> {
         let mut req = self
             .http
             .request(method.clone(), url.clone())
             .timeout(TIMEOUT + wait);
-        if let Some(body) = body {
-            req = req.json(&body);
+        match body {
+            Some(Body::Json(v)) => req = req.json(&v),
+            Some(Body::Yaml(text)) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+                    .body(text);
+            }
+            None => {}
         }
         self.runtime.block_on(async {
             let resp = req.send().await.map_err(|e| self.unreachable(e))?;

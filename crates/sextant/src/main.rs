@@ -40,7 +40,7 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
-    /// Pipelines: validate a pipeline file.
+    /// Pipelines: validate, apply, run and show.
     Pipelines {
         #[command(subcommand)]
         command: pipelines::PipelinesCommand,

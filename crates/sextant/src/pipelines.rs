@@ -1,18 +1,61 @@
-//! `sextant pipelines validate FILE`: checks a pipeline file and prints each
-//! problem as `file:line:col: message`.
+//! `sextant pipelines validate|apply|run|show`: check a pipeline file
+//! locally (each problem as `file:line:col: message`), store it on a server,
+//! start a run and follow it.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
 
-use crate::client::out;
+use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
+
+/// How often `run --wait` asks the server about the run.
+const POLL: Duration = Duration::from_millis(250);
 
 #[derive(Subcommand)]
 pub enum PipelinesCommand {
     /// Check a pipeline file: unknown keys, types, references, cycles.
     Validate(ValidateArgs),
+    /// Store a pipeline file on the server under the name it declares.
+    Apply(ApplyArgs),
+    /// Start a run of a pipeline file (applied first) or a stored pipeline.
+    Run(RunArgs),
+    /// Show a pipeline run and each of its steps.
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The pipeline YAML file.
+    file: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A pipeline YAML file, or the name of a stored pipeline.
+    target: String,
+    /// A parameter value, `name=value`; repeatable.
+    #[arg(long = "param", value_name = "K=V")]
+    params: Vec<String>,
+    /// Wait for the run to end, showing step progress on stderr; fail unless it succeeds.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The pipeline run id.
+    run: String,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Args)]
@@ -26,7 +69,163 @@ pub struct ValidateArgs {
 
 /// Runs a `pipelines` subcommand.
 pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
-    let PipelinesCommand::Validate(args) = command;
+    match command {
+        PipelinesCommand::Validate(args) => validate(args),
+        PipelinesCommand::Apply(args) => {
+            let client = Client::new(&args.client.server)?;
+            let (name, result) = apply(&client, &args.file)?;
+            if args.client.json {
+                out(&json!({"name": name, "result": result}).to_string())
+            } else {
+                out(&format!("{name}: {result}"))
+            }
+        }
+        PipelinesCommand::Run(args) => start(args),
+        PipelinesCommand::Show(args) => {
+            let client = Client::new(&args.client.server)?;
+            let run = client.get(
+                client.url(&["api", "v1", "pipeline-runs", &args.run], &[]),
+                Duration::ZERO,
+            )?;
+            if args.client.json {
+                out_json(&run)
+            } else {
+                show(&run)
+            }
+        }
+    }
+}
+
+/// Validates `file` locally, then stores it; returns its name and what storing did.
+fn apply(client: &Client, file: &Path) -> anyhow::Result<(String, String)> {
+    let label = file.display().to_string();
+    let yaml = std::fs::read_to_string(file).with_context(|| format!("reading {label}"))?;
+    let name = match sextant_pipelines::load(&label, &yaml) {
+        Ok(v) => v.pipeline.name.value,
+        Err(sextant_pipelines::Error::Invalid { file, diagnostics }) => {
+            for d in &diagnostics {
+                eprintln!("{file}:{d}");
+            }
+            bail!("{file}: {} error(s)", diagnostics.len())
+        }
+    };
+    let answer = client.put_yaml(client.url(&["api", "v1", "pipelines", &name], &[]), yaml)?;
+    Ok((name, text(&answer["result"])))
+}
+
+/// `pipelines run`.
+fn start(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.client.server)?;
+    let path = Path::new(&args.target);
+    let name = if path.is_file() {
+        let (name, result) = apply(&client, path)?;
+        eprintln!("applied pipeline '{name}' ({result})");
+        name
+    } else {
+        args.target.clone()
+    };
+    let mut params = Map::new();
+    for p in &args.params {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("invalid --param '{p}': expected name=value");
+        };
+        params.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    let run = client.send(
+        Method::POST,
+        client.url(&["api", "v1", "pipelines", &name, "runs"], &[]),
+        json!({ "params": params }),
+    )?;
+    let id = run["id"]
+        .as_str()
+        .context("the server's answer has no run id")?
+        .to_string();
+    if !args.wait {
+        return if args.client.json {
+            out_json(&run)
+        } else {
+            out(&id)
+        };
+    }
+    eprintln!("started run {id} of pipeline '{name}'");
+    let url = client.url(&["api", "v1", "pipeline-runs", &id], &[]);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let run = loop {
+        let run = client.get(url.clone(), Duration::ZERO)?;
+        for step in run["steps"].as_array().into_iter().flatten() {
+            let (step_name, status) = (text(&step["name"]), text(&step["status"]));
+            if seen.get(&step_name) != Some(&status) && status != "waiting" {
+                let attempt = step["attempts"].as_i64().unwrap_or(0);
+                match step["error"].as_str() {
+                    Some(e) if status == "failed" || status == "queued" && attempt > 0 => {
+                        eprintln!("  {step_name}: {status} (attempt {attempt}: {e})")
+                    }
+                    _ => eprintln!("  {step_name}: {status}"),
+                }
+                seen.insert(step_name, status);
+            }
+        }
+        match run["status"].as_str() {
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED") => break run,
+            _ => std::thread::sleep(POLL),
+        }
+    };
+    let status = text(&run["status"]);
+    if args.client.json {
+        out_json(&run)?;
+    } else {
+        out(&id)?;
+    }
+    if status != "SUCCEEDED" {
+        bail!("pipeline run {id} {}", status.to_lowercase());
+    }
+    eprintln!("pipeline run {id} succeeded");
+    Ok(())
+}
+
+/// Prints a run and its steps as a table.
+fn show(run: &Value) -> anyhow::Result<()> {
+    out(&format!(
+        "run {} of pipeline '{}': {}",
+        text(&run["id"]),
+        text(&run["pipeline"]),
+        text(&run["status"])
+    ))?;
+    let rows: Vec<Vec<String>> = run["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let metrics = s["metrics"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            vec![
+                text(&s["name"]),
+                text(&s["status"]),
+                text(&s["attempts"]),
+                text(&s["tracking_run_id"]),
+                if metrics.is_empty() {
+                    text(&s["error"])
+                } else {
+                    metrics
+                },
+            ]
+        })
+        .collect();
+    out_table(
+        &["STEP", "STATUS", "ATTEMPTS", "RUN", "METRICS / ERROR"],
+        &rows,
+    )
+}
+
+/// `pipelines validate`.
+fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let label = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {label}"))?;
     match sextant_pipelines::load(&label, &text) {

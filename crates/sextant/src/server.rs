@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use sextant_artifacts::ArtifactStore;
+use sextant_server::pipelines::Settings as PipelineSettings;
 use sextant_server::webhooks::{WebhookSettings, Webhooks};
 use sextant_server::{AppState, SecurityConfig};
 
@@ -136,14 +137,39 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         // Deliveries in flight at shutdown are retried after a restart: their
         // state is in the store.
         let worker = sextant_server::webhooks::spawn(state.clone(), webhooks.clone());
+        // Steps running at shutdown are killed with the process; their
+        // leases expire and a restarted server runs them again.
+        let orchestrator = sextant_server::pipelines::spawn(
+            state.clone(),
+            pipeline_settings(
+                &std::fs::canonicalize(&args.store.data_dir)?,
+                listener.local_addr()?,
+            ),
+        );
         let app = sextant_server::router(state).layer(axum::Extension(webhooks));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         worker.abort();
+        orchestrator.abort();
         tracing::info!("server stopped");
         anyhow::Ok(())
     })
+}
+
+/// The orchestrator's settings: step processes reach this server on `addr`
+/// (loopback when it listens on every address).
+fn pipeline_settings(data_dir: &std::path::Path, addr: SocketAddr) -> PipelineSettings {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    PipelineSettings {
+        data_dir: data_dir.to_path_buf(),
+        tracking_uri: format!("http://{}", SocketAddr::new(host, addr.port())),
+        concurrency: std::thread::available_parallelism().map_or(4, |n| n.get()),
+        worker_id: format!("server-{}", std::process::id()),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -4,7 +4,7 @@
 //! `/ajax-api/2.0/mlflow`. Handlers read a [`wire::Fields`], call the
 //! MetaStore on the blocking pool and write proto-JSON with [`convert`].
 
-mod artifacts;
+pub(crate) mod artifacts;
 mod convert;
 mod experiments;
 mod logged_models;

@@ -10,6 +10,7 @@ mod convert;
 mod events;
 mod models;
 mod openapi;
+mod pipelines;
 
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -72,6 +73,36 @@ pub(crate) const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/api/v1/events",
         handler: |m| on(m, events::list),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/pipelines",
+        handler: |m| on(m, pipelines::list),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/v1/pipelines/{name}",
+        handler: |m| on(m, pipelines::put),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/pipelines/{name}",
+        handler: |m| on(m, pipelines::show),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/pipelines/{name}/runs",
+        handler: |m| on(m, pipelines::start),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/pipeline-runs/{id}",
+        handler: |m| on(m, pipelines::show_run),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/pipeline-runs/{id}/cancel",
+        handler: |m| on(m, pipelines::cancel),
     },
 ];
 

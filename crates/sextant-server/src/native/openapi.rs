@@ -63,12 +63,14 @@ pub fn spec() -> Value {
     let name = path_param("name", "Registered model name", "string");
     let version = path_param("version", "Version number", "integer");
     let alias = path_param("alias", "Alias name", "string");
+    let pipeline = path_param("name", "Pipeline name", "string");
+    let run_id = path_param("id", "Pipeline run id", "string");
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Sextant native API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "What the MLflow-compatible API lacks: approvals and the events feed. \
+            "description": "What the MLflow-compatible API lacks: approvals, the events feed and pipelines. \
                 Errors are JSON objects with `error_code` and `message`; a 4xx is a client mistake."
         },
         "paths": {
@@ -148,9 +150,122 @@ pub fn spec() -> Value {
                     ],
                     "responses": { "200": ok("A page of events", "EventPage"), "400": error("Bad cursor, kinds, limit or wait") }
                 }
+            },
+            "/api/v1/pipelines": {
+                "get": {
+                    "operationId": "listPipelines",
+                    "summary": "Stored pipelines by name",
+                    "parameters": [
+                        query_param("max_results", "Page size (1 to 1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+                        query_param("offset", "`next_offset` of the previous page", json!({"type": "integer", "minimum": 0}))
+                    ],
+                    "responses": { "200": ok("A page of pipelines", "PipelinePage"), "400": error("Bad page size") }
+                }
+            },
+            "/api/v1/pipelines/{name}": {
+                "put": {
+                    "operationId": "applyPipeline",
+                    "summary": "Validate a pipeline file and store it under its name",
+                    "parameters": [pipeline],
+                    "requestBody": { "required": true, "content": { "application/yaml": { "schema": { "type": "string" } } } },
+                    "responses": { "200": ok("What storing it did", "ApplyResult"), "400": error("The file is invalid: one `file:line:col: message` per line") }
+                },
+                "get": {
+                    "operationId": "getPipeline",
+                    "summary": "A stored pipeline with its YAML",
+                    "parameters": [pipeline],
+                    "responses": { "200": ok("The pipeline", "Pipeline"), "404": error("No such pipeline") }
+                }
+            },
+            "/api/v1/pipelines/{name}/runs": {
+                "post": {
+                    "operationId": "startPipelineRun",
+                    "summary": "Start a run; parameters are checked against the pipeline's declared types",
+                    "parameters": [pipeline],
+                    "requestBody": json_body("RunRequest"),
+                    "responses": { "201": ok("The new run", "PipelineRun"), "400": error("Unknown, missing or mistyped parameter"), "404": error("No such pipeline") }
+                }
+            },
+            "/api/v1/pipeline-runs/{id}": {
+                "get": {
+                    "operationId": "getPipelineRun",
+                    "summary": "A pipeline run and each of its steps",
+                    "parameters": [run_id],
+                    "responses": { "200": ok("The run", "PipelineRunDetail"), "404": error("No such run") }
+                }
+            },
+            "/api/v1/pipeline-runs/{id}/cancel": {
+                "post": {
+                    "operationId": "cancelPipelineRun",
+                    "summary": "Cancel a run: queued steps never start, running ones are killed",
+                    "parameters": [run_id],
+                    "responses": { "200": ok("The cancelled run", "PipelineRun"), "400": error("The run already ended"), "404": error("No such run") }
+                }
             }
         },
         "components": { "schemas": {
+            "Pipeline": {
+                "type": "object", "required": ["name", "spec", "created_time", "updated_time"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "spec": { "type": "string", "description": "The pipeline YAML as applied" },
+                    "created_time": epoch_ms("First applied"),
+                    "created_time_rfc3339": rfc3339("First applied"),
+                    "updated_time": epoch_ms("Last changed"),
+                    "updated_time_rfc3339": rfc3339("Last changed")
+                }
+            },
+            "PipelinePage": {
+                "type": "object", "required": ["pipelines", "next_offset"],
+                "properties": {
+                    "pipelines": { "type": "array", "items": schema_ref("Pipeline") },
+                    "next_offset": nullable("integer")
+                }
+            },
+            "ApplyResult": {
+                "type": "object", "required": ["name", "result"],
+                "properties": { "name": { "type": "string" }, "result": { "enum": ["created", "updated", "unchanged"] } }
+            },
+            "RunRequest": {
+                "type": "object", "additionalProperties": false,
+                "properties": { "params": { "type": "object", "description": "Parameter values; declared defaults fill the rest" } }
+            },
+            "PipelineRun": {
+                "type": "object", "required": ["id", "pipeline", "status", "tracking_run_id", "trigger", "params", "created_time", "updated_time"],
+                "properties": {
+                    "id": { "type": "string" },
+                    "pipeline": { "type": "string" },
+                    "status": { "enum": ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] },
+                    "tracking_run_id": { "type": ["string", "null"], "description": "The MLflow run the step runs nest under" },
+                    "trigger": { "enum": ["manual", "schedule", "event"] },
+                    "params": { "type": "object", "description": "The resolved parameters" },
+                    "created_time": epoch_ms("Creation time"),
+                    "created_time_rfc3339": rfc3339("Creation time"),
+                    "updated_time": epoch_ms("Last change"),
+                    "updated_time_rfc3339": rfc3339("Last change")
+                }
+            },
+            "PipelineStep": {
+                "type": "object", "required": ["name", "status", "attempts", "tracking_run_id", "error", "metrics", "model_version", "branch"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "status": { "enum": ["waiting", "ready", "queued", "running", "succeeded", "failed", "cancelled", "skipped"] },
+                    "attempts": { "type": "integer", "description": "Attempts so far" },
+                    "tracking_run_id": { "type": ["string", "null"], "description": "The MLflow run of the latest attempt" },
+                    "error": { "type": ["string", "null"], "description": "Why the latest attempt failed" },
+                    "metrics": string_map("The step's metrics", "number"),
+                    "model_version": { "type": ["integer", "null"], "description": "The version a `register_model` step registered" },
+                    "branch": { "type": ["string", "null"], "enum": ["then", "else", null], "description": "The branch a condition step took" }
+                }
+            },
+            "PipelineRunDetail": {
+                "allOf": [
+                    schema_ref("PipelineRun"),
+                    { "type": "object", "required": ["steps"], "properties": {
+                        "steps": { "type": "array", "description": "Every step, in file order", "items": schema_ref("PipelineStep") }
+                    } }
+                ]
+            },
             "Error": {
                 "type": "object", "required": ["error_code", "message"],
                 "properties": {

@@ -356,7 +356,7 @@ fn form_decode(s: &str) -> Option<String> {
 /// Where a run's artifact root lies in this server's store. Only proxied
 /// roots are served: listing any other URI the server could reach would
 /// let a client read whatever an experiment's `artifact_location` names.
-fn proxied_root(uri: &str) -> Result<SafePath, ApiError> {
+pub(crate) fn proxied_root(uri: &str) -> Result<SafePath, ApiError> {
     let path = if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
         let rest = match rest.strip_prefix("//") {
             // `mlflow-artifacts://host:port/<path>`: the authority names this server.

@@ -1,0 +1,219 @@
+//! `/api/v1/pipelines…` and `/api/v1/pipeline-runs…`: store pipelines, start
+//! and cancel runs, and follow a run step by step.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sextant_core::pipeline_runs::{Applied, Pipeline, PipelineRun};
+
+use super::{body, path, query, rfc3339};
+use crate::error::ApiError;
+use crate::pipelines::{self, RunDetail};
+use crate::state::AppState;
+
+/// The page size of a pipeline listing unless the client asks otherwise.
+const DEFAULT_PAGE: u64 = 100;
+/// The largest page of a pipeline listing.
+const MAX_PAGE: u64 = 1000;
+
+#[derive(Serialize)]
+pub struct PipelineBody {
+    name: String,
+    spec: String,
+    created_time: i64,
+    created_time_rfc3339: String,
+    updated_time: i64,
+    updated_time_rfc3339: String,
+}
+
+fn pipeline(p: Pipeline) -> PipelineBody {
+    PipelineBody {
+        created_time_rfc3339: rfc3339(p.created_time),
+        updated_time_rfc3339: rfc3339(p.updated_time),
+        name: p.name,
+        spec: p.spec,
+        created_time: p.created_time,
+        updated_time: p.updated_time,
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApplyBody {
+    name: String,
+    result: &'static str,
+}
+
+/// `PUT /api/v1/pipelines/{name}`: the body is the pipeline YAML.
+pub async fn put(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    bytes: Bytes,
+) -> Result<Json<ApplyBody>, ApiError> {
+    let name = path(p)?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::invalid("the pipeline file is not UTF-8"))?;
+    let applied = pipelines::apply(&st, name.clone(), text).await?;
+    let result = match applied {
+        Applied::Created => "created",
+        Applied::Updated => "updated",
+        Applied::Unchanged => "unchanged",
+    };
+    Ok(Json(ApplyBody { name, result }))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    max_results: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct PipelinePage {
+    pipelines: Vec<PipelineBody>,
+    next_offset: Option<u64>,
+}
+
+/// `GET /api/v1/pipelines`: stored pipelines by name.
+pub async fn list(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<PipelinePage>, ApiError> {
+    let q = query(q)?;
+    let max = match q.max_results {
+        None => DEFAULT_PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "invalid max_results {n}: it must be between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
+    let offset = q.offset.unwrap_or(0);
+    let page = st.db(move |s| s.list_pipelines(max, offset)).await?;
+    Ok(Json(PipelinePage {
+        pipelines: page.items.into_iter().map(pipeline).collect(),
+        next_offset: page.next_offset,
+    }))
+}
+
+/// `GET /api/v1/pipelines/{name}`.
+pub async fn show(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<PipelineBody>, ApiError> {
+    let name = path(p)?;
+    Ok(Json(pipeline(st.db(move |s| s.get_pipeline(&name)).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    #[serde(default)]
+    params: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+pub struct RunBody {
+    id: String,
+    pipeline: String,
+    status: &'static str,
+    tracking_run_id: Option<String>,
+    trigger: &'static str,
+    params: Value,
+    created_time: i64,
+    created_time_rfc3339: String,
+    updated_time: i64,
+    updated_time_rfc3339: String,
+}
+
+fn run(r: PipelineRun) -> RunBody {
+    RunBody {
+        status: r.status.as_str(),
+        trigger: r.trigger_kind.as_str(),
+        params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
+        created_time_rfc3339: rfc3339(r.created_time),
+        updated_time_rfc3339: rfc3339(r.updated_time),
+        id: r.id,
+        pipeline: r.pipeline,
+        tracking_run_id: r.run_uuid,
+        created_time: r.created_time,
+        updated_time: r.updated_time,
+    }
+}
+
+/// `POST /api/v1/pipelines/{name}/runs`: starts a run with typed parameters.
+pub async fn start(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<RunBody>), ApiError> {
+    let name = path(p)?;
+    let req: RunRequest = if bytes.is_empty() {
+        RunRequest { params: Map::new() }
+    } else {
+        body(&bytes)?
+    };
+    let r = pipelines::start_run(&st, name, req.params).await?;
+    Ok((StatusCode::CREATED, Json(run(r))))
+}
+
+#[derive(Serialize)]
+pub struct StepBody {
+    name: String,
+    status: &'static str,
+    attempts: i64,
+    tracking_run_id: Option<String>,
+    error: Option<String>,
+    metrics: std::collections::BTreeMap<String, f64>,
+    model_version: Option<i64>,
+    branch: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+pub struct RunDetailBody {
+    #[serde(flatten)]
+    run: RunBody,
+    steps: Vec<StepBody>,
+}
+
+fn detail(d: RunDetail) -> RunDetailBody {
+    RunDetailBody {
+        run: run(d.run),
+        steps: d
+            .steps
+            .into_iter()
+            .map(|s| StepBody {
+                status: s.state.as_str(),
+                attempts: s.task.as_ref().map_or(0, |t| t.attempt),
+                tracking_run_id: s.task.as_ref().and_then(|t| t.step_run_uuid.clone()),
+                error: s.task.and_then(|t| t.error),
+                metrics: s.result.metrics,
+                model_version: s.result.model_version,
+                branch: s.result.branch.map(|b| if b { "then" } else { "else" }),
+                name: s.name,
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api/v1/pipeline-runs/{id}`: a run and each of its steps.
+pub async fn show_run(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunDetailBody>, ApiError> {
+    let id = path(p)?;
+    Ok(Json(detail(pipelines::run_detail(&st, id).await?)))
+}
+
+/// `POST /api/v1/pipeline-runs/{id}/cancel`.
+pub async fn cancel(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunBody>, ApiError> {
+    let id = path(p)?;
+    Ok(Json(run(pipelines::cancel_run(&st, id).await?)))
+}

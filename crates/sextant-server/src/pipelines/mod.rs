@@ -1,0 +1,256 @@
+//! The pipeline orchestrator: starts pipeline runs, queues each step once its
+//! dependencies are done, and runs queued steps on this host.
+//!
+//! The task queue in the MetaStore is the only record of progress: [`plan`]
+//! derives every step's state from a run's tasks, so after a restart the
+//! orchestrator re-derives the plan of each running run and queues what is
+//! missing, while `claim_task` hands out tasks whose lease expired.
+//! Queueing is serialized by one lock in this process, so a step is never
+//! queued twice by two completions racing.
+
+mod plan;
+mod service;
+mod step;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_core::entities::RunStatus;
+use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus};
+use sextant_pipelines::executor::{DEFAULT_GRACE, LocalExecutor};
+use sextant_store::{MetaStore, PipelineRunSearch, StoreError};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::state::AppState;
+
+pub use plan::{StepResult, StepState};
+pub use service::{RunDetail, StepDetail, apply, cancel_run, run_detail, start_run};
+
+/// How long a claim lasts without a heartbeat.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a worker looks for due tasks when nothing woke it.
+const POLL: Duration = Duration::from_millis(200);
+/// Runs are read in pages of this size when resuming.
+const RUN_BATCH: u64 = 1000;
+
+/// What the orchestrator needs besides the stores.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Outputs go under `<data_dir>/pipeline-runs/<run id>/<step>/<output>`.
+    pub data_dir: PathBuf,
+    /// `MLFLOW_TRACKING_URI` of the step processes: this server's URL.
+    pub tracking_uri: String,
+    /// Steps run at once on this host.
+    pub concurrency: usize,
+    /// The lease owner name of this host's worker.
+    pub worker_id: String,
+}
+
+/// Why the orchestrator could not do its part (as opposed to a step failing).
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store task failed: {0}")]
+    Join(String),
+    #[error("stored pipeline '{pipeline}' no longer validates: {message}")]
+    Spec { pipeline: String, message: String },
+}
+
+/// The orchestrator shared by its loop and the step tasks it spawns.
+pub(crate) struct Orchestrator {
+    state: AppState,
+    settings: Settings,
+    executor: LocalExecutor,
+    /// Serializes "derive the plan, queue the ready steps" per process.
+    advancing: Mutex<()>,
+    slots: Arc<Semaphore>,
+}
+
+/// Starts the orchestrator on the current runtime: resumes running runs,
+/// then starts new runs and runs queued steps until the task is aborted.
+pub fn spawn(state: AppState, settings: Settings) -> tokio::task::JoinHandle<()> {
+    let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let orch = Arc::new(Orchestrator {
+        state,
+        executor: LocalExecutor::new(settings.concurrency.max(1), DEFAULT_GRACE),
+        settings,
+        advancing: Mutex::new(()),
+        slots,
+    });
+    tokio::spawn(async move { orch.run().await })
+}
+
+impl Orchestrator {
+    async fn run(self: Arc<Self>) {
+        match self.runs_with(PipelineRunStatus::Running).await {
+            Ok(runs) => {
+                for run in runs {
+                    tracing::info!(run = %run.id, pipeline = %run.pipeline, "resuming pipeline run");
+                    self.advance_logged(&run.id).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list running pipeline runs to resume"),
+        }
+        loop {
+            match self.runs_with(PipelineRunStatus::Pending).await {
+                Ok(runs) => {
+                    for run in runs {
+                        self.advance_logged(&run.id).await;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list pending pipeline runs"),
+            }
+            self.claim_due().await;
+            let wake = self.state.pipelines.clone();
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Claims due tasks while a slot is free and runs each on its own task.
+    async fn claim_due(self: &Arc<Self>) {
+        while let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            let worker = self.settings.worker_id.clone();
+            let now = now_ms();
+            let lease = LEASE.as_millis() as i64;
+            match self.db(move |s| s.claim_task(&worker, lease, now)).await {
+                Ok(Some(claimed)) => {
+                    let orch = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let run = claimed.task.pipeline_run.clone();
+                        orch.execute(claimed).await;
+                        drop(permit);
+                        orch.advance_logged(&run).await;
+                        orch.state.pipelines.notify_one();
+                    });
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim a task");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn runs_with(
+        &self,
+        status: PipelineRunStatus,
+    ) -> Result<Vec<PipelineRun>, OrchestratorError> {
+        let mut all = Vec::new();
+        loop {
+            let q = PipelineRunSearch {
+                pipeline: None,
+                status: Some(status),
+                max_results: RUN_BATCH,
+                offset: all.len() as u64,
+            };
+            let page = self.db(move |s| s.list_pipeline_runs(&q)).await?;
+            let more = page.next_offset.is_some();
+            all.extend(page.items);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn advance_logged(&self, run_id: &str) {
+        if let Err(e) = self.advance(run_id).await {
+            tracing::error!(run = %run_id, error = %e, "cannot advance pipeline run");
+        }
+    }
+
+    /// Derives the run's plan, queues its ready steps, and ends the run when
+    /// nothing is left to do or a step failed for good.
+    async fn advance(&self, run_id: &str) -> Result<(), OrchestratorError> {
+        let _guard = self.advancing.lock().await;
+        let id = run_id.to_string();
+        let run = self.db(move |s| s.get_pipeline_run(&id)).await?;
+        if run.status.is_terminal() {
+            return Ok(());
+        }
+        let v = self.spec_of(&run.pipeline).await?;
+        let id = run.id.clone();
+        let tasks = self.db(move |s| s.tasks_of_run(&id)).await?;
+        let plan = plan::plan(&v, &tasks);
+        let end = match plan.outcome {
+            plan::Outcome::Open => None,
+            plan::Outcome::Succeeded => Some((PipelineRunStatus::Succeeded, RunStatus::Finished)),
+            plan::Outcome::Failed => Some((PipelineRunStatus::Failed, RunStatus::Failed)),
+        };
+        if let Some((status, tracking)) = end {
+            let (id, parent) = (run.id.clone(), run.run_uuid.clone());
+            self.db(move |s| {
+                s.set_pipeline_run_status(&id, status)?;
+                s.cancel_run_tasks(&id)?;
+                if let Some(parent) = parent {
+                    s.update_run(&parent, Some(tracking), Some(now_ms()), None)?;
+                }
+                Ok(())
+            })
+            .await?;
+            tracing::info!(run = %run.id, status = status.as_str(), "pipeline run ended");
+            return Ok(());
+        }
+        if run.status == PipelineRunStatus::Pending {
+            let id = run.id.clone();
+            self.db(move |s| s.set_pipeline_run_status(&id, PipelineRunStatus::Running))
+                .await?;
+        }
+        let ready: Vec<String> = plan
+            .ready()
+            .map(|i| v.pipeline.steps[i].name.value.clone())
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let id = run.id.clone();
+        self.db(move |s| {
+            for step in &ready {
+                let payload = serde_json::json!({ "step": step }).to_string();
+                s.enqueue_task(&id, step, &payload, None)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.state.pipelines.notify_one();
+        Ok(())
+    }
+
+    /// The stored spec of `pipeline`, validated.
+    async fn spec_of(
+        &self,
+        pipeline: &str,
+    ) -> Result<sextant_pipelines::Validated, OrchestratorError> {
+        let name = pipeline.to_string();
+        let stored = self.db(move |s| s.get_pipeline(&name)).await?;
+        sextant_pipelines::load(pipeline, &stored.spec).map_err(|e| OrchestratorError::Spec {
+            pipeline: pipeline.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs a store call on the blocking pool.
+    async fn db<T, F>(&self, f: F) -> Result<T, OrchestratorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| OrchestratorError::Join(e.to_string()))?
+            .map_err(OrchestratorError::from)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

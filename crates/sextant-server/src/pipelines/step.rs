@@ -1,0 +1,643 @@
+//! Running one claimed task: the step's tracking run, `${…}` resolution,
+//! the step itself by kind, its metrics, and the fenced outcome.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value as Json};
+use sextant_artifacts::SafePath;
+use sextant_core::entities::{Metric, NewRun, RunStatus, Tag};
+use sextant_core::pipeline_runs::{ClaimedTask, PipelineRun, TaskStatus};
+use sextant_core::registry::{Approval, ApprovalStatus, NewModelVersion};
+use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
+use sextant_pipelines::condition::{Env, Val};
+use sextant_pipelines::executor::{Executor, Exit, StepCommand, StepExec};
+use sextant_pipelines::refs::{self, Ref};
+use sextant_pipelines::spec::{self, Branch, Step, StepKind, Value};
+use sextant_store::StoreError;
+
+use super::plan::{self, StepResult};
+use super::service::USER;
+use super::{LEASE, Orchestrator, OrchestratorError, now_ms};
+
+/// Why one attempt of a step failed.
+struct StepFailure {
+    message: String,
+    /// Retrying cannot help (`fail:`, `else: fail`, a bad reference).
+    permanent: bool,
+}
+
+impl StepFailure {
+    fn retryable(message: impl Into<String>) -> Self {
+        StepFailure {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+    fn permanent(message: impl Into<String>) -> Self {
+        StepFailure {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl From<OrchestratorError> for StepFailure {
+    fn from(e: OrchestratorError) -> Self {
+        StepFailure::retryable(e.to_string())
+    }
+}
+
+/// What a step may refer to while it runs.
+struct Context {
+    run_id: String,
+    params: Map<String, Json>,
+    metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    run_dir: PathBuf,
+    step: String,
+}
+
+impl Context {
+    fn output_root(&self, step: &str) -> PathBuf {
+        self.run_dir.join(step)
+    }
+
+    /// `text` with every `${…}` replaced; `$${` stays a literal `${`.
+    fn resolve(&self, text: &str) -> Result<String, StepFailure> {
+        let mut out = String::new();
+        let chars: Vec<char> = text.chars().collect();
+        let mut at = 0;
+        for found in refs::scan(text) {
+            let found = found.map_err(|e| StepFailure::permanent(e.message))?;
+            out.push_str(&literal(&chars[at..found.offset]));
+            let value = match &found.reference {
+                Ref::Param(p) => match self.params.get(p) {
+                    Some(Json::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => return Err(StepFailure::permanent(format!("no parameter '{p}'"))),
+                },
+                Ref::StepOutput { step, output } => {
+                    self.output_root(step).join(output).display().to_string()
+                }
+                Ref::StepMetric { step, metric } => {
+                    match self.metrics.get(step).and_then(|m| m.get(metric)) {
+                        Some(v) => v.to_string(),
+                        None => {
+                            return Err(StepFailure::permanent(format!(
+                                "step '{step}' logged no metric '{metric}'"
+                            )));
+                        }
+                    }
+                }
+                Ref::Output(o) => self.output_root(&self.step).join(o).display().to_string(),
+                Ref::RunId => self.run_id.clone(),
+                Ref::EventPayload(_) => {
+                    return Err(StepFailure::permanent(format!(
+                        "{} is only available in `on:` triggers",
+                        found.reference
+                    )));
+                }
+            };
+            out.push_str(&value);
+            // Skip the reference itself: `${`, its text, and `}`.
+            let close = chars[found.offset..]
+                .iter()
+                .position(|&c| c == '}')
+                .map_or(chars.len(), |i| found.offset + i + 1);
+            at = close;
+        }
+        out.push_str(&literal(&chars[at.min(chars.len())..]));
+        Ok(out)
+    }
+}
+
+/// Text between references, where `$${` stands for `${`.
+fn literal(chars: &[char]) -> String {
+    chars.iter().collect::<String>().replace("$${", "${")
+}
+
+impl Env for Context {
+    fn param(&self, name: &str) -> Option<Val> {
+        match self.params.get(name)? {
+            Json::String(s) => Some(Val::Str(s.clone())),
+            Json::Bool(b) => Some(Val::Bool(*b)),
+            v => v.as_f64().map(Val::Num),
+        }
+    }
+    fn metric(&self, step: &str, metric: &str) -> Option<Val> {
+        self.metrics.get(step)?.get(metric).copied().map(Val::Num)
+    }
+}
+
+/// `NAME-x` as `NAME_X`, for environment variable names.
+fn env_name(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+impl Orchestrator {
+    /// Runs one claimed task to its fenced outcome.
+    pub(super) async fn execute(self: &Arc<Self>, claimed: ClaimedTask) {
+        let task = &claimed.task;
+        let span = tracing::info_span!("step", run = %task.pipeline_run, step = %task.step, attempt = task.attempt);
+        let _enter = span.enter();
+        let id = task.pipeline_run.clone();
+        let run = match self.db(move |s| s.get_pipeline_run(&id)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pipeline run of a task");
+                return;
+            }
+        };
+        let v = match self.spec_of(&run.pipeline).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.finish(
+                    &claimed,
+                    None,
+                    Err(StepFailure::permanent(e.to_string())),
+                    1,
+                    None,
+                )
+                .await;
+                return;
+            }
+        };
+        let Some(step) = v.pipeline.step(&task.step).cloned() else {
+            let msg = format!("pipeline '{}' has no step '{}'", run.pipeline, task.step);
+            self.finish(&claimed, None, Err(StepFailure::permanent(msg)), 1, None)
+                .await;
+            return;
+        };
+        let attempts = step.retry.as_ref().map_or(1, |r| r.attempts.value);
+        let backoff = step
+            .retry
+            .as_ref()
+            .and_then(|r| r.backoff.as_ref())
+            .map(|b| b.value);
+        let step_run = match self.open_step_run(&claimed, &run).await {
+            Ok(r) => r,
+            Err(e) => {
+                let f =
+                    StepFailure::retryable(format!("cannot create the step's tracking run: {e}"));
+                self.finish(&claimed, None, Err(f), attempts, backoff).await;
+                return;
+            }
+        };
+        let result = match self.context(&run, &step.name.value).await {
+            Ok(ctx) => self.run_step(&claimed, &ctx, &step, &step_run).await,
+            Err(e) => Err(e.into()),
+        };
+        let result = self.collect_metrics(&step_run.0, &step, &run, result).await;
+        self.finish(&claimed, Some(&step_run.0), result, attempts, backoff)
+            .await;
+    }
+
+    /// Creates the attempt's tracking run under the pipeline's, and records it
+    /// on the task. Returns its id and artifact URI.
+    async fn open_step_run(
+        &self,
+        claimed: &ClaimedTask,
+        run: &PipelineRun,
+    ) -> Result<(String, String), OrchestratorError> {
+        let (task, fencing) = (claimed.task.clone(), claimed.fencing);
+        let (parent, run_id) = (run.run_uuid.clone(), run.id.clone());
+        self.db(move |s| {
+            let parent = parent.ok_or_else(|| {
+                StoreError::Corrupt(format!("pipeline run {run_id} has no tracking run"))
+            })?;
+            let experiment_id = s.get_run(&parent)?.info.experiment_id;
+            let created = s.create_run(&NewRun {
+                experiment_id,
+                user_id: USER.to_string(),
+                run_name: Some(task.step.clone()),
+                start_time: None,
+                tags: vec![
+                    Tag::new("mlflow.parentRunId", parent.as_str()),
+                    Tag::new("sextant.pipelineRun", run_id.as_str()),
+                    Tag::new("sextant.step", task.step.as_str()),
+                    Tag::new("sextant.attempt", task.attempt.to_string()),
+                ],
+            })?;
+            s.set_task_step_run(task.id, fencing, &created.info.run_id)?;
+            Ok((created.info.run_id, created.info.artifact_uri))
+        })
+        .await
+    }
+
+    /// Parameters and the metrics of every succeeded step of the run.
+    async fn context(&self, run: &PipelineRun, step: &str) -> Result<Context, OrchestratorError> {
+        let id = run.id.clone();
+        let tasks = self.db(move |s| s.tasks_of_run(&id)).await?;
+        let metrics = plan::latest_tasks(&tasks)
+            .into_iter()
+            .filter(|(_, t)| t.status == TaskStatus::Succeeded)
+            .map(|(name, t)| (name.to_string(), plan::task_result(t).metrics))
+            .collect();
+        Ok(Context {
+            run_id: run.id.clone(),
+            params: serde_json::from_str(&run.params).unwrap_or_default(),
+            metrics,
+            run_dir: self.settings.data_dir.join("pipeline-runs").join(&run.id),
+            step: step.to_string(),
+        })
+    }
+
+    async fn run_step(
+        self: &Arc<Self>,
+        claimed: &ClaimedTask,
+        ctx: &Context,
+        step: &Step,
+        step_run: &(String, String),
+    ) -> Result<StepResult, StepFailure> {
+        let out = ctx.output_root(&step.name.value);
+        for o in &step.outputs {
+            std::fs::create_dir_all(out.join(&o.value)).map_err(|e| {
+                StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
+            })?;
+        }
+        match &step.kind {
+            StepKind::Run { command } => {
+                let command = ctx.resolve(&command.value)?;
+                self.run_command(claimed, ctx, step, step_run, command, &out)
+                    .await
+            }
+            StepKind::Uses { builtin, with } => {
+                let mut args = BTreeMap::new();
+                for (k, v) in with {
+                    let text = match &v.value {
+                        Value::String(s) => ctx.resolve(s)?,
+                        Value::Null => String::new(),
+                        other => super::service::spec_json(other).to_string(),
+                    };
+                    args.insert(k.value.clone(), text);
+                }
+                let name = format!("builtin/{}", builtin.value.as_str());
+                let dir = out.clone();
+                let metrics = self
+                    .heartbeating(claimed, None, async move {
+                        tokio::task::spawn_blocking(move || run_builtin(&name, &args, &dir)).await
+                    })
+                    .await
+                    .map_err(|e| StepFailure::retryable(format!("built-in step panicked: {e}")))?
+                    .map_err(|e| StepFailure::retryable(e.to_string()))?;
+                Ok(StepResult {
+                    metrics,
+                    ..StepResult::default()
+                })
+            }
+            StepKind::Condition {
+                source,
+                expr,
+                then,
+                otherwise,
+            } => {
+                let taken = expr.eval(ctx).map_err(|e| {
+                    StepFailure::permanent(format!("condition '{}': {e}", source.value))
+                })?;
+                let branch = if taken { then } else { otherwise };
+                if let Some(Branch::Fail(_)) = branch {
+                    return Err(StepFailure::permanent(format!(
+                        "condition '{}' is {taken}: the pipeline fails on this branch",
+                        source.value
+                    )));
+                }
+                Ok(StepResult {
+                    branch: Some(taken),
+                    ..StepResult::default()
+                })
+            }
+            StepKind::Fail { message } => Err(StepFailure::permanent(ctx.resolve(&message.value)?)),
+            StepKind::RegisterModel {
+                name,
+                model,
+                approval,
+            } => {
+                let dir = PathBuf::from(ctx.resolve(&model.value)?);
+                let version = self
+                    .register(step_run, &name.value, &dir, *approval)
+                    .await?;
+                Ok(StepResult {
+                    model_version: Some(version),
+                    ..StepResult::default()
+                })
+            }
+        }
+    }
+
+    async fn run_command(
+        &self,
+        claimed: &ClaimedTask,
+        ctx: &Context,
+        step: &Step,
+        step_run: &(String, String),
+        command: String,
+        out: &Path,
+    ) -> Result<StepResult, StepFailure> {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "MLFLOW_TRACKING_URI".into(),
+            self.settings.tracking_uri.clone(),
+        );
+        env.insert("MLFLOW_RUN_ID".into(), step_run.0.clone());
+        env.insert("SEXTANT_PIPELINE_RUN_ID".into(), ctx.run_id.clone());
+        env.insert("SEXTANT_OUTPUT_DIR".into(), out.display().to_string());
+        for o in &step.outputs {
+            env.insert(
+                format!("SEXTANT_OUTPUT_{}", env_name(&o.value)),
+                out.join(&o.value).display().to_string(),
+            );
+        }
+        for (k, v) in &step.inputs {
+            env.insert(
+                format!("SEXTANT_INPUT_{}", env_name(&k.value)),
+                ctx.resolve(&v.value)?,
+            );
+        }
+        for (k, v) in &ctx.params {
+            let text = match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            env.insert(format!("SEXTANT_PARAM_{}", env_name(k)), text);
+        }
+        for (k, v) in &step.env {
+            env.insert(k.value.clone(), ctx.resolve(&v.value)?);
+        }
+        let logs = ctx
+            .run_dir
+            .join(".logs")
+            .join(&step.name.value)
+            .join(format!("attempt-{}", claimed.task.attempt));
+        std::fs::create_dir_all(&logs).map_err(|e| {
+            StepFailure::retryable(format!("cannot create {}: {e}", logs.display()))
+        })?;
+        let handle = self.executor.start(StepExec {
+            command: StepCommand::Shell(command),
+            env,
+            cwd: None,
+            timeout: step.timeout.as_ref().map(|t| t.value),
+            stdout_path: logs.join("stdout.txt"),
+            stderr_path: logs.join("stderr.txt"),
+            tee: None,
+        });
+        let canceller = handle.canceller();
+        let outcome = self
+            .heartbeating(claimed, Some(canceller), handle.wait())
+            .await;
+        for name in ["stdout.txt", "stderr.txt"] {
+            if let Err(e) = self
+                .upload(&step_run.1, &format!("logs/{name}"), &logs.join(name))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot upload step log");
+            }
+        }
+        let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
+        if outcome.success() {
+            return Ok(StepResult::default());
+        }
+        let why = if outcome.cancelled {
+            "cancelled".to_string()
+        } else if outcome.timed_out {
+            format!("timed out after {:?}", outcome.duration)
+        } else {
+            match outcome.exit {
+                Some(Exit::Code(c)) => format!("exited with code {c}"),
+                Some(Exit::Signal(n)) => format!("was killed by signal {n}"),
+                None => "did not start".to_string(),
+            }
+        };
+        Err(StepFailure::retryable(format!(
+            "step '{}' {why}",
+            step.name.value
+        )))
+    }
+
+    /// Awaits `work` while renewing the task's lease. When the task is no
+    /// longer ours (cancelled, or the lease was lost), `cancel` stops the work.
+    async fn heartbeating<T>(
+        &self,
+        claimed: &ClaimedTask,
+        cancel: Option<sextant_pipelines::executor::Canceller>,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(LEASE / 3);
+        tick.tick().await;
+        let (id, fencing) = (claimed.task.id, claimed.fencing);
+        let lease = LEASE.as_millis() as i64;
+        loop {
+            let changes = self.state.changes.clone();
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tick.tick() => {
+                    if let Err(e) = self.db(move |s| s.heartbeat_task(id, fencing, lease)).await {
+                        tracing::warn!(error = %e, "lost the task's lease; stopping the step");
+                        if let Some(c) = &cancel { c.cancel(); }
+                    }
+                }
+                _ = changes.notified() => {
+                    if let Ok(t) = self.db(move |s| s.get_task(id)).await
+                        && (t.status == TaskStatus::Cancelled || t.fencing != fencing)
+                        && let Some(c) = &cancel
+                    {
+                        c.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies a local file to `path` under the artifact root `root`.
+    async fn upload(&self, root: &str, path: &str, file: &Path) -> Result<(), String> {
+        let root = crate::mlflow::artifacts::proxied_root(root).map_err(|e| e.message)?;
+        let dest = root.join(&SafePath::parse(path).map_err(|e| e.to_string())?);
+        let data = tokio::fs::read(file)
+            .await
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(data)) });
+        self.state
+            .artifacts
+            .put(&dest, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Uploads `dir` as `model/` of the step run and registers it.
+    async fn register(
+        &self,
+        step_run: &(String, String),
+        name: &str,
+        dir: &Path,
+        approval: spec::Approval,
+    ) -> Result<i64, StepFailure> {
+        if !dir.is_dir() {
+            return Err(StepFailure::permanent(format!(
+                "model directory {} does not exist",
+                dir.display()
+            )));
+        }
+        for file in walk(dir)
+            .map_err(|e| StepFailure::retryable(format!("reading {}: {e}", dir.display())))?
+        {
+            let rel = file.strip_prefix(dir).unwrap_or(&file);
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            self.upload(&step_run.1, &format!("model/{rel}"), &file)
+                .await
+                .map_err(StepFailure::retryable)?;
+        }
+        let new = NewModelVersion {
+            name: name.to_string(),
+            source: format!("{}/model", step_run.1.trim_end_matches('/')),
+            run_id: Some(step_run.0.clone()),
+            model_id: None,
+            run_link: None,
+            description: None,
+            user_id: Some(USER.to_string()),
+            tags: Vec::new(),
+            approval: Some(Approval {
+                status: match approval {
+                    spec::Approval::Pending => ApprovalStatus::Pending,
+                    spec::Approval::Approved => ApprovalStatus::Approved,
+                    spec::Approval::Rejected => ApprovalStatus::Rejected,
+                },
+                actor: Some(USER.to_string()),
+                time: None,
+                comment: Some("registered by a pipeline".to_string()),
+            }),
+        };
+        let model = name.to_string();
+        let version = self
+            .db(move |s| {
+                match s.get_registered_model(&model) {
+                    Ok(_) => {}
+                    Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => {
+                        s.create_registered_model(&model, None, &[])?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                s.create_model_version(&new)
+            })
+            .await?;
+        Ok(version.version)
+    }
+
+    /// Logs the step's own metrics to its run, then reads back everything
+    /// logged there (by the step process too) merged with `metrics.json`.
+    async fn collect_metrics(
+        &self,
+        step_run: &str,
+        step: &Step,
+        run: &PipelineRun,
+        mut result: Result<StepResult, StepFailure>,
+    ) -> Result<StepResult, StepFailure> {
+        let Ok(r) = &mut result else {
+            return result;
+        };
+        let file = self
+            .settings
+            .data_dir
+            .join("pipeline-runs")
+            .join(&run.id)
+            .join(&step.name.value)
+            .join(METRICS_FILE);
+        if let Ok(text) = tokio::fs::read_to_string(&file).await {
+            let parsed: BTreeMap<String, Json> = serde_json::from_str(&text).map_err(|e| {
+                StepFailure::retryable(format!(
+                    "{}: not a JSON object of numbers: {e}",
+                    file.display()
+                ))
+            })?;
+            for (k, v) in parsed {
+                if let Some(f) = v.as_f64() {
+                    r.metrics.insert(k, f);
+                }
+            }
+        }
+        let now = now_ms();
+        let metrics: Vec<Metric> = r
+            .metrics
+            .iter()
+            .map(|(k, v)| Metric::new(k.clone(), *v, now, 0))
+            .collect();
+        let id = step_run.to_string();
+        let logged = self
+            .db(move |s| {
+                if !metrics.is_empty() {
+                    s.log_batch(&id, &metrics, &[], &[])?;
+                }
+                s.get_run(&id)
+            })
+            .await?;
+        for m in logged.data.metrics {
+            r.metrics.entry(m.key).or_insert(m.value);
+        }
+        result
+    }
+
+    /// Records the attempt's outcome on the task (fenced) and its tracking run.
+    async fn finish(
+        &self,
+        claimed: &ClaimedTask,
+        step_run: Option<&str>,
+        result: Result<StepResult, StepFailure>,
+        attempts: u32,
+        backoff: Option<Duration>,
+    ) {
+        let (id, fencing, attempt) = (claimed.task.id, claimed.fencing, claimed.task.attempt);
+        let status = if result.is_ok() {
+            RunStatus::Finished
+        } else {
+            RunStatus::Failed
+        };
+        let step_run = step_run.map(str::to_string);
+        let outcome = self
+            .db(move |s| {
+                if let Some(r) = &step_run {
+                    s.update_run(r, Some(status), Some(now_ms()), None)?;
+                }
+                match result {
+                    Ok(r) => {
+                        let json = serde_json::to_string(&r).expect("a step result serializes");
+                        s.complete_task(id, fencing, &json)?;
+                        tracing::info!("step succeeded");
+                    }
+                    Err(f) => {
+                        let retry_at = (!f.permanent && attempt < i64::from(attempts)).then(|| {
+                            let wait = backoff.unwrap_or_default().as_millis() as i64;
+                            now_ms() + wait.saturating_mul(1 << (attempt - 1).clamp(0, 20))
+                        });
+                        tracing::warn!(error = %f.message, retry = retry_at.is_some(), "step failed");
+                        s.fail_task(id, fencing, &f.message, retry_at)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "cannot record the step's outcome (lease lost or run ended?)");
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
