@@ -27,6 +27,10 @@ pub enum Ref {
     Output(String),
     /// `${event.payload.A.B}`: a field of the triggering event (only in `on`).
     EventPayload(Vec<String>),
+    /// `${event.subject}`: the triggering event's subject (only in `on`).
+    EventSubject,
+    /// `${event.kind}`: the triggering event's kind (only in `on`).
+    EventKind,
     /// `${run.id}`: the pipeline run's id.
     RunId,
 }
@@ -39,6 +43,8 @@ impl fmt::Display for Ref {
             Ref::StepMetric { step, metric } => write!(f, "${{steps.{step}.metrics.{metric}}}"),
             Ref::Output(o) => write!(f, "${{outputs.{o}}}"),
             Ref::EventPayload(path) => write!(f, "${{event.payload.{}}}", path.join(".")),
+            Ref::EventSubject => write!(f, "${{event.subject}}"),
+            Ref::EventKind => write!(f, "${{event.kind}}"),
             Ref::RunId => write!(f, "${{run.id}}"),
         }
     }
@@ -126,7 +132,9 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
         ["event", "payload", rest @ ..] if !rest.is_empty() => Ok(Ref::EventPayload(
             rest.iter().map(|s| s.to_string()).collect(),
         )),
-        ["event", ..] => Err(bad("event.payload.<field>")),
+        ["event", "subject"] => Ok(Ref::EventSubject),
+        ["event", "kind"] => Ok(Ref::EventKind),
+        ["event", ..] => Err(bad("event.payload.<field>, event.subject or event.kind")),
         ["run", "id"] => Ok(Ref::RunId),
         ["run", ..] => Err(bad("run.id")),
         [root, ..] => Err(format!(

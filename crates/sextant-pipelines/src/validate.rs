@@ -131,7 +131,11 @@ impl Checker<'_> {
                 for found in refs::scan(&value.value) {
                     match found {
                         Err(e) => self.error(at(value, e.offset), e.message),
-                        Ok(f) if matches!(f.reference, Ref::EventPayload(_)) => {}
+                        Ok(f)
+                            if matches!(
+                                f.reference,
+                                Ref::EventPayload(_) | Ref::EventSubject | Ref::EventKind
+                            ) => {}
                         Ok(f) => self.error(
                             at(value, f.offset),
                             format!("'{}' is not available in a trigger: use '${{event.payload.<field>}}'", f.reference),
@@ -343,7 +347,7 @@ impl Checker<'_> {
                         self.error(pos, format!("step '{name}' does not declare output '{o}' used in '{r}' (add it to 'outputs')"));
                     }
                 }
-                Ref::EventPayload(_) => {
+                Ref::EventPayload(_) | Ref::EventSubject | Ref::EventKind => {
                     self.error(pos, format!("'{r}' is only available in 'on' triggers"));
                 }
                 Ref::RunId => {}

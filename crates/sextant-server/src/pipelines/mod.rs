@@ -11,6 +11,7 @@
 mod plan;
 mod service;
 mod step;
+mod triggers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,8 +71,10 @@ pub(crate) struct Orchestrator {
 
 /// Starts the orchestrator on the current runtime: resumes running runs,
 /// then starts new runs and runs queued steps until the task is aborted.
+/// Schedules and event triggers run on the same task.
 pub fn spawn(state: AppState, settings: Settings) -> tokio::task::JoinHandle<()> {
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let triggers = triggers::run(state.clone());
     let orch = Arc::new(Orchestrator {
         state,
         executor: LocalExecutor::new(settings.concurrency.max(1), DEFAULT_GRACE),
@@ -79,7 +82,9 @@ pub fn spawn(state: AppState, settings: Settings) -> tokio::task::JoinHandle<()>
         advancing: Mutex::new(()),
         slots,
     });
-    tokio::spawn(async move { orch.run().await })
+    tokio::spawn(async move {
+        tokio::join!(orch.run(), triggers);
+    })
 }
 
 impl Orchestrator {

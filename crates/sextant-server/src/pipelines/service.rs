@@ -115,6 +115,17 @@ pub async fn start_run(
     name: String,
     params: Map<String, Json>,
 ) -> Result<PipelineRun, ApiError> {
+    start_triggered_run(st, name, params, TriggerKind::Manual, None).await
+}
+
+/// [`start_run`] recording what triggered the run (and which event, if any).
+pub(super) async fn start_triggered_run(
+    st: &AppState,
+    name: String,
+    params: Map<String, Json>,
+    trigger_kind: TriggerKind,
+    trigger_event: Option<i64>,
+) -> Result<PipelineRun, ApiError> {
     let n = name.clone();
     let stored = st.db(move |s| s.get_pipeline(&n)).await?;
     let v = sextant_pipelines::load(&name, &stored.spec).map_err(|e| {
@@ -134,8 +145,8 @@ pub async fn start_run(
             let run = s.create_pipeline_run(&NewPipelineRun {
                 pipeline: name.clone(),
                 params: Json::Object(params).to_string(),
-                trigger_kind: TriggerKind::Manual,
-                trigger_event: None,
+                trigger_kind,
+                trigger_event,
                 run_uuid: Some(parent.info.run_id.clone()),
             })?;
             s.log_batch(

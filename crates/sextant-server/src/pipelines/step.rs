@@ -94,7 +94,7 @@ impl Context {
                 }
                 Ref::Output(o) => self.output_root(&self.step).join(o).display().to_string(),
                 Ref::RunId => self.run_id.clone(),
-                Ref::EventPayload(_) => {
+                Ref::EventPayload(_) | Ref::EventSubject | Ref::EventKind => {
                     return Err(StepFailure::permanent(format!(
                         "{} is only available in `on:` triggers",
                         found.reference

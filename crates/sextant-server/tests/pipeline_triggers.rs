@@ -1,0 +1,157 @@
+//! Event triggers in-process: approving a model version through the native
+//! API starts the pipeline that listens for it, recording the event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use sextant_artifacts::ArtifactStore;
+use sextant_core::entities::NewRun;
+use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus, TriggerKind};
+use sextant_core::registry::NewModelVersion;
+use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_store::{MetaStore, PipelineRunSearch};
+use tower::ServiceExt;
+
+async fn call(app: &Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:5000")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn runs_of(store: &dyn MetaStore, pipeline: &str) -> Vec<PipelineRun> {
+    store
+        .list_pipeline_runs(&PipelineRunSearch {
+            pipeline: Some(pipeline.to_string()),
+            status: None,
+            max_results: 100,
+            offset: 0,
+        })
+        .unwrap()
+        .items
+}
+
+/// Polls `f` until it returns something, failing after a minute.
+async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_a_version_starts_the_listening_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
+    let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(artifacts),
+        SecurityConfig::loopback(),
+    );
+    let orchestrator = pipelines::spawn(
+        state.clone(),
+        pipelines::Settings {
+            data_dir: dir.path().to_path_buf(),
+            tracking_uri: "http://127.0.0.1:9".into(),
+            concurrency: 2,
+            worker_id: "test".into(),
+        },
+    );
+    let app = router(state);
+
+    let source = store
+        .create_run(&NewRun {
+            experiment_id: 0,
+            user_id: "tester".into(),
+            run_name: None,
+            start_time: Some(1),
+            tags: vec![],
+        })
+        .unwrap();
+    store.create_registered_model("fraud", None, &[]).unwrap();
+    store
+        .create_model_version(&NewModelVersion {
+            name: "fraud".into(),
+            source: format!("{}/model", source.info.artifact_uri),
+            run_id: Some(source.info.run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    let deploy = "name: deploy\nparams:\n  model: {type: string}\n  version: {type: int}\n\
+                  on:\n  - event: model_version.approved\n    where: {name: fraud}\n    \
+                  params: {model: \"${event.payload.name}\", version: \"${event.payload.version}\"}\n\
+                  steps:\n  check:\n    run: \"true\"\n";
+    // Sorted before `deploy`, so it has seen the event once `deploy` reacted.
+    let other = "name: audit\non:\n  - event: model_version.approved\n    where: {name: churn}\n\
+                 steps:\n  check:\n    run: \"true\"\n";
+    for (name, text) in [("deploy", deploy), ("audit", other)] {
+        let (s, v) = call(
+            &app,
+            "PUT",
+            &format!("/api/v1/pipelines/{name}"),
+            text.into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/v1/models/fraud/versions/1/approval",
+        json!({"status": "approved", "actor": "alice"}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let approved = store
+        .events_after(0, &["model_version.approved".to_string()], 10)
+        .unwrap();
+    assert_eq!(approved.len(), 1);
+
+    let run = eventually("the triggered run", || {
+        runs_of(store.as_ref(), "deploy").pop()
+    })
+    .await;
+    assert_eq!(run.trigger_kind, TriggerKind::Event);
+    assert_eq!(run.trigger_event, Some(approved[0].id));
+    let params: Value = serde_json::from_str(&run.params).unwrap();
+    assert_eq!(params, json!({"model": "fraud", "version": 1}));
+    assert!(
+        runs_of(store.as_ref(), "audit").is_empty(),
+        "its where does not match"
+    );
+
+    let done = eventually("the triggered run to end", || {
+        let r = store.get_pipeline_run(&run.id).unwrap();
+        r.status.is_terminal().then_some(r)
+    })
+    .await;
+    assert_eq!(done.status, PipelineRunStatus::Succeeded);
+    assert_eq!(
+        runs_of(store.as_ref(), "deploy").len(),
+        1,
+        "one event, one run"
+    );
+    orchestrator.abort();
+}
