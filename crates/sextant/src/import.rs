@@ -66,7 +66,7 @@ fn mlflow(args: MlflowArgs) -> anyhow::Result<()> {
     let mut source = MlflowSource::open(&args.backend_store_uri).with_context(|| {
         format!(
             "opening the MLflow database {}",
-            redact(&args.backend_store_uri)
+            crate::server::redact(&args.backend_store_uri)
         )
     })?;
     let others = source.other_workspaces()?;
@@ -93,9 +93,9 @@ fn mlflow(args: MlflowArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("artifacts").display().to_string());
     sextant_store::upgrade(&target_uri, DEFAULT_ARTIFACT_ROOT)
-        .with_context(|| format!("migrating {}", redact(&target_uri)))?;
+        .with_context(|| format!("migrating {}", crate::server::redact(&target_uri)))?;
     let sink = import::open_import_sink(&target_uri, DEFAULT_ARTIFACT_ROOT)
-        .with_context(|| format!("opening {}", redact(&target_uri)))?;
+        .with_context(|| format!("opening {}", crate::server::redact(&target_uri)))?;
 
     let from = ArtifactStore::from_uri(&args.artifacts)
         .with_context(|| format!("opening the MLflow artifact root {}", args.artifacts))?;
@@ -121,7 +121,7 @@ fn mlflow(args: MlflowArgs) -> anyhow::Result<()> {
     let metadata_secs = metadata_started.elapsed().as_secs_f64();
 
     let mut payload = counts.to_json();
-    payload["source"] = redact(&args.backend_store_uri).into();
+    payload["source"] = crate::server::redact(&args.backend_store_uri).into();
     payload["artifact_files"] = serde_json::json!({ "copied": files.copied, "skipped": files.skipped, "bytes": files.bytes });
     if counts.nothing_imported() && files.copied == 0 {
         eprintln!("nothing new to import; the target already has everything");
@@ -220,16 +220,5 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// A database URI without its password, for messages.
-fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match uri[s + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
-            None => uri.to_string(),
-        },
-        _ => uri.to_string(),
     }
 }

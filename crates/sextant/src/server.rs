@@ -193,7 +193,7 @@ async fn shutdown_signal() {
 }
 
 /// A store URI without its password, for logs.
-fn redact(uri: &str) -> String {
+pub(crate) fn redact(uri: &str) -> String {
     match (uri.find("://"), uri.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &uri[s + 3..at];

@@ -1,13 +1,13 @@
 //! The binary driven as a process: settings, migrations, graceful shutdown
 //! and durability of acknowledged writes across `kill -9`.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use common::{BIN, free_port, http, wait_healthy};
+
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
 
 fn sextant(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -15,34 +15,6 @@ fn sextant(args: &[&str]) -> Output {
         .env_remove("SEXTANT_LOG")
         .output()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns (status, body).
-fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 struct Server {
@@ -60,11 +32,7 @@ impl Server {
             .spawn()
             .unwrap();
         let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http(port, "GET", "/health", "").map(|r| r.0).ok() != Some(200) {
-            assert!(Instant::now() < deadline, "server did not become healthy");
-            std::thread::yield_now();
-        }
+        wait_healthy(port);
         server
     }
 

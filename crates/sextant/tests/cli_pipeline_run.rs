@@ -2,49 +2,16 @@
 //! built-in training pipeline with a condition, a registration and command
 //! steps, and a failing step retried by policy.
 
+mod common;
+
+use common::{BIN, free_port, http, wait_healthy};
+
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sextant");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns (status, body).
-fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    http_body(port, method, path, "")
-}
-
-/// [`http`] with a request body.
-fn http_body(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
 
 struct Server {
     child: Child,
@@ -64,11 +31,7 @@ impl Server {
             .spawn()
             .unwrap();
         let server = Server { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http(port, "GET", "/health").map(|r| r.0).ok() != Some(200) {
-            assert!(Instant::now() < deadline, "server did not become healthy");
-            std::thread::yield_now();
-        }
+        wait_healthy(port);
         server
     }
 
@@ -77,7 +40,7 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, "GET", path).unwrap();
+        let (status, body) = http(self.port, "GET", path, "").unwrap();
         assert_eq!(status, 200, "{path}: {body}\nserver log:\n{}", self.log());
         serde_json::from_str(&body).unwrap()
     }
@@ -241,6 +204,7 @@ fn a_training_pipeline_runs_to_a_registered_model() {
         server.port,
         "GET",
         &format!("/get-artifact?run_id={report_run}&path=logs/stdout.txt"),
+        "",
     )
     .unwrap();
     assert_eq!((status, stdout.trim()), (200, "to-stdout"));
@@ -248,6 +212,7 @@ fn a_training_pipeline_runs_to_a_registered_model() {
         server.port,
         "GET",
         &format!("/get-artifact?run_id={report_run}&path=logs/stderr.txt"),
+        "",
     )
     .unwrap();
     assert_eq!(status, 200);
@@ -259,6 +224,7 @@ fn a_training_pipeline_runs_to_a_registered_model() {
         server.port,
         "GET",
         &format!("/get-artifact?run_id={consume}&path=logs/stdout.txt"),
+        "",
     )
     .unwrap();
     assert!(consumed.starts_with("r2=0.9"), "{consumed}");
@@ -296,7 +262,7 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let bad = "name: bad\nsteps:\n  a:\n    run: echo\n    needs: [nope]\n";
-    let (status, body) = http_body(server.port, "PUT", "/api/v1/pipelines/bad", bad).unwrap();
+    let (status, body) = http(server.port, "PUT", "/api/v1/pipelines/bad", bad).unwrap();
     assert_eq!(status, 400, "{body}");
     let message: Value = serde_json::from_str(&body).unwrap();
     assert!(
@@ -308,10 +274,9 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
     );
 
     let slow = "name: slow\nsteps:\n  wait:\n    run: sleep 60\n";
-    let (status, body) = http_body(server.port, "PUT", "/api/v1/pipelines/slow", slow).unwrap();
+    let (status, body) = http(server.port, "PUT", "/api/v1/pipelines/slow", slow).unwrap();
     assert_eq!(status, 200, "{body}");
-    let (status, body) =
-        http_body(server.port, "POST", "/api/v1/pipelines/slow/runs", "{}").unwrap();
+    let (status, body) = http(server.port, "POST", "/api/v1/pipelines/slow/runs", "{}").unwrap();
     assert_eq!(status, 201, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
         .as_str()
@@ -332,6 +297,7 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
         server.port,
         "POST",
         &format!("/api/v1/pipeline-runs/{id}/cancel"),
+        "",
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
