@@ -8,6 +8,7 @@
 //! Queueing is serialized by one lock in this process, so a step is never
 //! queued twice by two completions racing.
 
+mod cache;
 mod plan;
 mod service;
 mod step;
@@ -226,14 +227,19 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// The stored spec of `pipeline`, validated.
+    /// The stored spec of `pipeline`, validated (parsed once per stored
+    /// version, on the blocking pool).
     async fn spec_of(
         &self,
         pipeline: &str,
-    ) -> Result<sextant_pipelines::Validated, OrchestratorError> {
+    ) -> Result<Arc<sextant_pipelines::Validated>, OrchestratorError> {
         let name = pipeline.to_string();
-        let stored = self.db(move |s| s.get_pipeline(&name)).await?;
-        sextant_pipelines::load(pipeline, &stored.spec).map_err(|e| OrchestratorError::Spec {
+        self.db(move |s| {
+            let stored = s.get_pipeline(&name)?;
+            Ok(cache::SPECS.load(&name, &stored.spec))
+        })
+        .await?
+        .map_err(|e| OrchestratorError::Spec {
             pipeline: pipeline.to_string(),
             message: e.to_string(),
         })

@@ -127,8 +127,14 @@ pub(super) async fn start_triggered_run(
     trigger_event: Option<i64>,
 ) -> Result<PipelineRun, ApiError> {
     let n = name.clone();
-    let stored = st.db(move |s| s.get_pipeline(&n)).await?;
-    let v = sextant_pipelines::load(&name, &stored.spec).map_err(|e| {
+    // Parsed on the blocking pool, once per stored version.
+    let v = st
+        .db(move |s| {
+            let stored = s.get_pipeline(&n)?;
+            Ok(super::cache::SPECS.load(&n, &stored.spec))
+        })
+        .await?;
+    let v = v.map_err(|e| {
         ApiError::internal(format!("stored pipeline '{name}' does not validate: {e}"))
     })?;
     let params = resolve_params(&v.pipeline, &params)?;
@@ -205,15 +211,17 @@ pub struct RunDetail {
 
 /// Describes a run and the state of each of its steps.
 pub async fn run_detail(st: &AppState, id: String) -> Result<RunDetail, ApiError> {
-    let (run, stored, tasks) = st
+    let (run, v, tasks) = st
         .db(move |s| {
             let run = s.get_pipeline_run(&id)?;
             let stored = s.get_pipeline(&run.pipeline)?;
             let tasks = s.tasks_of_run(&id)?;
-            Ok((run, stored, tasks))
+            // Parsed on the blocking pool, once per stored version.
+            let v = super::cache::SPECS.load(&run.pipeline, &stored.spec);
+            Ok((run, v, tasks))
         })
         .await?;
-    let v = sextant_pipelines::load(&run.pipeline, &stored.spec).map_err(|e| {
+    let v = v.map_err(|e| {
         ApiError::internal(format!(
             "stored pipeline '{}' does not validate: {e}",
             run.pipeline
