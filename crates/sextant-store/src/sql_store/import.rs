@@ -18,9 +18,6 @@ use crate::import::{
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
 
-/// Rows per multi-row INSERT, far below both backends' parameter limits.
-const ROWS_PER_INSERT: usize = 200;
-
 /// Opens a migrated store for importing (run [`crate::upgrade`] first).
 pub fn open_import_sink(uri: &str, root: &str) -> Result<Box<dyn ImportSink>, StoreError> {
     match scheme(uri)? {
@@ -29,23 +26,15 @@ pub fn open_import_sink(uri: &str, root: &str) -> Result<Box<dyn ImportSink>, St
     }
 }
 
-/// Inserts `values` (rows of `width` values, one after another) with
-/// multi-row `INSERT … VALUES (…), (…)` statements.
+/// Inserts `values` (rows of `width` values, one after another), keeping
+/// rows that exist already.
 fn insert_rows(
     c: &mut dyn Conn,
     head: &str,
     width: usize,
     values: &[SqlValue],
 ) -> Result<(), StoreError> {
-    let one = format!("({})", placeholders(width));
-    for chunk in values.chunks(width * ROWS_PER_INSERT) {
-        let tuples = vec![one.as_str(); chunk.len() / width].join(", ");
-        c.exec(
-            &format!("{head} VALUES {tuples} ON CONFLICT DO NOTHING"),
-            chunk,
-        )?;
-    }
-    Ok(())
+    super::logging::insert_rows(c, head, "ON CONFLICT DO NOTHING", width, values)
 }
 
 /// `(owner, key, value)` rows for a tag-like table.
@@ -261,37 +250,7 @@ fn import_run(c: &mut dyn Conn, r: &RunRecord) -> Result<bool, StoreError> {
         &latest_rows(rid, r.experiment_id, &r.latest_metrics),
     )?;
     for input in &r.datasets {
-        let d = &input.dataset;
-        c.exec(
-            "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema_json, profile) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, name, digest) DO NOTHING",
-            &[
-                r.experiment_id.into(),
-                d.name.as_str().into(),
-                d.digest.as_str().into(),
-                d.source_type.as_str().into(),
-                d.source.as_str().into(),
-                d.schema.as_deref().into(),
-                d.profile.as_deref().into(),
-            ],
-        )?;
-        let did = c
-            .query(
-                "SELECT dataset_id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
-                &[
-                    r.experiment_id.into(),
-                    d.name.as_str().into(),
-                    d.digest.as_str().into(),
-                ],
-            )?
-            .first()
-            .and_then(|row| row.first())
-            .ok_or_else(|| StoreError::Corrupt("dataset vanished".into()))?
-            .int()?;
-        c.exec(
-            "INSERT INTO run_inputs (rid, dataset_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            &[rid.into(), did.into()],
-        )?;
+        let did = super::logging::link_dataset(c, rid, r.experiment_id, &input.dataset)?;
         let tags: Vec<SqlValue> = input
             .tags
             .iter()

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sextant_core::Error;
-use sextant_core::entities::{DatasetInput, Metric, ModelOutput, Page, Param, Tag};
+use sextant_core::entities::{Dataset, DatasetInput, Metric, ModelOutput, Page, Param, Tag};
 use sextant_core::validation;
 
 use super::experiments::page_rest;
@@ -52,12 +52,12 @@ pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result
 
 /// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements;
 /// `values` holds the rows one after another, `width` values each.
-fn insert_rows(
+pub(super) fn insert_rows(
     c: &mut dyn Conn,
     head: &str,
     tail: &str,
     width: usize,
-    values: Vec<SqlValue>,
+    values: &[SqlValue],
 ) -> Result<(), StoreError> {
     let one = format!("({})", placeholders(width));
     for chunk in values.chunks(width * ROWS_PER_INSERT) {
@@ -126,7 +126,7 @@ fn log_params(
         ))
         .into());
     }
-    let rows = values
+    let rows: Vec<SqlValue> = values
         .into_iter()
         .filter(|(k, _)| !existing.contains_key(k))
         .flat_map(|(k, v)| [rid.into(), k.into(), v.into()])
@@ -136,7 +136,7 @@ fn log_params(
         "INSERT INTO params (rid, key, value)",
         "ON CONFLICT DO NOTHING",
         3,
-        rows,
+        &rows,
     )
 }
 
@@ -162,7 +162,7 @@ fn log_metrics(
         return Ok(());
     }
     let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
-    let rows = metrics
+    let rows: Vec<SqlValue> = metrics
         .iter()
         .flat_map(|m| {
             latest
@@ -192,9 +192,9 @@ fn log_metrics(
         "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
         "ON CONFLICT DO NOTHING",
         9,
-        rows,
+        &rows,
     )?;
-    let rows = latest
+    let rows: Vec<SqlValue> = latest
         .values()
         .flat_map(|m| {
             let (value, is_nan) = metric_value(m.value);
@@ -216,7 +216,7 @@ fn log_metrics(
          value = excluded.value, is_nan = excluded.is_nan \
          WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
         7,
-        rows,
+        &rows,
     )
 }
 
@@ -246,36 +246,7 @@ pub fn log_inputs(
     for input in datasets {
         let d = &input.dataset;
         validation::validate_dataset(d)?;
-        c.exec(
-            "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema_json, profile) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, name, digest) DO NOTHING",
-            &[
-                info.experiment_id.into(),
-                d.name.as_str().into(),
-                d.digest.as_str().into(),
-                d.source_type.as_str().into(),
-                d.source.as_str().into(),
-                d.schema.as_deref().into(),
-                d.profile.as_deref().into(),
-            ],
-        )?;
-        let rows = c.query(
-            "SELECT dataset_id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
-            &[
-                info.experiment_id.into(),
-                d.name.as_str().into(),
-                d.digest.as_str().into(),
-            ],
-        )?;
-        let did = rows
-            .first()
-            .and_then(|r| r.first())
-            .ok_or_else(|| StoreError::Corrupt("dataset vanished".into()))?
-            .int()?;
-        c.exec(
-            "INSERT INTO run_inputs (rid, dataset_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            &[rid.into(), did.into()],
-        )?;
+        let did = link_dataset(c, rid, info.experiment_id, d)?;
         for t in &input.tags {
             validation::validate_input_tag(&t.key, &t.value)?;
             c.exec(
@@ -417,6 +388,47 @@ pub fn bulk_interval(
         }
     }
     Ok(out)
+}
+
+/// Records that run `rid` used dataset `d` (stored once per experiment by
+/// name and digest); returns the dataset's id.
+pub(super) fn link_dataset(
+    c: &mut dyn Conn,
+    rid: i64,
+    experiment_id: i64,
+    d: &Dataset,
+) -> Result<i64, StoreError> {
+    c.exec(
+        "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema_json, profile) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (experiment_id, name, digest) DO NOTHING",
+        &[
+            experiment_id.into(),
+            d.name.as_str().into(),
+            d.digest.as_str().into(),
+            d.source_type.as_str().into(),
+            d.source.as_str().into(),
+            d.schema.as_deref().into(),
+            d.profile.as_deref().into(),
+        ],
+    )?;
+    let did = c
+        .query(
+            "SELECT dataset_id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+            &[
+                experiment_id.into(),
+                d.name.as_str().into(),
+                d.digest.as_str().into(),
+            ],
+        )?
+        .first()
+        .and_then(|r| r.first())
+        .ok_or_else(|| StoreError::Corrupt("dataset vanished".into()))?
+        .int()?;
+    c.exec(
+        "INSERT INTO run_inputs (rid, dataset_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        &[rid.into(), did.into()],
+    )?;
+    Ok(did)
 }
 
 #[cfg(test)]
