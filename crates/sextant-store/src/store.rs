@@ -7,7 +7,8 @@ use sextant_core::entities::{
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
 use sextant_core::pipeline_runs::{
-    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
+    Task,
 };
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -427,6 +428,18 @@ pub trait MetaStore: Send + Sync {
     /// Cancels the queued and running tasks of a run; returns how many.
     /// Their holders learn it from their next heartbeat.
     fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError>;
+    /// Records a succeeded step execution in the step cache.
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
+    /// A step's cache entries created at or after `since` (ms), newest
+    /// first, at most `max_results`; only those with `key` when given.
+    fn cache_entries(
+        &self,
+        pipeline: &str,
+        step: &str,
+        key: Option<&str>,
+        since: i64,
+        max_results: u64,
+    ) -> Result<Vec<CacheEntry>, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

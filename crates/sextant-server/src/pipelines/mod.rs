@@ -9,6 +9,7 @@
 //! queued twice by two completions racing.
 
 mod cache;
+mod outputs;
 mod plan;
 mod service;
 mod step;
@@ -26,7 +27,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::state::AppState;
 
-pub use plan::{StepResult, StepState};
+pub use plan::{OutputRecord, StepResult, StepState};
 pub use service::{RunDetail, StepDetail, apply, cancel_run, run_detail, start_run};
 
 /// How long a claim lasts without a heartbeat.

@@ -23,7 +23,8 @@ use sextant_core::entities::{
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
 use sextant_core::pipeline_runs::{
-    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
+    Task,
 };
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -558,5 +559,19 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError> {
         self.db
             .write(|c| pipelines::cancel_run_tasks(c, pipeline_run))
+    }
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        self.db.write(|c| pipelines::put_cache_entry(c, entry))
+    }
+    fn cache_entries(
+        &self,
+        pipeline: &str,
+        step: &str,
+        key: Option<&str>,
+        since: i64,
+        max_results: u64,
+    ) -> Result<Vec<CacheEntry>, StoreError> {
+        self.db
+            .read(|c| pipelines::cache_entries(c, pipeline, step, key, since, max_results))
     }
 }
