@@ -7,6 +7,7 @@
 //! [`Diagnostic`] found. Only `executor` and `builtins` touch processes and files.
 
 pub mod builtins;
+pub mod cachekey;
 pub mod condition;
 pub mod dag;
 pub mod executor;

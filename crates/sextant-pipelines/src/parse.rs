@@ -655,12 +655,20 @@ impl Parser {
 
     fn cache(&mut self, node: &Node, context: &str) -> Option<Cache> {
         let map = self.map(node, context)?;
-        self.check_keys(&map, &["expire_after"], context);
+        self.check_keys(&map, &["expire_after", "code"], context);
         let expire_after = match map.iter().find(|(k, _)| k.value == "expire_after") {
             Some((_, e)) => Some(self.duration(e, &format!("'expire_after' of {context}"))?),
             None => None,
         };
-        Some(Cache { expire_after })
+        let code = match map.iter().find(|(k, _)| k.value == "code") {
+            Some((_, c)) => self.string_list(c, &format!("'code' of {context}")),
+            None => Vec::new(),
+        };
+        Some(Cache {
+            expire_after,
+            code,
+            pos: pos(node),
+        })
     }
 
     fn tune(&mut self, node: &Node, context: &str) -> Option<Tune> {

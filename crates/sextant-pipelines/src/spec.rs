@@ -196,6 +196,9 @@ impl Step {
         let mut out: Vec<Spanned<String>> = Vec::new();
         out.extend(self.inputs.iter().map(|(_, v)| v.clone()));
         out.extend(self.env.iter().map(|(_, v)| v.clone()));
+        if let Some(c) = &self.cache {
+            out.extend(c.code.iter().cloned());
+        }
         match &self.kind {
             StepKind::Run { command } => out.push(command.clone()),
             StepKind::Uses { with, .. } => {
@@ -346,11 +349,17 @@ pub struct Retry {
     pub backoff: Option<Spanned<Duration>>,
 }
 
-/// `cache: {expire_after}`.
+/// `cache: {expire_after, code}`: the step may reuse the result of an
+/// earlier execution with the same cache key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cache {
     /// How long a cached result stays usable; forever when absent.
     pub expire_after: Option<Spanned<Duration>>,
+    /// Files and directories whose contents are part of the key besides the
+    /// files the step names itself (e.g. a source tree the command imports).
+    pub code: Vec<Spanned<String>>,
+    /// Where `cache:` starts.
+    pub pos: Pos,
 }
 
 /// `tune:` on a step.

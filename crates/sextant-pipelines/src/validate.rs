@@ -217,6 +217,17 @@ impl Checker<'_> {
             } => self.condition(i, step, source, expr, [("then", then), ("else", otherwise)]),
             StepKind::Run { .. } | StepKind::Fail { .. } | StepKind::RegisterModel { .. } => {}
         }
+        if let Some(c) = &step.cache
+            && !matches!(step.kind, StepKind::Run { .. } | StepKind::Uses { .. })
+        {
+            self.error(
+                c.pos,
+                format!(
+                    "'cache' on step '{name}': only run: and uses: steps can be cached, not {}:",
+                    step.kind.key()
+                ),
+            );
+        }
         for s in &step.strings() {
             self.references(i, step, s);
         }

@@ -42,6 +42,14 @@ fn housing_with(from: &str, to: &str) -> String {
 fn broken_specs_report_message_and_position() {
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
+            housing_with("    register_model:", "    cache: {}\n    register_model:"),
+            vec!["30:12: 'cache' on step 'register': only run: and uses: steps can be cached, not register_model:"],
+        ),
+        (
+            housing_with("cache: {expire_after: 7d}", "cache: {expire_after: 7d, code: [\"${params.dta}\"]}"),
+            vec!["21:39: unknown parameter 'dta' in '${params.dta}' (did you mean 'data'?)"],
+        ),
+        (
             housing_with("retry:", "retyr:"),
             vec!["20:5: unknown key 'retyr' in step 'train' (did you mean 'retry'?)"],
         ),

@@ -1,4 +1,4 @@
-//! `sextant pipelines validate|apply|run|show`: check a pipeline file
+//! `sextant pipelines validate|apply|run|show|explain-cache`: check a pipeline file
 //! locally (each problem as `file:line:col: message`), store it on a server,
 //! start a run and follow it.
 
@@ -26,6 +26,18 @@ pub enum PipelinesCommand {
     Run(RunArgs),
     /// Show a pipeline run and each of its steps.
     Show(ShowArgs),
+    /// Explain why a step of a run was or was not reused from the cache.
+    ExplainCache(ExplainCacheArgs),
+}
+
+#[derive(Args)]
+pub struct ExplainCacheArgs {
+    /// The pipeline run id.
+    run: String,
+    /// The step.
+    step: String,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Args)]
@@ -46,6 +58,9 @@ pub struct RunArgs {
     /// Wait for the run to end, showing step progress on stderr; fail unless it succeeds.
     #[arg(long)]
     wait: bool,
+    /// Run every step, reusing no cached result (the results still enter the cache).
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -81,6 +96,27 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
             }
         }
         PipelinesCommand::Run(args) => start(args),
+        PipelinesCommand::ExplainCache(args) => {
+            let client = Client::new(&args.client.server)?;
+            let url = client.url(
+                &[
+                    "api",
+                    "v1",
+                    "pipeline-runs",
+                    &args.run,
+                    "steps",
+                    &args.step,
+                    "cache",
+                ],
+                &[],
+            );
+            let e = client.get(url, Duration::ZERO)?;
+            if args.client.json {
+                out_json(&e)
+            } else {
+                explain(&e)
+            }
+        }
         PipelinesCommand::Show(args) => {
             let client = Client::new(&args.client.server)?;
             let run = client.get(
@@ -134,7 +170,7 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
     let run = client.send(
         Method::POST,
         client.url(&["api", "v1", "pipelines", &name, "runs"], &[]),
-        json!({ "params": params }),
+        json!({ "params": params, "no_cache": args.no_cache }),
     )?;
     let id = run["id"]
         .as_str()
@@ -160,7 +196,12 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
                     Some(e) if status == "failed" || status == "queued" && attempt > 0 => {
                         eprintln!("  {step_name}: {status} (attempt {attempt}: {e})")
                     }
-                    _ => eprintln!("  {step_name}: {status}"),
+                    _ => match cache_note(step) {
+                        Some(note) if status == "succeeded" => {
+                            eprintln!("  {step_name}: {status} ({note})")
+                        }
+                        _ => eprintln!("  {step_name}: {status}"),
+                    },
                 }
                 seen.insert(step_name, status);
             }
@@ -180,6 +221,42 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
         bail!("pipeline run {id} {}", status.to_lowercase());
     }
     eprintln!("pipeline run {id} succeeded");
+    Ok(())
+}
+
+/// "cache hit from run R" / "cache miss: why" for a step with a cache decision.
+fn cache_note(step: &Value) -> Option<String> {
+    let c = step.get("cache").filter(|c| c.is_object())?;
+    Some(if c["hit"].as_bool() == Some(true) {
+        format!(
+            "cache hit: reused run {}",
+            text(&c["source"]["pipeline_run"])
+        )
+    } else {
+        format!("cache miss: {}", text(&c["reason"]))
+    })
+}
+
+/// Prints a cache explanation: the summary, the key, and each change.
+fn explain(e: &Value) -> anyhow::Result<()> {
+    out(&format!("{}: {}", text(&e["step"]), text(&e["summary"])))?;
+    if let Some(key) = e["decision"]["key"].as_str() {
+        out(&format!("key: {key}"))?;
+    }
+    if let Some(p) = e["previous"].as_object() {
+        out(&format!(
+            "previous execution: run {} (key {})",
+            text(&p["pipeline_run"]),
+            text(&p["key"])
+        ))?;
+        let changes = e["changes"].as_array().cloned().unwrap_or_default();
+        if changes.is_empty() {
+            out("changes: none")?;
+        }
+        for c in changes {
+            out(&format!("  {}", text(&c)))?;
+        }
+    }
     Ok(())
 }
 
@@ -210,10 +287,11 @@ fn show(run: &Value) -> anyhow::Result<()> {
                 text(&s["status"]),
                 text(&s["attempts"]),
                 text(&s["tracking_run_id"]),
-                if metrics.is_empty() {
-                    text(&s["error"])
-                } else {
-                    metrics
+                match (metrics.is_empty(), cache_note(s)) {
+                    (true, None) => text(&s["error"]),
+                    (true, Some(note)) => format!("({note})"),
+                    (false, None) => metrics,
+                    (false, Some(note)) => format!("{metrics} ({note})"),
                 },
             ]
         })

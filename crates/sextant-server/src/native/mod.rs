@@ -104,6 +104,11 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/api/v1/pipeline-runs/{id}/cancel",
         handler: |m| on(m, pipelines::cancel),
     },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/pipeline-runs/{id}/steps/{step}/cache",
+        handler: |m| on(m, pipelines::explain_cache),
+    },
 ];
 
 /// Every native route, mounted.

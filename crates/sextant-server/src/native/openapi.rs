@@ -65,6 +65,7 @@ pub fn spec() -> Value {
     let alias = path_param("alias", "Alias name", "string");
     let pipeline = path_param("name", "Pipeline name", "string");
     let run_id = path_param("id", "Pipeline run id", "string");
+    let step = path_param("step", "Step name", "string");
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -201,6 +202,14 @@ pub fn spec() -> Value {
                     "parameters": [run_id],
                     "responses": { "200": ok("The cancelled run", "PipelineRun"), "400": error("The run already ended"), "404": error("No such run") }
                 }
+            },
+            "/api/v1/pipeline-runs/{id}/steps/{step}/cache": {
+                "get": {
+                    "operationId": "explainStepCache",
+                    "summary": "Why a step was or was not reused from the cache: its key, the reason, and which parts of the key changed since the execution before",
+                    "parameters": [run_id, step],
+                    "responses": { "200": ok("The explanation", "CacheExplanation"), "404": error("No such run or step") }
+                }
             }
         },
         "components": { "schemas": {
@@ -228,7 +237,37 @@ pub fn spec() -> Value {
             },
             "RunRequest": {
                 "type": "object", "additionalProperties": false,
-                "properties": { "params": { "type": "object", "description": "Parameter values; declared defaults fill the rest" } }
+                "properties": {
+                    "params": { "type": "object", "description": "Parameter values; declared defaults fill the rest" },
+                    "no_cache": { "type": "boolean", "default": false, "description": "Run every step, reusing no cached result" }
+                }
+            },
+            "CacheDecision": {
+                "type": "object", "required": ["key", "parts", "hit"],
+                "properties": {
+                    "key": { "type": "string", "description": "`sha256:<hex>` over `parts`" },
+                    "parts": { "type": "object", "description": "What the key hashes: spec, params, inputs (output digests), metrics, files (content digests), runtime" },
+                    "hit": { "type": "boolean" },
+                    "source": { "type": "object", "description": "The execution reused, on a hit", "properties": {
+                        "pipeline_run": { "type": "string" }, "step_run": nullable("string"), "created_time": epoch_ms("When it was recorded")
+                    } },
+                    "reason": { "type": "string", "description": "Why nothing was reused, on a miss" }
+                }
+            },
+            "CacheExplanation": {
+                "type": "object", "required": ["run", "step", "cacheable", "status", "decision", "previous", "changes", "summary"],
+                "properties": {
+                    "run": { "type": "string" },
+                    "step": { "type": "string" },
+                    "cacheable": { "type": "boolean", "description": "Whether the step has a `cache:` policy" },
+                    "status": { "type": ["string", "null"], "description": "The step's latest task status" },
+                    "decision": { "oneOf": [schema_ref("CacheDecision"), { "type": "null" }] },
+                    "previous": { "type": ["object", "null"], "description": "The newest other execution recorded before this one", "properties": {
+                        "pipeline_run": { "type": "string" }, "key": { "type": "string" }, "created_time": epoch_ms("When it was recorded")
+                    } },
+                    "changes": { "type": "array", "items": { "type": "string" }, "description": "`part.key: before → after`, one per difference from `previous`" },
+                    "summary": { "type": "string" }
+                }
             },
             "PipelineRun": {
                 "type": "object", "required": ["id", "pipeline", "status", "tracking_run_id", "trigger", "params", "created_time", "updated_time"],
@@ -237,6 +276,7 @@ pub fn spec() -> Value {
                     "pipeline": { "type": "string" },
                     "status": { "enum": ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] },
                     "tracking_run_id": { "type": ["string", "null"], "description": "The MLflow run the step runs nest under" },
+                    "no_cache": { "type": "boolean", "description": "Started with `--no-cache`" },
                     "trigger": { "enum": ["manual", "schedule", "event"] },
                     "params": { "type": "object", "description": "The resolved parameters" },
                     "created_time": epoch_ms("Creation time"),
@@ -255,7 +295,11 @@ pub fn spec() -> Value {
                     "error": { "type": ["string", "null"], "description": "Why the latest attempt failed" },
                     "metrics": string_map("The step's metrics", "number"),
                     "model_version": { "type": ["integer", "null"], "description": "The version a `register_model` step registered" },
-                    "branch": { "type": ["string", "null"], "enum": ["then", "else", null], "description": "The branch a condition step took" }
+                    "branch": { "type": ["string", "null"], "enum": ["then", "else", null], "description": "The branch a condition step took" },
+                    "outputs": { "type": "object", "description": "Each published output by name", "additionalProperties": {
+                        "type": "object", "properties": { "digest": { "type": "string" }, "files": { "type": "integer" }, "bytes": { "type": "integer" } }
+                    } },
+                    "cache": { "oneOf": [schema_ref("CacheDecision"), { "type": "null" }], "description": "For a step with `cache:`, what the cache decided" }
                 }
             },
             "PipelineRunDetail": {

@@ -179,6 +179,9 @@ pub struct StepBody {
     metrics: std::collections::BTreeMap<String, f64>,
     model_version: Option<i64>,
     branch: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    outputs: std::collections::BTreeMap<String, pipelines::OutputRecord>,
+    cache: Option<pipelines::CacheInfo>,
 }
 
 #[derive(Serialize)]
@@ -202,6 +205,8 @@ fn detail(d: RunDetail) -> RunDetailBody {
                 metrics: s.result.metrics,
                 model_version: s.result.model_version,
                 branch: s.result.branch.map(|b| if b { "then" } else { "else" }),
+                outputs: s.result.outputs,
+                cache: s.result.cache,
                 name: s.name,
             })
             .collect(),
@@ -224,4 +229,14 @@ pub async fn cancel(
 ) -> Result<Json<RunBody>, ApiError> {
     let id = path(p)?;
     Ok(Json(run(pipelines::cancel_run(&st, id).await?)))
+}
+
+/// `GET /api/v1/pipeline-runs/{id}/steps/{step}/cache`: why the step was or
+/// was not reused, and what changed in its key.
+pub async fn explain_cache(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<pipelines::CacheExplanation>, ApiError> {
+    let (id, step) = path(p)?;
+    Ok(Json(pipelines::explain_cache(&st, id, step).await?))
 }

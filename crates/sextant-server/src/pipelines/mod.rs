@@ -13,6 +13,7 @@ mod outputs;
 mod plan;
 mod service;
 mod step;
+mod step_cache;
 mod triggers;
 
 use std::path::PathBuf;
@@ -27,8 +28,9 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::state::AppState;
 
-pub use plan::{OutputRecord, StepResult, StepState};
+pub use plan::{CacheInfo, CacheSource, OutputRecord, StepResult, StepState};
 pub use service::{RunDetail, StepDetail, apply, cancel_run, run_detail, start_run};
+pub use step_cache::{Explanation as CacheExplanation, explain as explain_cache};
 
 /// How long a claim lasts without a heartbeat.
 const LEASE: Duration = Duration::from_secs(30);

@@ -24,6 +24,35 @@ pub struct StepResult {
     /// Each declared output as stored by digest, by output name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, OutputRecord>,
+    /// For a step with a `cache:` policy, its key and whether it was reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheInfo>,
+}
+
+/// What the step cache decided for one execution.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheInfo {
+    /// `sha256:<hex>` over `parts` (`sextant_pipelines::cachekey`).
+    pub key: String,
+    /// What the key hashes, to explain a later miss.
+    pub parts: serde_json::Value,
+    /// Whether an earlier execution's result was reused.
+    pub hit: bool,
+    /// The execution reused, on a hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<CacheSource>,
+    /// Why nothing was reused, on a miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The earlier execution a cache hit reused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSource {
+    pub pipeline_run: String,
+    pub step_run: Option<String>,
+    /// When it was recorded, ms since the epoch.
+    pub created_time: i64,
 }
 
 /// One published output of a succeeded step.

@@ -22,23 +22,24 @@ use sextant_store::StoreError;
 use super::outputs;
 use super::plan::{self, StepResult};
 use super::service::USER;
+use super::step_cache::{self, Lookup};
 use super::{LEASE, Orchestrator, OrchestratorError, now_ms};
 
 /// Why one attempt of a step failed.
-struct StepFailure {
+pub(super) struct StepFailure {
     message: String,
     /// Retrying cannot help (`fail:`, `else: fail`, a bad reference).
     permanent: bool,
 }
 
 impl StepFailure {
-    fn retryable(message: impl Into<String>) -> Self {
+    pub(super) fn retryable(message: impl Into<String>) -> Self {
         StepFailure {
             message: message.into(),
             permanent: false,
         }
     }
-    fn permanent(message: impl Into<String>) -> Self {
+    pub(super) fn permanent(message: impl Into<String>) -> Self {
         StepFailure {
             message: message.into(),
             permanent: true,
@@ -53,12 +54,15 @@ impl From<OrchestratorError> for StepFailure {
 }
 
 /// What a step may refer to while it runs.
-struct Context {
-    run_id: String,
-    params: Map<String, Json>,
-    metrics: BTreeMap<String, BTreeMap<String, f64>>,
+pub(super) struct Context {
+    pub(super) run_id: String,
+    pub(super) pipeline: String,
+    /// The run was started with `--no-cache`.
+    pub(super) no_cache: bool,
+    pub(super) params: Map<String, Json>,
+    pub(super) metrics: BTreeMap<String, BTreeMap<String, f64>>,
     /// The digest of each published output of each succeeded step.
-    outputs: BTreeMap<String, BTreeMap<String, String>>,
+    pub(super) outputs: BTreeMap<String, BTreeMap<String, String>>,
     run_dir: PathBuf,
     step: String,
 }
@@ -69,7 +73,7 @@ impl Context {
     }
 
     /// `text` with every `${…}` replaced; `$${` stays a literal `${`.
-    fn resolve(&self, text: &str) -> Result<String, StepFailure> {
+    pub(super) fn resolve(&self, text: &str) -> Result<String, StepFailure> {
         let mut out = String::new();
         let chars: Vec<char> = text.chars().collect();
         let mut at = 0;
@@ -159,6 +163,7 @@ impl Orchestrator {
             Err(e) => {
                 self.finish(
                     &claimed,
+                    &run.pipeline,
                     None,
                     Err(StepFailure::permanent(e.to_string())),
                     1,
@@ -170,8 +175,15 @@ impl Orchestrator {
         };
         let Some(step) = v.pipeline.step(&task.step).cloned() else {
             let msg = format!("pipeline '{}' has no step '{}'", run.pipeline, task.step);
-            self.finish(&claimed, None, Err(StepFailure::permanent(msg)), 1, None)
-                .await;
+            self.finish(
+                &claimed,
+                &run.pipeline,
+                None,
+                Err(StepFailure::permanent(msg)),
+                1,
+                None,
+            )
+            .await;
             return;
         };
         let attempts = step.retry.as_ref().map_or(1, |r| r.attempts.value);
@@ -185,7 +197,8 @@ impl Orchestrator {
             Err(e) => {
                 let f =
                     StepFailure::retryable(format!("cannot create the step's tracking run: {e}"));
-                self.finish(&claimed, None, Err(f), attempts, backoff).await;
+                self.finish(&claimed, &run.pipeline, None, Err(f), attempts, backoff)
+                    .await;
                 return;
             }
         };
@@ -194,8 +207,15 @@ impl Orchestrator {
             Err(e) => Err(e.into()),
         };
         let result = self.collect_metrics(&step_run.0, &step, &run, result).await;
-        self.finish(&claimed, Some(&step_run.0), result, attempts, backoff)
-            .await;
+        self.finish(
+            &claimed,
+            &run.pipeline,
+            Some(&step_run.0),
+            result,
+            attempts,
+            backoff,
+        )
+        .await;
     }
 
     /// Creates the attempt's tracking run under the pipeline's, and records it
@@ -246,6 +266,8 @@ impl Orchestrator {
         }
         Ok(Context {
             run_id: run.id.clone(),
+            pipeline: run.pipeline.clone(),
+            no_cache: run.no_cache,
             params: serde_json::from_str(&run.params).unwrap_or_default(),
             metrics,
             outputs,
@@ -267,8 +289,21 @@ impl Orchestrator {
                 StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
             })?;
         }
+        let lookup = self.cache_lookup(ctx, step).await?;
+        let cache = match lookup {
+            Some(Lookup {
+                reused: Some(result),
+                ..
+            }) => {
+                tracing::info!(key = ?result.cache.as_ref().map(|c| &c.key), "cache hit: reusing an earlier execution");
+                return Ok(result);
+            }
+            Some(Lookup { info, .. }) => Some(info),
+            None => None,
+        };
         self.fetch_inputs(ctx, step).await?;
         let mut result = self.run_kind(claimed, ctx, step, step_run, &out).await?;
+        result.cache = cache;
         for o in &step.outputs {
             let dir = out.join(&o.value);
             let manifest = outputs::publish(&self.state.artifacts, &dir)
@@ -628,12 +663,29 @@ impl Orchestrator {
             .iter()
             .map(|(k, v)| Metric::new(k.clone(), *v, now, 0))
             .collect();
-        // Lineage: which stored output each declared output is.
-        let tags: Vec<Tag> = r
+        // Lineage: which stored output each declared output is, and what
+        // the cache decided.
+        let mut tags: Vec<Tag> = r
             .outputs
             .iter()
             .map(|(o, rec)| Tag::new(format!("sextant.output.{o}"), rec.digest.as_str()))
             .collect();
+        if let Some(c) = &r.cache {
+            tags.push(Tag::new("sextant.cache.key", c.key.as_str()));
+            tags.push(Tag::new(
+                "sextant.cache",
+                if c.hit { "hit" } else { "miss" },
+            ));
+            if let Some(src) = &c.source {
+                tags.push(Tag::new(
+                    "sextant.cache.sourceRun",
+                    src.pipeline_run.as_str(),
+                ));
+                if let Some(sr) = &src.step_run {
+                    tags.push(Tag::new("sextant.cache.sourceStepRun", sr.as_str()));
+                }
+            }
+        }
         let id = step_run.to_string();
         let logged = self
             .db(move |s| {
@@ -653,6 +705,7 @@ impl Orchestrator {
     async fn finish(
         &self,
         claimed: &ClaimedTask,
+        pipeline: &str,
         step_run: Option<&str>,
         result: Result<StepResult, StepFailure>,
         attempts: u32,
@@ -664,6 +717,10 @@ impl Orchestrator {
         } else {
             RunStatus::Failed
         };
+        let entry = result
+            .as_ref()
+            .ok()
+            .and_then(|r| step_cache::entry_of(pipeline, &claimed.task, step_run, r));
         let step_run = step_run.map(str::to_string);
         let outcome = self
             .db(move |s| {
@@ -675,6 +732,12 @@ impl Orchestrator {
                         let json = serde_json::to_string(&r).expect("a step result serializes");
                         s.complete_task(id, fencing, &json)?;
                         tracing::info!("step succeeded");
+                        // After the fenced completion: a stale holder records nothing.
+                        if let Some(e) = &entry
+                            && let Err(err) = s.put_cache_entry(e)
+                        {
+                            tracing::warn!(error = %err, "cannot record the step in the cache");
+                        }
                     }
                     Err(f) => {
                         let retry_at = (!f.permanent && attempt < i64::from(attempts)).then(|| {

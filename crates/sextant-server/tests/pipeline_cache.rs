@@ -1,0 +1,332 @@
+//! The step cache in-process: a repeated run reuses cached steps and says
+//! so; a changed parameter, input, named file or `--no-cache` makes a miss
+//! that `explain-cache` attributes to the part of the key that changed;
+//! outputs are content-addressed (an unchanged output from a changed step
+//! still hits downstream); vanished outputs and expired entries are misses.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use sextant_artifacts::ArtifactStore;
+use sextant_core::pipeline_runs::PipelineRunStatus;
+use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_store::MetaStore;
+use tower::ServiceExt;
+
+async fn call(app: &Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:5000")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+struct Harness {
+    app: Router,
+    store: Arc<dyn MetaStore>,
+    /// Where the artifact store keeps its files.
+    artifacts: PathBuf,
+    /// Scripts and execution counters, outside the data directory.
+    work: PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+    _orchestrator: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let (data, art, work) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let store: Arc<dyn MetaStore> =
+            Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
+        let artifacts = ArtifactStore::from_uri(art.path().to_str().unwrap()).unwrap();
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(artifacts),
+            SecurityConfig::loopback(),
+        );
+        let orchestrator = pipelines::spawn(
+            state.clone(),
+            pipelines::Settings {
+                data_dir: data.path().to_path_buf(),
+                tracking_uri: "http://127.0.0.1:9".into(),
+                concurrency: 2,
+                worker_id: "test".into(),
+            },
+        );
+        Harness {
+            app: router(state),
+            store,
+            artifacts: art.path().to_path_buf(),
+            work: work.path().to_path_buf(),
+            _dirs: vec![data, art, work],
+            _orchestrator: orchestrator,
+        }
+    }
+
+    async fn apply(&self, name: &str, text: &str) {
+        let (s, v) = call(
+            &self.app,
+            "PUT",
+            &format!("/api/v1/pipelines/{name}"),
+            text.into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    /// Runs `pipeline` to its end; returns the run as the API shows it.
+    async fn run(&self, pipeline: &str, body: Value) -> Value {
+        let (s, v) = call(
+            &self.app,
+            "POST",
+            &format!("/api/v1/pipelines/{pipeline}/runs"),
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let run = self.store.get_pipeline_run(&id).unwrap();
+            if run.status.is_terminal() {
+                let (_, detail) = call(
+                    &self.app,
+                    "GET",
+                    &format!("/api/v1/pipeline-runs/{id}"),
+                    String::new(),
+                )
+                .await;
+                assert_eq!(
+                    run.status,
+                    PipelineRunStatus::Succeeded,
+                    "run {id} ended {detail}"
+                );
+                return detail;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not end");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn explain(&self, run: &Value, step: &str) -> Value {
+        let id = run["id"].as_str().unwrap();
+        let (s, v) = call(
+            &self.app,
+            "GET",
+            &format!("/api/v1/pipeline-runs/{id}/steps/{step}/cache"),
+            String::new(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// How many times the step that appends to `counter` ran.
+    fn executions(&self, counter: &str) -> usize {
+        std::fs::read_to_string(self.work.join(counter))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+fn hit(run: &Value, name: &str) -> bool {
+    step(run, name)["cache"]["hit"].as_bool().unwrap()
+}
+
+fn digest(run: &Value, name: &str, output: &str) -> String {
+    step(run, name)["outputs"][output]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `make` writes a file that depends only on `n`; `copy` copies it; `check`
+/// (uncached) reads `copy`'s output, which a cache hit must bring back.
+fn pipeline(work: &Path) -> String {
+    let w = work.display();
+    format!(
+        r#"name: cached
+params:
+  n: {{type: int, default: 1}}
+steps:
+  make:
+    run: "sh {w}/make.sh ${{params.n}} ${{outputs.data}}"
+    outputs: [data]
+    cache: {{}}
+  copy:
+    run: "echo x >> {w}/copy.count && cp ${{steps.make.outputs.data}}/out.txt ${{outputs.copy}}/out.txt"
+    outputs: [copy]
+    cache: {{expire_after: 30d}}
+  check:
+    run: "grep -q value ${{steps.copy.outputs.copy}}/out.txt"
+"#
+    )
+}
+
+const MAKE: &str =
+    "echo x >> \"$(dirname \"$0\")/make.count\"\necho \"value $1\" > \"$2/out.txt\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_misses_and_their_explanations() {
+    let h = Harness::new();
+    std::fs::write(h.work.join("make.sh"), MAKE).unwrap();
+    h.apply("cached", &pipeline(&h.work)).await;
+
+    let first = h.run("cached", json!({})).await;
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (1, 1)
+    );
+    assert!(!hit(&first, "make") && !hit(&first, "copy"));
+    let e = h.explain(&first, "make").await;
+    assert_eq!(
+        e["summary"], "miss: no earlier execution of this step",
+        "{e}"
+    );
+    let e = h.explain(&first, "check").await;
+    assert_eq!(e["cacheable"], false, "{e}");
+
+    // The same run again: both cached steps are reused, the uncached consumer
+    // reads the reused output (fetched by digest into the new run).
+    let second = h.run("cached", json!({})).await;
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (1, 1)
+    );
+    assert!(hit(&second, "make") && hit(&second, "copy"), "{second}");
+    assert_eq!(
+        digest(&first, "make", "data"),
+        digest(&second, "make", "data")
+    );
+    let e = h.explain(&second, "copy").await;
+    assert_eq!(
+        e["summary"],
+        format!(
+            "hit: reused the execution from run {}",
+            first["id"].as_str().unwrap()
+        ),
+        "{e}"
+    );
+    assert_eq!(e["changes"], json!([]), "{e}");
+
+    // A changed parameter: `make` misses on it, `copy` on its input digest.
+    let third = h.run("cached", json!({"params": {"n": 2}})).await;
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (2, 2)
+    );
+    let e = h.explain(&third, "make").await;
+    assert_eq!(e["changes"], json!(["params.n: 1 → 2"]), "{e}");
+    let e = h.explain(&third, "copy").await;
+    let changes = e["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{e}");
+    assert!(
+        changes[0]
+            .as_str()
+            .unwrap()
+            .starts_with("inputs.steps.make.outputs.data: sha256:"),
+        "{e}"
+    );
+
+    // A changed script: `make` misses on the file's digest, but makes the
+    // same bytes as the first run, so `copy` (keyed by content) hits.
+    std::fs::write(h.work.join("make.sh"), format!("{MAKE}# edited\n")).unwrap();
+    let fourth = h.run("cached", json!({})).await;
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (3, 2)
+    );
+    assert!(!hit(&fourth, "make") && hit(&fourth, "copy"), "{fourth}");
+    let e = h.explain(&fourth, "make").await;
+    let script = h.work.join("make.sh").display().to_string();
+    let changes = e["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{e}");
+    assert!(
+        changes[0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("files.{script}: sha256:")),
+        "{e}"
+    );
+
+    // --no-cache runs everything and says why.
+    let fifth = h.run("cached", json!({"no_cache": true})).await;
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (4, 3)
+    );
+    assert_eq!(fifth["no_cache"], true);
+    let e = h.explain(&fifth, "copy").await;
+    assert_eq!(
+        e["summary"], "miss: the run was started with --no-cache",
+        "{e}"
+    );
+
+    // Outputs gone from the artifact store: the entries are unusable.
+    std::fs::remove_dir_all(h.artifacts.join("pipeline-outputs")).unwrap();
+    let sixth = h.run("cached", json!({})).await;
+    // `make` runs again and republishes its output; `copy`'s output holds
+    // the same single file, so it has the same digest and is whole again:
+    // `copy` hits.
+    assert_eq!(
+        (h.executions("make.count"), h.executions("copy.count")),
+        (5, 3)
+    );
+    assert!(hit(&sixth, "copy"), "{sixth}");
+    let e = h.explain(&sixth, "make").await;
+    let summary = e["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("lost its output 'data' (sha256:"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_entry_is_a_miss() {
+    let h = Harness::new();
+    let w = h.work.display();
+    let text = format!(
+        "name: expiring\nsteps:\n  s:\n    run: \"echo x >> {w}/s.count\"\n    cache: {{expire_after: 1ms}}\n"
+    );
+    h.apply("expiring", &text).await;
+    let first = h.run("expiring", json!({})).await;
+    // The second run starts after the first ended, well past 1 ms.
+    let second = h.run("expiring", json!({})).await;
+    assert_eq!(h.executions("s.count"), 2);
+    let e = h.explain(&second, "s").await;
+    assert_eq!(
+        e["summary"],
+        format!(
+            "miss: the cached execution from run {} expired (expire_after 1ms)",
+            first["id"].as_str().unwrap()
+        ),
+        "{e}"
+    );
+}
