@@ -9,6 +9,7 @@
 //! queued twice by two completions racing.
 
 mod cache;
+mod logs;
 mod plan;
 mod service;
 mod step;
@@ -27,7 +28,11 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::state::AppState;
 
 pub use plan::{StepResult, StepState};
-pub use service::{RunDetail, StepDetail, apply, cancel_run, run_detail, start_run};
+pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
+pub use service::{
+    LogChunk, LogRequest, RunDetail, StepDetail, apply, cancel_run, retry_run, run_detail,
+    start_run, step_logs,
+};
 
 /// How long a claim lasts without a heartbeat.
 const LEASE: Duration = Duration::from_secs(30);

@@ -366,11 +366,12 @@ impl Orchestrator {
         for (k, v) in &step.env {
             env.insert(k.value.clone(), ctx.resolve(&v.value)?);
         }
-        let logs = ctx
-            .run_dir
-            .join(".logs")
-            .join(&step.name.value)
-            .join(format!("attempt-{}", claimed.task.attempt));
+        let logs = super::logs::attempt_dir(
+            &ctx.run_dir,
+            &step.name.value,
+            claimed.task.id,
+            claimed.task.attempt,
+        );
         std::fs::create_dir_all(&logs).map_err(|e| {
             StepFailure::retryable(format!("cannot create {}: {e}", logs.display()))
         })?;

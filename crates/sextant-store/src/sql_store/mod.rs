@@ -559,4 +559,11 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         self.db
             .write(|c| pipelines::cancel_run_tasks(c, pipeline_run))
     }
+    fn resume_pipeline_run(
+        &self,
+        id: &str,
+        steps: &[(String, String)],
+    ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
+        self.db.write(|c| pipelines::resume_run(c, id, steps))
+    }
 }
