@@ -373,7 +373,8 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let ca = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
     s.complete_task(a.id, ca.fencing, "{}").unwrap();
     let cb = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
-    s.fail_task(b.id, cb.fencing, "exit status 1", None).unwrap();
+    s.fail_task(b.id, cb.fencing, "exit status 1", None)
+        .unwrap();
     let start = s.last_event_id().unwrap();
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
         .unwrap();

@@ -216,7 +216,11 @@ fn retry(args: RetryArgs) -> anyhow::Result<()> {
             out(&format!("{}: {}", text(&run["id"]), text(&run["status"])))
         };
     }
-    eprintln!("resumed run {} of pipeline '{}'", args.run, text(&run["pipeline"]));
+    eprintln!(
+        "resumed run {} of pipeline '{}'",
+        args.run,
+        text(&run["pipeline"])
+    );
     wait_for(&client, &args.run, args.client.json)
 }
 

@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(read_local(&path, 0, 10).unwrap(), None);
         std::fs::write(&path, "hello world").unwrap();
         let piece = read_local(&path, 6, 3).unwrap().unwrap();
-        assert_eq!((piece.bytes.as_slice(), piece.size), (b"wor".as_slice(), 11));
+        assert_eq!(
+            (piece.bytes.as_slice(), piece.size),
+            (b"wor".as_slice(), 11)
+        );
         assert!(!piece.at_end(6));
         let rest = read_local(&path, 9, 100).unwrap().unwrap();
         assert_eq!(rest.bytes, b"ld");
@@ -186,6 +189,9 @@ mod tests {
             attempt_dir(run, "train", 7, 2),
             Path::new("/data/pipeline-runs/r/.logs/train/task-7/attempt-2")
         );
-        assert_ne!(attempt_dir(run, "train", 7, 1), attempt_dir(run, "train", 8, 1));
+        assert_ne!(
+            attempt_dir(run, "train", 7, 1),
+            attempt_dir(run, "train", 8, 1)
+        );
     }
 }

@@ -27,8 +27,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::state::AppState;
 
-pub use plan::{StepResult, StepState};
 pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
+pub use plan::{StepResult, StepState};
 pub use service::{
     LogChunk, LogRequest, RunDetail, StepDetail, apply, cancel_run, retry_run, run_detail,
     start_run, step_logs,

@@ -462,9 +462,7 @@ pub async fn step_logs(
         StepState::Queued | StepState::Running => false,
     };
     let piece = match &step.task {
-        Some(task) if attempt > 0 => {
-            read_attempt(st, &detail.run, task, attempt, &req).await?
-        }
+        Some(task) if attempt > 0 => read_attempt(st, &detail.run, task, attempt, &req).await?,
         _ => None,
     }
     .unwrap_or_default();
@@ -513,6 +511,10 @@ async fn read_attempt(
     let Some(step_run) = task.step_run_uuid.clone().filter(|_| over) else {
         return Ok(None);
     };
-    let root = st.db(move |s| s.get_run(&step_run)).await?.info.artifact_uri;
+    let root = st
+        .db(move |s| s.get_run(&step_run))
+        .await?
+        .info
+        .artifact_uri;
     logs::read_uploaded(&st.artifacts, &root, req.stream, offset, max).await
 }

@@ -159,6 +159,7 @@ fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> any
         }
         if chunk["finished"].as_bool().unwrap_or(false) {
             cursor.done = true;
+            flush_partial(cursor)?;
             return Ok(printed);
         }
         if chunk["complete"].as_bool().unwrap_or(false) && cursor.attempt < attempts {
