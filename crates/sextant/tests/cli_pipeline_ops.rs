@@ -134,7 +134,12 @@ steps:
   prepare:
     run: echo ran >> ${params.dir}/prepare.count
   train:
-    run: test -f ${params.dir}/marker
+    # Fails without the marker, after leaving a file in its output that a
+    # later attempt must not find.
+    run: >-
+      test ! -e ${outputs.model}/partial && touch ${outputs.model}/partial
+      && test -f ${params.dir}/marker
+    outputs: [model]
     needs: [prepare]
   report:
     run: echo ran >> ${params.dir}/report.count
@@ -204,7 +209,8 @@ fn retry_reruns_only_what_failed_and_list_shows_runs_and_pipelines() {
     );
 
     // The marker makes `train` pass: the retried run finishes under the
-    // same id, and `prepare`, which had succeeded, does not run again.
+    // same id, `train` starts from an empty output, and `prepare`, which had
+    // succeeded, does not run again.
     std::fs::write(dir.path().join("marker"), "").unwrap();
     let out = server.sextant(&["pipelines", "retry", &id, "--wait"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), server.log());
@@ -365,9 +371,9 @@ fn logs_follow_a_live_step_and_read_finished_ones() {
     assert!(all.status.success(), "{}", stderr(&all));
     assert_eq!(
         stdout(&all),
-        "talk | first\ntalk | second\ntalk | no newline\nafter | after-line\n"
+        "talk  | first\ntalk  | second\ntalk  | no newline\nafter | after-line\n"
     );
-    assert_eq!(stderr(&all), "talk | warn-1\n");
+    assert_eq!(stderr(&all), "talk  | warn-1\n");
 
     // Without the local files, the copies uploaded to the step's tracking
     // run answer the same.

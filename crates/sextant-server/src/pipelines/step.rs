@@ -253,6 +253,17 @@ impl Orchestrator {
         step_run: &(String, String),
     ) -> Result<StepResult, StepFailure> {
         let out = ctx.output_root(&step.name.value);
+        // Each attempt starts empty: what an earlier, failed attempt left
+        // (half a model, a metrics.json) must not pass for this one's work.
+        match std::fs::remove_dir_all(&out) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepFailure::retryable(format!(
+                    "cannot clear {}: {e}",
+                    out.display()
+                )));
+            }
+            _ => {}
+        }
         for o in &step.outputs {
             std::fs::create_dir_all(out.join(&o.value)).map_err(|e| {
                 StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
