@@ -4,7 +4,7 @@
 //!
 //! The step's stdout goes to stdout and its stderr to stderr. With one step
 //! the bytes are copied as they are; with every step each line is prefixed
-//! with its step's name. A step retried by its policy shows each attempt in
+//! with its step's name (`train | …`). A step retried by its policy shows each attempt in
 //! turn, with a marker line on stderr before the second and later ones.
 
 use std::io::Write;
@@ -70,6 +70,8 @@ impl Stream {
 /// How far one stream of one step has been printed.
 struct Cursor {
     step: String,
+    /// What each line is prefixed with when every step is shown.
+    label: String,
     stream: Stream,
     /// The attempt being printed; 0 until the step has started.
     attempt: i64,
@@ -99,12 +101,15 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
                 .collect()
         }
     };
+    // Names padded to the longest, so the lines of every step line up.
+    let width = steps.iter().map(|s| s.chars().count()).max().unwrap_or(0);
     let prefixed = args.step.is_none();
     let mut cursors: Vec<Cursor> = steps
         .iter()
         .flat_map(|step| {
             [Stream::Stdout, Stream::Stderr].map(|stream| Cursor {
                 step: step.clone(),
+                label: format!("{step:<width$} | "),
                 stream,
                 attempt: 0,
                 offset: 0,
@@ -202,7 +207,7 @@ fn emit(cursor: &mut Cursor, data: &str, prefixed: bool) -> anyhow::Result<()> {
     let whole: String = cursor.partial.drain(..=end).collect();
     let mut text = String::new();
     for line in whole.lines() {
-        text.push_str(&format!("{} | {line}\n", cursor.step));
+        text.push_str(&format!("{}{line}\n", cursor.label));
     }
     cursor.stream.write(text.as_bytes())
 }
@@ -215,5 +220,5 @@ fn flush_partial(cursor: &mut Cursor) -> anyhow::Result<()> {
     let line = std::mem::take(&mut cursor.partial);
     cursor
         .stream
-        .write(format!("{} | {line}\n", cursor.step).as_bytes())
+        .write(format!("{}{line}\n", cursor.label).as_bytes())
 }
