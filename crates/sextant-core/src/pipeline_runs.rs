@@ -150,6 +150,8 @@ pub struct NewPipelineRun {
     pub trigger_event: Option<i64>,
     /// The tracking run the step runs nest under, if already created.
     pub run_uuid: Option<String>,
+    /// Run every step even where a cached result could be reused.
+    pub no_cache: bool,
 }
 
 /// One execution of a pipeline.
@@ -164,6 +166,8 @@ pub struct PipelineRun {
     pub trigger_event: Option<i64>,
     /// The resolved parameters, a JSON object as text.
     pub params: String,
+    /// Started with `--no-cache`: no step reuses a cached result.
+    pub no_cache: bool,
     pub created_time: i64,
     pub updated_time: i64,
 }
@@ -300,4 +304,24 @@ mod tests {
         assert!(validate_pipeline_name("a/b").is_err());
         assert!(validate_pipeline_name("").is_err());
     }
+}
+
+/// A succeeded step execution that later runs with the same cache key may
+/// reuse instead of running the step again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub pipeline: String,
+    pub step: String,
+    /// `sha256:<hex>` over `parts`.
+    pub cache_key: String,
+    /// What the key hashes, a JSON object as text, kept to explain misses.
+    pub parts: String,
+    /// The pipeline run and task that produced the result.
+    pub pipeline_run: String,
+    pub task_id: i64,
+    /// The step's tracking run.
+    pub step_run_uuid: Option<String>,
+    /// The step's result (JSON text), as stored on its task.
+    pub result: String,
+    pub created_time: i64,
 }

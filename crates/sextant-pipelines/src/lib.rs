@@ -10,6 +10,7 @@ pub mod builtins;
 pub mod condition;
 pub mod dag;
 pub mod executor;
+pub mod outputs;
 mod parse;
 pub mod refs;
 pub mod spec;

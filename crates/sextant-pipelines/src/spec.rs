@@ -189,6 +189,41 @@ pub struct Step {
     pub tune: Option<Tune>,
 }
 
+impl Step {
+    /// Every string of the step that may hold `${…}` references: inputs, env,
+    /// and its kind's command, `with` values, message or model fields.
+    pub fn strings(&self) -> Vec<Spanned<String>> {
+        let mut out: Vec<Spanned<String>> = Vec::new();
+        out.extend(self.inputs.iter().map(|(_, v)| v.clone()));
+        out.extend(self.env.iter().map(|(_, v)| v.clone()));
+        match &self.kind {
+            StepKind::Run { command } => out.push(command.clone()),
+            StepKind::Uses { with, .. } => {
+                for (_, v) in with {
+                    collect_strings(v, &mut out);
+                }
+            }
+            StepKind::Fail { message } => out.push(message.clone()),
+            StepKind::RegisterModel { name, model, .. } => {
+                out.push(name.clone());
+                out.push(model.clone());
+            }
+            StepKind::Condition { .. } => {}
+        }
+        out
+    }
+}
+
+/// Every string inside a `with` value.
+fn collect_strings(v: &Spanned<Value>, out: &mut Vec<Spanned<String>>) {
+    match &v.value {
+        Value::String(s) => out.push(Spanned::new(s.clone(), v.pos)),
+        Value::List(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Map(entries) => entries.iter().for_each(|(_, i)| collect_strings(i, out)),
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+    }
+}
+
 /// The kind of a step: exactly one of `run`, `uses`, `condition`, `fail`,
 /// `register_model`.
 #[derive(Clone, Debug, PartialEq)]

@@ -207,30 +207,17 @@ impl Checker<'_> {
                 self.edges.push((j, i, Why::Needs));
             }
         }
-        let mut strings: Vec<Spanned<String>> = Vec::new();
-        strings.extend(step.inputs.iter().map(|(_, v)| v.clone()));
-        strings.extend(step.env.iter().map(|(_, v)| v.clone()));
         match &step.kind {
-            StepKind::Run { command } => strings.push(command.clone()),
-            StepKind::Uses { builtin, with } => {
-                self.builtin_with(step, builtin, with);
-                for (_, v) in with {
-                    collect_strings(v, &mut strings);
-                }
-            }
-            StepKind::Fail { message } => strings.push(message.clone()),
-            StepKind::RegisterModel { name, model, .. } => {
-                strings.push(name.clone());
-                strings.push(model.clone());
-            }
+            StepKind::Uses { builtin, with } => self.builtin_with(step, builtin, with),
             StepKind::Condition {
                 source,
                 expr,
                 then,
                 otherwise,
             } => self.condition(i, step, source, expr, [("then", then), ("else", otherwise)]),
+            StepKind::Run { .. } | StepKind::Fail { .. } | StepKind::RegisterModel { .. } => {}
         }
-        for s in &strings {
+        for s in &step.strings() {
             self.references(i, step, s);
         }
     }
@@ -454,16 +441,6 @@ impl Checker<'_> {
         }
         let pos = steps[cycle[0]].name.pos;
         self.error(pos, format!("dependency cycle: {}", parts.join(", ")));
-    }
-}
-
-/// Every string inside a `with` value.
-fn collect_strings(v: &Spanned<Value>, out: &mut Vec<Spanned<String>>) {
-    match &v.value {
-        Value::String(s) => out.push(Spanned::new(s.clone(), v.pos)),
-        Value::List(items) => items.iter().for_each(|i| collect_strings(i, out)),
-        Value::Map(entries) => entries.iter().for_each(|(_, i)| collect_strings(i, out)),
-        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
     }
 }
 

@@ -32,6 +32,7 @@ fn fill(s: &dyn MetaStore, n: usize) -> Result<(String, f64), Box<dyn std::error
         trigger_kind: TriggerKind::Manual,
         trigger_event: None,
         run_uuid: None,
+        no_cache: false,
     })?;
     let t = Instant::now();
     for i in 0..n {

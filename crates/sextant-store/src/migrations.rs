@@ -9,7 +9,29 @@ use crate::StoreError;
 use crate::backend::{Conn, Dialect};
 
 /// Every migration in order; the index + 1 is its version.
-const MIGRATIONS: &[&str] = &[V1_TRACKING];
+const MIGRATIONS: &[&str] = &[V1_TRACKING, V2_STEP_CACHE];
+
+/// Version 2: the step cache. A row is a succeeded step execution that a
+/// later run whose step has the same cache key may reuse; `parts` is what the
+/// key hashes, kept so a miss can be explained. `no_cache` marks runs started
+/// with `--no-cache`.
+const V2_STEP_CACHE: &str = r#"
+CREATE TABLE step_cache (
+    id {pk},
+    pipeline TEXT NOT NULL,
+    step TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    pipeline_run TEXT NOT NULL REFERENCES pipeline_runs (id),
+    task_id BIGINT NOT NULL,
+    step_run_uuid TEXT,
+    result TEXT NOT NULL,
+    created_time BIGINT NOT NULL
+);
+CREATE INDEX step_cache_by_key ON step_cache (pipeline, step, cache_key, created_time DESC);
+CREATE INDEX step_cache_by_step ON step_cache (pipeline, step, created_time DESC);
+ALTER TABLE pipeline_runs ADD COLUMN no_cache SMALLINT NOT NULL DEFAULT 0
+"#;
 
 /// Version 1: tracking, the model registry and the events feed, plus the
 /// tables later parts of Sextant fill (pipelines, endpoints, monitors).

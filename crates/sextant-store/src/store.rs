@@ -7,7 +7,8 @@ use sextant_core::entities::{
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
 use sextant_core::pipeline_runs::{
-    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
+    Task,
 };
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -436,6 +437,18 @@ pub trait MetaStore: Send + Sync {
         id: &str,
         steps: &[(String, String)],
     ) -> Result<(PipelineRun, Vec<Task>), StoreError>;
+    /// Records a succeeded step execution in the step cache.
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
+    /// A step's cache entries created at or after `since` (ms), newest
+    /// first, at most `max_results`; only those with `key` when given.
+    fn cache_entries(
+        &self,
+        pipeline: &str,
+        step: &str,
+        key: Option<&str>,
+        since: i64,
+        max_results: u64,
+    ) -> Result<Vec<CacheEntry>, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

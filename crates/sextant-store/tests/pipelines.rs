@@ -63,6 +63,7 @@ fn run_of(s: &dyn MetaStore, pipeline: &str) -> PipelineRun {
         trigger_kind: TriggerKind::Manual,
         trigger_event: None,
         run_uuid: None,
+        no_cache: false,
     })
     .unwrap()
 }
@@ -103,6 +104,7 @@ fn pipelines_and_runs(f: &Fixture) {
         trigger_kind: TriggerKind::Event,
         trigger_event: Some(start),
         run_uuid: Some("abc".into()),
+        no_cache: false,
     };
     let run = s.create_pipeline_run(&new).unwrap();
     assert_eq!(run.status, PipelineRunStatus::Pending);

@@ -119,6 +119,9 @@ pub async fn show(
 struct RunRequest {
     #[serde(default)]
     params: Map<String, Value>,
+    /// Run every step, reusing no cached result.
+    #[serde(default)]
+    no_cache: bool,
 }
 
 #[derive(Serialize)]
@@ -129,6 +132,7 @@ pub struct RunBody {
     tracking_run_id: Option<String>,
     trigger: &'static str,
     params: Value,
+    no_cache: bool,
     created_time: i64,
     created_time_rfc3339: String,
     updated_time: i64,
@@ -140,6 +144,7 @@ fn run(r: PipelineRun) -> RunBody {
         status: r.status.as_str(),
         trigger: r.trigger_kind.as_str(),
         params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
+        no_cache: r.no_cache,
         created_time_rfc3339: rfc3339(r.created_time),
         updated_time_rfc3339: rfc3339(r.updated_time),
         id: r.id,
@@ -158,11 +163,14 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<RunBody>), ApiError> {
     let name = path(p)?;
     let req: RunRequest = if bytes.is_empty() {
-        RunRequest { params: Map::new() }
+        RunRequest {
+            params: Map::new(),
+            no_cache: false,
+        }
     } else {
         body(&bytes)?
     };
-    let r = pipelines::start_run(&st, name, req.params).await?;
+    let r = pipelines::start_run(&st, name, req.params, req.no_cache).await?;
     Ok((StatusCode::CREATED, Json(run(r))))
 }
 

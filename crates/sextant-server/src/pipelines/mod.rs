@@ -10,6 +10,7 @@
 
 mod cache;
 mod logs;
+mod outputs;
 mod plan;
 mod service;
 mod step;
@@ -28,7 +29,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::state::AppState;
 
 pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
-pub use plan::{StepResult, StepState};
+pub use plan::{OutputRecord, StepResult, StepState};
 pub use service::{
     LogChunk, LogRequest, RunDetail, StepDetail, apply, cancel_run, retry_run, run_detail,
     start_run, step_logs,

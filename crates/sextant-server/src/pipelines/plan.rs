@@ -21,6 +21,20 @@ pub struct StepResult {
     /// For a `register_model` step, the version it registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<i64>,
+    /// Each declared output as stored by digest, by output name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, OutputRecord>,
+}
+
+/// One published output of a succeeded step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// `sha256:<hex>` of its manifest (`sextant_pipelines::outputs`).
+    pub digest: String,
+    /// How many files it holds.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
 }
 
 /// The state of one step in a run.

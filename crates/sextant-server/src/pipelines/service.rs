@@ -112,12 +112,25 @@ pub(super) fn spec_json(v: &Value) -> Json {
 /// Starts a run of the stored pipeline `name`: checks the parameters,
 /// creates the parent tracking run (in the experiment named after the
 /// pipeline) and a `PENDING` pipeline run the orchestrator picks up.
+/// With `no_cache`, no step of the run reuses a cached result.
 pub async fn start_run(
     st: &AppState,
     name: String,
     params: Map<String, Json>,
+    no_cache: bool,
 ) -> Result<PipelineRun, ApiError> {
-    start_triggered_run(st, name, params, TriggerKind::Manual, None).await
+    let trigger = StartedBy {
+        kind: TriggerKind::Manual,
+        event: None,
+    };
+    start_triggered_run(st, name, params, trigger, no_cache).await
+}
+
+/// What started a run.
+pub(super) struct StartedBy {
+    pub kind: TriggerKind,
+    /// The event, for event triggers.
+    pub event: Option<i64>,
 }
 
 /// [`start_run`] recording what triggered the run (and which event, if any).
@@ -125,8 +138,8 @@ pub(super) async fn start_triggered_run(
     st: &AppState,
     name: String,
     params: Map<String, Json>,
-    trigger_kind: TriggerKind,
-    trigger_event: Option<i64>,
+    trigger: StartedBy,
+    no_cache: bool,
 ) -> Result<PipelineRun, ApiError> {
     let n = name.clone();
     // Parsed on the blocking pool, once per stored version.
@@ -153,9 +166,10 @@ pub(super) async fn start_triggered_run(
             let run = s.create_pipeline_run(&NewPipelineRun {
                 pipeline: name.clone(),
                 params: Json::Object(params).to_string(),
-                trigger_kind,
-                trigger_event,
+                trigger_kind: trigger.kind,
+                trigger_event: trigger.event,
                 run_uuid: Some(parent.info.run_id.clone()),
+                no_cache,
             })?;
             s.log_batch(
                 &parent.info.run_id,

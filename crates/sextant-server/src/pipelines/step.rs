@@ -19,6 +19,7 @@ use sextant_pipelines::refs::{self, Ref};
 use sextant_pipelines::spec::{self, Branch, Step, StepKind, Value};
 use sextant_store::StoreError;
 
+use super::outputs;
 use super::plan::{self, StepResult};
 use super::service::USER;
 use super::{LEASE, Orchestrator, OrchestratorError, now_ms};
@@ -56,6 +57,8 @@ struct Context {
     run_id: String,
     params: Map<String, Json>,
     metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The digest of each published output of each succeeded step.
+    outputs: BTreeMap<String, BTreeMap<String, String>>,
     run_dir: PathBuf,
     step: String,
 }
@@ -231,15 +234,21 @@ impl Orchestrator {
     async fn context(&self, run: &PipelineRun, step: &str) -> Result<Context, OrchestratorError> {
         let id = run.id.clone();
         let tasks = self.db(move |s| s.tasks_of_run(&id)).await?;
-        let metrics = plan::latest_tasks(&tasks)
-            .into_iter()
-            .filter(|(_, t)| t.status == TaskStatus::Succeeded)
-            .map(|(name, t)| (name.to_string(), plan::task_result(t).metrics))
-            .collect();
+        let (mut metrics, mut outputs) = (BTreeMap::new(), BTreeMap::new());
+        for (name, t) in plan::latest_tasks(&tasks) {
+            if t.status != TaskStatus::Succeeded {
+                continue;
+            }
+            let r = plan::task_result(t);
+            let digests = r.outputs.into_iter().map(|(o, rec)| (o, rec.digest));
+            outputs.insert(name.to_string(), digests.collect());
+            metrics.insert(name.to_string(), r.metrics);
+        }
         Ok(Context {
             run_id: run.id.clone(),
             params: serde_json::from_str(&run.params).unwrap_or_default(),
             metrics,
+            outputs,
             run_dir: self.settings.data_dir.join("pipeline-runs").join(&run.id),
             step: step.to_string(),
         })
@@ -254,25 +263,92 @@ impl Orchestrator {
     ) -> Result<StepResult, StepFailure> {
         let out = ctx.output_root(&step.name.value);
         // Each attempt starts empty: what an earlier, failed attempt left
-        // (half a model, a metrics.json) must not pass for this one's work.
-        match std::fs::remove_dir_all(&out) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(StepFailure::retryable(format!(
-                    "cannot clear {}: {e}",
-                    out.display()
-                )));
+        // (half a model, a metrics.json) must not pass for this one's work,
+        // nor may the markers that named those files.
+        let stale = step
+            .outputs
+            .iter()
+            .map(|o| outputs::marker(&ctx.run_dir, &step.name.value, &o.value));
+        for path in std::iter::once(out.clone()).chain(stale) {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StepFailure::retryable(format!(
+                        "cannot clear {}: {e}",
+                        path.display()
+                    )));
+                }
+                _ => {}
             }
-            _ => {}
         }
         for o in &step.outputs {
             std::fs::create_dir_all(out.join(&o.value)).map_err(|e| {
                 StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
             })?;
         }
+        self.fetch_inputs(ctx, step).await?;
+        let mut result = self.run_kind(claimed, ctx, step, step_run, &out).await?;
+        for o in &step.outputs {
+            let dir = out.join(&o.value);
+            let manifest = outputs::publish(&self.state.artifacts, &dir)
+                .await
+                .map_err(|e| {
+                    StepFailure::retryable(format!("publishing output '{}': {e}", o.value))
+                })?;
+            outputs::mark(&ctx.run_dir, &step.name.value, &o.value, &manifest.digest)
+                .map_err(StepFailure::retryable)?;
+            result.outputs.insert(
+                o.value.clone(),
+                plan::OutputRecord {
+                    files: manifest.files.len() as u64,
+                    bytes: manifest.bytes(),
+                    digest: manifest.digest,
+                },
+            );
+        }
+        Ok(result)
+    }
+
+    /// Brings every upstream output the step refers to into this run's
+    /// directory (a no-op for outputs this host made for this run).
+    async fn fetch_inputs(&self, ctx: &Context, step: &Step) -> Result<(), StepFailure> {
+        for s in step.strings() {
+            for found in refs::scan(&s.value).into_iter().flatten() {
+                let Ref::StepOutput { step: from, output } = &found.reference else {
+                    continue;
+                };
+                let Some(digest) = ctx.outputs.get(from).and_then(|o| o.get(output)) else {
+                    continue;
+                };
+                outputs::ensure_local(&self.state.artifacts, &ctx.run_dir, from, output, digest)
+                    .await
+                    .map_err(|e| {
+                        StepFailure::retryable(format!(
+                            "cannot fetch output '{output}' of step '{from}': {e}"
+                        ))
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the step by its kind; outputs are published by the caller.
+    async fn run_kind(
+        self: &Arc<Self>,
+        claimed: &ClaimedTask,
+        ctx: &Context,
+        step: &Step,
+        step_run: &(String, String),
+        out: &Path,
+    ) -> Result<StepResult, StepFailure> {
         match &step.kind {
             StepKind::Run { command } => {
                 let command = ctx.resolve(&command.value)?;
-                self.run_command(claimed, ctx, step, step_run, command, &out)
+                self.run_command(claimed, ctx, step, step_run, command, out)
                     .await
             }
             StepKind::Uses { builtin, with } => {
@@ -286,7 +362,7 @@ impl Orchestrator {
                     args.insert(k.value.clone(), text);
                 }
                 let name = format!("builtin/{}", builtin.value.as_str());
-                let dir = out.clone();
+                let dir = out.to_path_buf();
                 let metrics = self
                     .heartbeating(claimed, None, async move {
                         tokio::task::spawn_blocking(move || run_builtin(&name, &args, &dir)).await
@@ -576,11 +652,17 @@ impl Orchestrator {
             .iter()
             .map(|(k, v)| Metric::new(k.clone(), *v, now, 0))
             .collect();
+        // Lineage: which stored output each declared output is.
+        let tags: Vec<Tag> = r
+            .outputs
+            .iter()
+            .map(|(o, rec)| Tag::new(format!("sextant.output.{o}"), rec.digest.as_str()))
+            .collect();
         let id = step_run.to_string();
         let logged = self
             .db(move |s| {
-                if !metrics.is_empty() {
-                    s.log_batch(&id, &metrics, &[], &[])?;
+                if !metrics.is_empty() || !tags.is_empty() {
+                    s.log_batch(&id, &metrics, &[], &tags)?;
                 }
                 s.get_run(&id)
             })

@@ -22,7 +22,7 @@ use sextant_pipelines::refs::{self, Ref};
 use sextant_pipelines::spec::{Pipeline, Trigger, Value};
 use sextant_store::PipelineRunSearch;
 
-use super::service::{resolve_params, spec_json, start_triggered_run};
+use super::service::{StartedBy, resolve_params, spec_json, start_triggered_run};
 use crate::state::AppState;
 
 /// How often the loop looks for new pipelines and events when nothing woke it
@@ -180,8 +180,17 @@ async fn fire_schedules(state: &AppState, known: &mut BTreeMap<String, Known>) {
             tracing::warn!(pipeline = %name, due = %due, "schedule came due too late: skipped, no catch-up");
         }
         if fire {
-            match start_triggered_run(state, name.clone(), Map::new(), TriggerKind::Schedule, None)
-                .await
+            match start_triggered_run(
+                state,
+                name.clone(),
+                Map::new(),
+                StartedBy {
+                    kind: TriggerKind::Schedule,
+                    event: None,
+                },
+                false,
+            )
+            .await
             {
                 Ok(run) => {
                     tracing::info!(pipeline = %name, run = %run.id, due = %due, "scheduled pipeline run started")
@@ -235,8 +244,11 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
                         state,
                         name.clone(),
                         params,
-                        TriggerKind::Event,
-                        Some(event.id),
+                        StartedBy {
+                            kind: TriggerKind::Event,
+                            event: Some(event.id),
+                        },
+                        false,
                     )
                     .await
                     {

@@ -23,7 +23,8 @@ use sextant_core::entities::{
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
 use sextant_core::pipeline_runs::{
-    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
+    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
+    Task,
 };
 use sextant_core::registry::{
     Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -565,5 +566,19 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         steps: &[(String, String)],
     ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
         self.db.write(|c| pipelines::resume_run(c, id, steps))
+    }
+    fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
+        self.db.write(|c| pipelines::put_cache_entry(c, entry))
+    }
+    fn cache_entries(
+        &self,
+        pipeline: &str,
+        step: &str,
+        key: Option<&str>,
+        since: i64,
+        max_results: u64,
+    ) -> Result<Vec<CacheEntry>, StoreError> {
+        self.db
+            .read(|c| pipelines::cache_entries(c, pipeline, step, key, since, max_results))
     }
 }

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use sextant_core::Error;
 use sextant_core::entities::Page;
 use sextant_core::pipeline_runs::{
-    Applied, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus, Task,
-    TaskStatus, TriggerKind, validate_pipeline_name,
+    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
+    Task, TaskStatus, TriggerKind, validate_pipeline_name,
 };
 
 use super::experiments::page_rest;
@@ -24,7 +24,7 @@ use crate::backend::{Conn, Dialect, Row, SqlValue};
 use crate::{PipelineRunSearch, StoreError};
 
 const RUN_COLUMNS: &str = "id, pipeline, run_uuid, status, trigger_kind, trigger_event, params, \
-                           created_time, updated_time";
+                           no_cache, created_time, updated_time";
 
 const TASK_COLUMNS: &str = "id, pipeline_run, step, status, attempt, fencing, not_before, \
                             lease_owner, lease_expires, heartbeat, payload, result, error, \
@@ -123,9 +123,10 @@ fn decode_run(row: Row) -> Result<PipelineRun, StoreError> {
         kind,
         event,
         params,
+        no_cache,
         created,
         updated,
-    ]: [SqlValue; 9] = row
+    ]: [SqlValue; 10] = row
         .try_into()
         .map_err(|_| StoreError::Corrupt("short pipeline run row".into()))?;
     let status = status.text()?;
@@ -140,6 +141,7 @@ fn decode_run(row: Row) -> Result<PipelineRun, StoreError> {
             .map_err(|_| StoreError::Corrupt(format!("trigger kind {kind}")))?,
         trigger_event: event.opt_int()?,
         params: params.text()?,
+        no_cache: no_cache.int()? != 0,
         created_time: created.int()?,
         updated_time: updated.int()?,
     })
@@ -179,11 +181,12 @@ pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun,
         trigger_kind: new.trigger_kind,
         trigger_event: new.trigger_event,
         params: new.params.clone(),
+        no_cache: new.no_cache,
         created_time: now,
         updated_time: now,
     };
     c.exec(
-        &format!("INSERT INTO pipeline_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("INSERT INTO pipeline_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         &[
             run.id.as_str().into(),
             run.pipeline.as_str().into(),
@@ -192,6 +195,7 @@ pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun,
             run.trigger_kind.as_str().into(),
             run.trigger_event.into(),
             run.params.as_str().into(),
+            i64::from(run.no_cache).into(),
             now.into(),
             now.into(),
         ],
@@ -631,4 +635,87 @@ pub fn resume_run(
         .map(|(step, payload)| enqueue(c, id, step, payload, None))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((run, tasks))
+}
+
+// --- The step cache. ---
+
+const CACHE_COLUMNS: &str = "pipeline, step, cache_key, parts, pipeline_run, task_id, \
+                             step_run_uuid, result, created_time";
+
+fn decode_cache_entry(row: Row) -> Result<CacheEntry, StoreError> {
+    let [
+        pipeline,
+        step,
+        key,
+        parts,
+        run,
+        task,
+        step_run,
+        result,
+        created,
+    ]: [SqlValue; 9] = row
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("short step cache row".into()))?;
+    Ok(CacheEntry {
+        pipeline: pipeline.text()?,
+        step: step.text()?,
+        cache_key: key.text()?,
+        parts: parts.text()?,
+        pipeline_run: run.text()?,
+        task_id: task.int()?,
+        step_run_uuid: step_run.opt_text()?,
+        result: result.text()?,
+        created_time: created.int()?,
+    })
+}
+
+pub fn put_cache_entry(c: &mut dyn Conn, e: &CacheEntry) -> Result<(), StoreError> {
+    check_json("step cache parts", &e.parts)?;
+    check_json("step cache result", &e.result)?;
+    c.exec(
+        &format!("INSERT INTO step_cache ({CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &[
+            e.pipeline.as_str().into(),
+            e.step.as_str().into(),
+            e.cache_key.as_str().into(),
+            e.parts.as_str().into(),
+            e.pipeline_run.as_str().into(),
+            e.task_id.into(),
+            e.step_run_uuid.as_deref().into(),
+            e.result.as_str().into(),
+            e.created_time.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The newest entries of a step, newest first, created at or after `since`,
+/// optionally only those with `key`.
+pub fn cache_entries(
+    c: &mut dyn Conn,
+    pipeline: &str,
+    step: &str,
+    key: Option<&str>,
+    since: i64,
+    max_results: u64,
+) -> Result<Vec<CacheEntry>, StoreError> {
+    let mut args: Vec<SqlValue> = vec![pipeline.into(), step.into(), since.into()];
+    let by_key = match key {
+        Some(k) => {
+            args.push(k.into());
+            " AND cache_key = ?"
+        }
+        None => "",
+    };
+    args.push(limit(max_results));
+    c.query(
+        &format!(
+            "SELECT {CACHE_COLUMNS} FROM step_cache WHERE pipeline = ? AND step = ? \
+             AND created_time >= ?{by_key} ORDER BY created_time DESC, id DESC LIMIT ?"
+        ),
+        &args,
+    )?
+    .into_iter()
+    .map(decode_cache_entry)
+    .collect()
 }
