@@ -15,6 +15,9 @@ pub enum ErrorCode {
     EndpointNotFound,
     PermissionDenied,
     InvalidState,
+    /// The request conflicts with the resource's current state in a way the
+    /// client cannot fix by changing the request (MLflow maps it to 409).
+    ResourceConflict,
     RequestLimitExceeded,
     InternalError,
     NotImplemented,
@@ -32,6 +35,7 @@ impl ErrorCode {
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::InvalidState => "INVALID_STATE",
+            ErrorCode::ResourceConflict => "RESOURCE_CONFLICT",
             ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
@@ -49,6 +53,7 @@ impl ErrorCode {
             | ErrorCode::InvalidState => StatusCode::BAD_REQUEST,
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::ResourceConflict => StatusCode::CONFLICT,
             ErrorCode::RequestLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,

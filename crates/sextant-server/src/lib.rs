@@ -1,6 +1,9 @@
 //! Sextant's HTTP surface. This is the only crate that knows axum, status
 //! codes and wire JSON; it converts domain types to wire types by hand.
 
+// The OpenAPI document is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
 mod error;
 mod misc;
 pub mod mlflow;

@@ -1,5 +1,6 @@
 //! Shared state of every handler.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sextant_artifacts::ArtifactStore;
@@ -20,6 +21,10 @@ pub struct AppState {
     /// Woken when a pipeline run is created or cancelled or a task is queued:
     /// the orchestrator waits on it.
     pub pipelines: Arc<tokio::sync::Notify>,
+    /// The server's data directory, under which the orchestrator writes run
+    /// outputs and live step logs; `None` when there is none (in-process
+    /// tests), and then only uploaded logs can be read.
+    pub data_dir: Option<Arc<PathBuf>>,
 }
 
 impl AppState {
@@ -35,7 +40,14 @@ impl AppState {
             security: Arc::new(security),
             changes: Arc::new(tokio::sync::Notify::new()),
             pipelines: Arc::new(tokio::sync::Notify::new()),
+            data_dir: None,
         }
+    }
+
+    /// The same state with the server's data directory (see [`AppState::data_dir`]).
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(Arc::new(dir));
+        self
     }
 
     /// Runs a store call on the blocking pool, so SQL never blocks the async runtime.

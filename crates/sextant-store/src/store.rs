@@ -428,6 +428,15 @@ pub trait MetaStore: Send + Sync {
     /// Cancels the queued and running tasks of a run; returns how many.
     /// Their holders learn it from their next heartbeat.
     fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError>;
+    /// Resumes a `FAILED` or `CANCELLED` run in place: moves it to `RUNNING`
+    /// (appending `pipeline_run.resumed`) and queues one task per
+    /// `(step, payload)`, in one transaction. Any other status, or a task of
+    /// the run still open, is `InvalidState`; an empty `steps` is invalid.
+    fn resume_pipeline_run(
+        &self,
+        id: &str,
+        steps: &[(String, String)],
+    ) -> Result<(PipelineRun, Vec<Task>), StoreError>;
     /// Records a succeeded step execution in the step cache.
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
     /// A step's cache entries created at or after `since` (ms), newest

@@ -33,6 +33,7 @@ conformance!(
     expired_lease_is_reclaimed_under_a_new_token,
     failures_retry_at_their_time_or_end_the_task,
     cancelling_a_run_cancels_its_tasks,
+    a_failed_run_resumes_in_place_with_fresh_tasks,
     concurrent_claimers_take_each_task_once,
 );
 
@@ -358,6 +359,91 @@ fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
         "{}",
         e[0].payload
     );
+}
+
+fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = run_of(s, "p");
+    let step = |name: &str| (name.to_string(), format!(r#"{{"step": "{name}"}}"#));
+    // Only an ended, unsuccessful run can be resumed.
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .unwrap();
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
+    let a = s.enqueue_task(&run.id, "a", "{}", None).unwrap();
+    let b = s.enqueue_task(&run.id, "b", "{}", None).unwrap();
+    let ca = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
+    s.complete_task(a.id, ca.fencing, "{}").unwrap();
+    let cb = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
+    s.fail_task(b.id, cb.fencing, "exit status 1", None)
+        .unwrap();
+    let start = s.last_event_id().unwrap();
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+        .unwrap();
+    invalid_parameter(s.resume_pipeline_run(&run.id, &[]));
+    assert!(matches!(
+        s.resume_pipeline_run("nope", &[step("b")]),
+        Err(StoreError::Domain(Error::NotFound(_)))
+    ));
+
+    let (resumed, queued) = s
+        .resume_pipeline_run(&run.id, &[step("b"), step("c")])
+        .unwrap();
+    assert_eq!(resumed.status, PipelineRunStatus::Running);
+    assert_eq!(resumed.id, run.id);
+    let steps: Vec<(&str, TaskStatus, i64)> = queued
+        .iter()
+        .map(|t| (t.step.as_str(), t.status, t.attempt))
+        .collect();
+    assert_eq!(
+        steps,
+        [("b", TaskStatus::Queued, 0), ("c", TaskStatus::Queued, 0)]
+    );
+    assert_eq!(queued[0].payload, r#"{"step": "b"}"#);
+    // The earlier outcomes stay as they were recorded.
+    let all = s.tasks_of_run(&run.id).unwrap();
+    let statuses: Vec<(&str, TaskStatus)> =
+        all.iter().map(|t| (t.step.as_str(), t.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("a", TaskStatus::Succeeded),
+            ("b", TaskStatus::Failed),
+            ("b", TaskStatus::Queued),
+            ("c", TaskStatus::Queued)
+        ]
+    );
+    assert_eq!(
+        kinds_after(s, start),
+        ["pipeline_run.failed", "pipeline_run.resumed"]
+    );
+    // Resuming is refused while the run is live, and the new tasks are
+    // claimable like any other.
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
+    let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
+    assert_eq!(next.task.id, queued[0].id);
+
+    // A run whose ending has not yet cancelled its open tasks is refused,
+    // and nothing is queued.
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+        .unwrap();
+    let before = s.tasks_of_run(&run.id).unwrap().len();
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("d")]));
+    assert_eq!(s.tasks_of_run(&run.id).unwrap().len(), before);
+    assert_eq!(
+        s.get_pipeline_run(&run.id).unwrap().status,
+        PipelineRunStatus::Failed
+    );
+    // A cancelled run resumes too; a succeeded one never does.
+    s.cancel_run_tasks(&run.id).unwrap();
+    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Cancelled)
+        .unwrap();
+    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
+    s.cancel_run_tasks(&run.id).unwrap();
+    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Succeeded)
+        .unwrap();
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
 }
 
 const TASKS: usize = 200;

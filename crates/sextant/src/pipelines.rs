@@ -1,6 +1,9 @@
-//! `sextant pipelines validate|apply|run|show|explain-cache`: check a pipeline file
-//! locally (each problem as `file:line:col: message`), store it on a server,
-//! start a run and follow it.
+//! `sextant pipelines validate|apply|run|list|show|logs|cancel|retry|explain-cache`:
+//! check a pipeline file locally (each problem as `file:line:col: message`),
+//! store it on a server, start, list, follow, cancel and resume runs, and
+//! explain the step cache.
+
+mod logs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +27,16 @@ pub enum PipelinesCommand {
     Apply(ApplyArgs),
     /// Start a run of a pipeline file (applied first) or a stored pipeline.
     Run(RunArgs),
+    /// List pipeline runs, newest first (or, with --pipelines, the stored pipelines).
+    List(ListArgs),
     /// Show a pipeline run and each of its steps.
     Show(ShowArgs),
+    /// Print the captured stdout and stderr of a run's steps.
+    Logs(logs::LogsArgs),
+    /// Cancel a run: queued steps never start, running ones are killed.
+    Cancel(ShowArgs),
+    /// Resume a failed or cancelled run in place: failed steps run again.
+    Retry(RetryArgs),
     /// Explain why a step of a run was or was not reused from the cache.
     ExplainCache(ExplainCacheArgs),
 }
@@ -36,6 +47,35 @@ pub struct ExplainCacheArgs {
     run: String,
     /// The step.
     step: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only runs of this pipeline.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Only runs in this status: pending, running, succeeded, failed or cancelled.
+    #[arg(long)]
+    status: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// List the stored pipelines instead of runs.
+    #[arg(long, conflicts_with_all = ["pipeline", "status"])]
+    pipelines: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct RetryArgs {
+    /// The pipeline run id.
+    run: String,
+    /// Wait for the run to end, showing step progress on stderr; fail unless it succeeds.
+    #[arg(long)]
+    wait: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -117,6 +157,20 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
                 explain(&e)
             }
         }
+        PipelinesCommand::List(args) if args.pipelines => list_pipelines(args),
+        PipelinesCommand::List(args) => list_runs(args),
+        PipelinesCommand::Logs(args) => logs::run(args),
+        PipelinesCommand::Cancel(args) => {
+            let client = Client::new(&args.client.server)?;
+            let url = client.url(&["api", "v1", "pipeline-runs", &args.run, "cancel"], &[]);
+            let run = client.send(Method::POST, url, json!({}))?;
+            if args.client.json {
+                out_json(&run)
+            } else {
+                out(&format!("{}: {}", text(&run["id"]), text(&run["status"])))
+            }
+        }
+        PipelinesCommand::Retry(args) => retry(args),
         PipelinesCommand::Show(args) => {
             let client = Client::new(&args.client.server)?;
             let run = client.get(
@@ -184,7 +238,33 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
         };
     }
     eprintln!("started run {id} of pipeline '{name}'");
-    let url = client.url(&["api", "v1", "pipeline-runs", &id], &[]);
+    wait_for(&client, &id, args.client.json)
+}
+
+/// `pipelines retry`.
+fn retry(args: RetryArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.client.server)?;
+    let url = client.url(&["api", "v1", "pipeline-runs", &args.run, "retry"], &[]);
+    let run = client.send(Method::POST, url, json!({}))?;
+    if !args.wait {
+        return if args.client.json {
+            out_json(&run)
+        } else {
+            out(&format!("{}: {}", text(&run["id"]), text(&run["status"])))
+        };
+    }
+    eprintln!(
+        "resumed run {} of pipeline '{}'",
+        args.run,
+        text(&run["pipeline"])
+    );
+    wait_for(&client, &args.run, args.client.json)
+}
+
+/// Follows run `id` until it ends, printing each step's changes on stderr,
+/// then prints the run (its id, or JSON); fails unless it succeeded.
+fn wait_for(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
+    let url = client.url(&["api", "v1", "pipeline-runs", id], &[]);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let run = loop {
         let run = client.get(url.clone(), Duration::ZERO)?;
@@ -212,10 +292,10 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let status = text(&run["status"]);
-    if args.client.json {
+    if json {
         out_json(&run)?;
     } else {
-        out(&id)?;
+        out(id)?;
     }
     if status != "SUCCEEDED" {
         bail!("pipeline run {id} {}", status.to_lowercase());
@@ -258,6 +338,104 @@ fn explain(e: &Value) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `pipelines list`: runs, newest first.
+fn list_runs(args: ListArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.client.server)?;
+    let mut filter = Vec::new();
+    filter.extend(args.pipeline.map(|p| ("pipeline", p)));
+    filter.extend(args.status.map(|s| ("status", s)));
+    let runs = paged(&client, "pipeline-runs", "runs", &filter, args.limit)?;
+    if args.client.json {
+        return out_json(&Value::Array(runs));
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let ended = matches!(
+                r["status"].as_str(),
+                Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+            );
+            vec![
+                text(&r["id"]),
+                text(&r["pipeline"]),
+                text(&r["status"]),
+                text(&r["trigger"]),
+                text(&r["created_time_rfc3339"]),
+                if ended {
+                    text(&r["updated_time_rfc3339"])
+                } else {
+                    "-".into()
+                },
+            ]
+        })
+        .collect();
+    out_table(
+        &["RUN", "PIPELINE", "STATUS", "TRIGGER", "STARTED", "ENDED"],
+        &rows,
+    )
+}
+
+/// `pipelines list --pipelines`: the stored pipelines by name.
+fn list_pipelines(args: ListArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.client.server)?;
+    let pipelines = paged(&client, "pipelines", "pipelines", &[], args.limit)?;
+    if args.client.json {
+        return out_json(&Value::Array(pipelines));
+    }
+    let rows: Vec<Vec<String>> = pipelines
+        .iter()
+        .map(|p| {
+            let name = text(&p["name"]);
+            // The server validated the file when it was applied.
+            let spec = sextant_pipelines::load(&name, p["spec"].as_str().unwrap_or_default()).ok();
+            let (steps, schedule, triggers) = match &spec {
+                Some(v) => (
+                    v.pipeline.steps.len().to_string(),
+                    v.pipeline
+                        .schedule
+                        .as_ref()
+                        .map_or("-".into(), |s| s.value.clone()),
+                    v.pipeline.on.len().to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            vec![
+                name,
+                steps,
+                schedule,
+                triggers,
+                text(&p["updated_time_rfc3339"]),
+            ]
+        })
+        .collect();
+    out_table(&["NAME", "STEPS", "SCHEDULE", "TRIGGERS", "UPDATED"], &rows)
+}
+
+/// Up to `limit` items of an offset-paged native listing under `/api/v1/<path>`.
+fn paged(
+    client: &Client,
+    path: &str,
+    field: &str,
+    filter: &[(&str, String)],
+    limit: u64,
+) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let want = limit.saturating_sub(items.len() as u64).min(1000);
+        if want == 0 {
+            break;
+        }
+        let mut query = filter.to_vec();
+        query.push(("max_results", want.to_string()));
+        query.push(("offset", at.to_string()));
+        let page = client.get(client.url(&["api", "v1", path], &query), Duration::ZERO)?;
+        items.extend(page[field].as_array().cloned().unwrap_or_default());
+        offset = page["next_offset"].as_u64();
+    }
+    Ok(items)
 }
 
 /// Prints a run and its steps as a table.

@@ -120,7 +120,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         SecurityConfig::default()
     };
-    let state = AppState::new(Arc::from(store), Arc::new(artifacts), security);
+    let data_dir = std::fs::canonicalize(&args.store.data_dir)?;
+    let state = AppState::new(Arc::from(store), Arc::new(artifacts), security)
+        .with_data_dir(data_dir.clone());
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,10 +143,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         // leases expire and a restarted server runs them again.
         let orchestrator = sextant_server::pipelines::spawn(
             state.clone(),
-            pipeline_settings(
-                &std::fs::canonicalize(&args.store.data_dir)?,
-                listener.local_addr()?,
-            ),
+            pipeline_settings(&data_dir, listener.local_addr()?),
         );
         let app = sextant_server::router(state).layer(axum::Extension(webhooks));
         axum::serve(listener, app)

@@ -4,67 +4,13 @@
 
 mod common;
 
-use common::{BIN, free_port, http, wait_healthy};
+use common::http;
+use common::server::Server;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let port = free_port();
-        let log = dir.join("server.log");
-        let child = Command::new(BIN)
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
-            .arg(dir.join("data"))
-            .env_remove("SEXTANT_LOG")
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server { child, port, log };
-        wait_healthy(port);
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, "GET", path, "").unwrap();
-        assert_eq!(status, 200, "{path}: {body}\nserver log:\n{}", self.log());
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sextant(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .args(["--server", &self.url()])
-            .env("SEXTANT_LOG", "warn")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A CSV where y = 2·x1 − 3·x2 + 1 plus a little deterministic noise.
 fn write_csv(path: &Path) {
@@ -124,22 +70,6 @@ steps:
     retry: {attempts: 2, backoff: 10ms}
 "#;
 
-/// Waits until the run ended, with a deadline.
-fn terminal_run(server: &Server, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let run = server.get(&format!("/api/v1/pipeline-runs/{id}"));
-        if matches!(
-            run["status"].as_str(),
-            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
-        ) {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "run {id} did not end: {run}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn a_training_pipeline_runs_to_a_registered_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,7 +95,7 @@ fn a_training_pipeline_runs_to_a_registered_model() {
     assert!(stderr.contains("register: succeeded"), "{stderr}");
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
-    let run = terminal_run(&server, &id);
+    let run = server.terminal_run(&id);
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
     let steps = run["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 7);
@@ -249,7 +179,7 @@ fn a_failing_step_is_retried_then_fails_the_run() {
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.contains("failed"), "{stderr}");
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let run = terminal_run(&server, &id);
+    let run = server.terminal_run(&id);
     assert_eq!(run["status"], "FAILED", "{run}");
     let step = &run["steps"][0];
     assert_eq!(step["status"], "failed", "{step}");
@@ -301,7 +231,7 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
-    let run = terminal_run(&server, &id);
+    let run = server.terminal_run(&id);
     assert_eq!(run["status"], "CANCELLED", "{run}");
     // The killed step's tracking run ends long before `sleep 60` would.
     let deadline = Instant::now() + Duration::from_secs(30);

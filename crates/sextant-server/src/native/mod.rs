@@ -96,6 +96,11 @@ pub(crate) const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/api/v1/pipeline-runs",
+        handler: |m| on(m, pipelines::list_runs),
+    },
+    Route {
+        method: Method::GET,
         path: "/api/v1/pipeline-runs/{id}",
         handler: |m| on(m, pipelines::show_run),
     },
@@ -108,6 +113,16 @@ pub(crate) const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/api/v1/pipeline-runs/{id}/steps/{step}/cache",
         handler: |m| on(m, pipelines::explain_cache),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/pipeline-runs/{id}/retry",
+        handler: |m| on(m, pipelines::retry),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/pipeline-runs/{id}/logs",
+        handler: |m| on(m, pipelines::logs),
     },
 ];
 

@@ -187,6 +187,19 @@ pub fn spec() -> Value {
                     "responses": { "201": ok("The new run", "PipelineRun"), "400": error("Unknown, missing or mistyped parameter"), "404": error("No such pipeline") }
                 }
             },
+            "/api/v1/pipeline-runs": {
+                "get": {
+                    "operationId": "listPipelineRuns",
+                    "summary": "Pipeline runs, newest first",
+                    "parameters": [
+                        query_param("pipeline", "Only runs of this pipeline", json!({"type": "string"})),
+                        query_param("status", "Only runs in this status (any case)", json!({"enum": ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]})),
+                        query_param("max_results", "Page size (1 to 1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+                        query_param("offset", "`next_offset` of the previous page", json!({"type": "integer", "minimum": 0}))
+                    ],
+                    "responses": { "200": ok("A page of runs", "PipelineRunPage"), "400": error("Bad status or page size") }
+                }
+            },
             "/api/v1/pipeline-runs/{id}": {
                 "get": {
                     "operationId": "getPipelineRun",
@@ -209,6 +222,33 @@ pub fn spec() -> Value {
                     "summary": "Why a step was or was not reused from the cache: its key, the reason, and which parts of the key changed since the execution before",
                     "parameters": [run_id, step],
                     "responses": { "200": ok("The explanation", "CacheExplanation"), "404": error("No such run or step") }
+                }
+            },
+            "/api/v1/pipeline-runs/{id}/retry": {
+                "post": {
+                    "operationId": "retryPipelineRun",
+                    "summary": "Resume a FAILED or CANCELLED run in place: succeeded steps keep their results, failed and cancelled ones run again, the same run goes on",
+                    "parameters": [run_id],
+                    "responses": {
+                        "200": ok("The resumed run, RUNNING again", "PipelineRun"),
+                        "404": error("No such run"),
+                        "409": error("The run is live or succeeded, every step already succeeded, or a step is still being stopped (`RESOURCE_CONFLICT`)")
+                    }
+                }
+            },
+            "/api/v1/pipeline-runs/{id}/logs": {
+                "get": {
+                    "operationId": "getPipelineStepLog",
+                    "summary": "A step's captured stdout or stderr from an offset; poll with `next_offset` until `finished` to follow a live step",
+                    "parameters": [
+                        run_id,
+                        { "name": "step", "in": "query", "required": true, "description": "The step", "schema": { "type": "string" } },
+                        query_param("stream", "`stdout` (default) or `stderr`", json!({"enum": ["stdout", "stderr"]})),
+                        query_param("offset", "Byte offset to read from (default 0)", json!({"type": "integer", "minimum": 0})),
+                        query_param("attempt", "Attempt of the step's current task (default the latest)", json!({"type": "integer", "minimum": 1})),
+                        query_param("max_bytes", "At most this many bytes (1 to 1048576, default 1048576)", json!({"type": "integer", "minimum": 1, "maximum": 1_048_576}))
+                    ],
+                    "responses": { "200": ok("A piece of the log", "StepLog"), "400": error("Missing step, bad stream, attempt or size"), "404": error("No such run or step") }
                 }
             }
         },
@@ -283,6 +323,29 @@ pub fn spec() -> Value {
                     "created_time_rfc3339": rfc3339("Creation time"),
                     "updated_time": epoch_ms("Last change"),
                     "updated_time_rfc3339": rfc3339("Last change")
+                }
+            },
+            "PipelineRunPage": {
+                "type": "object", "required": ["runs", "next_offset"],
+                "properties": {
+                    "runs": { "type": "array", "items": schema_ref("PipelineRun") },
+                    "next_offset": nullable("integer")
+                }
+            },
+            "StepLog": {
+                "type": "object",
+                "required": ["step", "stream", "attempt", "attempts", "offset", "next_offset", "data", "complete", "finished", "status"],
+                "properties": {
+                    "step": { "type": "string" },
+                    "stream": { "enum": ["stdout", "stderr"] },
+                    "attempt": { "type": "integer", "description": "The attempt read; 0 when the step has not started" },
+                    "attempts": { "type": "integer", "description": "The latest attempt so far" },
+                    "offset": { "type": "integer", "description": "Where `data` starts" },
+                    "next_offset": { "type": "integer", "description": "Where the next read starts; a UTF-8 character cut by the size limit is left for it" },
+                    "data": { "type": "string", "description": "The bytes read, as UTF-8 (invalid bytes become U+FFFD)" },
+                    "complete": { "type": "boolean", "description": "This attempt's log will not grow" },
+                    "finished": { "type": "boolean", "description": "The step will write no more logs in this run: stop following once `data` is empty" },
+                    "status": { "enum": ["waiting", "ready", "queued", "running", "succeeded", "failed", "cancelled", "skipped"] }
                 }
             },
             "PipelineStep": {

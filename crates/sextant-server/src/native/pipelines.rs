@@ -1,5 +1,5 @@
-//! `/api/v1/pipelines…` and `/api/v1/pipeline-runs…`: store pipelines, start
-//! and cancel runs, and follow a run step by step.
+//! `/api/v1/pipelines…` and `/api/v1/pipeline-runs…`: store pipelines, start,
+//! list, cancel and retry runs, follow a run step by step and read its logs.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,11 +8,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sextant_core::pipeline_runs::{Applied, Pipeline, PipelineRun};
+use sextant_core::pipeline_runs::{Applied, Pipeline, PipelineRun, PipelineRunStatus};
+use sextant_pipelines::executor::LogStream;
+use sextant_store::PipelineRunSearch;
 
 use super::{body, path, query, rfc3339};
 use crate::error::ApiError;
-use crate::pipelines::{self, RunDetail};
+use crate::pipelines::{self, LogChunk, LogRequest, RunDetail};
 use crate::state::AppState;
 
 /// The page size of a pipeline listing unless the client asks otherwise.
@@ -77,21 +79,24 @@ pub struct PipelinePage {
     next_offset: Option<u64>,
 }
 
+/// The page size a listing asks for, checked.
+fn page_size(max_results: Option<u64>) -> Result<u64, ApiError> {
+    match max_results {
+        None => Ok(DEFAULT_PAGE),
+        Some(n @ 1..=MAX_PAGE) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "invalid max_results {n}: it must be between 1 and {MAX_PAGE}"
+        ))),
+    }
+}
+
 /// `GET /api/v1/pipelines`: stored pipelines by name.
 pub async fn list(
     State(st): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<PipelinePage>, ApiError> {
     let q = query(q)?;
-    let max = match q.max_results {
-        None => DEFAULT_PAGE,
-        Some(n @ 1..=MAX_PAGE) => n,
-        Some(n) => {
-            return Err(ApiError::invalid(format!(
-                "invalid max_results {n}: it must be between 1 and {MAX_PAGE}"
-            )));
-        }
-    };
+    let max = page_size(q.max_results)?;
     let offset = q.offset.unwrap_or(0);
     let page = st.db(move |s| s.list_pipelines(max, offset)).await?;
     Ok(Json(PipelinePage {
@@ -239,4 +244,126 @@ pub async fn explain_cache(
 ) -> Result<Json<pipelines::CacheExplanation>, ApiError> {
     let (id, step) = path(p)?;
     Ok(Json(pipelines::explain_cache(&st, id, step).await?))
+}
+
+#[derive(Deserialize)]
+pub struct RunListQuery {
+    pipeline: Option<String>,
+    status: Option<String>,
+    max_results: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct RunPage {
+    runs: Vec<RunBody>,
+    next_offset: Option<u64>,
+}
+
+/// `GET /api/v1/pipeline-runs`: runs newest first, of one pipeline or in one
+/// status if asked.
+pub async fn list_runs(
+    State(st): State<AppState>,
+    q: Result<Query<RunListQuery>, QueryRejection>,
+) -> Result<Json<RunPage>, ApiError> {
+    let q = query(q)?;
+    let search = PipelineRunSearch {
+        pipeline: q.pipeline.filter(|p| !p.is_empty()),
+        status: match q.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(PipelineRunStatus::parse(s)?),
+        },
+        max_results: page_size(q.max_results)?,
+        offset: q.offset.unwrap_or(0),
+    };
+    let page = st.db(move |s| s.list_pipeline_runs(&search)).await?;
+    Ok(Json(RunPage {
+        runs: page.items.into_iter().map(run).collect(),
+        next_offset: page.next_offset,
+    }))
+}
+
+/// `POST /api/v1/pipeline-runs/{id}/retry`: resumes a failed or cancelled run.
+pub async fn retry(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunBody>, ApiError> {
+    let id = path(p)?;
+    Ok(Json(run(pipelines::retry_run(&st, id).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    step: Option<String>,
+    stream: Option<String>,
+    offset: Option<u64>,
+    attempt: Option<i64>,
+    max_bytes: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct LogBody {
+    step: String,
+    stream: &'static str,
+    attempt: i64,
+    attempts: i64,
+    offset: u64,
+    next_offset: u64,
+    data: String,
+    complete: bool,
+    finished: bool,
+    status: &'static str,
+}
+
+fn stream_name(s: LogStream) -> &'static str {
+    match s {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    }
+}
+
+fn log_body(c: LogChunk) -> LogBody {
+    LogBody {
+        stream: stream_name(c.stream),
+        status: c.state.as_str(),
+        step: c.step,
+        attempt: c.attempt,
+        attempts: c.attempts,
+        offset: c.offset,
+        next_offset: c.next_offset,
+        data: c.text,
+        complete: c.complete,
+        finished: c.finished,
+    }
+}
+
+/// `GET /api/v1/pipeline-runs/{id}/logs?step=S`: a step's stdout or stderr
+/// from an offset; poll with `next_offset` until `finished` to follow it.
+pub async fn logs(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<LogBody>, ApiError> {
+    let id = path(p)?;
+    let q = query(q)?;
+    let step = q.step.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::invalid("missing query parameter 'step': the step whose log to read")
+    })?;
+    let stream = match q.stream.as_deref() {
+        None | Some("stdout") => LogStream::Stdout,
+        Some("stderr") => LogStream::Stderr,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "invalid stream '{other}': use stdout or stderr"
+            )));
+        }
+    };
+    let req = LogRequest {
+        step,
+        stream,
+        offset: q.offset.unwrap_or(0),
+        attempt: q.attempt,
+        max_bytes: q.max_bytes.unwrap_or(crate::pipelines::MAX_LOG_CHUNK),
+    };
+    Ok(Json(log_body(pipelines::step_logs(&st, id, req).await?)))
 }

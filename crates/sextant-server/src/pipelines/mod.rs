@@ -9,6 +9,7 @@
 //! queued twice by two completions racing.
 
 mod cache;
+mod logs;
 mod outputs;
 mod plan;
 mod service;
@@ -28,8 +29,12 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::state::AppState;
 
+pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
 pub use plan::{CacheInfo, CacheSource, OutputRecord, StepResult, StepState};
-pub use service::{RunDetail, StepDetail, apply, cancel_run, run_detail, start_run};
+pub use service::{
+    LogChunk, LogRequest, RunDetail, StepDetail, apply, cancel_run, retry_run, run_detail,
+    start_run, step_logs,
+};
 pub use step_cache::{Explanation as CacheExplanation, explain as explain_cache};
 
 /// How long a claim lasts without a heartbeat.

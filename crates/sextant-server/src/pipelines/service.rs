@@ -1,17 +1,19 @@
 //! What the native API asks of pipelines: start a run with typed parameters,
-//! cancel one, and describe one step by step.
+//! cancel or retry one, describe one step by step, and read a step's logs.
 
 use serde_json::{Map, Value as Json};
 use sextant_core::Error;
 use sextant_core::entities::{NewRun, RunStatus, Tag};
 use sextant_core::pipeline_runs::{
-    NewPipelineRun, PipelineRun, PipelineRunStatus, Task, TriggerKind,
+    NewPipelineRun, PipelineRun, PipelineRunStatus, Task, TaskStatus, TriggerKind,
 };
+use sextant_pipelines::executor::LogStream;
 use sextant_pipelines::spec::{ParamType, Pipeline, Value};
 use sextant_store::{MetaStore, StoreError};
 
+use super::logs;
 use super::plan::{self, StepState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// Who the orchestrator's tracking runs belong to.
@@ -290,4 +292,243 @@ pub async fn apply(
         )));
     }
     st.db(move |s| s.put_pipeline(&name, &text)).await
+}
+
+/// `error` as a 409 when it says the run is in the wrong state for it.
+fn conflict_on_state(error: ApiError) -> ApiError {
+    match error.code {
+        ErrorCode::InvalidState => ApiError::new(ErrorCode::ResourceConflict, error.message),
+        _ => error,
+    }
+}
+
+/// Resumes a failed or cancelled run in place (`pipelines retry`). Steps
+/// that succeeded keep their results; every failed or cancelled step, and
+/// every step that was ready but never queued, gets a fresh task, and the
+/// steps after them run as their dependencies succeed, so the same run id
+/// finishes. A run that is live or succeeded is a 409.
+pub async fn retry_run(st: &AppState, id: String) -> Result<PipelineRun, ApiError> {
+    let i = id.clone();
+    let run = st.db(move |s| s.get_pipeline_run(&i)).await?;
+    if !matches!(
+        run.status,
+        PipelineRunStatus::Failed | PipelineRunStatus::Cancelled
+    ) {
+        return Err(ApiError::new(
+            ErrorCode::ResourceConflict,
+            format!(
+                "pipeline run '{id}' is {}: only a FAILED or CANCELLED run can be retried",
+                run.status.as_str()
+            ),
+        ));
+    }
+    let (v, tasks) = spec_and_tasks(st, &run).await?;
+    let plan = plan::plan(&v, &tasks);
+    let again: Vec<(String, String)> = v
+        .pipeline
+        .steps
+        .iter()
+        .zip(&plan.states)
+        .filter(|(_, s)| {
+            matches!(
+                s,
+                StepState::Failed | StepState::Cancelled | StepState::Ready
+            )
+        })
+        // The payload the orchestrator queues a step with.
+        .map(|(step, _)| {
+            let name = step.name.value.clone();
+            let payload = serde_json::json!({ "step": name }).to_string();
+            (name, payload)
+        })
+        .collect();
+    if again.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ResourceConflict,
+            format!("every step of pipeline run '{id}' succeeded or was skipped: nothing to retry"),
+        ));
+    }
+    let parent = run.run_uuid.clone();
+    let resumed = st
+        .db(move |s| {
+            let (run, _) = s.resume_pipeline_run(&id, &again)?;
+            // The parent tracking run shows the run as live again; the
+            // pipeline run is the record, so a parent that is gone is no
+            // reason to refuse.
+            if let Some(parent) = parent
+                && let Err(e) = s.update_run(&parent, Some(RunStatus::Running), None, None)
+            {
+                tracing::warn!(run = %run.id, error = %e, "cannot reopen the run's tracking run");
+            }
+            Ok(run)
+        })
+        .await
+        .map_err(conflict_on_state)?;
+    tracing::info!(run = %resumed.id, pipeline = %resumed.pipeline, "pipeline run resumed");
+    st.pipelines.notify_one();
+    Ok(resumed)
+}
+
+/// The stored spec of a run's pipeline (validated, cached) and its tasks.
+async fn spec_and_tasks(
+    st: &AppState,
+    run: &PipelineRun,
+) -> Result<(std::sync::Arc<sextant_pipelines::Validated>, Vec<Task>), ApiError> {
+    let (id, pipeline) = (run.id.clone(), run.pipeline.clone());
+    let (v, tasks) = st
+        .db(move |s| {
+            let stored = s.get_pipeline(&pipeline)?;
+            let tasks = s.tasks_of_run(&id)?;
+            Ok((super::cache::SPECS.load(&pipeline, &stored.spec), tasks))
+        })
+        .await?;
+    let v = v.map_err(|e| {
+        ApiError::internal(format!(
+            "stored pipeline '{}' does not validate: {e}",
+            run.pipeline
+        ))
+    })?;
+    Ok((v, tasks))
+}
+
+/// What to read of a step's log.
+#[derive(Debug, Clone)]
+pub struct LogRequest {
+    pub step: String,
+    pub stream: LogStream,
+    /// The byte offset to read from.
+    pub offset: u64,
+    /// Which attempt of the step's current task; the latest when `None`.
+    pub attempt: Option<i64>,
+    /// At most this many bytes (1 to [`logs::MAX_CHUNK`]).
+    pub max_bytes: u64,
+}
+
+/// A piece of one stream of one attempt of a step's log.
+#[derive(Debug, Clone)]
+pub struct LogChunk {
+    pub step: String,
+    pub stream: LogStream,
+    /// The attempt read; 0 when the step has not started.
+    pub attempt: i64,
+    /// The latest attempt of the step so far.
+    pub attempts: i64,
+    pub offset: u64,
+    /// Where the next read starts: `offset` plus the bytes `text` covers.
+    pub next_offset: u64,
+    pub text: String,
+    /// This attempt's log will not grow any more.
+    pub complete: bool,
+    /// The step will write no more logs in this run: the attempt read is its
+    /// last and it is over.
+    pub finished: bool,
+    pub state: StepState,
+}
+
+/// Reads a step's captured stdout or stderr from an offset, for a live step
+/// (the file the orchestrator is writing) as for a finished one (that file,
+/// or the copy uploaded to the attempt's tracking run).
+pub async fn step_logs(
+    st: &AppState,
+    run_id: String,
+    req: LogRequest,
+) -> Result<LogChunk, ApiError> {
+    if !(1..=logs::MAX_CHUNK).contains(&req.max_bytes) {
+        return Err(ApiError::invalid(format!(
+            "invalid max_bytes {}: it must be between 1 and {}",
+            req.max_bytes,
+            logs::MAX_CHUNK
+        )));
+    }
+    let detail = run_detail(st, run_id).await?;
+    let Some(step) = detail.steps.iter().find(|s| s.name == req.step) else {
+        let names: Vec<&str> = detail.steps.iter().map(|s| s.name.as_str()).collect();
+        return Err(ApiError::not_found(format!(
+            "pipeline run '{}' has no step '{}' (its steps: {})",
+            detail.run.id,
+            req.step,
+            names.join(", ")
+        )));
+    };
+    let latest = step.task.as_ref().map_or(0, |t| t.attempt);
+    let attempt = match req.attempt {
+        None => latest,
+        Some(a) if (1..=latest).contains(&a) => a,
+        Some(a) => {
+            return Err(ApiError::invalid(format!(
+                "step '{}' of pipeline run '{}' has no attempt {a}: its attempts so far are 1 to {latest}",
+                req.step, detail.run.id
+            )));
+        }
+    };
+    // The task was read before the file below, so a task seen as no longer
+    // running means its process ended and the file is whole.
+    let running = step
+        .task
+        .as_ref()
+        .is_some_and(|t| t.status == TaskStatus::Running);
+    let complete = attempt < latest || !running;
+    let last = match step.state {
+        StepState::Succeeded | StepState::Failed | StepState::Cancelled | StepState::Skipped => {
+            true
+        }
+        StepState::Waiting | StepState::Ready => detail.run.status.is_terminal(),
+        StepState::Queued | StepState::Running => false,
+    };
+    let piece = match &step.task {
+        Some(task) if attempt > 0 => read_attempt(st, &detail.run, task, attempt, &req).await?,
+        _ => None,
+    }
+    .unwrap_or_default();
+    let more = !complete || !piece.at_end(req.offset);
+    let (text, used) = logs::decode(&piece.bytes, more);
+    Ok(LogChunk {
+        step: req.step,
+        stream: req.stream,
+        attempt,
+        attempts: latest,
+        offset: req.offset,
+        next_offset: req.offset + used as u64,
+        text,
+        complete,
+        finished: complete && attempt == latest && last,
+        state: step.state,
+    })
+}
+
+/// The bytes of one attempt's stream: the local file when this host ran it,
+/// else, for the task's latest attempt once it is over, the uploaded copy.
+async fn read_attempt(
+    st: &AppState,
+    run: &PipelineRun,
+    task: &Task,
+    attempt: i64,
+    req: &LogRequest,
+) -> Result<Option<logs::Piece>, ApiError> {
+    let (offset, max) = (req.offset, req.max_bytes);
+    if let Some(data_dir) = &st.data_dir {
+        let run_dir = data_dir.join("pipeline-runs").join(&run.id);
+        let path = logs::attempt_dir(&run_dir, &task.step, task.id, attempt)
+            .join(logs::file_name(req.stream));
+        let local = tokio::task::spawn_blocking(move || {
+            logs::read_local(&path, offset, max)
+                .map_err(|e| format!("reading {}: {e}", path.display()))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("log read task failed: {e}")))?
+        .map_err(ApiError::internal)?;
+        if local.is_some() {
+            return Ok(local);
+        }
+    }
+    let over = attempt == task.attempt && task.status != TaskStatus::Running;
+    let Some(step_run) = task.step_run_uuid.clone().filter(|_| over) else {
+        return Ok(None);
+    };
+    let root = st
+        .db(move |s| s.get_run(&step_run))
+        .await?
+        .info
+        .artifact_uri;
+    logs::read_uploaded(&st.artifacts, &root, req.stream, offset, max).await
 }

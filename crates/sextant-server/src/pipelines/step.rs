@@ -284,6 +284,29 @@ impl Orchestrator {
         step_run: &(String, String),
     ) -> Result<StepResult, StepFailure> {
         let out = ctx.output_root(&step.name.value);
+        // Each attempt starts empty: what an earlier, failed attempt left
+        // (half a model, a metrics.json) must not pass for this one's work,
+        // nor may the markers that named those files.
+        let stale = step
+            .outputs
+            .iter()
+            .map(|o| outputs::marker(&ctx.run_dir, &step.name.value, &o.value));
+        for path in std::iter::once(out.clone()).chain(stale) {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StepFailure::retryable(format!(
+                        "cannot clear {}: {e}",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
         for o in &step.outputs {
             std::fs::create_dir_all(out.join(&o.value)).map_err(|e| {
                 StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
@@ -465,11 +488,12 @@ impl Orchestrator {
         for (k, v) in &step.env {
             env.insert(k.value.clone(), ctx.resolve(&v.value)?);
         }
-        let logs = ctx
-            .run_dir
-            .join(".logs")
-            .join(&step.name.value)
-            .join(format!("attempt-{}", claimed.task.attempt));
+        let logs = super::logs::attempt_dir(
+            &ctx.run_dir,
+            &step.name.value,
+            claimed.task.id,
+            claimed.task.attempt,
+        );
         std::fs::create_dir_all(&logs).map_err(|e| {
             StepFailure::retryable(format!("cannot create {}: {e}", logs.display()))
         })?;

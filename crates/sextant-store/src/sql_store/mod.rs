@@ -560,6 +560,13 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         self.db
             .write(|c| pipelines::cancel_run_tasks(c, pipeline_run))
     }
+    fn resume_pipeline_run(
+        &self,
+        id: &str,
+        steps: &[(String, String)],
+    ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
+        self.db.write(|c| pipelines::resume_run(c, id, steps))
+    }
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
         self.db.write(|c| pipelines::put_cache_entry(c, entry))
     }

@@ -586,6 +586,57 @@ pub fn cancel_run_tasks(c: &mut dyn Conn, run_id: &str) -> Result<u64, StoreErro
     cancel_tasks(c, run_id)
 }
 
+/// `pipelines retry`: a failed or cancelled run goes back to `RUNNING` with
+/// a fresh task for each of `steps`, all in one transaction. Earlier tasks
+/// keep their outcome; a step's newest task decides its state, so the new
+/// tasks take over from the failed ones and succeeded steps stay done.
+pub fn resume_run(
+    c: &mut dyn Conn,
+    id: &str,
+    steps: &[(String, String)],
+) -> Result<(PipelineRun, Vec<Task>), StoreError> {
+    let lock = pg_only(c, " FOR UPDATE");
+    let run = get_run_locked(c, id, lock)?;
+    if !matches!(
+        run.status,
+        PipelineRunStatus::Failed | PipelineRunStatus::Cancelled
+    ) {
+        return Err(Error::InvalidState(format!(
+            "pipeline run '{id}' is {}: only a FAILED or CANCELLED run can be retried",
+            run.status.as_str()
+        ))
+        .into());
+    }
+    if steps.is_empty() {
+        return Err(Error::invalid(format!(
+            "retrying pipeline run '{id}' needs at least one step to run again"
+        ))
+        .into());
+    }
+    // A run that has just ended may still have a task its ending has not yet
+    // cancelled; resuming now would leave that step's outcome to chance.
+    let open = c.query(
+        "SELECT step FROM tasks WHERE pipeline_run = ? AND status IN ('queued', 'running') \
+         ORDER BY id LIMIT 1",
+        &[id.into()],
+    )?;
+    if let Some(row) = open.into_iter().next() {
+        let step = row.into_iter().next().map(SqlValue::text).transpose()?;
+        return Err(Error::InvalidState(format!(
+            "pipeline run '{id}' is {} but its task for step '{}' is still open; try again in a moment",
+            run.status.as_str(),
+            step.unwrap_or_default()
+        ))
+        .into());
+    }
+    let run = set_run_status(c, id, PipelineRunStatus::Running)?;
+    let tasks = steps
+        .iter()
+        .map(|(step, payload)| enqueue(c, id, step, payload, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((run, tasks))
+}
+
 // --- The step cache. ---
 
 const CACHE_COLUMNS: &str = "pipeline, step, cache_key, parts, pipeline_run, task_id, \

@@ -1,0 +1,224 @@
+//! `sextant pipelines logs RUN [STEP] [--follow]`: a step's captured output,
+//! read from the server by offset, so following a live step is polling for
+//! what was written since the last read until the step ends.
+//!
+//! The step's stdout goes to stdout and its stderr to stderr. With one step
+//! the bytes are copied as they are; with every step each line is prefixed
+//! with its step's name (`train | …`). A step retried by its policy shows each attempt in
+//! turn, with a marker line on stderr before the second and later ones.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::Value;
+
+use crate::client::{Client, ClientArgs};
+
+/// How long `--follow` waits before asking again when nothing was new.
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The pipeline run id.
+    run: String,
+    /// Only this step; when absent, every step, each line prefixed with its name.
+    step: Option<String>,
+    /// Keep printing what the step (or the run) writes until it ends.
+    #[arg(long, short)]
+    follow: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Which of the step's streams a cursor reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    /// Writes `bytes` to our own stream of the same name.
+    fn write(self, bytes: &[u8]) -> anyhow::Result<()> {
+        let result = match self {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Stream::Stderr => {
+                let mut err = std::io::stderr().lock();
+                err.write_all(bytes).and_then(|()| err.flush())
+            }
+        };
+        match result {
+            // `… | head` closed the pipe: stop quietly, like `out`.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            other => other.context("writing the log"),
+        }
+    }
+}
+
+/// How far one stream of one step has been printed.
+struct Cursor {
+    step: String,
+    /// What each line is prefixed with when every step is shown.
+    label: String,
+    stream: Stream,
+    /// The attempt being printed; 0 until the step has started.
+    attempt: i64,
+    offset: u64,
+    /// With prefixes, the start of a line whose end has not been read yet.
+    partial: String,
+    /// The step will write nothing more to this stream.
+    done: bool,
+}
+
+/// Runs `pipelines logs`.
+pub fn run(args: LogsArgs) -> anyhow::Result<()> {
+    if args.client.json {
+        bail!("`pipelines logs` prints the logs as they are; --json is not supported");
+    }
+    let client = Client::new(&args.client.server)?;
+    let steps = match &args.step {
+        Some(s) => vec![s.clone()],
+        None => {
+            let url = client.url(&["api", "v1", "pipeline-runs", &args.run], &[]);
+            let run = client.get(url, Duration::ZERO)?;
+            run["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["name"].as_str().map(String::from))
+                .collect()
+        }
+    };
+    // Names padded to the longest, so the lines of every step line up.
+    let width = steps.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let prefixed = args.step.is_none();
+    let mut cursors: Vec<Cursor> = steps
+        .iter()
+        .flat_map(|step| {
+            [Stream::Stdout, Stream::Stderr].map(|stream| Cursor {
+                step: step.clone(),
+                label: format!("{step:<width$} | "),
+                stream,
+                attempt: 0,
+                offset: 0,
+                partial: String::new(),
+                done: false,
+            })
+        })
+        .collect();
+    loop {
+        let mut printed = false;
+        for cursor in cursors.iter_mut().filter(|c| !c.done) {
+            printed |= drain(&client, &args.run, cursor, prefixed)?;
+        }
+        if !args.follow || cursors.iter().all(|c| c.done) {
+            break;
+        }
+        if !printed {
+            std::thread::sleep(POLL);
+        }
+    }
+    for cursor in &mut cursors {
+        flush_partial(cursor)?;
+    }
+    Ok(())
+}
+
+/// Prints everything `cursor`'s stream holds now, moving on to later
+/// attempts as earlier ones complete; returns whether it printed anything.
+fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> anyhow::Result<bool> {
+    let mut printed = false;
+    loop {
+        let chunk = read(client, run, cursor)?;
+        let attempts = chunk["attempts"].as_i64().unwrap_or(0);
+        if cursor.attempt == 0 {
+            if attempts == 0 {
+                cursor.done = chunk["finished"].as_bool().unwrap_or(false);
+                return Ok(printed);
+            }
+            // The step has started: print from its first attempt.
+            cursor.attempt = 1;
+            continue;
+        }
+        let data = chunk["data"].as_str().unwrap_or_default();
+        let next = chunk["next_offset"]
+            .as_u64()
+            .context("the server's log answer has no next_offset")?;
+        if !data.is_empty() || next > cursor.offset {
+            emit(cursor, data, prefixed)?;
+            cursor.offset = next;
+            printed = true;
+            continue;
+        }
+        if chunk["finished"].as_bool().unwrap_or(false) {
+            cursor.done = true;
+            flush_partial(cursor)?;
+            return Ok(printed);
+        }
+        if chunk["complete"].as_bool().unwrap_or(false) && cursor.attempt < attempts {
+            flush_partial(cursor)?;
+            cursor.attempt += 1;
+            cursor.offset = 0;
+            // Once per attempt, not once per stream.
+            if cursor.stream == Stream::Stdout {
+                eprintln!("--- step '{}': attempt {} ---", cursor.step, cursor.attempt);
+            }
+            continue;
+        }
+        return Ok(printed);
+    }
+}
+
+/// One read of the cursor's stream from its offset.
+fn read(client: &Client, run: &str, cursor: &Cursor) -> anyhow::Result<Value> {
+    let mut query = vec![
+        ("step", cursor.step.clone()),
+        ("stream", cursor.stream.as_str().to_string()),
+        ("offset", cursor.offset.to_string()),
+    ];
+    if cursor.attempt > 0 {
+        query.push(("attempt", cursor.attempt.to_string()));
+    }
+    let url = client.url(&["api", "v1", "pipeline-runs", run, "logs"], &query);
+    client.get(url, Duration::ZERO)
+}
+
+/// Prints a piece of a log: as is, or line by line behind the step's name.
+fn emit(cursor: &mut Cursor, data: &str, prefixed: bool) -> anyhow::Result<()> {
+    if !prefixed {
+        return cursor.stream.write(data.as_bytes());
+    }
+    cursor.partial.push_str(data);
+    let Some(end) = cursor.partial.rfind('\n') else {
+        return Ok(());
+    };
+    let whole: String = cursor.partial.drain(..=end).collect();
+    let mut text = String::new();
+    for line in whole.lines() {
+        text.push_str(&format!("{}{line}\n", cursor.label));
+    }
+    cursor.stream.write(text.as_bytes())
+}
+
+/// Prints a last line that had no line ending.
+fn flush_partial(cursor: &mut Cursor) -> anyhow::Result<()> {
+    if cursor.partial.is_empty() {
+        return Ok(());
+    }
+    let line = std::mem::take(&mut cursor.partial);
+    cursor
+        .stream
+        .write(format!("{}{line}\n", cursor.label).as_bytes())
+}

@@ -1,0 +1,112 @@
+//! A `sextant server` process on a free port with its own data directory,
+//! and the CLI pointed at it.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{BIN, free_port, http, wait_healthy};
+
+/// A running server, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts a server whose data directory is `dir/data`.
+    pub fn start(dir: &Path) -> Server {
+        Self::start_with_env(dir, std::iter::empty::<(&str, &OsStr)>())
+    }
+
+    /// Starts a server with extra environment variables, which its step
+    /// processes inherit.
+    pub fn start_with_env<K, V>(dir: &Path, env: impl IntoIterator<Item = (K, V)>) -> Server
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let port = free_port();
+        let log = dir.join("server.log");
+        let child = Command::new(BIN)
+            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .arg(dir.join("data"))
+            .env_remove("SEXTANT_LOG")
+            .envs(env)
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port, log };
+        wait_healthy(port);
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = http(self.port, "GET", path, "").unwrap();
+        assert_eq!(status, 200, "{path}: {body}\nserver log:\n{}", self.log());
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The CLI with `args`, against this server.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["--server", &self.url()])
+            .env("SEXTANT_LOG", "warn");
+        cmd
+    }
+
+    /// Runs the CLI with `args` against this server to its end.
+    pub fn sextant(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Waits until pipeline run `id` ended (two minutes at most); returns it.
+    pub fn terminal_run(&self, id: &str) -> Value {
+        self.run_until(id, |run| {
+            matches!(
+                run["status"].as_str(),
+                Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+            )
+        })
+    }
+
+    /// Polls pipeline run `id` until `done` holds (two minutes at most).
+    pub fn run_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let run = self.get(&format!("/api/v1/pipeline-runs/{id}"));
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} did not get there: {run}\nserver log:\n{}",
+                self.log()
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
