@@ -14,6 +14,7 @@ mod plan;
 mod service;
 mod step;
 mod triggers;
+mod tune;
 
 use std::path::PathBuf;
 use std::sync::Arc;
