@@ -25,6 +25,12 @@ fn the_design_tune_line_validates_clean() {
     let v = load("housing.yml", &text).unwrap();
     let tune = v.pipeline.step("train").unwrap().tune.clone().unwrap();
     assert_eq!((tune.parallel, tune.metric.value.as_str()), (2, "rmse"));
+    // The README's example.
+    let text = housing_with(
+        "    outputs: [model]",
+        "    outputs: [model]\n    tune:\n      params: {learning_rate: {log_uniform: [0.01, 0.3]}, max_leaf_nodes: {int: [8, 64]}}\n      strategy: halving\n      trials: 12\n      parallel: 2\n      metric: rmse",
+    );
+    assert!(load("housing.yml", &text).is_ok(), "{:?}", errors(&text));
 }
 
 #[test]

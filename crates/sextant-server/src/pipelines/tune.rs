@@ -209,8 +209,7 @@ impl Orchestrator {
         let job = search.job;
         let kind = tune::budget_of(job.builtin, job.tune);
         let limit = (job.tune.parallel as usize).max(1);
-        let mut queue = which.iter().copied();
-        let mut next = queue.next();
+        let mut queue = which.iter().copied().peekable();
         let mut running = FuturesUnordered::new();
         let mut own_slot_free = true;
         let first = search.trials.len();
@@ -218,19 +217,11 @@ impl Orchestrator {
             if *search.cancelled.borrow() {
                 break Err(TuneFailure::retryable("cancelled"));
             }
-            while let Some(candidate) = next {
-                if running.len() >= limit {
+            while running.len() < limit && queue.peek().is_some() {
+                let Some(slot) = self.free_slot(&mut own_slot_free) else {
                     break;
-                }
-                let permit = if own_slot_free {
-                    own_slot_free = false;
-                    None
-                } else {
-                    match self.slots.clone().try_acquire_owned() {
-                        Ok(p) => Some(p),
-                        Err(_) => break,
-                    }
                 };
+                let candidate = queue.next().expect("peeked");
                 let (with, params) = tune::trial_with(&job.with, &configs[candidate], kind, budget);
                 let launch = Launch {
                     // Trials that ended are in `search.trials`, the others are running.
@@ -240,21 +231,13 @@ impl Orchestrator {
                     with,
                     params,
                 };
-                let own = permit.is_none();
-                let trial = self.trial(search, launch, permit);
+                let own = slot.is_none();
+                let trial = self.trial(search, launch, slot);
                 running.push(async move { (trial.await, own) });
-                next = queue.next();
             }
             if running.is_empty() {
                 break Ok(());
             }
-            let deadline = search.deadline;
-            let timeout = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 Some((trial, own)) = running.next() => {
                     own_slot_free |= own;
@@ -265,9 +248,9 @@ impl Orchestrator {
                 }
                 // Checked at the top of the loop: the flag only ever turns true.
                 _ = search.cancelled.changed() => {}
-                _ = timeout => {
-                    let after = job.step.timeout.as_ref().map(|t| t.value).unwrap_or_default();
-                    break Err(TuneFailure::retryable(format!("timed out after {after:?}")));
+                _ = until(search.deadline) => {
+                    let limit = job.step.timeout.as_ref().map(|t| t.value).unwrap_or_default();
+                    break Err(TuneFailure::retryable(format!("timed out after {limit:?}")));
                 }
             }
         };
@@ -276,14 +259,23 @@ impl Orchestrator {
             // their runs end KILLED and no trial outlives its step.
             search.stop.store(true, Ordering::Relaxed);
             while let Some((trial, _)) = running.next().await {
-                if let Ok(t) = trial {
-                    search.trials.push(t);
-                }
+                search.trials.extend(trial.ok());
             }
         }
         outcome?;
         search.trials[first..].sort_by_key(|t| t.number);
         Ok((first..search.trials.len()).collect())
+    }
+
+    /// A slot for one more trial: `Some(None)` for the slot the step's task
+    /// holds, when no trial uses it; else `Some(permit)` for a slot free on
+    /// this host right now; `None` when there is neither. Never waits, so a
+    /// search cannot deadlock against other steps holding the other slots.
+    fn free_slot(&self, own_slot_free: &mut bool) -> Option<Option<OwnedSemaphorePermit>> {
+        if std::mem::take(own_slot_free) {
+            return Some(None);
+        }
+        self.slots.clone().try_acquire_owned().ok().map(Some)
     }
 
     /// One trial: its tracking run, the built-in on the blocking pool (holding
@@ -445,6 +437,14 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| TuneFailure::retryable(format!("store task failed: {e}")))?
         .map_err(|e| TuneFailure::retryable(e.to_string()))
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The scores of the trials at `indices`.
