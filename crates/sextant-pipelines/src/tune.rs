@@ -79,6 +79,9 @@ const TRAINERS: &[(Builtin, &[&str])] = &[
     ),
 ];
 
+/// The held-out metrics for which a higher value is better.
+const HIGHER_IS_BETTER: &[&str] = &["r2", "accuracy", "f1", "auc"];
+
 /// One configuration: a value for each tuned key, in the order of `tune.params`.
 pub type Config = Vec<(String, Value)>;
 
@@ -409,7 +412,8 @@ pub fn trial_with(
 
 /// The problems of `tune` on `step`, a `uses: builtin` step: a built-in that is not a
 /// trainer, keys it does not take or that a search may not vary, values of the wrong kind,
-/// a metric it does not log on held-out rows, `trials` on a grid, too many trials.
+/// a metric it does not log on held-out rows or a goal the wrong way round for it,
+/// `trials` on a grid, too many trials.
 pub fn check(step: &Step, builtin: &Spanned<Builtin>, tune: &Tune) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let name = format!("builtin/{}", builtin.value.as_str());
@@ -465,6 +469,24 @@ pub fn check(step: &Step, builtin: &Spanned<Builtin>, tune: &Tune) -> Vec<Diagno
                 metrics.join(", ")
             ),
         ));
+    } else {
+        // A search the wrong way round would pick the worst trial without a word.
+        let (better, wanted) = if HIGHER_IS_BETTER.contains(&bare) {
+            ("higher", Goal::Maximize)
+        } else {
+            ("lower", Goal::Minimize)
+        };
+        if tune.goal != wanted {
+            let goal = if wanted == Goal::Maximize {
+                "maximize"
+            } else {
+                "minimize"
+            };
+            out.push(Diagnostic::new(
+                tune.metric.pos,
+                format!("a {better} '{bare}' is better: the search needs goal: {goal}"),
+            ));
+        }
     }
     check_trials(tune, &mut out);
     out

@@ -199,6 +199,13 @@ fn broken_specs_report_message_and_position() {
         ),
         (
             housing_with(
+                "    outputs: [model]",
+                "    outputs: [model]\n    tune: {params: {l2: [0, 1]}, metric: valid_r2}",
+            ),
+            vec!["20:42: a higher 'r2' is better: the search needs goal: maximize"],
+        ),
+        (
+            housing_with(
                 "    outputs: [train, test]",
                 "    outputs: [train, test]\n    tune: {params: {seed: [1, 2]}, metric: rmse}",
             ),
