@@ -96,6 +96,19 @@ impl Gbdt {
         n_features: usize,
         y: &[f64],
     ) -> Result<Self, GbdtError> {
+        Self::fit_until(params, x, n_features, y, &|| false)
+    }
+
+    /// [`Gbdt::fit`] that asks `stop` before each boosting iteration and gives up with
+    /// [`GbdtError::Stopped`] once it answers true, so a cancelled pipeline step does not
+    /// keep a core busy until the last tree.
+    pub fn fit_until(
+        params: &Params,
+        x: &[f64],
+        n_features: usize,
+        y: &[f64],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Self, GbdtError> {
         check_params(params)?;
         let objective = params.objective;
         if n_features == 0 || x.len() != y.len() * n_features || y.is_empty() {
@@ -143,6 +156,9 @@ impl Gbdt {
         let mut since_best = 0;
         let mut n_iter = 0;
         for _ in 0..params.n_trees {
+            if stop() {
+                return Err(GbdtError::Stopped);
+            }
             objective.gradients(y, &raw, &train, &mut grad, &mut hess);
             for output in 0..k {
                 let outputs = output * n..(output + 1) * n;

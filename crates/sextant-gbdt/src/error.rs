@@ -12,6 +12,9 @@ pub enum GbdtError {
     /// A flat tree ensemble refers to nodes that do not exist or is otherwise malformed.
     #[error("malformed tree ensemble: {0}")]
     MalformedEnsemble(String),
+    /// Training was asked to stop (see [`crate::Gbdt::fit_until`]) before it finished.
+    #[error("training was stopped before it finished")]
+    Stopped,
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> GbdtError {

@@ -305,3 +305,28 @@ fn bad_inputs_are_refused_with_a_message() {
     assert!(Gbdt::fit(&zero_trees, &[1.0], 1, &[0.0]).is_err());
     assert!(Gbdt::from_json(r#"{"params":{},"n_features":1,"baseline":[0],"trees":[{"nodes":[{"split":{"feature":0,"threshold":1,"missing_left":true,"left":0,"right":0}}]}],"n_iter":1}"#).is_err());
 }
+
+#[test]
+fn fit_until_stops_at_the_iteration_it_is_asked_to() {
+    let mut rng = Lcg(11);
+    let x = features(&mut rng, 300, 2, false);
+    let y: Vec<f64> = x.chunks(2).map(|r| r[0] - 2.0 * r[1]).collect();
+    let p = Params {
+        n_trees: 50,
+        ..params(Objective::Regression)
+    };
+    let asked = std::cell::Cell::new(0);
+    let stop_at_five = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 5
+    };
+    let stopped = Gbdt::fit_until(&p, &x, 2, &y, &stop_at_five);
+    assert!(
+        matches!(stopped, Err(sextant_gbdt::GbdtError::Stopped)),
+        "{stopped:?}"
+    );
+    assert_eq!(asked.get(), 6, "asked once per iteration, then gave up");
+    let never = Gbdt::fit_until(&p, &x, 2, &y, &|| false).unwrap();
+    assert_eq!(never, Gbdt::fit(&p, &x, 2, &y).unwrap());
+    assert_eq!(never.n_iter(), 50);
+}

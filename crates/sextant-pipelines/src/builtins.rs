@@ -5,9 +5,16 @@
 //! step's `$SEXTANT_OUTPUT_DIR`), writes its outputs under it, and returns its metrics,
 //! also written to `<out>/metrics.json`. They train and read files synchronously: call
 //! them from a blocking pool, never on the async runtime.
+//!
+//! The trainers log `training_*` metrics on the rows they fitted. Given held-out rows —
+//! `valid` (a CSV, or a directory holding [`DATA_FILE`]) or `holdout` (a fraction of
+//! `train`, picked by a shuffle seeded with `seed`) — they also log the same metrics on
+//! those rows as `valid_*`, which is what `tune:` scores trials by. `train_fraction` fits
+//! on a seeded sample of the remaining training rows (the budget of successive halving).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sextant_gbdt::{EarlyStopping, EnsembleKind, Gbdt, GbdtError, Objective, Params};
 use sextant_train::data::{Dataset, Matrix, load_csv, load_csv_with_missing, split_csv};
@@ -26,8 +33,33 @@ pub const METRICS_FILE: &str = "metrics.json";
 /// requires.
 const BUILTINS: &[(&str, &[&str], usize)] = &[
     ("builtin/split", &["data", "test_fraction", "seed"], 1),
-    ("builtin/linear", &["train", "target", "l2"], 2),
-    ("builtin/logistic", &["train", "target", "C", "max_iter"], 2),
+    (
+        "builtin/linear",
+        &[
+            "train",
+            "target",
+            "l2",
+            "valid",
+            "holdout",
+            "train_fraction",
+            "seed",
+        ],
+        2,
+    ),
+    (
+        "builtin/logistic",
+        &[
+            "train",
+            "target",
+            "C",
+            "max_iter",
+            "valid",
+            "holdout",
+            "train_fraction",
+            "seed",
+        ],
+        2,
+    ),
     (
         "builtin/gbdt",
         &[
@@ -44,11 +76,17 @@ const BUILTINS: &[(&str, &[&str], usize)] = &[
             "validation_fraction",
             "n_iter_no_change",
             "seed",
+            "valid",
+            "holdout",
+            "train_fraction",
         ],
         2,
     ),
     ("builtin/evaluate", &["model", "data", "target"], 3),
 ];
+
+/// The `n_trees` of `builtin/gbdt` when `with` does not set it.
+pub const GBDT_DEFAULT_TREES: usize = 100;
 
 /// More classes than this is taken for a mistaken `task: classification` on a numeric
 /// target, which would otherwise grow one tree per class value per iteration.
@@ -115,14 +153,14 @@ pub enum BuiltinError {
         /// What was expected, e.g. "a number".
         expected: &'static str,
     },
-    /// The evaluation data lacks a column the model was trained on.
-    #[error("{path}: no column {column:?}, which the model {model} takes as input")]
+    /// The evaluation or validation data lacks a column the model is trained on.
+    #[error("{path}: no column {column:?}, which the model takes as input (from {model})")]
     MissingFeature {
-        /// The evaluation data.
+        /// The evaluation or validation data.
         path: PathBuf,
         /// The missing column.
         column: String,
-        /// The model directory.
+        /// Where the model's columns come from: its directory, or the training data.
         model: PathBuf,
     },
     /// A classification target holds something other than a class index.
@@ -136,6 +174,18 @@ pub enum BuiltinError {
         row: usize,
         /// The target value.
         value: f64,
+    },
+    /// `with` holds two keys that cannot go together.
+    #[error("{builtin}: with keys {first:?} and {second:?} cannot both be given: {why}")]
+    Conflict {
+        /// The built-in.
+        builtin: String,
+        /// The first key.
+        first: &'static str,
+        /// The second key.
+        second: &'static str,
+        /// Why not.
+        why: &'static str,
     },
     /// An output could not be written.
     #[error("cannot write {path}: {source}")]
@@ -173,10 +223,22 @@ pub fn run_builtin(
     with: &BTreeMap<String, String>,
     out: &Path,
 ) -> Result<Metrics, BuiltinError> {
+    run_builtin_until(name, with, out, &AtomicBool::new(false))
+}
+
+/// [`run_builtin`] that gives up once `stop` is set: gradient boosting checks it before
+/// every iteration (the other built-ins are short and run to the end).
+pub fn run_builtin_until(
+    name: &str,
+    with: &BTreeMap<String, String>,
+    out: &Path,
+    stop: &AtomicBool,
+) -> Result<Metrics, BuiltinError> {
     let accepted = builtin_keys(name).ok_or_else(|| BuiltinError::Unknown(name.to_owned()))?;
     let args = Args {
         builtin: name,
         with,
+        stop,
     };
     let unknown: Vec<String> = with
         .keys()
@@ -209,6 +271,7 @@ pub fn run_builtin(
 struct Args<'a> {
     builtin: &'a str,
     with: &'a BTreeMap<String, String>,
+    stop: &'a AtomicBool,
 }
 
 impl Args<'_> {
@@ -308,7 +371,7 @@ fn split(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
 }
 
 fn train_linear(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
-    let data = load(args, "train")?;
+    let Rows { train: data, valid } = training_rows(args, load_csv)?;
     let params = linear::LinearParams {
         l2: args.number("l2", 0.0, "a number")?,
     };
@@ -322,13 +385,16 @@ fn train_linear(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
         &data.features,
     )
     .map_err(&err)?;
-    regression_metrics(&data.target, &predicted, "training_")
-        .map_err(&err)
-        .map(Metrics::from_iter)
+    let mut metrics = regression_metrics(&data.target, &predicted, "training_").map_err(&err)?;
+    if let Some(v) = valid {
+        let predicted = model.predict(&v.features).map_err(&err)?;
+        metrics.extend(regression_metrics(&v.target, &predicted, VALID_PREFIX).map_err(&err)?);
+    }
+    Ok(Metrics::from_iter(metrics))
 }
 
 fn train_logistic(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
-    let data = load(args, "train")?;
+    let Rows { train: data, valid } = training_rows(args, load_csv)?;
     let params = logistic::LogisticParams {
         c: args.number("C", 1.0, "a number")?,
         max_iter: args.number("max_iter", 100usize, "a non-negative integer")?,
@@ -343,14 +409,17 @@ fn train_logistic(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> 
         &data.features,
     )
     .map_err(&err)?;
-    classification_metrics(&data.target, &proba, "training_")
-        .map_err(&err)
-        .map(Metrics::from_iter)
+    let mut metrics = classification_metrics(&data.target, &proba, "training_").map_err(&err)?;
+    if let Some(v) = valid {
+        let proba = model.predict_proba(&v.features).map_err(&err)?;
+        metrics.extend(classification_metrics(&v.target, &proba, VALID_PREFIX).map_err(&err)?);
+    }
+    Ok(Metrics::from_iter(metrics))
 }
 
 fn train_gbdt(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
     let path = csv_path(args.required("train")?);
-    let data = load_csv_with_missing(&path, args.required("target")?).map_err(args.train_err())?;
+    let Rows { train: data, valid } = training_rows(args, load_csv_with_missing)?;
     let objective = match args.with.get("task").map(|t| t.trim()) {
         None | Some("regression") => Objective::Regression,
         Some("classification") => class_objective(&data.target, &path)?,
@@ -368,7 +437,7 @@ fn train_gbdt(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
     };
     let params = Params {
         objective,
-        n_trees: args.number("n_trees", 100usize, "a positive integer")?,
+        n_trees: args.number("n_trees", GBDT_DEFAULT_TREES, "a positive integer")?,
         learning_rate: args.number("learning_rate", 0.1, "a number")?,
         max_leaf_nodes: args.limit("max_leaf_nodes", Some(31))?,
         max_depth: args.limit("max_depth", None)?,
@@ -378,8 +447,9 @@ fn train_gbdt(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
         ..Params::default()
     };
     let x = &data.features;
-    let model =
-        Gbdt::fit(&params, x.as_slice(), x.cols(), &data.target).map_err(args.gbdt_err())?;
+    let stop = || args.stop.load(Ordering::Relaxed);
+    let model = Gbdt::fit_until(&params, x.as_slice(), x.cols(), &data.target, &stop)
+        .map_err(args.gbdt_err())?;
     let predicted = model.predict(x.as_slice()).map_err(args.gbdt_err())?;
     let err = args.train_err();
     mlflow_model::save_gbdt(&out.join("model"), &model, &data.feature_names, x).map_err(&err)?;
@@ -388,9 +458,73 @@ fn train_gbdt(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
         Objective::Binary => Task::Binary,
         Objective::Multiclass { n_classes } => Task::Multiclass(n_classes),
     };
-    task_metrics(task, &data.target, &predicted, "training_")
-        .map_err(&err)
-        .map(Metrics::from_iter)
+    let mut metrics = task_metrics(task, &data.target, &predicted, "training_").map_err(&err)?;
+    if let Some(v) = valid {
+        let predicted = model
+            .predict(v.features.as_slice())
+            .map_err(args.gbdt_err())?;
+        metrics.extend(task_metrics(task, &v.target, &predicted, VALID_PREFIX).map_err(&err)?);
+    }
+    Ok(Metrics::from_iter(metrics))
+}
+
+/// The prefix of the metrics a trainer logs on held-out rows.
+pub const VALID_PREFIX: &str = "valid_";
+
+/// The rows a trainer fits, and the held-out rows it is scored on, if any.
+struct Rows {
+    train: Dataset,
+    valid: Option<Dataset>,
+}
+
+/// Loads `with.train` with `loader`, then takes the held-out rows from `with.valid` (its
+/// columns matched to the training columns by name) or `with.holdout`, and keeps a
+/// `with.train_fraction` sample of the rest; both draws are seeded with `with.seed`.
+fn training_rows(
+    args: &Args<'_>,
+    loader: fn(&Path, &str) -> sextant_train::Result<Dataset>,
+) -> Result<Rows, BuiltinError> {
+    let err = args.train_err();
+    let path = csv_path(args.required("train")?);
+    let target = args.required("target")?;
+    let data = loader(&path, target).map_err(&err)?;
+    let seed = args.number("seed", 0u64, "a non-negative integer")?;
+    let (train, valid) = match (args.with.get("valid"), args.with.contains_key("holdout")) {
+        (Some(_), true) => {
+            return Err(BuiltinError::Conflict {
+                builtin: args.builtin.to_owned(),
+                first: "valid",
+                second: "holdout",
+                why: "each names where the held-out rows come from",
+            });
+        }
+        (Some(v), false) => {
+            let v_path = csv_path(v);
+            let raw = loader(&v_path, target).map_err(&err)?;
+            let features = align_columns(&raw, &data.feature_names, &v_path, &path)?;
+            let valid = Dataset {
+                feature_names: data.feature_names.clone(),
+                features,
+                ..raw
+            };
+            (data, Some(valid))
+        }
+        (None, true) => {
+            let fraction = args.number("holdout", 0.0, "a number")?;
+            let (train, valid) =
+                sextant_train::data::holdout(&data, fraction, seed).map_err(&err)?;
+            (train, Some(valid))
+        }
+        (None, false) => (data, None),
+    };
+    let train = match args.with.get("train_fraction") {
+        None => train,
+        Some(_) => {
+            let fraction = args.number("train_fraction", 1.0, "a number")?;
+            sextant_train::data::sample(&train, fraction, seed).map_err(&err)?
+        }
+    };
+    Ok(Rows { train, valid })
 }
 
 /// The objective for class labels `y`: binary when they are all 0 or 1, else multiclass over
@@ -523,7 +657,8 @@ fn classification_metrics(
 }
 
 /// The features of `data` in the model's column order, so a CSV whose columns are in
-/// another order still scores correctly.
+/// another order still scores correctly. `model` names what takes these columns (a model
+/// directory, or the training data) in the error for a missing one.
 fn align_columns(
     data: &Dataset,
     names: &[String],
@@ -551,13 +686,6 @@ fn align_columns(
         builtin: "builtin/evaluate".to_owned(),
         source,
     })
-}
-
-/// Loads the CSV named by `with.<key>` with the target named by `with.target`.
-fn load(args: &Args<'_>, key: &'static str) -> Result<Dataset, BuiltinError> {
-    let path = csv_path(args.required(key)?);
-    let target = args.required("target")?;
-    load_csv(&path, target).map_err(args.train_err())
 }
 
 /// A data reference is a CSV file, or a directory holding [`DATA_FILE`] (what

@@ -183,6 +183,13 @@ impl ExecHandle {
 pub struct Canceller(Arc<watch::Sender<bool>>);
 
 impl Canceller {
+    /// A canceller for work that is not a process (the trials of a `tune:` step), with the
+    /// receiver that turns `true` once it is cancelled.
+    pub fn new() -> (Canceller, watch::Receiver<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (Canceller(Arc::new(tx)), rx)
+    }
+
     /// Stops the execution: a queued one never starts, a running one's process group gets
     /// SIGTERM, then SIGKILL after the grace period. Idempotent.
     pub fn cancel(&self) {

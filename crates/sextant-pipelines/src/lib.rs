@@ -2,9 +2,9 @@
 //! line and column for every error, the step DAG, condition expressions, the
 //! step [`executor`]s and the in-process [`builtins`].
 //!
-//! Spec, validation, DAG and conditions do no IO: callers hand them the text of
-//! a pipeline file and get back either a [`Validated`] pipeline or every
-//! [`Diagnostic`] found. Only `executor` and `builtins` touch processes and files.
+//! Spec, validation, DAG, conditions and [`tune`] planning do no IO: callers hand
+//! them the text of a pipeline file and get back either a [`Validated`] pipeline or
+//! every [`Diagnostic`] found. Only `executor` and `builtins` touch processes and files.
 
 pub mod builtins;
 pub mod cachekey;
@@ -15,6 +15,7 @@ pub mod outputs;
 mod parse;
 pub mod refs;
 pub mod spec;
+pub mod tune;
 mod validate;
 
 use std::fmt;

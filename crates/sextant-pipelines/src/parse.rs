@@ -753,10 +753,13 @@ impl Parser {
         };
         if strategy == Strategy::Grid {
             for (k, space) in &params {
-                if !matches!(space.value, SearchSpace::Choice(_)) {
+                if matches!(
+                    space.value,
+                    SearchSpace::Uniform(..) | SearchSpace::LogUniform(..)
+                ) {
                     self.error(
                         space.pos,
-                        format!("'{}' in {context} is a range, but the grid strategy needs a list of values", k.value),
+                        format!("'{}' in {context} is a continuous range, but the grid strategy needs a list of values or an int range", k.value),
                     );
                     ok = false;
                 }

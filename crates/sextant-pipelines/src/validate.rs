@@ -208,7 +208,13 @@ impl Checker<'_> {
             }
         }
         match &step.kind {
-            StepKind::Uses { builtin, with } => self.builtin_with(step, builtin, with),
+            StepKind::Uses { builtin, with } => {
+                self.builtin_with(step, builtin, with);
+                if let Some(t) = &step.tune {
+                    self.diagnostics
+                        .extend(crate::tune::check(step, builtin, t));
+                }
+            }
             StepKind::Condition {
                 source,
                 expr,

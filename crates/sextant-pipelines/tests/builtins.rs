@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use sextant_pipelines::builtins::{Metrics, builtin_keys, builtin_required_keys, run_builtin};
+use sextant_pipelines::builtins::{
+    Metrics, builtin_keys, builtin_required_keys, run_builtin, run_builtin_until,
+};
 use sextant_pipelines::spec::Builtin;
 
 fn with(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -259,7 +261,18 @@ fn accepted_keys_are_listed_per_builtin() {
     );
     assert_eq!(
         builtin_keys("builtin/logistic"),
-        Some(&["train", "target", "C", "max_iter"][..])
+        Some(
+            &[
+                "train",
+                "target",
+                "C",
+                "max_iter",
+                "valid",
+                "holdout",
+                "train_fraction",
+                "seed"
+            ][..]
+        )
     );
     assert_eq!(
         builtin_keys("builtin/evaluate"),
@@ -511,6 +524,210 @@ fn gbdt_errors_name_the_key_value_or_row() {
     ), "{err}");
     assert_eq!(
         error("builtin/gbdt", &with_base(("n_tress", "5")), &out),
-        "builtin/gbdt: unknown with key(s) n_tress (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed)"
+        "builtin/gbdt: unknown with key(s) n_tress (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed, valid, holdout, train_fraction)"
+    );
+}
+
+/// Keeps the lines of `from` whose index (0 = header) `keep` accepts, writing them to `to`.
+fn filter_lines(from: &Path, to: &Path, keep: impl Fn(usize) -> bool) {
+    let text: String = std::fs::read_to_string(from)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || keep(*i))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    std::fs::write(to, text).unwrap();
+}
+
+#[test]
+fn trainers_score_held_out_rows_as_valid_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("housing.csv");
+    linear_csv(&data);
+    let (train, valid) = (dir.path().join("train.csv"), dir.path().join("valid.csv"));
+    filter_lines(&data, &train, |i| i % 4 != 0);
+    filter_lines(&data, &valid, |i| i % 4 == 0);
+    let (train, valid) = (train.to_str().unwrap(), valid.to_str().unwrap());
+
+    let out = dir.path().join("with-valid");
+    let fit = run(
+        "builtin/linear",
+        &[("train", train), ("target", "y"), ("valid", valid)],
+        &out,
+    );
+    assert_eq!(
+        fit.keys().collect::<Vec<_>>(),
+        [
+            "training_mae",
+            "training_r2",
+            "training_rmse",
+            "valid_mae",
+            "valid_r2",
+            "valid_rmse"
+        ]
+    );
+    // The held-out score is what evaluating the written model on those rows gives.
+    let eval = run(
+        "builtin/evaluate",
+        &[
+            ("model", out.join("model").to_str().unwrap()),
+            ("data", valid),
+            ("target", "y"),
+        ],
+        &dir.path().join("eval"),
+    );
+    for m in ["mae", "r2", "rmse"] {
+        let (ours, evaluated) = (fit[&format!("valid_{m}")], eval[m]);
+        assert!(
+            (ours - evaluated).abs() < 1e-6,
+            "{m}: {ours} vs {evaluated}"
+        );
+    }
+
+    // `holdout` takes the held-out rows from `train`, the same ones for the same seed.
+    let held = |seed: &str, tag: &str| {
+        run(
+            "builtin/gbdt",
+            &[
+                ("train", train),
+                ("target", "y"),
+                ("n_trees", "20"),
+                ("holdout", "0.25"),
+                ("seed", seed),
+            ],
+            &dir.path().join(tag),
+        )
+    };
+    let (a, b, c) = (held("1", "a"), held("1", "b"), held("2", "c"));
+    assert_eq!(a, b);
+    assert_ne!(a["valid_rmse"], c["valid_rmse"]);
+    assert!(a["valid_r2"] > 0.8, "{a:?}");
+
+    // `train_fraction` fits a sample of the training rows, scored on the same held-out rows.
+    let fraction = |f: &str, tag: &str| {
+        run(
+            "builtin/gbdt",
+            &[
+                ("train", train),
+                ("target", "y"),
+                ("n_trees", "20"),
+                ("min_samples_leaf", "3"),
+                ("valid", valid),
+                ("train_fraction", f),
+            ],
+            &dir.path().join(tag),
+        )
+    };
+    let (tenth, all) = (fraction("0.1", "tenth"), fraction("1", "all"));
+    assert_ne!(tenth["valid_rmse"], all["valid_rmse"]);
+    assert!(tenth["valid_rmse"] > all["valid_rmse"], "{tenth:?} {all:?}");
+
+    let labels = dir.path().join("labels.csv");
+    logistic_csv(&labels);
+    let labels = labels.to_str().unwrap();
+    let fit = run(
+        "builtin/logistic",
+        &[("train", labels), ("target", "label"), ("holdout", "0.3")],
+        &dir.path().join("logistic"),
+    );
+    assert_eq!(
+        fit.keys().collect::<Vec<_>>(),
+        [
+            "training_accuracy",
+            "training_auc",
+            "training_f1",
+            "valid_accuracy",
+            "valid_auc",
+            "valid_f1"
+        ]
+    );
+}
+
+#[test]
+fn held_out_rows_come_from_one_place_and_match_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("housing.csv");
+    linear_csv(&data);
+    let reordered = dir.path().join("reordered.csv");
+    let text: String = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            format!("{},{},{}\n", c[2], c[1], c[0])
+        })
+        .collect();
+    std::fs::write(&reordered, text).unwrap();
+    let (data, reordered) = (data.to_str().unwrap(), reordered.to_str().unwrap());
+    let out = dir.path().join("out");
+    let same = run(
+        "builtin/linear",
+        &[("train", data), ("target", "y"), ("valid", data)],
+        &out,
+    );
+    let moved = run(
+        "builtin/linear",
+        &[("train", data), ("target", "y"), ("valid", reordered)],
+        &out,
+    );
+    assert_eq!(same, moved, "columns are matched by name");
+    assert_eq!(same["valid_rmse"], same["training_rmse"]);
+
+    assert_eq!(
+        error(
+            "builtin/linear",
+            &[
+                ("train", data),
+                ("target", "y"),
+                ("valid", data),
+                ("holdout", "0.2")
+            ],
+            &out
+        ),
+        "builtin/linear: with keys \"valid\" and \"holdout\" cannot both be given: each names where the held-out rows come from"
+    );
+    let narrow = dir.path().join("narrow.csv");
+    std::fs::write(&narrow, "a,y\n1,2\n").unwrap();
+    let err = error(
+        "builtin/linear",
+        &[
+            ("train", data),
+            ("target", "y"),
+            ("valid", narrow.to_str().unwrap()),
+        ],
+        &out,
+    );
+    assert!(
+        err.contains("narrow.csv: no column \"b\", which the model takes as input"),
+        "{err}"
+    );
+    let err = error(
+        "builtin/gbdt",
+        &[("train", data), ("target", "y"), ("holdout", "1.5")],
+        &out,
+    );
+    assert!(
+        err.contains("holdout must be strictly between 0 and 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stopped_gbdt_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("housing.csv");
+    linear_csv(&data);
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let err = run_builtin_until(
+        "builtin/gbdt",
+        &with(&[("train", data.to_str().unwrap()), ("target", "y")]),
+        &dir.path().join("out"),
+        &stop,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "builtin/gbdt: training was stopped before it finished"
     );
 }

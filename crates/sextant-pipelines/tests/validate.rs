@@ -17,6 +17,23 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 #[test]
+fn the_design_tune_line_validates_clean() {
+    let text = housing_with(
+        "    outputs: [model]",
+        "    outputs: [model]\n    tune: {params: {n_trees: [100, 200, 400], learning_rate: {uniform: [0.01, 0.3]}}, strategy: random, trials: 12, parallel: 2, metric: rmse, goal: minimize}",
+    );
+    let v = load("housing.yml", &text).unwrap();
+    let tune = v.pipeline.step("train").unwrap().tune.clone().unwrap();
+    assert_eq!((tune.parallel, tune.metric.value.as_str()), (2, "rmse"));
+    // The README's example.
+    let text = housing_with(
+        "    outputs: [model]",
+        "    outputs: [model]\n    tune:\n      params: {learning_rate: {log_uniform: [0.01, 0.3]}, max_leaf_nodes: {int: [8, 64]}}\n      strategy: halving\n      trials: 12\n      parallel: 2\n      metric: rmse",
+    );
+    assert!(load("housing.yml", &text).is_ok(), "{:?}", errors(&text));
+}
+
+#[test]
 fn the_design_example_validates_clean() {
     let v = load("housing.yml", HOUSING).unwrap();
     assert_eq!(v.pipeline.name.value, "housing");
@@ -133,7 +150,7 @@ fn broken_specs_report_message_and_position() {
         (
             housing_with("n_trees: \"${params", "n_tress: \"${params"),
             vec![
-                "18:66: unknown key 'n_tress' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed; did you mean 'n_trees'?)",
+                "18:66: unknown key 'n_tress' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed, valid, holdout, train_fraction; did you mean 'n_trees'?)",
             ],
         ),
         (
@@ -157,13 +174,60 @@ fn broken_specs_report_message_and_position() {
             vec![
                 "3:13: step 's' lacks 'data' in 'with': builtin/split requires data",
                 "5:11: step 't' lacks 'train', 'target' in 'with': builtin/gbdt requires train, target",
-                "6:12: unknown key 'trian' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed; did you mean 'train'?)",
+                "6:12: unknown key 'trian' for builtin/gbdt (accepted: train, target, task, n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change, seed, valid, holdout, train_fraction; did you mean 'train'?)",
             ],
         ),
         (
             housing_with("uses: builtin/gbdt", "uses: builtin/gbdtt"),
             vec![
                 "17:11: unknown step 'builtin/gbdtt' in 'uses' of step 'train': expected one of builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate",
+            ],
+        ),
+        (
+            housing_with(
+                "    outputs: [model]",
+                "    outputs: [model]\n    tune: {params: {n_trees: {uniform: [10, 90]}, seed: [1, 2], depth: [2]}, metric: training_rmse}",
+            ),
+            vec![
+                "20:30: 'n_trees' takes integers: use {int: [lo, hi]} or a list of integers",
+                "20:51: 'seed' cannot be tuned: every trial must fit the same data and be scored on the same held-out rows",
+                "20:65: unknown key 'depth' in tune params: builtin/gbdt takes n_trees, learning_rate, max_leaf_nodes, max_depth, min_samples_leaf, l2, early_stopping, validation_fraction, n_iter_no_change",
+                "20:86: trials are scored on held-out rows, not on the rows they fit: use metric 'rmse' (the held-out valid_rmse)",
+            ],
+        ),
+        (
+            housing_with(
+                "    outputs: [model]",
+                "    outputs: [model]\n    tune: {params: {l2: [0.1, 1], max_depth: {int: [2, 4]}}, strategy: grid, trials: 4, metric: logloss}",
+            ),
+            vec![
+                "20:86: a grid runs every combination of its values (6 here): 'trials' is for the random and halving strategies",
+                "20:97: builtin/gbdt logs no metric 'logloss' on held-out rows (known: rmse, mae, r2, accuracy, f1, auc)",
+            ],
+        ),
+        (
+            housing_with(
+                "    outputs: [model]",
+                "    outputs: [model]\n    tune: {params: {l2: [0, 1]}, metric: valid_r2}",
+            ),
+            vec!["20:42: a higher 'r2' is better: the search needs goal: maximize"],
+        ),
+        (
+            housing_with(
+                "    outputs: [train, test]",
+                "    outputs: [train, test]\n    tune: {params: {seed: [1, 2]}, metric: rmse}",
+            ),
+            vec![
+                "16:11: step 'split': tune searches over the trainers (builtin/linear, builtin/logistic, builtin/gbdt), not builtin/split",
+            ],
+        ),
+        (
+            housing_with(
+                "    outputs: [model]",
+                "    outputs: [model]\n    tune: {params: {learning_rate: {uniform: [0.01, 0.3]}}, strategy: grid, metric: rmse}",
+            ),
+            vec![
+                "20:36: 'learning_rate' in 'tune' of step 'train' is a continuous range, but the grid strategy needs a list of values or an int range",
             ],
         ),
         (

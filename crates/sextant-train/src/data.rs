@@ -81,6 +81,27 @@ pub struct Dataset {
     pub target: Vec<f64>,
 }
 
+impl Dataset {
+    /// The rows at `rows` (each below the row count), in that order.
+    pub fn select(&self, rows: &[usize]) -> Dataset {
+        let x = &self.features;
+        let values = rows
+            .iter()
+            .flat_map(|&r| x.row(r).iter().copied())
+            .collect();
+        Dataset {
+            feature_names: self.feature_names.clone(),
+            target_name: self.target_name.clone(),
+            features: Matrix {
+                rows: rows.len(),
+                cols: x.cols(),
+                data: values,
+            },
+            target: rows.iter().map(|&r| self.target[r]).collect(),
+        }
+    }
+}
+
 /// Loads a headed CSV: every column but `target` becomes a feature. Every cell must parse as
 /// a number; an error names the line and column of the first one that does not.
 pub fn load_csv(path: &Path, target: &str) -> Result<Dataset> {
@@ -250,6 +271,52 @@ pub fn split_csv(
     })
 }
 
+/// Holds out `round(n × fraction)` rows (at least one, and at least one left to train on),
+/// chosen by a shuffle seeded with `seed`: returns (training rows, held-out rows), each in
+/// the original row order. The same data, fraction and seed always hold out the same rows.
+pub fn holdout(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+    if fraction.is_nan() || fraction <= 0.0 || fraction >= 1.0 {
+        return Err(TrainError::InvalidParam(format!(
+            "holdout must be strictly between 0 and 1, got {fraction}"
+        )));
+    }
+    let n = data.target.len();
+    if n < 2 {
+        return Err(TrainError::EmptyData(format!(
+            "{n} data rows: holding rows out needs at least 2"
+        )));
+    }
+    let n_out = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, seed);
+    let (mut out, mut kept) = (order[..n_out].to_vec(), order[n_out..].to_vec());
+    out.sort_unstable();
+    kept.sort_unstable();
+    Ok((data.select(&kept), data.select(&out)))
+}
+
+/// Keeps `round(n × fraction)` rows (at least one), chosen by a shuffle seeded with `seed`,
+/// in the original row order. For one seed, a smaller fraction keeps a subset of the rows a
+/// larger one keeps, so the rungs of successive halving train on nested samples.
+pub fn sample(data: &Dataset, fraction: f64, seed: u64) -> Result<Dataset> {
+    if fraction.is_nan() || fraction <= 0.0 || fraction > 1.0 {
+        return Err(TrainError::InvalidParam(format!(
+            "train_fraction must be above 0 and at most 1, got {fraction}"
+        )));
+    }
+    let n = data.target.len();
+    let k = ((n as f64 * fraction).round() as usize).max(1).min(n);
+    let mut order: Vec<usize> = (0..n).collect();
+    // Another stream than `holdout`'s, so the sample is not the held-out rows' complement order.
+    shuffle(&mut order, seed ^ SAMPLE_STREAM);
+    let mut kept = order[..k].to_vec();
+    kept.sort_unstable();
+    Ok(data.select(&kept))
+}
+
+/// Mixed into the seed of [`sample`].
+const SAMPLE_STREAM: u64 = 0x5EED_5A3B_1E00_0001;
+
 /// Fisher–Yates with SplitMix64. Hand-rolled on purpose: a split is part of a pipeline's
 /// cached, reproducible result, so it must not change when a RNG crate changes its streams.
 fn shuffle(items: &mut [usize], seed: u64) {
@@ -364,6 +431,51 @@ mod tests {
         rows.sort_by_key(|r| r.split(',').next().unwrap().parse::<u32>().unwrap());
         let expected: Vec<String> = (0..50).map(|i| format!("{i},{}", i * 2)).collect();
         assert_eq!(rows, expected);
+    }
+
+    fn numbered(n: usize) -> Dataset {
+        let rows: Vec<Vec<f64>> = (0..n).map(|i| vec![i as f64]).collect();
+        Dataset {
+            feature_names: vec!["i".into()],
+            target_name: "y".into(),
+            features: Matrix::from_rows(&rows).unwrap(),
+            target: (0..n).map(|i| i as f64 * 10.0).collect(),
+        }
+    }
+
+    #[test]
+    fn holdout_partitions_rows_and_is_deterministic() {
+        let data = numbered(50);
+        let (train, valid) = holdout(&data, 0.2, 3).unwrap();
+        assert_eq!((train.target.len(), valid.target.len()), (40, 10));
+        let mut all: Vec<f64> = train.features.as_slice().to_vec();
+        all.extend_from_slice(valid.features.as_slice());
+        all.sort_by(f64::total_cmp);
+        assert_eq!(all, (0..50).map(|i| i as f64).collect::<Vec<_>>());
+        // Rows keep their target and their original order.
+        assert!(valid.features.as_slice().windows(2).all(|w| w[0] < w[1]));
+        for (x, y) in valid.features.as_slice().iter().zip(&valid.target) {
+            assert_eq!(*y, x * 10.0);
+        }
+        let (_, again) = holdout(&data, 0.2, 3).unwrap();
+        assert_eq!(again.target, valid.target);
+        let (_, other) = holdout(&data, 0.2, 4).unwrap();
+        assert_ne!(other.target, valid.target);
+        assert!(holdout(&data, 1.0, 0).is_err());
+        assert!(holdout(&numbered(1), 0.5, 0).is_err());
+    }
+
+    #[test]
+    fn smaller_samples_are_subsets_of_larger_ones() {
+        let data = numbered(90);
+        let ninth = sample(&data, 1.0 / 9.0, 5).unwrap();
+        let third = sample(&data, 1.0 / 3.0, 5).unwrap();
+        let all = sample(&data, 1.0, 5).unwrap();
+        assert_eq!((ninth.target.len(), third.target.len()), (10, 30));
+        assert_eq!(all.target, data.target);
+        assert!(ninth.target.iter().all(|y| third.target.contains(y)));
+        assert!(sample(&data, 0.0, 5).is_err());
+        assert_eq!(sample(&data, 0.001, 5).unwrap().target.len(), 1);
     }
 
     #[test]

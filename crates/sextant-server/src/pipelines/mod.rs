@@ -16,6 +16,7 @@ mod service;
 mod step;
 mod step_cache;
 mod triggers;
+mod tune;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -396,6 +396,23 @@ impl Orchestrator {
                     };
                     args.insert(k.value.clone(), text);
                 }
+                if let Some(tune) = &step.tune {
+                    let job = super::tune::TuneJob {
+                        claimed,
+                        step,
+                        tune,
+                        builtin: builtin.value,
+                        with: args,
+                        step_run: &step_run.0,
+                        run_id: &ctx.run_id,
+                        run_dir: &ctx.run_dir,
+                        out,
+                    };
+                    return self.tune(job).await.map_err(|f| StepFailure {
+                        message: f.message,
+                        permanent: f.permanent,
+                    });
+                }
                 let name = format!("builtin/{}", builtin.value.as_str());
                 let dir = out.to_path_buf();
                 let metrics = self
@@ -541,7 +558,7 @@ impl Orchestrator {
 
     /// Awaits `work` while renewing the task's lease. When the task is no
     /// longer ours (cancelled, or the lease was lost), `cancel` stops the work.
-    async fn heartbeating<T>(
+    pub(super) async fn heartbeating<T>(
         &self,
         claimed: &ClaimedTask,
         cancel: Option<sextant_pipelines::executor::Canceller>,
