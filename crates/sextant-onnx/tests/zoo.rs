@@ -17,12 +17,18 @@ fn python() -> Option<PathBuf> {
         candidates.push(Path::new(&venv).join("bin/python"));
     }
     candidates.push(PathBuf::from("python3"));
-    if let Ok(home) = std::env::var("HOME") {
-        if let Ok(dir) = std::fs::read_dir(Path::new(&home).join(".cache/sextant")) {
+    if let Some(dir) = std::env::var("HOME")
+        .ok()
+        .and_then(|home| std::fs::read_dir(Path::new(&home).join(".cache/sextant")).ok())
+    {
+        {
             let mut venvs: Vec<PathBuf> = dir
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("venv-")))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("venv-"))
+                })
                 .map(|p| p.join("bin/python"))
                 .collect();
             venvs.sort();
@@ -44,8 +50,16 @@ fn tensor_from_json(doc: &Json) -> Result<Tensor> {
     Ok(match doc["dtype"].as_str().context("dtype")? {
         "float" => Tensor::f32(shape, data.iter().map(|v| f(v) as f32).collect())?,
         "double" => Tensor::f64(shape, data.iter().map(f).collect())?,
-        "int64" => Tensor::i64(shape, data.iter().map(|v| v.as_i64().unwrap_or(0)).collect())?,
-        "string" => Tensor::strings(shape, data.iter().map(|v| v.as_str().unwrap_or("").to_owned()).collect())?,
+        "int64" => Tensor::i64(
+            shape,
+            data.iter().map(|v| v.as_i64().unwrap_or(0)).collect(),
+        )?,
+        "string" => Tensor::strings(
+            shape,
+            data.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect(),
+        )?,
         other => bail!("dtype {other}"),
     })
 }
@@ -56,9 +70,18 @@ fn close(ours: f64, theirs: f64) -> bool {
 
 fn compare_tensor(what: &str, ours: &Tensor, expected: &Tensor) -> Result<()> {
     if ours.shape() != expected.shape() {
-        bail!("{what}: shape {:?}, onnxruntime {:?}", ours.shape(), expected.shape());
+        bail!(
+            "{what}: shape {:?}, onnxruntime {:?}",
+            ours.shape(),
+            expected.shape()
+        );
     }
-    match (ours.as_f32(), expected.as_f32(), ours.as_f64(), expected.as_f64()) {
+    match (
+        ours.as_f32(),
+        expected.as_f32(),
+        ours.as_f64(),
+        expected.as_f64(),
+    ) {
         (Some(a), Some(b), _, _) => {
             for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
                 if !close(f64::from(x), f64::from(y)) {
@@ -74,14 +97,19 @@ fn compare_tensor(what: &str, ours: &Tensor, expected: &Tensor) -> Result<()> {
             }
         }
         _ if ours.data() == expected.data() => {}
-        _ => bail!("{what}: {:?}\nonnxruntime: {:?}", ours.data(), expected.data()),
+        _ => bail!(
+            "{what}: {:?}\nonnxruntime: {:?}",
+            ours.data(),
+            expected.data()
+        ),
     }
     Ok(())
 }
 
 fn check_model(dir: &Path, name: &str) -> Result<()> {
     let model = Model::load(&std::fs::read(dir.join(format!("{name}.onnx")))?)?;
-    let doc: Json = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json")))?)?;
+    let doc: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json")))?)?;
     let inputs = doc["inputs"]
         .as_object()
         .context("inputs")?
@@ -96,7 +124,9 @@ fn check_model(dir: &Path, name: &str) -> Result<()> {
     for (ours, theirs) in outputs.iter().zip(expected) {
         let what = format!("{name}.{}", ours.name);
         if theirs["kind"] == "records" {
-            let Value::Records(r) = &ours.value else { bail!("{what}: not records") };
+            let Value::Records(r) = &ours.value else {
+                bail!("{what}: not records")
+            };
             let keys: Vec<Json> = match &r.keys {
                 sextant_onnx::Labels::Int(v) => v.iter().map(|&k| Json::from(k)).collect(),
                 sextant_onnx::Labels::Str(v) => v.iter().map(|k| Json::from(k.as_str())).collect(),
@@ -117,7 +147,9 @@ fn check_model(dir: &Path, name: &str) -> Result<()> {
                 }
             }
         } else {
-            let Value::Tensor(t) = &ours.value else { bail!("{what}: not a tensor") };
+            let Value::Tensor(t) = &ours.value else {
+                bail!("{what}: not a tensor")
+            };
             compare_tensor(&what, t, &tensor_from_json(theirs)?)?;
         }
     }
@@ -127,25 +159,49 @@ fn check_model(dir: &Path, name: &str) -> Result<()> {
 #[test]
 fn predictions_match_onnxruntime_on_the_skl2onnx_zoo() -> Result<()> {
     let Some(python) = python() else {
-        eprintln!("SKIPPED: no Python with skl2onnx and onnxruntime (set SEXTANT_VENV or run scripts/test)");
+        eprintln!(
+            "SKIPPED: no Python with skl2onnx and onnxruntime (set SEXTANT_VENV or run scripts/test)"
+        );
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_zoo.py");
-    let out = Command::new(&python).arg(&script).arg(dir.path()).output()?;
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .output()?;
     if !out.status.success() {
-        bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut names: Vec<String> = std::fs::read_dir(dir.path())?
         .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".onnx").map(str::to_owned))
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".onnx")
+                .map(str::to_owned)
+        })
         .collect();
     names.sort();
     assert!(names.len() >= 25, "the zoo has only {names:?}");
     let failures: Vec<String> = names
         .iter()
-        .filter_map(|n| check_model(dir.path(), n).err().map(|e| format!("{n}: {e:#}")))
+        .filter_map(|n| {
+            check_model(dir.path(), n)
+                .err()
+                .map(|e| format!("{n}: {e:#}"))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} models differ:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} models differ:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
     Ok(())
 }

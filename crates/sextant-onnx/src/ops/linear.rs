@@ -18,7 +18,7 @@ struct Weights {
 impl Weights {
     fn new(attrs: &Attrs, targets: usize) -> Result<Self, Error> {
         let coefficients = attrs.floats("coefficients").to_vec();
-        if targets == 0 || coefficients.is_empty() || coefficients.len() % targets != 0 {
+        if targets == 0 || coefficients.is_empty() || !coefficients.len().is_multiple_of(targets) {
             return Err(attrs.error(format!(
                 "{} coefficients do not form {targets} rows",
                 coefficients.len()

@@ -72,7 +72,7 @@ impl Op for Reshape {
         }
         let known: usize = shape.iter().product();
         if let Some(i) = infer {
-            if known == 0 || x.len() % known != 0 {
+            if known == 0 || !x.len().is_multiple_of(known) {
                 return Err(Error::op(
                     op,
                     format!("cannot reshape {:?} to {spec:?}", x.shape()),
