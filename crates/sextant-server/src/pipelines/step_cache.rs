@@ -45,8 +45,10 @@ fn closest<'a>(
 
 /// Content digests of named files by path, valid while size and mtime hold,
 /// so a large input is hashed once per change rather than once per run.
-static DIGESTS: LazyLock<Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>> =
-    LazyLock::new(Default::default);
+static DIGESTS: LazyLock<Mutex<Memo>> = LazyLock::new(Default::default);
+
+/// Path → (size, mtime, digest).
+type Memo = HashMap<PathBuf, (u64, SystemTime, String)>;
 
 /// The digest of a regular file, from the memo when unchanged.
 fn file_digest(path: &Path) -> Result<String, String> {
@@ -55,7 +57,7 @@ fn file_digest(path: &Path) -> Result<String, String> {
         meta.len(),
         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     );
-    let memo = |m: &HashMap<PathBuf, (u64, SystemTime, String)>| {
+    let memo = |m: &Memo| {
         m.get(path)
             .filter(|(len, at, _)| (*len, *at) == stamp)
             .map(|(_, _, d)| d.clone())
