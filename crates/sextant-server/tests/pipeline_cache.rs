@@ -4,37 +4,20 @@
 //! outputs are content-addressed (an unchanged output from a changed step
 //! still hits downstream); vanished outputs and expired entries are misses.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
-use tower::ServiceExt;
-
-async fn call(app: &Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000")
-        .body(Body::from(body))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use support::call;
 
 struct Harness {
     app: Router,
@@ -82,13 +65,7 @@ impl Harness {
     }
 
     async fn apply(&self, name: &str, text: &str) {
-        let (s, v) = call(
-            &self.app,
-            "PUT",
-            &format!("/api/v1/pipelines/{name}"),
-            text.into(),
-        )
-        .await;
+        let (s, v) = call(&self.app, "PUT", &format!("/api/v1/pipelines/{name}"), text).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
@@ -98,7 +75,7 @@ impl Harness {
             &self.app,
             "POST",
             &format!("/api/v1/pipelines/{pipeline}/runs"),
-            body.to_string(),
+            &body.to_string(),
         )
         .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -107,13 +84,8 @@ impl Harness {
         loop {
             let run = self.store.get_pipeline_run(&id).unwrap();
             if run.status.is_terminal() {
-                let (_, detail) = call(
-                    &self.app,
-                    "GET",
-                    &format!("/api/v1/pipeline-runs/{id}"),
-                    String::new(),
-                )
-                .await;
+                let (_, detail) =
+                    call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
                 assert_eq!(
                     run.status,
                     PipelineRunStatus::Succeeded,
@@ -132,7 +104,7 @@ impl Harness {
             &self.app,
             "GET",
             &format!("/api/v1/pipeline-runs/{id}/steps/{step}/cache"),
-            String::new(),
+            "",
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{v}");

@@ -3,17 +3,18 @@
 //! steps that never ran. (Runs that execute are covered by the process
 //! tests of the `sextant` crate.)
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
 use sextant_artifacts::ArtifactStore;
 use sextant_core::pipeline_runs::TaskStatus;
 use sextant_server::{AppState, SecurityConfig, router};
 use sextant_store::MetaStore;
-use tower::ServiceExt;
+use support::call;
 
 const PIPELINE: &str =
     "name: chain\nsteps:\n  a:\n    run: \"true\"\n  b:\n    run: \"true\"\n    needs: [a]\n";
@@ -33,24 +34,6 @@ fn fixture() -> Fixture {
         SecurityConfig::loopback(),
     ));
     Fixture { app, store }
-}
-
-async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {

@@ -1,12 +1,12 @@
 //! Event triggers in-process: approving a model version through the native
 //! API starts the pipeline that listens for it, recording the event.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_core::entities::NewRun;
@@ -14,25 +14,7 @@ use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus, TriggerKind};
 use sextant_core::registry::NewModelVersion;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::{MetaStore, PipelineRunSearch};
-use tower::ServiceExt;
-
-async fn call(app: &Router, method: &str, uri: &str, body: String) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000")
-        .body(Body::from(body))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use support::call;
 
 fn runs_of(store: &dyn MetaStore, pipeline: &str) -> Vec<PipelineRun> {
     store
@@ -120,7 +102,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
         &app,
         "POST",
         "/api/v1/models/fraud/versions/1/approval",
-        json!({"status": "approved", "actor": "alice"}).to_string(),
+        &json!({"status": "approved", "actor": "alice"}).to_string(),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
