@@ -25,7 +25,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::outputs;
 use crate::refs::{self, Ref};
-use crate::spec::{Step, StepKind, Value};
+use crate::spec::{Step, StepKind};
 
 /// What the key of one execution depends on besides the step itself.
 #[derive(Debug, Default)]
@@ -141,7 +141,7 @@ fn step_json(step: &Step) -> Json {
             );
             let with: Map<String, Json> = with
                 .iter()
-                .map(|(k, v)| (k.value.clone(), value_json(&v.value)))
+                .map(|(k, v)| (k.value.clone(), v.value.to_json()))
                 .collect();
             m.insert("with".into(), Json::Object(with));
         }
@@ -168,24 +168,6 @@ fn step_json(step: &Step) -> Json {
         m.insert("code".into(), Json::Array(code.collect()));
     }
     Json::Object(m)
-}
-
-/// A spec value as JSON.
-fn value_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => Json::from(*f),
-        Value::String(s) => Json::String(s.clone()),
-        Value::List(items) => Json::Array(items.iter().map(|i| value_json(&i.value)).collect()),
-        Value::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.value.clone(), value_json(&v.value)))
-                .collect(),
-        ),
-    }
 }
 
 /// `json` as dotted paths to its scalars and empty containers.

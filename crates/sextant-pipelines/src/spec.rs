@@ -137,6 +137,25 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => Json::from(*i),
+            Value::Float(f) => Json::from(*f),
+            Value::String(s) => Json::String(s.clone()),
+            Value::List(items) => Json::Array(items.iter().map(|i| i.value.to_json()).collect()),
+            Value::Map(entries) => Json::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// A short name of the value's kind, for messages.
     pub fn kind(&self) -> &'static str {
         match self {

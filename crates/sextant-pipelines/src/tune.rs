@@ -347,23 +347,7 @@ pub fn value_text(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::String(s) => s.clone(),
-        Value::List(_) | Value::Map(_) => json(v).to_string(),
-    }
-}
-
-fn json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => (*f).into(),
-        Value::String(s) => s.as_str().into(),
-        Value::List(items) => items.iter().map(|i| json(&i.value)).collect(),
-        Value::Map(entries) => entries
-            .iter()
-            .map(|(k, v)| (k.value.clone(), json(&v.value)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
+        Value::List(_) | Value::Map(_) => v.to_json().to_string(),
     }
 }
 

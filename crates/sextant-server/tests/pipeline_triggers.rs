@@ -88,13 +88,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
     let other = "name: audit\non:\n  - event: model_version.approved\n    where: {name: churn}\n\
                  steps:\n  check:\n    run: \"true\"\n";
     for (name, text) in [("deploy", deploy), ("audit", other)] {
-        let (s, v) = call(
-            &app,
-            "PUT",
-            &format!("/api/v1/pipelines/{name}"),
-            text.into(),
-        )
-        .await;
+        let (s, v) = call(&app, "PUT", &format!("/api/v1/pipelines/{name}"), text).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 

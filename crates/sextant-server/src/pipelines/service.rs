@@ -8,7 +8,7 @@ use sextant_core::pipeline_runs::{
     NewPipelineRun, PipelineRun, PipelineRunStatus, Task, TaskStatus, TriggerKind,
 };
 use sextant_pipelines::executor::LogStream;
-use sextant_pipelines::spec::{ParamType, Pipeline, Value};
+use sextant_pipelines::spec::{ParamType, Pipeline};
 use sextant_store::{MetaStore, StoreError};
 
 use super::logs;
@@ -43,7 +43,7 @@ pub fn resolve_params(
         let name = &param.name.value;
         let value = match (given.get(name), &param.default) {
             (Some(v), _) => typed(param.ty, name, v)?,
-            (None, Some(d)) => spec_json(&d.value),
+            (None, Some(d)) => d.value.to_json(),
             (None, None) => {
                 return Err(ApiError::invalid(format!(
                     "missing parameter '{name}' ({}): it has no default",
@@ -88,24 +88,6 @@ fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, ApiError> {
             .or_else(|| text.and_then(|t| t.trim().parse().ok()))
             .map(Json::from)
             .ok_or_else(bad),
-    }
-}
-
-/// A spec value as JSON.
-pub(super) fn spec_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => Json::from(*f),
-        Value::String(s) => Json::String(s.clone()),
-        Value::List(items) => Json::Array(items.iter().map(|i| spec_json(&i.value)).collect()),
-        Value::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.value.clone(), spec_json(&v.value)))
-                .collect(),
-        ),
     }
 }
 

@@ -392,7 +392,7 @@ impl Orchestrator {
                     let text = match &v.value {
                         Value::String(s) => ctx.resolve(s)?,
                         Value::Null => String::new(),
-                        other => super::service::spec_json(other).to_string(),
+                        other => other.to_json().to_string(),
                     };
                     args.insert(k.value.clone(), text);
                 }

@@ -22,7 +22,7 @@ use sextant_pipelines::refs::{self, Ref};
 use sextant_pipelines::spec::{Pipeline, Trigger, Value};
 use sextant_store::PipelineRunSearch;
 
-use super::service::{StartedBy, resolve_params, spec_json, start_triggered_run};
+use super::service::{StartedBy, resolve_params, start_triggered_run};
 use crate::state::AppState;
 
 /// How often the loop looks for new pipelines and events when nothing woke it
@@ -344,7 +344,7 @@ fn value_eq(want: &Value, got: &Json) -> bool {
     match (want, got) {
         (Value::Int(a), Json::Number(b)) => b.as_i64() == Some(*a) || b.as_f64() == Some(*a as f64),
         (Value::Float(a), Json::Number(b)) => b.as_f64() == Some(*a),
-        _ => spec_json(want) == *got,
+        _ => want.to_json() == *got,
     }
 }
 
