@@ -289,7 +289,12 @@ async fn an_expired_entry_is_a_miss() {
     );
     h.apply("expiring", &text).await;
     let first = h.run("expiring", json!({})).await;
-    // The second run starts after the first ended, well past 1 ms.
+    // Let the clock pass the entry's expiry before the second run looks it up.
+    let entry = h.store.cache_entries("expiring", "s", None, 0, 1).unwrap();
+    let expires = entry[0].created_time + 1;
+    while now_ms() <= expires {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let second = h.run("expiring", json!({})).await;
     assert_eq!(h.executions("s.count"), 2);
     let e = h.explain(&second, "s").await;
@@ -301,4 +306,11 @@ async fn an_expired_entry_is_a_miss() {
         ),
         "{e}"
     );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
