@@ -184,6 +184,13 @@ impl InputPlan {
                 .iter()
                 .map(|(n, _)| n.as_str())
                 .filter(|n| !self.inputs.iter().any(|i| i.name == *n))
+                .filter(|n| {
+                    !self
+                        .columns
+                        .iter()
+                        .flatten()
+                        .any(|c| c.name.as_deref() == Some(*n))
+                })
                 .collect();
             let expected = match &self.columns {
                 Some(cols) => format!(
