@@ -264,3 +264,36 @@ def test_multi_input_pipeline_with_a_string_column(serve_model, tmp_path):
             assert_close(by_name[name]["data"], value.ravel().tolist())
     finally:
         s.close()
+
+
+def test_process_runtime_serves_a_pyfunc_model_through_mlflow(serve_model, tmp_path):
+    """`--runtime process`: a scikit-learn pyfunc model served by a child `mlflow models serve`
+    behind Sextant's gateway answers what the model predicts, over MLflow and OIP."""
+    import mlflow.sklearn
+
+    X, y = make_regression(n_samples=100, n_features=3, random_state=3)
+    model = LinearRegression().fit(X, y)
+    path = tmp_path / "sk"
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(X, model.predict(X)))
+    proc = subprocess.Popen(
+        [str(serve_model), "--model", str(path), "--name", "m", "--runtime", "process"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        s = Served.__new__(Served)
+        s.proc, s.url = proc, line.split()[-1]
+        status, body = s.post({"inputs": X[:4].tolist()})
+        assert status == 200, body
+        assert_close(body["predictions"], model.predict(X[:4]).tolist())
+        status, body = s.post({"inputs": X[:1, :2].tolist()})
+        assert status == 400, body
+        oip = {"inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP64",
+                           "data": X[:2].ravel().tolist()}]}
+        status, body = s.post(oip, path="/v2/models/m/infer")
+        assert status == 200, body
+        assert_close(body["outputs"][0]["data"], model.predict(X[:2]).tolist())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

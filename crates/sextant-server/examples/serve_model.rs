@@ -1,8 +1,12 @@
 //! A minimal gateway serving one MLflow model directory at the root, for the Python
 //! interop tests and `bench/serving/`. Not the product's CLI (`sextant gateway` is).
 //!
-//! Usage: serve_model --model DIR [--name NAME] [--addr HOST:PORT] [--concurrency N]
+//! Usage: serve_model --model DIR [--runtime onnx|process] [--name NAME] [--addr HOST:PORT]
+//!                    [--concurrency N]
 //!        serve_model --noop [--addr HOST:PORT]
+//!
+//! `--runtime process` runs `mlflow models serve --env-manager local` (from `PATH`) behind the
+//! gateway.
 //!
 //! Prints `listening on http://HOST:PORT` on stdout once it accepts connections, and stops
 //! on SIGTERM or Ctrl-C.
@@ -12,7 +16,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use sextant_server::serving::{self, Gateway, GatewaySettings, VariantSpec};
+use sextant_server::serving::{
+    self, Gateway, GatewaySettings, ProcessPredictor, ProcessSettings, VariantSpec,
+};
 
 struct Args {
     model: Option<PathBuf>,
@@ -20,6 +26,7 @@ struct Args {
     addr: String,
     concurrency: usize,
     noop: bool,
+    process: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -29,6 +36,7 @@ fn args() -> Result<Args, String> {
         addr: "127.0.0.1:0".into(),
         concurrency: 1024,
         noop: false,
+        process: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +51,11 @@ fn args() -> Result<Args, String> {
                     .map_err(|e| format!("--concurrency: {e}"))?
             }
             "--noop" => args.noop = true,
+            "--runtime" => match value()?.as_str() {
+                "onnx" => args.process = false,
+                "process" => args.process = true,
+                other => return Err(format!("--runtime: unknown runtime {other}")),
+            },
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -72,7 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Router::new().route("/invocations", post(noop))
     } else {
         let dir = args.model.clone().expect("checked in args()");
-        let predictor = tokio::task::spawn_blocking(move || serving::load_model(&dir)).await??;
+        let predictor: Arc<dyn serving::Predictor> = if args.process {
+            ProcessPredictor::start(&dir, ProcessSettings::default()).await?
+        } else {
+            tokio::task::spawn_blocking(move || serving::load_model(&dir)).await??
+        };
         let gateway: Arc<Gateway> = Gateway::new(&args.name, GatewaySettings::default(), None);
         gateway.set_variants(
             vec![VariantSpec {

@@ -6,6 +6,7 @@
 //! bodies are forwarded unchanged; OIP requests are re-encoded as `{"inputs": …}`. The
 //! child is killed when the predictor is dropped.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -176,7 +177,7 @@ impl Predictor for ProcessPredictor {
                 Some(raw) => (raw.content_type, raw.body.to_vec()),
                 None => (
                     "application/json".to_owned(),
-                    mlflow_body(request.payload, request.params)
+                    mlflow_body(request.payload, request.params, &self.info.signature.inputs)
                         .to_string()
                         .into_bytes(),
                 ),
@@ -298,9 +299,17 @@ async fn spawn(
                 .replace("{port}", &port.to_string())
         })
         .collect();
+    // The child's stdout goes to our stderr: stdout is for data, and a child's access log
+    // there would garble it.
+    let stdout = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
     let mut child = tokio::process::Command::new(&args[0])
         .args(&args[1..])
         .stdin(std::process::Stdio::null())
+        .stdout(stdout)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("running {:?}: {e}", args[0]))?;
@@ -337,7 +346,24 @@ async fn ping(client: &reqwest::Client, base: &str) -> bool {
 }
 
 /// A decoded request as an MLflow JSON body again (for OIP requests).
-fn mlflow_body(payload: Payload, params: Option<serde_json::Map<String, Value>>) -> Value {
+/// One tensor for a model whose signature has a single unnamed tensor (or none) goes
+/// bare, since MLflow refuses a dict for such a model.
+fn mlflow_body(
+    payload: Payload,
+    params: Option<serde_json::Map<String, Value>>,
+    inputs: &Schema,
+) -> Value {
+    let unnamed = match inputs {
+        Schema::None => true,
+        Schema::Tensors(specs) => specs.len() == 1 && specs[0].name.is_none(),
+        Schema::Columns(_) => false,
+    };
+    let payload = match payload {
+        Payload::Named(mut named) if unnamed && named.len() == 1 => {
+            Payload::Tensor(named.remove(0).1)
+        }
+        other => other,
+    };
     let mut body = match payload {
         Payload::Frame(f) => {
             let mut split = json!({"data": f.rows});
@@ -422,8 +448,11 @@ mod tests {
             shape: vec![2, 2],
             data: vec![json!(1), json!(2), json!(3), json!(4)],
         };
-        let body = mlflow_body(Payload::Named(vec![("x".into(), t)]), None);
+        let named = Payload::Named(vec![("x".into(), t)]);
+        let body = mlflow_body(named.clone(), None, &Schema::Columns(vec![]));
         assert_eq!(body, json!({"inputs": {"x": [[1, 2], [3, 4]]}}));
+        let body = mlflow_body(named, None, &Schema::None);
+        assert_eq!(body, json!({"inputs": [[1, 2], [3, 4]]}));
         let frame = Frame {
             columns: Some(vec!["a".into()]),
             rows: vec![vec![json!(1)]],
@@ -431,7 +460,7 @@ mod tests {
         };
         let mut params = serde_json::Map::new();
         params.insert("k".into(), json!(1));
-        let body = mlflow_body(Payload::Frame(frame), Some(params));
+        let body = mlflow_body(Payload::Frame(frame), Some(params), &Schema::None);
         assert_eq!(
             body,
             json!({"dataframe_split": {"columns": ["a"], "data": [[1]]}, "params": {"k": 1}})
