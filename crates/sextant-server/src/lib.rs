@@ -10,6 +10,7 @@ pub mod mlflow;
 mod native;
 pub mod pipelines;
 mod security;
+pub mod serving;
 mod state;
 pub mod webhooks;
 

@@ -1,0 +1,329 @@
+//! The HTTP routes of one endpoint, relative to where they are mounted (`/endpoints/{name}`
+//! on the server, `/` on a gateway process): MLflow/SageMaker `/invocations` and `/ping`,
+//! OIP v2 under `/v2`, and `/metrics`. Handlers only translate HTTP to a gateway call and
+//! back; the status of every failure is decided by one exhaustive match here.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde_json::json;
+
+use super::error::{InputError, PredictError};
+use super::gateway::{Answer, Call, Failure, Gateway, Wire};
+use super::metrics;
+use super::protocol::oip;
+
+/// Header a caller sets to name its request in capture records (SageMaker's, and a
+/// vendor-neutral alias).
+const INFERENCE_ID_HEADERS: [&str; 2] = ["x-amzn-sagemaker-inference-id", "x-inference-id"];
+/// Header pinning a request to a variant (SageMaker's `TargetVariant`).
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+/// Header naming the variant that answered.
+const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
+
+/// The routes of `gateway`'s endpoint.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let limit = gateway.settings().max_body_bytes;
+    Router::new()
+        .route("/invocations", post(invocations))
+        .route("/ping", get(ping))
+        .route("/health", get(ping))
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(server_ready))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/models/{model}/infer", post(infer))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(version_metadata),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(version_ready),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(version_infer),
+        )
+        .route("/metrics", get(prometheus))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(gateway)
+}
+
+fn call(wire: Wire, headers: &HeaderMap, body: Bytes) -> Call {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Call {
+        wire,
+        content_type: text(header::CONTENT_TYPE.as_str()),
+        body,
+        inference_id: INFERENCE_ID_HEADERS.iter().find_map(|h| text(h)),
+        target_variant: text(TARGET_VARIANT),
+    }
+}
+
+async fn invocations(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    let answer = gw.call(call(Wire::Mlflow, &headers, body)).await;
+    respond(&Wire::Mlflow, answer)
+}
+
+/// MLflow's `/ping`: 200 with `"\n"` once the model is loaded.
+async fn ping(State(gw): State<Arc<Gateway>>) -> Response {
+    let status = if gw.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], "\n").into_response()
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(json!({"name": "sextant", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+        .into_response()
+}
+
+async fn live() -> Response {
+    axum::Json(json!({"live": true})).into_response()
+}
+
+async fn server_ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let ready = gw.ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(json!({"ready": ready}))).into_response()
+}
+
+/// 404 unless `model` is the endpoint (the OIP model name is the endpoint name).
+fn check_model(gw: &Gateway, model: &str) -> Result<(), Box<Response>> {
+    if model == gw.name() {
+        return Ok(());
+    }
+    Err(Box::new(oip_error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "model {model:?} is not served here; this endpoint serves {:?}",
+            gw.name()
+        ),
+    )))
+}
+
+fn metadata(gw: &Gateway, model: &str, version: Option<&str>) -> Response {
+    if let Err(r) = check_model(gw, model) {
+        return *r;
+    }
+    match gw.describe(version) {
+        Some((predictor, versions)) => {
+            axum::Json(oip::metadata(gw.name(), &versions, predictor.info())).into_response()
+        }
+        None => not_served(gw, version),
+    }
+}
+
+fn not_served(gw: &Gateway, version: Option<&str>) -> Response {
+    match version {
+        Some(v) => oip_error(
+            StatusCode::NOT_FOUND,
+            &format!("version {v:?} of {:?} is not served here", gw.name()),
+        ),
+        None => oip_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the endpoint has no variants yet",
+        ),
+    }
+}
+
+fn readiness(gw: &Gateway, model: &str, version: Option<&str>) -> Response {
+    if let Err(r) = check_model(gw, model) {
+        return *r;
+    }
+    match gw.describe(version) {
+        Some((predictor, _)) => {
+            let ready = predictor.ready();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(json!({"name": model, "ready": ready}))).into_response()
+        }
+        None => not_served(gw, version),
+    }
+}
+
+async fn model_metadata(State(gw): State<Arc<Gateway>>, Path(model): Path<String>) -> Response {
+    metadata(&gw, &model, None)
+}
+
+async fn version_metadata(
+    State(gw): State<Arc<Gateway>>,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    metadata(&gw, &model, Some(&version))
+}
+
+async fn model_ready(State(gw): State<Arc<Gateway>>, Path(model): Path<String>) -> Response {
+    readiness(&gw, &model, None)
+}
+
+async fn version_ready(
+    State(gw): State<Arc<Gateway>>,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    readiness(&gw, &model, Some(&version))
+}
+
+async fn infer(
+    State(gw): State<Arc<Gateway>>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_model(&gw, &model) {
+        return *r;
+    }
+    let wire = Wire::Oip { version: None };
+    let answer = gw.call(call(wire.clone(), &headers, body)).await;
+    respond(&wire, answer)
+}
+
+async fn version_infer(
+    State(gw): State<Arc<Gateway>>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_model(&gw, &model) {
+        return *r;
+    }
+    let wire = Wire::Oip {
+        version: Some(version),
+    };
+    let answer = gw.call(call(wire.clone(), &headers, body)).await;
+    respond(&wire, answer)
+}
+
+async fn prometheus(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&[gw.as_ref()]),
+    )
+        .into_response()
+}
+
+/// The HTTP form of a gateway answer.
+fn respond(wire: &Wire, answer: Answer) -> Response {
+    let mut response = match answer.result {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(failure) => failure_response(wire, &failure, answer.retry_after_secs),
+    };
+    if let Some(v) = answer.variant
+        && let Ok(value) = HeaderValue::from_str(&v)
+    {
+        response.headers_mut().insert(INVOKED_VARIANT, value);
+    }
+    response
+}
+
+/// Status, MLflow error code and message of each failure.
+fn classify(failure: &Failure) -> (StatusCode, &'static str, String) {
+    match failure {
+        Failure::Predict(PredictError::Input(e)) => match e {
+            InputError::Invalid(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m.clone()),
+            InputError::Schema(m) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+                m.clone(),
+            ),
+            InputError::UnsupportedMediaType(m) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", m.clone())
+            }
+            InputError::NotFound(m) => {
+                (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m.clone())
+            }
+        },
+        // MLflow answers a failed predict 400; it still counts as the variant's error.
+        Failure::Predict(e @ PredictError::Model(_)) => {
+            (StatusCode::BAD_REQUEST, "BAD_REQUEST", e.to_string())
+        }
+        Failure::Predict(PredictError::Unavailable(m)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+            m.clone(),
+        ),
+        Failure::Predict(PredictError::Internal(m)) => {
+            tracing::error!(error = %m, "serving runtime failure");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "the serving runtime failed; see the server log".into(),
+            )
+        }
+        Failure::Saturated => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+            "the variant is at its concurrency limit; retry later".into(),
+        ),
+        Failure::NoVariants => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+            "the endpoint has no variants yet".into(),
+        ),
+        Failure::UnknownVariant(name) => (
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            format!("the endpoint has no variant {name:?}"),
+        ),
+        Failure::Timeout(limit) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "DEADLINE_EXCEEDED",
+            format!(
+                "Request processing time exceeded limit ({} s)",
+                limit.as_secs_f64()
+            ),
+        ),
+    }
+}
+
+fn failure_response(wire: &Wire, failure: &Failure, retry_after_secs: u64) -> Response {
+    let (status, code, message) = classify(failure);
+    let mut response = match wire {
+        // MLflow answers 415 in plain text.
+        Wire::Mlflow if status == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (status, [(header::CONTENT_TYPE, "text/plain")], message).into_response()
+        }
+        Wire::Mlflow => (
+            status,
+            axum::Json(json!({"error_code": code, "message": message})),
+        )
+            .into_response(),
+        Wire::Oip { .. } => oip_error(status, &message),
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+    response
+}
+
+fn oip_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}

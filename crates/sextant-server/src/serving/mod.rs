@@ -1,0 +1,36 @@
+//! The serving data plane: one [`Gateway`] per endpoint routes requests to loaded models
+//! ([`Predictor`]s) by weight, copies them to a shadow, bounds concurrency, captures
+//! exchanges and counts per variant; [`router`] gives its HTTP routes (MLflow and
+//! SageMaker `/invocations`, OIP v2, `/metrics`).
+//!
+//! The control plane (endpoint definitions, rollouts) decides what to install; this module
+//! only serves what it is given:
+//!
+//! ```ignore
+//! let gateway = Gateway::new("churn", GatewaySettings::default(), capture);
+//! let predictor = serving::load_model(dir)?; // on a blocking thread
+//! gateway.set_variants(vec![VariantSpec { name: "blue".into(), predictor, weight: 1.0,
+//!     max_concurrency: 64, model_version: Some("3".into()) }], None)?;
+//! let app = Router::new().nest("/endpoints/churn", serving::router(gateway.clone()));
+//! let window = gateway.stats().variant("blue").unwrap().since(&earlier);
+//! ```
+
+pub mod capture;
+mod convert;
+pub mod error;
+mod gateway;
+mod http;
+pub mod metrics;
+mod model;
+pub mod process;
+pub mod protocol;
+pub mod signature;
+pub mod stats;
+
+pub use capture::{CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, CaptureTotals};
+pub use error::{InputError, LoadError, PredictError};
+pub use gateway::{ConfigError, Gateway, GatewaySettings, GatewayStats, ShadowSpec, VariantSpec};
+pub use http::router;
+pub use model::{BoxFuture, MlModel, ModelInfo, OnnxPredictor, Predictor, TensorMeta, load_model};
+pub use process::{ProcessPredictor, ProcessSettings};
+pub use stats::{HistogramSnapshot, VariantSnapshot};

@@ -1,0 +1,469 @@
+//! The `process` runtime: a child process speaking the MLflow scoring protocol (by default
+//! `mlflow models serve --env-manager local`, for any pyfunc model) behind the gateway.
+//!
+//! A supervisor task health-checks the child (`GET /ping`) and restarts it when it exits
+//! or stops answering; while it restarts, predictions answer 503 (`Unavailable`). MLflow
+//! bodies are forwarded unchanged; OIP requests are re-encoded as `{"inputs": …}`. The
+//! child is killed when the predictor is dropped.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::error::{InputError, LoadError, PredictError};
+use super::model::{BoxFuture, MlModel, ModelInfo, Predictor, TensorMeta};
+use super::protocol::{JsonTensor, ModelRequest, Payload, Prediction};
+use super::signature::{ColType, Schema};
+
+/// How the child is started and watched.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// The command; `{model}` and `{port}` are replaced by the model directory and a free
+    /// loopback port.
+    pub command: Vec<String>,
+    /// How long a (re)started child has to answer `/ping`.
+    pub startup_timeout: Duration,
+    /// Time between health checks.
+    pub health_interval: Duration,
+    /// Failed health checks in a row after which the child is restarted.
+    pub unhealthy_after: u32,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        ProcessSettings {
+            command: [
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                "{model}",
+                "-p",
+                "{port}",
+                "-h",
+                "127.0.0.1",
+                "--env-manager",
+                "local",
+            ]
+            .map(String::from)
+            .to_vec(),
+            startup_timeout: Duration::from_secs(120),
+            health_interval: Duration::from_secs(2),
+            unhealthy_after: 3,
+        }
+    }
+}
+
+/// State shared by the predictor and its supervisor.
+#[derive(Debug)]
+struct Shared {
+    ready: AtomicBool,
+    base: RwLock<String>,
+    pid: AtomicU32,
+    restarts: AtomicU64,
+}
+
+/// A model served by a child process.
+#[derive(Debug)]
+pub struct ProcessPredictor {
+    info: ModelInfo,
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ProcessPredictor {
+    fn drop(&mut self) {
+        // Dropping the supervisor's future drops the child, which `kill_on_drop` kills.
+        self.supervisor.abort();
+    }
+}
+
+impl ProcessPredictor {
+    /// Starts the child for the model directory `dir` and waits until it is healthy.
+    pub async fn start(
+        dir: &Path,
+        settings: ProcessSettings,
+    ) -> Result<Arc<ProcessPredictor>, LoadError> {
+        let started = Instant::now();
+        let mlmodel = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || MlModel::read(&dir))
+                .await
+                .map_err(|e| LoadError::Process(e.to_string()))??
+        };
+        if settings.command.is_empty() {
+            return Err(LoadError::Process("the command is empty".into()));
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| LoadError::Process(format!("building the HTTP client: {e}")))?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let (child, base) = spawn(&dir, &settings, &client)
+            .await
+            .map_err(LoadError::Process)?;
+        let shared = Arc::new(Shared {
+            ready: AtomicBool::new(true),
+            base: RwLock::new(base),
+            pid: AtomicU32::new(child.id().unwrap_or(0)),
+            restarts: AtomicU64::new(0),
+        });
+        let supervisor = tokio::spawn(supervise(
+            child,
+            dir,
+            settings,
+            client.clone(),
+            shared.clone(),
+        ));
+        let info = ModelInfo {
+            runtime: "process",
+            platform: "mlflow_pyfunc".into(),
+            inputs: schema_meta(&mlmodel.signature.inputs, "input"),
+            outputs: schema_meta(&mlmodel.signature.outputs, "output"),
+            signature: mlmodel.signature,
+            load_seconds: started.elapsed().as_secs_f64(),
+            model_uuid: mlmodel.model_uuid,
+        };
+        Ok(Arc::new(ProcessPredictor {
+            info,
+            shared,
+            client,
+            supervisor,
+        }))
+    }
+
+    /// The child's process id (0 while none runs).
+    pub fn pid(&self) -> u32 {
+        self.shared.pid.load(Ordering::SeqCst)
+    }
+
+    /// How many times the child was restarted.
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::SeqCst)
+    }
+}
+
+impl Predictor for ProcessPredictor {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+
+    fn predict(
+        self: Arc<Self>,
+        request: ModelRequest,
+    ) -> BoxFuture<Result<Prediction, PredictError>> {
+        Box::pin(async move {
+            if !self.ready() {
+                return Err(PredictError::Unavailable(
+                    "the model process is restarting; retry later".into(),
+                ));
+            }
+            let base = self
+                .shared
+                .base
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let (content_type, body) = match request.raw {
+                Some(raw) => (raw.content_type, raw.body.to_vec()),
+                None => (
+                    "application/json".to_owned(),
+                    mlflow_body(request.payload, request.params, &self.info.signature.inputs)
+                        .to_string()
+                        .into_bytes(),
+                ),
+            };
+            let response = self
+                .client
+                .post(format!("{base}/invocations"))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    PredictError::Unavailable(format!("the model process did not answer: {e}"))
+                })?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| {
+                PredictError::Unavailable(format!("reading the model process's answer: {e}"))
+            })?;
+            let doc: Option<Value> = serde_json::from_str(&text).ok();
+            let message = || {
+                doc.as_ref()
+                    .and_then(|d| d.get("message"))
+                    .and_then(Value::as_str)
+                    .map_or_else(|| text.trim().to_owned(), str::to_owned)
+            };
+            match status.as_u16() {
+                200..=299 => match doc {
+                    Some(Value::Object(mut map)) if map.contains_key("predictions") => Ok(
+                        Prediction::Json(map.remove("predictions").unwrap_or(Value::Null)),
+                    ),
+                    Some(other) => Ok(Prediction::Json(other)),
+                    None => Err(PredictError::Model(format!(
+                        "the model process answered {status} with a body that is not JSON"
+                    ))),
+                },
+                415 => Err(InputError::UnsupportedMediaType(message()).into()),
+                400..=499 => Err(InputError::Invalid(message()).into()),
+                _ => Err(PredictError::Model(message())),
+            }
+        })
+    }
+}
+
+/// Watches the child and restarts it when it exits or fails `unhealthy_after` checks.
+async fn supervise(
+    mut child: tokio::process::Child,
+    dir: PathBuf,
+    settings: ProcessSettings,
+    client: reqwest::Client,
+    shared: Arc<Shared>,
+) {
+    let mut failures = 0;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        tokio::time::sleep(settings.health_interval).await;
+        let exited = match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        let healthy = exited.is_none() && {
+            let base = shared
+                .base
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            ping(&client, &base).await
+        };
+        if healthy {
+            failures = 0;
+            continue;
+        }
+        failures += 1;
+        if exited.is_none() && failures < settings.unhealthy_after {
+            continue;
+        }
+        tracing::warn!(model = %dir.display(), exited = ?exited, "restarting the model process");
+        shared.ready.store(false, Ordering::SeqCst);
+        shared.pid.store(0, Ordering::SeqCst);
+        let _ = child.kill().await;
+        loop {
+            match spawn(&dir, &settings, &client).await {
+                Ok((new_child, base)) => {
+                    child = new_child;
+                    *shared.base.write().unwrap_or_else(|e| e.into_inner()) = base;
+                    shared.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+                    shared.restarts.fetch_add(1, Ordering::SeqCst);
+                    shared.ready.store(true, Ordering::SeqCst);
+                    failures = 0;
+                    backoff = Duration::from_millis(200);
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(model = %dir.display(), %error, "the model process did not start");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// Starts the command on a free port and waits for `/ping`.
+async fn spawn(
+    dir: &Path,
+    settings: &ProcessSettings,
+    client: &reqwest::Client,
+) -> Result<(tokio::process::Child, String), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("finding a free port: {e}"))?
+        .port();
+    let model = dir.to_string_lossy();
+    let args: Vec<String> = settings
+        .command
+        .iter()
+        .map(|a| {
+            a.replace("{model}", &model)
+                .replace("{port}", &port.to_string())
+        })
+        .collect();
+    // The child's stdout goes to our stderr: stdout is for data, and a child's access log
+    // there would garble it.
+    let stdout = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
+    let mut child = tokio::process::Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("running {:?}: {e}", args[0]))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + settings.startup_timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{:?} exited with {status} before answering /ping",
+                args[0]
+            ));
+        }
+        if ping(client, &base).await {
+            return Ok((child, base));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill().await;
+            return Err(format!(
+                "{:?} did not answer /ping within {:?}",
+                args[0], settings.startup_timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ping(client: &reqwest::Client, base: &str) -> bool {
+    client
+        .get(format!("{base}/ping"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// A decoded request as an MLflow JSON body again (for OIP requests).
+/// One tensor for a model whose signature has a single unnamed tensor (or none) goes
+/// bare, since MLflow refuses a dict for such a model.
+fn mlflow_body(
+    payload: Payload,
+    params: Option<serde_json::Map<String, Value>>,
+    inputs: &Schema,
+) -> Value {
+    let unnamed = match inputs {
+        Schema::None => true,
+        Schema::Tensors(specs) => specs.len() == 1 && specs[0].name.is_none(),
+        Schema::Columns(_) => false,
+    };
+    let payload = match payload {
+        Payload::Named(mut named) if unnamed && named.len() == 1 => {
+            Payload::Tensor(named.remove(0).1)
+        }
+        other => other,
+    };
+    let mut body = match payload {
+        Payload::Frame(f) => {
+            let mut split = json!({"data": f.rows});
+            if let Some(columns) = f.columns {
+                split["columns"] = json!(columns);
+            }
+            json!({ "dataframe_split": split })
+        }
+        Payload::Tensor(t) => json!({ "inputs": nested(t) }),
+        Payload::Named(named) => {
+            let inputs: serde_json::Map<String, Value> =
+                named.into_iter().map(|(n, t)| (n, nested(t))).collect();
+            json!({ "inputs": inputs })
+        }
+    };
+    if let Some(params) = params {
+        body["params"] = Value::Object(params);
+    }
+    body
+}
+
+/// A flat tensor as nested lists.
+fn nested(t: JsonTensor) -> Value {
+    fn build(shape: &[usize], data: &mut std::vec::IntoIter<Value>) -> Value {
+        match shape.split_first() {
+            None => data.next().unwrap_or(Value::Null),
+            Some((&n, rest)) => Value::Array((0..n).map(|_| build(rest, data)).collect()),
+        }
+    }
+    build(&t.shape, &mut t.data.into_iter())
+}
+
+/// OIP metadata from a signature.
+fn schema_meta(schema: &Schema, prefix: &str) -> Vec<TensorMeta> {
+    match schema {
+        Schema::None => Vec::new(),
+        Schema::Columns(cols) => cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| TensorMeta {
+                name: c.name.clone().unwrap_or_else(|| format!("{prefix}-{i}")),
+                datatype: match c.ty {
+                    ColType::Boolean => "BOOL",
+                    ColType::Integer => "INT32",
+                    ColType::Long => "INT64",
+                    ColType::Float => "FP32",
+                    ColType::Double => "FP64",
+                    ColType::String => "BYTES",
+                }
+                .into(),
+                shape: vec![-1],
+            })
+            .collect(),
+        Schema::Tensors(specs) => specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| TensorMeta {
+                name: s.name.clone().unwrap_or_else(|| format!("{prefix}-{i}")),
+                datatype: match s.dtype.as_str() {
+                    "float32" => "FP32",
+                    "float64" => "FP64",
+                    "int32" => "INT32",
+                    "int64" => "INT64",
+                    "bool" => "BOOL",
+                    _ => "BYTES",
+                }
+                .into(),
+                shape: s.shape.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serving::protocol::Frame;
+
+    #[test]
+    fn oip_requests_become_mlflow_bodies() {
+        let t = JsonTensor {
+            shape: vec![2, 2],
+            data: vec![json!(1), json!(2), json!(3), json!(4)],
+        };
+        let named = Payload::Named(vec![("x".into(), t)]);
+        let body = mlflow_body(named.clone(), None, &Schema::Columns(vec![]));
+        assert_eq!(body, json!({"inputs": {"x": [[1, 2], [3, 4]]}}));
+        let body = mlflow_body(named, None, &Schema::None);
+        assert_eq!(body, json!({"inputs": [[1, 2], [3, 4]]}));
+        let frame = Frame {
+            columns: Some(vec!["a".into()]),
+            rows: vec![vec![json!(1)]],
+            text_cells: false,
+        };
+        let mut params = serde_json::Map::new();
+        params.insert("k".into(), json!(1));
+        let body = mlflow_body(Payload::Frame(frame), Some(params), &Schema::None);
+        assert_eq!(
+            body,
+            json!({"dataframe_split": {"columns": ["a"], "data": [[1]]}, "params": {"k": 1}})
+        );
+    }
+}
