@@ -4,6 +4,7 @@
 // The OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
 
+pub mod endpoints;
 mod error;
 mod misc;
 pub mod mlflow;
@@ -47,10 +48,11 @@ async fn announce_changes(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // Inference requests change nothing that anyone waits for.
     let writes = !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
-    );
+    ) && !req.uri().path().starts_with("/endpoints/");
     let resp = next.run(req).await;
     if writes {
         changes.notify_waiters();

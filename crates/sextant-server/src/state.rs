@@ -31,6 +31,8 @@ pub struct AppState {
     /// The orchestrator of this server once started: remote workers' claims
     /// and outcomes go through it.
     pub(crate) orchestrator: Arc<OnceLock<Weak<Orchestrator>>>,
+    /// The serving endpoints this server hosts.
+    pub endpoints: Arc<crate::endpoints::Endpoints>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             queued: Arc::new(tokio::sync::Notify::new()),
             data_dir: None,
             orchestrator: Arc::new(OnceLock::new()),
+            endpoints: Arc::new(crate::endpoints::Endpoints::default()),
         }
     }
 

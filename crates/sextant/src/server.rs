@@ -158,12 +158,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             state.clone(),
             pipeline_settings(&data_dir, listener.local_addr()?, &args.pipelines),
         );
+        let endpoints = sextant_server::endpoints::spawn(state.clone());
         let app = sextant_server::router(state).layer(axum::Extension(webhooks));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         worker.abort();
         orchestrator.abort();
+        endpoints.abort();
         tracing::info!("server stopped");
         anyhow::Ok(())
     })

@@ -7,6 +7,7 @@
 //! as `null` rather than missing fields.
 
 mod convert;
+mod endpoints;
 mod events;
 mod models;
 mod openapi;
@@ -126,6 +127,36 @@ pub(crate) const ROUTES: &[Route] = &[
         handler: |m| on(m, pipelines::logs),
     },
     Route {
+        method: Method::GET,
+        path: "/api/v1/endpoints",
+        handler: |m| on(m, endpoints::list),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/v1/endpoints/{name}",
+        handler: |m| on(m, endpoints::put),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/endpoints/{name}",
+        handler: |m| on(m, endpoints::show),
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/api/v1/endpoints/{name}",
+        handler: |m| on(m, endpoints::delete),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/endpoints/{name}/promote",
+        handler: |m| on(m, endpoints::promote),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/endpoints/{name}/rollback",
+        handler: |m| on(m, endpoints::rollback),
+    },
+    Route {
         method: Method::POST,
         path: "/api/v1/tasks/claim",
         handler: |m| on(m, tasks::claim),
@@ -142,13 +173,19 @@ pub(crate) const ROUTES: &[Route] = &[
     },
 ];
 
-/// Every native route, mounted.
+/// Every native route, mounted, and the endpoints' data plane.
 pub fn routes() -> Router<AppState> {
-    ROUTES.iter().fold(Router::new(), |router, r| {
-        let filter = MethodFilter::try_from(r.method.clone())
-            .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
-        router.route(r.path, (r.handler)(filter))
-    })
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, r| {
+            let filter = MethodFilter::try_from(r.method.clone())
+                .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
+            router.route(r.path, (r.handler)(filter))
+        })
+        .route(
+            "/endpoints/{name}/{*rest}",
+            axum::routing::any(endpoints::data_plane),
+        )
 }
 
 /// Query parameters, with a malformed query answered as a JSON 400.

@@ -67,6 +67,7 @@ pub fn spec() -> Value {
     let run_id = path_param("id", "Pipeline run id", "string");
     let step = path_param("step", "Step name", "string");
     let task_id = path_param("id", "Queue task id", "integer");
+    let endpoint = path_param("name", "Endpoint name", "string");
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -252,6 +253,54 @@ pub fn spec() -> Value {
                     "responses": { "200": ok("A piece of the log", "StepLog"), "400": error("Missing step, bad stream, attempt or size"), "404": error("No such run or step") }
                 }
             },
+            "/api/v1/endpoints": {
+                "get": {
+                    "operationId": "listEndpoints",
+                    "summary": "Every serving endpoint with its deployed models, rollout, traffic history and live counters",
+                    "responses": { "200": ok("The endpoints", "EndpointList") }
+                }
+            },
+            "/api/v1/endpoints/{name}": {
+                "put": {
+                    "operationId": "applyEndpoint",
+                    "summary": "Create an endpoint or update its definition; a variant whose model changed is rolled out by the definition's policy (all_at_once, canary, linear, blue_green) with automatic rollback on alarms",
+                    "parameters": [endpoint],
+                    "requestBody": json_body("EndpointSpec"),
+                    "responses": {
+                        "200": ok("Updated", "Endpoint"), "201": ok("Created", "Endpoint"),
+                        "400": error("A bad definition, an unknown model, or a model that does not load"),
+                        "409": error("A rollout is in progress (`RESOURCE_CONFLICT`)")
+                    }
+                },
+                "get": {
+                    "operationId": "getEndpoint",
+                    "summary": "An endpoint",
+                    "parameters": [endpoint],
+                    "responses": { "200": ok("The endpoint", "Endpoint"), "404": error("No such endpoint") }
+                },
+                "delete": {
+                    "operationId": "deleteEndpoint",
+                    "summary": "Stop serving an endpoint and forget it",
+                    "parameters": [endpoint],
+                    "responses": { "200": ok("Deleted", "Empty"), "404": error("No such endpoint") }
+                }
+            },
+            "/api/v1/endpoints/{name}/promote": {
+                "post": {
+                    "operationId": "promoteEndpointRollout",
+                    "summary": "Give the rollout's new model all of its variant's traffic now",
+                    "parameters": [endpoint],
+                    "responses": { "200": ok("Promoted", "Endpoint"), "404": error("No such endpoint"), "409": error("No rollout in progress") }
+                }
+            },
+            "/api/v1/endpoints/{name}/rollback": {
+                "post": {
+                    "operationId": "rollBackEndpointRollout",
+                    "summary": "Return the rollout's traffic to the stable model now",
+                    "parameters": [endpoint],
+                    "responses": { "200": ok("Rolled back", "Endpoint"), "404": error("No such endpoint"), "409": error("No rollout in progress") }
+                }
+            },
             "/api/v1/tasks/claim": {
                 "post": {
                     "operationId": "claimTask",
@@ -281,6 +330,40 @@ pub fn spec() -> Value {
         },
         "components": { "schemas": {
             "Empty": { "type": "object" },
+            "EndpointSpec": {
+                "type": "object", "additionalProperties": false, "required": ["variants"],
+                "properties": {
+                    "variants": { "type": "array", "items": { "type": "object", "required": ["model"], "properties": {
+                        "name": { "type": "string", "default": "primary" },
+                        "model": { "type": "string", "description": "models:/<name>/<version>, models:/<name>@<alias> or a local MLflow model directory" },
+                        "runtime": { "enum": ["onnx", "process"] },
+                        "weight": { "type": "number", "minimum": 0 },
+                        "max_concurrency": { "type": "integer", "minimum": 1 }
+                    } } },
+                    "shadow": { "type": "object", "description": "{name, model, runtime, sampling_percent}" },
+                    "capture": { "type": "object", "description": "{sampling_percent, mode: input|output|input_and_output}" },
+                    "rollout": { "type": "object", "description": "{strategy: all_at_once|canary|linear|blue_green, percent, bake, interval, alarms: {max_error_rate, max_error_rate_increase, max_p99_ms, max_p99_ratio, min_requests}}" },
+                    "follow": { "type": "object", "description": "{model, alias} or {model, approved: true}: deploy new versions by themselves" }
+                }
+            },
+            "Endpoint": {
+                "type": "object", "required": ["name", "status", "spec", "deployed", "traffic", "stats"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "status": { "enum": ["in_service", "updating", "failed"] },
+                    "spec": schema_ref("EndpointSpec"),
+                    "deployed": { "type": "object", "description": "The stable model of each variant" },
+                    "rollout": { "type": ["object", "null"] },
+                    "past_rollouts": { "type": "array", "items": { "type": "object" } },
+                    "traffic": { "type": "array", "items": { "type": "object" }, "description": "Every traffic split installed: time, split, reason" },
+                    "stats": { "type": "array", "items": { "type": "object" } },
+                    "url": { "type": "string" }
+                }
+            },
+            "EndpointList": {
+                "type": "object", "required": ["endpoints"],
+                "properties": { "endpoints": { "type": "array", "items": schema_ref("Endpoint") } }
+            },
             "ClaimRequest": {
                 "type": "object", "additionalProperties": false, "required": ["worker", "lease_ms"],
                 "properties": {

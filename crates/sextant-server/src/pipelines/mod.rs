@@ -10,7 +10,7 @@
 
 mod cache;
 mod logs;
-mod outputs;
+pub(crate) mod outputs;
 mod plan;
 pub mod remote;
 mod service;

@@ -1,0 +1,860 @@
+//! The serving control plane: endpoint definitions applied through the
+//! native API become gateways ([`crate::serving`]) with loaded models, and
+//! model changes become rollouts that the controller drives — traffic
+//! shifts, alarms, promotion or automatic rollback — persisting every step
+//! in the store so a restarted server continues them.
+//!
+//! One lock serializes every change of an endpoint (API calls and the
+//! controller's ticks), so the stored state and the installed gateway never
+//! disagree for longer than one install. Models are loaded before anything
+//! is stored: a model that does not load is a 400 and changes nothing.
+
+pub mod config;
+pub mod resolve;
+pub mod rollout;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
+use tokio::sync::Mutex;
+
+use self::config::{EndpointSpec, Runtime, Strategy};
+use self::resolve::ResolveError;
+use self::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
+use crate::error::{ApiError, ErrorCode};
+use crate::serving::{
+    self, CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings,
+    Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
+};
+use crate::state::AppState;
+
+/// How often rollouts are evaluated.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Traffic changes and past rollouts kept in an endpoint's state.
+const HISTORY: usize = 100;
+
+/// What the controller made of a definition (stored as the endpoint's state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointState {
+    /// `in_service`, `updating` (a rollout is in progress) or `failed`.
+    pub status: String,
+    /// The stable model of each variant, by variant name.
+    pub deployed: BTreeMap<String, Deployed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Deployed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Ended rollouts, newest last.
+    #[serde(default)]
+    pub past_rollouts: Vec<Rollout>,
+    /// Every traffic split installed, newest last.
+    #[serde(default)]
+    pub traffic: Vec<TrafficChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One traffic split and why it was installed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficChange {
+    pub time: i64,
+    /// Percent of the endpoint's traffic by variant (gateway variant names).
+    pub split: BTreeMap<String, f64>,
+    pub reason: String,
+}
+
+/// An endpoint as the API shows it.
+#[derive(Debug, Clone)]
+pub struct EndpointView {
+    pub name: String,
+    pub spec: EndpointSpec,
+    pub state: EndpointState,
+    pub created_time: i64,
+    pub updated_time: i64,
+    /// The live counters of each gateway variant.
+    pub stats: Vec<VariantSnapshot>,
+}
+
+/// The endpoints this server hosts.
+pub struct Endpoints {
+    live: std::sync::RwLock<HashMap<String, Live>>,
+    /// Serializes every change of endpoints.
+    changing: Mutex<()>,
+    /// Loaded models by (resolved model, runtime), shared by variants.
+    models: Mutex<HashMap<(String, Runtime), Arc<dyn Predictor>>>,
+    capture: std::sync::OnceLock<Arc<CaptureSink>>,
+    /// Settings of the `process` runtime.
+    pub process: ProcessSettings,
+}
+
+struct Live {
+    gateway: Arc<Gateway>,
+    router: Router,
+    /// Per rollout id: each variant's counters when it began (or when this
+    /// process took it over), so alarms judge only the rollout's traffic.
+    baselines: HashMap<String, BTreeMap<String, VariantSnapshot>>,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            live: Default::default(),
+            changing: Mutex::new(()),
+            models: Mutex::new(HashMap::new()),
+            capture: std::sync::OnceLock::new(),
+            process: ProcessSettings::default(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn canary(variant: &str) -> String {
+    format!("{variant}-canary")
+}
+
+fn resolve_error(e: ResolveError) -> ApiError {
+    match e {
+        ResolveError::Invalid(m) => ApiError::invalid(m),
+        ResolveError::NotFound(m) => ApiError::new(ErrorCode::InvalidParameterValue, m),
+        ResolveError::Storage(m) => ApiError::internal(m),
+    }
+}
+
+fn event(kind: &str, payload: serde_json::Value) -> EndpointEvent {
+    EndpointEvent {
+        kind: kind.to_string(),
+        payload: payload.to_string(),
+    }
+}
+
+fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
+    let spec: EndpointSpec = serde_json::from_str(&e.spec)
+        .map_err(|err| ApiError::internal(format!("stored endpoint '{}': {err}", e.name)))?;
+    let state: EndpointState = serde_json::from_str(&e.state)
+        .map_err(|err| ApiError::internal(format!("stored endpoint '{}' state: {err}", e.name)))?;
+    Ok((spec, state))
+}
+
+impl Endpoints {
+    /// The router of a hosted endpoint, for `/endpoints/{name}/…`.
+    pub fn router(&self, name: &str) -> Option<Router> {
+        self.live
+            .read()
+            .expect("endpoints lock")
+            .get(name)
+            .map(|l| l.router.clone())
+    }
+
+    /// The gateway of a hosted endpoint.
+    pub fn gateway(&self, name: &str) -> Option<Arc<Gateway>> {
+        self.live
+            .read()
+            .expect("endpoints lock")
+            .get(name)
+            .map(|l| l.gateway.clone())
+    }
+
+    fn capture_sink(&self, st: &AppState) -> Arc<CaptureSink> {
+        self.capture
+            .get_or_init(|| CaptureSink::start(st.artifacts.clone(), CaptureSettings::default()))
+            .clone()
+    }
+
+    /// A loaded model, loading it (and copying a registry version's files) once.
+    async fn load(&self, st: &AppState, d: &Deployed) -> Result<Arc<dyn Predictor>, ApiError> {
+        let key = (d.resolved.clone(), d.runtime);
+        if let Some(p) = self.models.lock().await.get(&key) {
+            return Ok(p.clone());
+        }
+        let data_dir = st
+            .data_dir
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| std::env::temp_dir().join("sextant-serving"));
+        let dir = resolve::materialize(&st.store, &st.artifacts, &data_dir, d)
+            .await
+            .map_err(resolve_error)?;
+        let predictor: Arc<dyn Predictor> = match d.runtime {
+            Runtime::Onnx => {
+                let dir2 = dir.clone();
+                tokio::task::spawn_blocking(move || serving::load_model(&dir2))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(|e| {
+                        ApiError::invalid(format!("model {} does not load: {e}", d.resolved))
+                    })?
+            }
+            Runtime::Process => ProcessPredictor::start(&dir, self.process.clone())
+                .await
+                .map_err(|e| {
+                    ApiError::invalid(format!("model {} does not start: {e}", d.resolved))
+                })?,
+        };
+        self.models.lock().await.insert(key, predictor.clone());
+        Ok(predictor)
+    }
+
+    /// Installs the traffic split `state` calls for into the endpoint's
+    /// gateway (creating it); returns the split by gateway variant.
+    async fn install(
+        &self,
+        st: &AppState,
+        name: &str,
+        spec: &EndpointSpec,
+        state: &EndpointState,
+    ) -> Result<BTreeMap<String, f64>, ApiError> {
+        let mut variants = Vec::new();
+        for v in &spec.variants {
+            let Some(stable) = state.deployed.get(&v.name) else {
+                continue;
+            };
+            let rolling = state
+                .rollout
+                .as_ref()
+                .filter(|r| r.status == RolloutStatus::InProgress && r.variant == v.name);
+            let new_share = rolling.map_or(0.0, |r| r.traffic_percent / 100.0);
+            if new_share < 1.0 {
+                variants.push(serving::VariantSpec {
+                    name: v.name.clone(),
+                    predictor: self.load(st, stable).await?,
+                    weight: v.weight * (1.0 - new_share),
+                    max_concurrency: v.max_concurrency,
+                    model_version: stable.version.map(|n| n.to_string()),
+                });
+            }
+            if let Some(r) = rolling {
+                variants.push(serving::VariantSpec {
+                    name: canary(&v.name),
+                    predictor: self.load(st, &r.to).await?,
+                    weight: v.weight * new_share,
+                    max_concurrency: v.max_concurrency,
+                    model_version: r.to.version.map(|n| n.to_string()),
+                });
+            }
+        }
+        let shadow = match (&spec.shadow, &state.shadow) {
+            (Some(s), Some(d)) => Some(ShadowSpec {
+                variant: serving::VariantSpec {
+                    name: s.name.clone(),
+                    predictor: self.load(st, d).await?,
+                    weight: 0.0,
+                    max_concurrency: 64,
+                    model_version: d.version.map(|n| n.to_string()),
+                },
+                sampling_percent: s.sampling_percent,
+            }),
+            _ => None,
+        };
+        let total: f64 = variants.iter().map(|v| v.weight).sum();
+        let split = variants
+            .iter()
+            .map(|v| (v.name.clone(), (v.weight / total * 1000.0).round() / 10.0))
+            .collect();
+        let gateway = {
+            let live = self.live.read().expect("endpoints lock");
+            live.get(name).map(|l| l.gateway.clone())
+        };
+        let capture = spec.capture.as_ref().map(|c| CaptureConfig {
+            sampling_percent: c.sampling_percent,
+            mode: match c.mode.as_str() {
+                "input" => CaptureMode::Input,
+                "output" => CaptureMode::Output,
+                _ => CaptureMode::InputAndOutput,
+            },
+        });
+        let gateway = match gateway {
+            Some(g) if g.settings().capture == capture => g,
+            old => {
+                // A new capture setting needs a new gateway; its stats start over.
+                let g = Gateway::new(
+                    name,
+                    GatewaySettings {
+                        capture: capture.clone(),
+                        ..GatewaySettings::default()
+                    },
+                    capture.as_ref().map(|_| self.capture_sink(st)),
+                );
+                let baselines = old.map(|_| HashMap::new()).unwrap_or_default();
+                self.live.write().expect("endpoints lock").insert(
+                    name.to_string(),
+                    Live {
+                        router: serving::router(g.clone()),
+                        gateway: g.clone(),
+                        baselines,
+                    },
+                );
+                g
+            }
+        };
+        gateway
+            .set_variants(variants, shadow)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok(split)
+    }
+
+    /// Loads every stored endpoint at start-up; rollouts go on from their
+    /// stored state.
+    pub async fn resume(&self, st: &AppState) {
+        let stored = match st.db(|s| s.list_endpoints()).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot list endpoints");
+                return;
+            }
+        };
+        let _guard = self.changing.lock().await;
+        for e in stored {
+            let result = async {
+                let (spec, state) = parse_stored(&e)?;
+                self.install(st, &e.name, &spec, &state).await
+            }
+            .await;
+            match result {
+                Ok(split) => tracing::info!(endpoint = %e.name, ?split, "endpoint loaded"),
+                Err(err) => {
+                    tracing::error!(endpoint = %e.name, error = %err.message, "endpoint does not load")
+                }
+            }
+        }
+    }
+
+    /// Creates or updates an endpoint from its definition. A changed model
+    /// of a variant starts a rollout by the definition's policy.
+    pub async fn apply(
+        &self,
+        st: &AppState,
+        name: &str,
+        spec: EndpointSpec,
+    ) -> Result<(bool, EndpointView), ApiError> {
+        sextant_core::endpoints::validate_endpoint_name(name).map_err(ApiError::from)?;
+        spec.check().map_err(ApiError::invalid)?;
+        let _guard = self.changing.lock().await;
+        let n = name.to_string();
+        let existing = st
+            .db(move |s| match s.get_endpoint(&n) {
+                Ok(e) => Ok(Some(e)),
+                Err(sextant_store::StoreError::Domain(sextant_core::Error::NotFound(_))) => {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })
+            .await?;
+        let resolved = self.resolve_all(st, &spec).await?;
+        let now = now_ms();
+        let (created, mut state, kind) = match &existing {
+            None => {
+                let state = EndpointState {
+                    status: "in_service".into(),
+                    deployed: resolved.variants.clone(),
+                    shadow: resolved.shadow.clone(),
+                    rollout: None,
+                    past_rollouts: Vec::new(),
+                    traffic: Vec::new(),
+                    message: None,
+                };
+                (true, state, "endpoint.created")
+            }
+            Some(e) => {
+                let (_, mut state) = parse_stored(e)?;
+                let rolling = state
+                    .rollout
+                    .as_ref()
+                    .filter(|r| r.status == RolloutStatus::InProgress);
+                let in_progress = rolling.is_some();
+                // What each variant is headed for: a rolling one's new model.
+                let current = |v: &String| match rolling {
+                    Some(r) if &r.variant == v => Some(&r.to),
+                    _ => state.deployed.get(v),
+                };
+                let changed: Vec<&String> = resolved
+                    .variants
+                    .iter()
+                    .filter(|(v, d)| {
+                        current(v).is_some_and(|old| {
+                            old.resolved != d.resolved || old.runtime != d.runtime
+                        })
+                    })
+                    .map(|(v, _)| v)
+                    .collect();
+                if in_progress && !changed.is_empty() {
+                    return Err(ApiError::new(
+                        ErrorCode::ResourceConflict,
+                        format!(
+                            "endpoint '{name}' has a rollout in progress: promote or roll it back first"
+                        ),
+                    ));
+                }
+                let gradual = spec.rollout.strategy != Strategy::AllAtOnce;
+                if gradual && changed.len() > 1 {
+                    return Err(ApiError::invalid(format!(
+                        "{} variants change model at once; a {:?} rollout moves one variant at a time",
+                        changed.len(),
+                        spec.rollout.strategy
+                    )));
+                }
+                // Variants added or removed, weights and everything else apply now.
+                let rolling_variant = rolling.map(|r| r.variant.clone());
+                let mut deployed = BTreeMap::new();
+                for (v, d) in &resolved.variants {
+                    // A changed variant keeps serving its stable model until
+                    // the rollout ends, and so does the one rolling now.
+                    let keep = state
+                        .deployed
+                        .get(v)
+                        .filter(|_| changed.contains(&v) || rolling_variant.as_ref() == Some(v));
+                    deployed.insert(v.clone(), keep.cloned().unwrap_or_else(|| d.clone()));
+                }
+                state.deployed = deployed;
+                state.shadow = resolved.shadow.clone();
+                if let Some(v) = changed.first() {
+                    let from = state.deployed[*v].clone();
+                    let to = resolved.variants[*v].clone();
+                    state.rollout = Some(Rollout {
+                        id: uuid::Uuid::new_v4().simple().to_string(),
+                        variant: (*v).clone(),
+                        traffic_percent: Rollout::initial_percent(&spec.rollout),
+                        from,
+                        to,
+                        policy: spec.rollout.clone(),
+                        status: RolloutStatus::InProgress,
+                        started_ms: now,
+                        step_started_ms: now,
+                        ended_ms: None,
+                        reason: None,
+                    });
+                    state.status = "updating".into();
+                }
+                (false, state, "endpoint.updated")
+            }
+        };
+        let split = self.install(st, name, &spec, &state).await?;
+        self.take_baseline(name, &state);
+        let reason = match &state.rollout {
+            Some(r) if r.status == RolloutStatus::InProgress && r.started_ms == now => format!(
+                "{:?} rollout of {} into variant {} started",
+                r.policy.strategy, r.to.resolved, r.variant
+            ),
+            _ if created => "endpoint created".into(),
+            _ => "endpoint updated".into(),
+        };
+        push_traffic(&mut state, now, split, reason);
+        let stored = self
+            .store(
+                st,
+                name,
+                Some(&spec),
+                &state,
+                event(kind, json!({"name": name})),
+            )
+            .await?;
+        // An all-at-once rollout completes on the spot.
+        if state
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.status == RolloutStatus::InProgress)
+        {
+            self.tick_one(st, name).await;
+        }
+        let view = self.view(st, name).await.unwrap_or_else(|_| EndpointView {
+            name: name.to_string(),
+            spec,
+            state,
+            created_time: stored.created_time,
+            updated_time: stored.updated_time,
+            stats: Vec::new(),
+        });
+        Ok((created, view))
+    }
+
+    /// Resolves every model the definition names (validating them).
+    async fn resolve_all(&self, st: &AppState, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
+        let mut variants = BTreeMap::new();
+        for v in &spec.variants {
+            let (uri, rt) = (v.model.clone(), v.runtime);
+            let d = st
+                .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
+                .await?
+                .map_err(resolve_error)?;
+            // Loading now makes a broken model a 400 before anything changes.
+            self.load(st, &d).await?;
+            variants.insert(v.name.clone(), d);
+        }
+        let shadow = match &spec.shadow {
+            Some(s) => {
+                let (uri, rt) = (s.model.clone(), s.runtime);
+                let d = st
+                    .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
+                    .await?
+                    .map_err(resolve_error)?;
+                self.load(st, &d).await?;
+                Some(d)
+            }
+            None => None,
+        };
+        Ok(Resolved { variants, shadow })
+    }
+
+    async fn store(
+        &self,
+        st: &AppState,
+        name: &str,
+        spec: Option<&EndpointSpec>,
+        state: &EndpointState,
+        ev: EndpointEvent,
+    ) -> Result<StoredEndpoint, ApiError> {
+        let name = name.to_string();
+        let state = serde_json::to_string(state).expect("state serializes");
+        let spec = spec.map(|s| serde_json::to_string(s).expect("spec serializes"));
+        let stored = st
+            .db(move |s| match spec {
+                Some(spec) => s.put_endpoint(&name, &spec, &state, Some(&ev)),
+                None => s.set_endpoint_state(&name, &state, Some(&ev)),
+            })
+            .await?;
+        st.changes.notify_waiters();
+        Ok(stored)
+    }
+
+    /// Records each gateway variant's counters as the start of the rollout's window.
+    fn take_baseline(&self, name: &str, state: &EndpointState) {
+        let Some(r) = &state.rollout else { return };
+        let mut live = self.live.write().expect("endpoints lock");
+        let Some(l) = live.get_mut(name) else { return };
+        if l.baselines.contains_key(&r.id) {
+            return;
+        }
+        let stats = l.gateway.stats();
+        let base = stats
+            .variants
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect();
+        l.baselines.insert(r.id.clone(), base);
+    }
+
+    /// What the stable and the new model did since the rollout began.
+    fn windows(&self, name: &str, r: &Rollout) -> (Window, Window) {
+        self.take_baseline_for(name, r);
+        let live = self.live.read().expect("endpoints lock");
+        let Some(l) = live.get(name) else {
+            return (Window::default(), Window::default());
+        };
+        let stats = l.gateway.stats();
+        let base = l.baselines.get(&r.id);
+        let window = |variant: &str| {
+            let Some(now) = stats.variant(variant) else {
+                return Window::default();
+            };
+            let w = match base.and_then(|b| b.get(variant)) {
+                Some(b) => now.since(b),
+                None => now.clone(),
+            };
+            Window {
+                requests: w.requests,
+                errors: w.errors,
+                p99_ms: w.latency.quantile(0.99).map(|s| s * 1000.0),
+            }
+        };
+        (window(&canary(&r.variant)), window(&r.variant))
+    }
+
+    fn take_baseline_for(&self, name: &str, r: &Rollout) {
+        let state = EndpointState {
+            status: String::new(),
+            deployed: BTreeMap::new(),
+            shadow: None,
+            rollout: Some(r.clone()),
+            past_rollouts: Vec::new(),
+            traffic: Vec::new(),
+            message: None,
+        };
+        self.take_baseline(name, &state);
+    }
+
+    /// Evaluates every rollout in progress.
+    pub async fn tick(&self, st: &AppState) {
+        let names: Vec<String> = self
+            .live
+            .read()
+            .expect("endpoints lock")
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            self.tick_one(st, &name).await;
+        }
+    }
+
+    async fn tick_one(&self, st: &AppState, name: &str) {
+        if let Err(e) = self.advance(st, name, None).await {
+            tracing::warn!(endpoint = %name, error = %e.message, "cannot advance the endpoint's rollout");
+        }
+    }
+
+    /// Moves a rollout on: by its policy and alarms, or as `manual` says
+    /// (`Some(true)` promote, `Some(false)` roll back).
+    async fn advance(
+        &self,
+        st: &AppState,
+        name: &str,
+        manual: Option<bool>,
+    ) -> Result<Option<String>, ApiError> {
+        let _guard = if manual.is_some() {
+            Some(self.changing.lock().await)
+        } else {
+            match self.changing.try_lock() {
+                Ok(g) => Some(g),
+                // An API change is in progress; the next tick looks again.
+                Err(_) => return Ok(None),
+            }
+        };
+        let n = name.to_string();
+        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        let (spec, mut state) = parse_stored(&stored)?;
+        let Some(mut r) = state
+            .rollout
+            .clone()
+            .filter(|r| r.status == RolloutStatus::InProgress)
+        else {
+            return match manual {
+                Some(_) => Err(ApiError::new(
+                    ErrorCode::ResourceConflict,
+                    format!("endpoint '{name}' has no rollout in progress"),
+                )),
+                None => Ok(None),
+            };
+        };
+        let now = now_ms();
+        let decision = match manual {
+            Some(true) => Decision::Promote,
+            Some(false) => Decision::RollBack("rolled back by hand".into()),
+            None => {
+                let (new, stable) = self.windows(name, &r);
+                rollout::decide(&r, now, &new, &stable)
+            }
+        };
+        let (kind, reason) = match decision {
+            Decision::Hold => return Ok(None),
+            Decision::Shift(p) => {
+                r.traffic_percent = p;
+                r.step_started_ms = now;
+                ("endpoint.traffic_shifted", format!("new model at {p}%"))
+            }
+            Decision::Promote => {
+                r.traffic_percent = 100.0;
+                r.status = RolloutStatus::Succeeded;
+                r.ended_ms = Some(now);
+                state.deployed.insert(r.variant.clone(), r.to.clone());
+                let why = if manual.is_some() {
+                    "promoted by hand"
+                } else {
+                    "promoted"
+                };
+                (
+                    "endpoint.rollout_succeeded",
+                    format!("{} {why}", r.to.resolved),
+                )
+            }
+            Decision::RollBack(why) => {
+                r.traffic_percent = 0.0;
+                r.status = if manual.is_some() {
+                    RolloutStatus::Aborted
+                } else {
+                    RolloutStatus::RolledBack
+                };
+                r.ended_ms = Some(now);
+                r.reason = Some(why.clone());
+                ("endpoint.rolled_back", format!("rolled back: {why}"))
+            }
+        };
+        let ended = r.status != RolloutStatus::InProgress;
+        if ended {
+            state.rollout = None;
+            state.status = "in_service".into();
+            state.past_rollouts.push(r.clone());
+            let extra = state.past_rollouts.len().saturating_sub(HISTORY);
+            state.past_rollouts.drain(..extra);
+        } else {
+            state.rollout = Some(r.clone());
+        }
+        let split = self.install(st, name, &spec, &state).await?;
+        push_traffic(&mut state, now, split, reason.clone());
+        tracing::info!(endpoint = %name, %reason, "rollout moved");
+        let payload = json!({
+            "name": name,
+            "rollout": r.id,
+            "variant": r.variant,
+            "from": r.from.resolved,
+            "to": r.to.resolved,
+            "traffic_percent": r.traffic_percent,
+            "reason": reason,
+        });
+        self.store(st, name, None, &state, event(kind, payload))
+            .await?;
+        if ended {
+            self.live
+                .write()
+                .expect("endpoints lock")
+                .get_mut(name)
+                .map(|l| l.baselines.remove(&r.id));
+        }
+        Ok(Some(reason))
+    }
+
+    /// Promotes the rollout in progress now.
+    pub async fn promote(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(st, name, Some(true)).await?;
+        self.view(st, name).await
+    }
+
+    /// Rolls the rollout in progress back now.
+    pub async fn rollback(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(st, name, Some(false)).await?;
+        self.view(st, name).await
+    }
+
+    /// Deletes an endpoint and stops serving it.
+    pub async fn delete(&self, st: &AppState, name: &str) -> Result<(), ApiError> {
+        let _guard = self.changing.lock().await;
+        let n = name.to_string();
+        st.db(move |s| s.delete_endpoint(&n)).await?;
+        self.live.write().expect("endpoints lock").remove(name);
+        st.changes.notify_waiters();
+        Ok(())
+    }
+
+    /// An endpoint with its live counters.
+    pub async fn view(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
+        let n = name.to_string();
+        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        self.view_of(&stored)
+    }
+
+    fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, ApiError> {
+        let (spec, state) = parse_stored(stored)?;
+        let stats = self
+            .gateway(&stored.name)
+            .map(|g| g.stats().variants)
+            .unwrap_or_default();
+        Ok(EndpointView {
+            name: stored.name.clone(),
+            spec,
+            state,
+            created_time: stored.created_time,
+            updated_time: stored.updated_time,
+            stats,
+        })
+    }
+
+    /// Every endpoint.
+    pub async fn list(&self, st: &AppState) -> Result<Vec<EndpointView>, ApiError> {
+        let stored = st.db(|s| s.list_endpoints()).await?;
+        stored.iter().map(|e| self.view_of(e)).collect()
+    }
+
+    /// Reacts to a registry event: endpoints that follow the model deploy
+    /// the version it names.
+    async fn follow(&self, st: &AppState, e: &sextant_core::registry::Event) {
+        let approved = e.kind == "model_version.approved";
+        if !(approved || e.kind == "model_version.alias_set") {
+            return;
+        }
+        let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or_default();
+        let (Some(model), Some(version)) = (
+            payload["name"].as_str().map(str::to_string),
+            payload["version"].as_i64(),
+        ) else {
+            return;
+        };
+        let Ok(all) = self.list(st).await else { return };
+        for ep in all {
+            let Some(f) = &ep.spec.follow else { continue };
+            let wanted = f.model == model
+                && match &f.alias {
+                    Some(alias) => !approved && payload["alias"].as_str() == Some(alias.as_str()),
+                    None => approved,
+                };
+            let first = &ep.spec.variants[0];
+            let current = ep.state.deployed.get(&first.name);
+            if !wanted
+                || current.and_then(|d| d.version) == Some(version)
+                    && current.and_then(|d| d.model.as_deref()) == Some(model.as_str())
+            {
+                continue;
+            }
+            let mut spec = ep.spec.clone();
+            if f.alias.is_none() {
+                spec.variants[0].model = format!("models:/{model}/{version}");
+            }
+            tracing::info!(endpoint = %ep.name, %model, version, "deploying a followed model version");
+            if let Err(err) = self.apply(st, &ep.name, spec).await {
+                tracing::warn!(endpoint = %ep.name, error = %err.message, "cannot deploy the followed version");
+            }
+        }
+    }
+}
+
+struct Resolved {
+    variants: BTreeMap<String, Deployed>,
+    shadow: Option<Deployed>,
+}
+
+fn push_traffic(
+    state: &mut EndpointState,
+    time: i64,
+    split: BTreeMap<String, f64>,
+    reason: String,
+) {
+    state.traffic.push(TrafficChange {
+        time,
+        split,
+        reason,
+    });
+    let extra = state.traffic.len().saturating_sub(HISTORY);
+    state.traffic.drain(..extra);
+}
+
+/// Starts the controller: loads stored endpoints, then evaluates rollouts
+/// every [`TICK`] and follows registry events.
+pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let eps = st.endpoints.clone();
+        eps.resume(&st).await;
+        let mut cursor = st.db(|s| s.last_event_id()).await.unwrap_or_default();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            eps.tick(&st).await;
+            let after = cursor;
+            let kinds = vec![
+                "model_version.approved".to_string(),
+                "model_version.alias_set".to_string(),
+            ];
+            match st.db(move |s| s.events_after(after, &kinds, 100)).await {
+                Ok(events) => {
+                    for e in events {
+                        cursor = cursor.max(e.id);
+                        eps.follow(&st, &e).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e.message, "cannot read events"),
+            }
+        }
+    })
+}
+
+/// Where the capture files of this server go, relative to the artifact root.
+pub fn capture_prefix() -> PathBuf {
+    PathBuf::from(CaptureSettings::default().prefix)
+}

@@ -1,0 +1,153 @@
+//! `/api/v1/endpoints…`: serving endpoints — apply a definition (a changed
+//! model starts a rollout), show, list, delete, promote, roll back — and
+//! `/endpoints/{name}/…`, the endpoint's data plane (MLflow and SageMaker
+//! `/invocations`, OIP v2, `/metrics`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{path, rfc3339};
+use crate::endpoints::EndpointView;
+use crate::endpoints::config::EndpointSpec;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+fn body(v: EndpointView) -> Value {
+    let stats: Vec<Value> = v
+        .stats
+        .iter()
+        .map(|s| {
+            let ms = |q: f64| s.latency.quantile(q).map(|x| x * 1000.0);
+            json!({
+                "variant": s.name,
+                "shadow": s.shadow,
+                "requests": s.requests,
+                "errors": s.errors,
+                "client_errors": s.client_errors,
+                "rejected": s.rejected,
+                "in_flight": s.in_flight,
+                "p50_ms": ms(0.5),
+                "p99_ms": ms(0.99),
+            })
+        })
+        .collect();
+    json!({
+        "name": v.name,
+        "status": v.state.status,
+        "spec": v.spec,
+        "deployed": v.state.deployed,
+        "shadow": v.state.shadow,
+        "rollout": v.state.rollout,
+        "past_rollouts": v.state.past_rollouts,
+        "traffic": v.state.traffic,
+        "message": v.state.message,
+        "stats": stats,
+        "url": format!("/endpoints/{}/invocations", v.name),
+        "created_time": v.created_time,
+        "created_time_rfc3339": rfc3339(v.created_time),
+        "updated_time": v.updated_time,
+        "updated_time_rfc3339": rfc3339(v.updated_time),
+    })
+}
+
+/// `GET /api/v1/endpoints`.
+pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let all = st.endpoints.list(&st).await?;
+    Ok(Json(
+        json!({ "endpoints": all.into_iter().map(body).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `PUT /api/v1/endpoints/{name}`: creates (201) or updates (200) from a JSON definition.
+pub async fn put(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = path(p)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::invalid("the endpoint definition is not UTF-8"))?;
+    let spec = EndpointSpec::parse(text).map_err(ApiError::invalid)?;
+    let (created, view) = st.endpoints.apply(&st, &name, spec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body(view))))
+}
+
+/// `GET /api/v1/endpoints/{name}`.
+pub async fn show(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path(p)?;
+    Ok(Json(body(st.endpoints.view(&st, &name).await?)))
+}
+
+/// `DELETE /api/v1/endpoints/{name}`.
+pub async fn delete(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path(p)?;
+    st.endpoints.delete(&st, &name).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/v1/endpoints/{name}/promote`.
+pub async fn promote(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path(p)?;
+    Ok(Json(body(st.endpoints.promote(&st, &name).await?)))
+}
+
+/// `POST /api/v1/endpoints/{name}/rollback`.
+pub async fn rollback(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path(p)?;
+    Ok(Json(body(st.endpoints.rollback(&st, &name).await?)))
+}
+
+/// `/endpoints/{name}/{*rest}`: the request, minus the prefix, to the endpoint's gateway.
+pub async fn data_plane(State(st): State<AppState>, req: Request) -> Response {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let rest = path_and_query
+        .strip_prefix("/endpoints/")
+        .unwrap_or_default();
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = name.split('?').next().unwrap_or_default();
+    let Some(router) = st.endpoints.router(name) else {
+        return ApiError::new(
+            ErrorCode::ResourceDoesNotExist,
+            format!("endpoint '{name}' is not served here"),
+        )
+        .into_response();
+    };
+    let (mut parts, body) = req.into_parts();
+    let uri = format!("/{tail}");
+    parts.uri = match uri.parse::<Uri>() {
+        Ok(u) => u,
+        Err(e) => return ApiError::invalid(format!("bad request path: {e}")).into_response(),
+    };
+    let req = Request::from_parts(parts, Body::new(body));
+    match router.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
