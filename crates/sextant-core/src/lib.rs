@@ -3,6 +3,7 @@
 //! This crate does no IO and has no async code: stores, servers and engines
 //! build on it, never the other way round.
 
+pub mod endpoints;
 pub mod entities;
 pub mod error;
 pub mod pipeline_runs;

@@ -1,12 +1,13 @@
 //! Shared state of every handler.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use sextant_artifacts::ArtifactStore;
 use sextant_store::{MetaStore, StoreError};
 
 use crate::error::ApiError;
+use crate::pipelines::Orchestrator;
 use crate::security::SecurityConfig;
 
 /// What handlers share: the stores and the server's settings.
@@ -21,10 +22,15 @@ pub struct AppState {
     /// Woken when a pipeline run is created or cancelled or a task is queued:
     /// the orchestrator waits on it.
     pub pipelines: Arc<tokio::sync::Notify>,
+    /// Woken (all waiters) when steps are queued: remote workers' claims wait on it.
+    pub queued: Arc<tokio::sync::Notify>,
     /// The server's data directory, under which the orchestrator writes run
     /// outputs and live step logs; `None` when there is none (in-process
     /// tests), and then only uploaded logs can be read.
     pub data_dir: Option<Arc<PathBuf>>,
+    /// The orchestrator of this server once started: remote workers' claims
+    /// and outcomes go through it.
+    pub(crate) orchestrator: Arc<OnceLock<Weak<Orchestrator>>>,
 }
 
 impl AppState {
@@ -40,7 +46,9 @@ impl AppState {
             security: Arc::new(security),
             changes: Arc::new(tokio::sync::Notify::new()),
             pipelines: Arc::new(tokio::sync::Notify::new()),
+            queued: Arc::new(tokio::sync::Notify::new()),
             data_dir: None,
+            orchestrator: Arc::new(OnceLock::new()),
         }
     }
 

@@ -52,6 +52,7 @@ impl Harness {
                 tracking_uri: "http://127.0.0.1:9".into(),
                 concurrency: 2,
                 worker_id: "test".into(),
+                lease: sextant_server::pipelines::DEFAULT_LEASE,
             },
         );
         Harness {

@@ -58,6 +58,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
             tracking_uri: "http://127.0.0.1:9".into(),
             concurrency: 2,
             worker_id: "test".into(),
+            lease: sextant_server::pipelines::DEFAULT_LEASE,
         },
     );
     let app = router(state);

@@ -2,6 +2,7 @@
 //! domain rules (validation, lifecycle checks, immutability) applied inside,
 //! so every caller gets the same behaviour.
 
+use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
@@ -449,6 +450,31 @@ pub trait MetaStore: Send + Sync {
         since: i64,
         max_results: u64,
     ) -> Result<Vec<CacheEntry>, StoreError>;
+
+    // --- Serving endpoints. ---
+
+    /// Creates or replaces an endpoint (definition and state), appending
+    /// `event` in the same transaction.
+    fn put_endpoint(
+        &self,
+        name: &str,
+        spec: &str,
+        state: &str,
+        event: Option<&EndpointEvent>,
+    ) -> Result<StoredEndpoint, StoreError>;
+    /// Replaces an endpoint's controller state, appending `event`.
+    fn set_endpoint_state(
+        &self,
+        name: &str,
+        state: &str,
+        event: Option<&EndpointEvent>,
+    ) -> Result<StoredEndpoint, StoreError>;
+    /// Returns an endpoint.
+    fn get_endpoint(&self, name: &str) -> Result<StoredEndpoint, StoreError>;
+    /// Every endpoint by name.
+    fn list_endpoints(&self) -> Result<Vec<StoredEndpoint>, StoreError>;
+    /// Deletes an endpoint; appends `endpoint.deleted`.
+    fn delete_endpoint(&self, name: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

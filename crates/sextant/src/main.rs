@@ -6,6 +6,7 @@ mod import;
 mod models;
 mod pipelines;
 mod server;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         command: pipelines::PipelinesCommand,
     },
+    /// Run pipeline steps on this host for a server (a remote worker).
+    Worker(worker::WorkerArgs),
     /// Import history from another tracking server, keeping its ids.
     Import {
         #[command(subcommand)]
@@ -84,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { client, command } => events::run(client, command),
         Command::Import { command } => import::run(command),
         Command::Pipelines { command } => pipelines::run(command),
+        Command::Worker(args) => worker::run(args),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

@@ -464,6 +464,7 @@ fn show(run: &Value) -> anyhow::Result<()> {
                 text(&s["name"]),
                 text(&s["status"]),
                 text(&s["attempts"]),
+                text(&s["worker"]),
                 text(&s["tracking_run_id"]),
                 match (metrics.is_empty(), cache_note(s)) {
                     (true, None) => text(&s["error"]),
@@ -475,7 +476,14 @@ fn show(run: &Value) -> anyhow::Result<()> {
         })
         .collect();
     out_table(
-        &["STEP", "STATUS", "ATTEMPTS", "RUN", "METRICS / ERROR"],
+        &[
+            "STEP",
+            "STATUS",
+            "ATTEMPTS",
+            "WORKER",
+            "RUN",
+            "METRICS / ERROR",
+        ],
         &rows,
     )
 }

@@ -56,6 +56,19 @@ pub struct ServerArgs {
     allow_remote: bool,
     #[command(flatten)]
     webhooks: WebhookArgs,
+    #[command(flatten)]
+    pipelines: PipelineArgs,
+}
+
+/// How this server runs pipeline steps.
+#[derive(Args)]
+pub struct PipelineArgs {
+    /// Steps this server runs at once; 0 leaves them to `sextant worker`s (control steps still run here) [default: the number of CPUs].
+    #[arg(long, env = "SEXTANT_PIPELINE_CONCURRENCY")]
+    pipeline_concurrency: Option<usize>,
+    /// How long a step's claim lasts without a heartbeat, in milliseconds; after a crash, a step runs again once its lease expired.
+    #[arg(long, env = "SEXTANT_PIPELINE_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    pipeline_lease_ms: u64,
 }
 
 /// Webhook delivery settings.
@@ -143,7 +156,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         // leases expire and a restarted server runs them again.
         let orchestrator = sextant_server::pipelines::spawn(
             state.clone(),
-            pipeline_settings(&data_dir, listener.local_addr()?),
+            pipeline_settings(&data_dir, listener.local_addr()?, &args.pipelines),
         );
         let app = sextant_server::router(state).layer(axum::Extension(webhooks));
         axum::serve(listener, app)
@@ -158,7 +171,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 /// The orchestrator's settings: step processes reach this server on `addr`
 /// (loopback when it listens on every address).
-fn pipeline_settings(data_dir: &std::path::Path, addr: SocketAddr) -> PipelineSettings {
+fn pipeline_settings(
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    args: &PipelineArgs,
+) -> PipelineSettings {
     let host = match addr.ip() {
         ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         ip => ip,
@@ -166,13 +183,16 @@ fn pipeline_settings(data_dir: &std::path::Path, addr: SocketAddr) -> PipelineSe
     PipelineSettings {
         data_dir: data_dir.to_path_buf(),
         tracking_uri: format!("http://{}", SocketAddr::new(host, addr.port())),
-        concurrency: std::thread::available_parallelism().map_or(4, |n| n.get()),
+        concurrency: args
+            .pipeline_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get())),
         worker_id: format!("server-{}", std::process::id()),
+        lease: Duration::from_millis(args.pipeline_lease_ms),
     }
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

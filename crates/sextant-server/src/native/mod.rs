@@ -11,6 +11,7 @@ mod events;
 mod models;
 mod openapi;
 mod pipelines;
+mod tasks;
 
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -123,6 +124,21 @@ pub(crate) const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/api/v1/pipeline-runs/{id}/logs",
         handler: |m| on(m, pipelines::logs),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/tasks/claim",
+        handler: |m| on(m, tasks::claim),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/tasks/{id}/heartbeat",
+        handler: |m| on(m, tasks::heartbeat),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/tasks/{id}/outcome",
+        handler: |m| on(m, tasks::outcome),
     },
 ];
 

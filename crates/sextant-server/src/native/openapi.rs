@@ -66,6 +66,7 @@ pub fn spec() -> Value {
     let pipeline = path_param("name", "Pipeline name", "string");
     let run_id = path_param("id", "Pipeline run id", "string");
     let step = path_param("step", "Step name", "string");
+    let task_id = path_param("id", "Queue task id", "integer");
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -250,9 +251,59 @@ pub fn spec() -> Value {
                     ],
                     "responses": { "200": ok("A piece of the log", "StepLog"), "400": error("Missing step, bad stream, attempt or size"), "404": error("No such run or step") }
                 }
+            },
+            "/api/v1/tasks/claim": {
+                "post": {
+                    "operationId": "claimTask",
+                    "summary": "For `sextant worker`: wait up to `wait_ms` (30 s at most) for a queued step and claim it under a lease; the server runs control steps itself and decides the cache first",
+                    "requestBody": json_body("ClaimRequest"),
+                    "responses": { "200": ok("`{\"task\": <work order>}`, or `{\"task\": null}` when none came", "ClaimResult"), "400": error("Bad worker name or lease"), "503": error("The orchestrator is not running") }
+                }
+            },
+            "/api/v1/tasks/{id}/heartbeat": {
+                "post": {
+                    "operationId": "renewTaskLease",
+                    "summary": "Renew a claimed task's lease under its fencing token",
+                    "parameters": [task_id],
+                    "requestBody": json_body("HeartbeatRequest"),
+                    "responses": { "200": ok("Renewed", "Empty"), "409": error("The task is no longer held under this token (re-claimed or cancelled): stop the step") }
+                }
+            },
+            "/api/v1/tasks/{id}/outcome": {
+                "post": {
+                    "operationId": "reportTaskOutcome",
+                    "summary": "Record a claimed task's result (outputs already published by digest) or failure under its fencing token",
+                    "parameters": [task_id],
+                    "requestBody": json_body("OutcomeRequest"),
+                    "responses": { "200": ok("Recorded", "Empty"), "404": error("No such task"), "409": error("The task is no longer held under this token: the outcome is dropped") }
+                }
             }
         },
         "components": { "schemas": {
+            "Empty": { "type": "object" },
+            "ClaimRequest": {
+                "type": "object", "additionalProperties": false, "required": ["worker", "lease_ms"],
+                "properties": {
+                    "worker": { "type": "string", "description": "The lease owner name" },
+                    "lease_ms": { "type": "integer", "minimum": 200, "maximum": 600000 },
+                    "wait_ms": { "type": "integer", "minimum": 0, "description": "How long to wait for a task (capped at 30000)" }
+                }
+            },
+            "ClaimResult": {
+                "type": "object", "required": ["task"],
+                "properties": { "task": { "type": ["object", "null"], "description": "The work order: task_id, fencing, attempt, pipeline_run, pipeline, step, spec, lease_ms, step_run_id, step_run_artifact_uri, params, metrics, outputs, cache" } }
+            },
+            "HeartbeatRequest": {
+                "type": "object", "additionalProperties": false, "required": ["fencing", "lease_ms"],
+                "properties": { "fencing": { "type": "integer" }, "lease_ms": { "type": "integer", "minimum": 200, "maximum": 600000 } }
+            },
+            "OutcomeRequest": {
+                "type": "object", "additionalProperties": false, "required": ["fencing", "outcome"],
+                "properties": {
+                    "fencing": { "type": "integer" },
+                    "outcome": { "type": "object", "required": ["status"], "description": "`{\"status\": \"succeeded\", \"result\": {metrics, outputs, cache}}` or `{\"status\": \"failed\", \"message\": …, \"permanent\": bool}`" }
+                }
+            },
             "Pipeline": {
                 "type": "object", "required": ["name", "spec", "created_time", "updated_time"],
                 "properties": {
@@ -349,11 +400,13 @@ pub fn spec() -> Value {
                 }
             },
             "PipelineStep": {
-                "type": "object", "required": ["name", "status", "attempts", "tracking_run_id", "error", "metrics", "model_version", "branch"],
+                "type": "object", "required": ["name", "status", "attempts", "fencing", "worker", "tracking_run_id", "error", "metrics", "model_version", "branch"],
                 "properties": {
                     "name": { "type": "string" },
                     "status": { "enum": ["waiting", "ready", "queued", "running", "succeeded", "failed", "cancelled", "skipped"] },
                     "attempts": { "type": "integer", "description": "Attempts so far" },
+                    "fencing": { "type": "integer", "description": "Claims of the step's current task so far (its fencing token); only the latest holder's outcome counts" },
+                    "worker": nullable("string"),
                     "tracking_run_id": { "type": ["string", "null"], "description": "The MLflow run of the latest attempt" },
                     "error": { "type": ["string", "null"], "description": "Why the latest attempt failed" },
                     "metrics": string_map("The step's metrics", "number"),

@@ -179,6 +179,10 @@ pub struct StepBody {
     name: String,
     status: &'static str,
     attempts: i64,
+    /// The fencing token of the step's current task: how many times it was claimed.
+    fencing: i64,
+    /// Who holds or last held the step's task (`server-<pid>` or a worker's id).
+    worker: Option<String>,
     tracking_run_id: Option<String>,
     error: Option<String>,
     metrics: std::collections::BTreeMap<String, f64>,
@@ -205,6 +209,8 @@ fn detail(d: RunDetail) -> RunDetailBody {
             .map(|s| StepBody {
                 status: s.state.as_str(),
                 attempts: s.task.as_ref().map_or(0, |t| t.attempt),
+                fencing: s.task.as_ref().map_or(0, |t| t.fencing),
+                worker: s.task.as_ref().and_then(|t| t.lease_owner.clone()),
                 tracking_run_id: s.task.as_ref().and_then(|t| t.step_run_uuid.clone()),
                 error: s.task.and_then(|t| t.error),
                 metrics: s.result.metrics,

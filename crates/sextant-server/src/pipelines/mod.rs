@@ -12,11 +12,13 @@ mod cache;
 mod logs;
 mod outputs;
 mod plan;
+pub mod remote;
 mod service;
 mod step;
 mod step_cache;
 mod triggers;
 mod tune;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,8 +40,8 @@ pub use service::{
 };
 pub use step_cache::{Explanation as CacheExplanation, explain as explain_cache};
 
-/// How long a claim lasts without a heartbeat.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim lasts without a heartbeat, unless configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often a worker looks for due tasks when nothing woke it.
 const POLL: Duration = Duration::from_millis(200);
 /// Runs are read in pages of this size when resuming.
@@ -52,10 +54,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `MLFLOW_TRACKING_URI` of the step processes: this server's URL.
     pub tracking_uri: String,
-    /// Steps run at once on this host.
+    /// Steps run at once on this host; 0 leaves every step to remote
+    /// workers (`sextant worker`), except the control steps they hand back.
     pub concurrency: usize,
     /// The lease owner name of this host's worker.
     pub worker_id: String,
+    /// How long a claim lasts without a heartbeat (renewed every third of it).
+    pub lease: Duration,
 }
 
 /// Why the orchestrator could not do its part (as opposed to a step failing).
@@ -83,7 +88,7 @@ pub(crate) struct Orchestrator {
 /// then starts new runs and runs queued steps until the task is aborted.
 /// Schedules and event triggers run on the same task.
 pub fn spawn(state: AppState, settings: Settings) -> tokio::task::JoinHandle<()> {
-    let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let slots = Arc::new(Semaphore::new(settings.concurrency));
     let triggers = triggers::run(state.clone());
     let orch = Arc::new(Orchestrator {
         state,
@@ -92,8 +97,9 @@ pub fn spawn(state: AppState, settings: Settings) -> tokio::task::JoinHandle<()>
         advancing: Mutex::new(()),
         slots,
     });
+    let _ = orch.state.orchestrator.set(Arc::downgrade(&orch));
     tokio::spawn(async move {
-        tokio::join!(orch.run(), triggers);
+        tokio::join!(Arc::clone(&orch).run(), triggers);
     })
 }
 
@@ -131,7 +137,7 @@ impl Orchestrator {
         while let Ok(permit) = self.slots.clone().try_acquire_owned() {
             let worker = self.settings.worker_id.clone();
             let now = now_ms();
-            let lease = LEASE.as_millis() as i64;
+            let lease = self.settings.lease.as_millis() as i64;
             match self.db(move |s| s.claim_task(&worker, lease, now)).await {
                 Ok(Some(claimed)) => {
                     let orch = Arc::clone(self);
@@ -233,6 +239,7 @@ impl Orchestrator {
         })
         .await?;
         self.state.pipelines.notify_one();
+        self.state.queued.notify_waiters();
         Ok(())
     }
 

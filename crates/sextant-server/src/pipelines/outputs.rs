@@ -20,6 +20,66 @@ use tokio::io::AsyncReadExt;
 /// Files are streamed in chunks of this size.
 const CHUNK: usize = 1 << 20;
 
+/// Where outputs are stored: the server's artifact store, or the server's
+/// artifact API seen from a remote worker (`super::worker`).
+pub(crate) trait Blobs: Sync {
+    /// The whole object at `path`; `None` when there is none.
+    fn read(
+        &self,
+        path: &SafePath,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send;
+    /// Streams the object at `path` into the local file `target`; returns
+    /// the size and SHA-256 of what it wrote.
+    fn get_file(
+        &self,
+        path: &SafePath,
+        target: &Path,
+    ) -> impl std::future::Future<Output = Result<(u64, String), String>> + Send;
+    /// Streams the local file `file` to `dest`.
+    fn put_file(
+        &self,
+        dest: &SafePath,
+        file: &Path,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Stores `data` at `dest`.
+    fn put_bytes(
+        &self,
+        dest: &SafePath,
+        data: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+impl Blobs for ArtifactStore {
+    async fn read(&self, path: &SafePath) -> Result<Option<Vec<u8>>, String> {
+        match read_all(self, path).await {
+            Ok(data) => Ok(Some(data)),
+            Err(ArtifactError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn get_file(&self, path: &SafePath, target: &Path) -> Result<(u64, String), String> {
+        let download = self.get(path, None).await.map_err(|e| e.to_string())?;
+        write_stream(download.stream, target).await
+    }
+
+    async fn put_file(&self, dest: &SafePath, file: &Path) -> Result<(), String> {
+        let body = file_stream(file).await?;
+        self.put(dest, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("storing {}: {e}", file.display()))
+    }
+
+    async fn put_bytes(&self, dest: &SafePath, data: Vec<u8>) -> Result<(), String> {
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(data)) });
+        self.put(dest, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("storing {dest}: {e}"))
+    }
+}
+
 fn safe(path: &str) -> Result<SafePath, String> {
     SafePath::parse(path).map_err(|e| format!("output path {path}: {e}"))
 }
@@ -31,7 +91,7 @@ fn locations(digest: &str) -> Result<(SafePath, SafePath), String> {
 }
 
 /// Hashes `dir` and stores it under its digest unless already stored.
-pub(crate) async fn publish(store: &ArtifactStore, dir: &Path) -> Result<Manifest, String> {
+pub(crate) async fn publish(store: &impl Blobs, dir: &Path) -> Result<Manifest, String> {
     let d = dir.to_path_buf();
     let manifest = tokio::task::spawn_blocking(move || outputs::of_dir(&d))
         .await
@@ -43,25 +103,20 @@ pub(crate) async fn publish(store: &ArtifactStore, dir: &Path) -> Result<Manifes
     let (root, manifest_path) = locations(&manifest.digest)?;
     for f in &manifest.files {
         let dest = root.join(&safe(&f.path)?);
-        put_file(store, &dest, &dir.join(&f.path)).await?;
+        store.put_file(&dest, &dir.join(&f.path)).await?;
     }
     let json = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });
     store
-        .put(&manifest_path, body)
+        .put_bytes(&manifest_path, json)
         .await
         .map_err(|e| format!("storing the manifest of output {}: {e}", manifest.digest))?;
     Ok(manifest)
 }
 
 /// Whether the output with this digest is wholly in the store.
-pub(crate) async fn is_stored(store: &ArtifactStore, digest: &str) -> Result<bool, String> {
+pub(crate) async fn is_stored(store: &impl Blobs, digest: &str) -> Result<bool, String> {
     let (_, manifest) = locations(digest)?;
-    match store.get(&manifest, None).await {
-        Ok(_) => Ok(true),
-        Err(ArtifactError::NotFound(_)) => Ok(false),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(store.read(&manifest).await?.is_some())
 }
 
 /// The marker file recording which output a run has at `<run_dir>/<step>/<output>`.
@@ -82,7 +137,7 @@ pub(crate) fn mark(run_dir: &Path, step: &str, output: &str, digest: &str) -> Re
 /// Makes `<run_dir>/<step>/<output>` hold the output `digest`, fetching it
 /// from the store unless the run's marker says it is already there.
 pub(crate) async fn ensure_local(
-    store: &ArtifactStore,
+    store: &impl Blobs,
     run_dir: &Path,
     step: &str,
     output: &str,
@@ -100,9 +155,13 @@ pub(crate) async fn ensure_local(
 
 /// Downloads the output `digest` into `dest`, replacing what was there.
 /// Files land in a sibling directory first, moved into place when complete.
-pub(crate) async fn fetch(store: &ArtifactStore, digest: &str, dest: &Path) -> Result<(), String> {
+pub(crate) async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Result<(), String> {
     let (root, manifest_path) = locations(digest)?;
-    let manifest: Manifest = serde_json::from_slice(&read_all(store, &manifest_path).await?)
+    let stored = store
+        .read(&manifest_path)
+        .await?
+        .ok_or_else(|| format!("output {digest} is not in the artifact store"))?;
+    let manifest: Manifest = serde_json::from_slice(&stored)
         .map_err(|e| format!("the stored manifest of output {digest} is unreadable: {e}"))?;
     let parent = dest
         .parent()
@@ -128,7 +187,7 @@ pub(crate) async fn fetch(store: &ArtifactStore, digest: &str, dest: &Path) -> R
                     .await
                     .map_err(|e| format!("creating {}: {e}", p.display()))?;
             }
-            let (size, sha256) = get_file(store, &root.join(&safe(&f.path)?), &target).await?;
+            let (size, sha256) = store.get_file(&root.join(&safe(&f.path)?), &target).await?;
             if size != f.size || sha256 != f.sha256 {
                 return Err(format!(
                     "stored file {} of output {digest} does not match its manifest",
@@ -152,31 +211,33 @@ pub(crate) async fn fetch(store: &ArtifactStore, digest: &str, dest: &Path) -> R
     result
 }
 
-async fn read_all(store: &ArtifactStore, path: &SafePath) -> Result<Vec<u8>, String> {
-    let mut download = store.get(path, None).await.map_err(|e| e.to_string())?;
+async fn read_all(store: &ArtifactStore, path: &SafePath) -> Result<Vec<u8>, ArtifactError> {
+    let mut download = store.get(path, None).await?;
     let mut out = Vec::with_capacity(download.size as usize);
     while let Some(chunk) = download.stream.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        out.extend_from_slice(&chunk?);
     }
     Ok(out)
 }
 
-/// Streams `path` from the store into the local file `target`; returns the
-/// size and SHA-256 of what it wrote.
-async fn get_file(
-    store: &ArtifactStore,
-    path: &SafePath,
+/// Writes a stream of chunks into the local file `target`; returns the size
+/// and SHA-256 of what it wrote.
+pub(crate) async fn write_stream<S, E>(
+    mut stream: S,
     target: &Path,
-) -> Result<(u64, String), String> {
+) -> Result<(u64, String), String>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
-    let mut download = store.get(path, None).await.map_err(|e| e.to_string())?;
     let mut file = tokio::fs::File::create(target)
         .await
         .map_err(|e| format!("creating {}: {e}", target.display()))?;
     let mut h = sha2::Sha256::new();
     let mut size = 0u64;
-    while let Some(chunk) = download.stream.next().await {
+    while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         h.update(&chunk);
         size += chunk.len() as u64;
@@ -191,16 +252,14 @@ async fn get_file(
     Ok((size, hex))
 }
 
-/// Streams a local file to `dest` in the store.
-pub(crate) async fn put_file(
-    store: &ArtifactStore,
-    dest: &SafePath,
+/// A local file as a stream of chunks.
+pub(crate) async fn file_stream(
     file: &Path,
-) -> Result<u64, String> {
+) -> Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static, String> {
     let f = tokio::fs::File::open(file)
         .await
         .map_err(|e| format!("reading {}: {e}", file.display()))?;
-    let body = futures::stream::unfold(Some(f), |f| async move {
+    Ok(futures::stream::unfold(Some(f), |f| async move {
         let mut f = f?;
         let mut buf = vec![0u8; CHUNK];
         match f.read(&mut buf).await {
@@ -211,9 +270,5 @@ pub(crate) async fn put_file(
             }
             Err(e) => Some((Err(e), None)),
         }
-    });
-    store
-        .put(dest, body)
-        .await
-        .map_err(|e| format!("storing {}: {e}", file.display()))
+    }))
 }

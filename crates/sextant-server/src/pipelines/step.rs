@@ -23,13 +23,13 @@ use super::outputs;
 use super::plan::{self, StepResult};
 use super::service::USER;
 use super::step_cache::{self, Lookup};
-use super::{LEASE, Orchestrator, OrchestratorError, now_ms};
+use super::{Orchestrator, OrchestratorError, now_ms};
 
 /// Why one attempt of a step failed.
 pub(super) struct StepFailure {
-    message: String,
+    pub(super) message: String,
     /// Retrying cannot help (`fail:`, `else: fail`, a bad reference).
-    permanent: bool,
+    pub(super) permanent: bool,
 }
 
 impl StepFailure {
@@ -63,12 +63,21 @@ pub(super) struct Context {
     pub(super) metrics: BTreeMap<String, BTreeMap<String, f64>>,
     /// The digest of each published output of each succeeded step.
     pub(super) outputs: BTreeMap<String, BTreeMap<String, String>>,
-    run_dir: PathBuf,
-    step: String,
+    pub(super) run_dir: PathBuf,
+    pub(super) step: String,
+}
+
+/// A claimed task with what its step needs, read once by [`Orchestrator::prepare`].
+pub(super) struct Prepared {
+    pub(super) run: PipelineRun,
+    pub(super) step: Step,
+    /// The attempt's tracking run: id and artifact URI.
+    pub(super) step_run: (String, String),
+    pub(super) ctx: Context,
 }
 
 impl Context {
-    fn output_root(&self, step: &str) -> PathBuf {
+    pub(super) fn output_root(&self, step: &str) -> PathBuf {
         self.run_dir.join(step)
     }
 
@@ -150,72 +159,106 @@ impl Orchestrator {
         let task = &claimed.task;
         let span = tracing::info_span!("step", run = %task.pipeline_run, step = %task.step, attempt = task.attempt);
         let _enter = span.enter();
+        if let Some(p) = self.prepare(&claimed).await {
+            self.run_prepared(&claimed, p).await;
+        }
+    }
+
+    /// Runs a prepared task on this host to its fenced outcome.
+    pub(super) async fn run_prepared(self: &Arc<Self>, claimed: &ClaimedTask, p: Prepared) {
+        let result = self.run_step(claimed, &p.ctx, &p.step, &p.step_run).await;
+        // A lost lease is logged by `finish`; the new holder decides the step.
+        let _ = self
+            .conclude(claimed, &p.run, &p.step, &p.step_run.0, result)
+            .await;
+    }
+
+    /// Reads what a claimed task needs to run and opens its tracking run.
+    /// When that fails, the task's outcome is recorded here and `None`
+    /// returned.
+    pub(super) async fn prepare(&self, claimed: &ClaimedTask) -> Option<Prepared> {
+        let task = &claimed.task;
         let id = task.pipeline_run.clone();
         let run = match self.db(move |s| s.get_pipeline_run(&id)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the pipeline run of a task");
-                return;
+                return None;
             }
         };
+        let fail = |message: String| Err(StepFailure::permanent(message));
         let v = match self.spec_of(&run.pipeline).await {
             Ok(v) => v,
             Err(e) => {
-                self.finish(
-                    &claimed,
-                    &run.pipeline,
-                    None,
-                    Err(StepFailure::permanent(e.to_string())),
-                    1,
-                    None,
-                )
-                .await;
-                return;
+                let _ = self
+                    .finish(claimed, &run.pipeline, None, fail(e.to_string()), 1, None)
+                    .await;
+                return None;
             }
         };
         let Some(step) = v.pipeline.step(&task.step).cloned() else {
             let msg = format!("pipeline '{}' has no step '{}'", run.pipeline, task.step);
-            self.finish(
-                &claimed,
-                &run.pipeline,
-                None,
-                Err(StepFailure::permanent(msg)),
-                1,
-                None,
-            )
-            .await;
-            return;
+            let _ = self
+                .finish(claimed, &run.pipeline, None, fail(msg), 1, None)
+                .await;
+            return None;
         };
-        let attempts = step.retry.as_ref().map_or(1, |r| r.attempts.value);
-        let backoff = step
-            .retry
-            .as_ref()
-            .and_then(|r| r.backoff.as_ref())
-            .map(|b| b.value);
-        let step_run = match self.open_step_run(&claimed, &run).await {
+        let (attempts, backoff) = retry_policy(&step);
+        let step_run = match self.open_step_run(claimed, &run).await {
             Ok(r) => r,
             Err(e) => {
                 let f =
                     StepFailure::retryable(format!("cannot create the step's tracking run: {e}"));
-                self.finish(&claimed, &run.pipeline, None, Err(f), attempts, backoff)
+                let _ = self
+                    .finish(claimed, &run.pipeline, None, Err(f), attempts, backoff)
                     .await;
-                return;
+                return None;
             }
         };
-        let result = match self.context(&run, &step.name.value).await {
-            Ok(ctx) => self.run_step(&claimed, &ctx, &step, &step_run).await,
-            Err(e) => Err(e.into()),
+        let ctx = match self.context(&run, &step.name.value).await {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                let _ = self
+                    .finish(
+                        claimed,
+                        &run.pipeline,
+                        Some(&step_run.0),
+                        Err(e.into()),
+                        attempts,
+                        backoff,
+                    )
+                    .await;
+                return None;
+            }
         };
-        let result = self.collect_metrics(&step_run.0, &step, &run, result).await;
+        Some(Prepared {
+            run,
+            step,
+            step_run,
+            ctx,
+        })
+    }
+
+    /// Records a prepared task's outcome: its metrics, then the fenced result.
+    pub(super) async fn conclude(
+        &self,
+        claimed: &ClaimedTask,
+        run: &PipelineRun,
+        step: &Step,
+        step_run: &str,
+        result: Result<StepResult, StepFailure>,
+    ) -> Result<(), OrchestratorError> {
+        let result = self.collect_metrics(step_run, step, run, result).await;
+        let (attempts, backoff) = retry_policy(step);
         self.finish(
-            &claimed,
+            claimed,
             &run.pipeline,
-            Some(&step_run.0),
+            Some(step_run),
             result,
             attempts,
             backoff,
         )
-        .await;
+        .await
     }
 
     /// Creates the attempt's tracking run under the pipeline's, and records it
@@ -283,37 +326,8 @@ impl Orchestrator {
         step: &Step,
         step_run: &(String, String),
     ) -> Result<StepResult, StepFailure> {
-        let out = ctx.output_root(&step.name.value);
-        // Each attempt starts empty: what an earlier, failed attempt left
-        // (half a model, a metrics.json) must not pass for this one's work,
-        // nor may the markers that named those files.
-        let stale = step
-            .outputs
-            .iter()
-            .map(|o| outputs::marker(&ctx.run_dir, &step.name.value, &o.value));
-        for path in std::iter::once(out.clone()).chain(stale) {
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            match removed {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StepFailure::retryable(format!(
-                        "cannot clear {}: {e}",
-                        path.display()
-                    )));
-                }
-                _ => {}
-            }
-        }
-        for o in &step.outputs {
-            std::fs::create_dir_all(out.join(&o.value)).map_err(|e| {
-                StepFailure::retryable(format!("cannot create {}: {e}", out.display()))
-            })?;
-        }
-        let lookup = self.cache_lookup(ctx, step).await?;
-        let cache = match lookup {
+        let out = clear_outputs(ctx, step)?;
+        let cache = match self.cache_lookup(ctx, step).await? {
             Some(Lookup {
                 reused: Some(result),
                 ..
@@ -324,51 +338,11 @@ impl Orchestrator {
             Some(Lookup { info, .. }) => Some(info),
             None => None,
         };
-        self.fetch_inputs(ctx, step).await?;
+        fetch_inputs(self.state.artifacts.as_ref(), ctx, step).await?;
         let mut result = self.run_kind(claimed, ctx, step, step_run, &out).await?;
         result.cache = cache;
-        for o in &step.outputs {
-            let dir = out.join(&o.value);
-            let manifest = outputs::publish(&self.state.artifacts, &dir)
-                .await
-                .map_err(|e| {
-                    StepFailure::retryable(format!("publishing output '{}': {e}", o.value))
-                })?;
-            outputs::mark(&ctx.run_dir, &step.name.value, &o.value, &manifest.digest)
-                .map_err(StepFailure::retryable)?;
-            result.outputs.insert(
-                o.value.clone(),
-                plan::OutputRecord {
-                    files: manifest.files.len() as u64,
-                    bytes: manifest.bytes(),
-                    digest: manifest.digest,
-                },
-            );
-        }
+        publish_outputs(self.state.artifacts.as_ref(), ctx, step, &mut result).await?;
         Ok(result)
-    }
-
-    /// Brings every upstream output the step refers to into this run's
-    /// directory (a no-op for outputs this host made for this run).
-    async fn fetch_inputs(&self, ctx: &Context, step: &Step) -> Result<(), StepFailure> {
-        for s in step.strings() {
-            for found in refs::scan(&s.value).into_iter().flatten() {
-                let Ref::StepOutput { step: from, output } = &found.reference else {
-                    continue;
-                };
-                let Some(digest) = ctx.outputs.get(from).and_then(|o| o.get(output)) else {
-                    continue;
-                };
-                outputs::ensure_local(&self.state.artifacts, &ctx.run_dir, from, output, digest)
-                    .await
-                    .map_err(|e| {
-                        StepFailure::retryable(format!(
-                            "cannot fetch output '{output}' of step '{from}': {e}"
-                        ))
-                    })?;
-            }
-        }
-        Ok(())
     }
 
     /// Runs the step by its kind; outputs are published by the caller.
@@ -387,15 +361,7 @@ impl Orchestrator {
                     .await
             }
             StepKind::Uses { builtin, with } => {
-                let mut args = BTreeMap::new();
-                for (k, v) in with {
-                    let text = match &v.value {
-                        Value::String(s) => ctx.resolve(s)?,
-                        Value::Null => String::new(),
-                        other => other.to_json().to_string(),
-                    };
-                    args.insert(k.value.clone(), text);
-                }
+                let args = builtin_args(ctx, with)?;
                 if let Some(tune) = &step.tune {
                     let job = super::tune::TuneJob {
                         claimed,
@@ -475,36 +441,7 @@ impl Orchestrator {
         command: String,
         out: &Path,
     ) -> Result<StepResult, StepFailure> {
-        let mut env = BTreeMap::new();
-        env.insert(
-            "MLFLOW_TRACKING_URI".into(),
-            self.settings.tracking_uri.clone(),
-        );
-        env.insert("MLFLOW_RUN_ID".into(), step_run.0.clone());
-        env.insert("SEXTANT_PIPELINE_RUN_ID".into(), ctx.run_id.clone());
-        env.insert("SEXTANT_OUTPUT_DIR".into(), out.display().to_string());
-        for o in &step.outputs {
-            env.insert(
-                format!("SEXTANT_OUTPUT_{}", env_name(&o.value)),
-                out.join(&o.value).display().to_string(),
-            );
-        }
-        for (k, v) in &step.inputs {
-            env.insert(
-                format!("SEXTANT_INPUT_{}", env_name(&k.value)),
-                ctx.resolve(&v.value)?,
-            );
-        }
-        for (k, v) in &ctx.params {
-            let text = match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            env.insert(format!("SEXTANT_PARAM_{}", env_name(k)), text);
-        }
-        for (k, v) in &step.env {
-            env.insert(k.value.clone(), ctx.resolve(&v.value)?);
-        }
+        let env = command_env(&self.settings.tracking_uri, &step_run.0, ctx, step, out)?;
         let logs = super::logs::attempt_dir(
             &ctx.run_dir,
             &step.name.value,
@@ -536,24 +473,7 @@ impl Orchestrator {
             }
         }
         let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
-        if outcome.success() {
-            return Ok(StepResult::default());
-        }
-        let why = if outcome.cancelled {
-            "cancelled".to_string()
-        } else if outcome.timed_out {
-            format!("timed out after {:?}", outcome.duration)
-        } else {
-            match outcome.exit {
-                Some(Exit::Code(c)) => format!("exited with code {c}"),
-                Some(Exit::Signal(n)) => format!("was killed by signal {n}"),
-                None => "did not start".to_string(),
-            }
-        };
-        Err(StepFailure::retryable(format!(
-            "step '{}' {why}",
-            step.name.value
-        )))
+        command_outcome(step, &outcome)
     }
 
     /// Awaits `work` while renewing the task's lease. When the task is no
@@ -565,10 +485,10 @@ impl Orchestrator {
         work: impl std::future::Future<Output = T>,
     ) -> T {
         tokio::pin!(work);
-        let mut tick = tokio::time::interval(LEASE / 3);
+        let mut tick = tokio::time::interval(self.settings.lease / 3);
         tick.tick().await;
         let (id, fencing) = (claimed.task.id, claimed.fencing);
-        let lease = LEASE.as_millis() as i64;
+        let lease = self.settings.lease.as_millis() as i64;
         loop {
             let changes = self.state.changes.clone();
             tokio::select! {
@@ -751,7 +671,7 @@ impl Orchestrator {
         result: Result<StepResult, StepFailure>,
         attempts: u32,
         backoff: Option<Duration>,
-    ) {
+    ) -> Result<(), OrchestratorError> {
         let (id, fencing, attempt) = (claimed.task.id, claimed.fencing, claimed.task.attempt);
         let status = if result.is_ok() {
             RunStatus::Finished
@@ -792,10 +712,190 @@ impl Orchestrator {
                 Ok(())
             })
             .await;
-        if let Err(e) = outcome {
+        if let Err(e) = &outcome {
             tracing::warn!(error = %e, "cannot record the step's outcome (lease lost or run ended?)");
         }
+        outcome
     }
+}
+
+/// The attempts a step's retry policy allows and the backoff between them.
+fn retry_policy(step: &Step) -> (u32, Option<Duration>) {
+    let attempts = step.retry.as_ref().map_or(1, |r| r.attempts.value);
+    let backoff = step
+        .retry
+        .as_ref()
+        .and_then(|r| r.backoff.as_ref())
+        .map(|b| b.value);
+    (attempts, backoff)
+}
+
+/// Empties the step's output directory for this attempt and creates one
+/// directory per declared output; returns the step's output root. What an
+/// earlier, failed attempt left (half a model, a metrics.json) must not pass
+/// for this one's work, nor may the markers that named those files.
+pub(super) fn clear_outputs(ctx: &Context, step: &Step) -> Result<PathBuf, StepFailure> {
+    let out = ctx.output_root(&step.name.value);
+    let stale = step
+        .outputs
+        .iter()
+        .map(|o| outputs::marker(&ctx.run_dir, &step.name.value, &o.value));
+    for path in std::iter::once(out.clone()).chain(stale) {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepFailure::retryable(format!(
+                    "cannot clear {}: {e}",
+                    path.display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    for o in &step.outputs {
+        std::fs::create_dir_all(out.join(&o.value))
+            .map_err(|e| StepFailure::retryable(format!("cannot create {}: {e}", out.display())))?;
+    }
+    Ok(out)
+}
+
+/// Brings every upstream output the step refers to into the run's
+/// directory (a no-op for outputs this host made for this run).
+pub(super) async fn fetch_inputs(
+    blobs: &impl outputs::Blobs,
+    ctx: &Context,
+    step: &Step,
+) -> Result<(), StepFailure> {
+    for s in step.strings() {
+        for found in refs::scan(&s.value).into_iter().flatten() {
+            let Ref::StepOutput { step: from, output } = &found.reference else {
+                continue;
+            };
+            let Some(digest) = ctx.outputs.get(from).and_then(|o| o.get(output)) else {
+                continue;
+            };
+            outputs::ensure_local(blobs, &ctx.run_dir, from, output, digest)
+                .await
+                .map_err(|e| {
+                    StepFailure::retryable(format!(
+                        "cannot fetch output '{output}' of step '{from}': {e}"
+                    ))
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes each declared output of the step by digest and records it on
+/// `result` and in the run's markers.
+pub(super) async fn publish_outputs(
+    blobs: &impl outputs::Blobs,
+    ctx: &Context,
+    step: &Step,
+    result: &mut StepResult,
+) -> Result<(), StepFailure> {
+    let out = ctx.output_root(&step.name.value);
+    for o in &step.outputs {
+        let dir = out.join(&o.value);
+        let manifest = outputs::publish(blobs, &dir)
+            .await
+            .map_err(|e| StepFailure::retryable(format!("publishing output '{}': {e}", o.value)))?;
+        outputs::mark(&ctx.run_dir, &step.name.value, &o.value, &manifest.digest)
+            .map_err(StepFailure::retryable)?;
+        result.outputs.insert(
+            o.value.clone(),
+            plan::OutputRecord {
+                files: manifest.files.len() as u64,
+                bytes: manifest.bytes(),
+                digest: manifest.digest,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The string arguments of a `uses:` step, references resolved.
+pub(super) fn builtin_args(
+    ctx: &Context,
+    with: &spec::Entries<Value>,
+) -> Result<BTreeMap<String, String>, StepFailure> {
+    let mut args = BTreeMap::new();
+    for (k, v) in with {
+        let text = match &v.value {
+            Value::String(s) => ctx.resolve(s)?,
+            Value::Null => String::new(),
+            other => other.to_json().to_string(),
+        };
+        args.insert(k.value.clone(), text);
+    }
+    Ok(args)
+}
+
+/// The environment of a `run:` step's process.
+pub(super) fn command_env(
+    tracking_uri: &str,
+    step_run_id: &str,
+    ctx: &Context,
+    step: &Step,
+    out: &Path,
+) -> Result<BTreeMap<String, String>, StepFailure> {
+    let mut env = BTreeMap::new();
+    env.insert("MLFLOW_TRACKING_URI".into(), tracking_uri.to_string());
+    env.insert("MLFLOW_RUN_ID".into(), step_run_id.to_string());
+    env.insert("SEXTANT_PIPELINE_RUN_ID".into(), ctx.run_id.clone());
+    env.insert("SEXTANT_OUTPUT_DIR".into(), out.display().to_string());
+    for o in &step.outputs {
+        env.insert(
+            format!("SEXTANT_OUTPUT_{}", env_name(&o.value)),
+            out.join(&o.value).display().to_string(),
+        );
+    }
+    for (k, v) in &step.inputs {
+        env.insert(
+            format!("SEXTANT_INPUT_{}", env_name(&k.value)),
+            ctx.resolve(&v.value)?,
+        );
+    }
+    for (k, v) in &ctx.params {
+        let text = match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        env.insert(format!("SEXTANT_PARAM_{}", env_name(k)), text);
+    }
+    for (k, v) in &step.env {
+        env.insert(k.value.clone(), ctx.resolve(&v.value)?);
+    }
+    Ok(env)
+}
+
+/// A `run:` step's process outcome as the attempt's result.
+pub(super) fn command_outcome(
+    step: &Step,
+    outcome: &sextant_pipelines::executor::Outcome,
+) -> Result<StepResult, StepFailure> {
+    if outcome.success() {
+        return Ok(StepResult::default());
+    }
+    let why = if outcome.cancelled {
+        "cancelled".to_string()
+    } else if outcome.timed_out {
+        format!("timed out after {:?}", outcome.duration)
+    } else {
+        match outcome.exit {
+            Some(Exit::Code(c)) => format!("exited with code {c}"),
+            Some(Exit::Signal(n)) => format!("was killed by signal {n}"),
+            None => "did not start".to_string(),
+        }
+    };
+    Err(StepFailure::retryable(format!(
+        "step '{}' {why}",
+        step.name.value
+    )))
 }
 
 /// Every file under `dir`, recursively.

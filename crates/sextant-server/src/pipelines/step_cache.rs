@@ -228,7 +228,7 @@ impl Orchestrator {
     /// The first output of `result` no longer wholly in the store, if any.
     async fn missing_output(&self, result: &StepResult) -> Result<Option<String>, StepFailure> {
         for (name, rec) in &result.outputs {
-            let stored = outputs::is_stored(&self.state.artifacts, &rec.digest)
+            let stored = outputs::is_stored(self.state.artifacts.as_ref(), &rec.digest)
                 .await
                 .map_err(StepFailure::retryable)?;
             if !stored {

@@ -1,6 +1,7 @@
 //! The one SQL implementation of [`MetaStore`], shared by both backends.
 //! Each trait method is one transaction; the work lives in the submodules.
 
+mod endpoints;
 mod events;
 mod experiments;
 mod import;
@@ -18,6 +19,7 @@ pub use import::open_import_sink;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
@@ -580,5 +582,34 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     ) -> Result<Vec<CacheEntry>, StoreError> {
         self.db
             .read(|c| pipelines::cache_entries(c, pipeline, step, key, since, max_results))
+    }
+
+    fn put_endpoint(
+        &self,
+        name: &str,
+        spec: &str,
+        state: &str,
+        event: Option<&EndpointEvent>,
+    ) -> Result<StoredEndpoint, StoreError> {
+        self.db
+            .write(|c| endpoints::put(c, name, spec, state, event))
+    }
+    fn set_endpoint_state(
+        &self,
+        name: &str,
+        state: &str,
+        event: Option<&EndpointEvent>,
+    ) -> Result<StoredEndpoint, StoreError> {
+        self.db
+            .write(|c| endpoints::set_state(c, name, state, event))
+    }
+    fn get_endpoint(&self, name: &str) -> Result<StoredEndpoint, StoreError> {
+        self.db.read(|c| endpoints::get(c, name))
+    }
+    fn list_endpoints(&self) -> Result<Vec<StoredEndpoint>, StoreError> {
+        self.db.read(endpoints::list)
+    }
+    fn delete_endpoint(&self, name: &str) -> Result<(), StoreError> {
+        self.db.write(|c| endpoints::delete(c, name))
     }
 }

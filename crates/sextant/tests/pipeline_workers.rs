@@ -1,0 +1,279 @@
+//! Crash tests of the pipeline queue with real processes: a server killed
+//! (SIGKILL) mid-step, a remote worker killed mid-step, and two workers
+//! sharing one queue. In each the run completes and every step's outcome is
+//! recorded exactly once, by the holder of its latest fencing token.
+
+mod common;
+
+use common::server::Server;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A `sextant worker` process, killed (SIGKILL) when dropped.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    /// Starts worker `id` (one step at a time, 1 s leases) for `server`; its
+    /// steps see `SEXTANT_TEST_HOST=<id>`.
+    fn start(server: &Server, dir: &Path, id: &str) -> Worker {
+        let log = dir.join(format!("worker-{id}.log"));
+        let child = Command::new(common::BIN)
+            .args(["worker", "--server", &server.url(), "--id", id])
+            .args(["--concurrency", "1", "--lease-ms", "1000", "--work-dir"])
+            .arg(dir.join(format!("work-{id}")))
+            .env("SEXTANT_TEST_HOST", id)
+            .env("SEXTANT_LOG", "info")
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Worker { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `yaml` to `dir/name.yaml` and starts a run with `dir` as the
+/// `dir` parameter; returns its id.
+fn start_run(server: &Server, dir: &Path, name: &str, yaml: &str) -> String {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let out = server.sextant(&[
+        "pipelines",
+        "run",
+        file.to_str().unwrap(),
+        "--param",
+        &format!("dir={}", dir.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Polls until `path` holds at least `n` whole lines; returns them.
+fn wait_lines(path: &Path, n: usize, context: &dyn Fn() -> String) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let whole: Vec<String> = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        if whole.len() >= n {
+            return whole;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not reach {n} lines: {text:?}\n{}",
+            path.display(),
+            context()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Kills the process group a step's shell leads (the host that ran it is
+/// gone, and so is everything it started).
+fn kill_group(started_line: &str) {
+    let pid = started_line.rsplit(' ').next().unwrap();
+    let status = Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot kill process group {pid}");
+}
+
+/// `blocker` records who runs it and waits for the test's release file;
+/// `gate` (a control step) and `consume` (reading blocker's output) follow.
+const CRASHY: &str = r#"
+name: crashy
+params:
+  dir: {type: string}
+steps:
+  blocker:
+    run: >-
+      echo "$SEXTANT_TEST_HOST $$" >> ${params.dir}/started;
+      until [ -f ${params.dir}/release ]; do sleep 0.02; done;
+      echo "hello from $SEXTANT_TEST_HOST";
+      echo done > ${outputs.out}/x;
+      echo '{"m": 1}' > $SEXTANT_OUTPUT_DIR/metrics.json
+    outputs: [out]
+  gate:
+    condition: "steps.blocker.metrics.m > 0"
+    then: [consume]
+    else: fail
+  consume:
+    run: >-
+      cat ${steps.blocker.outputs.out}/x >> ${params.dir}/consumed;
+      echo "$SEXTANT_TEST_HOST" >> ${params.dir}/consumed
+"#;
+
+fn step<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+#[test]
+fn a_server_killed_mid_step_resumes_the_run_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = |host: &'static str| {
+        [
+            ("SEXTANT_PIPELINE_LEASE_MS", "1000"),
+            ("SEXTANT_TEST_HOST", host),
+        ]
+    };
+    let server = Server::start_with_env(d, env("first"));
+    let id = start_run(&server, d, "crashy", CRASHY);
+    let started = wait_lines(&d.join("started"), 1, &|| server.log());
+    assert!(started[0].starts_with("first "), "{started:?}");
+    drop(server);
+    kill_group(&started[0]);
+
+    let server = Server::start_with_env(d, env("second"));
+    // The restarted server re-claims the step once the dead one's lease expired.
+    let started = wait_lines(&d.join("started"), 2, &|| server.log());
+    assert!(started[1].starts_with("second "), "{started:?}");
+    std::fs::write(d.join("release"), "").unwrap();
+    let run = server.terminal_run(&id);
+    assert_eq!(run["status"], "SUCCEEDED", "{run}\n{}", server.log());
+    let blocker = step(&run, "blocker");
+    assert_eq!(blocker["fencing"], 2, "{blocker}");
+    assert_eq!(blocker["attempts"], 2, "{blocker}");
+    assert!(
+        blocker["worker"].as_str().unwrap().starts_with("server-"),
+        "{blocker}"
+    );
+    assert_eq!(step(&run, "consume")["fencing"], 1);
+    assert_eq!(
+        std::fs::read_to_string(d.join("consumed")).unwrap(),
+        "done\nsecond\n"
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_step_loses_the_step_to_another_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with_env(
+        d,
+        [
+            ("SEXTANT_PIPELINE_CONCURRENCY", "0"),
+            ("SEXTANT_PIPELINE_LEASE_MS", "1000"),
+        ],
+    );
+    let wa = Worker::start(&server, d, "wa");
+    let id = start_run(&server, d, "crashy", CRASHY);
+    let started = wait_lines(&d.join("started"), 1, &|| wa.log());
+    assert!(started[0].starts_with("wa "), "{started:?}");
+    drop(wa);
+    kill_group(&started[0]);
+
+    let wb = Worker::start(&server, d, "wb");
+    let started = wait_lines(&d.join("started"), 2, &|| {
+        format!("{}\n{}", wb.log(), server.log())
+    });
+    assert!(started[1].starts_with("wb "), "{started:?}");
+    std::fs::write(d.join("release"), "").unwrap();
+    let run = server.terminal_run(&id);
+    assert_eq!(
+        run["status"],
+        "SUCCEEDED",
+        "{run}\n{}\n{}",
+        wb.log(),
+        server.log()
+    );
+    let blocker = step(&run, "blocker");
+    assert_eq!(blocker["fencing"], 2, "{blocker}");
+    assert_eq!(blocker["worker"], "wb", "{blocker}");
+    assert_eq!(blocker["metrics"]["m"], 1.0, "{blocker}");
+    // The condition was claimed by the worker and run by the server.
+    assert_eq!(step(&run, "gate")["branch"], "then");
+    assert_eq!(step(&run, "consume")["worker"], "wb");
+    // The output crossed hosts by digest: written in wb's work directory,
+    // published to the server, read back by the next step.
+    assert_eq!(
+        std::fs::read_to_string(d.join("consumed")).unwrap(),
+        "done\nwb\n"
+    );
+    assert!(
+        d.join("work-wb/pipeline-runs")
+            .join(&id)
+            .join("blocker/out/x")
+            .is_file()
+    );
+    // Its stdout was uploaded to the step's tracking run, where `logs` finds it.
+    let log = server.get(&format!("/api/v1/pipeline-runs/{id}/logs?step=blocker"));
+    assert_eq!(log["data"], "hello from wb\n", "{log}");
+}
+
+/// Two fan-out steps that each wait until both have started: the run can
+/// only finish if two workers run them at the same time.
+const PAIR: &str = r#"
+name: pair
+params:
+  dir: {type: string}
+steps:
+  left:
+    run: >-
+      echo "$SEXTANT_TEST_HOST" >> ${params.dir}/started;
+      until [ "$(wc -l < ${params.dir}/started)" -ge 2 ]; do sleep 0.02; done
+  right:
+    run: >-
+      echo "$SEXTANT_TEST_HOST" >> ${params.dir}/started;
+      until [ "$(wc -l < ${params.dir}/started)" -ge 2 ]; do sleep 0.02; done
+  join:
+    needs: [left, right]
+    run: echo "$SEXTANT_TEST_HOST" >> ${params.dir}/joined
+"#;
+
+#[test]
+fn two_workers_share_one_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with_env(d, [("SEXTANT_PIPELINE_CONCURRENCY", "0")]);
+    let wa = Worker::start(&server, d, "wa");
+    let wb = Worker::start(&server, d, "wb");
+    let id = start_run(&server, d, "pair", PAIR);
+    let run = server.terminal_run(&id);
+    assert_eq!(
+        run["status"],
+        "SUCCEEDED",
+        "{run}\n{}\n{}",
+        wa.log(),
+        wb.log()
+    );
+    let mut holders: Vec<&str> = ["left", "right"]
+        .iter()
+        .map(|s| step(&run, s)["worker"].as_str().unwrap())
+        .collect();
+    holders.sort();
+    assert_eq!(holders, ["wa", "wb"], "{run}");
+    for s in ["left", "right", "join"] {
+        assert_eq!(step(&run, s)["fencing"], 1, "{run}");
+    }
+    let joined = std::fs::read_to_string(d.join("joined")).unwrap();
+    assert_eq!(joined.lines().count(), 1, "{joined}");
+}
