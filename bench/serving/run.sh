@@ -33,9 +33,13 @@ stop() { if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2
 trap stop EXIT
 
 start_sextant() { # args for serve_model
+    # Remove the last server's output first: the redirection below truncates it only once
+    # the child runs, after this shell has already started polling.
+    rm -f "$work/server.out"
     "$bin" --addr 127.0.0.1:0 "$@" > "$work/server.out" 2> "$work/server.err" &
     pid=$!
-    until grep -q '^listening on ' "$work/server.out" 2>/dev/null; do
+    # Wait for the whole first line (its newline), not just its start.
+    until [[ -s "$work/server.out" && "$(wc -l < "$work/server.out")" -ge 1 ]]; do
         kill -0 "$pid" 2>/dev/null || { cat "$work/server.err" >&2; exit 1; }
         sleep 0.05
     done

@@ -971,3 +971,113 @@ async fn metrics_expose_requests_errors_latency_and_load_time() {
     }
     assert!(m.contains(&format!("sextant_serving_model_load_seconds{{{labels}}} ")));
 }
+
+#[tokio::test]
+async fn hosted_gateways_are_reached_by_endpoint_name() {
+    let gateways = serving::Gateways::new();
+    for name in ["churn", "fraud"] {
+        let gw = Gateway::new(name, GatewaySettings::default(), None);
+        gw.set_variants(
+            vec![variant("blue", TestPredictor::new(Ok(json!(name))), 1.0)],
+            None,
+        )
+        .unwrap();
+        gateways.insert(gw);
+    }
+    let app = serving::endpoints_router(gateways.clone());
+    let r = send(
+        &app,
+        "POST",
+        "/endpoints/fraud/invocations",
+        "application/json",
+        BODY,
+        &[],
+    )
+    .await;
+    assert_eq!(r.json()["predictions"], "fraud");
+    let r = send(
+        &app,
+        "GET",
+        "/endpoints/churn/v2/models/churn/ready",
+        "",
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"name": "churn", "ready": true}));
+    let r = send(
+        &app,
+        "POST",
+        "/endpoints/nope/invocations",
+        "application/json",
+        BODY,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["message"], "endpoint \"nope\" does not exist");
+
+    let m = send(&app, "GET", "/endpoints-metrics", "", "", &[])
+        .await
+        .text;
+    assert_eq!(
+        m.matches("# TYPE sextant_serving_requests_total counter")
+            .count(),
+        1,
+        "one family header for all endpoints:\n{m}"
+    );
+    assert!(
+        m.contains(
+            "sextant_serving_requests_total{endpoint=\"fraud\",variant=\"blue\",shadow=\"false\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "sextant_serving_requests_total{endpoint=\"churn\",variant=\"blue\",shadow=\"false\"} 0"
+        ),
+        "{m}"
+    );
+
+    assert!(gateways.remove("fraud").is_some());
+    let r = send(
+        &app,
+        "POST",
+        "/endpoints/fraud/invocations",
+        "application/json",
+        BODY,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(gateways.names(), ["churn"]);
+}
+
+#[tokio::test]
+async fn the_router_works_nested_under_a_parameterized_route() {
+    let gw = Gateway::new("churn", GatewaySettings::default(), None);
+    let mut v = variant("blue", TestPredictor::new(Ok(json!([1]))), 1.0);
+    v.model_version = Some("2".into());
+    gw.set_variants(vec![v], None).unwrap();
+    let app = Router::new().nest("/endpoints/{name}", serving::router(gw));
+    let r = send(
+        &app,
+        "GET",
+        "/endpoints/churn/v2/models/churn/versions/2/ready",
+        "",
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = send(
+        &app,
+        "POST",
+        "/endpoints/churn/invocations",
+        "application/json",
+        BODY,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}

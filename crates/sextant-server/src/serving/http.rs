@@ -39,18 +39,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v2/models/{model}", get(model_metadata))
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/models/{model}/infer", post(infer))
-        .route(
-            "/v2/models/{model}/versions/{version}",
-            get(version_metadata),
-        )
+        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
         .route(
             "/v2/models/{model}/versions/{version}/ready",
-            get(version_ready),
+            get(model_ready),
         )
-        .route(
-            "/v2/models/{model}/versions/{version}/infer",
-            post(version_infer),
-        )
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
         .route("/metrics", get(prometheus))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
@@ -163,54 +157,32 @@ fn readiness(gw: &Gateway, model: &str, version: Option<&str>) -> Response {
     }
 }
 
-async fn model_metadata(State(gw): State<Arc<Gateway>>, Path(model): Path<String>) -> Response {
-    metadata(&gw, &model, None)
+/// The OIP path parameters, read by name: when this router is nested under a route with
+/// parameters of its own (`/endpoints/{name}`), axum passes those along too.
+#[derive(Debug, serde::Deserialize)]
+struct ModelPath {
+    model: String,
+    version: Option<String>,
 }
 
-async fn version_metadata(
-    State(gw): State<Arc<Gateway>>,
-    Path((model, version)): Path<(String, String)>,
-) -> Response {
-    metadata(&gw, &model, Some(&version))
+async fn model_metadata(State(gw): State<Arc<Gateway>>, Path(p): Path<ModelPath>) -> Response {
+    metadata(&gw, &p.model, p.version.as_deref())
 }
 
-async fn model_ready(State(gw): State<Arc<Gateway>>, Path(model): Path<String>) -> Response {
-    readiness(&gw, &model, None)
-}
-
-async fn version_ready(
-    State(gw): State<Arc<Gateway>>,
-    Path((model, version)): Path<(String, String)>,
-) -> Response {
-    readiness(&gw, &model, Some(&version))
+async fn model_ready(State(gw): State<Arc<Gateway>>, Path(p): Path<ModelPath>) -> Response {
+    readiness(&gw, &p.model, p.version.as_deref())
 }
 
 async fn infer(
     State(gw): State<Arc<Gateway>>,
-    Path(model): Path<String>,
+    Path(p): Path<ModelPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_model(&gw, &model) {
+    if let Err(r) = check_model(&gw, &p.model) {
         return *r;
     }
-    let wire = Wire::Oip { version: None };
-    let answer = gw.call(call(wire.clone(), &headers, body)).await;
-    respond(&wire, answer)
-}
-
-async fn version_infer(
-    State(gw): State<Arc<Gateway>>,
-    Path((model, version)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = check_model(&gw, &model) {
-        return *r;
-    }
-    let wire = Wire::Oip {
-        version: Some(version),
-    };
+    let wire = Wire::Oip { version: p.version };
     let answer = gw.call(call(wire.clone(), &headers, body)).await;
     respond(&wire, answer)
 }

@@ -17,6 +17,7 @@
 
 pub mod capture;
 mod convert;
+mod endpoints;
 pub mod error;
 mod gateway;
 mod http;
@@ -28,6 +29,7 @@ pub mod signature;
 pub mod stats;
 
 pub use capture::{CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, CaptureTotals};
+pub use endpoints::{Gateways, endpoints_router};
 pub use error::{InputError, LoadError, PredictError};
 pub use gateway::{ConfigError, Gateway, GatewaySettings, GatewayStats, ShadowSpec, VariantSpec};
 pub use http::router;
