@@ -25,12 +25,14 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     let security = state.security.clone();
     let changes = state.changes.clone();
+    let gateways = state.endpoints.gateways.clone();
     Router::new()
         .merge(misc::routes())
         .merge(mlflow::routes())
         .merge(native::routes())
         .fallback(misc::not_found)
         .with_state(state)
+        .merge(serving::endpoints_router(gateways))
         .layer(axum::middleware::from_fn_with_state(
             changes,
             announce_changes,

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
@@ -30,7 +29,7 @@ use self::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
 use crate::error::{ApiError, ErrorCode};
 use crate::serving::{
     self, CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings,
-    Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
+    Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
 use crate::state::AppState;
 
@@ -83,7 +82,13 @@ pub struct EndpointView {
 
 /// The endpoints this server hosts.
 pub struct Endpoints {
-    live: std::sync::RwLock<HashMap<String, Live>>,
+    /// The live gateways, which `/endpoints/{name}/…` reaches.
+    pub gateways: Arc<Gateways>,
+    /// Per endpoint and rollout id: each variant's counters when the rollout
+    /// began (or when this process took it over), so alarms judge only the
+    /// rollout's traffic.
+    baselines:
+        std::sync::Mutex<HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>>,
     /// Serializes every change of endpoints.
     changing: Mutex<()>,
     /// Loaded models by (resolved model, runtime), shared by variants.
@@ -93,18 +98,11 @@ pub struct Endpoints {
     pub process: ProcessSettings,
 }
 
-struct Live {
-    gateway: Arc<Gateway>,
-    router: Router,
-    /// Per rollout id: each variant's counters when it began (or when this
-    /// process took it over), so alarms judge only the rollout's traffic.
-    baselines: HashMap<String, BTreeMap<String, VariantSnapshot>>,
-}
-
 impl Default for Endpoints {
     fn default() -> Self {
         Endpoints {
-            live: Default::default(),
+            gateways: Gateways::new(),
+            baselines: Default::default(),
             changing: Mutex::new(()),
             models: Mutex::new(HashMap::new()),
             capture: std::sync::OnceLock::new(),
@@ -147,22 +145,18 @@ fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), Api
 }
 
 impl Endpoints {
-    /// The router of a hosted endpoint, for `/endpoints/{name}/…`.
-    pub fn router(&self, name: &str) -> Option<Router> {
-        self.live
-            .read()
-            .expect("endpoints lock")
-            .get(name)
-            .map(|l| l.router.clone())
-    }
-
     /// The gateway of a hosted endpoint.
     pub fn gateway(&self, name: &str) -> Option<Arc<Gateway>> {
-        self.live
-            .read()
-            .expect("endpoints lock")
-            .get(name)
-            .map(|l| l.gateway.clone())
+        self.gateways.get(name)
+    }
+
+    fn baselines(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>,
+    > {
+        self.baselines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn capture_sink(&self, st: &AppState) -> Arc<CaptureSink> {
@@ -261,10 +255,7 @@ impl Endpoints {
             .iter()
             .map(|v| (v.name.clone(), (v.weight / total * 1000.0).round() / 10.0))
             .collect();
-        let gateway = {
-            let live = self.live.read().expect("endpoints lock");
-            live.get(name).map(|l| l.gateway.clone())
-        };
+        let gateway = self.gateways.get(name);
         let capture = spec.capture.as_ref().map(|c| CaptureConfig {
             sampling_percent: c.sampling_percent,
             mode: match c.mode.as_str() {
@@ -277,6 +268,9 @@ impl Endpoints {
             Some(g) if g.settings().capture == capture => g,
             old => {
                 // A new capture setting needs a new gateway; its stats start over.
+                if old.is_some() {
+                    self.baselines().remove(name);
+                }
                 let g = Gateway::new(
                     name,
                     GatewaySettings {
@@ -285,15 +279,7 @@ impl Endpoints {
                     },
                     capture.as_ref().map(|_| self.capture_sink(st)),
                 );
-                let baselines = old.map(|_| HashMap::new()).unwrap_or_default();
-                self.live.write().expect("endpoints lock").insert(
-                    name.to_string(),
-                    Live {
-                        router: serving::router(g.clone()),
-                        gateway: g.clone(),
-                        baselines,
-                    },
-                );
+                self.gateways.insert(g.clone());
                 g
             }
         };
@@ -529,29 +515,32 @@ impl Endpoints {
     /// Records each gateway variant's counters as the start of the rollout's window.
     fn take_baseline(&self, name: &str, state: &EndpointState) {
         let Some(r) = &state.rollout else { return };
-        let mut live = self.live.write().expect("endpoints lock");
-        let Some(l) = live.get_mut(name) else { return };
-        if l.baselines.contains_key(&r.id) {
+        let Some(gateway) = self.gateways.get(name) else {
+            return;
+        };
+        let mut all = self.baselines();
+        let of = all.entry(name.to_string()).or_default();
+        if of.contains_key(&r.id) {
             return;
         }
-        let stats = l.gateway.stats();
-        let base = stats
+        let base = gateway
+            .stats()
             .variants
             .into_iter()
             .map(|v| (v.name.clone(), v))
             .collect();
-        l.baselines.insert(r.id.clone(), base);
+        of.insert(r.id.clone(), base);
     }
 
     /// What the stable and the new model did since the rollout began.
     fn windows(&self, name: &str, r: &Rollout) -> (Window, Window) {
         self.take_baseline_for(name, r);
-        let live = self.live.read().expect("endpoints lock");
-        let Some(l) = live.get(name) else {
+        let Some(gateway) = self.gateways.get(name) else {
             return (Window::default(), Window::default());
         };
-        let stats = l.gateway.stats();
-        let base = l.baselines.get(&r.id);
+        let stats = gateway.stats();
+        let all = self.baselines();
+        let base = all.get(name).and_then(|b| b.get(&r.id));
         let window = |variant: &str| {
             let Some(now) = stats.variant(variant) else {
                 return Window::default();
@@ -584,13 +573,7 @@ impl Endpoints {
 
     /// Evaluates every rollout in progress.
     pub async fn tick(&self, st: &AppState) {
-        let names: Vec<String> = self
-            .live
-            .read()
-            .expect("endpoints lock")
-            .keys()
-            .cloned()
-            .collect();
+        let names = self.gateways.names();
         for name in names {
             self.tick_one(st, &name).await;
         }
@@ -702,12 +685,8 @@ impl Endpoints {
         });
         self.store(st, name, None, &state, event(kind, payload))
             .await?;
-        if ended {
-            self.live
-                .write()
-                .expect("endpoints lock")
-                .get_mut(name)
-                .map(|l| l.baselines.remove(&r.id));
+        if ended && let Some(b) = self.baselines().get_mut(name) {
+            b.remove(&r.id);
         }
         Ok(Some(reason))
     }
@@ -729,7 +708,8 @@ impl Endpoints {
         let _guard = self.changing.lock().await;
         let n = name.to_string();
         st.db(move |s| s.delete_endpoint(&n)).await?;
-        self.live.write().expect("endpoints lock").remove(name);
+        self.gateways.remove(name);
+        self.baselines().remove(name);
         st.changes.notify_waiters();
         Ok(())
     }

@@ -1,21 +1,18 @@
 //! `/api/v1/endpoints…`: serving endpoints — apply a definition (a changed
-//! model starts a rollout), show, list, delete, promote, roll back — and
-//! `/endpoints/{name}/…`, the endpoint's data plane (MLflow and SageMaker
-//! `/invocations`, OIP v2, `/metrics`).
+//! model starts a rollout), show, list, delete, promote, roll back. Their
+//! data plane is `/endpoints/{name}/…` (`serving::endpoints_router`).
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::{path, rfc3339};
 use crate::endpoints::EndpointView;
 use crate::endpoints::config::EndpointSpec;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 fn body(v: EndpointView) -> Value {
@@ -118,36 +115,4 @@ pub async fn rollback(
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
     Ok(Json(body(st.endpoints.rollback(&st, &name).await?)))
-}
-
-/// `/endpoints/{name}/{*rest}`: the request, minus the prefix, to the endpoint's gateway.
-pub async fn data_plane(State(st): State<AppState>, req: Request) -> Response {
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let rest = path_and_query
-        .strip_prefix("/endpoints/")
-        .unwrap_or_default();
-    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let name = name.split('?').next().unwrap_or_default();
-    let Some(router) = st.endpoints.router(name) else {
-        return ApiError::new(
-            ErrorCode::ResourceDoesNotExist,
-            format!("endpoint '{name}' is not served here"),
-        )
-        .into_response();
-    };
-    let (mut parts, body) = req.into_parts();
-    let uri = format!("/{tail}");
-    parts.uri = match uri.parse::<Uri>() {
-        Ok(u) => u,
-        Err(e) => return ApiError::invalid(format!("bad request path: {e}")).into_response(),
-    };
-    let req = Request::from_parts(parts, Body::new(body));
-    match router.oneshot(req).await {
-        Ok(resp) => resp,
-        Err(never) => match never {},
-    }
 }

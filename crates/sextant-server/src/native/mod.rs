@@ -173,19 +173,13 @@ pub(crate) const ROUTES: &[Route] = &[
     },
 ];
 
-/// Every native route, mounted, and the endpoints' data plane.
+/// Every native route, mounted.
 pub fn routes() -> Router<AppState> {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |router, r| {
-            let filter = MethodFilter::try_from(r.method.clone())
-                .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
-            router.route(r.path, (r.handler)(filter))
-        })
-        .route(
-            "/endpoints/{name}/{*rest}",
-            axum::routing::any(endpoints::data_plane),
-        )
+    ROUTES.iter().fold(Router::new(), |router, r| {
+        let filter = MethodFilter::try_from(r.method.clone())
+            .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
+        router.route(r.path, (r.handler)(filter))
+    })
 }
 
 /// Query parameters, with a malformed query answered as a JSON 400.
