@@ -1,6 +1,7 @@
 //! The `sextant` binary: CLI, configuration and wiring.
 
 mod client;
+mod endpoints;
 mod events;
 mod import;
 mod models;
@@ -46,6 +47,13 @@ enum Command {
         #[command(subcommand)]
         command: pipelines::PipelinesCommand,
     },
+    /// Serving endpoints: apply, create, update (roll out), promote, rollback, show, list, delete.
+    Endpoints {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: endpoints::EndpointsCommand,
+    },
     /// Run pipeline steps on this host for a server (a remote worker).
     Worker(worker::WorkerArgs),
     /// Import history from another tracking server, keeping its ids.
@@ -88,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { command } => import::run(command),
         Command::Pipelines { command } => pipelines::run(command),
         Command::Worker(args) => worker::run(args),
+        Command::Endpoints { client, command } => endpoints::run(client, command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

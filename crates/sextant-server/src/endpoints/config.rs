@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
+    /// The endpoint's name, when the file says it (it must match the URL's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Serving variants; traffic is split by weight.
     pub variants: Vec<VariantSpec>,
     /// Gets a copy of a share of requests; its answers are captured, never returned.
@@ -199,10 +202,14 @@ pub struct FollowSpec {
 }
 
 impl EndpointSpec {
-    /// Reads a JSON definition; the error names the key or value at fault.
-    pub fn parse(json: &str) -> Result<EndpointSpec, String> {
-        let spec: EndpointSpec =
-            serde_json::from_str(json).map_err(|e| format!("endpoint definition: {e}"))?;
+    /// Reads a JSON or YAML definition; the error names the key or value at fault.
+    pub fn parse(text: &str) -> Result<EndpointSpec, String> {
+        let spec: EndpointSpec = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| format!("endpoint definition: {e}"))?
+        } else {
+            serde_json::from_value(yaml_to_json(text)?)
+                .map_err(|e| format!("endpoint definition: {e}"))?
+        };
         spec.check()?;
         Ok(spec)
     }
@@ -296,6 +303,44 @@ impl EndpointSpec {
             return Err("follow.model is empty".into());
         }
         Ok(())
+    }
+}
+
+/// One YAML document as JSON (mappings with string keys only).
+pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, String> {
+    use saphyr::{LoadableYamlNode, Scalar, Yaml};
+    fn convert(y: &Yaml) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        Ok(match y {
+            Yaml::Value(Scalar::Null) => J::Null,
+            Yaml::Value(Scalar::Boolean(b)) => J::Bool(*b),
+            Yaml::Value(Scalar::Integer(i)) => J::from(*i),
+            Yaml::Value(Scalar::FloatingPoint(f)) => J::from(f.into_inner()),
+            Yaml::Value(Scalar::String(s)) => J::String(s.to_string()),
+            Yaml::Sequence(items) => J::Array(items.iter().map(convert).collect::<Result<_, _>>()?),
+            Yaml::Mapping(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in m {
+                    let key = k
+                        .as_str()
+                        .ok_or_else(|| "endpoint definition: keys must be strings".to_string())?;
+                    out.insert(key.to_string(), convert(v)?);
+                }
+                J::Object(out)
+            }
+            other => {
+                return Err(format!(
+                    "endpoint definition: unsupported YAML node {other:?}"
+                ));
+            }
+        })
+    }
+    let docs =
+        Yaml::load_from_str(text).map_err(|e| format!("endpoint definition is not YAML: {e}"))?;
+    match docs.as_slice() {
+        [doc] => convert(doc),
+        [] => Err("the endpoint definition is empty".into()),
+        _ => Err("the endpoint definition holds more than one YAML document".into()),
     }
 }
 

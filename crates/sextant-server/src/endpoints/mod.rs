@@ -325,6 +325,13 @@ impl Endpoints {
     ) -> Result<(bool, EndpointView), ApiError> {
         sextant_core::endpoints::validate_endpoint_name(name).map_err(ApiError::from)?;
         spec.check().map_err(ApiError::invalid)?;
+        if let Some(n) = &spec.name
+            && n != name
+        {
+            return Err(ApiError::invalid(format!(
+                "the definition names endpoint '{n}' but was applied to '{name}'"
+            )));
+        }
         let _guard = self.changing.lock().await;
         let n = name.to_string();
         let existing = st

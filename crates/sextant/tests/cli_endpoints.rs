@@ -1,0 +1,123 @@
+//! `sextant endpoints …` against a real server: apply a YAML definition,
+//! predict through `/endpoints/{name}/invocations`, roll a new model out as
+//! a canary that promotes itself after its bake, and the error of a bad file.
+
+mod common;
+
+use common::http;
+use common::server::Server;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sextant_train::data::Matrix;
+use sextant_train::linear::LinearModel;
+use sextant_train::mlflow_model;
+
+fn model(dir: &Path, name: &str, intercept: f64) -> String {
+    let dir = dir.join(name);
+    let model = LinearModel {
+        coefficients: vec![1.0, 1.0, 1.0],
+        intercept,
+    };
+    let names = ["a", "b", "c"].map(String::from).to_vec();
+    let example = Matrix::from_rows(&[vec![1.0, 2.0, 3.0]]).unwrap();
+    mlflow_model::save_linear(&dir, &model, &names, &example).unwrap();
+    dir.display().to_string()
+}
+
+fn predict(server: &Server) -> f64 {
+    let (status, body) = http(
+        server.port,
+        "POST",
+        "/endpoints/churn/invocations",
+        r#"{"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3]]}}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    first_number(&v["predictions"]).unwrap_or_else(|| panic!("no prediction in {body}"))
+}
+
+/// The first number in a prediction, whatever its nesting.
+fn first_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Array(items) => items.iter().find_map(first_number),
+        Value::Object(m) => m.values().find_map(first_number),
+        _ => None,
+    }
+}
+
+#[test]
+fn apply_predict_and_a_canary_that_promotes_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let (v1, v2) = (model(d, "v1", 10.0), model(d, "v2", 20.0));
+    let file = d.join("churn.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: churn\nvariants:\n  - model: {v1}\nrollout:\n  strategy: canary\n  percent: 20\n  bake: 1h\n"
+        ),
+    )
+    .unwrap();
+    let out = server.sextant(&["endpoints", "apply", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("endpoint churn: in_service"), "{shown}");
+    assert_eq!(predict(&server), 16.0);
+
+    let out = server.sextant(&[
+        "endpoints",
+        "update",
+        "churn",
+        "--model",
+        &v2,
+        "--bake",
+        "300ms",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("rollout: canary"), "{shown}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = server.get("/api/v1/endpoints/churn");
+        if got["rollout"].is_null() {
+            assert_eq!(got["past_rollouts"][0]["status"], "succeeded", "{got}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no promotion: {got}");
+        predict(&server);
+    }
+    assert_eq!(predict(&server), 26.0);
+    let out = server.sextant(&["endpoints", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.contains("churn") && listed.contains("v2"),
+        "{listed}"
+    );
+
+    std::fs::write(&file, "name: churn\nvariants: []\n").unwrap();
+    let out = server.sextant(&["endpoints", "apply", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least one variant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.sextant(&["endpoints", "delete", "churn"]);
+    assert!(out.status.success());
+    let (status, _) = http(server.port, "POST", "/endpoints/churn/invocations", "{}").unwrap();
+    assert_eq!(status, 404);
+}
