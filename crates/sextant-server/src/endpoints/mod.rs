@@ -80,6 +80,10 @@ pub struct EndpointView {
     pub stats: Vec<VariantSnapshot>,
 }
 
+/// Per endpoint, per rollout id, each gateway variant's counters at the
+/// start of the rollout's window.
+type Baselines = HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>;
+
 /// The endpoints this server hosts.
 pub struct Endpoints {
     /// The live gateways, which `/endpoints/{name}/…` reaches.
@@ -87,8 +91,7 @@ pub struct Endpoints {
     /// Per endpoint and rollout id: each variant's counters when the rollout
     /// began (or when this process took it over), so alarms judge only the
     /// rollout's traffic.
-    baselines:
-        std::sync::Mutex<HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>>,
+    baselines: std::sync::Mutex<Baselines>,
     /// Serializes every change of endpoints.
     changing: Mutex<()>,
     /// Loaded models by (resolved model, runtime), shared by variants.
@@ -150,12 +153,7 @@ impl Endpoints {
         self.gateways.get(name)
     }
 
-    fn baselines(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>,
-    > {
+    fn baselines(&self) -> std::sync::MutexGuard<'_, Baselines> {
         self.baselines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
