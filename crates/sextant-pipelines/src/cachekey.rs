@@ -147,7 +147,10 @@ fn step_json(step: &Step) -> Json {
         }
         // Validation allows `cache:` on run and uses steps only; the others
         // are keyed by kind alone should that ever change.
-        StepKind::Condition { .. } | StepKind::Fail { .. } | StepKind::RegisterModel { .. } => {}
+        StepKind::Condition { .. }
+        | StepKind::Fail { .. }
+        | StepKind::RegisterModel { .. }
+        | StepKind::Deploy { .. } => {}
     }
     let outputs = step.outputs.iter().map(|o| Json::String(o.value.clone()));
     m.insert("outputs".into(), Json::Array(outputs.collect()));

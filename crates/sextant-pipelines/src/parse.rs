@@ -26,28 +26,19 @@ pub(crate) struct Parsed {
 const TOP_KEYS: &[&str] = &["name", "params", "schedule", "on", "steps"];
 const PARAM_KEYS: &[&str] = &["type", "default"];
 const TRIGGER_KEYS: &[&str] = &["event", "where", "params"];
-const KIND_KEYS: &[&str] = &["run", "uses", "condition", "fail", "register_model"];
-const COMMON_KEYS: &[&str] = &[
-    "needs", "outputs", "inputs", "retry", "cache", "timeout", "env",
-];
-const STEP_KEYS: &[&str] = &[
+const KIND_KEYS: &[&str] = &[
     "run",
     "uses",
     "condition",
     "fail",
     "register_model",
-    "with",
-    "then",
-    "else",
-    "tune",
-    "needs",
-    "outputs",
-    "inputs",
-    "retry",
-    "cache",
-    "timeout",
-    "env",
+    "deploy",
 ];
+const COMMON_KEYS: &[&str] = &[
+    "needs", "outputs", "inputs", "retry", "cache", "timeout", "env",
+];
+/// The keys of a step besides its kind and the common ones.
+const STEP_EXTRA_KEYS: &[&str] = &["with", "then", "else", "tune"];
 
 pub(crate) fn parse(text: &str) -> Parsed {
     let mut p = Parser {
@@ -120,6 +111,11 @@ struct Parser {
 
 /// The entries of a mapping with string keys.
 type Map<'n> = Vec<(Spanned<String>, &'n Node)>;
+
+/// The value under `key` of a mapping.
+fn field<'n>(fields: &Map<'n>, key: &str) -> Option<&'n Node> {
+    fields.iter().find(|(k, _)| k.value == key).map(|(_, v)| *v)
+}
 
 impl Parser {
     fn error(&mut self, pos: Pos, message: impl Into<String>) {
@@ -441,7 +437,13 @@ impl Parser {
     fn step(&mut self, name: Spanned<String>, body: &Node) -> Option<Step> {
         let context = format!("step '{}'", name.value);
         let map = self.map(body, &context)?;
-        self.check_keys(&map, STEP_KEYS, &context);
+        let allowed: Vec<&str> = KIND_KEYS
+            .iter()
+            .chain(STEP_EXTRA_KEYS)
+            .chain(COMMON_KEYS)
+            .copied()
+            .collect();
+        self.check_keys(&map, &allowed, &context);
         let get = |key: &str| map.iter().find(|(k, _)| k.value == key).map(|(_, v)| *v);
         let kinds: Vec<&Spanned<String>> = map
             .iter()
@@ -452,7 +454,7 @@ impl Parser {
             [] => {
                 self.error(
                     name.pos,
-                    format!("{context} has no kind: expected one of run, uses, condition, fail, register_model"),
+                    format!("{context} has no kind: expected one of run, uses, condition, fail, register_model, deploy"),
                 );
                 return None;
             }
@@ -586,14 +588,9 @@ impl Parser {
             "register_model" => {
                 let fields = self.map(node, &ctx)?;
                 self.check_keys(&fields, &["name", "model", "approval"], &ctx);
-                let f = |key: &str| fields.iter().find(|(k, _)| k.value == key).map(|(_, v)| *v);
-                let required = |p: &mut Parser, key: &str| match f(key) {
-                    Some(n) => p.string(n, &format!("'{key}' of {ctx}")),
-                    None => {
-                        p.error(pos(node), format!("missing key '{key}' in {ctx}"));
-                        None
-                    }
-                };
+                let f = |key: &str| field(&fields, key);
+                let required =
+                    |p: &mut Parser, key: &str| p.required_string(&fields, key, node, &ctx);
                 let name = required(self, "name");
                 let model = required(self, "model");
                 let approval = match f("approval") {
@@ -620,7 +617,90 @@ impl Parser {
                     approval: approval?,
                 })
             }
+            "deploy" => {
+                let fields = self.map(node, &ctx)?;
+                self.check_keys(
+                    &fields,
+                    &["endpoint", "model", "strategy", "percent", "bake", "wait"],
+                    &ctx,
+                );
+                let f = |key: &str| field(&fields, key);
+                let required =
+                    |p: &mut Parser, key: &str| p.required_string(&fields, key, node, &ctx);
+                let endpoint = required(self, "endpoint");
+                let model = required(self, "model");
+                let mut ok = true;
+                let strategy = match f("strategy") {
+                    None => None,
+                    Some(n) => {
+                        let s = self.string(n, &format!("'strategy' of {ctx}"))?;
+                        if !matches!(
+                            s.value.as_str(),
+                            "all_at_once" | "canary" | "linear" | "blue_green"
+                        ) {
+                            self.error(
+                                s.pos,
+                                format!("unknown strategy '{}' in {ctx}: expected all_at_once, canary, linear or blue_green", s.value),
+                            );
+                            ok = false;
+                        }
+                        Some(s)
+                    }
+                };
+                let percent = match f("percent") {
+                    None => None,
+                    Some(n) => {
+                        let p = self.uint(n, 1, &format!("'percent' of {ctx}"))?;
+                        if p.value > 100 {
+                            self.error(p.pos, format!("'percent' of {ctx} is above 100"));
+                            ok = false;
+                        }
+                        Some(p)
+                    }
+                };
+                let bake = match f("bake") {
+                    None => None,
+                    Some(n) => Some(self.duration(n, &format!("'bake' of {ctx}"))?),
+                };
+                let wait = match f("wait") {
+                    None => false,
+                    Some(n) => match &n.data {
+                        YamlDataOwned::Value(ScalarOwned::Boolean(b)) => *b,
+                        _ => {
+                            self.expected(n, "true or false", &format!("'wait' of {ctx}"));
+                            ok = false;
+                            false
+                        }
+                    },
+                };
+                ok.then_some(())?;
+                Some(StepKind::Deploy {
+                    endpoint: endpoint?,
+                    model: model?,
+                    strategy,
+                    percent,
+                    bake,
+                    wait,
+                })
+            }
             _ => unreachable!("kind keys are checked against KIND_KEYS"),
+        }
+    }
+
+    /// The string under `key` of a kind's mapping; missing is an error at `node`.
+    fn required_string(
+        &mut self,
+        fields: &Map<'_>,
+        key: &str,
+        node: &Node,
+        context: &str,
+    ) -> Option<Spanned<String>> {
+        match field(fields, key) {
+            Some(n) => self.string(n, &format!("'{key}' of {context}")),
+            None => {
+                self.error(pos(node), format!("missing key '{key}' in {context}"));
+                None
+            }
         }
     }
 

@@ -230,6 +230,12 @@ impl Step {
                 out.push(name.clone());
                 out.push(model.clone());
             }
+            StepKind::Deploy {
+                endpoint, model, ..
+            } => {
+                out.push(endpoint.clone());
+                out.push(model.clone());
+            }
             StepKind::Condition { .. } => {}
         }
         out
@@ -247,7 +253,7 @@ fn collect_strings(v: &Spanned<Value>, out: &mut Vec<Spanned<String>>) {
 }
 
 /// The kind of a step: exactly one of `run`, `uses`, `condition`, `fail`,
-/// `register_model`.
+/// `register_model`, `deploy`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepKind {
     /// Any command, run by a shell.
@@ -287,6 +293,23 @@ pub enum StepKind {
         /// Approval status of the new version.
         approval: Approval,
     },
+    /// Deploys a model to a serving endpoint (creating it, or rolling the
+    /// model out to its first variant by the endpoint's policy).
+    Deploy {
+        /// The endpoint's name; may hold references.
+        endpoint: Spanned<String>,
+        /// `models:/name/N`, `models:/name@alias` or a model directory; may hold references.
+        model: Spanned<String>,
+        /// Overrides of the endpoint's rollout policy: `all_at_once`,
+        /// `canary`, `linear` or `blue_green`.
+        strategy: Option<Spanned<String>>,
+        /// Canary share or linear step, in percent.
+        percent: Option<Spanned<u32>>,
+        /// Canary or blue/green bake time.
+        bake: Option<Spanned<Duration>>,
+        /// Wait for the rollout to end, failing the step if it is rolled back.
+        wait: bool,
+    },
 }
 
 impl StepKind {
@@ -298,6 +321,7 @@ impl StepKind {
             StepKind::Condition { .. } => "condition",
             StepKind::Fail { .. } => "fail",
             StepKind::RegisterModel { .. } => "register_model",
+            StepKind::Deploy { .. } => "deploy",
         }
     }
 }

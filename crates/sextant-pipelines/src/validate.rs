@@ -221,7 +221,10 @@ impl Checker<'_> {
                 then,
                 otherwise,
             } => self.condition(i, step, source, expr, [("then", then), ("else", otherwise)]),
-            StepKind::Run { .. } | StepKind::Fail { .. } | StepKind::RegisterModel { .. } => {}
+            StepKind::Run { .. }
+            | StepKind::Fail { .. }
+            | StepKind::RegisterModel { .. }
+            | StepKind::Deploy { .. } => {}
         }
         if let Some(c) = &step.cache
             && !matches!(step.kind, StepKind::Run { .. } | StepKind::Uses { .. })

@@ -144,7 +144,7 @@ fn broken_specs_report_message_and_position() {
             vec![
                 "3:18: unknown parameter 'p' in '${params.p}'",
                 "3:41: invalid duration '5': expected a number and a unit (ms, s, m, h, d), like 5s, 10m or 7d in 'timeout' of step 'a'",
-                "4:3: step 'b' has no kind: expected one of run, uses, condition, fail, register_model",
+                "4:3: step 'b' has no kind: expected one of run, uses, condition, fail, register_model, deploy",
             ],
         ),
         (

@@ -31,6 +31,7 @@ struct Harness {
     data: PathBuf,
     models: PathBuf,
     controller: tokio::task::JoinHandle<()>,
+    _orchestrator: Option<tokio::task::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -40,6 +41,15 @@ fn state(store: Arc<dyn MetaStore>, artifacts: Arc<ArtifactStore>, data: &Path) 
 
 impl Harness {
     fn new() -> Harness {
+        Self::build(false)
+    }
+
+    /// With the pipeline orchestrator running too.
+    fn with_pipelines() -> Harness {
+        Self::build(true)
+    }
+
+    fn build(pipelines: bool) -> Harness {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
@@ -47,7 +57,20 @@ impl Harness {
             Arc::new(ArtifactStore::from_uri(dirs[1].path().to_str().unwrap()).unwrap());
         let st = state(store.clone(), artifacts.clone(), dirs[0].path());
         let controller = endpoints::spawn(st.clone());
+        let orchestrator = pipelines.then(|| {
+            sextant_server::pipelines::spawn(
+                st.clone(),
+                sextant_server::pipelines::Settings {
+                    data_dir: dirs[0].path().to_path_buf(),
+                    tracking_uri: "http://127.0.0.1:9".into(),
+                    concurrency: 1,
+                    worker_id: "test".into(),
+                    lease: sextant_server::pipelines::DEFAULT_LEASE,
+                },
+            )
+        });
         Harness {
+            _orchestrator: orchestrator,
             app: router(st),
             store,
             artifacts,
@@ -485,4 +508,60 @@ async fn bad_definitions_are_4xx_naming_the_problem() {
     assert_eq!(s, StatusCode::NOT_FOUND, "nothing was stored");
     let (s, _) = h.invoke("churn").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_step_creates_the_endpoint_then_rolls_out_and_waits() {
+    let h = Harness::with_pipelines();
+    let app = h.app.clone();
+    let text = r#"
+name: ship
+params:
+  model: {type: string}
+steps:
+  deploy:
+    deploy: {endpoint: churn, model: "${params.model}", strategy: canary, percent: 50, bake: 200ms, wait: true}
+"#;
+    let (s, v) = call(&app, "PUT", "/api/v1/pipelines/ship", text).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (model, answer_is) in [(h.model("v1", 10.0), 16.0), (h.model("v2", 20.0), 26.0)] {
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/pipelines/ship/runs",
+            &json!({"params": {"model": model}}).to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let run = loop {
+            let (_, run) = call(&app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+            if run["status"] != "RUNNING" && run["status"] != "PENDING" {
+                break run;
+            }
+            assert!(Instant::now() < deadline, "the run did not end: {run}");
+            // Traffic for the canary's window while the step waits.
+            h.invoke("churn").await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        let v = h.get("churn").await;
+        assert_eq!(v["deployed"]["primary"]["resolved"], model.as_str(), "{v}");
+        let (s, r) = h.invoke("churn").await;
+        assert_eq!((s, answer(&r)), (StatusCode::OK, answer_is));
+    }
+    let v = h.get("churn").await;
+    assert_eq!(v["past_rollouts"][0]["status"], "succeeded", "{v}");
+    assert_eq!(v["past_rollouts"][0]["policy"]["strategy"], "canary");
+
+    let bad = text.replace("strategy: canary", "strategy: yolo");
+    let Err(sextant_pipelines::Error::Invalid { diagnostics, .. }) =
+        sextant_pipelines::load("ship.yaml", &bad)
+    else {
+        panic!("a bad strategy validates");
+    };
+    let err: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+    let err = err.join("; ");
+    assert!(err.contains("unknown strategy 'yolo'"), "{err}");
 }

@@ -9,6 +9,7 @@
 //! queued twice by two completions racing.
 
 mod cache;
+mod deploy;
 mod logs;
 pub(crate) mod outputs;
 mod plan;

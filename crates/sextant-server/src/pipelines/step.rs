@@ -415,6 +415,24 @@ impl Orchestrator {
                 })
             }
             StepKind::Fail { message } => Err(StepFailure::permanent(ctx.resolve(&message.value)?)),
+            StepKind::Deploy {
+                endpoint,
+                model,
+                strategy,
+                percent,
+                bake,
+                wait,
+            } => {
+                let target = super::deploy::Target {
+                    endpoint: ctx.resolve(&endpoint.value)?,
+                    model: ctx.resolve(&model.value)?,
+                    strategy: strategy.as_ref().map(|s| s.value.clone()),
+                    percent: percent.as_ref().map(|p| f64::from(p.value)),
+                    bake: bake.as_ref().map(|b| b.value),
+                    wait: *wait,
+                };
+                self.deploy(claimed, target).await
+            }
             StepKind::RegisterModel {
                 name,
                 model,
@@ -426,6 +444,8 @@ impl Orchestrator {
                     .await?;
                 Ok(StepResult {
                     model_version: Some(version),
+                    // So later steps can name it: `${steps.<s>.metrics.version}`.
+                    metrics: [("version".to_string(), version as f64)].into(),
                     ..StepResult::default()
                 })
             }
