@@ -3,6 +3,7 @@
 mod client;
 mod endpoints;
 mod events;
+mod gateway;
 mod import;
 mod models;
 mod pipelines;
@@ -54,6 +55,8 @@ enum Command {
         #[command(subcommand)]
         command: endpoints::EndpointsCommand,
     },
+    /// Serve one endpoint as its own process, following its definition on a server.
+    Gateway(gateway::GatewayArgs),
     /// Run pipeline steps on this host for a server (a remote worker).
     Worker(worker::WorkerArgs),
     /// Import history from another tracking server, keeping its ids.
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { command } => import::run(command),
         Command::Pipelines { command } => pipelines::run(command),
         Command::Worker(args) => worker::run(args),
+        Command::Gateway(args) => gateway::run(args),
         Command::Endpoints { client, command } => endpoints::run(client, command),
         Command::Db {
             command: DbCommand::Upgrade(args),

@@ -121,3 +121,155 @@ fn apply_predict_and_a_canary_that_promotes_itself() {
     let (status, _) = http(server.port, "POST", "/endpoints/churn/invocations", "{}").unwrap();
     assert_eq!(status, 404);
 }
+
+/// `PUT path` with a binary body; returns the status.
+fn put_bytes(port: u16, path: &str, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw[9..12]).parse().unwrap()
+}
+
+/// Registers `dir` as a new version of `name` through the server's MLflow API.
+fn register(server: &Server, name: &str, dir: &str) -> i64 {
+    let (_, run) = http(
+        server.port,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        r#"{"experiment_id": "0"}"#,
+    )
+    .unwrap();
+    let run: Value = serde_json::from_str(&run).unwrap();
+    let root = run["run"]["info"]["artifact_uri"].as_str().unwrap();
+    let rel = root.strip_prefix("mlflow-artifacts:/").unwrap();
+    for f in ["MLmodel", "model.onnx"] {
+        let bytes = std::fs::read(Path::new(dir).join(f)).unwrap();
+        let status = put_bytes(
+            server.port,
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{rel}/model/{f}"),
+            &bytes,
+        );
+        assert_eq!(status, 200);
+    }
+    http(
+        server.port,
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        &format!(r#"{{"name": "{name}"}}"#),
+    )
+    .unwrap();
+    let (status, v) = http(
+        server.port,
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        &serde_json::json!({"name": name, "source": format!("{root}/model"),
+            "run_id": run["run"]["info"]["run_id"]})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let v: Value = serde_json::from_str(&v).unwrap();
+    v["model_version"]["version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A `sextant gateway` process, killed when dropped.
+struct GatewayProcess(std::process::Child);
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls the gateway until it answers `want` (60 s at most).
+fn gateway_answers(port: u16, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, body)) = http(
+            port,
+            "POST",
+            "/invocations",
+            r#"{"inputs": [[1.0, 2.0, 3.0]]}"#,
+        ) {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            if first_number(&v["predictions"]) == Some(want) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never answered {want}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_separate_gateway_follows_the_endpoint_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let first = register(&server, "churn", &model(d, "v1", 10.0));
+    let out = server.sextant(&[
+        "endpoints",
+        "create",
+        "churn",
+        "--model",
+        &format!("models:/churn/{first}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = common::free_port();
+    let models = d.join("gateway-models");
+    let child = std::process::Command::new(common::BIN)
+        .args(["gateway", "--server", &server.url(), "--endpoint", "churn"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--poll-ms",
+            "100",
+            "--model-dir",
+        ])
+        .arg(&models)
+        .env("SEXTANT_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _gateway = GatewayProcess(child);
+    gateway_answers(port, 16.0);
+
+    let second = register(&server, "churn", &model(d, "v2", 20.0));
+    let out = server.sextant(&[
+        "endpoints",
+        "update",
+        "churn",
+        "--model",
+        &format!("models:/churn/{second}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gateway_answers(port, 26.0);
+    assert!(models.join("churn/1/MLmodel").is_file());
+    assert!(models.join("churn/2/model.onnx").is_file());
+    let (status, _) = http(port, "GET", "/ping", "").unwrap();
+    assert_eq!(status, 200);
+}

@@ -10,6 +10,7 @@
 //! is stored: a model that does not load is a 400 and changes nothing.
 
 pub mod config;
+pub mod remote;
 pub mod resolve;
 pub mod rollout;
 
@@ -206,47 +207,17 @@ impl Endpoints {
         spec: &EndpointSpec,
         state: &EndpointState,
     ) -> Result<BTreeMap<String, f64>, ApiError> {
+        let planned = plan(spec, state);
         let mut variants = Vec::new();
-        for v in &spec.variants {
-            let Some(stable) = state.deployed.get(&v.name) else {
-                continue;
-            };
-            let rolling = state
-                .rollout
-                .as_ref()
-                .filter(|r| r.status == RolloutStatus::InProgress && r.variant == v.name);
-            let new_share = rolling.map_or(0.0, |r| r.traffic_percent / 100.0);
-            if new_share < 1.0 {
-                variants.push(serving::VariantSpec {
-                    name: v.name.clone(),
-                    predictor: self.load(st, stable).await?,
-                    weight: v.weight * (1.0 - new_share),
-                    max_concurrency: v.max_concurrency,
-                    model_version: stable.version.map(|n| n.to_string()),
-                });
-            }
-            if let Some(r) = rolling {
-                variants.push(serving::VariantSpec {
-                    name: canary(&v.name),
-                    predictor: self.load(st, &r.to).await?,
-                    weight: v.weight * new_share,
-                    max_concurrency: v.max_concurrency,
-                    model_version: r.to.version.map(|n| n.to_string()),
-                });
-            }
+        for p in planned.variants {
+            variants.push(p.install(self.load(st, &p.deployed).await?));
         }
-        let shadow = match (&spec.shadow, &state.shadow) {
-            (Some(s), Some(d)) => Some(ShadowSpec {
-                variant: serving::VariantSpec {
-                    name: s.name.clone(),
-                    predictor: self.load(st, d).await?,
-                    weight: 0.0,
-                    max_concurrency: 64,
-                    model_version: d.version.map(|n| n.to_string()),
-                },
-                sampling_percent: s.sampling_percent,
+        let shadow = match planned.shadow {
+            Some((p, sampling_percent)) => Some(ShadowSpec {
+                variant: p.install(self.load(st, &p.deployed).await?),
+                sampling_percent,
             }),
-            _ => None,
+            None => None,
         };
         let total: f64 = variants.iter().map(|v| v.weight).sum();
         let split = variants
@@ -330,7 +301,7 @@ impl Endpoints {
                 "the definition names endpoint '{n}' but was applied to '{name}'"
             )));
         }
-        let _guard = self.changing.lock().await;
+        let guard = self.changing.lock().await;
         let n = name.to_string();
         let existing = st
             .db(move |s| match s.get_endpoint(&n) {
@@ -449,6 +420,7 @@ impl Endpoints {
                 event(kind, json!({"name": name})),
             )
             .await?;
+        drop(guard);
         // An all-at-once rollout completes on the spot.
         if state
             .rollout
@@ -788,6 +760,78 @@ impl Endpoints {
             }
         }
     }
+}
+
+/// One gateway variant the state calls for, before its model is loaded.
+pub struct Planned {
+    /// The gateway variant: the definition's name, or `<name>-canary`.
+    pub name: String,
+    pub deployed: Deployed,
+    pub weight: f64,
+    pub max_concurrency: usize,
+}
+
+impl Planned {
+    /// The data plane's variant over the loaded model.
+    pub fn install(&self, predictor: Arc<dyn Predictor>) -> serving::VariantSpec {
+        serving::VariantSpec {
+            name: self.name.clone(),
+            predictor,
+            weight: self.weight,
+            max_concurrency: self.max_concurrency,
+            model_version: self.deployed.version.map(|n| n.to_string()),
+        }
+    }
+}
+
+/// The gateway variants (and shadow with its sampling) a state calls for:
+/// each variant's stable model, split with its canary while a rollout runs.
+pub struct Plan {
+    pub variants: Vec<Planned>,
+    pub shadow: Option<(Planned, f64)>,
+}
+
+pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
+    let mut variants = Vec::new();
+    for v in &spec.variants {
+        let Some(stable) = state.deployed.get(&v.name) else {
+            continue;
+        };
+        let rolling = state
+            .rollout
+            .as_ref()
+            .filter(|r| r.status == RolloutStatus::InProgress && r.variant == v.name);
+        let new_share = rolling.map_or(0.0, |r| r.traffic_percent / 100.0);
+        if new_share < 1.0 {
+            variants.push(Planned {
+                name: v.name.clone(),
+                deployed: stable.clone(),
+                weight: v.weight * (1.0 - new_share),
+                max_concurrency: v.max_concurrency,
+            });
+        }
+        if let Some(r) = rolling {
+            variants.push(Planned {
+                name: canary(&v.name),
+                deployed: r.to.clone(),
+                weight: v.weight * new_share,
+                max_concurrency: v.max_concurrency,
+            });
+        }
+    }
+    let shadow = match (&spec.shadow, &state.shadow) {
+        (Some(s), Some(d)) => Some((
+            Planned {
+                name: s.name.clone(),
+                deployed: d.clone(),
+                weight: 0.0,
+                max_concurrency: 64,
+            },
+            s.sampling_percent,
+        )),
+        _ => None,
+    };
+    Plan { variants, shadow }
 }
 
 struct Resolved {

@@ -267,6 +267,7 @@ impl Orchestrator {
                 let _ = self
                     .conclude(&claimed, &p.run, &p.step, &p.step_run.0, Err(f))
                     .await;
+                self.advance_logged(&run_id).await;
                 return None;
             }
         };

@@ -1,0 +1,245 @@
+//! `sextant gateway --server URL --endpoint NAME`: one endpoint's data plane
+//! in its own process, for scale-out. It reads the endpoint from the server's
+//! API every `poll`, plans the same traffic split as the server
+//! ([`super::plan`]), loads each model once — a registry version's files
+//! downloaded through the server's artifact API into its model directory —
+//! and swaps the gateway's variants when the plan changes. It serves the
+//! gateway at the root: `/invocations`, `/ping`, `/v2/…`, `/metrics`.
+//!
+//! Its counters stay in this process: the server's rollout alarms see only
+//! the traffic the server itself answers, and capture is not written here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::config::{EndpointSpec, Runtime};
+use super::rollout::Deployed;
+use super::{EndpointState, plan};
+use crate::serving::{
+    self, Gateway, GatewaySettings, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec,
+};
+
+/// How a separate gateway runs.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    /// The server's base URL.
+    pub server: String,
+    pub endpoint: String,
+    /// Where downloaded models go.
+    pub model_dir: PathBuf,
+    /// How often the endpoint is read.
+    pub poll: Duration,
+}
+
+/// Keeps `gateway` in line with the server's endpoint until dropped.
+pub async fn follow(settings: RemoteSettings, gateway: Arc<Gateway>) {
+    let http = reqwest::Client::new();
+    let base = settings.server.trim_end_matches('/').to_string();
+    let mut loaded: HashMap<(String, Runtime), Arc<dyn Predictor>> = HashMap::new();
+    let mut installed: Option<Vec<(String, String, u64)>> = None;
+    loop {
+        match sync(
+            &http,
+            &base,
+            &settings,
+            &gateway,
+            &mut loaded,
+            &mut installed,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot follow the endpoint")
+            }
+        }
+        tokio::time::sleep(settings.poll).await;
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("GET {url}: {status}: {text}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("GET {url}: {e}"))
+}
+
+async fn sync(
+    http: &reqwest::Client,
+    base: &str,
+    settings: &RemoteSettings,
+    gateway: &Gateway,
+    loaded: &mut HashMap<(String, Runtime), Arc<dyn Predictor>>,
+    installed: &mut Option<Vec<(String, String, u64)>>,
+) -> Result<(), String> {
+    let v = get_json(
+        http,
+        &format!("{base}/api/v1/endpoints/{}", settings.endpoint),
+    )
+    .await?;
+    let spec: EndpointSpec =
+        serde_json::from_value(v["spec"].clone()).map_err(|e| format!("endpoint spec: {e}"))?;
+    let state = EndpointState {
+        status: v["status"].as_str().unwrap_or_default().to_string(),
+        deployed: serde_json::from_value(v["deployed"].clone()).map_err(|e| e.to_string())?,
+        shadow: serde_json::from_value(v["shadow"].clone()).map_err(|e| e.to_string())?,
+        rollout: serde_json::from_value(v["rollout"].clone()).map_err(|e| e.to_string())?,
+        past_rollouts: Vec::new(),
+        traffic: Vec::new(),
+        message: None,
+    };
+    let planned = plan(&spec, &state);
+    // The same plan twice is not installed again (weights to 0.1 %).
+    let key: Vec<(String, String, u64)> = planned
+        .variants
+        .iter()
+        .chain(planned.shadow.iter().map(|(p, _)| p))
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.deployed.resolved.clone(),
+                (p.weight * 1000.0) as u64,
+            )
+        })
+        .collect();
+    if installed.as_ref() == Some(&key) {
+        return Ok(());
+    }
+    let mut variants = Vec::new();
+    for p in &planned.variants {
+        variants.push(p.install(load(http, base, settings, loaded, &p.deployed).await?));
+    }
+    let shadow = match &planned.shadow {
+        Some((p, sampling_percent)) => Some(ShadowSpec {
+            variant: p.install(load(http, base, settings, loaded, &p.deployed).await?),
+            sampling_percent: *sampling_percent,
+        }),
+        None => None,
+    };
+    gateway
+        .set_variants(variants, shadow)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(endpoint = %settings.endpoint, variants = ?key, "installed the endpoint's traffic split");
+    *installed = Some(key);
+    Ok(())
+}
+
+async fn load(
+    http: &reqwest::Client,
+    base: &str,
+    settings: &RemoteSettings,
+    loaded: &mut HashMap<(String, Runtime), Arc<dyn Predictor>>,
+    d: &Deployed,
+) -> Result<Arc<dyn Predictor>, String> {
+    let key = (d.resolved.clone(), d.runtime);
+    if let Some(p) = loaded.get(&key) {
+        return Ok(p.clone());
+    }
+    let dir = match (&d.model, d.version) {
+        (Some(name), Some(version)) => {
+            download(http, base, &settings.model_dir, name, version).await?
+        }
+        _ => PathBuf::from(&d.resolved),
+    };
+    let predictor: Arc<dyn Predictor> = match d.runtime {
+        Runtime::Onnx => tokio::task::spawn_blocking(move || serving::load_model(&dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("model {} does not load: {e}", d.resolved))?,
+        Runtime::Process => ProcessPredictor::start(&dir, ProcessSettings::default())
+            .await
+            .map_err(|e| format!("model {} does not start: {e}", d.resolved))?,
+    };
+    loaded.insert(key, predictor.clone());
+    Ok(predictor)
+}
+
+/// A registry version's files, through the server's MLflow APIs, into
+/// `<root>/<name>/<version>/`.
+async fn download(
+    http: &reqwest::Client,
+    base: &str,
+    root: &Path,
+    name: &str,
+    version: i64,
+) -> Result<PathBuf, String> {
+    let dir = root.join(name).join(version.to_string());
+    if dir.join(".complete").is_file() {
+        return Ok(dir);
+    }
+    let mut url = reqwest::Url::parse(&format!(
+        "{base}/api/2.0/mlflow/model-versions/get-download-uri"
+    ))
+    .map_err(|e| e.to_string())?;
+    url.query_pairs_mut()
+        .append_pair("name", name)
+        .append_pair("version", &version.to_string());
+    let uri = get_json(http, url.as_str()).await?["artifact_uri"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no download URI for {name}/{version}"))?;
+    let root_path = crate::mlflow::artifacts::proxied_root(&uri)
+        .map_err(|e| format!("{name}/{version} at {uri}: {}", e.message))?
+        .to_string();
+    let staging = dir.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+    let mut stack = vec![(root_path, staging.clone())];
+    while let Some((remote, local)) = stack.pop() {
+        std::fs::create_dir_all(&local)
+            .map_err(|e| format!("creating {}: {e}", local.display()))?;
+        let mut url = reqwest::Url::parse(&format!("{base}/api/2.0/mlflow-artifacts/artifacts"))
+            .map_err(|e| e.to_string())?;
+        url.query_pairs_mut().append_pair("path", &remote);
+        let listing = get_json(http, url.as_str()).await?;
+        for f in listing["files"].as_array().into_iter().flatten() {
+            let Some(child) = f["path"].as_str() else {
+                continue;
+            };
+            let target = local.join(child);
+            let child_remote = format!("{remote}/{child}");
+            if f["is_dir"].as_bool() == Some(true) {
+                stack.push((child_remote, target));
+                continue;
+            }
+            let mut url =
+                reqwest::Url::parse(&format!("{base}/api/2.0/mlflow-artifacts/artifacts/"))
+                    .map_err(|e| e.to_string())?;
+            url.path_segments_mut()
+                .map_err(|_| "bad server URL".to_string())?
+                .pop_if_empty()
+                .extend(child_remote.split('/'));
+            let resp = http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("GET {url}: {}", resp.status()));
+            }
+            crate::pipelines::outputs::write_stream(resp.bytes_stream().boxed(), &target).await?;
+        }
+    }
+    std::fs::write(staging.join(".complete"), "").map_err(|e| e.to_string())?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&staging, &dir)
+        .map_err(|e| format!("moving {} into place: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A gateway for `endpoint` with the default settings (no capture).
+pub fn gateway(endpoint: &str) -> Arc<Gateway> {
+    Gateway::new(endpoint, GatewaySettings::default(), None)
+}

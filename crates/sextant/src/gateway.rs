@@ -1,0 +1,74 @@
+//! `sextant gateway --server URL --endpoint NAME`: one endpoint's data plane
+//! as its own process, following the endpoint's definition and rollouts on
+//! the server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sextant_server::endpoints::remote::{self, RemoteSettings};
+
+#[derive(Args)]
+pub struct GatewayArgs {
+    /// URL of the Sextant server that holds the endpoint.
+    #[arg(long, env = "SEXTANT_SERVER", default_value = "http://127.0.0.1:5000")]
+    server: String,
+    /// The endpoint to serve.
+    #[arg(long)]
+    endpoint: String,
+    /// Address to bind.
+    #[arg(long, env = "SEXTANT_GATEWAY_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to bind.
+    #[arg(long, env = "SEXTANT_GATEWAY_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Where downloaded models go.
+    #[arg(long, env = "SEXTANT_GATEWAY_DIR", default_value = "./sextant-gateway")]
+    model_dir: PathBuf,
+    /// How often the endpoint is read from the server, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    poll_ms: u64,
+    /// Allow binding a non-loopback address (there is no authentication yet).
+    #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
+    allow_remote: bool,
+}
+
+pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    if !args.host.is_loopback() && !args.allow_remote {
+        bail!(
+            "refusing to bind {}: it is not a loopback address and Sextant has no authentication yet\n\
+             hint: pass --allow-remote to serve it anyway",
+            args.host
+        );
+    }
+    sextant_core::endpoints::validate_endpoint_name(&args.endpoint)?;
+    std::fs::create_dir_all(&args.model_dir)
+        .with_context(|| format!("creating {}", args.model_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let addr = SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let gateway = remote::gateway(&args.endpoint);
+        let follower = tokio::spawn(remote::follow(
+            RemoteSettings {
+                server: args.server.clone(),
+                endpoint: args.endpoint.clone(),
+                model_dir: std::fs::canonicalize(&args.model_dir)?,
+                poll: Duration::from_millis(args.poll_ms),
+            },
+            gateway.clone(),
+        ));
+        tracing::info!(%addr, server = %args.server, endpoint = %args.endpoint, "sextant gateway listening");
+        axum::serve(listener, sextant_server::serving::router(gateway))
+            .with_graceful_shutdown(crate::server::shutdown_signal())
+            .await?;
+        follower.abort();
+        anyhow::Ok(())
+    })
+}
