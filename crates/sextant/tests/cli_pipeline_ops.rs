@@ -24,22 +24,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Writes `yaml` to `dir/name.yaml`, starts a run of it with `dir` as the
-/// `dir` parameter (without waiting) and returns the run id.
-fn start_run(server: &Server, dir: &Path, name: &str, yaml: &str) -> String {
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).unwrap();
-    let out = server.sextant(&[
-        "pipelines",
-        "run",
-        file.to_str().unwrap(),
-        "--param",
-        &format!("dir={}", dir.display()),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 /// Polls until `path` holds a whole line that parses as a process id.
 fn read_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -81,7 +65,7 @@ steps:
 fn cancel_kills_the_steps_process_group_and_retry_resumes_the_cancelled_run() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let id = start_run(&server, dir.path(), "sleeper", SLEEPER);
+    let id = server.start_run(dir.path(), "sleeper", SLEEPER);
     let shell = read_pid(&dir.path().join("shell.pid"));
     let child = read_pid(&dir.path().join("child.pid"));
     assert!(process_exists(shell) && process_exists(child));
@@ -323,7 +307,7 @@ fn log_piece(server: &Server, id: &str, query: &str) -> Value {
 fn logs_follow_a_live_step_and_read_finished_ones() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let id = start_run(&server, dir.path(), "talker", TALKER);
+    let id = server.start_run(dir.path(), "talker", TALKER);
 
     let mut follower = server
         .command(&["pipelines", "logs", &id, "talk", "--follow"])

@@ -47,26 +47,6 @@ impl Drop for Worker {
     }
 }
 
-/// Writes `yaml` to `dir/name.yaml` and starts a run with `dir` as the
-/// `dir` parameter; returns its id.
-fn start_run(server: &Server, dir: &Path, name: &str, yaml: &str) -> String {
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).unwrap();
-    let out = server.sextant(&[
-        "pipelines",
-        "run",
-        file.to_str().unwrap(),
-        "--param",
-        &format!("dir={}", dir.display()),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Polls until `path` holds at least `n` whole lines; returns them.
 fn wait_lines(path: &Path, n: usize, context: &dyn Fn() -> String) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -146,7 +126,7 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
         ]
     };
     let server = Server::start_with_env(d, env("first"));
-    let id = start_run(&server, d, "crashy", CRASHY);
+    let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| server.log());
     assert!(started[0].starts_with("first "), "{started:?}");
     drop(server);
@@ -185,7 +165,7 @@ fn a_worker_killed_mid_step_loses_the_step_to_another_worker() {
         ],
     );
     let wa = Worker::start(&server, d, "wa");
-    let id = start_run(&server, d, "crashy", CRASHY);
+    let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| wa.log());
     assert!(started[0].starts_with("wa "), "{started:?}");
     drop(wa);
@@ -256,7 +236,7 @@ fn two_workers_share_one_queue() {
     let server = Server::start_with_env(d, [("SEXTANT_PIPELINE_CONCURRENCY", "0")]);
     let wa = Worker::start(&server, d, "wa");
     let wb = Worker::start(&server, d, "wb");
-    let id = start_run(&server, d, "pair", PAIR);
+    let id = server.start_run(d, "pair", PAIR);
     let run = server.terminal_run(&id);
     assert_eq!(
         run["status"],

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::{Map, Value as Json};
 use sextant_artifacts::SafePath;
 use sextant_core::entities::{Metric, NewRun, RunStatus, Tag};
@@ -468,30 +467,12 @@ impl Orchestrator {
             claimed.task.id,
             claimed.task.attempt,
         );
-        std::fs::create_dir_all(&logs).map_err(|e| {
-            StepFailure::retryable(format!("cannot create {}: {e}", logs.display()))
-        })?;
-        let handle = self.executor.start(StepExec {
-            command: StepCommand::Shell(command),
-            env,
-            cwd: None,
-            timeout: step.timeout.as_ref().map(|t| t.value),
-            stdout_path: logs.join("stdout.txt"),
-            stderr_path: logs.join("stderr.txt"),
-            tee: None,
-        });
+        let handle = start_command(&self.executor, &logs, env, command, step)?;
         let canceller = handle.canceller();
         let outcome = self
             .heartbeating(claimed, Some(canceller), handle.wait())
             .await;
-        for name in ["stdout.txt", "stderr.txt"] {
-            if let Err(e) = self
-                .upload(&step_run.1, &format!("logs/{name}"), &logs.join(name))
-                .await
-            {
-                tracing::warn!(error = %e, "cannot upload step log");
-            }
-        }
+        upload_logs(self.state.artifacts.as_ref(), &step_run.1, &logs).await;
         let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
         command_outcome(step, &outcome)
     }
@@ -531,22 +512,6 @@ impl Orchestrator {
         }
     }
 
-    /// Copies a local file to `path` under the artifact root `root`.
-    async fn upload(&self, root: &str, path: &str, file: &Path) -> Result<(), String> {
-        let root = crate::mlflow::artifacts::proxied_root(root).map_err(|e| e.message)?;
-        let dest = root.join(&SafePath::parse(path).map_err(|e| e.to_string())?);
-        let data = tokio::fs::read(file)
-            .await
-            .map_err(|e| format!("reading {}: {e}", file.display()))?;
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(data)) });
-        self.state
-            .artifacts
-            .put(&dest, body)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
     /// Uploads `dir` as `model/` of the step run and registers it.
     async fn register(
         &self,
@@ -566,9 +531,14 @@ impl Orchestrator {
         {
             let rel = file.strip_prefix(dir).unwrap_or(&file);
             let rel = rel.to_string_lossy().replace('\\', "/");
-            self.upload(&step_run.1, &format!("model/{rel}"), &file)
-                .await
-                .map_err(StepFailure::retryable)?;
+            upload_to_run(
+                self.state.artifacts.as_ref(),
+                &step_run.1,
+                &format!("model/{rel}"),
+                &file,
+            )
+            .await
+            .map_err(StepFailure::retryable)?;
         }
         let new = NewModelVersion {
             name: name.to_string(),
@@ -891,6 +861,50 @@ pub(super) fn command_env(
         env.insert(k.value.clone(), ctx.resolve(&v.value)?);
     }
     Ok(env)
+}
+
+/// Starts a `run:` step's command with its stdout and stderr in `logs`.
+pub(super) fn start_command(
+    executor: &impl Executor,
+    logs: &Path,
+    env: BTreeMap<String, String>,
+    command: String,
+    step: &Step,
+) -> Result<sextant_pipelines::executor::ExecHandle, StepFailure> {
+    std::fs::create_dir_all(logs)
+        .map_err(|e| StepFailure::retryable(format!("cannot create {}: {e}", logs.display())))?;
+    Ok(executor.start(StepExec {
+        command: StepCommand::Shell(command),
+        env,
+        cwd: None,
+        timeout: step.timeout.as_ref().map(|t| t.value),
+        stdout_path: logs.join("stdout.txt"),
+        stderr_path: logs.join("stderr.txt"),
+        tee: None,
+    }))
+}
+
+/// Copies a local file to `path` under a tracking run's artifact root.
+pub(super) async fn upload_to_run(
+    blobs: &impl outputs::Blobs,
+    artifact_uri: &str,
+    path: &str,
+    file: &Path,
+) -> Result<(), String> {
+    let root = crate::mlflow::artifacts::proxied_root(artifact_uri).map_err(|e| e.message)?;
+    let dest = root.join(&SafePath::parse(path).map_err(|e| e.to_string())?);
+    blobs.put_file(&dest, file).await
+}
+
+/// Uploads an attempt's stdout and stderr as `logs/` of its tracking run;
+/// a failure is logged (the local files stay).
+pub(super) async fn upload_logs(blobs: &impl outputs::Blobs, artifact_uri: &str, logs: &Path) {
+    for name in ["stdout.txt", "stderr.txt"] {
+        let path = format!("logs/{name}");
+        if let Err(e) = upload_to_run(blobs, artifact_uri, &path, &logs.join(name)).await {
+            tracing::warn!(error = %e, "cannot upload step log");
+        }
+    }
 }
 
 /// A `run:` step's process outcome as the attempt's result.

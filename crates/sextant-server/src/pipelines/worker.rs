@@ -19,9 +19,7 @@ use futures::StreamExt;
 use serde_json::json;
 use sextant_artifacts::SafePath;
 use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
-use sextant_pipelines::executor::{
-    Canceller, DEFAULT_GRACE, Executor, LocalExecutor, StepCommand, StepExec,
-};
+use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor};
 use sextant_pipelines::spec::{Step, StepKind};
 use tokio::sync::{Semaphore, watch};
 
@@ -311,18 +309,7 @@ impl Worker {
         let env = step::command_env(&self.settings.server, &order.step_run_id, ctx, step, out)?;
         let logs =
             super::logs::attempt_dir(&ctx.run_dir, &order.step, order.task_id, order.attempt);
-        std::fs::create_dir_all(&logs).map_err(|e| {
-            StepFailure::retryable(format!("cannot create {}: {e}", logs.display()))
-        })?;
-        let handle = self.executor.start(StepExec {
-            command: StepCommand::Shell(command),
-            env,
-            cwd: None,
-            timeout: step.timeout.as_ref().map(|t| t.value),
-            stdout_path: logs.join("stdout.txt"),
-            stderr_path: logs.join("stderr.txt"),
-            tee: None,
-        });
+        let handle = step::start_command(&self.executor, &logs, env, command, step)?;
         let own = handle.canceller();
         let outcome = tokio::select! {
             outcome = handle.wait() => outcome,
@@ -331,20 +318,7 @@ impl Worker {
                 return Err(StepFailure::retryable("the task was taken from this worker"));
             }
         };
-        match crate::mlflow::artifacts::proxied_root(&order.step_run_artifact_uri) {
-            Ok(root) => {
-                for name in ["stdout.txt", "stderr.txt"] {
-                    let dest =
-                        root.join(&SafePath::parse(&format!("logs/{name}")).expect("a valid path"));
-                    if let Err(e) = self.blobs.put_file(&dest, &logs.join(name)).await {
-                        tracing::warn!(error = %e, "cannot upload step log");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e.message, "the step run's artifacts are not served by the server; logs stay local")
-            }
-        }
+        step::upload_logs(&self.blobs, &order.step_run_artifact_uri, &logs).await;
         let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
         step::command_outcome(step, &outcome)
     }

@@ -76,6 +76,26 @@ impl Server {
         self.command(args).output().unwrap()
     }
 
+    /// Writes `yaml` to `dir/name.yaml`, starts a run of it with `dir` as
+    /// the `dir` parameter (without waiting) and returns the run id.
+    pub fn start_run(&self, dir: &Path, name: &str, yaml: &str) -> String {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let out = self.sextant(&[
+            "pipelines",
+            "run",
+            file.to_str().unwrap(),
+            "--param",
+            &format!("dir={}", dir.display()),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Waits until pipeline run `id` ended (two minutes at most); returns it.
     pub fn terminal_run(&self, id: &str) -> Value {
         self.run_until(id, |run| {
