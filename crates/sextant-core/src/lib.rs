@@ -6,6 +6,7 @@
 pub mod endpoints;
 pub mod entities;
 pub mod error;
+pub mod monitors;
 pub mod pipeline_runs;
 pub mod registry;
 pub mod search;

@@ -9,7 +9,26 @@ use crate::StoreError;
 use crate::backend::{Conn, Dialect};
 
 /// Every migration in order; the index + 1 is its version.
-const MIGRATIONS: &[&str] = &[V1_TRACKING, V2_STEP_CACHE];
+const MIGRATIONS: &[&str] = &[V1_TRACKING, V2_STEP_CACHE, V3_MONITOR_RUNS];
+
+/// Version 3: monitor runs. One row per check of a window against a monitor's
+/// baseline; `summary` is the outcome document (counts, violations, drift,
+/// model quality, where the reports are), written with the run's end.
+const V3_MONITOR_RUNS: &str = r#"
+CREATE TABLE monitor_runs (
+    id TEXT PRIMARY KEY,
+    monitor TEXT NOT NULL REFERENCES monitors (name),
+    status TEXT NOT NULL,
+    trigger_kind TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    window_end BIGINT NOT NULL,
+    started_time BIGINT NOT NULL,
+    ended_time BIGINT,
+    summary TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX monitor_runs_by_monitor ON monitor_runs (monitor, started_time DESC)
+"#;
 
 /// Version 2: the step cache. A row is a succeeded step execution that a
 /// later run whose step has the same cache key may reuse; `parts` is what the

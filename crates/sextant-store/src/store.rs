@@ -7,6 +7,7 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
+use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
 use sextant_core::pipeline_runs::{
     Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
     Task,
@@ -475,6 +476,42 @@ pub trait MetaStore: Send + Sync {
     fn list_endpoints(&self) -> Result<Vec<StoredEndpoint>, StoreError>;
     /// Deletes an endpoint; appends `endpoint.deleted`.
     fn delete_endpoint(&self, name: &str) -> Result<(), StoreError>;
+
+    // --- Monitors. ---
+
+    /// Creates or replaces a monitor's definition, appending `event`.
+    fn put_monitor(
+        &self,
+        name: &str,
+        spec: &str,
+        event: Option<&MonitorEvent>,
+    ) -> Result<StoredMonitor, StoreError>;
+    /// Returns a monitor.
+    fn get_monitor(&self, name: &str) -> Result<StoredMonitor, StoreError>;
+    /// Every monitor by name.
+    fn list_monitors(&self) -> Result<Vec<StoredMonitor>, StoreError>;
+    /// Deletes a monitor and its runs; appends `monitor.deleted`.
+    fn delete_monitor(&self, name: &str) -> Result<(), StoreError>;
+    /// Records a started monitor run.
+    fn start_monitor_run(&self, run: &MonitorRun) -> Result<MonitorRun, StoreError>;
+    /// Ends a running monitor run with its outcome, appending `events` in the
+    /// same transaction; a run that already ended is `InvalidState`.
+    fn finish_monitor_run(
+        &self,
+        id: &str,
+        status: MonitorRunStatus,
+        summary: &str,
+        error: Option<&str>,
+        events: &[MonitorEvent],
+    ) -> Result<MonitorRun, StoreError>;
+    /// Returns a monitor run.
+    fn get_monitor_run(&self, id: &str) -> Result<MonitorRun, StoreError>;
+    /// A monitor's runs, newest first, at most `max_results`.
+    fn list_monitor_runs(
+        &self,
+        monitor: &str,
+        max_results: u64,
+    ) -> Result<Vec<MonitorRun>, StoreError>;
 }
 
 /// Opens the store named by `uri` (`sqlite:///path`, `sqlite://:memory:`,

@@ -8,6 +8,7 @@ mod import;
 mod load;
 mod logged_models;
 mod logging;
+mod monitors;
 mod pipelines;
 mod registry;
 mod runs;
@@ -24,6 +25,7 @@ use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
     NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
+use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
 use sextant_core::pipeline_runs::{
     Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
     Task,
@@ -611,5 +613,47 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
     fn delete_endpoint(&self, name: &str) -> Result<(), StoreError> {
         self.db.write(|c| endpoints::delete(c, name))
+    }
+    fn put_monitor(
+        &self,
+        name: &str,
+        spec: &str,
+        event: Option<&MonitorEvent>,
+    ) -> Result<StoredMonitor, StoreError> {
+        self.db.write(|c| monitors::put(c, name, spec, event))
+    }
+    fn get_monitor(&self, name: &str) -> Result<StoredMonitor, StoreError> {
+        self.db.read(|c| monitors::get(c, name))
+    }
+    fn list_monitors(&self) -> Result<Vec<StoredMonitor>, StoreError> {
+        self.db.read(monitors::list)
+    }
+    fn delete_monitor(&self, name: &str) -> Result<(), StoreError> {
+        self.db.write(|c| monitors::delete(c, name))
+    }
+    fn start_monitor_run(&self, run: &MonitorRun) -> Result<MonitorRun, StoreError> {
+        self.db.write(|c| monitors::start_run(c, run))
+    }
+    fn finish_monitor_run(
+        &self,
+        id: &str,
+        status: MonitorRunStatus,
+        summary: &str,
+        error: Option<&str>,
+        events: &[MonitorEvent],
+    ) -> Result<MonitorRun, StoreError> {
+        self.db
+            .write(|c| monitors::finish_run(c, id, status, summary, error, events))
+    }
+    fn get_monitor_run(&self, id: &str) -> Result<MonitorRun, StoreError> {
+        self.db.read(|c| monitors::get_run(c, id))
+    }
+    fn list_monitor_runs(
+        &self,
+        monitor: &str,
+        max_results: u64,
+    ) -> Result<Vec<MonitorRun>, StoreError> {
+        self.db
+            .read(|c| monitors::list_runs(c, monitor, max_results))
     }
 }

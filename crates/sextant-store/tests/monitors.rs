@@ -1,0 +1,217 @@
+//! Conformance of stored endpoints, monitors and monitor runs: every test runs
+//! against SQLite and PostgreSQL through the public `MetaStore`.
+
+mod support;
+
+use sextant_core::Error;
+use sextant_core::endpoints::EndpointEvent;
+use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus};
+use sextant_store::StoreError;
+
+use support::Fixture;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
+        }
+    };
+}
+
+conformance!(
+    endpoint_lifecycle,
+    monitor_lifecycle,
+    monitor_runs_end_once_with_their_events
+);
+
+fn domain<T: std::fmt::Debug>(r: Result<T, StoreError>) -> Error {
+    match r {
+        Err(StoreError::Domain(e)) => e,
+        other => panic!("expected a domain error, got {other:?}"),
+    }
+}
+
+fn endpoint_lifecycle(f: &Fixture) {
+    let s = f.store.as_ref();
+    let before = s.last_event_id().unwrap();
+    let created = EndpointEvent {
+        kind: "endpoint.created".into(),
+        payload: r#"{"name":"churn"}"#.into(),
+    };
+    let e = s
+        .put_endpoint("churn", r#"{"variants":[]}"#, "{}", Some(&created))
+        .unwrap();
+    assert_eq!((e.name.as_str(), e.state.as_str()), ("churn", "{}"));
+    let e = s
+        .set_endpoint_state("churn", r#"{"rollout":null}"#, None)
+        .unwrap();
+    assert_eq!(e.state, r#"{"rollout":null}"#);
+    assert!(e.updated_time >= e.created_time);
+    assert!(matches!(
+        domain(s.put_endpoint("bad_name", "{}", "{}", None)),
+        Error::InvalidParameter(_)
+    ));
+    assert!(matches!(
+        domain(s.put_endpoint("churn", "not json", "{}", None)),
+        Error::InvalidParameter(_)
+    ));
+    assert!(matches!(
+        domain(s.set_endpoint_state("nope", "{}", None)),
+        Error::NotFound(_)
+    ));
+    s.put_endpoint("alpha", "{}", "{}", None).unwrap();
+    let names: Vec<_> = s
+        .list_endpoints()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["alpha", "churn"]);
+    s.delete_endpoint("churn").unwrap();
+    assert!(matches!(
+        domain(s.get_endpoint("churn")),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        domain(s.delete_endpoint("churn")),
+        Error::NotFound(_)
+    ));
+    let kinds: Vec<_> = s
+        .events_after(before, &[], 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.subject))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("endpoint.created".to_string(), "endpoint:churn".to_string()),
+            ("endpoint.deleted".into(), "endpoint:churn".into())
+        ]
+    );
+}
+
+fn monitor_lifecycle(f: &Fixture) {
+    let s = f.store.as_ref();
+    let m = s
+        .put_monitor("drift", r#"{"endpoint":"churn"}"#, None)
+        .unwrap();
+    assert_eq!(m.spec, r#"{"endpoint":"churn"}"#);
+    let m2 = s
+        .put_monitor("drift", r#"{"endpoint":"other"}"#, None)
+        .unwrap();
+    assert_eq!(
+        (m2.created_time, m2.spec.as_str()),
+        (m.created_time, r#"{"endpoint":"other"}"#)
+    );
+    assert!(matches!(
+        domain(s.put_monitor("a b", "{}", None)),
+        Error::InvalidParameter(_)
+    ));
+    assert!(matches!(
+        domain(s.put_monitor("x", "{", None)),
+        Error::InvalidParameter(_)
+    ));
+    s.put_monitor("a-first", "{}", None).unwrap();
+    let names: Vec<_> = s
+        .list_monitors()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["a-first", "drift"]);
+    s.delete_monitor("drift").unwrap();
+    assert!(matches!(domain(s.get_monitor("drift")), Error::NotFound(_)));
+    assert!(matches!(
+        domain(s.delete_monitor("drift")),
+        Error::NotFound(_)
+    ));
+}
+
+fn run(id: &str, monitor: &str, started: i64) -> MonitorRun {
+    MonitorRun {
+        id: id.into(),
+        monitor: monitor.into(),
+        status: MonitorRunStatus::Running,
+        trigger: "manual".into(),
+        window_start: started - 3_600_000,
+        window_end: started,
+        started_time: started,
+        ended_time: None,
+        summary: "{}".into(),
+        error: None,
+    }
+}
+
+fn monitor_runs_end_once_with_their_events(f: &Fixture) {
+    let s = f.store.as_ref();
+    assert!(matches!(
+        domain(s.start_monitor_run(&run("r0", "missing", 1))),
+        Error::NotFound(_)
+    ));
+    s.put_monitor("drift", "{}", None).unwrap();
+    let before = s.last_event_id().unwrap();
+    let r1 = s.start_monitor_run(&run("r1", "drift", 1_000)).unwrap();
+    assert_eq!(
+        (r1.status, r1.ended_time),
+        (MonitorRunStatus::Running, None)
+    );
+    s.start_monitor_run(&run("r2", "drift", 2_000)).unwrap();
+    let violation = MonitorEvent {
+        kind: "monitor.violation".into(),
+        payload: r#"{"monitor":"drift","run":"r1"}"#.into(),
+    };
+    let done = s
+        .finish_monitor_run(
+            "r1",
+            MonitorRunStatus::CompletedWithViolations,
+            r#"{"violations":1}"#,
+            None,
+            &[violation.clone()],
+        )
+        .unwrap();
+    assert_eq!(done.status, MonitorRunStatus::CompletedWithViolations);
+    assert_eq!(done.summary, r#"{"violations":1}"#);
+    assert!(done.ended_time.is_some());
+    // Ending twice changes nothing and appends nothing.
+    let again = s.finish_monitor_run(
+        "r1",
+        MonitorRunStatus::Failed,
+        "{}",
+        Some("late"),
+        &[violation],
+    );
+    assert!(matches!(domain(again), Error::InvalidState(_)));
+    assert!(matches!(
+        domain(s.finish_monitor_run("r2", MonitorRunStatus::Running, "{}", None, &[])),
+        Error::InvalidParameter(_)
+    ));
+    s.finish_monitor_run(
+        "r2",
+        MonitorRunStatus::Failed,
+        "{}",
+        Some("no data in the window"),
+        &[],
+    )
+    .unwrap();
+    let runs = s.list_monitor_runs("drift", 10).unwrap();
+    let ids: Vec<_> = runs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["r2", "r1"]);
+    assert_eq!(runs[0].error.as_deref(), Some("no data in the window"));
+    assert_eq!(s.list_monitor_runs("drift", 1).unwrap().len(), 1);
+    assert_eq!(s.get_monitor_run("r1").unwrap(), done);
+    let events = s.events_after(before, &[], 10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].kind.as_str(), events[0].subject.as_str()),
+        ("monitor.violation", "monitor:drift")
+    );
+    s.delete_monitor("drift").unwrap();
+    assert!(matches!(
+        domain(s.get_monitor_run("r1")),
+        Error::NotFound(_)
+    ));
+}
