@@ -8,6 +8,7 @@ pub mod endpoints;
 mod error;
 mod misc;
 pub mod mlflow;
+pub mod monitors;
 mod native;
 pub mod pipelines;
 mod security;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub(crate) orchestrator: Arc<OnceLock<Weak<Orchestrator>>>,
     /// The serving endpoints this server hosts.
     pub endpoints: Arc<crate::endpoints::Endpoints>,
+    /// The monitors this server runs.
+    pub monitors: Arc<crate::monitors::Monitors>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             data_dir: None,
             orchestrator: Arc::new(OnceLock::new()),
             endpoints: Arc::new(crate::endpoints::Endpoints::default()),
+            monitors: Arc::new(crate::monitors::Monitors::default()),
         }
     }
 

@@ -159,6 +159,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             pipeline_settings(&data_dir, listener.local_addr()?, &args.pipelines),
         );
         let endpoints = sextant_server::endpoints::spawn(state.clone());
+        let monitors = sextant_server::monitors::spawn(state.clone());
         let app = sextant_server::router(state).layer(axum::Extension(webhooks));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
@@ -166,6 +167,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         worker.abort();
         orchestrator.abort();
         endpoints.abort();
+        monitors.abort();
         tracing::info!("server stopped");
         anyhow::Ok(())
     })

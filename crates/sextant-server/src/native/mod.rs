@@ -10,6 +10,7 @@ mod convert;
 mod endpoints;
 mod events;
 mod models;
+mod monitors;
 mod openapi;
 mod pipelines;
 mod tasks;
@@ -155,6 +156,51 @@ pub(crate) const ROUTES: &[Route] = &[
         method: Method::POST,
         path: "/api/v1/endpoints/{name}/rollback",
         handler: |m| on(m, endpoints::rollback),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/endpoints/{name}/ground-truth",
+        handler: |m| on(m, monitors::ground_truth),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/monitors",
+        handler: |m| on(m, monitors::list),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/api/v1/monitors/{name}",
+        handler: |m| on(m, monitors::put),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/monitors/{name}",
+        handler: |m| on(m, monitors::show),
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/api/v1/monitors/{name}",
+        handler: |m| on(m, monitors::delete),
+    },
+    Route {
+        method: Method::POST,
+        path: "/api/v1/monitors/{name}/runs",
+        handler: |m| on(m, monitors::run),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/monitors/{name}/runs",
+        handler: |m| on(m, monitors::runs),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/monitor-runs/{id}",
+        handler: |m| on(m, monitors::show_run),
+    },
+    Route {
+        method: Method::GET,
+        path: "/api/v1/monitor-runs/{id}/files/{file}",
+        handler: |m| on(m, monitors::file),
     },
     Route {
         method: Method::POST,

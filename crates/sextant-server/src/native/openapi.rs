@@ -68,6 +68,7 @@ pub fn spec() -> Value {
     let step = path_param("step", "Step name", "string");
     let task_id = path_param("id", "Queue task id", "integer");
     let endpoint = path_param("name", "Endpoint name", "string");
+    let monitor = path_param("name", "Monitor name", "string");
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -301,6 +302,74 @@ pub fn spec() -> Value {
                     "responses": { "200": ok("Rolled back", "Endpoint"), "404": error("No such endpoint"), "409": error("No rollout in progress") }
                 }
             },
+            "/api/v1/endpoints/{name}/ground-truth": {
+                "post": {
+                    "operationId": "uploadGroundTruth",
+                    "summary": "Labels for captured predictions, joined on the caller's inference id (`X-Inference-Id` at invocation) by model-quality monitors; stored as SageMaker ground-truth records",
+                    "parameters": [endpoint],
+                    "requestBody": json_body("GroundTruth"),
+                    "responses": { "200": ok("Stored", "GroundTruthStored"), "400": error("A record without inference_id or label"), "404": error("No such endpoint") }
+                }
+            },
+            "/api/v1/monitors": {
+                "get": {
+                    "operationId": "listMonitors",
+                    "summary": "Every monitor with its latest run",
+                    "responses": { "200": ok("The monitors", "MonitorList") }
+                }
+            },
+            "/api/v1/monitors/{name}": {
+                "put": {
+                    "operationId": "applyMonitor",
+                    "summary": "Create or replace a monitor: an endpoint's capture or a data set, a baseline (statistics.json + constraints.json), a cron schedule, a window, and its checks (data quality, drift, model quality)",
+                    "parameters": [monitor],
+                    "requestBody": json_body("MonitorSpec"),
+                    "responses": { "200": ok("Replaced", "Monitor"), "201": ok("Created", "Monitor"), "400": error("A bad definition or an unknown endpoint") }
+                },
+                "get": {
+                    "operationId": "getMonitor",
+                    "summary": "A monitor and its latest run",
+                    "parameters": [monitor],
+                    "responses": { "200": ok("The monitor", "Monitor"), "404": error("No such monitor") }
+                },
+                "delete": {
+                    "operationId": "deleteMonitor",
+                    "summary": "Forget a monitor and its runs (their files stay in the artifact store)",
+                    "parameters": [monitor],
+                    "responses": { "200": ok("Deleted", "Empty"), "404": error("No such monitor") }
+                }
+            },
+            "/api/v1/monitors/{name}/runs": {
+                "post": {
+                    "operationId": "runMonitor",
+                    "summary": "Check a window now (default: the monitor's window up to now) and answer with the ended run; a violation appends `monitor.violation`",
+                    "parameters": [monitor],
+                    "requestBody": json_body("MonitorRunRequest"),
+                    "responses": { "201": ok("The ended run (Completed, CompletedWithViolations or Failed)", "MonitorRun"), "400": error("A bad window"), "404": error("No such monitor"), "409": error("A run of this monitor is in progress") }
+                },
+                "get": {
+                    "operationId": "listMonitorRuns",
+                    "summary": "A monitor's runs, newest first",
+                    "parameters": [monitor, query_param("max_results", "At most this many (default 100)", json!({"type": "integer", "minimum": 1}))],
+                    "responses": { "200": ok("The runs", "MonitorRunList"), "404": error("No such monitor") }
+                }
+            },
+            "/api/v1/monitor-runs/{id}": {
+                "get": {
+                    "operationId": "getMonitorRun",
+                    "summary": "A monitor run with its summary: rows, violations, drift per feature, model quality, file paths",
+                    "parameters": [path_param("id", "Monitor run id", "string")],
+                    "responses": { "200": ok("The run", "MonitorRun"), "404": error("No such run") }
+                }
+            },
+            "/api/v1/monitor-runs/{id}/files/{file}": {
+                "get": {
+                    "operationId": "getMonitorRunFile",
+                    "summary": "One file of a run: report.html, statistics.json, constraint_violations.json, drift.json, model_quality.json or window.csv",
+                    "parameters": [path_param("id", "Monitor run id", "string"), path_param("file", "File name", "string")],
+                    "responses": { "200": { "description": "The file" }, "400": error("Unknown file name"), "404": error("No such run, or the run wrote no such file") }
+                }
+            },
             "/api/v1/tasks/claim": {
                 "post": {
                     "operationId": "claimTask",
@@ -363,6 +432,53 @@ pub fn spec() -> Value {
             "EndpointList": {
                 "type": "object", "required": ["endpoints"],
                 "properties": { "endpoints": { "type": "array", "items": schema_ref("Endpoint") } }
+            },
+            "GroundTruth": {
+                "type": "object", "required": ["records"],
+                "properties": { "records": { "type": "array", "items": {
+                    "type": "object", "required": ["inference_id", "label"],
+                    "properties": { "inference_id": { "type": "string" }, "label": { "type": ["number", "string", "boolean"] } }
+                } } }
+            },
+            "GroundTruthStored": {
+                "type": "object",
+                "properties": { "stored": { "type": "integer" }, "path": { "type": "string" } }
+            },
+            "MonitorSpec": {
+                "type": "object",
+                "properties": {
+                    "endpoint": { "type": "string" }, "variants": { "type": "array", "items": { "type": "string" } },
+                    "data": { "type": "string" }, "baseline": { "type": "string" },
+                    "schedule": { "type": "string", "description": "Five-field cron, UTC" },
+                    "window": { "type": "string", "description": "e.g. 10m, 1h" },
+                    "min_rows": { "type": "integer" }, "data_quality": { "type": "boolean" },
+                    "drift": { "type": "object" }, "model_quality": { "type": "object" }
+                }
+            },
+            "Monitor": {
+                "type": "object",
+                "properties": { "name": { "type": "string" }, "spec": schema_ref("MonitorSpec"), "last_run": { "type": ["object", "null"] } }
+            },
+            "MonitorList": {
+                "type": "object", "required": ["monitors"],
+                "properties": { "monitors": { "type": "array", "items": schema_ref("Monitor") } }
+            },
+            "MonitorRunRequest": {
+                "type": "object", "additionalProperties": false,
+                "properties": { "window_start": { "type": "integer" }, "window_end": { "type": "integer" }, "window": { "type": "string" } }
+            },
+            "MonitorRun": {
+                "type": "object",
+                "properties": {
+                    "id": { "type": "string" }, "monitor": { "type": "string" },
+                    "status": { "type": "string", "enum": ["InProgress", "Completed", "CompletedWithViolations", "Failed"] },
+                    "trigger": { "type": "string" }, "window_start": { "type": "integer" }, "window_end": { "type": "integer" },
+                    "error": { "type": ["string", "null"] }, "summary": { "type": "object" }, "report_url": { "type": "string" }
+                }
+            },
+            "MonitorRunList": {
+                "type": "object", "required": ["runs"],
+                "properties": { "runs": { "type": "array", "items": schema_ref("MonitorRun") } }
             },
             "ClaimRequest": {
                 "type": "object", "additionalProperties": false, "required": ["worker", "lease_ms"],

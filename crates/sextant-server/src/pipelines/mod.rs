@@ -17,7 +17,7 @@ pub mod remote;
 mod service;
 mod step;
 mod step_cache;
-mod triggers;
+pub(crate) mod triggers;
 mod tune;
 pub mod worker;
 

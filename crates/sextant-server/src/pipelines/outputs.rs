@@ -211,7 +211,10 @@ pub(crate) async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Resu
     result
 }
 
-async fn read_all(store: &ArtifactStore, path: &SafePath) -> Result<Vec<u8>, ArtifactError> {
+pub(crate) async fn read_all(
+    store: &ArtifactStore,
+    path: &SafePath,
+) -> Result<Vec<u8>, ArtifactError> {
     let mut download = store.get(path, None).await?;
     let mut out = Vec::with_capacity(download.size as usize);
     while let Some(chunk) = download.stream.next().await {

@@ -270,7 +270,7 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
 }
 
 /// Parses a schedule the way validation does: five fields, UTC.
-fn parse_cron(text: &str) -> Result<Cron, String> {
+pub(crate) fn parse_cron(text: &str) -> Result<Cron, String> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
         .year(croner::parser::Year::Disallowed)
@@ -282,7 +282,7 @@ fn parse_cron(text: &str) -> Result<Cron, String> {
 /// The first time `cron` is due strictly after both `last_fired` and `now`:
 /// times missed while the server was down are skipped (no catch-up), and a
 /// time already fired is never due again.
-fn next_due(
+pub(crate) fn next_due(
     cron: &Cron,
     last_fired: Option<DateTime<Utc>>,
     now: DateTime<Utc>,

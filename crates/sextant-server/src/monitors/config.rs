@@ -1,0 +1,225 @@
+//! A monitor's definition as applied (`PUT /api/v1/monitors/{name}`, or
+//! `sextant monitors apply FILE` from YAML): what data it watches (an
+//! endpoint's capture or a dataset), which baseline it compares against, when
+//! it runs, over which window, and which checks. Read strictly: an unknown key
+//! or a bad value is a 400 naming it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoints::config::{parse_duration, yaml_to_json};
+
+/// The whole definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// The monitor's name, when the file says it (it must match the URL's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Watch this endpoint's captured requests…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// …of these variants only (default: every variant but the shadow).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
+    /// …or a dataset file on the server's host (CSV, JSON lines, Parquet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// A directory with `statistics.json` and `constraints.json`, or
+    /// `models:/name/3` / `models:/name@alias` (its `baseline/` directory).
+    /// Default for an endpoint monitor: the `baseline/` of the model its
+    /// first variant serves now, so a retrained model brings its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// A five-field cron schedule (UTC); without one the monitor runs on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How far back from the run's time the window reaches.
+    #[serde(default = "default_window", with = "duration_text")]
+    pub window: Duration,
+    /// A window with fewer rows fails the run instead of judging noise.
+    #[serde(default = "one")]
+    pub min_rows: u64,
+    /// Data-quality checks (SageMaker's six check types).
+    #[serde(default = "yes")]
+    pub data_quality: bool,
+    #[serde(default)]
+    pub drift: DriftSpec,
+    /// Model quality against uploaded ground truth (endpoint monitors only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_quality: Option<ModelQualitySpec>,
+}
+
+/// Drift checks per feature and for the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Effect-size threshold (normed Wasserstein, Jensen-Shannon distance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Significance level of the Benjamini–Hochberg-adjusted p-values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Share of drifted features that makes the dataset drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_share: Option<f64>,
+}
+
+impl Default for DriftSpec {
+    fn default() -> Self {
+        DriftSpec {
+            enabled: true,
+            threshold: None,
+            alpha: None,
+            drift_share: None,
+        }
+    }
+}
+
+/// How predictions are judged against ground truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelQualitySpec {
+    pub problem_type: ProblemType,
+    /// The label column of the window's data set written for retraining.
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// SageMaker model-quality constraints (`{"mae": {"threshold": 1.0,
+    /// "comparison_operator": "GreaterThanThreshold"}}`); a metric that
+    /// breaks one is a violation.
+    #[serde(default)]
+    pub constraints: serde_json::Map<String, serde_json::Value>,
+    /// The positive class of a binary classifier (default `1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_label: Option<String>,
+}
+
+/// SageMaker's problem types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProblemType {
+    Regression,
+    BinaryClassification,
+    MulticlassClassification,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_label() -> String {
+    "label".into()
+}
+fn one() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", d.as_secs_f64()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid window '{text}': use e.g. 10m, 1h or 1d"))
+            })
+    }
+}
+
+impl MonitorSpec {
+    /// Reads a JSON or YAML definition; the error names the key or value at fault.
+    pub fn parse(text: &str) -> Result<MonitorSpec, String> {
+        let spec: MonitorSpec = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| format!("monitor definition: {e}"))?
+        } else {
+            serde_json::from_value(yaml_to_json(text)?)
+                .map_err(|e| format!("monitor definition: {e}"))?
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// The rules serde cannot say.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.endpoint, &self.data) {
+            (Some(_), Some(_)) => {
+                return Err("a monitor watches an endpoint or a data set, not both".into());
+            }
+            (None, None) => {
+                return Err("a monitor needs an endpoint (its capture) or data (a file)".into());
+            }
+            (None, Some(_)) if self.baseline.is_none() => {
+                return Err("a data-set monitor needs a baseline".into());
+            }
+            (None, Some(_)) if self.model_quality.is_some() => {
+                return Err(
+                    "model_quality needs an endpoint: ground truth is joined with its captured predictions"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(e) = &self.endpoint {
+            sextant_core::endpoints::validate_endpoint_name(e).map_err(|e| e.to_string())?;
+        }
+        if let Some(s) = &self.schedule {
+            crate::pipelines::triggers::parse_cron(s)?;
+        }
+        let unit = |what: &str, v: Option<f64>, max: f64| match v {
+            Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => {
+                Err(format!("drift.{what} must be in (0, {max}], not {x}"))
+            }
+            _ => Ok(()),
+        };
+        unit("threshold", self.drift.threshold, f64::MAX)?;
+        unit("alpha", self.drift.alpha, 1.0)?;
+        unit("drift_share", self.drift.drift_share, 1.0)?;
+        if !(self.data_quality || self.drift.enabled || self.model_quality.is_some()) {
+            return Err("every check is off: enable data_quality, drift or model_quality".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_definitions_and_their_mistakes() {
+        let spec = MonitorSpec::parse(
+            "endpoint: churn\nschedule: '*/5 * * * *'\nwindow: 10m\nmodel_quality: {problem_type: Regression, label: price}\n",
+        )
+        .unwrap();
+        assert_eq!(spec.window, Duration::from_secs(600));
+        assert!(spec.data_quality && spec.drift.enabled);
+        assert_eq!(spec.model_quality.unwrap().label, "price");
+        for (bad, says) in [
+            ("endpoint: churn\nwindoww: 1h\n", "unknown field `windoww`"),
+            ("endpoint: churn\nwindow: soon\n", "invalid window 'soon'"),
+            ("data: x.csv\n", "needs a baseline"),
+            ("endpoint: churn\ndata: x.csv\n", "not both"),
+            ("{}", "needs an endpoint"),
+            ("endpoint: churn\nschedule: 'every hour'\n", "invalid cron"),
+            ("endpoint: churn\ndrift: {alpha: 2}\n", "drift.alpha"),
+            (
+                "endpoint: churn\nmodel_quality: {problem_type: Ranking}\n",
+                "unknown variant `Ranking`",
+            ),
+        ] {
+            let e = MonitorSpec::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+}
