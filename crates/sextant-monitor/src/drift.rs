@@ -104,7 +104,7 @@ mod tests {
         let b = Cdf::from_weighted(vec![(3.0, 1.0), (4.0, 1.0), (5.0, 1.0), (6.0, 1.0)]);
         assert_eq!(a.at(0.5), 0.0);
         assert_eq!(a.at(2.5), 0.5);
-        assert_eq!(linf_distance(&a, &b), 1.0);
+        assert_eq!(linf_distance(&a, &b), 0.5);
         assert_eq!(linf_distance(&a, &a), 0.0);
         let counts = |v: &[(&str, u64)]| {
             v.iter()

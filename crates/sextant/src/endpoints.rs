@@ -58,6 +58,11 @@ pub enum EndpointsCommand {
     Promote { name: String },
     /// Return the rollout's traffic to the stable model now.
     Rollback { name: String },
+    /// Upload labels for captured predictions: a JSON lines file of {"inference_id": …, "label": …}.
+    GroundTruth {
+        name: String,
+        file: std::path::PathBuf,
+    },
 }
 
 pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
@@ -159,6 +164,10 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
         EndpointsCommand::Rollback { name } => {
             client.send(Method::POST, url(&[&name, "rollback"]), Value::Null)?
         }
+        EndpointsCommand::GroundTruth { name, file } => {
+            let stored = ground_truth(&client, url(&[&name, "ground-truth"]), &file)?;
+            return out(&format!("{stored} labels stored for endpoint '{name}'"));
+        }
     };
     if args.json {
         return out_json(&shown);
@@ -228,4 +237,48 @@ fn show(e: &Value) -> anyhow::Result<()> {
         })
         .collect();
     out_table(&["VARIANT", "REQUESTS", "ERRORS", "4XX", "P99 MS"], &rows)
+}
+
+/// Labels sent per request.
+const GROUND_TRUTH_BATCH: usize = 10_000;
+
+/// Uploads the labels of a JSON lines file in batches; returns how many.
+fn ground_truth(
+    client: &Client,
+    url: reqwest::Url,
+    file: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let mut batch = Vec::new();
+    let mut stored = 0;
+    let lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    for (i, line) in lines {
+        let record: Value = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", file.display(), i + 1))?;
+        if record.get("inference_id").is_none() || record.get("label").is_none() {
+            anyhow::bail!(
+                "{} line {}: expected {{\"inference_id\": …, \"label\": …}}",
+                file.display(),
+                i + 1
+            );
+        }
+        batch.push(record);
+        if batch.len() == GROUND_TRUTH_BATCH {
+            let records = std::mem::take(&mut batch);
+            stored += records.len();
+            client.send(Method::POST, url.clone(), json!({ "records": records }))?;
+        }
+    }
+    if !batch.is_empty() {
+        stored += batch.len();
+        client.send(Method::POST, url, json!({ "records": batch }))?;
+    }
+    if stored == 0 {
+        anyhow::bail!("{} holds no labels", file.display());
+    }
+    Ok(stored)
 }

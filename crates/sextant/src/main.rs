@@ -6,6 +6,7 @@ mod events;
 mod gateway;
 mod import;
 mod models;
+mod monitors;
 mod pipelines;
 mod server;
 mod worker;
@@ -55,6 +56,13 @@ enum Command {
         #[command(subcommand)]
         command: endpoints::EndpointsCommand,
     },
+    /// Monitors: baselines, data-quality, drift and model-quality checks of endpoints' traffic.
+    Monitors {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: monitors::MonitorsCommand,
+    },
     /// Serve one endpoint as its own process, following its definition on a server.
     Gateway(gateway::GatewayArgs),
     /// Run pipeline steps on this host for a server (a remote worker).
@@ -101,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => worker::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Endpoints { client, command } => endpoints::run(client, command),
+        Command::Monitors { client, command } => monitors::run(client, command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

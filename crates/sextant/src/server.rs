@@ -65,10 +65,10 @@ pub struct ServerArgs {
 pub struct PipelineArgs {
     /// Steps this server runs at once; 0 leaves them to `sextant worker`s (control steps still run here) [default: the number of CPUs].
     #[arg(long, env = "SEXTANT_PIPELINE_CONCURRENCY")]
-    pipeline_concurrency: Option<usize>,
+    pub pipeline_concurrency: Option<usize>,
     /// How long a step's claim lasts without a heartbeat, in milliseconds; after a crash, a step runs again once its lease expired.
     #[arg(long, env = "SEXTANT_PIPELINE_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(200..=600_000))]
-    pipeline_lease_ms: u64,
+    pub pipeline_lease_ms: u64,
 }
 
 /// Webhook delivery settings.
@@ -89,7 +89,7 @@ pub struct WebhookArgs {
 }
 
 impl WebhookArgs {
-    fn settings(&self) -> WebhookSettings {
+    pub fn settings(&self) -> WebhookSettings {
         WebhookSettings {
             allow_private: self.webhook_allow_private,
             max_attempts: self.webhook_max_attempts,
@@ -112,30 +112,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
     }
-    std::fs::create_dir_all(&args.store.data_dir)
-        .with_context(|| format!("creating data directory {}", args.store.data_dir.display()))?;
-    let uri = args.store.backend_store_uri();
-    let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
-        .with_context(|| format!("migrating {}", redact(&uri)))?;
-    if !applied.is_empty() {
-        tracing::info!(?applied, "applied migrations");
-    }
-    let store = sextant_store::open(&uri, DEFAULT_ARTIFACT_ROOT)
-        .with_context(|| format!("opening {}", redact(&uri)))?;
-    let destination = match &args.artifacts_destination {
-        Some(d) => d.clone(),
-        None => args.store.data_dir.join("artifacts").display().to_string(),
-    };
-    let artifacts = ArtifactStore::from_uri(&destination)
-        .with_context(|| format!("opening artifact store {destination}"))?;
-    let security = if args.host.is_loopback() {
-        SecurityConfig::loopback()
-    } else {
-        SecurityConfig::default()
-    };
-    let data_dir = std::fs::canonicalize(&args.store.data_dir)?;
-    let state = AppState::new(Arc::from(store), Arc::new(artifacts), security)
-        .with_data_dir(data_dir.clone());
+    let state = open_state(
+        &args.store,
+        args.artifacts_destination.as_deref(),
+        args.host.is_loopback(),
+    )?;
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,33 +125,82 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        tracing::info!(%addr, store = %redact(&uri), artifacts = %destination, "sextant server listening");
-        let webhooks = Webhooks::new(args.webhooks.settings());
-        if webhooks.settings.allow_private {
+        tracing::info!(%addr, store = %redact(&args.store.backend_store_uri()), artifacts = %state.artifacts.root(), "sextant server listening");
+        if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");
         }
-        // Deliveries in flight at shutdown are retried after a restart: their
-        // state is in the store.
-        let worker = sextant_server::webhooks::spawn(state.clone(), webhooks.clone());
-        // Steps running at shutdown are killed with the process; their
-        // leases expire and a restarted server runs them again.
-        let orchestrator = sextant_server::pipelines::spawn(
-            state.clone(),
-            pipeline_settings(&data_dir, listener.local_addr()?, &args.pipelines),
-        );
-        let endpoints = sextant_server::endpoints::spawn(state.clone());
-        let monitors = sextant_server::monitors::spawn(state.clone());
-        let app = sextant_server::router(state).layer(axum::Extension(webhooks));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        worker.abort();
-        orchestrator.abort();
-        endpoints.abort();
-        monitors.abort();
-        tracing::info!("server stopped");
-        anyhow::Ok(())
+        serve(state, listener, args.webhooks.settings(), &args.pipelines, shutdown_signal()).await
     })
+}
+
+/// Migrates and opens the stores of a data directory.
+pub fn open_state(
+    store: &StoreArgs,
+    artifacts_destination: Option<&str>,
+    loopback: bool,
+) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&store.data_dir)
+        .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
+    let uri = store.backend_store_uri();
+    let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
+        .with_context(|| format!("migrating {}", redact(&uri)))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    let meta = sextant_store::open(&uri, DEFAULT_ARTIFACT_ROOT)
+        .with_context(|| format!("opening {}", redact(&uri)))?;
+    let destination = match artifacts_destination {
+        Some(d) => d.to_string(),
+        None => store.data_dir.join("artifacts").display().to_string(),
+    };
+    let artifacts = ArtifactStore::from_uri(&destination)
+        .with_context(|| format!("opening artifact store {destination}"))?;
+    let security = if loopback {
+        SecurityConfig::loopback()
+    } else {
+        SecurityConfig::default()
+    };
+    let data_dir = std::fs::canonicalize(&store.data_dir)?;
+    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security).with_data_dir(data_dir))
+}
+
+/// Serves `state` on `listener` with every background part (webhooks,
+/// pipelines, endpoints, monitors) until `shutdown` resolves; in-flight
+/// requests finish first.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    webhooks: WebhookSettings,
+    pipelines: &PipelineArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let data_dir = state
+        .data_dir
+        .as_deref()
+        .cloned()
+        .context("the server needs a data directory")?;
+    let webhooks = Webhooks::new(webhooks);
+    // Deliveries in flight at shutdown are retried after a restart: their
+    // state is in the store.
+    let worker = sextant_server::webhooks::spawn(state.clone(), webhooks.clone());
+    // Steps running at shutdown are killed with the process; their
+    // leases expire and a restarted server runs them again.
+    let orchestrator = sextant_server::pipelines::spawn(
+        state.clone(),
+        pipeline_settings(&data_dir, listener.local_addr()?, pipelines),
+    );
+    let endpoints = sextant_server::endpoints::spawn(state.clone());
+    let monitors = sextant_server::monitors::spawn(state.clone());
+    let app = sextant_server::router(state).layer(axum::Extension(webhooks));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    worker.abort();
+    orchestrator.abort();
+    endpoints.abort();
+    monitors.abort();
+    tracing::info!("server stopped");
+    Ok(())
 }
 
 /// The orchestrator's settings: step processes reach this server on `addr`
