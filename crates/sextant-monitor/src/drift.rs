@@ -2,6 +2,8 @@
 //! numeric feature is a [`Cdf`] (from a KLL sketch's sorted view), that of a categorical one
 //! its category counts.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A step CDF: points sorted by value, each with the fraction of the data `<=` it; the last
@@ -105,12 +107,18 @@ pub struct NumericSample<'a> {
     pub std_dev: f64,
 }
 
+impl NumericSample<'_> {
+    fn is_empty(&self) -> bool {
+        self.n == 0 || self.cdf.is_empty()
+    }
+}
+
 /// Every statistic of a numeric comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumericDrift {
-    /// Two-sample Kolmogorov–Smirnov D (= SageMaker's L∞ distance).
+    /// Two-sample Kolmogorov–Smirnov D.
     pub ks_statistic: f64,
-    /// Its asymptotic p-value for the summarized sample sizes.
+    /// Its asymptotic p-value for the summarized sample sizes (1 when a side is empty).
     pub ks_p_value: f64,
     /// Wasserstein-1 distance, in the feature's units.
     pub wasserstein: f64,
@@ -118,6 +126,8 @@ pub struct NumericDrift {
     pub wasserstein_normed: f64,
     /// Population stability index over the reference's deciles.
     pub psi: f64,
+    /// SageMaker's L∞ distance (the same number as D, kept under SageMaker's name).
+    pub linf: f64,
     /// SageMaker's "Robust" distance: D less the KS critical value (c = 1.8).
     pub linf_robust: f64,
 }
@@ -128,17 +138,19 @@ pub struct CategoricalDrift {
     /// Goodness of fit of the current counts to the reference's proportions.
     pub chi_square: f64,
     pub chi_square_df: f64,
+    /// 1 when there is nothing to test (a side empty, or a single bucket).
     pub chi_square_p_value: f64,
     /// Jensen–Shannon distance (natural log; in [0, √ln 2]), scipy's `jensenshannon`.
     pub jensen_shannon: f64,
     pub psi: f64,
     /// Largest difference of category shares.
     pub linf: f64,
-    /// Categories of the current data the reference never saw.
+    /// Categories of the current data the reference never saw, sorted.
     pub unseen: Vec<String>,
 }
 
-/// Wasserstein-1 between two step CDFs: ∫|F − G| over the merged points.
+/// Wasserstein-1 between two step CDFs: ∫|F − G| over the merged points. 0 when either
+/// side is empty.
 pub fn wasserstein(a: &Cdf, b: &Cdf) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
@@ -146,6 +158,7 @@ pub fn wasserstein(a: &Cdf, b: &Cdf) -> f64 {
     let mut xs: Vec<f64> = a.points.iter().chain(&b.points).map(|(x, _)| *x).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
+    // Both CDFs are constant between consecutive merged points; walk them in step.
     let (mut i, mut j) = (0usize, 0usize);
     let (mut fa, mut fb) = (0.0, 0.0);
     let mut total = 0.0;
@@ -163,9 +176,10 @@ pub fn wasserstein(a: &Cdf, b: &Cdf) -> f64 {
     total
 }
 
-/// Zero shares are replaced by this before logarithms (Evidently's 1e-4).
+/// Zero shares are replaced by this before logarithms (Evidently's 1e-4, §2.4).
 const EPS: f64 = 1e-4;
 
+/// PSI = Σ (a − e)·ln(a/e) with zero shares smoothed to [`EPS`].
 fn psi_of(expected: &[f64], actual: &[f64]) -> f64 {
     expected
         .iter()
@@ -177,15 +191,13 @@ fn psi_of(expected: &[f64], actual: &[f64]) -> f64 {
         .sum()
 }
 
-/// Compares a numeric feature's window with its reference.
-pub fn numeric_drift(reference: NumericSample<'_>, current: NumericSample<'_>) -> NumericDrift {
-    let d = linf_distance(reference.cdf, current.cdf);
-    let w = wasserstein(reference.cdf, current.cdf);
-    // Deciles of the reference as bin edges (deduplicated for discrete data).
-    let mut edges: Vec<f64> = Vec::new();
-    let pts = reference.cdf.points();
+/// The shares of the reference's decile bins (−∞, q₁], (q₁, q₂], …, (q₉, ∞) in `cdf`;
+/// repeated deciles (discrete data) collapse into one edge.
+fn decile_shares(reference: &Cdf, cdf: &Cdf) -> Vec<f64> {
+    let mut edges: Vec<f64> = Vec::with_capacity(9);
+    let pts = reference.points();
     for q in 1..10 {
-        let q = q as f64 / 10.0;
+        let q = f64::from(q) / 10.0;
         let k = pts.partition_point(|(_, f)| *f < q);
         if let Some(&(x, _)) = pts.get(k)
             && edges.last() != Some(&x)
@@ -193,116 +205,148 @@ pub fn numeric_drift(reference: NumericSample<'_>, current: NumericSample<'_>) -
             edges.push(x);
         }
     }
-    let shares = |cdf: &Cdf| -> Vec<f64> {
-        let mut out = Vec::with_capacity(edges.len() + 1);
-        let mut below = 0.0;
-        for &e in &edges {
-            let f = cdf.at(e);
-            out.push(f - below);
-            below = f;
-        }
-        out.push(1.0 - below);
-        out
-    };
-    let psi = if reference.cdf.is_empty() || current.cdf.is_empty() {
-        0.0
-    } else {
-        psi_of(&shares(reference.cdf), &shares(current.cdf))
-    };
+    let mut out = Vec::with_capacity(edges.len() + 1);
+    let mut below = 0.0;
+    for &e in &edges {
+        let f = cdf.at(e);
+        out.push(f - below);
+        below = f;
+    }
+    out.push(1.0 - below);
+    out
+}
+
+/// Compares a numeric feature's window with its reference. A side without values gives
+/// distances of 0 and a p-value of 1 (nothing to compare).
+pub fn numeric_drift(reference: NumericSample<'_>, current: NumericSample<'_>) -> NumericDrift {
+    if reference.is_empty() || current.is_empty() {
+        return NumericDrift {
+            ks_statistic: 0.0,
+            ks_p_value: 1.0,
+            wasserstein: 0.0,
+            wasserstein_normed: 0.0,
+            psi: 0.0,
+            linf: 0.0,
+            linf_robust: 0.0,
+        };
+    }
+    let d = linf_distance(reference.cdf, current.cdf);
+    let w = wasserstein(reference.cdf, current.cdf);
+    let psi = psi_of(
+        &decile_shares(reference.cdf, reference.cdf),
+        &decile_shares(reference.cdf, current.cdf),
+    );
     NumericDrift {
         ks_statistic: d,
         ks_p_value: crate::stats::ks_p_value(d, reference.n, current.n),
         wasserstein: w,
+        // `f64::max` ignores NaN, so an unknown deviation also falls back to the floor.
         wasserstein_normed: w / reference.std_dev.max(0.001),
         psi,
+        linf: d,
         linf_robust: linf_robust(d, reference.n, current.n),
     }
 }
 
+/// Counts by category, duplicates summed, zero counts dropped, sorted by name.
+fn tally(counts: &[(String, u64)]) -> BTreeMap<&str, f64> {
+    let mut out: BTreeMap<&str, f64> = BTreeMap::new();
+    for (k, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        *out.entry(k.as_str()).or_default() += *n as f64;
+    }
+    out
+}
+
 /// Compares a categorical feature's window counts with its reference counts.
 ///
-/// Categories the reference never saw are pooled into one bucket whose
-/// reference share is half an observation (`0.5 / n`): chi-square then grows
-/// with how often they appear instead of being infinite.
+/// Chi-square is the goodness of fit of the window to the reference's proportions
+/// (expected = reference share × window total, df = buckets − 1). Categories the
+/// reference never saw would have an expected count of 0 and an infinite statistic, so
+/// they are pooled into one extra bucket whose reference weight is half an observation
+/// (`0.5` against the reference's `n`): the statistic then grows with how often they
+/// appear, stays finite, and they are listed in `unseen`. Jensen–Shannon, PSI and L∞ use
+/// the plain shares over the union of categories.
 pub fn categorical_drift(
     reference: &[(String, u64)],
     current: &[(String, u64)],
 ) -> CategoricalDrift {
-    let n: f64 = reference.iter().map(|(_, c)| *c as f64).sum();
-    let m: f64 = current.iter().map(|(_, c)| *c as f64).sum();
-    let cur = |k: &str| {
-        current
-            .iter()
-            .find(|(c, _)| c == k)
-            .map_or(0.0, |(_, v)| *v as f64)
-    };
-    let refc = |k: &str| {
-        reference
-            .iter()
-            .find(|(c, _)| c == k)
-            .map_or(0.0, |(_, v)| *v as f64)
-    };
-    let unseen: Vec<String> = current
-        .iter()
-        .filter(|(k, c)| *c > 0 && refc(k) == 0.0)
-        .map(|(k, _)| k.clone())
+    let (r, c) = (tally(reference), tally(current));
+    let n: f64 = r.values().sum();
+    let m: f64 = c.values().sum();
+    let unseen: Vec<String> = c
+        .keys()
+        .filter(|k| !r.contains_key(*k))
+        .map(|k| k.to_string())
         .collect();
-    let unseen_count: f64 = unseen.iter().map(|k| cur(k)).sum();
-    // Buckets: reference categories, plus the pooled unseen ones.
-    let mut expected_share: Vec<f64> = reference
-        .iter()
-        .map(|(_, c)| *c as f64 / n.max(1.0))
-        .collect();
-    let mut observed: Vec<f64> = reference.iter().map(|(k, _)| cur(k)).collect();
-    if unseen_count > 0.0 {
-        expected_share.push(0.5 / n.max(1.0));
-        observed.push(unseen_count);
-        let total: f64 = expected_share.iter().sum();
-        expected_share.iter_mut().for_each(|e| *e /= total);
+    if n == 0.0 || m == 0.0 {
+        return CategoricalDrift {
+            chi_square: 0.0,
+            chi_square_df: 0.0,
+            chi_square_p_value: 1.0,
+            jensen_shannon: 0.0,
+            psi: 0.0,
+            linf: 0.0,
+            unseen,
+        };
     }
-    let (chi_square, df, p) = if n == 0.0 || m == 0.0 || observed.len() < 2 {
+    let cur = |k: &str| c.get(k).copied().unwrap_or(0.0);
+    let mut weights: Vec<f64> = r.values().copied().collect();
+    let mut observed: Vec<f64> = r.keys().map(|k| cur(k)).collect();
+    let unseen_count: f64 = unseen.iter().map(|k| cur(k)).sum();
+    if unseen_count > 0.0 {
+        weights.push(0.5);
+        observed.push(unseen_count);
+    }
+    let weight_total: f64 = weights.iter().sum();
+    let (chi_square, df, p) = if observed.len() < 2 {
         (0.0, 0.0, 1.0)
     } else {
-        let chi: f64 = expected_share
+        let chi: f64 = weights
             .iter()
             .zip(&observed)
-            .filter(|(e, _)| **e > 0.0)
-            .map(|(e, o)| {
-                let ex = e * m;
-                (o - ex) * (o - ex) / ex
+            .map(|(w, o)| {
+                let expected = w / weight_total * m;
+                (o - expected) * (o - expected) / expected
             })
             .sum();
         let df = (observed.len() - 1) as f64;
         (chi, df, crate::stats::chi2_sf(chi, df))
     };
-    // Shares over the union of categories for JS, PSI and L∞.
-    let mut names: Vec<&str> = reference.iter().map(|(k, _)| k.as_str()).collect();
-    names.extend(unseen.iter().map(String::as_str));
-    let p_ref: Vec<f64> = names.iter().map(|k| refc(k) / n.max(1.0)).collect();
-    let p_cur: Vec<f64> = names.iter().map(|k| cur(k) / m.max(1.0)).collect();
-    let kl = |p: &[f64], q: &[f64]| -> f64 {
-        p.iter()
-            .zip(q)
-            .filter(|(a, _)| **a > 0.0)
-            .map(|(a, b)| a * (a / b).ln())
-            .sum()
-    };
-    let mid: Vec<f64> = p_ref
-        .iter()
-        .zip(&p_cur)
-        .map(|(a, b)| (a + b) / 2.0)
+    // Shares over the union of categories (reference's, then the unseen ones).
+    let names: Vec<&str> = r
+        .keys()
+        .copied()
+        .chain(unseen.iter().map(String::as_str))
         .collect();
-    let jsd = 0.5 * kl(&p_ref, &mid) + 0.5 * kl(&p_cur, &mid);
-    let empty = n == 0.0 || m == 0.0;
+    let p_ref: Vec<f64> = names
+        .iter()
+        .map(|k| r.get(k).copied().unwrap_or(0.0) / n)
+        .collect();
+    let p_cur: Vec<f64> = names.iter().map(|k| cur(k) / m).collect();
     CategoricalDrift {
         chi_square,
         chi_square_df: df,
         chi_square_p_value: p,
-        jensen_shannon: if empty { 0.0 } else { jsd.max(0.0).sqrt() },
-        psi: if empty { 0.0 } else { psi_of(&p_ref, &p_cur) },
+        jensen_shannon: jensen_shannon(&p_ref, &p_cur),
+        psi: psi_of(&p_ref, &p_cur),
         linf: linf_categorical(reference, current),
         unseen,
     }
+}
+
+/// The Jensen–Shannon distance √(½ KL(p‖m) + ½ KL(q‖m)), m = (p + q)/2, natural log,
+/// of two share vectors over the same categories (no smoothing, as scipy).
+pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
+    let kl_to_mid = |a: &[f64], b: &[f64]| -> f64 {
+        a.iter()
+            .zip(b)
+            .filter(|(x, _)| **x > 0.0)
+            .map(|(x, y)| x * (x / ((x + y) / 2.0)).ln())
+            .sum()
+    };
+    (0.5 * kl_to_mid(p, q) + 0.5 * kl_to_mid(q, p))
+        .max(0.0)
+        .sqrt()
 }
 
 /// When a feature counts as drifted.
@@ -327,6 +371,34 @@ impl Default for DriftConfig {
     }
 }
 
+/// Whether a feature is compared as numbers or as categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    Numeric,
+    Categorical,
+}
+
+/// The effect size a feature's verdict thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftMethod {
+    /// Wasserstein-1 over the reference's standard deviation.
+    WassersteinNormed,
+    /// Jensen–Shannon distance of the category shares.
+    JensenShannon,
+}
+
+impl DriftMethod {
+    /// The name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftMethod::WassersteinNormed => "wasserstein_normed",
+            DriftMethod::JensenShannon => "jensen_shannon",
+        }
+    }
+}
+
 /// Numeric or categorical detail of one feature's comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -335,61 +407,77 @@ pub enum DriftDetail {
     Categorical(CategoricalDrift),
 }
 
-/// One feature's verdict: drifted when its effect size reaches the
-/// threshold *and* its adjusted p-value is below alpha — a large sample makes
-/// every p-value tiny, so significance alone would flag noise, and effect
-/// size alone would flag small samples' chance differences.
+/// One feature's verdict: drifted when its effect size reaches the threshold *and* its
+/// (adjusted) p-value is below alpha. A large sample makes every p-value tiny, so
+/// significance alone would flag noise at n = 1M; effect size alone would flag a small
+/// sample's chance differences. A feature without a p-value (a side had no values) never
+/// drifts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureDrift {
     pub name: String,
-    /// `wasserstein_normed` or `jensen_shannon`.
-    pub method: String,
+    pub kind: FeatureKind,
+    pub method: DriftMethod,
     /// The effect size the threshold applies to.
     pub statistic: f64,
-    /// KS (numbers) or chi-square (categories).
-    pub p_value: f64,
-    /// Benjamini–Hochberg across the data set's features.
-    pub adjusted_p_value: f64,
+    /// KS (numbers) or chi-square (categories); `None` when a side had no values.
+    pub p_value: Option<f64>,
+    /// Benjamini–Hochberg across the data set's features (set by [`dataset_drift`];
+    /// the constructors put the unadjusted value here, i.e. a data set of one).
+    pub adjusted_p_value: Option<f64>,
     pub drifted: bool,
     pub detail: DriftDetail,
 }
 
 impl FeatureDrift {
-    /// A numeric feature's comparison (verdict set by [`dataset_drift`]).
+    /// A numeric feature's comparison; its verdict is final once [`dataset_drift`] has
+    /// adjusted the p-values of all features together.
     pub fn numeric(
         name: &str,
         reference: NumericSample<'_>,
         current: NumericSample<'_>,
+        config: &DriftConfig,
     ) -> FeatureDrift {
+        let empty = reference.is_empty() || current.is_empty();
         let d = numeric_drift(reference, current);
+        let p_value = (!empty).then_some(d.ks_p_value);
         FeatureDrift {
             name: name.to_string(),
-            method: "wasserstein_normed".into(),
+            kind: FeatureKind::Numeric,
+            method: DriftMethod::WassersteinNormed,
             statistic: d.wasserstein_normed,
-            p_value: d.ks_p_value,
-            adjusted_p_value: d.ks_p_value,
-            drifted: false,
+            p_value,
+            adjusted_p_value: p_value,
+            drifted: verdict(d.wasserstein_normed, p_value, config),
             detail: DriftDetail::Numeric(d),
         }
     }
 
-    /// A categorical feature's comparison (verdict set by [`dataset_drift`]).
+    /// A categorical feature's comparison; its verdict is final once [`dataset_drift`]
+    /// has adjusted the p-values of all features together.
     pub fn categorical(
         name: &str,
         reference: &[(String, u64)],
         current: &[(String, u64)],
+        config: &DriftConfig,
     ) -> FeatureDrift {
+        let empty = tally(reference).is_empty() || tally(current).is_empty();
         let d = categorical_drift(reference, current);
+        let p_value = (!empty).then_some(d.chi_square_p_value);
         FeatureDrift {
             name: name.to_string(),
-            method: "jensen_shannon".into(),
+            kind: FeatureKind::Categorical,
+            method: DriftMethod::JensenShannon,
             statistic: d.jensen_shannon,
-            p_value: d.chi_square_p_value,
-            adjusted_p_value: d.chi_square_p_value,
-            drifted: false,
+            p_value,
+            adjusted_p_value: p_value,
+            drifted: verdict(d.jensen_shannon, p_value, config),
             detail: DriftDetail::Categorical(d),
         }
     }
+}
+
+fn verdict(statistic: f64, p: Option<f64>, config: &DriftConfig) -> bool {
+    statistic >= config.threshold && p.is_some_and(|p| p < config.alpha)
 }
 
 /// The data set's verdict.
@@ -397,20 +485,31 @@ impl FeatureDrift {
 pub struct DatasetDrift {
     pub features: Vec<FeatureDrift>,
     pub drifted_count: usize,
+    /// Drifted features over all features (0 for none).
     pub share: f64,
+    /// Whether `share` reached the configured drift share.
     pub drifted: bool,
     /// Drifted features, largest effect first.
     pub drifted_features: Vec<String>,
     pub config: DriftConfig,
 }
 
-/// Adjusts the features' p-values together and decides each verdict and the data set's.
+/// Adjusts the features' p-values together (Benjamini–Hochberg over the features that
+/// have one), decides each verdict and the data set's.
 pub fn dataset_drift(mut features: Vec<FeatureDrift>, config: &DriftConfig) -> DatasetDrift {
-    let p: Vec<f64> = features.iter().map(|f| f.p_value).collect();
+    let tested: Vec<usize> = (0..features.len())
+        .filter(|&i| features[i].p_value.is_some_and(|p| !p.is_nan()))
+        .collect();
+    let p: Vec<f64> = tested.iter().filter_map(|&i| features[i].p_value).collect();
     let adjusted = crate::stats::benjamini_hochberg(&p);
-    for (f, a) in features.iter_mut().zip(adjusted) {
-        f.adjusted_p_value = if a.is_nan() { 1.0 } else { a };
-        f.drifted = f.statistic >= config.threshold && f.adjusted_p_value < config.alpha;
+    for f in &mut features {
+        f.adjusted_p_value = None;
+    }
+    for (&i, a) in tested.iter().zip(adjusted) {
+        features[i].adjusted_p_value = Some(a);
+    }
+    for f in &mut features {
+        f.drifted = verdict(f.statistic, f.adjusted_p_value, config);
     }
     let mut drifted: Vec<&FeatureDrift> = features.iter().filter(|f| f.drifted).collect();
     drifted.sort_by(|a, b| b.statistic.total_cmp(&a.statistic));

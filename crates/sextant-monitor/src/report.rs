@@ -195,10 +195,10 @@ pub fn render(r: &ReportInput) -> String {
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 escape(&f.name),
-                escape(&f.method),
+                f.method.as_str(),
                 num(f.statistic),
-                num(f.p_value),
-                num(f.adjusted_p_value),
+                f.p_value.map_or("–".into(), num),
+                f.adjusted_p_value.map_or("–".into(), num),
                 if f.drifted { "bad" } else { "" },
                 if f.drifted { "yes" } else { "no" }
             );
