@@ -69,22 +69,18 @@ pub fn linf_distance(reference: &Cdf, current: &Cdf) -> f64 {
 }
 
 /// SageMaker's categorical L∞ distance: the largest absolute difference of the two
-/// categories' proportions over the union of categories. 0 when either side is empty.
+/// categories' proportions over the union of categories (repeated names summed). 0 when
+/// either side is empty.
 pub fn linf_categorical(reference: &[(String, u64)], current: &[(String, u64)]) -> f64 {
-    let total = |c: &[(String, u64)]| c.iter().map(|(_, n)| *n).sum::<u64>() as f64;
-    let (nr, nc) = (total(reference), total(current));
+    let (r, c) = (tally(reference), tally(current));
+    let (nr, nc): (f64, f64) = (r.values().sum(), c.values().sum());
     if nr == 0.0 || nc == 0.0 {
         return 0.0;
     }
-    let share = |c: &[(String, u64)], name: &str, n: f64| {
-        c.iter()
-            .find(|(k, _)| k == name)
-            .map_or(0.0, |(_, v)| *v as f64 / n)
-    };
-    reference
-        .iter()
-        .chain(current)
-        .map(|(name, _)| (share(reference, name, nr) - share(current, name, nc)).abs())
+    let share = |t: &BTreeMap<&str, f64>, k: &str, n: f64| t.get(k).map_or(0.0, |v| v / n);
+    r.keys()
+        .chain(c.keys())
+        .map(|k| (share(&r, k, nr) - share(&c, k, nc)).abs())
         .fold(0.0, f64::max)
 }
 

@@ -26,14 +26,15 @@ pub enum Observation {
 }
 
 impl Observation {
-    /// The class this observation names: numbers and numeric strings in one canonical
-    /// form (`1`, `1.0` and `"1"` are the same class), other strings trimmed.
-    fn class(&self) -> String {
+    /// The class this observation names: numbers and numeric strings compare as numbers
+    /// (`1`, `1.0` and `"1"` are one class), other strings trimmed.
+    fn key(&self) -> ClassKey<'_> {
+        let number = |x: f64| ClassKey::Number(if x == 0.0 { 0 } else { x.to_bits() });
         match self {
-            Observation::Number(x) => format!("{x}"),
+            Observation::Number(x) => number(*x),
             Observation::Label(s) => match s.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() => format!("{x}"),
-                _ => s.trim().to_string(),
+                Ok(x) if x.is_finite() => number(x),
+                _ => ClassKey::Text(s.trim()),
             },
         }
     }
@@ -70,6 +71,31 @@ impl From<String> for Observation {
     fn from(s: String) -> Self {
         Observation::Label(s)
     }
+}
+
+/// A class without allocating: a number's bits (−0 folded into 0) or trimmed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ClassKey<'a> {
+    Number(u64),
+    Text(&'a str),
+}
+
+impl ClassKey<'_> {
+    fn name(self) -> String {
+        match self {
+            ClassKey::Number(bits) => format!("{}", f64::from_bits(bits)),
+            ClassKey::Text(s) => s.to_string(),
+        }
+    }
+}
+
+/// The distinct classes of the labels and predictions, sorted.
+fn classes(pairs: &[Pair]) -> Vec<ClassKey<'_>> {
+    let set: std::collections::BTreeSet<ClassKey<'_>> = pairs
+        .iter()
+        .flat_map(|p| [p.label.key(), p.prediction.key()])
+        .collect();
+    set.into_iter().collect()
 }
 
 /// One prediction joined with its ground truth.
@@ -356,18 +382,17 @@ fn prepare(
             .collect::<Result<_, _>>()
             .map(Prepared::Regression),
         ProblemType::BinaryClassification => {
-            let mut classes: Vec<String> = pairs
-                .iter()
-                .flat_map(|p| [p.label.class(), p.prediction.class()])
-                .collect();
-            classes.sort();
-            classes.dedup();
+            let classes = classes(pairs);
+            let names = || classes.iter().map(|k| k.name()).collect::<Vec<_>>();
             if classes.len() > 2 {
-                return Err(QualityError::NotBinary { classes });
+                return Err(QualityError::NotBinary { classes: names() });
             }
-            let positive = positive.class();
-            if classes.len() == 2 && !classes.contains(&positive) {
-                return Err(QualityError::NoPositive { positive, classes });
+            let key = positive.key();
+            if classes.len() == 2 && !classes.contains(&key) {
+                return Err(QualityError::NoPositive {
+                    positive: key.name(),
+                    classes: names(),
+                });
             }
             pairs
                 .iter()
@@ -379,8 +404,8 @@ fn prepare(
                         return Err(QualityError::BadProbability { index, value });
                     }
                     Ok((
-                        p.prediction.class() == positive,
-                        p.label.class() == positive,
+                        p.prediction.key() == key,
+                        p.label.key() == key,
                         p.probability,
                     ))
                 })
@@ -388,17 +413,13 @@ fn prepare(
                 .map(Prepared::Binary)
         }
         ProblemType::MulticlassClassification => {
-            let mut classes: Vec<String> = pairs
-                .iter()
-                .flat_map(|p| [p.label.class(), p.prediction.class()])
-                .collect();
-            classes.sort();
-            classes.dedup();
-            let at = |o: &Observation| classes.binary_search(&o.class()).unwrap_or(0);
+            let classes = classes(pairs);
+            let at = |o: &Observation| classes.binary_search(&o.key()).unwrap_or(0);
             let v = pairs
                 .iter()
                 .map(|p| (at(&p.label), at(&p.prediction)))
                 .collect();
+            let classes = classes.into_iter().map(ClassKey::name).collect();
             Ok(Prepared::Multiclass(v, classes))
         }
     }
