@@ -725,7 +725,7 @@ fn positive_probability(v: &Value) -> Option<f64> {
         Value::Object(m) => ["1", "true", "True", "yes"]
             .iter()
             .find_map(|k| m.get(*k))
-            .or_else(|| (m.len() == 2).then(|| m.values().last()).flatten())
+            .or_else(|| (m.len() == 2).then(|| m.values().next_back()).flatten())
             .and_then(Value::as_f64),
         _ => None,
     }

@@ -653,6 +653,40 @@ pub fn check(
     Violations { violations: out }
 }
 
+/// Profiles a data set and writes `statistics.json` and suggested
+/// `constraints.json` into `dir`; returns `{rows, features, files}`.
+pub fn write_baseline(
+    data: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<serde_json::Value, String> {
+    let profile = crate::read::profile_path(data, crate::profile::ProfileOptions::default())
+        .map_err(|e| e.to_string())?;
+    if profile.item_count == 0 {
+        return Err(format!("{}: no rows to make a baseline of", data.display()));
+    }
+    let stats = Statistics::from_profile(&profile);
+    let constraints = Constraints::suggest(&stats);
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for (name, bytes) in [
+        (
+            "statistics.json",
+            serde_json::to_vec_pretty(&stats).expect("JSON"),
+        ),
+        (
+            "constraints.json",
+            serde_json::to_vec_pretty(&constraints).expect("JSON"),
+        ),
+    ] {
+        std::fs::write(dir.join(name), bytes)
+            .map_err(|e| format!("writing {}: {e}", dir.join(name).display()))?;
+    }
+    Ok(serde_json::json!({
+        "rows": profile.item_count,
+        "features": stats.features.len(),
+        "files": [dir.join("statistics.json").display().to_string(), dir.join("constraints.json").display().to_string()],
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

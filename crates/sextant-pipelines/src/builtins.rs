@@ -83,6 +83,7 @@ const BUILTINS: &[(&str, &[&str], usize)] = &[
         2,
     ),
     ("builtin/evaluate", &["model", "data", "target"], 3),
+    ("builtin/baseline", &["data", "model"], 1),
 ];
 
 /// The `n_trees` of `builtin/gbdt` when `with` does not set it.
@@ -259,6 +260,7 @@ pub fn run_builtin_until(
         "builtin/logistic" => train_logistic(&args, out)?,
         "builtin/gbdt" => train_gbdt(&args, out)?,
         "builtin/evaluate" => evaluate(&args, out)?,
+        "builtin/baseline" => baseline(&args, out)?,
         _ => unreachable!("builtin_keys accepted {name}"),
     };
     let path = out.join(METRICS_FILE);
@@ -688,10 +690,62 @@ fn align_columns(
     })
 }
 
+/// `builtin/baseline`: profiles `data` into SageMaker Model Monitor's
+/// `statistics.json` and suggested `constraints.json` under the output
+/// `baseline`; with `model`, the output `model` is that model directory with
+/// the baseline in its `baseline/` folder, so the registered model carries the
+/// baseline its monitors compare against.
+fn baseline(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
+    let data = csv_path(args.required("data")?);
+    let dir = out.join("baseline");
+    let bad = |message: String| BuiltinError::Io {
+        path: data.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+    };
+    let written = sextant_monitor::sagemaker::write_baseline(&data, &dir).map_err(bad)?;
+    if let Some(model) = args.with.get("model") {
+        let model = PathBuf::from(model);
+        if !model.join("MLmodel").is_file() {
+            return Err(args.bad_value("model", "an MLflow model directory (with an MLmodel file)"));
+        }
+        let target = out.join("model");
+        copy_dir(&model, &target)?;
+        copy_dir(&dir, &target.join("baseline"))?;
+    }
+    Ok(Metrics::from([
+        (
+            "baseline_rows".to_owned(),
+            written["rows"].as_f64().unwrap_or(0.0),
+        ),
+        (
+            "baseline_features".to_owned(),
+            written["features"].as_f64().unwrap_or(0.0),
+        ),
+    ]))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), BuiltinError> {
+    create_dir(to)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BuiltinError::Io { path, source }
+    };
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(io(&src))?;
+        }
+    }
+    Ok(())
+}
+
 /// A data reference is a CSV file, or a directory holding [`DATA_FILE`] (what
 /// `builtin/split` writes as each output).
 fn csv_path(value: &str) -> PathBuf {
-    let path = PathBuf::from(value);
+    let path = PathBuf::from(value.strip_prefix("file://").unwrap_or(value));
     if path.is_dir() {
         path.join(DATA_FILE)
     } else {

@@ -97,13 +97,7 @@ pub struct ModelQualitySpec {
     pub positive_label: Option<String>,
 }
 
-/// SageMaker's problem types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProblemType {
-    Regression,
-    BinaryClassification,
-    MulticlassClassification,
-}
+pub use sextant_monitor::quality::ProblemType;
 
 fn default_window() -> Duration {
     Duration::from_secs(3600)
