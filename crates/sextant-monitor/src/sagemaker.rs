@@ -658,9 +658,22 @@ pub fn check(
 pub fn write_baseline(
     data: &std::path::Path,
     dir: &std::path::Path,
+    exclude: &[&str],
 ) -> Result<serde_json::Value, String> {
-    let profile = crate::read::profile_path(data, crate::profile::ProfileOptions::default())
+    let mut profile = crate::read::profile_path(data, crate::profile::ProfileOptions::default())
         .map_err(|e| e.to_string())?;
+    if let Some(missing) = exclude
+        .iter()
+        .find(|x| !profile.columns.iter().any(|c| c.name == **x))
+    {
+        return Err(format!(
+            "{}: no column named {missing:?} to leave out of the baseline",
+            data.display()
+        ));
+    }
+    profile
+        .columns
+        .retain(|c| !exclude.contains(&c.name.as_str()));
     if profile.item_count == 0 {
         return Err(format!("{}: no rows to make a baseline of", data.display()));
     }

@@ -83,7 +83,7 @@ const BUILTINS: &[(&str, &[&str], usize)] = &[
         2,
     ),
     ("builtin/evaluate", &["model", "data", "target"], 3),
-    ("builtin/baseline", &["data", "model"], 1),
+    ("builtin/baseline", &["data", "model", "target"], 1),
 ];
 
 /// The `n_trees` of `builtin/gbdt` when `with` does not set it.
@@ -702,7 +702,14 @@ fn baseline(args: &Args<'_>, out: &Path) -> Result<Metrics, BuiltinError> {
         path: data.clone(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
     };
-    let written = sextant_monitor::sagemaker::write_baseline(&data, &dir).map_err(bad)?;
+    // The label is in the training data but not in the requests a monitor sees.
+    let exclude: Vec<&str> = args
+        .with
+        .get("target")
+        .map(String::as_str)
+        .into_iter()
+        .collect();
+    let written = sextant_monitor::sagemaker::write_baseline(&data, &dir, &exclude).map_err(bad)?;
     if let Some(model) = args.with.get("model") {
         let model = PathBuf::from(model);
         if !model.join("MLmodel").is_file() {

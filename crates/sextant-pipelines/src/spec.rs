@@ -339,16 +339,19 @@ pub enum Builtin {
     Gbdt,
     /// A model's metrics on a CSV.
     Evaluate,
+    /// A SageMaker Model Monitor baseline of a CSV, optionally put into a model directory.
+    Baseline,
 }
 
 impl Builtin {
     /// Every built-in, in the order of the docs.
-    pub const ALL: [Builtin; 5] = [
+    pub const ALL: [Builtin; 6] = [
         Builtin::Split,
         Builtin::Linear,
         Builtin::Logistic,
         Builtin::Gbdt,
         Builtin::Evaluate,
+        Builtin::Baseline,
     ];
 
     /// The name after `builtin/`.
@@ -359,6 +362,7 @@ impl Builtin {
             Builtin::Logistic => "logistic",
             Builtin::Gbdt => "gbdt",
             Builtin::Evaluate => "evaluate",
+            Builtin::Baseline => "baseline",
         }
     }
 }

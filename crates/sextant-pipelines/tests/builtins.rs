@@ -229,7 +229,7 @@ fn errors_name_the_builtin_key_and_value() {
     );
     assert_eq!(
         error("builtin/nope", &[], &out),
-        "unknown built-in \"builtin/nope\" (known: builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate)"
+        "unknown built-in \"builtin/nope\" (known: builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate, builtin/baseline)"
     );
 
     // Evaluating on data that lacks one of the model's columns.

@@ -114,7 +114,7 @@ fn broken_specs_report_message_and_position() {
         ),
         (
             housing_with(
-                "${event.payload.window_uri}",
+                "${event.payload.window_path}",
                 "${steps.split.outputs.train}",
             ),
             vec![
@@ -180,7 +180,7 @@ fn broken_specs_report_message_and_position() {
         (
             housing_with("uses: builtin/gbdt", "uses: builtin/gbdtt"),
             vec![
-                "17:11: unknown step 'builtin/gbdtt' in 'uses' of step 'train': expected one of builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate",
+                "17:11: unknown step 'builtin/gbdtt' in 'uses' of step 'train': expected one of builtin/split, builtin/linear, builtin/logistic, builtin/gbdt, builtin/evaluate, builtin/baseline",
             ],
         ),
         (

@@ -170,7 +170,7 @@ fn monitor_runs_end_once_with_their_events(f: &Fixture) {
             MonitorRunStatus::CompletedWithViolations,
             r#"{"violations":1}"#,
             None,
-            &[violation.clone()],
+            std::slice::from_ref(&violation),
         )
         .unwrap();
     assert_eq!(done.status, MonitorRunStatus::CompletedWithViolations);

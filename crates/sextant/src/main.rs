@@ -8,6 +8,7 @@ mod import;
 mod models;
 mod monitors;
 mod pipelines;
+mod quickstart;
 mod server;
 mod worker;
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole loop on synthetic data: train, serve, monitor, drift, retrain, roll out.
+    Quickstart(quickstart::QuickstartArgs),
     /// Run the tracking server (MLflow-compatible API).
     Server(server::ServerArgs),
     /// Manage the metadata database.
@@ -81,14 +84,20 @@ enum DbCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The quickstart prints its own progress; the server's log would bury it.
+    let level = match cli.command {
+        Command::Quickstart(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SEXTANT_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // One line with its causes (and any `hint:` lines), never a backtrace:
         // these errors are for the person at the terminal.
@@ -101,6 +110,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Quickstart(args) => quickstart::run(args),
         Command::Server(args) => server::run(args),
         Command::Models { client, command } => models::run(client, command),
         Command::Events { client, command } => events::run(client, command),

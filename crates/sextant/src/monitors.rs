@@ -13,11 +13,14 @@ use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 pub enum MonitorsCommand {
     /// Profile a data set and write statistics.json and suggested constraints.json (SageMaker Model Monitor's schema) into DIR; needs no server.
     Baseline {
-        /// A CSV, JSON lines or Parquet file, or a directory of SageMaker capture files.
+        /// A CSV or JSON lines file, or a directory of SageMaker capture files (Parquet is not read yet).
         #[arg(long)]
         data: std::path::PathBuf,
         #[arg(long)]
         out: std::path::PathBuf,
+        /// A column to leave out, such as the label that requests do not carry; repeatable.
+        #[arg(long)]
+        exclude: Vec<String>,
     },
     /// Create or replace a monitor from a YAML (or JSON) definition.
     Apply {
@@ -68,8 +71,14 @@ pub enum MonitorsCommand {
 }
 
 pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
-    if let MonitorsCommand::Baseline { data, out: dir } = &command {
-        return baseline(data, dir, args.json);
+    if let MonitorsCommand::Baseline {
+        data,
+        out: dir,
+        exclude,
+    } = &command
+    {
+        let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        return baseline(data, dir, &exclude, args.json);
     }
     let client = Client::new(&args.server)?;
     let url = |segments: &[&str], q: &[(&str, String)]| {
@@ -260,8 +269,13 @@ fn show_run(r: &Value) -> anyhow::Result<()> {
 }
 
 /// `sextant monitors baseline`.
-fn baseline(data: &std::path::Path, dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let written = sextant_server::monitors::engine::write_baseline(data, dir)
+fn baseline(
+    data: &std::path::Path,
+    dir: &std::path::Path,
+    exclude: &[&str],
+    json: bool,
+) -> anyhow::Result<()> {
+    let written = sextant_server::monitors::engine::write_baseline(data, dir, exclude)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         return out_json(&written);

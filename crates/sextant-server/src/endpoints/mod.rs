@@ -158,6 +158,13 @@ impl Endpoints {
         self.baselines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes every capture record buffered so far (monitors call it before reading a window).
+    pub async fn flush_capture(&self) {
+        if let Some(sink) = self.capture.get() {
+            sink.flush().await;
+        }
+    }
+
     fn capture_sink(&self, st: &AppState) -> Arc<CaptureSink> {
         self.capture
             .get_or_init(|| CaptureSink::start(st.artifacts.clone(), CaptureSettings::default()))

@@ -361,7 +361,8 @@ pub fn evaluate(spec: &MonitorSpec, baseline: &Baseline, input: Input) -> Result
 }
 
 /// Profiles a data set and writes `statistics.json` and suggested
-/// `constraints.json` into `dir`; returns `{rows, features, files}`.
-pub fn write_baseline(data: &Path, dir: &Path) -> Result<Value, String> {
-    sextant_monitor::sagemaker::write_baseline(data, dir)
+/// `constraints.json` into `dir`, leaving out the `exclude`d columns (a label
+/// that requests do not carry); returns `{rows, features, files}`.
+pub fn write_baseline(data: &Path, dir: &Path, exclude: &[&str]) -> Result<Value, String> {
+    sextant_monitor::sagemaker::write_baseline(data, dir, exclude)
 }

@@ -237,6 +237,7 @@ async fn execute(st: &AppState, spec: &MonitorSpec, run: &MonitorRun) -> Result<
     let baseline = load_baseline(st, spec).await?;
     let input = match (&spec.endpoint, &spec.data) {
         (Some(endpoint), _) => {
+            st.endpoints.flush_capture().await;
             let lines = capture_lines(st, endpoint, spec, run.window_start, run.window_end).await?;
             let labels = if spec.model_quality.is_some() {
                 ground_truth::labels(&st.artifacts, endpoint, run.window_start, now_ms()).await?
@@ -344,10 +345,26 @@ fn locate(store: &ArtifactStore, path: &str) -> (Option<String>, Option<String>)
     }
 }
 
-/// The monitor's baseline files.
+/// The monitor's baseline files: `spec.baseline` (a directory holding
+/// `statistics.json` and `constraints.json`, or a `models:/` URI whose model directory
+/// carries `baseline/`), else the `baseline/` of the model that the endpoint's first
+/// variant serves.
 async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, String> {
-    let uri = match (&spec.baseline, &spec.endpoint) {
-        (Some(b), _) => b.clone(),
+    let (deployed, source) = match (&spec.baseline, &spec.endpoint) {
+        (Some(b), _) if !b.starts_with("models:/") => {
+            let dir = std::path::PathBuf::from(b.strip_prefix("file://").unwrap_or(b));
+            return Baseline::read(&dir, b);
+        }
+        (Some(b), _) => {
+            let (store, u) = (st.store.clone(), b.clone());
+            let deployed = tokio::task::spawn_blocking(move || {
+                resolve::resolve(store.as_ref(), &u, Runtime::Onnx)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            (deployed, b.clone())
+        }
         (None, Some(endpoint)) => {
             let e = endpoint.clone();
             let stored = st
@@ -366,32 +383,23 @@ async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, St
             let deployed = state
                 .deployed
                 .get(&first)
-                .ok_or_else(|| format!("endpoint '{endpoint}' serves no model yet"))?;
-            deployed.resolved.clone()
+                .ok_or_else(|| format!("endpoint '{endpoint}' serves no model yet"))?
+                .clone();
+            let source = deployed.resolved.clone();
+            (deployed, source)
         }
         (None, None) => return Err("the monitor has no baseline".into()),
     };
-    let dir = if uri.starts_with("models:/") {
-        let (store, u) = (st.store.clone(), uri.clone());
-        let deployed = tokio::task::spawn_blocking(move || {
-            resolve::resolve(store.as_ref(), &u, Runtime::Onnx)
-        })
+    let data_dir = st
+        .data_dir
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = resolve::materialize(&st.store, &st.artifacts, &data_dir, &deployed)
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        let data_dir = st
-            .data_dir
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(std::env::temp_dir);
-        resolve::materialize(&st.store, &st.artifacts, &data_dir, &deployed)
-            .await
-            .map_err(|e| e.to_string())?
-            .join("baseline")
-    } else {
-        std::path::PathBuf::from(uri.strip_prefix("file://").unwrap_or(&uri))
-    };
-    Baseline::read(&dir, &uri)
+        .join("baseline");
+    Baseline::read(&dir, &source)
 }
 
 /// The capture lines of `endpoint` whose inference time falls in `[start, end)`.
@@ -431,8 +439,6 @@ async fn capture_lines(
     }
     let from = DateTime::<Utc>::from_timestamp_millis(start).ok_or("window start out of range")?;
     let to = DateTime::<Utc>::from_timestamp_millis(end).ok_or("window end out of range")?;
-    let start_text = from.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let end_text = to.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut lines = Vec::new();
     for variant in &variants {
         for hour in hours(from, to) {
@@ -448,9 +454,9 @@ async fn capture_lines(
                     .map_err(|e| format!("reading {file}: {e}"))?;
                 let text = String::from_utf8_lossy(&bytes);
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    // `inferenceTime` is RFC 3339 in UTC with a Z: text order is time order.
+                    // A record without a readable time is kept: its file's hour is in the window.
                     let time = inference_time(line);
-                    if time.is_none_or(|t| t >= start_text.as_str() && t < end_text.as_str()) {
+                    if time.is_none_or(|t| t >= start && t < end) {
                         lines.push(line.to_string());
                     }
                 }
@@ -460,11 +466,15 @@ async fn capture_lines(
     Ok(lines)
 }
 
-/// The `inferenceTime` of a capture line, without parsing the whole record.
-fn inference_time(line: &str) -> Option<&str> {
+/// The `inferenceTime` of a capture line in ms (RFC 3339, with or without
+/// fractional seconds, as SageMaker writes it), without parsing the whole record.
+fn inference_time(line: &str) -> Option<i64> {
     let at = line.find("\"inferenceTime\":\"")? + "\"inferenceTime\":\"".len();
     let rest = &line[at..];
-    Some(&rest[..rest.find('"')?])
+    let text = &rest[..rest.find('"')?];
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Every `yyyy/mm/dd/hh` directory from `from`'s hour to `to`'s.

@@ -131,6 +131,9 @@ pub struct RunBody {
     status: &'static str,
     tracking_run_id: Option<String>,
     trigger: &'static str,
+    /// The event that started the run, for event triggers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger_event: Option<i64>,
     params: Value,
     no_cache: bool,
     created_time: i64,
@@ -143,6 +146,7 @@ fn run(r: PipelineRun) -> RunBody {
     RunBody {
         status: r.status.as_str(),
         trigger: r.trigger_kind.as_str(),
+        trigger_event: r.trigger_event,
         params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
         no_cache: r.no_cache,
         created_time_rfc3339: rfc3339(r.created_time),

@@ -104,6 +104,7 @@ pub async fn start_run(
     let trigger = StartedBy {
         kind: TriggerKind::Manual,
         event: None,
+        tags: Vec::new(),
     };
     start_triggered_run(st, name, params, trigger, no_cache).await
 }
@@ -113,6 +114,9 @@ pub(super) struct StartedBy {
     pub kind: TriggerKind,
     /// The event, for event triggers.
     pub event: Option<i64>,
+    /// Lineage tags for the run's tracking run (`sextant.triggerEvent`,
+    /// `sextant.monitorRun`, …); registered versions carry them too.
+    pub tags: Vec<Tag>,
 }
 
 /// [`start_run`] recording what triggered the run (and which event, if any).
@@ -143,7 +147,9 @@ pub(super) async fn start_triggered_run(
                 user_id: USER.to_string(),
                 run_name: Some(name.clone()),
                 start_time: None,
-                tags: vec![Tag::new("sextant.pipeline", name.as_str())],
+                tags: std::iter::once(Tag::new("sextant.pipeline", name.as_str()))
+                    .chain(trigger.tags)
+                    .collect(),
             })?;
             let run = s.create_pipeline_run(&NewPipelineRun {
                 pipeline: name.clone(),

@@ -16,7 +16,7 @@ use sextant_pipelines::condition::{Env, Val};
 use sextant_pipelines::executor::{Executor, Exit, StepCommand, StepExec};
 use sextant_pipelines::refs::{self, Ref};
 use sextant_pipelines::spec::{self, Branch, Step, StepKind, Value};
-use sextant_store::StoreError;
+use sextant_store::{MetaStore, StoreError};
 
 use super::outputs;
 use super::plan::{self, StepResult};
@@ -540,7 +540,7 @@ impl Orchestrator {
             .await
             .map_err(StepFailure::retryable)?;
         }
-        let new = NewModelVersion {
+        let mut new = NewModelVersion {
             name: name.to_string(),
             source: format!("{}/model", step_run.1.trim_end_matches('/')),
             run_id: Some(step_run.0.clone()),
@@ -563,6 +563,7 @@ impl Orchestrator {
         let model = name.to_string();
         let version = self
             .db(move |s| {
+                new.tags = lineage(s, &new.run_id.clone().unwrap_or_default())?;
                 match s.get_registered_model(&model) {
                     Ok(_) => {}
                     Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => {
@@ -948,4 +949,28 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The lineage a registered version carries: its pipeline run and, from the
+/// pipeline's tracking run, what triggered it (event, monitor run).
+fn lineage(s: &dyn MetaStore, step_run: &str) -> Result<Vec<Tag>, StoreError> {
+    let step = s.get_run(step_run)?;
+    let tag = |run: &sextant_core::entities::Run, key: &str| {
+        run.data
+            .tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.clone())
+    };
+    let mut tags = Vec::new();
+    if let Some(id) = tag(&step, "sextant.pipelineRun") {
+        tags.push(Tag::new("sextant.pipelineRun", id));
+    }
+    if let Some(parent) = tag(&step, "mlflow.parentRunId") {
+        let parent = s.get_run(&parent)?;
+        tags.extend(parent.data.tags.into_iter().filter(|t| {
+            t.key.starts_with("sextant.trigger") || t.key.starts_with("sextant.monitor")
+        }));
+    }
+    Ok(tags)
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use croner::Cron;
 use serde_json::{Map, Value as Json};
+use sextant_core::entities::Tag;
 use sextant_core::pipeline_runs::TriggerKind;
 use sextant_core::registry::Event;
 use sextant_pipelines::refs::{self, Ref};
@@ -24,6 +25,27 @@ use sextant_store::PipelineRunSearch;
 
 use super::service::{StartedBy, resolve_params, start_triggered_run};
 use crate::state::AppState;
+
+/// The tags that tie a triggered run to its event and, for a monitor's
+/// event, to the monitor run behind it.
+fn lineage_tags(event: &Event) -> Vec<Tag> {
+    let mut tags = vec![
+        Tag::new("sextant.triggerEvent", event.id.to_string()),
+        Tag::new("sextant.triggerEventKind", event.kind.as_str()),
+    ];
+    if event.kind.starts_with("monitor.") {
+        let payload: Json = serde_json::from_str(&event.payload).unwrap_or(Json::Null);
+        for (key, field) in [
+            ("sextant.monitor", "monitor"),
+            ("sextant.monitorRun", "run"),
+        ] {
+            if let Some(v) = payload.get(field).and_then(|v| v.as_str()) {
+                tags.push(Tag::new(key, v));
+            }
+        }
+    }
+    tags
+}
 
 /// How often the loop looks for new pipelines and events when nothing woke it
 /// (runs and events the orchestrator appends wake nobody).
@@ -187,6 +209,7 @@ async fn fire_schedules(state: &AppState, known: &mut BTreeMap<String, Known>) {
                 StartedBy {
                     kind: TriggerKind::Schedule,
                     event: None,
+                    tags: Vec::new(),
                 },
                 false,
             )
@@ -247,6 +270,7 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
                         StartedBy {
                             kind: TriggerKind::Event,
                             event: Some(event.id),
+                            tags: lineage_tags(event),
                         },
                         false,
                     )

@@ -109,7 +109,8 @@ impl CaptureRecord {
         }
         meta.insert(
             "inferenceTime".into(),
-            json!(self.time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            // Milliseconds, so a monitor's window can start anywhere in a second.
+            json!(self.time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
         );
         json!({"captureData": data, "eventMetadata": meta, "eventVersion": "0"})
     }
