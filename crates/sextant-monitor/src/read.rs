@@ -1,5 +1,5 @@
-//! Profiles from files in one streaming pass — CSV (with a header row) and
-//! JSON lines of flat objects — and from SageMaker capture records as
+//! Profiles from files in one streaming pass — CSV (with a header row), JSON
+//! lines of flat objects and Parquet — and from SageMaker capture records as
 //! Sextant's endpoints write them.
 //!
 //! CSV is read in large blocks by one thread that only finds row boundaries
@@ -39,12 +39,13 @@ pub enum ReadError {
 pub enum Format {
     Csv,
     JsonLines,
+    Parquet,
     /// SageMaker capture records (`captureData`…), one per line.
     Capture,
 }
 
 impl Format {
-    /// The format a path's extension names (`.csv`, `.jsonl`/`.json`); a
+    /// The format a path's extension names (`.csv`, `.jsonl`/`.json`, `.parquet`); a
     /// directory holds capture files.
     pub fn of(path: &Path) -> Option<Format> {
         if path.is_dir() {
@@ -53,6 +54,7 @@ impl Format {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "json" | "ndjson" => Some(Format::JsonLines),
+            "parquet" | "pq" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -66,9 +68,10 @@ pub fn profile_path(path: &Path, opts: ProfileOptions) -> Result<DatasetProfile,
     let name = path.display().to_string();
     let format = Format::of(path).ok_or_else(|| ReadError::Format {
         path: name.clone(),
-        message: "unknown format: use a .csv or .jsonl file, or a directory of capture .jsonl files (Parquet is not read yet)".into(),
+        message: "unknown format: use a .csv, .jsonl or .parquet file, or a directory of capture .jsonl files".into(),
     })?;
     match format {
+        Format::Parquet => profile_parquet(path, opts),
         Format::Csv => {
             let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
                 path: name.clone(),
@@ -800,6 +803,129 @@ pub fn profile_capture<'a>(
         exchanges.push(ex);
     }
     Ok((p, exchanges))
+}
+
+/// Profiles a Parquet file: row groups in parallel (one thread per CPU, each
+/// with its own reader, taking every n-th group), each through the record
+/// API, merged in row-group order; columns keep the schema's order. Nested
+/// values (lists, maps, structs) are profiled as their text.
+pub fn profile_parquet(path: &Path, opts: ProfileOptions) -> Result<DatasetProfile, ReadError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let name = path.display().to_string();
+    let open = || -> Result<SerializedFileReader<std::fs::File>, ReadError> {
+        let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        SerializedFileReader::new(file).map_err(|e| ReadError::Format {
+            path: name.clone(),
+            message: format!("not a readable Parquet file: {e}"),
+        })
+    };
+    let reader = open()?;
+    let groups = reader.metadata().num_row_groups();
+    let columns: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let empty = || {
+        let mut p = DatasetProfile::new(opts);
+        for c in &columns {
+            p.column_index(c);
+        }
+        p
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(groups)
+        .max(1);
+    let parts: Vec<Result<Vec<(usize, DatasetProfile)>, ReadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (open, empty, name) = (&open, &empty, &name);
+                scope.spawn(move || {
+                    let reader = open()?;
+                    let mut out = Vec::new();
+                    for g in (t..groups).step_by(threads) {
+                        let bad = |e: parquet::errors::ParquetError| {
+                            let e = e.to_string();
+                            let hint = if e.contains("Disabled feature") {
+                                " (Sextant reads Snappy-compressed and uncompressed Parquet)"
+                            } else {
+                                ""
+                            };
+                            ReadError::Format {
+                                path: name.clone(),
+                                message: format!("row group {g}: {e}{hint}"),
+                            }
+                        };
+                        let group = reader.get_row_group(g).map_err(bad)?;
+                        let mut profile = empty();
+                        for row in group.get_row_iter(None).map_err(bad)? {
+                            let row = row.map_err(bad)?;
+                            for (i, (_, field)) in row.get_column_iter().enumerate() {
+                                push_parquet(&mut profile.columns[i], field);
+                            }
+                            profile.end_row();
+                        }
+                        out.push((g, profile));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a Parquet worker panicked"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(groups);
+    for part in parts {
+        all.extend(part?);
+    }
+    all.sort_by_key(|(g, _)| *g);
+    let mut profile = empty();
+    for (_, p) in &all {
+        profile.merge(p);
+    }
+    Ok(profile)
+}
+
+/// One Parquet value into a column's profile: numbers keep their kind
+/// (integers integral, floats fractional), text is typed like a CSV cell.
+fn push_parquet(column: &mut crate::profile::ColumnProfile, field: &parquet::record::Field) {
+    use parquet::record::Field;
+    match field {
+        Field::Null => column.push_json(&Value::Null),
+        Field::Bool(b) => column.push_json(&Value::Bool(*b)),
+        Field::Byte(x) => column.push_json(&Value::from(*x)),
+        Field::Short(x) => column.push_json(&Value::from(*x)),
+        Field::Int(x) => column.push_json(&Value::from(*x)),
+        Field::Long(x) => column.push_json(&Value::from(*x)),
+        Field::UByte(x) => column.push_json(&Value::from(*x)),
+        Field::UShort(x) => column.push_json(&Value::from(*x)),
+        Field::UInt(x) => column.push_json(&Value::from(*x)),
+        Field::ULong(x) => column.push_json(&Value::from(*x)),
+        // A NaN is missing, as in CSV; JSON has no NaN to carry it.
+        Field::Float(x) if x.is_nan() => column.push_json(&Value::Null),
+        Field::Double(x) if x.is_nan() => column.push_json(&Value::Null),
+        Field::Float(x) => column.push_json(&float(f64::from(*x))),
+        Field::Double(x) => column.push_json(&float(*x)),
+        Field::Str(s) => column.push_text(Some(s)),
+        // Decimals, dates, timestamps, bytes and nested values as their text.
+        other => column.push_text(Some(&other.to_string())),
+    }
+}
+
+/// A JSON number that stays a float (`2.0`, not `2`), so the column reads as fractional.
+fn float(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
 #[cfg(test)]

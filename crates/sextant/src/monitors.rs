@@ -13,7 +13,7 @@ use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 pub enum MonitorsCommand {
     /// Profile a data set and write statistics.json and suggested constraints.json (SageMaker Model Monitor's schema) into DIR; needs no server.
     Baseline {
-        /// A CSV or JSON lines file, or a directory of SageMaker capture files (Parquet is not read yet).
+        /// A CSV, JSON lines or Parquet file, or a directory of SageMaker capture files.
         #[arg(long)]
         data: std::path::PathBuf,
         #[arg(long)]

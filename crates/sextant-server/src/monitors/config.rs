@@ -23,8 +23,8 @@ pub struct MonitorSpec {
     /// …of these variants only (default: every variant but the shadow).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
-    /// …or a dataset on the server's host (CSV, JSON lines, or a directory of
-    /// capture files; Parquet is not read yet).
+    /// …or a dataset on the server's host (CSV, JSON lines, Parquet, or a
+    /// directory of capture files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
     /// A directory with `statistics.json` and `constraints.json`, or
