@@ -166,10 +166,11 @@ proptest! {
     #[test]
     fn frequent_items_stay_within_the_misra_gries_bound_merged_in_any_order(
         heavy in prop::collection::vec(0usize..5, 0..4_000),
-        noise in prop::collection::vec("[a-z]{3}", 0..6_000),
+        noise in prop::collection::vec("[b-z]{4}", 0..6_000),
         cut in 0.0f64..1.0,
     ) {
-        // A few heavy hitters among thousands of rare words, past the exact limit.
+        // A few heavy hitters among thousands of rare words, past the exact limit
+        // (four letters without an `a`: never a number such as `nan` or `inf`).
         let mut cells: Vec<String> = heavy.iter().map(|h| format!("HEAVY{h}")).collect();
         cells.extend(noise);
         let truth: HashMap<&str, u64> = cells.iter().fold(HashMap::new(), |mut m, c| {

@@ -1,5 +1,5 @@
-//! Standard arithmetic operators: element-wise with NumPy broadcasting, activations,
-//! `Softmax`, `MatMul`, `Gemm`, `ArgMax`/`ArgMin`.
+//! Standard arithmetic operators: element-wise with NumPy broadcasting (`Add`…, `Sum`,
+//! comparisons), activations, `Softmax`, `MatMul`, `Gemm`, `ArgMax`/`ArgMin`.
 
 use super::{Op, axis, input_tensor, optional_tensor};
 use crate::error::Error;
@@ -112,52 +112,133 @@ impl Op for Binary {
             input_tensor(name, inputs, 0)?,
             input_tensor(name, inputs, 1)?,
         );
-        let shape = broadcast_shape(name, a.shape(), b.shape())?;
-        let (ia, ib) = (
-            broadcast_index(a.shape(), &shape),
-            broadcast_index(b.shape(), &shape),
+        Ok(vec![Value::Tensor(binary(name, self.op, a, b)?)])
+    }
+}
+
+/// `a op b` with broadcasting, both of one numeric type.
+fn binary(name: &str, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, Error> {
+    let shape = broadcast_shape(name, a.shape(), b.shape())?;
+    let (ia, ib) = (
+        broadcast_index(a.shape(), &shape),
+        broadcast_index(b.shape(), &shape),
+    );
+    let data = match (a.data(), b.data()) {
+        (TensorData::F32(x), TensorData::F32(y)) => {
+            TensorData::F32(zip_with(x, &ia, y, &ib, |p, q| match op {
+                BinaryOp::Add => p + q,
+                BinaryOp::Sub => p - q,
+                BinaryOp::Mul => p * q,
+                BinaryOp::Div => p / q,
+            }))
+        }
+        (TensorData::F64(x), TensorData::F64(y)) => {
+            TensorData::F64(zip_with(x, &ia, y, &ib, |p, q| match op {
+                BinaryOp::Add => p + q,
+                BinaryOp::Sub => p - q,
+                BinaryOp::Mul => p * q,
+                BinaryOp::Div => p / q,
+            }))
+        }
+        (TensorData::I64(x), TensorData::I64(y)) => {
+            if matches!(op, BinaryOp::Div) && ib.iter().any(|&j| y[j] == 0) {
+                return Err(Error::op(name, "integer division by zero"));
+            }
+            TensorData::I64(zip_with(x, &ia, y, &ib, |p, q| match op {
+                BinaryOp::Add => p.wrapping_add(q),
+                BinaryOp::Sub => p.wrapping_sub(q),
+                BinaryOp::Mul => p.wrapping_mul(q),
+                BinaryOp::Div => p.wrapping_div(q),
+            }))
+        }
+        (x, y) => {
+            return Err(Error::op(
+                name,
+                format!(
+                    "operands are {} and {}; both must be the same numeric type",
+                    x.elem_type(),
+                    y.elem_type()
+                ),
+            ));
+        }
+    };
+    Ok(Tensor::from_parts(shape, data))
+}
+
+/// `Sum`: the element-wise sum of one or more tensors, with broadcasting.
+#[derive(Debug)]
+pub(crate) struct Sum;
+
+impl Sum {
+    pub(crate) fn build(_: &Attrs) -> Result<Box<dyn Op>, Error> {
+        Ok(Box::new(Sum))
+    }
+}
+
+impl Op for Sum {
+    fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Error> {
+        let mut total = input_tensor("Sum", inputs, 0)?.clone();
+        for i in 1..inputs.len() {
+            total = binary(
+                "Sum",
+                BinaryOp::Add,
+                &total,
+                input_tensor("Sum", inputs, i)?,
+            )?;
+        }
+        Ok(vec![Value::Tensor(total)])
+    }
+}
+
+/// `Less`, `LessOrEqual`, `Greater`, `GreaterOrEqual`, `Equal`: a `bool` tensor, with
+/// broadcasting; numbers are compared as `f64` (exact for `f32` and for integers below 2^53).
+#[derive(Debug)]
+pub(crate) struct Compare {
+    name: &'static str,
+    test: fn(f64, f64) -> bool,
+}
+
+impl Compare {
+    pub(crate) fn build(attrs: &Attrs) -> Result<Box<dyn Op>, Error> {
+        let (name, test): (&'static str, fn(f64, f64) -> bool) = match attrs.op_type() {
+            "Less" => ("Less", |a, b| a < b),
+            "LessOrEqual" => ("LessOrEqual", |a, b| a <= b),
+            "Greater" => ("Greater", |a, b| a > b),
+            "GreaterOrEqual" => ("GreaterOrEqual", |a, b| a >= b),
+            _ => ("Equal", |a, b| a == b),
+        };
+        Ok(Box::new(Compare { name, test }))
+    }
+}
+
+impl Op for Compare {
+    fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>, Error> {
+        let (a, b) = (
+            input_tensor(self.name, inputs, 0)?,
+            input_tensor(self.name, inputs, 1)?,
         );
-        let op = self.op;
+        let shape = broadcast_shape(self.name, a.shape(), b.shape())?;
         let data = match (a.data(), b.data()) {
-            (TensorData::F32(x), TensorData::F32(y)) => {
-                TensorData::F32(zip_with(x, &ia, y, &ib, |p, q| match op {
-                    BinaryOp::Add => p + q,
-                    BinaryOp::Sub => p - q,
-                    BinaryOp::Mul => p * q,
-                    BinaryOp::Div => p / q,
-                }))
+            (TensorData::Str(x), TensorData::Str(y)) if self.name == "Equal" => {
+                let (ia, ib) = (
+                    broadcast_index(a.shape(), &shape),
+                    broadcast_index(b.shape(), &shape),
+                );
+                ia.iter().zip(&ib).map(|(&i, &j)| x[i] == y[j]).collect()
             }
-            (TensorData::F64(x), TensorData::F64(y)) => {
-                TensorData::F64(zip_with(x, &ia, y, &ib, |p, q| match op {
-                    BinaryOp::Add => p + q,
-                    BinaryOp::Sub => p - q,
-                    BinaryOp::Mul => p * q,
-                    BinaryOp::Div => p / q,
-                }))
-            }
-            (TensorData::I64(x), TensorData::I64(y)) => {
-                if matches!(op, BinaryOp::Div) && ib.iter().any(|&j| y[j] == 0) {
-                    return Err(Error::op(name, "integer division by zero"));
-                }
-                TensorData::I64(zip_with(x, &ia, y, &ib, |p, q| match op {
-                    BinaryOp::Add => p.wrapping_add(q),
-                    BinaryOp::Sub => p.wrapping_sub(q),
-                    BinaryOp::Mul => p.wrapping_mul(q),
-                    BinaryOp::Div => p.wrapping_div(q),
-                }))
-            }
-            (x, y) => {
-                return Err(Error::op(
-                    name,
-                    format!(
-                        "operands are {} and {}; both must be the same numeric type",
-                        x.elem_type(),
-                        y.elem_type()
-                    ),
-                ));
+            _ => {
+                let (x, y) = (a.to_f64_vec(self.name)?, b.to_f64_vec(self.name)?);
+                let (ia, ib) = (
+                    broadcast_index(a.shape(), &shape),
+                    broadcast_index(b.shape(), &shape),
+                );
+                zip_with(&x, &ia, &y, &ib, self.test)
             }
         };
-        Ok(vec![Value::Tensor(Tensor::from_parts(shape, data))])
+        Ok(vec![Value::Tensor(Tensor::from_parts(
+            shape,
+            TensorData::Bool(data),
+        ))])
     }
 }
 

@@ -5,6 +5,7 @@ mod linear;
 mod math;
 mod preprocess;
 mod shape;
+mod svm;
 pub(crate) mod transform;
 mod tree;
 
@@ -35,6 +36,8 @@ fn ml_builder(op_type: &str) -> Option<Builder> {
         "TreeEnsembleClassifier" => tree::Classifier::build,
         "LinearRegressor" => linear::Regressor::build,
         "LinearClassifier" => linear::Classifier::build,
+        "SVMRegressor" => svm::Regressor::build,
+        "SVMClassifier" => svm::Classifier::build,
         "Scaler" => preprocess::Scaler::build,
         "Imputer" => preprocess::Imputer::build,
         "Binarizer" => preprocess::Binarizer::build,
@@ -52,6 +55,8 @@ fn ml_builder(op_type: &str) -> Option<Builder> {
 fn standard_builder(op_type: &str) -> Option<Builder> {
     Some(match op_type {
         "Add" | "Sub" | "Mul" | "Div" => math::Binary::build,
+        "Sum" => math::Sum::build,
+        "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" | "Equal" => math::Compare::build,
         "Sigmoid" | "Exp" | "Log" | "Abs" | "Neg" | "Sqrt" | "Relu" | "Tanh" | "Reciprocal"
         | "Floor" | "Ceil" => math::Unary::build,
         "Softmax" => math::Softmax::build,

@@ -24,6 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Binarizer, MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.svm import SVC, SVR, NuSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 OPSETS = {"": 17, "ai.onnx.ml": 3}
@@ -97,6 +98,26 @@ def main():
         save(f"gb_multiclass_{tag}", GradientBoostingClassifier(n_estimators=20, random_state=0), Xm, zm, fit=(Xm, y3))
         save(f"logistic_strings_{tag}", LogisticRegression(max_iter=500), Xm, zm, fit=(Xm, names[y3]))
         save(f"random_forest_strings_{tag}", RandomForestClassifier(n_estimators=10, random_state=0), Xm, zm, fit=(Xm, names[y3]))
+    # Support vector machines: every kernel, regression, binary and multi-class, with and
+    # without Platt probabilities, string labels.
+    # (Targets scaled to unit variance: with dual coefficients of hundreds the f32 sum over
+    # support vectors rounds differently in every BLAS, onnxruntime's included.)
+    ys = (y / y.std()).astype(np.float32)
+    for kernel in ("linear", "rbf", "poly", "sigmoid"):
+        save(f"svr_{kernel}", SVR(kernel=kernel, C=1.0, gamma="scale", degree=2, coef0=0.5), X, fit=(X, ys))
+    save("nusvr_rbf", NuSVR(nu=0.4), X, fit=(X, ys))
+    for kernel in ("linear", "rbf", "poly"):
+        save(f"svc_binary_{kernel}", SVC(kernel=kernel, degree=2, coef0=1.0), Xc, False, fit=(Xc, yc))
+        save(f"svc_multiclass_{kernel}", SVC(kernel=kernel, degree=2, coef0=1.0), Xm, False, fit=(Xm, y3))
+    for zm in (False, True):
+        tag = "zipmap" if zm else "plain"
+        save(f"svc_binary_proba_{tag}", SVC(probability=True, random_state=0), Xc, zm, fit=(Xc, yc))
+        save(f"svc_multiclass_proba_{tag}", SVC(probability=True, random_state=0), Xm, zm, fit=(Xm, y3))
+    save("svc_strings_proba", SVC(probability=True, random_state=0), Xm, False, fit=(Xm, names[y3]))
+    save("svc_strings", SVC(kernel="sigmoid", gamma=0.05), Xm, False, fit=(Xm, names[y3]))
+    save("pipeline_scaler_svc", Pipeline([("sc", StandardScaler()), ("svc", SVC(probability=True, random_state=0))]),
+         Xm, False, fit=(Xm, y3))
+
     save("random_forest_benchmark", RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0), Xm, False, fit=(Xm, y3))
 
     # Pipelines: missing values, scaling, binarizing.
