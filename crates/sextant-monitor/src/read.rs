@@ -216,24 +216,43 @@ pub fn profile_csv<R: Read + Send>(
         .clamp(1, 8);
     let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers * 2);
     let block_rx = std::sync::Arc::new(std::sync::Mutex::new(block_rx));
+    // Block profiles come back here and are merged in block order as soon as they can
+    // be, so at most the blocks in flight are held, whatever the file's size.
+    let (done_tx, done_rx) = mpsc::channel::<(usize, DatasetProfile)>();
+    let mut profile = DatasetProfile::new(opts);
+    for c in &columns {
+        profile.column_index(c);
+    }
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0usize;
+    let mut merge_ready = |profile: &mut DatasetProfile, arrived: Vec<(usize, DatasetProfile)>| {
+        waiting.extend(arrived);
+        while let Some(p) = waiting.remove(&next) {
+            profile.merge(&p);
+            next += 1;
+        }
+    };
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let rx = block_rx.clone();
+                let done = done_tx.clone();
                 let columns = &columns;
-                scope.spawn(move || -> Result<Vec<(usize, DatasetProfile)>, ReadError> {
-                    let mut done = Vec::new();
+                scope.spawn(move || -> Result<(), ReadError> {
                     loop {
                         let block = match rx.lock().expect("block queue").recv() {
                             Ok(b) => b,
-                            Err(_) => return Ok(done),
+                            Err(_) => return Ok(()),
                         };
                         let p = profile_block(&block, columns, name, opts)?;
-                        done.push((block.index, p));
+                        if done.send((block.index, p)).is_err() {
+                            return Ok(());
+                        }
                     }
                 })
             })
             .collect();
+        drop(done_tx);
         // This thread finds row boundaries and hands blocks out.
         let mut line = 2u64;
         let mut index = 0usize;
@@ -305,6 +324,7 @@ pub fn profile_csv<R: Read + Send>(
                 break; // a worker failed; its error is reported below
             }
             index += 1;
+            merge_ready(&mut profile, done_rx.try_iter().collect());
             line += lines;
             lines_scanned -= lines_to_boundary.min(lines_scanned);
             scanned -= cut.min(scanned);
@@ -315,26 +335,16 @@ pub fn profile_csv<R: Read + Send>(
             }
         }
         drop(block_tx);
-        let mut parts = Vec::new();
+        // Every worker's sender is gone once it returns: this drains to the end.
+        merge_ready(&mut profile, done_rx.iter().collect());
         for h in handles {
-            match h.join().expect("a profiling thread panicked") {
-                Ok(mut done) => parts.append(&mut done),
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
-                }
+            if let Err(e) = h.join().expect("a profiling thread panicked")
+                && result.is_ok()
+            {
+                result = Err(e);
             }
         }
         result?;
-        parts.sort_by_key(|(i, _)| *i);
-        let mut profile = DatasetProfile::new(opts);
-        for c in &columns {
-            profile.column_index(c);
-        }
-        for (_, p) in &parts {
-            profile.merge(p);
-        }
         Ok(profile)
     })
 }
