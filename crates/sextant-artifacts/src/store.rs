@@ -100,13 +100,30 @@ impl ArtifactStore {
             local(&path).map_err(config)?
         } else if uri.contains("://") || uri.starts_with("mlflow-artifacts:") {
             return Err(config(
-                "unsupported scheme; use a directory, file://, s3:// or memory://".into(),
+                "unsupported scheme; use a directory, file://, s3://, http(s):// or memory://"
+                    .into(),
             ));
         } else {
             local(uri).map_err(config)?
         };
         Ok(ArtifactStore {
             root: uri.to_string(),
+            store,
+            last_purge: AtomicI64::new(0),
+        })
+    }
+
+    /// A write-mostly store over HTTP: `PUT` and `GET` of `<url>/<path>` — a Sextant
+    /// server's proxied artifact API (`http://host:5000/api/2.0/mlflow-artifacts/artifacts`)
+    /// or a WebDAV server. Each write is one request (no multipart: keep files under
+    /// [`PART_SIZE`]); listing needs WebDAV. What a separate gateway writes capture with.
+    pub fn http(url: &str) -> Result<Self, ArtifactError> {
+        let store = http(url).map_err(|reason| ArtifactError::Config {
+            uri: url.to_string(),
+            reason,
+        })?;
+        Ok(ArtifactStore {
+            root: url.to_string(),
             store,
             last_purge: AtomicI64::new(0),
         })
@@ -369,6 +386,18 @@ pub(crate) fn backend_named(path: &str, e: object_store::Error) -> ArtifactError
 
 /// A local directory, created if missing. Deleting a directory's last file
 /// removes the emptied directories too, so listings match MLflow's.
+fn http(uri: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Err("an HTTP store needs an http:// or https:// URL".into());
+    }
+    let store = object_store::http::HttpBuilder::new()
+        .with_url(uri.trim_end_matches('/'))
+        .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
 fn local(dir: &str) -> Result<Arc<dyn ObjectStore>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
     let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;

@@ -511,6 +511,58 @@ async fn bad_definitions_are_4xx_naming_the_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gateway_reports_are_4xx_naming_the_problem() {
+    let h = Harness::new();
+    let good = h.model("v1", 10.0);
+    let (s, v) = h.put("churn", one(&good, json!({}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let variant = |counts: usize| {
+        json!({"name": "primary", "shadow": false, "requests": 3, "errors": 0, "client_errors": 0,
+               "rejected": 0, "in_flight": 0, "latency": {"counts": vec![0; counts], "sum_seconds": 0.01}})
+    };
+    let path = "/api/v1/endpoints/churn/gateway-stats";
+    let (s, v) = call(
+        &h.app,
+        "POST",
+        path,
+        &json!({"gateway": "g1", "variants": [variant(19)]}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    for (body, named) in [
+        (
+            json!({"gateway": "g1", "variants": [variant(3)]}),
+            "bucket counts",
+        ),
+        (json!({"gateway": "", "variants": []}), "'gateway'"),
+        (json!({"variants": []}), "gateway"),
+        (
+            json!({"gateway": "g1", "variants": [], "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"gateway": "g1", "variants": [{"name": "primary"}]}),
+            "shadow",
+        ),
+    ] {
+        let (s, v) = call(&h.app, "POST", path, &body.to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap_or("").contains(named),
+            "{body}: {v}"
+        );
+    }
+    let (s, _) = call(
+        &h.app,
+        "POST",
+        "/api/v1/endpoints/ghost/gateway-stats",
+        &json!({"gateway": "g1", "variants": []}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_step_creates_the_endpoint_then_rolls_out_and_waits() {
     let h = Harness::with_pipelines();
     let app = h.app.clone();

@@ -30,6 +30,10 @@ pub struct GatewayArgs {
     /// How often the endpoint is read from the server, in milliseconds.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
     poll_ms: u64,
+    /// Longest wait before buffered capture records are written to the server, in
+    /// milliseconds (monitors on the server see this gateway's traffic that much later).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    capture_flush_ms: u64,
     /// Allow binding a non-loopback address (there is no authentication yet).
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
@@ -54,7 +58,12 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        let gateway = remote::gateway(&args.endpoint);
+        let gateway = remote::gateway(
+            &args.endpoint,
+            &args.server,
+            Duration::from_millis(args.capture_flush_ms),
+        )
+        .map_err(anyhow::Error::msg)?;
         let follower = tokio::spawn(remote::follow(
             RemoteSettings {
                 server: args.server.clone(),

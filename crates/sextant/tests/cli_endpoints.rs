@@ -273,3 +273,145 @@ fn a_separate_gateway_follows_the_endpoint_on_the_server() {
     let (status, _) = http(port, "GET", "/ping", "").unwrap();
     assert_eq!(status, 200);
 }
+
+/// A model that loads but fails on every request: its weights do not fit its input.
+fn broken_model(dir: &Path) -> String {
+    use prost::Message;
+    let dir = model(dir, "broken", 0.0);
+    let path = Path::new(&dir).join("model.onnx");
+    let mut m =
+        sextant_train::onnx::pb::ModelProto::decode(&*std::fs::read(&path).unwrap()).unwrap();
+    let graph = m.graph.as_mut().unwrap();
+    let w = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "coefficients")
+        .unwrap();
+    w.dims = vec![4, 1];
+    w.float_data = vec![1.0; 4];
+    w.raw_data.clear();
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    dir
+}
+
+fn endpoint_yaml(version: i64) -> String {
+    format!(
+        "name: churn\nvariants:\n  - model: models:/churn/{version}\ncapture: {{sampling_percent: 100}}\n\
+         rollout:\n  strategy: canary\n  percent: 50\n  bake: 10m\n  alarms: {{max_error_rate: 0.2, min_requests: 10}}\n"
+    )
+}
+
+#[test]
+fn a_separate_gateways_traffic_is_captured_and_rolls_a_bad_canary_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let good = register(&server, "churn", &model(d, "v1", 10.0));
+    let file = d.join("churn.yaml");
+    std::fs::write(&file, endpoint_yaml(good)).unwrap();
+    let out = server.sextant(&["endpoints", "apply", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = common::free_port();
+    let child = std::process::Command::new(common::BIN)
+        .args(["gateway", "--server", &server.url(), "--endpoint", "churn"])
+        .args(["--port", &port.to_string(), "--poll-ms", "100"])
+        .args(["--capture-flush-ms", "100", "--model-dir"])
+        .arg(d.join("gateway-models"))
+        .env("SEXTANT_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _gateway = GatewayProcess(child);
+    gateway_answers(port, 16.0);
+
+    // A broken version as a canary; only the gateway takes traffic, so only its
+    // report can show the server's alarm the canary's errors.
+    let bad = register(&server, "churn", &broken_model(d));
+    std::fs::write(&file, endpoint_yaml(bad)).unwrap();
+    let out = server.sextant(&["endpoints", "apply", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ended = loop {
+        let _ = http(
+            port,
+            "POST",
+            "/invocations",
+            r#"{"inputs": [[1.0, 2.0, 3.0]]}"#,
+        );
+        let (_, body) = http(server.port, "GET", "/api/v1/endpoints/churn", "").unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["rollout"].is_null() && !v["past_rollouts"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary was never rolled back: {v}"
+        );
+    };
+    let last = ended["past_rollouts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["status"], "rolled_back", "{ended}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("error rate"),
+        "{last}"
+    );
+    assert_eq!(ended["deployed"]["primary"]["version"], good, "{ended}");
+    // The server itself answered nothing: the verdict came from the gateway's counters.
+    let served_here: u64 = ended["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(served_here, 0, "{ended}");
+    gateway_answers(port, 16.0);
+
+    // Its capture records reached the server's artifact store.
+    let capture = d.join("data/artifacts/datacapture/churn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        if let Some(line) = first_capture_line(&capture.join("primary")) {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no capture file under {}",
+            capture.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let v: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(v["captureData"]["endpointInput"]["mode"], "INPUT", "{v}");
+    assert!(v["eventMetadata"]["inferenceTime"].is_string(), "{v}");
+}
+
+/// The first line of the first capture file under `dir`, if any has been written.
+fn first_capture_line(dir: &Path) -> Option<String> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "jsonl") {
+                let text = std::fs::read_to_string(&p).ok()?;
+                if let Some(line) = text.lines().next() {
+                    return Some(line.to_string());
+                }
+            }
+        }
+    }
+    None
+}

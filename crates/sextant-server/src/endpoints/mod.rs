@@ -81,9 +81,21 @@ pub struct EndpointView {
     pub stats: Vec<VariantSnapshot>,
 }
 
-/// Per endpoint, per rollout id, each gateway variant's counters at the
-/// start of the rollout's window.
-type Baselines = HashMap<String, HashMap<String, BTreeMap<String, VariantSnapshot>>>;
+/// Per endpoint, per rollout id, each variant's counters at the start of the
+/// rollout's window, by (gateway, variant): [`LOCAL`] for this server's own
+/// gateway, a separate gateway's id for what it reported.
+type Baselines = HashMap<String, HashMap<String, BTreeMap<(String, String), VariantSnapshot>>>;
+
+/// The source name of this server's own gateway in [`Baselines`].
+const LOCAL: &str = "";
+
+/// A separate gateway's report is forgotten when it is older than this (the
+/// gateway stopped); its counters then leave the rollout's window.
+const REPORT_TTL: Duration = Duration::from_secs(300);
+
+/// The latest counters each separate gateway (`sextant gateway`) reported, by
+/// endpoint and gateway id.
+type Reports = HashMap<String, HashMap<String, (std::time::Instant, Vec<VariantSnapshot>)>>;
 
 /// The endpoints this server hosts.
 pub struct Endpoints {
@@ -93,6 +105,8 @@ pub struct Endpoints {
     /// began (or when this process took it over), so alarms judge only the
     /// rollout's traffic.
     baselines: std::sync::Mutex<Baselines>,
+    /// What separate gateways serve, for the alarms.
+    reports: std::sync::Mutex<Reports>,
     /// Serializes every change of endpoints.
     changing: Mutex<()>,
     /// Loaded models by (resolved model, runtime), shared by variants.
@@ -107,6 +121,7 @@ impl Default for Endpoints {
         Endpoints {
             gateways: Gateways::new(),
             baselines: Default::default(),
+            reports: Default::default(),
             changing: Mutex::new(()),
             models: Mutex::new(HashMap::new()),
             capture: std::sync::OnceLock::new(),
@@ -232,14 +247,7 @@ impl Endpoints {
             .map(|v| (v.name.clone(), (v.weight / total * 1000.0).round() / 10.0))
             .collect();
         let gateway = self.gateways.get(name);
-        let capture = spec.capture.as_ref().map(|c| CaptureConfig {
-            sampling_percent: c.sampling_percent,
-            mode: match c.mode.as_str() {
-                "input" => CaptureMode::Input,
-                "output" => CaptureMode::Output,
-                _ => CaptureMode::InputAndOutput,
-            },
-        });
+        let capture = capture_config(spec);
         let gateway = match gateway {
             Some(g) if g.settings().capture == capture => g,
             old => {
@@ -496,42 +504,89 @@ impl Endpoints {
         Ok(stored)
     }
 
-    /// Records each gateway variant's counters as the start of the rollout's window.
-    fn take_baseline(&self, name: &str, state: &EndpointState) {
-        let Some(r) = &state.rollout else { return };
-        let Some(gateway) = self.gateways.get(name) else {
-            return;
-        };
-        let mut all = self.baselines();
-        let of = all.entry(name.to_string()).or_default();
-        if of.contains_key(&r.id) {
-            return;
+    /// Keeps what a separate gateway serving `endpoint` reports: its cumulative counters
+    /// per variant. Reports older than [`REPORT_TTL`] are dropped.
+    pub fn report(&self, endpoint: &str, gateway: &str, variants: Vec<VariantSnapshot>) {
+        let now = std::time::Instant::now();
+        let mut all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        for of in all.values_mut() {
+            of.retain(|_, (at, _)| now.duration_since(*at) < REPORT_TTL);
         }
-        let base = gateway
-            .stats()
-            .variants
-            .into_iter()
-            .map(|v| (v.name.clone(), v))
-            .collect();
-        of.insert(r.id.clone(), base);
+        all.entry(endpoint.to_string())
+            .or_default()
+            .insert(gateway.to_string(), (now, variants));
     }
 
-    /// What the stable and the new model did since the rollout began.
+    /// Every source's counters for `name`: this server's gateway, then each separate one.
+    fn sources(&self, name: &str) -> Vec<(String, Vec<VariantSnapshot>)> {
+        let mut out = Vec::new();
+        if let Some(g) = self.gateways.get(name) {
+            out.push((LOCAL.to_string(), g.stats().variants));
+        }
+        let all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(of) = all.get(name) {
+            let now = std::time::Instant::now();
+            out.extend(
+                of.iter()
+                    .filter(|(_, (at, _))| now.duration_since(*at) < REPORT_TTL)
+                    .map(|(id, (_, v))| (id.clone(), v.clone())),
+            );
+        }
+        out
+    }
+
+    /// Records each source's variant counters as the start of the rollout's window.
+    fn take_baseline(&self, name: &str, state: &EndpointState) {
+        let Some(r) = &state.rollout else { return };
+        if self
+            .baselines()
+            .get(name)
+            .is_some_and(|of| of.contains_key(&r.id))
+        {
+            return;
+        }
+        let base = self
+            .sources(name)
+            .into_iter()
+            .flat_map(|(source, variants)| {
+                variants
+                    .into_iter()
+                    .map(move |v| ((source.clone(), v.name.clone()), v))
+            })
+            .collect();
+        self.baselines()
+            .entry(name.to_string())
+            .or_default()
+            .entry(r.id.clone())
+            .or_insert(base);
+    }
+
+    /// What the stable and the new model did since the rollout began, on this server
+    /// and on every separate gateway that reports. A counter without a baseline counts
+    /// from zero: its variant or gateway appeared after the rollout began.
     fn windows(&self, name: &str, r: &Rollout) -> (Window, Window) {
         self.take_baseline_for(name, r);
-        let Some(gateway) = self.gateways.get(name) else {
-            return (Window::default(), Window::default());
-        };
-        let stats = gateway.stats();
+        let sources = self.sources(name);
         let all = self.baselines();
         let base = all.get(name).and_then(|b| b.get(&r.id));
         let window = |variant: &str| {
-            let Some(now) = stats.variant(variant) else {
+            let mut total: Option<VariantSnapshot> = None;
+            for (source, variants) in &sources {
+                let Some(now) = variants.iter().find(|v| v.name == variant) else {
+                    continue;
+                };
+                let key = (source.clone(), variant.to_string());
+                let w = match base.and_then(|b| b.get(&key)) {
+                    Some(b) => now.since(b),
+                    None => now.clone(),
+                };
+                total = Some(match total {
+                    Some(t) => t.plus(&w),
+                    None => w,
+                });
+            }
+            let Some(w) = total else {
                 return Window::default();
-            };
-            let w = match base.and_then(|b| b.get(variant)) {
-                Some(b) => now.since(b),
-                None => now.clone(),
             };
             Window {
                 requests: w.requests,
@@ -887,6 +942,18 @@ pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
                 Err(e) => tracing::warn!(error = %e.message, "cannot read events"),
             }
         }
+    })
+}
+
+/// The data plane's capture setting for a definition.
+pub(crate) fn capture_config(spec: &EndpointSpec) -> Option<CaptureConfig> {
+    spec.capture.as_ref().map(|c| CaptureConfig {
+        sampling_percent: c.sampling_percent,
+        mode: match c.mode.as_str() {
+            "input" => CaptureMode::Input,
+            "output" => CaptureMode::Output,
+            _ => CaptureMode::InputAndOutput,
+        },
     })
 }
 

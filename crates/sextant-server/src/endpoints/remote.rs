@@ -6,8 +6,10 @@
 //! and swaps the gateway's variants when the plan changes. It serves the
 //! gateway at the root: `/invocations`, `/ping`, `/v2/…`, `/metrics`.
 //!
-//! Its counters stay in this process: the server's rollout alarms see only
-//! the traffic the server itself answers, and capture is not written here.
+//! After every poll it sends its cumulative counters to the server
+//! (`POST /api/v1/endpoints/{name}/gateway-stats`), whose rollout alarms add
+//! them to its own; capture records go to the server's artifact store through
+//! its artifact API, next to the server's own, so monitors see this traffic too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use serde_json::Value;
 use super::config::{EndpointSpec, Runtime};
 use super::rollout::Deployed;
 use super::{EndpointState, plan};
+use crate::serving::capture::{CaptureSettings, CaptureSink};
 use crate::serving::{
     self, Gateway, GatewaySettings, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec,
 };
@@ -36,12 +39,15 @@ pub struct RemoteSettings {
     pub poll: Duration,
 }
 
-/// Keeps `gateway` in line with the server's endpoint until dropped.
+/// Keeps `gateway` in line with the server's endpoint until dropped, and reports
+/// its counters after every poll.
 pub async fn follow(settings: RemoteSettings, gateway: Arc<Gateway>) {
     let http = reqwest::Client::new();
     let base = settings.server.trim_end_matches('/').to_string();
     let mut loaded: HashMap<(String, Runtime), Arc<dyn Predictor>> = HashMap::new();
     let mut installed: Option<Vec<(String, String, u64)>> = None;
+    // Unique per process: a restarted gateway's counters start again from zero.
+    let id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     loop {
         match sync(
             &http,
@@ -58,8 +64,37 @@ pub async fn follow(settings: RemoteSettings, gateway: Arc<Gateway>) {
                 tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot follow the endpoint")
             }
         }
+        if let Err(e) = report(&http, &base, &settings.endpoint, &id, &gateway).await {
+            tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot report the gateway's counters");
+        }
         tokio::time::sleep(settings.poll).await;
     }
+}
+
+/// Sends the gateway's cumulative counters to the server.
+async fn report(
+    http: &reqwest::Client,
+    base: &str,
+    endpoint: &str,
+    id: &str,
+    gateway: &Gateway,
+) -> Result<(), String> {
+    let url = format!("{base}/api/v1/endpoints/{endpoint}/gateway-stats");
+    let body = serde_json::json!({"gateway": id, "variants": gateway.stats().variants});
+    let resp = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        return Err(format!(
+            "POST {url}: {status}: {}",
+            resp.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
@@ -100,6 +135,8 @@ async fn sync(
         traffic: Vec::new(),
         message: None,
     };
+    // Capture as the definition says, into the server's store.
+    gateway.set_capture(super::capture_config(&spec));
     let planned = plan(&spec, &state);
     // The same plan twice is not installed again (weights to 0.1 %).
     let key: Vec<(String, String, u64)> = planned
@@ -239,7 +276,32 @@ async fn download(
     Ok(dir)
 }
 
-/// A gateway for `endpoint` with the default settings (no capture).
-pub fn gateway(endpoint: &str) -> Arc<Gateway> {
-    Gateway::new(endpoint, GatewaySettings::default(), None)
+/// A gateway for `endpoint` whose capture records go to the server at `server`
+/// through its artifact API, a file at least every `capture_flush` (capture itself is
+/// switched on by the endpoint's definition).
+pub fn gateway(
+    endpoint: &str,
+    server: &str,
+    capture_flush: Duration,
+) -> Result<Arc<Gateway>, String> {
+    let url = format!(
+        "{}/api/2.0/mlflow-artifacts/artifacts",
+        server.trim_end_matches('/')
+    );
+    let store = sextant_artifacts::ArtifactStore::http(&url).map_err(|e| e.to_string())?;
+    let sink = CaptureSink::start(
+        Arc::new(store),
+        CaptureSettings {
+            prefix: super::capture_prefix().to_string_lossy().into_owned(),
+            // One PUT per file: the artifact API takes no multipart from here.
+            max_bytes_per_file: 4 << 20,
+            flush_interval: capture_flush,
+            ..CaptureSettings::default()
+        },
+    );
+    Ok(Gateway::new(
+        endpoint,
+        GatewaySettings::default(),
+        Some(sink),
+    ))
 }

@@ -99,6 +99,51 @@ pub async fn delete(
     Ok(Json(json!({})))
 }
 
+/// A separate gateway's report: its id and each variant's cumulative counters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayReport {
+    gateway: String,
+    variants: Vec<crate::serving::VariantSnapshot>,
+}
+
+/// Most variants one report may carry (an endpoint has a handful).
+const MAX_REPORTED_VARIANTS: usize = 64;
+
+/// `POST /api/v1/endpoints/{name}/gateway-stats`: what a `sextant gateway` serving the
+/// endpoint answered, so the rollout alarms judge its traffic too.
+pub async fn gateway_stats(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let name = path(p)?;
+    let report: GatewayReport = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("gateway stats: {e}")))?;
+    if report.gateway.is_empty() || report.gateway.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "gateway stats: 'gateway' must be a non-empty id of at most 200 characters",
+        ));
+    }
+    if report.variants.len() > MAX_REPORTED_VARIANTS {
+        return Err(ApiError::invalid(format!(
+            "gateway stats: {} variants, at most {MAX_REPORTED_VARIANTS}",
+            report.variants.len()
+        )));
+    }
+    if let Some(v) = report.variants.iter().find(|v| !v.well_formed()) {
+        return Err(ApiError::invalid(format!(
+            "gateway stats: variant '{}': latency needs {} bucket counts and a finite, non-negative sum",
+            v.name,
+            crate::serving::stats::LATENCY_BUCKETS.len() + 1
+        )));
+    }
+    let n = name.clone();
+    st.db(move |s| s.get_endpoint(&n)).await?;
+    st.endpoints.report(&name, &report.gateway, report.variants);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /api/v1/endpoints/{name}/promote`.
 pub async fn promote(
     State(st): State<AppState>,

@@ -159,6 +159,11 @@ pub(crate) const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::POST,
+        path: "/api/v1/endpoints/{name}/gateway-stats",
+        handler: |m| on(m, endpoints::gateway_stats),
+    },
+    Route {
+        method: Method::POST,
         path: "/api/v1/endpoints/{name}/ground-truth",
         handler: |m| on(m, monitors::ground_truth),
     },

@@ -302,6 +302,15 @@ pub fn spec() -> Value {
                     "responses": { "200": ok("Rolled back", "Endpoint"), "404": error("No such endpoint"), "409": error("No rollout in progress") }
                 }
             },
+            "/api/v1/endpoints/{name}/gateway-stats": {
+                "post": {
+                    "operationId": "reportGatewayStats",
+                    "summary": "A separate gateway's cumulative counters per variant (what `sextant gateway` sends every poll), so rollout alarms judge its traffic too",
+                    "parameters": [endpoint],
+                    "requestBody": json_body("GatewayStats"),
+                    "responses": { "204": { "description": "Recorded" }, "400": error("A malformed report"), "404": error("No such endpoint") }
+                }
+            },
             "/api/v1/endpoints/{name}/ground-truth": {
                 "post": {
                     "operationId": "uploadGroundTruth",
@@ -432,6 +441,26 @@ pub fn spec() -> Value {
             "EndpointList": {
                 "type": "object", "required": ["endpoints"],
                 "properties": { "endpoints": { "type": "array", "items": schema_ref("Endpoint") } }
+            },
+            "GatewayStats": {
+                "type": "object", "required": ["gateway", "variants"],
+                "properties": {
+                    "gateway": { "type": "string", "description": "The reporting gateway's id, unique per process" },
+                    "variants": { "type": "array", "items": {
+                        "type": "object",
+                        "required": ["name", "shadow", "requests", "errors", "client_errors", "rejected", "in_flight", "latency"],
+                        "properties": {
+                            "name": { "type": "string" }, "shadow": { "type": "boolean" },
+                            "requests": { "type": "integer" }, "errors": { "type": "integer" },
+                            "client_errors": { "type": "integer" }, "rejected": { "type": "integer" },
+                            "in_flight": { "type": "integer" },
+                            "latency": { "type": "object", "required": ["counts", "sum_seconds"], "properties": {
+                                "counts": { "type": "array", "items": { "type": "integer" }, "description": "Per latency bucket (50 µs … 30 s) plus +Inf, not cumulative" },
+                                "sum_seconds": { "type": "number" }
+                            } }
+                        }
+                    } }
+                }
             },
             "GroundTruth": {
                 "type": "object", "required": ["records"],

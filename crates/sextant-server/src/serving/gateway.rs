@@ -106,6 +106,7 @@ pub enum ConfigError {
 }
 
 /// An installed variant.
+#[derive(Clone)]
 struct Live {
     name: Arc<str>,
     predictor: Arc<dyn Predictor>,
@@ -120,6 +121,8 @@ struct VariantSet {
     /// Cumulative weights, for the weighted choice.
     cumulative: Vec<f64>,
     shadow: Option<(Live, f64)>,
+    /// Data capture now (a separate gateway changes it as the endpoint's definition does).
+    capture: Option<CaptureConfig>,
 }
 
 /// Which protocol a call came in on.
@@ -222,6 +225,7 @@ impl Gateway {
         settings: GatewaySettings,
         capture: Option<Arc<CaptureSink>>,
     ) -> Arc<Gateway> {
+        let capture_now = settings.capture.clone();
         Arc::new(Gateway {
             name: Arc::from(endpoint),
             settings,
@@ -230,6 +234,7 @@ impl Gateway {
                 variants: Vec::new(),
                 cumulative: Vec::new(),
                 shadow: None,
+                capture: capture_now,
             })),
             stats: Mutex::new(BTreeMap::new()),
             load_seconds: Mutex::new(BTreeMap::new()),
@@ -295,16 +300,39 @@ impl Gateway {
                 total
             })
             .collect();
-        let set = VariantSet {
-            variants: variants
-                .into_iter()
-                .map(|v| self.install(v, false))
-                .collect(),
+        let variants = variants
+            .into_iter()
+            .map(|v| self.install(v, false))
+            .collect();
+        let shadow = shadow.map(|s| (self.install(s.variant, true), s.sampling_percent));
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        *current = Arc::new(VariantSet {
+            variants,
             cumulative,
-            shadow: shadow.map(|s| (self.install(s.variant, true), s.sampling_percent)),
-        };
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+            shadow,
+            capture: current.capture.clone(),
+        });
         Ok(())
+    }
+
+    /// Changes data capture from the next request on; records need the capture sink the
+    /// gateway was made with (none: nothing is captured).
+    pub fn set_capture(&self, capture: Option<CaptureConfig>) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.capture == capture {
+            return;
+        }
+        *current = Arc::new(VariantSet {
+            variants: current.variants.clone(),
+            cumulative: current.cumulative.clone(),
+            shadow: current.shadow.clone(),
+            capture,
+        });
+    }
+
+    /// Data capture now.
+    pub fn capture(&self) -> Option<CaptureConfig> {
+        self.current().capture.clone()
     }
 
     fn install(&self, spec: VariantSpec, shadow: bool) -> Live {
@@ -417,8 +445,8 @@ impl Gateway {
         }
         let time = chrono::Utc::now();
         let result = self.exchange(chosen, &call, permit).await;
-        if let (Ok(body), Some(config)) = (&result, &self.settings.capture) {
-            self.capture(config, chosen, &call, body, time);
+        if let (Ok(body), Some(config)) = (&result, &set.capture) {
+            self.record(config, chosen, &call, body, time);
         }
         Answer {
             result,
@@ -496,13 +524,14 @@ impl Gateway {
             };
             let time = chrono::Utc::now();
             let result = gateway.exchange(shadow, &call, permit).await;
-            if let (Ok(body), Some(config)) = (&result, &gateway.settings.capture) {
-                gateway.capture(config, shadow, &call, body, time);
+            if let (Ok(body), Some(config)) = (&result, &set.capture) {
+                gateway.record(config, shadow, &call, body, time);
             }
         });
     }
 
-    fn capture(
+    /// Hands one exchange's capture record to the sink.
+    fn record(
         &self,
         config: &CaptureConfig,
         live: &Live,

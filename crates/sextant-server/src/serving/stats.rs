@@ -49,7 +49,7 @@ impl Histogram {
 }
 
 /// A histogram's counts at one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramSnapshot {
     /// Per bucket of [`LATENCY_BUCKETS`] plus `+Inf`, non-cumulative.
     pub counts: Vec<u64>,
@@ -85,6 +85,19 @@ impl HistogramSnapshot {
             }
         }
         LATENCY_BUCKETS.last().copied()
+    }
+
+    /// Observations of both (two gateways' histograms of one variant).
+    pub fn plus(&self, other: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .counts
+                .iter()
+                .zip(&other.counts)
+                .map(|(a, b)| a + b)
+                .collect(),
+            sum_seconds: self.sum_seconds + other.sum_seconds,
+        }
     }
 
     /// What was observed after `earlier`.
@@ -178,7 +191,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// One variant's counters at a moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VariantSnapshot {
     /// Variant name.
     pub name: String,
@@ -199,6 +212,28 @@ pub struct VariantSnapshot {
 }
 
 impl VariantSnapshot {
+    /// Both together: one variant's counters on two gateways.
+    pub fn plus(&self, other: &VariantSnapshot) -> VariantSnapshot {
+        VariantSnapshot {
+            name: self.name.clone(),
+            shadow: self.shadow,
+            requests: self.requests + other.requests,
+            errors: self.errors + other.errors,
+            client_errors: self.client_errors + other.client_errors,
+            rejected: self.rejected + other.rejected,
+            in_flight: self.in_flight + other.in_flight,
+            latency: self.latency.plus(&other.latency),
+        }
+    }
+
+    /// Whether its histogram has the buckets this build counts in (a report from
+    /// another gateway is checked with it).
+    pub fn well_formed(&self) -> bool {
+        self.latency.counts.len() == LATENCY_BUCKETS.len() + 1
+            && self.latency.sum_seconds.is_finite()
+            && self.latency.sum_seconds >= 0.0
+    }
+
     /// What happened after `earlier` (the same variant's older snapshot).
     pub fn since(&self, earlier: &VariantSnapshot) -> VariantSnapshot {
         VariantSnapshot {
