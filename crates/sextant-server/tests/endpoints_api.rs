@@ -493,6 +493,18 @@ async fn bad_definitions_are_4xx_naming_the_problem() {
             json!({"variants": [{"model": good}], "capture": {"sampling_percent": 101}}),
             "sampling_percent",
         ),
+        (
+            json!({"variants": [{"model": good, "instances": {"max": 4}}]}),
+            "instances autoscale the process runtime",
+        ),
+        (
+            json!({"variants": [{"model": good, "runtime": "process", "instances": {"min": 3, "max": 2}}]}),
+            "min <= max",
+        ),
+        (
+            json!({"variants": [{"model": good, "runtime": "process", "instances": {"max": 2, "target_in_flight": 0}}]}),
+            "target_in_flight",
+        ),
     ];
     for (spec, named) in cases {
         let (s, v) = h.put("churn", spec.clone()).await;

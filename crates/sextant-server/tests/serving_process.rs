@@ -186,3 +186,99 @@ async fn a_child_that_never_becomes_healthy_fails_to_load() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_children_grows_under_load_and_shrinks_when_idle() {
+    use serving::{PooledPredictor, ScalePolicy};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = linear_dir(tmp.path());
+    let settings = stub_settings(&dir);
+    let factory: serving::pool::Factory = Arc::new(move || {
+        let (dir, settings) = (dir.clone(), settings.clone());
+        Box::pin(async move {
+            let p: Arc<dyn Predictor> = ProcessPredictor::start(&dir, settings).await?;
+            Ok(p)
+        })
+    });
+    let policy = ScalePolicy {
+        min: 1,
+        max: 3,
+        target_in_flight: 1.0,
+        scale_in_after: Duration::from_millis(200),
+        interval: Duration::from_millis(50),
+    };
+    let pool = PooledPredictor::start(policy, factory).await.unwrap();
+    assert_eq!(pool.instances(), 1);
+    let gw = Gateway::new("churn", GatewaySettings::default(), None);
+    gw.set_variants(
+        vec![VariantSpec {
+            name: "py".into(),
+            predictor: pool.clone(),
+            weight: 1.0,
+            max_concurrency: 64,
+            model_version: None,
+        }],
+        None,
+    )
+    .unwrap();
+    let app = serving::router(gw.clone());
+
+    // Twelve clients keep more than one request in flight: the pool grows to its max.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let (app, stop, failed) = (app.clone(), stop.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let (status, body) =
+                        invoke(&app, "/invocations", json!({"inputs": [[1.0, 2.0]]})).await;
+                    if status != StatusCode::OK
+                        || body != json!({"predictions": {"variable": [[5.5]]}})
+                    {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pool.instances() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the pool never grew: {:?}",
+            pool.scaled()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.instances(), vec![("py".to_string(), 3)]);
+    let metrics = serving::metrics::render(&[&gw]);
+    assert!(
+        metrics.contains("sextant_serving_instances{endpoint=\"churn\",variant=\"py\"} 3"),
+        "{metrics}"
+    );
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed while the pool grew"
+    );
+
+    // Idle, it shrinks back to its min, one instance at a time, and still answers.
+    while pool.instances() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the pool never shrank: {:?}",
+            pool.scaled()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.scaled(), (2, 2));
+    let (status, body) = invoke(&app, "/invocations", json!({"inputs": [[1.0, 2.0]]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -43,6 +43,49 @@ pub struct VariantSpec {
     pub weight: f64,
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Autoscaled runtime instances (the `process` runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstancesSpec>,
+}
+
+/// Between `min` and `max` child processes, as many as the peak of requests in flight
+/// over `target_in_flight` asks for; one is retired after fewer did for `scale_in_after`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancesSpec {
+    #[serde(default = "one_instance")]
+    pub min: usize,
+    pub max: usize,
+    #[serde(default = "default_target_in_flight")]
+    pub target_in_flight: f64,
+    #[serde(default = "default_scale_in_after", with = "duration_text")]
+    pub scale_in_after: Duration,
+}
+
+fn one_instance() -> usize {
+    1
+}
+fn default_target_in_flight() -> f64 {
+    4.0
+}
+fn default_scale_in_after() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Most instances one variant may run.
+pub const MAX_INSTANCES: usize = 64;
+
+impl InstancesSpec {
+    /// The data plane's policy (the scaler looks twice a second).
+    pub fn policy(&self) -> crate::serving::ScalePolicy {
+        crate::serving::ScalePolicy {
+            min: self.min,
+            max: self.max,
+            target_in_flight: self.target_in_flight,
+            scale_in_after: self.scale_in_after,
+            interval: Duration::from_millis(500),
+        }
+    }
 }
 
 fn default_variant() -> String {
@@ -255,6 +298,26 @@ impl EndpointSpec {
                     "variant '{}': max_concurrency must be at least 1",
                     v.name
                 ));
+            }
+            if let Some(i) = &v.instances {
+                if v.runtime != Runtime::Process {
+                    return Err(format!(
+                        "variant '{}': instances autoscale the process runtime; an onnx model is one instance in this process that serves max_concurrency requests at once",
+                        v.name
+                    ));
+                }
+                if !(1 <= i.min && i.min <= i.max && i.max <= MAX_INSTANCES) {
+                    return Err(format!(
+                        "variant '{}': instances need 1 <= min <= max <= {MAX_INSTANCES}, got min {} and max {}",
+                        v.name, i.min, i.max
+                    ));
+                }
+                if !(i.target_in_flight.is_finite() && i.target_in_flight > 0.0) {
+                    return Err(format!(
+                        "variant '{}': instances.target_in_flight must be above 0",
+                        v.name
+                    ));
+                }
             }
         }
         if self.variants.iter().all(|v| v.weight == 0.0) {

@@ -187,8 +187,9 @@ impl Endpoints {
     }
 
     /// A loaded model, loading it (and copying a registry version's files) once.
-    async fn load(&self, st: &AppState, d: &Deployed) -> Result<Arc<dyn Predictor>, ApiError> {
-        let key = (d.resolved.clone(), d.runtime);
+    async fn load(&self, st: &AppState, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
+        let d = &p.deployed;
+        let key = p.model_key();
         if let Some(p) = self.models.lock().await.get(&key) {
             return Ok(p.clone());
         }
@@ -210,7 +211,7 @@ impl Endpoints {
                         ApiError::invalid(format!("model {} does not load: {e}", d.resolved))
                     })?
             }
-            Runtime::Process => ProcessPredictor::start(&dir, self.process.clone())
+            Runtime::Process => start_process(&dir, self.process.clone(), p.instances.as_ref())
                 .await
                 .map_err(|e| {
                     ApiError::invalid(format!("model {} does not start: {e}", d.resolved))
@@ -232,11 +233,11 @@ impl Endpoints {
         let planned = plan(spec, state);
         let mut variants = Vec::new();
         for p in planned.variants {
-            variants.push(p.install(self.load(st, &p.deployed).await?));
+            variants.push(p.install(self.load(st, &p).await?));
         }
         let shadow = match planned.shadow {
             Some((p, sampling_percent)) => Some(ShadowSpec {
-                variant: p.install(self.load(st, &p.deployed).await?),
+                variant: p.install(self.load(st, &p).await?),
                 sampling_percent,
             }),
             None => None,
@@ -465,7 +466,7 @@ impl Endpoints {
                 .await?
                 .map_err(resolve_error)?;
             // Loading now makes a broken model a 400 before anything changes.
-            self.load(st, &d).await?;
+            self.load(st, &Planned::of(v, &d)).await?;
             variants.insert(v.name.clone(), d);
         }
         let shadow = match &spec.shadow {
@@ -475,7 +476,17 @@ impl Endpoints {
                     .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
                     .await?
                     .map_err(resolve_error)?;
-                self.load(st, &d).await?;
+                self.load(
+                    st,
+                    &Planned {
+                        name: s.name.clone(),
+                        deployed: d.clone(),
+                        weight: 0.0,
+                        max_concurrency: 64,
+                        instances: None,
+                    },
+                )
+                .await?;
                 Some(d)
             }
             None => None,
@@ -831,9 +842,35 @@ pub struct Planned {
     pub deployed: Deployed,
     pub weight: f64,
     pub max_concurrency: usize,
+    /// Autoscaled instances of a `process` model.
+    pub instances: Option<config::InstancesSpec>,
 }
 
 impl Planned {
+    /// Variant `v` serving `deployed` with all its traffic.
+    fn of(v: &config::VariantSpec, deployed: &Deployed) -> Planned {
+        Planned {
+            name: v.name.clone(),
+            deployed: deployed.clone(),
+            weight: v.weight,
+            max_concurrency: v.max_concurrency,
+            instances: v.instances.clone(),
+        }
+    }
+
+    /// The key a loaded model is shared by: the same model with another instance
+    /// policy is another pool.
+    pub fn model_key(&self) -> (String, Runtime) {
+        let resolved = match &self.instances {
+            None => self.deployed.resolved.clone(),
+            Some(i) => format!(
+                "{} [instances {}..{} at {} in flight, in after {:?}]",
+                self.deployed.resolved, i.min, i.max, i.target_in_flight, i.scale_in_after
+            ),
+        };
+        (resolved, self.deployed.runtime)
+    }
+
     /// The data plane's variant over the loaded model.
     pub fn install(&self, predictor: Arc<dyn Predictor>) -> serving::VariantSpec {
         serving::VariantSpec {
@@ -870,6 +907,7 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
                 deployed: stable.clone(),
                 weight: v.weight * (1.0 - new_share),
                 max_concurrency: v.max_concurrency,
+                instances: v.instances.clone(),
             });
         }
         if let Some(r) = rolling {
@@ -878,6 +916,7 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
                 deployed: r.to.clone(),
                 weight: v.weight * new_share,
                 max_concurrency: v.max_concurrency,
+                instances: v.instances.clone(),
             });
         }
     }
@@ -888,6 +927,7 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
                 deployed: d.clone(),
                 weight: 0.0,
                 max_concurrency: 64,
+                instances: None,
             },
             s.sampling_percent,
         )),
@@ -943,6 +983,26 @@ pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// A `process` model: one child, or an autoscaled pool of them.
+pub(crate) async fn start_process(
+    dir: &std::path::Path,
+    settings: ProcessSettings,
+    instances: Option<&config::InstancesSpec>,
+) -> Result<Arc<dyn Predictor>, serving::LoadError> {
+    let Some(i) = instances else {
+        return Ok(ProcessPredictor::start(dir, settings).await?);
+    };
+    let dir = dir.to_path_buf();
+    let factory: serving::pool::Factory = Arc::new(move || {
+        let (dir, settings) = (dir.clone(), settings.clone());
+        Box::pin(async move {
+            let p: Arc<dyn Predictor> = ProcessPredictor::start(&dir, settings).await?;
+            Ok(p)
+        })
+    });
+    Ok(serving::PooledPredictor::start(i.policy(), factory).await?)
 }
 
 /// The data plane's capture setting for a definition.

@@ -20,12 +20,9 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::config::{EndpointSpec, Runtime};
-use super::rollout::Deployed;
 use super::{EndpointState, plan};
 use crate::serving::capture::{CaptureSettings, CaptureSink};
-use crate::serving::{
-    self, Gateway, GatewaySettings, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec,
-};
+use crate::serving::{self, Gateway, GatewaySettings, Predictor, ProcessSettings, ShadowSpec};
 
 /// How a separate gateway runs.
 #[derive(Debug, Clone)]
@@ -156,11 +153,11 @@ async fn sync(
     }
     let mut variants = Vec::new();
     for p in &planned.variants {
-        variants.push(p.install(load(http, base, settings, loaded, &p.deployed).await?));
+        variants.push(p.install(load(http, base, settings, loaded, p).await?));
     }
     let shadow = match &planned.shadow {
         Some((p, sampling_percent)) => Some(ShadowSpec {
-            variant: p.install(load(http, base, settings, loaded, &p.deployed).await?),
+            variant: p.install(load(http, base, settings, loaded, p).await?),
             sampling_percent: *sampling_percent,
         }),
         None => None,
@@ -178,9 +175,10 @@ async fn load(
     base: &str,
     settings: &RemoteSettings,
     loaded: &mut HashMap<(String, Runtime), Arc<dyn Predictor>>,
-    d: &Deployed,
+    p: &super::Planned,
 ) -> Result<Arc<dyn Predictor>, String> {
-    let key = (d.resolved.clone(), d.runtime);
+    let d = &p.deployed;
+    let key = p.model_key();
     if let Some(p) = loaded.get(&key) {
         return Ok(p.clone());
     }
@@ -195,9 +193,11 @@ async fn load(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("model {} does not load: {e}", d.resolved))?,
-        Runtime::Process => ProcessPredictor::start(&dir, ProcessSettings::default())
-            .await
-            .map_err(|e| format!("model {} does not start: {e}", d.resolved))?,
+        Runtime::Process => {
+            super::start_process(&dir, ProcessSettings::default(), p.instances.as_ref())
+                .await
+                .map_err(|e| format!("model {} does not start: {e}", d.resolved))?
+        }
     };
     loaded.insert(key, predictor.clone());
     Ok(predictor)

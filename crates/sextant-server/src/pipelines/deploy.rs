@@ -52,6 +52,7 @@ impl Orchestrator {
                     runtime: Runtime::Onnx,
                     weight: 1.0,
                     max_concurrency: 64,
+                    instances: None,
                 }],
                 shadow: None,
                 capture: None,

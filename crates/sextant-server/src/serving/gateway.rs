@@ -409,6 +409,17 @@ impl Gateway {
     }
 
     /// Load seconds by variant name.
+    /// Runtime instances behind each installed variant now (more than one when a
+    /// variant autoscales).
+    pub fn instances(&self) -> Vec<(String, usize)> {
+        let set = self.current();
+        set.variants
+            .iter()
+            .chain(set.shadow.iter().map(|(l, _)| l))
+            .map(|l| (l.name.to_string(), l.predictor.instances()))
+            .collect()
+    }
+
     pub(crate) fn load_times(&self) -> BTreeMap<String, f64> {
         self.load_seconds
             .lock()

@@ -15,6 +15,10 @@ pub fn render(gateways: &[&Gateway]) -> String {
         .iter()
         .map(|g| (g.stats(), g.load_times().into_iter().collect()))
         .collect();
+    let instances: Vec<(String, Vec<(String, usize)>)> = gateways
+        .iter()
+        .map(|g| (g.name().to_string(), g.instances()))
+        .collect();
     let mut out = String::new();
     let counters: [Family<VariantSnapshot>; 4] = [
         (
@@ -100,6 +104,22 @@ pub fn render(gateways: &[&Gateway]) -> String {
                 out,
                 "sextant_serving_model_load_seconds{{endpoint=\"{}\",variant=\"{}\"}} {secs}",
                 escape(&stats.endpoint),
+                escape(variant)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "sextant_serving_instances",
+        "Runtime instances serving the variant now (autoscaled between its min and max).",
+        "gauge",
+    );
+    for (endpoint, variants) in &instances {
+        for (variant, n) in variants {
+            let _ = writeln!(
+                out,
+                "sextant_serving_instances{{endpoint=\"{}\",variant=\"{}\"}} {n}",
+                escape(endpoint),
                 escape(variant)
             );
         }

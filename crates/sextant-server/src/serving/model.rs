@@ -33,6 +33,10 @@ pub trait Predictor: Send + Sync + 'static {
     fn ready(&self) -> bool {
         true
     }
+    /// Runtime instances behind it (an autoscaled pool has several).
+    fn instances(&self) -> usize {
+        1
+    }
 }
 
 /// A model input or output as the Open Inference Protocol describes it.
