@@ -9,7 +9,19 @@ use crate::StoreError;
 use crate::backend::{Conn, Dialect};
 
 /// Every migration in order; the index + 1 is its version.
-const MIGRATIONS: &[&str] = &[V1_TRACKING, V2_STEP_CACHE, V3_MONITOR_RUNS];
+const MIGRATIONS: &[&str] = &[
+    V1_TRACKING,
+    V2_STEP_CACHE,
+    V3_MONITOR_RUNS,
+    V4_SCHEDULED_MONITOR_RUNS,
+];
+
+/// Version 4: one scheduled run per monitor and due time, whichever server
+/// fires it — several servers on one PostgreSQL all look at the schedules.
+const V4_SCHEDULED_MONITOR_RUNS: &str = r#"
+CREATE UNIQUE INDEX monitor_runs_scheduled ON monitor_runs (monitor, window_end)
+    WHERE trigger_kind = 'schedule'
+"#;
 
 /// Version 3: monitor runs. One row per check of a window against a monitor's
 /// baseline; `summary` is the outcome document (counts, violations, drift,

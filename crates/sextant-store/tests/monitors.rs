@@ -24,7 +24,8 @@ macro_rules! conformance {
 conformance!(
     endpoint_lifecycle,
     monitor_lifecycle,
-    monitor_runs_end_once_with_their_events
+    monitor_runs_end_once_with_their_events,
+    a_due_time_fires_one_scheduled_run
 );
 
 fn domain<T: std::fmt::Debug>(r: Result<T, StoreError>) -> Error {
@@ -214,4 +215,35 @@ fn monitor_runs_end_once_with_their_events(f: &Fixture) {
         domain(s.get_monitor_run("r1")),
         Error::NotFound(_)
     ));
+}
+
+fn a_due_time_fires_one_scheduled_run(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.put_monitor("drift", "{}", None).unwrap();
+    let scheduled = |id: &str| MonitorRun {
+        trigger: "schedule".into(),
+        ..run(id, "drift", 3_600_000)
+    };
+    s.start_monitor_run(&scheduled("s1")).unwrap();
+    // Another server firing the same due time is refused, by the store.
+    assert!(matches!(
+        domain(s.start_monitor_run(&scheduled("s2"))),
+        Error::AlreadyExists(_)
+    ));
+    // The next due time, and manual runs over the same window, are not.
+    s.start_monitor_run(&MonitorRun {
+        window_end: 7_200_000,
+        ..scheduled("s3")
+    })
+    .unwrap();
+    s.start_monitor_run(&run("m1", "drift", 3_600_000)).unwrap();
+    s.start_monitor_run(&run("m2", "drift", 3_600_000)).unwrap();
+    let ids: Vec<String> = s
+        .list_monitor_runs("drift", 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(!ids.contains(&"s2".to_string()));
 }

@@ -33,6 +33,10 @@ use crate::pipelines::outputs::read_all;
 use crate::state::AppState;
 
 /// Where monitor runs write their files, relative to the artifact root.
+/// A run without an end that started longer ago than this is taken as died with
+/// its server and marked Failed when the monitor next runs.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
 pub const REPORTS_PREFIX: &str = "monitoring";
 /// How often schedules are looked at when nothing woke the loop.
 const POLL: Duration = Duration::from_secs(1);
@@ -166,13 +170,15 @@ impl Monitors {
                 "the window must start before it ends (start {start}, end {end})"
             )));
         }
-        // A run this process does not hold and that never ended died with its server.
+        // A run that never ended and started long ago died with its server (a younger
+        // one may be another server's, on the same PostgreSQL).
         let n = name.to_string();
+        let stale_before = now_ms() - i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
         for stale in st
             .db(move |s| s.list_monitor_runs(&n, 10))
             .await?
             .into_iter()
-            .filter(|r| r.status == MonitorRunStatus::Running)
+            .filter(|r| r.status == MonitorRunStatus::Running && r.started_time < stale_before)
         {
             let _ = st
                 .db(move |s| {
@@ -558,7 +564,12 @@ async fn fire_due(st: &AppState) -> Result<(), String> {
                 Ok(run) => {
                     tracing::info!(monitor = %name, run = %run.id, status = run.status.as_str(), "scheduled monitor run ended")
                 }
-                Err(e) if e.code == ErrorCode::ResourceConflict => {}
+                // Running already, or another server fired this due time.
+                Err(e)
+                    if matches!(
+                        e.code,
+                        ErrorCode::ResourceConflict | ErrorCode::ResourceAlreadyExists
+                    ) => {}
                 Err(e) => {
                     tracing::warn!(monitor = %name, error = %e.message, "scheduled monitor run not started")
                 }

@@ -137,6 +137,21 @@ pub fn delete(c: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
 pub fn start_run(c: &mut dyn Conn, run: &MonitorRun) -> Result<MonitorRun, StoreError> {
     get(c, &run.monitor)?;
     json("run summary", &run.summary)?;
+    // A due time fires once across servers (the unique index settles a race).
+    if run.trigger == "schedule"
+        && !c
+            .query(
+                "SELECT 1 FROM monitor_runs WHERE monitor = ? AND trigger_kind = 'schedule' AND window_end = ?",
+                &[run.monitor.as_str().into(), run.window_end.into()],
+            )?
+            .is_empty()
+    {
+        return Err(Error::AlreadyExists(format!(
+            "monitor '{}' already has a scheduled run for the window ending at {}",
+            run.monitor, run.window_end
+        ))
+        .into());
+    }
     c.exec(
         &format!("INSERT INTO monitor_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         &[
