@@ -218,20 +218,16 @@ impl Op for Compare {
             input_tensor(self.name, inputs, 1)?,
         );
         let shape = broadcast_shape(self.name, a.shape(), b.shape())?;
+        let (ia, ib) = (
+            broadcast_index(a.shape(), &shape),
+            broadcast_index(b.shape(), &shape),
+        );
         let data = match (a.data(), b.data()) {
             (TensorData::Str(x), TensorData::Str(y)) if self.name == "Equal" => {
-                let (ia, ib) = (
-                    broadcast_index(a.shape(), &shape),
-                    broadcast_index(b.shape(), &shape),
-                );
                 ia.iter().zip(&ib).map(|(&i, &j)| x[i] == y[j]).collect()
             }
             _ => {
                 let (x, y) = (a.to_f64_vec(self.name)?, b.to_f64_vec(self.name)?);
-                let (ia, ib) = (
-                    broadcast_index(a.shape(), &shape),
-                    broadcast_index(b.shape(), &shape),
-                );
                 zip_with(&x, &ia, &y, &ib, self.test)
             }
         };

@@ -383,9 +383,24 @@ impl Op for Classifier {
         let mut votes = vec![0u32; k];
         let mut chosen = Vec::with_capacity(n);
         let mut out = Vec::with_capacity(n * k);
-        let mut width = k;
+        let has_probabilities = matches!(&self.mode, Mode::Svc { platt: Some(_), .. });
+        // How many score columns come out, and how a binary model's one decision value
+        // is widened to two: onnxruntime gives [-s, s] without a transform, [1 - s, s]
+        // with one.
+        let (width, second) = match &self.mode {
+            Mode::Svc { platt: None, .. } if binary => (
+                2,
+                Some(if self.transform == PostTransform::None {
+                    SecondClass::FromMargin
+                } else {
+                    SecondClass::FromProbability
+                }),
+            ),
+            Mode::Svc { platt: None, .. } => (k * (k - 1) / 2, None),
+            _ => (k, None),
+        };
         for row in x.chunks_exact(features.max(1)).take(n) {
-            let (class, max_weight, second) = match &self.mode {
+            let (class, max_weight) = match &self.mode {
                 Mode::Linear { .. } => {
                     scores.clear();
                     scores.extend(
@@ -394,37 +409,18 @@ impl Op for Classifier {
                             .map(|w| f64::from(Kernel::Linear.eval(row, w) + self.rho[0])),
                     );
                     let best = first_max(&scores);
-                    (best, scores[best], None)
+                    (best, scores[best])
                 }
                 Mode::Svc { platt, .. } => {
                     self.decisions(row, &mut kernels, &mut scores, &mut votes);
-                    let best = (1..k).fold(0, |b, j| if votes[j] > votes[b] { j } else { b });
-                    match platt {
-                        Some((a, b)) => {
-                            let probabilities = couple(k, &scores, a, b);
-                            scores.clear();
-                            scores.extend(probabilities.iter().map(|&p| f64::from(p)));
-                            (best, 0.0, None)
-                        }
-                        None if binary => {
-                            width = 2;
-                            // onnxruntime widens the one decision value to [-s, s] without a
-                            // transform, to [1 - s, s] with one.
-                            let second = if self.transform == PostTransform::None {
-                                SecondClass::FromMargin
-                            } else {
-                                SecondClass::FromProbability
-                            };
-                            (best, 0.0, Some(second))
-                        }
-                        None => {
-                            width = k * (k - 1) / 2;
-                            (best, 0.0, None)
-                        }
+                    if let Some((a, b)) = platt {
+                        let probabilities = couple(k, &scores, a, b);
+                        scores.clear();
+                        scores.extend(probabilities.iter().map(|&p| f64::from(p)));
                     }
+                    (first_max(&votes), 0.0)
                 }
             };
-            let has_probabilities = matches!(&self.mode, Mode::Svc { platt: Some(_), .. });
             chosen.push(if binary && !has_probabilities {
                 // onnxruntime's binary rule; with votes, `max_weight` stays 0.
                 if (self.weights_all_positive && max_weight >= 0.5)
@@ -447,7 +443,7 @@ impl Op for Classifier {
 }
 
 /// The index of the first largest value.
-fn first_max(v: &[f64]) -> usize {
+fn first_max<T: PartialOrd>(v: &[T]) -> usize {
     (1..v.len()).fold(0, |b, j| if v[j] > v[b] { j } else { b })
 }
 

@@ -250,7 +250,7 @@ impl Endpoints {
         let gateway = self.gateways.get(name);
         let capture = capture_config(spec);
         let gateway = match gateway {
-            Some(g) if g.settings().capture == capture => g,
+            Some(g) if g.capture() == capture => g,
             old => {
                 // A new capture setting needs a new gateway; its stats start over.
                 if old.is_some() {
