@@ -11,8 +11,14 @@ use sextant_monitor::profile::ProfileOptions;
 use sextant_monitor::read::profile_csv;
 use sextant_monitor::sagemaker::{Constraints, Statistics, check, write_baseline};
 
+/// The golden files of the checkout the test runs in: cargo and nextest set
+/// `CARGO_MANIFEST_DIR` when they run a test too, which stays right when one target
+/// directory serves several checkouts (the compile-time value names the one it was
+/// built in).
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    Path::new(&dir).join("tests/golden")
 }
 
 /// 200 rows: an integral id-like count, a fractional price, a category with
