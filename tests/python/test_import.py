@@ -181,13 +181,15 @@ def snapshot(url: str) -> dict:
 
 
 def run_import(mlflow_dir: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    """As a user types it in MLflow's directory: `sqlite:///mlflow.db` is
+    relative there (SQLAlchemy's reading), and so is the data directory."""
     argv = [
-        sextant_bin(), "import", "mlflow",
-        "--backend-store-uri", f"sqlite:///{mlflow_dir}/mlflow.db",
-        "--artifacts", str(mlflow_dir / "artifacts"),
-        "--data-dir", str(data_dir),
+        os.path.abspath(sextant_bin()), "import", "mlflow",
+        "--backend-store-uri", "sqlite:///mlflow.db",
+        "--artifacts", "artifacts",
+        "--data-dir", os.path.relpath(data_dir, mlflow_dir),
     ]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=mlflow_dir,
                          env={k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")})
     assert out.returncode == 0, out.stderr
     return out

@@ -150,15 +150,35 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["approval"]["actor"], "bob");
-    let (_, v) = send(
+    // A decision stands: another one (or a reset) is a 409 naming it, and
+    // changes nothing, unless forced.
+    for status in ["approved", "Pending"] {
+        let got = send(
+            &f.app,
+            "POST",
+            "/api/v1/models/fraud/versions/1/approval",
+            json!({"status": status, "actor": "carol"}),
+        )
+        .await;
+        assert!(got.1["message"].as_str().unwrap().contains("already rejected by bob"), "{}", got.1);
+        assert_error(got, StatusCode::CONFLICT, "RESOURCE_CONFLICT");
+    }
+    let (_, v) = get(&f.app, "/api/v1/models/fraud/versions/1").await;
+    assert_eq!(v["approval"]["status"], "rejected");
+    assert_eq!(v["approval"]["actor"], "bob");
+    // Forced back to pending: nobody decided, at no time.
+    let (s, v) = send(
         &f.app,
         "POST",
         "/api/v1/models/fraud/versions/1/approval",
-        json!({"status": "Pending"}),
+        json!({"status": "Pending", "force": true}),
     )
     .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["approval"]["status"], "pending");
-    assert_eq!(v["approval"]["actor"], "anonymous");
+    assert!(v["approval"]["actor"].is_null(), "{v}");
+    assert!(v["approval"]["time"].is_null(), "{v}");
+    assert!(v["approval"]["time_rfc3339"].is_null(), "{v}");
 
     let (s, m) = get(&f.app, "/api/v1/models/fraud").await;
     assert_eq!(s, StatusCode::OK, "{m}");

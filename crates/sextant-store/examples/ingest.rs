@@ -1,5 +1,5 @@
 //! Measures raw log-batch throughput of the store (no HTTP):
-//! `cargo run --release -p sextant-store --example ingest -- [sqlite:///path | postgresql://…]`.
+//! `cargo run --release -p sextant-store --example ingest -- [sqlite:////abs/path.db | postgresql://…]`.
 
 use std::time::Instant;
 

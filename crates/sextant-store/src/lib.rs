@@ -14,6 +14,7 @@ mod postgres;
 mod search_sql;
 mod sql_store;
 mod sqlite;
+pub mod sqlite_uri;
 mod store;
 pub mod token;
 

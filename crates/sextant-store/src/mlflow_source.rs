@@ -16,6 +16,7 @@ use sextant_core::entities::{Dataset, DatasetInput, LoggedModelStatus, Metric, M
 
 use crate::StoreError;
 use crate::backend::{Row, SqlValue, numbered_placeholders, placeholders};
+use crate::sqlite_uri::SqliteTarget;
 use crate::import::{
     ExperimentRecord, LoggedModelRecord, RegisteredModelRecord, RunRecord, VersionRecord,
 };
@@ -39,25 +40,19 @@ fn config(msg: String) -> StoreError {
     StoreError::Config(msg)
 }
 
-/// The file a SQLAlchemy SQLite URL names: `sqlite:///rel.db` is relative,
-/// `sqlite:////abs.db` absolute. Sextant's own URIs read `sqlite:///abs`
-/// as absolute, so that reading is tried when the relative file is missing.
+/// The file an MLflow SQLite URI names, read as SQLAlchemy reads it
+/// (`sqlite:///rel.db` relative, `sqlite:////abs.db` absolute).
 fn sqlite_path(uri: &str) -> Result<std::path::PathBuf, StoreError> {
-    let rest = uri
-        .strip_prefix("sqlite:///")
-        .ok_or_else(|| config(format!("not a sqlite file uri: {uri}")))?;
-    let relative = std::path::PathBuf::from(rest);
-    if relative.exists() {
-        return Ok(relative);
+    match crate::sqlite_uri::sqlite_target(uri)? {
+        SqliteTarget::File(path) if path.is_file() => Ok(path),
+        SqliteTarget::File(path) => Err(config(format!(
+            "no MLflow database at {} (from '{uri}')",
+            path.display()
+        ))),
+        SqliteTarget::Memory => Err(config(format!(
+            "'{uri}' is an in-memory database: there is nothing to import"
+        ))),
     }
-    let absolute = std::path::PathBuf::from(format!("/{rest}"));
-    if absolute.exists() {
-        return Ok(absolute);
-    }
-    Err(config(format!(
-        "no MLflow database at {}",
-        relative.display()
-    )))
 }
 
 impl MlflowSource {

@@ -10,6 +10,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
+use crate::sqlite_uri::{SqliteTarget, sqlite_target};
 use crate::backend::{Backend, Conn, Dialect, Row, SqlValue};
 
 /// How long a connection waits for a lock held by another process.
@@ -25,14 +26,12 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    /// Opens `sqlite:///abs/path`, `sqlite://rel/path` or `sqlite://:memory:`.
+    /// Opens `sqlite:///rel/path`, `sqlite:////abs/path` or `sqlite://:memory:`
+    /// (read as SQLAlchemy reads them: see [`crate::sqlite_uri`]).
     pub fn open(uri: &str) -> Result<Self, StoreError> {
-        let rest = uri
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| StoreError::Config(format!("not a sqlite uri: {uri}")))?;
-        let path = match rest {
-            ":memory:" | "" => None,
-            p => Some(PathBuf::from(p)),
+        let path = match sqlite_target(uri)? {
+            SqliteTarget::Memory => None,
+            SqliteTarget::File(p) => Some(p),
         };
         if let Some(dir) = path.as_ref().and_then(|p| p.parent())
             && !dir.as_os_str().is_empty()

@@ -291,11 +291,15 @@ pub trait MetaStore: Send + Sync {
         stages: &[Stage],
     ) -> Result<Vec<ModelVersion>, StoreError>;
     /// Records an approval decision (status, actor, comment; time = now).
+    /// A version already approved or rejected keeps its decision
+    /// (`InvalidState`) unless `force`; every decision stays in the events.
+    /// A pending version has no actor and no decision time.
     fn set_model_version_approval(
         &self,
         name: &str,
         version: i64,
         approval: &Approval,
+        force: bool,
     ) -> Result<ModelVersion, StoreError>;
 
     /// Events with id greater than `after`, oldest first, at most `limit`,

@@ -34,6 +34,8 @@ conformance!(
     sources_resolve_to_storage_locations,
     sources_outside_artifact_roots_are_refused,
     approvals,
+    a_decision_stands_unless_forced,
+    a_pending_version_has_no_decider,
     events_record_each_lifecycle_change,
     concurrent_registrations_get_distinct_numbers,
 );
@@ -876,6 +878,7 @@ fn approvals(f: &Fixture) {
                 time: None,
                 comment: Some("looks good".into()),
             },
+            false,
         )
         .unwrap();
     assert_eq!(decided.approval.status, ApprovalStatus::Approved);
@@ -904,11 +907,98 @@ fn approvals(f: &Fixture) {
     assert_eq!(pre.approval.time, Some(42));
     assert!(matches!(
         domain(
-            s.set_model_version_approval("m", 9, &Approval::default())
+            s.set_model_version_approval("m", 9, &Approval::default(), false)
                 .unwrap_err()
         ),
         Error::NotFound(_)
     ));
+}
+
+fn decide(status: ApprovalStatus, actor: &str, comment: &str) -> Approval {
+    Approval {
+        status,
+        actor: Some(actor.into()),
+        time: None,
+        comment: Some(comment.into()),
+    }
+}
+
+fn a_decision_stands_unless_forced(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = new_run(s);
+    s.create_registered_model("m", None, &[]).unwrap();
+    register(s, "m", &run);
+    let first = s
+        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Approved, "grace", "ok"), false)
+        .unwrap();
+    let mark = s.last_event_id().unwrap();
+    // Another decision, the same again, or a reset: refused, nothing changes.
+    for status in [
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Pending,
+    ] {
+        let err = s
+            .set_model_version_approval("m", 1, &decide(status, "alan", "no"), false)
+            .unwrap_err();
+        match domain(err) {
+            Error::InvalidState(m) => {
+                assert!(m.contains("already approved by grace"), "{m}");
+                assert!(m.contains("force"), "{m}");
+            }
+            other => panic!("expected InvalidState, got {other:?}"),
+        }
+    }
+    assert_eq!(s.get_model_version("m", 1).unwrap().approval, first.approval);
+    assert_eq!(s.last_event_id().unwrap(), mark);
+
+    // Forced, the new decision replaces it; the feed keeps both.
+    let forced = s
+        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Rejected, "alan", "leak"), true)
+        .unwrap();
+    assert_eq!(forced.approval.status, ApprovalStatus::Rejected);
+    assert_eq!(forced.approval.actor.as_deref(), Some("alan"));
+    let decisions: Vec<(String, Option<String>, serde_json::Value)> = s
+        .events_after(0, &["model_version.approved".into(), "model_version.rejected".into()], 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.actor, serde_json::from_str(&e.payload).unwrap()))
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(decisions[0].0, "model_version.approved");
+    assert_eq!(decisions[0].1.as_deref(), Some("grace"));
+    assert_eq!(decisions[0].2["comment"], "ok");
+    assert_eq!(decisions[1].0, "model_version.rejected");
+    assert_eq!(decisions[1].2["previous_status"], "approved");
+    assert_eq!(decisions[1].2["previous_actor"], "grace");
+}
+
+fn a_pending_version_has_no_decider(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = new_run(s);
+    s.create_registered_model("m", None, &[]).unwrap();
+    // Registered pending by someone (a pipeline does this): no decider, no time.
+    let v = s
+        .create_model_version(&NewModelVersion {
+            name: "m".into(),
+            source: format!("runs:/{run}/model"),
+            approval: Some(decide(ApprovalStatus::Pending, "pipeline", "registered")),
+            ..NewModelVersion::default()
+        })
+        .unwrap();
+    assert_eq!(v.approval.status, ApprovalStatus::Pending);
+    assert_eq!((v.approval.actor, v.approval.time), (None, None));
+    // A forced reset to pending drops the decider and time too.
+    s.set_model_version_approval("m", 1, &decide(ApprovalStatus::Approved, "grace", "ok"), false)
+        .unwrap();
+    let reset = s
+        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Pending, "grace", "redo"), true)
+        .unwrap();
+    assert_eq!(reset.approval.status, ApprovalStatus::Pending);
+    assert_eq!((reset.approval.actor, reset.approval.time), (None, None));
+    // Deciding a pending version needs no force.
+    s.set_model_version_approval("m", 1, &decide(ApprovalStatus::Rejected, "alan", "no"), false)
+        .unwrap();
 }
 
 fn events_record_each_lifecycle_change(f: &Fixture) {
@@ -979,6 +1069,7 @@ fn events_record_each_lifecycle_change(f: &Fixture) {
             actor: Some("grace".into()),
             ..Approval::default()
         },
+        false,
     )
     .unwrap();
     s.update_registered_model("m", Some("x")).unwrap();

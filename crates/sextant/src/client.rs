@@ -12,7 +12,7 @@ use serde_json::Value;
 /// How to reach the server, and how to print what it answers.
 #[derive(Args, Clone)]
 pub struct ClientArgs {
-    /// URL of the Sextant server.
+    /// URL of the Sextant server; `host:port` means `http://host:port`.
     #[arg(
         long,
         env = "SEXTANT_SERVER",
@@ -20,10 +20,26 @@ pub struct ClientArgs {
         global = true
     )]
     pub server: String,
-    /// Print JSON on stdout instead of tables, for scripts.
+    /// Print one JSON document on stdout instead of tables, for scripts (`events tail` prints one event per line).
     #[arg(long, global = true)]
     pub json: bool,
 }
+
+/// An error the server answered, as its body and status say.
+#[derive(Debug)]
+pub struct ServerError {
+    pub message: String,
+    pub code: String,
+    pub status: u16,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, HTTP {})", self.message, self.code, self.status)
+    }
+}
+
+impl std::error::Error for ServerError {}
 
 /// Answers within this time, except long-polls which get their wait on top.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,11 +60,7 @@ pub struct Client {
 impl Client {
     /// A client of the server at `server` (`http://host:port`, maybe with a path prefix).
     pub fn new(server: &str) -> anyhow::Result<Client> {
-        let base =
-            Url::parse(server).with_context(|| format!("invalid --server URL '{server}'"))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            bail!("invalid --server URL '{server}': it must be http:// or https://");
-        }
+        let base = server_url(server)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("sextant-cli/", env!("CARGO_PKG_VERSION")))
@@ -129,12 +141,12 @@ impl Client {
             let json = serde_json::from_slice::<Value>(&bytes);
             match json {
                 Ok(v) if status.is_success() => Ok(v),
-                Ok(v) if v["message"].is_string() => Err(anyhow!(
-                    "{} ({}, HTTP {})",
-                    v["message"].as_str().unwrap_or_default(),
-                    v["error_code"].as_str().unwrap_or("UNKNOWN"),
-                    status.as_u16()
-                )),
+                Ok(v) if v["message"].is_string() => Err(ServerError {
+                    message: v["message"].as_str().unwrap_or_default().to_string(),
+                    code: v["error_code"].as_str().unwrap_or("UNKNOWN").to_string(),
+                    status: status.as_u16(),
+                }
+                .into()),
                 Ok(_) | Err(_) => {
                     let text = String::from_utf8_lossy(&bytes);
                     let text = text.trim();
@@ -171,6 +183,21 @@ impl Client {
             )
         }
     }
+}
+
+/// The URL of a server as given to `--server`: `host:port` without a scheme
+/// means `http://host:port`.
+pub fn server_url(server: &str) -> anyhow::Result<Url> {
+    let full = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    let base = Url::parse(&full).with_context(|| format!("invalid --server URL '{server}'"))?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        bail!("invalid --server URL '{server}': it must be http:// or https://");
+    }
+    Ok(base)
 }
 
 /// Writes one line to stdout. A closed pipe (`… | head`) ends the command

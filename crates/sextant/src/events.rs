@@ -12,7 +12,7 @@ const FOLLOW_WAIT_SECS: u64 = 30;
 
 #[derive(Subcommand)]
 pub enum EventsCommand {
-    /// Print events, oldest first; with --follow, keep printing new ones.
+    /// Print events, oldest first; with --follow, keep printing new ones. With --json, one JSON event per line (a stream, not one document).
     Tail(TailArgs),
 }
 

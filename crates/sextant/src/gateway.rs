@@ -12,7 +12,7 @@ use sextant_server::endpoints::remote::{self, RemoteSettings};
 
 #[derive(Args)]
 pub struct GatewayArgs {
-    /// URL of the Sextant server that holds the endpoint.
+    /// URL of the Sextant server that holds the endpoint; `host:port` means `http://host:port`.
     #[arg(long, env = "SEXTANT_SERVER", default_value = "http://127.0.0.1:5000")]
     server: String,
     /// The endpoint to serve.
@@ -48,6 +48,10 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         );
     }
     sextant_core::endpoints::validate_endpoint_name(&args.endpoint)?;
+    let server = crate::client::server_url(&args.server)?
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
     std::fs::create_dir_all(&args.model_dir)
         .with_context(|| format!("creating {}", args.model_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -60,20 +64,20 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         let gateway = remote::gateway(
             &args.endpoint,
-            &args.server,
+            &server,
             Duration::from_millis(args.capture_flush_ms),
         )
         .map_err(anyhow::Error::msg)?;
         let follower = tokio::spawn(remote::follow(
             RemoteSettings {
-                server: args.server.clone(),
+                server: server.clone(),
                 endpoint: args.endpoint.clone(),
                 model_dir: std::fs::canonicalize(&args.model_dir)?,
                 poll: Duration::from_millis(args.poll_ms),
             },
             gateway.clone(),
         ));
-        tracing::info!(%addr, server = %args.server, endpoint = %args.endpoint, "sextant gateway listening");
+        tracing::info!(%addr, %server, endpoint = %args.endpoint, "sextant gateway listening");
         axum::serve(listener, sextant_server::serving::router(gateway))
             .with_graceful_shutdown(crate::server::shutdown_signal())
             .await?;

@@ -27,16 +27,16 @@ pub enum ImportCommand {
 /// Where the MLflow server keeps its data, and where Sextant's goes.
 #[derive(Args)]
 pub struct MlflowArgs {
-    /// MLflow's backend store, as given to `mlflow server` (`sqlite:///mlflow.db`, `postgresql://…`).
+    /// MLflow's backend store, as given to `mlflow server`: `sqlite:///mlflow.db` (relative to the working directory, as MLflow reads it), `sqlite:////abs/mlflow.db` or `postgresql://…`.
     #[arg(long)]
     backend_store_uri: String,
     /// MLflow's artifact root (its `--artifacts-destination`): a directory, `file://…` or `s3://…`.
     #[arg(long)]
     artifacts: String,
-    /// Sextant's data directory, as for `sextant server`.
+    /// Sextant's data directory, as for `sextant server`; a relative path is relative to the working directory.
     #[arg(long, env = "SEXTANT_DATA_DIR", default_value = "./sextant-data")]
     data_dir: PathBuf,
-    /// Sextant's metadata store [default: sqlite:///<data-dir>/sextant.db]
+    /// Sextant's metadata store, as `--backend-store-uri` of `sextant server` [default: <data-dir>/sextant.db]
     #[arg(long, env = "SEXTANT_BACKEND_STORE_URI")]
     target_store_uri: Option<String>,
     /// Sextant's artifact store [default: <data-dir>/artifacts]
@@ -82,16 +82,21 @@ fn mlflow(args: MlflowArgs) -> anyhow::Result<()> {
             args.artifacts
         );
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
-    let target_uri = args
-        .target_store_uri
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:///{}", args.data_dir.join("sextant.db").display()));
+    let store = crate::server::StoreArgs {
+        data_dir: args.data_dir.clone(),
+        backend_store_uri: args.target_store_uri.clone(),
+    };
+    let data_dir = store.resolve_data_dir()?;
+    let target_uri = store.backend_store_uri(&data_dir)?;
     let target_artifacts = args
         .target_artifacts
         .clone()
-        .unwrap_or_else(|| args.data_dir.join("artifacts").display().to_string());
+        .unwrap_or_else(|| data_dir.join("artifacts").display().to_string());
+    eprintln!(
+        "importing into {} (data directory {})",
+        crate::server::redact(&target_uri),
+        data_dir.display()
+    );
     sextant_store::upgrade(&target_uri, DEFAULT_ARTIFACT_ROOT)
         .with_context(|| format!("migrating {}", crate::server::redact(&target_uri)))?;
     let sink = import::open_import_sink(&target_uri, DEFAULT_ARTIFACT_ROOT)

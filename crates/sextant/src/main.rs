@@ -12,7 +12,7 @@ mod quickstart;
 mod server;
 mod worker;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Sextant: experiment tracking, registry, pipelines, serving and monitoring in one binary.
 #[derive(Parser)]
@@ -83,8 +83,20 @@ enum DbCommand {
     Upgrade(server::StoreArgs),
 }
 
+/// The command line as parsed: the derived one, built, with what the
+/// derive cannot say.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    // `--server` is global under `monitors` for every command that talks to
+    // a server; `monitors baseline` works offline and must not offer it.
+    cmd.mut_subcommand("monitors", |m| {
+        m.mut_subcommand("baseline", |b| b.mut_arg("server", |a| a.hide(true)))
+    })
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     // The quickstart prints its own progress; the server's log would bury it.
     let level = match cli.command {
         Command::Quickstart(_) => "warn",
@@ -96,6 +108,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_stderr())
         .init();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -106,6 +119,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Colour only on a terminal, and never under `NO_COLOR` (no-color.org:
+/// set and not empty): a log written to a file or a pipe stays plain text.
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -123,7 +143,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {
-            let uri = args.backend_store_uri();
+            let uri = match &args.backend_store_uri {
+                Some(uri) => uri.clone(),
+                None => args.backend_store_uri(&args.resolve_data_dir()?)?,
+            };
             let applied = sextant_store::upgrade(&uri, server::DEFAULT_ARTIFACT_ROOT)?;
             if applied.is_empty() {
                 eprintln!("database is up to date");
@@ -132,5 +155,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand under `cmd`, `cmd` included, with its path.
+    fn all(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        out.push((path.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands() {
+            all(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_flag_has_help() {
+        let mut commands = Vec::new();
+        all(&command(), "sextant".into(), &mut commands);
+        let mut missing = Vec::new();
+        for (path, cmd) in &commands {
+            if cmd.get_about().is_none() && path != "sextant" && !cmd.is_hide_set() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn monitors_baseline_does_not_offer_server() {
+        let mut cmd = command();
+        let help = cmd
+            .find_subcommand_mut("monitors")
+            .and_then(|m| m.find_subcommand_mut("baseline"))
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(!help.contains("--server"), "{help}");
+        assert!(help.contains("--json"), "{help}");
+        let mut cmd = command();
+        let list = cmd
+            .find_subcommand_mut("monitors")
+            .and_then(|m| m.find_subcommand_mut("list"))
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(list.contains("--server"), "{list}");
     }
 }

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
+use crate::client::{Client, ClientArgs, ServerError, out, out_json, out_table, text};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -49,6 +49,9 @@ pub struct Decision {
     /// Who decides [default: $USER]. Recorded, not yet checked: authentication comes later.
     #[arg(long, env = "SEXTANT_ACTOR")]
     actor: Option<String>,
+    /// Replace a decision already made; the earlier one stays in the events feed.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs a `models` subcommand against the server.
@@ -188,7 +191,7 @@ fn decide(client: &Client, json: bool, d: Decision, status: &str) -> anyhow::Res
         .actor
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.trim().is_empty());
-    let mut body = json!({ "status": status });
+    let mut body = json!({ "status": status, "force": d.force });
     if let Some(comment) = d.comment {
         body["comment"] = json!(comment);
     }
@@ -202,7 +205,15 @@ fn decide(client: &Client, json: bool, d: Decision, status: &str) -> anyhow::Res
         ],
         &[],
     );
-    let answer = client.send(Method::POST, url, body)?;
+    let answer = client
+        .send(Method::POST, url, body)
+        .map_err(|e| match e.downcast_ref::<ServerError>() {
+            // The server's 409 names the decision in place; say how to replace it.
+            Some(ServerError { status: 409, .. }) => anyhow::anyhow!(
+                "{e}\nhint: pass --force to replace it (the earlier decision stays in `sextant events tail`)"
+            ),
+            _ => e,
+        })?;
     if json {
         out_json(&answer)?;
     }

@@ -4,6 +4,7 @@
 //! explain the step cache.
 
 mod logs;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -266,8 +267,10 @@ fn retry(args: RetryArgs) -> anyhow::Result<()> {
 fn wait_for(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
     let url = client.url(&["api", "v1", "pipeline-runs", id], &[]);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut progress = progress::Progress::new();
     let run = loop {
         let run = client.get(url.clone(), Duration::ZERO)?;
+        progress.update(client, id, &run);
         for step in run["steps"].as_array().into_iter().flatten() {
             let (step_name, status) = (text(&step["name"]), text(&step["status"]));
             if seen.get(&step_name) != Some(&status) && status != "waiting" {

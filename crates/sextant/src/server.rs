@@ -1,7 +1,7 @@
 //! `sextant server`: settings, start-up (migrations, stores) and graceful shutdown.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,20 +19,33 @@ pub const DEFAULT_ARTIFACT_ROOT: &str = "mlflow-artifacts:";
 /// Where metadata lives.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// Directory for the embedded store and local artifacts.
+    /// Directory for the embedded store and local artifacts; a relative path is relative to the working directory.
     #[arg(long, env = "SEXTANT_DATA_DIR", default_value = "./sextant-data")]
     pub data_dir: PathBuf,
-    /// Metadata store: `sqlite:///path` or `postgresql://…` [default: sqlite:///<data-dir>/sextant.db]
+    /// Metadata store: `sqlite:///relative.db` (relative to the working directory), `sqlite:////absolute.db` or `postgresql://…` [default: <data-dir>/sextant.db]
     #[arg(long, env = "SEXTANT_BACKEND_STORE_URI")]
     pub backend_store_uri: Option<String>,
 }
 
 impl StoreArgs {
-    /// The backend URI, defaulting to a SQLite file in the data directory.
-    pub fn backend_store_uri(&self) -> String {
+    /// Creates the data directory and returns it as an absolute path, once:
+    /// every path derived from it (database, artifacts, pipeline logs) is
+    /// then independent of the working directory.
+    pub fn resolve_data_dir(&self) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
+        std::fs::canonicalize(&self.data_dir)
+            .with_context(|| format!("resolving data directory {}", self.data_dir.display()))
+    }
+
+    /// The backend URI: the one given, else the SQLite file in `data_dir`
+    /// (absolute: `sqlite:////…`).
+    pub fn backend_store_uri(&self, data_dir: &Path) -> anyhow::Result<String> {
         match &self.backend_store_uri {
-            Some(uri) => uri.clone(),
-            None => format!("sqlite:///{}", self.data_dir.join("sextant.db").display()),
+            Some(uri) => Ok(uri.clone()),
+            None => Ok(sextant_store::sqlite_uri::sqlite_uri(
+                &data_dir.join("sextant.db"),
+            )?),
         }
     }
 }
@@ -112,20 +125,26 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
     }
+    let addr = SocketAddr::new(args.host, args.port);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The port first: a server that cannot listen must not create, migrate
+    // or lock anything.
+    let listener = match runtime.block_on(tokio::net::TcpListener::bind(addr)) {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {addr}: the address is in use by another process\n\
+             hint: pass --port (or SEXTANT_PORT) to choose another port"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
+    };
     let state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
         args.host.is_loopback(),
     )?;
-    let addr = SocketAddr::new(args.host, args.port);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        tracing::info!(%addr, store = %redact(&args.store.backend_store_uri()), artifacts = %state.artifacts.root(), "sextant server listening");
         if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");
         }
@@ -133,15 +152,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Migrates and opens the stores of a data directory.
+/// Migrates and opens the stores of a data directory, resolved to an
+/// absolute path once here; logs where everything is.
 pub fn open_state(
     store: &StoreArgs,
     artifacts_destination: Option<&str>,
     loopback: bool,
 ) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&store.data_dir)
-        .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
-    let uri = store.backend_store_uri();
+    let data_dir = store.resolve_data_dir()?;
+    let uri = store.backend_store_uri(&data_dir)?;
     let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
         .with_context(|| format!("migrating {}", redact(&uri)))?;
     if !applied.is_empty() {
@@ -150,17 +169,22 @@ pub fn open_state(
     let meta = sextant_store::open(&uri, DEFAULT_ARTIFACT_ROOT)
         .with_context(|| format!("opening {}", redact(&uri)))?;
     let destination = match artifacts_destination {
+        // A relative directory, like the data directory, is resolved once.
+        Some(d) if !d.contains(':') && Path::new(d).is_relative() => std::path::absolute(d)
+            .with_context(|| format!("resolving artifact directory {d}"))?
+            .display()
+            .to_string(),
         Some(d) => d.to_string(),
-        None => store.data_dir.join("artifacts").display().to_string(),
+        None => data_dir.join("artifacts").display().to_string(),
     };
     let artifacts = ArtifactStore::from_uri(&destination)
         .with_context(|| format!("opening artifact store {destination}"))?;
+    tracing::info!(data_dir = %data_dir.display(), store = %redact(&uri), artifacts = %artifacts.root(), "opened the stores");
     let security = if loopback {
         SecurityConfig::loopback()
     } else {
         SecurityConfig::default()
     };
-    let data_dir = std::fs::canonicalize(&store.data_dir)?;
     Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security).with_data_dir(data_dir))
 }
 
@@ -192,6 +216,7 @@ pub async fn serve(
     let endpoints = sextant_server::endpoints::spawn(state.clone());
     let monitors = sextant_server::monitors::spawn(state.clone());
     let app = sextant_server::router(state).layer(axum::Extension(webhooks));
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "sextant server listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -11,7 +11,7 @@ use sextant_server::pipelines::worker::{self, WorkerSettings};
 #[derive(Args)]
 pub struct WorkerArgs {
     /// URL of the Sextant server whose queue this worker serves; also the
-    /// `MLFLOW_TRACKING_URI` of the steps it runs.
+    /// `MLFLOW_TRACKING_URI` of the steps it runs; `host:port` means `http://host:port`.
     #[arg(long, env = "SEXTANT_SERVER", default_value = "http://127.0.0.1:5000")]
     server: String,
     /// The name recorded as the holder of the tasks it claims [default: <hostname>-<pid>].
@@ -20,7 +20,7 @@ pub struct WorkerArgs {
     /// Steps run at once [default: the number of CPUs].
     #[arg(long, env = "SEXTANT_WORKER_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: Option<u16>,
-    /// Directory for the step outputs and logs of this host.
+    /// Directory for the step outputs and logs of this host; a relative path is relative to the working directory.
     #[arg(long, env = "SEXTANT_WORKER_DIR", default_value = "./sextant-worker")]
     work_dir: PathBuf,
     /// How long a claim lasts without a heartbeat, in milliseconds (renewed every third of it).
@@ -41,7 +41,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         format!("{host}-{}", std::process::id())
     });
     let settings = WorkerSettings {
-        server: args.server.trim_end_matches('/').to_string(),
+        server: crate::client::server_url(&args.server)?
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
         id,
         concurrency: args.concurrency.map_or_else(
             || std::thread::available_parallelism().map_or(2, |n| n.get()),

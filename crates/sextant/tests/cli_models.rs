@@ -182,6 +182,55 @@ fn approve_reject_and_alias_through_the_cli() {
 }
 
 #[test]
+fn a_decided_version_is_a_conflict_unless_forced_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.register("fraud");
+
+    // A fresh version is pending: nobody decided it, at no time.
+    let show = stdout(succeeded(&server.cli(&["models", "show", "fraud"])));
+    let pending: Vec<&str> = show.lines().last().unwrap().split_whitespace().collect();
+    assert_eq!(&pending[..4], ["1", "pending", "-", "-"], "{show}");
+
+    succeeded(&server.cli(&["models", "approve", "fraud", "1", "--actor", "alice"]));
+    let out = server.cli(&["models", "reject", "fraud", "1", "--actor", "bob"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("already approved by alice"), "{err}");
+    assert!(err.contains("HTTP 409"), "{err}");
+    assert!(err.contains("hint: pass --force"), "{err}");
+    let out = server.cli(&["models", "show", "fraud", "--json"]);
+    let model: Value = serde_json::from_str(&stdout(succeeded(&out))).unwrap();
+    assert_eq!(model["versions"][0]["approval"]["status"], "approved");
+    assert_eq!(model["versions"][0]["approval"]["actor"], "alice");
+
+    let out = server.cli(&[
+        "models", "reject", "fraud", "1", "--actor", "bob", "--force", "--json",
+    ]);
+    let version: Value = serde_json::from_str(&stdout(succeeded(&out))).unwrap();
+    assert_eq!(version["approval"]["status"], "rejected");
+    assert_eq!(version["approval"]["actor"], "bob");
+
+    // Both decisions are in the feed, the second naming the first.
+    let out = server.cli(&[
+        "events",
+        "tail",
+        "--kinds",
+        "model_version.approved,model_version.rejected",
+        "--json",
+    ]);
+    let decisions: Vec<Value> = stdout(succeeded(&out))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(decisions[0]["actor"], "alice");
+    assert_eq!(decisions[1]["actor"], "bob");
+    assert_eq!(decisions[1]["payload"]["previous_status"], "approved");
+    assert_eq!(decisions[1]["payload"]["previous_actor"], "alice");
+}
+
+#[test]
 fn errors_exit_non_zero_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
@@ -255,7 +304,9 @@ fn events_tail_follow_prints_new_events_as_they_happen() {
     // when its first request arrives. So approve until a line appears.
     let deadline = Instant::now() + Duration::from_secs(60);
     let line = loop {
-        succeeded(&server.cli(&["models", "approve", "fraud", "1", "--actor", "bob"]));
+        succeeded(&server.cli(&[
+            "models", "approve", "fraud", "1", "--actor", "bob", "--force",
+        ]));
         if let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
             break line;
         }

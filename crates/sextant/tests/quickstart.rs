@@ -5,34 +5,95 @@
 
 mod common;
 
-use common::BIN;
+use common::{BIN, free_port, http, wait_healthy};
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
-#[test]
-fn the_loop_closes_unattended_and_leaves_its_lineage() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("qs");
-    let out = Command::new(BIN)
-        .args(["quickstart", "--data-dir"])
-        .arg(&data)
-        .env_remove("SEXTANT_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// `sextant quickstart` with its default arguments in `cwd`, as a user
+/// runs it there; no `SEXTANT_*` setting from the caller's shell.
+fn quickstart_in(cwd: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("quickstart").current_dir(cwd);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SEXTANT_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+/// A child process, killed when dropped (also when a test fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Asserts the quickstart succeeded with no failed request; returns its stdout.
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    stdout
+}
+
+#[test]
+fn the_loop_closes_unattended_and_leaves_its_lineage() {
+    // Default arguments in two fresh working directories: each run keeps its
+    // data in its own ./sextant-quickstart, so the second starts afresh too.
+    let root_dir_existed = Path::new("/sextant-quickstart").exists();
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = succeeded(&quickstart_in(dir.path()));
+    let data = dir.path().canonicalize().unwrap().join("sextant-quickstart");
     assert!(
-        stdout.contains(&format!(
-            "sextant server --data-dir {}",
-            data.canonicalize().unwrap().display()
-        )),
+        stdout.contains(&format!("sextant server --data-dir {}", data.display())),
         "{stdout}"
     );
+    let second = tempfile::tempdir().unwrap();
+    let second_stdout = succeeded(&quickstart_in(second.path()));
+    assert!(second.path().join("sextant-quickstart/sextant.db").is_file());
+    if !root_dir_existed {
+        assert!(!Path::new("/sextant-quickstart").exists());
+    }
+
+    // The server command it prints serves what it registered.
+    let line = second_stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("sextant server"))
+        .unwrap_or_else(|| panic!("no server command in {second_stdout}"));
+    let args: Vec<&str> = line
+        .split('#')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    let port = free_port();
+    let server = Killed(
+        Command::new(BIN)
+            .args(&args)
+            .args(["--port", &port.to_string()])
+            .current_dir(second.path())
+            .env_remove("SEXTANT_LOG")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(port);
+    let served = http(port, "GET", "/api/v1/models/quickstart-spend", "");
+    drop(server);
+    let (status, body) = served.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let model: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(model["versions"].as_array().unwrap().len(), 2, "{model}");
 
     let store = sextant_store::open(
-        &format!("sqlite:///{}", data.join("sextant.db").display()),
+        &sextant_store::sqlite_uri::sqlite_uri(&data.join("sextant.db")).unwrap(),
         "mlflow-artifacts:",
     )
     .unwrap();

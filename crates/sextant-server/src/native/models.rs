@@ -14,7 +14,7 @@ use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreE
 
 use super::convert::{self, Model, ModelDetail, Version};
 use super::{actor, body, path, query, version_number};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The page size of a model listing unless the client asks otherwise.
@@ -128,9 +128,13 @@ struct ApprovalRequest {
     status: String,
     comment: Option<String>,
     actor: Option<String>,
+    /// Replace a decision already made (approved or rejected).
+    #[serde(default)]
+    force: bool,
 }
 
-/// `POST /api/v1/models/{name}/versions/{version}/approval`: records a decision.
+/// `POST /api/v1/models/{name}/versions/{version}/approval`: records a
+/// decision; a version already decided is a 409 unless `force`.
 pub async fn approve(
     State(st): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -147,8 +151,12 @@ pub async fn approve(
         comment: req.comment.filter(|c| !c.trim().is_empty()),
     };
     let v = st
-        .db(move |s| s.set_model_version_approval(&name, version, &approval))
-        .await?;
+        .db(move |s| s.set_model_version_approval(&name, version, &approval, req.force))
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::InvalidState => ApiError::new(ErrorCode::ResourceConflict, e.message),
+            _ => e,
+        })?;
     Ok(Json(convert::version(v)))
 }
 

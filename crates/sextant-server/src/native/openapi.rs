@@ -124,7 +124,7 @@ pub fn spec() -> Value {
                           "schema": { "type": "string" } }
                     ],
                     "requestBody": json_body("ApprovalRequest"),
-                    "responses": { "200": ok("The version with its new approval", "ModelVersion"), "400": error("Bad status or body"), "404": error("No such version") }
+                    "responses": { "200": ok("The version with its new approval", "ModelVersion"), "400": error("Bad status or body"), "404": error("No such version"), "409": error("The version is already approved or rejected and `force` is not set (`RESOURCE_CONFLICT`)") }
                 }
             },
             "/api/v1/models/{name}/aliases/{alias}": {
@@ -732,7 +732,8 @@ pub fn spec() -> Value {
                 "properties": {
                     "status": { "enum": ["pending", "approved", "rejected"] },
                     "comment": { "type": "string", "description": "Why" },
-                    "actor": { "type": "string", "description": "Who (default: the X-Sextant-Actor header, else `anonymous`)" }
+                    "actor": { "type": "string", "description": "Who (default: the X-Sextant-Actor header, else `anonymous`)" },
+                    "force": { "type": "boolean", "default": false, "description": "Replace a decision already made; the earlier one stays in the events feed" }
                 }
             },
             "AliasRequest": {

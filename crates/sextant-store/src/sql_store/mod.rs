@@ -407,9 +407,10 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         name: &str,
         version: i64,
         approval: &Approval,
+        force: bool,
     ) -> Result<ModelVersion, StoreError> {
         self.db
-            .write(|c| versions::set_approval(c, name, version, approval))
+            .write(|c| versions::set_approval(c, name, version, approval, force))
     }
 
     fn events_after(

@@ -141,7 +141,13 @@ pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, S
         .ok_or_else(|| StoreError::Corrupt("no max version".into()))?
         .int()?;
     let approval = new.approval.clone().unwrap_or_default();
-    let approval_time = new.approval.as_ref().map(|a| a.time.unwrap_or(now));
+    // Pending is the absence of a decision: nobody decided, at no time.
+    let (approval_actor, approval_time) = match approval.status {
+        ApprovalStatus::Pending => (None, None),
+        ApprovalStatus::Approved | ApprovalStatus::Rejected => {
+            (approval.actor.as_deref(), Some(approval.time.unwrap_or(now)))
+        }
+    };
     c.exec(
         "INSERT INTO model_versions (name, version, source, storage_location, run_id, model_id, \
          run_link, description, user_id, current_stage, status, status_message, approval_status, \
@@ -159,7 +165,7 @@ pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, S
             new.description.as_deref().into(),
             new.user_id.as_deref().into(),
             approval.status.as_str().into(),
-            approval.actor.as_deref().into(),
+            approval_actor.into(),
             approval_time.into(),
             approval.comment.as_deref().into(),
             now.into(),
@@ -442,21 +448,45 @@ pub fn latest(
     Ok(versions)
 }
 
+/// Records a decision. A version already approved or rejected keeps that
+/// decision unless `force`; the events feed keeps every decision made.
 pub fn set_approval(
     c: &mut dyn Conn,
     name: &str,
     version: i64,
     approval: &Approval,
+    force: bool,
 ) -> Result<ModelVersion, StoreError> {
     let v = live_version(c, name, version)?;
+    if v.approval.status != ApprovalStatus::Pending && !force {
+        let by = v
+            .approval
+            .actor
+            .as_deref()
+            .map(|a| format!(" by {a}"))
+            .unwrap_or_default();
+        return Err(Error::InvalidState(format!(
+            "version {version} of model '{name}' is already {}{by}; \
+             a new decision replaces it only with force",
+            v.approval.status
+        ))
+        .into());
+    }
     let now = now_ms();
+    // Pending is the absence of a decision: nobody decided, at no time.
+    let (actor, time) = match approval.status {
+        ApprovalStatus::Pending => (None, None),
+        ApprovalStatus::Approved | ApprovalStatus::Rejected => {
+            (approval.actor.as_deref(), Some(now))
+        }
+    };
     c.exec(
         "UPDATE model_versions SET approval_status = ?, approval_actor = ?, approval_time = ?, \
          approval_comment = ?, last_updated_timestamp = ? WHERE name = ? AND version = ?",
         &[
             approval.status.as_str().into(),
-            approval.actor.as_deref().into(),
-            now.into(),
+            actor.into(),
+            time.into(),
             approval.comment.as_deref().into(),
             now.into(),
             name.into(),
@@ -473,6 +503,7 @@ pub fn set_approval(
             "version": version,
             "status": approval.status.as_str(),
             "previous_status": v.approval.status.as_str(),
+            "previous_actor": v.approval.actor,
             "comment": approval.comment,
         }),
     )?;
