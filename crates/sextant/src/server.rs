@@ -54,6 +54,9 @@ pub struct ServerArgs {
     /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// Web origins besides the server's own whose pages may change state (`https://app.example.com`); repeat the flag or separate with commas.
+    #[arg(long, env = "SEXTANT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     #[command(flatten)]
     webhooks: WebhookArgs,
     #[command(flatten)]
@@ -112,11 +115,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
     }
-    let state = open_state(
+    let mut state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
         args.host.is_loopback(),
     )?;
+    let origins: Vec<String> = args
+        .allowed_origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .cloned()
+        .collect();
+    state.security = Arc::new(
+        (*state.security)
+            .clone()
+            .with_allowed_origins(&origins)
+            .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?,
+    );
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
