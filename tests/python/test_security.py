@@ -7,6 +7,8 @@ import urllib.parse
 
 import pytest
 import requests
+from conftest import sextant_bin, start_sextant
+from helpers import unique
 
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -161,3 +163,118 @@ def test_downloads_are_attachments(server_url, client, experiment_id):
     assert resp.status_code == 200 and resp.content == html
     assert resp.headers["Content-Disposition"].startswith("attachment")
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# Cross-site request forgery: a page on another site makes the user's browser post to a
+# loopback server. Browsers send such a POST without asking first only as a "simple" request
+# (text/plain, a form type, or no Content-Type), and always with an `Origin`.
+EVIL_ORIGIN = "https://evil.example.com"
+
+
+def _version(client, experiment_id):
+    """A registered model with version 1, pending approval."""
+    run = client.create_run(experiment_id)
+    name = unique("csrf-model")
+    client.create_registered_model(name)
+    client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return name
+
+
+@pytest.mark.sextant_only
+def test_cross_site_approval_is_refused(server_url, client, experiment_id):
+    name = _version(client, experiment_id)
+    url = f"{server_url}/api/v1/models/{name}/versions/1/approval"
+    body = json.dumps({"status": "approved", "actor": "attacker"})
+    # The reproduced attack: text/plain from another site's page.
+    resp = requests.post(url, data=body, headers={"Content-Type": "text/plain", "Origin": EVIL_ORIGIN}, timeout=60)
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["error_code"] == "PERMISSION_DENIED"
+    # Without an Origin (a plain form post from an old browser), the type alone refuses it.
+    resp = requests.post(url, data=body, headers={"Content-Type": "text/plain"}, timeout=60)
+    assert resp.status_code == 415, resp.text
+    assert resp.json()["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+    version = requests.get(f"{server_url}/api/v1/models/{name}/versions/1", timeout=60).json()
+    assert version["approval"]["status"] == "pending", version
+    # JSON from a non-browser client (no Origin) is served.
+    resp = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["approval"]["status"] == "approved"
+
+
+def test_untyped_cross_site_experiment_delete_is_refused(server_url, client):
+    exp_id = client.create_experiment(unique("csrf"))
+    url = f"{server_url}/api/2.0/mlflow/experiments/delete"
+    body = json.dumps({"experiment_id": exp_id})
+    # The reproduced attack: no Content-Type at all, from another site's page.
+    resp = requests.post(url, data=body, headers={"Origin": EVIL_ORIGIN}, timeout=60)
+    assert resp.status_code == 403, resp.text
+    assert resp.text == "Cross-origin request blocked"
+    # MLflow's answers to a body of no or the wrong type.
+    resp = requests.post(url, data=body, timeout=60)
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Bad Request. Content-Type header is missing.",
+    }
+    resp = requests.post(url, data=body, headers={"Content-Type": "text/plain"}, timeout=60)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["message"] == "Bad Request. Content-Type must be one of ['application/json']."
+    assert client.get_experiment(exp_id).lifecycle_stage == "active"
+    # The mlflow client's own request (JSON, no Origin) is served.
+    client.delete_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+
+
+@pytest.mark.sextant_only
+def test_allowed_origins_may_change_state(tmp_path):
+    srv = start_sextant(tmp_path, "--allowed-origins", "https://app.example.com,http://localhost:3000")
+    try:
+        url = f"{srv.url}/api/2.0/mlflow/experiments/create"
+        for origin, status in [
+            ("https://app.example.com", 200),
+            ("http://localhost:3000", 200),
+            (srv.url, 200),
+            (EVIL_ORIGIN, 403),
+            ("http://localhost:3001", 403),
+        ]:
+            resp = requests.post(url, json={"name": unique("origin")}, headers={"Origin": origin}, timeout=60)
+            assert resp.status_code == status, (origin, resp.text)
+        # A listed origin's preflight is answered, so its pages can send JSON.
+        resp = requests.options(
+            url,
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type"},
+            timeout=60,
+        )
+        assert resp.status_code == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    finally:
+        srv.stop()
+
+
+@pytest.mark.sextant_only
+def test_a_malformed_allowed_origin_is_refused_at_start(tmp_path):
+    import subprocess
+
+    out = subprocess.run(
+        [sextant_bin(), "server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--allowed-origins", "app.example.com"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode != 0
+    assert "invalid allowed origin 'app.example.com'" in out.stderr, out.stderr
+
+
+@pytest.mark.sextant_only
+@pytest.mark.parametrize("root", ["file:///etc", "/etc", "http://example.com/etc"])
+def test_artifact_roots_outside_the_store_are_refused_with_a_reason(server_url, client, root):
+    exp_id = client.create_experiment(unique("foreign-root"), artifact_location=root)
+    run_id = client.create_run(exp_id).info.run_id
+    for path, params in [
+        ("/api/2.0/mlflow/artifacts/list", {"run_id": run_id}),
+        ("/get-artifact", {"run_id": run_id, "path": "passwd"}),
+    ]:
+        resp = requests.get(f"{server_url}{path}", params=params, timeout=60)
+        assert resp.status_code == 400, (path, resp.status_code, resp.text)
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert root in resp.json()["message"] and "not served by this server" in resp.json()["message"]
+        assert "root:" not in resp.text

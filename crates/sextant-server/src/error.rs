@@ -19,6 +19,9 @@ pub enum ErrorCode {
     /// client cannot fix by changing the request (MLflow maps it to 409).
     ResourceConflict,
     RequestLimitExceeded,
+    /// A body of a type the route does not take (native API only; MLflow's
+    /// routes answer `INVALID_PARAMETER_VALUE` as MLflow does).
+    UnsupportedMediaType,
     InternalError,
     NotImplemented,
     TemporarilyUnavailable,
@@ -37,6 +40,7 @@ impl ErrorCode {
             ErrorCode::InvalidState => "INVALID_STATE",
             ErrorCode::ResourceConflict => "RESOURCE_CONFLICT",
             ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
@@ -55,6 +59,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::ResourceConflict => StatusCode::CONFLICT,
             ErrorCode::RequestLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

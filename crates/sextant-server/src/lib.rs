@@ -11,6 +11,7 @@ pub mod mlflow;
 pub mod monitors;
 mod native;
 pub mod pipelines;
+pub mod routes;
 mod security;
 pub mod serving;
 mod state;
@@ -22,21 +23,23 @@ pub use error::{ApiError, ErrorCode};
 pub use security::SecurityConfig;
 pub use state::AppState;
 
-/// The whole HTTP application.
+/// The whole HTTP application: every route of `routes::table()`, the
+/// state-changing ones behind the request guard.
 pub fn router(state: AppState) -> Router {
     let security = state.security.clone();
     let changes = state.changes.clone();
     let gateways = state.endpoints.gateways.clone();
-    Router::new()
-        .merge(misc::routes())
-        .merge(mlflow::routes())
-        .merge(native::routes())
+    routes::router(security.clone())
         .fallback(misc::not_found)
         .with_state(state)
         .merge(serving::endpoints_router(gateways))
         .layer(axum::middleware::from_fn_with_state(
             changes,
             announce_changes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            security.clone(),
+            security::cors,
         ))
         .layer(axum::middleware::from_fn_with_state(
             security,

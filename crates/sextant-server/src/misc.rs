@@ -2,23 +2,31 @@
 //! probe, and the answer for unknown routes.
 
 use axum::Json;
-use axum::Router;
 use axum::http::Uri;
-use axum::routing::get;
+use axum::routing::on;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::routes::{Api, Group, Resource, Route};
 
 /// The MLflow version whose wire protocol Sextant speaks.
 pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(|| async { "OK" }))
-        .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
-        .route("/api/3.0/mlflow/server-info", get(server_info))
-        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
-}
+pub const ROUTES: Group = Group {
+    api: Api::Mlflow,
+    mounts: &[""],
+    routes: &[
+        Route::get("/health", Resource::Server, |m| on(m, || async { "OK" })),
+        Route::get("/version", Resource::Server, |m| {
+            on(m, || async { MLFLOW_COMPAT_VERSION })
+        }),
+        Route::get("/api/3.0/mlflow/server-info", Resource::Server, |m| {
+            on(m, server_info)
+        }),
+        Route::get("/ajax-api/3.0/mlflow/server-info", Resource::Server, |m| {
+            on(m, server_info)
+        }),
+    ],
+};
 
 /// The capability probe the client makes before large artifact transfers.
 async fn server_info() -> Json<serde_json::Value> {

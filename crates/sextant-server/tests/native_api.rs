@@ -94,7 +94,14 @@ async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
 }
 
 async fn send(app: &Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-    call(app, method, uri, Some(&body.to_string()), &[]).await
+    call(
+        app,
+        method,
+        uri,
+        Some(&body.to_string()),
+        &[("content-type", "application/json")],
+    )
+    .await
 }
 
 /// Asserts a JSON error with this status and code.

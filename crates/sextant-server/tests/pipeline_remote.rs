@@ -296,6 +296,16 @@ async fn bad_worker_requests_are_4xx_naming_the_problem() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // A heartbeat for a task that does not exist is the worker's mistake too.
+    let (s, v) = h
+        .post(
+            "/api/v1/tasks/12345/heartbeat",
+            json!({"fencing": 1, "lease_ms": 1000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error_code"], "RESOURCE_DOES_NOT_EXIST", "{v}");
+    assert!(v["message"].as_str().unwrap_or("").contains("12345"), "{v}");
     let (s, v) = h
         .post(
             "/api/v1/tasks/abc/heartbeat",

@@ -67,6 +67,9 @@ pub struct ServerArgs {
     /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// Web origins besides the server's own whose pages may change state (`https://app.example.com`); repeat the flag or separate with commas.
+    #[arg(long, env = "SEXTANT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     #[command(flatten)]
     webhooks: WebhookArgs,
     #[command(flatten)]
@@ -139,11 +142,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
     };
-    let state = open_state(
+    let mut state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
         args.host.is_loopback(),
     )?;
+    let origins: Vec<String> = args
+        .allowed_origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .cloned()
+        .collect();
+    state.security = Arc::new(
+        (*state.security)
+            .clone()
+            .with_allowed_origins(&origins)
+            .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?,
+    );
     runtime.block_on(async move {
         if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");

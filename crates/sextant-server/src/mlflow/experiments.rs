@@ -1,8 +1,8 @@
 //! `MlflowService` experiment RPCs.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::on;
 use sextant_core::entities::ViewType;
 use sextant_core::search::{SearchKind, parse_filter};
 use sextant_store::ExperimentSearch;
@@ -11,23 +11,68 @@ use super::convert;
 use super::wire::{Fields, Obj, Reply, empty, reply};
 use super::{experiment_id, max_results, next_page_token, order_by, page_offset, view_type};
 use crate::error::ApiError;
+use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 
 /// The largest `max_results` of experiment search.
 const MAX_EXPERIMENTS_PAGE: u64 = 50_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/experiments/create", post(create))
-        .route("/experiments/get", get(get_experiment))
-        .route("/experiments/get-by-name", get(get_by_name))
-        .route("/experiments/search", post(search).get(search))
-        .route("/experiments/update", post(update))
-        .route("/experiments/delete", post(delete))
-        .route("/experiments/restore", post(restore))
-        .route("/experiments/set-experiment-tag", post(set_tag))
-        .route("/experiments/delete-experiment-tag", post(delete_tag))
-}
+pub(super) const ROUTES: &[Route] = &[
+    Route::json(
+        Method::POST,
+        "/experiments/create",
+        R::Experiment,
+        C::Create,
+        |m| on(m, create),
+    ),
+    Route::get("/experiments/get", R::Experiment, |m| on(m, get_experiment)),
+    Route::get("/experiments/get-by-name", R::Experiment, |m| {
+        on(m, get_by_name)
+    }),
+    Route::json(
+        Method::POST,
+        "/experiments/search",
+        R::Experiment,
+        C::Read,
+        |m| on(m, search),
+    ),
+    Route::get("/experiments/search", R::Experiment, |m| on(m, search)),
+    Route::json(
+        Method::POST,
+        "/experiments/update",
+        R::Experiment,
+        C::Edit,
+        |m| on(m, update),
+    ),
+    Route::json(
+        Method::POST,
+        "/experiments/delete",
+        R::Experiment,
+        C::Manage,
+        |m| on(m, delete),
+    ),
+    Route::json(
+        Method::POST,
+        "/experiments/restore",
+        R::Experiment,
+        C::Manage,
+        |m| on(m, restore),
+    ),
+    Route::json(
+        Method::POST,
+        "/experiments/set-experiment-tag",
+        R::Experiment,
+        C::Edit,
+        |m| on(m, set_tag),
+    ),
+    Route::json(
+        Method::POST,
+        "/experiments/delete-experiment-tag",
+        R::Experiment,
+        C::Edit,
+        |m| on(m, delete_tag),
+    ),
+];
 
 async fn create(State(st): State<AppState>, f: Fields) -> Reply {
     let name = f.req_str("name")?;

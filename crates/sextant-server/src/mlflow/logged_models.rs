@@ -1,9 +1,9 @@
 //! MLflow 3 logged-model RPCs (`/logged-models…`), which every
 //! `mlflow.<flavor>.log_model` call needs.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, post};
+use axum::http::Method;
+use axum::routing::on;
 use sextant_core::entities::{LoggedModelStatus, NewLoggedModel};
 use sextant_core::search::{SearchKind, parse_filter};
 use sextant_store::LoggedModelSearch;
@@ -12,6 +12,7 @@ use super::convert;
 use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
 use super::{experiment_id, max_results, next_page_token, page_offset};
 use crate::error::ApiError;
+use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 
 /// The REST default of `max_results` (proto2 default of the request message).
@@ -19,26 +20,60 @@ const DEFAULT_MODELS_PAGE: u64 = 50;
 /// The largest page of logged models.
 const MAX_MODELS_PAGE: u64 = 50_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/logged-models", post(create))
-        .route("/logged-models/search", post(search))
-        .route(
-            "/logged-models/{model_id}",
-            axum::routing::get(get_model)
-                .patch(finalize)
-                .delete(delete_model),
-        )
-        .route(
-            "/logged-models/{model_id}/tags",
-            axum::routing::patch(set_tags),
-        )
-        .route(
-            "/logged-models/{model_id}/tags/{tag_key}",
-            delete(delete_tag),
-        )
-        .route("/logged-models/{model_id}/params", post(log_params))
-}
+pub(super) const ROUTES: &[Route] = &[
+    Route::json(
+        Method::POST,
+        "/logged-models",
+        R::Experiment,
+        C::Edit,
+        |m| on(m, create),
+    ),
+    Route::json(
+        Method::POST,
+        "/logged-models/search",
+        R::LoggedModel,
+        C::Read,
+        |m| on(m, search),
+    ),
+    Route::get("/logged-models/{model_id}", R::LoggedModel, |m| {
+        on(m, get_model)
+    }),
+    Route::json(
+        Method::PATCH,
+        "/logged-models/{model_id}",
+        R::LoggedModel,
+        C::Edit,
+        |m| on(m, finalize),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/logged-models/{model_id}",
+        R::LoggedModel,
+        C::Manage,
+        |m| on(m, delete_model),
+    ),
+    Route::json(
+        Method::PATCH,
+        "/logged-models/{model_id}/tags",
+        R::LoggedModel,
+        C::Edit,
+        |m| on(m, set_tags),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/logged-models/{model_id}/tags/{tag_key}",
+        R::LoggedModel,
+        C::Edit,
+        |m| on(m, delete_tag),
+    ),
+    Route::json(
+        Method::POST,
+        "/logged-models/{model_id}/params",
+        R::LoggedModel,
+        C::Edit,
+        |m| on(m, log_params),
+    ),
+];
 
 async fn create(State(st): State<AppState>, f: Fields) -> Reply {
     let new = NewLoggedModel {

@@ -14,29 +14,29 @@ mod runs;
 mod webhooks;
 mod wire;
 
-use axum::Router;
 use sextant_core::entities::ViewType;
 use sextant_core::search::{OrderBy, SearchKind, parse_order_by_list};
 use sextant_store::token;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::routes::{Api, Group, Route};
 use wire::{Fields, invalid_value};
 
-/// Every MLflow route.
-pub fn routes() -> Router<AppState> {
-    let rpc = || {
-        Router::new()
-            .merge(experiments::routes())
-            .merge(runs::routes())
-            .merge(logged_models::routes())
-            .merge(registry::routes())
-            .merge(webhooks::routes())
-    };
-    Router::new()
-        .nest("/api/2.0/mlflow", rpc())
-        .nest("/ajax-api/2.0/mlflow", rpc())
-        .merge(artifacts::routes())
+/// Where MLflow's RPCs are served: the REST API and the UI's mirror.
+const RPC_MOUNTS: &[&str] = &["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+
+pub(crate) const EXPERIMENTS: Group = rpc(experiments::ROUTES);
+pub(crate) const RUNS: Group = rpc(runs::ROUTES);
+pub(crate) const LOGGED_MODELS: Group = rpc(logged_models::ROUTES);
+pub(crate) const REGISTRY: Group = rpc(registry::ROUTES);
+pub(crate) const WEBHOOKS: Group = rpc(webhooks::ROUTES);
+
+const fn rpc(routes: &'static [Route]) -> Group {
+    Group {
+        api: Api::Mlflow,
+        mounts: RPC_MOUNTS,
+        routes,
+    }
 }
 
 /// An experiment id: MLflow's ids are integers carried as strings.

@@ -4,9 +4,9 @@
 //! validation, stages); these handlers read the request, parse what the wire
 //! carries as strings (versions, stages) and write the answer.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, patch, post};
+use axum::http::Method;
+use axum::routing::on;
 use serde_json::Value;
 use sextant_core::entities::Tag;
 use sextant_core::registry::{
@@ -20,6 +20,7 @@ use super::registry_convert as convert;
 use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
 use super::{next_page_token, order_by, page_offset};
 use crate::error::ApiError;
+use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 
 /// `SearchRegisteredModels.max_results`: the proto default and the handler's cap.
@@ -28,47 +29,137 @@ const MAX_MODELS_PAGE: u64 = 1_000;
 /// `SearchModelVersions.max_results`: the proto default is also the cap.
 const MAX_VERSIONS_PAGE: u64 = 200_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/registered-models/create", post(create_model))
-        .route("/registered-models/get", get(get_model))
-        .route("/registered-models/rename", post(rename_model))
-        .route("/registered-models/update", patch(update_model))
-        .route(
-            "/registered-models/delete",
-            axum::routing::delete(delete_model),
-        )
-        .route("/registered-models/search", get(search_models))
-        // The client posts first and falls back to GET on ENDPOINT_NOT_FOUND.
-        .route(
-            "/registered-models/get-latest-versions",
-            post(latest_versions).get(latest_versions),
-        )
-        .route("/registered-models/set-tag", post(set_model_tag))
-        .route(
-            "/registered-models/delete-tag",
-            axum::routing::delete(delete_model_tag),
-        )
-        .route(
-            "/registered-models/alias",
-            post(set_alias).delete(delete_alias).get(get_by_alias),
-        )
-        .route("/model-versions/create", post(create_version))
-        .route("/model-versions/get", get(get_version))
-        .route("/model-versions/update", patch(update_version))
-        .route("/model-versions/transition-stage", post(transition_stage))
-        .route(
-            "/model-versions/delete",
-            axum::routing::delete(delete_version),
-        )
-        .route("/model-versions/search", get(search_versions))
-        .route("/model-versions/get-download-uri", get(download_uri))
-        .route("/model-versions/set-tag", post(set_version_tag))
-        .route(
-            "/model-versions/delete-tag",
-            axum::routing::delete(delete_version_tag),
-        )
-}
+pub(super) const ROUTES: &[Route] = &[
+    // The client posts get-latest-versions first and falls back to GET on ENDPOINT_NOT_FOUND.
+    Route::json(
+        Method::POST,
+        "/registered-models/create",
+        R::RegisteredModel,
+        C::Create,
+        |m| on(m, create_model),
+    ),
+    Route::get("/registered-models/get", R::RegisteredModel, |m| {
+        on(m, get_model)
+    }),
+    Route::json(
+        Method::POST,
+        "/registered-models/rename",
+        R::RegisteredModel,
+        C::Edit,
+        |m| on(m, rename_model),
+    ),
+    Route::json(
+        Method::PATCH,
+        "/registered-models/update",
+        R::RegisteredModel,
+        C::Edit,
+        |m| on(m, update_model),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/registered-models/delete",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, delete_model),
+    ),
+    Route::get("/registered-models/search", R::RegisteredModel, |m| {
+        on(m, search_models)
+    }),
+    Route::json(
+        Method::POST,
+        "/registered-models/get-latest-versions",
+        R::RegisteredModel,
+        C::Read,
+        |m| on(m, latest_versions),
+    ),
+    Route::get(
+        "/registered-models/get-latest-versions",
+        R::RegisteredModel,
+        |m| on(m, latest_versions),
+    ),
+    Route::json(
+        Method::POST,
+        "/registered-models/set-tag",
+        R::RegisteredModel,
+        C::Edit,
+        |m| on(m, set_model_tag),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/registered-models/delete-tag",
+        R::RegisteredModel,
+        C::Edit,
+        |m| on(m, delete_model_tag),
+    ),
+    Route::json(
+        Method::POST,
+        "/registered-models/alias",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, set_alias),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/registered-models/alias",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, delete_alias),
+    ),
+    Route::get("/registered-models/alias", R::RegisteredModel, |m| {
+        on(m, get_by_alias)
+    }),
+    Route::json(
+        Method::POST,
+        "/model-versions/create",
+        R::RegisteredModel,
+        C::Edit,
+        |m| on(m, create_version),
+    ),
+    Route::get("/model-versions/get", R::ModelVersion, |m| {
+        on(m, get_version)
+    }),
+    Route::json(
+        Method::PATCH,
+        "/model-versions/update",
+        R::ModelVersion,
+        C::Edit,
+        |m| on(m, update_version),
+    ),
+    Route::json(
+        Method::POST,
+        "/model-versions/transition-stage",
+        R::ModelVersion,
+        C::Manage,
+        |m| on(m, transition_stage),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/model-versions/delete",
+        R::ModelVersion,
+        C::Manage,
+        |m| on(m, delete_version),
+    ),
+    Route::get("/model-versions/search", R::ModelVersion, |m| {
+        on(m, search_versions)
+    }),
+    Route::get("/model-versions/get-download-uri", R::ModelVersion, |m| {
+        on(m, download_uri)
+    }),
+    Route::json(
+        Method::POST,
+        "/model-versions/set-tag",
+        R::ModelVersion,
+        C::Edit,
+        |m| on(m, set_version_tag),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/model-versions/delete-tag",
+        R::ModelVersion,
+        C::Edit,
+        |m| on(m, delete_version_tag),
+    ),
+];
 
 /// The required `version`, an integer carried as a string.
 fn version(f: &Fields) -> Result<i64, ApiError> {

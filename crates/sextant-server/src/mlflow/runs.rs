@@ -1,8 +1,8 @@
 //! `MlflowService` run, logging and metric-history RPCs.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::on;
 use sextant_core::entities::{
     Dataset, DatasetInput, Metric, ModelOutput, NewRun, RunStatus, Tag, ViewType,
 };
@@ -15,6 +15,7 @@ use super::wire::{
 };
 use super::{experiment_id, max_results, next_page_token, order_by, page_offset, view_type};
 use crate::error::ApiError;
+use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 
 /// The largest `max_results` of run search.
@@ -28,29 +29,54 @@ const MAX_BULK_INTERVAL_RESULTS: u64 = 2_500;
 /// The run tag where the legacy LogModel RPC appends model metadata.
 const LOG_MODEL_HISTORY_TAG: &str = "mlflow.log-model.history";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/runs/create", post(create))
-        .route("/runs/get", get(get_run))
-        .route("/runs/update", post(update))
-        .route("/runs/delete", post(delete))
-        .route("/runs/restore", post(restore))
-        .route("/runs/log-metric", post(log_metric))
-        .route("/runs/log-parameter", post(log_param))
-        .route("/runs/set-tag", post(set_tag))
-        .route("/runs/delete-tag", post(delete_tag))
-        .route("/runs/log-batch", post(log_batch))
-        .route("/runs/log-inputs", post(log_inputs))
-        .route("/runs/outputs", post(log_outputs))
-        .route("/runs/log-model", post(log_model))
-        .route("/runs/search", post(search).get(search))
-        .route("/metrics/get-history", get(history))
-        .route("/metrics/get-history-bulk", get(history_bulk))
-        .route(
-            "/metrics/get-history-bulk-interval",
-            get(history_bulk_interval),
-        )
-}
+pub(super) const ROUTES: &[Route] = &[
+    Route::json(Method::POST, "/runs/create", R::Experiment, C::Edit, |m| {
+        on(m, create)
+    }),
+    Route::get("/runs/get", R::Run, |m| on(m, get_run)),
+    Route::json(Method::POST, "/runs/update", R::Run, C::Edit, |m| {
+        on(m, update)
+    }),
+    Route::json(Method::POST, "/runs/delete", R::Run, C::Manage, |m| {
+        on(m, delete)
+    }),
+    Route::json(Method::POST, "/runs/restore", R::Run, C::Manage, |m| {
+        on(m, restore)
+    }),
+    Route::json(Method::POST, "/runs/log-metric", R::Run, C::Edit, |m| {
+        on(m, log_metric)
+    }),
+    Route::json(Method::POST, "/runs/log-parameter", R::Run, C::Edit, |m| {
+        on(m, log_param)
+    }),
+    Route::json(Method::POST, "/runs/set-tag", R::Run, C::Edit, |m| {
+        on(m, set_tag)
+    }),
+    Route::json(Method::POST, "/runs/delete-tag", R::Run, C::Edit, |m| {
+        on(m, delete_tag)
+    }),
+    Route::json(Method::POST, "/runs/log-batch", R::Run, C::Edit, |m| {
+        on(m, log_batch)
+    }),
+    Route::json(Method::POST, "/runs/log-inputs", R::Run, C::Edit, |m| {
+        on(m, log_inputs)
+    }),
+    Route::json(Method::POST, "/runs/outputs", R::Run, C::Edit, |m| {
+        on(m, log_outputs)
+    }),
+    Route::json(Method::POST, "/runs/log-model", R::Run, C::Edit, |m| {
+        on(m, log_model)
+    }),
+    Route::json(Method::POST, "/runs/search", R::Run, C::Read, |m| {
+        on(m, search)
+    }),
+    Route::get("/runs/search", R::Run, |m| on(m, search)),
+    Route::get("/metrics/get-history", R::Run, |m| on(m, history)),
+    Route::get("/metrics/get-history-bulk", R::Run, |m| on(m, history_bulk)),
+    Route::get("/metrics/get-history-bulk-interval", R::Run, |m| {
+        on(m, history_bulk_interval)
+    }),
+];
 
 fn run_id(f: &Fields) -> Result<String, ApiError> {
     f.req_str_any(&["run_id", "run_uuid"])

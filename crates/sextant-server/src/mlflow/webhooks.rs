@@ -6,9 +6,10 @@
 //! Sextant kinds and prefixes travel as strings in `sextant_events`, a field
 //! the MLflow client ignores.
 
+use axum::Extension;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::http::Method;
+use axum::routing::on;
 use serde_json::Value;
 use sextant_core::webhooks::{
     DeliveryAttempt, EventFilter, NewWebhook, Webhook, WebhookStatus, WebhookUpdate,
@@ -17,6 +18,7 @@ use sextant_core::webhooks::{
 use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
 use super::{next_page_token, page_offset};
 use crate::error::ApiError;
+use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 use crate::webhooks::{self as delivery, Outcome, Webhooks};
 
@@ -26,16 +28,37 @@ const MAX_PAGE: i64 = 1_000;
 /// Attempts shown by the delivery log at most.
 const MAX_LOG: i64 = 1_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks", post(create).get(list))
-        .route(
-            "/webhooks/{webhook_id}",
-            get(get_one).patch(update).delete(delete),
-        )
-        .route("/webhooks/{webhook_id}/test", post(test))
-        .route("/webhooks/{webhook_id}/deliveries", get(deliveries))
-}
+pub(super) const ROUTES: &[Route] = &[
+    Route::json(Method::POST, "/webhooks", R::Webhook, C::Create, |m| {
+        on(m, create)
+    }),
+    Route::get("/webhooks", R::Webhook, |m| on(m, list)),
+    Route::get("/webhooks/{webhook_id}", R::Webhook, |m| on(m, get_one)),
+    Route::json(
+        Method::PATCH,
+        "/webhooks/{webhook_id}",
+        R::Webhook,
+        C::Edit,
+        |m| on(m, update),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/webhooks/{webhook_id}",
+        R::Webhook,
+        C::Manage,
+        |m| on(m, delete),
+    ),
+    Route::json(
+        Method::POST,
+        "/webhooks/{webhook_id}/test",
+        R::Webhook,
+        C::Edit,
+        |m| on(m, test),
+    ),
+    Route::get("/webhooks/{webhook_id}/deliveries", R::Webhook, |m| {
+        on(m, deliveries)
+    }),
+];
 
 /// The server's webhook machinery, or the defaults (private targets refused).
 fn machinery(ext: Option<Extension<Webhooks>>) -> Webhooks {

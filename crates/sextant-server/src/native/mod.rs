@@ -15,223 +15,203 @@ mod openapi;
 mod pipelines;
 mod tasks;
 
-use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, Method};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::routing::on;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::routes::{Body, Capability as C, Resource as R, Route};
 
 /// The header naming who makes a change when the body does not say.
 pub const ACTOR_HEADER: &str = "x-sextant-actor";
 
-/// One native route. The table below is the only place routes are declared,
-/// so the OpenAPI document can be checked against it.
-pub(crate) struct Route {
-    pub method: Method,
-    pub path: &'static str,
-    handler: fn(MethodFilter) -> MethodRouter<AppState>,
-}
-
-/// Every native route.
+/// Every native route: the router and the OpenAPI check are both built from
+/// this table (see `crate::routes`).
 pub(crate) const ROUTES: &[Route] = &[
-    Route {
-        method: Method::GET,
-        path: "/api/v1/openapi.json",
-        handler: |m| on(m, openapi::document),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/models",
-        handler: |m| on(m, models::list),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/models/{name}",
-        handler: |m| on(m, models::show),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/models/{name}/versions/{version}",
-        handler: |m| on(m, models::version),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/models/{name}/versions/{version}/approval",
-        handler: |m| on(m, models::approve),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/api/v1/models/{name}/aliases/{alias}",
-        handler: |m| on(m, models::set_alias),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/v1/models/{name}/aliases/{alias}",
-        handler: |m| on(m, models::delete_alias),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/events",
-        handler: |m| on(m, events::list),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipelines",
-        handler: |m| on(m, pipelines::list),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/api/v1/pipelines/{name}",
-        handler: |m| on(m, pipelines::put),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipelines/{name}",
-        handler: |m| on(m, pipelines::show),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/pipelines/{name}/runs",
-        handler: |m| on(m, pipelines::start),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipeline-runs",
-        handler: |m| on(m, pipelines::list_runs),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipeline-runs/{id}",
-        handler: |m| on(m, pipelines::show_run),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/pipeline-runs/{id}/cancel",
-        handler: |m| on(m, pipelines::cancel),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipeline-runs/{id}/steps/{step}/cache",
-        handler: |m| on(m, pipelines::explain_cache),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/pipeline-runs/{id}/retry",
-        handler: |m| on(m, pipelines::retry),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/pipeline-runs/{id}/logs",
-        handler: |m| on(m, pipelines::logs),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/endpoints",
-        handler: |m| on(m, endpoints::list),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/api/v1/endpoints/{name}",
-        handler: |m| on(m, endpoints::put),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/endpoints/{name}",
-        handler: |m| on(m, endpoints::show),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/v1/endpoints/{name}",
-        handler: |m| on(m, endpoints::delete),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/endpoints/{name}/promote",
-        handler: |m| on(m, endpoints::promote),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/endpoints/{name}/rollback",
-        handler: |m| on(m, endpoints::rollback),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/endpoints/{name}/gateway-stats",
-        handler: |m| on(m, endpoints::gateway_stats),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/endpoints/{name}/ground-truth",
-        handler: |m| on(m, monitors::ground_truth),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/monitors",
-        handler: |m| on(m, monitors::list),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/api/v1/monitors/{name}",
-        handler: |m| on(m, monitors::put),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/monitors/{name}",
-        handler: |m| on(m, monitors::show),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/v1/monitors/{name}",
-        handler: |m| on(m, monitors::delete),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/monitors/{name}/runs",
-        handler: |m| on(m, monitors::run),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/monitors/{name}/runs",
-        handler: |m| on(m, monitors::runs),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/monitor-runs/{id}",
-        handler: |m| on(m, monitors::show_run),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/v1/monitor-runs/{id}/files/{file}",
-        handler: |m| on(m, monitors::file),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/tasks/claim",
-        handler: |m| on(m, tasks::claim),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/tasks/{id}/heartbeat",
-        handler: |m| on(m, tasks::heartbeat),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/v1/tasks/{id}/outcome",
-        handler: |m| on(m, tasks::outcome),
-    },
+    Route::get("/api/v1/openapi.json", R::Server, |m| {
+        on(m, openapi::document)
+    }),
+    Route::get("/api/v1/models", R::RegisteredModel, |m| {
+        on(m, models::list)
+    }),
+    Route::get("/api/v1/models/{name}", R::RegisteredModel, |m| {
+        on(m, models::show)
+    }),
+    Route::get(
+        "/api/v1/models/{name}/versions/{version}",
+        R::ModelVersion,
+        |m| on(m, models::version),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/models/{name}/versions/{version}/approval",
+        R::ModelVersion,
+        C::Manage,
+        |m| on(m, models::approve),
+    ),
+    Route::json(
+        Method::PUT,
+        "/api/v1/models/{name}/aliases/{alias}",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, models::set_alias),
+    ),
+    Route::json(
+        Method::DELETE,
+        "/api/v1/models/{name}/aliases/{alias}",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, models::delete_alias),
+    ),
+    Route::get("/api/v1/events", R::Event, |m| on(m, events::list)),
+    Route::get("/api/v1/pipelines", R::Pipeline, |m| on(m, pipelines::list)),
+    Route::json(
+        Method::PUT,
+        "/api/v1/pipelines/{name}",
+        R::Pipeline,
+        C::Edit,
+        |m| on(m, pipelines::put),
+    )
+    .with_body(Body::JsonOrYaml),
+    Route::get("/api/v1/pipelines/{name}", R::Pipeline, |m| {
+        on(m, pipelines::show)
+    }),
+    Route::json(
+        Method::POST,
+        "/api/v1/pipelines/{name}/runs",
+        R::Pipeline,
+        C::Edit,
+        |m| on(m, pipelines::start),
+    ),
+    Route::get("/api/v1/pipeline-runs", R::PipelineRun, |m| {
+        on(m, pipelines::list_runs)
+    }),
+    Route::get("/api/v1/pipeline-runs/{id}", R::PipelineRun, |m| {
+        on(m, pipelines::show_run)
+    }),
+    Route::json(
+        Method::POST,
+        "/api/v1/pipeline-runs/{id}/cancel",
+        R::PipelineRun,
+        C::Edit,
+        |m| on(m, pipelines::cancel),
+    ),
+    Route::get(
+        "/api/v1/pipeline-runs/{id}/steps/{step}/cache",
+        R::PipelineRun,
+        |m| on(m, pipelines::explain_cache),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/pipeline-runs/{id}/retry",
+        R::PipelineRun,
+        C::Edit,
+        |m| on(m, pipelines::retry),
+    ),
+    Route::get("/api/v1/pipeline-runs/{id}/logs", R::PipelineRun, |m| {
+        on(m, pipelines::logs)
+    }),
+    Route::get("/api/v1/endpoints", R::Endpoint, |m| on(m, endpoints::list)),
+    Route::json(
+        Method::PUT,
+        "/api/v1/endpoints/{name}",
+        R::Endpoint,
+        C::Edit,
+        |m| on(m, endpoints::put),
+    )
+    .with_body(Body::JsonOrYaml),
+    Route::get("/api/v1/endpoints/{name}", R::Endpoint, |m| {
+        on(m, endpoints::show)
+    }),
+    Route::json(
+        Method::DELETE,
+        "/api/v1/endpoints/{name}",
+        R::Endpoint,
+        C::Manage,
+        |m| on(m, endpoints::delete),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/endpoints/{name}/promote",
+        R::Endpoint,
+        C::Manage,
+        |m| on(m, endpoints::promote),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/endpoints/{name}/rollback",
+        R::Endpoint,
+        C::Manage,
+        |m| on(m, endpoints::rollback),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/endpoints/{name}/gateway-stats",
+        R::Endpoint,
+        C::Work,
+        |m| on(m, endpoints::gateway_stats),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/endpoints/{name}/ground-truth",
+        R::Endpoint,
+        C::Edit,
+        |m| on(m, monitors::ground_truth),
+    ),
+    Route::get("/api/v1/monitors", R::Monitor, |m| on(m, monitors::list)),
+    Route::json(
+        Method::PUT,
+        "/api/v1/monitors/{name}",
+        R::Monitor,
+        C::Edit,
+        |m| on(m, monitors::put),
+    )
+    .with_body(Body::JsonOrYaml),
+    Route::get("/api/v1/monitors/{name}", R::Monitor, |m| {
+        on(m, monitors::show)
+    }),
+    Route::json(
+        Method::DELETE,
+        "/api/v1/monitors/{name}",
+        R::Monitor,
+        C::Manage,
+        |m| on(m, monitors::delete),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/monitors/{name}/runs",
+        R::Monitor,
+        C::Edit,
+        |m| on(m, monitors::run),
+    ),
+    Route::get("/api/v1/monitors/{name}/runs", R::Monitor, |m| {
+        on(m, monitors::runs)
+    }),
+    Route::get("/api/v1/monitor-runs/{id}", R::Monitor, |m| {
+        on(m, monitors::show_run)
+    }),
+    Route::get("/api/v1/monitor-runs/{id}/files/{file}", R::Monitor, |m| {
+        on(m, monitors::file)
+    }),
+    Route::json(Method::POST, "/api/v1/tasks/claim", R::Task, C::Work, |m| {
+        on(m, tasks::claim)
+    }),
+    Route::json(
+        Method::POST,
+        "/api/v1/tasks/{id}/heartbeat",
+        R::Task,
+        C::Work,
+        |m| on(m, tasks::heartbeat),
+    ),
+    Route::json(
+        Method::POST,
+        "/api/v1/tasks/{id}/outcome",
+        R::Task,
+        C::Work,
+        |m| on(m, tasks::outcome),
+    ),
 ];
-
-/// Every native route, mounted.
-pub fn routes() -> Router<AppState> {
-    ROUTES.iter().fold(Router::new(), |router, r| {
-        let filter = MethodFilter::try_from(r.method.clone())
-            .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
-        router.route(r.path, (r.handler)(filter))
-    })
-}
 
 /// Query parameters, with a malformed query answered as a JSON 400.
 fn query<T>(q: Result<axum::extract::Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -245,8 +225,8 @@ fn path<T>(p: Result<axum::extract::Path<T>, PathRejection>) -> Result<T, ApiErr
         .map_err(|e| ApiError::invalid(format!("invalid path: {}", e.body_text())))
 }
 
-/// A JSON request body. Read as bytes so that a missing `Content-Type` (curl
-/// without `-H`) is not an error and every mistake is a JSON 400.
+/// A JSON request body, read as bytes so that every mistake is a JSON 400.
+/// (The request guard has checked its `Content-Type` already.)
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))

@@ -112,6 +112,10 @@ fn lost(e: OrchestratorError) -> ApiError {
         OrchestratorError::Store(StoreError::Domain(sextant_core::Error::InvalidState(m))) => {
             ApiError::new(ErrorCode::ResourceConflict, m)
         }
+        // A task id that names no task: the worker's mistake, not the server's.
+        OrchestratorError::Store(StoreError::Domain(sextant_core::Error::NotFound(m))) => {
+            ApiError::new(ErrorCode::ResourceDoesNotExist, m)
+        }
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -9,12 +9,13 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, on};
 use serde_json::json;
 use tower::ServiceExt;
 
 use super::gateway::Gateway;
 use super::{http, metrics};
+use crate::routes::{self, Api, Group, Resource, Route};
 
 /// The hosted gateways.
 #[derive(Default)]
@@ -76,12 +77,23 @@ impl Gateways {
     }
 }
 
-/// `/endpoints/{name}/…` for every hosted gateway, and `/endpoints-metrics` for all.
+/// `/endpoints-metrics`, the one route of the data plane outside an endpoint.
+pub(crate) const ENDPOINTS_METRICS: Group<Arc<Gateways>> = Group {
+    api: Api::Serving,
+    mounts: &[""],
+    routes: &[Route::get("/endpoints-metrics", Resource::Inference, |m| {
+        on(m, all_metrics)
+    })],
+};
+
+/// `/endpoints/{name}/…` for every hosted gateway (each endpoint's routes are
+/// `http::ROUTES`), and `/endpoints-metrics` for all.
 pub fn endpoints_router(gateways: Arc<Gateways>) -> Router {
-    Router::new()
-        .route("/endpoints/{name}/{*rest}", any(dispatch))
-        .route("/endpoints-metrics", get(all_metrics))
-        .with_state(gateways)
+    let router = Router::new().route(
+        &format!("{}/{{*rest}}", routes::ENDPOINT_MOUNT),
+        any(dispatch),
+    );
+    routes::mount_data_plane(router, &ENDPOINTS_METRICS).with_state(gateways)
 }
 
 async fn dispatch(

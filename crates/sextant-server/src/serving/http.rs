@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::on;
 use bytes::Bytes;
 use serde_json::json;
 
@@ -17,6 +18,7 @@ use super::error::{InputError, PredictError};
 use super::gateway::{Answer, Call, Failure, Gateway, Wire};
 use super::metrics;
 use super::protocol::oip;
+use crate::routes::{self, Api, Body, Capability as C, Group, Resource as R, Route};
 
 /// Header a caller sets to name its request in capture records (SageMaker's, and a
 /// vendor-neutral alias).
@@ -26,26 +28,58 @@ const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 /// Header naming the variant that answered.
 const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 
+/// Every route of one endpoint, relative to where it is mounted. The data
+/// plane: inference and health are for applications, so no request guard.
+pub(crate) const ROUTES: &[Route<Arc<Gateway>>] = &[
+    Route::json(Method::POST, "/invocations", R::Inference, C::Invoke, |m| {
+        on(m, invocations)
+    })
+    .with_body(Body::Any),
+    Route::get("/ping", R::Inference, |m| on(m, ping)),
+    Route::get("/health", R::Inference, |m| on(m, ping)),
+    Route::get("/v2", R::Inference, |m| on(m, server_metadata)),
+    Route::get("/v2/health/live", R::Inference, |m| on(m, live)),
+    Route::get("/v2/health/ready", R::Inference, |m| on(m, server_ready)),
+    Route::get("/v2/models/{model}", R::Inference, |m| {
+        on(m, model_metadata)
+    }),
+    Route::get("/v2/models/{model}/ready", R::Inference, |m| {
+        on(m, model_ready)
+    }),
+    Route::json(
+        Method::POST,
+        "/v2/models/{model}/infer",
+        R::Inference,
+        C::Invoke,
+        |m| on(m, infer),
+    ),
+    Route::get("/v2/models/{model}/versions/{version}", R::Inference, |m| {
+        on(m, model_metadata)
+    }),
+    Route::get(
+        "/v2/models/{model}/versions/{version}/ready",
+        R::Inference,
+        |m| on(m, model_ready),
+    ),
+    Route::json(
+        Method::POST,
+        "/v2/models/{model}/versions/{version}/infer",
+        R::Inference,
+        C::Invoke,
+        |m| on(m, infer),
+    ),
+    Route::get("/metrics", R::Inference, |m| on(m, prometheus)),
+];
+
 /// The routes of `gateway`'s endpoint.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let limit = gateway.settings().max_body_bytes;
-    Router::new()
-        .route("/invocations", post(invocations))
-        .route("/ping", get(ping))
-        .route("/health", get(ping))
-        .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(server_ready))
-        .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
-        .route(
-            "/v2/models/{model}/versions/{version}/ready",
-            get(model_ready),
-        )
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
-        .route("/metrics", get(prometheus))
+    let group = Group {
+        api: Api::Serving,
+        mounts: &[""],
+        routes: ROUTES,
+    };
+    routes::mount_data_plane(Router::new(), &group)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
 }

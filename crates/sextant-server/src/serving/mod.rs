@@ -17,10 +17,10 @@
 
 pub mod capture;
 mod convert;
-mod endpoints;
+pub(crate) mod endpoints;
 pub mod error;
 mod gateway;
-mod http;
+pub(crate) mod http;
 pub mod metrics;
 mod model;
 pub mod pool;

@@ -13,6 +13,7 @@ pub async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusC
         .method(method)
         .uri(uri)
         .header("host", "127.0.0.1:5000")
+        .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();

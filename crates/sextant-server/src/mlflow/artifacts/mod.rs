@@ -9,70 +9,95 @@
 mod multipart;
 
 use axum::Json;
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::on;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 use sextant_artifacts::{ArtifactError, ByteRange, Entry, SafePath};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::routes::{Api, Body, Capability as C, Group, Resource as R, Route};
 use crate::state::AppState;
 
 /// What follows this in a request path is the artifact path.
 const ARTIFACTS_MARKER: &str = "/mlflow-artifacts/artifacts/";
 
-pub fn routes() -> Router<AppState> {
-    let mut router = Router::new();
-    for base in [
+/// The proxied artifact service.
+pub(crate) const PROXY: Group = Group {
+    api: Api::Mlflow,
+    mounts: &[
         "/api/2.0/mlflow-artifacts",
         "/ajax-api/2.0/mlflow-artifacts",
-    ] {
-        router = router
-            .route(&format!("{base}/artifacts"), get(list))
-            .route(
-                &format!("{base}/artifacts/{{*path}}"),
-                // Uploads stream to the store, so no size limit applies.
-                get(download)
-                    .put(upload)
-                    .delete(delete)
-                    .layer(DefaultBodyLimit::disable()),
-            )
-            .route(
-                &format!("{base}/mpu/{{*rest}}"),
-                // Parts stream to the store, so no size limit applies.
-                post(multipart::command)
-                    .put(multipart::put_part)
-                    .layer(DefaultBodyLimit::disable()),
-            )
-            .route(
-                &format!("{base}/presigned/{{*path}}"),
-                get(presigned_unsupported),
-            );
-    }
-    for base in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
-        router = router
-            .route(&format!("{base}/artifacts/list"), get(list_run))
-            .route(
-                &format!("{base}/logged-models/{{model_id}}/artifacts/directories"),
-                get(list_logged_model),
-            );
-    }
-    // The UI's downloads (MLflow serves these outside the RPC table).
-    router.route("/get-artifact", get(download_run_file)).route(
-        "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
-        get(download_logged_model_file),
-    )
-}
+    ],
+    routes: &[
+        Route::get("/artifacts", R::Artifact, |m| on(m, list)),
+        Route::get("/artifacts/{*path}", R::Artifact, |m| on(m, download)),
+        // Uploads stream to the store, typed as the file is (the client
+        // sends the file's MIME type).
+        Route::json(
+            Method::PUT,
+            "/artifacts/{*path}",
+            R::Artifact,
+            C::Edit,
+            |m| on(m, upload),
+        )
+        .with_body(Body::Stream),
+        Route::json(
+            Method::DELETE,
+            "/artifacts/{*path}",
+            R::Artifact,
+            C::Manage,
+            |m| on(m, delete),
+        ),
+        Route::json(Method::POST, "/mpu/{*rest}", R::Artifact, C::Edit, |m| {
+            on(m, multipart::command)
+        }),
+        Route::json(Method::PUT, "/mpu/{*rest}", R::Artifact, C::Edit, |m| {
+            on(m, multipart::put_part)
+        })
+        .with_body(Body::Stream),
+        Route::get("/presigned/{*path}", R::Artifact, |m| {
+            on(m, presigned_unsupported)
+        }),
+    ],
+};
+
+/// Listings of a run's and a logged model's artifacts, among MLflow's RPCs.
+pub(crate) const LISTINGS: Group = Group {
+    api: Api::Mlflow,
+    mounts: &["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"],
+    routes: &[
+        Route::get("/artifacts/list", R::Run, |m| on(m, list_run)),
+        Route::get(
+            "/logged-models/{model_id}/artifacts/directories",
+            R::LoggedModel,
+            |m| on(m, list_logged_model),
+        ),
+    ],
+};
+
+/// The UI's downloads (MLflow serves these outside the RPC table).
+pub(crate) const UI: Group = Group {
+    api: Api::Mlflow,
+    mounts: &[""],
+    routes: &[
+        Route::get("/get-artifact", R::Run, |m| on(m, download_run_file)),
+        Route::get(
+            "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
+            R::LoggedModel,
+            |m| on(m, download_logged_model_file),
+        ),
+    ],
+};
 
 /// `PUT …/artifacts/<path>`: the body, streamed into the store.
 async fn upload(
     State(state): State<AppState>,
     uri: Uri,
-    body: Body,
+    body: HttpBody,
 ) -> Result<Json<Value>, ApiError> {
     let path = path_in_uri(&uri)?;
     state
@@ -115,7 +140,7 @@ async fn send_artifact(
         Err(e) => return Err(artifact_error(e)),
     };
     let name = path.file_name().unwrap_or("artifact");
-    let mut response = Response::new(Body::from_stream(d.stream));
+    let mut response = Response::new(HttpBody::from_stream(d.stream));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -375,11 +400,17 @@ pub(crate) fn proxied_root(uri: &str) -> Result<SafePath, ApiError> {
     path.map_err(invalid_path)
 }
 
+/// A root outside the proxied store is the caller's to read: serving it
+/// would let anyone who can set an `artifact_location` read the server's own
+/// files (`file:///etc`) or make it fetch URLs. That is a request this server
+/// refuses (400), not a feature it lacks (501).
 fn not_proxied(uri: &str) -> ApiError {
     ApiError::new(
-        ErrorCode::NotImplemented,
+        ErrorCode::InvalidParameterValue,
         format!(
-            "the run's artifact root {uri} is not served by this server; the client reads it directly"
+            "the artifact root '{uri}' is not served by this server: it serves only roots in its \
+             own artifact store (mlflow-artifacts:/…, or …/api/2.0/mlflow-artifacts/artifacts/…), \
+             never local paths or other URLs; read this root directly from the client"
         ),
     )
 }
@@ -513,7 +544,13 @@ mod tests {
             root("http://h:5000/api/2.0/mlflow-artifacts/artifacts/0/r%20x/artifacts"),
             Ok("0/r x/artifacts".into())
         );
-        assert_eq!(root("file:///etc"), Err(ErrorCode::NotImplemented));
+        for other in ["file:///etc", "/etc", "http://example.com/etc", "s3://b/p"] {
+            assert_eq!(
+                root(other),
+                Err(ErrorCode::InvalidParameterValue),
+                "{other}"
+            );
+        }
         assert_eq!(
             root("mlflow-artifacts:/0/../../etc"),
             Err(ErrorCode::InvalidParameterValue)
