@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use sextant_artifacts::ArtifactStore;
+use sextant_server::data_roots::DataRoots;
 use sextant_server::pipelines::Settings as PipelineSettings;
 use sextant_server::webhooks::{WebhookSettings, Webhooks};
 use sextant_server::{AppState, SecurityConfig};
@@ -54,6 +55,9 @@ pub struct ServerArgs {
     /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// A directory whose files the server may read on a caller's behalf (monitor data and baselines, built-in steps), besides the data directory and the working directory; repeatable (SEXTANT_DATA_ROOTS: colon-separated).
+    #[arg(long = "data-root", env = "SEXTANT_DATA_ROOTS", value_delimiter = ':')]
+    data_roots: Vec<PathBuf>,
     #[command(flatten)]
     webhooks: WebhookArgs,
     #[command(flatten)]
@@ -116,6 +120,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.store,
         args.artifacts_destination.as_deref(),
         args.host.is_loopback(),
+        &args.data_roots,
     )?;
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -133,11 +138,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Migrates and opens the stores of a data directory.
+/// Migrates and opens the stores of a data directory. Files read on a
+/// caller's behalf must lie under it, the working directory or a `data_roots`.
 pub fn open_state(
     store: &StoreArgs,
     artifacts_destination: Option<&str>,
     loopback: bool,
+    data_roots: &[PathBuf],
 ) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&store.data_dir)
         .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
@@ -161,7 +168,10 @@ pub fn open_state(
         SecurityConfig::default()
     };
     let data_dir = std::fs::canonicalize(&store.data_dir)?;
-    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security).with_data_dir(data_dir))
+    let roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
+    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security)
+        .with_data_dir(data_dir)
+        .with_data_roots(roots))
 }
 
 /// Serves `state` on `listener` with every background part (webhooks,
