@@ -74,6 +74,11 @@ pub struct TypeCounts {
     pub fractional: u64,
     pub boolean: u64,
     pub string: u64,
+    /// Fractional values with no fractional part (`3.0`, as Python's `json`
+    /// writes an integer-valued float): they fit a column the baseline found
+    /// Integral. Counted among `fractional` too.
+    #[serde(default)]
+    pub whole: u64,
 }
 
 /// Exact moments of a column's numbers.
@@ -295,6 +300,7 @@ impl ColumnProfile {
             }
             Cell::Fractional(x) => {
                 self.types.fractional += 1;
+                self.types.whole += u64::from(x.fract() == 0.0);
                 self.number(x, text);
             }
             Cell::Boolean => {
@@ -321,6 +327,7 @@ impl ColumnProfile {
                 let x = n.as_f64().unwrap_or(f64::NAN);
                 if n.is_f64() {
                     self.types.fractional += 1;
+                    self.types.whole += u64::from(x.fract() == 0.0);
                 } else {
                     self.types.integral += 1;
                 }
@@ -370,6 +377,7 @@ impl ColumnProfile {
         self.types.fractional += o.types.fractional;
         self.types.boolean += o.types.boolean;
         self.types.string += o.types.string;
+        self.types.whole += o.types.whole;
         self.moments.merge(&o.moments);
         self.kll.merge(&o.kll);
         self.categories.merge(&o.categories);

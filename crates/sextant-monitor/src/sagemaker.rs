@@ -464,20 +464,35 @@ fn violation(feature: &str, check: &str, description: String) -> Violation {
     }
 }
 
-/// Share of present values whose type does not fit the baseline's type.
-fn type_mismatch(baseline: &str, c: &ColumnProfile) -> f64 {
+/// How the present values of a column fit the baseline's type: the share that
+/// fits, and the most common type that does not with its share (`None` when
+/// every value fits). A whole-valued float (`3.0`) fits `Integral`.
+fn type_match(baseline: &str, c: &ColumnProfile) -> (f64, Option<(&'static str, f64)>) {
     let t = c.types;
     let present = t.integral + t.fractional + t.boolean + t.string;
     if present == 0 {
-        return 0.0;
+        return (1.0, None);
     }
-    let fitting = match baseline {
-        "Integral" => t.integral,
-        "Fractional" => t.integral + t.fractional,
-        "Boolean" => t.boolean,
-        _ => present,
+    // Values by type, whole-valued floats apart from the other fractional ones.
+    let kinds = [
+        ("Integral", t.integral + t.whole),
+        ("Fractional", t.fractional.saturating_sub(t.whole)),
+        ("Boolean", t.boolean),
+        ("String", t.string),
+    ];
+    let fits = |kind: &str| match baseline {
+        "Integral" | "Boolean" => kind == baseline,
+        "Fractional" => matches!(kind, "Integral" | "Fractional"),
+        // String and Unknown columns take any value.
+        _ => true,
     };
-    1.0 - fitting as f64 / present as f64
+    let fitting: u64 = kinds.iter().filter(|(k, _)| fits(k)).map(|(_, n)| n).sum();
+    let offending = kinds
+        .iter()
+        .filter(|(k, n)| *n > 0 && !fits(k))
+        .max_by_key(|(_, n)| *n)
+        .map(|(k, n)| (*k, *n as f64 / present as f64));
+    (fitting as f64 / present as f64, offending)
 }
 
 /// Checks `current` (its profile, for type counts) against a baseline's
@@ -529,17 +544,21 @@ pub fn check(
         let type_threshold = o
             .datatype_check_threshold
             .unwrap_or(cfg.datatype_check_threshold);
-        let mismatch = type_mismatch(&fc.inferred_type, col);
-        if mismatch > type_threshold {
+        let (matched, offending) = type_match(&fc.inferred_type, col);
+        if let Some((kind, share)) = offending
+            && 1.0 - matched > type_threshold
+        {
+            // SageMaker's wording, then the share of the type that broke it.
             out.push(violation(
                 &fc.name,
                 "data_type_check",
                 format!(
-                    "Data type match requirement is not met. Expected data type: {}, Expected match: {:.2}%. Observed: {:.2}% of values are {}",
+                    "Data type match requirement is not met. Expected data type: {}, Expected match: {:.2}%. Observed: Only {:.2}% of data is {}; {:.2}% is {kind}",
                     fc.inferred_type,
                     (1.0 - type_threshold) * 100.0,
-                    (1.0 - mismatch) * 100.0,
-                    col.inferred_type().as_str()
+                    matched * 100.0,
+                    fc.inferred_type,
+                    share * 100.0,
                 ),
             ));
         }
@@ -762,6 +781,43 @@ mod tests {
                 ("x", "data_type_check"),
                 ("x", "non_negative_check"),
             ]
+        );
+    }
+
+    #[test]
+    fn the_data_type_check_names_the_offending_type_and_takes_whole_floats_as_integral() {
+        let mut base = String::from("n\n");
+        for i in 0..100 {
+            base.push_str(&format!("{}\n", i % 10));
+        }
+        let stats = Statistics::from_profile(&profile(&base));
+        assert_eq!(stats.features[0].inferred_type, "Integral");
+        let cons = Constraints::suggest(&stats);
+        let json = |values: &[&str]| {
+            let lines: String = values.iter().map(|v| format!("{{\"n\": {v}}}\n")).collect();
+            crate::read::profile_json_lines(&lines, "w.jsonl", ProfileOptions::default())
+                .unwrap()
+        };
+        let types = |p: &DatasetProfile| -> Vec<String> {
+            check(&stats, &cons, p)
+                .violations
+                .into_iter()
+                .filter(|v| v.constraint_check_type == "data_type_check")
+                .map(|v| v.description)
+                .collect()
+        };
+        // Python's json writes 3.0 for an integer-valued float: no false alarm.
+        assert_eq!(types(&json(&["3.0", "4.0", "5"])), Vec::<String>::new());
+        let all_fractional = types(&json(&["3.5", "4.25", "5.5", "6.5"]));
+        assert_eq!(all_fractional.len(), 1, "{all_fractional:?}");
+        assert!(
+            all_fractional[0].ends_with("Observed: Only 0.00% of data is Integral; 100.00% is Fractional"),
+            "{all_fractional:?}"
+        );
+        let mixed = types(&json(&["1", "2", "\"x\"", "\"y\"", "\"z\"", "1.5"]));
+        assert!(
+            mixed[0].ends_with("Only 33.33% of data is Integral; 50.00% is String"),
+            "{mixed:?}"
         );
     }
 

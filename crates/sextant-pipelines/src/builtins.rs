@@ -749,6 +749,26 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), BuiltinError> {
     Ok(())
 }
 
+/// The `with` keys whose values name files or directories a built-in reads on its host:
+/// data sets (`data`, `train`, `valid`) and model directories (`model`).
+pub const PATH_KEYS: &[&str] = &["data", "train", "valid", "model"];
+
+/// The host paths a built-in will read, from its resolved `with` values, as it opens
+/// them (a data directory's [`DATA_FILE`]), so a server can confine them before running
+/// it.
+pub fn input_paths(with: &BTreeMap<String, String>) -> Vec<(&'static str, PathBuf)> {
+    PATH_KEYS
+        .iter()
+        .filter_map(|&key| {
+            let value = with.get(key)?;
+            Some(match key {
+                "model" => (key, PathBuf::from(value.strip_prefix("file://").unwrap_or(value))),
+                _ => (key, csv_path(value)),
+            })
+        })
+        .collect()
+}
+
 /// A data reference is a CSV file, or a directory holding [`DATA_FILE`] (what
 /// `builtin/split` writes as each output).
 fn csv_path(value: &str) -> PathBuf {

@@ -17,6 +17,7 @@ pub mod refs;
 pub mod spec;
 pub mod tune;
 mod validate;
+pub mod yaml;
 
 use std::fmt;
 

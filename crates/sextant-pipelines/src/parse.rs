@@ -80,14 +80,14 @@ pub(crate) fn parse(text: &str) -> Parsed {
     }
 }
 
-fn pos(node: &Node) -> Pos {
+pub(crate) fn pos(node: &Node) -> Pos {
     Pos {
         line: node.span.start.line().max(1),
         col: node.span.start.col() + 1,
     }
 }
 
-fn describe(node: &Node) -> &'static str {
+pub(crate) fn describe(node: &Node) -> &'static str {
     match &node.data {
         YamlDataOwned::Value(ScalarOwned::Null) => "nothing",
         YamlDataOwned::Value(ScalarOwned::Boolean(_)) => "a bool",
@@ -100,6 +100,18 @@ fn describe(node: &Node) -> &'static str {
         YamlDataOwned::Mapping(_) => "a mapping",
         YamlDataOwned::Tagged(..) => "a tagged value",
         YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => "an unreadable value",
+    }
+}
+
+/// ` (did you mean 'x'?)` for the allowed word closest to `word`, when one is close.
+pub(crate) fn did_you_mean(allowed: &[&str], word: &str) -> String {
+    let best = allowed
+        .iter()
+        .map(|a| (strsim::damerau_levenshtein(a, word), *a))
+        .min();
+    match best {
+        Some((d, a)) if d <= 2 && d < word.chars().count() => format!(" (did you mean '{a}'?)"),
+        _ => String::new(),
     }
 }
 
@@ -162,16 +174,7 @@ impl Parser {
             if allowed.contains(&k.value.as_str()) {
                 continue;
             }
-            let best = allowed
-                .iter()
-                .map(|a| (strsim::damerau_levenshtein(a, &k.value), *a))
-                .min();
-            let hint = match best {
-                Some((d, a)) if d <= 2 && d < k.value.chars().count() => {
-                    format!(" (did you mean '{a}'?)")
-                }
-                _ => String::new(),
-            };
+            let hint = did_you_mean(allowed, &k.value);
             self.error(
                 k.pos,
                 format!("unknown key '{}' in {context}{hint}", k.value),

@@ -4,6 +4,7 @@
 // The OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
 
+pub mod data_roots;
 pub mod endpoints;
 mod error;
 mod misc;

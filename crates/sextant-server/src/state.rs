@@ -35,6 +35,8 @@ pub struct AppState {
     pub endpoints: Arc<crate::endpoints::Endpoints>,
     /// The monitors this server runs.
     pub monitors: Arc<crate::monitors::Monitors>,
+    /// Where files read on a caller's behalf may lie (anywhere unless set).
+    pub data_roots: Arc<crate::data_roots::DataRoots>,
 }
 
 impl AppState {
@@ -55,12 +57,19 @@ impl AppState {
             orchestrator: Arc::new(OnceLock::new()),
             endpoints: Arc::new(crate::endpoints::Endpoints::default()),
             monitors: Arc::new(crate::monitors::Monitors::default()),
+            data_roots: Arc::new(crate::data_roots::DataRoots::anywhere()),
         }
     }
 
     /// The same state with the server's data directory (see [`AppState::data_dir`]).
     pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(Arc::new(dir));
+        self
+    }
+
+    /// The same state reading files for callers only under `roots`.
+    pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
+        self.data_roots = Arc::new(roots);
         self
     }
 

@@ -171,7 +171,7 @@ async fn a_drifted_window_with_worse_predictions_is_a_violation_and_an_event() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let monitor = "endpoint: churn\nwindow: 1h\nmodel_quality:\n  problem_type: Regression\n  constraints: {mae: {threshold: 0.5, comparison_operator: GreaterThanThreshold}}\n";
+    let monitor = "endpoint: churn\nwindow: 1h\nmodel_quality:\n  problem_type: Regression\n  label: label\n  constraints: {mae: {threshold: 0.5, comparison_operator: GreaterThanThreshold}}\n";
     let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/churn-watch", monitor).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 
@@ -256,7 +256,10 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
     let h = Harness::new();
     for (spec, says) in [
         ("endpoint: nope\n", "endpoint 'nope' not found"),
-        ("endpoint: churn\nwindoww: 1h\n", "unknown field `windoww`"),
+        (
+            "endpoint: churn\nwindoww: 1h\n",
+            "m.yaml:2:1: unknown key 'windoww' in the monitor definition (did you mean 'window'?)",
+        ),
         ("data: x.csv\n", "needs a baseline"),
         (
             "endpoint: churn\nschedule: 'every minute'\n",
@@ -308,6 +311,24 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
             .contains("records[0].inference_id"),
         "{v}"
     );
+    // Without capture a monitor could never see a row: refused.
+    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/quiet", "endpoint: churn\n").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint 'churn' does not capture its traffic"),
+        "{v}"
+    );
+    let (s, _) = call(
+        &h.app,
+        "PUT",
+        "/api/v1/endpoints/churn",
+        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
     // A window with no captured rows fails the run, saying why.
     let (s, _) = call(&h.app, "PUT", "/api/v1/monitors/quiet", "endpoint: churn\n").await;
     assert_eq!(s, StatusCode::CREATED);
@@ -349,4 +370,119 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
+    let h = Harness::new();
+    // A model without a baseline/ directory, behind an endpoint that captures.
+    let bare = h._dirs[2].path().join("bare");
+    mlflow_model::save_linear(
+        &bare,
+        &LinearModel {
+            coefficients: vec![1.0, 1.0, 1.0],
+            intercept: 0.0,
+        },
+        &["a", "b", "c"].map(String::from),
+        &Matrix::from_rows(&[vec![0.5, 0.5, 0.5]]).unwrap(),
+    )
+    .unwrap();
+    for (endpoint, model) in [("churn", h.model.clone()), ("bare", bare.display().to_string())] {
+        let (s, v) = call(
+            &h.app,
+            "PUT",
+            &format!("/api/v1/endpoints/{endpoint}"),
+            &json!({"variants": [{"model": model}], "capture": {"sampling_percent": 100}})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    for (spec, says) in [
+        (
+            "endpoint: bare\n",
+            "monitor 'm': no baseline given, and the model endpoint 'bare' serves has none",
+        ),
+        // The label column is not guessed.
+        (
+            "endpoint: churn\nmodel_quality: {problem_type: Regression}\n",
+            "m.yaml:2:16: missing key 'label' in model_quality",
+        ),
+        (
+            "endpoint: churn\nmodel_quality: {problem_type: Regression, label: y, constraints: {accuracy: {threshold: 1, comparison_operator: LessThanThreshold}}}\n",
+            "not a Regression metric",
+        ),
+    ] {
+        let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", spec).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{spec}: {v}");
+    }
+    let (s, v) = call(&h.app, "GET", "/api/v1/monitors", "").await;
+    assert_eq!((s, v["monitors"].as_array().unwrap().len()), (StatusCode::OK, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
+    let h = Harness::new();
+    let (s, v) = call(
+        &h.app,
+        "PUT",
+        "/api/v1/monitors/m",
+        "endpoint: churn\nwindow: soon\nschedul: '* * * * *'\ndrift:\n  alpha: high\n",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "m.yaml:2:9: window: invalid window 'soon': use e.g. 10m, 1h or 1d",
+            "m.yaml:3:1: unknown key 'schedul' in the monitor definition (did you mean 'schedule'?)",
+            "m.yaml:5:10: drift.alpha: expected a number, found string \"high\"",
+        ],
+        "{v}"
+    );
+    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", "endpoint: [churn\n").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("the monitor definition is not valid YAML"),
+        "{v}"
+    );
+    // Endpoints too.
+    let (s, v) = call(
+        &h.app,
+        "PUT",
+        "/api/v1/endpoints/churn",
+        "variants:\n  - model: a\n    wieght: 2\n  - model: b\n    weight: -1\nrollout: {strategy: canery}\n",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "churn.yaml:3:5: unknown key 'wieght' in variants[0] (did you mean 'weight'?)",
+            "churn.yaml:6:21: rollout.strategy: unknown value 'canery': expected one of all_at_once, canary, linear, blue_green (did you mean 'canary'?)",
+        ],
+        "{v}"
+    );
+    // Structure right, rules broken: each at the field that breaks it.
+    let (s, v) = call(
+        &h.app,
+        "PUT",
+        "/api/v1/endpoints/churn",
+        "variants:\n  - model: a\n    weight: -1\n  - {name: x-canary, model: b}\ncapture: {sampling_percent: 200}\n",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "churn.yaml:3:13: variant 'primary': weight must be a number >= 0",
+            "churn.yaml:4:11: variant name 'x-canary': names ending in -canary are kept for rollouts",
+            "churn.yaml:5:29: capture.sampling_percent must be between 0 and 100, got 200",
+        ],
+        "{v}"
+    );
 }

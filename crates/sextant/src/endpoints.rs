@@ -76,8 +76,8 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
         EndpointsCommand::Apply { file, name } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-            let spec = EndpointSpec::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let spec = EndpointSpec::parse(&file.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let name = name
                 .or(spec.name.clone())
                 .ok_or_else(|| anyhow::anyhow!("{} has no `name:`; pass --name", file.display()))?;

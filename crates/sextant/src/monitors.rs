@@ -33,7 +33,7 @@ pub enum MonitorsCommand {
         name: String,
         #[arg(long, conflicts_with = "data")]
         endpoint: Option<String>,
-        /// A data set on the server's host.
+        /// A data set on the server's host (under its data directory, working directory or a --data-root).
         #[arg(long)]
         data: Option<String>,
         /// A directory with statistics.json and constraints.json, or models:/name/3 (its baseline/) [default: the baseline of the endpoint's model].
@@ -45,11 +45,32 @@ pub enum MonitorsCommand {
         /// How far back a run looks, e.g. 10m or 1h.
         #[arg(long, default_value = "1h")]
         window: String,
-        /// Judge predictions against uploaded ground truth: Regression, BinaryClassification or MulticlassClassification.
+        /// A window with fewer rows fails the run instead of judging noise [default: 1].
         #[arg(long)]
+        min_rows: Option<u64>,
+        /// Drift effect-size threshold (normed Wasserstein, Jensen-Shannon distance) [default: 0.1].
+        #[arg(long)]
+        drift_threshold: Option<f64>,
+        /// Significance level of the drift tests after Benjamini-Hochberg [default: 0.05].
+        #[arg(long)]
+        drift_alpha: Option<f64>,
+        /// Share of drifted features that makes the data set drift [default: 0.5].
+        #[arg(long)]
+        drift_share: Option<f64>,
+        /// Judge predictions against uploaded ground truth: Regression, BinaryClassification or MulticlassClassification.
+        #[arg(long, requires = "label")]
         problem_type: Option<String>,
+        /// The label column (the name the window's rows for retraining give the ground truth).
+        #[arg(long, requires = "problem_type")]
+        label: Option<String>,
+        /// A model-quality metric that fails the check when it falls below VALUE, e.g. r2=0.8; repeatable.
+        #[arg(long, value_name = "METRIC=VALUE", requires = "problem_type")]
+        fail_below: Vec<String>,
+        /// A model-quality metric that fails the check when it rises above VALUE, e.g. mae=2.5; repeatable.
+        #[arg(long, value_name = "METRIC=VALUE", requires = "problem_type")]
+        fail_above: Vec<String>,
     },
-    /// Check a window now and print what was found; exits 0 whatever it found (see `status`).
+    /// Check a window now and print what was found; exits 1 when the run failed, 0 whatever it found otherwise (see its status).
     Run {
         name: String,
         /// The window's length [default: the monitor's].
@@ -91,8 +112,8 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
         MonitorsCommand::Apply { file, name } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-            let spec = MonitorSpec::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let spec = MonitorSpec::parse(&file.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let name = name
                 .or(spec.name.clone())
                 .ok_or_else(|| anyhow::anyhow!("{} has no `name:`; pass --name", file.display()))?;
@@ -105,7 +126,14 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             baseline,
             schedule,
             window,
+            min_rows,
+            drift_threshold,
+            drift_alpha,
+            drift_share,
             problem_type,
+            label,
+            fail_below,
+            fail_above,
         } => {
             let mut spec = json!({"window": window});
             for (key, value) in [
@@ -118,11 +146,46 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
                     spec[key] = json!(v);
                 }
             }
-            if let Some(p) = problem_type {
-                spec["model_quality"] = json!({"problem_type": p});
+            if let Some(n) = min_rows {
+                spec["min_rows"] = json!(n);
             }
-            let text = spec.to_string();
-            MonitorSpec::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for (key, value) in [
+                ("threshold", drift_threshold),
+                ("alpha", drift_alpha),
+                ("drift_share", drift_share),
+            ] {
+                if let Some(v) = value {
+                    spec["drift"][key] = json!(v);
+                }
+            }
+            if let (Some(p), Some(label)) = (problem_type, label) {
+                let mut constraints = serde_json::Map::new();
+                for (flag, operator, given) in [
+                    ("--fail-below", "LessThanThreshold", &fail_below),
+                    ("--fail-above", "GreaterThanThreshold", &fail_above),
+                ] {
+                    for g in given {
+                        let (metric, value) = g
+                            .split_once('=')
+                            .and_then(|(m, v)| Some((m.trim(), v.trim().parse::<f64>().ok()?)))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("{flag} {g}: expected METRIC=NUMBER, e.g. r2=0.8")
+                            })?;
+                        constraints.insert(
+                            metric.to_string(),
+                            json!({"threshold": value, "comparison_operator": operator}),
+                        );
+                    }
+                }
+                spec["model_quality"] =
+                    json!({"problem_type": p, "label": label, "constraints": constraints});
+            }
+            // Checked here too, so a mistake names the flag's value, not a line of JSON.
+            let parsed: MonitorSpec = serde_json::from_value(spec.clone())
+                .map_err(|e| anyhow::anyhow!("monitor '{name}': {e}"))?;
+            if let Some((_, problem)) = parsed.problems().into_iter().next() {
+                anyhow::bail!("monitor '{name}': {problem}");
+            }
             client.send(Method::PUT, url(&[&name], &[]), spec)?
         }
         MonitorsCommand::Run { name, window } => {
@@ -132,9 +195,18 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             };
             let run = client.send(Method::POST, url(&[&name, "runs"], &[]), body)?;
             if args.json {
-                return out_json(&run);
+                out_json(&run)?;
+            } else {
+                show_run(&run)?;
             }
-            return show_run(&run);
+            if run["status"] == "Failed" {
+                anyhow::bail!(
+                    "monitor '{name}': run {} failed: {}",
+                    text(&run["id"]),
+                    run["error"].as_str().unwrap_or("no reason given")
+                );
+            }
+            return Ok(());
         }
         MonitorsCommand::Show { name } => {
             client.get(url(&[&name], &[]), std::time::Duration::ZERO)?
@@ -219,24 +291,103 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
     if args.json {
         return out_json(&shown);
     }
-    out(&format!(
-        "monitor {}: {}",
-        text(&shown["name"]),
-        serde_json::to_string(&shown["spec"]).unwrap_or_default()
-    ))?;
+    show_monitor(&shown)?;
     if !shown["last_run"].is_null() {
+        out("last run:")?;
         show_run(&shown["last_run"])?;
     }
     Ok(())
 }
 
+/// A monitor's definition in a few lines.
+fn show_monitor(m: &Value) -> anyhow::Result<()> {
+    let spec = &m["spec"];
+    out(&format!("monitor {}", text(&m["name"])))?;
+    let watches = match (&spec["endpoint"], &spec["data"]) {
+        (Value::String(e), _) => match spec["variants"].as_array() {
+            Some(v) if !v.is_empty() => {
+                let names: Vec<String> = v.iter().map(text).collect();
+                format!("endpoint {e}, variants {}", names.join(", "))
+            }
+            _ => format!("endpoint {e} (every variant but the shadow)"),
+        },
+        (_, Value::String(d)) => format!("data set {d}"),
+        _ => "-".into(),
+    };
+    out(&format!("  watches:   {watches}"))?;
+    out(&format!(
+        "  baseline:  {}",
+        spec["baseline"]
+            .as_str()
+            .unwrap_or("the baseline/ of the model the endpoint serves")
+    ))?;
+    out(&format!(
+        "  schedule:  {}",
+        spec["schedule"]
+            .as_str()
+            .map_or("on demand".to_string(), |s| format!("{s} (UTC)"))
+    ))?;
+    out(&format!(
+        "  window:    {}, at least {} rows",
+        text(&spec["window"]),
+        spec["min_rows"]
+    ))?;
+    let mut checks = Vec::new();
+    if spec["data_quality"] == true {
+        checks.push("data quality".to_string());
+    }
+    if spec["drift"]["enabled"] == true {
+        let d = &spec["drift"];
+        let or = |v: &Value, default: &str| {
+            v.as_f64()
+                .map_or(default.to_string(), |x| x.to_string())
+        };
+        checks.push(format!(
+            "drift (threshold {}, alpha {}, share {})",
+            or(&d["threshold"], "0.1"),
+            or(&d["alpha"], "0.05"),
+            or(&d["drift_share"], "0.5")
+        ));
+    }
+    if let Some(mq) = spec["model_quality"].as_object() {
+        let mut limits: Vec<String> = mq
+            .get("constraints")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(metric, c)| {
+                let op = match c["comparison_operator"].as_str().unwrap_or_default() {
+                    "LessThanThreshold" => "<",
+                    "LessThanOrEqualToThreshold" => "<=",
+                    "GreaterThanThreshold" => ">",
+                    "GreaterThanOrEqualToThreshold" => ">=",
+                    other => other,
+                };
+                format!("{metric} {op} {} fails", c["threshold"])
+            })
+            .collect();
+        if limits.is_empty() {
+            limits.push("no constraints".into());
+        }
+        checks.push(format!(
+            "model quality ({}, label {}; {})",
+            text(&mq["problem_type"]),
+            text(&mq["label"]),
+            limits.join(", ")
+        ));
+    }
+    out(&format!("  checks:    {}", checks.join("; ")))
+}
+
 /// A run's outcome in a few lines.
 fn show_run(r: &Value) -> anyhow::Result<()> {
+    let rows = r["summary"]["rows"]
+        .as_u64()
+        .map_or(String::new(), |n| format!("{n} rows, "));
     out(&format!(
-        "run {}: {} ({} rows, window {} .. {})",
+        "run {}: {} ({rows}window {} .. {})",
         text(&r["id"]),
         text(&r["status"]),
-        r["summary"]["rows"],
         text(&r["window_start_rfc3339"]),
         text(&r["window_end_rfc3339"])
     ))?;
@@ -261,6 +412,23 @@ fn show_run(r: &Value) -> anyhow::Result<()> {
                 .map_or(0, Vec::len),
             names.join(", ")
         ))?;
+    }
+    let quality = &r["summary"]["model_quality"];
+    if let Some(groups) = quality["metrics"].as_object() {
+        // {"regression_metrics": {"mae": {"value": …, "standard_deviation": …}, …}}
+        let values: Vec<String> = groups
+            .values()
+            .filter_map(Value::as_object)
+            .flatten()
+            .filter_map(|(name, m)| m["value"].as_f64().map(|v| format!("{name} {v:.4}")))
+            .collect();
+        out(&format!(
+            "  model quality ({} labelled predictions): {}",
+            quality["joined"],
+            values.join(", ")
+        ))?;
+    } else if let Some(m) = quality["message"].as_str() {
+        out(&format!("  model quality: {m}"))?;
     }
     if let Some(f) = r["summary"]["files"]["report.html"].as_str() {
         out(&format!("  report: {f} ({})", text(&r["report_url"])))?;

@@ -360,7 +360,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         backend_store_uri: None,
     };
-    let state = server::open_state(&store, None, true)?;
+    let state = server::open_state(&store, None, true, &[])?;
     let data_dir = state
         .data_dir
         .as_deref()

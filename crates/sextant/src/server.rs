@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use sextant_artifacts::ArtifactStore;
+use sextant_server::data_roots::DataRoots;
 use sextant_server::pipelines::Settings as PipelineSettings;
 use sextant_server::webhooks::{WebhookSettings, Webhooks};
 use sextant_server::{AppState, SecurityConfig};
@@ -70,6 +71,9 @@ pub struct ServerArgs {
     /// Web origins besides the server's own whose pages may change state (`https://app.example.com`); repeat the flag or separate with commas.
     #[arg(long, env = "SEXTANT_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// A directory whose files the server may read on a caller's behalf (monitor data and baselines, built-in steps), besides the data directory and the working directory; repeatable (SEXTANT_DATA_ROOTS: colon-separated).
+    #[arg(long = "data-root", env = "SEXTANT_DATA_ROOTS", value_delimiter = ':')]
+    data_roots: Vec<PathBuf>,
     #[command(flatten)]
     webhooks: WebhookArgs,
     #[command(flatten)]
@@ -146,6 +150,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.store,
         args.artifacts_destination.as_deref(),
         args.host.is_loopback(),
+        &args.data_roots,
     )?;
     let origins: Vec<String> = args
         .allowed_origins
@@ -168,11 +173,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Migrates and opens the stores of a data directory, resolved to an
-/// absolute path once here; logs where everything is.
+/// absolute path once here; logs where everything is. Files read on a
+/// caller's behalf must lie under it, the working directory or a `data_roots`.
 pub fn open_state(
     store: &StoreArgs,
     artifacts_destination: Option<&str>,
     loopback: bool,
+    data_roots: &[PathBuf],
 ) -> anyhow::Result<AppState> {
     let data_dir = store.resolve_data_dir()?;
     let uri = store.backend_store_uri(&data_dir)?;
@@ -200,7 +207,14 @@ pub fn open_state(
     } else {
         SecurityConfig::default()
     };
-    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security).with_data_dir(data_dir))
+    let roots = DataRoots::new(
+        &std::fs::canonicalize(&data_dir)?,
+        &std::env::current_dir()?,
+        data_roots,
+    )?;
+    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security)
+        .with_data_dir(data_dir)
+        .with_data_roots(roots))
 }
 
 /// Serves `state` on `listener` with every background part (webhooks,

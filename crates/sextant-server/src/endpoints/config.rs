@@ -245,108 +245,143 @@ pub struct FollowSpec {
 }
 
 impl EndpointSpec {
-    /// Reads a JSON or YAML definition; the error names the key or value at fault.
-    pub fn parse(text: &str) -> Result<EndpointSpec, String> {
-        let spec: EndpointSpec = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| format!("endpoint definition: {e}"))?
-        } else {
-            serde_json::from_value(yaml_to_json(text)?)
-                .map_err(|e| format!("endpoint definition: {e}"))?
-        };
-        spec.check()?;
-        Ok(spec)
+    /// Reads a JSON or YAML definition; the error lists every problem as
+    /// `file:line:col: message`, `file` being how the caller names the text.
+    pub fn parse(file: &str, text: &str) -> Result<EndpointSpec, String> {
+        read_definition(file, text, "endpoint definition", EndpointSpec::problems)
     }
 
-    /// The rules serde cannot say.
+    /// The rules serde cannot say, the first problem only (see [`EndpointSpec::problems`]).
     pub fn check(&self) -> Result<(), String> {
+        match self.problems().into_iter().next() {
+            Some((_, message)) => Err(message),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule serde cannot say that the definition breaks, each with the
+    /// dotted path of the field at fault (`variants.1.weight`).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
         if self.variants.is_empty() {
-            return Err("an endpoint needs at least one variant".into());
+            out.push((
+                "variants".into(),
+                "an endpoint needs at least one variant".into(),
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         let shadow = self
             .shadow
             .iter()
-            .map(|s| (&s.name, &s.model, s.sampling_percent));
-        for (name, model, _) in self
+            .map(|s| ("shadow".to_string(), &s.name, &s.model));
+        for (at, name, model) in self
             .variants
             .iter()
-            .map(|v| (&v.name, &v.model, 0.0))
+            .enumerate()
+            .map(|(i, v)| (format!("variants.{i}"), &v.name, &v.model))
             .chain(shadow)
         {
-            check_name(name)?;
-            if name.ends_with("-canary") {
-                return Err(format!(
-                    "variant name '{name}': names ending in -canary are kept for rollouts"
+            if let Err(e) = check_name(name) {
+                out.push((format!("{at}.name"), e));
+            } else if name.ends_with("-canary") {
+                out.push((
+                    format!("{at}.name"),
+                    format!("variant name '{name}': names ending in -canary are kept for rollouts"),
+                ));
+            } else if !names.insert(name.clone()) {
+                out.push((
+                    format!("{at}.name"),
+                    format!("variant name '{name}' is used twice"),
                 ));
             }
-            if !names.insert(name.clone()) {
-                return Err(format!("variant name '{name}' is used twice"));
-            }
             if model.trim().is_empty() {
-                return Err(format!("variant '{name}' has no model"));
+                out.push((
+                    format!("{at}.model"),
+                    format!("variant '{name}' has no model"),
+                ));
             }
         }
-        for v in &self.variants {
+        for (i, v) in self.variants.iter().enumerate() {
+            let at = |field: &str| format!("variants.{i}.{field}");
             if !(v.weight.is_finite() && v.weight >= 0.0) {
-                return Err(format!(
-                    "variant '{}': weight must be a number >= 0",
-                    v.name
+                out.push((
+                    at("weight"),
+                    format!("variant '{}': weight must be a number >= 0", v.name),
                 ));
             }
             if v.max_concurrency == 0 {
-                return Err(format!(
-                    "variant '{}': max_concurrency must be at least 1",
-                    v.name
+                out.push((
+                    at("max_concurrency"),
+                    format!("variant '{}': max_concurrency must be at least 1", v.name),
                 ));
             }
-            if let Some(i) = &v.instances {
+            if let Some(n) = &v.instances {
                 if v.runtime != Runtime::Process {
-                    return Err(format!(
-                        "variant '{}': instances autoscale the process runtime; an onnx model is one instance in this process that serves max_concurrency requests at once",
-                        v.name
+                    out.push((
+                        at("instances"),
+                        format!(
+                            "variant '{}': instances autoscale the process runtime; an onnx model is one instance in this process that serves max_concurrency requests at once",
+                            v.name
+                        ),
                     ));
                 }
-                if !(1 <= i.min && i.min <= i.max && i.max <= MAX_INSTANCES) {
-                    return Err(format!(
-                        "variant '{}': instances need 1 <= min <= max <= {MAX_INSTANCES}, got min {} and max {}",
-                        v.name, i.min, i.max
+                if !(1 <= n.min && n.min <= n.max && n.max <= MAX_INSTANCES) {
+                    out.push((
+                        at("instances"),
+                        format!(
+                            "variant '{}': instances need 1 <= min <= max <= {MAX_INSTANCES}, got min {} and max {}",
+                            v.name, n.min, n.max
+                        ),
                     ));
                 }
-                if !(i.target_in_flight.is_finite() && i.target_in_flight > 0.0) {
-                    return Err(format!(
-                        "variant '{}': instances.target_in_flight must be above 0",
-                        v.name
+                if !(n.target_in_flight.is_finite() && n.target_in_flight > 0.0) {
+                    out.push((
+                        at("instances.target_in_flight"),
+                        format!(
+                            "variant '{}': instances.target_in_flight must be above 0",
+                            v.name
+                        ),
                     ));
                 }
             }
         }
-        if self.variants.iter().all(|v| v.weight == 0.0) {
-            return Err("at least one variant needs a weight above 0".into());
+        if !self.variants.is_empty() && self.variants.iter().all(|v| v.weight == 0.0) {
+            out.push((
+                "variants".into(),
+                "at least one variant needs a weight above 0".into(),
+            ));
         }
         let percent = |what: &str, p: f64| {
-            if (0.0..=100.0).contains(&p) {
-                Ok(())
-            } else {
-                Err(format!("{what} must be between 0 and 100, got {p}"))
-            }
+            (!(0.0..=100.0).contains(&p)).then(|| {
+                (
+                    what.to_string(),
+                    format!("{what} must be between 0 and 100, got {p}"),
+                )
+            })
         };
         if let Some(s) = &self.shadow {
-            percent("shadow.sampling_percent", s.sampling_percent)?;
+            out.extend(percent("shadow.sampling_percent", s.sampling_percent));
         }
         if let Some(c) = &self.capture {
-            percent("capture.sampling_percent", c.sampling_percent)?;
+            out.extend(percent("capture.sampling_percent", c.sampling_percent));
             if !matches!(c.mode.as_str(), "input" | "output" | "input_and_output") {
-                return Err(format!(
-                    "capture.mode must be input, output or input_and_output, got '{}'",
-                    c.mode
+                out.push((
+                    "capture.mode".into(),
+                    format!(
+                        "capture.mode must be input, output or input_and_output, got '{}'",
+                        c.mode
+                    ),
                 ));
             }
         }
         let r = &self.rollout;
         if !(r.percent > 0.0 && r.percent <= 100.0) {
-            return Err(format!(
-                "rollout.percent must be above 0 and at most 100, got {}",
-                r.percent
+            out.push((
+                "rollout.percent".into(),
+                format!(
+                    "rollout.percent must be above 0 and at most 100, got {}",
+                    r.percent
+                ),
             ));
         }
         let a = &r.alarms;
@@ -355,56 +390,42 @@ impl EndpointSpec {
             ("max_error_rate_increase", a.max_error_rate_increase),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!(
-                    "rollout.alarms.{what} must be between 0 and 1, got {v}"
+                out.push((
+                    format!("rollout.alarms.{what}"),
+                    format!("rollout.alarms.{what} must be between 0 and 1, got {v}"),
                 ));
             }
         }
         if let Some(f) = &self.follow
             && f.model.trim().is_empty()
         {
-            return Err("follow.model is empty".into());
+            out.push(("follow.model".into(), "follow.model is empty".into()));
         }
-        Ok(())
+        out
     }
 }
 
-/// One YAML document as JSON (mappings with string keys only).
-pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, String> {
-    use saphyr::{LoadableYamlNode, Scalar, Yaml};
-    fn convert(y: &Yaml) -> Result<serde_json::Value, String> {
-        use serde_json::Value as J;
-        Ok(match y {
-            Yaml::Value(Scalar::Null) => J::Null,
-            Yaml::Value(Scalar::Boolean(b)) => J::Bool(*b),
-            Yaml::Value(Scalar::Integer(i)) => J::from(*i),
-            Yaml::Value(Scalar::FloatingPoint(f)) => J::from(f.into_inner()),
-            Yaml::Value(Scalar::String(s)) => J::String(s.to_string()),
-            Yaml::Sequence(items) => J::Array(items.iter().map(convert).collect::<Result<_, _>>()?),
-            Yaml::Mapping(m) => {
-                let mut out = serde_json::Map::new();
-                for (k, v) in m {
-                    let key = k
-                        .as_str()
-                        .ok_or_else(|| "endpoint definition: keys must be strings".to_string())?;
-                    out.insert(key.to_string(), convert(v)?);
-                }
-                J::Object(out)
-            }
-            other => {
-                return Err(format!(
-                    "endpoint definition: unsupported YAML node {other:?}"
-                ));
-            }
-        })
+/// Reads a definition (YAML, or JSON, which is YAML) with every problem —
+/// structural ones first, then, once the structure is right, those `problems`
+/// finds — as `file:line:col: message` lines.
+pub(crate) fn read_definition<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    noun: &str,
+    problems: impl Fn(&T) -> Vec<(String, String)>,
+) -> Result<T, String> {
+    use sextant_pipelines::yaml::{Document, render};
+    let doc = Document::parse(text, noun).map_err(|d| render(file, &d))?;
+    let value: T = doc.deserialize().map_err(|d| render(file, &d))?;
+    let mut found: Vec<sextant_pipelines::Diagnostic> = problems(&value)
+        .into_iter()
+        .map(|(at, message)| sextant_pipelines::Diagnostic::new(doc.locate(&at), message))
+        .collect();
+    if found.is_empty() {
+        return Ok(value);
     }
-    let docs =
-        Yaml::load_from_str(text).map_err(|e| format!("endpoint definition is not YAML: {e}"))?;
-    match docs.as_slice() {
-        [doc] => convert(doc),
-        [] => Err("the endpoint definition is empty".into()),
-        _ => Err("the endpoint definition holds more than one YAML document".into()),
-    }
+    found.sort();
+    Err(render(file, &found))
 }
 
 /// A variant name: a plain path segment (it names capture directories).

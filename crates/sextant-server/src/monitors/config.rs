@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoints::config::{parse_duration, yaml_to_json};
+use crate::endpoints::config::{parse_duration, read_definition};
 
 /// The whole definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,8 +85,8 @@ impl Default for DriftSpec {
 #[serde(deny_unknown_fields)]
 pub struct ModelQualitySpec {
     pub problem_type: ProblemType,
-    /// The label column of the window's data set written for retraining.
-    #[serde(default = "default_label")]
+    /// The label column of the window's data set written for retraining
+    /// (required: a guessed name would train on the wrong column).
     pub label: String,
     /// SageMaker model-quality constraints (`{"mae": {"threshold": 1.0,
     /// "comparison_operator": "GreaterThanThreshold"}}`); a metric that
@@ -102,9 +102,6 @@ pub use sextant_monitor::quality::ProblemType;
 
 fn default_window() -> Duration {
     Duration::from_secs(3600)
-}
-fn default_label() -> String {
-    "label".into()
 }
 fn one() -> u64 {
     1
@@ -133,57 +130,84 @@ mod duration_text {
 }
 
 impl MonitorSpec {
-    /// Reads a JSON or YAML definition; the error names the key or value at fault.
-    pub fn parse(text: &str) -> Result<MonitorSpec, String> {
-        let spec: MonitorSpec = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| format!("monitor definition: {e}"))?
-        } else {
-            serde_json::from_value(yaml_to_json(text)?)
-                .map_err(|e| format!("monitor definition: {e}"))?
-        };
-        spec.check()?;
-        Ok(spec)
+    /// Reads a JSON or YAML definition; the error lists every problem as
+    /// `file:line:col: message`, `file` being how the caller names the text.
+    pub fn parse(file: &str, text: &str) -> Result<MonitorSpec, String> {
+        read_definition(file, text, "monitor definition", MonitorSpec::problems)
     }
 
-    /// The rules serde cannot say.
-    pub fn check(&self) -> Result<(), String> {
+    /// Every rule serde cannot say that the definition breaks, each with the
+    /// dotted path of the field at fault (`drift.alpha`).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
         match (&self.endpoint, &self.data) {
-            (Some(_), Some(_)) => {
-                return Err("a monitor watches an endpoint or a data set, not both".into());
+            (Some(_), Some(_)) => out.push((
+                "data".into(),
+                "a monitor watches an endpoint or a data set, not both".into(),
+            )),
+            (None, None) => out.push((
+                String::new(),
+                "a monitor needs an endpoint (its capture) or data (a file)".into(),
+            )),
+            (None, Some(_)) => {
+                if self.baseline.is_none() {
+                    out.push(("data".into(), "a data-set monitor needs a baseline".into()));
+                }
+                if self.model_quality.is_some() {
+                    out.push((
+                        "model_quality".into(),
+                        "model_quality needs an endpoint: ground truth is joined with its captured predictions"
+                            .into(),
+                    ));
+                }
             }
-            (None, None) => {
-                return Err("a monitor needs an endpoint (its capture) or data (a file)".into());
-            }
-            (None, Some(_)) if self.baseline.is_none() => {
-                return Err("a data-set monitor needs a baseline".into());
-            }
-            (None, Some(_)) if self.model_quality.is_some() => {
-                return Err(
-                    "model_quality needs an endpoint: ground truth is joined with its captured predictions"
-                        .into(),
-                );
-            }
-            _ => {}
+            (Some(_), None) => {}
         }
-        if let Some(e) = &self.endpoint {
-            sextant_core::endpoints::validate_endpoint_name(e).map_err(|e| e.to_string())?;
+        if let Some(e) = &self.endpoint
+            && let Err(e) = sextant_core::endpoints::validate_endpoint_name(e)
+        {
+            out.push(("endpoint".into(), e.to_string()));
         }
-        if let Some(s) = &self.schedule {
-            crate::pipelines::triggers::parse_cron(s)?;
+        if let Some(s) = &self.schedule
+            && let Err(e) = crate::pipelines::triggers::parse_cron(s)
+        {
+            out.push(("schedule".into(), e));
         }
         let unit = |what: &str, v: Option<f64>, max: f64| match v {
-            Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => {
-                Err(format!("drift.{what} must be in (0, {max}], not {x}"))
-            }
-            _ => Ok(()),
+            Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Some((
+                format!("drift.{what}"),
+                format!("drift.{what} must be in (0, {max}], not {x}"),
+            )),
+            _ => None,
         };
-        unit("threshold", self.drift.threshold, f64::MAX)?;
-        unit("alpha", self.drift.alpha, 1.0)?;
-        unit("drift_share", self.drift.drift_share, 1.0)?;
-        if !(self.data_quality || self.drift.enabled || self.model_quality.is_some()) {
-            return Err("every check is off: enable data_quality, drift or model_quality".into());
+        out.extend(unit("threshold", self.drift.threshold, f64::MAX));
+        out.extend(unit("alpha", self.drift.alpha, 1.0));
+        out.extend(unit("drift_share", self.drift.drift_share, 1.0));
+        if let Some(mq) = &self.model_quality {
+            if mq.label.trim().is_empty() {
+                out.push((
+                    "model_quality.label".into(),
+                    "model_quality.label is empty: name the label column".into(),
+                ));
+            }
+            // Checked now, not at every run.
+            if let Err(e) = sextant_monitor::quality::QualityConstraints::from_map(
+                mq.problem_type,
+                &mq.constraints,
+            ) {
+                out.push((
+                    "model_quality.constraints".into(),
+                    format!("model_quality.constraints: {e}"),
+                ));
+            }
         }
-        Ok(())
+        if !(self.data_quality || self.drift.enabled || self.model_quality.is_some()) {
+            out.push((
+                String::new(),
+                "every check is off: enable data_quality, drift or model_quality".into(),
+            ));
+        }
+        out
     }
 }
 
@@ -194,6 +218,7 @@ mod tests {
     #[test]
     fn yaml_definitions_and_their_mistakes() {
         let spec = MonitorSpec::parse(
+            "m.yaml",
             "endpoint: churn\nschedule: '*/5 * * * *'\nwindow: 10m\nmodel_quality: {problem_type: Regression, label: price}\n",
         )
         .unwrap();
@@ -201,20 +226,56 @@ mod tests {
         assert!(spec.data_quality && spec.drift.enabled);
         assert_eq!(spec.model_quality.unwrap().label, "price");
         for (bad, says) in [
-            ("endpoint: churn\nwindoww: 1h\n", "unknown field `windoww`"),
-            ("endpoint: churn\nwindow: soon\n", "invalid window 'soon'"),
-            ("data: x.csv\n", "needs a baseline"),
-            ("endpoint: churn\ndata: x.csv\n", "not both"),
-            ("{}", "needs an endpoint"),
-            ("endpoint: churn\nschedule: 'every hour'\n", "invalid cron"),
-            ("endpoint: churn\ndrift: {alpha: 2}\n", "drift.alpha"),
             (
-                "endpoint: churn\nmodel_quality: {problem_type: Ranking}\n",
-                "unknown variant `Ranking`",
+                "endpoint: churn\nwindoww: 1h\n",
+                "m.yaml:2:1: unknown key 'windoww' in the monitor definition (did you mean 'window'?)",
             ),
+            ("endpoint: churn\nwindow: soon\n", "m.yaml:2:9: window: invalid window 'soon'"),
+            ("data: x.csv\n", "m.yaml:1:7: a data-set monitor needs a baseline"),
+            ("endpoint: churn\ndata: x.csv\n", "m.yaml:2:7: a monitor watches an endpoint or a data set, not both"),
+            ("{}", "m.yaml:1:1: a monitor needs an endpoint"),
+            ("endpoint: churn\nschedule: 'every hour'\n", "m.yaml:2:11: invalid cron"),
+            ("endpoint: churn\ndrift: {alpha: 2}\n", "m.yaml:2:16: drift.alpha must be in (0, 1], not 2"),
+            (
+                "endpoint: churn\nmodel_quality: {problem_type: Ranking, label: y}\n",
+                "model_quality.problem_type: unknown value 'Ranking'",
+            ),
+            (
+                "endpoint: churn\nmodel_quality: {problem_type: Regression}\n",
+                "m.yaml:2:16: missing key 'label' in model_quality",
+            ),
+            ("endpoint: [churn\n", "m.yaml:2:1: the monitor definition is not valid YAML"),
         ] {
-            let e = MonitorSpec::parse(bad).unwrap_err();
+            let e = MonitorSpec::parse("m.yaml", bad).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_line() {
+        let e = MonitorSpec::parse(
+            "watch.yaml",
+            "endpoint: churn\nwindow: soon\nmin_rows: -3\ndrift:\n  enabeld: true\n  alpha: 2\nmodel_quality:\n  problem_type: Regresion\n",
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "watch.yaml:2:9: window: invalid window 'soon': use e.g. 10m, 1h or 1d",
+                "watch.yaml:3:11: min_rows: integer `-3` is not a whole number of at least 0",
+                "watch.yaml:5:3: unknown key 'enabeld' in drift (did you mean 'enabled'?)",
+                "watch.yaml:8:17: model_quality.problem_type: unknown value 'Regresion': expected one of Regression, BinaryClassification, MulticlassClassification (did you mean 'Regression'?)",
+            ],
+            "{e}"
+        );
+        // Once the structure is right, the rules serde cannot say, all of them.
+        let e = MonitorSpec::parse(
+            "watch.yaml",
+            "endpoint: churn\nschedule: hourly\ndrift:\n  alpha: 2\n  drift_share: 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.lines().count(), 3, "{e}");
+        assert!(e.starts_with("watch.yaml:2:11: "), "{e}");
     }
 }

@@ -112,11 +112,32 @@ impl Monitors {
         }
         let mut spec = spec;
         spec.name = Some(name.to_string());
+        let refuse = |why: String| ApiError::invalid(format!("monitor '{name}': {why}"));
         if let Some(e) = spec.endpoint.clone() {
-            st.db(move |s| s.get_endpoint(&e))
+            let stored = st
+                .db(move |s| s.get_endpoint(&e))
                 .await
-                .map_err(|e| ApiError::invalid(format!("monitor '{name}': {}", e.message)))?;
+                .map_err(|e| refuse(e.message))?;
+            let espec: EndpointSpec = serde_json::from_str(&stored.spec)
+                .map_err(|e| ApiError::internal(format!("stored endpoint '{}': {e}", stored.name)))?;
+            if espec.capture.as_ref().is_none_or(|c| c.sampling_percent <= 0.0) {
+                return Err(refuse(format!(
+                    "endpoint '{}' does not capture its traffic, so the monitor would have no rows: add `capture: {{sampling_percent: 100}}` to the endpoint's definition",
+                    stored.name
+                )));
+            }
         }
+        // Refused now rather than failing every run: the data must be where
+        // the server may read, and the baseline must be there.
+        if let Some(data) = &spec.data {
+            host_path(st, "monitor data", data).map_err(|e| refuse(e.to_string()))?;
+        }
+        load_baseline(st, &spec).await.map_err(|e| match &spec.endpoint {
+            Some(endpoint) if spec.baseline.is_none() => refuse(format!(
+                "no baseline given, and the model endpoint '{endpoint}' serves has none: {e}"
+            )),
+            _ => refuse(e),
+        })?;
         let n = name.to_string();
         let existed = st.db(move |s| s.get_monitor(&n)).await.is_ok();
         let text = serde_json::to_string(&spec).expect("a monitor spec serializes");
@@ -252,7 +273,7 @@ async fn execute(st: &AppState, spec: &MonitorSpec, run: &MonitorRun) -> Result<
             };
             Input::Capture { lines, labels }
         }
-        (None, Some(path)) => Input::File(path.into()),
+        (None, Some(path)) => Input::File(host_path(st, "monitor data", path).map_err(|e| e.to_string())?),
         (None, None) => return Err("the monitor watches nothing".into()),
     };
     let spec2 = spec.clone();
@@ -358,7 +379,7 @@ fn locate(store: &ArtifactStore, path: &str) -> (Option<String>, Option<String>)
 async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, String> {
     let (deployed, source) = match (&spec.baseline, &spec.endpoint) {
         (Some(b), _) if !b.starts_with("models:/") => {
-            let dir = std::path::PathBuf::from(b.strip_prefix("file://").unwrap_or(b));
+            let dir = host_path(st, "monitor baseline", b).map_err(|e| e.to_string())?;
             return Baseline::read(&dir, b);
         }
         (Some(b), _) => {
@@ -372,25 +393,7 @@ async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, St
             (deployed, b.clone())
         }
         (None, Some(endpoint)) => {
-            let e = endpoint.clone();
-            let stored = st
-                .db(move |s| s.get_endpoint(&e))
-                .await
-                .map_err(|e| e.message)?;
-            let espec: EndpointSpec =
-                serde_json::from_str(&stored.spec).map_err(|e| e.to_string())?;
-            let state: EndpointState =
-                serde_json::from_str(&stored.state).map_err(|e| e.to_string())?;
-            let first = espec
-                .variants
-                .first()
-                .map(|v| v.name.clone())
-                .unwrap_or_default();
-            let deployed = state
-                .deployed
-                .get(&first)
-                .ok_or_else(|| format!("endpoint '{endpoint}' serves no model yet"))?
-                .clone();
+            let deployed = served_model(st, endpoint).await?;
             let source = deployed.resolved.clone();
             (deployed, source)
         }
@@ -406,6 +409,40 @@ async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, St
         .map_err(|e| e.to_string())?
         .join("baseline");
     Baseline::read(&dir, &source)
+}
+
+/// The model the first variant of `endpoint` serves, or, while none is
+/// deployed yet, the one its definition names.
+async fn served_model(st: &AppState, endpoint: &str) -> Result<crate::endpoints::rollout::Deployed, String> {
+    let e = endpoint.to_string();
+    let stored = st
+        .db(move |s| s.get_endpoint(&e))
+        .await
+        .map_err(|e| e.message)?;
+    let espec: EndpointSpec = serde_json::from_str(&stored.spec).map_err(|e| e.to_string())?;
+    let state: EndpointState = serde_json::from_str(&stored.state).map_err(|e| e.to_string())?;
+    let Some(first) = espec.variants.first() else {
+        return Err(format!("endpoint '{endpoint}' has no variant"));
+    };
+    if let Some(d) = state.deployed.get(&first.name) {
+        return Ok(d.clone());
+    }
+    let (store, uri, runtime) = (st.store.clone(), first.model.clone(), first.runtime);
+    tokio::task::spawn_blocking(move || resolve::resolve(store.as_ref(), &uri, runtime))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("endpoint '{endpoint}' serves no model yet: {e}"))
+}
+
+/// A monitor's `data:` or `baseline:` directory on this host, confined to the
+/// server's data roots.
+fn host_path(
+    st: &AppState,
+    what: &str,
+    text: &str,
+) -> Result<std::path::PathBuf, crate::data_roots::OutsideRoots> {
+    let path = std::path::Path::new(text.strip_prefix("file://").unwrap_or(text));
+    st.data_roots.check(what, path)
 }
 
 /// The capture lines of `endpoint` whose inference time falls in `[start, end)`.

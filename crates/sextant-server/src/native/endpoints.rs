@@ -70,7 +70,7 @@ pub async fn put(
     let name = path(p)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the endpoint definition is not UTF-8"))?;
-    let spec = EndpointSpec::parse(text).map_err(ApiError::invalid)?;
+    let spec = EndpointSpec::parse(&format!("{name}.yaml"), text).map_err(ApiError::invalid)?;
     let (created, view) = st.endpoints.apply(&st, &name, spec).await?;
     let status = if created {
         StatusCode::CREATED

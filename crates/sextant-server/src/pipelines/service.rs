@@ -139,6 +139,8 @@ pub(super) async fn start_triggered_run(
         ApiError::internal(format!("stored pipeline '{name}' does not validate: {e}"))
     })?;
     let params = resolve_params(&v.pipeline, &params)?;
+    super::step::confine_known_paths(&st.data_roots, &v.pipeline, &params)
+        .map_err(ApiError::invalid)?;
     let run = st
         .db(move |s| {
             let experiment_id = experiment_for(s, &name)?;

@@ -19,6 +19,7 @@ use sextant_pipelines::spec::{self, Branch, Step, StepKind, Value};
 use sextant_store::{MetaStore, StoreError};
 
 use super::outputs;
+use crate::data_roots::DataRoots;
 use super::plan::{self, StepResult};
 use super::service::USER;
 use super::step_cache::{self, Lookup};
@@ -361,6 +362,8 @@ impl Orchestrator {
             }
             StepKind::Uses { builtin, with } => {
                 let args = builtin_args(ctx, with)?;
+                confine_builtin_paths(&self.state.data_roots, &step.name.value, &args)
+                    .map_err(StepFailure::permanent)?;
                 if let Some(tune) = &step.tune {
                     let job = super::tune::TuneJob {
                         claimed,
@@ -824,6 +827,55 @@ pub(super) fn builtin_args(
         args.insert(k.value.clone(), text);
     }
     Ok(args)
+}
+
+/// Refuses a built-in step (run in this process) that would read a file outside the
+/// server's data roots.
+pub(super) fn confine_builtin_paths(
+    roots: &DataRoots,
+    step: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (key, path) in sextant_pipelines::builtins::input_paths(args) {
+        roots
+            .check_tree(&format!("with.{key} of step '{step}'"), &path)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// [`confine_builtin_paths`] at run start, of the paths already known: literal, or made
+/// of parameters only. Others are checked when their step runs.
+pub(super) fn confine_known_paths(
+    roots: &DataRoots,
+    pipeline: &spec::Pipeline,
+    params: &Map<String, Json>,
+) -> Result<(), String> {
+    let ctx = Context {
+        run_id: String::new(),
+        pipeline: pipeline.name.value.clone(),
+        no_cache: false,
+        params: params.clone(),
+        metrics: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        run_dir: PathBuf::new(),
+        step: String::new(),
+    };
+    let known = |v: &Value| match v {
+        Value::String(s) => refs::scan(s)
+            .iter()
+            .all(|r| matches!(r, Ok(f) if matches!(f.reference, Ref::Param(_)))),
+        _ => true,
+    };
+    for step in &pipeline.steps {
+        let StepKind::Uses { with, .. } = &step.kind else {
+            continue;
+        };
+        let with: spec::Entries<Value> = with.iter().filter(|(_, v)| known(&v.value)).cloned().collect();
+        let args = builtin_args(&ctx, &with).map_err(|f| f.message)?;
+        confine_builtin_paths(roots, &step.name.value, &args)?;
+    }
+    Ok(())
 }
 
 /// The environment of a `run:` step's process.

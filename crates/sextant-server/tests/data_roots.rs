@@ -1,0 +1,215 @@
+//! Files the server reads on a caller's behalf — a monitor's data and
+//! baseline, a built-in step's data — must lie under its data roots once
+//! symlinks are resolved; otherwise a 400 (or, when the path is only known
+//! while the step runs, a failed step) naming the rule.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sextant_artifacts::ArtifactStore;
+use sextant_server::data_roots::DataRoots;
+use sextant_server::{AppState, SecurityConfig, router};
+use support::call;
+
+const RULE: &str = "outside the directories the server reads from";
+
+struct Dirs {
+    data: tempfile::TempDir,
+    outside: tempfile::TempDir,
+    _artifacts: tempfile::TempDir,
+}
+
+/// A server whose data directory (also its working directory here) and
+/// `extra` roots are the only places it reads from.
+fn server(extra: &[&Path]) -> (Router, AppState, Dirs) {
+    let dirs = Dirs {
+        data: tempfile::tempdir().unwrap(),
+        outside: tempfile::tempdir().unwrap(),
+        _artifacts: tempfile::tempdir().unwrap(),
+    };
+    let app = app(&dirs, extra);
+    (app.0, app.1, dirs)
+}
+
+fn app(dirs: &Dirs, extra: &[&Path]) -> (Router, AppState) {
+    let store: Arc<dyn sextant_store::MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    let artifacts =
+        Arc::new(ArtifactStore::from_uri(dirs._artifacts.path().to_str().unwrap()).unwrap());
+    let extra: Vec<_> = extra.iter().map(|p| p.to_path_buf()).collect();
+    let roots = DataRoots::new(dirs.data.path(), dirs.data.path(), &extra).unwrap();
+    let st = AppState::new(store, artifacts, SecurityConfig::loopback())
+        .with_data_dir(dirs.data.path().to_path_buf())
+        .with_data_roots(roots);
+    (router(st.clone()), st)
+}
+
+/// A CSV of two columns and a baseline of it in `dir/baseline`.
+fn data_set(dir: &Path, name: &str) -> String {
+    let mut csv = String::from("x,c\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{},{}\n", i % 17, ["a", "b"][i % 2]));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    path.display().to_string()
+}
+
+fn baseline(dir: &Path) -> String {
+    let data = data_set(dir, "base.csv");
+    let out = dir.join("baseline");
+    sextant_monitor::sagemaker::write_baseline(Path::new(&data), &out, &[]).unwrap();
+    out.display().to_string()
+}
+
+fn monitor(data: &str, baseline: &str) -> String {
+    json!({"data": data, "baseline": baseline}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_reads_only_under_the_data_roots() {
+    let (app, _st, dirs) = server(&[]);
+    let base = baseline(dirs.data.path());
+    let secret = data_set(dirs.outside.path(), "passwd.csv");
+    let (s, v) = call(&app, "PUT", "/api/v1/monitors/leak", &monitor(&secret, &base)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains(RULE) && message.contains("--data-root") && message.contains(&secret),
+        "{v}"
+    );
+
+    // A symlink inside the data directory that points out is followed before the check.
+    let link = dirs.data.path().join("innocent.csv");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/monitors/leak",
+        &monitor(link.to_str().unwrap(), &base),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(RULE), "{v}");
+
+    // So is a baseline outside.
+    let outside_base = baseline(dirs.outside.path());
+    let inside = data_set(dirs.data.path(), "window.csv");
+    let (s, v) = call(&app, "PUT", "/api/v1/monitors/leak", &monitor(&inside, &outside_base)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("monitor baseline"), "{v}");
+
+    // Inside the data directory: created, and it runs.
+    let (s, v) = call(&app, "PUT", "/api/v1/monitors/fine", &monitor(&inside, &base)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
+    assert_eq!((s, run["status"].as_str()), (StatusCode::CREATED, Some("Completed")), "{run}");
+    assert_eq!(run["summary"]["rows"], 200);
+
+    // A file swapped for a symlink after the monitor was created fails its next run.
+    std::fs::remove_file(&inside).unwrap();
+    std::os::unix::fs::symlink(&secret, &inside).unwrap();
+    let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
+    assert_eq!((s, run["status"].as_str()), (StatusCode::CREATED, Some("Failed")), "{run}");
+    assert!(run["error"].as_str().unwrap().contains(RULE), "{run}");
+    assert!(run["summary"]["rows"].is_null(), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_root_lets_the_server_read_there() {
+    let dirs = Dirs {
+        data: tempfile::tempdir().unwrap(),
+        outside: tempfile::tempdir().unwrap(),
+        _artifacts: tempfile::tempdir().unwrap(),
+    };
+    let (app, _st) = app(&dirs, &[dirs.outside.path()]);
+    let base = baseline(dirs.outside.path());
+    let shared = data_set(dirs.outside.path(), "shared.csv");
+    let link = dirs.data.path().join("shared.csv");
+    std::os::unix::fs::symlink(&shared, &link).unwrap();
+    for data in [shared.as_str(), link.to_str().unwrap()] {
+        let (s, v) = call(&app, "PUT", "/api/v1/monitors/shared", &monitor(data, &base)).await;
+        assert!(s.is_success(), "{data}: {v}");
+    }
+}
+
+/// A pipeline whose built-in step reads `${params.data}`, and one whose
+/// built-in reads what a `run:` step left: a symlink out of the data directory.
+const SPLIT: &str = "name: split-it\nparams:\n  data: {type: string}\nsteps:\n  split:\n    uses: builtin/split\n    with: {data: \"${params.data}\"}\n    outputs: [train, test]\n";
+const SNEAKY: &str = "name: sneaky\nparams:\n  secret: {type: string}\nsteps:\n  link:\n    run: mkdir -p \"$SEXTANT_OUTPUT_DIR/data\" && ln -s \"${params.secret}\" \"$SEXTANT_OUTPUT_DIR/data/data.csv\"\n    outputs: [data]\n  split:\n    uses: builtin/split\n    with: {data: \"${steps.link.outputs.data}\"}\n    outputs: [train, test]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_steps_read_only_under_the_data_roots() {
+    let (app, st, dirs) = server(&[]);
+    let _orchestrator = sextant_server::pipelines::spawn(
+        st.clone(),
+        sextant_server::pipelines::Settings {
+            data_dir: dirs.data.path().to_path_buf(),
+            tracking_uri: "http://127.0.0.1:9".into(),
+            concurrency: 2,
+            worker_id: "test".into(),
+            lease: Duration::from_secs(30),
+        },
+    );
+    for (name, yaml) in [("split-it", SPLIT), ("sneaky", SNEAKY)] {
+        let (s, v) = call(&app, "PUT", &format!("/api/v1/pipelines/{name}"), yaml).await;
+        assert!(s.is_success(), "{v}");
+    }
+    let secret = data_set(dirs.outside.path(), "secret.csv");
+    // Known at run start: refused then.
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/v1/pipelines/split-it/runs",
+        &json!({"params": {"data": secret}}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains(RULE) && message.contains("with.data of step 'split'"), "{v}");
+    // Inside: runs.
+    let inside = data_set(dirs.data.path(), "inside.csv");
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/v1/pipelines/split-it/runs",
+        &json!({"params": {"data": inside}}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let done = ended(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+
+    // Known only when the step runs: the step fails, naming the rule.
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/v1/pipelines/sneaky/runs",
+        &json!({"params": {"secret": secret}}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let done = ended(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(done.to_string().contains(RULE), "{done}");
+}
+
+/// Polls pipeline run `id` until it ended (a minute at most).
+async fn ended(app: &Router, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, run) = call(app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+        assert_eq!(s, StatusCode::OK, "{run}");
+        if matches!(run["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not end: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
