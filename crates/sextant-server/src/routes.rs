@@ -298,7 +298,8 @@ fn method_router<S: Clone + Send + Sync + 'static>(
             api,
             body: r.body,
         };
-        handler = handler.layer(axum::middleware::from_fn_with_state(
+        // `route_layer`: a method the path does not serve still answers 405.
+        handler = handler.route_layer(axum::middleware::from_fn_with_state(
             Arc::new(guard),
             security::guard_request,
         ));

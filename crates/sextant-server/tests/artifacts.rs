@@ -39,11 +39,13 @@ fn server() -> Server {
 
 impl Server {
     async fn send(&self, method: Method, uri: &str, body: Body) -> (StatusCode, HeaderMap, Bytes) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(body)
-            .unwrap();
+        // JSON commands declare their type, as the mlflow client does (uploads may be any).
+        let json = method == Method::POST || method == Method::DELETE;
+        let mut req = Request::builder().method(method).uri(uri);
+        if json {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body).unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         (
@@ -444,12 +446,15 @@ impl Server {
         uri: &str,
         body: Body,
     ) -> (StatusCode, HeaderMap, Bytes) {
-        let req = Request::builder()
+        let json = method == Method::POST || method == Method::DELETE;
+        let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header("host", "127.0.0.1:5000")
-            .body(body)
-            .unwrap();
+            .header("host", "127.0.0.1:5000");
+        if json {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body).unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         (

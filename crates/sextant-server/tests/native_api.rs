@@ -75,6 +75,13 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    if body.is_some()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req = req.header("content-type", "application/json");
+    }
     let req = req
         .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
         .unwrap();
@@ -94,14 +101,7 @@ async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
 }
 
 async fn send(app: &Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-    call(
-        app,
-        method,
-        uri,
-        Some(&body.to_string()),
-        &[("content-type", "application/json")],
-    )
-    .await
+    call(app, method, uri, Some(&body.to_string()), &[]).await
 }
 
 /// Asserts a JSON error with this status and code.
