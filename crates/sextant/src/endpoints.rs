@@ -15,11 +15,13 @@ pub enum EndpointsCommand {
     Apply {
         /// The definition; its `name:` names the endpoint unless --name does.
         file: std::path::PathBuf,
+        /// The endpoint's name, instead of the file's `name:`.
         #[arg(long)]
         name: Option<String>,
     },
     /// Create an endpoint serving one model.
     Create {
+        /// The endpoint's name.
         name: String,
         /// `models:/name/3`, `models:/name@alias` or a local MLflow model directory.
         #[arg(long)]
@@ -30,9 +32,12 @@ pub enum EndpointsCommand {
     },
     /// Roll a new model out to a variant (the first unless --variant).
     Update {
+        /// The endpoint's name.
         name: String,
+        /// The new model: `models:/name/3`, `models:/name@alias` or a local MLflow model directory.
         #[arg(long)]
         model: String,
+        /// The variant to roll it out to [default: the first].
         #[arg(long)]
         variant: Option<String>,
         /// all_at_once, canary, linear or blue_green [default: the endpoint's].
@@ -49,18 +54,32 @@ pub enum EndpointsCommand {
         interval: Option<String>,
     },
     /// Show an endpoint: deployed models, rollout, traffic history, counters.
-    Show { name: String },
+    Show {
+        /// The endpoint's name.
+        name: String,
+    },
     /// List endpoints.
     List,
     /// Delete an endpoint.
-    Delete { name: String },
+    Delete {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Give the rollout's new model all of its traffic now.
-    Promote { name: String },
+    Promote {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Return the rollout's traffic to the stable model now.
-    Rollback { name: String },
+    Rollback {
+        /// The endpoint's name.
+        name: String,
+    },
     /// Upload labels for captured predictions: a JSON lines file of {"inference_id": …, "label": …}.
     GroundTruth {
+        /// The endpoint's name.
         name: String,
+        /// The JSON lines file of labels.
         file: std::path::PathBuf,
     },
 }

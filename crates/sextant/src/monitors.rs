@@ -16,6 +16,7 @@ pub enum MonitorsCommand {
         /// A CSV, JSON lines or Parquet file, or a directory of SageMaker capture files.
         #[arg(long)]
         data: std::path::PathBuf,
+        /// The directory to write statistics.json and constraints.json into.
         #[arg(long)]
         out: std::path::PathBuf,
         /// A column to leave out, such as the label that requests do not carry; repeatable.
@@ -24,13 +25,17 @@ pub enum MonitorsCommand {
     },
     /// Create or replace a monitor from a YAML (or JSON) definition.
     Apply {
+        /// The definition; its `name:` names the monitor unless --name does.
         file: std::path::PathBuf,
+        /// The monitor's name, instead of the file's `name:`.
         #[arg(long)]
         name: Option<String>,
     },
     /// Create a monitor of an endpoint's captured traffic or of a data set.
     Create {
+        /// The monitor's name.
         name: String,
+        /// The endpoint whose captured traffic is checked.
         #[arg(long, conflicts_with = "data")]
         endpoint: Option<String>,
         /// A data set on the server's host (under its data directory, working directory or a --data-root).
@@ -72,23 +77,32 @@ pub enum MonitorsCommand {
     },
     /// Check a window now and print what was found; exits 1 when the run failed, 0 whatever it found otherwise (see its status).
     Run {
+        /// The monitor's name.
         name: String,
         /// The window's length [default: the monitor's].
         #[arg(long)]
         window: Option<String>,
     },
     /// Show a monitor and its latest run.
-    Show { name: String },
+    Show {
+        /// The monitor's name.
+        name: String,
+    },
     /// List monitors.
     List,
     /// A monitor's runs, newest first, with their report paths.
     Reports {
+        /// The monitor's name.
         name: String,
+        /// How many runs to list.
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
     /// Delete a monitor and its runs (the files stay).
-    Delete { name: String },
+    Delete {
+        /// The monitor's name.
+        name: String,
+    },
 }
 
 pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
