@@ -38,8 +38,8 @@ pub struct Postgres {
     idle: Mutex<Vec<PgClient>>,
     /// The time limit of a read transaction's statements.
     query_timeout: Option<Duration>,
-    /// Statements run at the start of every read transaction.
-    read_setup: String,
+    /// What starts a read transaction: read only, with the time limit.
+    read_begin: String,
 }
 
 /// A synchronous client that is closed on the closer thread when dropped.
@@ -124,7 +124,7 @@ impl Postgres {
             uri: uri.to_string(),
             idle: Mutex::new(Vec::new()),
             query_timeout: StoreOptions::default().query_timeout,
-            read_setup: read_setup(&StoreOptions::default()),
+            read_begin: read_begin(&StoreOptions::default()),
         };
         let client = pg.client()?;
         pg.release(client);
@@ -133,7 +133,7 @@ impl Postgres {
 
     /// The same database with `options` (the time limit of reads).
     pub fn with_options(mut self, options: StoreOptions) -> Self {
-        self.read_setup = read_setup(&options);
+        self.read_begin = read_begin(&options);
         self.query_timeout = options.query_timeout;
         self
     }
@@ -176,6 +176,26 @@ impl Postgres {
             return Err(StoreError::Cancelled);
         }
         let mut client = self.client()?;
+        // A pooled connection may have died while idle (the server
+        // restarted, an operator's pg_terminate_backend): its BEGIN fails
+        // before anything ran, so take another one rather than fail a
+        // request that never touched the dead one.
+        let begin = if read_only {
+            self.read_begin.as_str()
+        } else {
+            "BEGIN"
+        };
+        let mut attempts = 0;
+        loop {
+            match client.batch_execute(begin) {
+                Ok(()) => break,
+                Err(e) if connection_lost(&e) && attempts < MAX_IDLE => {
+                    attempts += 1;
+                    client = self.client()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let armed = match &cancel {
             Some(c) => {
                 let token = client.cancel_token();
@@ -191,24 +211,27 @@ impl Postgres {
                 match c.arm(interrupt) {
                     Some(armed) => Some(armed),
                     None => {
-                        self.release(client);
+                        if client.batch_execute("ROLLBACK").is_ok() {
+                            self.release(client);
+                        }
                         return Err(StoreError::Cancelled);
                     }
                 }
             }
             None => None,
         };
-        let out = (|| {
-            let mut tx = client.transaction()?;
-            if read_only {
-                tx.batch_execute(&self.read_setup)?;
-            }
-            let v = f(&mut PgConn(&mut tx))?;
-            tx.commit()?;
-            Ok(v)
-        })();
+        let out = f(&mut PgConn(&mut client));
+        let end = match &out {
+            Ok(_) => client.batch_execute("COMMIT"),
+            Err(_) => client.batch_execute("ROLLBACK"),
+        };
         let interrupted = armed.is_some_and(|a| a.disarm());
-        if interrupted {
+        let out = match (out, end) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+        };
+        if interrupted || client.is_closed() {
             // A cancel request may still be on its way to this session:
             // never hand the connection to another caller.
             drop(client);
@@ -231,16 +254,22 @@ impl Postgres {
     }
 }
 
-/// `SET` statements of a read transaction: read only, and the time limit as
-/// `statement_timeout`, which PostgreSQL enforces per statement (a read
-/// transaction is a few statements, each bounded).
-fn read_setup(options: &StoreOptions) -> String {
+/// Whether `e` says the connection is gone (closed, or its backend terminated).
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.is_closed() || e.code() == Some(&SqlState::ADMIN_SHUTDOWN)
+}
+
+/// The start of a read transaction, one round trip: read only, and the
+/// time limit as `statement_timeout`, which PostgreSQL enforces per
+/// statement (a read transaction is a few statements, each bounded) and
+/// `SET LOCAL` ends with the transaction.
+fn read_begin(options: &StoreOptions) -> String {
     match options.query_timeout {
         Some(limit) => format!(
-            "SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
             limit_ms(limit)
         ),
-        None => "SET TRANSACTION READ ONLY".into(),
+        None => "BEGIN READ ONLY".into(),
     }
 }
 
@@ -262,13 +291,14 @@ impl Backend for Postgres {
     }
 }
 
-struct PgConn<'a, 'b>(&'a mut postgres::Transaction<'b>);
+/// A connection inside a transaction begun with `BEGIN` by `in_tx`.
+struct PgConn<'a>(&'a mut Client);
 
 fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
-impl Conn for PgConn<'_, '_> {
+impl Conn for PgConn<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
