@@ -831,3 +831,59 @@ proptest! {
         prop_assert_eq!(parse_filter(Experiments, &text).ok(), Some(filter), "text: {:?}", text);
     }
 }
+
+/// `n` metric clauses joined by AND.
+fn metric_clauses(n: usize) -> String {
+    (0..n)
+        .map(|k| format!("metrics.m{k} > 0"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+#[test]
+fn a_filter_at_the_clause_limit_parses_and_one_more_clause_is_refused_with_the_limit() {
+    use sextant_core::search::MAX_FILTER_CLAUSES;
+    let at = ok(Runs, &metric_clauses(MAX_FILTER_CLAUSES));
+    assert_eq!(at.len(), MAX_FILTER_CLAUSES);
+    let msg = err(Runs, &metric_clauses(MAX_FILTER_CLAUSES + 1));
+    assert!(
+        msg.contains(&format!("more than {MAX_FILTER_CLAUSES} clauses")),
+        "{msg}"
+    );
+    // Stray ANDs are not clauses, and every searched entity has the limit.
+    ok(
+        Runs,
+        &format!("AND {} AND", metric_clauses(MAX_FILTER_CLAUSES)),
+    );
+    let tags = (0..=MAX_FILTER_CLAUSES)
+        .map(|k| format!("tags.t{k} = 'x'"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    for kind in [Experiments, RegisteredModels, ModelVersions, LoggedModels] {
+        assert!(err(kind, &tags).contains("clauses"), "{kind:?}");
+    }
+    // The count that made SQLite fail with a 500 before the limit.
+    assert!(err(Runs, &metric_clauses(990)).contains("clauses"));
+}
+
+#[test]
+fn a_filter_longer_than_the_length_limit_is_refused_naming_its_length() {
+    use sextant_core::search::MAX_FILTER_LENGTH;
+    // One IN list of quoted ids, a few characters over the limit.
+    let ids: Vec<String> = (0..MAX_FILTER_LENGTH / 8)
+        .map(|i| format!("'{i:05}'"))
+        .collect();
+    let long = format!("attributes.run_id IN ({})", ids.join(","));
+    assert!(long.chars().count() > MAX_FILTER_LENGTH);
+    let msg = err(Runs, &long);
+    assert!(
+        msg.contains(&format!("{} characters long", long.chars().count()))
+            && msg.contains(&MAX_FILTER_LENGTH.to_string()),
+        "{msg}"
+    );
+    // Characters, not bytes: a filter of multi-byte text at the limit parses.
+    let value = "é".repeat(MAX_FILTER_LENGTH - "tags.t = ''".len());
+    let at = format!("tags.t = '{value}'");
+    assert_eq!(at.chars().count(), MAX_FILTER_LENGTH);
+    assert_eq!(ok(Runs, &at).len(), 1);
+}

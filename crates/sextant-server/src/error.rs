@@ -132,6 +132,19 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Domain(d) => d.into(),
             StoreError::Busy(m) => ApiError::new(ErrorCode::TemporarilyUnavailable, m),
+            // A 400, not a 5xx: MLflow's client retries a 5xx for minutes,
+            // and the same query would only time out again. What the client
+            // can change is the request.
+            StoreError::Timeout { limit_ms } => ApiError::invalid(format!(
+                "the query exceeded the store's time limit of {limit_ms} ms; narrow the \
+                 filter or ask for fewer results"
+            )),
+            // Only a request whose client went away is cancelled: nobody
+            // reads this answer.
+            StoreError::Cancelled => ApiError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the request was cancelled",
+            ),
             e @ (StoreError::Sqlite(_)
             | StoreError::Postgres(_)
             | StoreError::Config(_)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
 
 use sextant_artifacts::ArtifactStore;
-use sextant_store::{MetaStore, StoreError};
+use sextant_store::{Cancel, MetaStore, StoreError};
 
 use crate::error::ApiError;
 use crate::pipelines::Orchestrator;
@@ -73,16 +73,21 @@ impl AppState {
         self
     }
 
-    /// Runs a store call on the blocking pool, so SQL never blocks the async runtime.
+    /// Runs a store call on the blocking pool, so SQL never blocks the async
+    /// runtime. Dropping the returned future (a client that disconnected)
+    /// cancels the call's reads: they would otherwise run to the end for
+    /// nobody.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
+        let cancel = Cancel::new();
+        let guard = cancel.on_drop();
+        let out = tokio::task::spawn_blocking(move || cancel.scope(|| f(store.as_ref()))).await;
+        guard.disarm();
+        out.map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
             .map_err(ApiError::from)
     }
 }

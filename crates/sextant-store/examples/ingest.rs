@@ -1,5 +1,6 @@
 //! Measures raw log-batch throughput of the store (no HTTP):
-//! `cargo run --release -p sextant-store --example ingest -- [sqlite:////abs/path.db | postgresql://…]`.
+//! `cargo run --release -p sextant-store --example ingest -- [sqlite:////abs/path.db | postgresql://…] [BATCH]`;
+//! `SEXTANT_SQLITE_SYNCHRONOUS=full` measures SQLite with an fsync per commit.
 
 use std::time::Instant;
 
@@ -11,7 +12,16 @@ fn main() {
         format!("sqlite:///{}", dir.join("bench.db").display())
     });
     sextant_store::upgrade(&uri, "mlflow-artifacts:").unwrap();
-    let store = sextant_store::open(&uri, "mlflow-artifacts:").unwrap();
+    let batch: usize = std::env::args()
+        .nth(2)
+        .map_or(1000, |b| b.parse().expect("BATCH is a number"));
+    let options = sextant_store::StoreOptions {
+        sqlite_synchronous: std::env::var("SEXTANT_SQLITE_SYNCHRONOUS")
+            .map_or(Ok(Default::default()), |s| s.parse())
+            .unwrap(),
+        ..Default::default()
+    };
+    let store = sextant_store::open_with(&uri, "mlflow-artifacts:", &options).unwrap();
     let runs: Vec<String> = (0..40)
         .map(|_| {
             store
@@ -28,13 +38,13 @@ fn main() {
     let mut n = 0;
     for (i, run) in runs.iter().enumerate() {
         for b in 0..10 {
-            let metrics: Vec<Metric> = (0..1000)
+            let metrics: Vec<Metric> = (0..batch)
                 .map(|k| {
                     Metric::new(
                         format!("m{}", k % 10),
                         (i * k) as f64 * 0.001,
                         1_700_000_000_000,
-                        b * 1000 + k as i64,
+                        (b * batch + k) as i64,
                     )
                 })
                 .collect();
@@ -44,7 +54,9 @@ fn main() {
     }
     let el = t.elapsed().as_secs_f64();
     println!(
-        "{{\"uri\": \"{uri}\", \"metrics\": {n}, \"seconds\": {el:.3}, \"metrics_per_s\": {:.0}}}",
-        n as f64 / el
+        "{{\"uri\": \"{uri}\", \"synchronous\": \"{}\", \"metrics\": {n}, \"seconds\": {el:.3}, \"metrics_per_s\": {:.0}, \"batches_per_s\": {:.0}}}",
+        options.sqlite_synchronous.as_str(),
+        n as f64 / el,
+        (runs.len() * 10) as f64 / el
     );
 }

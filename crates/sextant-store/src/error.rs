@@ -15,6 +15,12 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("postgres: {0}")]
     Postgres(#[from] postgres::Error),
+    /// A read ran past the store's query time limit and was stopped.
+    #[error("the query exceeded the time limit of {limit_ms} ms")]
+    Timeout { limit_ms: u64 },
+    /// The caller cancelled the read (see [`crate::Cancel`]).
+    #[error("the query was cancelled")]
+    Cancelled,
     /// The store URI or settings are unusable.
     #[error("store configuration: {0}")]
     Config(String),

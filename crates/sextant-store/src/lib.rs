@@ -5,11 +5,13 @@
 //! The trait is synchronous: callers in async code run it on a blocking pool.
 
 mod backend;
+mod cancel;
 mod error;
 pub mod import;
 mod migrations;
 mod mlflow_source;
 mod names;
+mod options;
 mod postgres;
 mod search_sql;
 mod sql_store;
@@ -18,9 +20,11 @@ pub mod sqlite_uri;
 mod store;
 pub mod token;
 
+pub use cancel::{Cancel, CancelOnDrop};
 pub use error::StoreError;
+pub use options::{DEFAULT_QUERY_TIMEOUT, SqliteSynchronous, StoreOptions};
 pub use sql_store::{SqlStore, open_in_memory};
 pub use store::{
     ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, PipelineRunSearch,
-    RegisteredModelSearch, RunSearch, open, upgrade,
+    RegisteredModelSearch, RunSearch, open, open_with, upgrade,
 };

@@ -1,22 +1,120 @@
 //! The PostgreSQL backend: a small pool of synchronous clients.
+//!
+//! The synchronous `postgres` client runs its own small tokio runtime and
+//! blocks on it, so it must never be used or dropped on a thread that is
+//! running an async runtime: dropping one there panics inside a destructor
+//! ("Cannot start a runtime from within a runtime") and aborts the process.
+//! Store calls run on the blocking pool, but the pool itself is dropped
+//! wherever the last store handle goes — at shutdown, on a runtime worker.
+//! So every client is held in a [`PgClient`], whose drop hands the client
+//! to one plain thread that closes it: no client ever dies on a runtime
+//! thread, whatever path drops it (shutdown, a broken connection discarded,
+//! a panic unwinding).
 
 use std::error::Error as StdError;
-use std::sync::Mutex;
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::BytesMut;
+use postgres::error::SqlState;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
-use crate::StoreError;
 use crate::backend::{Backend, Conn, Dialect, Row, SqlValue, numbered_placeholders};
+use crate::options::limit_ms;
+use crate::{Cancel, StoreError, StoreOptions};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
+/// How long dropping the pool waits for its idle connections to be closed
+/// politely (a Terminate message each) before leaving them to the OS.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// A PostgreSQL database.
 pub struct Postgres {
     uri: String,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<PgClient>>,
+    /// The time limit of a read transaction's statements.
+    query_timeout: Option<Duration>,
+    /// What starts a read transaction: read only, with the time limit.
+    read_begin: String,
+}
+
+/// A synchronous client that is closed on the closer thread when dropped.
+pub struct PgClient(Option<Client>);
+
+impl Deref for PgClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("client present until dropped")
+    }
+}
+
+impl DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("client present until dropped")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            closer(Close::Client(client));
+        }
+    }
+}
+
+/// Work for the closer thread.
+enum Close {
+    Client(Client),
+    /// Answered once everything sent before it is closed.
+    Flush(SyncSender<()>),
+}
+
+/// Sends `job` to the one thread of the process that closes clients,
+/// started on first use. It is a plain thread: no async runtime, so the
+/// client's blocking close is allowed there.
+fn closer(job: Close) {
+    static CLOSER: OnceLock<Mutex<Sender<Close>>> = OnceLock::new();
+    let sender = CLOSER.get_or_init(|| {
+        let (tx, rx) = channel::<Close>();
+        let spawned = std::thread::Builder::new()
+            .name("sextant-pg-close".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Close::Client(client) => drop(client),
+                        Close::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the thread that closes PostgreSQL connections");
+        }
+        Mutex::new(tx)
+    });
+    if let Err(unsent) = sender.lock().expect("closer poisoned").send(job) {
+        // No closer thread: leak the client rather than risk dropping it on
+        // a runtime thread; the OS closes its socket at exit.
+        std::mem::forget(unsent.0);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().expect("pool poisoned"));
+        if idle.is_empty() {
+            return;
+        }
+        drop(idle);
+        let (done, closed) = sync_channel(1);
+        closer(Close::Flush(done));
+        let _ = closed.recv_timeout(CLOSE_WAIT);
+    }
 }
 
 impl Postgres {
@@ -25,24 +123,42 @@ impl Postgres {
         let pg = Postgres {
             uri: uri.to_string(),
             idle: Mutex::new(Vec::new()),
+            query_timeout: StoreOptions::default().query_timeout,
+            read_begin: read_begin(&StoreOptions::default()),
         };
         let client = pg.client()?;
         pg.release(client);
         Ok(pg)
     }
 
-    /// A fresh client outside the pool, for session-level work such as advisory locks.
-    pub fn client(&self) -> Result<Client, StoreError> {
-        if let Some(c) = self.idle.lock().expect("pool poisoned").pop()
-            && !c.is_closed()
-        {
-            return Ok(c);
+    /// The same database with `options` (the time limit of reads).
+    pub fn with_options(mut self, options: StoreOptions) -> Self {
+        self.read_begin = read_begin(&options);
+        self.query_timeout = options.query_timeout;
+        self
+    }
+
+    /// A client from the pool, or a fresh one; also for session-level work
+    /// such as advisory locks.
+    pub fn client(&self) -> Result<PgClient, StoreError> {
+        loop {
+            let Some(c) = self.idle.lock().expect("pool poisoned").pop() else {
+                break;
+            };
+            if !c.is_closed() {
+                return Ok(c);
+            }
         }
-        Ok(Client::connect(&self.uri, NoTls)?)
+        let mut client = PgClient(Some(Client::connect(&self.uri, NoTls)?));
+        // Store queries are short; JIT compiling one costs seconds when the
+        // planner's estimate is high (a filter of many clauses) and never
+        // pays back.
+        client.batch_execute("SET jit = off")?;
+        Ok(client)
     }
 
     /// Returns a client to the pool.
-    pub fn release(&self, client: Client) {
+    pub fn release(&self, client: PgClient) {
         let mut idle = self.idle.lock().expect("pool poisoned");
         if idle.len() < MAX_IDLE && !client.is_closed() {
             idle.push(client);
@@ -54,18 +170,106 @@ impl Postgres {
         read_only: bool,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // Only reads are cancelled (see `Cancel`).
+        let cancel = Cancel::current().filter(|_| read_only);
+        if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            return Err(StoreError::Cancelled);
+        }
         let mut client = self.client()?;
-        let out = (|| {
-            let mut tx = client.transaction()?;
-            if read_only {
-                tx.batch_execute("SET TRANSACTION READ ONLY")?;
+        // A pooled connection may have died while idle (the server
+        // restarted, an operator's pg_terminate_backend): its BEGIN fails
+        // before anything ran, so take another one rather than fail a
+        // request that never touched the dead one.
+        let begin = if read_only {
+            self.read_begin.as_str()
+        } else {
+            "BEGIN"
+        };
+        let mut attempts = 0;
+        loop {
+            match client.batch_execute(begin) {
+                Ok(()) => break,
+                Err(e) if connection_lost(&e) && attempts < MAX_IDLE => {
+                    attempts += 1;
+                    client = self.client()?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            let v = f(&mut PgConn(&mut tx))?;
-            tx.commit()?;
-            Ok(v)
-        })();
-        self.release(client);
-        out
+        }
+        let armed = match &cancel {
+            Some(c) => {
+                let token = client.cancel_token();
+                // The cancel request needs its own connection and blocks:
+                // off the caller's thread, which may be a runtime's.
+                let interrupt = Box::new(move || {
+                    std::thread::spawn(move || {
+                        if let Err(e) = token.cancel_query(NoTls) {
+                            tracing::warn!(error = %e, "cancelling a PostgreSQL query");
+                        }
+                    });
+                });
+                match c.arm(interrupt) {
+                    Some(armed) => Some(armed),
+                    None => {
+                        if client.batch_execute("ROLLBACK").is_ok() {
+                            self.release(client);
+                        }
+                        return Err(StoreError::Cancelled);
+                    }
+                }
+            }
+            None => None,
+        };
+        let out = f(&mut PgConn(&mut client));
+        let end = match &out {
+            Ok(_) => client.batch_execute("COMMIT"),
+            Err(_) => client.batch_execute("ROLLBACK"),
+        };
+        let interrupted = armed.is_some_and(|a| a.disarm());
+        let out = match (out, end) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+        };
+        if interrupted || client.is_closed() {
+            // A cancel request may still be on its way to this session:
+            // never hand the connection to another caller.
+            drop(client);
+        } else {
+            self.release(client);
+        }
+        out.map_err(|e| match e {
+            StoreError::Postgres(pg) if pg.code() == Some(&SqlState::QUERY_CANCELED) => {
+                match (interrupted, self.query_timeout) {
+                    (true, _) => StoreError::Cancelled,
+                    (false, Some(limit)) => StoreError::Timeout {
+                        limit_ms: limit_ms(limit),
+                    },
+                    // Cancelled by someone else (an operator's pg_cancel_backend).
+                    (false, None) => StoreError::Postgres(pg),
+                }
+            }
+            e => e,
+        })
+    }
+}
+
+/// Whether `e` says the connection is gone (closed, or its backend terminated).
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.is_closed() || e.code() == Some(&SqlState::ADMIN_SHUTDOWN)
+}
+
+/// The start of a read transaction, one round trip: read only, and the
+/// time limit as `statement_timeout`, which PostgreSQL enforces per
+/// statement (a read transaction is a few statements, each bounded) and
+/// `SET LOCAL` ends with the transaction.
+fn read_begin(options: &StoreOptions) -> String {
+    match options.query_timeout {
+        Some(limit) => format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+            limit_ms(limit)
+        ),
+        None => "BEGIN READ ONLY".into(),
     }
 }
 
@@ -87,13 +291,14 @@ impl Backend for Postgres {
     }
 }
 
-struct PgConn<'a, 'b>(&'a mut postgres::Transaction<'b>);
+/// A connection inside a transaction begun with `BEGIN` by `in_tx`.
+struct PgConn<'a>(&'a mut Client);
 
 fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
-impl Conn for PgConn<'_, '_> {
+impl Conn for PgConn<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
@@ -174,4 +379,101 @@ impl ToSql for SqlValue {
     }
 
     to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// A query that never ends on its own; the marker finds it in `pg_stat_activity`.
+    fn endless(marker: &str) -> String {
+        format!(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+             SELECT count(*) /* {marker} */ FROM c"
+        )
+    }
+
+    fn url() -> String {
+        std::env::var("SEXTANT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    fn db(limit: Option<Duration>) -> Postgres {
+        Postgres::open(&url())
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} is unreachable: {e}", url()))
+            .with_options(StoreOptions {
+                query_timeout: limit,
+                ..StoreOptions::default()
+            })
+    }
+
+    #[test]
+    fn a_read_past_the_time_limit_is_stopped_with_the_limit() {
+        let db = db(Some(Duration::from_millis(50)));
+        match db.read(|c| c.query(&endless("h5-timeout"), &[])) {
+            Err(StoreError::Timeout { limit_ms: 50 }) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let rows = db.read(|c| c.query("SELECT 1::BIGINT", &[])).unwrap();
+        assert_eq!(rows, vec![vec![SqlValue::Int(1)]]);
+        // Writes keep no limit from a read (SET LOCAL ends with its transaction).
+        let rows = db
+            .write(|c| c.query("SELECT current_setting('statement_timeout')", &[]))
+            .unwrap();
+        assert_eq!(rows, vec![vec![SqlValue::Text("0".into())]]);
+    }
+
+    #[test]
+    fn a_cancelled_read_stops_and_its_connection_is_not_reused() {
+        let db = Arc::new(db(None));
+        let marker = format!("h5-cancel-{}", std::process::id());
+        let cancel = Cancel::new();
+        let reader = {
+            let (db, cancel, sql) = (db.clone(), cancel.clone(), endless(&marker));
+            std::thread::spawn(move || cancel.scope(|| db.read(|c| c.query(&sql, &[]))))
+        };
+        // Cancel once the query runs on the server (a cancel request that
+        // arrives before it would find nothing to cancel).
+        let mut admin = Client::connect(&url(), NoTls).unwrap();
+        let active = |admin: &mut Client| -> i64 {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                     AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+                    &[&marker],
+                )
+                .unwrap()
+                .get(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while active(&mut admin) == 0 {
+            assert!(Instant::now() < deadline, "the query never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cancel.cancel();
+        let out = reader.join().unwrap();
+        assert!(matches!(out, Err(StoreError::Cancelled)), "{out:?}");
+        assert_eq!(active(&mut admin), 0);
+        assert!(db.read(|c| c.query("SELECT 1", &[])).is_ok());
+    }
+
+    #[test]
+    fn a_pool_dropped_on_an_async_runtime_thread_does_not_panic() {
+        // The shutdown path: the last store handle goes away on a runtime
+        // worker. A client dropped there used to abort the process.
+        let db = db(None);
+        let idle: Vec<PgClient> = (0..3).map(|_| db.client().unwrap()).collect();
+        for c in idle {
+            db.release(c);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            tokio::spawn(async move { drop(db) }).await.unwrap();
+        });
+    }
 }

@@ -522,7 +522,17 @@ pub trait MetaStore: Send + Sync {
 /// `postgresql://…`) without migrating it. `default_artifact_root` is the
 /// root under which experiments get their artifact location.
 pub fn open(uri: &str, default_artifact_root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
-    crate::sql_store::open(uri, default_artifact_root)
+    crate::sql_store::open(uri, default_artifact_root, &crate::StoreOptions::default())
+}
+
+/// Opens the store at `uri` as [`open`] does, with `options` (the reads'
+/// time limit, SQLite's `synchronous` mode).
+pub fn open_with(
+    uri: &str,
+    default_artifact_root: &str,
+    options: &crate::StoreOptions,
+) -> Result<Box<dyn MetaStore>, StoreError> {
+    crate::sql_store::open(uri, default_artifact_root, options)
 }
 
 /// Brings the schema of the store at `uri` to the latest version; returns the

@@ -359,6 +359,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let store = StoreArgs {
         data_dir: dir.clone(),
         backend_store_uri: None,
+        tuning: Default::default(),
     };
     let state = server::open_state(&store, None, true, &[])?;
     let data_dir = state

@@ -26,6 +26,8 @@ pub struct StoreArgs {
     /// Metadata store: `sqlite:///relative.db` (relative to the working directory), `sqlite:////absolute.db` or `postgresql://…` [default: <data-dir>/sextant.db]
     #[arg(long, env = "SEXTANT_BACKEND_STORE_URI")]
     pub backend_store_uri: Option<String>,
+    #[command(flatten)]
+    pub tuning: StoreTuningArgs,
 }
 
 impl StoreArgs {
@@ -188,7 +190,7 @@ pub fn open_state(
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    let meta = sextant_store::open(&uri, DEFAULT_ARTIFACT_ROOT)
+    let meta = sextant_store::open_with(&uri, DEFAULT_ARTIFACT_ROOT, &store.tuning.options())
         .with_context(|| format!("opening {}", redact(&uri)))?;
     let destination = match artifacts_destination {
         // A relative directory, like the data directory, is resolved once.
@@ -310,5 +312,33 @@ pub(crate) fn redact(uri: &str) -> String {
             }
         }
         _ => uri.to_string(),
+    }
+}
+
+/// How the metadata store runs queries.
+#[derive(Args, Clone, Default)]
+pub struct StoreTuningArgs {
+    /// Time limit of one store read, in milliseconds (0: none); a search past it answers 400 asking to narrow the filter [default: 10000].
+    #[arg(long, env = "SEXTANT_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
+    /// SQLite's `synchronous` mode: `normal` (a commit survives a crash of the server, not a power loss) or `full` (an fsync per commit: survives a power loss too) [default: normal].
+    #[arg(long, env = "SEXTANT_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<sextant_store::SqliteSynchronous>,
+}
+
+impl StoreTuningArgs {
+    /// The store's options.
+    pub fn options(&self) -> sextant_store::StoreOptions {
+        let defaults = sextant_store::StoreOptions::default();
+        sextant_store::StoreOptions {
+            query_timeout: match self.query_timeout_ms {
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => defaults.query_timeout,
+            },
+            sqlite_synchronous: self
+                .sqlite_synchronous
+                .unwrap_or(defaults.sqlite_synchronous),
+        }
     }
 }

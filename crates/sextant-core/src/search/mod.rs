@@ -10,4 +10,6 @@ mod parser;
 mod rules;
 
 pub use ast::*;
-pub use parser::{parse_filter, parse_order_by, parse_order_by_list};
+pub use parser::{
+    MAX_FILTER_CLAUSES, MAX_FILTER_LENGTH, parse_filter, parse_order_by, parse_order_by_list,
+};

@@ -18,8 +18,30 @@ use crate::Error;
 
 use Comparator::{Eq, Ge, Gt, ILike, In, IsNotNull, IsNull, Le, Like, Lt, Ne, NotIn};
 
-/// Parses a filter string for `kind`; an empty or blank string is the empty filter.
+/// The most clauses a filter may have. MLflow sets no limit, but every
+/// clause is one subquery: past a few hundred, SQLite refuses the statement
+/// ("Expression tree is too large", from about 990 clauses) and PostgreSQL
+/// spends seconds to minutes on it. 100 is far beyond any hand-written
+/// filter and keeps every allowed filter well under both cliffs (the bench in
+/// `crates/sextant-store/examples/filter_bench.rs`).
+pub const MAX_FILTER_CLAUSES: usize = 100;
+
+/// The longest filter string, in characters. Generous for long `IN` lists
+/// (about 1,800 quoted run ids), and it bounds the bound parameters of one
+/// statement below SQLite's limit of 32,766.
+pub const MAX_FILTER_LENGTH: usize = 65_536;
+
+/// Parses a filter string for `kind`; an empty or blank string is the empty
+/// filter. A filter longer than [`MAX_FILTER_LENGTH`] characters or with more
+/// than [`MAX_FILTER_CLAUSES`] clauses is refused with the limit it broke.
 pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Filter, Error> {
+    let length = input.chars().count();
+    if length > MAX_FILTER_LENGTH {
+        return Err(Error::invalid(format!(
+            "Invalid filter: it is {length} characters long, more than the limit of \
+             {MAX_FILTER_LENGTH}"
+        )));
+    }
     let mut cur = Cursor::new(input);
     let mut raw = Vec::new();
     let mut need_and = false;
@@ -40,6 +62,12 @@ pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Filter, Error> {
         }
         if need_and {
             return Err(invalid_clause(&cur.token_text()));
+        }
+        if raw.len() == MAX_FILTER_CLAUSES {
+            return Err(Error::invalid(format!(
+                "Invalid filter: it has more than {MAX_FILTER_CLAUSES} clauses, the limit; \
+                 narrow the search with fewer conditions or an IN list"
+            )));
         }
         raw.push(cur.clause()?);
         need_and = true;

@@ -358,6 +358,7 @@ pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedMode
         ),
         "lm.lifecycle_stage = 'active'".to_string(),
     ];
+    let fence = crate::search_sql::sublink_fence(d, q.filter.clauses.len());
     for cmp in &q.filter.clauses {
         let op = like_op(d, cmp.op);
         let cond = match cmp.ident.entity {
@@ -370,7 +371,7 @@ pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedMode
                 params.push(cmp.ident.key.as_str().into());
                 let rhs = bind_value(d, cmp.op, &cmp.value, &mut params)?;
                 format!(
-                    "EXISTS (SELECT 1 FROM metrics m WHERE m.model_id = lm.model_id AND m.key = ? AND m.is_nan = 0 AND m.value {op} {rhs})"
+                    "EXISTS (SELECT 1 FROM metrics m WHERE m.model_id = lm.model_id AND m.key = ? AND m.is_nan = 0 AND m.value {op} {rhs}{fence})"
                 )
             }
             Entity::Param | Entity::Tag => {
@@ -382,7 +383,7 @@ pub fn search(c: &mut dyn Conn, q: &LoggedModelSearch) -> Result<Page<LoggedMode
                 params.push(cmp.ident.key.as_str().into());
                 let rhs = bind_value(d, cmp.op, &cmp.value, &mut params)?;
                 format!(
-                    "EXISTS (SELECT 1 FROM {table} kv WHERE kv.model_id = lm.model_id AND kv.key = ? AND kv.value {op} {rhs})"
+                    "EXISTS (SELECT 1 FROM {table} kv WHERE kv.model_id = lm.model_id AND kv.key = ? AND kv.value {op} {rhs}{fence})"
                 )
             }
             Entity::Dataset => {

@@ -46,7 +46,7 @@ use crate::store::{
     ExperimentSearch, LoggedModelSearch, ModelVersionSearch, PipelineRunSearch,
     RegisteredModelSearch, RunSearch,
 };
-use crate::{MetaStore, StoreError, migrations};
+use crate::{MetaStore, StoreError, StoreOptions, migrations};
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
 const MIGRATION_LOCK_KEY: i64 = 0x5e_47_a4_70;
@@ -87,15 +87,25 @@ fn scheme(uri: &str) -> Result<Scheme, StoreError> {
     }
 }
 
-pub(crate) fn open(uri: &str, root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
+pub(crate) fn open(
+    uri: &str,
+    root: &str,
+    options: &StoreOptions,
+) -> Result<Box<dyn MetaStore>, StoreError> {
     if uri == "sqlite://:memory:" {
         return Err(StoreError::Config(
             "an in-memory store vanishes between upgrade and open; use open_in_memory".into(),
         ));
     }
     match scheme(uri)? {
-        Scheme::Sqlite => Ok(Box::new(SqlStore::checked(Sqlite::open(uri)?, root)?)),
-        Scheme::Postgres => Ok(Box::new(SqlStore::checked(Postgres::open(uri)?, root)?)),
+        Scheme::Sqlite => {
+            let db = Sqlite::open(uri)?.with_options(options.clone())?;
+            Ok(Box::new(SqlStore::checked(db, root)?))
+        }
+        Scheme::Postgres => {
+            let db = Postgres::open(uri)?.with_options(options.clone());
+            Ok(Box::new(SqlStore::checked(db, root)?))
+        }
     }
 }
 
