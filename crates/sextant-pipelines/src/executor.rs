@@ -518,9 +518,16 @@ fn read_trimmed(path: &str) -> String {
 fn proc_stat(pid: u32) -> Option<(u32, u64, char)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    let fields: Vec<&str> = text
+        .get(text.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
     let state = fields.first()?.chars().next()?;
-    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?, state))
+    Some((
+        fields.get(2)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+        state,
+    ))
 }
 
 /// This host's identity and `pid`'s, when `/proc` tells them.

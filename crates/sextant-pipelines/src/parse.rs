@@ -558,7 +558,9 @@ impl Parser {
                         if items.is_empty() {
                             self.error(
                                 pos(node),
-                                format!("{ctx} is an empty list: expected the program and its arguments"),
+                                format!(
+                                    "{ctx} is an empty list: expected the program and its arguments"
+                                ),
                             );
                             return None;
                         }

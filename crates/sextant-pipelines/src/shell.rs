@@ -116,7 +116,11 @@ pub fn misplaced_references(command: &str) -> Vec<Misplaced> {
         }
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        let starts = |s: &str| s.chars().enumerate().all(|(k, x)| chars.get(i + k) == Some(&x));
+        let starts = |s: &str| {
+            s.chars()
+                .enumerate()
+                .all(|(k, x)| chars.get(i + k) == Some(&x))
+        };
         match ctx {
             Ctx::Single => {
                 if c == '\'' {
@@ -158,7 +162,11 @@ pub fn misplaced_references(command: &str) -> Vec<Misplaced> {
                     // break would end it and run the rest.
                     while i < chars.len() && chars[i] != '\n' {
                         if let Some((end, r)) = refs.get(&i) {
-                            report(i, r, "is inside a comment, which a value holding a line break would end: remove it from the comment");
+                            report(
+                                i,
+                                r,
+                                "is inside a comment, which a value holding a line break would end: remove it from the comment",
+                            );
                             i = *end;
                         } else {
                             i += 1;
@@ -392,7 +400,11 @@ mod tests {
         let m = misplaced_references("echo \"${params.x}\"");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].offset, 6);
-        assert!(m[0].message.starts_with("'${params.x}' is inside quotes"), "{}", m[0].message);
+        assert!(
+            m[0].message.starts_with("'${params.x}' is inside quotes"),
+            "{}",
+            m[0].message
+        );
         assert!(m[0].message.contains("quoted automatically"));
         assert_eq!(offsets("echo 'a ${params.x} b' ${params.y}"), [8]);
         assert_eq!(offsets("echo \"a $(echo \"${params.x}\") b\""), [16]);

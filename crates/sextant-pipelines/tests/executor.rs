@@ -300,12 +300,19 @@ async fn a_recorded_step_can_be_stopped_by_whoever_finds_its_record() {
     let attempt = found.path().join("task-1/attempt-1");
     std::fs::create_dir_all(&attempt).unwrap();
     let text = std::fs::read(&record).unwrap();
-    std::fs::write(attempt.join(sextant_pipelines::executor::RECORD_FILE), &text).unwrap();
+    std::fs::write(
+        attempt.join(sextant_pipelines::executor::RECORD_FILE),
+        &text,
+    )
+    .unwrap();
 
     let stopped = sextant_pipelines::executor::stop_recorded(found.path(), GRACE).await;
     let pgid = std::fs::read_to_string(dir.path().join("ready")).unwrap();
     assert_eq!(
-        stopped.iter().map(|r| r.pid.to_string()).collect::<Vec<_>>(),
+        stopped
+            .iter()
+            .map(|r| r.pid.to_string())
+            .collect::<Vec<_>>(),
         [pgid.trim().to_string()]
     );
     let outcome = handle.wait().await.unwrap();
@@ -313,9 +320,25 @@ async fn a_recorded_step_can_be_stopped_by_whoever_finds_its_record() {
     assert_all_gone(dir.path());
     // The records are gone: the executor's once its group was, the copy once stopped.
     assert!(!record.exists());
-    assert!(!attempt.join(sextant_pipelines::executor::RECORD_FILE).exists());
+    assert!(
+        !attempt
+            .join(sextant_pipelines::executor::RECORD_FILE)
+            .exists()
+    );
     // A record of a process that ended stops nothing, and is cleared.
-    std::fs::write(attempt.join(sextant_pipelines::executor::RECORD_FILE), &text).unwrap();
-    assert!(sextant_pipelines::executor::stop_recorded(found.path(), GRACE).await.is_empty());
-    assert!(!attempt.join(sextant_pipelines::executor::RECORD_FILE).exists());
+    std::fs::write(
+        attempt.join(sextant_pipelines::executor::RECORD_FILE),
+        &text,
+    )
+    .unwrap();
+    assert!(
+        sextant_pipelines::executor::stop_recorded(found.path(), GRACE)
+            .await
+            .is_empty()
+    );
+    assert!(
+        !attempt
+            .join(sextant_pipelines::executor::RECORD_FILE)
+            .exists()
+    );
 }

@@ -297,7 +297,9 @@ fn run_takes_a_line_or_a_list_of_arguments() {
     );
     assert_eq!(
         errors("name: l\nsteps:\n  a:\n    run: {x: 1}\n"),
-        ["4:10: expected a command line or a list of arguments for 'run' of step 'a', found a mapping"]
+        [
+            "4:10: expected a command line or a list of arguments for 'run' of step 'a', found a mapping"
+        ]
     );
     assert_eq!(
         errors("name: l\nsteps:\n  a:\n    run: [echo, [x]]\n"),

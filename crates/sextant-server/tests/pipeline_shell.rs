@@ -230,10 +230,7 @@ async fn a_parameter_holding_a_nul_is_refused() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("NUL"),
-        "{v}"
-    );
+    assert!(v["message"].as_str().unwrap().contains("NUL"), "{v}");
 }
 
 /// The error of step `name` in a run as the API shows it.
@@ -259,13 +256,17 @@ async fn a_command_missing_from_the_path_is_named_as_such() {
     assert_eq!(run["status"], "FAILED", "{run}");
     let line = error_of(&run, "line");
     assert!(
-        line.starts_with("step 'line' exited with code 127: a command was not found on the PATH of host '"),
+        line.starts_with(
+            "step 'line' exited with code 127: a command was not found on the PATH of host '"
+        ),
         "{line}"
     );
     assert!(line.contains("no-such-tool-xyz: not found"), "{line}");
     let list = error_of(&run, "list");
     assert!(
-        list.starts_with("step 'list': program 'no-such-program-xyz' was not found on the PATH of host '"),
+        list.starts_with(
+            "step 'list': program 'no-such-program-xyz' was not found on the PATH of host '"
+        ),
         "{list}"
     );
 }

@@ -406,7 +406,9 @@ fn logs_of_a_silent_step_say_so_on_stderr() {
     assert_eq!(stdout(&quiet), "");
     assert_eq!(
         stderr(&quiet),
-        format!("step 'quiet' of run {id} wrote no output (attempt 1 of 1: succeeded; nothing on stdout or stderr)\n")
+        format!(
+            "step 'quiet' of run {id} wrote no output (attempt 1 of 1: succeeded; nothing on stdout or stderr)\n"
+        )
     );
     let later = server.sextant(&["pipelines", "logs", &id, "later"]);
     assert_eq!(stdout(&later), "");

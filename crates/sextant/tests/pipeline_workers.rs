@@ -218,10 +218,16 @@ fn a_restarted_server_stops_an_attempt_that_outlived_its_watchdog() {
     let first = pid_of(&started[0]).to_string();
     // The whole host side dies at once, watchdog first: nothing stops the step.
     let watchdog = watchdog_of(&first).expect("the step runs under a watchdog");
-    let status = Command::new("kill").args(["-9", &watchdog]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-9", &watchdog])
+        .status()
+        .unwrap();
     assert!(status.success());
     drop(server);
-    assert!(alive(&first), "the step should have outlived its holder here");
+    assert!(
+        alive(&first),
+        "the step should have outlived its holder here"
+    );
 
     let server = Server::start_with_env(d, env("second"));
     let started = wait_lines(&d.join("started"), 2, &|| server.log());
@@ -231,7 +237,9 @@ fn a_restarted_server_stops_an_attempt_that_outlived_its_watchdog() {
     assert_eq!(overlap(d), "", "two attempts ran at once");
     assert!(!alive(&first));
     assert!(
-        server.log().contains("stopping a step process left by an earlier holder"),
+        server
+            .log()
+            .contains("stopping a step process left by an earlier holder"),
         "{}",
         server.log()
     );

@@ -160,9 +160,17 @@ fn silence(run: &str, step: Option<&str>, cursors: &[Cursor]) -> Option<String> 
     Some(if c.attempts == 0 {
         format!("step '{step}' of run {run} has not run (it is {})", c.state)
     } else if c.done {
-        format!("step '{step}' of run {run} wrote no output (attempt {} of {}: {}; nothing on stdout or stderr)", c.attempt.max(1), c.attempts, c.state)
+        format!(
+            "step '{step}' of run {run} wrote no output (attempt {} of {}: {}; nothing on stdout or stderr)",
+            c.attempt.max(1),
+            c.attempts,
+            c.state
+        )
     } else {
-        format!("step '{step}' of run {run} has written no output so far (it is {})", c.state)
+        format!(
+            "step '{step}' of run {run} has written no output so far (it is {})",
+            c.state
+        )
     })
 }
 
