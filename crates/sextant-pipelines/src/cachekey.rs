@@ -25,7 +25,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::outputs;
 use crate::refs::{self, Ref};
-use crate::spec::{Step, StepKind};
+use crate::spec::{RunCommand, Step, StepKind};
 
 /// What the key of one execution depends on besides the step itself.
 #[derive(Debug, Default)]
@@ -131,8 +131,19 @@ fn step_json(step: &Step) -> Json {
     let mut m = Map::new();
     m.insert("kind".into(), Json::String(step.kind.key().into()));
     match &step.kind {
-        StepKind::Run { command } => {
-            m.insert("command".into(), Json::String(command.value.clone()));
+        StepKind::Run {
+            command: RunCommand::Shell(line),
+        } => {
+            m.insert("command".into(), Json::String(line.value.clone()));
+            // Since references became single quoted words: a result made when
+            // a value could split into several words is not reused.
+            m.insert("references".into(), Json::String("one-word".into()));
+        }
+        StepKind::Run {
+            command: RunCommand::Argv(args),
+        } => {
+            let args = args.iter().map(|a| Json::String(a.value.clone()));
+            m.insert("argv".into(), Json::Array(args.collect()));
         }
         StepKind::Uses { builtin, with } => {
             m.insert(
@@ -228,17 +239,35 @@ fn show(v: &Json) -> String {
     }
 }
 
-/// The paths a step names whose contents belong in its key: for `run:`
-/// steps, each whitespace-separated word of the resolved command (and the
-/// value after `=` in `--flag=value`) except redirection targets (`> log`),
-/// for other strings the whole resolved value. Callers keep the words that
-/// name existing regular files.
-pub fn named_paths(resolved: &[(bool, String)]) -> Vec<String> {
+/// What a resolved string of a step is, for [`named_paths`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// A `run:` command line, split into words as `sh` does.
+    Shell,
+    /// One argument of a `run:` list.
+    Arg,
+    /// Any other value (a `with` value, an input, an env value).
+    Value,
+}
+
+/// The paths a step names whose contents belong in its key: for a `run:`
+/// line, each word of the resolved command as `sh` splits it (and the value
+/// after `=` in `--flag=value`) except redirection targets (`> log`); for an
+/// argument of a `run:` list, the argument and its value after `=`; for
+/// other strings the whole resolved value. Callers keep the words that name
+/// existing regular files.
+pub fn named_paths(resolved: &[(Named, String)]) -> Vec<String> {
     let mut out = Vec::new();
-    for (is_command, text) in resolved {
-        if *is_command {
+    for (named, text) in resolved {
+        if *named == Named::Arg {
+            out.push(text.clone());
+            if let Some((_, v)) = text.split_once('=') {
+                out.push(v.to_string());
+            }
+        } else if *named == Named::Shell {
             let mut redirected = false;
-            for word in text.split_whitespace() {
+            for word in crate::shell::words(text) {
+                let word = word.as_str();
                 // The target of an output redirection is written, not read.
                 let redirect = word.trim_start_matches(['1', '2', '&']);
                 if redirect.starts_with('>') {
@@ -248,7 +277,6 @@ pub fn named_paths(resolved: &[(bool, String)]) -> Vec<String> {
                 if std::mem::take(&mut redirected) {
                     continue;
                 }
-                let word = word.trim_matches(|c| c == '"' || c == '\'');
                 out.push(word.to_string());
                 if let Some((_, v)) = word.split_once('=') {
                     out.push(v.to_string());
@@ -351,9 +379,11 @@ mod tests {
     fn named_files_are_part_of_the_key() {
         let s = step("    run: python train.py --data=in.csv\n    cache: {}\n");
         let words = named_paths(&[(
-            true,
-            "python train.py --data=in.csv > log.txt 2>>err.txt 2>&1 >> n.txt".into(),
+            Named::Shell,
+            "python train.py --data=in.csv > log.txt 2>>err.txt 2>&1 >> n.txt 'my dir/a b.py'"
+                .into(),
         )]);
+        assert!(words.contains(&"my dir/a b.py".to_string()), "{words:?}");
         for written in ["log.txt", "err.txt", "n.txt", ">", "2>&1"] {
             assert!(!words.contains(&written.to_string()), "{words:?}");
         }
@@ -371,6 +401,34 @@ mod tests {
             explain(&a.parts, &b.parts),
             ["files.train.py: sha256:01 → sha256:02"]
         );
+    }
+
+    #[test]
+    fn argument_lists_name_whole_arguments() {
+        let words = named_paths(&[
+            (Named::Arg, "my dir/t.py".into()),
+            (Named::Arg, "--data=a b.csv".into()),
+            (Named::Value, "x y".into()),
+        ]);
+        assert_eq!(
+            words,
+            ["--data=a b.csv", "a b.csv", "my dir/t.py", "x y"],
+            "{words:?}"
+        );
+    }
+
+    #[test]
+    fn run_lines_and_lists_have_their_own_keys() {
+        let line = step("    run: python t.py\n    cache: {}\n");
+        let list = step("    run: [python, t.py]\n    cache: {}\n");
+        let inputs = KeyInputs {
+            run_id: "r",
+            ..KeyInputs::default()
+        };
+        let (a, b) = (compute(&line, &inputs), compute(&list, &inputs));
+        assert_eq!(a.parts["spec"]["references"], "one-word");
+        assert_eq!(b.parts["spec"]["argv.1"], "t.py");
+        assert_ne!(a.key, b.key);
     }
 
     #[test]

@@ -81,6 +81,16 @@ impl Val {
     }
 }
 
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Num(n) => write!(f, "{n}"),
+            Val::Str(s) => write!(f, "'{s}'"),
+            Val::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// A parse or evaluation error at `offset` characters into the expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExprError {
@@ -335,6 +345,27 @@ impl Expr {
         }
     }
 
+    /// Each `params.NAME` and `steps.S.metrics.M` of the expression, once, in
+    /// order, as written, with its value in `env` (`None` when it has none):
+    /// what the expression compared, for messages.
+    pub fn values(&self, env: &dyn Env) -> Vec<(String, Option<Val>)> {
+        let mut out: Vec<(String, Option<Val>)> = Vec::new();
+        for path in self.paths() {
+            let (name, value) = match path {
+                Expr::Param { name, .. } => (format!("params.{name}"), env.param(name)),
+                Expr::Metric { step, metric, .. } => (
+                    format!("steps.{step}.metrics.{metric}"),
+                    env.metric(step, metric),
+                ),
+                _ => continue,
+            };
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, value));
+            }
+        }
+        out
+    }
+
     /// Evaluates the expression to a bool.
     pub fn eval(&self, env: &dyn Env) -> Result<bool, ExprError> {
         match self.value(env)? {
@@ -457,6 +488,24 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("-1.5e1 < -14"), Ok(true));
+    }
+
+    #[test]
+    fn values_name_what_was_compared() {
+        let e = parse("steps.evaluate.metrics.rmse <= params.threshold and params.threshold > 0 or params.nope == 'x'").unwrap();
+        let shown: Vec<String> = e
+            .values(&Fixed)
+            .into_iter()
+            .map(|(n, v)| format!("{n} = {}", v.map_or("(none)".into(), |v| v.to_string())))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "steps.evaluate.metrics.rmse = 0.3",
+                "params.threshold = 0.35",
+                "params.nope = (none)"
+            ]
+        );
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct StepExec {
     /// Also sends every output line here, for `pipelines logs --follow`. A slow or absent
     /// follower never blocks the step: a lagging receiver loses lines, the files keep all.
     pub tee: Option<broadcast::Sender<LogLine>>,
+    /// File that names the running process (host, boot, pid, start time) until its group
+    /// is gone, so that a restarted server or worker can stop an attempt that outlived
+    /// its holder ([`stop_recorded`]).
+    pub record: Option<PathBuf>,
 }
 
 /// The command of a [`StepExec`].
@@ -316,6 +320,16 @@ async fn run_local(
     let pid = child.id().expect("a child not yet waited for has a pid");
     let pgid = Pid::from_raw(pid as i32).expect("a child's pid is positive");
     tracing::debug!(pid, "step process started");
+    // The step's group must not outlive this process: the watchdog kills it when the
+    // pipe's write end, which only this process holds, closes without a word.
+    let watchdog = Watchdog::start(pid, grace)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot start the step's watchdog; the step may outlive this process"))
+        .ok();
+    if let Some(path) = &exec.record
+        && let Err(e) = write_record(path, pid)
+    {
+        tracing::warn!(error = %e, path = %path.display(), "cannot record the step's process");
+    }
 
     let mut copiers = Vec::new();
     if let Some(tee) = &exec.tee {
@@ -353,6 +367,12 @@ async fn run_local(
     // Whatever the leader left running in its group (`cmd &`) must not outlive the step.
     let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
     reap_group(pgid).await;
+    if let Some(w) = watchdog {
+        w.release().await;
+    }
+    if let Some(path) = &exec.record {
+        let _ = std::fs::remove_file(path);
+    }
     for copier in copiers {
         copier.await.expect("log copier panicked")?;
     }
@@ -416,6 +436,207 @@ async fn reap_group(pgid: Pid) {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// What the watchdog runs (`sh -c`, with the step's process group and the grace period in
+/// whole seconds as `$1` and `$2`): it waits for a line on its stdin, the read end of a
+/// pipe whose only write end is in the executor's process. A line means the step ended
+/// and was reaped; end of file without one means that process died, and the watchdog
+/// kills the group, SIGTERM then SIGKILL after the grace period. Terminal signals are
+/// ignored: a Ctrl-C meant for the server must not take the watchdog first.
+const WATCHDOG: &str = r#"trap '' INT HUP
+read -r _ && exit 0
+kill -s TERM -- "-$1" 2>/dev/null || exit 0
+n=0
+while kill -s 0 -- "-$1" 2>/dev/null; do
+  if [ "$n" -ge "$2" ]; then kill -s KILL -- "-$1" 2>/dev/null; exit 0; fi
+  sleep 1
+  n=$((n + 1))
+done"#;
+
+/// The name the watchdog runs under (its `$0`), as `ps` shows it.
+pub const WATCHDOG_NAME: &str = "sextant-watchdog";
+
+/// A small process that kills a step's process group once the process that started the
+/// step is gone, however it died (`kill -9` included). `PR_SET_PDEATHSIG` cannot do this:
+/// it fires when the spawning *thread* exits (tokio's blocking threads come and go) and
+/// reaches only the shell, not what the shell started.
+struct Watchdog {
+    child: tokio::process::Child,
+    alive: std::io::PipeWriter,
+}
+
+impl Watchdog {
+    fn start(pgid: u32, grace: Duration) -> std::io::Result<Watchdog> {
+        // Both ends are close-on-exec: no step inherits the write end and keeps it open.
+        let (read, alive) = std::io::pipe()?;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(WATCHDOG_NAME)
+            .arg(pgid.to_string())
+            .arg(grace.as_secs_f64().ceil().to_string())
+            .stdin(Stdio::from(read))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        Ok(Watchdog { child, alive })
+    }
+
+    /// The step's group is gone: lets the watchdog exit without killing anything.
+    async fn release(mut self) {
+        use std::io::Write;
+        // An error means the watchdog is gone already; there is nothing to release.
+        let _ = self.alive.write_all(b"\n");
+        drop(self.alive);
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Who ran a step's process: enough to find it again after a restart, and to tell it from
+/// a later process that reuses its pid.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessRecord {
+    /// The host name.
+    pub host: String,
+    /// The kernel's boot id: pids of another boot mean nothing.
+    pub boot_id: String,
+    /// The step's leader, whose pid is also its process group id.
+    pub pid: u32,
+    /// The leader's start time in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+    pub start_time: u64,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The process group and start time of `pid`, from `/proc`.
+fn proc_stat(pid: u32) -> Option<(u32, u64, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = text
+        .get(text.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let state = fields.first()?.chars().next()?;
+    Some((
+        fields.get(2)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+        state,
+    ))
+}
+
+/// This host's identity and `pid`'s, when `/proc` tells them.
+fn record_of(pid: u32) -> Option<ProcessRecord> {
+    let (_, start_time, _) = proc_stat(pid)?;
+    Some(ProcessRecord {
+        host: read_trimmed("/proc/sys/kernel/hostname"),
+        boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+        pid,
+        start_time,
+    })
+}
+
+fn write_record(path: &Path, pid: u32) -> std::io::Result<()> {
+    let Some(record) = record_of(pid) else {
+        return Ok(());
+    };
+    let json = serde_json::to_vec(&record).expect("a record serializes");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Whether the process group a record names may still hold processes of that step: its
+/// leader still runs (same start time), or the leader is gone but the group is not (a
+/// pid that leads a live group is never handed out again, so the group is the step's).
+fn still_running(r: &ProcessRecord) -> bool {
+    let Some(me) = record_of(std::process::id()) else {
+        return false;
+    };
+    // Never our own group (`kill(0, …)`) nor init's, whatever a damaged file says.
+    if r.host != me.host || r.boot_id != me.boot_id || r.pid <= 1 || r.pid == me.pid {
+        return false;
+    }
+    match proc_stat(r.pid) {
+        Some((_, start, _)) if start != r.start_time => false,
+        Some((_, _, state)) if state != 'Z' => true,
+        _ => group_has_live_member(r.pid),
+    }
+}
+
+/// Whether a process of group `pgid` other than a zombie exists (a zombie's group holds
+/// until its parent reaps it, which a PID 1 that does not reap never does).
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(proc_stat)
+            .is_some_and(|(group, _, state)| group == pgid && state != 'Z')
+    })
+}
+
+/// Stops every step process recorded under `dir` (any depth) that still runs on this
+/// host — the attempts of a holder that died with its watchdog — SIGTERM, then SIGKILL
+/// after `grace`, and waits until each group is gone. Returns the records it stopped.
+pub async fn stop_recorded(dir: &Path, grace: Duration) -> Vec<ProcessRecord> {
+    let mut stopped = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == RECORD_FILE) {
+                found.push(path);
+            }
+        }
+    }
+    for path in found {
+        let record = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ProcessRecord>(&b).ok());
+        if let Some(r) = record.filter(still_running) {
+            let Some(pgid) = Pid::from_raw(r.pid as i32) else {
+                continue;
+            };
+            tracing::warn!(pid = r.pid, record = %path.display(), "stopping a step process left by an earlier holder");
+            for (signal, wait) in [(Signal::TERM, grace), (Signal::KILL, REAP_DEADLINE)] {
+                let _ = rustix::process::kill_process_group(pgid, signal);
+                let give_up = Instant::now() + wait;
+                while group_has_live_member(r.pid) && Instant::now() < give_up {
+                    reap_group_once(pgid);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if !group_has_live_member(r.pid) {
+                    break;
+                }
+            }
+            reap_group_once(pgid);
+            stopped.push(r);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    stopped
+}
+
+/// The name of the file [`StepExec::record`] conventionally points to.
+pub const RECORD_FILE: &str = "process.json";
+
+fn reap_group_once(pgid: Pid) {
+    while let Ok(Some(_)) = rustix::process::waitpgid(pgid, rustix::process::WaitOptions::NOHANG) {}
 }
 
 async fn create_log(path: &Path) -> Result<std::fs::File, ExecError> {

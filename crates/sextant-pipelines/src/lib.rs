@@ -14,6 +14,7 @@ pub mod executor;
 pub mod outputs;
 mod parse;
 pub mod refs;
+pub mod shell;
 pub mod spec;
 pub mod tune;
 mod validate;

@@ -37,6 +37,31 @@ const KIND_KEYS: &[&str] = &[
 const COMMON_KEYS: &[&str] = &[
     "needs", "outputs", "inputs", "retry", "cache", "timeout", "env",
 ];
+/// Keys other tools use for what Sextant calls otherwise (GitHub Actions,
+/// Argo, Airflow, Kubeflow…), too far from ours for a spelling hint.
+const ALIASES: &[(&str, &str)] = &[
+    ("depends_on", "needs"),
+    ("dependsOn", "needs"),
+    ("depends", "needs"),
+    ("dependencies", "needs"),
+    ("requires", "needs"),
+    ("after", "needs"),
+    ("upstream", "needs"),
+    ("command", "run"),
+    ("cmd", "run"),
+    ("script", "run"),
+    ("shell", "run"),
+    ("args", "with"),
+    ("arguments", "with"),
+    ("parameters", "with"),
+    ("environment", "env"),
+    ("retries", "retry"),
+    ("if", "condition"),
+    ("when", "condition"),
+    ("artifacts", "outputs"),
+    ("timeout_seconds", "timeout"),
+];
+
 /// The keys of a step besides its kind and the common ones.
 const STEP_EXTRA_KEYS: &[&str] = &["with", "then", "else", "tune"];
 
@@ -105,6 +130,14 @@ pub(crate) fn describe(node: &Node) -> &'static str {
 
 /// ` (did you mean 'x'?)` for the allowed word closest to `word`, when one is close.
 pub(crate) fn did_you_mean(allowed: &[&str], word: &str) -> String {
+    // Other tools' spellings of our keys (`depends_on` → `needs`) first: they
+    // are too far apart to be caught as typos.
+    if let Some((_, ours)) = ALIASES
+        .iter()
+        .find(|(other, ours)| *other == word && allowed.contains(ours))
+    {
+        return format!(" (did you mean '{ours}'?)");
+    }
     let best = allowed
         .iter()
         .map(|a| (strsim::damerau_levenshtein(a, word), *a))
@@ -525,9 +558,37 @@ impl Parser {
         let get = |key: &str| map.iter().find(|(k, _)| k.value == key).map(|(_, v)| *v);
         let ctx = format!("'{key}' of {context}");
         match key {
-            "run" => Some(StepKind::Run {
-                command: self.string(node, &ctx)?,
-            }),
+            "run" => {
+                let command = match &node.data {
+                    YamlDataOwned::Sequence(items) => {
+                        if items.is_empty() {
+                            self.error(
+                                pos(node),
+                                format!(
+                                    "{ctx} is an empty list: expected the program and its arguments"
+                                ),
+                            );
+                            return None;
+                        }
+                        let args: Vec<_> = items
+                            .iter()
+                            .filter_map(|n| self.text(n, &format!("an argument in {ctx}")))
+                            .collect();
+                        if args.len() < items.len() {
+                            return None;
+                        }
+                        RunCommand::Argv(args)
+                    }
+                    YamlDataOwned::Value(ScalarOwned::String(_)) => {
+                        RunCommand::Shell(self.string(node, &ctx)?)
+                    }
+                    _ => {
+                        self.expected(node, "a command line or a list of arguments", &ctx);
+                        return None;
+                    }
+                };
+                Some(StepKind::Run { command })
+            }
             "uses" => {
                 let uses = self.string(node, &ctx)?;
                 let builtin = uses

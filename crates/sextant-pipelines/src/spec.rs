@@ -219,7 +219,10 @@ impl Step {
             out.extend(c.code.iter().cloned());
         }
         match &self.kind {
-            StepKind::Run { command } => out.push(command.clone()),
+            StepKind::Run { command } => match command {
+                RunCommand::Shell(line) => out.push(line.clone()),
+                RunCommand::Argv(args) => out.extend(args.iter().cloned()),
+            },
             StepKind::Uses { with, .. } => {
                 for (_, v) in with {
                     collect_strings(v, &mut out);
@@ -256,10 +259,10 @@ fn collect_strings(v: &Spanned<Value>, out: &mut Vec<Spanned<String>>) {
 /// `register_model`, `deploy`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepKind {
-    /// Any command, run by a shell.
+    /// Any command: a shell line or an argument list.
     Run {
-        /// The command line; may hold references.
-        command: Spanned<String>,
+        /// What to run; may hold references.
+        command: RunCommand,
     },
     /// A built-in step.
     Uses {
@@ -324,6 +327,17 @@ impl StepKind {
             StepKind::Deploy { .. } => "deploy",
         }
     }
+}
+
+/// The command of a `run:` step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunCommand {
+    /// `run: python ${params.code}/x.py`: run by `sh -c`, each `${…}` inserted as
+    /// one single-quoted word part (never split, globbed or expanded).
+    Shell(Spanned<String>),
+    /// `run: [python, "${params.code}/x.py"]`: executed without a shell, each
+    /// element (references substituted) exactly one argument.
+    Argv(Vec<Spanned<String>>),
 }
 
 /// The built-in steps.

@@ -221,7 +221,16 @@ impl Checker<'_> {
                 then,
                 otherwise,
             } => self.condition(i, step, source, expr, [("then", then), ("else", otherwise)]),
-            StepKind::Run { .. }
+            StepKind::Run {
+                command: RunCommand::Shell(line),
+            } => {
+                for m in crate::shell::misplaced_references(&line.value) {
+                    self.error(at(line, m.offset), m.message);
+                }
+            }
+            StepKind::Run {
+                command: RunCommand::Argv(_),
+            }
             | StepKind::Fail { .. }
             | StepKind::RegisterModel { .. }
             | StepKind::Deploy { .. } => {}

@@ -22,6 +22,7 @@ fn exec(dir: &Path, command: StepCommand) -> StepExec {
         stdout_path: dir.join("stdout.log"),
         stderr_path: dir.join("stderr.log"),
         tee: None,
+        record: None,
     }
 }
 
@@ -279,4 +280,65 @@ async fn concurrency_limit_is_honored() {
 fn local_executor_is_usable_as_dyn_executor() {
     let ex: Box<dyn Executor> = Box::new(LocalExecutor::new(1, GRACE));
     drop(ex);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_step_can_be_stopped_by_whoever_finds_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join(sextant_pipelines::executor::RECORD_FILE);
+    let mut step = shell(dir.path(), WITH_GRANDCHILD);
+    step.record = Some(record.clone());
+    let handle = LocalExecutor::new(1, GRACE).start(step);
+    wait_for_file(&dir.path().join("ready")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !record.is_file() {
+        assert!(Instant::now() < deadline, "no record was written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // What a restarted holder finds: a copy, as the live executor still owns the original.
+    let found = tempfile::tempdir().unwrap();
+    let attempt = found.path().join("task-1/attempt-1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    let text = std::fs::read(&record).unwrap();
+    std::fs::write(
+        attempt.join(sextant_pipelines::executor::RECORD_FILE),
+        &text,
+    )
+    .unwrap();
+
+    let stopped = sextant_pipelines::executor::stop_recorded(found.path(), GRACE).await;
+    let pgid = std::fs::read_to_string(dir.path().join("ready")).unwrap();
+    assert_eq!(
+        stopped
+            .iter()
+            .map(|r| r.pid.to_string())
+            .collect::<Vec<_>>(),
+        [pgid.trim().to_string()]
+    );
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.exit, Some(Exit::Signal(15)), "{outcome:?}");
+    assert_all_gone(dir.path());
+    // The records are gone: the executor's once its group was, the copy once stopped.
+    assert!(!record.exists());
+    assert!(
+        !attempt
+            .join(sextant_pipelines::executor::RECORD_FILE)
+            .exists()
+    );
+    // A record of a process that ended stops nothing, and is cleared.
+    std::fs::write(
+        attempt.join(sextant_pipelines::executor::RECORD_FILE),
+        &text,
+    )
+    .unwrap();
+    assert!(
+        sextant_pipelines::executor::stop_recorded(found.path(), GRACE)
+            .await
+            .is_empty()
+    );
+    assert!(
+        !attempt
+            .join(sextant_pipelines::executor::RECORD_FILE)
+            .exists()
+    );
 }

@@ -258,3 +258,77 @@ proptest! {
         let _ = load("p.yml", &mutated);
     }
 }
+
+#[test]
+fn a_reference_inside_quotes_in_a_run_line_is_refused_where_it_is() {
+    let text = "name: q\nparams:\n  x: {type: string}\nsteps:\n  a:\n    run: echo \"${params.x}\" '${params.x}' ok-${params.x}\n  b:\n    run: [echo, \"${params.x}\"]\n";
+    let got = errors(text);
+    let quoting = "is inside quotes in a run: command; references are quoted automatically now (each one becomes exactly one word, never split, globbed or expanded): remove the quotes around it";
+    assert_eq!(
+        got,
+        [
+            format!("6:16: '${{params.x}}' {quoting}"),
+            format!("6:30: '${{params.x}}' {quoting}"),
+        ]
+    );
+    // Inside a shell word without quotes it is fine, and so is a list.
+    assert!(load("q.yml", "name: q\nparams:\n  x: {type: string}\nsteps:\n  a:\n    run: python ${params.x}/prepare.py\n  b:\n    run: [python, \"${params.x}/prepare.py\"]\n").is_ok());
+}
+
+#[test]
+fn run_takes_a_line_or_a_list_of_arguments() {
+    use sextant_pipelines::spec::{RunCommand, StepKind};
+    let v = load(
+        "l.yml",
+        "name: l\nparams:\n  n: {type: int, default: 3}\nsteps:\n  a:\n    run: [sleep, 5, \"${params.n}\"]\n",
+    )
+    .unwrap();
+    let StepKind::Run {
+        command: RunCommand::Argv(args),
+    } = &v.pipeline.step("a").unwrap().kind
+    else {
+        panic!("not a list");
+    };
+    let args: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
+    assert_eq!(args, ["sleep", "5", "${params.n}"]);
+    assert_eq!(
+        errors("name: l\nsteps:\n  a:\n    run: []\n"),
+        ["4:10: 'run' of step 'a' is an empty list: expected the program and its arguments"]
+    );
+    assert_eq!(
+        errors("name: l\nsteps:\n  a:\n    run: {x: 1}\n"),
+        [
+            "4:10: expected a command line or a list of arguments for 'run' of step 'a', found a mapping"
+        ]
+    );
+    assert_eq!(
+        errors("name: l\nsteps:\n  a:\n    run: [echo, [x]]\n"),
+        ["4:17: expected a string for an argument in 'run' of step 'a', found a list"]
+    );
+    // A reference in a list is checked like any other.
+    assert_eq!(
+        errors("name: l\nsteps:\n  a:\n    run: [echo, \"${params.nope}\"]\n"),
+        ["4:18: unknown parameter 'nope' in '${params.nope}'"]
+    );
+}
+
+#[test]
+fn keys_of_other_tools_suggest_ours() {
+    assert_eq!(
+        errors("name: d\nsteps:\n  a: {run: 'true'}\n  b:\n    run: 'true'\n    depends_on: [a]\n"),
+        ["6:5: unknown key 'depends_on' in step 'b' (did you mean 'needs'?)"]
+    );
+    assert_eq!(
+        errors("name: d\nsteps:\n  b:\n    command: 'true'\n    retries: {attempts: 2}\n"),
+        [
+            "3:3: step 'b' has no kind: expected one of run, uses, condition, fail, register_model, deploy",
+            "4:5: unknown key 'command' in step 'b' (did you mean 'run'?)",
+            "5:5: unknown key 'retries' in step 'b' (did you mean 'retry'?)",
+        ]
+    );
+    // Only where the suggested key belongs: `after` at the top is not `needs`.
+    assert_eq!(
+        errors("name: d\nafter: x\nsteps:\n  a: {run: 'true'}\n"),
+        ["2:1: unknown key 'after' in the pipeline"]
+    );
+}

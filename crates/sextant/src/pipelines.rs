@@ -458,7 +458,7 @@ fn show(run: &Value) -> anyhow::Result<()> {
                 .as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
+                        .map(|(k, v)| format!("{k}={}", number(v)))
                         .collect::<Vec<_>>()
                         .join(" ")
                 })
@@ -489,6 +489,12 @@ fn show(run: &Value) -> anyhow::Result<()> {
         ],
         &rows,
     )
+}
+
+/// A metric as people write it: `1` rather than JSON's `1.0` (a registered
+/// version is a metric, and version 1 is not 1.0), `0.25` as is.
+fn number(v: &Value) -> String {
+    v.as_f64().map_or_else(|| v.to_string(), |f| f.to_string())
 }
 
 /// `pipelines validate`.

@@ -391,3 +391,30 @@ fn logs_follow_a_live_step_and_read_finished_ones() {
         assert_eq!(got, status, "{query}: {body}");
     }
 }
+
+#[test]
+fn logs_of_a_silent_step_say_so_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let yaml = "name: silent\nsteps:\n  quiet: {run: 'true'}\n  broken: {run: 'exit 1', needs: [quiet]}\n  later: {run: 'true', needs: [broken]}\n";
+    let id = server.start_run(dir.path(), "silent", yaml);
+    let run = server.terminal_run(&id);
+    assert_eq!(run["status"], "FAILED", "{run}");
+
+    let quiet = server.sextant(&["pipelines", "logs", &id, "quiet"]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet), "");
+    assert_eq!(
+        stderr(&quiet),
+        format!(
+            "step 'quiet' of run {id} wrote no output (attempt 1 of 1: succeeded; nothing on stdout or stderr)\n"
+        )
+    );
+    let later = server.sextant(&["pipelines", "logs", &id, "later"]);
+    assert_eq!(stdout(&later), "");
+    assert!(
+        stderr(&later).starts_with(&format!("step 'later' of run {id} has not run (it is ")),
+        "{}",
+        stderr(&later)
+    );
+}

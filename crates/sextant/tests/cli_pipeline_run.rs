@@ -59,7 +59,7 @@ steps:
       && echo hello > "$SEXTANT_OUTPUT_SUMMARY/summary.txt" && echo to-stdout'
     outputs: [summary]
   consume:
-    run: test "$(cat ${steps.report.outputs.summary}/summary.txt)" = hello && echo "r2=${steps.evaluate.metrics.r2}"
+    run: test "$(cat ${steps.report.outputs.summary}/summary.txt)" = hello && echo r2=${steps.evaluate.metrics.r2}
 "#;
 
 const FAILING: &str = r#"
@@ -166,6 +166,9 @@ fn a_training_pipeline_runs_to_a_registered_model() {
         shown.contains("SUCCEEDED") && shown.contains("register"),
         "{shown}"
     );
+    // A registered version is a whole number, not a float.
+    let register = shown.lines().find(|l| l.starts_with("register")).unwrap();
+    assert!(register.trim_end().ends_with(" version=1"), "{shown}");
 }
 
 #[test]

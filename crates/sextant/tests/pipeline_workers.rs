@@ -70,19 +70,45 @@ fn wait_lines(path: &Path, n: usize, context: &dyn Fn() -> String) -> Vec<String
     }
 }
 
-/// Kills the process group a step's shell leads (the host that ran it is
-/// gone, and so is everything it started).
-fn kill_group(started_line: &str) {
-    let pid = started_line.rsplit(' ').next().unwrap();
-    let status = Command::new("kill")
-        .args(["-9", "--", &format!("-{pid}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot kill process group {pid}");
+/// Whether process `pid` runs (a zombie, dead but not yet reaped by a PID 1
+/// that may never reap, does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().to_string()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
 }
 
-/// `blocker` records who runs it and waits for the test's release file;
-/// `gate` (a control step) and `consume` (reading blocker's output) follow.
+/// The pid at the end of a `started` line.
+fn pid_of(started_line: &str) -> &str {
+    started_line.rsplit(' ').next().unwrap()
+}
+
+/// Polls until no process of the step attempt that wrote `started_line`
+/// (its shell and the background child it recorded in `children`) runs.
+fn wait_gone(started_line: &str, children: &Path, context: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pids = vec![pid_of(started_line).to_string()];
+    pids.extend(
+        std::fs::read_to_string(children)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string),
+    );
+    while pids.iter().any(|p| alive(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "the step's processes {pids:?} outlived their holder\n{}",
+            context()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// `blocker` checks that no earlier attempt of it still runs (else it
+/// writes `overlap`), records who runs it and a background child, and waits
+/// for the test's release file; `gate` (a control step) and `consume`
+/// (reading blocker's output) follow.
 const CRASHY: &str = r#"
 name: crashy
 params:
@@ -90,6 +116,10 @@ params:
 steps:
   blocker:
     run: >-
+      for p in $(cut -d' ' -f2 ${params.dir}/started 2>/dev/null) $(cat ${params.dir}/children 2>/dev/null); do
+      if [ -r /proc/$p/stat ] && ! grep -q ') Z' /proc/$p/stat; then
+      echo "$p alive when $SEXTANT_TEST_HOST $$ started" >> ${params.dir}/overlap; fi; done;
+      sleep 1000 & echo $! >> ${params.dir}/children;
       echo "$SEXTANT_TEST_HOST $$" >> ${params.dir}/started;
       until [ -f ${params.dir}/release ]; do sleep 0.02; done;
       echo "hello from $SEXTANT_TEST_HOST";
@@ -105,6 +135,12 @@ steps:
       cat ${steps.blocker.outputs.out}/x >> ${params.dir}/consumed;
       echo "$SEXTANT_TEST_HOST" >> ${params.dir}/consumed
 "#;
+
+/// What the blocker of the second attempt found of the first (nothing, when
+/// the attempts did not overlap).
+fn overlap(d: &Path) -> String {
+    std::fs::read_to_string(d.join("overlap")).unwrap_or_default()
+}
 
 fn step<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     run["steps"]
@@ -129,13 +165,15 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
     let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| server.log());
     assert!(started[0].starts_with("first "), "{started:?}");
+    // SIGKILL: the server cannot clean up; its step dies with it all the same.
     drop(server);
-    kill_group(&started[0]);
 
     let server = Server::start_with_env(d, env("second"));
     // The restarted server re-claims the step once the dead one's lease expired.
     let started = wait_lines(&d.join("started"), 2, &|| server.log());
     assert!(started[1].starts_with("second "), "{started:?}");
+    assert_eq!(overlap(d), "", "two attempts ran at once");
+    wait_gone(&started[0], &d.join("children"), &|| server.log());
     std::fs::write(d.join("release"), "").unwrap();
     let run = server.terminal_run(&id);
     assert_eq!(run["status"], "SUCCEEDED", "{run}\n{}", server.log());
@@ -153,6 +191,64 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
     );
 }
 
+/// The watchdog `sh` guarding the step whose group `pgid` leads.
+fn watchdog_of(pgid: &str) -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let at = args.iter().position(|a| *a == b"sextant-watchdog")?;
+        (args.get(at + 1) == Some(&pgid.as_bytes())).then_some(pid)
+    })
+}
+
+#[test]
+fn a_restarted_server_stops_an_attempt_that_outlived_its_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = |host: &'static str| {
+        [
+            ("SEXTANT_PIPELINE_LEASE_MS", "1000"),
+            ("SEXTANT_TEST_HOST", host),
+        ]
+    };
+    let server = Server::start_with_env(d, env("first"));
+    let id = server.start_run(d, "crashy", CRASHY);
+    let started = wait_lines(&d.join("started"), 1, &|| server.log());
+    let first = pid_of(&started[0]).to_string();
+    // The whole host side dies at once, watchdog first: nothing stops the step.
+    let watchdog = watchdog_of(&first).expect("the step runs under a watchdog");
+    let status = Command::new("kill")
+        .args(["-9", &watchdog])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(server);
+    assert!(
+        alive(&first),
+        "the step should have outlived its holder here"
+    );
+
+    let server = Server::start_with_env(d, env("second"));
+    let started = wait_lines(&d.join("started"), 2, &|| server.log());
+    assert!(started[1].starts_with("second "), "{started:?}");
+    // The restarted server found the first attempt's record and stopped its
+    // group before starting the second.
+    assert_eq!(overlap(d), "", "two attempts ran at once");
+    assert!(!alive(&first));
+    assert!(
+        server
+            .log()
+            .contains("stopping a step process left by an earlier holder"),
+        "{}",
+        server.log()
+    );
+    std::fs::write(d.join("release"), "").unwrap();
+    let run = server.terminal_run(&id);
+    assert_eq!(run["status"], "SUCCEEDED", "{run}\n{}", server.log());
+    assert_eq!(step(&run, "blocker")["attempts"], 2);
+}
+
 #[test]
 fn a_worker_killed_mid_step_loses_the_step_to_another_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,14 +264,16 @@ fn a_worker_killed_mid_step_loses_the_step_to_another_worker() {
     let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| wa.log());
     assert!(started[0].starts_with("wa "), "{started:?}");
+    // SIGKILL: the worker's step dies with it.
     drop(wa);
-    kill_group(&started[0]);
+    wait_gone(&started[0], &d.join("children"), &|| server.log());
 
     let wb = Worker::start(&server, d, "wb");
     let started = wait_lines(&d.join("started"), 2, &|| {
         format!("{}\n{}", wb.log(), server.log())
     });
     assert!(started[1].starts_with("wb "), "{started:?}");
+    assert_eq!(overlap(d), "", "two attempts ran at once");
     std::fs::write(d.join("release"), "").unwrap();
     let run = server.terminal_run(&id);
     assert_eq!(

@@ -68,6 +68,10 @@ fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, ApiError> {
     let text = v.as_str();
     match ty {
         ParamType::String => match v {
+            // No process can receive a NUL byte, as an argument or in its environment.
+            Json::String(s) if s.contains('\0') => Err(ApiError::invalid(format!(
+                "invalid value for parameter '{name}': it contains a NUL character, which no step command can receive"
+            ))),
             Json::String(_) => Ok(v.clone()),
             Json::Number(_) | Json::Bool(_) => Ok(Json::String(v.to_string())),
             _ => Err(bad()),

@@ -13,9 +13,12 @@ use sextant_core::pipeline_runs::{ClaimedTask, PipelineRun, TaskStatus};
 use sextant_core::registry::{Approval, ApprovalStatus, NewModelVersion};
 use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
 use sextant_pipelines::condition::{Env, Val};
-use sextant_pipelines::executor::{Executor, Exit, StepCommand, StepExec};
+use sextant_pipelines::executor::{
+    DEFAULT_GRACE, ExecError, Executor, Exit, RECORD_FILE, StepCommand, StepExec, stop_recorded,
+};
 use sextant_pipelines::refs::{self, Ref};
-use sextant_pipelines::spec::{self, Branch, Step, StepKind, Value};
+use sextant_pipelines::shell;
+use sextant_pipelines::spec::{self, Branch, RunCommand, Step, StepKind, Value};
 use sextant_store::{MetaStore, StoreError};
 
 use super::outputs;
@@ -83,6 +86,29 @@ impl Context {
 
     /// `text` with every `${…}` replaced; `$${` stays a literal `${`.
     pub(super) fn resolve(&self, text: &str) -> Result<String, StepFailure> {
+        self.substitute(text, false)
+    }
+
+    /// A `run:` command line with every `${…}` replaced by its value as one
+    /// single-quoted shell word part, so that no value splits, globs or
+    /// expands (validation refused references where that cannot hold).
+    pub(super) fn resolve_shell(&self, text: &str) -> Result<String, StepFailure> {
+        self.substitute(text, true)
+    }
+
+    /// What to execute for a `run:` step.
+    pub(super) fn resolve_command(&self, command: &RunCommand) -> Result<StepCommand, StepFailure> {
+        Ok(match command {
+            RunCommand::Shell(line) => StepCommand::Shell(self.resolve_shell(&line.value)?),
+            RunCommand::Argv(args) => StepCommand::Argv(
+                args.iter()
+                    .map(|a| self.resolve(&a.value))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    fn substitute(&self, text: &str, quoted: bool) -> Result<String, StepFailure> {
         let mut out = String::new();
         let chars: Vec<char> = text.chars().collect();
         let mut at = 0;
@@ -117,7 +143,11 @@ impl Context {
                     )));
                 }
             };
-            out.push_str(&value);
+            if quoted {
+                out.push_str(&shell::quote(&value));
+            } else {
+                out.push_str(&value);
+            }
             // Skip the reference itself: `${`, its text, and `}`.
             let close = chars[found.offset..]
                 .iter()
@@ -326,6 +356,7 @@ impl Orchestrator {
         step: &Step,
         step_run: &(String, String),
     ) -> Result<StepResult, StepFailure> {
+        stop_leftovers(ctx, step).await;
         let out = clear_outputs(ctx, step)?;
         let cache = match self.cache_lookup(ctx, step).await? {
             Some(Lookup {
@@ -356,7 +387,7 @@ impl Orchestrator {
     ) -> Result<StepResult, StepFailure> {
         match &step.kind {
             StepKind::Run { command } => {
-                let command = ctx.resolve(&command.value)?;
+                let command = ctx.resolve_command(command)?;
                 self.run_command(claimed, ctx, step, step_run, command, out)
                     .await
             }
@@ -406,8 +437,21 @@ impl Orchestrator {
                 })?;
                 let branch = if taken { then } else { otherwise };
                 if let Some(Branch::Fail(_)) = branch {
+                    let compared: Vec<String> = expr
+                        .values(ctx)
+                        .into_iter()
+                        .map(|(name, v)| match v {
+                            Some(v) => format!("{name} = {v}"),
+                            None => format!("{name} has no value"),
+                        })
+                        .collect();
+                    let compared = if compared.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", compared.join(", "))
+                    };
                     return Err(StepFailure::permanent(format!(
-                        "condition '{}' is {taken}: the pipeline fails on this branch",
+                        "condition '{}' is {taken}{compared}: the pipeline fails on this branch",
                         source.value
                     )));
                 }
@@ -460,7 +504,7 @@ impl Orchestrator {
         ctx: &Context,
         step: &Step,
         step_run: &(String, String),
-        command: String,
+        command: StepCommand,
         out: &Path,
     ) -> Result<StepResult, StepFailure> {
         let env = command_env(&self.settings.tracking_uri, &step_run.0, ctx, step, out)?;
@@ -476,8 +520,8 @@ impl Orchestrator {
             .heartbeating(claimed, Some(canceller), handle.wait())
             .await;
         upload_logs(self.state.artifacts.as_ref(), &step_run.1, &logs).await;
-        let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
-        command_outcome(step, &outcome)
+        let outcome = outcome.map_err(|e| exec_failure(step, e))?;
+        command_outcome(step, &outcome, &logs)
     }
 
     /// Awaits `work` while renewing the task's lease. When the task is no
@@ -921,20 +965,37 @@ pub(super) fn start_command(
     executor: &impl Executor,
     logs: &Path,
     env: BTreeMap<String, String>,
-    command: String,
+    command: StepCommand,
     step: &Step,
 ) -> Result<sextant_pipelines::executor::ExecHandle, StepFailure> {
     std::fs::create_dir_all(logs)
         .map_err(|e| StepFailure::retryable(format!("cannot create {}: {e}", logs.display())))?;
     Ok(executor.start(StepExec {
-        command: StepCommand::Shell(command),
+        command,
         env,
         cwd: None,
         timeout: step.timeout.as_ref().map(|t| t.value),
         stdout_path: logs.join("stdout.txt"),
         stderr_path: logs.join("stderr.txt"),
         tee: None,
+        record: Some(logs.join(RECORD_FILE)),
     }))
+}
+
+/// Stops what an earlier attempt of the step left running on this host (a
+/// holder killed together with its step's watchdog), before this attempt
+/// touches the step's outputs: two attempts never run at once on one host.
+pub(super) async fn stop_leftovers(ctx: &Context, step: &Step) {
+    if !matches!(step.kind, StepKind::Run { .. }) {
+        return;
+    }
+    let dir = ctx.run_dir.join(".logs").join(&step.name.value);
+    for r in stop_recorded(&dir, DEFAULT_GRACE).await {
+        tracing::warn!(
+            pid = r.pid,
+            "stopped an earlier attempt of the step that was still running"
+        );
+    }
 }
 
 /// Copies a local file to `path` under a tracking run's artifact root.
@@ -960,13 +1021,53 @@ pub(super) async fn upload_logs(blobs: &impl outputs::Blobs, artifact_uri: &str,
     }
 }
 
-/// A `run:` step's process outcome as the attempt's result.
+/// This host's name, for messages about what it lacks.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Why a `run:` step's process could not be awaited or started.
+pub(super) fn exec_failure(step: &Step, e: ExecError) -> StepFailure {
+    match e {
+        ExecError::Spawn { program, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            StepFailure::retryable(format!(
+                "step '{}': program '{program}' was not found on the PATH of host '{}', which runs the step",
+                step.name.value,
+                host_name()
+            ))
+        }
+        other => StepFailure::retryable(other.to_string()),
+    }
+}
+
+/// A `run:` step's process outcome as the attempt's result; `logs` holds
+/// its stdout and stderr.
 pub(super) fn command_outcome(
     step: &Step,
     outcome: &sextant_pipelines::executor::Outcome,
+    logs: &Path,
 ) -> Result<StepResult, StepFailure> {
     if outcome.success() {
         return Ok(StepResult::default());
+    }
+    if outcome.exit == Some(Exit::Code(127)) && !outcome.cancelled && !outcome.timed_out {
+        // `sh` exits 127 when it cannot find a command; its own words name it.
+        let said = std::fs::read_to_string(logs.join("stderr.txt"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| l.contains("not found"))
+            .map(|l| format!(" ({})", l.trim()))
+            .unwrap_or_default();
+        return Err(StepFailure::retryable(format!(
+            "step '{}' exited with code 127: a command was not found on the PATH of host '{}', which runs the step{said}",
+            step.name.value,
+            host_name()
+        )));
     }
     let why = if outcome.cancelled {
         "cancelled".to_string()

@@ -12,8 +12,8 @@ use std::sync::{LazyLock, Mutex};
 use std::time::SystemTime;
 
 use sextant_core::pipeline_runs::CacheEntry;
-use sextant_pipelines::cachekey::{self, CacheKey, KeyInputs};
-use sextant_pipelines::spec::{Step, StepKind};
+use sextant_pipelines::cachekey::{self, CacheKey, KeyInputs, Named};
+use sextant_pipelines::spec::{RunCommand, Spanned, Step, StepKind};
 
 use super::Orchestrator;
 use super::outputs;
@@ -79,7 +79,7 @@ fn file_digest(path: &Path) -> Result<String, String> {
 /// its `cache.code` entries, which must exist.
 fn named_files(
     step: &Step,
-    resolved: &[(bool, String)],
+    resolved: &[(Named, String)],
     code: &[String],
     data_dir: &Path,
 ) -> Result<std::collections::BTreeMap<String, String>, StepFailure> {
@@ -134,9 +134,14 @@ impl Orchestrator {
         let Some(policy) = &step.cache else {
             return Ok(None);
         };
-        let command = match &step.kind {
-            StepKind::Run { command } => Some(command.value.as_str()),
-            _ => None,
+        let (line, args): (Option<&Spanned<String>>, &[Spanned<String>]) = match &step.kind {
+            StepKind::Run {
+                command: RunCommand::Shell(line),
+            } => (Some(line), &[]),
+            StepKind::Run {
+                command: RunCommand::Argv(args),
+            } => (None, args),
+            _ => (None, &[]),
         };
         let mut resolved = Vec::new();
         for s in step.strings() {
@@ -147,7 +152,13 @@ impl Orchestrator {
             {
                 continue;
             }
-            resolved.push((Some(s.value.as_str()) == command, ctx.resolve(&s.value)?));
+            if line == Some(&s) {
+                resolved.push((Named::Shell, ctx.resolve_shell(&s.value)?));
+            } else if args.contains(&s) {
+                resolved.push((Named::Arg, ctx.resolve(&s.value)?));
+            } else {
+                resolved.push((Named::Value, ctx.resolve(&s.value)?));
+            }
         }
         let code = policy
             .code

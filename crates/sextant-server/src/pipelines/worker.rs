@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde_json::json;
 use sextant_artifacts::SafePath;
 use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
-use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor};
+use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor, StepCommand};
 use sextant_pipelines::spec::{Step, StepKind};
 use tokio::sync::{Semaphore, watch};
 
@@ -261,11 +261,12 @@ impl Worker {
                 .join(&order.pipeline_run),
             step: order.step.clone(),
         };
+        step::stop_leftovers(&ctx, &step).await;
         let out = step::clear_outputs(&ctx, &step)?;
         step::fetch_inputs(&self.blobs, &ctx, &step).await?;
         let mut result = match &step.kind {
             StepKind::Run { command } => {
-                let command = ctx.resolve(&command.value)?;
+                let command = ctx.resolve_command(command)?;
                 self.command(order, &ctx, &step, command, &out, taken)
                     .await?
             }
@@ -302,7 +303,7 @@ impl Worker {
         order: &WorkOrder,
         ctx: &Context,
         step: &Step,
-        command: String,
+        command: StepCommand,
         out: &Path,
         mut taken: watch::Receiver<bool>,
     ) -> Result<StepResult, StepFailure> {
@@ -319,8 +320,8 @@ impl Worker {
             }
         };
         step::upload_logs(&self.blobs, &order.step_run_artifact_uri, &logs).await;
-        let outcome = outcome.map_err(|e| StepFailure::retryable(e.to_string()))?;
-        step::command_outcome(step, &outcome)
+        let outcome = outcome.map_err(|e| step::exec_failure(step, e))?;
+        step::command_outcome(step, &outcome, &logs)
     }
 }
 

@@ -80,6 +80,11 @@ struct Cursor {
     partial: String,
     /// The step will write nothing more to this stream.
     done: bool,
+    /// Bytes printed from this stream so far.
+    printed: u64,
+    /// The step's state and attempts in the last answer.
+    state: String,
+    attempts: i64,
 }
 
 /// Runs `pipelines logs`.
@@ -115,6 +120,9 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
                 offset: 0,
                 partial: String::new(),
                 done: false,
+                printed: 0,
+                state: String::new(),
+                attempts: 0,
             })
         })
         .collect();
@@ -133,7 +141,37 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
     for cursor in &mut cursors {
         flush_partial(cursor)?;
     }
+    if let Some(note) = silence(&args.run, args.step.as_deref(), &cursors) {
+        eprintln!("{note}");
+    }
     Ok(())
+}
+
+/// What to say on stderr when nothing was printed, so an empty log is not
+/// mistaken for a failure to read it.
+fn silence(run: &str, step: Option<&str>, cursors: &[Cursor]) -> Option<String> {
+    if cursors.iter().any(|c| c.printed > 0) {
+        return None;
+    }
+    let Some(step) = step else {
+        return Some(format!("no step of run {run} has written any output yet"));
+    };
+    let c = cursors.first()?;
+    Some(if c.attempts == 0 {
+        format!("step '{step}' of run {run} has not run (it is {})", c.state)
+    } else if c.done {
+        format!(
+            "step '{step}' of run {run} wrote no output (attempt {} of {}: {}; nothing on stdout or stderr)",
+            c.attempt.max(1),
+            c.attempts,
+            c.state
+        )
+    } else {
+        format!(
+            "step '{step}' of run {run} has written no output so far (it is {})",
+            c.state
+        )
+    })
 }
 
 /// Prints everything `cursor`'s stream holds now, moving on to later
@@ -143,6 +181,8 @@ fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> any
     loop {
         let chunk = read(client, run, cursor)?;
         let attempts = chunk["attempts"].as_i64().unwrap_or(0);
+        cursor.attempts = attempts;
+        cursor.state = chunk["status"].as_str().unwrap_or_default().to_string();
         if cursor.attempt == 0 {
             if attempts == 0 {
                 cursor.done = chunk["finished"].as_bool().unwrap_or(false);
@@ -157,6 +197,7 @@ fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> any
             .as_u64()
             .context("the server's log answer has no next_offset")?;
         if !data.is_empty() || next > cursor.offset {
+            cursor.printed += data.len() as u64;
             emit(cursor, data, prefixed)?;
             cursor.offset = next;
             printed = true;
