@@ -1,7 +1,7 @@
 //! The HTTP routes of one endpoint, relative to where they are mounted (`/endpoints/{name}`
-//! on the server, `/` on a gateway process): MLflow/SageMaker `/invocations` and `/ping`,
-//! OIP v2 under `/v2`, and `/metrics`. Handlers only translate HTTP to a gateway call and
-//! back; the status of every failure is decided by one exhaustive match here.
+//! on the server, `/` on a gateway process): MLflow/SageMaker `/invocations`, `/ping` and
+//! `/version`, OIP v2 under `/v2`, and `/metrics`. Handlers only translate HTTP to a gateway
+//! call and back; the status of every failure is decided by one exhaustive match here.
 
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/invocations", post(invocations))
         .route("/ping", get(ping))
         .route("/health", get(ping))
+        .route("/version", get(version))
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(server_ready))
@@ -79,6 +80,17 @@ async fn ping(State(gw): State<Arc<Gateway>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, [(header::CONTENT_TYPE, "application/json")], "\n").into_response()
+}
+
+/// MLflow's `/version`: the MLflow version, bare (not a JSON string) under an
+/// `application/json` content type, exactly as the scoring server answers it. Sextant
+/// answers the MLflow version whose scoring protocol it speaks.
+async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::misc::MLFLOW_COMPAT_VERSION,
+    )
+        .into_response()
 }
 
 async fn server_metadata() -> Response {
