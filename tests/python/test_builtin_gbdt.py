@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow.onnx
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import onnx
 import onnxruntime as ort
 import pytest
@@ -82,20 +83,31 @@ def train(binary: Path, task: str, x: np.ndarray, y: np.ndarray, tmp: Path) -> t
     return model_dir, np.loadtxt(predictions, delimiter=",", skiprows=1, ndmin=2)
 
 
-def check_directory(model_dir: Path, outputs: list[tuple[str, str, list[int]]]) -> None:
+def check_directory(model_dir: Path, outputs: list[tuple[str, str, list[int]]], columns: bool) -> None:
+    """`columns`: a regressor's column signature (a classifier keeps the tensor one, since
+    MLflow's onnx flavor cannot answer a table for `label` + `probabilities [N, K]`)."""
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
     assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.onnx"
     inputs = json.loads(mlmodel["signature"]["inputs"])
-    assert inputs == [
-        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, N_FEATURES]}}
-    ]
+    if columns:
+        assert inputs == [
+            {"name": f"f{i}", "required": True, "type": "double"} for i in range(N_FEATURES)
+        ]
+    else:
+        assert inputs == [
+            {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, N_FEATURES]}}
+        ]
     declared = [
         (o["name"], o["tensor-spec"]["dtype"], o["tensor-spec"]["shape"])
         for o in json.loads(mlmodel["signature"]["outputs"])
     ]
     assert declared == outputs
     # JSON has no NaN: the example holds complete rows.
-    example = np.asarray(json.loads((model_dir / "input_example.json").read_text()), dtype=float)
+    example = json.loads((model_dir / "input_example.json").read_text())
+    if columns:
+        assert example["columns"] == [f"f{i}" for i in range(N_FEATURES)]
+        example = example["data"]
+    example = np.asarray(example, dtype=float)
     assert example.shape == (5, N_FEATURES) and not np.isnan(example).any()
 
     model = onnx.load(str(model_dir / "model.onnx"))
@@ -112,7 +124,7 @@ def test_regression_agrees_with_onnxruntime_and_pyfunc(tmp_path, train_to_dir):
     x, y = generated("regression")
     model_dir, rust = train(train_to_dir, "regression", x, y, tmp_path)
     assert rust.shape == (N_ROWS, 1)
-    check_directory(model_dir, [("variable", "float32", [-1, 1])])
+    check_directory(model_dir, [("variable", "float32", [-1, 1])], columns=True)
     # Not a constant model: the comparison below would pass trivially otherwise.
     assert np.corrcoef(rust[:, 0], y)[0, 1] > 0.9
 
@@ -121,8 +133,11 @@ def test_regression_agrees_with_onnxruntime_and_pyfunc(tmp_path, train_to_dir):
     assert onnx_pred.shape == (N_ROWS, 1)
     np.testing.assert_allclose(onnx_pred, rust, rtol=1e-5, atol=1e-5)
 
-    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(x32)
-    np.testing.assert_allclose(pyfunc_pred["variable"], rust, rtol=1e-5, atol=1e-5)
+    # Columns in another order are matched by name (the column signature).
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    table = pd.DataFrame(x, columns=names)[names[::-1]]
+    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(table)
+    np.testing.assert_allclose(pyfunc_pred["variable"], rust[:, 0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("task, n_classes", [("binary", 2), ("multiclass", 3)])
@@ -134,6 +149,7 @@ def test_classifier_agrees_with_onnxruntime_and_pyfunc(tmp_path, train_to_dir, t
     check_directory(
         model_dir,
         [("label", "int64", [-1]), ("probabilities", "float32", [-1, n_classes])],
+        columns=False,
     )
     assert (rust_labels == y).mean() > 0.8
 

@@ -21,6 +21,7 @@ import mlflow.pyfunc
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pandas as pd
 import pytest
 import yaml
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -58,15 +59,21 @@ def train(binary: Path, kind: str, csv: Path, target: str, out: Path, *penalty: 
     return json.loads(done.stdout)
 
 
-def check_mlmodel(model_dir: Path, n_features: int, outputs: list[str]) -> None:
+def check_mlmodel(model_dir: Path, names: list[str], outputs: list[str], columns: bool) -> None:
+    """`columns`: the regressor's column signature; a classifier keeps the tensor one."""
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
     assert mlmodel["flavors"]["onnx"]["data"] == "model.onnx"
     assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.onnx"
     inputs = json.loads(mlmodel["signature"]["inputs"])
-    assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, n_features]}}]
-    assert [o["name"] for o in json.loads(mlmodel["signature"]["outputs"])] == outputs
     example = json.loads((model_dir / "input_example.json").read_text())
-    assert np.asarray(example).shape == (5, n_features)
+    if columns:
+        assert inputs == [{"name": n, "required": True, "type": "double"} for n in names]
+        assert example["columns"] == names
+        example = example["data"]
+    else:
+        assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, len(names)]}}]
+    assert [o["name"] for o in json.loads(mlmodel["signature"]["outputs"])] == outputs
+    assert np.asarray(example).shape == (5, len(names))
     # The strict checker (with shape inference), then the `onnx` flavor's own loader.
     onnx.checker.check_model(onnx.load(str(model_dir / "model.onnx")), full_check=True)
     assert isinstance(mlflow.onnx.load_model(str(model_dir)), onnx.ModelProto)
@@ -91,15 +98,17 @@ def test_linear_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, trai
     np.testing.assert_allclose(rust["intercept"], sk.intercept_, rtol=1e-4)
     np.testing.assert_allclose(rust["predictions"], sk.predict(x), rtol=1e-4)
 
-    check_mlmodel(model_dir, 4, ["variable"])
+    check_mlmodel(model_dir, ["a", "b", "c", "d"], ["variable"], columns=True)
     x32 = x.astype(np.float32)
     session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     (onnx_pred,) = session.run(None, {"X": x32})
     assert onnx_pred.shape == (n, 1)
     np.testing.assert_allclose(onnx_pred[:, 0], rust["predictions"], rtol=1e-5, atol=1e-5)
 
-    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(x32)
-    np.testing.assert_allclose(pyfunc_pred["variable"][:, 0], rust["predictions"], rtol=1e-5, atol=1e-5)
+    # The column signature: a table in another column order is matched by name.
+    table = pd.DataFrame(x, columns=["a", "b", "c", "d"])[["d", "c", "b", "a"]]
+    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(table)
+    np.testing.assert_allclose(pyfunc_pred["variable"], rust["predictions"], rtol=1e-5, atol=1e-5)
 
 
 def test_logistic_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, train_to_dir):
@@ -121,7 +130,7 @@ def test_logistic_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, tr
     rust_labels = np.asarray(rust["labels"])
     assert (rust_labels == y).mean() == (sk.predict(x) == y).mean()
 
-    check_mlmodel(model_dir, 3, ["label", "probabilities"])
+    check_mlmodel(model_dir, ["f0", "f1", "f2"], ["label", "probabilities"], columns=False)
     x32 = x.astype(np.float32)
     session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(["label", "probabilities"], {"X": x32})

@@ -2,8 +2,9 @@
 saved with `mlflow.onnx.save_model` (tensor and column signatures, ZipMap on and off, a
 multi-input pipeline with a string column) are served by the `serve_model` example of
 sextant-server, and every MLflow request format must answer what onnxruntime computes
-(1e-5), in the shape MLflow's scoring server gives (`{"predictions": ...}`: one list per
-output for tensor input, one record per row for a table).
+(1e-5), in the shape MLflow's scoring server gives (`{"predictions": ...}`: one record per
+row when a table reaches the model as a DataFrame, i.e. under a column signature or none, one
+value per output otherwise; `test_serving_vs_mlflow.py` compares with a live MLflow).
 
 The example is built with cargo into `$CARGO_TARGET_DIR` (else `target/`), like the server,
 unless `SEXTANT_SERVE_MODEL` names a built one.
@@ -144,9 +145,11 @@ def test_tensor_signature_regressor_and_zipmap_forest(serve_model, tmp_path):
             status, body = s.post({key: test.tolist()})
             assert status == 200, body
             assert_close(body["predictions"], as_dict_of_outputs(names, results))
+        # Under a tensor signature MLflow turns a table into the tensor (by position) and
+        # answers tensors, not records.
         status, body = s.post({"dataframe_split": {"data": test.tolist()}})
         assert status == 200, body
-        assert_close(body["predictions"], as_records(names, results))
+        assert_close(body["predictions"], as_dict_of_outputs(names, results))
         status, body = s.post({"inputs": X[:1, :3].tolist()})
         assert status == 400
         assert "does not match expected shape (-1, 5)" in body["message"]
@@ -168,7 +171,7 @@ def test_tensor_signature_regressor_and_zipmap_forest(serve_model, tmp_path):
         assert isinstance(body["predictions"]["output_probability"][0], dict)
         status, body = s.post({"dataframe_split": {"data": test.tolist()}})
         assert status == 200, body
-        assert_close(body["predictions"], as_records(names, results))
+        assert_close(body["predictions"], as_dict_of_outputs(names, results))
     finally:
         s.close()
 

@@ -38,7 +38,8 @@ fn names() -> Vec<String> {
     ["a", "b", "c"].map(String::from).to_vec()
 }
 
-/// A linear regressor's model directory (tensor signature `float32 (-1, 3)`).
+/// A linear regressor's model directory as the built-in trainer writes it: a column
+/// signature (a double; b and c long, their training values being integers).
 fn linear_dir(root: &Path) -> PathBuf {
     let dir = root.join("linear");
     let model = LinearModel {
@@ -61,6 +62,22 @@ fn column_dir(root: &Path) -> PathBuf {
         format!(
             "flavors:\n  onnx:\n    data: model.onnx\n  python_function:\n    loader_module: mlflow.onnx\nsignature:\n  inputs: '{inputs}'\n  outputs: null\n"
         ),
+    )
+    .unwrap();
+    dir
+}
+
+/// The same model with a tensor signature `float32 (-1, 3)` and no column names, as an
+/// imported skl2onnx model often has.
+fn tensor_dir(root: &Path) -> PathBuf {
+    let src = linear_dir(root);
+    let dir = root.join("tensor");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let inputs = r#"[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}]"#;
+    std::fs::write(
+        dir.join("MLmodel"),
+        format!("flavors:\n  onnx:\n    data: model.onnx\nsignature:\n  inputs: '{inputs}'\n"),
     )
     .unwrap();
     dir
@@ -162,46 +179,100 @@ fn close(got: &Value, want: f64) {
     assert!((got - want).abs() < 1e-4, "{got} vs {want}");
 }
 
+/// The answer's shape follows MLflow's scoring server with the `onnx` flavor: a table that
+/// reaches the model as a DataFrame (a column signature, or none) is answered one record per
+/// row; a tensor input, or any input under a tensor signature, one value per output.
 #[tokio::test]
-async fn every_mlflow_format_gives_the_model_prediction() {
+async fn every_mlflow_format_gives_the_model_prediction_in_mlflows_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, app) = gateway_with(&linear_dir(tmp.path()));
     let rows = [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]];
+    let want = [expected(rows[0]), expected(rows[1])];
 
+    // Tensors are positional, in the signature's column order.
     for key in ["inputs", "instances"] {
         let r = invoke(&app, json!({ key: rows })).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let v = &r.json()["predictions"]["variable"];
-        close(&v[0][0], expected(rows[0]));
-        close(&v[1][0], expected(rows[1]));
+        assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+        close(&v[0][0], want[0]);
+        close(&v[1][0], want[1]);
     }
-    // Tables answer one record per row.
-    let r = invoke(
-        &app,
+    // Tables are matched by name, in any order, and answer one record per row.
+    let tables = [
         json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}, "params": {"x": 1}}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let p = r.json()["predictions"].clone();
-    close(&p[0]["variable"], expected(rows[0]));
-    close(&p[1]["variable"], expected(rows[1]));
-    let r = invoke(
-        &app,
-        json!({"dataframe_records": [{"a": 1.0, "b": 2.0, "c": 3.0}]}),
-    )
-    .await;
-    close(&r.json()["predictions"][0]["variable"], expected(rows[0]));
+        json!({"dataframe_split": {"columns": ["c", "b", "a"], "data": [[3.0, 2, 1.0], [-1, 0, 0.5]]}}),
+        json!({"dataframe_records": [{"a": 1.0, "b": 2, "c": 3}, {"c": -1, "a": 0.5, "b": 0}]}),
+        json!({"instances": [{"b": 2, "c": 3, "a": 1.0}, {"a": 0.5, "b": 0, "c": -1}]}),
+        json!({"inputs": {"c": [3, -1], "a": [1.0, 0.5], "b": [2, 0]}}),
+    ];
+    for body in tables {
+        let r = invoke(&app, body.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text);
+        let p = r.json()["predictions"].clone();
+        assert_eq!(p.as_array().map(Vec::len), Some(2), "{body}: {p}");
+        close(&p[0]["variable"], want[0]);
+        close(&p[1]["variable"], want[1]);
+    }
     let r = send(
         &app,
         "POST",
         "/invocations",
         "text/csv",
-        "a,b,c\n1,2,3\n0.5,0,-1\n",
+        "c,a,b\n3,1,2\n-1,0.5,0\n",
         &[],
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    close(&r.json()["predictions"][1]["variable"], expected(rows[1]));
+    close(&r.json()["predictions"][1]["variable"], want[1]);
+}
+
+#[tokio::test]
+async fn records_and_split_answer_the_same_whatever_the_key_order() {
+    // The regression of issue 15.2: records were put in alphabetical key order.
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in [linear_dir(tmp.path()), tensor_dir(tmp.path())] {
+        let (_, app) = gateway_with(&dir);
+        let split = invoke(
+            &app,
+            json!({"dataframe_split": {"columns": ["c", "a", "b"], "data": [[3.0, 1.0, 2]]}}),
+        )
+        .await;
+        let body = r#"{"dataframe_records": [{"c": 3.0, "a": 1.0, "b": 2}]}"#;
+        let records = send(&app, "POST", "/invocations", "application/json", body, &[]).await;
+        assert_eq!(split.status, StatusCode::OK, "{}", split.text);
+        assert_eq!(records.json(), split.json(), "{}", dir.display());
+    }
+}
+
+#[tokio::test]
+async fn a_tensor_signature_takes_tables_by_position_and_answers_tensors() {
+    // As MLflow: the DataFrame becomes the tensor column by column in the order sent.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, app) = gateway_with(&tensor_dir(tmp.path()));
+    let shuffled = [3.0, 1.0, 2.0];
+    for body in [
+        json!({"dataframe_split": {"columns": ["c", "a", "b"], "data": [shuffled]}}).to_string(),
+        // By hand: `json!` would sort the keys.
+        r#"{"dataframe_records": [{"c": 3.0, "a": 1.0, "b": 2}]}"#.to_owned(),
+        json!({"inputs": [shuffled]}).to_string(),
+    ] {
+        let r = send(&app, "POST", "/invocations", "application/json", &body, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text);
+        let v = r.json();
+        assert_eq!(v["predictions"]["variable"].as_array().unwrap().len(), 1, "{v}");
+        close(&v["predictions"]["variable"][0][0], expected(shuffled));
+    }
+    let r = invoke(
+        &app,
+        json!({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2]]}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json()["message"],
+        "Shape of input (1, 2) does not match expected shape (-1, 3)"
+    );
 }
 
 #[tokio::test]
@@ -218,16 +289,15 @@ async fn a_classifier_answers_labels_and_probabilities() {
         1.0,
     );
 
-    // Where MLflow fails ("All arrays must be of the same length"), a table gets records.
+    // The built-in classifier keeps a tensor signature (MLflow's onnx flavor cannot answer
+    // a table for `label` + `probabilities [N, 2]`), so a table answers tensors too.
     let r = invoke(
         &app,
-        json!({"dataframe_split": {"data": [[0.1, 1.0, 1.0], [3.9, 0.0, 1.0]]}}),
+        json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[0.1, 1.0, 1.0], [3.9, 0.0, 1.0]]}}),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let records = r.json()["predictions"].clone();
-    assert_eq!(records[1]["label"], p["label"][1]);
-    assert_eq!(records[1]["probabilities"], p["probabilities"][1]);
+    assert_eq!(&r.json()["predictions"], p);
 }
 
 #[tokio::test]
@@ -250,6 +320,17 @@ async fn a_column_signature_orders_and_checks_columns() {
         &r.json()["predictions"][0]["variable"],
         expected([1.0, 2.0, 3.0]),
     );
+    // A column the signature does not name is ignored, as MLflow ignores it.
+    let r = invoke(
+        &app,
+        json!({"dataframe_records": [{"d": 4, "a": 1.0, "b": 2, "c": 3.0}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    close(
+        &r.json()["predictions"][0]["variable"],
+        expected([1.0, 2.0, 3.0]),
+    );
 
     let cases = [
         (
@@ -257,8 +338,8 @@ async fn a_column_signature_orders_and_checks_columns() {
             "Model is missing inputs ['c']",
         ),
         (
-            json!({"dataframe_records": [{"a": 1.0, "b": 2, "c": 3.0, "d": 4}]}),
-            "the input has columns that are not in the model's signature: ['d']",
+            json!({"dataframe_split": {"data": [[1.0, 2, 3.0]]}}),
+            "Model is missing inputs ['a', 'b', 'c']: the input's columns have no names",
         ),
         (
             json!({"dataframe_records": [{"a": 1.0, "b": 2.5, "c": 3.0}]}),
@@ -270,7 +351,11 @@ async fn a_column_signature_orders_and_checks_columns() {
         ),
         (
             json!({"inputs": {"a": [1.0], "zz": [2]}}),
-            "unknown inputs ['zz']",
+            "Model is missing inputs ['b', 'c']. Note that there were extra inputs: ['zz']",
+        ),
+        (
+            json!({"inputs": [[1.0, 2]]}),
+            "the input has shape (1, 2); the model takes rows of 3 values, its columns ['a', 'b', 'c']",
         ),
     ];
     for (body, message) in cases {
@@ -299,9 +384,13 @@ async fn bad_input_is_a_4xx_that_names_the_problem_never_a_5xx() {
 
     let r = invoke(&app, json!({"inputs": [[1.0, 2.0]]})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        r.json()["message"],
-        "Shape of input (1, 2) does not match expected shape (-1, 3)"
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the input has shape (1, 2); the model takes rows of 3 values"),
+        "{}",
+        r.text
     );
     let r = send(
         &app,
@@ -356,6 +445,16 @@ async fn bad_input_is_a_4xx_that_names_the_problem_never_a_5xx() {
     let blue = stats.variant("blue").unwrap();
     assert_eq!(blue.errors, 0, "client mistakes are not variant errors");
     assert!(blue.client_errors >= 3);
+}
+
+#[tokio::test]
+async fn version_answers_like_mlflows_scoring_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, app) = gateway_with(&linear_dir(tmp.path()));
+    let r = send(&app, "GET", "/version", "", "", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.text, "3.17.2");
 }
 
 #[tokio::test]
@@ -444,7 +543,7 @@ async fn oip_metadata_readiness_and_infer() {
         r.json()["error"]
             .as_str()
             .unwrap()
-            .starts_with("unknown inputs ['nope']"),
+            .starts_with("column \"nope\" has shape (1, 3)"),
         "{}",
         r.text
     );

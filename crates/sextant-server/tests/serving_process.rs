@@ -126,7 +126,7 @@ async fn a_child_process_serves_forwards_errors_and_is_restarted() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("expected shape (-1, 2)"),
+            .contains("the model takes rows of 2 values"),
         "{body}"
     );
     // OIP requests are re-encoded for the child.

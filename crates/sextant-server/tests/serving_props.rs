@@ -41,6 +41,12 @@ fn apps(root: &Path) -> Vec<Router> {
     let x = Matrix::from_rows(&[vec![1.0, 2.0]]).unwrap();
     sextant_train::mlflow_model::save_linear(&tensor, &model, &["a".into(), "b".into()], &x)
         .unwrap();
+    // The built-in trainer writes a column signature; this one takes a tensor.
+    std::fs::write(
+        tensor.join("MLmodel"),
+        "flavors:\n  onnx:\n    data: model.onnx\nsignature:\n  inputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 2]}}]'\n",
+    )
+    .unwrap();
     let columns = root.join("columns");
     std::fs::create_dir_all(&columns).unwrap();
     std::fs::copy(tensor.join("model.onnx"), columns.join("model.onnx")).unwrap();

@@ -50,7 +50,8 @@ pub fn save_linear(
 ) -> Result<SavedModel> {
     let output = tensor_spec(Some(onnx::REGRESSION_OUTPUT), "float32", &[-1, 1]);
     let proto = onnx::linear_regressor(model, feature_names)?;
-    save(dir, &proto, json!([output]), example)
+    let inputs = column_signature(feature_names, example)?;
+    save(dir, &proto, inputs, json!([output]), example)
 }
 
 /// Writes a binary logistic classifier to `dir`; see [`save_linear`].
@@ -65,7 +66,7 @@ pub fn save_logistic(
         tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, 2]),
     ]);
     let proto = onnx::logistic_classifier(model, feature_names)?;
-    save(dir, &proto, outputs, example)
+    save(dir, &proto, classifier_signature(example), outputs, example)
 }
 
 /// Writes a gradient-boosted tree model to `dir`; see [`save_linear`]. A regressor has the
@@ -78,22 +79,28 @@ pub fn save_gbdt(
     feature_names: &[String],
     example: &Matrix,
 ) -> Result<SavedModel> {
-    let outputs = match model.objective() {
-        Objective::Regression => json!([tensor_spec(
-            Some(onnx::REGRESSION_OUTPUT),
-            "float32",
-            &[-1, 1]
-        )]),
+    let (inputs, outputs) = match model.objective() {
+        Objective::Regression => (
+            column_signature(feature_names, example)?,
+            json!([tensor_spec(
+                Some(onnx::REGRESSION_OUTPUT),
+                "float32",
+                &[-1, 1]
+            )]),
+        ),
         Objective::Binary | Objective::Multiclass { .. } => {
             let k = model.to_tree_ensemble().classlabels_int64s.len() as i64;
-            json!([
-                tensor_spec(Some(onnx::LABEL_OUTPUT), "int64", &[-1]),
-                tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, k]),
-            ])
+            (
+                classifier_signature(example),
+                json!([
+                    tensor_spec(Some(onnx::LABEL_OUTPUT), "int64", &[-1]),
+                    tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, k]),
+                ]),
+            )
         }
     };
     let proto = onnx_trees::gbdt_model(model, feature_names)?;
-    save(dir, &proto, outputs, &complete_rows_first(example)?)
+    save(dir, &proto, inputs, outputs, &complete_rows_first(example)?)
 }
 
 /// The first [`EXAMPLE_ROWS`] rows of `m` without `NaN`, topped up with rows that have some.
@@ -120,6 +127,7 @@ pub fn load(dir: &Path) -> Result<onnx::ExportedModel> {
 fn save(
     dir: &Path,
     model: &pb::ModelProto,
+    inputs: Value,
     outputs: Value,
     example: &Matrix,
 ) -> Result<SavedModel> {
@@ -130,27 +138,50 @@ fn save(
     };
     write("model.onnx", &onnx::to_bytes(model))?;
 
-    // The example is stored as the float32 values the model will actually see.
-    let rows: Vec<Vec<f64>> = (0..example.rows().min(EXAMPLE_ROWS))
+    // A column signature's example is a table in pandas' split orient, as MLflow stores a
+    // DataFrame example (`long` columns as integers); a tensor signature's is the array.
+    // Numbers are the float32 values the model will actually see.
+    let columns: Option<Vec<(&Value, bool)>> = inputs.as_array().and_then(|cols| {
+        cols.iter()
+            .map(|c| (c["type"] != "tensor").then(|| (&c["name"], c["type"] == "long")))
+            .collect()
+    });
+    let rows: Vec<Vec<Value>> = (0..example.rows().min(EXAMPLE_ROWS))
         .map(|i| {
             example
                 .row(i)
                 .iter()
-                .map(|&v| f64::from(v as f32))
+                .enumerate()
+                .map(|(c, &v)| {
+                    let long = columns.as_ref().is_some_and(|cols| cols[c].1);
+                    if long {
+                        json!(v as i64)
+                    } else {
+                        json!(f64::from(v as f32))
+                    }
+                })
                 .collect()
         })
         .collect();
-    write("input_example.json", json!(rows).to_string().as_bytes())?;
-    let serving = serde_json::to_string_pretty(&json!({ "inputs": rows }))
-        .expect("serializing JSON values cannot fail");
+    let (example_json, serving, kind) = match &columns {
+        Some(cols) => {
+            let names: Vec<&Value> = cols.iter().map(|(n, _)| *n).collect();
+            let table = json!({"columns": names, "data": rows});
+            let serving = json!({ "dataframe_split": table });
+            (table, serving, "dataframe")
+        }
+        None => (json!(rows), json!({ "inputs": rows }), "ndarray"),
+    };
+    write("input_example.json", example_json.to_string().as_bytes())?;
+    let serving =
+        serde_json::to_string_pretty(&serving).expect("serializing JSON values cannot fail");
     write("serving_input_example.json", serving.as_bytes())?;
 
-    let inputs = json!([tensor_spec(None, "float32", &[-1, example.cols() as i64])]);
     let model_uuid = uuid::Uuid::new_v4().simple().to_string();
     let created = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f");
     write(
         "MLmodel",
-        mlmodel_yaml(&inputs, &outputs, &model_uuid, &created.to_string()).as_bytes(),
+        mlmodel_yaml(&inputs, &outputs, kind, &model_uuid, &created.to_string()).as_bytes(),
     )?;
     write("requirements.txt", REQUIREMENTS.join("\n").as_bytes())?;
     write("python_env.yaml", python_env_yaml().as_bytes())?;
@@ -159,6 +190,58 @@ fn save(
         dir: dir.to_owned(),
         model_uuid,
     })
+}
+
+/// The column signature of the model's input: each feature by name, `long` when every
+/// training value of it is an integer (what pandas reads a column of integers as), else
+/// `double`. Matching by name is what makes `mlflow.pyfunc` and the scoring server (and
+/// Sextant's) put a request's columns in the model's order, whatever order they come in;
+/// MLflow's `onnx` flavor then feeds the columns' values to the graph's one `float32` input,
+/// casting `float64` to `float32`. When every feature would be `long`, all are declared
+/// `double` instead: the flavor casts only `float64`, so an all-`int64` table would reach the
+/// `float32` input uncast and onnxruntime would refuse it.
+fn column_signature(feature_names: &[String], training: &Matrix) -> Result<Value> {
+    if feature_names.len() != training.cols() {
+        return Err(TrainError::LengthMismatch {
+            what: "feature names and training columns",
+            left: feature_names.len(),
+            right: training.cols(),
+        });
+    }
+    let integer: Vec<bool> = (0..training.cols())
+        .map(|c| {
+            training.rows() > 0
+                && (0..training.rows()).all(|r| {
+                    let v = training.row(r)[c];
+                    v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15
+                })
+        })
+        .collect();
+    let all_integer = integer.iter().all(|&i| i);
+    let columns: Vec<Value> = feature_names
+        .iter()
+        .zip(integer)
+        .map(|(name, integer)| {
+            let ty = if integer && !all_integer {
+                "long"
+            } else {
+                "double"
+            };
+            json!({"type": ty, "name": name, "required": true})
+        })
+        .collect();
+    Ok(Value::Array(columns))
+}
+
+/// A classifier's input signature: still the tensor `float32 [-1, F]`, taken by position.
+/// A column signature would make every MLflow request fail: with one, `mlflow.pyfunc`
+/// hands the `onnx` flavor a DataFrame, and the flavor answers a DataFrame of each output
+/// flattened, which `label [N]` and `probabilities [N, K]` cannot form ("All arrays must be
+/// of the same length"); a list input is refused by the column signature itself. Naming the
+/// classifier's columns needs a `probabilities` output of one map per row (ONNX `ZipMap`),
+/// which the vendored ONNX schema cannot describe yet.
+fn classifier_signature(example: &Matrix) -> Value {
+    json!([tensor_spec(None, "float32", &[-1, example.cols() as i64])])
 }
 
 /// An MLflow tensor spec, as `mlflow.types.TensorSpec.to_dict` gives it.
@@ -173,7 +256,19 @@ fn tensor_spec(name: Option<&str>, dtype: &str, shape: &[i64]) -> Value {
 /// The `MLmodel` file. Its layout is fixed, so it is written as text rather than through a
 /// YAML serializer; the only free-form values (signature JSON, timestamp) go in
 /// single-quoted scalars, as PyYAML writes them.
-fn mlmodel_yaml(inputs: &Value, outputs: &Value, model_uuid: &str, created: &str) -> String {
+fn mlmodel_yaml(
+    inputs: &Value,
+    outputs: &Value,
+    example_kind: &str,
+    model_uuid: &str,
+    created: &str,
+) -> String {
+    // MLflow records how a DataFrame example was written; an array example has no orient.
+    let orient = if example_kind == "dataframe" {
+        "\n  pandas_orient: split"
+    } else {
+        ""
+    };
     let providers = "\n    - CUDAExecutionProvider\n    - CPUExecutionProvider";
     format!(
         "flavors:
@@ -193,9 +288,9 @@ fn mlmodel_yaml(inputs: &Value, outputs: &Value, model_uuid: &str, created: &str
 mlflow_version: {MLFLOW_VERSION}
 model_uuid: {model_uuid}
 saved_input_example_info:
-  artifact_path: input_example.json
+  artifact_path: input_example.json{orient}
   serving_input_path: serving_input_example.json
-  type: ndarray
+  type: {example_kind}
 signature:
   inputs: {inputs}
   outputs: {outputs}

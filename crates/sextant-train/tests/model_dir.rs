@@ -56,17 +56,24 @@ fn linear_model_directory_has_mlflow_layout_and_weights() {
     let mlmodel = read(&dir, "MLmodel");
     assert!(mlmodel.contains("loader_module: mlflow.onnx"), "{mlmodel}");
     assert!(mlmodel.contains(&format!("model_uuid: {}", saved.model_uuid)));
+    // A column signature: requests are matched to the features by name.
     assert!(
         mlmodel.contains(
-            r#"inputs: '[{"tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}]'"#
+            r#"inputs: '[{"name":"wind","required":true,"type":"double"},{"name":"temp","required":true,"type":"double"},{"name":"hour","required":true,"type":"double"}]'"#
         ),
         "{mlmodel}"
     );
     assert!(mlmodel.contains(r#""name":"variable""#), "{mlmodel}");
+    assert!(mlmodel.contains("pandas_orient: split\n"), "{mlmodel}");
 
-    let example: Vec<Vec<f64>> = serde_json::from_str(&read(&dir, "input_example.json")).unwrap();
-    assert_eq!(example.len(), 5);
-    assert_eq!(example[1][0], f64::from(x.row(1)[0] as f32));
+    let example: serde_json::Value =
+        serde_json::from_str(&read(&dir, "input_example.json")).unwrap();
+    assert_eq!(example["columns"], serde_json::json!(feature_names()));
+    assert_eq!(example["data"].as_array().unwrap().len(), 5);
+    assert_eq!(example["data"][1][0], f64::from(x.row(1)[0] as f32));
+    let serving: serde_json::Value =
+        serde_json::from_str(&read(&dir, "serving_input_example.json")).unwrap();
+    assert_eq!(serving["dataframe_split"], example);
 
     let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
     let proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
@@ -83,6 +90,34 @@ fn linear_model_directory_has_mlflow_layout_and_weights() {
     };
     let widened: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
     assert_eq!(back.coefficients, widened);
+}
+
+#[test]
+fn integer_features_are_long_columns_unless_all_are() {
+    let x = Matrix::from_rows(&[vec![1.5, 3.0, 0.0], vec![2.25, 4.0, 1.0]]).unwrap();
+    let model = linear::LinearModel {
+        coefficients: vec![1.0, 1.0, 1.0],
+        intercept: 0.0,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    mlflow_model::save_linear(tmp.path(), &model, &feature_names(), &x).unwrap();
+    let mlmodel = read(tmp.path(), "MLmodel");
+    assert!(
+        mlmodel.contains(
+            r#"[{"name":"wind","required":true,"type":"double"},{"name":"temp","required":true,"type":"long"},{"name":"hour","required":true,"type":"long"}]"#
+        ),
+        "{mlmodel}"
+    );
+    let example: serde_json::Value =
+        serde_json::from_str(&read(tmp.path(), "input_example.json")).unwrap();
+    assert_eq!(example["data"][1], serde_json::json!([2.25, 4, 1]));
+    // All integers: MLflow's onnx flavor would hand an int64 table to the float input.
+    let x = Matrix::from_rows(&[vec![1.0, 3.0, 0.0]]).unwrap();
+    mlflow_model::save_linear(tmp.path(), &model, &feature_names(), &x).unwrap();
+    let mlmodel = read(tmp.path(), "MLmodel");
+    assert!(!mlmodel.contains("long"), "{mlmodel}");
+    let e = mlflow_model::save_linear(tmp.path(), &model, &feature_names()[..2], &x).unwrap_err();
+    assert!(e.to_string().contains("feature names"), "{e}");
 }
 
 #[test]
@@ -103,6 +138,15 @@ fn logistic_model_directory_declares_label_and_probabilities() {
         "{mlmodel}"
     );
     assert!(mlmodel.contains(r#""name":"probabilities""#), "{mlmodel}");
+    // A classifier keeps the tensor signature: MLflow's onnx flavor cannot answer a table
+    // for `label [N]` + `probabilities [N, 2]`.
+    assert!(
+        mlmodel.contains(
+            r#"inputs: '[{"tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}]'"#
+        ),
+        "{mlmodel}"
+    );
+    assert!(mlmodel.contains("  type: ndarray\n"), "{mlmodel}");
     assert_eq!(
         read(tmp.path(), "requirements.txt")
             .lines()

@@ -19,25 +19,45 @@ struct GraphInput {
     rank: Option<usize>,
 }
 
-/// What a request's data became: the graph's inputs, and whether the request was a table
-/// (so the answer is one record per row).
+/// What a request's data became: the graph's inputs, and whether the answer is MLflow's
+/// table form (one record per row) or one whole value per output.
 #[derive(Debug)]
 pub struct Converted {
     /// One tensor per graph input, by name.
     pub tensors: Vec<(String, Tensor)>,
-    /// The request was a table.
+    /// The data reached the model as a table, so MLflow's ONNX flavor answers one record
+    /// per row (a pandas DataFrame of the outputs); otherwise one value per output.
     pub records: bool,
     /// Rows in the request.
     pub rows: usize,
+    /// Columns of the request that the column signature does not name, which were ignored.
+    pub ignored: Vec<String>,
 }
 
 /// How a model's requests are converted; built once at load, where a signature that does
 /// not fit the graph is refused.
 #[derive(Debug, Clone)]
 pub struct InputPlan {
+    /// The signature's kind.
+    kind: Kind,
+    /// A column signature's columns.
     columns: Option<Vec<ColSpec>>,
     tensors: Vec<TensorSpec>,
     inputs: Vec<GraphInput>,
+}
+
+/// The kind of a model's input signature, which decides how MLflow reads a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// No signature: a table reaches the model as it was sent (columns in the order given,
+    /// or by name for a graph with several inputs) and is answered as a table.
+    None,
+    /// Columns with names: a table is matched to them by name.
+    NamedColumns,
+    /// Columns without names: a table is taken by position.
+    UnnamedColumns,
+    /// Tensors: a table is turned into a tensor by position and answered as tensors.
+    Tensors,
 }
 
 /// What a cell must hold, from the column type or else the graph's element type.
@@ -98,10 +118,13 @@ impl InputPlan {
         if inputs.is_empty() {
             return Err(LoadError::Mismatch("the graph has no inputs".into()));
         }
-        let (columns, tensors) = match &signature.inputs {
-            Schema::None => (None, Vec::new()),
-            Schema::Columns(c) => (Some(c.clone()), Vec::new()),
-            Schema::Tensors(t) => (None, t.clone()),
+        let (kind, columns, tensors) = match &signature.inputs {
+            Schema::None => (Kind::None, None, Vec::new()),
+            Schema::Columns(c) if c.iter().all(|c| c.name.is_some()) => {
+                (Kind::NamedColumns, Some(c.clone()), Vec::new())
+            }
+            Schema::Columns(c) => (Kind::UnnamedColumns, Some(c.clone()), Vec::new()),
+            Schema::Tensors(t) => (Kind::Tensors, None, t.clone()),
         };
         if let Some(cols) = &columns
             && inputs.len() > 1
@@ -127,6 +150,7 @@ impl InputPlan {
             )));
         }
         Ok(InputPlan {
+            kind,
             columns,
             tensors,
             inputs,
@@ -138,43 +162,81 @@ impl InputPlan {
         names(self.inputs.iter().map(|i| i.name.as_str()))
     }
 
+    /// The signature's column names.
+    fn column_names(&self) -> String {
+        names(self.columns.iter().flatten().filter_map(|c| c.name.as_deref()))
+    }
+
     /// Converts a request's data.
     pub fn convert(&self, payload: Payload) -> Result<Converted, InputError> {
         match payload {
             Payload::Frame(frame) => self.frame(frame),
-            Payload::Tensor(t) => {
-                if self.columns.is_some() && t.shape.len() == 2 {
-                    return self.frame(positional_frame(t));
-                }
-                let [input] = self.inputs.as_slice() else {
-                    return Err(InputError::schema(format!(
-                        "the model has {} inputs ({}); send \"inputs\" as an object of name to tensor",
-                        self.inputs.len(),
-                        self.input_names()
-                    )));
-                };
-                let rows = t.rows();
-                let spec = self.tensors.first();
-                let tensor = self.tensor(input, spec, t)?;
-                Ok(Converted {
-                    tensors: vec![(input.name.clone(), tensor)],
-                    records: false,
-                    rows,
-                })
-            }
+            Payload::Tensor(t) => self.bare_tensor(t),
             Payload::Named(named) => self.named(named),
         }
     }
 
+    /// One unnamed tensor (`inputs` or `instances` as a list), always taken by position.
+    fn bare_tensor(&self, t: JsonTensor) -> Result<Converted, InputError> {
+        if let Some(cols) = &self.columns {
+            // MLflow refuses a list for a column signature ("Failed to enforce schema");
+            // Sextant reads its rows as the signature's columns in order, when they fit.
+            let fits = match t.shape.as_slice() {
+                [_, width] => *width == cols.len(),
+                [_] => cols.len() == 1,
+                _ => false,
+            };
+            if !fits {
+                return Err(InputError::schema(format!(
+                    "the input has shape {}; the model takes rows of {} values, its columns {} \
+                     in that order (or send a table naming them)",
+                    tuple(t.shape.iter().map(usize::to_string)),
+                    cols.len(),
+                    self.column_names()
+                )));
+            }
+            let order = self.signature_order(cols);
+            let frame = positional_frame(t);
+            let mut c = self.build(&frame, &order, Vec::new())?;
+            c.records = false;
+            return Ok(c);
+        }
+        let [input] = self.inputs.as_slice() else {
+            return Err(InputError::schema(format!(
+                "the model has {} inputs ({}); send \"inputs\" as an object of name to tensor",
+                self.inputs.len(),
+                self.input_names()
+            )));
+        };
+        let rows = t.rows();
+        let spec = self.tensors.first();
+        let tensor = self.tensor(input, spec, t)?;
+        Ok(Converted {
+            tensors: vec![(input.name.clone(), tensor)],
+            records: false,
+            rows,
+            ignored: Vec::new(),
+        })
+    }
+
     fn named(&self, named: Vec<(String, JsonTensor)>) -> Result<Converted, InputError> {
-        // With a column signature, an object of columns is a table (as in MLflow, whose
-        // schema enforcement turns such a dict into a DataFrame).
-        if let Some(cols) = &self.columns
-            && named
+        // With a named column signature an object is a table of columns (MLflow's schema
+        // enforcement turns such a dict into a DataFrame), unless it names the graph's
+        // inputs rather than columns (a Sextant extension: tensors fed by name).
+        if self.kind == Kind::NamedColumns {
+            let is_column = |n: &str| {
+                self.columns
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name.as_deref() == Some(n))
+            };
+            let graph_inputs = named
                 .iter()
-                .all(|(n, _)| cols.iter().any(|c| c.name.as_deref() == Some(n)))
-        {
-            return self.frame(columnar_frame(named)?);
+                .all(|(n, _)| self.inputs.iter().any(|i| &i.name == n))
+                && !named.iter().all(|(n, _)| is_column(n));
+            if !graph_inputs {
+                return self.frame(columnar_frame(named)?);
+            }
         }
         let all_inputs = named
             .iter()
@@ -184,25 +246,11 @@ impl InputPlan {
                 .iter()
                 .map(|(n, _)| n.as_str())
                 .filter(|n| !self.inputs.iter().any(|i| i.name == *n))
-                .filter(|n| {
-                    !self
-                        .columns
-                        .iter()
-                        .flatten()
-                        .any(|c| c.name.as_deref() == Some(*n))
-                })
                 .collect();
-            let expected = match &self.columns {
-                Some(cols) => format!(
-                    "the model's inputs are {} (or its columns {})",
-                    self.input_names(),
-                    names(cols.iter().filter_map(|c| c.name.as_deref()))
-                ),
-                None => format!("the model's inputs are {}", self.input_names()),
-            };
             return Err(InputError::schema(format!(
-                "unknown inputs {}; {expected}",
-                names(unknown.into_iter())
+                "unknown inputs {}; the model's inputs are {}",
+                names(unknown.into_iter()),
+                self.input_names()
             )));
         }
         let missing: Vec<&str> = self
@@ -235,6 +283,7 @@ impl InputPlan {
             tensors,
             records: false,
             rows,
+            ignored: Vec::new(),
         })
     }
 
@@ -248,11 +297,7 @@ impl InputPlan {
         if let Some(spec) = spec
             && !spec.accepts(&t.shape)
         {
-            return Err(InputError::schema(format!(
-                "Shape of input {} does not match expected shape {}",
-                tuple(t.shape.iter().map(usize::to_string)),
-                spec.shape_text()
-            )));
+            return Err(shape_mismatch(&t.shape, spec));
         }
         let expect = Expect::of_elem(input.elem);
         let mut out = Builder::new(input.elem, t.data.len());
@@ -268,15 +313,35 @@ impl InputPlan {
         Tensor::new(t.shape, out.finish()).map_err(|e| InputError::schema(e.to_string()))
     }
 
-    /// A table: columns resolved against the signature, then one `[N, C]` tensor for a
-    /// single-input graph or one `[N, 1]` column per input.
+    /// A table: its columns resolved against the signature as MLflow does, then converted.
     fn frame(&self, frame: Frame) -> Result<Converted, InputError> {
-        let order = self.column_order(&frame)?;
+        let (order, ignored) = self.column_order(&frame)?;
+        let mut converted = self.build(&frame, &order, ignored)?;
+        // With a tensor signature MLflow turns the table into a tensor before the model
+        // sees it, and answers tensors.
+        converted.records = self.kind != Kind::Tensors;
+        Ok(converted)
+    }
+
+    /// The tensors of `frame`'s columns `order`: one `[N, C]` tensor for a single-input
+    /// graph, or one `[N, 1]` column per input by name.
+    fn build(
+        &self,
+        frame: &Frame,
+        order: &[Column],
+        ignored: Vec<String>,
+    ) -> Result<Converted, InputError> {
         let rows = frame.rows.len();
         let tensors = if let [input] = self.inputs.as_slice() {
+            if let Some(spec) = self.tensors.first() {
+                let shape = [rows, order.len()];
+                if order.len() != 1 && !spec.accepts(&shape) {
+                    return Err(shape_mismatch(&shape, spec));
+                }
+            }
             let mut out = Builder::new(input.elem, rows * order.len());
             for (r, row) in frame.rows.iter().enumerate() {
-                for col in &order {
+                for col in order {
                     out.push_cell(row, col, r, input.elem, frame.text_cells)?;
                 }
             }
@@ -322,84 +387,112 @@ impl InputPlan {
             tensors,
             records: true,
             rows,
+            ignored,
         })
     }
 
-    /// The frame's columns in the order the model takes them.
-    fn column_order(&self, frame: &Frame) -> Result<Vec<Column>, InputError> {
-        let Some(cols) = &self.columns else {
-            let width = frame
-                .columns
-                .as_ref()
-                .map_or_else(|| frame.rows.first().map_or(0, Vec::len), Vec::len);
-            return Ok((0..width)
-                .map(|i| Column {
-                    name: frame
-                        .columns
-                        .as_ref()
-                        .map_or_else(|| i.to_string(), |c| c[i].clone()),
-                    index: Some(i),
-                    expect: None,
-                })
-                .collect());
+    /// The signature's columns, taken by position.
+    fn signature_order(&self, cols: &[ColSpec]) -> Vec<Column> {
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| Column {
+                name: c.name.clone().unwrap_or_else(|| i.to_string()),
+                index: Some(i),
+                expect: Some((Expect::of_col(c.ty), c.ty)),
+            })
+            .collect()
+    }
+
+    /// The frame's columns in the order the model takes them, and the columns ignored.
+    fn column_order(&self, frame: &Frame) -> Result<(Vec<Column>, Vec<String>), InputError> {
+        let width = frame
+            .columns
+            .as_ref()
+            .map_or_else(|| frame.rows.first().map_or(0, Vec::len), Vec::len);
+        let cols = match (self.kind, &self.columns) {
+            (Kind::NamedColumns, Some(cols)) => cols,
+            (Kind::UnnamedColumns, Some(cols)) => {
+                // MLflow takes the first columns by position, and needs as many as declared.
+                if width < cols.len() {
+                    return Err(InputError::schema(format!(
+                        "the input has {width} columns; the model's signature declares {} \
+                         (unnamed, so taken by position)",
+                        cols.len()
+                    )));
+                }
+                return Ok((self.signature_order(cols), Vec::new()));
+            }
+            _ => {
+                // No column signature: the columns as sent, in the order sent.
+                let order = (0..width)
+                    .map(|i| Column {
+                        name: frame
+                            .columns
+                            .as_ref()
+                            .map_or_else(|| i.to_string(), |c| c[i].clone()),
+                        index: Some(i),
+                        expect: None,
+                    })
+                    .collect();
+                return Ok((order, Vec::new()));
+            }
         };
         let Some(given) = &frame.columns else {
-            let width = frame.rows.first().map_or(cols.len(), Vec::len);
-            if width != cols.len() {
-                return Err(InputError::schema(format!(
-                    "the input has {width} unnamed columns; the model takes {} ({})",
-                    cols.len(),
-                    names(cols.iter().filter_map(|c| c.name.as_deref()))
-                )));
-            }
-            return Ok(cols
-                .iter()
-                .enumerate()
-                .map(|(i, c)| Column {
-                    name: c.name.clone().unwrap_or_else(|| i.to_string()),
-                    index: Some(i),
-                    expect: Some((Expect::of_col(c.ty), c.ty)),
-                })
-                .collect());
+            // pandas names such columns 0, 1, …, so MLflow finds none of the signature's.
+            return Err(InputError::schema(format!(
+                "Model is missing inputs {}: the input's columns have no names, and the \
+                 model's signature takes its columns by name (send \"columns\" with \
+                 dataframe_split, or the rows as \"inputs\")",
+                self.column_names()
+            )));
         };
         let mut order = Vec::with_capacity(cols.len());
         let mut missing = Vec::new();
-        for (i, c) in cols.iter().enumerate() {
-            let index = match &c.name {
-                Some(name) => given.iter().position(|g| g == name),
-                None => (i < given.len()).then_some(i),
-            };
+        for c in cols {
+            let name = c.name.clone().unwrap_or_default();
+            // The last column of a repeated name, as pandas' `df[name]` on a
+            // deduplicated frame would hold.
+            let index = given.iter().rposition(|g| *g == name);
             if index.is_none() && c.required {
-                missing.push(c.name.clone().unwrap_or_else(|| i.to_string()));
+                missing.push(name.clone());
             }
             order.push(Column {
-                name: c.name.clone().unwrap_or_else(|| i.to_string()),
+                name,
                 index,
                 expect: Some((Expect::of_col(c.ty), c.ty)),
             });
         }
-        let extra: Vec<&str> = given
-            .iter()
-            .filter(|g| !cols.iter().any(|c| c.name.as_deref() == Some(g.as_str())))
-            .map(String::as_str)
-            .collect();
-        match (missing.is_empty(), extra.is_empty()) {
-            (true, true) => Ok(order),
-            (false, true) => Err(InputError::schema(format!(
+        let mut ignored: Vec<String> = Vec::new();
+        for g in given {
+            if !cols.iter().any(|c| c.name.as_deref() == Some(g.as_str())) && !ignored.contains(g)
+            {
+                ignored.push(g.clone());
+            }
+        }
+        if !missing.is_empty() {
+            let mut message = format!(
                 "Model is missing inputs {}",
                 names(missing.iter().map(String::as_str))
-            ))),
-            (true, false) => Err(InputError::schema(format!(
-                "the input has columns that are not in the model's signature: {}",
-                names(extra.into_iter())
-            ))),
-            (false, false) => Err(InputError::schema(format!(
-                "Model is missing inputs {}; the input has columns that are not in the model's signature: {}",
-                names(missing.iter().map(String::as_str)),
-                names(extra.into_iter())
-            ))),
+            );
+            if !ignored.is_empty() {
+                message.push_str(&format!(
+                    ". Note that there were extra inputs: {}",
+                    names(ignored.iter().map(String::as_str))
+                ));
+            }
+            return Err(InputError::schema(message));
         }
+        Ok((order, ignored))
     }
+}
+
+/// MLflow's message for a tensor of the wrong shape.
+fn shape_mismatch(shape: &[usize], spec: &TensorSpec) -> InputError {
+    InputError::schema(format!(
+        "Shape of input {} does not match expected shape {}",
+        tuple(shape.iter().map(usize::to_string)),
+        spec.shape_text()
+    ))
 }
 
 /// A column of the request in model order: where it is in the frame (`None`: an optional
@@ -412,14 +505,14 @@ struct Column {
 }
 
 /// `['a', 'b']`, the way MLflow lists names.
-fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let quoted: Vec<String> = items.map(|n| format!("'{n}'")).collect();
     format!("[{}]", quoted.join(", "))
 }
 
-/// A `[N, C]` tensor read as a table of unnamed columns.
+/// A `[N, C]` (or `[N]`, one column) tensor read as a table of unnamed columns.
 fn positional_frame(t: JsonTensor) -> Frame {
-    let width = t.shape[1];
+    let width = t.shape.get(1).copied().unwrap_or(1);
     let mut rows = Vec::with_capacity(t.shape[0]);
     let mut data = t.data.into_iter();
     for _ in 0..t.shape[0] {
@@ -679,13 +772,31 @@ mod tests {
             .convert(frame(&["a"], vec![vec![json!(1)]]))
             .unwrap_err();
         assert_eq!(e.to_string(), "Model is missing inputs ['b']");
-        let e = plan
+        // A column the signature does not name is ignored, as MLflow ignores it.
+        let c = plan
             .convert(frame(
-                &["a", "b", "z"],
-                vec![vec![json!(1), json!(2), json!(3)]],
+                &["z", "b", "a"],
+                vec![vec![json!(9), json!(2), json!(1)]],
             ))
+            .unwrap();
+        assert_eq!(c.tensors[0].1.as_f32().unwrap(), &[1.0, 2.0]);
+        assert_eq!(c.ignored, ["z"]);
+        let e = plan
+            .convert(frame(&["b", "z"], vec![vec![json!(2), json!(3)]]))
             .unwrap_err();
-        assert!(e.to_string().ends_with("signature: ['z']"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Model is missing inputs ['a']. Note that there were extra inputs: ['z']"
+        );
+        // Without names, nothing can be matched.
+        let e = plan
+            .convert(Payload::Frame(Frame {
+                columns: None,
+                rows: vec![vec![json!(1), json!(2)]],
+                text_cells: false,
+            }))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("Model is missing inputs ['a', 'b']: "), "{e}");
         let e = plan
             .convert(frame(&["a", "b"], vec![vec![json!(1), json!(2.5)]]))
             .unwrap_err();
@@ -697,6 +808,66 @@ mod tests {
             .convert(frame(&["a", "b"], vec![vec![json!("x"), json!(2)]]))
             .unwrap_err();
         assert!(e.to_string().contains("got the string \"x\""), "{e}");
+    }
+
+    #[test]
+    fn a_column_signature_takes_bare_tensors_by_position_in_signature_order() {
+        let sig = columns_sig(&[("a", "double"), ("b", "long")]);
+        let plan = InputPlan::new(&sig, &[graph_input("X", ElemType::F32, 2)]).unwrap();
+        let t = JsonTensor::from_nested(json!([[1.5, 2], [3, 4]]), "inputs").unwrap();
+        let c = plan.convert(Payload::Tensor(t)).unwrap();
+        assert!(!c.records);
+        assert_eq!(c.tensors[0].1.as_f32().unwrap(), &[1.5, 2.0, 3.0, 4.0]);
+        let t = JsonTensor::from_nested(json!([[1, 2, 3]]), "inputs").unwrap();
+        let e = plan.convert(Payload::Tensor(t)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the input has shape (1, 3); the model takes rows of 2 values"),
+            "{e}"
+        );
+        let t = JsonTensor::from_nested(json!([[1, 2.5]]), "inputs").unwrap();
+        let e = plan.convert(Payload::Tensor(t)).unwrap_err();
+        assert!(e.to_string().contains("expected an integer (long)"), "{e}");
+    }
+
+    #[test]
+    fn without_a_column_signature_tables_are_positional_in_the_order_sent() {
+        let sig = Signature {
+            inputs: Schema::parse(
+                Some(r#"[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}}]"#),
+                "inputs",
+            )
+            .unwrap(),
+            outputs: Schema::None,
+        };
+        let input = [graph_input("X", ElemType::F32, 2)];
+        for (sig, records) in [(sig, false), (Signature::default(), true)] {
+            let plan = InputPlan::new(&sig, &input).unwrap();
+            let c = plan
+                .convert(frame(&["b", "a"], vec![vec![json!(2), json!(1)]]))
+                .unwrap();
+            assert_eq!(c.records, records);
+            assert_eq!(c.tensors[0].1.as_f32().unwrap(), &[2.0, 1.0]);
+        }
+        let plan = InputPlan::new(
+            &Signature {
+                inputs: Schema::parse(
+                    Some(r#"[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}}]"#),
+                    "inputs",
+                )
+                .unwrap(),
+                outputs: Schema::None,
+            },
+            &input,
+        )
+        .unwrap();
+        let e = plan
+            .convert(frame(&["a", "b", "c"], vec![vec![json!(1), json!(2), json!(3)]]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Shape of input (1, 3) does not match expected shape (-1, 2)"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The HTTP routes of one endpoint, relative to where they are mounted (`/endpoints/{name}`
-//! on the server, `/` on a gateway process): MLflow/SageMaker `/invocations` and `/ping`,
-//! OIP v2 under `/v2`, and `/metrics`. Handlers only translate HTTP to a gateway call and
-//! back; the status of every failure is decided by one exhaustive match here.
+//! on the server, `/` on a gateway process): MLflow/SageMaker `/invocations`, `/ping` and
+//! `/version`, OIP v2 under `/v2`, and `/metrics`. Handlers only translate HTTP to a gateway
+//! call and back; the status of every failure is decided by one exhaustive match here.
 
 use std::sync::Arc;
 
@@ -37,6 +37,7 @@ pub(crate) const ROUTES: &[Route<Arc<Gateway>>] = &[
     .with_body(Body::Any),
     Route::get("/ping", R::Inference, |m| on(m, ping)),
     Route::get("/health", R::Inference, |m| on(m, ping)),
+    Route::get("/version", R::Inference, |m| on(m, version)),
     Route::get("/v2", R::Inference, |m| on(m, server_metadata)),
     Route::get("/v2/health/live", R::Inference, |m| on(m, live)),
     Route::get("/v2/health/ready", R::Inference, |m| on(m, server_ready)),
@@ -113,6 +114,17 @@ async fn ping(State(gw): State<Arc<Gateway>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, [(header::CONTENT_TYPE, "application/json")], "\n").into_response()
+}
+
+/// MLflow's `/version`: the MLflow version, bare (not a JSON string) under an
+/// `application/json` content type, exactly as the scoring server answers it. Sextant
+/// answers the MLflow version whose scoring protocol it speaks.
+async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::misc::MLFLOW_COMPAT_VERSION,
+    )
+        .into_response()
 }
 
 async fn server_metadata() -> Response {

@@ -192,6 +192,13 @@ impl OnnxPredictor {
     /// Converts and runs one request synchronously.
     pub fn predict_now(&self, request: ModelRequest) -> Result<Prediction, PredictError> {
         let converted = self.plan.convert(request.payload)?;
+        if !converted.ignored.is_empty() {
+            // MLflow logs the same warning and predicts on the signature's columns.
+            tracing::warn!(
+                columns = %super::convert::names(converted.ignored.iter().map(String::as_str)),
+                "ignoring input columns that are not in the model's signature"
+            );
+        }
         let started = Instant::now();
         let outputs = self.model.run(converted.tensors).map_err(|e| match e {
             sextant_onnx::Error::UnknownInput { .. }

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::ordered::Json;
 use super::{Frame, JsonTensor, ModelRequest, Payload, RawBody, json_kind};
 use crate::serving::error::InputError;
 
@@ -82,22 +83,35 @@ pub fn decode(content_type: Option<&str>, body: Bytes) -> Result<ModelRequest, I
 }
 
 fn decode_json(body: &[u8]) -> Result<(Payload, Option<Map<String, Value>>), InputError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+    // Three ordered levels: the body, a field's list, and each record of it.
+    let doc = Json::parse(body, 3).map_err(|e| {
         InputError::invalid(format!(
             "Invalid input. Ensure that input is a valid JSON formatted string. Error: {e}"
         ))
     })?;
-    let mut doc = match doc {
-        Value::Object(map) => map,
+    let fields = match doc {
+        Json::Object(fields) => fields,
         other => {
             return Err(InputError::invalid(format!(
                 "the input must be a JSON object with exactly one of the fields {}; received {}",
                 FORMATS.join(", "),
-                json_kind(&other)
+                json_kind(&other.into_value())
             )));
         }
     };
-    let params = match doc.remove("params") {
+    // Later duplicates win, as in Python's `json`.
+    let mut params = None;
+    let mut data: Vec<(String, Json)> = Vec::with_capacity(1);
+    for (key, value) in fields {
+        if key == "params" {
+            params = Some(value);
+        } else if let Some(slot) = data.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            data.push((key, value));
+        }
+    }
+    let params = match params.map(Json::into_value) {
         None | Some(Value::Null) => None,
         Some(Value::Object(p)) => Some(p),
         Some(other) => {
@@ -107,42 +121,53 @@ fn decode_json(body: &[u8]) -> Result<(Payload, Option<Map<String, Value>>), Inp
             )));
         }
     };
-    let keys: Vec<&String> = doc.keys().collect();
-    if keys.len() != 1 || !FORMATS.contains(&keys[0].as_str()) {
-        let received: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+    if data.len() != 1 || !FORMATS.contains(&data[0].0.as_str()) {
+        let mut received: Vec<String> = data.iter().map(|(k, _)| format!("{k:?}")).collect();
+        received.sort();
         return Err(InputError::invalid(format!(
             "the input must be a JSON object with exactly one of the fields {}; received [{}]",
             FORMATS.join(", "),
             received.join(", ")
         )));
     }
-    let (key, value) = doc.into_iter().next().expect("one key, checked above");
+    let (key, value) = data.pop().expect("one key, checked above");
     let payload = match key.as_str() {
-        "dataframe_split" => Payload::Frame(dataframe_split(value)?),
+        "dataframe_split" => Payload::Frame(dataframe_split(value.into_value())?),
         "dataframe_records" => Payload::Frame(records(value, "dataframe_records")?),
-        "instances" => match &value {
-            Value::Array(items) if items.first().is_some_and(Value::is_object) => {
-                Payload::Frame(records(value, "instances")?)
+        "instances" => match value {
+            Json::Array(items) if matches!(items.first(), Some(Json::Object(_))) => {
+                Payload::Frame(records(Json::Array(items), "instances")?)
             }
-            Value::Array(_) => Payload::Tensor(JsonTensor::from_nested(value, "instances")?),
+            Json::Array(items) => Payload::Tensor(JsonTensor::from_nested(
+                Json::Array(items).into_value(),
+                "instances",
+            )?),
             other => {
                 return Err(InputError::invalid(format!(
                     "instances must be a list, got {}",
-                    json_kind(other)
+                    json_kind(&other.into_value())
                 )));
             }
         },
         _ => match value {
-            Value::Object(named) => Payload::Named(
+            Json::Object(named) => Payload::Named(
                 named
+                    .into_iter()
+                    .fold(Vec::<(String, Json)>::new(), |mut acc, (name, v)| {
+                        match acc.iter_mut().find(|(n, _)| *n == name) {
+                            Some(slot) => slot.1 = v,
+                            None => acc.push((name, v)),
+                        }
+                        acc
+                    })
                     .into_iter()
                     .map(|(name, v)| {
                         let what = format!("inputs[{name:?}]");
-                        JsonTensor::from_nested(v, &what).map(|t| (name, t))
+                        JsonTensor::from_nested(v.into_value(), &what).map(|t| (name, t))
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            other => Payload::Tensor(JsonTensor::from_nested(other, "inputs")?),
+            other => Payload::Tensor(JsonTensor::from_nested(other.into_value(), "inputs")?),
         },
     };
     Ok((payload, params))
@@ -223,40 +248,42 @@ fn dataframe_split(value: Value) -> Result<Frame, InputError> {
     })
 }
 
-/// A list of `{"column": value}` records (pandas' records orient); a key missing from a
-/// record is a missing value.
-fn records(value: Value, what: &str) -> Result<Frame, InputError> {
-    let Value::Array(items) = value else {
+/// A list of `{"column": value}` records (pandas' records orient): the columns in the order
+/// their keys first appear, as pandas builds the frame; a key missing from a record is a
+/// missing value, and a key repeated within a record takes its last value.
+fn records(value: Json, what: &str) -> Result<Frame, InputError> {
+    let Json::Array(items) = value else {
         return Err(InputError::invalid(format!(
             "{what} must be a list of records, got {}",
-            json_kind(&value)
+            json_kind(&value.into_value())
         )));
     };
     let mut columns: Vec<String> = Vec::new();
-    let mut objects = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let Value::Object(record) = item else {
+        let Json::Object(record) = item else {
             return Err(InputError::invalid(format!(
                 "{what}[{i}] must be an object mapping column names to values, got {}",
-                json_kind(&item)
+                json_kind(&item.into_value())
             )));
         };
-        for key in record.keys() {
-            if !columns.iter().any(|c| c == key) {
-                columns.push(key.clone());
-            }
+        let mut row = vec![Value::Null; columns.len()];
+        for (key, v) in record {
+            let at = match columns.iter().position(|c| *c == key) {
+                Some(at) => at,
+                None => {
+                    columns.push(key);
+                    row.push(Value::Null);
+                    columns.len() - 1
+                }
+            };
+            row[at] = v.into_value();
         }
-        objects.push(record);
+        rows.push(row);
     }
-    let rows = objects
-        .into_iter()
-        .map(|mut record| {
-            columns
-                .iter()
-                .map(|c| record.remove(c).unwrap_or(Value::Null))
-                .collect()
-        })
-        .collect();
+    for row in &mut rows {
+        row.resize(columns.len(), Value::Null);
+    }
     Ok(Frame {
         columns: Some(columns),
         rows,
@@ -354,6 +381,37 @@ mod tests {
         assert!(matches!(r.payload, Payload::Frame(_)));
         let r = json_body(json!({"inputs": {"x": [[1.0]], "y": [["s"]]}})).unwrap();
         assert!(matches!(r.payload, Payload::Named(ref n) if n.len() == 2));
+    }
+
+    #[test]
+    fn records_keep_the_key_order_sent() {
+        // Not alphabetical: pandas takes the columns in the order their keys first appear.
+        let body = br#"{"dataframe_records": [{"z": 1, "a": 2}, {"m": 3, "a": 4, "a": 5}]}"#;
+        let r = decode(Some("application/json"), Bytes::from_static(body)).unwrap();
+        let Payload::Frame(f) = r.payload else {
+            panic!()
+        };
+        assert_eq!(f.columns.unwrap(), ["z", "a", "m"]);
+        assert_eq!(
+            f.rows,
+            vec![
+                vec![json!(1), json!(2), Value::Null],
+                vec![Value::Null, json!(5), json!(3)]
+            ]
+        );
+        let body = br#"{"instances": [{"b": 1, "a": 2}]}"#;
+        let r = decode(Some("application/json"), Bytes::from_static(body)).unwrap();
+        let Payload::Frame(f) = r.payload else {
+            panic!()
+        };
+        assert_eq!(f.columns.unwrap(), ["b", "a"]);
+        let body = br#"{"inputs": {"y": [1], "x": [2]}, "params": {"k": [1]}}"#;
+        let r = decode(Some("application/json"), Bytes::from_static(body)).unwrap();
+        let Payload::Named(n) = r.payload else {
+            panic!()
+        };
+        assert_eq!((n[0].0.as_str(), n[1].0.as_str()), ("y", "x"));
+        assert_eq!(r.params.unwrap()["k"], json!([1]));
     }
 
     #[test]

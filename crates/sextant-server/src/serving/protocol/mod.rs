@@ -4,6 +4,7 @@
 
 pub mod mlflow;
 pub mod oip;
+mod ordered;
 mod output;
 
 use bytes::Bytes;

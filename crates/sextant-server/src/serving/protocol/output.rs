@@ -1,5 +1,10 @@
-//! A model's answer and its JSON forms. Floats are written as `f32` when the model computed
-//! `f32` (`0.2194582`, not `0.2194582223892212`), and NaN or infinity as `null`.
+//! A model's answer and its JSON forms, shaped as MLflow's scoring server shapes what its
+//! `onnx` flavor returns: when the data reached the model as a table (a DataFrame: a column
+//! signature, or no signature and a table input), one record per row, each output's row
+//! value (a scalar for `[N]` and `[N, 1]`, ZipMap's map); otherwise one whole value per
+//! output (`{"variable": [[…]]}`, ZipMap's list of maps). Floats are written as `f32` when the
+//! model computed `f32` (`0.2194582`, not MLflow's `0.2194582223892212`), and NaN or
+//! infinity as `null`.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -9,8 +14,8 @@ use sextant_onnx::{Labels, Output, Records, Tensor, TensorData, Value as OnnxVal
 /// What a predictor answered.
 #[derive(Debug, Clone)]
 pub enum Prediction {
-    /// The onnx runtime's outputs in graph order. `records`: the request was a table, so
-    /// MLflow's answer is one record per row rather than one list per output.
+    /// The onnx runtime's outputs in graph order. `records`: the data reached the model as
+    /// a table, so MLflow's answer is one record per row rather than one value per output.
     Outputs {
         /// Named outputs.
         outputs: Vec<Output>,
@@ -93,8 +98,10 @@ impl Serialize for WholeValue<'_> {
 }
 
 /// Row `row` of every output, as one `{"name": value}` record. A `[N]` or `[N, 1]` output
-/// gives a scalar (as MLflow's `reshape(-1)` does); a wider one gives the row's list, where
-/// MLflow fails with "All arrays must be of the same length".
+/// gives a scalar (as MLflow's `reshape(-1)` does); a wider one gives the row's list. This is
+/// a deliberate deviation: MLflow flattens such an output into N·K values and then fails
+/// with "All arrays must be of the same length" beside any other output (or answers N·K
+/// records for a lone one).
 struct RowRecord<'a> {
     outputs: &'a [Output],
     row: usize,
