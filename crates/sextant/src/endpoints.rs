@@ -188,6 +188,11 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
             return out(&format!("{stored} labels stored for endpoint '{name}'"));
         }
     };
+    // A version rolled out without approval, and the like: said on stderr, kept out of
+    // the data.
+    for w in shown["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+    }
     if args.json {
         return out_json(&shown);
     }
@@ -216,9 +221,21 @@ fn rollout_note(e: &Value) -> String {
         "{} {} at {}%",
         text(&r["policy"]["strategy"]),
         text(&r["to"]["resolved"]),
-        r["traffic_percent"]
+        percent(&r["traffic_percent"])
     )
 }
+
+/// `50` for 50.0, `12.5` for 12.5.
+fn percent(p: &Value) -> String {
+    match p.as_f64() {
+        Some(p) if p.fract() == 0.0 => format!("{p:.0}"),
+        Some(p) => p.to_string(),
+        None => text(p),
+    }
+}
+
+/// Past rollouts and traffic changes `show` prints (the newest); `--json` has them all.
+const SHOWN_HISTORY: usize = 10;
 
 fn show(e: &Value) -> anyhow::Result<()> {
     out(&format!(
@@ -228,19 +245,74 @@ fn show(e: &Value) -> anyhow::Result<()> {
         text(&e["url"])
     ))?;
     out(&format!("models: {}", models(e)))?;
-    out(&format!("rollout: {}", rollout_note(e)))?;
-    if let Some(last) = e["past_rollouts"].as_array().and_then(|p| p.last()) {
+    let r = &e["rollout"];
+    let left = match (r["policy"]["strategy"].as_str(), r["time_left_ms"].as_i64()) {
+        (Some("linear"), Some(ms)) => format!(", next step in {}", duration(ms)),
+        (_, Some(ms)) => format!(", bake {} left", duration(ms)),
+        _ => String::new(),
+    };
+    out(&format!("rollout: {}{left}", rollout_note(e)))?;
+    if !r.is_null() {
         out(&format!(
-            "last rollout: {} {} -> {}{}",
-            text(&last["status"]),
-            text(&last["from"]["resolved"]),
-            text(&last["to"]["resolved"]),
-            last["reason"]
-                .as_str()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+            "  new model:    {}",
+            window(&r["counters"]["new"])
+        ))?;
+        out(&format!(
+            "  stable model: {}",
+            window(&r["counters"]["stable"])
         ))?;
     }
+    let past = e["past_rollouts"].as_array().map_or(&[][..], Vec::as_slice);
+    if !past.is_empty() {
+        out("")?;
+        out(&format!("past rollouts{}:", earlier(past.len())))?;
+        let rows: Vec<Vec<String>> = past[past.len().saturating_sub(SHOWN_HISTORY)..]
+            .iter()
+            .map(|p| {
+                vec![
+                    text(&p["status"]),
+                    text(&p["from"]["resolved"]),
+                    text(&p["to"]["resolved"]),
+                    counts(&p["counters"]["new"]),
+                    counts(&p["counters"]["stable"]),
+                    text(&p["reason"]),
+                ]
+            })
+            .collect();
+        out_table(
+            &[
+                "STATUS",
+                "FROM",
+                "TO",
+                "NEW REQ/ERR/REJ",
+                "STABLE REQ/ERR/REJ",
+                "REASON",
+            ],
+            &rows,
+        )?;
+    }
+    let traffic = e["traffic"].as_array().map_or(&[][..], Vec::as_slice);
+    if !traffic.is_empty() {
+        out("")?;
+        out(&format!("traffic history{}:", earlier(traffic.len())))?;
+        let rows: Vec<Vec<String>> = traffic[traffic.len().saturating_sub(SHOWN_HISTORY)..]
+            .iter()
+            .map(|t| {
+                let split = t["split"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(v, p)| format!("{v} {}%", percent(p)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                vec![text(&t["time_rfc3339"]), split, text(&t["reason"])]
+            })
+            .collect();
+        out_table(&["TIME", "SPLIT", "REASON"], &rows)?;
+    }
+    out("")?;
     let rows: Vec<Vec<String>> = e["stats"]
         .as_array()
         .into_iter()
@@ -250,12 +322,66 @@ fn show(e: &Value) -> anyhow::Result<()> {
                 text(&s["variant"]),
                 text(&s["requests"]),
                 text(&s["errors"]),
+                text(&s["rejected"]),
                 text(&s["client_errors"]),
                 text(&s["p99_ms"]),
             ]
         })
         .collect();
-    out_table(&["VARIANT", "REQUESTS", "ERRORS", "4XX", "P99 MS"], &rows)
+    out_table(
+        &["VARIANT", "REQUESTS", "ERRORS", "REJECTED", "4XX", "P99 MS"],
+        &rows,
+    )
+}
+
+/// ` (newest 10 of 14)` when some are left out.
+fn earlier(total: usize) -> String {
+    if total > SHOWN_HISTORY {
+        format!(" (newest {SHOWN_HISTORY} of {total}; --json shows all)")
+    } else {
+        String::new()
+    }
+}
+
+/// A rollout window in words.
+fn window(w: &Value) -> String {
+    let p99 = w["p99_ms"]
+        .as_f64()
+        .map_or_else(|| "-".to_string(), |p| format!("{p} ms"));
+    format!(
+        "{} requests, {} errors, {} rejected, p99 {p99}",
+        w["requests"].as_u64().unwrap_or(0),
+        w["errors"].as_u64().unwrap_or(0),
+        w["rejected"].as_u64().unwrap_or(0),
+    )
+}
+
+/// `requests/errors/rejected` of a rollout window, `-` without one (rollouts stored
+/// before counters were kept).
+fn counts(w: &Value) -> String {
+    if w.is_null() {
+        return "-".into();
+    }
+    format!(
+        "{}/{}/{}",
+        w["requests"].as_u64().unwrap_or(0),
+        w["errors"].as_u64().unwrap_or(0),
+        w["rejected"].as_u64().unwrap_or(0)
+    )
+}
+
+/// `4m 12s`, `850ms`, `1h 5m`.
+fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
 }
 
 /// Labels sent per request.

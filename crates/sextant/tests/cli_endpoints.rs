@@ -415,3 +415,139 @@ fn first_capture_line(dir: &Path) -> Option<String> {
     }
     None
 }
+
+#[test]
+fn show_prints_the_rollout_its_counters_and_the_traffic_history_and_apply_warns_of_unapproved_versions()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let first = register(&server, "churn", &model(d, "v1", 10.0));
+    let out = server.sextant(&[
+        "endpoints",
+        "create",
+        "churn",
+        "--model",
+        &format!("models:/churn/{first}"),
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: models:/churn/{first} is not approved (its approval is pending)"
+        )),
+        "{stderr}"
+    );
+
+    // An approved version rolls out without a warning.
+    let second = register(&server, "churn", &model(d, "v2", 20.0));
+    let (status, body) = http(
+        server.port,
+        "POST",
+        &format!("/api/v1/models/churn/versions/{second}/approval"),
+        r#"{"status": "approved"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let out = server.sextant(&[
+        "endpoints",
+        "update",
+        "churn",
+        "--model",
+        &format!("models:/churn/{second}"),
+        "--strategy",
+        "canary",
+        "--percent",
+        "50",
+        "--bake",
+        "1h",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..4 {
+        predict(&server);
+    }
+
+    let out = server.sextant(&["endpoints", "show", "churn"]);
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    // The bake time left, and what each model of the rollout did so far.
+    let rollout = shown
+        .lines()
+        .find(|l| l.starts_with("rollout: canary"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        rollout.starts_with(&format!(
+            "rollout: canary models:/churn/{second} at 50%, bake "
+        )) && rollout.ends_with(" left")
+            && rollout.contains("59m"),
+        "{shown}"
+    );
+    let counted = |prefix: &str| -> u64 {
+        let line = shown
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {shown}"));
+        let rest = line.trim_start().trim_start_matches(prefix).trim_start();
+        assert!(rest.contains(" errors, 0 rejected, p99 "), "{line}");
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        counted("new model:") + counted("stable model:"),
+        4,
+        "{shown}"
+    );
+    // The traffic history, oldest first.
+    let history: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| *l != "traffic history:")
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(history.len(), 2, "{shown}");
+    assert!(
+        history[0].contains("primary 100%") && history[0].ends_with("endpoint created"),
+        "{shown}"
+    );
+    assert!(
+        history[1].contains("primary 50%, primary-canary 50%")
+            && history[1].ends_with(&format!(
+                "Canary rollout of models:/churn/{second} into variant primary started"
+            )),
+        "{shown}"
+    );
+
+    // Promoted, the rollout keeps its counters and the canary leaves the variants.
+    let out = server.sextant(&["endpoints", "promote", "churn"]);
+    assert!(out.status.success());
+    let out = server.sextant(&["endpoints", "show", "churn"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    let past: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| *l != "past rollouts:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(past.len(), 2, "{shown}");
+    assert!(
+        past[0].starts_with("STATUS") && past[0].contains("NEW REQ/ERR/REJ"),
+        "{shown}"
+    );
+    assert!(
+        past[1].starts_with("succeeded")
+            && past[1].contains(&format!("models:/churn/{first}  models:/churn/{second}"))
+            && past[1].ends_with("promoted by hand"),
+        "{shown}"
+    );
+    let variants: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("VARIANT"))
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(variants, ["primary"], "{shown}");
+}

@@ -206,6 +206,10 @@ pub struct Alarms {
     /// …or this multiple of the stable variant's p99.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_p99_ratio: Option<f64>,
+    /// Roll back when more than this share (0..1) of the new variant's requests are
+    /// refused at its concurrency limit (capacity; off unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rejected_rate: Option<f64>,
     /// Requests the new variant must have answered before an alarm can fire.
     #[serde(default = "default_min_requests")]
     pub min_requests: u64,
@@ -225,6 +229,7 @@ impl Default for Alarms {
             max_error_rate_increase: default_error_rate(),
             max_p99_ms: None,
             max_p99_ratio: None,
+            max_rejected_rate: None,
             min_requests: default_min_requests(),
         }
     }
@@ -388,6 +393,7 @@ impl EndpointSpec {
         for (what, v) in [
             ("max_error_rate", a.max_error_rate),
             ("max_error_rate_increase", a.max_error_rate_increase),
+            ("max_rejected_rate", a.max_rejected_rate.unwrap_or(0.0)),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 out.push((

@@ -16,7 +16,7 @@ pub mod rollout;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -77,8 +77,14 @@ pub struct EndpointView {
     pub state: EndpointState,
     pub created_time: i64,
     pub updated_time: i64,
-    /// The live counters of each gateway variant.
+    /// The live counters of each variant the gateway serves now.
     pub stats: Vec<VariantSnapshot>,
+    /// Until the rollout in progress moves by itself: its bake ends (canary, blue/green)
+    /// or its next step (linear).
+    pub time_left_ms: Option<i64>,
+    /// What the caller should know about the change just applied (a version rolled out
+    /// without approval); empty outside `apply`.
+    pub warnings: Vec<String>,
 }
 
 /// Per endpoint, per rollout id, each variant's counters at the start of the
@@ -109,8 +115,10 @@ pub struct Endpoints {
     reports: std::sync::Mutex<Reports>,
     /// Serializes every change of endpoints.
     changing: Mutex<()>,
-    /// Loaded models by (resolved model, runtime), shared by variants.
-    models: Mutex<HashMap<(String, Runtime), Arc<dyn Predictor>>>,
+    /// Loaded models by (resolved model, runtime), shared by variants. Weak: a model lives
+    /// as long as a gateway serves it (or a request still runs on it), so replacing a
+    /// variant or deleting its endpoint stops a `process` model's children.
+    models: Mutex<HashMap<(String, Runtime), Weak<dyn Predictor>>>,
     capture: std::sync::OnceLock<Arc<CaptureSink>>,
     /// Settings of the `process` runtime.
     pub process: ProcessSettings,
@@ -190,8 +198,8 @@ impl Endpoints {
     async fn load(&self, st: &AppState, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
         let d = &p.deployed;
         let key = p.model_key();
-        if let Some(p) = self.models.lock().await.get(&key) {
-            return Ok(p.clone());
+        if let Some(p) = self.models.lock().await.get(&key).and_then(Weak::upgrade) {
+            return Ok(p);
         }
         let data_dir = st
             .data_dir
@@ -217,7 +225,9 @@ impl Endpoints {
                     ApiError::invalid(format!("model {} does not start: {e}", d.resolved))
                 })?,
         };
-        self.models.lock().await.insert(key, predictor.clone());
+        let mut models = self.models.lock().await;
+        models.retain(|_, m| m.strong_count() > 0);
+        models.insert(key, Arc::downgrade(&predictor));
         Ok(predictor)
     }
 
@@ -330,6 +340,8 @@ impl Endpoints {
             .await?;
         let resolved = self.resolve_all(st, &spec).await?;
         let now = now_ms();
+        // Models this change puts into service (new variants, changed models).
+        let mut fresh: Vec<&Deployed> = Vec::new();
         let (created, mut state, kind) = match &existing {
             None => {
                 let state = EndpointState {
@@ -341,6 +353,7 @@ impl Endpoints {
                     traffic: Vec::new(),
                     message: None,
                 };
+                fresh.extend(resolved.variants.values());
                 (true, state, "endpoint.created")
             }
             Some(e) => {
@@ -365,6 +378,13 @@ impl Endpoints {
                     })
                     .map(|(v, _)| v)
                     .collect();
+                fresh.extend(
+                    resolved
+                        .variants
+                        .iter()
+                        .filter(|(v, _)| changed.contains(v) || current(v).is_none())
+                        .map(|(_, d)| d),
+                );
                 if in_progress && !changed.is_empty() {
                     return Err(ApiError::new(
                         ErrorCode::ResourceConflict,
@@ -410,12 +430,14 @@ impl Endpoints {
                         step_started_ms: now,
                         ended_ms: None,
                         reason: None,
+                        counters: None,
                     });
                     state.status = "updating".into();
                 }
                 (false, state, "endpoint.updated")
             }
         };
+        let warnings = self.approval_warnings(st, &fresh).await;
         let split = self.install(st, name, &spec, &state).await?;
         self.take_baseline(name, &state);
         let reason = match &state.rollout {
@@ -445,20 +467,47 @@ impl Endpoints {
         {
             self.tick_one(st, name).await;
         }
-        let view = self.view(st, name).await.unwrap_or_else(|_| EndpointView {
+        let mut view = self.view(st, name).await.unwrap_or_else(|_| EndpointView {
             name: name.to_string(),
             spec,
             state,
             created_time: stored.created_time,
             updated_time: stored.updated_time,
             stats: Vec::new(),
+            time_left_ms: None,
+            warnings: Vec::new(),
         });
+        view.warnings = warnings;
         Ok((created, view))
+    }
+
+    /// A warning for each registry version among `fresh` that is not approved: it is
+    /// served all the same (approval gates `follow`, not a person's explicit change).
+    async fn approval_warnings(&self, st: &AppState, fresh: &[&Deployed]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for d in fresh {
+            let (Some(model), Some(version)) = (d.model.clone(), d.version) else {
+                continue;
+            };
+            let Ok(v) = st.db(move |s| s.get_model_version(&model, version)).await else {
+                continue;
+            };
+            let status = v.approval.status;
+            if status != sextant_core::registry::ApprovalStatus::Approved {
+                tracing::warn!(model = %d.resolved, approval = %status, "rolling out a version that is not approved");
+                warnings.push(format!(
+                    "{} is not approved (its approval is {status}); it is served anyway",
+                    d.resolved
+                ));
+            }
+        }
+        warnings
     }
 
     /// Resolves every model the definition names (validating them).
     async fn resolve_all(&self, st: &AppState, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
         let mut variants = BTreeMap::new();
+        let mut loaded = Vec::new();
         for v in &spec.variants {
             let (uri, rt) = (v.model.clone(), v.runtime);
             let d = st
@@ -466,7 +515,7 @@ impl Endpoints {
                 .await?
                 .map_err(resolve_error)?;
             // Loading now makes a broken model a 400 before anything changes.
-            self.load(st, &Planned::of(v, &d)).await?;
+            loaded.push(self.load(st, &Planned::of(v, &d)).await?);
             variants.insert(v.name.clone(), d);
         }
         let shadow = match &spec.shadow {
@@ -476,22 +525,28 @@ impl Endpoints {
                     .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
                     .await?
                     .map_err(resolve_error)?;
-                self.load(
-                    st,
-                    &Planned {
-                        name: s.name.clone(),
-                        deployed: d.clone(),
-                        weight: 0.0,
-                        max_concurrency: 64,
-                        instances: None,
-                    },
-                )
-                .await?;
+                loaded.push(
+                    self.load(
+                        st,
+                        &Planned {
+                            name: s.name.clone(),
+                            deployed: d.clone(),
+                            weight: 0.0,
+                            max_concurrency: 64,
+                            instances: None,
+                        },
+                    )
+                    .await?,
+                );
                 Some(d)
             }
             None => None,
         };
-        Ok(Resolved { variants, shadow })
+        Ok(Resolved {
+            variants,
+            shadow,
+            _loaded: loaded,
+        })
     }
 
     async fn store(
@@ -602,6 +657,7 @@ impl Endpoints {
             Window {
                 requests: w.requests,
                 errors: w.errors,
+                rejected: w.rejected,
                 p99_ms: w.latency.quantile(0.99).map(|s| s * 1000.0),
             }
         };
@@ -669,13 +725,11 @@ impl Endpoints {
             };
         };
         let now = now_ms();
+        let (new, stable) = self.windows(name, &r);
         let decision = match manual {
             Some(true) => Decision::Promote,
             Some(false) => Decision::RollBack("rolled back by hand".into()),
-            None => {
-                let (new, stable) = self.windows(name, &r);
-                rollout::decide(&r, now, &new, &stable)
-            }
+            None => rollout::decide(&r, now, &new, &stable),
         };
         let (kind, reason) = match decision {
             Decision::Hold => return Ok(None),
@@ -694,6 +748,7 @@ impl Endpoints {
                 } else {
                     "promoted"
                 };
+                r.reason = Some(why.to_string());
                 (
                     "endpoint.rollout_succeeded",
                     format!("{} {why}", r.to.resolved),
@@ -713,6 +768,9 @@ impl Endpoints {
         };
         let ended = r.status != RolloutStatus::InProgress;
         if ended {
+            // The window's counters stay with the rollout; the gateway's canary counters
+            // are not shown once it is gone.
+            r.counters = Some(rollout::RolloutCounters { new, stable });
             state.rollout = None;
             state.status = "in_service".into();
             state.past_rollouts.push(r.clone());
@@ -758,8 +816,14 @@ impl Endpoints {
         let _guard = self.changing.lock().await;
         let n = name.to_string();
         st.db(move |s| s.delete_endpoint(&n)).await?;
+        // The gateway's variants hold its models: dropping it stops a `process` model's
+        // children once the requests still running on them end.
         self.gateways.remove(name);
         self.baselines().remove(name);
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         st.changes.notify_waiters();
         Ok(())
     }
@@ -772,11 +836,30 @@ impl Endpoints {
     }
 
     fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, ApiError> {
-        let (spec, state) = parse_stored(stored)?;
+        let (spec, mut state) = parse_stored(stored)?;
+        // Only the variants served now: a promoted canary's counters are the past
+        // rollout's, not a variant's.
         let stats = self
             .gateway(&stored.name)
-            .map(|g| g.stats().variants)
+            .map(|g| {
+                let installed = g.installed();
+                g.stats()
+                    .variants
+                    .into_iter()
+                    .filter(|v| installed.contains(&v.name))
+                    .collect()
+            })
             .unwrap_or_default();
+        let mut time_left_ms = None;
+        if let Some(r) = state
+            .rollout
+            .as_mut()
+            .filter(|r| r.status == RolloutStatus::InProgress)
+        {
+            let (new, stable) = self.windows(&stored.name, r);
+            r.counters = Some(rollout::RolloutCounters { new, stable });
+            time_left_ms = rollout::time_left_ms(r, now_ms());
+        }
         Ok(EndpointView {
             name: stored.name.clone(),
             spec,
@@ -784,6 +867,8 @@ impl Endpoints {
             created_time: stored.created_time,
             updated_time: stored.updated_time,
             stats,
+            time_left_ms,
+            warnings: Vec::new(),
         })
     }
 
@@ -939,6 +1024,8 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
 struct Resolved {
     variants: BTreeMap<String, Deployed>,
     shadow: Option<Deployed>,
+    /// The models, loaded: held until they are installed, so they are not started twice.
+    _loaded: Vec<Arc<dyn Predictor>>,
 }
 
 fn push_traffic(

@@ -165,6 +165,15 @@ async fn sync(
     gateway
         .set_variants(variants, shadow)
         .map_err(|e| e.to_string())?;
+    // Models the plan no longer names are released: a `process` model's children stop
+    // once the gateway's last request on them ends.
+    let wanted: Vec<_> = planned
+        .variants
+        .iter()
+        .chain(planned.shadow.iter().map(|(p, _)| p))
+        .map(super::Planned::model_key)
+        .collect();
+    loaded.retain(|k, _| wanted.contains(k));
     tracing::info!(endpoint = %settings.endpoint, variants = ?key, "installed the endpoint's traffic split");
     *installed = Some(key);
     Ok(())

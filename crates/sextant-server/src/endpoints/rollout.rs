@@ -53,22 +53,57 @@ pub struct Rollout {
     pub ended_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the new and the stable model did during the rollout: kept when it ends (the
+    /// API fills it in live while it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<RolloutCounters>,
+}
+
+/// The windows of a rollout's two models.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutCounters {
+    /// The new model (the `<variant>-canary` gateway variant, or the variant itself once
+    /// promoted within the window).
+    pub new: Window,
+    /// The stable model.
+    pub stable: Window,
 }
 
 /// What a variant did over a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Window {
+    /// Requests routed to it, rejected ones included.
+    #[serde(default)]
     pub requests: u64,
+    /// Requests its model failed (5xx, timeouts, model failures).
+    #[serde(default)]
     pub errors: u64,
+    /// Requests refused at its concurrency limit: capacity, not model errors.
+    #[serde(default)]
+    pub rejected: u64,
+    #[serde(default)]
     pub p99_ms: Option<f64>,
 }
 
 impl Window {
+    /// Requests its model answered.
+    pub fn answered(&self) -> u64 {
+        self.requests.saturating_sub(self.rejected)
+    }
+
+    /// Errors over answered requests: a rejection says nothing of the model.
     fn error_rate(&self) -> f64 {
+        match self.answered() {
+            0 => 0.0,
+            n => self.errors as f64 / n as f64,
+        }
+    }
+
+    fn rejected_rate(&self) -> f64 {
         if self.requests == 0 {
             0.0
         } else {
-            self.errors as f64 / self.requests as f64
+            self.rejected as f64 / self.requests as f64
         }
     }
 }
@@ -96,23 +131,38 @@ impl Rollout {
     }
 }
 
-/// Whether the new model's window breaks an alarm, and which.
+/// Whether the new model's window breaks an alarm, and which. Error and latency alarms
+/// judge the requests the model answered; `max_rejected_rate` judges capacity over every
+/// request routed to it.
 pub fn alarm(alarms: &Alarms, new: &Window, stable: &Window) -> Option<String> {
-    if new.requests < alarms.min_requests.max(1) {
+    let min = alarms.min_requests.max(1);
+    if let Some(limit) = alarms.max_rejected_rate
+        && new.requests >= min
+        && new.rejected_rate() > limit
+    {
+        return Some(format!(
+            "rejected rate {:.1}% of the new model ({} of {} requests refused at its concurrency limit) is above {:.1}%",
+            new.rejected_rate() * 100.0,
+            new.rejected,
+            new.requests,
+            limit * 100.0
+        ));
+    }
+    if new.answered() < min {
         return None;
     }
     let rate = new.error_rate();
     if rate > alarms.max_error_rate {
         return Some(format!(
-            "error rate {:.1}% of the new model ({} of {} requests) is above {:.1}%",
+            "error rate {:.1}% of the new model ({} of {} answered requests) is above {:.1}%",
             rate * 100.0,
             new.errors,
-            new.requests,
+            new.answered(),
             alarms.max_error_rate * 100.0
         ));
     }
     let base = stable.error_rate();
-    if stable.requests > 0 && rate - base > alarms.max_error_rate_increase {
+    if stable.answered() > 0 && rate - base > alarms.max_error_rate_increase {
         return Some(format!(
             "error rate {:.1}% of the new model is {:.1} points above the stable model's {:.1}%",
             rate * 100.0,
@@ -136,6 +186,18 @@ pub fn alarm(alarms: &Alarms, new: &Window, stable: &Window) -> Option<String> {
         ));
     }
     None
+}
+
+/// Milliseconds until an in-progress rollout's next automatic move: the end of a canary's
+/// or blue/green's bake, or a linear rollout's next step; `None` for all-at-once.
+pub fn time_left_ms(r: &Rollout, now: i64) -> Option<i64> {
+    let wait = match r.policy.strategy {
+        Strategy::AllAtOnce => return None,
+        Strategy::Canary | Strategy::BlueGreen => r.policy.bake,
+        Strategy::Linear => r.policy.interval,
+    };
+    let elapsed = now.saturating_sub(r.step_started_ms);
+    Some((wait.as_millis() as i64 - elapsed).max(0))
 }
 
 /// The next move of an in-progress rollout at `now`.
@@ -207,12 +269,14 @@ mod tests {
             step_started_ms: 0,
             ended_ms: None,
             reason: None,
+            counters: None,
         }
     }
 
     const QUIET: Window = Window {
         requests: 0,
         errors: 0,
+        rejected: 0,
         p99_ms: None,
     };
 
@@ -252,13 +316,13 @@ mod tests {
         let failing = Window {
             requests: 19,
             errors: 19,
-            p99_ms: None,
+            ..QUIET
         };
         assert_eq!(decide(&r, 1, &failing, &QUIET), Decision::Hold);
         let failing = Window {
             requests: 20,
             errors: 2,
-            p99_ms: None,
+            ..QUIET
         };
         let Decision::RollBack(why) = decide(&r, 1, &failing, &QUIET) else {
             panic!("no rollback");
@@ -270,11 +334,13 @@ mod tests {
         let stable = Window {
             requests: 100,
             errors: 8,
+            rejected: 0,
             p99_ms: Some(2.0),
         };
         let new = Window {
             requests: 100,
             errors: 10,
+            rejected: 0,
             p99_ms: Some(3.0),
         };
         assert_eq!(decide(&r, 1, &new, &stable), Decision::Hold);
@@ -283,5 +349,60 @@ mod tests {
             panic!("no rollback");
         };
         assert!(why.contains("p99"), "{why}");
+    }
+
+    #[test]
+    fn rejections_are_capacity_not_model_errors() {
+        let mut r = rollout(Strategy::Canary);
+        r.policy.alarms.max_error_rate = 0.01;
+        // Two thirds refused at the concurrency limit, none of the answered ones failed.
+        let overloaded = Window {
+            requests: 300,
+            errors: 0,
+            rejected: 200,
+            p99_ms: Some(1.0),
+        };
+        let stable = Window {
+            requests: 300,
+            errors: 0,
+            rejected: 150,
+            p99_ms: Some(1.0),
+        };
+        assert_eq!(decide(&r, 1, &overloaded, &stable), Decision::Hold);
+        assert_eq!(decide(&r, 60_000, &overloaded, &stable), Decision::Promote);
+        // Only answered requests make the sample: 19 answered is too few to judge errors.
+        let few = Window {
+            requests: 100,
+            errors: 19,
+            rejected: 81,
+            p99_ms: None,
+        };
+        assert_eq!(decide(&r, 1, &few, &QUIET), Decision::Hold);
+        // The error rate is over answered requests: 3 of 30 answered is 10 %.
+        let failing = Window {
+            requests: 100,
+            errors: 3,
+            rejected: 70,
+            p99_ms: None,
+        };
+        let Decision::RollBack(why) = decide(&r, 1, &failing, &QUIET) else {
+            panic!("no rollback");
+        };
+        assert!(why.contains("error rate 10.0%"), "{why}");
+        // A capacity alarm when asked for.
+        r.policy.alarms.max_rejected_rate = Some(0.5);
+        let Decision::RollBack(why) = decide(&r, 1, &overloaded, &stable) else {
+            panic!("no rollback");
+        };
+        assert!(why.contains("rejected rate 66.7%"), "{why}");
+    }
+
+    #[test]
+    fn time_left_counts_down_the_bake_or_the_step() {
+        let r = rollout(Strategy::Canary);
+        assert_eq!(time_left_ms(&r, 15_000), Some(45_000));
+        assert_eq!(time_left_ms(&r, 90_000), Some(0));
+        assert_eq!(time_left_ms(&rollout(Strategy::Linear), 4_000), Some(6_000));
+        assert_eq!(time_left_ms(&rollout(Strategy::AllAtOnce), 0), None);
     }
 }

@@ -34,15 +34,30 @@ fn body(v: EndpointView) -> Value {
             })
         })
         .collect();
-    json!({
+    // The rollout in progress with its live counters and the time until it moves.
+    let mut rollout = json!(v.state.rollout);
+    if let (Some(r), Some(left)) = (rollout.as_object_mut(), v.time_left_ms) {
+        r.insert("time_left_ms".into(), json!(left));
+    }
+    let traffic: Vec<Value> = v
+        .state
+        .traffic
+        .iter()
+        .map(|t| {
+            let mut entry = json!(t);
+            entry["time_rfc3339"] = json!(rfc3339(t.time));
+            entry
+        })
+        .collect();
+    let mut out = json!({
         "name": v.name,
         "status": v.state.status,
         "spec": v.spec,
         "deployed": v.state.deployed,
         "shadow": v.state.shadow,
-        "rollout": v.state.rollout,
+        "rollout": rollout,
         "past_rollouts": v.state.past_rollouts,
-        "traffic": v.state.traffic,
+        "traffic": traffic,
         "message": v.state.message,
         "stats": stats,
         "url": format!("/endpoints/{}/invocations", v.name),
@@ -50,7 +65,11 @@ fn body(v: EndpointView) -> Value {
         "created_time_rfc3339": rfc3339(v.created_time),
         "updated_time": v.updated_time,
         "updated_time_rfc3339": rfc3339(v.updated_time),
-    })
+    });
+    if !v.warnings.is_empty() {
+        out["warnings"] = json!(v.warnings);
+    }
+    out
 }
 
 /// `GET /api/v1/endpoints`.

@@ -420,7 +420,7 @@ pub fn spec() -> Value {
                     } } },
                     "shadow": { "type": "object", "description": "{name, model, runtime, sampling_percent}" },
                     "capture": { "type": "object", "description": "{sampling_percent, mode: input|output|input_and_output}" },
-                    "rollout": { "type": "object", "description": "{strategy: all_at_once|canary|linear|blue_green, percent, bake, interval, alarms: {max_error_rate, max_error_rate_increase, max_p99_ms, max_p99_ratio, min_requests}}" },
+                    "rollout": { "type": "object", "description": "{strategy: all_at_once|canary|linear|blue_green, percent, bake, interval, alarms: {max_error_rate, max_error_rate_increase, max_p99_ms, max_p99_ratio, max_rejected_rate, min_requests}}" },
                     "follow": { "type": "object", "description": "{model, alias} or {model, approved: true}: deploy new versions by themselves" }
                 }
             },
@@ -431,10 +431,11 @@ pub fn spec() -> Value {
                     "status": { "enum": ["in_service", "updating", "failed"] },
                     "spec": schema_ref("EndpointSpec"),
                     "deployed": { "type": "object", "description": "The stable model of each variant" },
-                    "rollout": { "type": ["object", "null"] },
-                    "past_rollouts": { "type": "array", "items": { "type": "object" } },
-                    "traffic": { "type": "array", "items": { "type": "object" }, "description": "Every traffic split installed: time, split, reason" },
-                    "stats": { "type": "array", "items": { "type": "object" } },
+                    "rollout": { "type": ["object", "null"], "description": "The rollout in progress, with time_left_ms (until its bake ends or its next step) and counters {new, stable: {requests, errors, rejected, p99_ms}} since it began" },
+                    "past_rollouts": { "type": "array", "items": { "type": "object" }, "description": "Ended rollouts, newest last, each with its final counters" },
+                    "traffic": { "type": "array", "items": { "type": "object" }, "description": "Every traffic split installed: time, time_rfc3339, split, reason" },
+                    "stats": { "type": "array", "items": { "type": "object" }, "description": "Counters of the variants served now: requests, errors (model failures), rejected (refused at the concurrency limit), client_errors, in_flight, p50_ms, p99_ms" },
+                    "warnings": { "type": "array", "items": { "type": "string" }, "description": "After a PUT: what the caller should know, e.g. a version rolled out without approval" },
                     "url": { "type": "string" }
                 }
             },
@@ -451,8 +452,10 @@ pub fn spec() -> Value {
                         "required": ["name", "shadow", "requests", "errors", "client_errors", "rejected", "in_flight", "latency"],
                         "properties": {
                             "name": { "type": "string" }, "shadow": { "type": "boolean" },
-                            "requests": { "type": "integer" }, "errors": { "type": "integer" },
-                            "client_errors": { "type": "integer" }, "rejected": { "type": "integer" },
+                            "requests": { "type": "integer", "description": "Routed to the variant, rejected ones included" },
+                            "errors": { "type": "integer", "description": "Failed by the model: 5xx, timeouts, model failures; not rejections" },
+                            "client_errors": { "type": "integer" },
+                            "rejected": { "type": "integer", "description": "Refused with 503 at the variant's concurrency limit" },
                             "in_flight": { "type": "integer" },
                             "latency": { "type": "object", "required": ["counts", "sum_seconds"], "properties": {
                                 "counts": { "type": "array", "items": { "type": "integer" }, "description": "Per latency bucket (50 µs … 30 s) plus +Inf, not cumulative" },

@@ -86,7 +86,8 @@ pub struct CaptureRecord {
     pub input: Option<CapturedBody>,
     /// The answer, unless the mode leaves it out.
     pub output: Option<CapturedBody>,
-    /// The caller's inference id header, if any.
+    /// The request's inference id (the caller's header, or one the gateway made up;
+    /// `None` only for records made outside a gateway).
     pub inference_id: Option<String>,
     /// When the request arrived.
     pub time: DateTime<Utc>,

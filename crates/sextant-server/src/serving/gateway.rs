@@ -140,7 +140,9 @@ pub(crate) struct Call {
     pub wire: Wire,
     pub content_type: Option<String>,
     pub body: Bytes,
-    pub inference_id: Option<String>,
+    /// The caller's id of this request, or one made up for it: returned in a header and
+    /// written to capture, so labels can be joined to the prediction later.
+    pub inference_id: String,
     pub target_variant: Option<String>,
 }
 
@@ -408,7 +410,17 @@ impl Gateway {
         }
     }
 
-    /// Load seconds by variant name.
+    /// Names of the variants installed now, the shadow's included (stats are kept for
+    /// every variant that ever served; this says which still does).
+    pub fn installed(&self) -> Vec<String> {
+        let set = self.current();
+        set.variants
+            .iter()
+            .chain(set.shadow.iter().map(|(l, _)| l))
+            .map(|l| l.name.to_string())
+            .collect()
+    }
+
     /// Runtime instances behind each installed variant now (more than one when a
     /// variant autoscales).
     pub fn instances(&self) -> Vec<(String, usize)> {
@@ -420,6 +432,7 @@ impl Gateway {
             .collect()
     }
 
+    /// Load seconds by variant name.
     pub(crate) fn load_times(&self) -> BTreeMap<String, f64> {
         self.load_seconds
             .lock()
@@ -580,7 +593,7 @@ impl Gateway {
             variant: live.name.clone(),
             input,
             output,
-            inference_id: call.inference_id.clone(),
+            inference_id: Some(call.inference_id.clone()),
             time,
         };
         if !sink.offer(record) {

@@ -20,9 +20,13 @@ use super::metrics;
 use super::protocol::oip;
 use crate::routes::{self, Api, Body, Capability as C, Group, Resource as R, Route};
 
-/// Header a caller sets to name its request in capture records (SageMaker's, and a
-/// vendor-neutral alias).
+/// Headers a caller names its request with (SageMaker's, and a vendor-neutral alias).
 const INFERENCE_ID_HEADERS: [&str; 2] = ["x-amzn-sagemaker-inference-id", "x-inference-id"];
+/// Response header carrying the request's inference id: the caller's, or one generated
+/// (a UUID), the same that capture records carry, so ground truth can always be joined.
+const INFERENCE_ID: &str = "x-inference-id";
+/// Longest inference id accepted (ground-truth uploads take the same).
+const MAX_INFERENCE_ID: usize = 256;
 /// Header pinning a request to a variant (SageMaker's `TargetVariant`).
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 /// Header naming the variant that answered.
@@ -85,25 +89,55 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-fn call(wire: Wire, headers: &HeaderMap, body: Bytes) -> Call {
+/// The gateway's view of a request; a 400 when its inference id header is unusable.
+fn call(wire: Wire, headers: &HeaderMap, body: Bytes) -> Result<Call, Box<Response>> {
     let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    Call {
+    let given = INFERENCE_ID_HEADERS
+        .iter()
+        .find_map(|&h| headers.get(h).map(|v| (h, v)));
+    let inference_id = match given {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some((name, value)) => match value.to_str() {
+            Ok(id) if !id.trim().is_empty() && id.len() <= MAX_INFERENCE_ID => id.to_owned(),
+            _ => {
+                let message = format!(
+                    "header {name} must be 1 to {MAX_INFERENCE_ID} visible ASCII characters"
+                );
+                let failure = Failure::Predict(PredictError::Input(InputError::Invalid(message)));
+                return Err(Box::new(failure_response(&wire, &failure, 0)));
+            }
+        },
+    };
+    Ok(Call {
         wire,
         content_type: text(header::CONTENT_TYPE.as_str()),
         body,
-        inference_id: INFERENCE_ID_HEADERS.iter().find_map(|h| text(h)),
+        inference_id,
         target_variant: text(TARGET_VARIANT),
-    }
+    })
 }
 
 async fn invocations(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    let answer = gw.call(call(Wire::Mlflow, &headers, body)).await;
-    respond(&Wire::Mlflow, answer)
+    let call = match call(Wire::Mlflow, &headers, body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let id = call.inference_id.clone();
+    let answer = gw.call(call).await;
+    with_inference_id(respond(&Wire::Mlflow, answer), &id)
+}
+
+/// `response` with the request's inference id header.
+fn with_inference_id(mut response: Response, id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(INFERENCE_ID, value);
+    }
+    response
 }
 
 /// MLflow's `/ping`: 200 with `"\n"` once the model is loaded.
@@ -225,12 +259,17 @@ async fn infer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_model(&gw, &p.model) {
-        return *r;
-    }
     let wire = Wire::Oip { version: p.version };
-    let answer = gw.call(call(wire.clone(), &headers, body)).await;
-    respond(&wire, answer)
+    let call = match call(wire.clone(), &headers, body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let id = call.inference_id.clone();
+    if let Err(r) = check_model(&gw, &p.model) {
+        return with_inference_id(*r, &id);
+    }
+    let answer = gw.call(call).await;
+    with_inference_id(respond(&wire, answer), &id)
 }
 
 async fn prometheus(State(gw): State<Arc<Gateway>>) -> Response {

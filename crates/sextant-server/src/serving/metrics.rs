@@ -28,7 +28,7 @@ pub fn render(gateways: &[&Gateway]) -> String {
         ),
         (
             "sextant_serving_errors_total",
-            "Requests a variant failed: 5xx answers, timeouts, model failures, saturation.",
+            "Requests a variant failed: 5xx answers, timeouts, model failures (not rejections).",
             |v| v.errors,
         ),
         (
@@ -38,7 +38,7 @@ pub fn render(gateways: &[&Gateway]) -> String {
         ),
         (
             "sextant_serving_rejected_total",
-            "Requests refused with 503 because the variant was at its concurrency limit.",
+            "Requests refused with 503 because the variant was at its concurrency limit (not errors).",
             |v| v.rejected,
         ),
     ];

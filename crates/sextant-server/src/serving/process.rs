@@ -3,10 +3,14 @@
 //!
 //! A supervisor task health-checks the child (`GET /ping`) and restarts it when it exits
 //! or stops answering; while it restarts, predictions answer 503 (`Unavailable`). MLflow
-//! bodies are forwarded unchanged; OIP requests are re-encoded as `{"inputs": …}`. The
-//! child is killed when the predictor is dropped.
+//! bodies are forwarded unchanged; OIP requests are re-encoded as `{"inputs": …}`.
+//!
+//! The child runs in a process group of its own, and the whole group is killed when the
+//! predictor is dropped (its variant replaced or its endpoint deleted) or the child is
+//! restarted: `mlflow models serve` runs uvicorn as a child of its own, which killing the
+//! leader alone would leave running and answering. Its output is forwarded to the log:
+//! access-log lines at DEBUG (`/ping` at TRACE), the rest at INFO.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -78,8 +82,32 @@ pub struct ProcessPredictor {
 
 impl Drop for ProcessPredictor {
     fn drop(&mut self) {
-        // Dropping the supervisor's future drops the child, which `kill_on_drop` kills.
+        // Dropping the supervisor's future drops its `Group`, which kills the child's
+        // whole process group, and ends the health checks.
         self.supervisor.abort();
+    }
+}
+
+/// A started child and its process group, every process of which is killed on drop.
+#[derive(Debug)]
+struct Group {
+    child: tokio::process::Child,
+    pgid: Option<rustix::process::Pid>,
+}
+
+impl Group {
+    fn pid(&self) -> u32 {
+        self.pgid.map_or(0, |p| p.as_raw_nonzero().get() as u32)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        // The leader is reaped by tokio's orphan queue (`kill_on_drop`); the others were
+        // re-parented to init when the leader died.
     }
 }
 
@@ -110,7 +138,7 @@ impl ProcessPredictor {
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(true),
             base: RwLock::new(base),
-            pid: AtomicU32::new(child.id().unwrap_or(0)),
+            pid: AtomicU32::new(child.pid()),
             restarts: AtomicU64::new(0),
         });
         let supervisor = tokio::spawn(supervise(
@@ -223,7 +251,7 @@ impl Predictor for ProcessPredictor {
 
 /// Watches the child and restarts it when it exits or fails `unhealthy_after` checks.
 async fn supervise(
-    mut child: tokio::process::Child,
+    mut child: Group,
     dir: PathBuf,
     settings: ProcessSettings,
     client: reqwest::Client,
@@ -233,7 +261,7 @@ async fn supervise(
     let mut backoff = Duration::from_millis(200);
     loop {
         tokio::time::sleep(settings.health_interval).await;
-        let exited = match child.try_wait() {
+        let exited = match child.child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
             Ok(None) => None,
             Err(e) => Some(e.to_string()),
@@ -257,13 +285,15 @@ async fn supervise(
         tracing::warn!(model = %dir.display(), exited = ?exited, "restarting the model process");
         shared.ready.store(false, Ordering::SeqCst);
         shared.pid.store(0, Ordering::SeqCst);
-        let _ = child.kill().await;
+        // Kill the old group first, stragglers included: they may hold resources the new
+        // child needs.
+        kill_group(&child);
         loop {
             match spawn(&dir, &settings, &client).await {
                 Ok((new_child, base)) => {
                     child = new_child;
                     *shared.base.write().unwrap_or_else(|e| e.into_inner()) = base;
-                    shared.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+                    shared.pid.store(child.pid(), Ordering::SeqCst);
                     shared.restarts.fetch_add(1, Ordering::SeqCst);
                     shared.ready.store(true, Ordering::SeqCst);
                     failures = 0;
@@ -280,12 +310,20 @@ async fn supervise(
     }
 }
 
-/// Starts the command on a free port and waits for `/ping`.
+/// Kills every process of the group now (the group itself is dropped later).
+fn kill_group(group: &Group) {
+    if let Some(pgid) = group.pgid {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Starts the command on a free port, in a process group of its own, and waits for
+/// `/ping`. On any failure the group is killed.
 async fn spawn(
     dir: &Path,
     settings: &ProcessSettings,
     client: &reqwest::Client,
-) -> Result<(tokio::process::Child, String), String> {
+) -> Result<(Group, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("finding a free port: {e}"))?
@@ -299,24 +337,31 @@ async fn spawn(
                 .replace("{port}", &port.to_string())
         })
         .collect();
-    // The child's stdout goes to our stderr: stdout is for data, and a child's access log
-    // there would garble it.
-    let stdout = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::process::Stdio::from)
-        .unwrap_or_else(|_| std::process::Stdio::null());
+    // The child's output goes to the log, never to our stdout (which is for data).
     let mut child = tokio::process::Command::new(&args[0])
         .args(&args[1..])
         .stdin(std::process::Stdio::null())
-        .stdout(stdout)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("running {:?}: {e}", args[0]))?;
+    let model_dir = dir.display().to_string();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_output(out, model_dir.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_output(err, model_dir));
+    }
+    let pgid = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let mut child = Group { child, pgid };
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + settings.startup_timeout;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.child.try_wait() {
             return Err(format!(
                 "{:?} exited with {status} before answering /ping",
                 args[0]
@@ -326,13 +371,58 @@ async fn spawn(
             return Ok((child, base));
         }
         if Instant::now() >= deadline {
-            let _ = child.kill().await;
             return Err(format!(
                 "{:?} did not answer /ping within {:?}",
                 args[0], settings.startup_timeout
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Forwards a child's output to the log line by line until the pipe closes (every process
+/// of the group exited). Bytes that are not UTF-8 are replaced, never a reason to stop
+/// reading: a full pipe would block the child.
+async fn forward_output(stream: impl tokio::io::AsyncRead + Unpin, model: String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        match level_of(line) {
+            tracing::Level::TRACE => tracing::trace!(model = %model, "{line}"),
+            tracing::Level::DEBUG => tracing::debug!(model = %model, "{line}"),
+            tracing::Level::WARN => tracing::warn!(model = %model, "{line}"),
+            _ => tracing::info!(model = %model, "{line}"),
+        }
+    }
+}
+
+/// The level a child's output line is logged at: an access-log line (uvicorn's or
+/// gunicorn's `"GET /ping HTTP/1.1" 200`) at DEBUG, the health checks' own at TRACE (one
+/// every `health_interval`), uvicorn's `WARNING:`/`ERROR:` lines at WARN, the rest at INFO.
+fn level_of(line: &str) -> tracing::Level {
+    const METHODS: [&str; 7] = ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH"];
+    let request = line.match_indices('"').find_map(|(i, _)| {
+        let rest = &line[i + 1..];
+        let (method, target) = rest.split_once(' ')?;
+        let (path, tail) = target.split_once(' ')?;
+        (METHODS.contains(&method) && tail.starts_with("HTTP/")).then_some(path)
+    });
+    match request {
+        Some("/ping" | "/health") => tracing::Level::TRACE,
+        Some(_) => tracing::Level::DEBUG,
+        None if line.starts_with("ERROR") || line.starts_with("WARNING") => tracing::Level::WARN,
+        None => tracing::Level::INFO,
     }
 }
 
@@ -441,6 +531,34 @@ fn schema_meta(schema: &Schema, prefix: &str) -> Vec<TensorMeta> {
 mod tests {
     use super::*;
     use crate::serving::protocol::Frame;
+
+    #[test]
+    fn access_log_lines_are_demoted_below_info() {
+        use tracing::Level;
+        for (line, level) in [
+            (
+                r#"INFO:     127.0.0.1:50412 - "GET /ping HTTP/1.1" 200 OK"#,
+                Level::TRACE,
+            ),
+            (
+                r#"127.0.0.1 - - [06/Dec/2026:07:00:00 +0000] "GET /health HTTP/1.0" 200 1"#,
+                Level::TRACE,
+            ),
+            (
+                r#"INFO:     127.0.0.1:50414 - "POST /invocations HTTP/1.1" 200 OK"#,
+                Level::DEBUG,
+            ),
+            (
+                "INFO:     Uvicorn running on http://127.0.0.1:5001 (Press CTRL+C to quit)",
+                Level::INFO,
+            ),
+            (r#"loaded "model" from /tmp/m"#, Level::INFO),
+            ("ERROR:    Exception in ASGI application", Level::WARN),
+            ("WARNING:  the model has no signature", Level::WARN),
+        ] {
+            assert_eq!(level_of(line), level, "{line}");
+        }
+    }
 
     #[test]
     fn oip_requests_become_mlflow_bodies() {

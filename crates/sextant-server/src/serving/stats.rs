@@ -1,6 +1,11 @@
 //! Per-variant cumulative counters and latency histograms. Counters only grow, so a
 //! rollout controller takes two [`VariantSnapshot`]s and diffs them ([`VariantSnapshot::since`])
-//! to get a window's error rate and p99.
+//! to get a window's error rate, rejected rate and p99.
+//!
+//! A request refused because its variant was at its concurrency limit is *rejected*, not an
+//! error: it says the endpoint lacks capacity, not that the model is wrong, so a burst of
+//! traffic must not make an identical canary look broken. Error rates are over the requests
+//! the model answered; the rejected rate is over all requests routed to the variant.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -152,10 +157,10 @@ impl VariantStats {
         self.latency.observe(latency);
     }
 
-    /// Records a request refused because the variant was saturated (a 503, so an error).
+    /// Records a request refused because the variant was saturated (a 503 that counts as
+    /// rejected, not as an error of the variant).
     pub fn record_rejected(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.errors.fetch_add(1, Ordering::Relaxed);
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -199,11 +204,12 @@ pub struct VariantSnapshot {
     pub shadow: bool,
     /// Requests routed to it (including rejected ones).
     pub requests: u64,
-    /// 5xx answers, timeouts, model failures and saturation rejections.
+    /// Requests it failed: 5xx answers, timeouts, model failures (not rejections).
     pub errors: u64,
     /// 4xx answers (the client's mistakes).
     pub client_errors: u64,
-    /// Of `errors`, the requests refused with 503 because the variant was saturated.
+    /// Requests refused with 503 because the variant was at its concurrency limit; not
+    /// part of `errors`.
     pub rejected: u64,
     /// Requests running now (a gauge, not diffed).
     pub in_flight: u64,
@@ -248,9 +254,20 @@ impl VariantSnapshot {
         }
     }
 
-    /// `errors / requests`; `None` with no requests.
+    /// Requests that reached the model (routed minus rejected).
+    pub fn answered(&self) -> u64 {
+        self.requests.saturating_sub(self.rejected)
+    }
+
+    /// `errors / answered`; `None` when the model answered nothing.
     pub fn error_rate(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
+        let answered = self.answered();
+        (answered > 0).then(|| self.errors as f64 / answered as f64)
+    }
+
+    /// `rejected / requests`; `None` with no requests.
+    pub fn rejected_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.rejected as f64 / self.requests as f64)
     }
 }
 
@@ -297,10 +314,12 @@ mod tests {
                 window.client_errors,
                 window.rejected
             ),
-            (3, 2, 1, 1)
+            (3, 1, 1, 1)
         );
         assert_eq!(window.latency.count(), 2);
         assert_eq!(window.latency.quantile(0.99), Some(0.025));
-        assert!((window.error_rate().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        // One error of the two answered; the rejection is capacity, not an error.
+        assert!((window.error_rate().unwrap() - 0.5).abs() < 1e-12);
+        assert!((window.rejected_rate().unwrap() - 1.0 / 3.0).abs() < 1e-12);
     }
 }
