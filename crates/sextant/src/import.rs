@@ -85,6 +85,7 @@ fn mlflow(args: MlflowArgs) -> anyhow::Result<()> {
     let store = crate::server::StoreArgs {
         data_dir: args.data_dir.clone(),
         backend_store_uri: args.target_store_uri.clone(),
+        tuning: Default::default(),
     };
     let data_dir = store.resolve_data_dir()?;
     let target_uri = store.backend_store_uri(&data_dir)?;
