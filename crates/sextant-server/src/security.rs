@@ -63,7 +63,7 @@ impl SecurityConfig {
     /// Whether `origin` (an `Origin` header) was listed in `--allowed-origins`.
     fn origin_listed(&self, origin: &WebOrigin) -> bool {
         let text = origin.to_string();
-        self.allowed_origins.iter().any(|o| *o == text)
+        self.allowed_origins.contains(&text)
     }
 
     /// Whether a Host header value names an allowed host.
