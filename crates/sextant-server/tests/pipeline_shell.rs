@@ -248,11 +248,16 @@ fn error_of(run: &Value, name: &str) -> String {
 async fn a_command_missing_from_the_path_is_named_as_such() {
     let h = Harness::new().await;
     h.apply(
-        "missing",
-        "name: missing\nsteps:\n  line: {run: 'no-such-tool-xyz --help'}\n  list: {run: [no-such-program-xyz, --help]}\n",
+        "missing-line",
+        "name: missing-line\nsteps:\n  line: {run: 'no-such-tool-xyz --help'}\n",
     )
     .await;
-    let run = h.run_to_end("missing", json!({})).await;
+    h.apply(
+        "missing-list",
+        "name: missing-list\nsteps:\n  list: {run: [no-such-program-xyz, --help]}\n",
+    )
+    .await;
+    let run = h.run_to_end("missing-line", json!({})).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     let line = error_of(&run, "line");
     assert!(
@@ -262,6 +267,8 @@ async fn a_command_missing_from_the_path_is_named_as_such() {
         "{line}"
     );
     assert!(line.contains("no-such-tool-xyz: not found"), "{line}");
+    let run = h.run_to_end("missing-list", json!({})).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
     let list = error_of(&run, "list");
     assert!(
         list.starts_with(
@@ -282,7 +289,8 @@ params:
   min_r2: {type: float, default: 0.9}
 steps:
   evaluate:
-    run: echo '{"r2": 0.5}' > $SEXTANT_OUTPUT_DIR/metrics.json
+    run: "echo '{\"r2\": 0.5}' > $SEXTANT_OUTPUT_DIR/metrics.json"
+    outputs: [o]
   gate:
     condition: "steps.evaluate.metrics.r2 >= params.min_r2"
     then: [register]

@@ -396,7 +396,7 @@ fn logs_follow_a_live_step_and_read_finished_ones() {
 fn logs_of_a_silent_step_say_so_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let yaml = "name: silent\nsteps:\n  quiet: {run: 'true'}\n  broken: {run: 'exit 1', needs: [quiet]}\n  later: {run: 'true', needs: [broken]}\n";
+    let yaml = "name: silent\nparams:\n  dir: {type: string}\nsteps:\n  quiet: {run: 'true'}\n  broken: {run: 'exit 1', needs: [quiet]}\n  later: {run: 'true', needs: [broken]}\n";
     let id = server.start_run(dir.path(), "silent", yaml);
     let run = server.terminal_run(&id);
     assert_eq!(run["status"], "FAILED", "{run}");

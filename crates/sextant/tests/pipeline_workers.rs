@@ -84,10 +84,10 @@ fn pid_of(started_line: &str) -> &str {
     started_line.rsplit(' ').next().unwrap()
 }
 
-/// Polls until no process of the step attempt that wrote `started_line`
-/// (its shell and the background child it recorded in `children`) runs.
-fn wait_gone(started_line: &str, children: &Path, context: &dyn Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// The processes of the step attempt that wrote `started_line`: its shell
+/// and the background children recorded in `children` so far (read while
+/// that attempt is the only one).
+fn attempt_pids(started_line: &str, children: &Path) -> Vec<String> {
     let mut pids = vec![pid_of(started_line).to_string()];
     pids.extend(
         std::fs::read_to_string(children)
@@ -95,6 +95,12 @@ fn wait_gone(started_line: &str, children: &Path, context: &dyn Fn() -> String) 
             .lines()
             .map(str::to_string),
     );
+    pids
+}
+
+/// Polls until none of `pids` runs.
+fn wait_gone(pids: &[String], context: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     while pids.iter().any(|p| alive(p)) {
         assert!(
             Instant::now() < deadline,
@@ -165,6 +171,7 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
     let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| server.log());
     assert!(started[0].starts_with("first "), "{started:?}");
+    let first = attempt_pids(&started[0], &d.join("children"));
     // SIGKILL: the server cannot clean up; its step dies with it all the same.
     drop(server);
 
@@ -173,7 +180,7 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
     let started = wait_lines(&d.join("started"), 2, &|| server.log());
     assert!(started[1].starts_with("second "), "{started:?}");
     assert_eq!(overlap(d), "", "two attempts ran at once");
-    wait_gone(&started[0], &d.join("children"), &|| server.log());
+    wait_gone(&first, &|| server.log());
     std::fs::write(d.join("release"), "").unwrap();
     let run = server.terminal_run(&id);
     assert_eq!(run["status"], "SUCCEEDED", "{run}\n{}", server.log());
@@ -264,9 +271,10 @@ fn a_worker_killed_mid_step_loses_the_step_to_another_worker() {
     let id = server.start_run(d, "crashy", CRASHY);
     let started = wait_lines(&d.join("started"), 1, &|| wa.log());
     assert!(started[0].starts_with("wa "), "{started:?}");
+    let first = attempt_pids(&started[0], &d.join("children"));
     // SIGKILL: the worker's step dies with it.
     drop(wa);
-    wait_gone(&started[0], &d.join("children"), &|| server.log());
+    wait_gone(&first, &|| server.log());
 
     let wb = Worker::start(&server, d, "wb");
     let started = wait_lines(&d.join("started"), 2, &|| {
