@@ -104,7 +104,9 @@ class MlflowServe:
             [str(MLFLOW), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
              "-h", "127.0.0.1", "-p", self.url.rsplit(":", 1)[1]],
             stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+            # It starts `uvicorn` by name: the venv's bin must be on PATH.
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+                 "PATH": f"{MLFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
 
     def wait_ready(self, deadline: float) -> None:

@@ -260,7 +260,11 @@ async fn a_tensor_signature_takes_tables_by_position_and_answers_tensors() {
         let r = send(&app, "POST", "/invocations", "application/json", &body, &[]).await;
         assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text);
         let v = r.json();
-        assert_eq!(v["predictions"]["variable"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(
+            v["predictions"]["variable"].as_array().unwrap().len(),
+            1,
+            "{v}"
+        );
         close(&v["predictions"]["variable"][0][0], expected(shuffled));
     }
     let r = invoke(

@@ -68,7 +68,8 @@ fn app_for(dir: &Path) -> Router {
     gw.set_variants(
         vec![VariantSpec {
             name: "v".into(),
-            predictor: serving::load_model(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())),
+            predictor: serving::load_model(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display())),
             weight: 1.0,
             max_concurrency: 4,
             model_version: None,
@@ -98,8 +99,13 @@ fn zoo_cases(root: &Path) -> Vec<Case> {
         return Vec::new();
     };
     let zoo = root.join("zoo");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sextant-onnx/tests/python/make_zoo.py");
-    let out = Command::new(&python).arg(&script).arg(&zoo).output().unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sextant-onnx/tests/python/make_zoo.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&zoo)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{} failed:\n{}",
@@ -120,9 +126,10 @@ fn zoo_cases(root: &Path) -> Vec<Case> {
     assert!(names.len() >= 25, "the zoo has only {names:?}");
     let mut cases = Vec::new();
     for name in names {
-        let doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(zoo.join(format!("{name}.json"))).unwrap())
-                .unwrap();
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(zoo.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
         let inputs = doc["inputs"].as_object().unwrap();
         // Columns: one per input column; a single input's columns are named c0, c1, ….
         let mut columns: Vec<(String, &'static str, Vec<Value>)> = Vec::new();
@@ -141,13 +148,22 @@ fn zoo_cases(root: &Path) -> Vec<Case> {
             };
             let data = t["data"].as_array().unwrap();
             for c in 0..width {
-                let column_name = if single { format!("c{c}") } else { input.clone() };
+                let column_name = if single {
+                    format!("c{c}")
+                } else {
+                    input.clone()
+                };
                 let cells = (0..shape[0]).map(|r| data[r * width + c].clone()).collect();
                 columns.push((column_name, ty, cells));
             }
         }
         let rows: Vec<Vec<Value>> = (0..columns[0].2.len())
-            .map(|r| columns.iter().map(|(_, _, cells)| cells[r].clone()).collect())
+            .map(|r| {
+                columns
+                    .iter()
+                    .map(|(_, _, cells)| cells[r].clone())
+                    .collect()
+            })
             .collect();
         let names: Vec<String> = columns.iter().map(|(n, _, _)| n.clone()).collect();
         let signature = Value::Array(
@@ -180,23 +196,47 @@ fn builtin_cases(root: &Path) -> Vec<Case> {
     let rows: Vec<Vec<f64>> = (0..n)
         .map(|i| {
             let t = i as f64;
-            vec![(t * 0.37).sin() * 10.0, (i % 5) as f64, t / 7.0, (t * 1.3).cos()]
+            vec![
+                (t * 0.37).sin() * 10.0,
+                (i % 5) as f64,
+                t / 7.0,
+                (t * 1.3).cos(),
+            ]
         })
         .collect();
     let x = Matrix::from_rows(&rows).unwrap();
-    let names: Vec<String> = ["area", "rooms", "age", "distance"].map(String::from).to_vec();
-    let y: Vec<f64> = rows.iter().map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 3.0 * r[3]).collect();
+    let names: Vec<String> = ["area", "rooms", "age", "distance"]
+        .map(String::from)
+        .to_vec();
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 3.0 * r[3])
+        .collect();
     let labels: Vec<f64> = y.iter().map(|v| f64::from(*v > 0.0)).collect();
     let classes: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
     let mut dirs = Vec::new();
 
     let lin = linear::fit(&x, &y, &linear::LinearParams::default()).unwrap();
-    dirs.push(("linear", mlflow_model::save_linear(&root.join("linear"), &lin, &names, &x).unwrap().dir));
+    dirs.push((
+        "linear",
+        mlflow_model::save_linear(&root.join("linear"), &lin, &names, &x)
+            .unwrap()
+            .dir,
+    ));
     let logit = logistic::fit(&x, &labels, &logistic::LogisticParams::default()).unwrap();
-    dirs.push(("logistic", mlflow_model::save_logistic(&root.join("logistic"), &logit, &names, &x).unwrap().dir));
+    dirs.push((
+        "logistic",
+        mlflow_model::save_logistic(&root.join("logistic"), &logit, &names, &x)
+            .unwrap()
+            .dir,
+    ));
     for (kind, objective, target) in [
         ("gbdt regression", Objective::Regression, &y),
-        ("gbdt multiclass", Objective::Multiclass { n_classes: 3 }, &classes),
+        (
+            "gbdt multiclass",
+            Objective::Multiclass { n_classes: 3 },
+            &classes,
+        ),
     ] {
         let params = Params {
             objective,
@@ -206,7 +246,12 @@ fn builtin_cases(root: &Path) -> Vec<Case> {
         };
         let model = Gbdt::fit(&params, x.as_slice(), x.cols(), target).unwrap();
         let dir = root.join(kind.replace(' ', "-"));
-        dirs.push((kind, mlflow_model::save_gbdt(&dir, &model, &names, &x).unwrap().dir));
+        dirs.push((
+            kind,
+            mlflow_model::save_gbdt(&dir, &model, &names, &x)
+                .unwrap()
+                .dir,
+        ));
     }
     dirs.into_iter()
         .map(|(kind, dir)| {
@@ -235,8 +280,13 @@ async fn invoke(app: &Router, body: String) -> (StatusCode, Value) {
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// The split and records bodies of `rows[from..to]` with the columns in `order`. The
@@ -269,12 +319,20 @@ fn records_and_split_answer_the_same_in_any_column_order() {
     let root = tempfile::tempdir().unwrap();
     let mut cases = builtin_cases(root.path());
     cases.extend(zoo_cases(root.path()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // Every model once in the given order, then random orders and row ranges.
     for case in &cases {
         let order: Vec<usize> = (0..case.columns.len()).collect();
         let (split, records) = bodies(case, &order, 0, case.rows.len().min(8));
-        let (a, b) = rt.block_on(async { (invoke(&case.app, split).await, invoke(&case.app, records).await) });
+        let (a, b) = rt.block_on(async {
+            (
+                invoke(&case.app, split).await,
+                invoke(&case.app, records).await,
+            )
+        });
         assert_eq!(a.0, StatusCode::OK, "{}: {}", case.name, a.1);
         assert_eq!(a, b, "{}", case.name);
     }
@@ -293,7 +351,9 @@ fn records_and_split_answer_the_same_in_any_column_order() {
             let mut order: Vec<usize> = (0..case.columns.len()).collect();
             let mut s = seed;
             for i in (1..order.len()).rev() {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 order.swap(i, (s >> 33) as usize % (i + 1));
             }
             let identity: Vec<usize> = (0..case.columns.len()).collect();

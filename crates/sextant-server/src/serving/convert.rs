@@ -164,7 +164,12 @@ impl InputPlan {
 
     /// The signature's column names.
     fn column_names(&self) -> String {
-        names(self.columns.iter().flatten().filter_map(|c| c.name.as_deref()))
+        names(
+            self.columns
+                .iter()
+                .flatten()
+                .filter_map(|c| c.name.as_deref()),
+        )
     }
 
     /// Converts a request's data.
@@ -464,8 +469,7 @@ impl InputPlan {
         }
         let mut ignored: Vec<String> = Vec::new();
         for g in given {
-            if !cols.iter().any(|c| c.name.as_deref() == Some(g.as_str())) && !ignored.contains(g)
-            {
+            if !cols.iter().any(|c| c.name.as_deref() == Some(g.as_str())) && !ignored.contains(g) {
                 ignored.push(g.clone());
             }
         }
@@ -796,7 +800,11 @@ mod tests {
                 text_cells: false,
             }))
             .unwrap_err();
-        assert!(e.to_string().starts_with("Model is missing inputs ['a', 'b']: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Model is missing inputs ['a', 'b']: "),
+            "{e}"
+        );
         let e = plan
             .convert(frame(&["a", "b"], vec![vec![json!(1), json!(2.5)]]))
             .unwrap_err();
@@ -862,7 +870,10 @@ mod tests {
         )
         .unwrap();
         let e = plan
-            .convert(frame(&["a", "b", "c"], vec![vec![json!(1), json!(2), json!(3)]]))
+            .convert(frame(
+                &["a", "b", "c"],
+                vec![vec![json!(1), json!(2), json!(3)]],
+            ))
             .unwrap_err();
         assert_eq!(
             e.to_string(),

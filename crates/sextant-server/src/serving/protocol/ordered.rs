@@ -128,11 +128,17 @@ mod tests {
     #[test]
     fn keeps_key_order_in_the_kept_levels() {
         let j = Json::parse(br#"{"z": [{"b": 1, "a": {"y": 2, "x": 3}}], "a": 1.5}"#, 3).unwrap();
-        let Json::Object(top) = &j else { panic!("{j:?}") };
+        let Json::Object(top) = &j else {
+            panic!("{j:?}")
+        };
         assert_eq!(top[0].0, "z");
         assert_eq!(top[1], ("a".to_owned(), Json::Value(json!(1.5))));
-        let Json::Array(records) = &top[0].1 else { panic!() };
-        let Json::Object(record) = &records[0] else { panic!() };
+        let Json::Array(records) = &top[0].1 else {
+            panic!()
+        };
+        let Json::Object(record) = &records[0] else {
+            panic!()
+        };
         assert_eq!(record[0].0, "b");
         // Below the kept levels, an ordinary value.
         assert_eq!(record[1].1, Json::Value(json!({"x": 3, "y": 2})));
