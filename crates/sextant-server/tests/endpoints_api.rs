@@ -497,6 +497,10 @@ async fn bad_definitions_are_4xx_naming_the_problem() {
             "sampling_percent",
         ),
         (
+            json!({"variants": [{"model": good}], "rollout": {"alarms": {"max_rejected_rate": 2}}}),
+            "max_rejected_rate must be between 0 and 1",
+        ),
+        (
             json!({"variants": [{"model": good, "instances": {"max": 4}}]}),
             "instances autoscale the process runtime",
         ),
@@ -631,4 +635,53 @@ steps:
     let err: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
     let err = err.join("; ");
     assert!(err.contains("unknown strategy 'yolo'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_gateways_rejections_reach_the_capacity_alarm_not_the_error_alarm() {
+    let h = Harness::new();
+    let (v1, v2) = (h.model("v1", 10.0), h.model("v2", 10.0));
+    let rollout = |max_rejected_rate: Value| {
+        json!({"strategy": "canary", "percent": 50, "bake": "1h",
+            "alarms": {"min_requests": 5, "max_error_rate": 0.01, "max_rejected_rate": max_rejected_rate}})
+    };
+    let (s, v) = h.put("churn", one(&v1, rollout(json!(0.5)))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = h.put("churn", one(&v2, rollout(json!(0.5)))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // What a `sextant gateway` under overload reports: most of the canary's requests
+    // refused at its limit, none failed.
+    let report = |gateway: &str, requests: u64, rejected: u64| {
+        let mut counts = vec![0u64; 19];
+        counts[0] = requests - rejected;
+        json!({"gateway": gateway, "variants": [{"name": "primary-canary", "shadow": false,
+            "requests": requests, "errors": 0, "client_errors": 0, "rejected": rejected, "in_flight": 0,
+            "latency": {"counts": counts, "sum_seconds": 0.001}}]})
+        .to_string()
+    };
+    let path = "/api/v1/endpoints/churn/gateway-stats";
+    let (s, v) = call(&h.app, "POST", path, &report("g1", 100, 40)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // 40 % rejected is under the capacity limit and no error at all: it keeps baking.
+    let v = h
+        .until("churn", |v| {
+            v["rollout"]["counters"]["new"]["rejected"] == 40
+        })
+        .await;
+    assert_eq!(v["rollout"]["counters"]["new"]["errors"], 0, "{v}");
+    assert_eq!(v["rollout"]["status"], "in_progress", "{v}");
+    // Past the limit, the capacity alarm rolls it back, naming the rejected rate.
+    let (s, v) = call(&h.app, "POST", path, &report("g1", 200, 140)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let done = h.until("churn", |v| v["rollout"].is_null()).await;
+    let r = &done["past_rollouts"][0];
+    assert_eq!(r["status"], "rolled_back", "{done}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rejected rate 70.0%"),
+        "{r}"
+    );
+    assert_eq!(r["counters"]["new"]["rejected"], 140, "{r}");
 }

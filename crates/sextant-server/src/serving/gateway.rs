@@ -165,9 +165,11 @@ impl Failure {
             Failure::Predict(
                 PredictError::Model(_) | PredictError::Unavailable(_) | PredictError::Internal(_),
             )
-            | Failure::Saturated
             | Failure::NoVariants
             | Failure::Timeout(_) => Outcome::Error,
+            // Never asked: a saturated call is refused before `exchange` and counted by
+            // `record_rejected`, apart from errors.
+            Failure::Saturated => Outcome::Error,
         }
     }
 }
