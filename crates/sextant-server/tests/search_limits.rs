@@ -140,18 +140,21 @@ async fn dropping_a_store_call_cancels_it() {
     let state = state(dir.path());
     let (started_tx, started) = std::sync::mpsc::channel();
     let (seen_tx, seen) = std::sync::mpsc::channel();
-    let call = state.db(move |_store| {
-        let cancel = Cancel::current().expect("store calls run in a cancel scope");
-        started_tx.send(()).unwrap();
-        // Stands for a long query: waits until cancelled, or gives up.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cancel.is_cancelled() && Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-        seen_tx.send(cancel.is_cancelled()).unwrap();
-        Ok(())
+    let call = tokio::spawn(async move {
+        state
+            .db(move |_store| {
+                let cancel = Cancel::current().expect("store calls run in a cancel scope");
+                started_tx.send(()).unwrap();
+                // Stands for a long query: waits until cancelled, or gives up.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !cancel.is_cancelled() && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                seen_tx.send(cancel.is_cancelled()).unwrap();
+                Ok(())
+            })
+            .await
     });
-    let call = tokio::spawn(call);
     tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(30)))
         .await
         .unwrap()

@@ -26,7 +26,7 @@ fn seed(s: &dyn MetaStore, runs: usize) -> Result<i64, Box<dyn std::error::Error
             ..NewRun::default()
         })?;
         let metrics: Vec<Metric> = (0..METRICS)
-            .map(|k| Metric::new(&format!("m{k}"), (k + 1) as f64, 0, 0))
+            .map(|k| Metric::new(format!("m{k}"), (k + 1) as f64, 0, 0))
             .collect();
         s.log_batch(&run.info.run_id, &metrics, &[], &[])?;
     }

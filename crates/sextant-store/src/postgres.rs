@@ -61,14 +61,14 @@ impl DerefMut for PgClient {
 impl Drop for PgClient {
     fn drop(&mut self) {
         if let Some(client) = self.0.take() {
-            closer(Close::Client(client));
+            closer(Close::Client(Box::new(client)));
         }
     }
 }
 
 /// Work for the closer thread.
 enum Close {
-    Client(Client),
+    Client(Box<Client>),
     /// Answered once everything sent before it is closed.
     Flush(SyncSender<()>),
 }

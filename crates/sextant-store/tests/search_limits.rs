@@ -54,13 +54,13 @@ fn seed(s: &dyn MetaStore) -> i64 {
                     (4, 10) => f64::NAN,
                     _ => (k + 1) as f64,
                 };
-                Metric::new(&format!("m{k}"), v, 0, 0)
+                Metric::new(format!("m{k}"), v, 0, 0)
             })
             .collect();
         let params: Vec<Tag> = (0..MAX_FILTER_CLAUSES / 2)
             .map(|k| {
                 let v = if i == 5 && k == 49 { "other" } else { "x" };
-                Tag::new(&format!("p{k}"), v)
+                Tag::new(format!("p{k}"), v)
             })
             .collect();
         s.log_batch(&run.info.run_id, &metrics, &params, &[])
@@ -124,7 +124,7 @@ fn a_run_search_at_the_clause_limit_answers_and_one_more_is_refused(f: &Fixture)
 fn an_experiment_search_at_the_clause_limit_answers(f: &Fixture) {
     let s = f.store.as_ref();
     let tags: Vec<Tag> = (0..MAX_FILTER_CLAUSES)
-        .map(|k| Tag::new(&format!("t{k}"), "x"))
+        .map(|k| Tag::new(format!("t{k}"), "x"))
         .collect();
     s.create_experiment("all-tags", None, &tags).unwrap();
     s.create_experiment("some-tags", None, &tags[..MAX_FILTER_CLAUSES - 1])

@@ -165,7 +165,7 @@ fn load(
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
-                    let answer = if i % 2 == 0 {
+                    let answer = if i.is_multiple_of(2) {
                         let body = format!(
                             r#"{{"run_id": "{run}", "metrics": [{{"key": "t{t}", "value": {i}, "timestamp": {i}, "step": {i}}}]}}"#
                         );
