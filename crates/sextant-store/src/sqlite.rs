@@ -10,8 +10,8 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
-use crate::sqlite_uri::{SqliteTarget, sqlite_target};
 use crate::backend::{Backend, Conn, Dialect, Row, SqlValue};
+use crate::sqlite_uri::{SqliteTarget, sqlite_target};
 
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
