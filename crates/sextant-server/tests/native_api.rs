@@ -167,7 +167,14 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
             json!({"status": status, "actor": "carol"}),
         )
         .await;
-        assert!(got.1["message"].as_str().unwrap().contains("already rejected by bob"), "{}", got.1);
+        assert!(
+            got.1["message"]
+                .as_str()
+                .unwrap()
+                .contains("already rejected by bob"),
+            "{}",
+            got.1
+        );
         assert_error(got, StatusCode::CONFLICT, "RESOURCE_CONFLICT");
     }
     let (_, v) = get(&f.app, "/api/v1/models/fraud/versions/1").await;

@@ -16,10 +16,10 @@ use sextant_core::entities::{Dataset, DatasetInput, LoggedModelStatus, Metric, M
 
 use crate::StoreError;
 use crate::backend::{Row, SqlValue, numbered_placeholders, placeholders};
-use crate::sqlite_uri::SqliteTarget;
 use crate::import::{
     ExperimentRecord, LoggedModelRecord, RegisteredModelRecord, RunRecord, VersionRecord,
 };
+use crate::sqlite_uri::SqliteTarget;
 
 enum Db {
     Sqlite(Connection),

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::sqlite_uri::{SqliteTarget, sqlite_target};
 use crate::backend::{Backend, Conn, Dialect, Row, SqlValue};
 use crate::options::limit_ms;
+use crate::sqlite_uri::{SqliteTarget, sqlite_target};
 use crate::{Cancel, StoreError, StoreOptions};
 
 /// How long a connection waits for a lock held by another process.

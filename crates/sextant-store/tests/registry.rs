@@ -929,7 +929,12 @@ fn a_decision_stands_unless_forced(f: &Fixture) {
     s.create_registered_model("m", None, &[]).unwrap();
     register(s, "m", &run);
     let first = s
-        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Approved, "grace", "ok"), false)
+        .set_model_version_approval(
+            "m",
+            1,
+            &decide(ApprovalStatus::Approved, "grace", "ok"),
+            false,
+        )
         .unwrap();
     let mark = s.last_event_id().unwrap();
     // Another decision, the same again, or a reset: refused, nothing changes.
@@ -949,17 +954,32 @@ fn a_decision_stands_unless_forced(f: &Fixture) {
             other => panic!("expected InvalidState, got {other:?}"),
         }
     }
-    assert_eq!(s.get_model_version("m", 1).unwrap().approval, first.approval);
+    assert_eq!(
+        s.get_model_version("m", 1).unwrap().approval,
+        first.approval
+    );
     assert_eq!(s.last_event_id().unwrap(), mark);
 
     // Forced, the new decision replaces it; the feed keeps both.
     let forced = s
-        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Rejected, "alan", "leak"), true)
+        .set_model_version_approval(
+            "m",
+            1,
+            &decide(ApprovalStatus::Rejected, "alan", "leak"),
+            true,
+        )
         .unwrap();
     assert_eq!(forced.approval.status, ApprovalStatus::Rejected);
     assert_eq!(forced.approval.actor.as_deref(), Some("alan"));
     let decisions: Vec<(String, Option<String>, serde_json::Value)> = s
-        .events_after(0, &["model_version.approved".into(), "model_version.rejected".into()], 100)
+        .events_after(
+            0,
+            &[
+                "model_version.approved".into(),
+                "model_version.rejected".into(),
+            ],
+            100,
+        )
         .unwrap()
         .into_iter()
         .map(|e| (e.kind, e.actor, serde_json::from_str(&e.payload).unwrap()))
@@ -989,16 +1009,31 @@ fn a_pending_version_has_no_decider(f: &Fixture) {
     assert_eq!(v.approval.status, ApprovalStatus::Pending);
     assert_eq!((v.approval.actor, v.approval.time), (None, None));
     // A forced reset to pending drops the decider and time too.
-    s.set_model_version_approval("m", 1, &decide(ApprovalStatus::Approved, "grace", "ok"), false)
-        .unwrap();
+    s.set_model_version_approval(
+        "m",
+        1,
+        &decide(ApprovalStatus::Approved, "grace", "ok"),
+        false,
+    )
+    .unwrap();
     let reset = s
-        .set_model_version_approval("m", 1, &decide(ApprovalStatus::Pending, "grace", "redo"), true)
+        .set_model_version_approval(
+            "m",
+            1,
+            &decide(ApprovalStatus::Pending, "grace", "redo"),
+            true,
+        )
         .unwrap();
     assert_eq!(reset.approval.status, ApprovalStatus::Pending);
     assert_eq!((reset.approval.actor, reset.approval.time), (None, None));
     // Deciding a pending version needs no force.
-    s.set_model_version_approval("m", 1, &decide(ApprovalStatus::Rejected, "alan", "no"), false)
-        .unwrap();
+    s.set_model_version_approval(
+        "m",
+        1,
+        &decide(ApprovalStatus::Rejected, "alan", "no"),
+        false,
+    )
+    .unwrap();
 }
 
 fn events_record_each_lifecycle_change(f: &Fixture) {

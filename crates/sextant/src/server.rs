@@ -170,7 +170,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");
         }
-        serve(state, listener, args.webhooks.settings(), &args.pipelines, shutdown_signal()).await
+        serve(
+            state,
+            listener,
+            args.webhooks.settings(),
+            &args.pipelines,
+            shutdown_signal(),
+        )
+        .await
     })
 }
 

@@ -86,7 +86,10 @@ fn a_server_with_defaults_keeps_everything_in_the_working_directory() {
         .into_iter()
         .filter(|p| !p.starts_with(&data))
         .collect();
-    assert!(outside.is_empty(), "files open outside {data:?}: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "files open outside {data:?}: {outside:?}"
+    );
     if !root_dir_existed {
         assert!(!Path::new("/sextant-data").exists());
     }
@@ -94,7 +97,13 @@ fn a_server_with_defaults_keeps_everything_in_the_working_directory() {
     // `host:port` is a server URL too.
     let out = sextant_in(
         cwd.path(),
-        &["models", "list", "--json", "--server", &format!("127.0.0.1:{port}")],
+        &[
+            "models",
+            "list",
+            "--json",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+        ],
     )
     .output()
     .unwrap();
@@ -110,7 +119,10 @@ fn a_server_with_defaults_keeps_everything_in_the_working_directory() {
         text.contains(&format!("data_dir={}", data.display())),
         "{text}"
     );
-    assert!(!text.contains('\x1b'), "escape codes in a piped log: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes in a piped log: {text:?}"
+    );
 }
 
 #[test]
@@ -172,7 +184,10 @@ fn sqlite_uris_read_as_in_sqlalchemy_and_an_old_absolute_one_is_refused() {
     assert!(err.contains(&format!("write {four}")), "{err}");
     assert!(err.contains("four slashes"), "{err}");
     assert!(
-        !elsewhere.path().join(db.strip_prefix("/").unwrap()).exists(),
+        !elsewhere
+            .path()
+            .join(db.strip_prefix("/").unwrap())
+            .exists(),
         "an empty database was created beside the real one"
     );
 }

@@ -49,14 +49,23 @@ fn the_loop_closes_unattended_and_leaves_its_lineage() {
     let root_dir_existed = Path::new("/sextant-quickstart").exists();
     let dir = tempfile::tempdir().unwrap();
     let stdout = succeeded(&quickstart_in(dir.path()));
-    let data = dir.path().canonicalize().unwrap().join("sextant-quickstart");
+    let data = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("sextant-quickstart");
     assert!(
         stdout.contains(&format!("sextant server --data-dir {}", data.display())),
         "{stdout}"
     );
     let second = tempfile::tempdir().unwrap();
     let second_stdout = succeeded(&quickstart_in(second.path()));
-    assert!(second.path().join("sextant-quickstart/sextant.db").is_file());
+    assert!(
+        second
+            .path()
+            .join("sextant-quickstart/sextant.db")
+            .is_file()
+    );
     if !root_dir_existed {
         assert!(!Path::new("/sextant-quickstart").exists());
     }

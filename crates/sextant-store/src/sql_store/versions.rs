@@ -144,9 +144,10 @@ pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, S
     // Pending is the absence of a decision: nobody decided, at no time.
     let (approval_actor, approval_time) = match approval.status {
         ApprovalStatus::Pending => (None, None),
-        ApprovalStatus::Approved | ApprovalStatus::Rejected => {
-            (approval.actor.as_deref(), Some(approval.time.unwrap_or(now)))
-        }
+        ApprovalStatus::Approved | ApprovalStatus::Rejected => (
+            approval.actor.as_deref(),
+            Some(approval.time.unwrap_or(now)),
+        ),
     };
     c.exec(
         "INSERT INTO model_versions (name, version, source, storage_location, run_id, model_id, \
