@@ -480,7 +480,7 @@ async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
         lines,
         [
             "churn.yaml:3:13: variant 'primary': weight must be a number >= 0",
-            "churn.yaml:4:11: variant name 'x-canary': names ending in -canary are kept for rollouts",
+            "churn.yaml:4:12: variant name 'x-canary': names ending in -canary are kept for rollouts",
             "churn.yaml:5:29: capture.sampling_percent must be between 0 and 100, got 200",
         ],
         "{v}"
