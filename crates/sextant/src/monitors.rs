@@ -338,10 +338,8 @@ fn show_monitor(m: &Value) -> anyhow::Result<()> {
     }
     if spec["drift"]["enabled"] == true {
         let d = &spec["drift"];
-        let or = |v: &Value, default: &str| {
-            v.as_f64()
-                .map_or(default.to_string(), |x| x.to_string())
-        };
+        let or =
+            |v: &Value, default: &str| v.as_f64().map_or(default.to_string(), |x| x.to_string());
         checks.push(format!(
             "drift (threshold {}, alpha {}, share {})",
             or(&d["threshold"], "0.1"),

@@ -169,9 +169,11 @@ pub fn open_state(
     };
     let data_dir = std::fs::canonicalize(&store.data_dir)?;
     let roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
-    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security)
-        .with_data_dir(data_dir)
-        .with_data_roots(roots))
+    Ok(
+        AppState::new(Arc::from(meta), Arc::new(artifacts), security)
+            .with_data_dir(data_dir)
+            .with_data_roots(roots),
+    )
 }
 
 /// Serves `state` on `listener` with every background part (webhooks,

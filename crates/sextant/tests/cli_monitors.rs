@@ -56,7 +56,11 @@ fn monitors_from_the_command_line() {
         "0.3",
     ]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}\nserver log:\n{}", server.log());
+    assert!(
+        out.status.success(),
+        "{stderr}\nserver log:\n{}",
+        server.log()
+    );
     assert!(stdout.starts_with("monitor nightly\n"), "{stdout}");
     assert!(stdout.contains("at least 1000 rows"), "{stdout}");
     assert!(stdout.contains("share 0.3"), "{stdout}");
@@ -80,7 +84,11 @@ fn monitors_from_the_command_line() {
 
     // Every mistake of a file, at its line and column, named as a monitor's.
     let file = dir.path().join("bad.yaml");
-    std::fs::write(&file, "name: bad\nendpoint: x\nwindoww: 1h\nmin_rows: many\n").unwrap();
+    std::fs::write(
+        &file,
+        "name: bad\nendpoint: x\nwindoww: 1h\nmin_rows: many\n",
+    )
+    .unwrap();
     let out = server.sextant(&["monitors", "apply", file.to_str().unwrap()]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
@@ -110,7 +118,10 @@ fn monitors_from_the_command_line() {
         "Regression",
     ]);
     let (_, stderr) = text(&out);
-    assert!(!out.status.success() && stderr.contains("--label"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("--label"),
+        "{stderr}"
+    );
 
     // A file outside the server's data roots is refused, naming the rule.
     let elsewhere = tempfile::tempdir().unwrap();
