@@ -65,6 +65,17 @@ impl DataRoots {
         Ok(DataRoots { roots: Some(roots) })
     }
 
+    /// The same roots and `path` (canonicalized now), shown as `kind` in errors:
+    /// a local artifact store outside the data directory, whose files the
+    /// server wrote itself (a monitor run's `window.csv` that a retraining
+    /// pipeline reads).
+    pub fn also(mut self, kind: &'static str, path: &Path) -> std::io::Result<DataRoots> {
+        if let Some(roots) = &mut self.roots {
+            roots.push((kind, std::fs::canonicalize(path)?));
+        }
+        Ok(self)
+    }
+
     /// `path` (relative to the working directory) resolved through every
     /// symlink, when it lies under a root; `what` names it in the error
     /// ("monitor data"). A path that does not exist yet is resolved through

@@ -1,7 +1,7 @@
 //! `sextant server`: settings, start-up (migrations, stores) and graceful shutdown.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +168,17 @@ pub fn open_state(
         SecurityConfig::default()
     };
     let data_dir = std::fs::canonicalize(&store.data_dir)?;
-    let roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
+    let mut roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
+    // A local artifact store elsewhere holds files the server wrote (a monitor
+    // run's window.csv, which a retraining pipeline reads).
+    let local = destination
+        .strip_prefix("file://")
+        .unwrap_or(destination.as_str());
+    if !local.contains("://") {
+        std::fs::create_dir_all(local)
+            .with_context(|| format!("creating artifact directory {local}"))?;
+        roots = roots.also("artifact store", Path::new(local))?;
+    }
     Ok(
         AppState::new(Arc::from(meta), Arc::new(artifacts), security)
             .with_data_dir(data_dir)
