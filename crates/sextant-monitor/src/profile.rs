@@ -701,7 +701,8 @@ mod tests {
                 integral: 2,
                 fractional: 1,
                 boolean: 1,
-                string: 1
+                string: 1,
+                whole: 0,
             }
         );
         assert_eq!(c.inferred_type(), InferredType::Fractional);
