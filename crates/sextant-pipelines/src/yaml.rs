@@ -365,7 +365,11 @@ impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
             if self.parent.left_out.contains(&child.path) {
                 continue;
             }
-            return seed.deserialize(child).map(Some);
+            let path = child.path.clone();
+            return seed
+                .deserialize(child)
+                .map(Some)
+                .map_err(|e| e.at(node, &path));
         }
         Ok(None)
     }
@@ -394,7 +398,10 @@ impl<'de> de::MapAccess<'de> for Map<'de, '_> {
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let (key, node) = self.value.take().expect("a value follows its key");
-        seed.deserialize(self.parent.child(node, Seg::Key(key)))
+        let child = self.parent.child(node, Seg::Key(key));
+        let path = child.path.clone();
+        // A `deserialize_with` function fails after the node's own methods returned.
+        seed.deserialize(child).map_err(|e| e.at(node, &path))
     }
 }
 
