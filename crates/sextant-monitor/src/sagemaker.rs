@@ -795,8 +795,7 @@ mod tests {
         let cons = Constraints::suggest(&stats);
         let json = |values: &[&str]| {
             let lines: String = values.iter().map(|v| format!("{{\"n\": {v}}}\n")).collect();
-            crate::read::profile_json_lines(&lines, "w.jsonl", ProfileOptions::default())
-                .unwrap()
+            crate::read::profile_json_lines(&lines, "w.jsonl", ProfileOptions::default()).unwrap()
         };
         let types = |p: &DatasetProfile| -> Vec<String> {
             check(&stats, &cons, p)
@@ -811,7 +810,8 @@ mod tests {
         let all_fractional = types(&json(&["3.5", "4.25", "5.5", "6.5"]));
         assert_eq!(all_fractional.len(), 1, "{all_fractional:?}");
         assert!(
-            all_fractional[0].ends_with("Observed: Only 0.00% of data is Integral; 100.00% is Fractional"),
+            all_fractional[0]
+                .ends_with("Observed: Only 0.00% of data is Integral; 100.00% is Fractional"),
             "{all_fractional:?}"
         );
         let mixed = types(&json(&["1", "2", "\"x\"", "\"y\"", "\"z\"", "1.5"]));

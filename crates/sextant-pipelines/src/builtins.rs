@@ -762,7 +762,10 @@ pub fn input_paths(with: &BTreeMap<String, String>) -> Vec<(&'static str, PathBu
         .filter_map(|&key| {
             let value = with.get(key)?;
             Some(match key {
-                "model" => (key, PathBuf::from(value.strip_prefix("file://").unwrap_or(value))),
+                "model" => (
+                    key,
+                    PathBuf::from(value.strip_prefix("file://").unwrap_or(value)),
+                ),
                 _ => (key, csv_path(value)),
             })
         })

@@ -211,7 +211,13 @@ impl de::Error for Error {
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         Error {
             kind: Kind::InvalidType {
-                found: unexp.to_string(),
+                // As the pipeline parser says them.
+                found: match unexp {
+                    de::Unexpected::Seq => "a list".into(),
+                    de::Unexpected::Map => "a mapping".into(),
+                    de::Unexpected::Unit => "nothing".into(),
+                    other => other.to_string(),
+                },
                 expected: plain(exp.to_string()),
             },
             at: None,
@@ -220,10 +226,7 @@ impl de::Error for Error {
 
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         Error {
-            kind: Kind::Custom(format!(
-                "{unexp} is not {}",
-                plain(exp.to_string())
-            )),
+            kind: Kind::Custom(format!("{unexp} is not {}", plain(exp.to_string()))),
             at: None,
         }
     }
@@ -320,7 +323,9 @@ impl<'de> De<'de> {
             YamlDataOwned::Value(ScalarOwned::Null) => visitor.visit_unit(),
             YamlDataOwned::Value(ScalarOwned::Boolean(b)) => visitor.visit_bool(*b),
             YamlDataOwned::Value(ScalarOwned::Integer(i)) => visitor.visit_i64(*i),
-            YamlDataOwned::Value(ScalarOwned::FloatingPoint(f)) => visitor.visit_f64(f.into_inner()),
+            YamlDataOwned::Value(ScalarOwned::FloatingPoint(f)) => {
+                visitor.visit_f64(f.into_inner())
+            }
             YamlDataOwned::Value(ScalarOwned::String(s)) => visitor.visit_string(s.clone()),
             YamlDataOwned::Representation(s, ..) => visitor.visit_string(s.clone()),
             YamlDataOwned::Sequence(items) => visitor.visit_seq(Seq {
@@ -360,7 +365,11 @@ impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
             if self.parent.left_out.contains(&child.path) {
                 continue;
             }
-            return seed.deserialize(child).map(Some);
+            let path = child.path.clone();
+            return seed
+                .deserialize(child)
+                .map(Some)
+                .map_err(|e| e.at(node, &path));
         }
         Ok(None)
     }
@@ -389,7 +398,10 @@ impl<'de> de::MapAccess<'de> for Map<'de, '_> {
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let (key, node) = self.value.take().expect("a value follows its key");
-        seed.deserialize(self.parent.child(node, Seg::Key(key)))
+        let child = self.parent.child(node, Seg::Key(key));
+        let path = child.path.clone();
+        // A `deserialize_with` function fails after the node's own methods returned.
+        seed.deserialize(child).map_err(|e| e.at(node, &path))
     }
 }
 
@@ -537,8 +549,9 @@ mod tests {
 
     #[test]
     fn json_is_yaml_and_good_documents_read() {
-        let top = read(r#"{"name": 1, "parts": [{"model": "m", "weight": 2}], "kind": "blue_green"}"#)
-            .unwrap();
+        let top =
+            read(r#"{"name": 1, "parts": [{"model": "m", "weight": 2}], "kind": "blue_green"}"#)
+                .unwrap();
         assert_eq!(
             top,
             Top {
@@ -552,7 +565,10 @@ mod tests {
         );
         assert_eq!(read("").unwrap_err(), ["1:1: the test file is empty"]);
         assert!(read("name: [\n").unwrap_err()[0].contains("the test file is not valid YAML"));
-        assert_eq!(read("parts: []\n").unwrap_err(), ["1:1: missing key 'name' in the test file"]);
+        assert_eq!(
+            read("parts: []\n").unwrap_err(),
+            ["1:1: missing key 'name' in the test file"]
+        );
         assert_eq!(
             read("- a\n").unwrap_err(),
             ["1:1: the test file: expected a mapping, found a list"]

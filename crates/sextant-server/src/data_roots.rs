@@ -65,6 +65,17 @@ impl DataRoots {
         Ok(DataRoots { roots: Some(roots) })
     }
 
+    /// The same roots and `path` (canonicalized now), shown as `kind` in errors:
+    /// a local artifact store outside the data directory, whose files the
+    /// server wrote itself (a monitor run's `window.csv` that a retraining
+    /// pipeline reads).
+    pub fn also(mut self, kind: &'static str, path: &Path) -> std::io::Result<DataRoots> {
+        if let Some(roots) = &mut self.roots {
+            roots.push((kind, std::fs::canonicalize(path)?));
+        }
+        Ok(self)
+    }
+
     /// `path` (relative to the working directory) resolved through every
     /// symlink, when it lies under a root; `what` names it in the error
     /// ("monitor data"). A path that does not exist yet is resolved through
@@ -143,7 +154,10 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
                 // A dangling symlink would be followed wherever it points
                 // once its target appears.
                 if std::fs::symlink_metadata(existing).is_ok() {
-                    return Err(format!("{} is a symlink to a missing file", existing.display()));
+                    return Err(format!(
+                        "{} is a symlink to a missing file",
+                        existing.display()
+                    ));
                 }
                 // A path ending in `..` has no file name: a missing
                 // directory's `..` is refused rather than guessed.
@@ -175,7 +189,11 @@ mod tests {
         let roots = DataRoots::new(&data, &data, &[]).unwrap();
         assert!(roots.check("monitor data", &data.join("ok.csv")).is_ok());
         // Not there yet (a pipeline may write it later): resolved by its parent.
-        assert!(roots.check("monitor data", &data.join("later/x.csv")).is_ok());
+        assert!(
+            roots
+                .check("monitor data", &data.join("later/x.csv"))
+                .is_ok()
+        );
         for bad in [
             outside.path().join("secret.csv"),
             data.join("link.csv"),
@@ -183,7 +201,8 @@ mod tests {
         ] {
             let e = roots.check("monitor data", &bad).unwrap_err().to_string();
             assert!(
-                e.contains("outside the directories the server reads from") && e.contains("--data-root"),
+                e.contains("outside the directories the server reads from")
+                    && e.contains("--data-root"),
                 "{bad:?}: {e}"
             );
         }

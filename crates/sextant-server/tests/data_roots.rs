@@ -77,7 +77,13 @@ async fn a_monitor_reads_only_under_the_data_roots() {
     let (app, _st, dirs) = server(&[]);
     let base = baseline(dirs.data.path());
     let secret = data_set(dirs.outside.path(), "passwd.csv");
-    let (s, v) = call(&app, "PUT", "/api/v1/monitors/leak", &monitor(&secret, &base)).await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/monitors/leak",
+        &monitor(&secret, &base),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let message = v["message"].as_str().unwrap();
     assert!(
@@ -101,22 +107,45 @@ async fn a_monitor_reads_only_under_the_data_roots() {
     // So is a baseline outside.
     let outside_base = baseline(dirs.outside.path());
     let inside = data_set(dirs.data.path(), "window.csv");
-    let (s, v) = call(&app, "PUT", "/api/v1/monitors/leak", &monitor(&inside, &outside_base)).await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/monitors/leak",
+        &monitor(&inside, &outside_base),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("monitor baseline"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("monitor baseline"),
+        "{v}"
+    );
 
     // Inside the data directory: created, and it runs.
-    let (s, v) = call(&app, "PUT", "/api/v1/monitors/fine", &monitor(&inside, &base)).await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/monitors/fine",
+        &monitor(&inside, &base),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
-    assert_eq!((s, run["status"].as_str()), (StatusCode::CREATED, Some("Completed")), "{run}");
+    assert_eq!(
+        (s, run["status"].as_str()),
+        (StatusCode::CREATED, Some("Completed")),
+        "{run}"
+    );
     assert_eq!(run["summary"]["rows"], 200);
 
     // A file swapped for a symlink after the monitor was created fails its next run.
     std::fs::remove_file(&inside).unwrap();
     std::os::unix::fs::symlink(&secret, &inside).unwrap();
     let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
-    assert_eq!((s, run["status"].as_str()), (StatusCode::CREATED, Some("Failed")), "{run}");
+    assert_eq!(
+        (s, run["status"].as_str()),
+        (StatusCode::CREATED, Some("Failed")),
+        "{run}"
+    );
     assert!(run["error"].as_str().unwrap().contains(RULE), "{run}");
     assert!(run["summary"]["rows"].is_null(), "{run}");
 }
@@ -134,7 +163,13 @@ async fn a_data_root_lets_the_server_read_there() {
     let link = dirs.data.path().join("shared.csv");
     std::os::unix::fs::symlink(&shared, &link).unwrap();
     for data in [shared.as_str(), link.to_str().unwrap()] {
-        let (s, v) = call(&app, "PUT", "/api/v1/monitors/shared", &monitor(data, &base)).await;
+        let (s, v) = call(
+            &app,
+            "PUT",
+            "/api/v1/monitors/shared",
+            &monitor(data, &base),
+        )
+        .await;
         assert!(s.is_success(), "{data}: {v}");
     }
 }
@@ -172,7 +207,10 @@ async fn built_in_steps_read_only_under_the_data_roots() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let message = v["message"].as_str().unwrap();
-    assert!(message.contains(RULE) && message.contains("with.data of step 'split'"), "{v}");
+    assert!(
+        message.contains(RULE) && message.contains("with.data of step 'split'"),
+        "{v}"
+    );
     // Inside: runs.
     let inside = data_set(dirs.data.path(), "inside.csv");
     let (s, v) = call(
@@ -206,7 +244,10 @@ async fn ended(app: &Router, id: &str) -> Value {
     loop {
         let (s, run) = call(app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
         assert_eq!(s, StatusCode::OK, "{run}");
-        if matches!(run["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")) {
+        if matches!(
+            run["status"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        ) {
             return run;
         }
         assert!(Instant::now() < deadline, "run {id} did not end: {run}");

@@ -325,7 +325,8 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
         &h.app,
         "PUT",
         "/api/v1/endpoints/churn",
-        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}}).to_string(),
+        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}})
+            .to_string(),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -387,7 +388,10 @@ async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
         &Matrix::from_rows(&[vec![0.5, 0.5, 0.5]]).unwrap(),
     )
     .unwrap();
-    for (endpoint, model) in [("churn", h.model.clone()), ("bare", bare.display().to_string())] {
+    for (endpoint, model) in [
+        ("churn", h.model.clone()),
+        ("bare", bare.display().to_string()),
+    ] {
         let (s, v) = call(
             &h.app,
             "PUT",
@@ -418,7 +422,10 @@ async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
         assert!(v["message"].as_str().unwrap().contains(says), "{spec}: {v}");
     }
     let (s, v) = call(&h.app, "GET", "/api/v1/monitors", "").await;
-    assert_eq!((s, v["monitors"].as_array().unwrap().len()), (StatusCode::OK, 0));
+    assert_eq!(
+        (s, v["monitors"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +452,10 @@ async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
     let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", "endpoint: [churn\n").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("the monitor definition is not valid YAML"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the monitor definition is not valid YAML"),
         "{v}"
     );
     // Endpoints too.
@@ -480,7 +490,7 @@ async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
         lines,
         [
             "churn.yaml:3:13: variant 'primary': weight must be a number >= 0",
-            "churn.yaml:4:11: variant name 'x-canary': names ending in -canary are kept for rollouts",
+            "churn.yaml:4:12: variant name 'x-canary': names ending in -canary are kept for rollouts",
             "churn.yaml:5:29: capture.sampling_percent must be between 0 and 100, got 200",
         ],
         "{v}"

@@ -9,6 +9,8 @@ use sextant_server::monitors::config::MonitorSpec;
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum MonitorsCommand {
     /// Profile a data set and write statistics.json and suggested constraints.json (SageMaker Model Monitor's schema) into DIR; needs no server.
@@ -352,10 +354,8 @@ fn show_monitor(m: &Value) -> anyhow::Result<()> {
     }
     if spec["drift"]["enabled"] == true {
         let d = &spec["drift"];
-        let or = |v: &Value, default: &str| {
-            v.as_f64()
-                .map_or(default.to_string(), |x| x.to_string())
-        };
+        let or =
+            |v: &Value, default: &str| v.as_f64().map_or(default.to_string(), |x| x.to_string());
         checks.push(format!(
             "drift (threshold {}, alpha {}, share {})",
             or(&d["threshold"], "0.1"),

@@ -216,14 +216,23 @@ pub fn open_state(
     } else {
         SecurityConfig::default()
     };
-    let roots = DataRoots::new(
-        &std::fs::canonicalize(&data_dir)?,
-        &std::env::current_dir()?,
-        data_roots,
-    )?;
-    Ok(AppState::new(Arc::from(meta), Arc::new(artifacts), security)
-        .with_data_dir(data_dir)
-        .with_data_roots(roots))
+    // `resolve_data_dir` canonicalized it: symlinks are already resolved.
+    let mut roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
+    // A local artifact store elsewhere holds files the server wrote (a monitor
+    // run's window.csv, which a retraining pipeline reads).
+    let local = destination
+        .strip_prefix("file://")
+        .unwrap_or(destination.as_str());
+    if !local.contains("://") {
+        std::fs::create_dir_all(local)
+            .with_context(|| format!("creating artifact directory {local}"))?;
+        roots = roots.also("artifact store", Path::new(local))?;
+    }
+    Ok(
+        AppState::new(Arc::from(meta), Arc::new(artifacts), security)
+            .with_data_dir(data_dir)
+            .with_data_roots(roots),
+    )
 }
 
 /// Serves `state` on `listener` with every background part (webhooks,

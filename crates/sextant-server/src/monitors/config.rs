@@ -230,12 +230,27 @@ mod tests {
                 "endpoint: churn\nwindoww: 1h\n",
                 "m.yaml:2:1: unknown key 'windoww' in the monitor definition (did you mean 'window'?)",
             ),
-            ("endpoint: churn\nwindow: soon\n", "m.yaml:2:9: window: invalid window 'soon'"),
-            ("data: x.csv\n", "m.yaml:1:7: a data-set monitor needs a baseline"),
-            ("endpoint: churn\ndata: x.csv\n", "m.yaml:2:7: a monitor watches an endpoint or a data set, not both"),
+            (
+                "endpoint: churn\nwindow: soon\n",
+                "m.yaml:2:9: window: invalid window 'soon'",
+            ),
+            (
+                "data: x.csv\n",
+                "m.yaml:1:7: a data-set monitor needs a baseline",
+            ),
+            (
+                "endpoint: churn\ndata: x.csv\n",
+                "m.yaml:2:7: a monitor watches an endpoint or a data set, not both",
+            ),
             ("{}", "m.yaml:1:1: a monitor needs an endpoint"),
-            ("endpoint: churn\nschedule: 'every hour'\n", "m.yaml:2:11: invalid cron"),
-            ("endpoint: churn\ndrift: {alpha: 2}\n", "m.yaml:2:16: drift.alpha must be in (0, 1], not 2"),
+            (
+                "endpoint: churn\nschedule: 'every hour'\n",
+                "m.yaml:2:11: invalid cron",
+            ),
+            (
+                "endpoint: churn\ndrift: {alpha: 2}\n",
+                "m.yaml:2:16: drift.alpha must be in (0, 1], not 2",
+            ),
             (
                 "endpoint: churn\nmodel_quality: {problem_type: Ranking, label: y}\n",
                 "model_quality.problem_type: unknown value 'Ranking'",
@@ -244,7 +259,10 @@ mod tests {
                 "endpoint: churn\nmodel_quality: {problem_type: Regression}\n",
                 "m.yaml:2:16: missing key 'label' in model_quality",
             ),
-            ("endpoint: [churn\n", "m.yaml:2:1: the monitor definition is not valid YAML"),
+            (
+                "endpoint: [churn\n",
+                "m.yaml:2:1: the monitor definition is not valid YAML",
+            ),
         ] {
             let e = MonitorSpec::parse("m.yaml", bad).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");

@@ -118,9 +118,14 @@ impl Monitors {
                 .db(move |s| s.get_endpoint(&e))
                 .await
                 .map_err(|e| refuse(e.message))?;
-            let espec: EndpointSpec = serde_json::from_str(&stored.spec)
-                .map_err(|e| ApiError::internal(format!("stored endpoint '{}': {e}", stored.name)))?;
-            if espec.capture.as_ref().is_none_or(|c| c.sampling_percent <= 0.0) {
+            let espec: EndpointSpec = serde_json::from_str(&stored.spec).map_err(|e| {
+                ApiError::internal(format!("stored endpoint '{}': {e}", stored.name))
+            })?;
+            if espec
+                .capture
+                .as_ref()
+                .is_none_or(|c| c.sampling_percent <= 0.0)
+            {
                 return Err(refuse(format!(
                     "endpoint '{}' does not capture its traffic, so the monitor would have no rows: add `capture: {{sampling_percent: 100}}` to the endpoint's definition",
                     stored.name
@@ -132,12 +137,14 @@ impl Monitors {
         if let Some(data) = &spec.data {
             host_path(st, "monitor data", data).map_err(|e| refuse(e.to_string()))?;
         }
-        load_baseline(st, &spec).await.map_err(|e| match &spec.endpoint {
-            Some(endpoint) if spec.baseline.is_none() => refuse(format!(
-                "no baseline given, and the model endpoint '{endpoint}' serves has none: {e}"
-            )),
-            _ => refuse(e),
-        })?;
+        load_baseline(st, &spec)
+            .await
+            .map_err(|e| match &spec.endpoint {
+                Some(endpoint) if spec.baseline.is_none() => refuse(format!(
+                    "no baseline given, and the model endpoint '{endpoint}' serves has none: {e}"
+                )),
+                _ => refuse(e),
+            })?;
         let n = name.to_string();
         let existed = st.db(move |s| s.get_monitor(&n)).await.is_ok();
         let text = serde_json::to_string(&spec).expect("a monitor spec serializes");
@@ -273,7 +280,9 @@ async fn execute(st: &AppState, spec: &MonitorSpec, run: &MonitorRun) -> Result<
             };
             Input::Capture { lines, labels }
         }
-        (None, Some(path)) => Input::File(host_path(st, "monitor data", path).map_err(|e| e.to_string())?),
+        (None, Some(path)) => {
+            Input::File(host_path(st, "monitor data", path).map_err(|e| e.to_string())?)
+        }
         (None, None) => return Err("the monitor watches nothing".into()),
     };
     let spec2 = spec.clone();
@@ -413,7 +422,10 @@ async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, St
 
 /// The model the first variant of `endpoint` serves, or, while none is
 /// deployed yet, the one its definition names.
-async fn served_model(st: &AppState, endpoint: &str) -> Result<crate::endpoints::rollout::Deployed, String> {
+async fn served_model(
+    st: &AppState,
+    endpoint: &str,
+) -> Result<crate::endpoints::rollout::Deployed, String> {
     let e = endpoint.to_string();
     let stored = st
         .db(move |s| s.get_endpoint(&e))

@@ -22,11 +22,11 @@ use sextant_pipelines::spec::{self, Branch, RunCommand, Step, StepKind, Value};
 use sextant_store::{MetaStore, StoreError};
 
 use super::outputs;
-use crate::data_roots::DataRoots;
 use super::plan::{self, StepResult};
 use super::service::USER;
 use super::step_cache::{self, Lookup};
 use super::{Orchestrator, OrchestratorError, now_ms};
+use crate::data_roots::DataRoots;
 
 /// Why one attempt of a step failed.
 pub(super) struct StepFailure {
@@ -915,7 +915,11 @@ pub(super) fn confine_known_paths(
         let StepKind::Uses { with, .. } = &step.kind else {
             continue;
         };
-        let with: spec::Entries<Value> = with.iter().filter(|(_, v)| known(&v.value)).cloned().collect();
+        let with: spec::Entries<Value> = with
+            .iter()
+            .filter(|(_, v)| known(&v.value))
+            .cloned()
+            .collect();
         let args = builtin_args(&ctx, &with).map_err(|f| f.message)?;
         confine_builtin_paths(roots, &step.name.value, &args)?;
     }

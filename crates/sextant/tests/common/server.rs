@@ -11,6 +11,14 @@ use serde_json::Value;
 
 use super::{BIN, free_port, http, wait_healthy};
 
+/// The checkout the tests run from (CARGO_MANIFEST_DIR at run time: a shared
+/// target directory may hold a binary built in another clone).
+fn checkout() -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir.join("../..")
+}
+
 /// A running server, killed when dropped.
 pub struct Server {
     child: Child,
@@ -33,9 +41,14 @@ impl Server {
     {
         let port = free_port();
         let log = dir.join("server.log");
+        // As a user runs it: from the checkout (where the examples' relative paths
+        // point), reading the test's own files under `dir` through a data root.
         let child = Command::new(BIN)
+            .current_dir(checkout())
             .args(["server", "--port", &port.to_string(), "--data-dir"])
             .arg(dir.join("data"))
+            .arg("--data-root")
+            .arg(dir)
             .env_remove("SEXTANT_LOG")
             .envs(env)
             .stderr(File::create(&log).unwrap())
