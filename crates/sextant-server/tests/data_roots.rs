@@ -177,7 +177,7 @@ async fn a_data_root_lets_the_server_read_there() {
 /// A pipeline whose built-in step reads `${params.data}`, and one whose
 /// built-in reads what a `run:` step left: a symlink out of the data directory.
 const SPLIT: &str = "name: split-it\nparams:\n  data: {type: string}\nsteps:\n  split:\n    uses: builtin/split\n    with: {data: \"${params.data}\"}\n    outputs: [train, test]\n";
-const SNEAKY: &str = "name: sneaky\nparams:\n  secret: {type: string}\nsteps:\n  link:\n    run: mkdir -p \"$SEXTANT_OUTPUT_DIR/data\" && ln -s \"${params.secret}\" \"$SEXTANT_OUTPUT_DIR/data/data.csv\"\n    outputs: [data]\n  split:\n    uses: builtin/split\n    with: {data: \"${steps.link.outputs.data}\"}\n    outputs: [train, test]\n";
+const SNEAKY: &str = "name: sneaky\nparams:\n  secret: {type: string}\nsteps:\n  link:\n    run: mkdir -p \"$SEXTANT_OUTPUT_DIR/data\" && ln -s ${params.secret} \"$SEXTANT_OUTPUT_DIR/data/data.csv\"\n    outputs: [data]\n  split:\n    uses: builtin/split\n    with: {data: \"${steps.link.outputs.data}\"}\n    outputs: [train, test]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_steps_read_only_under_the_data_roots() {
