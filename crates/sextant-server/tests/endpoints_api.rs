@@ -726,14 +726,24 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
         &[
             ("origin", app_origin),
             ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "content-type, x-inference-id"),
+            (
+                "access-control-request-headers",
+                "content-type, x-inference-id",
+            ),
         ],
         "",
     )
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{got:?}");
-    assert_eq!(header(&got, "access-control-allow-origin").as_deref(), Some(app_origin));
-    assert!(header(&got, "access-control-allow-methods").unwrap().contains("POST"));
+    assert_eq!(
+        header(&got, "access-control-allow-origin").as_deref(),
+        Some(app_origin)
+    );
+    assert!(
+        header(&got, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
     let allowed = header(&got, "access-control-allow-headers").unwrap();
     for name in [
         "content-type",
@@ -761,10 +771,16 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
     };
     let (s, got) = predict("https://app.example.com").await;
     assert_eq!(s, StatusCode::OK, "{got:?}");
-    assert_eq!(header(&got, "access-control-allow-origin").as_deref(), Some(app_origin));
+    assert_eq!(
+        header(&got, "access-control-allow-origin").as_deref(),
+        Some(app_origin)
+    );
     let exposed = header(&got, "access-control-expose-headers").unwrap();
     assert!(exposed.contains("x-inference-id"), "{exposed}");
-    assert!(exposed.contains("x-amzn-invoked-production-variant"), "{exposed}");
+    assert!(
+        exposed.contains("x-amzn-invoked-production-variant"),
+        "{exposed}"
+    );
 
     // Another origin is served too, but its page may not read the answer.
     let (s, got) = predict("https://evil.example.com").await;
@@ -784,7 +800,9 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
     assert_eq!(header(&got, "access-control-allow-origin"), None);
 
     // A changed definition is followed: the origin is no longer listed.
-    let (s, v) = h.put("churn", json!({"variants": [{"model": model}]})).await;
+    let (s, v) = h
+        .put("churn", json!({"variants": [{"model": model}]}))
+        .await;
     assert!(s.is_success(), "{v}");
     let (s, got) = predict("https://app.example.com").await;
     assert_eq!(s, StatusCode::OK, "{got:?}");

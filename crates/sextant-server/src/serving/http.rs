@@ -19,8 +19,8 @@ use super::error::{InputError, PredictError};
 use super::gateway::{Answer, Call, Failure, Gateway, Wire};
 use super::metrics;
 use super::protocol::oip;
-use crate::security;
 use crate::routes::{self, Api, Body, Capability as C, Group, Resource as R, Route};
+use crate::security;
 
 /// Headers a caller names its request with (SageMaker's, and a vendor-neutral alias).
 const INFERENCE_ID_HEADERS: [&str; 2] = ["x-amzn-sagemaker-inference-id", "x-inference-id"];
