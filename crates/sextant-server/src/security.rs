@@ -49,13 +49,7 @@ impl SecurityConfig {
     /// origin that is not `http(s)://host[:port]` is an error naming it.
     pub fn with_allowed_origins(mut self, origins: &[String]) -> Result<Self, String> {
         for o in origins {
-            let parsed = WebOrigin::parse(o.trim().trim_end_matches('/')).ok_or_else(|| {
-                format!(
-                    "invalid allowed origin '{o}': write it as scheme://host[:port], \
-                     e.g. https://app.example.com"
-                )
-            })?;
-            self.allowed_origins.push(parsed.to_string());
+            self.allowed_origins.push(normalize_origin(o)?);
         }
         Ok(self)
     }
@@ -106,6 +100,27 @@ pub async fn check_host(
         }
     }
     next.run(req).await
+}
+
+/// A listed origin (`--allowed-origins`, an endpoint's `allowed_origins`) in the form
+/// an `Origin` header is compared in; one that is not `http(s)://host[:port]` is an
+/// error naming it.
+pub(crate) fn normalize_origin(o: &str) -> Result<String, String> {
+    WebOrigin::parse(o.trim().trim_end_matches('/'))
+        .map(|parsed| parsed.to_string())
+        .ok_or_else(|| {
+            format!(
+                "invalid allowed origin '{o}': write it as scheme://host[:port], \
+                 e.g. https://app.example.com"
+            )
+        })
+}
+
+/// An `Origin` header in the form listed origins are kept in; `None` for `null`,
+/// anything but http(s), or a malformed value.
+pub(crate) fn origin_of_header(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    WebOrigin::parse(text).map(|o| o.to_string())
 }
 
 /// A web origin, `scheme://host:port`, lowercased, the port made explicit.

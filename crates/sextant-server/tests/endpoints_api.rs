@@ -685,3 +685,138 @@ async fn a_separate_gateways_rejections_reach_the_capacity_alarm_not_the_error_a
     );
     assert_eq!(r["counters"]["new"]["rejected"], 140, "{r}");
 }
+
+/// One request to `app` with `headers`; the status and response headers.
+async fn with_headers(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap) {
+    let mut req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:5000");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(axum::body::Body::from(body.to_string())).unwrap();
+    let resp = tower::ServiceExt::oneshot(app.clone(), req).await.unwrap();
+    (resp.status(), resp.headers().clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
+    let h = Harness::new();
+    let model = h.model("v1", 10.0);
+    let app_origin = "https://app.example.com";
+    let spec = json!({"variants": [{"model": model}], "allowed_origins": [app_origin]});
+    let (s, v) = h.put("churn", spec).await;
+    assert!(s.is_success(), "{v}");
+    let header = |h: &axum::http::HeaderMap, name: &str| {
+        h.get(name).map(|v| v.to_str().unwrap().to_string())
+    };
+
+    // A listed origin's preflight is answered.
+    let (s, got) = with_headers(
+        &h.app,
+        "OPTIONS",
+        "/endpoints/churn/invocations",
+        &[
+            ("origin", app_origin),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "content-type, x-inference-id",
+            ),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{got:?}");
+    assert_eq!(
+        header(&got, "access-control-allow-origin").as_deref(),
+        Some(app_origin)
+    );
+    assert!(
+        header(&got, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = header(&got, "access-control-allow-headers").unwrap();
+    for name in [
+        "content-type",
+        "x-inference-id",
+        "x-amzn-sagemaker-inference-id",
+        "x-amzn-sagemaker-target-variant",
+    ] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+    assert_eq!(header(&got, "vary").as_deref(), Some("Origin"));
+
+    // Its requests are served with headers it may read.
+    let predict = |origin: &'static str| {
+        let app = h.app.clone();
+        async move {
+            with_headers(
+                &app,
+                "POST",
+                "/endpoints/churn/invocations",
+                &[("origin", origin), ("content-type", "application/json")],
+                r#"{"inputs": [[1.0, 2.0, 3.0]]}"#,
+            )
+            .await
+        }
+    };
+    let (s, got) = predict("https://app.example.com").await;
+    assert_eq!(s, StatusCode::OK, "{got:?}");
+    assert_eq!(
+        header(&got, "access-control-allow-origin").as_deref(),
+        Some(app_origin)
+    );
+    let exposed = header(&got, "access-control-expose-headers").unwrap();
+    assert!(exposed.contains("x-inference-id"), "{exposed}");
+    assert!(
+        exposed.contains("x-amzn-invoked-production-variant"),
+        "{exposed}"
+    );
+
+    // Another origin is served too, but its page may not read the answer.
+    let (s, got) = predict("https://evil.example.com").await;
+    assert_eq!(s, StatusCode::OK, "{got:?}");
+    assert_eq!(header(&got, "access-control-allow-origin"), None);
+    let (_, got) = with_headers(
+        &h.app,
+        "OPTIONS",
+        "/endpoints/churn/invocations",
+        &[
+            ("origin", "https://evil.example.com"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(header(&got, "access-control-allow-origin"), None);
+
+    // A changed definition is followed: the origin is no longer listed.
+    let (s, v) = h
+        .put("churn", json!({"variants": [{"model": model}]}))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (s, got) = predict("https://app.example.com").await;
+    assert_eq!(s, StatusCode::OK, "{got:?}");
+    assert_eq!(header(&got, "access-control-allow-origin"), None);
+
+    // An entry that is not an origin is a 400 at its line and column.
+    let yaml = format!(
+        "variants:\n  - model: {model}\nallowed_origins:\n  - {app_origin}\n  - app.example.com/path\n"
+    );
+    let (s, v) = call(&h.app, "PUT", "/api/v1/endpoints/churn", &yaml).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("churn.yaml:5:5: invalid allowed origin 'app.example.com/path'"),
+        "{message}"
+    );
+}

@@ -103,6 +103,18 @@ impl Client {
         self.call(method, url, Some(Body::Json(body)), Duration::ZERO)
     }
 
+    /// [`Client::send`] for a request the server may take `wait` longer than usual to
+    /// answer (a child process starting).
+    pub fn send_waiting(
+        &self,
+        method: Method,
+        url: Url,
+        body: Value,
+        wait: Duration,
+    ) -> anyhow::Result<Value> {
+        self.call(method, url, Some(Body::Json(body)), wait)
+    }
+
     /// `PUT`s `text` as YAML and returns the JSON answer.
     pub fn put_yaml(&self, url: Url, text: String) -> anyhow::Result<Value> {
         self.call(Method::PUT, url, Some(Body::Yaml(text)), Duration::ZERO)

@@ -112,7 +112,17 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
                 anyhow::bail!("endpoint '{name}' exists; use `sextant endpoints update`");
             }
             let spec = json!({"variants": [{"model": model, "runtime": runtime}]});
-            client.send(Method::PUT, url(&[&name]), spec)?
+            if runtime == "process" {
+                // The server answers once the child answers /ping: up to its
+                // startup timeout (2 min), which may take a while to say.
+                let what =
+                    format!("variant 'primary' (mlflow models serve of {model}) to answer /ping");
+                waiting_for(&what, || {
+                    client.send_waiting(Method::PUT, url(&[&name]), spec, PROCESS_START)
+                })?
+            } else {
+                client.send(Method::PUT, url(&[&name]), spec)?
+            }
         }
         EndpointsCommand::Update {
             name,
@@ -200,6 +210,54 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
 }
 
 /// `variant=model` of each stable variant.
+/// How much longer than usual a request starting a process runtime may take: the
+/// server's startup timeout for a child (120 s) with a margin.
+const PROCESS_START: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Runs `work`, saying on stderr what it waits for while it takes over a second: a
+/// line rewritten each second on a terminal, else a line every ten seconds.
+fn waiting_for<T: Send>(what: &str, work: impl FnOnce() -> T + Send) -> T {
+    use std::io::{IsTerminal, Write};
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
+    let terminal = std::io::stderr().is_terminal();
+    let every = if terminal {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    };
+    let started = Instant::now();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let result = work();
+            // The receiver only goes when this scope ends.
+            let _ = done.send(());
+            result
+        });
+        let mut wait = Duration::from_secs(1);
+        let mut said = false;
+        while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(wait) {
+            let line = format!("waiting for {what} … {} s", started.elapsed().as_secs());
+            let mut err = std::io::stderr().lock();
+            let _ = if terminal {
+                write!(err, "\r\x1b[2K{line}")
+            } else {
+                writeln!(err, "{line}")
+            };
+            let _ = err.flush();
+            said = true;
+            wait = every;
+        }
+        if said && terminal {
+            eprintln!();
+        }
+        worker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
 fn models(e: &Value) -> String {
     e["deployed"]
         .as_object()

@@ -272,6 +272,57 @@ fn a_separate_gateway_follows_the_endpoint_on_the_server() {
     assert!(models.join("churn/2/model.onnx").is_file());
     let (status, _) = http(port, "GET", "/ping", "").unwrap();
     assert_eq!(status, 200);
+
+    // A browser origin added to the definition gets CORS answers from the gateway too.
+    let origin = "https://app.example.com";
+    assert_eq!(allowed_origin(port, origin), None);
+    let file = d.join("churn.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: churn\nvariants:\n  - model: models:/churn/{second}\nallowed_origins: [{origin}]\n"
+        ),
+    )
+    .unwrap();
+    let out = server.sextant(&["endpoints", "apply", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while allowed_origin(port, origin).as_deref() != Some(origin) {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never answered CORS for {origin}"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(allowed_origin(port, "https://evil.example.com"), None);
+}
+
+/// The `Access-Control-Allow-Origin` of the gateway's answer to a prediction sent
+/// with `Origin: origin`.
+fn allowed_origin(port: u16, origin: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let body = r#"{"inputs": [[1.0, 2.0, 3.0]]}"#;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let head = raw.split_once("\r\n\r\n").map_or(raw.as_str(), |(h, _)| h);
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("access-control-allow-origin")
+            .then(|| value.trim().to_string())
+    })
 }
 
 /// A model that loads but fails on every request: its weights do not fit its input.
@@ -550,4 +601,117 @@ fn show_prints_the_rollout_its_counters_and_the_traffic_history_and_apply_warns_
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(variants, ["primary"], "{shown}");
+}
+
+/// Not a test on its own: when `SEXTANT_PING_STUB_PORT` is set, answers every request
+/// on that port 200 (a `/ping` that passes), until the file `SEXTANT_PING_STUB_GO` is
+/// gone (the test's directory removed).
+#[test]
+fn ping_stub_child() {
+    let (Ok(port), Ok(go)) = (
+        std::env::var("SEXTANT_PING_STUB_PORT"),
+        std::env::var("SEXTANT_PING_STUB_GO"),
+    ) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    while Path::new(&go).exists() {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                use std::io::{Read, Write};
+                s.set_nonblocking(false).unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1\r\nconnection: close\r\n\r\n\n",
+                );
+            }
+            // Nothing to answer: look again shortly (the stub's own pace, not the test's).
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn create_with_the_process_runtime_says_what_it_waits_for() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model(d, "v1", 10.0);
+    // A stand-in for `mlflow models serve -m DIR -p PORT …` on the server's PATH: it
+    // starts answering /ping once the test has seen the CLI say it waits for that.
+    let go = d.join("GO");
+    let bin = d.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let stub = bin.join("mlflow");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nwhile [ ! -e '{go}' ]; do sleep 0.1; done\n\
+             exec env SEXTANT_PING_STUB_PORT=\"$6\" SEXTANT_PING_STUB_GO='{go}' '{exe}' ping_stub_child --exact --nocapture\n",
+            go = go.display(),
+            exe = std::env::current_exe().unwrap().display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = Server::start_with_env(d, [("PATH", path)]);
+
+    let mut cli = server
+        .command(&[
+            "endpoints",
+            "create",
+            "churn",
+            "--model",
+            &m,
+            "--runtime",
+            "process",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(cli.stderr.take().unwrap());
+    let want =
+        format!("waiting for variant 'primary' (mlflow models serve of {m}) to answer /ping");
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "the CLI ended without saying what it waits for: {said}"
+        );
+        said.push_str(&line);
+        if line.starts_with(&want) {
+            assert!(line.trim_end().ends_with(" s"), "{line}");
+            break;
+        }
+    }
+    std::fs::write(&go, "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{said}{rest}\nserver log:\n{}",
+        server.log()
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("endpoint churn: in_service"), "{shown}");
+    // No spinner when stderr is not a terminal: whole lines only.
+    assert!(!format!("{said}{rest}").contains('\r'), "{said}{rest}");
+    let out = server.sextant(&["endpoints", "delete", "churn"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

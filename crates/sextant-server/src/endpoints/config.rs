@@ -27,6 +27,11 @@ pub struct EndpointSpec {
     /// Deploy each new version of a registered model this way by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow: Option<FollowSpec>,
+    /// Browser origins (`https://app.example.com`) whose pages may call the
+    /// inference routes: they get CORS answers there, other origins none
+    /// (requests are served either way; applications need no CORS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// One variant: a model and how much traffic it takes.
@@ -407,7 +412,21 @@ impl EndpointSpec {
         {
             out.push(("follow.model".into(), "follow.model is empty".into()));
         }
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            if let Err(e) = crate::security::normalize_origin(o) {
+                out.push((format!("allowed_origins.{i}"), e));
+            }
+        }
         out
+    }
+
+    /// The browser origins the inference routes answer CORS for, normalized
+    /// (invalid ones, which [`EndpointSpec::check`] refuses, left out).
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .iter()
+            .filter_map(|o| crate::security::normalize_origin(o).ok())
+            .collect()
     }
 }
 

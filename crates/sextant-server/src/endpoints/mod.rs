@@ -278,6 +278,7 @@ impl Endpoints {
                 g
             }
         };
+        gateway.set_allowed_origins(spec.cors_origins());
         gateway
             .set_variants(variants, shadow)
             .map_err(|e| ApiError::invalid(e.to_string()))?;

@@ -134,6 +134,8 @@ async fn sync(
     };
     // Capture as the definition says, into the server's store.
     gateway.set_capture(super::capture_config(&spec));
+    // CORS for browsers as the definition lists them.
+    gateway.set_allowed_origins(spec.cors_origins());
     let planned = plan(&spec, &state);
     // The same plan twice is not installed again (weights to 0.1 %).
     let key: Vec<(String, String, u64)> = planned

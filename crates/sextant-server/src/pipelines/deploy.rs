@@ -58,6 +58,7 @@ impl Orchestrator {
                 capture: None,
                 rollout: RolloutPolicy::default(),
                 follow: None,
+                allowed_origins: Vec::new(),
             },
             Err(e) => return Err(failure(e)),
         };

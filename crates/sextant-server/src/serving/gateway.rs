@@ -194,6 +194,9 @@ pub struct Gateway {
     load_seconds: Mutex<BTreeMap<String, f64>>,
     capture_dropped: AtomicU64,
     shadow_dropped: AtomicU64,
+    /// Browser origins that get CORS answers (normalized, `scheme://host:port`): the
+    /// definition's `allowed_origins`, followed as it changes.
+    allowed_origins: RwLock<Arc<[String]>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -244,6 +247,7 @@ impl Gateway {
             load_seconds: Mutex::new(BTreeMap::new()),
             capture_dropped: AtomicU64::new(0),
             shadow_dropped: AtomicU64::new(0),
+            allowed_origins: RwLock::new(Arc::from([])),
         })
     }
 
@@ -332,6 +336,23 @@ impl Gateway {
             shadow: current.shadow.clone(),
             capture,
         });
+    }
+
+    /// Answers CORS for these browser origins (normalized `scheme://host:port`) from the
+    /// next request on.
+    pub fn set_allowed_origins(&self, origins: Vec<String>) {
+        *self
+            .allowed_origins
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::from(origins);
+    }
+
+    /// The browser origins CORS is answered for now.
+    pub fn allowed_origins(&self) -> Arc<[String]> {
+        self.allowed_origins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Data capture now.

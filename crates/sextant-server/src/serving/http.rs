@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use super::gateway::{Answer, Call, Failure, Gateway, Wire};
 use super::metrics;
 use super::protocol::oip;
 use crate::routes::{self, Api, Body, Capability as C, Group, Resource as R, Route};
+use crate::security;
 
 /// Headers a caller names its request with (SageMaker's, and a vendor-neutral alias).
 const INFERENCE_ID_HEADERS: [&str; 2] = ["x-amzn-sagemaker-inference-id", "x-inference-id"];
@@ -86,7 +88,68 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     };
     routes::mount_data_plane(Router::new(), &group)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(gateway.clone(), cors))
         .with_state(gateway)
+}
+
+/// Methods the inference routes answer a browser's preflight with.
+const CORS_METHODS: &str = "GET, POST, OPTIONS";
+/// Request headers a page may send: the body's type and the serving headers.
+const CORS_REQUEST_HEADERS: &str = "content-type, x-inference-id, \
+    x-amzn-sagemaker-inference-id, x-amzn-sagemaker-target-variant";
+/// Response headers a page may read besides the safelisted ones.
+const CORS_EXPOSED_HEADERS: &str = "x-inference-id, x-amzn-invoked-production-variant";
+
+/// CORS for the endpoint's `allowed_origins`: their preflights are answered
+/// and their answers readable. Every request is still served whatever its
+/// `Origin` (applications send none, or any): only a browser heeds CORS.
+async fn cors(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let origins = gw.allowed_origins();
+    if origins.is_empty() {
+        return next.run(req).await;
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| security::origin_of_header(o).is_some_and(|o| origins.contains(&o)))
+        .cloned();
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = match &origin {
+        Some(_) if preflight => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(CORS_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(CORS_REQUEST_HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+            r
+        }
+        _ => next.run(req).await,
+    };
+    let h = response.headers_mut();
+    // Answers differ by Origin here, so a cache must keep them apart.
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if !preflight {
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(CORS_EXPOSED_HEADERS),
+            );
+        }
+    }
+    response
 }
 
 /// The gateway's view of a request; a 400 when its inference id header is unusable.
