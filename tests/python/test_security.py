@@ -260,6 +260,8 @@ def test_a_malformed_allowed_origin_is_refused_at_start(tmp_path):
     )
     assert out.returncode != 0
     assert "invalid allowed origin 'app.example.com'" in out.stderr, out.stderr
+    # Refused before the store is created or migrated.
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.sextant_only

@@ -134,6 +134,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.host.is_loopback() {
         tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
     }
+    // Settings are checked before anything is bound, created or migrated.
+    let origins: Vec<String> = args
+        .allowed_origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .cloned()
+        .collect();
+    let security = security_config(args.host.is_loopback())
+        .with_allowed_origins(&origins)
+        .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?;
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,18 +164,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.host.is_loopback(),
         &args.data_roots,
     )?;
-    let origins: Vec<String> = args
-        .allowed_origins
-        .iter()
-        .filter(|o| !o.trim().is_empty())
-        .cloned()
-        .collect();
-    state.security = Arc::new(
-        (*state.security)
-            .clone()
-            .with_allowed_origins(&origins)
-            .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?,
-    );
+    state.security = Arc::new(security);
     runtime.block_on(async move {
         if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");
@@ -179,6 +178,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         )
         .await
     })
+}
+
+/// The Host and Origin rules of a server bound to a loopback address or not.
+fn security_config(loopback: bool) -> SecurityConfig {
+    if loopback {
+        SecurityConfig::loopback()
+    } else {
+        SecurityConfig::default()
+    }
 }
 
 /// Migrates and opens the stores of a data directory, resolved to an
@@ -211,11 +219,7 @@ pub fn open_state(
     let artifacts = ArtifactStore::from_uri(&destination)
         .with_context(|| format!("opening artifact store {destination}"))?;
     tracing::info!(data_dir = %data_dir.display(), store = %redact(&uri), artifacts = %artifacts.root(), "opened the stores");
-    let security = if loopback {
-        SecurityConfig::loopback()
-    } else {
-        SecurityConfig::default()
-    };
+    let security = security_config(loopback);
     // `resolve_data_dir` canonicalized it: symlinks are already resolved.
     let mut roots = DataRoots::new(&data_dir, &std::env::current_dir()?, data_roots)?;
     // A local artifact store elsewhere holds files the server wrote (a monitor
