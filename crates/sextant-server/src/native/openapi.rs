@@ -58,8 +58,54 @@ fn string_map(description: &str, values: &str) -> Value {
     json!({ "type": "object", "description": description, "additionalProperties": { "type": values } })
 }
 
-/// The whole document.
+/// The whole document: the operations as written below, plus the refusals
+/// every operation of a kind shares (see [`add_shared_refusals`]).
 pub fn spec() -> Value {
+    let mut doc = operations();
+    add_shared_refusals(&mut doc);
+    doc
+}
+
+/// Statuses that come from the shared layers rather than the handler, added to
+/// every operation they apply to so each operation lists all it can answer:
+/// - 400 wherever there is a path parameter, a query parameter or a body to get
+///   wrong (a malformed value is refused before the handler looks it up);
+/// - 403 and 415 on every state-changing operation, from the request guard
+///   (`security.rs`): a cross-site `Origin`, or a missing or wrong `Content-Type`.
+fn add_shared_refusals(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for ops in paths.values_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let takes_input = op.get("requestBody").is_some()
+                || op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+            let changes_state = matches!(method.as_str(), "post" | "put" | "delete");
+            let responses = op["responses"]
+                .as_object_mut()
+                .expect("every operation has responses");
+            if takes_input {
+                responses
+                    .entry("400")
+                    .or_insert_with(|| error("A malformed path parameter, query or body"));
+            }
+            if changes_state {
+                responses.entry("403").or_insert_with(|| {
+                    error("A cross-site `Origin` that is not in `--allowed-origins` (`PERMISSION_DENIED`)")
+                });
+                responses.entry("415").or_insert_with(|| {
+                    error("A missing or unaccepted `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`)")
+                });
+            }
+        }
+    }
+}
+
+/// The operations and schemas as written by hand.
+fn operations() -> Value {
     let name = path_param("name", "Registered model name", "string");
     let version = path_param("version", "Version number", "integer");
     let alias = path_param("alias", "Alias name", "string");
@@ -359,8 +405,8 @@ pub fn spec() -> Value {
                 "get": {
                     "operationId": "listMonitorRuns",
                     "summary": "A monitor's runs, newest first",
-                    "parameters": [monitor, query_param("max_results", "At most this many (default 100)", json!({"type": "integer", "minimum": 1}))],
-                    "responses": { "200": ok("The runs", "MonitorRunList"), "404": error("No such monitor") }
+                    "parameters": [monitor, query_param("max_results", "At most this many (1 to 10000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 10_000}))],
+                    "responses": { "200": ok("The runs", "MonitorRunList"), "400": error("Bad page size"), "404": error("No such monitor") }
                 }
             },
             "/api/v1/monitor-runs/{id}": {
@@ -393,7 +439,7 @@ pub fn spec() -> Value {
                     "summary": "Renew a claimed task's lease under its fencing token",
                     "parameters": [task_id],
                     "requestBody": json_body("HeartbeatRequest"),
-                    "responses": { "200": ok("Renewed", "Empty"), "409": error("The task is no longer held under this token (re-claimed or cancelled): stop the step") }
+                    "responses": { "200": ok("Renewed", "Empty"), "404": error("No such task"), "409": error("The task is no longer held under this token (re-claimed or cancelled): stop the step") }
                 }
             },
             "/api/v1/tasks/{id}/outcome": {
