@@ -378,7 +378,13 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
             "{v}"
         );
     }
-    let (s, v) = call(&h.app, "GET", "/api/v1/monitors/quiet/runs?max_results=1", "").await;
+    let (s, v) = call(
+        &h.app,
+        "GET",
+        "/api/v1/monitors/quiet/runs?max_results=1",
+        "",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
     let (s, v) = call(
