@@ -1,13 +1,19 @@
-# Sourced by scripts/test and scripts/bench: ensure_venv creates (or reuses) the pinned Python venv
-# outside the clone and puts it first on PATH. Sets $venv.
-#   ${SEXTANT_VENV:-$HOME/.cache/sextant/venv-<hash of scripts/requirements-test.txt>}
+# Sourced by scripts/test, scripts/bench and scripts/schemathesis.sh: ensure_venv creates (or reuses)
+# a pinned Python venv outside the clone and puts it first on PATH. Sets $venv.
+#   ensure_venv ROOT                   -> ${SEXTANT_VENV:-$HOME/.cache/sextant/venv-<hash of scripts/requirements-test.txt>}
+#   ensure_venv ROOT REQUIREMENTS NAME -> $HOME/.cache/sextant/NAME-<hash of REQUIREMENTS>
 # It installs only when the venv is missing or the requirements changed (marker file in the venv).
 ensure_venv() {
     local root="$1"
-    local req="$root/scripts/requirements-test.txt"
+    local req="${2:-$root/scripts/requirements-test.txt}"
+    local name="${3:-}"
     local req_hash
     req_hash="$(sha256sum "$req" | cut -c1-16)"
-    venv="${SEXTANT_VENV:-$HOME/.cache/sextant/venv-$req_hash}"
+    if [[ -n "$name" ]]; then
+        venv="$HOME/.cache/sextant/$name-$req_hash"
+    else
+        venv="${SEXTANT_VENV:-$HOME/.cache/sextant/venv-$req_hash}"
+    fi
     local marker="$venv/.sextant-requirements-sha256"
     if [[ ! -x "$venv/bin/python" || ! -f "$marker" || "$(cat "$marker")" != "$req_hash" ]]; then
         printf '==> installing %s into %s\n' "$req" "$venv" >&2

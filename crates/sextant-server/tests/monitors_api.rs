@@ -360,6 +360,33 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The page size the document allows (1 to 10000), nothing silently clamped.
+    for bad in ["0", "10001"] {
+        let (s, v) = call(
+            &h.app,
+            "GET",
+            &format!("/api/v1/monitors/quiet/runs?max_results={bad}"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "max_results={bad}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("invalid max_results {bad}")),
+            "{v}"
+        );
+    }
+    let (s, v) = call(
+        &h.app,
+        "GET",
+        "/api/v1/monitors/quiet/runs?max_results=1",
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
     let (s, v) = call(
         &h.app,
         "GET",

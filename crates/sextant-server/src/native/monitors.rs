@@ -153,6 +153,10 @@ pub async fn run(
     Ok((StatusCode::CREATED, Json(run_body(&run))))
 }
 
+/// The most runs one listing returns; the document says so, and a larger or zero
+/// `max_results` is refused rather than silently clamped.
+const MAX_RUNS_PAGE: u64 = 10_000;
+
 #[derive(Debug, Deserialize)]
 pub struct RunsQuery {
     max_results: Option<u64>,
@@ -165,10 +169,15 @@ pub async fn runs(
     q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
-    let max = query(q)?
-        .max_results
-        .unwrap_or(DEFAULT_RUNS)
-        .clamp(1, 10_000);
+    let max = match query(q)?.max_results {
+        None => DEFAULT_RUNS,
+        Some(n @ 1..=MAX_RUNS_PAGE) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "invalid max_results {n}: it must be between 1 and {MAX_RUNS_PAGE}"
+            )));
+        }
+    };
     let n = name.clone();
     st.db(move |s| s.get_monitor(&n)).await?;
     let runs = st.db(move |s| s.list_monitor_runs(&name, max)).await?;

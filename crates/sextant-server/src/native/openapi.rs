@@ -4,6 +4,9 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+/// A gateway report's latency histogram: one count per bucket, plus +Inf.
+const LATENCY_COUNTS: usize = crate::serving::stats::LATENCY_BUCKETS.len() + 1;
+
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> Json<Value> {
     Json(spec())
@@ -58,11 +61,75 @@ fn string_map(description: &str, values: &str) -> Value {
     json!({ "type": "object", "description": description, "additionalProperties": { "type": values } })
 }
 
-/// The whole document.
+/// The whole document: the operations as written below, plus the refusals
+/// every operation of a kind shares (see [`add_shared_refusals`]).
 pub fn spec() -> Value {
+    let mut doc = operations();
+    add_shared_refusals(&mut doc);
+    doc
+}
+
+/// Statuses that come from the shared layers rather than the handler, added to
+/// every operation they apply to so each operation lists all it can answer:
+/// - 400 wherever there is a path parameter, a query parameter or a body to get
+///   wrong (a malformed value is refused before the handler looks it up);
+/// - 403 and 415 on every state-changing operation, from the request guard
+///   (`security.rs`): a cross-site `Origin`, or a missing or wrong `Content-Type`.
+///
+/// A POST that takes no input still needs `Content-Type: application/json` (the
+/// guard refuses it otherwise, so that a cross-site form cannot trigger it): it
+/// is documented with a body of `{}`, which the handler ignores.
+fn add_shared_refusals(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for ops in paths.values_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            if method == "post" && op.get("requestBody").is_none() {
+                op["requestBody"] = json!({
+                    "required": true,
+                    "description": "`{}`: the call takes no input, but must say it sends JSON",
+                    "content": { "application/json": { "schema": { "type": "object", "maxProperties": 0 } } }
+                });
+            }
+            let takes_input = op.get("requestBody").is_some()
+                || op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+            let changes_state = matches!(method.as_str(), "post" | "put" | "delete");
+            let responses = op["responses"]
+                .as_object_mut()
+                .expect("every operation has responses");
+            if takes_input {
+                responses
+                    .entry("400")
+                    .or_insert_with(|| error("A malformed path parameter, query or body"));
+            }
+            if changes_state {
+                responses.entry("403").or_insert_with(|| {
+                    error("A cross-site `Origin` that is not in `--allowed-origins` (`PERMISSION_DENIED`)")
+                });
+                responses.entry("415").or_insert_with(|| {
+                    error("A missing or unaccepted `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`)")
+                });
+            }
+        }
+    }
+}
+
+/// The operations and schemas as written by hand.
+fn operations() -> Value {
     let name = path_param("name", "Registered model name", "string");
-    let version = path_param("version", "Version number", "integer");
-    let alias = path_param("alias", "Alias name", "string");
+    let version = json!({
+        "name": "version", "in": "path", "required": true,
+        "description": "Version number", "schema": { "type": "integer", "minimum": 1 }
+    });
+    let alias = json!({
+        "name": "alias", "in": "path", "required": true,
+        "description": "Alias name: letters, digits, `_` and `-`, at most 255",
+        "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,255}$" }
+    });
     let pipeline = path_param("name", "Pipeline name", "string");
     let run_id = path_param("id", "Pipeline run id", "string");
     let step = path_param("step", "Step name", "string");
@@ -245,7 +312,7 @@ pub fn spec() -> Value {
                     "summary": "A step's captured stdout or stderr from an offset; poll with `next_offset` until `finished` to follow a live step",
                     "parameters": [
                         run_id,
-                        { "name": "step", "in": "query", "required": true, "description": "The step", "schema": { "type": "string" } },
+                        { "name": "step", "in": "query", "required": true, "description": "The step", "schema": { "type": "string", "minLength": 1 } },
                         query_param("stream", "`stdout` (default) or `stderr`", json!({"enum": ["stdout", "stderr"]})),
                         query_param("offset", "Byte offset to read from (default 0)", json!({"type": "integer", "minimum": 0})),
                         query_param("attempt", "Attempt of the step's current task (default the latest)", json!({"type": "integer", "minimum": 1})),
@@ -359,8 +426,8 @@ pub fn spec() -> Value {
                 "get": {
                     "operationId": "listMonitorRuns",
                     "summary": "A monitor's runs, newest first",
-                    "parameters": [monitor, query_param("max_results", "At most this many (default 100)", json!({"type": "integer", "minimum": 1}))],
-                    "responses": { "200": ok("The runs", "MonitorRunList"), "404": error("No such monitor") }
+                    "parameters": [monitor, query_param("max_results", "At most this many (1 to 10000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 10_000}))],
+                    "responses": { "200": ok("The runs", "MonitorRunList"), "400": error("Bad page size"), "404": error("No such monitor") }
                 }
             },
             "/api/v1/monitor-runs/{id}": {
@@ -375,7 +442,10 @@ pub fn spec() -> Value {
                 "get": {
                     "operationId": "getMonitorRunFile",
                     "summary": "One file of a run: report.html, statistics.json, constraint_violations.json, drift.json, model_quality.json or window.csv",
-                    "parameters": [path_param("id", "Monitor run id", "string"), path_param("file", "File name", "string")],
+                    "parameters": [path_param("id", "Monitor run id", "string"), {
+                        "name": "file", "in": "path", "required": true, "description": "File name",
+                        "schema": { "enum": ["report.html", "statistics.json", "constraint_violations.json", "drift.json", "model_quality.json", "window.csv"] }
+                    }],
                     "responses": { "200": { "description": "The file" }, "400": error("Unknown file name"), "404": error("No such run, or the run wrote no such file") }
                 }
             },
@@ -393,7 +463,7 @@ pub fn spec() -> Value {
                     "summary": "Renew a claimed task's lease under its fencing token",
                     "parameters": [task_id],
                     "requestBody": json_body("HeartbeatRequest"),
-                    "responses": { "200": ok("Renewed", "Empty"), "409": error("The task is no longer held under this token (re-claimed or cancelled): stop the step") }
+                    "responses": { "200": ok("Renewed", "Empty"), "404": error("No such task"), "409": error("The task is no longer held under this token (re-claimed or cancelled): stop the step") }
                 }
             },
             "/api/v1/tasks/{id}/outcome": {
@@ -418,10 +488,10 @@ pub fn spec() -> Value {
                         "weight": { "type": "number", "minimum": 0 },
                         "max_concurrency": { "type": "integer", "minimum": 1 }
                     } } },
-                    "shadow": { "type": "object", "description": "{name, model, runtime, sampling_percent}" },
+                    "shadow": { "type": "object", "required": ["model"], "description": "{name, model, runtime, sampling_percent}" },
                     "capture": { "type": "object", "description": "{sampling_percent, mode: input|output|input_and_output}" },
                     "rollout": { "type": "object", "description": "{strategy: all_at_once|canary|linear|blue_green, percent, bake, interval, alarms: {max_error_rate, max_error_rate_increase, max_p99_ms, max_p99_ratio, max_rejected_rate, min_requests}}" },
-                    "follow": { "type": "object", "description": "{model, alias} or {model, approved: true}: deploy new versions by themselves" }
+                    "follow": { "type": "object", "required": ["model"], "description": "{model, alias} or {model, approved: true}: deploy new versions by themselves" }
                 }
             },
             "Endpoint": {
@@ -446,7 +516,7 @@ pub fn spec() -> Value {
             "GatewayStats": {
                 "type": "object", "required": ["gateway", "variants"],
                 "properties": {
-                    "gateway": { "type": "string", "description": "The reporting gateway's id, unique per process" },
+                    "gateway": { "type": "string", "minLength": 1, "maxLength": 200, "description": "The reporting gateway's id, unique per process" },
                     "variants": { "type": "array", "items": {
                         "type": "object",
                         "required": ["name", "shadow", "requests", "errors", "client_errors", "rejected", "in_flight", "latency"],
@@ -458,8 +528,8 @@ pub fn spec() -> Value {
                             "rejected": { "type": "integer", "description": "Refused with 503 at the variant's concurrency limit" },
                             "in_flight": { "type": "integer" },
                             "latency": { "type": "object", "required": ["counts", "sum_seconds"], "properties": {
-                                "counts": { "type": "array", "items": { "type": "integer" }, "description": "Per latency bucket (50 µs … 30 s) plus +Inf, not cumulative" },
-                                "sum_seconds": { "type": "number" }
+                                "counts": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": LATENCY_COUNTS, "maxItems": LATENCY_COUNTS, "description": "Per latency bucket (50 µs … 30 s) plus +Inf, not cumulative" },
+                                "sum_seconds": { "type": "number", "minimum": 0 }
                             } }
                         }
                     } }
@@ -515,7 +585,7 @@ pub fn spec() -> Value {
             "ClaimRequest": {
                 "type": "object", "additionalProperties": false, "required": ["worker", "lease_ms"],
                 "properties": {
-                    "worker": { "type": "string", "description": "The lease owner name" },
+                    "worker": { "type": "string", "pattern": "\\S", "maxLength": 200, "description": "The lease owner name: not blank, at most 200 bytes" },
                     "lease_ms": { "type": "integer", "minimum": 200, "maximum": 600000 },
                     "wait_ms": { "type": "integer", "minimum": 0, "description": "How long to wait for a task (capped at 30000)" }
                 }
@@ -532,7 +602,7 @@ pub fn spec() -> Value {
                 "type": "object", "additionalProperties": false, "required": ["fencing", "outcome"],
                 "properties": {
                     "fencing": { "type": "integer" },
-                    "outcome": { "type": "object", "required": ["status"], "description": "`{\"status\": \"succeeded\", \"result\": {metrics, outputs, cache}}` or `{\"status\": \"failed\", \"message\": …, \"permanent\": bool}`" }
+                    "outcome": { "type": "object", "required": ["status"], "properties": { "status": { "enum": ["succeeded", "failed"] } }, "description": "`{\"status\": \"succeeded\", \"result\": {metrics, outputs, cache}}` or `{\"status\": \"failed\", \"message\": …, \"permanent\": bool}`" }
                 }
             },
             "Pipeline": {
@@ -797,6 +867,34 @@ mod tests {
             .map(|r| (r.method.to_string(), r.path.to_string()))
             .collect();
         assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_state_changing_operation_says_how_the_guard_refuses_it() {
+        let doc = spec();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                if matches!(method.as_str(), "post" | "put" | "delete") {
+                    for status in ["403", "415"] {
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} lacks {status}"
+                        );
+                    }
+                }
+                if matches!(method.as_str(), "post" | "put") {
+                    // The guard wants a Content-Type even without input.
+                    assert!(
+                        op.get("requestBody").is_some(),
+                        "{method} {path} has no body"
+                    );
+                }
+                if op.get("requestBody").is_some() || op.get("parameters").is_some() {
+                    assert!(responses.contains_key("400"), "{method} {path} lacks 400");
+                }
+            }
+        }
     }
 
     #[test]
