@@ -1,5 +1,5 @@
 //! Files the server reads on a caller's behalf — a monitor's data and
-//! baseline, a built-in step's data — must lie under its data roots once
+//! baseline, a built-in step's data, an endpoint's local model directory — must lie under its data roots once
 //! symlinks are resolved; otherwise a 400 (or, when the path is only known
 //! while the step runs, a failed step) naming the rule.
 
@@ -253,4 +253,44 @@ async fn ended(app: &Router, id: &str) -> Value {
         assert!(Instant::now() < deadline, "run {id} did not end: {run}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An endpoint variant's local model directory is read by the server (loaded
+/// in process, or served by a child it starts), so it is confined too.
+#[tokio::test]
+async fn an_endpoints_local_model_directory_lies_under_the_data_roots() {
+    let (app, _st, dirs) = server(&[]);
+    let endpoint =
+        |model: &Path| format!("name: local\nvariants:\n  - model: {}\n", model.display());
+    let outside = dirs.outside.path().join("model");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&outside)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains(RULE) && message.contains("model directory"),
+        "{v}"
+    );
+
+    // Inside the data directory the rule holds; this directory then fails
+    // for what it is (no MLmodel), not for where it is.
+    let inside = dirs.data.path().join("model");
+    std::fs::create_dir_all(&inside).unwrap();
+    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&inside)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        !message.contains(RULE) && message.contains("MLmodel"),
+        "{v}"
+    );
+
+    // A file inside the model directory that links out is refused as well.
+    std::os::unix::fs::symlink(
+        data_set(dirs.outside.path(), "secret.csv"),
+        inside.join("model.onnx"),
+    )
+    .unwrap();
+    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&inside)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(RULE), "{v}");
 }

@@ -510,9 +510,9 @@ impl Endpoints {
         let mut variants = BTreeMap::new();
         let mut loaded = Vec::new();
         for v in &spec.variants {
-            let (uri, rt) = (v.model.clone(), v.runtime);
+            let (uri, rt, roots) = (v.model.clone(), v.runtime, st.data_roots.clone());
             let d = st
-                .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
+                .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                 .await?
                 .map_err(resolve_error)?;
             // Loading now makes a broken model a 400 before anything changes.
@@ -521,9 +521,9 @@ impl Endpoints {
         }
         let shadow = match &spec.shadow {
             Some(s) => {
-                let (uri, rt) = (s.model.clone(), s.runtime);
+                let (uri, rt, roots) = (s.model.clone(), s.runtime, st.data_roots.clone());
                 let d = st
-                    .db(move |s| Ok(resolve::resolve(s, &uri, rt)))
+                    .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                     .await?
                     .map_err(resolve_error)?;
                 loaded.push(

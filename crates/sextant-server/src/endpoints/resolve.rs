@@ -11,6 +11,7 @@ use sextant_store::{MetaStore, StoreError};
 
 use super::config::Runtime;
 use super::rollout::Deployed;
+use crate::data_roots::DataRoots;
 use crate::pipelines::outputs::write_stream;
 
 /// Why a model URI gives no model.
@@ -59,11 +60,14 @@ pub fn version_of(
     Ok(Some(v))
 }
 
-/// Resolves `uri` as of now (blocking: reads the store).
+/// Resolves `uri` as of now (blocking: reads the store). A local directory
+/// must lie, with everything in it, under the server's data roots: the
+/// server reads it on the caller's behalf.
 pub fn resolve(
     store: &dyn MetaStore,
     uri: &str,
     runtime: Runtime,
+    roots: &DataRoots,
 ) -> Result<Deployed, ResolveError> {
     if let Some(v) = version_of(store, uri)? {
         return Ok(Deployed {
@@ -75,6 +79,9 @@ pub fn resolve(
         });
     }
     let path = local_path(uri)?;
+    roots
+        .check_tree("model directory", &path)
+        .map_err(|e| ResolveError::Invalid(e.to_string()))?;
     if !path.join("MLmodel").is_file() {
         return Err(ResolveError::NotFound(format!(
             "model '{uri}': {} holds no MLmodel file",

@@ -392,9 +392,9 @@ async fn load_baseline(st: &AppState, spec: &MonitorSpec) -> Result<Baseline, St
             return Baseline::read(&dir, b);
         }
         (Some(b), _) => {
-            let (store, u) = (st.store.clone(), b.clone());
+            let (store, u, roots) = (st.store.clone(), b.clone(), st.data_roots.clone());
             let deployed = tokio::task::spawn_blocking(move || {
-                resolve::resolve(store.as_ref(), &u, Runtime::Onnx)
+                resolve::resolve(store.as_ref(), &u, Runtime::Onnx, &roots)
             })
             .await
             .map_err(|e| e.to_string())?
@@ -439,8 +439,13 @@ async fn served_model(
     if let Some(d) = state.deployed.get(&first.name) {
         return Ok(d.clone());
     }
-    let (store, uri, runtime) = (st.store.clone(), first.model.clone(), first.runtime);
-    tokio::task::spawn_blocking(move || resolve::resolve(store.as_ref(), &uri, runtime))
+    let (store, uri, runtime, roots) = (
+        st.store.clone(),
+        first.model.clone(),
+        first.runtime,
+        st.data_roots.clone(),
+    );
+    tokio::task::spawn_blocking(move || resolve::resolve(store.as_ref(), &uri, runtime, &roots))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("endpoint '{endpoint}' serves no model yet: {e}"))
