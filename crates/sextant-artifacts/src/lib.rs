@@ -6,12 +6,15 @@
 //! Client-driven multipart uploads stage their parts under a reserved
 //! top-level directory that no client path can name and no listing shows.
 
+pub mod data_roots;
 mod multipart;
 mod path;
+mod proxied;
 mod store;
 
 pub use multipart::{CompletedPart, MAX_PARTS, PURGE_INTERVAL, STALE_UPLOAD_AGE, UploadId};
 pub use path::{InvalidPath, SafePath};
+pub use proxied::{ARTIFACTS_MARKER, NotProxied, proxied_root};
 pub use store::{ArtifactStore, ByteRange, Download, Entry, PART_SIZE};
 
 /// What can go wrong with an artifact operation.

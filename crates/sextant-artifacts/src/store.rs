@@ -210,6 +210,17 @@ impl ArtifactStore {
         Ok(total)
     }
 
+    /// Reads the whole artifact at `path` into memory: for small files only
+    /// (definitions, metrics, ground-truth batches), never models or data.
+    pub async fn read_all(&self, path: &SafePath) -> Result<Vec<u8>, ArtifactError> {
+        let mut download = self.get(path, None).await?;
+        let mut out = Vec::with_capacity(usize::try_from(download.size).unwrap_or(0));
+        while let Some(chunk) = download.stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
     /// Reads the artifact at `path`, or part of it, as a stream.
     pub async fn get(
         &self,

@@ -1,8 +1,9 @@
 //! Domain types, validation rules and the search-filter grammar of Sextant.
 //!
-//! This crate does no IO and has no async code: stores, servers and engines
+//! This crate does no IO (but reading the clock) and has no async code: stores, servers and engines
 //! build on it, never the other way round.
 
+pub mod clock;
 pub mod endpoints;
 pub mod entities;
 pub mod error;

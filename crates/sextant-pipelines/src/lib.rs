@@ -9,6 +9,7 @@
 pub mod builtins;
 pub mod cachekey;
 pub mod condition;
+pub mod cron;
 pub mod dag;
 pub mod executor;
 pub mod outputs;

@@ -105,12 +105,8 @@ impl Checker<'_> {
             }
         }
         if let Some(s) = &p.schedule {
-            let parser = croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Disallowed)
-                .year(croner::parser::Year::Disallowed)
-                .build();
-            if let Err(e) = parser.parse(&s.value) {
-                self.error(s.pos, format!("invalid cron schedule '{}': {e}", s.value));
+            if let Err(e) = crate::cron::parse_cron(&s.value) {
+                self.error(s.pos, e.to_string());
             }
         }
         for trigger in &p.on {

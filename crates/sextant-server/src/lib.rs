@@ -4,7 +4,6 @@
 // The OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
 
-pub mod data_roots;
 pub mod endpoints;
 mod error;
 mod misc;
@@ -20,6 +19,8 @@ pub mod webhooks;
 
 use axum::Router;
 
+/// Moved to `sextant-artifacts`; the old path stays while callers move.
+pub use sextant_artifacts::data_roots;
 pub use error::{ApiError, ErrorCode};
 pub use security::SecurityConfig;
 pub use state::AppState;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
 
 use sextant_artifacts::ArtifactStore;
-use sextant_store::{Cancel, MetaStore, StoreError};
+use sextant_store::{MetaStore, StoreError};
 
 use crate::error::ApiError;
 use crate::pipelines::Orchestrator;
@@ -82,12 +82,9 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
     {
-        let store = self.store.clone();
-        let cancel = Cancel::new();
-        let guard = cancel.on_drop();
-        let out = tokio::task::spawn_blocking(move || cancel.scope(|| f(store.as_ref()))).await;
-        guard.disarm();
-        out.map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
-            .map_err(ApiError::from)
+        sextant_store::call(&self.store, f).await.map_err(|e| match e {
+            sextant_store::CallError::Store(e) => ApiError::from(e),
+            e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
+        })
     }
 }

@@ -18,6 +18,7 @@ use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
 use support::call;
+use sextant_core::clock::now_ms;
 
 struct Harness {
     app: Router,
@@ -309,9 +310,3 @@ async fn an_expired_entry_is_a_miss() {
     );
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}

@@ -5,6 +5,7 @@
 //! The trait is synchronous: callers in async code run it on a blocking pool.
 
 mod backend;
+mod blocking;
 mod cancel;
 mod error;
 pub mod import;
@@ -20,6 +21,7 @@ pub mod sqlite_uri;
 mod store;
 pub mod token;
 
+pub use blocking::{CallError, call};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use error::StoreError;
 pub use options::{DEFAULT_QUERY_TIMEOUT, SqliteSynchronous, StoreOptions};

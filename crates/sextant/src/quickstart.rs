@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::server::{self, PipelineArgs, StoreArgs};
+use sextant_core::clock::now_ms;
 
 const MODEL: &str = "quickstart-spend";
 const PIPELINE: &str = "quickstart-spend";
@@ -876,8 +877,3 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -33,6 +33,7 @@ use crate::serving::{
     Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
 use crate::state::AppState;
+use sextant_core::clock::now_ms;
 
 /// How often rollouts are evaluated.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -138,11 +139,6 @@ impl Default for Endpoints {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 fn canary(variant: &str) -> String {
     format!("{variant}-canary")

@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 use crate::webhooks::{self as delivery, Outcome, Webhooks};
+use sextant_core::clock::now_ms;
 
 /// `ListWebhooks.max_results`: MLflow's default and bounds.
 const DEFAULT_PAGE: i64 = 100;
@@ -289,8 +290,3 @@ async fn deliveries(State(st): State<AppState>, Path(id): Path<String>, f: Field
     reply(Obj::new().list("deliveries", log.iter().map(attempt_json).collect()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}

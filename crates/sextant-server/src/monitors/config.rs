@@ -169,9 +169,9 @@ impl MonitorSpec {
             out.push(("endpoint".into(), e.to_string()));
         }
         if let Some(s) = &self.schedule
-            && let Err(e) = crate::pipelines::triggers::parse_cron(s)
+            && let Err(e) = sextant_pipelines::cron::parse_cron(s)
         {
-            out.push(("schedule".into(), e));
+            out.push(("schedule".into(), e.to_string()));
         }
         let unit = |what: &str, v: Option<f64>, max: f64| match v {
             Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Some((

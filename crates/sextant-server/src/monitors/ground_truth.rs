@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use sextant_artifacts::{ArtifactStore, SafePath};
 
 use crate::error::ApiError;
-use crate::pipelines::outputs::read_all;
 
 /// Where ground truth goes, relative to the artifact root.
 pub const PREFIX: &str = "ground-truth";
@@ -128,7 +127,7 @@ pub async fn labels(
                 continue;
             }
             let file = dir.join(&SafePath::parse(&entry.name).map_err(|e| e.to_string())?);
-            let bytes = read_all(artifacts, &file)
+            let bytes = artifacts.read_all(&file)
                 .await
                 .map_err(|e| format!("reading {file}: {e}"))?;
             for line in String::from_utf8_lossy(&bytes).lines() {

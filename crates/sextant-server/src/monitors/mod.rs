@@ -29,8 +29,8 @@ use self::engine::{Baseline, Input};
 use crate::endpoints::config::{EndpointSpec, Runtime};
 use crate::endpoints::{EndpointState, resolve};
 use crate::error::{ApiError, ErrorCode};
-use crate::pipelines::outputs::read_all;
 use crate::state::AppState;
+use sextant_core::clock::now_ms;
 
 /// Where monitor runs write their files, relative to the artifact root.
 /// A run without an end that started longer ago than this is taken as died with
@@ -62,9 +62,6 @@ pub struct RunRequest {
     pub trigger: String,
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
 
 fn event(kind: &str, payload: Value) -> MonitorEvent {
     MonitorEvent {
@@ -509,7 +506,7 @@ async fn capture_lines(
                     continue;
                 }
                 let file = dir.join(&SafePath::parse(&entry.name).map_err(|e| e.to_string())?);
-                let bytes = read_all(&st.artifacts, &file)
+                let bytes = st.artifacts.read_all(&file)
                     .await
                     .map_err(|e| format!("reading {file}: {e}"))?;
                 let text = String::from_utf8_lossy(&bytes);
@@ -578,7 +575,7 @@ async fn fire_due(st: &AppState) -> Result<(), String> {
     for m in monitors {
         let Ok(spec) = parse_stored(&m) else { continue };
         let Some(text) = &spec.schedule else { continue };
-        let Ok(cron) = crate::pipelines::triggers::parse_cron(text) else {
+        let Ok(cron) = sextant_pipelines::cron::parse_cron(text) else {
             continue;
         };
         let n = m.name.clone();

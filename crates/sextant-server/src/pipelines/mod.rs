@@ -32,6 +32,7 @@ use sextant_store::{MetaStore, PipelineRunSearch, StoreError};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::state::AppState;
+use sextant_core::clock::now_ms;
 
 pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
 pub use plan::{CacheInfo, CacheSource, OutputRecord, StepResult, StepState};
@@ -276,9 +277,3 @@ impl Orchestrator {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -51,7 +51,7 @@ pub(crate) trait Blobs: Sync {
 
 impl Blobs for ArtifactStore {
     async fn read(&self, path: &SafePath) -> Result<Option<Vec<u8>>, String> {
-        match read_all(self, path).await {
+        match self.read_all(path).await {
             Ok(data) => Ok(Some(data)),
             Err(ArtifactError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.to_string()),
@@ -209,18 +209,6 @@ pub(crate) async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Resu
         let _ = tokio::fs::remove_dir_all(&staging).await;
     }
     result
-}
-
-pub(crate) async fn read_all(
-    store: &ArtifactStore,
-    path: &SafePath,
-) -> Result<Vec<u8>, ArtifactError> {
-    let mut download = store.get(path, None).await?;
-    let mut out = Vec::with_capacity(download.size as usize);
-    while let Some(chunk) = download.stream.next().await {
-        out.extend_from_slice(&chunk?);
-    }
-    Ok(out)
 }
 
 /// Writes a stream of chunks into the local file `target`; returns the size

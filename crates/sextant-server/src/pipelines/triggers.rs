@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use croner::Cron;
+use sextant_pipelines::cron::{Cron, parse_cron};
 use serde_json::{Map, Value as Json};
 use sextant_core::entities::Tag;
 use sextant_core::pipeline_runs::TriggerKind;
@@ -291,16 +291,6 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
             return cursor;
         }
     }
-}
-
-/// Parses a schedule the way validation does: five fields, UTC.
-pub(crate) fn parse_cron(text: &str) -> Result<Cron, String> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Disallowed)
-        .year(croner::parser::Year::Disallowed)
-        .build()
-        .parse(text)
-        .map_err(|e| format!("invalid cron schedule '{text}': {e}"))
 }
 
 /// The first time `cron` is due strictly after both `last_fired` and `now`:

@@ -16,6 +16,7 @@ use super::payload;
 use super::send::Outcome;
 use crate::error::ApiError;
 use crate::state::AppState;
+use sextant_core::clock::now_ms;
 
 /// Events read per fan-out transaction.
 const FANOUT_BATCH: u64 = 500;
@@ -202,8 +203,3 @@ async fn attempt(
     Ok(retry_in)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}

@@ -47,6 +47,7 @@ use crate::store::{
     RegisteredModelSearch, RunSearch,
 };
 use crate::{MetaStore, StoreError, StoreOptions, migrations};
+pub(crate) use sextant_core::clock::now_ms;
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
 const MIGRATION_LOCK_KEY: i64 = 0x5e_47_a4_70;
@@ -57,12 +58,6 @@ pub struct SqlStore<B> {
     root: String,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// `root/child`, with exactly one slash between them (`mlflow-artifacts:` + `0`
 /// gives `mlflow-artifacts:/0`, as MLflow writes it).

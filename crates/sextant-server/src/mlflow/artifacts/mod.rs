@@ -23,7 +23,7 @@ use crate::routes::{Api, Body, Capability as C, Group, Resource as R, Route};
 use crate::state::AppState;
 
 /// What follows this in a request path is the artifact path.
-const ARTIFACTS_MARKER: &str = "/mlflow-artifacts/artifacts/";
+use sextant_artifacts::ARTIFACTS_MARKER;
 
 /// The proxied artifact service.
 pub(crate) const PROXY: Group = Group {
@@ -378,41 +378,15 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-/// Where a run's artifact root lies in this server's store. Only proxied
-/// roots are served: listing any other URI the server could reach would
-/// let a client read whatever an experiment's `artifact_location` names.
+/// Where a run's artifact root lies in this server's store (400 for any
+/// root the store does not serve).
 pub(crate) fn proxied_root(uri: &str) -> Result<SafePath, ApiError> {
-    let path = if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
-        let rest = match rest.strip_prefix("//") {
-            // `mlflow-artifacts://host:port/<path>`: the authority names this server.
-            Some(authority_and_path) => authority_and_path.split_once('/').map_or("", |(_, p)| p),
-            None => rest,
-        };
-        SafePath::parse(rest.trim_start_matches('/'))
-    } else if uri.starts_with("http://") || uri.starts_with("https://") {
-        match uri.split_once(ARTIFACTS_MARKER) {
-            Some((_, encoded)) => SafePath::from_encoded(encoded),
-            None => return Err(not_proxied(uri)),
+    sextant_artifacts::proxied_root(uri).map_err(|e| match e {
+        sextant_artifacts::NotProxied::InvalidPath(e) => invalid_path(e),
+        e @ sextant_artifacts::NotProxied::Elsewhere(_) => {
+            ApiError::new(ErrorCode::InvalidParameterValue, e.to_string())
         }
-    } else {
-        return Err(not_proxied(uri));
-    };
-    path.map_err(invalid_path)
-}
-
-/// A root outside the proxied store is the caller's to read: serving it
-/// would let anyone who can set an `artifact_location` read the server's own
-/// files (`file:///etc`) or make it fetch URLs. That is a request this server
-/// refuses (400), not a feature it lacks (501).
-fn not_proxied(uri: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidParameterValue,
-        format!(
-            "the artifact root '{uri}' is not served by this server: it serves only roots in its \
-             own artifact store (mlflow-artifacts:/…, or …/api/2.0/mlflow-artifacts/artifacts/…), \
-             never local paths or other URLs; read this root directly from the client"
-        ),
-    )
+    })
 }
 
 /// One `bytes=` range; anything else (several ranges, other units) is
@@ -523,38 +497,6 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,3-4"), None);
         assert_eq!(parse_range("items=0-1"), None);
         assert_eq!(parse_range("bytes=x-1"), None);
-    }
-
-    #[test]
-    fn proxied_roots() {
-        let root = |u: &str| proxied_root(u).map(|p| p.to_string()).map_err(|e| e.code);
-        assert_eq!(
-            root("mlflow-artifacts:/0/r/artifacts"),
-            Ok("0/r/artifacts".into())
-        );
-        assert_eq!(
-            root("mlflow-artifacts:///0/r/artifacts"),
-            Ok("0/r/artifacts".into())
-        );
-        assert_eq!(
-            root("mlflow-artifacts://h:5000/0/r/artifacts"),
-            Ok("0/r/artifacts".into())
-        );
-        assert_eq!(
-            root("http://h:5000/api/2.0/mlflow-artifacts/artifacts/0/r%20x/artifacts"),
-            Ok("0/r x/artifacts".into())
-        );
-        for other in ["file:///etc", "/etc", "http://example.com/etc", "s3://b/p"] {
-            assert_eq!(
-                root(other),
-                Err(ErrorCode::InvalidParameterValue),
-                "{other}"
-            );
-        }
-        assert_eq!(
-            root("mlflow-artifacts:/0/../../etc"),
-            Err(ErrorCode::InvalidParameterValue)
-        );
     }
 
     #[test]

@@ -1,0 +1,2 @@
+//! Sextant's control plane: the controllers that join several domains
+//! through the metadata store. Being filled from `sextant-server` (issue 16).
