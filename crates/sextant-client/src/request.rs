@@ -97,7 +97,13 @@ impl Client {
         let status = resp.status();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(source) => return Err(ClientError::Read { method, url, source }),
+            Err(source) => {
+                return Err(ClientError::Read {
+                    method,
+                    url,
+                    source,
+                });
+            }
         };
         let json = if status == StatusCode::NO_CONTENT || (status.is_success() && bytes.is_empty())
         {
@@ -153,7 +159,13 @@ impl Client {
         let status = resp.status();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(source) => return ClientError::Read { method, url, source },
+            Err(source) => {
+                return ClientError::Read {
+                    method,
+                    url,
+                    source,
+                };
+            }
         };
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) if v["message"].is_string() => ClientError::Server {

@@ -245,10 +245,7 @@ async fn pipelines_runs_and_the_worker_protocol() {
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.next_offset, None);
 
-    let run = c
-        .start_run("remote", &RunRequest::default())
-        .await
-        .unwrap();
+    let run = c.start_run("remote", &RunRequest::default()).await.unwrap();
     let id = run["id"].as_str().unwrap().to_string();
     let runs = c
         .list_pipeline_runs(&[("pipeline", "remote".into())], 10, 0)
@@ -263,7 +260,10 @@ async fn pipelines_runs_and_the_worker_protocol() {
         wait_ms: 10_000,
     };
     let order: Order = c.claim_task(&claim).await.unwrap().expect("a work order");
-    assert_eq!((order.step.as_str(), order.pipeline_run.as_str()), ("work", id.as_str()));
+    assert_eq!(
+        (order.step.as_str(), order.pipeline_run.as_str()),
+        ("work", id.as_str())
+    );
     let beat = Heartbeat {
         fencing: order.fencing,
         lease_ms: 30_000,

@@ -128,12 +128,10 @@ impl Client {
         if !resp.status().is_success() {
             return Err(self.refusal(Method::POST, url, resp).await);
         }
-        resp.json()
-            .await
-            .map_err(|source| ClientError::Read {
-                method: Method::POST,
-                url,
-                source,
-            })
+        resp.json().await.map_err(|source| ClientError::Read {
+            method: Method::POST,
+            url,
+            source,
+        })
     }
 }

@@ -149,7 +149,6 @@ impl Client {
             ("offset", q.offset.to_string()),
         ];
         query.extend(q.attempt.map(|a| ("attempt", a.to_string())));
-        self.get(&v1(&["pipeline-runs", run, "logs"]), &query)
-            .await
+        self.get(&v1(&["pipeline-runs", run, "logs"]), &query).await
     }
 }
