@@ -4,7 +4,8 @@
 use reqwest::{Method, Url};
 
 /// A failed call. [`ClientError::Server`] is the server's own answer; the
-/// other variants are about getting one.
+/// other variants are about getting one. URLs are kept as text, so an error
+/// stays small enough to return by value.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server refused the request with `{"error_code", "message"}`.
@@ -22,18 +23,18 @@ pub enum ClientError {
     /// No answer: the connection failed.
     #[error("cannot reach the Sextant server at {base}: {cause}")]
     Unreachable {
-        base: Url,
+        base: String,
         /// The innermost cause ("Connection refused", a DNS or TLS failure).
         cause: String,
     },
     /// No answer in time.
     #[error("the Sextant server at {base} did not answer in time: {cause}")]
-    TimedOut { base: Url, cause: String },
+    TimedOut { base: String, cause: String },
     /// The answer broke off while it was read.
     #[error("reading the answer to {method} {url}")]
     Read {
         method: Method,
-        url: Url,
+        url: String,
         #[source]
         source: reqwest::Error,
     },
@@ -42,18 +43,18 @@ pub enum ClientError {
     #[error("unexpected answer to {method} {url}: HTTP {status} {text}")]
     Unexpected {
         method: Method,
-        url: Url,
+        url: String,
         status: u16,
         /// The start of the body, trimmed.
         text: String,
         /// The server the client was pointed at.
-        base: Url,
+        base: String,
     },
     /// A successful answer whose JSON does not have the expected shape.
     #[error("unreadable answer to {method} {url}: {source}")]
     Decode {
         method: Method,
-        url: Url,
+        url: String,
         source: serde_json::Error,
     },
     /// The HTTP client could not be set up (TLS roots, for one).
@@ -104,7 +105,7 @@ impl ClientError {
         while let Some(next) = root.source() {
             root = next;
         }
-        let (base, cause) = (base.clone(), root.to_string());
+        let (base, cause) = (base.to_string(), root.to_string());
         if e.is_timeout() {
             ClientError::TimedOut { base, cause }
         } else {

@@ -45,10 +45,10 @@ impl Client {
             Some(uri) => Ok(uri.to_string()),
             None => Err(ClientError::Unexpected {
                 method: Method::GET,
-                url,
+                url: url.to_string(),
                 status: 200,
                 text: format!("no artifact_uri in {answer}"),
-                base: self.base.clone(),
+                base: self.base.to_string(),
             }),
         }
     }
@@ -88,7 +88,7 @@ impl Client {
         let stream = resp.bytes_stream().map(move |chunk| {
             chunk.map_err(|source| ClientError::Read {
                 method: Method::GET,
-                url: url.clone(),
+                url: url.to_string(),
                 source,
             })
         });
@@ -111,7 +111,7 @@ impl Client {
             Ok(b) => Ok(Some(b)),
             Err(source) => Err(ClientError::Read {
                 method: Method::GET,
-                url,
+                url: url.to_string(),
                 source,
             }),
         }

@@ -100,7 +100,7 @@ impl Client {
             Err(source) => {
                 return Err(ClientError::Read {
                     method,
-                    url,
+                    url: url.to_string(),
                     source,
                 });
             }
@@ -115,7 +115,7 @@ impl Client {
             Ok(v) if status.is_success() => {
                 serde_json::from_value(v).map_err(|source| ClientError::Decode {
                     method,
-                    url,
+                    url: url.to_string(),
                     source,
                 })
             }
@@ -141,10 +141,10 @@ impl Client {
         let text = text.get(..200).unwrap_or(text);
         ClientError::Unexpected {
             method,
-            url,
+            url: url.to_string(),
             status: status.as_u16(),
             text: text.to_string(),
-            base: self.base.clone(),
+            base: self.base.to_string(),
         }
     }
 
@@ -162,7 +162,7 @@ impl Client {
             Err(source) => {
                 return ClientError::Read {
                     method,
-                    url,
+                    url: url.to_string(),
                     source,
                 };
             }

@@ -130,7 +130,7 @@ impl Client {
         }
         resp.json().await.map_err(|source| ClientError::Read {
             method: Method::POST,
-            url,
+            url: url.to_string(),
             source,
         })
     }
