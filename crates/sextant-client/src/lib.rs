@@ -1,8 +1,8 @@
 //! The one typed HTTP client of Sextant's own APIs: the native `/api/v1`
 //! (models and approvals, endpoints, monitors, pipelines and their runs,
 //! logs and steps, events, the worker protocol) and the parts of the MLflow
-//! API Sextant's own processes call (model download URIs, proxied
-//! artifacts). The CLI, `sextant worker`, `sextant gateway` and the
+//! API Sextant's own processes call (experiments and runs, model download
+//! URIs, proxied artifacts). The CLI, `sextant worker`, `sextant gateway` and the
 //! quickstart talk to a server through it, never on raw paths.
 //!
 //! Requests are typed structs; answers the caller reads field by field are
@@ -18,6 +18,7 @@ mod error;
 mod mlflow;
 mod native;
 mod request;
+mod tracking;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use native::models::{Approval, Decision, ModelsPage};
 pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
 pub use native::tasks::{Claim, Claimed, Heartbeat};
 pub use reqwest::{Method, Url};
+pub use tracking::Metric;
 
 /// How a [`Client`] talks: its `User-Agent` and its timeouts.
 #[derive(Debug, Clone)]

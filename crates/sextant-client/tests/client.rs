@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_client::{
     Approval, Claim, Client, ClientError, Decision, Definition, EventsQuery, Heartbeat, LogQuery,
-    RunRequest,
+    Metric, RunRequest,
 };
 use sextant_core::entities::NewRun;
 use sextant_core::registry::NewModelVersion;
@@ -368,6 +368,37 @@ async fn artifacts_round_trip_through_the_proxy() {
     assert_eq!(all, b"streamed");
     assert!(c.artifact_bytes("outputs/none").await.unwrap().is_none());
     assert!(c.artifact_stream("outputs/none").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn experiments_and_runs_through_the_mlflow_api() {
+    let s = serve().await;
+    let c = &s.client;
+    assert_eq!(c.experiment_by_name("churn").await.unwrap(), None);
+    let id = c.create_experiment("churn").await.unwrap();
+    let found = c
+        .experiment_by_name("churn")
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(found["experiment_id"], id.as_str());
+    let e = c.create_experiment("churn").await.unwrap_err();
+    assert_eq!(e.error_code(), Some("RESOURCE_ALREADY_EXISTS"), "{e}");
+
+    let run = c.create_run(&id, Some("first")).await.unwrap();
+    let run_id = run["info"]["run_id"].as_str().unwrap().to_string();
+    let metric = Metric {
+        key: "rmse".into(),
+        value: 0.25,
+        timestamp: 1,
+        step: 0,
+    };
+    c.log_metric(&run_id, &metric).await.unwrap();
+    let got = c.get_run(&run_id).await.unwrap();
+    assert_eq!(got["data"]["metrics"][0]["key"], "rmse", "{got}");
+    assert_eq!(got["info"]["run_name"], "first", "{got}");
+    let e = c.get_run("nope").await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
 }
 
 #[tokio::test]
