@@ -1,2 +1,142 @@
-//! The one typed HTTP client of Sextant's native and MLflow APIs. Being
-//! built (issue 16).
+//! The one typed HTTP client of Sextant's own APIs: the native `/api/v1`
+//! (models and approvals, endpoints, monitors, pipelines and their runs,
+//! logs and steps, events, the worker protocol) and the parts of the MLflow
+//! API Sextant's own processes call (experiments and runs, model download
+//! URIs, proxied artifacts). The CLI, `sextant worker`, `sextant gateway` and the
+//! quickstart talk to a server through it, never on raw paths.
+//!
+//! Requests are typed structs; answers the caller reads field by field are
+//! typed too. Documents the CLI prints whole (an endpoint, a pipeline run, a
+//! monitor report) come back as [`serde_json::Value`]: `--json` prints what
+//! the server sent, every field of it, not what this crate knows of it.
+//!
+//! Every call is async; a command-line caller blocks on it with its own
+//! runtime. Errors say whether the server answered ([`ClientError::Server`],
+//! with its status, `error_code` and message) or could not be reached.
+
+mod error;
+mod mlflow;
+mod native;
+mod request;
+mod tracking;
+
+use std::time::Duration;
+
+pub use error::ClientError;
+pub use mlflow::{ArtifactFile, ArtifactList};
+pub use native::endpoints::Definition;
+pub use native::events::{EventsPage, EventsQuery};
+pub use native::models::{Approval, Decision, ModelsPage};
+pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
+pub use native::tasks::{Claim, Claimed, Heartbeat};
+pub use reqwest::{Method, Url};
+pub use tracking::Metric;
+
+/// How a [`Client`] talks: its `User-Agent` and its timeouts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sent as `User-Agent`; none when `None`.
+    pub user_agent: Option<String>,
+    /// The longest a request may take, long-polls getting their wait on top;
+    /// none when `None` (a worker's upload of a large output).
+    pub timeout: Option<Duration>,
+    /// The longest connecting may take.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Default for Settings {
+    /// The CLI's: answers within a minute, a connection within ten seconds.
+    fn default() -> Settings {
+        Settings {
+            user_agent: None,
+            timeout: Some(Duration::from_secs(60)),
+            connect_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A connection to one Sextant server. Cheap to clone: clones share their
+/// connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// A client of the server at `server` with the default [`Settings`].
+    pub fn new(server: &str) -> Result<Client, ClientError> {
+        Client::with_settings(server, Settings::default())
+    }
+
+    /// A client of the server at `server` (`http://host:port`, maybe with a
+    /// path prefix; `host:port` means `http://host:port`).
+    pub fn with_settings(server: &str, settings: Settings) -> Result<Client, ClientError> {
+        let base = server_url(server)?;
+        let mut builder = reqwest::Client::builder();
+        if let Some(agent) = settings.user_agent {
+            builder = builder.user_agent(agent);
+        }
+        if let Some(t) = settings.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        let http = builder.build().map_err(ClientError::Build)?;
+        Ok(Client {
+            http,
+            base,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// The server's base URL, as normalised from what was given.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+}
+
+/// The URL of a server as given to `--server`: `host:port` without a scheme
+/// means `http://host:port`; anything but `http`/`https` is refused.
+pub fn server_url(server: &str) -> Result<Url, ClientError> {
+    let full = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        server: server.to_string(),
+        reason,
+    };
+    let base = Url::parse(&full).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err(invalid("it must be http:// or https://".into()));
+    }
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_mean_http() {
+        assert_eq!(
+            server_url("127.0.0.1:5203").unwrap().as_str(),
+            "http://127.0.0.1:5203/"
+        );
+        assert_eq!(
+            server_url("https://example.com/prefix").unwrap().as_str(),
+            "https://example.com/prefix"
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        let e = server_url("ftp://example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --server URL 'ftp://example.com': it must be http:// or https://"
+        );
+        assert!(server_url("http://").is_err());
+    }
+}

@@ -2,10 +2,12 @@
 //! definition, create one from a model, roll a new model out, promote or
 //! roll back, show, list, delete.
 
+use std::time::Duration;
+
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{Value, json};
-use sextant_server::endpoints::config::{EndpointSpec, parse_duration};
+use sextant_client::Definition;
+use sextant_server::endpoints::config::{EndpointSpec, Runtime, parse_duration};
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 
@@ -86,11 +88,6 @@ pub enum EndpointsCommand {
 
 pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
     let client = Client::new(&args.server)?;
-    let url = |segments: &[&str]| {
-        let mut all = vec!["api", "v1", "endpoints"];
-        all.extend_from_slice(segments);
-        client.url(&all, &[])
-    };
     let shown = match command {
         EndpointsCommand::Apply { file, name } => {
             let text = std::fs::read_to_string(&file)
@@ -100,29 +97,36 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
             let name = name
                 .or(spec.name.clone())
                 .ok_or_else(|| anyhow::anyhow!("{} has no `name:`; pass --name", file.display()))?;
-            client.put_yaml(url(&[&name]), text)?
+            let processes: Vec<(&str, &str)> = spec
+                .variants
+                .iter()
+                .filter(|v| v.runtime == Runtime::Process)
+                .map(|v| (v.name.as_str(), v.model.as_str()))
+                .chain(
+                    spec.shadow
+                        .iter()
+                        .filter(|s| s.runtime == Runtime::Process)
+                        .map(|s| (s.name.as_str(), s.model.as_str())),
+                )
+                .collect();
+            put(&client, &name, Definition::Yaml(text), &processes)?
         }
         EndpointsCommand::Create {
             name,
             model,
             runtime,
         } => {
-            let exists = client.get(url(&[&name]), std::time::Duration::ZERO).is_ok();
+            let exists = client.block(client.get_endpoint(&name)).is_ok();
             if exists {
                 anyhow::bail!("endpoint '{name}' exists; use `sextant endpoints update`");
             }
             let spec = json!({"variants": [{"model": model, "runtime": runtime}]});
-            if runtime == "process" {
-                // The server answers once the child answers /ping: up to its
-                // startup timeout (2 min), which may take a while to say.
-                let what =
-                    format!("variant 'primary' (mlflow models serve of {model}) to answer /ping");
-                waiting_for(&what, || {
-                    client.send_waiting(Method::PUT, url(&[&name]), spec, PROCESS_START)
-                })?
+            let processes: &[(&str, &str)] = if runtime == "process" {
+                &[("primary", model.as_str())]
             } else {
-                client.send(Method::PUT, url(&[&name]), spec)?
-            }
+                &[]
+            };
+            put(&client, &name, Definition::Json(spec), processes)?
         }
         EndpointsCommand::Update {
             name,
@@ -133,7 +137,7 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
             bake,
             interval,
         } => {
-            let current = client.get(url(&[&name]), std::time::Duration::ZERO)?;
+            let current = client.block(client.get_endpoint(&name))?;
             let mut spec = current["spec"].clone();
             let variants = spec["variants"]
                 .as_array_mut()
@@ -146,6 +150,8 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
                 None => &mut variants[0],
             };
             target["model"] = json!(model);
+            let process = target["runtime"] == "process";
+            let target_name = text(&target["name"]);
             let rollout = &mut spec["rollout"];
             if let Some(s) = strategy {
                 rollout["strategy"] = json!(s);
@@ -160,11 +166,16 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
                     rollout[key] = json!(d);
                 }
             }
-            client.send(Method::PUT, url(&[&name]), spec)?
+            let processes: &[(&str, &str)] = if process {
+                &[(target_name.as_str(), model.as_str())]
+            } else {
+                &[]
+            };
+            put(&client, &name, Definition::Json(spec), processes)?
         }
-        EndpointsCommand::Show { name } => client.get(url(&[&name]), std::time::Duration::ZERO)?,
+        EndpointsCommand::Show { name } => client.block(client.get_endpoint(&name))?,
         EndpointsCommand::List => {
-            let all = client.get(url(&[]), std::time::Duration::ZERO)?;
+            let all = client.block(client.list_endpoints())?;
             if args.json {
                 return out_json(&all);
             }
@@ -184,17 +195,13 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
             return out_table(&["ENDPOINT", "STATUS", "MODELS", "ROLLOUT"], &rows);
         }
         EndpointsCommand::Delete { name } => {
-            client.send(Method::DELETE, url(&[&name]), Value::Null)?;
+            client.block(client.delete_endpoint(&name))?;
             return out(&format!("endpoint '{name}' deleted"));
         }
-        EndpointsCommand::Promote { name } => {
-            client.send(Method::POST, url(&[&name, "promote"]), Value::Null)?
-        }
-        EndpointsCommand::Rollback { name } => {
-            client.send(Method::POST, url(&[&name, "rollback"]), Value::Null)?
-        }
+        EndpointsCommand::Promote { name } => client.block(client.promote(&name))?,
+        EndpointsCommand::Rollback { name } => client.block(client.rollback(&name))?,
         EndpointsCommand::GroundTruth { name, file } => {
-            let stored = ground_truth(&client, url(&[&name, "ground-truth"]), &file)?;
+            let stored = ground_truth(&client, &name, &file)?;
             return out(&format!("{stored} labels stored for endpoint '{name}'"));
         }
     };
@@ -209,17 +216,45 @@ pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
     show(&shown)
 }
 
-/// `variant=model` of each stable variant.
+/// Creates or updates endpoint `name`. The server answers only once each
+/// process-runtime variant in `processes` (name, model) answers `/ping`, so
+/// the wait is longer then, and said on stderr.
+fn put(
+    client: &Client,
+    name: &str,
+    definition: Definition,
+    processes: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    if processes.is_empty() {
+        return client.block(client.put_endpoint(name, definition, Duration::ZERO));
+    }
+    // The server answers once the children answer /ping: up to their
+    // startup timeout (2 min), which may take a while to say.
+    let what: Vec<String> = processes
+        .iter()
+        .map(|(variant, model)| format!("variant '{variant}' (mlflow models serve of {model})"))
+        .collect();
+    let verb = if what.len() == 1 {
+        "answer"
+    } else {
+        "each answer"
+    };
+    let what = format!("{} to {verb} /ping", what.join(", "));
+    waiting_for(&what, || {
+        client.block(client.put_endpoint(name, definition, PROCESS_START))
+    })
+}
+
 /// How much longer than usual a request starting a process runtime may take: the
 /// server's startup timeout for a child (120 s) with a margin.
-const PROCESS_START: std::time::Duration = std::time::Duration::from_secs(90);
+const PROCESS_START: Duration = Duration::from_secs(90);
 
 /// Runs `work`, saying on stderr what it waits for while it takes over a second: a
 /// line rewritten each second on a terminal, else a line every ten seconds.
 fn waiting_for<T: Send>(what: &str, work: impl FnOnce() -> T + Send) -> T {
     use std::io::{IsTerminal, Write};
     use std::sync::mpsc::RecvTimeoutError;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     let terminal = std::io::stderr().is_terminal();
     let every = if terminal {
         Duration::from_secs(1)
@@ -258,6 +293,7 @@ fn waiting_for<T: Send>(what: &str, work: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// `variant=model` of each stable variant.
 fn models(e: &Value) -> String {
     e["deployed"]
         .as_object()
@@ -446,11 +482,7 @@ fn duration(ms: i64) -> String {
 const GROUND_TRUTH_BATCH: usize = 10_000;
 
 /// Uploads the labels of a JSON lines file in batches; returns how many.
-fn ground_truth(
-    client: &Client,
-    url: reqwest::Url,
-    file: &std::path::Path,
-) -> anyhow::Result<usize> {
+fn ground_truth(client: &Client, name: &str, file: &std::path::Path) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
     let mut batch = Vec::new();
@@ -473,12 +505,12 @@ fn ground_truth(
         if batch.len() == GROUND_TRUTH_BATCH {
             let records = std::mem::take(&mut batch);
             stored += records.len();
-            client.send(Method::POST, url.clone(), json!({ "records": records }))?;
+            client.block(client.upload_ground_truth(name, &records))?;
         }
     }
     if !batch.is_empty() {
         stored += batch.len();
-        client.send(Method::POST, url, json!({ "records": batch }))?;
+        client.block(client.upload_ground_truth(name, &batch))?;
     }
     if stored == 0 {
         anyhow::bail!("{} holds no labels", file.display());

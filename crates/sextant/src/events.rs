@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use sextant_client::EventsQuery;
 
 use crate::client::{Client, ClientArgs, out, text};
 
@@ -36,25 +37,21 @@ pub fn run(args: ClientArgs, command: EventsCommand) -> anyhow::Result<()> {
     let wait = if tail.follow { FOLLOW_WAIT_SECS } else { 0 };
     let mut after = tail.after;
     loop {
-        let mut query = vec![
-            ("after", after.clone()),
-            ("limit", "1000".to_string()),
-            ("wait", wait.to_string()),
-        ];
-        query.extend(tail.kinds.clone().map(|k| ("kinds", k)));
-        let page = client.get(
-            client.url(&["api", "v1", "events"], &query),
-            Duration::from_secs(wait),
-        )?;
-        for event in page["events"].as_array().into_iter().flatten() {
+        let page = client.block(client.events(&EventsQuery {
+            after: Some(after.clone()),
+            limit: 1000,
+            wait: Duration::from_secs(wait),
+            kinds: tail.kinds.clone(),
+        }))?;
+        for event in &page.events {
             if args.json {
                 out(&event.to_string())?;
             } else {
                 out(&line(event))?;
             }
         }
-        after = page["cursor"].to_string();
-        if !tail.follow && page["has_more"] != Value::Bool(true) {
+        after = page.cursor.to_string();
+        if !tail.follow && !page.has_more {
             return Ok(());
         }
     }

@@ -1,12 +1,10 @@
 //! `sextant models …`: the registry's models, versions, approvals and aliases.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
+use sextant_client::{Approval, Decision as Request};
 
-use crate::client::{Client, ClientArgs, ServerError, out, out_json, out_table, text};
+use crate::client::{Client, ClientArgs, ClientError, out, out_json, out_table, text};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -60,25 +58,21 @@ pub fn run(args: ClientArgs, command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::List { filter } => list(&client, args.json, filter),
         ModelsCommand::Show { name } => {
-            let model = client.get(
-                client.url(&["api", "v1", "models", &name], &[]),
-                Duration::ZERO,
-            )?;
+            let model = client.block(client.get_model(&name))?;
             if args.json {
                 out_json(&model)
             } else {
                 show(&model)
             }
         }
-        ModelsCommand::Approve(d) => decide(&client, args.json, d, "approved"),
-        ModelsCommand::Reject(d) => decide(&client, args.json, d, "rejected"),
+        ModelsCommand::Approve(d) => decide(&client, args.json, d, Approval::Approved),
+        ModelsCommand::Reject(d) => decide(&client, args.json, d, Approval::Rejected),
         ModelsCommand::Alias {
             name,
             alias,
             version,
         } => {
-            let url = client.url(&["api", "v1", "models", &name, "aliases", &alias], &[]);
-            let answer = client.send(Method::PUT, url, json!({ "version": version }))?;
+            let answer = client.block(client.set_alias(&name, &alias, version))?;
             if args.json {
                 out_json(&answer)?;
             }
@@ -92,12 +86,9 @@ fn list(client: &Client, json: bool, filter: Option<String>) -> anyhow::Result<(
     let mut models = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut query = vec![("max_results", "1000".to_string())];
-        query.extend(filter.clone().map(|f| ("filter", f)));
-        query.extend(token.map(|t| ("page_token", t)));
-        let page = client.get(client.url(&["api", "v1", "models"], &query), Duration::ZERO)?;
-        models.extend(page["models"].as_array().cloned().unwrap_or_default());
-        token = page["next_page_token"].as_str().map(String::from);
+        let page = client.block(client.list_models(filter.as_deref(), 1000, token.as_deref()))?;
+        models.extend(page.models);
+        token = page.next_page_token;
         if token.is_none() {
             break;
         }
@@ -186,30 +177,22 @@ fn show(model: &Value) -> anyhow::Result<()> {
     )
 }
 
-fn decide(client: &Client, json: bool, d: Decision, status: &str) -> anyhow::Result<()> {
+fn decide(client: &Client, json: bool, d: Decision, status: Approval) -> anyhow::Result<()> {
     let actor = d
         .actor
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.trim().is_empty());
-    let mut body = json!({ "status": status, "force": d.force });
-    if let Some(comment) = d.comment {
-        body["comment"] = json!(comment);
-    }
-    if let Some(actor) = actor {
-        body["actor"] = json!(actor);
-    }
-    let version = d.version.to_string();
-    let url = client.url(
-        &[
-            "api", "v1", "models", &d.name, "versions", &version, "approval",
-        ],
-        &[],
-    );
+    let request = Request {
+        status,
+        force: d.force,
+        comment: d.comment,
+        actor,
+    };
     let answer = client
-        .send(Method::POST, url, body)
-        .map_err(|e| match e.downcast_ref::<ServerError>() {
+        .block(client.decide(&d.name, d.version, &request))
+        .map_err(|e| match e.downcast_ref::<ClientError>() {
             // The server's 409 names the decision in place; say how to replace it.
-            Some(ServerError { status: 409, .. }) => anyhow::anyhow!(
+            Some(ClientError::Server { status: 409, .. }) => anyhow::anyhow!(
                 "{e}\nhint: pass --force to replace it (the earlier decision stays in `sextant events tail`)"
             ),
             _ => e,
@@ -218,8 +201,10 @@ fn decide(client: &Client, json: bool, d: Decision, status: &str) -> anyhow::Res
         out_json(&answer)?;
     }
     eprintln!(
-        "{} version {version}: {status} by {}",
+        "{} version {}: {} by {}",
         d.name,
+        d.version,
+        status.as_str(),
         text(&answer["approval"]["actor"])
     );
     Ok(())

@@ -3,8 +3,8 @@
 //! their runs' reports.
 
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{Value, json};
+use sextant_client::Definition;
 use sextant_server::monitors::config::MonitorSpec;
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
@@ -118,11 +118,6 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
         return baseline(data, dir, &exclude, args.json);
     }
     let client = Client::new(&args.server)?;
-    let url = |segments: &[&str], q: &[(&str, String)]| {
-        let mut all = vec!["api", "v1", "monitors"];
-        all.extend_from_slice(segments);
-        client.url(&all, q)
-    };
     let shown = match command {
         MonitorsCommand::Baseline { .. } => unreachable!("handled above"),
         MonitorsCommand::Apply { file, name } => {
@@ -133,7 +128,7 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             let name = name
                 .or(spec.name.clone())
                 .ok_or_else(|| anyhow::anyhow!("{} has no `name:`; pass --name", file.display()))?;
-            client.put_yaml(url(&[&name], &[]), text)?
+            client.block(client.put_monitor(&name, Definition::Yaml(text)))?
         }
         MonitorsCommand::Create {
             name,
@@ -202,14 +197,14 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             if let Some((_, problem)) = parsed.problems().into_iter().next() {
                 anyhow::bail!("monitor '{name}': {problem}");
             }
-            client.send(Method::PUT, url(&[&name], &[]), spec)?
+            client.block(client.put_monitor(&name, Definition::Json(spec)))?
         }
         MonitorsCommand::Run { name, window } => {
             let body = match window {
                 Some(w) => json!({"window": w}),
                 None => json!({}),
             };
-            let run = client.send(Method::POST, url(&[&name, "runs"], &[]), body)?;
+            let run = client.block(client.run_monitor(&name, &body))?;
             if args.json {
                 out_json(&run)?;
             } else {
@@ -224,11 +219,9 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        MonitorsCommand::Show { name } => {
-            client.get(url(&[&name], &[]), std::time::Duration::ZERO)?
-        }
+        MonitorsCommand::Show { name } => client.block(client.get_monitor(&name))?,
         MonitorsCommand::List => {
-            let all = client.get(url(&[], &[]), std::time::Duration::ZERO)?;
+            let all = client.block(client.list_monitors())?;
             if args.json {
                 return out_json(&all);
             }
@@ -263,10 +256,7 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             );
         }
         MonitorsCommand::Reports { name, limit } => {
-            let runs = client.get(
-                url(&[&name, "runs"], &[("max_results", limit.to_string())]),
-                std::time::Duration::ZERO,
-            )?;
+            let runs = client.block(client.monitor_runs(&name, limit))?;
             if args.json {
                 return out_json(&runs);
             }
@@ -300,7 +290,7 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             );
         }
         MonitorsCommand::Delete { name } => {
-            client.send(Method::DELETE, url(&[&name], &[]), Value::Null)?;
+            client.block(client.delete_monitor(&name))?;
             return out(&format!("monitor '{name}' deleted"));
         }
     };

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use sextant_client::{OffsetPage, RunRequest};
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 
@@ -139,19 +139,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         PipelinesCommand::Run(args) => start(args),
         PipelinesCommand::ExplainCache(args) => {
             let client = Client::new(&args.client.server)?;
-            let url = client.url(
-                &[
-                    "api",
-                    "v1",
-                    "pipeline-runs",
-                    &args.run,
-                    "steps",
-                    &args.step,
-                    "cache",
-                ],
-                &[],
-            );
-            let e = client.get(url, Duration::ZERO)?;
+            let e = client.block(client.explain_cache(&args.run, &args.step))?;
             if args.client.json {
                 out_json(&e)
             } else {
@@ -163,8 +151,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         PipelinesCommand::Logs(args) => logs::run(args),
         PipelinesCommand::Cancel(args) => {
             let client = Client::new(&args.client.server)?;
-            let url = client.url(&["api", "v1", "pipeline-runs", &args.run, "cancel"], &[]);
-            let run = client.send(Method::POST, url, json!({}))?;
+            let run = client.block(client.cancel_run(&args.run))?;
             if args.client.json {
                 out_json(&run)
             } else {
@@ -174,10 +161,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         PipelinesCommand::Retry(args) => retry(args),
         PipelinesCommand::Show(args) => {
             let client = Client::new(&args.client.server)?;
-            let run = client.get(
-                client.url(&["api", "v1", "pipeline-runs", &args.run], &[]),
-                Duration::ZERO,
-            )?;
+            let run = client.block(client.get_pipeline_run(&args.run))?;
             if args.client.json {
                 out_json(&run)
             } else {
@@ -200,7 +184,7 @@ fn apply(client: &Client, file: &Path) -> anyhow::Result<(String, String)> {
             bail!("{file}: {} error(s)", diagnostics.len())
         }
     };
-    let answer = client.put_yaml(client.url(&["api", "v1", "pipelines", &name], &[]), yaml)?;
+    let answer = client.block(client.put_pipeline(&name, yaml))?;
     Ok((name, text(&answer["result"])))
 }
 
@@ -222,11 +206,11 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
         };
         params.insert(k.to_string(), Value::String(v.to_string()));
     }
-    let run = client.send(
-        Method::POST,
-        client.url(&["api", "v1", "pipelines", &name, "runs"], &[]),
-        json!({ "params": params, "no_cache": args.no_cache }),
-    )?;
+    let request = RunRequest {
+        params,
+        no_cache: args.no_cache,
+    };
+    let run = client.block(client.start_run(&name, &request))?;
     let id = run["id"]
         .as_str()
         .context("the server's answer has no run id")?
@@ -245,8 +229,7 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
 /// `pipelines retry`.
 fn retry(args: RetryArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.client.server)?;
-    let url = client.url(&["api", "v1", "pipeline-runs", &args.run, "retry"], &[]);
-    let run = client.send(Method::POST, url, json!({}))?;
+    let run = client.block(client.retry_run(&args.run))?;
     if !args.wait {
         return if args.client.json {
             out_json(&run)
@@ -265,11 +248,10 @@ fn retry(args: RetryArgs) -> anyhow::Result<()> {
 /// Follows run `id` until it ends, printing each step's changes on stderr,
 /// then prints the run (its id, or JSON); fails unless it succeeded.
 fn wait_for(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
-    let url = client.url(&["api", "v1", "pipeline-runs", id], &[]);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut progress = progress::Progress::new();
     let run = loop {
-        let run = client.get(url.clone(), Duration::ZERO)?;
+        let run = client.block(client.get_pipeline_run(id))?;
         progress.update(client, id, &run);
         for step in run["steps"].as_array().into_iter().flatten() {
             let (step_name, status) = (text(&step["name"]), text(&step["status"]));
@@ -349,7 +331,9 @@ fn list_runs(args: ListArgs) -> anyhow::Result<()> {
     let mut filter = Vec::new();
     filter.extend(args.pipeline.map(|p| ("pipeline", p)));
     filter.extend(args.status.map(|s| ("status", s)));
-    let runs = paged(&client, "pipeline-runs", "runs", &filter, args.limit)?;
+    let runs = paged(args.limit, |max, offset| {
+        client.block(client.list_pipeline_runs(&filter, max, offset))
+    })?;
     if args.client.json {
         return out_json(&Value::Array(runs));
     }
@@ -383,7 +367,9 @@ fn list_runs(args: ListArgs) -> anyhow::Result<()> {
 /// `pipelines list --pipelines`: the stored pipelines by name.
 fn list_pipelines(args: ListArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.client.server)?;
-    let pipelines = paged(&client, "pipelines", "pipelines", &[], args.limit)?;
+    let pipelines = paged(args.limit, |max, offset| {
+        client.block(client.list_pipelines(max, offset))
+    })?;
     if args.client.json {
         return out_json(&Value::Array(pipelines));
     }
@@ -416,13 +402,11 @@ fn list_pipelines(args: ListArgs) -> anyhow::Result<()> {
     out_table(&["NAME", "STEPS", "SCHEDULE", "TRIGGERS", "UPDATED"], &rows)
 }
 
-/// Up to `limit` items of an offset-paged native listing under `/api/v1/<path>`.
+/// Up to `limit` items of an offset-paged native listing, read a page of at
+/// most 1000 at a time by `page(max_results, offset)`.
 fn paged(
-    client: &Client,
-    path: &str,
-    field: &str,
-    filter: &[(&str, String)],
     limit: u64,
+    page: impl Fn(u64, u64) -> anyhow::Result<OffsetPage>,
 ) -> anyhow::Result<Vec<Value>> {
     let mut items = Vec::new();
     let mut offset = Some(0);
@@ -431,12 +415,9 @@ fn paged(
         if want == 0 {
             break;
         }
-        let mut query = filter.to_vec();
-        query.push(("max_results", want.to_string()));
-        query.push(("offset", at.to_string()));
-        let page = client.get(client.url(&["api", "v1", path], &query), Duration::ZERO)?;
-        items.extend(page[field].as_array().cloned().unwrap_or_default());
-        offset = page["next_offset"].as_u64();
+        let page = page(want, at)?;
+        items.extend(page.items);
+        offset = page.next_offset;
     }
     Ok(items)
 }

@@ -19,6 +19,7 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use sextant_client::{Client as Api, ClientError, Definition, EventsQuery, RunRequest};
 
 use crate::server::{self, PipelineArgs, StoreArgs};
 use sextant_core::clock::now_ms;
@@ -186,59 +187,6 @@ impl Log {
     }
 }
 
-/// The API of the in-process server.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Body>,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        req = match body {
-            Some(Body::Json(v)) => req.json(&v),
-            Some(Body::Text(t)) => req.header("content-type", "application/yaml").body(t),
-            None => req,
-        };
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {text}");
-        }
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON"))
-    }
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(Body::Json(body)))
-            .await
-    }
-    async fn put(&self, path: &str, body: Body) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::PUT, path, Some(body)).await
-    }
-}
-
-enum Body {
-    Json(Value),
-    Text(String),
-}
-
 /// Inference traffic: what was sent, what failed, and the labels that the
 /// "business" learns later (uploaded as ground truth).
 #[derive(Default)]
@@ -264,23 +212,9 @@ impl Traffic {
             })
             .collect();
         let body = json!({"dataframe_split": {"columns": FEATURES, "data": [row]}});
-        let result = api
-            .http
-            .post(format!("{}/endpoints/{ENDPOINT}/invocations", api.base))
-            .header("x-inference-id", &id)
-            .json(&body)
-            .send()
-            .await;
+        let result = api.invoke(ENDPOINT, Some(&id), &body).await;
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let failure = match result {
-            Ok(r) if r.status().is_success() => None,
-            Ok(r) => Some(format!(
-                "{}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            )),
-            Err(e) => Some(e.to_string()),
-        };
+        let failure = result.err().map(|e| e.to_string());
         match failure {
             None => self.labels.lock().expect("labels").push((id, y)),
             Some(f) => {
@@ -298,11 +232,7 @@ impl Traffic {
                 .iter()
                 .map(|(id, y)| json!({"inference_id": id, "label": y}))
                 .collect();
-            api.post(
-                &format!("/api/v1/endpoints/{ENDPOINT}/ground-truth"),
-                json!({ "records": records }),
-            )
-            .await?;
+            api.upload_ground_truth(ENDPOINT, &records).await?;
         }
         Ok(labels.len())
     }
@@ -386,30 +316,23 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             })
             .await
         });
-        let api = Api {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()?,
-            base: format!("http://{addr}"),
-        };
-        let outcome = tokio::time::timeout(DEADLINE, closed_loop(&api, &data_dir, args.seed))
-            .await
-            .map_err(|_| anyhow!("the loop did not close within {} s", DEADLINE.as_secs()))
-            .and_then(|r| r);
+        let base = format!("http://{addr}");
+        let api = Api::new(&base)?;
+        let outcome =
+            tokio::time::timeout(DEADLINE, closed_loop(&api, &base, &data_dir, args.seed))
+                .await
+                .map_err(|_| anyhow!("the loop did not close within {} s", DEADLINE.as_secs()))
+                .and_then(|r| r);
         let _ = stop.send(());
         server.await.context("the server task")??;
         outcome
     })
 }
 
-async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()> {
+async fn closed_loop(api: &Api, base: &str, data_dir: &Path, seed: u64) -> anyhow::Result<()> {
     let log = Log(Instant::now());
     println!("Sextant quickstart: training, serving, monitoring and retraining on synthetic data");
-    log.say(format!(
-        "server on {} (data in {})",
-        api.base,
-        data_dir.display()
-    ));
+    log.say(format!("server on {base} (data in {})", data_dir.display()));
 
     // 1. Prepare, train, evaluate, gate, baseline, register.
     let csv = data_dir.join("data").join("customers.csv");
@@ -419,18 +342,19 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
         csv.display(),
         FEATURES.len()
     ));
-    api.put(
-        &format!("/api/v1/pipelines/{PIPELINE}"),
-        Body::Text(pipeline_yaml()),
-    )
-    .await?;
+    api.put_pipeline(PIPELINE, pipeline_yaml()).await?;
     log.say(format!(
         "pipeline '{PIPELINE}': split -> train (built-in gradient-boosted trees) -> evaluate -> gate r2 >= 0.8 -> baseline -> register; it also runs on '{MONITOR}' violations"
     ));
+    let mut params = serde_json::Map::new();
+    params.insert("data".into(), json!(csv.display().to_string()));
     let run = api
-        .post(
-            &format!("/api/v1/pipelines/{PIPELINE}/runs"),
-            json!({"params": {"data": csv.display().to_string()}}),
+        .start_run(
+            PIPELINE,
+            &RunRequest {
+                params,
+                no_cache: false,
+            },
         )
         .await?;
     let first = wait_for_pipeline_run(api, &log, text(&run["id"])).await?;
@@ -441,14 +365,12 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
     ));
 
     // 2. An endpoint that captures everything and follows approved versions.
-    api.put(
-        &format!("/api/v1/endpoints/{ENDPOINT}"),
-        Body::Json(endpoint_spec()),
+    api.put_endpoint(ENDPOINT, Definition::Json(endpoint_spec()), Duration::ZERO)
+        .await?;
+    wait_until(
+        || api.get_endpoint(ENDPOINT),
+        |e| e["deployed"]["primary"]["version"].as_i64() == Some(v1),
     )
-    .await?;
-    wait_until(api, &format!("/api/v1/endpoints/{ENDPOINT}"), |e| {
-        e["deployed"]["primary"]["version"].as_i64() == Some(v1)
-    })
     .await?;
     log.say(format!(
         "endpoint '{ENDPOINT}' serves v{v1}: capture 100 %, canary 20 % for 6 s on each newly approved version"
@@ -472,15 +394,12 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
     log.say(format!(
         "traffic: {CLEAN_REQUESTS} requests like the training data; {labels} labels uploaded as ground truth"
     ));
-    api.put(
-        &format!("/api/v1/monitors/{MONITOR}"),
-        Body::Json(monitor_spec()),
-    )
-    .await?;
+    api.put_monitor(MONITOR, Definition::Json(monitor_spec()))
+        .await?;
     let clean = api
-        .post(
-            &format!("/api/v1/monitors/{MONITOR}/runs"),
-            json!({"window_start": clean_start, "window_end": now_ms()}),
+        .run_monitor(
+            MONITOR,
+            &json!({"window_start": clean_start, "window_end": now_ms()}),
         )
         .await?;
     log.say(format!(
@@ -500,13 +419,17 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
     log.say(format!(
         "traffic: {DRIFT_REQUESTS} drifted requests; {labels} labels uploaded"
     ));
-    let cursor = api.get("/api/v1/events?limit=1000").await?["cursor"]
-        .as_i64()
-        .unwrap_or(0);
+    let cursor = api
+        .events(&EventsQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?
+        .cursor;
     let violated = api
-        .post(
-            &format!("/api/v1/monitors/{MONITOR}/runs"),
-            json!({"window_start": drift_ms, "window_end": now_ms()}),
+        .run_monitor(
+            MONITOR,
+            &json!({"window_start": drift_ms, "window_end": now_ms()}),
         )
         .await?;
     log.say(format!("monitor '{MONITOR}': {}", describe_run(&violated)));
@@ -539,9 +462,9 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
     }
     traffic.upload_labels(api).await?;
     let after = api
-        .post(
-            &format!("/api/v1/monitors/{MONITOR}/runs"),
-            json!({"window_start": after_ms, "window_end": now_ms()}),
+        .run_monitor(
+            MONITOR,
+            &json!({"window_start": after_ms, "window_end": now_ms()}),
         )
         .await?;
     log.say(format!(
@@ -550,10 +473,8 @@ async fn closed_loop(api: &Api, data_dir: &Path, seed: u64) -> anyhow::Result<()
     ));
 
     // 7. Summary.
-    let endpoint = api.get(&format!("/api/v1/endpoints/{ENDPOINT}")).await?;
-    let version = api
-        .get(&format!("/api/v1/models/{MODEL}/versions/{v2}"))
-        .await?;
+    let endpoint = api.get_endpoint(ENDPOINT).await?;
+    let version = api.get_model_version(MODEL, v2).await?;
     let (sent, failed) = (
         traffic.sent.load(Ordering::Relaxed),
         traffic.failed.load(Ordering::Relaxed),
@@ -662,10 +583,15 @@ async fn follow_the_loop(
     let mut v2: Option<i64> = None;
     loop {
         let page = api
-            .get(&format!("/api/v1/events?after={cursor}&wait=10&limit=1000"))
+            .events(&EventsQuery {
+                after: Some(cursor.to_string()),
+                limit: 1000,
+                wait: Duration::from_secs(10),
+                kinds: None,
+            })
             .await?;
-        cursor = page["cursor"].as_i64().unwrap_or(cursor);
-        for e in page["events"].as_array().into_iter().flatten() {
+        cursor = page.cursor;
+        for e in &page.events {
             let p = &e["payload"];
             match text(&e["kind"]) {
                 "monitor.violation" => log.say(format!(
@@ -690,9 +616,7 @@ async fn follow_the_loop(
                     ));
                 }
                 "pipeline_run.failed" | "pipeline_run.cancelled" if p["pipeline"] == PIPELINE => {
-                    let run = api
-                        .get(&format!("/api/v1/pipeline-runs/{}", text(&p["id"])))
-                        .await?;
+                    let run = api.get_pipeline_run(text(&p["id"])).await?;
                     bail!("the retraining run failed: {}", failed_steps(&run));
                 }
                 "model_version.approved" if p["name"] == MODEL => {
@@ -710,7 +634,7 @@ async fn follow_the_loop(
                     ));
                 }
                 "endpoint.updated" if p["name"] == ENDPOINT => {
-                    let endpoint = api.get(&format!("/api/v1/endpoints/{ENDPOINT}")).await?;
+                    let endpoint = api.get_endpoint(ENDPOINT).await?;
                     let reason = endpoint["traffic"]
                         .as_array()
                         .and_then(|t| t.last())
@@ -727,10 +651,10 @@ async fn follow_the_loop(
                         text(&p["reason"])
                     ));
                     if e["kind"] == "endpoint.rollout_succeeded" && v2.is_some() {
-                        let endpoint = api.get(&format!("/api/v1/endpoints/{ENDPOINT}")).await?;
+                        let endpoint = api.get_endpoint(ENDPOINT).await?;
                         if endpoint["deployed"]["primary"]["version"].as_i64() == v2 {
                             let id = retrain_run.context("a promotion without a retraining run")?;
-                            let run = api.get(&format!("/api/v1/pipeline-runs/{id}")).await?;
+                            let run = api.get_pipeline_run(&id).await?;
                             return Ok((run, v2.unwrap_or(v1)));
                         }
                     }
@@ -746,9 +670,10 @@ async fn follow_the_loop(
 
 /// Polls a pipeline run until it ends; prints its steps.
 async fn wait_for_pipeline_run(api: &Api, log: &Log, id: &str) -> anyhow::Result<Value> {
-    let run = wait_until(api, &format!("/api/v1/pipeline-runs/{id}"), |r| {
-        matches!(text(&r["status"]), "SUCCEEDED" | "FAILED" | "CANCELLED")
-    })
+    let run = wait_until(
+        || api.get_pipeline_run(id),
+        |r| matches!(text(&r["status"]), "SUCCEEDED" | "FAILED" | "CANCELLED"),
+    )
     .await?;
     let steps: Vec<String> = run["steps"]
         .as_array()
@@ -767,10 +692,13 @@ async fn wait_for_pipeline_run(api: &Api, log: &Log, id: &str) -> anyhow::Result
     Ok(run)
 }
 
-/// GETs `path` until `done` holds for the answer (every 100 ms).
-async fn wait_until(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+/// Reads with `get` until `done` holds for the answer (every 100 ms).
+async fn wait_until<F>(get: impl Fn() -> F, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value>
+where
+    F: Future<Output = Result<Value, ClientError>>,
+{
     loop {
-        let v = api.get(path).await?;
+        let v = get().await?;
         if done(&v) {
             return Ok(v);
         }
@@ -876,4 +804,3 @@ fn top_drift(run: &Value, n: usize) -> Vec<String> {
 fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
-

@@ -633,54 +633,72 @@ fn ping_stub_child() {
     }
 }
 
-#[test]
-fn create_with_the_process_runtime_says_what_it_waits_for() {
-    use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let m = model(d, "v1", 10.0);
-    // A stand-in for `mlflow models serve -m DIR -p PORT …` on the server's PATH: it
-    // starts answering /ping once the test has seen the CLI say it waits for that.
-    let go = d.join("GO");
-    let bin = d.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let stub = bin.join("mlflow");
-    std::fs::write(
-        &stub,
-        format!(
-            "#!/bin/sh\nwhile [ ! -e '{go}' ]; do sleep 0.1; done\n\
-             exec env SEXTANT_PING_STUB_PORT=\"$6\" SEXTANT_PING_STUB_GO='{go}' '{exe}' ping_stub_child --exact --nocapture\n",
-            go = go.display(),
-            exe = std::env::current_exe().unwrap().display(),
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let server = Server::start_with_env(d, [("PATH", path)]);
+/// A stand-in for `mlflow models serve -m DIR -p PORT …` on a server's PATH: the child
+/// serving model directory `…/NAME` starts answering /ping once [`ProcessStub::go`] is
+/// called with NAME, so a test can first see the CLI say it waits for that.
+struct ProcessStub {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
 
+impl ProcessStub {
+    fn new(d: &Path) -> ProcessStub {
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let stub = bin.join("mlflow");
+        std::fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\ngo=\"{dir}/GO-$(basename \"$4\")\"\n\
+                 while [ ! -e \"$go\" ]; do sleep 0.1; done\n\
+                 exec env SEXTANT_PING_STUB_PORT=\"$6\" SEXTANT_PING_STUB_GO=\"$go\" '{exe}' ping_stub_child --exact --nocapture\n",
+                dir = d.display(),
+                exe = std::env::current_exe().unwrap().display(),
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ProcessStub {
+            dir: d.to_path_buf(),
+            bin,
+        }
+    }
+
+    /// A server whose PATH finds the stub first.
+    fn server(&self) -> Server {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Server::start_with_env(&self.dir, [("PATH", path)])
+    }
+
+    /// Lets the child serving model directory `…/name` answer /ping.
+    fn go(&self, name: &str) {
+        std::fs::write(self.dir.join(format!("GO-{name}")), "").unwrap();
+    }
+}
+
+/// Runs the CLI with `args` until it says on stderr that it is waiting for `what`, then
+/// lets `model`'s child answer and returns the CLI's stdout once it succeeded.
+fn says_it_waits(
+    server: &Server,
+    stub: &ProcessStub,
+    args: &[&str],
+    what: &str,
+    model: &str,
+) -> String {
+    use std::io::{BufRead, BufReader};
     let mut cli = server
-        .command(&[
-            "endpoints",
-            "create",
-            "churn",
-            "--model",
-            &m,
-            "--runtime",
-            "process",
-        ])
+        .command(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(cli.stderr.take().unwrap());
-    let want =
-        format!("waiting for variant 'primary' (mlflow models serve of {m}) to answer /ping");
+    let want = format!("waiting for {what}");
     let mut said = String::new();
     loop {
         let mut line = String::new();
@@ -695,7 +713,7 @@ fn create_with_the_process_runtime_says_what_it_waits_for() {
             break;
         }
     }
-    std::fs::write(&go, "").unwrap();
+    stub.go(model);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let out = cli.wait_with_output().unwrap();
@@ -704,10 +722,80 @@ fn create_with_the_process_runtime_says_what_it_waits_for() {
         "{said}{rest}\nserver log:\n{}",
         server.log()
     );
-    let shown = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(shown.contains("endpoint churn: in_service"), "{shown}");
     // No spinner when stderr is not a terminal: whole lines only.
     assert!(!format!("{said}{rest}").contains('\r'), "{said}{rest}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn create_with_the_process_runtime_says_what_it_waits_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model(d, "v1", 10.0);
+    let stub = ProcessStub::new(d);
+    let server = stub.server();
+    let shown = says_it_waits(
+        &server,
+        &stub,
+        &[
+            "endpoints",
+            "create",
+            "churn",
+            "--model",
+            &m,
+            "--runtime",
+            "process",
+        ],
+        &format!("variant 'primary' (mlflow models serve of {m}) to answer /ping"),
+        "v1",
+    );
+    assert!(shown.contains("endpoint churn: in_service"), "{shown}");
+    let out = server.sextant(&["endpoints", "delete", "churn"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn apply_and_update_with_the_process_runtime_say_what_they_wait_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (m1, m2) = (model(d, "v1", 10.0), model(d, "v2", 20.0));
+    let stub = ProcessStub::new(d);
+    let server = stub.server();
+    let file = d.join("churn.yaml");
+    std::fs::write(
+        &file,
+        format!("name: churn\nvariants:\n  - name: blue\n    model: {m1}\n    runtime: process\n"),
+    )
+    .unwrap();
+    let shown = says_it_waits(
+        &server,
+        &stub,
+        &["endpoints", "apply", file.to_str().unwrap()],
+        &format!("variant 'blue' (mlflow models serve of {m1}) to answer /ping"),
+        "v1",
+    );
+    assert!(shown.contains("endpoint churn: in_service"), "{shown}");
+
+    let shown = says_it_waits(
+        &server,
+        &stub,
+        &[
+            "endpoints",
+            "update",
+            "churn",
+            "--model",
+            &m2,
+            "--strategy",
+            "all_at_once",
+        ],
+        &format!("variant 'blue' (mlflow models serve of {m2}) to answer /ping"),
+        "v2",
+    );
+    assert!(shown.contains(&format!("blue={m2}")), "{shown}");
     let out = server.sextant(&["endpoints", "delete", "churn"]);
     assert!(
         out.status.success(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde_json::Value;
+use sextant_client::{LogChunk, LogQuery};
 
 use crate::client::{Client, ClientArgs};
 
@@ -96,8 +96,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
     let steps = match &args.step {
         Some(s) => vec![s.clone()],
         None => {
-            let url = client.url(&["api", "v1", "pipeline-runs", &args.run], &[]);
-            let run = client.get(url, Duration::ZERO)?;
+            let run = client.block(client.get_pipeline_run(&args.run))?;
             run["steps"]
                 .as_array()
                 .into_iter()
@@ -180,35 +179,33 @@ fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> any
     let mut printed = false;
     loop {
         let chunk = read(client, run, cursor)?;
-        let attempts = chunk["attempts"].as_i64().unwrap_or(0);
+        let attempts = chunk.attempts;
         cursor.attempts = attempts;
-        cursor.state = chunk["status"].as_str().unwrap_or_default().to_string();
+        cursor.state = chunk.status;
         if cursor.attempt == 0 {
             if attempts == 0 {
-                cursor.done = chunk["finished"].as_bool().unwrap_or(false);
+                cursor.done = chunk.finished;
                 return Ok(printed);
             }
             // The step has started: print from its first attempt.
             cursor.attempt = 1;
             continue;
         }
-        let data = chunk["data"].as_str().unwrap_or_default();
-        let next = chunk["next_offset"]
-            .as_u64()
-            .context("the server's log answer has no next_offset")?;
+        let data = chunk.data;
+        let next = chunk.next_offset;
         if !data.is_empty() || next > cursor.offset {
             cursor.printed += data.len() as u64;
-            emit(cursor, data, prefixed)?;
+            emit(cursor, &data, prefixed)?;
             cursor.offset = next;
             printed = true;
             continue;
         }
-        if chunk["finished"].as_bool().unwrap_or(false) {
+        if chunk.finished {
             cursor.done = true;
             flush_partial(cursor)?;
             return Ok(printed);
         }
-        if chunk["complete"].as_bool().unwrap_or(false) && cursor.attempt < attempts {
+        if chunk.complete && cursor.attempt < attempts {
             flush_partial(cursor)?;
             cursor.attempt += 1;
             cursor.offset = 0;
@@ -223,17 +220,14 @@ fn drain(client: &Client, run: &str, cursor: &mut Cursor, prefixed: bool) -> any
 }
 
 /// One read of the cursor's stream from its offset.
-fn read(client: &Client, run: &str, cursor: &Cursor) -> anyhow::Result<Value> {
-    let mut query = vec![
-        ("step", cursor.step.clone()),
-        ("stream", cursor.stream.as_str().to_string()),
-        ("offset", cursor.offset.to_string()),
-    ];
-    if cursor.attempt > 0 {
-        query.push(("attempt", cursor.attempt.to_string()));
-    }
-    let url = client.url(&["api", "v1", "pipeline-runs", run, "logs"], &query);
-    client.get(url, Duration::ZERO)
+fn read(client: &Client, run: &str, cursor: &Cursor) -> anyhow::Result<LogChunk> {
+    let query = LogQuery {
+        step: cursor.step.clone(),
+        stream: cursor.stream.as_str().to_string(),
+        attempt: (cursor.attempt > 0).then_some(cursor.attempt),
+        offset: cursor.offset,
+    };
+    client.block(client.step_log(run, &query))
 }
 
 /// Prints a piece of a log: as is, or line by line behind the step's name.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sextant_client::LogQuery;
 
 use crate::client::{Client, text};
 
@@ -91,20 +92,16 @@ impl Progress {
 fn read_tail(client: &Client, run_id: &str, name: &str, step: &mut Running) {
     for (i, stream) in ["stdout", "stderr"].into_iter().enumerate() {
         for _ in 0..MAX_READS {
-            let url = client.url(
-                &["api", "v1", "pipeline-runs", run_id, "logs"],
-                &[
-                    ("step", name.to_string()),
-                    ("stream", stream.to_string()),
-                    ("attempt", step.attempt.to_string()),
-                    ("offset", step.offsets[i].to_string()),
-                ],
-            );
-            let Ok(chunk) = client.get(url, Duration::ZERO) else {
+            let query = LogQuery {
+                step: name.to_string(),
+                stream: stream.to_string(),
+                attempt: Some(step.attempt),
+                offset: step.offsets[i],
+            };
+            let Ok(chunk) = client.block(client.step_log(run_id, &query)) else {
                 return;
             };
-            let data = chunk["data"].as_str().unwrap_or_default();
-            let next = chunk["next_offset"].as_u64().unwrap_or(step.offsets[i]);
+            let (data, next) = (chunk.data.as_str(), chunk.next_offset);
             if let Some(line) = data.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
                 step.last_line = Some(shorten(line));
             }

@@ -1,0 +1,105 @@
+//! Registered models, their versions, approvals and aliases.
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::v1;
+use crate::request::{Body, Wait};
+use crate::{Client, ClientError};
+
+/// One page of `GET /api/v1/models`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelsPage {
+    /// Each model as the server describes it.
+    #[serde(default)]
+    pub models: Vec<Value>,
+    /// Pass as `page_token` for the next page; `None` on the last.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// An approval decision's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    Approved,
+    Rejected,
+}
+
+impl Approval {
+    /// The wire name: `approved` or `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::Approved => "approved",
+            Approval::Rejected => "rejected",
+        }
+    }
+}
+
+/// A decision on one model version.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub status: Approval,
+    /// Replace a decision already made (else the server answers 409).
+    pub force: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Client {
+    /// One page of registered models, filtered by an MLflow search filter.
+    pub async fn list_models(
+        &self,
+        filter: Option<&str>,
+        max_results: u32,
+        page_token: Option<&str>,
+    ) -> Result<ModelsPage, ClientError> {
+        let mut query = vec![("max_results", max_results.to_string())];
+        query.extend(filter.map(|f| ("filter", f.to_string())));
+        query.extend(page_token.map(|t| ("page_token", t.to_string())));
+        self.get(&v1(&["models"]), &query).await
+    }
+
+    /// A model with all its versions and their approvals.
+    pub async fn get_model(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&v1(&["models", name]), &[]).await
+    }
+
+    /// One version of a model, with its tags and approval.
+    pub async fn get_model_version(&self, name: &str, version: i64) -> Result<Value, ClientError> {
+        let version = version.to_string();
+        self.get(&v1(&["models", name, "versions", &version]), &[])
+            .await
+    }
+
+    /// Records `decision` on a version; answers the version as it now is.
+    pub async fn decide(
+        &self,
+        name: &str,
+        version: u64,
+        decision: &Decision,
+    ) -> Result<Value, ClientError> {
+        let version = version.to_string();
+        let url = self.url(
+            &v1(&["models", name, "versions", &version, "approval"]),
+            &[],
+        );
+        self.call(Method::POST, url, Body::json(decision), Wait::Usual)
+            .await
+    }
+
+    /// Points `alias` of model `name` at `version`.
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: u64,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(&v1(&["models", name, "aliases", alias]), &[]);
+        let body = Body::Json(json!({ "version": version }));
+        self.call(Method::PUT, url, body, Wait::Usual).await
+    }
+}
