@@ -408,13 +408,17 @@ fn show_run(r: &Value) -> anyhow::Result<()> {
     }
     if let Some(d) = r["summary"]["drift"]["drifted_features"].as_array() {
         let names: Vec<String> = d.iter().map(text).collect();
+        let which = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        };
         out(&format!(
-            "  drift: {} of {} features ({})",
+            "  drift: {} of {} features{which}",
             names.len(),
             r["summary"]["drift"]["features"]
                 .as_array()
                 .map_or(0, Vec::len),
-            names.join(", ")
         ))?;
     }
     let quality = &r["summary"]["model_quality"];

@@ -306,6 +306,11 @@ fn a_run_that_judged_model_quality_prints_its_metrics() {
             .any(|l| l.starts_with("  model_quality_check mae: ")),
         "{stdout}"
     );
+    // Nothing drifted: said without an empty list.
+    assert!(
+        stdout.lines().any(|l| l == "  drift: 0 of 3 features"),
+        "{stdout}"
+    );
 
     // The same numbers at full precision in --json.
     let out = server.sextant(&["monitors", "show", "churn-watch", "--json"]);
