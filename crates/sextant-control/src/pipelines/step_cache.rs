@@ -424,10 +424,18 @@ pub async fn explain(
         return Ok(out);
     };
     let (pipeline, name, this_run) = (run.pipeline.clone(), step.clone(), run.id.clone());
-    let before = task.as_ref().map_or(i64::MAX, |t| t.updated_time);
+    let (task_id, updated) = task
+        .as_ref()
+        .map_or((None, i64::MAX), |t| (Some(t.id), t.updated_time));
     let previous = deps
         .db(move |s| {
             let entries = s.cache_entries(&pipeline, &name, None, 0, COMPARED)?;
+            // "Before" in the time this execution's own entry was stamped
+            // with (the orchestrator's clock), when it recorded one.
+            let before = entries
+                .iter()
+                .find(|e| Some(e.task_id) == task_id)
+                .map_or(updated, |e| e.created_time);
             Ok(entries
                 .into_iter()
                 .filter(|e| e.pipeline_run != this_run && e.created_time <= before)
