@@ -154,9 +154,71 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<sextant_control::pipelines::PipelineError> for ApiError {
+    fn from(e: sextant_control::pipelines::PipelineError) -> Self {
+        use sextant_control::pipelines::PipelineError as E;
+        match e {
+            E::Invalid(m) => ApiError::invalid(m),
+            E::NotFound(m) => ApiError::not_found(m),
+            E::Conflict(m) => ApiError::new(ErrorCode::ResourceConflict, m),
+            E::InvalidState(m) => ApiError::new(ErrorCode::InvalidState, m),
+            e @ E::NotRunning => ApiError::new(ErrorCode::TemporarilyUnavailable, e.to_string()),
+            E::Domain(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::NotProxied(sextant_artifacts::NotProxied::InvalidPath(e)) => {
+                tracing::debug!(error = %e, "refused artifact path");
+                ApiError::invalid("Invalid path")
+            }
+            E::NotProxied(e @ sextant_artifacts::NotProxied::Elsewhere(_)) => {
+                ApiError::invalid(e.to_string())
+            }
+            e @ (E::Task(_) | E::Spec { .. } | E::Internal(_)) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error_code": self.code.as_str(), "message": self.message});
         (self.code.status(), axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod pipeline_error_tests {
+    use sextant_control::pipelines::PipelineError;
+
+    use super::*;
+
+    #[test]
+    fn every_pipeline_error_is_answered_with_its_own_code() {
+        let all = [
+            PipelineError::Invalid("bad".into()),
+            PipelineError::NotFound("gone".into()),
+            PipelineError::Conflict("live".into()),
+            PipelineError::InvalidState("no run".into()),
+            PipelineError::NotRunning,
+            PipelineError::Domain(sextant_core::Error::AlreadyExists("x".into())),
+            PipelineError::Store(StoreError::Busy("locked".into())),
+            PipelineError::Store(StoreError::Timeout { limit_ms: 5 }),
+            PipelineError::NotProxied(sextant_artifacts::NotProxied::Elsewhere("/tmp".into())),
+            PipelineError::Task("panicked".into()),
+            PipelineError::Spec {
+                pipeline: "p".into(),
+                message: "bad".into(),
+            },
+            PipelineError::Internal("bug".into()),
+        ];
+        for e in all {
+            let code = e.error_code();
+            let message = e.to_string();
+            // The store's own refusals are worded by the store's mapping.
+            let own_words = !matches!(e, PipelineError::Store(_) | PipelineError::NotProxied(_));
+            let api = ApiError::from(e);
+            assert_eq!(api.code.as_str(), code, "{message}");
+            if own_words && api.code != ErrorCode::InternalError {
+                assert_eq!(api.message, message);
+            }
+        }
     }
 }

@@ -1,13 +1,14 @@
 //! Shared state of every handler.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use sextant_artifacts::ArtifactStore;
+use sextant_control::pipelines::{self as control, Orchestrator};
+use sextant_core::clock::SharedClock;
 use sextant_store::{MetaStore, StoreError};
 
 use crate::error::ApiError;
-use crate::pipelines::Orchestrator;
 use crate::security::SecurityConfig;
 
 /// What handlers share: the stores and the server's settings.
@@ -28,15 +29,18 @@ pub struct AppState {
     /// outputs and live step logs; `None` when there is none (in-process
     /// tests), and then only uploaded logs can be read.
     pub data_dir: Option<Arc<PathBuf>>,
-    /// The orchestrator of this server once started: remote workers' claims
-    /// and outcomes go through it.
-    pub(crate) orchestrator: Arc<OnceLock<Weak<Orchestrator>>>,
+    /// The orchestrator of this server once started (by
+    /// [`crate::pipelines::spawn`]): remote workers' claims and outcomes go
+    /// through it. The orchestrator itself holds no state.
+    pub(crate) orchestrator: Arc<OnceLock<Arc<Orchestrator>>>,
     /// The serving endpoints this server hosts.
     pub endpoints: Arc<crate::endpoints::Endpoints>,
     /// The monitors this server runs.
     pub monitors: Arc<crate::monitors::Monitors>,
     /// Where files read on a caller's behalf may lie (anywhere unless set).
     pub data_roots: Arc<crate::data_roots::DataRoots>,
+    /// Where the pipeline controllers read time (the machine's unless set).
+    pub clock: SharedClock,
 }
 
 impl AppState {
@@ -58,6 +62,41 @@ impl AppState {
             endpoints: Arc::new(crate::endpoints::Endpoints::default()),
             monitors: Arc::new(crate::monitors::Monitors::default()),
             data_roots: Arc::new(crate::data_roots::DataRoots::anywhere()),
+            clock: sextant_core::clock::system(),
+        }
+    }
+
+    /// The same state reading time from `clock` (tests drive a manual one).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What the pipeline controllers work with, taken from this state.
+    pub fn pipeline_deps(&self) -> control::Deps {
+        control::Deps {
+            store: self.store.clone(),
+            artifacts: self.artifacts.clone(),
+            pipelines: self.pipelines.clone(),
+            queued: self.queued.clone(),
+            changes: self.changes.clone(),
+            data_dir: self.data_dir.clone(),
+            data_roots: self.data_roots.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// This server's orchestrator, if it runs one.
+    pub(crate) fn orchestrator(&self) -> Option<&Arc<Orchestrator>> {
+        self.orchestrator.get()
+    }
+
+    /// The same state with no way to the orchestrator, for what the
+    /// orchestrator itself holds (its `deploy:` steps' endpoint controller).
+    pub(crate) fn without_orchestrator(&self) -> Self {
+        AppState {
+            orchestrator: Arc::new(OnceLock::new()),
+            ..self.clone()
         }
     }
 
@@ -82,9 +121,11 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
     {
-        sextant_store::call(&self.store, f).await.map_err(|e| match e {
-            sextant_store::CallError::Store(e) => ApiError::from(e),
-            e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
-        })
+        sextant_store::call(&self.store, f)
+            .await
+            .map_err(|e| match e {
+                sextant_store::CallError::Store(e) => ApiError::from(e),
+                e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
+            })
     }
 }

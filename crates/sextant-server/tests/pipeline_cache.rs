@@ -14,11 +14,11 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_core::clock::{Clock, ManualClock, now_ms};
 use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
 use support::call;
-use sextant_core::clock::now_ms;
 
 struct Harness {
     app: Router,
@@ -27,6 +27,9 @@ struct Harness {
     artifacts: PathBuf,
     /// Scripts and execution counters, outside the data directory.
     work: PathBuf,
+    /// The orchestrator's clock: cache expiry reads it, and only the test
+    /// moves it.
+    clock: Arc<ManualClock>,
     _dirs: Vec<tempfile::TempDir>,
     _orchestrator: tokio::task::JoinHandle<()>,
 }
@@ -41,11 +44,15 @@ impl Harness {
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
         let artifacts = ArtifactStore::from_uri(art.path().to_str().unwrap()).unwrap();
+        // A day ahead of the store's own stamps (a task is due from when it
+        // is queued), so every queued task is due for the orchestrator at once.
+        let clock = ManualClock::at(now_ms() + 86_400_000);
         let state = AppState::new(
             store.clone(),
             Arc::new(artifacts),
             SecurityConfig::loopback(),
-        );
+        )
+        .with_clock(clock.clone());
         let orchestrator = pipelines::spawn(
             state.clone(),
             pipelines::Settings {
@@ -61,6 +68,7 @@ impl Harness {
             store,
             artifacts: art.path().to_path_buf(),
             work: work.path().to_path_buf(),
+            clock,
             _dirs: vec![data, art, work],
             _orchestrator: orchestrator,
         }
@@ -291,12 +299,10 @@ async fn an_expired_entry_is_a_miss() {
     );
     h.apply("expiring", &text).await;
     let first = h.run("expiring", json!({})).await;
-    // Let the clock pass the entry's expiry before the second run looks it up.
+    // The clock passes the entry's expiry before the second run looks it up.
     let entry = h.store.cache_entries("expiring", "s", None, 0, 1).unwrap();
-    let expires = entry[0].created_time + 1;
-    while now_ms() <= expires {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    assert_eq!(entry[0].created_time, h.clock.now_ms());
+    h.clock.advance(Duration::from_millis(2));
     let second = h.run("expiring", json!({})).await;
     assert_eq!(h.executions("s.count"), 2);
     let e = h.explain(&second, "s").await;
@@ -309,4 +315,3 @@ async fn an_expired_entry_is_a_miss() {
         "{e}"
     );
 }
-

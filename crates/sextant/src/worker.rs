@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use sextant_server::pipelines::worker::{self, WorkerSettings};
+use sextant_control::pipelines::worker::{self, WorkerSettings};
 
 /// Settings of `sextant worker`; each also read from a `SEXTANT_*` variable.
 #[derive(Args)]

@@ -58,7 +58,7 @@ pub async fn put(
     let name = path(p)?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::invalid("the pipeline file is not UTF-8"))?;
-    let applied = pipelines::apply(&st, name.clone(), text).await?;
+    let applied = pipelines::apply(&st.pipeline_deps(), name.clone(), text).await?;
     let result = match applied {
         Applied::Created => "created",
         Applied::Updated => "updated",
@@ -174,7 +174,7 @@ pub async fn start(
     } else {
         body(&bytes)?
     };
-    let r = pipelines::start_run(&st, name, req.params, req.no_cache).await?;
+    let r = pipelines::start_run(&st.pipeline_deps(), name, req.params, req.no_cache).await?;
     Ok((StatusCode::CREATED, Json(run(r))))
 }
 
@@ -234,7 +234,9 @@ pub async fn show_run(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunDetailBody>, ApiError> {
     let id = path(p)?;
-    Ok(Json(detail(pipelines::run_detail(&st, id).await?)))
+    Ok(Json(detail(
+        pipelines::run_detail(&st.pipeline_deps(), id).await?,
+    )))
 }
 
 /// `POST /api/v1/pipeline-runs/{id}/cancel`.
@@ -243,7 +245,9 @@ pub async fn cancel(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunBody>, ApiError> {
     let id = path(p)?;
-    Ok(Json(run(pipelines::cancel_run(&st, id).await?)))
+    Ok(Json(run(
+        pipelines::cancel_run(&st.pipeline_deps(), id).await?
+    )))
 }
 
 /// `GET /api/v1/pipeline-runs/{id}/steps/{step}/cache`: why the step was or
@@ -253,7 +257,9 @@ pub async fn explain_cache(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<pipelines::CacheExplanation>, ApiError> {
     let (id, step) = path(p)?;
-    Ok(Json(pipelines::explain_cache(&st, id, step).await?))
+    Ok(Json(
+        pipelines::explain_cache(&st.pipeline_deps(), id, step).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -299,7 +305,9 @@ pub async fn retry(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunBody>, ApiError> {
     let id = path(p)?;
-    Ok(Json(run(pipelines::retry_run(&st, id).await?)))
+    Ok(Json(run(
+        pipelines::retry_run(&st.pipeline_deps(), id).await?
+    )))
 }
 
 #[derive(Deserialize)]
@@ -375,5 +383,7 @@ pub async fn logs(
         attempt: q.attempt,
         max_bytes: q.max_bytes.unwrap_or(crate::pipelines::MAX_LOG_CHUNK),
     };
-    Ok(Json(log_body(pipelines::step_logs(&st, id, req).await?)))
+    Ok(Json(log_body(
+        pipelines::step_logs(&st.pipeline_deps(), id, req).await?,
+    )))
 }

@@ -30,7 +30,7 @@ struct ClaimRequest {
 pub async fn claim(State(st): State<AppState>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
     let req: ClaimRequest = body(&bytes)?;
     let order = remote::claim(
-        &st,
+        st.orchestrator(),
         req.worker,
         req.lease_ms,
         Duration::from_millis(req.wait_ms),
@@ -54,7 +54,7 @@ pub async fn heartbeat(
 ) -> Result<Json<Value>, ApiError> {
     let id = path(p)?;
     let req: HeartbeatRequest = body(&bytes)?;
-    remote::heartbeat(&st, id, req.fencing, req.lease_ms).await?;
+    remote::heartbeat(st.orchestrator(), id, req.fencing, req.lease_ms).await?;
     Ok(Json(json!({})))
 }
 
@@ -73,6 +73,6 @@ pub async fn outcome(
 ) -> Result<Json<Value>, ApiError> {
     let id = path(p)?;
     let req: OutcomeRequest = body(&bytes)?;
-    remote::complete(&st, id, req.fencing, req.outcome).await?;
+    remote::complete(st.orchestrator(), id, req.fencing, req.outcome).await?;
     Ok(Json(json!({})))
 }

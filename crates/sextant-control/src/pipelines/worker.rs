@@ -22,11 +22,15 @@ use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
 use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor, StepCommand};
 use sextant_pipelines::spec::{Step, StepKind};
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
+use super::command::{self, read_metrics_file};
+use super::context::{self, Context};
+use super::files;
 use super::outputs::{self, Blobs};
 use super::plan::StepResult;
 use super::remote::{Outcome, WorkOrder};
-use super::step::{self, Context, StepFailure};
+use super::step::StepFailure;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -142,15 +146,22 @@ impl Worker {
     /// Runs one work order and reports its outcome.
     async fn work(self: &Arc<Self>, order: WorkOrder) {
         let span = tracing::info_span!("step", run = %order.pipeline_run, step = %order.step, attempt = order.attempt);
-        let _enter = span.enter();
+        self.work_in_span(order).instrument(span).await
+    }
+
+    async fn work_in_span(self: &Arc<Self>, order: WorkOrder) {
         let (canceller, taken) = Canceller::new();
         let lost = Arc::new(AtomicBool::new(false));
-        let beat = tokio::spawn(Arc::clone(self).heartbeat(
-            order.task_id,
-            order.fencing,
-            canceller.clone(),
-            Arc::clone(&lost),
-        ));
+        let beat = tokio::spawn(
+            Arc::clone(self)
+                .heartbeat(
+                    order.task_id,
+                    order.fencing,
+                    canceller.clone(),
+                    Arc::clone(&lost),
+                )
+                .in_current_span(),
+        );
         let result = self.attempt(&order, taken).await;
         beat.abort();
         if lost.load(Ordering::SeqCst) {
@@ -261,9 +272,9 @@ impl Worker {
                 .join(&order.pipeline_run),
             step: order.step.clone(),
         };
-        step::stop_leftovers(&ctx, &step).await;
-        let out = step::clear_outputs(&ctx, &step)?;
-        step::fetch_inputs(&self.blobs, &ctx, &step).await?;
+        command::stop_leftovers(&ctx, &step).await;
+        let out = files::clear_outputs(&ctx, &step)?;
+        files::fetch_inputs(&self.blobs, &ctx, &step).await?;
         let mut result = match &step.kind {
             StepKind::Run { command } => {
                 let command = ctx.resolve_command(command)?;
@@ -271,7 +282,7 @@ impl Worker {
                     .await?
             }
             StepKind::Uses { builtin, with } if step.tune.is_none() => {
-                let args = step::builtin_args(&ctx, with)?;
+                let args = context::builtin_args(&ctx, with)?;
                 let name = format!("builtin/{}", builtin.value.as_str());
                 let dir = out.clone();
                 let metrics = tokio::task::spawn_blocking(move || run_builtin(&name, &args, &dir))
@@ -291,7 +302,7 @@ impl Worker {
             }
         };
         read_metrics_file(&out.join(METRICS_FILE), &mut result).await?;
-        step::publish_outputs(&self.blobs, &ctx, &step, &mut result).await?;
+        files::publish_outputs(&self.blobs, &ctx, &step, &mut result).await?;
         result.cache = order.cache.clone();
         Ok(result)
     }
@@ -307,10 +318,10 @@ impl Worker {
         out: &Path,
         mut taken: watch::Receiver<bool>,
     ) -> Result<StepResult, StepFailure> {
-        let env = step::command_env(&self.settings.server, &order.step_run_id, ctx, step, out)?;
+        let env = command::command_env(&self.settings.server, &order.step_run_id, ctx, step, out)?;
         let logs =
             super::logs::attempt_dir(&ctx.run_dir, &order.step, order.task_id, order.attempt);
-        let handle = step::start_command(&self.executor, &logs, env, command, step)?;
+        let handle = command::start_command(&self.executor, &logs, env, command, step)?;
         let own = handle.canceller();
         let outcome = tokio::select! {
             outcome = handle.wait() => outcome,
@@ -319,30 +330,10 @@ impl Worker {
                 return Err(StepFailure::retryable("the task was taken from this worker"));
             }
         };
-        step::upload_logs(&self.blobs, &order.step_run_artifact_uri, &logs).await;
-        let outcome = outcome.map_err(|e| step::exec_failure(step, e))?;
-        step::command_outcome(step, &outcome, &logs)
+        files::upload_logs(&self.blobs, &order.step_run_artifact_uri, &logs).await;
+        let outcome = outcome.map_err(|e| command::exec_failure(step, e))?;
+        command::command_outcome(step, &outcome, &logs)
     }
-}
-
-/// Merges the numbers of the step's `metrics.json`, if it wrote one.
-async fn read_metrics_file(file: &Path, result: &mut StepResult) -> Result<(), StepFailure> {
-    let Ok(text) = tokio::fs::read_to_string(file).await else {
-        return Ok(());
-    };
-    let parsed: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| {
-            StepFailure::retryable(format!(
-                "{}: not a JSON object of numbers: {e}",
-                file.display()
-            ))
-        })?;
-    for (k, v) in parsed {
-        if let Some(f) = v.as_f64() {
-            result.metrics.insert(k, f);
-        }
-    }
-    Ok(())
 }
 
 /// The server's artifact store through its MLflow artifact API.

@@ -11,10 +11,8 @@ use sextant_pipelines::executor::LogStream;
 use sextant_pipelines::spec::{ParamType, Pipeline};
 use sextant_store::{MetaStore, StoreError};
 
-use super::logs;
 use super::plan::{self, StepState};
-use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use super::{Deps, PipelineError, logs};
 
 /// Who the orchestrator's tracking runs belong to.
 pub(super) const USER: &str = "sextant";
@@ -23,11 +21,11 @@ pub(super) const USER: &str = "sextant";
 pub fn resolve_params(
     p: &Pipeline,
     given: &Map<String, Json>,
-) -> Result<Map<String, Json>, ApiError> {
+) -> Result<Map<String, Json>, PipelineError> {
     for key in given.keys() {
         if p.param(key).is_none() {
             let known: Vec<&str> = p.params.iter().map(|p| p.name.value.as_str()).collect();
-            return Err(ApiError::invalid(format!(
+            return Err(PipelineError::Invalid(format!(
                 "unknown parameter '{key}' of pipeline '{}' (declared: {})",
                 p.name.value,
                 if known.is_empty() {
@@ -45,7 +43,7 @@ pub fn resolve_params(
             (Some(v), _) => typed(param.ty, name, v)?,
             (None, Some(d)) => d.value.to_json(),
             (None, None) => {
-                return Err(ApiError::invalid(format!(
+                return Err(PipelineError::Invalid(format!(
                     "missing parameter '{name}' ({}): it has no default",
                     param.ty.as_str()
                 )));
@@ -58,9 +56,9 @@ pub fn resolve_params(
 
 /// A given parameter value as its declared type. Strings are parsed, so
 /// `--param n=3` works for an int.
-fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, ApiError> {
+fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, PipelineError> {
     let bad = || {
-        ApiError::invalid(format!(
+        PipelineError::Invalid(format!(
             "invalid value {v} for parameter '{name}': expected {}",
             ty.as_str()
         ))
@@ -69,7 +67,7 @@ fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, ApiError> {
     match ty {
         ParamType::String => match v {
             // No process can receive a NUL byte, as an argument or in its environment.
-            Json::String(s) if s.contains('\0') => Err(ApiError::invalid(format!(
+            Json::String(s) if s.contains('\0') => Err(PipelineError::Invalid(format!(
                 "invalid value for parameter '{name}': it contains a NUL character, which no step command can receive"
             ))),
             Json::String(_) => Ok(v.clone()),
@@ -100,17 +98,17 @@ fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, ApiError> {
 /// pipeline) and a `PENDING` pipeline run the orchestrator picks up.
 /// With `no_cache`, no step of the run reuses a cached result.
 pub async fn start_run(
-    st: &AppState,
+    deps: &Deps,
     name: String,
     params: Map<String, Json>,
     no_cache: bool,
-) -> Result<PipelineRun, ApiError> {
+) -> Result<PipelineRun, PipelineError> {
     let trigger = StartedBy {
         kind: TriggerKind::Manual,
         event: None,
         tags: Vec::new(),
     };
-    start_triggered_run(st, name, params, trigger, no_cache).await
+    start_triggered_run(deps, name, params, trigger, no_cache).await
 }
 
 /// What started a run.
@@ -125,27 +123,26 @@ pub(super) struct StartedBy {
 
 /// [`start_run`] recording what triggered the run (and which event, if any).
 pub(super) async fn start_triggered_run(
-    st: &AppState,
+    deps: &Deps,
     name: String,
     params: Map<String, Json>,
     trigger: StartedBy,
     no_cache: bool,
-) -> Result<PipelineRun, ApiError> {
+) -> Result<PipelineRun, PipelineError> {
     let n = name.clone();
     // Parsed on the blocking pool, once per stored version.
-    let v = st
+    let v = deps
         .db(move |s| {
             let stored = s.get_pipeline(&n)?;
             Ok(super::cache::SPECS.load(&n, &stored.spec))
         })
         .await?;
     let v = v.map_err(|e| {
-        ApiError::internal(format!("stored pipeline '{name}' does not validate: {e}"))
+        PipelineError::Internal(format!("stored pipeline '{name}' does not validate: {e}"))
     })?;
     let params = resolve_params(&v.pipeline, &params)?;
-    super::step::confine_known_paths(&st.data_roots, &v.pipeline, &params)
-        .map_err(ApiError::invalid)?;
-    let run = st
+    super::context::confine_known_paths(&deps.data_roots, &v.pipeline, &params)?;
+    let run = deps
         .db(move |s| {
             let experiment_id = experiment_for(s, &name)?;
             let parent = s.create_run(&NewRun {
@@ -174,7 +171,7 @@ pub(super) async fn start_triggered_run(
             Ok(run)
         })
         .await?;
-    st.pipelines.notify_one();
+    deps.pipelines.notify_one();
     Ok(run)
 }
 
@@ -189,17 +186,18 @@ fn experiment_for(s: &dyn MetaStore, name: &str) -> Result<i64, StoreError> {
 
 /// Cancels a run: its open tasks are cancelled, and running steps are
 /// killed when their worker next checks its task.
-pub async fn cancel_run(st: &AppState, id: String) -> Result<PipelineRun, ApiError> {
-    let run = st
+pub async fn cancel_run(deps: &Deps, id: String) -> Result<PipelineRun, PipelineError> {
+    let now = deps.clock.now_ms();
+    let run = deps
         .db(move |s| {
             let run = s.set_pipeline_run_status(&id, PipelineRunStatus::Cancelled)?;
             if let Some(parent) = &run.run_uuid {
-                s.update_run(parent, Some(RunStatus::Killed), Some(super::now_ms()), None)?;
+                s.update_run(parent, Some(RunStatus::Killed), Some(now), None)?;
             }
             Ok(run)
         })
         .await?;
-    st.pipelines.notify_waiters();
+    deps.pipelines.notify_waiters();
     Ok(run)
 }
 
@@ -220,8 +218,8 @@ pub struct RunDetail {
 }
 
 /// Describes a run and the state of each of its steps.
-pub async fn run_detail(st: &AppState, id: String) -> Result<RunDetail, ApiError> {
-    let (run, v, tasks) = st
+pub async fn run_detail(deps: &Deps, id: String) -> Result<RunDetail, PipelineError> {
+    let (run, v, tasks) = deps
         .db(move |s| {
             let run = s.get_pipeline_run(&id)?;
             let stored = s.get_pipeline(&run.pipeline)?;
@@ -232,7 +230,7 @@ pub async fn run_detail(st: &AppState, id: String) -> Result<RunDetail, ApiError
         })
         .await?;
     let v = v.map_err(|e| {
-        ApiError::internal(format!(
+        PipelineError::Internal(format!(
             "stored pipeline '{}' does not validate: {e}",
             run.pipeline
         ))
@@ -264,14 +262,14 @@ pub async fn run_detail(st: &AppState, id: String) -> Result<RunDetail, ApiError
 /// Validates a pipeline file and stores it under `name`, which must be the
 /// name the file declares. Errors list every problem as `file:line:col: message`.
 pub async fn apply(
-    st: &AppState,
+    deps: &Deps,
     name: String,
     text: String,
-) -> Result<sextant_core::pipeline_runs::Applied, ApiError> {
+) -> Result<sextant_core::pipeline_runs::Applied, PipelineError> {
     sextant_core::pipeline_runs::validate_pipeline_name(&name)?;
     let label = format!("{name}.yaml");
     let v = sextant_pipelines::load(&label, &text).map_err(|e| match e {
-        sextant_pipelines::Error::Invalid { file, diagnostics } => ApiError::invalid(
+        sextant_pipelines::Error::Invalid { file, diagnostics } => PipelineError::Invalid(
             diagnostics
                 .iter()
                 .map(|d| format!("{file}:{d}"))
@@ -280,19 +278,21 @@ pub async fn apply(
         ),
     })?;
     if v.pipeline.name.value != name {
-        return Err(ApiError::invalid(format!(
+        return Err(PipelineError::Invalid(format!(
             "{label}:{}:{}: the file names pipeline '{}', not '{name}'",
             v.pipeline.name.pos.line, v.pipeline.name.pos.col, v.pipeline.name.value
         )));
     }
-    st.db(move |s| s.put_pipeline(&name, &text)).await
+    deps.db(move |s| s.put_pipeline(&name, &text)).await
 }
 
 /// `error` as a 409 when it says the run is in the wrong state for it.
-fn conflict_on_state(error: ApiError) -> ApiError {
-    match error.code {
-        ErrorCode::InvalidState => ApiError::new(ErrorCode::ResourceConflict, error.message),
-        _ => error,
+fn conflict_on_state(error: PipelineError) -> PipelineError {
+    match error {
+        PipelineError::Store(StoreError::Domain(Error::InvalidState(m)))
+        | PipelineError::Domain(Error::InvalidState(m))
+        | PipelineError::InvalidState(m) => PipelineError::Conflict(m),
+        other => other,
     }
 }
 
@@ -301,22 +301,19 @@ fn conflict_on_state(error: ApiError) -> ApiError {
 /// every step that was ready but never queued, gets a fresh task, and the
 /// steps after them run as their dependencies succeed, so the same run id
 /// finishes. A run that is live or succeeded is a 409.
-pub async fn retry_run(st: &AppState, id: String) -> Result<PipelineRun, ApiError> {
+pub async fn retry_run(deps: &Deps, id: String) -> Result<PipelineRun, PipelineError> {
     let i = id.clone();
-    let run = st.db(move |s| s.get_pipeline_run(&i)).await?;
+    let run = deps.db(move |s| s.get_pipeline_run(&i)).await?;
     if !matches!(
         run.status,
         PipelineRunStatus::Failed | PipelineRunStatus::Cancelled
     ) {
-        return Err(ApiError::new(
-            ErrorCode::ResourceConflict,
-            format!(
-                "pipeline run '{id}' is {}: only a FAILED or CANCELLED run can be retried",
-                run.status.as_str()
-            ),
-        ));
+        return Err(PipelineError::Conflict(format!(
+            "pipeline run '{id}' is {}: only a FAILED or CANCELLED run can be retried",
+            run.status.as_str()
+        )));
     }
-    let (v, tasks) = spec_and_tasks(st, &run).await?;
+    let (v, tasks) = spec_and_tasks(deps, &run).await?;
     let plan = plan::plan(&v, &tasks);
     let again: Vec<(String, String)> = v
         .pipeline
@@ -337,13 +334,12 @@ pub async fn retry_run(st: &AppState, id: String) -> Result<PipelineRun, ApiErro
         })
         .collect();
     if again.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::ResourceConflict,
-            format!("every step of pipeline run '{id}' succeeded or was skipped: nothing to retry"),
-        ));
+        return Err(PipelineError::Conflict(format!(
+            "every step of pipeline run '{id}' succeeded or was skipped: nothing to retry"
+        )));
     }
     let parent = run.run_uuid.clone();
-    let resumed = st
+    let resumed = deps
         .db(move |s| {
             let (run, _) = s.resume_pipeline_run(&id, &again)?;
             // The parent tracking run shows the run as live again; the
@@ -359,17 +355,17 @@ pub async fn retry_run(st: &AppState, id: String) -> Result<PipelineRun, ApiErro
         .await
         .map_err(conflict_on_state)?;
     tracing::info!(run = %resumed.id, pipeline = %resumed.pipeline, "pipeline run resumed");
-    st.pipelines.notify_one();
+    deps.pipelines.notify_one();
     Ok(resumed)
 }
 
 /// The stored spec of a run's pipeline (validated, cached) and its tasks.
 async fn spec_and_tasks(
-    st: &AppState,
+    deps: &Deps,
     run: &PipelineRun,
-) -> Result<(std::sync::Arc<sextant_pipelines::Validated>, Vec<Task>), ApiError> {
+) -> Result<(std::sync::Arc<sextant_pipelines::Validated>, Vec<Task>), PipelineError> {
     let (id, pipeline) = (run.id.clone(), run.pipeline.clone());
-    let (v, tasks) = st
+    let (v, tasks) = deps
         .db(move |s| {
             let stored = s.get_pipeline(&pipeline)?;
             let tasks = s.tasks_of_run(&id)?;
@@ -377,7 +373,7 @@ async fn spec_and_tasks(
         })
         .await?;
     let v = v.map_err(|e| {
-        ApiError::internal(format!(
+        PipelineError::Internal(format!(
             "stored pipeline '{}' does not validate: {e}",
             run.pipeline
         ))
@@ -423,21 +419,21 @@ pub struct LogChunk {
 /// (the file the orchestrator is writing) as for a finished one (that file,
 /// or the copy uploaded to the attempt's tracking run).
 pub async fn step_logs(
-    st: &AppState,
+    deps: &Deps,
     run_id: String,
     req: LogRequest,
-) -> Result<LogChunk, ApiError> {
+) -> Result<LogChunk, PipelineError> {
     if !(1..=logs::MAX_CHUNK).contains(&req.max_bytes) {
-        return Err(ApiError::invalid(format!(
+        return Err(PipelineError::Invalid(format!(
             "invalid max_bytes {}: it must be between 1 and {}",
             req.max_bytes,
             logs::MAX_CHUNK
         )));
     }
-    let detail = run_detail(st, run_id).await?;
+    let detail = run_detail(deps, run_id).await?;
     let Some(step) = detail.steps.iter().find(|s| s.name == req.step) else {
         let names: Vec<&str> = detail.steps.iter().map(|s| s.name.as_str()).collect();
-        return Err(ApiError::not_found(format!(
+        return Err(PipelineError::NotFound(format!(
             "pipeline run '{}' has no step '{}' (its steps: {})",
             detail.run.id,
             req.step,
@@ -449,7 +445,7 @@ pub async fn step_logs(
         None => latest,
         Some(a) if (1..=latest).contains(&a) => a,
         Some(a) => {
-            return Err(ApiError::invalid(format!(
+            return Err(PipelineError::Invalid(format!(
                 "step '{}' of pipeline run '{}' has no attempt {a}: its attempts so far are 1 to {latest}",
                 req.step, detail.run.id
             )));
@@ -470,7 +466,7 @@ pub async fn step_logs(
         StepState::Queued | StepState::Running => false,
     };
     let piece = match &step.task {
-        Some(task) if attempt > 0 => read_attempt(st, &detail.run, task, attempt, &req).await?,
+        Some(task) if attempt > 0 => read_attempt(deps, &detail.run, task, attempt, &req).await?,
         _ => None,
     }
     .unwrap_or_default();
@@ -493,24 +489,23 @@ pub async fn step_logs(
 /// The bytes of one attempt's stream: the local file when this host ran it,
 /// else, for the task's latest attempt once it is over, the uploaded copy.
 async fn read_attempt(
-    st: &AppState,
+    deps: &Deps,
     run: &PipelineRun,
     task: &Task,
     attempt: i64,
     req: &LogRequest,
-) -> Result<Option<logs::Piece>, ApiError> {
+) -> Result<Option<logs::Piece>, PipelineError> {
     let (offset, max) = (req.offset, req.max_bytes);
-    if let Some(data_dir) = &st.data_dir {
+    if let Some(data_dir) = &deps.data_dir {
         let run_dir = data_dir.join("pipeline-runs").join(&run.id);
         let path = logs::attempt_dir(&run_dir, &task.step, task.id, attempt)
             .join(logs::file_name(req.stream));
         let local = tokio::task::spawn_blocking(move || {
             logs::read_local(&path, offset, max)
-                .map_err(|e| format!("reading {}: {e}", path.display()))
+                .map_err(|e| PipelineError::Internal(format!("reading {}: {e}", path.display())))
         })
         .await
-        .map_err(|e| ApiError::internal(format!("log read task failed: {e}")))?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| PipelineError::Internal(format!("log read task failed: {e}")))??;
         if local.is_some() {
             return Ok(local);
         }
@@ -519,10 +514,10 @@ async fn read_attempt(
     let Some(step_run) = task.step_run_uuid.clone().filter(|_| over) else {
         return Ok(None);
     };
-    let root = st
+    let root = deps
         .db(move |s| s.get_run(&step_run))
         .await?
         .info
         .artifact_uri;
-    logs::read_uploaded(&st.artifacts, &root, req.stream, offset, max).await
+    logs::read_uploaded(&deps.artifacts, &root, req.stream, offset, max).await
 }

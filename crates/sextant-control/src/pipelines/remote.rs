@@ -12,21 +12,18 @@
 //! gets 409 and changes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use sextant_core::pipeline_runs::{ClaimedTask, TaskStatus};
 use sextant_pipelines::spec::{Step, StepKind};
-use sextant_store::StoreError;
 
 use super::plan::{CacheInfo, StepResult};
 use super::step::StepFailure;
 use super::step_cache::Lookup;
-use super::{Orchestrator, OrchestratorError, POLL, now_ms, outputs};
-use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use super::{Orchestrator, POLL, PipelineError, outputs};
 
 /// The longest a claim waits for a task before answering "none".
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
@@ -83,76 +80,52 @@ pub(super) fn runs_remotely(step: &Step) -> bool {
     }
 }
 
-fn orchestrator(st: &AppState) -> Result<Arc<Orchestrator>, ApiError> {
-    st.orchestrator
-        .get()
-        .and_then(Weak::upgrade)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the pipeline orchestrator is not running on this server",
-            )
-        })
-}
-
-fn check_lease(lease_ms: i64) -> Result<(), ApiError> {
+fn check_lease(lease_ms: i64) -> Result<(), PipelineError> {
     if LEASE_RANGE.contains(&lease_ms) {
         return Ok(());
     }
-    Err(ApiError::invalid(format!(
+    Err(PipelineError::Invalid(format!(
         "lease_ms must be between {} and {}, got {lease_ms}",
         LEASE_RANGE.start(),
         LEASE_RANGE.end()
     )))
 }
 
-/// A lost claim as the 409 a worker acts on (it stops the step).
-fn lost(e: OrchestratorError) -> ApiError {
-    match e {
-        OrchestratorError::Store(StoreError::Domain(sextant_core::Error::InvalidState(m))) => {
-            ApiError::new(ErrorCode::ResourceConflict, m)
-        }
-        // A task id that names no task: the worker's mistake, not the server's.
-        OrchestratorError::Store(StoreError::Domain(sextant_core::Error::NotFound(m))) => {
-            ApiError::new(ErrorCode::ResourceDoesNotExist, m)
-        }
-        other => ApiError::internal(other.to_string()),
-    }
-}
-
 /// Claims the next task for `worker`, waiting up to `wait` for one. Tasks a
-/// worker cannot run are run here and the claim goes on.
+/// worker cannot run are run here and the claim goes on. `orch` is this
+/// server's orchestrator, if it runs one.
 pub async fn claim(
-    st: &AppState,
+    orch: Option<&Arc<Orchestrator>>,
     worker: String,
     lease_ms: i64,
     wait: Duration,
-) -> Result<Option<WorkOrder>, ApiError> {
+) -> Result<Option<WorkOrder>, PipelineError> {
     check_lease(lease_ms)?;
     if worker.trim().is_empty() || worker.len() > 200 {
-        return Err(ApiError::invalid(
-            "worker must be a non-empty name of at most 200 bytes",
+        return Err(PipelineError::Invalid(
+            "worker must be a non-empty name of at most 200 bytes".into(),
         ));
     }
-    let orch = orchestrator(st)?;
-    let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
+    let orch = orch.ok_or(PipelineError::NotRunning)?;
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
     loop {
-        let queued = st.queued.clone();
+        let queued = orch.deps.queued.clone();
         let notified = queued.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let who = worker.clone();
+        let now = orch.deps.clock.now_ms();
         let claimed = orch
-            .db(move |s| s.claim_task(&who, lease_ms, now_ms()))
+            .db(move |s| s.claim_task(&who, lease_ms, now))
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| PipelineError::Internal(e.to_string()))?;
         if let Some(claimed) = claimed {
             if let Some(order) = orch.hand_out(claimed, lease_ms).await {
                 return Ok(Some(order));
             }
             continue;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return Ok(None);
         }
@@ -166,54 +139,49 @@ pub async fn claim(
 /// Renews the lease of a task a worker holds; 409 when it lost the task
 /// (re-claimed by another, or the run was cancelled).
 pub async fn heartbeat(
-    st: &AppState,
+    orch: Option<&Arc<Orchestrator>>,
     task_id: i64,
     fencing: i64,
     lease_ms: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), PipelineError> {
     check_lease(lease_ms)?;
-    let orch = orchestrator(st)?;
+    let orch = orch.ok_or(PipelineError::NotRunning)?;
     orch.db(move |s| s.heartbeat_task(task_id, fencing, lease_ms))
         .await
-        .map_err(lost)
+        .map_err(PipelineError::lost_claim)
 }
 
 /// Records a worker's outcome for the task it holds under `fencing`.
 pub async fn complete(
-    st: &AppState,
+    orch: Option<&Arc<Orchestrator>>,
     task_id: i64,
     fencing: i64,
     outcome: Outcome,
-) -> Result<(), ApiError> {
-    let orch = orchestrator(st)?;
+) -> Result<(), PipelineError> {
+    let orch = orch.ok_or(PipelineError::NotRunning)?;
+    // Only "not found" can come of reading a task, so `lost_claim` keeps it.
     let task = orch
         .db(move |s| s.get_task(task_id))
         .await
-        .map_err(|e| match e {
-            OrchestratorError::Store(StoreError::Domain(sextant_core::Error::NotFound(m))) => {
-                ApiError::new(ErrorCode::ResourceDoesNotExist, m)
-            }
-            other => ApiError::internal(other.to_string()),
-        })?;
+        .map_err(PipelineError::lost_claim)?;
     if task.status != TaskStatus::Running || task.fencing != fencing {
-        return Err(ApiError::new(
-            ErrorCode::ResourceConflict,
-            format!(
-                "task {task_id} is not held under fencing token {fencing}: it is {} under token {}",
-                task.status.as_str(),
-                task.fencing
-            ),
-        ));
+        return Err(PipelineError::Conflict(format!(
+            "task {task_id} is not held under fencing token {fencing}: it is {} under token {}",
+            task.status.as_str(),
+            task.fencing
+        )));
     }
     let run_id = task.pipeline_run.clone();
     let step_run = task.step_run_uuid.clone().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidState,
-            format!("task {task_id} has no tracking run: it was not handed out as a work order"),
-        )
+        PipelineError::InvalidState(format!(
+            "task {task_id} has no tracking run: it was not handed out as a work order"
+        ))
     })?;
     let claimed = ClaimedTask { task, fencing };
-    let (run, step) = orch.task_step(&claimed).await.map_err(lost)?;
+    let (run, step) = orch
+        .task_step(&claimed)
+        .await
+        .map_err(PipelineError::lost_claim)?;
     let result = match outcome {
         Outcome::Succeeded { result } => orch.check_outputs(&step, result).await,
         Outcome::Failed { message, permanent } => Err(StepFailure { message, permanent }),
@@ -221,9 +189,9 @@ pub async fn complete(
     let recorded = orch
         .conclude(&claimed, &run, &step, &step_run, result)
         .await
-        .map_err(lost);
+        .map_err(PipelineError::lost_claim);
     orch.advance_logged(&run_id).await;
-    st.pipelines.notify_one();
+    orch.deps.pipelines.notify_one();
     recorded
 }
 
@@ -242,7 +210,7 @@ impl Orchestrator {
             tokio::spawn(async move {
                 orch.run_prepared(&claimed, p).await;
                 orch.advance_logged(&run_id).await;
-                orch.state.pipelines.notify_one();
+                orch.deps.pipelines.notify_one();
             });
             return None;
         }
@@ -295,7 +263,7 @@ impl Orchestrator {
     }
 
     /// The stored text of a pipeline.
-    async fn spec_text(&self, pipeline: &str) -> Result<String, OrchestratorError> {
+    async fn spec_text(&self, pipeline: &str) -> Result<String, PipelineError> {
         let name = pipeline.to_string();
         self.db(move |s| Ok(s.get_pipeline(&name)?.spec)).await
     }
@@ -304,7 +272,7 @@ impl Orchestrator {
     async fn task_step(
         &self,
         claimed: &ClaimedTask,
-    ) -> Result<(sextant_core::pipeline_runs::PipelineRun, Step), OrchestratorError> {
+    ) -> Result<(sextant_core::pipeline_runs::PipelineRun, Step), PipelineError> {
         let id = claimed.task.pipeline_run.clone();
         let run = self.db(move |s| s.get_pipeline_run(&id)).await?;
         let v = self.spec_of(&run.pipeline).await?;
@@ -312,7 +280,7 @@ impl Orchestrator {
             .pipeline
             .step(&claimed.task.step)
             .cloned()
-            .ok_or_else(|| OrchestratorError::Spec {
+            .ok_or_else(|| PipelineError::Spec {
                 pipeline: run.pipeline.clone(),
                 message: format!("no step '{}'", claimed.task.step),
             })?;
@@ -333,7 +301,7 @@ impl Orchestrator {
                     o.value
                 )));
             };
-            let stored = outputs::is_stored(self.state.artifacts.as_ref(), &rec.digest)
+            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest)
                 .await
                 .map_err(StepFailure::retryable)?;
             if !stored {

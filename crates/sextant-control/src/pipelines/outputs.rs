@@ -22,7 +22,7 @@ const CHUNK: usize = 1 << 20;
 
 /// Where outputs are stored: the server's artifact store, or the server's
 /// artifact API seen from a remote worker (`super::worker`).
-pub(crate) trait Blobs: Sync {
+pub trait Blobs: Sync {
     /// The whole object at `path`; `None` when there is none.
     fn read(
         &self,
@@ -91,7 +91,7 @@ fn locations(digest: &str) -> Result<(SafePath, SafePath), String> {
 }
 
 /// Hashes `dir` and stores it under its digest unless already stored.
-pub(crate) async fn publish(store: &impl Blobs, dir: &Path) -> Result<Manifest, String> {
+pub async fn publish(store: &impl Blobs, dir: &Path) -> Result<Manifest, String> {
     let d = dir.to_path_buf();
     let manifest = tokio::task::spawn_blocking(move || outputs::of_dir(&d))
         .await
@@ -114,18 +114,18 @@ pub(crate) async fn publish(store: &impl Blobs, dir: &Path) -> Result<Manifest, 
 }
 
 /// Whether the output with this digest is wholly in the store.
-pub(crate) async fn is_stored(store: &impl Blobs, digest: &str) -> Result<bool, String> {
+pub async fn is_stored(store: &impl Blobs, digest: &str) -> Result<bool, String> {
     let (_, manifest) = locations(digest)?;
     Ok(store.read(&manifest).await?.is_some())
 }
 
 /// The marker file recording which output a run has at `<run_dir>/<step>/<output>`.
-pub(crate) fn marker(run_dir: &Path, step: &str, output: &str) -> PathBuf {
+pub fn marker(run_dir: &Path, step: &str, output: &str) -> PathBuf {
     run_dir.join(".digests").join(step).join(output)
 }
 
 /// Records that `<run_dir>/<step>/<output>` holds the output `digest`.
-pub(crate) fn mark(run_dir: &Path, step: &str, output: &str, digest: &str) -> Result<(), String> {
+pub fn mark(run_dir: &Path, step: &str, output: &str, digest: &str) -> Result<(), String> {
     let m = marker(run_dir, step, output);
     if let Some(parent) = m.parent() {
         std::fs::create_dir_all(parent)
@@ -136,7 +136,7 @@ pub(crate) fn mark(run_dir: &Path, step: &str, output: &str, digest: &str) -> Re
 
 /// Makes `<run_dir>/<step>/<output>` hold the output `digest`, fetching it
 /// from the store unless the run's marker says it is already there.
-pub(crate) async fn ensure_local(
+pub async fn ensure_local(
     store: &impl Blobs,
     run_dir: &Path,
     step: &str,
@@ -155,7 +155,7 @@ pub(crate) async fn ensure_local(
 
 /// Downloads the output `digest` into `dest`, replacing what was there.
 /// Files land in a sibling directory first, moved into place when complete.
-pub(crate) async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Result<(), String> {
+pub async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Result<(), String> {
     let (root, manifest_path) = locations(digest)?;
     let stored = store
         .read(&manifest_path)
@@ -213,10 +213,7 @@ pub(crate) async fn fetch(store: &impl Blobs, digest: &str, dest: &Path) -> Resu
 
 /// Writes a stream of chunks into the local file `target`; returns the size
 /// and SHA-256 of what it wrote.
-pub(crate) async fn write_stream<S, E>(
-    mut stream: S,
-    target: &Path,
-) -> Result<(u64, String), String>
+pub async fn write_stream<S, E>(mut stream: S, target: &Path) -> Result<(u64, String), String>
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -244,7 +241,7 @@ where
 }
 
 /// A local file as a stream of chunks.
-pub(crate) async fn file_stream(
+pub async fn file_stream(
     file: &Path,
 ) -> Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static, String> {
     let f = tokio::fs::File::open(file)

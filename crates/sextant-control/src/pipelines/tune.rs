@@ -34,12 +34,12 @@ use sextant_pipelines::builtins::{METRICS_FILE, Metrics, run_builtin_until};
 use sextant_pipelines::executor::Canceller;
 use sextant_pipelines::spec::{Builtin, Goal, Step, Strategy, Tune};
 use sextant_pipelines::tune::{self, Config, Plan};
-use sextant_store::{MetaStore, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
+use super::Orchestrator;
 use super::plan::StepResult;
 use super::service::USER;
-use super::{Orchestrator, OrchestratorError, now_ms};
+use super::step::StepFailure;
 
 /// A tune step ready to run: its `with` already resolved.
 pub(super) struct TuneJob<'a> {
@@ -56,27 +56,6 @@ pub(super) struct TuneJob<'a> {
     pub(super) run_dir: &'a Path,
     /// The step's output root (`<run dir>/<step>`).
     pub(super) out: &'a Path,
-}
-
-/// Why a search failed; `permanent` when retrying cannot help.
-pub(super) struct TuneFailure {
-    pub(super) message: String,
-    pub(super) permanent: bool,
-}
-
-impl TuneFailure {
-    fn retryable(message: impl Into<String>) -> Self {
-        TuneFailure {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-}
-
-impl From<OrchestratorError> for TuneFailure {
-    fn from(e: OrchestratorError) -> Self {
-        TuneFailure::retryable(e.to_string())
-    }
 }
 
 /// One trial that ran (or was stopped).
@@ -123,7 +102,7 @@ struct Launch {
 impl Orchestrator {
     /// Runs the search of `job` to the step's result, renewing the task's
     /// lease meanwhile and stopping when the task is no longer ours.
-    pub(super) async fn tune(&self, job: TuneJob<'_>) -> Result<StepResult, TuneFailure> {
+    pub(super) async fn tune(&self, job: TuneJob<'_>) -> Result<StepResult, StepFailure> {
         let (canceller, cancelled) = Canceller::new();
         let search = self.search(&job, cancelled);
         self.heartbeating(job.claimed, Some(canceller), search)
@@ -134,9 +113,9 @@ impl Orchestrator {
         &self,
         job: &TuneJob<'_>,
         cancelled: watch::Receiver<bool>,
-    ) -> Result<StepResult, TuneFailure> {
+    ) -> Result<StepResult, StepFailure> {
         let step = &job.step.name.value;
-        let plan = tune::plan(job.tune, tune::seed(job.run_id, step)).map_err(|e| TuneFailure {
+        let plan = tune::plan(job.tune, tune::seed(job.run_id, step)).map_err(|e| StepFailure {
             message: format!("tune of step '{step}': {e}"),
             permanent: true,
         })?;
@@ -144,7 +123,7 @@ impl Orchestrator {
         // A retried attempt starts from empty trial directories.
         if tokio::fs::metadata(&dir).await.is_ok() {
             tokio::fs::remove_dir_all(&dir).await.map_err(|e| {
-                TuneFailure::retryable(format!("cannot clear {}: {e}", dir.display()))
+                StepFailure::retryable(format!("cannot clear {}: {e}", dir.display()))
             })?;
         }
         let id = job.step_run.to_string();
@@ -205,7 +184,7 @@ impl Orchestrator {
         which: &[usize],
         rung: Option<usize>,
         budget: f64,
-    ) -> Result<Vec<usize>, TuneFailure> {
+    ) -> Result<Vec<usize>, StepFailure> {
         let job = search.job;
         let kind = tune::budget_of(job.builtin, job.tune);
         let limit = (job.tune.parallel as usize).max(1);
@@ -213,9 +192,9 @@ impl Orchestrator {
         let mut running = FuturesUnordered::new();
         let mut own_slot_free = true;
         let first = search.trials.len();
-        let outcome: Result<(), TuneFailure> = loop {
+        let outcome: Result<(), StepFailure> = loop {
             if *search.cancelled.borrow() {
-                break Err(TuneFailure::retryable("cancelled"));
+                break Err(StepFailure::retryable("cancelled"));
             }
             while running.len() < limit && queue.peek().is_some() {
                 let Some(slot) = self.free_slot(&mut own_slot_free) else {
@@ -250,7 +229,7 @@ impl Orchestrator {
                 _ = search.cancelled.changed() => {}
                 _ = until(search.deadline) => {
                     let limit = job.step.timeout.as_ref().map(|t| t.value).unwrap_or_default();
-                    break Err(TuneFailure::retryable(format!("timed out after {limit:?}")));
+                    break Err(StepFailure::retryable(format!("timed out after {limit:?}")));
                 }
             }
         };
@@ -286,7 +265,7 @@ impl Orchestrator {
         search: &Search<'_, '_>,
         launch: Launch,
         slot: Option<OwnedSemaphorePermit>,
-    ) -> impl std::future::Future<Output = Result<Trial, TuneFailure>> + use<> {
+    ) -> impl std::future::Future<Output = Result<Trial, StepFailure>> + use<> {
         let job = search.job;
         let step = job.step.name.value.clone();
         let dir = search.dir.join(launch.number.to_string());
@@ -309,19 +288,20 @@ impl Orchestrator {
             start_time: None,
             tags,
         };
-        let store = self.state.store.clone();
+        let deps = self.deps.clone();
         async move {
             let params: Vec<Param> = launch
                 .params
                 .iter()
                 .map(|(k, v)| Param::new(k.as_str(), v.as_str()))
                 .collect();
-            let run_id = blocking(&store, move |s| {
-                let run = s.create_run(&new)?;
-                s.log_batch(&run.info.run_id, &[], &params, &[])?;
-                Ok(run.info.run_id)
-            })
-            .await?;
+            let run_id = deps
+                .db(move |s| {
+                    let run = s.create_run(&new)?;
+                    s.log_batch(&run.info.run_id, &[], &params, &[])?;
+                    Ok(run.info.run_id)
+                })
+                .await?;
             let (with, out, flag) = (launch.with, dir.clone(), stop.clone());
             let outcome = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
@@ -338,7 +318,7 @@ impl Orchestrator {
                 (Some(_), true) => RunStatus::Killed,
                 (Some(_), false) => RunStatus::Failed,
             };
-            let now = now_ms();
+            let now = deps.clock.now_ms();
             let logged: Vec<Metric> = metrics
                 .iter()
                 .map(|(k, v)| Metric::new(k.clone(), *v, now, 0))
@@ -348,9 +328,9 @@ impl Orchestrator {
                 .map(|e| Tag::new("sextant.error", e.as_str()))
                 .collect();
             let id = run_id.clone();
-            blocking(&store, move |s| {
+            deps.db(move |s| {
                 s.log_batch(&id, &logged, &[], &tags)?;
-                s.update_run(&id, Some(status), Some(now_ms()), None)?;
+                s.update_run(&id, Some(status), Some(now), None)?;
                 Ok(())
             })
             .await?;
@@ -372,7 +352,7 @@ impl Orchestrator {
 
     /// Makes the trial `best` the step's result: its outputs in the step's
     /// output directories, its metrics and values on the step run.
-    async fn adopt(&self, search: &Search<'_, '_>, best: usize) -> Result<StepResult, TuneFailure> {
+    async fn adopt(&self, search: &Search<'_, '_>, best: usize) -> Result<StepResult, StepFailure> {
         let (job, winner) = (search.job, &search.trials[best]);
         let mut metrics = winner.metrics.clone();
         metrics.insert("best_trial".into(), winner.number as f64);
@@ -394,9 +374,9 @@ impl Orchestrator {
             std::fs::write(to.join(METRICS_FILE), json)
         })
         .await
-        .map_err(|e| TuneFailure::retryable(format!("copying the best trial failed: {e}")))?
+        .map_err(|e| StepFailure::retryable(format!("copying the best trial failed: {e}")))?
         .map_err(|e| {
-            TuneFailure::retryable(format!(
+            StepFailure::retryable(format!(
                 "cannot copy the outputs of trial {} to {}: {e}",
                 winner.number,
                 job.out.display()
@@ -426,19 +406,6 @@ impl Orchestrator {
     }
 }
 
-/// A store call on the blocking pool, for a trial's future, which owns what it uses
-/// (`Orchestrator::db` would tie it to the orchestrator's borrow).
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn MetaStore>,
-    f: impl FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, TuneFailure> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| TuneFailure::retryable(format!("store task failed: {e}")))?
-        .map_err(|e| TuneFailure::retryable(e.to_string()))
-}
-
 /// Waits until `deadline`, or forever without one.
 async fn until(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -453,7 +420,7 @@ fn scores(trials: &[Trial], indices: &[usize]) -> Vec<Option<f64>> {
 }
 
 /// The failure of a search where no trial of `round` has a score.
-fn no_score(search: &Search<'_, '_>, indices: &[usize], round: &str) -> TuneFailure {
+fn no_score(search: &Search<'_, '_>, indices: &[usize], round: &str) -> StepFailure {
     let first = indices.iter().find_map(|&i| {
         search.trials[i]
             .error
@@ -464,7 +431,7 @@ fn no_score(search: &Search<'_, '_>, indices: &[usize], round: &str) -> TuneFail
         Some((n, e)) => format!("; trial {n} failed: {e}"),
         None => String::new(),
     };
-    TuneFailure::retryable(format!(
+    StepFailure::retryable(format!(
         "no trial of {round} of step '{}' logged metric '{}'{why}",
         search.job.step.name.value, search.metric
     ))

@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sextant_pipelines::cron::{Cron, parse_cron};
 use serde_json::{Map, Value as Json};
 use sextant_core::entities::Tag;
 use sextant_core::pipeline_runs::TriggerKind;
 use sextant_core::registry::Event;
+use sextant_pipelines::cron::{Cron, parse_cron};
 use sextant_pipelines::refs::{self, Ref};
 use sextant_pipelines::spec::{Pipeline, Trigger, Value};
 use sextant_store::PipelineRunSearch;
 
 use super::service::{StartedBy, resolve_params, start_triggered_run};
-use crate::state::AppState;
+use super::{Deps, PipelineError};
 
 /// The tags that tie a triggered run to its event and, for a monitor's
 /// event, to the monitor run behind it.
@@ -58,6 +58,11 @@ const EVENT_BATCH: u64 = 500;
 /// Pipelines and runs are listed in pages of this size.
 const PAGE: u64 = 1000;
 
+/// The clock's time as a date.
+fn now(deps: &Deps) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(deps.clock.now_ms()).unwrap_or_default()
+}
+
 /// A stored pipeline as the trigger loop knows it.
 struct Known {
     /// The stored `updated_time`: a newer one means the spec changed.
@@ -68,12 +73,12 @@ struct Known {
 }
 
 /// Follows schedules and events until the task is aborted.
-pub(super) async fn run(state: AppState) {
+pub(super) async fn run(state: Deps) {
     let mut cursor = loop {
         match state.db(|s| s.last_event_id()).await {
             Ok(id) => break id,
             Err(e) => {
-                tracing::error!(error = %e.message, "cannot read the newest event id");
+                tracing::error!(error = %e, "cannot read the newest event id");
                 tokio::time::sleep(POLL).await;
             }
         }
@@ -90,7 +95,7 @@ pub(super) async fn run(state: AppState) {
         }
         fire_schedules(&state, &mut known).await;
         cursor = follow_events(&state, &known, cursor).await;
-        let now = Utc::now();
+        let now = now(&state);
         let wait = known
             .values()
             .filter_map(|k| k.schedule.as_ref()?.1)
@@ -104,14 +109,11 @@ pub(super) async fn run(state: AppState) {
 }
 
 /// Brings `known` in line with the stored pipelines.
-async fn refresh(state: &AppState, known: &mut BTreeMap<String, Known>) -> Result<(), String> {
+async fn refresh(state: &Deps, known: &mut BTreeMap<String, Known>) -> Result<(), PipelineError> {
     let mut stored = Vec::new();
     loop {
         let offset = stored.len() as u64;
-        let page = state
-            .db(move |s| s.list_pipelines(PAGE, offset))
-            .await
-            .map_err(|e| e.message)?;
+        let page = state.db(move |s| s.list_pipelines(PAGE, offset)).await?;
         let more = page.next_offset.is_some();
         stored.extend(page.items);
         if !more {
@@ -139,7 +141,7 @@ async fn refresh(state: &AppState, known: &mut BTreeMap<String, Known>) -> Resul
             Some(text) => match parse_cron(&text.value) {
                 Ok(cron) => {
                     let last = last_fired(state, &p.name).await?;
-                    let due = next_due(&cron, last, Utc::now());
+                    let due = next_due(&cron, last, now(state));
                     tracing::info!(pipeline = %p.name, schedule = %text.value, next = ?due, "schedule active");
                     Some((cron, due))
                 }
@@ -162,7 +164,7 @@ async fn refresh(state: &AppState, known: &mut BTreeMap<String, Known>) -> Resul
 }
 
 /// When the pipeline's newest `schedule` run was created, if it has one.
-async fn last_fired(state: &AppState, pipeline: &str) -> Result<Option<DateTime<Utc>>, String> {
+async fn last_fired(state: &Deps, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
     let mut offset = 0;
     loop {
         let q = PipelineRunSearch {
@@ -171,10 +173,7 @@ async fn last_fired(state: &AppState, pipeline: &str) -> Result<Option<DateTime<
             max_results: PAGE,
             offset,
         };
-        let page = state
-            .db(move |s| s.list_pipeline_runs(&q))
-            .await
-            .map_err(|e| e.message)?;
+        let page = state.db(move |s| s.list_pipeline_runs(&q)).await?;
         // Runs come newest first, so the first schedule run is the last fired.
         if let Some(run) = page
             .items
@@ -191,12 +190,12 @@ async fn last_fired(state: &AppState, pipeline: &str) -> Result<Option<DateTime<
 }
 
 /// Starts a run of every pipeline whose schedule is due.
-async fn fire_schedules(state: &AppState, known: &mut BTreeMap<String, Known>) {
+async fn fire_schedules(state: &Deps, known: &mut BTreeMap<String, Known>) {
     for (name, k) in known.iter_mut() {
         let Some((cron, Some(due))) = &mut k.schedule else {
             continue;
         };
-        let now = Utc::now();
+        let now = now(state);
         let (fire, next) = tick(cron, *due, now);
         if now >= *due && !fire {
             tracing::warn!(pipeline = %name, due = %due, "schedule came due too late: skipped, no catch-up");
@@ -219,7 +218,7 @@ async fn fire_schedules(state: &AppState, known: &mut BTreeMap<String, Known>) {
                     tracing::info!(pipeline = %name, run = %run.id, due = %due, "scheduled pipeline run started")
                 }
                 Err(e) => {
-                    tracing::warn!(pipeline = %name, error = %e.message, "cannot start a scheduled run")
+                    tracing::warn!(pipeline = %name, error = %e, "cannot start a scheduled run")
                 }
             }
         }
@@ -228,14 +227,14 @@ async fn fire_schedules(state: &AppState, known: &mut BTreeMap<String, Known>) {
 }
 
 /// Starts the runs that events after `cursor` trigger; returns the new cursor.
-async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor: i64) -> i64 {
+async fn follow_events(state: &Deps, known: &BTreeMap<String, Known>, cursor: i64) -> i64 {
     let mut cursor = cursor;
     if known.values().all(|k| k.pipeline.on.is_empty()) {
         // Nobody listens: skip ahead rather than read every event.
         return match state.db(|s| s.last_event_id()).await {
             Ok(id) => id.max(cursor),
             Err(e) => {
-                tracing::error!(error = %e.message, "cannot read the newest event id");
+                tracing::error!(error = %e, "cannot read the newest event id");
                 cursor
             }
         };
@@ -248,7 +247,7 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
         {
             Ok(events) => events,
             Err(e) => {
-                tracing::error!(error = %e.message, "cannot read events for triggers");
+                tracing::error!(error = %e, "cannot read events for triggers");
                 return cursor;
             }
         };
@@ -280,7 +279,7 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
                             tracing::info!(pipeline = %name, run = %run.id, event = event.id, kind = %event.kind, "event-triggered pipeline run started")
                         }
                         Err(e) => {
-                            tracing::warn!(pipeline = %name, event = event.id, error = %e.message, "cannot start an event-triggered run")
+                            tracing::warn!(pipeline = %name, event = event.id, error = %e, "cannot start an event-triggered run")
                         }
                     },
                 }
@@ -296,7 +295,7 @@ async fn follow_events(state: &AppState, known: &BTreeMap<String, Known>, cursor
 /// The first time `cron` is due strictly after both `last_fired` and `now`:
 /// times missed while the server was down are skipped (no catch-up), and a
 /// time already fired is never due again.
-pub(crate) fn next_due(
+pub(super) fn next_due(
     cron: &Cron,
     last_fired: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -376,7 +375,7 @@ fn map_params(
             .map_err(|e| format!("parameter '{}': {e}", name.value))?;
         given.insert(name.value.clone(), value);
     }
-    resolve_params(p, &given).map_err(|e| e.message)
+    resolve_params(p, &given).map_err(|e| e.to_string())
 }
 
 /// A template with its `${event…}` references replaced. A template that is

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use sextant_artifacts::{ArtifactError, ArtifactStore, ByteRange, SafePath};
 use sextant_pipelines::executor::LogStream;
 
-use crate::error::ApiError;
+use super::PipelineError;
 
 /// The largest piece of a log one read returns.
 pub const MAX_CHUNK: u64 = 1 << 20;
@@ -82,11 +82,11 @@ pub(super) async fn read_uploaded(
     stream: LogStream,
     offset: u64,
     max: u64,
-) -> Result<Option<Piece>, ApiError> {
-    let root = crate::mlflow::artifacts::proxied_root(root_uri)?;
+) -> Result<Option<Piece>, PipelineError> {
+    let root = sextant_artifacts::proxied_root(root_uri)?;
     let path = root.join(
         &SafePath::parse(&format!("logs/{}", file_name(stream)))
-            .map_err(|e| ApiError::internal(format!("log artifact path: {e}")))?,
+            .map_err(|e| PipelineError::Internal(format!("log artifact path: {e}")))?,
     );
     let range = ByteRange::Inclusive {
         start: offset,
@@ -102,14 +102,14 @@ pub(super) async fn read_uploaded(
                 size,
             }));
         }
-        Err(e) => return Err(ApiError::internal(format!("reading {path}: {e}"))),
+        Err(e) => return Err(PipelineError::Internal(format!("reading {path}: {e}"))),
     };
     let size = download.size;
     let chunks: Vec<bytes::Bytes> = download
         .stream
         .try_collect()
         .await
-        .map_err(|e| ApiError::internal(format!("reading {path}: {e}")))?;
+        .map_err(|e| PipelineError::Internal(format!("reading {path}: {e}")))?;
     Ok(Some(Piece {
         bytes: chunks.concat(),
         size,

@@ -16,9 +16,11 @@ use sextant_pipelines::cachekey::{self, CacheKey, KeyInputs, Named};
 use sextant_pipelines::spec::{RunCommand, Spanned, Step, StepKind};
 
 use super::Orchestrator;
+use super::context::Context;
 use super::outputs;
 use super::plan::{CacheInfo, CacheSource, StepResult};
-use super::step::{Context, StepFailure};
+use super::step::StepFailure;
+use super::{Deps, PipelineError};
 
 /// Cache entries with the same key examined per lookup (newest first).
 const CANDIDATES: u64 = 5;
@@ -203,9 +205,11 @@ impl Orchestrator {
         if ctx.no_cache {
             return Ok(Some(miss("the run was started with --no-cache".into())));
         }
-        let since = policy.expire_after.as_ref().map_or(0, |e| {
-            super::now_ms().saturating_sub(e.value.as_millis() as i64)
-        });
+        let now = self.deps.clock.now_ms();
+        let since = policy
+            .expire_after
+            .as_ref()
+            .map_or(0, |e| now.saturating_sub(e.value.as_millis() as i64));
         let (pipeline, name, k) = (
             ctx.pipeline.clone(),
             step.name.value.clone(),
@@ -239,7 +243,7 @@ impl Orchestrator {
     /// The first output of `result` no longer wholly in the store, if any.
     async fn missing_output(&self, result: &StepResult) -> Result<Option<String>, StepFailure> {
         for (name, rec) in &result.outputs {
-            let stored = outputs::is_stored(self.state.artifacts.as_ref(), &rec.digest)
+            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest)
                 .await
                 .map_err(StepFailure::retryable)?;
             if !stored {
@@ -326,6 +330,7 @@ pub(super) fn entry_of(
     task: &sextant_core::pipeline_runs::Task,
     step_run: Option<&str>,
     result: &StepResult,
+    now: i64,
 ) -> Option<CacheEntry> {
     let info = result.cache.as_ref().filter(|c| !c.hit)?;
     Some(CacheEntry {
@@ -337,7 +342,7 @@ pub(super) fn entry_of(
         task_id: task.id,
         step_run_uuid: step_run.map(str::to_string),
         result: serde_json::to_string(result).expect("a step result serializes"),
-        created_time: super::now_ms(),
+        created_time: now,
     })
 }
 
@@ -371,13 +376,12 @@ pub struct Explanation {
 
 /// Explains the cache decision for `step` of run `run_id`.
 pub async fn explain(
-    st: &crate::state::AppState,
+    deps: &Deps,
     run_id: String,
     step: String,
-) -> Result<Explanation, crate::error::ApiError> {
-    use crate::error::ApiError;
+) -> Result<Explanation, PipelineError> {
     let (id, name) = (run_id.clone(), step.clone());
-    let (run, stored, task) = st
+    let (run, stored, task) = deps
         .db(move |s| {
             let run = s.get_pipeline_run(&id)?;
             let stored = s.get_pipeline(&run.pipeline)?;
@@ -390,9 +394,9 @@ pub async fn explain(
         .await?;
     let v = super::cache::SPECS
         .load(&run.pipeline, &stored.spec)
-        .map_err(|e| ApiError::internal(format!("stored pipeline does not validate: {e}")))?;
+        .map_err(|e| PipelineError::Internal(format!("stored pipeline does not validate: {e}")))?;
     let spec = v.pipeline.step(&step).ok_or_else(|| {
-        ApiError::not_found(format!("pipeline '{}' has no step '{step}'", run.pipeline))
+        PipelineError::NotFound(format!("pipeline '{}' has no step '{step}'", run.pipeline))
     })?;
     let mut out = Explanation {
         run: run.id.clone(),
@@ -420,10 +424,18 @@ pub async fn explain(
         return Ok(out);
     };
     let (pipeline, name, this_run) = (run.pipeline.clone(), step.clone(), run.id.clone());
-    let before = task.as_ref().map_or(i64::MAX, |t| t.updated_time);
-    let previous = st
+    let (task_id, updated) = task
+        .as_ref()
+        .map_or((None, i64::MAX), |t| (Some(t.id), t.updated_time));
+    let previous = deps
         .db(move |s| {
             let entries = s.cache_entries(&pipeline, &name, None, 0, COMPARED)?;
+            // "Before" in the time this execution's own entry was stamped
+            // with (the orchestrator's clock), when it recorded one.
+            let before = entries
+                .iter()
+                .find(|e| Some(e.task_id) == task_id)
+                .map_or(updated, |e| e.created_time);
             Ok(entries
                 .into_iter()
                 .filter(|e| e.pipeline_run != this_run && e.created_time <= before)
