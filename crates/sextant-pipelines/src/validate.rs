@@ -104,10 +104,10 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(s) = &p.schedule {
-            if let Err(e) = crate::cron::parse_cron(&s.value) {
-                self.error(s.pos, e.to_string());
-            }
+        if let Some(s) = &p.schedule
+            && let Err(e) = crate::cron::parse_cron(&s.value)
+        {
+            self.error(s.pos, e.to_string());
         }
         for trigger in &p.on {
             if trigger.event.value.trim().is_empty() {
