@@ -2,13 +2,16 @@
 //! timeouts, cancellation and the concurrency limit. Readiness is always a file the child
 //! writes, never a sleep.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sextant_pipelines::executor::{
     ExecError, ExecHandle, Executor, Exit, LocalExecutor, LogLine, LogStream, StepCommand, StepExec,
 };
+use support::eventually;
 use tokio::sync::broadcast;
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -32,20 +35,12 @@ fn shell(dir: &Path, line: &str) -> StepExec {
 
 /// Polls for a file the child writes, up to a generous deadline.
 async fn wait_for_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            return text.trim().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let what = format!("{} to appear", path.display());
+    eventually(Duration::from_secs(30), &what, || async {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.ends_with('\n').then(|| text.trim().to_owned())
+    })
+    .await
 }
 
 /// `kill -0 ARG` succeeds: the process (or, with `-PGID`, some process of the group) exists.
@@ -258,11 +253,10 @@ async fn concurrency_limit_is_honored() {
             ex.start(step)
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&running).unwrap().count() < 2 {
-        assert!(Instant::now() < deadline, "two jobs never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(Duration::from_secs(30), "two jobs to start", || async {
+        (std::fs::read_dir(&running).unwrap().count() >= 2).then_some(())
+    })
+    .await;
     std::fs::write(dir.path().join("release"), "").unwrap();
     for handle in handles {
         assert!(handle.wait().await.unwrap().success());
@@ -290,11 +284,12 @@ async fn a_recorded_step_can_be_stopped_by_whoever_finds_its_record() {
     step.record = Some(record.clone());
     let handle = LocalExecutor::new(1, GRACE).start(step);
     wait_for_file(&dir.path().join("ready")).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !record.is_file() {
-        assert!(Instant::now() < deadline, "no record was written");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "a record to be written",
+        || async { record.is_file().then_some(()) },
+    )
+    .await;
     // What a restarted holder finds: a copy, as the live executor still owns the original.
     let found = tempfile::tempdir().unwrap();
     let attempt = found.path().join("task-1/attempt-1");

@@ -15,18 +15,20 @@ pub mod routes;
 mod security;
 pub mod serving;
 mod state;
+pub mod telemetry;
 pub mod webhooks;
 
 use axum::Router;
 
-/// Moved to `sextant-artifacts`; the old path stays while callers move.
-pub use sextant_artifacts::data_roots;
 pub use error::{ApiError, ErrorCode};
 pub use security::SecurityConfig;
+/// Moved to `sextant-artifacts`; the old path stays while callers move.
+pub use sextant_artifacts::data_roots;
 pub use state::AppState;
 
 /// The whole HTTP application: every route of `routes::table()`, the
-/// state-changing ones behind the request guard.
+/// state-changing ones behind the request guard, each request (the data
+/// plane's too) in its own span with an `x-request-id`.
 pub fn router(state: AppState) -> Router {
     let security = state.security.clone();
     let changes = state.changes.clone();
@@ -47,6 +49,8 @@ pub fn router(state: AppState) -> Router {
             security,
             security::check_host,
         ))
+        // Outermost, so the span covers the guards and their refusals.
+        .layer(axum::middleware::from_fn(telemetry::trace_request))
 }
 
 /// Wakes whoever waits for new events after any request that may have

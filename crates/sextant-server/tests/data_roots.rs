@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::data_roots::DataRoots;
 use sextant_server::{AppState, SecurityConfig, router};
-use support::call;
+use support::{call, eventually};
 
 const RULE: &str = "outside the directories the server reads from";
 
@@ -240,19 +240,20 @@ async fn built_in_steps_read_only_under_the_data_roots() {
 
 /// Polls pipeline run `id` until it ended (a minute at most).
 async fn ended(app: &Router, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, run) = call(app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
-        assert_eq!(s, StatusCode::OK, "{run}");
-        if matches!(
-            run["status"].as_str(),
-            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
-        ) {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "run {id} did not end: {run}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let uri = format!("/api/v1/pipeline-runs/{id}");
+    eventually(
+        Duration::from_secs(60),
+        &format!("run {id} to end"),
+        || async {
+            let (s, run) = call(app, "GET", &uri, "").await;
+            assert_eq!(s, StatusCode::OK, "{run}");
+            match run["status"].as_str() {
+                Some("SUCCEEDED" | "FAILED" | "CANCELLED") => Ok(run),
+                _ => Err(run),
+            }
+        },
+    )
+    .await
 }
 
 /// An endpoint variant's local model directory is read by the server (loaded

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -22,7 +22,7 @@ use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
 use sextant_train::mlflow_model;
-use support::call;
+use support::{call, eventually};
 
 struct Harness {
     app: Router,
@@ -140,15 +140,15 @@ impl Harness {
 
     /// Polls the endpoint until `done` holds (30 s at most).
     async fn until(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.get(name).await;
-            if done(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "endpoint never got there: {v}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            Duration::from_secs(30),
+            "the endpoint to get there",
+            || async {
+                let v = self.get(name).await;
+                if done(&v) { Ok(v) } else { Err(v) }
+            },
+        )
+        .await
     }
 
     /// One prediction of row (1, 2, 3): 6 + the answering model's intercept.
@@ -297,15 +297,16 @@ async fn a_failing_canary_is_rolled_back_by_its_alarm() {
     let (s, v) = h.put("churn", one(&broken, rollout)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // Traffic until the controller has seen enough failures to act.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done = loop {
+    let done = eventually(Duration::from_secs(30), "a rollback", || async {
         h.invoke("churn").await;
         let v = h.get("churn").await;
         if v["rollout"].is_null() {
-            break v;
+            Ok(v)
+        } else {
+            Err(v)
         }
-        assert!(Instant::now() < deadline, "no rollback: {v}");
-    };
+    })
+    .await;
     let r = &done["past_rollouts"][0];
     assert_eq!(r["status"], "rolled_back", "{done}");
     assert!(r["reason"].as_str().unwrap().contains("error rate"), "{r}");
@@ -605,17 +606,17 @@ steps:
         .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let run = loop {
-            let (_, run) = call(&app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+        let uri = format!("/api/v1/pipeline-runs/{id}");
+        let run = eventually(Duration::from_secs(60), "the run to end", || async {
+            let (_, run) = call(&app, "GET", &uri, "").await;
             if run["status"] != "RUNNING" && run["status"] != "PENDING" {
-                break run;
+                return Ok(run);
             }
-            assert!(Instant::now() < deadline, "the run did not end: {run}");
             // Traffic for the canary's window while the step waits.
             h.invoke("churn").await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+            Err(run)
+        })
+        .await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         let v = h.get("churn").await;
         assert_eq!(v["deployed"]["primary"]["resolved"], model.as_str(), "{v}");

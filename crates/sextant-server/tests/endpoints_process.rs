@@ -15,7 +15,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -27,7 +27,7 @@ use sextant_server::{AppState, SecurityConfig, endpoints, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
-use support::call;
+use support::{call, eventually};
 
 /// Not a test on its own: when `SEXTANT_STUB_MODEL` and `SEXTANT_STUB_PORT` are set,
 /// serves that model on that port until killed, after writing `<port> <parent pid>` to
@@ -176,15 +176,15 @@ impl Harness {
 
     /// Polls the endpoint until `done` holds (60 s at most).
     async fn until(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let v = self.get(name).await;
-            if done(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "endpoint never got there: {v}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            Duration::from_secs(60),
+            "the endpoint to get there",
+            || async {
+                let v = self.get(name).await;
+                if done(&v) { Ok(v) } else { Err(v) }
+            },
+        )
+        .await
     }
 
     /// One prediction of row (1, 2, 3), optionally pinned to a gateway variant.
@@ -255,20 +255,20 @@ fn exited(pid: u32) -> bool {
 /// Waits until the child, its `sh` parent and its port are all gone.
 async fn until_stopped(child: (u32, u32, u16)) {
     let (pid, parent, port) = child;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("child {pid} (parent {parent}, port {port}) to stop");
+    eventually(Duration::from_secs(30), &what, || async {
         let answering = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
         if exited(pid) && exited(parent) && !answering {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "exited {} / {}, answering {answering}",
+                exited(pid),
+                exited(parent)
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "child {pid} (parent {parent}, port {port}) still running: exited {} / {}, answering {answering}",
-            exited(pid),
-            exited(parent)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 fn process_variant(model: &Path, extra: Value) -> Value {
@@ -450,7 +450,7 @@ async fn an_identical_canary_under_overload_promotes() {
     let metrics = h.st.endpoints.gateways.render_metrics();
     assert!(
         metrics.contains(
-            "sextant_serving_rejected_total{endpoint=\"churn\",variant=\"primary-canary\",shadow=\"false\"} 30"
+            "sextant_serving_rejected_requests_total{endpoint=\"churn\",variant=\"primary-canary\",shadow=\"false\"} 30"
         ) && metrics.contains(
             "sextant_serving_errors_total{endpoint=\"churn\",variant=\"primary-canary\",shadow=\"false\"} 0"
         ),

@@ -2,15 +2,15 @@
 //! and the RPCs the Python client depends on. (The real client is exercised
 //! by tests/python; these pin details it does not look at.)
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::{AppState, SecurityConfig, router};
-use tower::ServiceExt;
 
 fn app() -> Router {
     let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
@@ -29,26 +29,11 @@ async fn call(
     body: Option<&str>,
     ctype: &str,
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000");
-    if body.is_some() {
-        req = req.header("content-type", ctype);
-    }
-    let req = req
-        .body(
-            body.map(|b| Body::from(b.to_string()))
-                .unwrap_or_else(Body::empty),
-        )
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    let headers: &[(&str, &str)] = match body {
+        Some(_) => &[("content-type", ctype)],
+        None => &[],
+    };
+    support::send(app, method, uri, body, headers).await
 }
 
 async fn post(app: &Router, path: &str, body: Value) -> (StatusCode, Value) {

@@ -2,18 +2,18 @@
 //! feed with its long-poll, error bodies, and the OpenAPI document against
 //! the routes actually served.
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_core::entities::NewRun;
 use sextant_core::registry::NewModelVersion;
 use sextant_server::{AppState, SecurityConfig, router};
 use sextant_store::MetaStore;
-use tower::ServiceExt;
 
 struct Fixture {
     app: Router,
@@ -61,47 +61,12 @@ impl Fixture {
     }
 }
 
-async fn call(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<&str>,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if body.is_some()
-        && !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
-    call(app, "GET", uri, None, &[]).await
+    support::send(app, "GET", uri, None, &[]).await
 }
 
 async fn send(app: &Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-    call(app, method, uri, Some(&body.to_string()), &[]).await
+    support::send(app, method, uri, Some(&body.to_string()), &[]).await
 }
 
 /// Asserts a JSON error with this status and code.
@@ -126,7 +91,7 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     assert!(v["run_id"].is_string());
     assert_eq!(v["stage"], "None");
 
-    let (s, v) = call(
+    let (s, v) = support::send(
         &f.app,
         "POST",
         "/api/v1/models/fraud/versions/2/approval",
@@ -147,7 +112,7 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     );
 
     // The body's actor wins over the header; without either it is anonymous.
-    let (s, v) = call(
+    let (s, v) = support::send(
         &f.app,
         "POST",
         "/api/v1/models/fraud/versions/1/approval",
@@ -285,7 +250,7 @@ async fn aliases_are_set_moved_and_deleted() {
     assert_eq!(m["versions"][0]["aliases"], json!(["champion"]));
     assert_eq!(m["versions"][1]["aliases"], json!([]));
 
-    let (s, _) = call(
+    let (s, _) = support::send(
         &f.app,
         "DELETE",
         "/api/v1/models/fraud/aliases/champion",
@@ -402,7 +367,7 @@ async fn client_mistakes_are_json_4xx() {
             invalid,
         ),
         (
-            call(&f.app, "POST", approval, Some("{not json"), &[]).await,
+            support::send(&f.app, "POST", approval, Some("{not json"), &[]).await,
             bad,
             invalid,
         ),
@@ -558,7 +523,7 @@ async fn openapi_document_matches_the_served_routes() {
                 "PUT" => Some(r#"{"version": 1}"#),
                 _ => None,
             };
-            let (status, v) = call(&f.app, method, &uri, body, &[]).await;
+            let (status, v) = support::send(&f.app, method, &uri, body, &[]).await;
             if documented {
                 assert!(
                     status != StatusCode::METHOD_NOT_ALLOWED

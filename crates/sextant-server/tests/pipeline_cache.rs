@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -18,7 +18,7 @@ use sextant_core::clock::{Clock, ManualClock, now_ms};
 use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
-use support::call;
+use support::{call, eventually};
 
 struct Harness {
     app: Router,
@@ -90,22 +90,22 @@ impl Harness {
         .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let run = self.store.get_pipeline_run(&id).unwrap();
-            if run.status.is_terminal() {
-                let (_, detail) =
-                    call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
-                assert_eq!(
-                    run.status,
-                    PipelineRunStatus::Succeeded,
-                    "run {id} ended {detail}"
-                );
-                return detail;
-            }
-            assert!(Instant::now() < deadline, "run {id} did not end");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let run = eventually(
+            Duration::from_secs(60),
+            &format!("run {id} to end"),
+            || async {
+                let run = self.store.get_pipeline_run(&id).unwrap();
+                run.status.is_terminal().then_some(run)
+            },
+        )
+        .await;
+        let (_, detail) = call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+        assert_eq!(
+            run.status,
+            PipelineRunStatus::Succeeded,
+            "run {id} ended {detail}"
+        );
+        detail
     }
 
     async fn explain(&self, run: &Value, step: &str) -> Value {

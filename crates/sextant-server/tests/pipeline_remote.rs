@@ -7,7 +7,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
-use support::call;
+use support::{call, eventually};
 
 struct Harness {
     app: Router,
@@ -177,15 +177,15 @@ async fn a_stale_holder_is_refused_and_the_new_holders_outcome_counts() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let detail = loop {
+    let detail = eventually(Duration::from_secs(30), "the run to end", || async {
         let d = h.detail(&id).await;
         if d["status"] != "RUNNING" && d["status"] != "PENDING" {
-            break d;
+            Ok(d)
+        } else {
+            Err(d)
         }
-        assert!(Instant::now() < deadline, "the run did not end: {d}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
     assert_eq!(detail["status"], "SUCCEEDED", "{detail}");
     let steps = detail["steps"].as_array().unwrap();
     let work = &steps[0];
@@ -235,15 +235,15 @@ steps:
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let detail = loop {
+    let detail = eventually(Duration::from_secs(30), "the run to fail", || async {
         let d = h.detail(&id).await;
         if d["status"] == "FAILED" {
-            break d;
+            Ok(d)
+        } else {
+            Err(d)
         }
-        assert!(Instant::now() < deadline, "the run did not fail: {d}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
     let err = detail["steps"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("output 'model'") && err.contains("not in the artifact store"),

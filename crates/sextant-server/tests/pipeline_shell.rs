@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
-use support::call;
+use support::{call, eventually};
 
 /// In the run's own directory (so that an injected `touch` would leave a
 /// file there), each step writes the arguments `printf` receives,
@@ -94,17 +94,17 @@ impl Harness {
         .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let run = self.store.get_pipeline_run(&id).unwrap();
-            if run.status.is_terminal() {
-                let (_, detail) =
-                    call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
-                return detail;
-            }
-            assert!(Instant::now() < deadline, "run {id} did not end");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually(
+            Duration::from_secs(60),
+            &format!("run {id} to end"),
+            || async {
+                let run = self.store.get_pipeline_run(&id).unwrap();
+                run.status.is_terminal().then_some(())
+            },
+        )
+        .await;
+        let (_, detail) = call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+        detail
     }
 
     /// Runs `echo` with `x` in a fresh directory under `root`; returns the

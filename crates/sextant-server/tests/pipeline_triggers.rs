@@ -4,7 +4,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus, TriggerKind};
 use sextant_core::registry::NewModelVersion;
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::{MetaStore, PipelineRunSearch};
-use support::call;
+use support::{call, eventually};
 
 fn runs_of(store: &dyn MetaStore, pipeline: &str) -> Vec<PipelineRun> {
     store
@@ -28,17 +28,8 @@ fn runs_of(store: &dyn MetaStore, pipeline: &str) -> Vec<PipelineRun> {
         .items
 }
 
-/// Polls `f` until it returns something, failing after a minute.
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How long a triggered run may take to appear or to end.
+const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_a_version_starts_the_listening_pipeline() {
@@ -106,7 +97,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
         .unwrap();
     assert_eq!(approved.len(), 1);
 
-    let run = eventually("the triggered run", || {
+    let run = eventually(MINUTE, "the triggered run", || async {
         runs_of(store.as_ref(), "deploy").pop()
     })
     .await;
@@ -119,7 +110,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
         "its where does not match"
     );
 
-    let done = eventually("the triggered run to end", || {
+    let done = eventually(MINUTE, "the triggered run to end", || async {
         let r = store.get_pipeline_run(&run.id).unwrap();
         r.status.is_terminal().then_some(r)
     })

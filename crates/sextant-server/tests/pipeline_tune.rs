@@ -4,11 +4,13 @@
 //! metric, and evaluate scores the best trial's model. Cancelling the run
 //! stops the search.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +21,7 @@ use sextant_pipelines::builtins::run_builtin;
 use sextant_pipelines::tune::{self, Plan};
 use sextant_server::{AppState, SecurityConfig, pipelines, router};
 use sextant_store::MetaStore;
+use support::eventually;
 use tower::ServiceExt;
 
 struct Harness {
@@ -99,7 +102,7 @@ impl Harness {
     }
 
     async fn terminal(&self, id: &str) -> Value {
-        eventually(&format!("run {id} to end"), || async move {
+        eventually(WITHIN, &format!("run {id} to end"), || async move {
             let d = self.detail(id).await;
             matches!(
                 d["status"].as_str(),
@@ -199,20 +202,8 @@ impl TrialRun {
     }
 }
 
-/// Polls `f` until it returns something, failing after two minutes.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a tuning run or one of its parts may take to get somewhere.
+const WITHIN: Duration = Duration::from_secs(120);
 
 /// A target trees must work for: a sine, a step and an interaction, plus noise.
 fn write_csv(path: &Path) {
@@ -515,7 +506,7 @@ async fn cancelling_the_run_stops_the_search() {
     let tune = "{params: {learning_rate: {uniform: [0.01, 0.3]}}, strategy: random, trials: 1000, metric: rmse}";
     let run = h.run("endless", &spec("endless", 200, tune)).await;
     let (h, id) = (&h, run.as_str());
-    let step_run = eventually("the tune step to start", || async move {
+    let step_run = eventually(WITHIN, "the tune step to start", || async move {
         let d = h.detail(id).await;
         step(&d, "train")["tracking_run_id"]
             .as_str()
@@ -523,7 +514,7 @@ async fn cancelling_the_run_stops_the_search() {
     })
     .await;
     let parent = step_run.as_str();
-    eventually("a first trial", || async move {
+    eventually(WITHIN, "a first trial", || async move {
         h.trials(parent).await.first().map(|_| ())
     })
     .await;
@@ -533,7 +524,7 @@ async fn cancelling_the_run_stops_the_search() {
         String::new(),
     )
     .await;
-    let ended = eventually("the step's run to end", || async move {
+    let ended = eventually(WITHIN, "the step's run to end", || async move {
         let r = h.tracking_run(parent).await;
         (r["info"]["status"] != "RUNNING").then_some(r)
     })

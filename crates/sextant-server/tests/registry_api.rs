@@ -2,15 +2,15 @@
 //! and versions, string versions, bodies on DELETE, GET searches, errors.
 //! (tests/python/test_registry.py drives the same RPCs with the real client.)
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_server::{AppState, SecurityConfig, router};
-use tower::ServiceExt;
 
 fn app() -> Router {
     let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
@@ -29,28 +29,8 @@ async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (S
     } else {
         format!("/api/2.0/mlflow/{path}")
     };
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000");
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(
-            body.map(|b| Body::from(b.to_string()))
-                .unwrap_or_else(Body::empty),
-        )
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let body = body.map(|b| b.to_string());
+    support::send(app, method, &uri, body.as_deref(), &[]).await
 }
 
 async fn ok(app: &Router, method: &str, path: &str, body: Option<Value>) -> Value {

@@ -983,7 +983,7 @@ async fn a_full_capture_buffer_drops_and_counts_never_blocks() {
     assert_eq!(gw.stats().capture_dropped, 2);
     let metrics = send(&app, "GET", "/metrics", "", "", &[]).await.text;
     assert!(
-        metrics.contains("sextant_serving_capture_dropped_total{endpoint=\"churn\"} 2"),
+        metrics.contains("sextant_serving_capture_dropped_records_total{endpoint=\"churn\"} 2"),
         "{metrics}"
     );
     tokio::spawn(writer.run());

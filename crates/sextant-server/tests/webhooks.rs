@@ -2,19 +2,20 @@
 //! matrix at create/update and at delivery, MLflow's wire shapes, signed
 //! deliveries to a real socket, and the delivery log.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_core::webhooks::{EventFilter, NewWebhook};
 use sextant_server::webhooks::{WebhookSettings, Webhooks, run_once, sign};
 use sextant_server::{AppState, SecurityConfig, router};
+use support::eventually;
 use tokio::sync::mpsc;
-use tower::ServiceExt;
 
 struct Fixture {
     app: Router,
@@ -41,23 +42,9 @@ fn fixture(allow_private: bool) -> Fixture {
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("/api/2.0/mlflow/{path}"))
-        .header("host", "127.0.0.1:5000");
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let uri = format!("/api/2.0/mlflow/{path}");
+    let body = body.map(|b| b.to_string());
+    support::send(app, method, &uri, body.as_deref(), &[]).await
 }
 
 fn hook(url: &str) -> Value {
@@ -264,19 +251,24 @@ async fn failing_receivers_are_retried_then_given_up() {
         Some(json!({"name": "m"})),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = 0;
-    while seen < 3 {
-        run_once(&f.state, &f.hooks).await.unwrap();
-        while rx.try_recv().is_ok() {
-            seen += 1;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {seen} attempts"
-        );
-        tokio::task::yield_now().await;
-    }
+    let seen = std::cell::Cell::new(0);
+    let (f, seen, rx) = (&f, &seen, &std::cell::RefCell::new(&mut rx));
+    eventually(
+        Duration::from_secs(30),
+        "three attempts",
+        move || async move {
+            run_once(&f.state, &f.hooks).await.unwrap();
+            while rx.borrow_mut().try_recv().is_ok() {
+                seen.set(seen.get() + 1);
+            }
+            if seen.get() >= 3 {
+                Ok(())
+            } else {
+                Err(format!("only {} attempts", seen.get()))
+            }
+        },
+    )
+    .await;
     run_once(&f.state, &f.hooks).await.unwrap();
     let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
     let attempts: Vec<i64> = log["deliveries"]

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::http;
 use common::server::Server;
+use common::{eventually, http};
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sextant_train::data::Matrix;
@@ -90,16 +90,15 @@ fn apply_predict_and_a_canary_that_promotes_itself() {
     );
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(shown.contains("rollout: canary"), "{shown}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let got = eventually(Duration::from_secs(60), "a promotion", || {
         let got = server.get("/api/v1/endpoints/churn");
         if got["rollout"].is_null() {
-            assert_eq!(got["past_rollouts"][0]["status"], "succeeded", "{got}");
-            break;
+            return Ok(got);
         }
-        assert!(Instant::now() < deadline, "no promotion: {got}");
         predict(&server);
-    }
+        Err(got)
+    });
+    assert_eq!(got["past_rollouts"][0]["status"], "succeeded", "{got}");
     assert_eq!(predict(&server), 26.0);
     let out = server.sextant(&["endpoints", "list"]);
     let listed = String::from_utf8_lossy(&out.stdout).to_string();
@@ -196,25 +195,25 @@ impl Drop for GatewayProcess {
 
 /// Polls the gateway until it answers `want` (60 s at most).
 fn gateway_answers(port: u16, want: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((200, body)) = http(
-            port,
-            "POST",
-            "/invocations",
-            r#"{"inputs": [[1.0, 2.0, 3.0]]}"#,
-        ) {
-            let v: Value = serde_json::from_str(&body).unwrap();
-            if first_number(&v["predictions"]) == Some(want) {
-                return;
+    eventually(
+        Duration::from_secs(60),
+        &format!("the gateway to answer {want}"),
+        || {
+            let answer = http(
+                port,
+                "POST",
+                "/invocations",
+                r#"{"inputs": [[1.0, 2.0, 3.0]]}"#,
+            );
+            match answer {
+                Ok((200, body)) => {
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    (first_number(&v["predictions"]) == Some(want)).then_some(())
+                }
+                _ => None,
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never answered {want}"
-        );
-        std::thread::yield_now();
-    }
+        },
+    )
 }
 
 #[test]
@@ -290,14 +289,11 @@ fn a_separate_gateway_follows_the_endpoint_on_the_server() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while allowed_origin(port, origin).as_deref() != Some(origin) {
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never answered CORS for {origin}"
-        );
-        std::thread::yield_now();
-    }
+    eventually(
+        Duration::from_secs(60),
+        &format!("the gateway to answer CORS for {origin}"),
+        || (allowed_origin(port, origin).as_deref() == Some(origin)).then_some(()),
+    );
     assert_eq!(allowed_origin(port, "https://evil.example.com"), None);
 }
 
@@ -389,8 +385,7 @@ fn a_separate_gateways_traffic_is_captured_and_rolls_a_bad_canary_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ended = loop {
+    let ended = eventually(Duration::from_secs(60), "the canary to roll back", || {
         let _ = http(
             port,
             "POST",
@@ -400,13 +395,11 @@ fn a_separate_gateways_traffic_is_captured_and_rolls_a_bad_canary_back() {
         let (_, body) = http(server.port, "GET", "/api/v1/endpoints/churn", "").unwrap();
         let v: Value = serde_json::from_str(&body).unwrap();
         if v["rollout"].is_null() && !v["past_rollouts"].as_array().unwrap().is_empty() {
-            break v;
+            Ok(v)
+        } else {
+            Err(v)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the canary was never rolled back: {v}"
-        );
-    };
+    });
     let last = ended["past_rollouts"]
         .as_array()
         .unwrap()
@@ -431,18 +424,11 @@ fn a_separate_gateways_traffic_is_captured_and_rolls_a_bad_canary_back() {
 
     // Its capture records reached the server's artifact store.
     let capture = d.join("data/artifacts/datacapture/churn");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
-        if let Some(line) = first_capture_line(&capture.join("primary")) {
-            break line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no capture file under {}",
-            capture.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let record = eventually(
+        Duration::from_secs(30),
+        &format!("a capture file under {}", capture.display()),
+        || first_capture_line(&capture.join("primary")),
+    );
     let v: Value = serde_json::from_str(&record).unwrap();
     assert_eq!(v["captureData"]["endpointInput"]["mode"], "INPUT", "{v}");
     assert!(v["eventMetadata"]["inferenceTime"].is_string(), "{v}");

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{BIN, free_port, http, wait_healthy};
+use common::{BIN, eventually, free_port, http, wait_healthy};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -302,19 +302,16 @@ fn events_tail_follow_prints_new_events_as_they_happen() {
 
     // The tail may start after the approval: `--after latest` is resolved
     // when its first request arrives. So approve until a line appears.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let line = loop {
-        succeeded(&server.cli(&[
-            "models", "approve", "fraud", "1", "--actor", "bob", "--force",
-        ]));
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
-            break line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "events tail --follow printed nothing"
-        );
-    };
+    let line = eventually(
+        Duration::from_secs(60),
+        "events tail --follow to print a line",
+        || {
+            succeeded(&server.cli(&[
+                "models", "approve", "fraud", "1", "--actor", "bob", "--force",
+            ]));
+            rx.recv_timeout(Duration::from_secs(5)).ok()
+        },
+    );
     let _ = tail.kill();
     let _ = tail.wait();
     assert!(line.contains("model_version.approved"), "{line}");

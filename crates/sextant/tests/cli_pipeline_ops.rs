@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::http;
 use common::server::Server;
+use common::{eventually, http};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -26,21 +26,14 @@ fn stderr(out: &Output) -> String {
 
 /// Polls until `path` holds a whole line that parses as a process id.
 fn read_pid(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Some(line) = text.strip_suffix('\n')
-            && let Ok(pid) = line.trim().parse()
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} was not written",
-            path.display()
-        );
-        std::thread::yield_now();
-    }
+    eventually(
+        Duration::from_secs(60),
+        &format!("{} to be written", path.display()),
+        || {
+            let text = std::fs::read_to_string(path).ok()?;
+            text.strip_suffix('\n')?.trim().parse().ok()
+        },
+    )
 }
 
 fn process_exists(pid: i32) -> bool {
@@ -73,15 +66,17 @@ fn cancel_kills_the_steps_process_group_and_retry_resumes_the_cancelled_run() {
     let out = server.sextant(&["pipelines", "cancel", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{id}: CANCELLED\n"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while process_exists(shell) || process_exists(child) {
-        assert!(
-            Instant::now() < deadline,
-            "the step's processes outlived the cancellation:\n{}",
-            server.log()
-        );
-        std::thread::yield_now();
-    }
+    eventually(
+        Duration::from_secs(60),
+        "the step's processes to end after the cancellation",
+        || {
+            if process_exists(shell) || process_exists(child) {
+                Err(format!("still running; server log:\n{}", server.log()))
+            } else {
+                Ok(())
+            }
+        },
+    );
     let run = server.terminal_run(&id);
     assert_eq!(run["status"], "CANCELLED", "{run}");
     let run = server.run_until(&id, |r| r["steps"][0]["status"] == "cancelled");

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::http;
 use common::server::Server;
+use common::{eventually, http};
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -215,17 +215,15 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let step_run = loop {
+    let step_run = eventually(Duration::from_secs(60), "the step to start", || {
         let run = server.get(&format!("/api/v1/pipeline-runs/{id}"));
         if run["steps"][0]["status"] == "running"
             && let Some(r) = run["steps"][0]["tracking_run_id"].as_str()
         {
-            break r.to_string();
+            return Ok(r.to_string());
         }
-        assert!(Instant::now() < deadline, "the step did not start: {run}");
-        std::thread::yield_now();
-    };
+        Err(run)
+    });
     let (status, body) = http(
         server.port,
         "POST",
@@ -237,13 +235,12 @@ fn an_invalid_file_is_refused_with_positions_and_a_run_can_be_cancelled() {
     let run = server.terminal_run(&id);
     assert_eq!(run["status"], "CANCELLED", "{run}");
     // The killed step's tracking run ends long before `sleep 60` would.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), "the step to be killed", || {
         let got = server.get(&format!("/api/2.0/mlflow/runs/get?run_id={step_run}"));
         if got["run"]["info"]["status"] != "RUNNING" {
-            break;
+            Ok(())
+        } else {
+            Err(got)
         }
-        assert!(Instant::now() < deadline, "the step was not killed: {got}");
-        std::thread::yield_now();
-    }
+    });
 }

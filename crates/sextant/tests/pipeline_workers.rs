@@ -5,12 +5,13 @@
 
 mod common;
 
+use common::eventually;
 use common::server::Server;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A `sextant worker` process, killed (SIGKILL) when dropped.
 struct Worker {
@@ -49,8 +50,8 @@ impl Drop for Worker {
 
 /// Polls until `path` holds at least `n` whole lines; returns them.
 fn wait_lines(path: &Path, n: usize, context: &dyn Fn() -> String) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let what = format!("{} to reach {n} lines", path.display());
+    eventually(Duration::from_secs(90), &what, || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let whole: Vec<String> = text
             .split_inclusive('\n')
@@ -58,16 +59,11 @@ fn wait_lines(path: &Path, n: usize, context: &dyn Fn() -> String) -> Vec<String
             .map(|l| l.trim_end().to_string())
             .collect();
         if whole.len() >= n {
-            return whole;
+            Ok(whole)
+        } else {
+            Err(format!("{text:?}\n{}", context()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not reach {n} lines: {text:?}\n{}",
-            path.display(),
-            context()
-        );
-        std::thread::yield_now();
-    }
+    })
 }
 
 /// Whether process `pid` runs (a zombie, dead but not yet reaped by a PID 1
@@ -100,15 +96,14 @@ fn attempt_pids(started_line: &str, children: &Path) -> Vec<String> {
 
 /// Polls until none of `pids` runs.
 fn wait_gone(pids: &[String], context: &dyn Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while pids.iter().any(|p| alive(p)) {
-        assert!(
-            Instant::now() < deadline,
-            "the step's processes {pids:?} outlived their holder\n{}",
-            context()
-        );
-        std::thread::yield_now();
-    }
+    let what = format!("the step's processes {pids:?} to end with their holder");
+    eventually(Duration::from_secs(60), &what, || {
+        if pids.iter().any(|p| alive(p)) {
+            Err(context())
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// `blocker` checks that no earlier attempt of it still runs (else it

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{BIN, free_port, http, wait_healthy};
+use common::{BIN, eventually, free_port, http, wait_healthy};
 
 fn admin_url() -> String {
     std::env::var("SEXTANT_TEST_POSTGRES_URL")
@@ -102,14 +102,9 @@ impl Server {
 
     /// Waits for the process to exit (at most a minute).
     fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(Duration::from_secs(60), "the server to stop", || {
+            self.child.try_wait().unwrap()
+        })
     }
 }
 
@@ -191,11 +186,9 @@ fn load(
 /// Waits until the load threads have had `n` more answers.
 fn wait_for_answers(tally: &Tally, n: usize) {
     let target = tally.ok.load(Ordering::SeqCst) + n;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tally.ok.load(Ordering::SeqCst) < target {
-        assert!(Instant::now() < deadline, "the load made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually(Duration::from_secs(60), "the load to make progress", || {
+        (tally.ok.load(Ordering::SeqCst) >= target).then_some(())
+    });
 }
 
 /// A log-batch the server has provably started handling: its headers ask

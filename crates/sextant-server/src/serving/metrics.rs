@@ -37,7 +37,7 @@ pub fn render(gateways: &[&Gateway]) -> String {
             |v| v.client_errors,
         ),
         (
-            "sextant_serving_rejected_total",
+            "sextant_serving_rejected_requests_total",
             "Requests refused with 503 because the variant was at its concurrency limit (not errors).",
             |v| v.rejected,
         ),
@@ -52,7 +52,7 @@ pub fn render(gateways: &[&Gateway]) -> String {
     }
     header(
         &mut out,
-        "sextant_serving_in_flight",
+        "sextant_serving_in_flight_requests",
         "Requests a variant is running now.",
         "gauge",
     );
@@ -60,7 +60,7 @@ pub fn render(gateways: &[&Gateway]) -> String {
         for v in &stats.variants {
             let _ = writeln!(
                 out,
-                "sextant_serving_in_flight{} {}",
+                "sextant_serving_in_flight_requests{} {}",
                 labels(stats, v),
                 v.in_flight
             );
@@ -126,12 +126,12 @@ pub fn render(gateways: &[&Gateway]) -> String {
     }
     let endpoint_counters: [Family<GatewayStats>; 2] = [
         (
-            "sextant_serving_capture_dropped_total",
+            "sextant_serving_capture_dropped_records_total",
             "Capture records dropped because the capture buffer was full.",
             |s| s.capture_dropped,
         ),
         (
-            "sextant_serving_shadow_dropped_total",
+            "sextant_serving_shadow_dropped_requests_total",
             "Shadow copies dropped because the shadow variant was saturated.",
             |s| s.shadow_dropped,
         ),

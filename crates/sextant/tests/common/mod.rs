@@ -1,5 +1,6 @@
 //! What the process tests share: the binary, a free port, a bare HTTP
-//! client and the wait for a started server to answer.
+//! client, one poll with a deadline and the wait for a started server to
+//! answer.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -43,9 +44,45 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<
 
 /// Returns once the server on `port` answers `/health` (at most a minute).
 pub fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(port, "GET", "/health", "").map(|r| r.0).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "server did not become healthy");
-        std::thread::yield_now();
+    eventually(
+        Duration::from_secs(60),
+        "the server to become healthy",
+        || (http(port, "GET", "/health", "").map(|r| r.0).ok() == Some(200)).then_some(()),
+    );
+}
+
+/// What a probe of `eventually` answers: `Some`/`Ok` when the awaited state
+/// is reached; `None`, or `Err` with what it saw instead, when not yet.
+pub trait Probe<T> {
+    fn settled(self) -> Result<T, String>;
+}
+
+impl<T> Probe<T> for Option<T> {
+    fn settled(self) -> Result<T, String> {
+        self.ok_or_else(|| "not yet".to_owned())
+    }
+}
+
+impl<T, E: std::fmt::Display> Probe<T> for Result<T, E> {
+    fn settled(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Polls `probe` until it settles, failing after `within` with `what` it was
+/// waiting for and what the last probe saw. The pause between probes is a
+/// poll interval, not a wait for the work: the deadline bounds the test.
+pub fn eventually<T, P: Probe<T>>(within: Duration, what: &str, mut probe: impl FnMut() -> P) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match probe().settled() {
+            Ok(v) => return v,
+            Err(last) => last,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -5,11 +5,11 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{BIN, free_port, http, wait_healthy};
+use super::{BIN, eventually, free_port, http, wait_healthy};
 
 /// The checkout the tests run from (CARGO_MANIFEST_DIR at run time: a shared
 /// target directory may hold a binary built in another clone).
@@ -126,19 +126,14 @@ impl Server {
 
     /// Polls pipeline run `id` until `done` holds (two minutes at most).
     pub fn run_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
+        eventually(Duration::from_secs(120), &format!("run {id}"), || {
             let run = self.get(&format!("/api/v1/pipeline-runs/{id}"));
             if done(&run) {
-                return run;
+                Ok(run)
+            } else {
+                Err(format!("{run}\nserver log:\n{}", self.log()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "run {id} did not get there: {run}\nserver log:\n{}",
-                self.log()
-            );
-            std::thread::yield_now();
-        }
+        })
     }
 }
 
