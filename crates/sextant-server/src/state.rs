@@ -67,6 +67,13 @@ impl AppState {
         self
     }
 
+    /// The same state whose endpoint controller reads time from `clock` (tests drive
+    /// bakes with a `ManualClock`); before the controller starts.
+    pub fn with_clock(mut self, clock: sextant_core::clock::SharedClock) -> Self {
+        self.endpoints = Arc::new(crate::endpoints::Endpoints::with_clock(clock));
+        self
+    }
+
     /// The same state reading files for callers only under `roots`.
     pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
         self.data_roots = Arc::new(roots);

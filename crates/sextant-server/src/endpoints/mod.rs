@@ -12,8 +12,8 @@
 pub mod remote;
 
 pub use sextant_serving::endpoints::{
-    EndpointState, EndpointStatus, TICK, TrafficChange, canary, capture_prefix, config, resolve,
-    rollout,
+    EndpointState, EndpointStatus, TICK, TrafficChange, apply, canary, capture_prefix, config,
+    resolve, rollout,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,7 +24,8 @@ use serde_json::json;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use tokio::sync::Mutex;
 
-use self::config::{EndpointSpec, Runtime, Strategy};
+use self::apply::{Applied, ResolvedModels};
+use self::config::{EndpointSpec, Runtime};
 use self::resolve::ResolveError;
 use self::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
 use crate::error::{ApiError, ErrorCode};
@@ -33,7 +34,7 @@ use crate::serving::{
     Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
 use crate::state::AppState;
-use sextant_core::clock::now_ms;
+use sextant_core::clock::SharedClock;
 
 /// Traffic changes and past rollouts kept in an endpoint's state.
 const HISTORY: usize = 100;
@@ -91,6 +92,8 @@ pub struct Endpoints {
     capture: std::sync::OnceLock<Arc<CaptureSink>>,
     /// Settings of the `process` runtime.
     pub process: ProcessSettings,
+    /// Where rollouts, bakes and alarm windows read the time.
+    pub clock: SharedClock,
 }
 
 impl Default for Endpoints {
@@ -103,6 +106,7 @@ impl Default for Endpoints {
             models: Mutex::new(HashMap::new()),
             capture: std::sync::OnceLock::new(),
             process: ProcessSettings::default(),
+            clock: sextant_core::clock::system(),
         }
     }
 }
@@ -127,6 +131,14 @@ fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), Api
 }
 
 impl Endpoints {
+    /// No endpoints yet, reading time from `clock`.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Endpoints {
+            clock,
+            ..Endpoints::default()
+        }
+    }
+
     /// The gateway of a hosted endpoint.
     pub fn gateway(&self, name: &str) -> Option<Arc<Gateway>> {
         self.gateways.get(name)
@@ -295,104 +307,18 @@ impl Endpoints {
             })
             .await?;
         let resolved = self.resolve_all(st, &spec).await?;
-        let now = now_ms();
-        // Models this change puts into service (new variants, changed models).
-        let mut fresh: Vec<&Deployed> = Vec::new();
-        let (created, mut state, kind) = match &existing {
-            None => {
-                let state = EndpointState {
-                    status: EndpointStatus::InService,
-                    deployed: resolved.variants.clone(),
-                    shadow: resolved.shadow.clone(),
-                    rollout: None,
-                    past_rollouts: Vec::new(),
-                    traffic: Vec::new(),
-                    message: None,
-                };
-                fresh.extend(resolved.variants.values());
-                (true, state, "endpoint.created")
-            }
-            Some(e) => {
-                let (_, mut state) = parse_stored(e)?;
-                let rolling = state
-                    .rollout
-                    .as_ref()
-                    .filter(|r| r.status == RolloutStatus::InProgress);
-                let in_progress = rolling.is_some();
-                // What each variant is headed for: a rolling one's new model.
-                let current = |v: &String| match rolling {
-                    Some(r) if &r.variant == v => Some(&r.to),
-                    _ => state.deployed.get(v),
-                };
-                let changed: Vec<&String> = resolved
-                    .variants
-                    .iter()
-                    .filter(|(v, d)| {
-                        current(v).is_some_and(|old| {
-                            old.resolved != d.resolved || old.runtime != d.runtime
-                        })
-                    })
-                    .map(|(v, _)| v)
-                    .collect();
-                fresh.extend(
-                    resolved
-                        .variants
-                        .iter()
-                        .filter(|(v, _)| changed.contains(v) || current(v).is_none())
-                        .map(|(_, d)| d),
-                );
-                if in_progress && !changed.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::ResourceConflict,
-                        format!(
-                            "endpoint '{name}' has a rollout in progress: promote or roll it back first"
-                        ),
-                    ));
-                }
-                let gradual = spec.rollout.strategy != Strategy::AllAtOnce;
-                if gradual && changed.len() > 1 {
-                    return Err(ApiError::invalid(format!(
-                        "{} variants change model at once; a {:?} rollout moves one variant at a time",
-                        changed.len(),
-                        spec.rollout.strategy
-                    )));
-                }
-                // Variants added or removed, weights and everything else apply now.
-                let rolling_variant = rolling.map(|r| r.variant.clone());
-                let mut deployed = BTreeMap::new();
-                for (v, d) in &resolved.variants {
-                    // A changed variant keeps serving its stable model until
-                    // the rollout ends, and so does the one rolling now.
-                    let keep = state
-                        .deployed
-                        .get(v)
-                        .filter(|_| changed.contains(&v) || rolling_variant.as_ref() == Some(v));
-                    deployed.insert(v.clone(), keep.cloned().unwrap_or_else(|| d.clone()));
-                }
-                state.deployed = deployed;
-                state.shadow = resolved.shadow.clone();
-                if let Some(v) = changed.first() {
-                    let from = state.deployed[*v].clone();
-                    let to = resolved.variants[*v].clone();
-                    state.rollout = Some(Rollout {
-                        id: uuid::Uuid::new_v4().simple().to_string(),
-                        variant: (*v).clone(),
-                        traffic_percent: Rollout::initial_percent(&spec.rollout),
-                        from,
-                        to,
-                        policy: spec.rollout.clone(),
-                        status: RolloutStatus::InProgress,
-                        started_ms: now,
-                        step_started_ms: now,
-                        ended_ms: None,
-                        reason: None,
-                        counters: None,
-                    });
-                    state.status = EndpointStatus::Updating;
-                }
-                (false, state, "endpoint.updated")
-            }
+        let now = self.clock.now_ms();
+        let existing = match &existing {
+            Some(e) => Some(parse_stored(e)?.1),
+            None => None,
         };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let Applied {
+            created,
+            mut state,
+            event: kind,
+            fresh,
+        } = apply::plan_apply(name, existing, &resolved.models, &spec, now, id)?;
         let warnings = self.approval_warnings(st, &fresh).await;
         let split = self.install(st, name, &spec, &state).await?;
         self.take_baseline(name, &state);
@@ -439,7 +365,7 @@ impl Endpoints {
 
     /// A warning for each registry version among `fresh` that is not approved: it is
     /// served all the same (approval gates `follow`, not a person's explicit change).
-    async fn approval_warnings(&self, st: &AppState, fresh: &[&Deployed]) -> Vec<String> {
+    async fn approval_warnings(&self, st: &AppState, fresh: &[Deployed]) -> Vec<String> {
         let mut warnings = Vec::new();
         for d in fresh {
             let (Some(model), Some(version)) = (d.model.clone(), d.version) else {
@@ -499,8 +425,7 @@ impl Endpoints {
             None => None,
         };
         Ok(Resolved {
-            variants,
-            shadow,
+            models: ResolvedModels { variants, shadow },
             _loaded: loaded,
         })
     }
@@ -529,7 +454,7 @@ impl Endpoints {
     /// Keeps what a separate gateway serving `endpoint` reports: its cumulative counters
     /// per variant. Reports older than [`REPORT_TTL`] are dropped.
     pub fn report(&self, endpoint: &str, gateway: &str, variants: Vec<VariantSnapshot>) {
-        let now = std::time::Instant::now();
+        let now = self.clock.instant();
         let mut all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for of in all.values_mut() {
             of.retain(|_, (at, _)| now.duration_since(*at) < REPORT_TTL);
@@ -547,7 +472,7 @@ impl Endpoints {
         }
         let all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(of) = all.get(name) {
-            let now = std::time::Instant::now();
+            let now = self.clock.instant();
             out.extend(
                 of.iter()
                     .filter(|(_, (at, _))| now.duration_since(*at) < REPORT_TTL)
@@ -680,7 +605,7 @@ impl Endpoints {
                 None => Ok(None),
             };
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let (new, stable) = self.windows(name, &r);
         let decision = match manual {
             Some(true) => Decision::Promote,
@@ -814,7 +739,7 @@ impl Endpoints {
         {
             let (new, stable) = self.windows(&stored.name, r);
             r.counters = Some(rollout::RolloutCounters { new, stable });
-            time_left_ms = rollout::time_left_ms(r, now_ms());
+            time_left_ms = rollout::time_left_ms(r, self.clock.now_ms());
         }
         Ok(EndpointView {
             name: stored.name.clone(),
@@ -978,8 +903,7 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
 }
 
 struct Resolved {
-    variants: BTreeMap<String, Deployed>,
-    shadow: Option<Deployed>,
+    models: ResolvedModels,
     /// The models, loaded: held until they are installed, so they are not started twice.
     _loaded: Vec<Arc<dyn Predictor>>,
 }

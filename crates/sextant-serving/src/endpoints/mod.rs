@@ -2,6 +2,7 @@
 //! ([`config`]), the models it resolves to ([`resolve`]), the rollout state
 //! machine ([`rollout`]) and the state stored for each endpoint.
 
+pub mod apply;
 pub mod config;
 pub mod resolve;
 pub mod rollout;
