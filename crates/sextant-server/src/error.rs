@@ -154,6 +154,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<sextant_store::CallError> for ApiError {
+    fn from(e: sextant_store::CallError) -> Self {
+        match e {
+            sextant_store::CallError::Store(e) => e.into(),
+            e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<sextant_serving::endpoints::apply::ApplyError> for ApiError {
     fn from(e: sextant_serving::endpoints::apply::ApplyError) -> Self {
         use sextant_serving::endpoints::apply::ApplyError as E;

@@ -74,6 +74,17 @@ impl AppState {
         self
     }
 
+    /// What the endpoint controller works with.
+    pub fn endpoint_deps(&self) -> crate::endpoints::Deps {
+        crate::endpoints::Deps {
+            store: self.store.clone(),
+            artifacts: self.artifacts.clone(),
+            data_dir: self.data_dir.clone(),
+            data_roots: self.data_roots.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+
     /// The same state reading files for callers only under `roots`.
     pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
         self.data_roots = Arc::new(roots);
@@ -89,9 +100,8 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
     {
-        sextant_store::call(&self.store, f).await.map_err(|e| match e {
-            sextant_store::CallError::Store(e) => ApiError::from(e),
-            e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
-        })
+        sextant_store::call(&self.store, f)
+            .await
+            .map_err(ApiError::from)
     }
 }

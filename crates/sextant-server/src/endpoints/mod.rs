@@ -17,6 +17,7 @@ pub use sextant_serving::endpoints::{
 };
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -34,7 +35,10 @@ use crate::serving::{
     Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
 use crate::state::AppState;
+use sextant_artifacts::ArtifactStore;
+use sextant_artifacts::data_roots::DataRoots;
 use sextant_core::clock::SharedClock;
+use sextant_store::MetaStore;
 
 /// Traffic changes and past rollouts kept in an endpoint's state.
 const HISTORY: usize = 100;
@@ -72,6 +76,32 @@ const REPORT_TTL: Duration = Duration::from_secs(300);
 /// The latest counters each separate gateway (`sextant gateway`) reported, by
 /// endpoint and gateway id.
 type Reports = HashMap<String, HashMap<String, (std::time::Instant, Vec<VariantSnapshot>)>>;
+
+/// What the controller works with: a plain value, no server state.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn MetaStore>,
+    pub artifacts: Arc<ArtifactStore>,
+    /// Where registry models are copied to (a temporary directory when `None`).
+    pub data_dir: Option<Arc<PathBuf>>,
+    /// Where a variant's local model directory may lie.
+    pub data_roots: Arc<DataRoots>,
+    /// Woken after every stored change (event long-polls wait on it).
+    pub changes: Arc<tokio::sync::Notify>,
+}
+
+impl Deps {
+    /// A store call on the blocking pool.
+    async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> Result<T, sextant_store::StoreError> + Send + 'static,
+    {
+        sextant_store::call(&self.store, f)
+            .await
+            .map_err(ApiError::from)
+    }
+}
 
 /// The endpoints this server hosts.
 pub struct Endpoints {
@@ -155,25 +185,25 @@ impl Endpoints {
         }
     }
 
-    fn capture_sink(&self, st: &AppState) -> Arc<CaptureSink> {
+    fn capture_sink(&self, deps: &Deps) -> Arc<CaptureSink> {
         self.capture
-            .get_or_init(|| CaptureSink::start(st.artifacts.clone(), CaptureSettings::default()))
+            .get_or_init(|| CaptureSink::start(deps.artifacts.clone(), CaptureSettings::default()))
             .clone()
     }
 
     /// A loaded model, loading it (and copying a registry version's files) once.
-    async fn load(&self, st: &AppState, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
+    async fn load(&self, deps: &Deps, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
         let d = &p.deployed;
         let key = p.model_key();
         if let Some(p) = self.models.lock().await.get(&key).and_then(Weak::upgrade) {
             return Ok(p);
         }
-        let data_dir = st
+        let data_dir = deps
             .data_dir
             .as_deref()
             .cloned()
             .unwrap_or_else(|| std::env::temp_dir().join("sextant-serving"));
-        let dir = resolve::materialize(&st.store, &st.artifacts, &data_dir, d)
+        let dir = resolve::materialize(&deps.store, &deps.artifacts, &data_dir, d)
             .await
             .map_err(resolve_error)?;
         let predictor: Arc<dyn Predictor> = match d.runtime {
@@ -202,7 +232,7 @@ impl Endpoints {
     /// gateway (creating it); returns the split by gateway variant.
     async fn install(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: &EndpointSpec,
         state: &EndpointState,
@@ -210,11 +240,11 @@ impl Endpoints {
         let planned = plan(spec, state);
         let mut variants = Vec::new();
         for p in planned.variants {
-            variants.push(p.install(self.load(st, &p).await?));
+            variants.push(p.install(self.load(deps, &p).await?));
         }
         let shadow = match planned.shadow {
             Some((p, sampling_percent)) => Some(ShadowSpec {
-                variant: p.install(self.load(st, &p).await?),
+                variant: p.install(self.load(deps, &p).await?),
                 sampling_percent,
             }),
             None => None,
@@ -239,7 +269,7 @@ impl Endpoints {
                         capture: capture.clone(),
                         ..GatewaySettings::default()
                     },
-                    capture.as_ref().map(|_| self.capture_sink(st)),
+                    capture.as_ref().map(|_| self.capture_sink(deps)),
                 );
                 self.gateways.insert(g.clone());
                 g
@@ -254,8 +284,8 @@ impl Endpoints {
 
     /// Loads every stored endpoint at start-up; rollouts go on from their
     /// stored state.
-    pub async fn resume(&self, st: &AppState) {
-        let stored = match st.db(|s| s.list_endpoints()).await {
+    pub async fn resume(&self, deps: &Deps) {
+        let stored = match deps.db(|s| s.list_endpoints()).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e.message, "cannot list endpoints");
@@ -266,7 +296,7 @@ impl Endpoints {
         for e in stored {
             let result = async {
                 let (spec, state) = parse_stored(&e)?;
-                self.install(st, &e.name, &spec, &state).await
+                self.install(deps, &e.name, &spec, &state).await
             }
             .await;
             match result {
@@ -282,7 +312,7 @@ impl Endpoints {
     /// of a variant starts a rollout by the definition's policy.
     pub async fn apply(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: EndpointSpec,
     ) -> Result<(bool, EndpointView), ApiError> {
@@ -297,7 +327,7 @@ impl Endpoints {
         }
         let guard = self.changing.lock().await;
         let n = name.to_string();
-        let existing = st
+        let existing = deps
             .db(move |s| match s.get_endpoint(&n) {
                 Ok(e) => Ok(Some(e)),
                 Err(sextant_store::StoreError::Domain(sextant_core::Error::NotFound(_))) => {
@@ -306,7 +336,7 @@ impl Endpoints {
                 Err(e) => Err(e),
             })
             .await?;
-        let resolved = self.resolve_all(st, &spec).await?;
+        let resolved = self.resolve_all(deps, &spec).await?;
         let now = self.clock.now_ms();
         let existing = match &existing {
             Some(e) => Some(parse_stored(e)?.1),
@@ -319,8 +349,8 @@ impl Endpoints {
             event: kind,
             fresh,
         } = apply::plan_apply(name, existing, &resolved.models, &spec, now, id)?;
-        let warnings = self.approval_warnings(st, &fresh).await;
-        let split = self.install(st, name, &spec, &state).await?;
+        let warnings = self.approval_warnings(deps, &fresh).await;
+        let split = self.install(deps, name, &spec, &state).await?;
         self.take_baseline(name, &state);
         let reason = match &state.rollout {
             Some(r) if r.status == RolloutStatus::InProgress && r.started_ms == now => format!(
@@ -333,7 +363,7 @@ impl Endpoints {
         push_traffic(&mut state, now, split, reason);
         let stored = self
             .store(
-                st,
+                deps,
                 name,
                 Some(&spec),
                 &state,
@@ -347,31 +377,34 @@ impl Endpoints {
             .as_ref()
             .is_some_and(|r| r.status == RolloutStatus::InProgress)
         {
-            self.tick_one(st, name).await;
+            self.tick_one(deps, name).await;
         }
-        let mut view = self.view(st, name).await.unwrap_or_else(|_| EndpointView {
-            name: name.to_string(),
-            spec,
-            state,
-            created_time: stored.created_time,
-            updated_time: stored.updated_time,
-            stats: Vec::new(),
-            time_left_ms: None,
-            warnings: Vec::new(),
-        });
+        let mut view = self
+            .view(deps, name)
+            .await
+            .unwrap_or_else(|_| EndpointView {
+                name: name.to_string(),
+                spec,
+                state,
+                created_time: stored.created_time,
+                updated_time: stored.updated_time,
+                stats: Vec::new(),
+                time_left_ms: None,
+                warnings: Vec::new(),
+            });
         view.warnings = warnings;
         Ok((created, view))
     }
 
     /// A warning for each registry version among `fresh` that is not approved: it is
     /// served all the same (approval gates `follow`, not a person's explicit change).
-    async fn approval_warnings(&self, st: &AppState, fresh: &[Deployed]) -> Vec<String> {
+    async fn approval_warnings(&self, deps: &Deps, fresh: &[Deployed]) -> Vec<String> {
         let mut warnings = Vec::new();
         for d in fresh {
             let (Some(model), Some(version)) = (d.model.clone(), d.version) else {
                 continue;
             };
-            let Ok(v) = st.db(move |s| s.get_model_version(&model, version)).await else {
+            let Ok(v) = deps.db(move |s| s.get_model_version(&model, version)).await else {
                 continue;
             };
             let status = v.approval.status;
@@ -387,29 +420,29 @@ impl Endpoints {
     }
 
     /// Resolves every model the definition names (validating them).
-    async fn resolve_all(&self, st: &AppState, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
+    async fn resolve_all(&self, deps: &Deps, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
         let mut variants = BTreeMap::new();
         let mut loaded = Vec::new();
         for v in &spec.variants {
-            let (uri, rt, roots) = (v.model.clone(), v.runtime, st.data_roots.clone());
-            let d = st
+            let (uri, rt, roots) = (v.model.clone(), v.runtime, deps.data_roots.clone());
+            let d = deps
                 .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                 .await?
                 .map_err(resolve_error)?;
             // Loading now makes a broken model a 400 before anything changes.
-            loaded.push(self.load(st, &Planned::of(v, &d)).await?);
+            loaded.push(self.load(deps, &Planned::of(v, &d)).await?);
             variants.insert(v.name.clone(), d);
         }
         let shadow = match &spec.shadow {
             Some(s) => {
-                let (uri, rt, roots) = (s.model.clone(), s.runtime, st.data_roots.clone());
-                let d = st
+                let (uri, rt, roots) = (s.model.clone(), s.runtime, deps.data_roots.clone());
+                let d = deps
                     .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                     .await?
                     .map_err(resolve_error)?;
                 loaded.push(
                     self.load(
-                        st,
+                        deps,
                         &Planned {
                             name: s.name.clone(),
                             deployed: d.clone(),
@@ -432,7 +465,7 @@ impl Endpoints {
 
     async fn store(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: Option<&EndpointSpec>,
         state: &EndpointState,
@@ -441,13 +474,13 @@ impl Endpoints {
         let name = name.to_string();
         let state = serde_json::to_string(state).expect("state serializes");
         let spec = spec.map(|s| serde_json::to_string(s).expect("spec serializes"));
-        let stored = st
+        let stored = deps
             .db(move |s| match spec {
                 Some(spec) => s.put_endpoint(&name, &spec, &state, Some(&ev)),
                 None => s.set_endpoint_state(&name, &state, Some(&ev)),
             })
             .await?;
-        st.changes.notify_waiters();
+        deps.changes.notify_waiters();
         Ok(stored)
     }
 
@@ -559,15 +592,15 @@ impl Endpoints {
     }
 
     /// Evaluates every rollout in progress.
-    pub async fn tick(&self, st: &AppState) {
+    pub async fn tick(&self, deps: &Deps) {
         let names = self.gateways.names();
         for name in names {
-            self.tick_one(st, &name).await;
+            self.tick_one(deps, &name).await;
         }
     }
 
-    async fn tick_one(&self, st: &AppState, name: &str) {
-        if let Err(e) = self.advance(st, name, None).await {
+    async fn tick_one(&self, deps: &Deps, name: &str) {
+        if let Err(e) = self.advance(deps, name, None).await {
             tracing::warn!(endpoint = %name, error = %e.message, "cannot advance the endpoint's rollout");
         }
     }
@@ -576,7 +609,7 @@ impl Endpoints {
     /// (`Some(true)` promote, `Some(false)` roll back).
     async fn advance(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         manual: Option<bool>,
     ) -> Result<Option<String>, ApiError> {
@@ -590,7 +623,7 @@ impl Endpoints {
             }
         };
         let n = name.to_string();
-        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
         let (spec, mut state) = parse_stored(&stored)?;
         let Some(mut r) = state
             .rollout
@@ -660,7 +693,7 @@ impl Endpoints {
         } else {
             state.rollout = Some(r.clone());
         }
-        let split = self.install(st, name, &spec, &state).await?;
+        let split = self.install(deps, name, &spec, &state).await?;
         push_traffic(&mut state, now, split, reason.clone());
         tracing::info!(endpoint = %name, %reason, "rollout moved");
         let payload = json!({
@@ -672,7 +705,7 @@ impl Endpoints {
             "traffic_percent": r.traffic_percent,
             "reason": reason,
         });
-        self.store(st, name, None, &state, event(kind, payload))
+        self.store(deps, name, None, &state, event(kind, payload))
             .await?;
         if ended && let Some(b) = self.baselines().get_mut(name) {
             b.remove(&r.id);
@@ -681,22 +714,22 @@ impl Endpoints {
     }
 
     /// Promotes the rollout in progress now.
-    pub async fn promote(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
-        self.advance(st, name, Some(true)).await?;
-        self.view(st, name).await
+    pub async fn promote(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(deps, name, Some(true)).await?;
+        self.view(deps, name).await
     }
 
     /// Rolls the rollout in progress back now.
-    pub async fn rollback(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
-        self.advance(st, name, Some(false)).await?;
-        self.view(st, name).await
+    pub async fn rollback(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(deps, name, Some(false)).await?;
+        self.view(deps, name).await
     }
 
     /// Deletes an endpoint and stops serving it.
-    pub async fn delete(&self, st: &AppState, name: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, deps: &Deps, name: &str) -> Result<(), ApiError> {
         let _guard = self.changing.lock().await;
         let n = name.to_string();
-        st.db(move |s| s.delete_endpoint(&n)).await?;
+        deps.db(move |s| s.delete_endpoint(&n)).await?;
         // The gateway's variants hold its models: dropping it stops a `process` model's
         // children once the requests still running on them end.
         self.gateways.remove(name);
@@ -705,14 +738,14 @@ impl Endpoints {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
-        st.changes.notify_waiters();
+        deps.changes.notify_waiters();
         Ok(())
     }
 
     /// An endpoint with its live counters.
-    pub async fn view(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
+    pub async fn view(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
         let n = name.to_string();
-        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
         self.view_of(&stored)
     }
 
@@ -754,14 +787,14 @@ impl Endpoints {
     }
 
     /// Every endpoint.
-    pub async fn list(&self, st: &AppState) -> Result<Vec<EndpointView>, ApiError> {
-        let stored = st.db(|s| s.list_endpoints()).await?;
+    pub async fn list(&self, deps: &Deps) -> Result<Vec<EndpointView>, ApiError> {
+        let stored = deps.db(|s| s.list_endpoints()).await?;
         stored.iter().map(|e| self.view_of(e)).collect()
     }
 
     /// Reacts to a registry event: endpoints that follow the model deploy
     /// the version it names.
-    async fn follow(&self, st: &AppState, e: &sextant_core::registry::Event) {
+    async fn follow(&self, deps: &Deps, e: &sextant_core::registry::Event) {
         let approved = e.kind == "model_version.approved";
         if !(approved || e.kind == "model_version.alias_set") {
             return;
@@ -773,7 +806,9 @@ impl Endpoints {
         ) else {
             return;
         };
-        let Ok(all) = self.list(st).await else { return };
+        let Ok(all) = self.list(deps).await else {
+            return;
+        };
         for ep in all {
             let Some(f) = &ep.spec.follow else { continue };
             let wanted = f.model == model
@@ -794,7 +829,7 @@ impl Endpoints {
                 spec.variants[0].model = format!("models:/{model}/{version}");
             }
             tracing::info!(endpoint = %ep.name, %model, version, "deploying a followed model version");
-            if let Err(err) = self.apply(st, &ep.name, spec).await {
+            if let Err(err) = self.apply(deps, &ep.name, spec).await {
                 tracing::warn!(endpoint = %ep.name, error = %err.message, "cannot deploy the followed version");
             }
         }
@@ -928,22 +963,23 @@ fn push_traffic(
 pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let eps = st.endpoints.clone();
-        eps.resume(&st).await;
-        let mut cursor = st.db(|s| s.last_event_id()).await.unwrap_or_default();
+        let deps = st.endpoint_deps();
+        eps.resume(&deps).await;
+        let mut cursor = deps.db(|s| s.last_event_id()).await.unwrap_or_default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;
-            eps.tick(&st).await;
+            eps.tick(&deps).await;
             let after = cursor;
             let kinds = vec![
                 "model_version.approved".to_string(),
                 "model_version.alias_set".to_string(),
             ];
-            match st.db(move |s| s.events_after(after, &kinds, 100)).await {
+            match deps.db(move |s| s.events_after(after, &kinds, 100)).await {
                 Ok(events) => {
                     for e in events {
                         cursor = cursor.max(e.id);
-                        eps.follow(&st, &e).await;
+                        eps.follow(&deps, &e).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e.message, "cannot read events"),

@@ -42,7 +42,8 @@ impl Orchestrator {
     ) -> Result<StepResult, StepFailure> {
         let st = &self.state;
         let eps = st.endpoints.clone();
-        let mut spec = match eps.view(st, &t.endpoint).await {
+        let deps = st.endpoint_deps();
+        let mut spec = match eps.view(&deps, &t.endpoint).await {
             Ok(v) => v.spec,
             Err(e) if e.code == ErrorCode::ResourceDoesNotExist => EndpointSpec {
                 name: None,
@@ -77,7 +78,7 @@ impl Orchestrator {
         if let Some(b) = t.bake {
             spec.rollout.bake = b;
         }
-        let (_, view) = eps.apply(st, &t.endpoint, spec).await.map_err(failure)?;
+        let (_, view) = eps.apply(&deps, &t.endpoint, spec).await.map_err(failure)?;
         let rollout = view.state.rollout.as_ref().map(|r| r.id.clone());
         let mut result = StepResult::default();
         if let Some(v) = view
@@ -96,7 +97,7 @@ impl Orchestrator {
             .heartbeating(claimed, None, async {
                 loop {
                     tokio::time::sleep(crate::endpoints::TICK).await;
-                    match eps.view(st, &name).await {
+                    match eps.view(&deps, &name).await {
                         Ok(v) if v.state.rollout.as_ref().is_some_and(|r| r.id == id) => {}
                         Ok(v) => {
                             return Ok(v.state.past_rollouts.into_iter().find(|r| r.id == id));
