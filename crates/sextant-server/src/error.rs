@@ -177,6 +177,26 @@ impl From<sextant_control::pipelines::PipelineError> for ApiError {
     }
 }
 
+impl From<sextant_store::CallError> for ApiError {
+    fn from(e: sextant_store::CallError) -> Self {
+        match e {
+            sextant_store::CallError::Store(e) => e.into(),
+            e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<sextant_serving::endpoints::apply::ApplyError> for ApiError {
+    fn from(e: sextant_serving::endpoints::apply::ApplyError) -> Self {
+        use sextant_serving::endpoints::apply::ApplyError as E;
+        let code = match e {
+            E::RolloutInProgress(_) => ErrorCode::ResourceConflict,
+            E::SeveralChanged { .. } => ErrorCode::InvalidParameterValue,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error_code": self.code.as_str(), "message": self.message});

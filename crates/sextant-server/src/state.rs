@@ -66,8 +66,10 @@ impl AppState {
         }
     }
 
-    /// The same state reading time from `clock` (tests drive a manual one).
+    /// The same state reading time from `clock` (tests drive a manual one):
+    /// the pipeline controllers and the endpoint controller; before they start.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.endpoints = Arc::new(crate::endpoints::Endpoints::with_clock(clock.clone()));
         self.clock = clock;
         self
     }
@@ -106,6 +108,17 @@ impl AppState {
         self
     }
 
+    /// What the endpoint controller works with.
+    pub fn endpoint_deps(&self) -> crate::endpoints::Deps {
+        crate::endpoints::Deps {
+            store: self.store.clone(),
+            artifacts: self.artifacts.clone(),
+            data_dir: self.data_dir.clone(),
+            data_roots: self.data_roots.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+
     /// The same state reading files for callers only under `roots`.
     pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
         self.data_roots = Arc::new(roots);
@@ -123,9 +136,6 @@ impl AppState {
     {
         sextant_store::call(&self.store, f)
             .await
-            .map_err(|e| match e {
-                sextant_store::CallError::Store(e) => ApiError::from(e),
-                e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
-            })
+            .map_err(ApiError::from)
     }
 }

@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use prost::Message;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_core::clock::{ManualClock, SharedClock};
 use sextant_server::{AppState, SecurityConfig, endpoints, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
@@ -26,6 +27,8 @@ use support::{call, eventually};
 
 struct Harness {
     app: Router,
+    /// Where the controller reads the time.
+    clock: SharedClock,
     store: Arc<dyn MetaStore>,
     artifacts: Arc<ArtifactStore>,
     data: PathBuf,
@@ -35,27 +38,39 @@ struct Harness {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-fn state(store: Arc<dyn MetaStore>, artifacts: Arc<ArtifactStore>, data: &Path) -> AppState {
-    AppState::new(store, artifacts, SecurityConfig::loopback()).with_data_dir(data.to_path_buf())
+fn state(
+    store: Arc<dyn MetaStore>,
+    artifacts: Arc<ArtifactStore>,
+    data: &Path,
+    clock: &SharedClock,
+) -> AppState {
+    AppState::new(store, artifacts, SecurityConfig::loopback())
+        .with_data_dir(data.to_path_buf())
+        .with_clock(clock.clone())
 }
 
 impl Harness {
     fn new() -> Harness {
-        Self::build(false)
+        Self::build(false, sextant_core::clock::system())
     }
 
     /// With the pipeline orchestrator running too.
     fn with_pipelines() -> Harness {
-        Self::build(true)
+        Self::build(true, sextant_core::clock::system())
     }
 
-    fn build(pipelines: bool) -> Harness {
+    /// With the controller reading time from `clock`.
+    fn with_clock(clock: SharedClock) -> Harness {
+        Self::build(false, clock)
+    }
+
+    fn build(pipelines: bool, clock: SharedClock) -> Harness {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
         let artifacts =
             Arc::new(ArtifactStore::from_uri(dirs[1].path().to_str().unwrap()).unwrap());
-        let st = state(store.clone(), artifacts.clone(), dirs[0].path());
+        let st = state(store.clone(), artifacts.clone(), dirs[0].path(), &clock);
         let controller = endpoints::spawn(st.clone());
         let orchestrator = pipelines.then(|| {
             sextant_server::pipelines::spawn(
@@ -70,6 +85,7 @@ impl Harness {
             )
         });
         Harness {
+            clock,
             _orchestrator: orchestrator,
             app: router(st),
             store,
@@ -84,7 +100,12 @@ impl Harness {
     /// The same stores served by a new process's state and controller.
     fn restart(&mut self) {
         self.controller.abort();
-        let st = state(self.store.clone(), self.artifacts.clone(), &self.data);
+        let st = state(
+            self.store.clone(),
+            self.artifacts.clone(),
+            &self.data,
+            &self.clock,
+        );
         self.controller = endpoints::spawn(st.clone());
         self.app = router(st);
     }
@@ -187,9 +208,12 @@ fn one(model: &str, rollout: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() {
-    let h = Arc::new(Harness::new());
+    // The bake ends when the test moves the clock, not after waiting for it.
+    let clock = ManualClock::now();
+    let h = Arc::new(Harness::with_clock(clock.clone()));
     let (v1, v2) = (h.model("v1", 10.0), h.model("v2", 20.0));
-    let rollout = json!({"strategy": "canary", "percent": 50, "bake": "400ms", "alarms": {"min_requests": 5}});
+    let rollout =
+        json!({"strategy": "canary", "percent": 50, "bake": "1h", "alarms": {"min_requests": 5}});
     let (s, v) = h.put("churn", one(&v1, rollout.clone())).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["status"], "in_service");
@@ -229,6 +253,16 @@ async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() 
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "updating", "{v}");
     assert_eq!(v["rollout"]["traffic_percent"], 50.0);
+    assert_eq!(v["rollout"]["time_left_ms"], 3_600_000, "{v}");
+    // Both models answer while the canary bakes, and the controller holds its split.
+    eventually(Duration::from_secs(30), "both models to answer", || async {
+        let (new, old) = (seen_new.load(Ordering::SeqCst), seen_old.load(Ordering::SeqCst));
+        if new > 0 && old >= 2 { Ok(()) } else { Err(format!("canary {new}, primary {old}")) }
+    })
+    .await;
+    let v = h.get("churn").await;
+    assert_eq!(v["status"], "updating", "{v}");
+    clock.advance(Duration::from_secs(3600));
     let done = h
         .until("churn", |v| {
             v["past_rollouts"].as_array().is_some_and(|p| !p.is_empty())

@@ -9,22 +9,24 @@
 //! disagree for longer than one install. Models are loaded before anything
 //! is stored: a model that does not load is a 400 and changes nothing.
 
-pub mod config;
 pub mod remote;
-pub mod resolve;
-pub mod rollout;
+
+pub use sextant_serving::endpoints::{
+    EndpointState, EndpointStatus, TICK, TrafficChange, apply, canary, capture_prefix, config,
+    resolve, rollout,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use tokio::sync::Mutex;
 
-use self::config::{EndpointSpec, Runtime, Strategy};
+use self::apply::{Applied, ResolvedModels};
+use self::config::{EndpointSpec, Runtime};
 use self::resolve::ResolveError;
 use self::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
 use crate::error::{ApiError, ErrorCode};
@@ -33,42 +35,13 @@ use crate::serving::{
     Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
 use crate::state::AppState;
-use sextant_core::clock::now_ms;
+use sextant_artifacts::ArtifactStore;
+use sextant_artifacts::data_roots::DataRoots;
+use sextant_core::clock::SharedClock;
+use sextant_store::MetaStore;
 
-/// How often rollouts are evaluated.
-pub const TICK: Duration = Duration::from_millis(250);
 /// Traffic changes and past rollouts kept in an endpoint's state.
 const HISTORY: usize = 100;
-
-/// What the controller made of a definition (stored as the endpoint's state).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointState {
-    /// `in_service`, `updating` (a rollout is in progress) or `failed`.
-    pub status: String,
-    /// The stable model of each variant, by variant name.
-    pub deployed: BTreeMap<String, Deployed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Deployed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
-    /// Ended rollouts, newest last.
-    #[serde(default)]
-    pub past_rollouts: Vec<Rollout>,
-    /// Every traffic split installed, newest last.
-    #[serde(default)]
-    pub traffic: Vec<TrafficChange>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// One traffic split and why it was installed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrafficChange {
-    pub time: i64,
-    /// Percent of the endpoint's traffic by variant (gateway variant names).
-    pub split: BTreeMap<String, f64>,
-    pub reason: String,
-}
 
 /// An endpoint as the API shows it.
 #[derive(Debug, Clone)]
@@ -104,6 +77,32 @@ const REPORT_TTL: Duration = Duration::from_secs(300);
 /// endpoint and gateway id.
 type Reports = HashMap<String, HashMap<String, (std::time::Instant, Vec<VariantSnapshot>)>>;
 
+/// What the controller works with: a plain value, no server state.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn MetaStore>,
+    pub artifacts: Arc<ArtifactStore>,
+    /// Where registry models are copied to (a temporary directory when `None`).
+    pub data_dir: Option<Arc<PathBuf>>,
+    /// Where a variant's local model directory may lie.
+    pub data_roots: Arc<DataRoots>,
+    /// Woken after every stored change (event long-polls wait on it).
+    pub changes: Arc<tokio::sync::Notify>,
+}
+
+impl Deps {
+    /// A store call on the blocking pool.
+    async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> Result<T, sextant_store::StoreError> + Send + 'static,
+    {
+        sextant_store::call(&self.store, f)
+            .await
+            .map_err(ApiError::from)
+    }
+}
+
 /// The endpoints this server hosts.
 pub struct Endpoints {
     /// The live gateways, which `/endpoints/{name}/…` reaches.
@@ -123,6 +122,8 @@ pub struct Endpoints {
     capture: std::sync::OnceLock<Arc<CaptureSink>>,
     /// Settings of the `process` runtime.
     pub process: ProcessSettings,
+    /// Where rollouts, bakes and alarm windows read the time.
+    pub clock: SharedClock,
 }
 
 impl Default for Endpoints {
@@ -135,13 +136,9 @@ impl Default for Endpoints {
             models: Mutex::new(HashMap::new()),
             capture: std::sync::OnceLock::new(),
             process: ProcessSettings::default(),
+            clock: sextant_core::clock::system(),
         }
     }
-}
-
-
-fn canary(variant: &str) -> String {
-    format!("{variant}-canary")
 }
 
 fn resolve_error(e: ResolveError) -> ApiError {
@@ -160,14 +157,18 @@ fn event(kind: &str, payload: serde_json::Value) -> EndpointEvent {
 }
 
 fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
-    let spec: EndpointSpec = serde_json::from_str(&e.spec)
-        .map_err(|err| ApiError::internal(format!("stored endpoint '{}': {err}", e.name)))?;
-    let state: EndpointState = serde_json::from_str(&e.state)
-        .map_err(|err| ApiError::internal(format!("stored endpoint '{}' state: {err}", e.name)))?;
-    Ok((spec, state))
+    sextant_serving::endpoints::parse_stored(e).map_err(|err| ApiError::internal(err.to_string()))
 }
 
 impl Endpoints {
+    /// No endpoints yet, reading time from `clock`.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Endpoints {
+            clock,
+            ..Endpoints::default()
+        }
+    }
+
     /// The gateway of a hosted endpoint.
     pub fn gateway(&self, name: &str) -> Option<Arc<Gateway>> {
         self.gateways.get(name)
@@ -184,25 +185,25 @@ impl Endpoints {
         }
     }
 
-    fn capture_sink(&self, st: &AppState) -> Arc<CaptureSink> {
+    fn capture_sink(&self, deps: &Deps) -> Arc<CaptureSink> {
         self.capture
-            .get_or_init(|| CaptureSink::start(st.artifacts.clone(), CaptureSettings::default()))
+            .get_or_init(|| CaptureSink::start(deps.artifacts.clone(), CaptureSettings::default()))
             .clone()
     }
 
     /// A loaded model, loading it (and copying a registry version's files) once.
-    async fn load(&self, st: &AppState, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
+    async fn load(&self, deps: &Deps, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
         let d = &p.deployed;
         let key = p.model_key();
         if let Some(p) = self.models.lock().await.get(&key).and_then(Weak::upgrade) {
             return Ok(p);
         }
-        let data_dir = st
+        let data_dir = deps
             .data_dir
             .as_deref()
             .cloned()
             .unwrap_or_else(|| std::env::temp_dir().join("sextant-serving"));
-        let dir = resolve::materialize(&st.store, &st.artifacts, &data_dir, d)
+        let dir = resolve::materialize(&deps.store, &deps.artifacts, &data_dir, d)
             .await
             .map_err(resolve_error)?;
         let predictor: Arc<dyn Predictor> = match d.runtime {
@@ -231,7 +232,7 @@ impl Endpoints {
     /// gateway (creating it); returns the split by gateway variant.
     async fn install(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: &EndpointSpec,
         state: &EndpointState,
@@ -239,11 +240,11 @@ impl Endpoints {
         let planned = plan(spec, state);
         let mut variants = Vec::new();
         for p in planned.variants {
-            variants.push(p.install(self.load(st, &p).await?));
+            variants.push(p.install(self.load(deps, &p).await?));
         }
         let shadow = match planned.shadow {
             Some((p, sampling_percent)) => Some(ShadowSpec {
-                variant: p.install(self.load(st, &p).await?),
+                variant: p.install(self.load(deps, &p).await?),
                 sampling_percent,
             }),
             None => None,
@@ -268,7 +269,7 @@ impl Endpoints {
                         capture: capture.clone(),
                         ..GatewaySettings::default()
                     },
-                    capture.as_ref().map(|_| self.capture_sink(st)),
+                    capture.as_ref().map(|_| self.capture_sink(deps)),
                 );
                 self.gateways.insert(g.clone());
                 g
@@ -283,8 +284,8 @@ impl Endpoints {
 
     /// Loads every stored endpoint at start-up; rollouts go on from their
     /// stored state.
-    pub async fn resume(&self, st: &AppState) {
-        let stored = match st.db(|s| s.list_endpoints()).await {
+    pub async fn resume(&self, deps: &Deps) {
+        let stored = match deps.db(|s| s.list_endpoints()).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e.message, "cannot list endpoints");
@@ -295,7 +296,7 @@ impl Endpoints {
         for e in stored {
             let result = async {
                 let (spec, state) = parse_stored(&e)?;
-                self.install(st, &e.name, &spec, &state).await
+                self.install(deps, &e.name, &spec, &state).await
             }
             .await;
             match result {
@@ -311,7 +312,7 @@ impl Endpoints {
     /// of a variant starts a rollout by the definition's policy.
     pub async fn apply(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: EndpointSpec,
     ) -> Result<(bool, EndpointView), ApiError> {
@@ -326,7 +327,7 @@ impl Endpoints {
         }
         let guard = self.changing.lock().await;
         let n = name.to_string();
-        let existing = st
+        let existing = deps
             .db(move |s| match s.get_endpoint(&n) {
                 Ok(e) => Ok(Some(e)),
                 Err(sextant_store::StoreError::Domain(sextant_core::Error::NotFound(_))) => {
@@ -335,107 +336,21 @@ impl Endpoints {
                 Err(e) => Err(e),
             })
             .await?;
-        let resolved = self.resolve_all(st, &spec).await?;
-        let now = now_ms();
-        // Models this change puts into service (new variants, changed models).
-        let mut fresh: Vec<&Deployed> = Vec::new();
-        let (created, mut state, kind) = match &existing {
-            None => {
-                let state = EndpointState {
-                    status: "in_service".into(),
-                    deployed: resolved.variants.clone(),
-                    shadow: resolved.shadow.clone(),
-                    rollout: None,
-                    past_rollouts: Vec::new(),
-                    traffic: Vec::new(),
-                    message: None,
-                };
-                fresh.extend(resolved.variants.values());
-                (true, state, "endpoint.created")
-            }
-            Some(e) => {
-                let (_, mut state) = parse_stored(e)?;
-                let rolling = state
-                    .rollout
-                    .as_ref()
-                    .filter(|r| r.status == RolloutStatus::InProgress);
-                let in_progress = rolling.is_some();
-                // What each variant is headed for: a rolling one's new model.
-                let current = |v: &String| match rolling {
-                    Some(r) if &r.variant == v => Some(&r.to),
-                    _ => state.deployed.get(v),
-                };
-                let changed: Vec<&String> = resolved
-                    .variants
-                    .iter()
-                    .filter(|(v, d)| {
-                        current(v).is_some_and(|old| {
-                            old.resolved != d.resolved || old.runtime != d.runtime
-                        })
-                    })
-                    .map(|(v, _)| v)
-                    .collect();
-                fresh.extend(
-                    resolved
-                        .variants
-                        .iter()
-                        .filter(|(v, _)| changed.contains(v) || current(v).is_none())
-                        .map(|(_, d)| d),
-                );
-                if in_progress && !changed.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::ResourceConflict,
-                        format!(
-                            "endpoint '{name}' has a rollout in progress: promote or roll it back first"
-                        ),
-                    ));
-                }
-                let gradual = spec.rollout.strategy != Strategy::AllAtOnce;
-                if gradual && changed.len() > 1 {
-                    return Err(ApiError::invalid(format!(
-                        "{} variants change model at once; a {:?} rollout moves one variant at a time",
-                        changed.len(),
-                        spec.rollout.strategy
-                    )));
-                }
-                // Variants added or removed, weights and everything else apply now.
-                let rolling_variant = rolling.map(|r| r.variant.clone());
-                let mut deployed = BTreeMap::new();
-                for (v, d) in &resolved.variants {
-                    // A changed variant keeps serving its stable model until
-                    // the rollout ends, and so does the one rolling now.
-                    let keep = state
-                        .deployed
-                        .get(v)
-                        .filter(|_| changed.contains(&v) || rolling_variant.as_ref() == Some(v));
-                    deployed.insert(v.clone(), keep.cloned().unwrap_or_else(|| d.clone()));
-                }
-                state.deployed = deployed;
-                state.shadow = resolved.shadow.clone();
-                if let Some(v) = changed.first() {
-                    let from = state.deployed[*v].clone();
-                    let to = resolved.variants[*v].clone();
-                    state.rollout = Some(Rollout {
-                        id: uuid::Uuid::new_v4().simple().to_string(),
-                        variant: (*v).clone(),
-                        traffic_percent: Rollout::initial_percent(&spec.rollout),
-                        from,
-                        to,
-                        policy: spec.rollout.clone(),
-                        status: RolloutStatus::InProgress,
-                        started_ms: now,
-                        step_started_ms: now,
-                        ended_ms: None,
-                        reason: None,
-                        counters: None,
-                    });
-                    state.status = "updating".into();
-                }
-                (false, state, "endpoint.updated")
-            }
+        let resolved = self.resolve_all(deps, &spec).await?;
+        let now = self.clock.now_ms();
+        let existing = match &existing {
+            Some(e) => Some(parse_stored(e)?.1),
+            None => None,
         };
-        let warnings = self.approval_warnings(st, &fresh).await;
-        let split = self.install(st, name, &spec, &state).await?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let Applied {
+            created,
+            mut state,
+            event: kind,
+            fresh,
+        } = apply::plan_apply(name, existing, &resolved.models, &spec, now, id)?;
+        let warnings = self.approval_warnings(deps, &fresh).await;
+        let split = self.install(deps, name, &spec, &state).await?;
         self.take_baseline(name, &state);
         let reason = match &state.rollout {
             Some(r) if r.status == RolloutStatus::InProgress && r.started_ms == now => format!(
@@ -448,7 +363,7 @@ impl Endpoints {
         push_traffic(&mut state, now, split, reason);
         let stored = self
             .store(
-                st,
+                deps,
                 name,
                 Some(&spec),
                 &state,
@@ -462,31 +377,34 @@ impl Endpoints {
             .as_ref()
             .is_some_and(|r| r.status == RolloutStatus::InProgress)
         {
-            self.tick_one(st, name).await;
+            self.tick_one(deps, name).await;
         }
-        let mut view = self.view(st, name).await.unwrap_or_else(|_| EndpointView {
-            name: name.to_string(),
-            spec,
-            state,
-            created_time: stored.created_time,
-            updated_time: stored.updated_time,
-            stats: Vec::new(),
-            time_left_ms: None,
-            warnings: Vec::new(),
-        });
+        let mut view = self
+            .view(deps, name)
+            .await
+            .unwrap_or_else(|_| EndpointView {
+                name: name.to_string(),
+                spec,
+                state,
+                created_time: stored.created_time,
+                updated_time: stored.updated_time,
+                stats: Vec::new(),
+                time_left_ms: None,
+                warnings: Vec::new(),
+            });
         view.warnings = warnings;
         Ok((created, view))
     }
 
     /// A warning for each registry version among `fresh` that is not approved: it is
     /// served all the same (approval gates `follow`, not a person's explicit change).
-    async fn approval_warnings(&self, st: &AppState, fresh: &[&Deployed]) -> Vec<String> {
+    async fn approval_warnings(&self, deps: &Deps, fresh: &[Deployed]) -> Vec<String> {
         let mut warnings = Vec::new();
         for d in fresh {
             let (Some(model), Some(version)) = (d.model.clone(), d.version) else {
                 continue;
             };
-            let Ok(v) = st.db(move |s| s.get_model_version(&model, version)).await else {
+            let Ok(v) = deps.db(move |s| s.get_model_version(&model, version)).await else {
                 continue;
             };
             let status = v.approval.status;
@@ -502,29 +420,29 @@ impl Endpoints {
     }
 
     /// Resolves every model the definition names (validating them).
-    async fn resolve_all(&self, st: &AppState, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
+    async fn resolve_all(&self, deps: &Deps, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
         let mut variants = BTreeMap::new();
         let mut loaded = Vec::new();
         for v in &spec.variants {
-            let (uri, rt, roots) = (v.model.clone(), v.runtime, st.data_roots.clone());
-            let d = st
+            let (uri, rt, roots) = (v.model.clone(), v.runtime, deps.data_roots.clone());
+            let d = deps
                 .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                 .await?
                 .map_err(resolve_error)?;
             // Loading now makes a broken model a 400 before anything changes.
-            loaded.push(self.load(st, &Planned::of(v, &d)).await?);
+            loaded.push(self.load(deps, &Planned::of(v, &d)).await?);
             variants.insert(v.name.clone(), d);
         }
         let shadow = match &spec.shadow {
             Some(s) => {
-                let (uri, rt, roots) = (s.model.clone(), s.runtime, st.data_roots.clone());
-                let d = st
+                let (uri, rt, roots) = (s.model.clone(), s.runtime, deps.data_roots.clone());
+                let d = deps
                     .db(move |s| Ok(resolve::resolve(s, &uri, rt, &roots)))
                     .await?
                     .map_err(resolve_error)?;
                 loaded.push(
                     self.load(
-                        st,
+                        deps,
                         &Planned {
                             name: s.name.clone(),
                             deployed: d.clone(),
@@ -540,15 +458,14 @@ impl Endpoints {
             None => None,
         };
         Ok(Resolved {
-            variants,
-            shadow,
+            models: ResolvedModels { variants, shadow },
             _loaded: loaded,
         })
     }
 
     async fn store(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         spec: Option<&EndpointSpec>,
         state: &EndpointState,
@@ -557,20 +474,20 @@ impl Endpoints {
         let name = name.to_string();
         let state = serde_json::to_string(state).expect("state serializes");
         let spec = spec.map(|s| serde_json::to_string(s).expect("spec serializes"));
-        let stored = st
+        let stored = deps
             .db(move |s| match spec {
                 Some(spec) => s.put_endpoint(&name, &spec, &state, Some(&ev)),
                 None => s.set_endpoint_state(&name, &state, Some(&ev)),
             })
             .await?;
-        st.changes.notify_waiters();
+        deps.changes.notify_waiters();
         Ok(stored)
     }
 
     /// Keeps what a separate gateway serving `endpoint` reports: its cumulative counters
     /// per variant. Reports older than [`REPORT_TTL`] are dropped.
     pub fn report(&self, endpoint: &str, gateway: &str, variants: Vec<VariantSnapshot>) {
-        let now = std::time::Instant::now();
+        let now = self.clock.instant();
         let mut all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for of in all.values_mut() {
             of.retain(|_, (at, _)| now.duration_since(*at) < REPORT_TTL);
@@ -588,7 +505,7 @@ impl Endpoints {
         }
         let all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(of) = all.get(name) {
-            let now = std::time::Instant::now();
+            let now = self.clock.instant();
             out.extend(
                 of.iter()
                     .filter(|(_, (at, _))| now.duration_since(*at) < REPORT_TTL)
@@ -663,7 +580,7 @@ impl Endpoints {
 
     fn take_baseline_for(&self, name: &str, r: &Rollout) {
         let state = EndpointState {
-            status: String::new(),
+            status: EndpointStatus::InService,
             deployed: BTreeMap::new(),
             shadow: None,
             rollout: Some(r.clone()),
@@ -675,15 +592,15 @@ impl Endpoints {
     }
 
     /// Evaluates every rollout in progress.
-    pub async fn tick(&self, st: &AppState) {
+    pub async fn tick(&self, deps: &Deps) {
         let names = self.gateways.names();
         for name in names {
-            self.tick_one(st, &name).await;
+            self.tick_one(deps, &name).await;
         }
     }
 
-    async fn tick_one(&self, st: &AppState, name: &str) {
-        if let Err(e) = self.advance(st, name, None).await {
+    async fn tick_one(&self, deps: &Deps, name: &str) {
+        if let Err(e) = self.advance(deps, name, None).await {
             tracing::warn!(endpoint = %name, error = %e.message, "cannot advance the endpoint's rollout");
         }
     }
@@ -692,7 +609,7 @@ impl Endpoints {
     /// (`Some(true)` promote, `Some(false)` roll back).
     async fn advance(
         &self,
-        st: &AppState,
+        deps: &Deps,
         name: &str,
         manual: Option<bool>,
     ) -> Result<Option<String>, ApiError> {
@@ -706,7 +623,7 @@ impl Endpoints {
             }
         };
         let n = name.to_string();
-        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
         let (spec, mut state) = parse_stored(&stored)?;
         let Some(mut r) = state
             .rollout
@@ -721,7 +638,7 @@ impl Endpoints {
                 None => Ok(None),
             };
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let (new, stable) = self.windows(name, &r);
         let decision = match manual {
             Some(true) => Decision::Promote,
@@ -769,14 +686,14 @@ impl Endpoints {
             // are not shown once it is gone.
             r.counters = Some(rollout::RolloutCounters { new, stable });
             state.rollout = None;
-            state.status = "in_service".into();
+            state.status = EndpointStatus::InService;
             state.past_rollouts.push(r.clone());
             let extra = state.past_rollouts.len().saturating_sub(HISTORY);
             state.past_rollouts.drain(..extra);
         } else {
             state.rollout = Some(r.clone());
         }
-        let split = self.install(st, name, &spec, &state).await?;
+        let split = self.install(deps, name, &spec, &state).await?;
         push_traffic(&mut state, now, split, reason.clone());
         tracing::info!(endpoint = %name, %reason, "rollout moved");
         let payload = json!({
@@ -788,7 +705,7 @@ impl Endpoints {
             "traffic_percent": r.traffic_percent,
             "reason": reason,
         });
-        self.store(st, name, None, &state, event(kind, payload))
+        self.store(deps, name, None, &state, event(kind, payload))
             .await?;
         if ended && let Some(b) = self.baselines().get_mut(name) {
             b.remove(&r.id);
@@ -797,22 +714,22 @@ impl Endpoints {
     }
 
     /// Promotes the rollout in progress now.
-    pub async fn promote(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
-        self.advance(st, name, Some(true)).await?;
-        self.view(st, name).await
+    pub async fn promote(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(deps, name, Some(true)).await?;
+        self.view(deps, name).await
     }
 
     /// Rolls the rollout in progress back now.
-    pub async fn rollback(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
-        self.advance(st, name, Some(false)).await?;
-        self.view(st, name).await
+    pub async fn rollback(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+        self.advance(deps, name, Some(false)).await?;
+        self.view(deps, name).await
     }
 
     /// Deletes an endpoint and stops serving it.
-    pub async fn delete(&self, st: &AppState, name: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, deps: &Deps, name: &str) -> Result<(), ApiError> {
         let _guard = self.changing.lock().await;
         let n = name.to_string();
-        st.db(move |s| s.delete_endpoint(&n)).await?;
+        deps.db(move |s| s.delete_endpoint(&n)).await?;
         // The gateway's variants hold its models: dropping it stops a `process` model's
         // children once the requests still running on them end.
         self.gateways.remove(name);
@@ -821,14 +738,14 @@ impl Endpoints {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
-        st.changes.notify_waiters();
+        deps.changes.notify_waiters();
         Ok(())
     }
 
     /// An endpoint with its live counters.
-    pub async fn view(&self, st: &AppState, name: &str) -> Result<EndpointView, ApiError> {
+    pub async fn view(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
         let n = name.to_string();
-        let stored = st.db(move |s| s.get_endpoint(&n)).await?;
+        let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
         self.view_of(&stored)
     }
 
@@ -855,7 +772,7 @@ impl Endpoints {
         {
             let (new, stable) = self.windows(&stored.name, r);
             r.counters = Some(rollout::RolloutCounters { new, stable });
-            time_left_ms = rollout::time_left_ms(r, now_ms());
+            time_left_ms = rollout::time_left_ms(r, self.clock.now_ms());
         }
         Ok(EndpointView {
             name: stored.name.clone(),
@@ -870,14 +787,14 @@ impl Endpoints {
     }
 
     /// Every endpoint.
-    pub async fn list(&self, st: &AppState) -> Result<Vec<EndpointView>, ApiError> {
-        let stored = st.db(|s| s.list_endpoints()).await?;
+    pub async fn list(&self, deps: &Deps) -> Result<Vec<EndpointView>, ApiError> {
+        let stored = deps.db(|s| s.list_endpoints()).await?;
         stored.iter().map(|e| self.view_of(e)).collect()
     }
 
     /// Reacts to a registry event: endpoints that follow the model deploy
     /// the version it names.
-    async fn follow(&self, st: &AppState, e: &sextant_core::registry::Event) {
+    async fn follow(&self, deps: &Deps, e: &sextant_core::registry::Event) {
         let approved = e.kind == "model_version.approved";
         if !(approved || e.kind == "model_version.alias_set") {
             return;
@@ -889,7 +806,9 @@ impl Endpoints {
         ) else {
             return;
         };
-        let Ok(all) = self.list(st).await else { return };
+        let Ok(all) = self.list(deps).await else {
+            return;
+        };
         for ep in all {
             let Some(f) = &ep.spec.follow else { continue };
             let wanted = f.model == model
@@ -910,7 +829,7 @@ impl Endpoints {
                 spec.variants[0].model = format!("models:/{model}/{version}");
             }
             tracing::info!(endpoint = %ep.name, %model, version, "deploying a followed model version");
-            if let Err(err) = self.apply(st, &ep.name, spec).await {
+            if let Err(err) = self.apply(deps, &ep.name, spec).await {
                 tracing::warn!(endpoint = %ep.name, error = %err.message, "cannot deploy the followed version");
             }
         }
@@ -1019,8 +938,7 @@ pub fn plan(spec: &EndpointSpec, state: &EndpointState) -> Plan {
 }
 
 struct Resolved {
-    variants: BTreeMap<String, Deployed>,
-    shadow: Option<Deployed>,
+    models: ResolvedModels,
     /// The models, loaded: held until they are installed, so they are not started twice.
     _loaded: Vec<Arc<dyn Predictor>>,
 }
@@ -1045,22 +963,23 @@ fn push_traffic(
 pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let eps = st.endpoints.clone();
-        eps.resume(&st).await;
-        let mut cursor = st.db(|s| s.last_event_id()).await.unwrap_or_default();
+        let deps = st.endpoint_deps();
+        eps.resume(&deps).await;
+        let mut cursor = deps.db(|s| s.last_event_id()).await.unwrap_or_default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;
-            eps.tick(&st).await;
+            eps.tick(&deps).await;
             let after = cursor;
             let kinds = vec![
                 "model_version.approved".to_string(),
                 "model_version.alias_set".to_string(),
             ];
-            match st.db(move |s| s.events_after(after, &kinds, 100)).await {
+            match deps.db(move |s| s.events_after(after, &kinds, 100)).await {
                 Ok(events) => {
                     for e in events {
                         cursor = cursor.max(e.id);
-                        eps.follow(&st, &e).await;
+                        eps.follow(&deps, &e).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e.message, "cannot read events"),
@@ -1099,9 +1018,4 @@ pub(crate) fn capture_config(spec: &EndpointSpec) -> Option<CaptureConfig> {
             _ => CaptureMode::InputAndOutput,
         },
     })
-}
-
-/// Where the capture files of this server go, relative to the artifact root.
-pub fn capture_prefix() -> PathBuf {
-    PathBuf::from(CaptureSettings::default().prefix)
 }

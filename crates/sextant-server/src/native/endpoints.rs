@@ -74,7 +74,7 @@ fn body(v: EndpointView) -> Value {
 
 /// `GET /api/v1/endpoints`.
 pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let all = st.endpoints.list(&st).await?;
+    let all = st.endpoints.list(&st.endpoint_deps()).await?;
     Ok(Json(
         json!({ "endpoints": all.into_iter().map(body).collect::<Vec<_>>() }),
     ))
@@ -90,7 +90,7 @@ pub async fn put(
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the endpoint definition is not UTF-8"))?;
     let spec = EndpointSpec::parse(&format!("{name}.yaml"), text).map_err(ApiError::invalid)?;
-    let (created, view) = st.endpoints.apply(&st, &name, spec).await?;
+    let (created, view) = st.endpoints.apply(&st.endpoint_deps(), &name, spec).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -105,7 +105,9 @@ pub async fn show(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
-    Ok(Json(body(st.endpoints.view(&st, &name).await?)))
+    Ok(Json(body(
+        st.endpoints.view(&st.endpoint_deps(), &name).await?,
+    )))
 }
 
 /// `DELETE /api/v1/endpoints/{name}`.
@@ -114,7 +116,7 @@ pub async fn delete(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
-    st.endpoints.delete(&st, &name).await?;
+    st.endpoints.delete(&st.endpoint_deps(), &name).await?;
     Ok(Json(json!({})))
 }
 
@@ -169,7 +171,9 @@ pub async fn promote(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
-    Ok(Json(body(st.endpoints.promote(&st, &name).await?)))
+    Ok(Json(body(
+        st.endpoints.promote(&st.endpoint_deps(), &name).await?,
+    )))
 }
 
 /// `POST /api/v1/endpoints/{name}/rollback`.
@@ -178,5 +182,7 @@ pub async fn rollback(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let name = path(p)?;
-    Ok(Json(body(st.endpoints.rollback(&st, &name).await?)))
+    Ok(Json(body(
+        st.endpoints.rollback(&st.endpoint_deps(), &name).await?,
+    )))
 }

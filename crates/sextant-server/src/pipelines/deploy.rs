@@ -37,7 +37,8 @@ impl Deployer for EndpointDeployer {
         Box::pin(async move {
             let st = &self.state;
             let eps = st.endpoints.clone();
-            let mut spec = match eps.view(st, &t.endpoint).await {
+            let deps = st.endpoint_deps();
+            let mut spec = match eps.view(&deps, &t.endpoint).await {
                 Ok(v) => v.spec,
                 Err(e) if e.code == ErrorCode::ResourceDoesNotExist => EndpointSpec {
                     name: None,
@@ -72,7 +73,7 @@ impl Deployer for EndpointDeployer {
             if let Some(b) = t.bake {
                 spec.rollout.bake = b;
             }
-            let (_, view) = eps.apply(st, &t.endpoint, spec).await.map_err(refused)?;
+            let (_, view) = eps.apply(&deps, &t.endpoint, spec).await.map_err(refused)?;
             Ok(Deployed {
                 rollout: view.state.rollout.as_ref().map(|r| r.id.clone()),
                 version: view
@@ -93,7 +94,7 @@ impl Deployer for EndpointDeployer {
             let v = self
                 .state
                 .endpoints
-                .view(&self.state, endpoint)
+                .view(&self.state.endpoint_deps(), endpoint)
                 .await
                 .map_err(refused)?;
             if v.state.rollout.as_ref().is_some_and(|r| r.id == id) {
