@@ -95,7 +95,11 @@ pub fn spawn(
     settings: Settings,
 ) -> (Arc<Orchestrator>, tokio::task::JoinHandle<()>) {
     let slots = Arc::new(Semaphore::new(settings.concurrency));
-    let triggers = triggers::run(deps.clone());
+    // Events are followed from the newest one when `spawn` is called, not when
+    // the task first runs: an event appended in between (a busy runtime, or a
+    // request answered right after start-up) would otherwise be skipped.
+    let since = deps.store.last_event_id().ok();
+    let triggers = triggers::run(deps.clone(), since);
     let orch = Arc::new(Orchestrator {
         deps,
         deployer,

@@ -72,16 +72,20 @@ struct Known {
     schedule: Option<(Cron, Option<DateTime<Utc>>)>,
 }
 
-/// Follows schedules and events until the task is aborted.
-pub(super) async fn run(state: Deps) {
-    let mut cursor = loop {
-        match state.db(|s| s.last_event_id()).await {
-            Ok(id) => break id,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the newest event id");
-                tokio::time::sleep(POLL).await;
+/// Follows schedules, and events after `since` (read now when it is `None`),
+/// until the task is aborted.
+pub(super) async fn run(state: Deps, since: Option<i64>) {
+    let mut cursor = match since {
+        Some(id) => id,
+        None => loop {
+            match state.db(|s| s.last_event_id()).await {
+                Ok(id) => break id,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the newest event id");
+                    tokio::time::sleep(POLL).await;
+                }
             }
-        }
+        },
     };
     let mut known = BTreeMap::new();
     loop {
