@@ -140,7 +140,7 @@ impl Default for Endpoints {
 }
 
 
-fn canary(variant: &str) -> String {
+pub(crate) fn canary(variant: &str) -> String {
     format!("{variant}-canary")
 }
 
@@ -159,7 +159,7 @@ fn event(kind: &str, payload: serde_json::Value) -> EndpointEvent {
     }
 }
 
-fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
+pub(crate) fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
     let spec: EndpointSpec = serde_json::from_str(&e.spec)
         .map_err(|err| ApiError::internal(format!("stored endpoint '{}': {err}", e.name)))?;
     let state: EndpointState = serde_json::from_str(&e.state)
