@@ -9,17 +9,17 @@
 //! disagree for longer than one install. Models are loaded before anything
 //! is stored: a model that does not load is a 400 and changes nothing.
 
-pub mod config;
 pub mod remote;
-pub mod resolve;
-pub mod rollout;
+
+pub use sextant_serving::endpoints::{
+    EndpointState, EndpointStatus, TICK, TrafficChange, canary, capture_prefix, config, resolve,
+    rollout,
+};
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use tokio::sync::Mutex;
@@ -35,40 +35,8 @@ use crate::serving::{
 use crate::state::AppState;
 use sextant_core::clock::now_ms;
 
-/// How often rollouts are evaluated.
-pub const TICK: Duration = Duration::from_millis(250);
 /// Traffic changes and past rollouts kept in an endpoint's state.
 const HISTORY: usize = 100;
-
-/// What the controller made of a definition (stored as the endpoint's state).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointState {
-    /// `in_service`, `updating` (a rollout is in progress) or `failed`.
-    pub status: String,
-    /// The stable model of each variant, by variant name.
-    pub deployed: BTreeMap<String, Deployed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Deployed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
-    /// Ended rollouts, newest last.
-    #[serde(default)]
-    pub past_rollouts: Vec<Rollout>,
-    /// Every traffic split installed, newest last.
-    #[serde(default)]
-    pub traffic: Vec<TrafficChange>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// One traffic split and why it was installed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrafficChange {
-    pub time: i64,
-    /// Percent of the endpoint's traffic by variant (gateway variant names).
-    pub split: BTreeMap<String, f64>,
-    pub reason: String,
-}
 
 /// An endpoint as the API shows it.
 #[derive(Debug, Clone)]
@@ -139,11 +107,6 @@ impl Default for Endpoints {
     }
 }
 
-
-pub(crate) fn canary(variant: &str) -> String {
-    format!("{variant}-canary")
-}
-
 fn resolve_error(e: ResolveError) -> ApiError {
     match e {
         ResolveError::Invalid(m) => ApiError::invalid(m),
@@ -159,12 +122,8 @@ fn event(kind: &str, payload: serde_json::Value) -> EndpointEvent {
     }
 }
 
-pub(crate) fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
-    let spec: EndpointSpec = serde_json::from_str(&e.spec)
-        .map_err(|err| ApiError::internal(format!("stored endpoint '{}': {err}", e.name)))?;
-    let state: EndpointState = serde_json::from_str(&e.state)
-        .map_err(|err| ApiError::internal(format!("stored endpoint '{}' state: {err}", e.name)))?;
-    Ok((spec, state))
+fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
+    sextant_serving::endpoints::parse_stored(e).map_err(|err| ApiError::internal(err.to_string()))
 }
 
 impl Endpoints {
@@ -342,7 +301,7 @@ impl Endpoints {
         let (created, mut state, kind) = match &existing {
             None => {
                 let state = EndpointState {
-                    status: "in_service".into(),
+                    status: EndpointStatus::InService,
                     deployed: resolved.variants.clone(),
                     shadow: resolved.shadow.clone(),
                     rollout: None,
@@ -429,7 +388,7 @@ impl Endpoints {
                         reason: None,
                         counters: None,
                     });
-                    state.status = "updating".into();
+                    state.status = EndpointStatus::Updating;
                 }
                 (false, state, "endpoint.updated")
             }
@@ -663,7 +622,7 @@ impl Endpoints {
 
     fn take_baseline_for(&self, name: &str, r: &Rollout) {
         let state = EndpointState {
-            status: String::new(),
+            status: EndpointStatus::InService,
             deployed: BTreeMap::new(),
             shadow: None,
             rollout: Some(r.clone()),
@@ -769,7 +728,7 @@ impl Endpoints {
             // are not shown once it is gone.
             r.counters = Some(rollout::RolloutCounters { new, stable });
             state.rollout = None;
-            state.status = "in_service".into();
+            state.status = EndpointStatus::InService;
             state.past_rollouts.push(r.clone());
             let extra = state.past_rollouts.len().saturating_sub(HISTORY);
             state.past_rollouts.drain(..extra);
@@ -1099,9 +1058,4 @@ pub(crate) fn capture_config(spec: &EndpointSpec) -> Option<CaptureConfig> {
             _ => CaptureMode::InputAndOutput,
         },
     })
-}
-
-/// Where the capture files of this server go, relative to the artifact root.
-pub fn capture_prefix() -> PathBuf {
-    PathBuf::from(CaptureSettings::default().prefix)
 }

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::config::{EndpointSpec, Runtime};
-use super::{EndpointState, plan};
+use super::{EndpointState, EndpointStatus, plan};
 use crate::serving::capture::{CaptureSettings, CaptureSink};
 use crate::serving::{self, Gateway, GatewaySettings, Predictor, ProcessSettings, ShadowSpec};
 
@@ -124,7 +124,8 @@ async fn sync(
     let spec: EndpointSpec =
         serde_json::from_value(v["spec"].clone()).map_err(|e| format!("endpoint spec: {e}"))?;
     let state = EndpointState {
-        status: v["status"].as_str().unwrap_or_default().to_string(),
+        // Only the plan matters here, not the status.
+        status: serde_json::from_value(v["status"].clone()).unwrap_or(EndpointStatus::InService),
         deployed: serde_json::from_value(v["deployed"].clone()).map_err(|e| e.to_string())?,
         shadow: serde_json::from_value(v["shadow"].clone()).map_err(|e| e.to_string())?,
         rollout: serde_json::from_value(v["rollout"].clone()).map_err(|e| e.to_string())?,

@@ -57,7 +57,7 @@ pub struct CaptureSettings {
 impl Default for CaptureSettings {
     fn default() -> Self {
         CaptureSettings {
-            prefix: "datacapture".into(),
+            prefix: sextant_serving::endpoints::CAPTURE_PREFIX.into(),
             buffer: 10_000,
             max_records_per_file: 1_000,
             max_bytes_per_file: 8 << 20,

@@ -9,24 +9,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::error::{LoadError, PredictError};
 use super::model::{BoxFuture, ModelInfo, Predictor};
 use super::protocol::{ModelRequest, Prediction};
 
-/// Bounds and targets of one variant's instances.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalePolicy {
-    pub min: usize,
-    pub max: usize,
-    /// Requests in flight one instance should carry.
-    pub target_in_flight: f64,
-    /// How long fewer instances must do before one is retired.
-    pub scale_in_after: Duration,
-    /// How often the scaler looks.
-    pub interval: Duration,
-}
+pub use sextant_serving::pool::ScalePolicy;
 
 /// Starts one more instance.
 pub type Factory = Arc<dyn Fn() -> BoxFuture<Result<Arc<dyn Predictor>, LoadError>> + Send + Sync>;
@@ -257,6 +246,8 @@ async fn scale(pool: Arc<Pool>, policy: ScalePolicy, factory: Factory) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

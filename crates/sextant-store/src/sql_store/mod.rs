@@ -18,7 +18,6 @@ mod webhooks;
 
 pub use import::open_import_sink;
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{

@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use sextant_artifacts::{ArtifactStore, SafePath};
+use futures::StreamExt;
+use sextant_artifacts::data_roots::DataRoots;
+use sextant_artifacts::{ArtifactStore, NotProxied, SafePath};
 use sextant_store::{MetaStore, StoreError};
+use tokio::io::AsyncWriteExt;
 
 use super::config::Runtime;
 use super::rollout::Deployed;
-use crate::data_roots::DataRoots;
-use crate::pipelines::outputs::write_stream;
 
 /// Why a model URI gives no model.
 #[derive(Debug, thiserror::Error)]
@@ -141,11 +142,13 @@ pub async fn materialize(
     {
         return Ok(PathBuf::from(local));
     }
-    let root = crate::mlflow::artifacts::proxied_root(location).map_err(|e| {
-        ResolveError::Storage(format!(
-            "model {name}/{version} at {location}: {}",
-            e.message
-        ))
+    let root = sextant_artifacts::proxied_root(location).map_err(|e| {
+        // The message the artifact API answers for the same root.
+        let why = match e {
+            NotProxied::InvalidPath(_) => "Invalid path".to_string(),
+            e @ NotProxied::Elsewhere(_) => e.to_string(),
+        };
+        ResolveError::Storage(format!("model {name}/{version} at {location}: {why}"))
     })?;
     let staging = dir.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     copy_tree(artifacts, &root, &staging).await?;
@@ -194,7 +197,7 @@ async fn copy_tree(
                     .get(&child, None)
                     .await
                     .map_err(|err| ResolveError::Storage(format!("reading {child}: {err}")))?;
-                write_stream(download.stream, &local.join(&e.name))
+                write_file(download.stream, &local.join(&e.name))
                     .await
                     .map_err(ResolveError::Storage)?;
                 files += 1;
@@ -207,4 +210,24 @@ async fn copy_tree(
         )));
     }
     Ok(())
+}
+
+/// Writes a stream of chunks into the local file `target`.
+async fn write_file<S, E>(mut stream: S, target: &Path) -> Result<(), String>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut file = tokio::fs::File::create(target)
+        .await
+        .map_err(|e| format!("creating {}: {e}", target.display()))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| format!("writing {}: {e}", target.display()))
 }

@@ -82,8 +82,8 @@ pub const MAX_INSTANCES: usize = 64;
 
 impl InstancesSpec {
     /// The data plane's policy (the scaler looks twice a second).
-    pub fn policy(&self) -> crate::serving::ScalePolicy {
-        crate::serving::ScalePolicy {
+    pub fn policy(&self) -> crate::pool::ScalePolicy {
+        crate::pool::ScalePolicy {
             min: self.min,
             max: self.max,
             target_in_flight: self.target_in_flight,
@@ -413,7 +413,7 @@ impl EndpointSpec {
             out.push(("follow.model".into(), "follow.model is empty".into()));
         }
         for (i, o) in self.allowed_origins.iter().enumerate() {
-            if let Err(e) = crate::security::normalize_origin(o) {
+            if let Err(e) = crate::origin::normalize_origin(o) {
                 out.push((format!("allowed_origins.{i}"), e));
             }
         }
@@ -425,7 +425,7 @@ impl EndpointSpec {
     pub fn cors_origins(&self) -> Vec<String> {
         self.allowed_origins
             .iter()
-            .filter_map(|o| crate::security::normalize_origin(o).ok())
+            .filter_map(|o| crate::origin::normalize_origin(o).ok())
             .collect()
     }
 }
@@ -433,7 +433,7 @@ impl EndpointSpec {
 /// Reads a definition (YAML, or JSON, which is YAML) with every problem —
 /// structural ones first, then, once the structure is right, those `problems`
 /// finds — as `file:line:col: message` lines.
-pub(crate) fn read_definition<T: serde::de::DeserializeOwned>(
+pub fn read_definition<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
     noun: &str,
