@@ -19,8 +19,6 @@
 mod baseline;
 mod capture;
 pub mod config;
-/// Moved to `sextant-monitor`; the old path stays while callers move.
-pub use sextant_monitor::engine;
 mod error;
 pub mod ground_truth;
 mod run;

@@ -10,15 +10,15 @@ use sextant_monitor::engine::BaselineFiles;
 
 use super::config::MonitorSpec;
 use super::{MonitorError, Monitors};
-use crate::endpoints::config::{EndpointSpec, Runtime};
-use crate::endpoints::rollout::Deployed;
-use crate::endpoints::{self, EndpointState, resolve};
+use sextant_serving::endpoints::config::{EndpointSpec, Runtime};
+use sextant_serving::endpoints::rollout::Deployed;
+use sextant_serving::endpoints::{self, EndpointState, resolve};
 
 /// A stored endpoint's definition and state, decoded once.
 pub(super) fn parse_endpoint(
     stored: &StoredEndpoint,
 ) -> Result<(EndpointSpec, EndpointState), MonitorError> {
-    endpoints::parse_stored(stored).map_err(|e| MonitorError::Corrupt(e.message))
+    endpoints::parse_stored(stored).map_err(|e| MonitorError::Corrupt(e.to_string()))
 }
 
 /// Reads `dir/statistics.json` and `dir/constraints.json`.

@@ -8,7 +8,7 @@ use sextant_monitor::engine::CaptureWindow;
 
 use super::config::MonitorSpec;
 use super::{MonitorError, Monitors};
-use crate::endpoints::{canary, capture_prefix};
+use sextant_serving::endpoints::{canary, capture_prefix};
 
 fn artifacts_error(e: impl std::fmt::Display) -> MonitorError {
     MonitorError::Artifacts(e.to_string())
