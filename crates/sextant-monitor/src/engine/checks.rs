@@ -108,25 +108,22 @@ pub(super) fn drift_summary(d: &DatasetDrift) -> Value {
     })
 }
 
-/// What model quality found.
-pub(super) enum Quality {
-    /// No captured prediction has a label yet.
-    Unjoined,
-    /// Metrics of the joined pairs and the constraints they break.
-    Judged {
-        joined: usize,
-        metrics: QualityMetrics,
-        violations: Vec<Value>,
-    },
+/// What model quality found: metrics of the joined pairs and the
+/// constraints they break.
+pub(super) struct Judged {
+    pub joined: usize,
+    pub metrics: QualityMetrics,
+    pub violations: Vec<Value>,
 }
 
 /// Predictions joined with labels on the inference id, their metrics, and
-/// the model-quality constraints they break.
+/// the model-quality constraints they break; `None` while no captured
+/// prediction has a label.
 pub(super) fn model_quality(
     mq: &QualityCheck,
     exchanges: &[CapturedExchange],
     labels: &HashMap<String, String>,
-) -> Result<Quality, QualityError> {
+) -> Result<Option<Judged>, QualityError> {
     let problem = mq.problem_type;
     let positive = mq
         .positive_label
@@ -134,7 +131,7 @@ pub(super) fn model_quality(
         .map_or_else(default_positive, parse_label);
     let pairs = join(problem, exchanges, labels);
     if pairs.is_empty() {
-        return Ok(Quality::Unjoined);
+        return Ok(None);
     }
     let m = metrics(problem, &pairs, &positive)?;
     let mut violations = Vec::new();
@@ -148,11 +145,11 @@ pub(super) fn model_quality(
             ));
         }
     }
-    Ok(Quality::Judged {
+    Ok(Some(Judged {
         joined: pairs.len(),
         metrics: m,
         violations,
-    })
+    }))
 }
 
 /// The (prediction, label) pairs of the exchanges of one row that have a label.

@@ -176,16 +176,16 @@ pub fn evaluate(
     let mut quality_metrics = None;
     if let Some(mq) = &checks.model_quality {
         match checks::model_quality(mq, &window.exchanges, &window.labels)? {
-            checks::Quality::Unjoined => {
+            None => {
                 quality = Some(
                     json!({"joined": 0, "message": "no captured prediction has an uploaded label yet"}),
                 );
             }
-            checks::Quality::Judged {
+            Some(checks::Judged {
                 joined,
                 metrics,
                 violations: broken,
-            } => {
+            }) => {
                 violations.extend(broken);
                 quality = Some(json!({"joined": joined, "metrics": metrics}));
                 quality_metrics = Some(metrics);

@@ -15,7 +15,7 @@ fn unit(i: u64) -> f64 {
 fn baseline() -> Baseline {
     let mut p = DatasetProfile::new(ProfileOptions::default());
     for i in 0..2000 {
-        p.push_json_row([("x", &json!(unit(i)))].into_iter());
+        p.push_json_row([("x", &json!(unit(i)))]);
     }
     let statistics = serde_json::to_vec(&Statistics::from_profile(&p)).unwrap();
     BaselineFiles {
