@@ -7,4 +7,6 @@
 //! store) because it drives the metadata store, the artifact store and,
 //! for `deploy:` steps, the endpoint controller through [`pipelines::Deployer`].
 
+pub mod monitors;
 pub mod pipelines;
+pub mod webhooks;

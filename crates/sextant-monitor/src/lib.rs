@@ -4,6 +4,7 @@
 //! model-quality metrics, and a self-contained HTML report.
 
 pub mod drift;
+pub mod engine;
 pub mod kll;
 pub mod profile;
 pub mod quality;

@@ -548,6 +548,14 @@ pub fn decode_capture_line(
     columns: Option<&[String]>,
 ) -> Result<CapturedExchange, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    decode_capture_value(&v, columns)
+}
+
+/// Decodes one capture record already parsed as JSON (see [`decode_capture_line`]).
+pub fn decode_capture_value(
+    v: &Value,
+    columns: Option<&[String]>,
+) -> Result<CapturedExchange, String> {
     let meta = v.get("eventMetadata").ok_or("no eventMetadata")?;
     let data = v.get("captureData").ok_or("no captureData")?;
     let text = |k: &str| meta.get(k).and_then(Value::as_str).map(String::from);

@@ -3,7 +3,11 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sextant_store::StoreError;
+use sextant_store::{CallError, StoreError};
+
+use sextant_control::webhooks::WebhookError;
+
+use crate::monitors::MonitorError;
 
 /// MLflow's error codes that Sextant emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,11 +181,46 @@ impl From<sextant_control::pipelines::PipelineError> for ApiError {
     }
 }
 
+/// A store call's error as [`AppState::db`](crate::AppState::db) answers it.
+fn store_call(e: CallError) -> ApiError {
+    match e {
+        CallError::Store(e) => ApiError::from(e),
+        e @ CallError::Task(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+impl From<MonitorError> for ApiError {
+    fn from(e: MonitorError) -> Self {
+        match e {
+            MonitorError::Invalid(m) => ApiError::invalid(m),
+            e @ MonitorError::Busy(_) => ApiError::new(ErrorCode::ResourceConflict, e.to_string()),
+            MonitorError::Store(e) => store_call(e),
+            e @ (MonitorError::Corrupt(_)
+            | MonitorError::Baseline(_)
+            | MonitorError::Outside(_)
+            | MonitorError::Artifacts(_)
+            | MonitorError::Engine(_)
+            | MonitorError::TooFewRows { .. }
+            | MonitorError::WatchesNothing
+            | MonitorError::Panicked(_)) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<sextant_store::CallError> for ApiError {
     fn from(e: sextant_store::CallError) -> Self {
         match e {
             sextant_store::CallError::Store(e) => e.into(),
             e @ sextant_store::CallError::Task(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Refused(m) => ApiError::invalid(m),
+            WebhookError::Store(e) => store_call(e),
         }
     }
 }

@@ -35,11 +35,12 @@ pub struct AppState {
     pub(crate) orchestrator: Arc<OnceLock<Arc<Orchestrator>>>,
     /// The serving endpoints this server hosts.
     pub endpoints: Arc<crate::endpoints::Endpoints>,
-    /// The monitors this server runs.
+    /// The monitors this server runs (built from the fields above by
+    /// [`AppState::new`] and the `with_*` methods).
     pub monitors: Arc<crate::monitors::Monitors>,
     /// Where files read on a caller's behalf may lie (anywhere unless set).
     pub data_roots: Arc<crate::data_roots::DataRoots>,
-    /// Where the pipeline controllers read time (the machine's unless set).
+    /// Where controllers read time (the machine's unless set).
     pub clock: SharedClock,
 }
 
@@ -50,28 +51,55 @@ impl AppState {
         artifacts: Arc<ArtifactStore>,
         security: SecurityConfig,
     ) -> Self {
+        let endpoints = Arc::new(crate::endpoints::Endpoints::default());
+        let changes = Arc::new(tokio::sync::Notify::new());
+        let data_roots = Arc::new(crate::data_roots::DataRoots::anywhere());
+        let clock = sextant_core::clock::system();
+        let monitors = Arc::new(crate::monitors::Monitors::new(monitor_deps(
+            &store,
+            &artifacts,
+            None,
+            &data_roots,
+            &clock,
+            &endpoints,
+            &changes,
+        )));
         AppState {
             store,
             artifacts,
             security: Arc::new(security),
-            changes: Arc::new(tokio::sync::Notify::new()),
+            changes,
             pipelines: Arc::new(tokio::sync::Notify::new()),
             queued: Arc::new(tokio::sync::Notify::new()),
             data_dir: None,
             orchestrator: Arc::new(OnceLock::new()),
-            endpoints: Arc::new(crate::endpoints::Endpoints::default()),
-            monitors: Arc::new(crate::monitors::Monitors::default()),
-            data_roots: Arc::new(crate::data_roots::DataRoots::anywhere()),
-            clock: sextant_core::clock::system(),
+            endpoints,
+            monitors,
+            data_roots,
+            clock,
         }
     }
 
+    /// The same state with the monitor controller built again from its fields.
+    fn rewire_monitors(mut self) -> Self {
+        self.monitors = Arc::new(crate::monitors::Monitors::new(monitor_deps(
+            &self.store,
+            &self.artifacts,
+            self.data_dir.as_deref(),
+            &self.data_roots,
+            &self.clock,
+            &self.endpoints,
+            &self.changes,
+        )));
+        self
+    }
+
     /// The same state reading time from `clock` (tests drive a manual one):
-    /// the pipeline controllers and the endpoint controller; before they start.
+    /// every controller; before they start.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.endpoints = Arc::new(crate::endpoints::Endpoints::with_clock(clock.clone()));
         self.clock = clock;
-        self
+        self.rewire_monitors()
     }
 
     /// What the pipeline controllers work with, taken from this state.
@@ -102,12 +130,6 @@ impl AppState {
         }
     }
 
-    /// The same state with the server's data directory (see [`AppState::data_dir`]).
-    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
-        self.data_dir = Some(Arc::new(dir));
-        self
-    }
-
     /// What the endpoint controller works with.
     pub fn endpoint_deps(&self) -> crate::endpoints::Deps {
         crate::endpoints::Deps {
@@ -119,10 +141,16 @@ impl AppState {
         }
     }
 
+    /// The same state with the server's data directory (see [`AppState::data_dir`]).
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(Arc::new(dir));
+        self.rewire_monitors()
+    }
+
     /// The same state reading files for callers only under `roots`.
     pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
         self.data_roots = Arc::new(roots);
-        self
+        self.rewire_monitors()
     }
 
     /// Runs a store call on the blocking pool, so SQL never blocks the async
@@ -137,5 +165,35 @@ impl AppState {
         sextant_store::call(&self.store, f)
             .await
             .map_err(ApiError::from)
+    }
+}
+
+/// The monitor controller's dependencies out of the state's parts.
+fn monitor_deps(
+    store: &Arc<dyn MetaStore>,
+    artifacts: &Arc<ArtifactStore>,
+    data_dir: Option<&PathBuf>,
+    data_roots: &Arc<crate::data_roots::DataRoots>,
+    clock: &SharedClock,
+    endpoints: &Arc<crate::endpoints::Endpoints>,
+    changes: &Arc<tokio::sync::Notify>,
+) -> crate::monitors::MonitorDeps {
+    crate::monitors::MonitorDeps {
+        store: store.clone(),
+        artifacts: artifacts.clone(),
+        data_dir: data_dir.cloned(),
+        data_roots: data_roots.clone(),
+        clock: clock.clone(),
+        capture: Arc::new(FlushEndpoints(endpoints.clone())),
+        changes: changes.clone(),
+    }
+}
+
+/// The endpoints' capture sinks, flushed before a monitor reads a window.
+struct FlushEndpoints(Arc<crate::endpoints::Endpoints>);
+
+impl crate::monitors::FlushCapture for FlushEndpoints {
+    fn flush(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.0.flush_capture())
     }
 }

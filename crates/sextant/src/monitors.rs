@@ -5,7 +5,7 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 use sextant_client::Definition;
-use sextant_server::monitors::config::MonitorSpec;
+use sextant_control::monitors::config::MonitorSpec;
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 

@@ -257,7 +257,8 @@ pub async fn serve(
     let webhooks = Webhooks::new(webhooks);
     // Deliveries in flight at shutdown are retried after a restart: their
     // state is in the store.
-    let worker = sextant_server::webhooks::spawn(state.clone(), webhooks.clone());
+    let worker =
+        sextant_server::webhooks::spawn(sextant_server::webhooks::deps(&state), webhooks.clone());
     // Steps running at shutdown are killed with the process; their
     // leases expire and a restarted server runs them again.
     let orchestrator = sextant_server::pipelines::spawn(
@@ -265,7 +266,7 @@ pub async fn serve(
         pipeline_settings(&data_dir, listener.local_addr()?, pipelines),
     );
     let endpoints = sextant_server::endpoints::spawn(state.clone());
-    let monitors = sextant_server::monitors::spawn(state.clone());
+    let monitors = sextant_server::monitors::spawn(state.monitors.clone());
     let app = sextant_server::router(state).layer(axum::Extension(webhooks));
     tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "sextant server listening");
     axum::serve(listener, app)

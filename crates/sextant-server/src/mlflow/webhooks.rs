@@ -103,9 +103,7 @@ fn status(f: &Fields) -> Result<Option<WebhookStatus>, ApiError> {
 
 /// Checks a target URL against the SSRF guard.
 async fn checked_url(url: &str, hooks: &Webhooks) -> Result<String, ApiError> {
-    delivery::validate_url(url, hooks.settings.allow_private)
-        .await
-        .map_err(ApiError::invalid)?;
+    delivery::validate_url(url, hooks.settings.allow_private).await?;
     Ok(url.to_string())
 }
 
@@ -289,4 +287,3 @@ async fn deliveries(State(st): State<AppState>, Path(id): Path<String>, f: Field
         .await?;
     reply(Obj::new().list("deliveries", log.iter().map(attempt_json).collect()))
 }
-

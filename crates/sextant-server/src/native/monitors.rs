@@ -57,8 +57,8 @@ fn body(m: &StoredMonitor, last: Option<&MonitorRun>) -> Result<Value, ApiError>
 /// `GET /api/v1/monitors`.
 pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let all = st.db(|s| s.list_monitors()).await?;
-    let last =
-        crate::monitors::latest_runs(&st, all.iter().map(|m| m.name.clone()).collect()).await;
+    let names = all.iter().map(|m| m.name.clone()).collect();
+    let last = st.monitors.latest_runs(names).await;
     let items = all
         .iter()
         .zip(&last)
@@ -79,7 +79,7 @@ pub async fn put(
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the monitor definition is not UTF-8"))?;
     let spec = MonitorSpec::parse(&format!("{name}.yaml"), text).map_err(ApiError::invalid)?;
-    let (created, stored) = st.monitors.apply(&st, &name, spec).await?;
+    let (created, stored) = st.monitors.apply(&name, spec).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -96,7 +96,7 @@ pub async fn show(
     let name = path(p)?;
     let n = name.clone();
     let m = st.db(move |s| s.get_monitor(&n)).await?;
-    let last = crate::monitors::latest_runs(&st, vec![name]).await;
+    let last = st.monitors.latest_runs(vec![name]).await;
     Ok(Json(body(&m, last[0].as_ref())?))
 }
 
@@ -149,7 +149,7 @@ pub async fn run(
         window,
         trigger: "manual".into(),
     };
-    let run = st.monitors.run(&st, &name, req).await?;
+    let run = st.monitors.run(&name, req).await?;
     Ok((StatusCode::CREATED, Json(run_body(&run))))
 }
 
@@ -253,6 +253,7 @@ pub async fn ground_truth(
     let n = name.clone();
     st.db(move |s| s.get_endpoint(&n)).await?;
     let labels = ground_truth::parse_upload(&bytes)?;
-    let path = ground_truth::store(&st.artifacts, &name, &labels, chrono::Utc::now()).await?;
+    let now = chrono::DateTime::from_timestamp_millis(st.clock.now_ms()).unwrap_or_default();
+    let path = ground_truth::store(&st.artifacts, &name, &labels, now).await?;
     Ok(Json(json!({ "stored": labels.len(), "path": path })))
 }

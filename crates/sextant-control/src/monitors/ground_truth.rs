@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sextant_artifacts::{ArtifactStore, SafePath};
 
-use crate::error::ApiError;
+use super::MonitorError;
 
 /// Where ground truth goes, relative to the artifact root.
 pub const PREFIX: &str = "ground-truth";
@@ -27,17 +27,21 @@ pub struct Label {
 
 /// Reads `{"records": [{"inference_id": …, "label": …}, …]}`; every mistake
 /// names the record at fault.
-pub fn parse_upload(body: &[u8]) -> Result<Vec<Label>, ApiError> {
+pub fn parse_upload(body: &[u8]) -> Result<Vec<Label>, MonitorError> {
     let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("ground truth is not valid JSON: {e}")))?;
+        .map_err(|e| MonitorError::Invalid(format!("ground truth is not valid JSON: {e}")))?;
     let records = v.get("records").and_then(Value::as_array).ok_or_else(|| {
-        ApiError::invalid("ground truth needs {\"records\": [{\"inference_id\": …, \"label\": …}]}")
+        MonitorError::Invalid(
+            "ground truth needs {\"records\": [{\"inference_id\": …, \"label\": …}]}".into(),
+        )
     })?;
     if records.is_empty() {
-        return Err(ApiError::invalid("ground truth 'records' is empty"));
+        return Err(MonitorError::Invalid(
+            "ground truth 'records' is empty".into(),
+        ));
     }
     if records.len() > MAX_RECORDS {
-        return Err(ApiError::invalid(format!(
+        return Err(MonitorError::Invalid(format!(
             "ground truth has {} records; send at most {MAX_RECORDS} per request",
             records.len()
         )));
@@ -51,7 +55,7 @@ pub fn parse_upload(body: &[u8]) -> Result<Vec<Label>, ApiError> {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty() && s.len() <= 256)
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
+                    MonitorError::Invalid(format!(
                         "records[{i}].inference_id must be a non-empty string of at most 256 characters"
                     ))
                 })?;
@@ -60,7 +64,7 @@ pub fn parse_upload(body: &[u8]) -> Result<Vec<Label>, ApiError> {
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Bool(b)) => (*b as u8).to_string(),
                 _ => {
-                    return Err(ApiError::invalid(format!(
+                    return Err(MonitorError::Invalid(format!(
                         "records[{i}].label must be a number, a string or a boolean"
                     )));
                 }
@@ -79,7 +83,7 @@ pub async fn store(
     endpoint: &str,
     labels: &[Label],
     now: DateTime<Utc>,
-) -> Result<String, ApiError> {
+) -> Result<String, MonitorError> {
     let mut body = Vec::new();
     for l in labels {
         let line = json!({
@@ -96,14 +100,14 @@ pub async fn store(
         now.format("%M-%S-%3f"),
         uuid::Uuid::new_v4().simple()
     );
-    let path = SafePath::parse(&name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let path = SafePath::parse(&name).map_err(|e| MonitorError::Invalid(e.to_string()))?;
     let stream = futures::stream::once(async move {
         Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body))
     });
     artifacts
         .put(&path, stream)
         .await
-        .map_err(|e| ApiError::internal(format!("storing ground truth: {e}")))?;
+        .map_err(|e| MonitorError::Artifacts(format!("storing ground truth: {e}")))?;
     Ok(name)
 }
 
@@ -114,22 +118,29 @@ pub async fn labels(
     endpoint: &str,
     from: i64,
     to: i64,
-) -> Result<HashMap<String, String>, String> {
-    let from = DateTime::<Utc>::from_timestamp_millis(from).ok_or("time out of range")?;
-    let to = DateTime::<Utc>::from_timestamp_millis(to).ok_or("time out of range")?;
+) -> Result<HashMap<String, String>, MonitorError> {
+    let out_of_range = || MonitorError::Artifacts("time out of range".into());
+    let from = DateTime::<Utc>::from_timestamp_millis(from).ok_or_else(out_of_range)?;
+    let to = DateTime::<Utc>::from_timestamp_millis(to).ok_or_else(out_of_range)?;
+    let fail = |e: String| MonitorError::Artifacts(e);
     let mut out = HashMap::new();
-    for hour in super::hours(from, to) {
-        let dir =
-            SafePath::parse(&format!("{PREFIX}/{endpoint}/{hour}")).map_err(|e| e.to_string())?;
+    for hour in super::capture::hours(from, to) {
+        let dir = SafePath::parse(&format!("{PREFIX}/{endpoint}/{hour}"))
+            .map_err(|e| fail(e.to_string()))?;
         // File names start with the upload's minute, second and millisecond: name order is time order.
-        for entry in artifacts.list(&dir).await.map_err(|e| e.to_string())? {
+        for entry in artifacts
+            .list(&dir)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+        {
             if entry.is_dir || !entry.name.ends_with(".jsonl") {
                 continue;
             }
-            let file = dir.join(&SafePath::parse(&entry.name).map_err(|e| e.to_string())?);
-            let bytes = artifacts.read_all(&file)
+            let file = dir.join(&SafePath::parse(&entry.name).map_err(|e| fail(e.to_string()))?);
+            let bytes = artifacts
+                .read_all(&file)
                 .await
-                .map_err(|e| format!("reading {file}: {e}"))?;
+                .map_err(|e| fail(format!("reading {file}: {e}")))?;
             for line in String::from_utf8_lossy(&bytes).lines() {
                 let Ok(v) = serde_json::from_str::<Value>(line) else {
                     continue;
@@ -168,7 +179,7 @@ mod tests {
             (b"nope", "not valid JSON"),
         ] {
             let e = parse_upload(bad).unwrap_err();
-            assert!(e.message.contains(says), "{}", e.message);
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 }

@@ -13,7 +13,7 @@ use sextant_core::registry::Event;
 use sextant_core::webhooks::PROMPT_TAG;
 use sextant_store::MetaStore;
 
-use crate::native::rfc3339;
+use sextant_core::clock::rfc3339;
 
 /// MLflow keeps these tags out of prompt payloads.
 const PROMPT_INTERNAL_TAGS: [&str; 3] = [PROMPT_TAG, "_mlflow_prompt_type", "mlflow.prompt.text"];

@@ -11,12 +11,9 @@ use sextant_core::webhooks::{
 };
 use sextant_store::MetaStore;
 
-use super::Webhooks;
 use super::payload;
 use super::send::Outcome;
-use crate::error::ApiError;
-use crate::state::AppState;
-use sextant_core::clock::now_ms;
+use super::{WebhookDeps, WebhookError, Webhooks};
 
 /// Events read per fan-out transaction.
 const FANOUT_BATCH: u64 = 500;
@@ -27,18 +24,18 @@ const CLAIM_BATCH: u64 = 32;
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Starts the worker on the current runtime.
-pub fn spawn(state: AppState, hooks: Webhooks) -> tokio::task::JoinHandle<()> {
+pub fn spawn(deps: WebhookDeps, hooks: Webhooks) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let changes = state.changes.clone();
+            let changes = deps.changes.clone();
             let notified = changes.notified();
             tokio::pin!(notified);
             // Registered before the work, so a change during it is not missed.
             notified.as_mut().enable();
-            let wait = match run_once(&state, &hooks).await {
+            let wait = match run_once(&deps, &hooks).await {
                 Ok(wait) => wait,
                 Err(e) => {
-                    tracing::warn!(error = %e.message, "webhook delivery pass failed");
+                    tracing::warn!(error = %e, "webhook delivery pass failed");
                     hooks.settings.poll_interval
                 }
             };
@@ -52,20 +49,21 @@ pub fn spawn(state: AppState, hooks: Webhooks) -> tokio::task::JoinHandle<()> {
 
 /// One pass: fans out every new event, then attempts every due delivery.
 /// Returns how long the worker may sleep before the next retry is due.
-pub async fn run_once(state: &AppState, hooks: &Webhooks) -> Result<Duration, ApiError> {
-    while fan_out(state).await? {}
+pub async fn run_once(deps: &WebhookDeps, hooks: &Webhooks) -> Result<Duration, WebhookError> {
+    while fan_out(deps).await? {}
     let settings = hooks.settings.clone();
     let lease = i64::try_from((settings.timeout + LEASE_MARGIN).as_millis()).unwrap_or(i64::MAX);
     let mut wake = settings.poll_interval;
     loop {
-        let now = now_ms();
-        let due = state
-            .db(move |s| s.claim_webhook_deliveries(now, lease, CLAIM_BATCH))
-            .await?;
+        let now = deps.clock.now_ms();
+        let due = sextant_store::call(&deps.store, move |s| {
+            s.claim_webhook_deliveries(now, lease, CLAIM_BATCH)
+        })
+        .await?;
         if due.is_empty() {
             return Ok(wake);
         }
-        let attempts = due.into_iter().map(|d| attempt(state, hooks, d));
+        let attempts = due.into_iter().map(|d| attempt(deps, hooks, d));
         for retry_in in futures::future::join_all(attempts).await {
             if let Some(d) = retry_in? {
                 wake = wake.min(d);
@@ -75,20 +73,20 @@ pub async fn run_once(state: &AppState, hooks: &Webhooks) -> Result<Duration, Ap
 }
 
 /// Fans out one batch of new events; true when there may be more.
-async fn fan_out(state: &AppState) -> Result<bool, ApiError> {
-    state
-        .db(|s| {
-            let cursor = s.webhook_cursor()?;
-            let events = s.events_after(cursor, &[], FANOUT_BATCH)?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                return Ok(false);
-            };
-            let hooks = s.active_webhooks()?;
-            let deliveries = plan(s, &hooks, &events);
-            let moved = s.enqueue_webhook_deliveries(cursor, last, &deliveries)?;
-            Ok(!moved || events.len() as u64 == FANOUT_BATCH)
-        })
-        .await
+async fn fan_out(deps: &WebhookDeps) -> Result<bool, WebhookError> {
+    let more = sextant_store::call(&deps.store, |s| {
+        let cursor = s.webhook_cursor()?;
+        let events = s.events_after(cursor, &[], FANOUT_BATCH)?;
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Ok(false);
+        };
+        let hooks = s.active_webhooks()?;
+        let deliveries = plan(s, &hooks, &events);
+        let moved = s.enqueue_webhook_deliveries(cursor, last, &deliveries)?;
+        Ok(!moved || events.len() as u64 == FANOUT_BATCH)
+    })
+    .await?;
+    Ok(more)
 }
 
 /// The deliveries of `events` to `hooks`: at most one per webhook and event,
@@ -137,13 +135,13 @@ fn plan(store: &dyn MetaStore, hooks: &[Webhook], events: &[Event]) -> Vec<NewDe
 
 /// Makes one attempt and records it; returns the wait before a retry.
 async fn attempt(
-    state: &AppState,
+    deps: &WebhookDeps,
     hooks: &Webhooks,
     d: PendingDelivery,
-) -> Result<Option<Duration>, ApiError> {
+) -> Result<Option<Duration>, WebhookError> {
     let settings = &hooks.settings;
     let number = d.attempts + 1;
-    let time = now_ms();
+    let time = deps.clock.now_ms();
     let (outcome, took) = hooks
         .sender
         .post(
@@ -171,7 +169,8 @@ async fn attempt(
         let wait = settings.delay_after(u32::try_from(number).unwrap_or(u32::MAX));
         retry_in = Some(wait);
         DeliveryState::Pending {
-            next_attempt_at: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+            next_attempt_at: deps.clock.now_ms()
+                + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
         }
     } else {
         DeliveryState::Failed
@@ -197,9 +196,9 @@ async fn attempt(
         duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
     };
     let id = d.id;
-    state
-        .db(move |s| s.record_webhook_attempt(id, &log, next))
-        .await?;
+    sextant_store::call(&deps.store, move |s| {
+        s.record_webhook_attempt(id, &log, next)
+    })
+    .await?;
     Ok(retry_in)
 }
-

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoints::config::{parse_duration, read_definition};
+use sextant_serving::endpoints::config::{parse_duration, read_definition};
 
 /// The whole definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

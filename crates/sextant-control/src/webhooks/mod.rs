@@ -1,7 +1,7 @@
 //! Webhook delivery: the SSRF guard, signing, the payloads, and the worker
 //! that follows the events feed and posts each matching event at least once.
 //!
-//! Flow: the worker wakes on `AppState::changes` (or a slow poll, for other
+//! Flow: the worker wakes on [`WebhookDeps::changes`] (or a slow poll, for other
 //! writers of a shared database), fans new events out to the outbox in the
 //! store, claims due deliveries, posts them, and logs each attempt. Every
 //! piece of delivery state is in the store, so a restart loses nothing.
@@ -14,9 +14,72 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use guard::validate_url;
+use reqwest::Url;
+use sextant_core::clock::SharedClock;
+use sextant_store::{CallError, MetaStore, StoreError};
+
 pub use send::{Outcome, Sender, sign};
 pub use worker::{run_once, spawn};
+
+/// What delivery works with.
+#[derive(Clone)]
+pub struct WebhookDeps {
+    /// The events feed, the subscriptions and the outbox.
+    pub store: Arc<dyn MetaStore>,
+    /// Woken after every change that may have appended events.
+    pub changes: Arc<tokio::sync::Notify>,
+    /// Attempt times and retry deadlines read time from it.
+    pub clock: SharedClock,
+}
+
+/// Why a target is refused or a delivery pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The target URL is not one deliveries may go to (the SSRF guard).
+    #[error("{0}")]
+    Refused(String),
+    /// The metadata store refused or failed.
+    #[error(transparent)]
+    Store(#[from] CallError),
+}
+
+impl WebhookError {
+    /// The wire name of the error's code.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            WebhookError::Refused(_) => "INVALID_PARAMETER_VALUE",
+            WebhookError::Store(CallError::Store(e)) => store_code(e),
+            WebhookError::Store(CallError::Task(_)) => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// The code a store error is answered with (as the server maps it).
+fn store_code(e: &StoreError) -> &'static str {
+    use sextant_core::Error as D;
+    match e {
+        StoreError::Domain(D::InvalidParameter(_)) | StoreError::Timeout { .. } => {
+            "INVALID_PARAMETER_VALUE"
+        }
+        StoreError::Domain(D::NotFound(_)) => "RESOURCE_DOES_NOT_EXIST",
+        StoreError::Domain(D::AlreadyExists(_)) => "RESOURCE_ALREADY_EXISTS",
+        StoreError::Domain(D::InvalidState(_)) => "INVALID_STATE",
+        StoreError::Busy(_) | StoreError::Cancelled => "TEMPORARILY_UNAVAILABLE",
+        StoreError::Sqlite(_)
+        | StoreError::Postgres(_)
+        | StoreError::Config(_)
+        | StoreError::Migration(_)
+        | StoreError::Corrupt(_) => "INTERNAL_ERROR",
+    }
+}
+
+/// Parses a webhook URL and checks its scheme and, unless private targets
+/// are allowed, every address its host resolves to.
+pub async fn validate_url(url: &str, allow_private: bool) -> Result<Url, WebhookError> {
+    guard::validate_url(url, allow_private)
+        .await
+        .map_err(WebhookError::Refused)
+}
 
 /// MLflow's body for an example of `event`, as the test endpoint sends it.
 pub fn payload_example(event: &str, now_ms: i64) -> String {
