@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use prost::Message;
-use sextant_train::onnx::pb;
+use sextant_onnx_proto as pb;
 
 use crate::error::Error;
 use crate::ops::{self, Op};

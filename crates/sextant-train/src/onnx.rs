@@ -11,11 +11,8 @@ use crate::onnx_trees::{self, GBDT_GRAPH};
 use crate::{Result, TrainError};
 use sextant_gbdt::TreeEnsemble;
 
-/// Prost types generated from the vendored `proto/onnx.proto3` by `build.rs`.
-#[allow(clippy::all, missing_docs)]
-pub mod pb {
-    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
-}
+/// The ONNX protobuf messages (`sextant-onnx-proto`).
+pub use sextant_onnx_proto as pb;
 
 use pb::tensor_proto::DataType;
 
