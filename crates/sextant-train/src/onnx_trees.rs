@@ -355,6 +355,18 @@ mod tests {
     }
 
     #[test]
+    fn a_classifier_written_before_zipmap_still_reads_back() {
+        // Models registered before the export ended in ZipMap have the ensemble node alone.
+        let model = fit(Objective::Binary);
+        let mut proto = gbdt_model(&model, &names()).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        graph.node.truncate(1);
+        graph.node[0].output[1] = PROBABILITIES_OUTPUT.into();
+        let back = crate::onnx::read(&to_bytes(&proto)).unwrap();
+        assert!(matches!(back.model, TrainedModel::Gbdt(_)), "{back:?}");
+    }
+
+    #[test]
     fn feature_names_must_match_the_model_width() {
         let model = fit(Objective::Regression);
         assert!(gbdt_model(&model, &names()[..2]).is_err());
