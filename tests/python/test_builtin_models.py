@@ -59,21 +59,17 @@ def train(binary: Path, kind: str, csv: Path, target: str, out: Path, *penalty: 
     return json.loads(done.stdout)
 
 
-def check_mlmodel(model_dir: Path, names: list[str], outputs: list[str], columns: bool) -> None:
-    """`columns`: the regressor's column signature; a classifier keeps the tensor one."""
+def check_mlmodel(model_dir: Path, names: list[str], outputs: list[dict]) -> None:
+    """A column signature, each feature by name, and the declared `outputs`."""
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
     assert mlmodel["flavors"]["onnx"]["data"] == "model.onnx"
     assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.onnx"
     inputs = json.loads(mlmodel["signature"]["inputs"])
     example = json.loads((model_dir / "input_example.json").read_text())
-    if columns:
-        assert inputs == [{"name": n, "required": True, "type": "double"} for n in names]
-        assert example["columns"] == names
-        example = example["data"]
-    else:
-        assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, len(names)]}}]
-    assert [o["name"] for o in json.loads(mlmodel["signature"]["outputs"])] == outputs
-    assert np.asarray(example).shape == (5, len(names))
+    assert inputs == [{"name": n, "required": True, "type": "double"} for n in names]
+    assert example["columns"] == names
+    assert json.loads(mlmodel["signature"]["outputs"]) == outputs
+    assert np.asarray(example["data"]).shape == (5, len(names))
     # The strict checker (with shape inference), then the `onnx` flavor's own loader.
     onnx.checker.check_model(onnx.load(str(model_dir / "model.onnx")), full_check=True)
     assert isinstance(mlflow.onnx.load_model(str(model_dir)), onnx.ModelProto)
@@ -98,7 +94,8 @@ def test_linear_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, trai
     np.testing.assert_allclose(rust["intercept"], sk.intercept_, rtol=1e-4)
     np.testing.assert_allclose(rust["predictions"], sk.predict(x), rtol=1e-4)
 
-    check_mlmodel(model_dir, ["a", "b", "c", "d"], ["variable"], columns=True)
+    check_mlmodel(model_dir, ["a", "b", "c", "d"],
+                  [{"name": "variable", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 1]}}])
     x32 = x.astype(np.float32)
     session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     (onnx_pred,) = session.run(None, {"X": x32})
@@ -130,15 +127,22 @@ def test_logistic_regression_matches_sklearn_onnxruntime_and_pyfunc(tmp_path, tr
     rust_labels = np.asarray(rust["labels"])
     assert (rust_labels == y).mean() == (sk.predict(x) == y).mean()
 
-    check_mlmodel(model_dir, ["f0", "f1", "f2"], ["label", "probabilities"], columns=False)
+    # A column signature, and the output schema `mlflow` infers for a ZipMap classifier.
+    check_mlmodel(model_dir, ["f0", "f1", "f2"], [{"type": "any", "required": True}])
     x32 = x.astype(np.float32)
     session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    labels, probabilities = session.run(["label", "probabilities"], {"X": x32})
-    assert labels.dtype == np.int64 and probabilities.shape == (n, 2)
+    labels, maps = session.run(["label", "probabilities"], {"X": x32})
+    # skl2onnx's classifier outputs: int64 labels and ZipMap's one {class: probability} per row.
+    assert labels.dtype == np.int64 and labels.shape == (n,)
+    assert len(maps) == n and all(sorted(m) == [0, 1] for m in maps)
+    probabilities = np.array([[m[0], m[1]] for m in maps])
     np.testing.assert_array_equal(labels, rust_labels)
     np.testing.assert_allclose(probabilities[:, 1], rust["probabilities"], atol=1e-5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
 
-    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(x32)
+    # The column signature: a table in another column order is matched by name.
+    table = pd.DataFrame(x, columns=["f0", "f1", "f2"])[["f2", "f0", "f1"]]
+    pyfunc_pred = mlflow.pyfunc.load_model(str(model_dir)).predict(table)
     np.testing.assert_array_equal(pyfunc_pred["label"], rust_labels)
-    np.testing.assert_allclose(pyfunc_pred["probabilities"][:, 1], rust["probabilities"], atol=1e-5)
+    pyfunc_p1 = [m[1] for m in pyfunc_pred["probabilities"]]
+    np.testing.assert_allclose(pyfunc_p1, rust["probabilities"], atol=1e-5)

@@ -4,7 +4,8 @@ float tolerance (Sextant writes a float32 output as float32, `346.74469`, where 
 its float64 widening, `346.74468994140625`).
 
 Models: the built-in linear regressor (column signature, `variable [N, 1]`), the built-in
-logistic classifier (tensor signature, `label` + `probabilities [N, 2]`), and skl2onnx models:
+classifiers, logistic and multiclass gradient-boosted trees (column signature, `label` and
+ZipMap's `probabilities`, as skl2onnx exports a classifier), and skl2onnx models:
 a linear regressor with a tensor signature and with none, a classifier with ZipMap on (string
 labels) under a column and a tensor signature, and one with ZipMap off (two tensor outputs).
 
@@ -61,10 +62,12 @@ pytestmark = pytest.mark.sextant_only
 EXTENSIONS = {
     ("builtin_linear", "inputs_list"),
     ("builtin_linear", "instances_list"),
+    ("builtin_logistic", "inputs_list"),
+    ("builtin_logistic", "instances_list"),
+    ("builtin_gbdt_classes", "inputs_list"),
+    ("builtin_gbdt_classes", "instances_list"),
     ("zipmap_columns", "inputs_list"),
     ("zipmap_columns", "instances_list"),
-    ("builtin_logistic", "instances_records"),
-    ("builtin_logistic", "csv"),
     ("tensor_linear", "instances_records"),
     ("tensor_linear", "csv"),
     ("zipmap_tensor", "instances_records"),
@@ -165,8 +168,14 @@ def builtin_models(root: Path) -> dict[str, tuple[Path, list[str]]]:
     x.assign(sold=(price > price.median()).astype(int)).to_csv(root / "sold.csv", index=False)
     subprocess.run([str(binary), "logistic", str(root / "sold.csv"), "sold", str(root / "builtin_logistic")],
                    check=True, capture_output=True)
+    band = np.digitize(price, np.quantile(price, [1 / 3, 2 / 3]))
+    x.assign(band=band).to_csv(root / "band.csv", index=False)
+    subprocess.run([str(binary), "gbdt", str(root / "band.csv"), "band", str(root / "builtin_gbdt_classes"),
+                    "classification", str(root / "band_predictions.csv"), "20"],
+                   check=True, capture_output=True)
     return {"builtin_linear": (root / "builtin_linear", HOUSE),
-            "builtin_logistic": (root / "builtin_logistic", HOUSE)}
+            "builtin_logistic": (root / "builtin_logistic", HOUSE),
+            "builtin_gbdt_classes": (root / "builtin_gbdt_classes", HOUSE)}
 
 
 def skl2onnx_models(root: Path) -> dict[str, tuple[Path, list[str]]]:
@@ -261,7 +270,7 @@ def servers(tmp_path_factory, serve_model):  # noqa: F811
             theirs.close()
 
 
-MODELS = ["builtin_linear", "builtin_logistic", "tensor_linear", "nosig_linear",
+MODELS = ["builtin_linear", "builtin_logistic", "builtin_gbdt_classes", "tensor_linear", "nosig_linear",
           "zipmap_tensor", "zipmap_columns", "nozipmap_tensor"]
 
 

@@ -1042,6 +1042,24 @@ mod tests {
         let zipmap = decode_output(&serde_json::json!({"data": r#"{"predictions": {"output_label": ["yes"], "output_probability": [{"no": 0.1, "yes": 0.9}]}}"#, "encoding": "JSON"})).unwrap();
         assert_eq!(zipmap[0].label.as_deref(), Some("yes"));
         assert_eq!(zipmap[0].probability, Some(0.9));
+        // The built-in classifiers' answers: a record per row for a table, a list per output
+        // for a tensor; ZipMap's integer classes are JSON object keys.
+        for body in [
+            r#"{"predictions": [{"label": 1, "probabilities": {"0": 0.25, "1": 0.75}}, {"label": 0, "probabilities": {"0": 0.5, "1": 0.5}}]}"#,
+            r#"{"predictions": {"label": [1, 0], "probabilities": [{"0": 0.25, "1": 0.75}, {"0": 0.5, "1": 0.5}]}}"#,
+        ] {
+            let builtin =
+                decode_output(&serde_json::json!({"data": body, "encoding": "JSON"})).unwrap();
+            let decoded: Vec<_> = builtin
+                .iter()
+                .map(|p| (p.label.as_deref(), p.probability))
+                .collect();
+            assert_eq!(
+                decoded,
+                [(Some("1"), Some(0.75)), (Some("0"), Some(0.5))],
+                "{body}"
+            );
+        }
         let e = profile_capture(std::iter::once("{}"), None, ProfileOptions::default())
             .unwrap_err()
             .to_string();

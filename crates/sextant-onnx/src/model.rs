@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use prost::Message;
-use sextant_train::onnx::pb;
+use sextant_onnx_proto as pb;
 
 use crate::error::Error;
 use crate::ops::{self, Op};
@@ -396,16 +396,22 @@ fn topological_order(
 }
 
 /// The metadata of a declared input or output; `producer` is the operator that computes
-/// it, which tells ZipMap's sequence output apart (the vendored schema has tensor types only).
+/// it. ZipMap's output is a sequence of maps, whether or not the model declares its type.
 fn value_info(vi: &pb::ValueInfoProto, producer: Option<&str>) -> ValueInfo {
     use pb::tensor_shape_proto::dimension::Value as D;
-    let tensor = vi.r#type.as_ref().and_then(|t| t.value.as_ref()).map(|v| {
-        let pb::type_proto::Value::TensorType(t) = v;
-        t
-    });
-    let kind = match (producer, tensor) {
+    use pb::type_proto::Value as T;
+    let declared = vi.r#type.as_ref().and_then(|t| t.value.as_ref());
+    let sequence_of_maps = |v: &T| match v {
+        T::SequenceType(s) => matches!(
+            s.elem_type.as_ref().and_then(|e| e.value.as_ref()),
+            Some(T::MapType(_))
+        ),
+        T::TensorType(_) | T::MapType(_) => false,
+    };
+    let kind = match (producer, declared) {
         (Some("ZipMap"), _) => ValueKind::Records,
-        (_, Some(t)) => match proto::elem_type(t.elem_type) {
+        (_, Some(v)) if sequence_of_maps(v) => ValueKind::Records,
+        (_, Some(T::TensorType(t))) => match proto::elem_type(t.elem_type) {
             Some(elem) => ValueKind::Tensor {
                 elem,
                 shape: t.shape.as_ref().map(|s| {

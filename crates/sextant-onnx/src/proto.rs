@@ -1,6 +1,6 @@
 //! Reading the prost ONNX messages: node attributes and initializer tensors.
 
-use sextant_train::onnx::pb;
+use sextant_onnx_proto as pb;
 
 use crate::error::Error;
 use crate::tensor::{ElemType, Labels, Tensor, TensorData};

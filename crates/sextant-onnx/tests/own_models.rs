@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use sextant_gbdt::{Gbdt, Objective, Params};
-use sextant_onnx::{Model, Tensor};
+use sextant_onnx::{Labels, Model, Records, Tensor, ValueKind};
 use sextant_train::data::Matrix;
 use sextant_train::{linear, logistic, onnx, onnx_trees};
 
@@ -26,6 +26,22 @@ fn run(model: &onnx::pb::ModelProto, x: &[f64]) -> Result<Vec<sextant_onnx::Outp
     let model = Model::load(&onnx::to_bytes(model))?;
     let input = Tensor::f32(vec![ROWS, COLS], x.iter().map(|&v| v as f32).collect())?;
     Ok(model.run([(onnx::INPUT_NAME, input)])?)
+}
+
+/// A classifier's `probabilities`: ZipMap's maps, keyed by the classes `0..k`, declared as
+/// a sequence of maps.
+fn probability_maps(
+    model: &onnx::pb::ModelProto,
+    out: &[sextant_onnx::Output],
+    k: usize,
+) -> Vec<f32> {
+    let loaded = Model::load(&onnx::to_bytes(model)).unwrap();
+    assert_eq!(loaded.outputs()[1].kind, ValueKind::Records);
+    assert_eq!(out[1].name, onnx::PROBABILITIES_OUTPUT);
+    let records: &Records = out[1].value.as_records().unwrap();
+    assert_eq!(records.keys, Labels::Int((0..k as i64).collect()));
+    assert_eq!(records.rows(), ROWS);
+    records.values.clone()
 }
 
 fn assert_close(ours: &[f32], theirs: &[f64]) {
@@ -71,15 +87,11 @@ fn logistic_export_matches_the_trainer() -> Result<()> {
             max_iter: 100,
         },
     )?;
-    let out = run(&onnx::logistic_classifier(&model, &names())?, &x)?;
+    let proto = onnx::logistic_classifier(&model, &names())?;
+    let out = run(&proto, &x)?;
     let labels = out[0].value.as_tensor().unwrap().as_i64().unwrap().to_vec();
     assert_eq!(labels, model.predict(&matrix)?);
-    let p1: Vec<f32> = out[1]
-        .value
-        .as_tensor()
-        .unwrap()
-        .as_f32()
-        .unwrap()
+    let p1: Vec<f32> = probability_maps(&proto, &out, 2)
         .chunks(2)
         .map(|r| r[1])
         .collect();
@@ -129,11 +141,10 @@ fn gbdt_classifier_exports_match_the_trainer() -> Result<()> {
         (Objective::Multiclass { n_classes: 3 }, three, 3),
     ] {
         let (model, x) = gbdt(objective, &y)?;
-        let out = run(&onnx_trees::gbdt_model(&model, &names())?, &x)?;
+        let proto = onnx_trees::gbdt_model(&model, &names())?;
+        let out = run(&proto, &x)?;
         let expected = model.predict(&x)?;
-        let probabilities = out[1].value.as_tensor().unwrap();
-        assert_eq!(probabilities.shape(), [ROWS, k]);
-        assert_close(probabilities.as_f32().unwrap(), &expected);
+        assert_close(&probability_maps(&proto, &out, k), &expected);
         let labels = out[0].value.as_tensor().unwrap().as_i64().unwrap();
         for (i, row) in expected.chunks(k).enumerate() {
             let best = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });

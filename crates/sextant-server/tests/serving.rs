@@ -280,28 +280,35 @@ async fn a_tensor_signature_takes_tables_by_position_and_answers_tensors() {
 }
 
 #[tokio::test]
-async fn a_classifier_answers_labels_and_probabilities() {
+async fn a_classifier_answers_labels_and_probability_maps() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, app) = gateway_with(&logistic_dir(tmp.path()));
-    let r = invoke(&app, json!({"inputs": [[0.1, 1.0, 1.0], [3.9, 0.0, 1.0]]})).await;
+    let r = invoke(&app, json!({"inputs": [[0.1, 1, 1], [3.9, 0, 1]]})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let p = &r.json()["predictions"];
-    assert_eq!(p["label"].as_array().unwrap().len(), 2);
-    let probs = p["probabilities"][0].as_array().unwrap();
-    close(
-        &json!(probs[0].as_f64().unwrap() + probs[1].as_f64().unwrap()),
-        1.0,
-    );
+    let p = r.json()["predictions"].clone();
+    let labels = p["label"].as_array().unwrap();
+    assert_eq!(labels.len(), 2);
+    // `probabilities` is ZipMap's output: one map per row from class to probability.
+    for (label, probs) in labels.iter().zip(p["probabilities"].as_array().unwrap()) {
+        let (p0, p1) = (probs["0"].as_f64().unwrap(), probs["1"].as_f64().unwrap());
+        close(&json!(p0 + p1), 1.0);
+        assert_eq!(label.as_i64().unwrap(), i64::from(p1 > p0), "{p}");
+    }
 
-    // The built-in classifier keeps a tensor signature (MLflow's onnx flavor cannot answer
-    // a table for `label` + `probabilities [N, 2]`), so a table answers tensors too.
+    // The built-in classifier has a column signature: a table in any column order answers
+    // one record per row, as `mlflow models serve` does for a ZipMap classifier.
     let r = invoke(
         &app,
-        json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[0.1, 1.0, 1.0], [3.9, 0.0, 1.0]]}}),
+        json!({"dataframe_split": {"columns": ["c", "a", "b"], "data": [[1, 0.1, 1], [1, 3.9, 0]]}}),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(&r.json()["predictions"], p);
+    let records = r.json()["predictions"].clone();
+    assert_eq!(records.as_array().unwrap().len(), 2, "{records}");
+    for (i, record) in records.as_array().unwrap().iter().enumerate() {
+        assert_eq!(record["label"], p["label"][i], "{records}");
+        assert_eq!(record["probabilities"], p["probabilities"][i], "{records}");
+    }
 }
 
 #[tokio::test]

@@ -54,51 +54,39 @@ pub fn save_linear(
     save(dir, &proto, inputs, json!([output]), example)
 }
 
-/// Writes a binary logistic classifier to `dir`; see [`save_linear`].
+/// Writes a binary logistic classifier to `dir`; see [`save_linear`]. Its outputs are
+/// `label` and `probabilities` (one map per row from class to probability).
 pub fn save_logistic(
     dir: &Path,
     model: &LogisticModel,
     feature_names: &[String],
     example: &Matrix,
 ) -> Result<SavedModel> {
-    let outputs = json!([
-        tensor_spec(Some(onnx::LABEL_OUTPUT), "int64", &[-1]),
-        tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, 2]),
-    ]);
     let proto = onnx::logistic_classifier(model, feature_names)?;
-    save(dir, &proto, classifier_signature(example), outputs, example)
+    let inputs = column_signature(feature_names, example)?;
+    save(dir, &proto, inputs, classifier_output_schema(), example)
 }
 
 /// Writes a gradient-boosted tree model to `dir`; see [`save_linear`]. A regressor has the
-/// `variable [N, 1]` output, a classifier `label [N]` and `probabilities [N, K]`. Rows with
-/// missing values are used for the input example only when there are too few complete ones,
-/// because JSON has no `NaN` (they are written as `null`).
+/// `variable [N, 1]` output, a classifier `label [N]` and `probabilities` (one map per row
+/// from class to probability). Rows with missing values are used for the input example only
+/// when there are too few complete ones, because JSON has no `NaN` (they are written as
+/// `null`).
 pub fn save_gbdt(
     dir: &Path,
     model: &Gbdt,
     feature_names: &[String],
     example: &Matrix,
 ) -> Result<SavedModel> {
-    let (inputs, outputs) = match model.objective() {
-        Objective::Regression => (
-            column_signature(feature_names, example)?,
-            json!([tensor_spec(
-                Some(onnx::REGRESSION_OUTPUT),
-                "float32",
-                &[-1, 1]
-            )]),
-        ),
-        Objective::Binary | Objective::Multiclass { .. } => {
-            let k = model.to_tree_ensemble().classlabels_int64s.len() as i64;
-            (
-                classifier_signature(example),
-                json!([
-                    tensor_spec(Some(onnx::LABEL_OUTPUT), "int64", &[-1]),
-                    tensor_spec(Some(onnx::PROBABILITIES_OUTPUT), "float32", &[-1, k]),
-                ]),
-            )
-        }
+    let outputs = match model.objective() {
+        Objective::Regression => json!([tensor_spec(
+            Some(onnx::REGRESSION_OUTPUT),
+            "float32",
+            &[-1, 1]
+        )]),
+        Objective::Binary | Objective::Multiclass { .. } => classifier_output_schema(),
     };
+    let inputs = column_signature(feature_names, example)?;
     let proto = onnx_trees::gbdt_model(model, feature_names)?;
     save(dir, &proto, inputs, outputs, &complete_rows_first(example)?)
 }
@@ -233,15 +221,14 @@ fn column_signature(feature_names: &[String], training: &Matrix) -> Result<Value
     Ok(Value::Array(columns))
 }
 
-/// A classifier's input signature: still the tensor `float32 [-1, F]`, taken by position.
-/// A column signature would make every MLflow request fail: with one, `mlflow.pyfunc`
-/// hands the `onnx` flavor a DataFrame, and the flavor answers a DataFrame of each output
-/// flattened, which `label [N]` and `probabilities [N, K]` cannot form ("All arrays must be
-/// of the same length"); a list input is refused by the column signature itself. Naming the
-/// classifier's columns needs a `probabilities` output of one map per row (ONNX `ZipMap`),
-/// which the vendored ONNX schema cannot describe yet.
-fn classifier_signature(example: &Matrix) -> Value {
-    json!([tensor_spec(None, "float32", &[-1, example.cols() as i64])])
+/// A classifier's output schema, what `mlflow.models.infer_signature` gives for what the
+/// `onnx` flavor predicts on a table: a DataFrame of `label` and of `probabilities` maps with
+/// integer keys, which MLflow's schema cannot describe (map keys are strings there), so it
+/// falls back to one column of type `any`. The maps are why a classifier can have a column
+/// signature at all: with `label [N]` beside a `probabilities [N, K]` tensor the flavor's
+/// DataFrame could not be formed ("All arrays must be of the same length").
+fn classifier_output_schema() -> Value {
+    json!([{"type": "any", "required": true}])
 }
 
 /// An MLflow tensor spec, as `mlflow.types.TensorSpec.to_dict` gives it.

@@ -11,11 +11,8 @@ use crate::onnx_trees::{self, GBDT_GRAPH};
 use crate::{Result, TrainError};
 use sextant_gbdt::TreeEnsemble;
 
-/// Prost types generated from the vendored `proto/onnx.proto3` by `build.rs`.
-#[allow(clippy::all, missing_docs)]
-pub mod pb {
-    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
-}
+/// The ONNX protobuf messages (`sextant-onnx-proto`).
+pub use sextant_onnx_proto as pb;
 
 use pb::tensor_proto::DataType;
 
@@ -30,8 +27,11 @@ pub const INPUT_NAME: &str = "X";
 pub const REGRESSION_OUTPUT: &str = "variable";
 /// Name of the classifier's int64 label output `[N]`.
 pub const LABEL_OUTPUT: &str = "label";
-/// Name of the classifier's float probability output `[N, 2]`.
+/// Name of the classifier's probability output: one map per row from class label (int64)
+/// to probability (float), ZipMap's sequence of maps, as skl2onnx ends a classifier's graph.
 pub const PROBABILITIES_OUTPUT: &str = "probabilities";
+/// The classifier's `[N, K]` probability tensor inside the graph, before ZipMap.
+pub(crate) const PROBABILITY_TENSOR: &str = "probability_tensor";
 /// `metadata_props` key holding the JSON array of feature names, in input column order: the
 /// tensor input has no column names, and evaluation must feed a CSV's columns in that order.
 pub const FEATURE_NAMES_KEY: &str = "sextant.feature_names";
@@ -80,8 +80,10 @@ pub fn linear_regressor(model: &LinearModel, feature_names: &[String]) -> Result
     model_proto(graph, feature_names, f, false)
 }
 
-/// `X [N, F]` → logit → `probabilities [N, 2]` = `[1 − σ, σ]` and `label [N]` = their
-/// `ArgMax`, the same outputs skl2onnx gives a binary `LogisticRegression` without ZipMap.
+/// `X [N, F]` → logit → `[1 − σ, σ]` → `label [N]` = their `ArgMax` and `probabilities`, one
+/// `{0: 1 − σ, 1: σ}` map per row (ZipMap), the outputs skl2onnx gives a binary
+/// `LogisticRegression` (named `label`/`probabilities` rather than `output_label`/
+/// `output_probability`).
 pub fn logistic_classifier(
     model: &LogisticModel,
     feature_names: &[String],
@@ -102,15 +104,16 @@ pub fn logistic_classifier(
             node(
                 "Concat",
                 &["p0", "p1"],
-                &[PROBABILITIES_OUTPUT],
+                &[PROBABILITY_TENSOR],
                 vec![int_attribute("axis", 1)],
             ),
             node(
                 "ArgMax",
-                &[PROBABILITIES_OUTPUT],
+                &[PROBABILITY_TENSOR],
                 &[LABEL_OUTPUT],
                 vec![int_attribute("axis", 1), int_attribute("keepdims", 0)],
             ),
+            zipmap(&[0, 1]),
         ],
         initializer: vec![
             float_tensor("coefficients", &[f as i64, 1], &model.coefficients),
@@ -122,13 +125,51 @@ pub fn logistic_classifier(
             DataType::Float,
             &[None, Some(f as i64)],
         )],
-        output: vec![
-            value_info(LABEL_OUTPUT, DataType::Int64, &[None]),
-            value_info(PROBABILITIES_OUTPUT, DataType::Float, &[None, Some(2)]),
-        ],
+        output: classifier_outputs(),
         ..Default::default()
     };
-    model_proto(graph, feature_names, f, false)
+    model_proto(graph, feature_names, f, true)
+}
+
+/// `ZipMap` of [`PROBABILITY_TENSOR`] into [`PROBABILITIES_OUTPUT`], keyed by `classes`.
+pub(crate) fn zipmap(classes: &[i64]) -> pb::NodeProto {
+    let mut zipmap = node(
+        "ZipMap",
+        &[PROBABILITY_TENSOR],
+        &[PROBABILITIES_OUTPUT],
+        vec![ints_attribute("classlabels_int64s", classes)],
+    );
+    zipmap.domain = ML_DOMAIN.into();
+    zipmap
+}
+
+/// A classifier's outputs: `label` (int64 `[N]`) and `probabilities`, a sequence of maps
+/// int64 → float, declared as skl2onnx declares ZipMap's output.
+pub(crate) fn classifier_outputs() -> Vec<pb::ValueInfoProto> {
+    use pb::type_proto::{Map, Sequence, Tensor, Value};
+    let typed = |value| pb::TypeProto {
+        value: Some(value),
+        ..Default::default()
+    };
+    let probability = typed(Value::TensorType(Tensor {
+        elem_type: DataType::Float as i32,
+        shape: None,
+    }));
+    let map = typed(Value::MapType(Box::new(Map {
+        key_type: DataType::Int64 as i32,
+        value_type: Some(Box::new(probability)),
+    })));
+    let sequence = typed(Value::SequenceType(Box::new(Sequence {
+        elem_type: Some(Box::new(map)),
+    })));
+    vec![
+        value_info(LABEL_OUTPUT, DataType::Int64, &[None]),
+        pb::ValueInfoProto {
+            name: PROBABILITIES_OUTPUT.into(),
+            r#type: Some(sequence),
+            ..Default::default()
+        },
+    ]
 }
 
 /// The model's protobuf encoding, the content of a `.onnx` file.
@@ -286,6 +327,15 @@ pub(crate) fn int_attribute(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+pub(crate) fn ints_attribute(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// An initializer; weights are trained in f64 and stored as f32, the graphs' input type.
 fn float_tensor(name: &str, dims: &[i64], values: &[f64]) -> pb::TensorProto {
     pb::TensorProto {
@@ -386,8 +436,19 @@ mod tests {
         let graph = proto.graph.unwrap();
         let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(outputs, [LABEL_OUTPUT, PROBABILITIES_OUTPUT]);
-        let last = graph.node.last().unwrap();
-        assert_eq!(last.op_type, "ArgMax");
-        assert_eq!(last.attribute.len(), 2);
+        let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops[ops.len() - 2..], ["ArgMax", "ZipMap"]);
+        let zipmap = graph.node.last().unwrap();
+        assert_eq!(zipmap.domain, ML_DOMAIN);
+        assert_eq!(zipmap.attribute[0].ints, [0, 1]);
+        // `probabilities` is declared a sequence of maps int64 → float, as skl2onnx does.
+        use pb::type_proto::Value;
+        let Some(Value::SequenceType(seq)) = &graph.output[1].r#type.as_ref().unwrap().value else {
+            panic!("{:?}", graph.output[1])
+        };
+        let Some(Value::MapType(map)) = &seq.elem_type.as_ref().unwrap().value else {
+            panic!("{seq:?}")
+        };
+        assert_eq!(map.key_type, DataType::Int64 as i32);
     }
 }

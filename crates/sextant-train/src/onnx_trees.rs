@@ -1,6 +1,6 @@
 //! ONNX export of gradient-boosted trees as one `ai.onnx.ml` `TreeEnsembleRegressor` or
-//! `TreeEnsembleClassifier` node, with the outputs skl2onnx gives scikit-learn's
-//! `HistGradientBoosting*` models without ZipMap.
+//! `TreeEnsembleClassifier` node (the classifier's followed by `ZipMap`), with the outputs
+//! skl2onnx gives scikit-learn's `HistGradientBoosting*` models.
 //!
 //! The node's attributes are the arrays of [`sextant_gbdt::TreeEnsemble`], copied as they are:
 //! thresholds, leaf weights and base values are stored as `floats`, which loses nothing on
@@ -10,8 +10,8 @@ use sextant_gbdt::{EnsembleKind, Gbdt, PostTransform, TreeEnsemble};
 
 use crate::Result;
 use crate::onnx::{
-    INPUT_NAME, LABEL_OUTPUT, ML_DOMAIN, PROBABILITIES_OUTPUT, REGRESSION_OUTPUT, int_attribute,
-    model_proto, node, pb, unknown, value_info,
+    INPUT_NAME, LABEL_OUTPUT, ML_DOMAIN, PROBABILITY_TENSOR, REGRESSION_OUTPUT, classifier_outputs,
+    int_attribute, ints_attribute as ints, model_proto, node, pb, unknown, value_info, zipmap,
 };
 use pb::attribute_proto::AttributeType;
 use pb::tensor_proto::DataType;
@@ -20,14 +20,15 @@ use pb::tensor_proto::DataType;
 pub const GBDT_GRAPH: &str = "sextant_gbdt";
 
 /// `X [N, F]` → `TreeEnsembleRegressor` → `variable [N, 1]` for a regression model, or
-/// `TreeEnsembleClassifier` → `label [N]` (int64) and `probabilities [N, K]` for a binary
-/// (`K` = 2) or multiclass one. `NaN` inputs are missing values, routed as in training.
+/// `TreeEnsembleClassifier` → `label [N]` (int64) and `[N, K]` probabilities for a binary
+/// (`K` = 2) or multiclass one, zipped into `probabilities`, one map per row from class to
+/// probability. `NaN` inputs are missing values, routed as in training.
 pub fn gbdt_model(model: &Gbdt, feature_names: &[String]) -> Result<pb::ModelProto> {
     let ensemble = model.to_tree_ensemble();
     let f = model.n_features();
     let input = value_info(INPUT_NAME, DataType::Float, &[None, Some(f as i64)]);
     let mut attributes = node_attributes(&ensemble);
-    let (op_type, outputs) = match ensemble.kind {
+    let (op_type, node_outputs, outputs) = match ensemble.kind {
         EnsembleKind::Regressor => {
             attributes.extend([
                 int_attribute("n_targets", ensemble.n_targets),
@@ -41,7 +42,7 @@ pub fn gbdt_model(model: &Gbdt, feature_names: &[String]) -> Result<pb::ModelPro
                 DataType::Float,
                 &[None, Some(ensemble.n_targets)],
             )];
-            ("TreeEnsembleRegressor", outputs)
+            ("TreeEnsembleRegressor", vec![REGRESSION_OUTPUT], outputs)
         }
         EnsembleKind::Classifier => {
             attributes.extend([
@@ -51,20 +52,22 @@ pub fn gbdt_model(model: &Gbdt, feature_names: &[String]) -> Result<pb::ModelPro
                 ints("class_treeids", &ensemble.target_treeids),
                 floats("class_weights", &ensemble.target_weights),
             ]);
-            let k = ensemble.classlabels_int64s.len() as i64;
-            let outputs = vec![
-                value_info(LABEL_OUTPUT, DataType::Int64, &[None]),
-                value_info(PROBABILITIES_OUTPUT, DataType::Float, &[None, Some(k)]),
-            ];
-            ("TreeEnsembleClassifier", outputs)
+            (
+                "TreeEnsembleClassifier",
+                vec![LABEL_OUTPUT, PROBABILITY_TENSOR],
+                classifier_outputs(),
+            )
         }
     };
-    let output_names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
-    let mut tree_node = node(op_type, &[INPUT_NAME], &output_names, attributes);
+    let mut tree_node = node(op_type, &[INPUT_NAME], &node_outputs, attributes);
     tree_node.domain = ML_DOMAIN.into();
+    let mut nodes = vec![tree_node];
+    if ensemble.kind == EnsembleKind::Classifier {
+        nodes.push(zipmap(&ensemble.classlabels_int64s));
+    }
     let graph = pb::GraphProto {
         name: GBDT_GRAPH.into(),
-        node: vec![tree_node],
+        node: nodes,
         input: vec![input],
         output: outputs,
         ..Default::default()
@@ -76,15 +79,23 @@ pub fn gbdt_model(model: &Gbdt, feature_names: &[String]) -> Result<pb::ModelPro
 /// are checked to form valid trees over that many features.
 pub(crate) fn read_ensemble(graph: &pb::GraphProto) -> Result<(TreeEnsemble, usize)> {
     use pb::tensor_shape_proto::dimension::Value;
-    let [node] = graph.node.as_slice() else {
-        return Err(unknown("a tree-ensemble graph has one node"));
+    // A classifier's ensemble is followed by ZipMap (not in models written before it was).
+    let node = match graph.node.as_slice() {
+        [node] => node,
+        [node, zipmap] if zipmap.op_type == "ZipMap" => node,
+        _ => {
+            return Err(unknown(
+                "a tree-ensemble graph has one node, then a classifier's ZipMap",
+            ));
+        }
     };
     let width = graph
         .input
         .first()
         .and_then(|i| {
-            // The vendored schema knows tensor types only.
-            let pb::type_proto::Value::TensorType(t) = i.r#type.as_ref()?.value.as_ref()?;
+            let pb::type_proto::Value::TensorType(t) = i.r#type.as_ref()?.value.as_ref()? else {
+                return None;
+            };
             match t.shape.as_ref()?.dim.get(1)?.value {
                 Some(Value::DimValue(w)) => usize::try_from(w).ok(),
                 _ => None,
@@ -168,15 +179,6 @@ fn node_attributes(e: &TreeEnsemble) -> Vec<pb::AttributeProto> {
     attributes
 }
 
-fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: values.to_vec(),
-        ..Default::default()
-    }
-}
-
 /// A `floats` attribute; the operators take `f32` values.
 fn floats(name: &str, values: &[f64]) -> pb::AttributeProto {
     pb::AttributeProto {
@@ -202,7 +204,7 @@ mod tests {
     use sextant_gbdt::{Objective, Params};
 
     use super::*;
-    use crate::onnx::{IR_VERSION, ML_OPSET, TrainedModel, to_bytes};
+    use crate::onnx::{IR_VERSION, ML_OPSET, PROBABILITIES_OUTPUT, TrainedModel, to_bytes};
 
     /// Three features, the first carrying the signal, every seventh value of it missing.
     fn fit(objective: Objective) -> Gbdt {
@@ -239,7 +241,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no attribute {name}"))
     }
 
-    /// Encodes and decodes the model, returning its single node and output names.
+    /// Encodes and decodes the model, returning its tree-ensemble node and output names.
     fn round_trip(model: &Gbdt) -> (pb::NodeProto, Vec<String>) {
         let bytes = to_bytes(&gbdt_model(model, &names()).unwrap());
         let decoded = pb::ModelProto::decode(bytes.as_slice()).unwrap();
@@ -250,8 +252,23 @@ mod tests {
         assert_eq!(graph.name, GBDT_GRAPH);
         assert_eq!(graph.input[0].name, INPUT_NAME);
         let outputs = graph.output.iter().map(|o| o.name.clone()).collect();
-        let [node] = <[pb::NodeProto; 1]>::try_from(graph.node).unwrap();
+        let mut nodes = graph.node.into_iter();
+        let node = nodes.next().unwrap();
         assert_eq!(node.domain, ML_DOMAIN);
+        if node.op_type == "TreeEnsembleClassifier" {
+            let zipmap = nodes.next().unwrap();
+            assert_eq!(
+                (zipmap.op_type.as_str(), zipmap.domain.as_str()),
+                ("ZipMap", ML_DOMAIN)
+            );
+            assert_eq!(zipmap.input, [PROBABILITY_TENSOR]);
+            assert_eq!(zipmap.output, [PROBABILITIES_OUTPUT]);
+            assert_eq!(
+                attribute(&zipmap, "classlabels_int64s").ints,
+                attribute(&node, "classlabels_int64s").ints
+            );
+        }
+        assert!(nodes.next().is_none());
         (node, outputs)
     }
 
@@ -291,7 +308,7 @@ mod tests {
         let (node, outputs) = round_trip(&fit(Objective::Binary));
         assert_eq!(node.op_type, "TreeEnsembleClassifier");
         assert_eq!(outputs, [LABEL_OUTPUT, PROBABILITIES_OUTPUT]);
-        assert_eq!(node.output, outputs);
+        assert_eq!(node.output, [LABEL_OUTPUT, PROBABILITY_TENSOR]);
         assert_eq!(attribute(&node, "classlabels_int64s").ints, [0, 1]);
         assert!(attribute(&node, "class_ids").ints.iter().all(|&c| c == 0));
         assert_eq!(attribute(&node, "base_values").floats.len(), 1);
@@ -335,6 +352,18 @@ mod tests {
             }
             assert_eq!(*ensemble, expected);
         }
+    }
+
+    #[test]
+    fn a_classifier_written_before_zipmap_still_reads_back() {
+        // Models registered before the export ended in ZipMap have the ensemble node alone.
+        let model = fit(Objective::Binary);
+        let mut proto = gbdt_model(&model, &names()).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        graph.node.truncate(1);
+        graph.node[0].output[1] = PROBABILITIES_OUTPUT.into();
+        let back = crate::onnx::read(&to_bytes(&proto)).unwrap();
+        assert!(matches!(back.model, TrainedModel::Gbdt(_)), "{back:?}");
     }
 
     #[test]

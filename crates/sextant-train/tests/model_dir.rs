@@ -120,6 +120,22 @@ fn integer_features_are_long_columns_unless_all_are() {
     assert!(e.to_string().contains("feature names"), "{e}");
 }
 
+/// A classifier's signature: the same column signature as a regressor's, and the output
+/// schema `mlflow.models.infer_signature` gives a ZipMap classifier.
+fn assert_classifier_signature(mlmodel: &str) {
+    assert!(
+        mlmodel.contains(
+            r#"inputs: '[{"name":"wind","required":true,"type":"double"},{"name":"temp","required":true,"type":"double"},{"name":"hour","required":true,"type":"double"}]'"#
+        ),
+        "{mlmodel}"
+    );
+    assert!(
+        mlmodel.contains(r#"outputs: '[{"required":true,"type":"any"}]'"#),
+        "{mlmodel}"
+    );
+    assert!(mlmodel.contains("  type: dataframe\n"), "{mlmodel}");
+}
+
 #[test]
 fn logistic_model_directory_declares_label_and_probabilities() {
     let x = features(60);
@@ -130,23 +146,7 @@ fn logistic_model_directory_declares_label_and_probabilities() {
     let tmp = tempfile::tempdir().unwrap();
     mlflow_model::save_logistic(tmp.path(), &model, &feature_names(), &x).unwrap();
 
-    let mlmodel = read(tmp.path(), "MLmodel");
-    assert!(
-        mlmodel.contains(
-            r#"{"name":"label","tensor-spec":{"dtype":"int64","shape":[-1]},"type":"tensor"}"#
-        ),
-        "{mlmodel}"
-    );
-    assert!(mlmodel.contains(r#""name":"probabilities""#), "{mlmodel}");
-    // A classifier keeps the tensor signature: MLflow's onnx flavor cannot answer a table
-    // for `label [N]` + `probabilities [N, 2]`.
-    assert!(
-        mlmodel.contains(
-            r#"inputs: '[{"tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}]'"#
-        ),
-        "{mlmodel}"
-    );
-    assert!(mlmodel.contains("  type: ndarray\n"), "{mlmodel}");
+    assert_classifier_signature(&read(tmp.path(), "MLmodel"));
     assert_eq!(
         read(tmp.path(), "requirements.txt")
             .lines()
@@ -165,6 +165,7 @@ fn logistic_model_directory_declares_label_and_probabilities() {
         .unwrap();
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(outputs, ["label", "probabilities"]);
+    assert_eq!(graph.node.last().unwrap().op_type, "ZipMap");
 }
 
 #[test]
@@ -186,17 +187,11 @@ fn gbdt_directory_declares_class_probabilities_and_reads_back() {
     let tmp = tempfile::tempdir().unwrap();
     mlflow_model::save_gbdt(tmp.path(), &model, &feature_names(), &x).unwrap();
 
-    let mlmodel = read(tmp.path(), "MLmodel");
-    assert!(
-        mlmodel.contains(
-            r#"{"name":"probabilities","tensor-spec":{"dtype":"float32","shape":[-1,3]},"type":"tensor"}"#
-        ),
-        "{mlmodel}"
-    );
-    let example: Vec<Vec<f64>> =
+    assert_classifier_signature(&read(tmp.path(), "MLmodel"));
+    let example: serde_json::Value =
         serde_json::from_str(&read(tmp.path(), "input_example.json")).unwrap();
-    assert_eq!(example.len(), 5);
-    assert_eq!(example[0][0], f64::from(x.row(3)[0] as f32));
+    assert_eq!(example["data"].as_array().unwrap().len(), 5);
+    assert_eq!(example["data"][0][0], f64::from(x.row(3)[0] as f32));
 
     let back = mlflow_model::load(tmp.path()).unwrap();
     assert_eq!(back.feature_names, feature_names());

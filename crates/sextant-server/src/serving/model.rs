@@ -126,7 +126,7 @@ impl MlModel {
             pyfunc: flavors.as_mapping_get("python_function").is_some(),
             signature: Signature {
                 inputs: Schema::parse(inputs.as_deref(), "inputs")?,
-                outputs: Schema::parse(outputs.as_deref(), "outputs")?,
+                outputs: Schema::parse_outputs(outputs.as_deref())?,
             },
             model_uuid: text_of(doc.as_mapping_get("model_uuid")),
         })

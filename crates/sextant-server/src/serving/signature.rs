@@ -175,6 +175,24 @@ impl Schema {
         }
     }
 
+    /// Parses an `MLmodel`'s output schema. MLflow never enforces one, and its
+    /// `infer_signature` writes `[{"type": "any"}]` for outputs it cannot describe (a ZipMap
+    /// classifier's maps of integer keys): such a schema tells a runtime nothing, so it reads
+    /// as none rather than refusing the model.
+    pub fn parse_outputs(text: Option<&str>) -> Result<Schema, LoadError> {
+        let untyped = text
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|doc| {
+                doc.as_array()
+                    .map(|items| items.iter().any(|i| i["type"] == "any"))
+            })
+            .unwrap_or(false);
+        if untyped {
+            return Ok(Schema::None);
+        }
+        Schema::parse(text, "outputs")
+    }
+
     /// The signature's columns, if it is column-based.
     pub fn columns(&self) -> Option<&[ColSpec]> {
         match self {
@@ -235,5 +253,14 @@ mod tests {
         assert!(e.to_string().contains("\"array\""), "{e}");
         let e = Schema::parse(Some("{"), "inputs").unwrap_err();
         assert!(e.to_string().contains("signature inputs"), "{e}");
+    }
+
+    #[test]
+    fn an_output_schema_of_type_any_reads_as_none() {
+        // What `mlflow.models.infer_signature` writes for a ZipMap classifier's outputs.
+        let any = Some(r#"[{"type": "any", "required": true}]"#);
+        assert_eq!(Schema::parse_outputs(any).unwrap(), Schema::None);
+        let e = Schema::parse_outputs(Some(r#"[{"type": "array", "name": "a"}]"#)).unwrap_err();
+        assert!(e.to_string().contains("signature outputs"), "{e}");
     }
 }
