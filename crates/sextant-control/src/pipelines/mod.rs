@@ -98,7 +98,13 @@ pub fn spawn(
     // Events are followed from the newest one when `spawn` is called, not when
     // the task first runs: an event appended in between (a busy runtime, or a
     // request answered right after start-up) would otherwise be skipped.
-    let since = deps.store.last_event_id().ok();
+    // On a thread of its own: the PostgreSQL client blocks on a runtime of its
+    // own, which it may not do on one of tokio's threads. A start-up cost of
+    // one indexed read.
+    let store = deps.store.clone();
+    let since = std::thread::scope(|s| s.spawn(|| store.last_event_id().ok()).join())
+        .ok()
+        .flatten();
     let triggers = triggers::run(deps.clone(), since);
     let orch = Arc::new(Orchestrator {
         deps,
