@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use serde_json::json;
+use reqwest::StatusCode;
 use sextant_artifacts::SafePath;
+use sextant_client::{Claim, Client, ClientError, Heartbeat, Settings};
 use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
 use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor, StepCommand};
 use sextant_pipelines::spec::{Step, StepKind};
@@ -54,9 +54,9 @@ const CLAIM_WAIT: Duration = Duration::from_secs(20);
 const RECONNECT: Duration = Duration::from_millis(250);
 const RECONNECT_CAP: Duration = Duration::from_secs(5);
 
-/// The worker's HTTP client and its settings.
+/// The worker's client of the server and its settings.
 struct Worker {
-    http: reqwest::Client,
+    client: Client,
     settings: WorkerSettings,
     executor: LocalExecutor,
     blobs: HttpBlobs,
@@ -64,17 +64,21 @@ struct Worker {
 
 /// Runs the worker until the returned future is dropped.
 pub async fn run(settings: WorkerSettings) {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .expect("the HTTP client builds");
+    // No overall timeout: an upload of a large output takes what it takes;
+    // a claim gets its own (its wait plus a margin).
+    let client = Client::with_settings(
+        &settings.server,
+        Settings {
+            user_agent: None,
+            timeout: None,
+            connect_timeout: Some(Duration::from_secs(10)),
+        },
+    )
+    .expect("the server URL was checked and the HTTP client builds");
     let concurrency = settings.concurrency.max(1);
     let worker = Arc::new(Worker {
-        blobs: HttpBlobs {
-            http: http.clone(),
-            base: settings.server.trim_end_matches('/').to_string(),
-        },
-        http,
+        blobs: HttpBlobs(client.clone()),
+        client,
         executor: LocalExecutor::new(concurrency, DEFAULT_GRACE),
         settings,
     });
@@ -106,41 +110,18 @@ pub async fn run(settings: WorkerSettings) {
 }
 
 impl Worker {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.blobs.base)
-    }
-
     fn lease_ms(&self) -> i64 {
         self.settings.lease.as_millis() as i64
     }
 
     /// One long-poll for a work order.
-    async fn claim(&self) -> Result<Option<WorkOrder>, String> {
-        let body = json!({
-            "worker": self.settings.id,
-            "lease_ms": self.lease_ms(),
-            "wait_ms": CLAIM_WAIT.as_millis() as u64,
-        });
-        let resp = self
-            .http
-            .post(self.url("/api/v1/tasks/claim"))
-            .timeout(CLAIM_WAIT + Duration::from_secs(30))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("{status}: {text}"));
-        }
-        #[derive(serde::Deserialize)]
-        struct Claimed {
-            task: Option<WorkOrder>,
-        }
-        serde_json::from_str::<Claimed>(&text)
-            .map(|c| c.task)
-            .map_err(|e| format!("unreadable claim answer: {e}"))
+    async fn claim(&self) -> Result<Option<WorkOrder>, ClientError> {
+        let claim = Claim {
+            worker: self.settings.id.clone(),
+            lease_ms: self.lease_ms(),
+            wait_ms: CLAIM_WAIT.as_millis() as u64,
+        };
+        self.client.claim_task(&claim).await
     }
 
     /// Runs one work order and reports its outcome.
@@ -181,20 +162,21 @@ impl Worker {
     /// Sends the outcome, retrying while the server cannot be reached and
     /// the lease may still be ours.
     async fn report(&self, order: &WorkOrder, outcome: &Outcome) {
-        let body = json!({ "fencing": order.fencing, "outcome": outcome });
-        let url = self.url(&format!("/api/v1/tasks/{}/outcome", order.task_id));
         let mut wait = RECONNECT;
         let mut left = self.settings.lease;
         loop {
-            match self.http.post(&url).json(&body).send().await {
-                Ok(resp) if resp.status().is_success() => {
+            let sent = self
+                .client
+                .report_outcome(order.task_id, order.fencing, outcome)
+                .await;
+            match sent {
+                Ok(()) => {
                     tracing::info!("reported the step's outcome");
                     return;
                 }
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    tracing::warn!(%status, answer = %text, "the server refused the step's outcome");
+                Err(e) if !e.is_transport() => {
+                    let status = status_of(&e);
+                    tracing::warn!(status = %status, answer = %e, "the server refused the step's outcome");
                     return;
                 }
                 Err(e) if left > wait => {
@@ -220,25 +202,26 @@ impl Worker {
         cancel: Canceller,
         lost: Arc<AtomicBool>,
     ) {
-        let url = self.url(&format!("/api/v1/tasks/{task_id}/heartbeat"));
-        let body = json!({ "fencing": fencing, "lease_ms": self.lease_ms() });
+        let beat = Heartbeat {
+            fencing,
+            lease_ms: self.lease_ms(),
+        };
         let mut tick = tokio::time::interval(self.settings.lease / 3);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match self.http.post(&url).json(&body).send().await {
-                Ok(resp) if resp.status() == reqwest::StatusCode::CONFLICT => {
-                    let text = resp.text().await.unwrap_or_default();
-                    tracing::warn!(answer = %text, "lost the task's lease; stopping the step");
+            match self.client.heartbeat(task_id, &beat).await {
+                Ok(()) => {}
+                Err(e) if e.status() == Some(StatusCode::CONFLICT.as_u16()) => {
+                    tracing::warn!(answer = %e, "lost the task's lease; stopping the step");
                     lost.store(true, Ordering::SeqCst);
                     cancel.cancel();
                     return;
                 }
-                Ok(resp) if !resp.status().is_success() => {
-                    tracing::warn!(status = %resp.status(), "heartbeat refused");
+                Err(e) if e.is_transport() => {
+                    tracing::warn!(error = %e, "cannot renew the task's lease")
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot renew the task's lease"),
+                Err(e) => tracing::warn!(status = %status_of(&e), "heartbeat refused"),
             }
         }
     }
@@ -336,102 +319,50 @@ impl Worker {
     }
 }
 
+/// The HTTP status of a refusal as the server sent it ("409 Conflict"),
+/// or what went wrong when there was no status to give.
+fn status_of(e: &ClientError) -> String {
+    match e.status().and_then(|s| StatusCode::from_u16(s).ok()) {
+        Some(status) => status.to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// The server's artifact store through its MLflow artifact API.
-struct HttpBlobs {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl HttpBlobs {
-    fn url(&self, path: &SafePath) -> String {
-        let mut url = format!("{}/api/2.0/mlflow-artifacts/artifacts", self.base);
-        for segment in path.segments() {
-            url.push('/');
-            url.push_str(&encode(segment));
-        }
-        url
-    }
-}
-
-/// A path segment percent-encoded (everything but RFC 3986's unreserved).
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-async fn refused(what: &str, resp: reqwest::Response) -> String {
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    format!("{what}: {status}: {text}")
-}
+struct HttpBlobs(Client);
 
 impl Blobs for HttpBlobs {
     async fn read(&self, path: &SafePath) -> Result<Option<Vec<u8>>, String> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .send()
+        let body = self
+            .0
+            .artifact_bytes(&path.to_string())
             .await
             .map_err(|e| format!("reading {path}: {e}"))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(refused(&format!("reading {path}"), resp).await);
-        }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("reading {path}: {e}"))?;
-        Ok(Some(body.to_vec()))
+        Ok(body.map(|b| b.to_vec()))
     }
 
     async fn get_file(&self, path: &SafePath, target: &Path) -> Result<(u64, String), String> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .send()
+        let stream = self
+            .0
+            .artifact_stream(&path.to_string())
             .await
-            .map_err(|e| format!("reading {path}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(refused(&format!("reading {path}"), resp).await);
-        }
-        outputs::write_stream(resp.bytes_stream().boxed(), target).await
+            .map_err(|e| format!("reading {path}: {e}"))?
+            .ok_or_else(|| format!("reading {path}: {}", StatusCode::NOT_FOUND))?;
+        outputs::write_stream(stream, target).await
     }
 
     async fn put_file(&self, dest: &SafePath, file: &Path) -> Result<(), String> {
         let body = outputs::file_stream(file).await?;
-        let resp = self
-            .http
-            .put(self.url(dest))
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
+        self.0
+            .put_artifact_stream(&dest.to_string(), body)
             .await
-            .map_err(|e| format!("storing {dest}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(refused(&format!("storing {dest}"), resp).await);
-        }
-        Ok(())
+            .map_err(|e| format!("storing {dest}: {e}"))
     }
 
     async fn put_bytes(&self, dest: &SafePath, data: Vec<u8>) -> Result<(), String> {
-        let resp = self
-            .http
-            .put(self.url(dest))
-            .body(Bytes::from(data))
-            .send()
+        self.0
+            .put_artifact(&dest.to_string(), Bytes::from(data))
             .await
-            .map_err(|e| format!("storing {dest}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(refused(&format!("storing {dest}"), resp).await);
-        }
-        Ok(())
+            .map_err(|e| format!("storing {dest}: {e}"))
     }
 }
