@@ -24,6 +24,7 @@
 pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
 
 pub mod capture;
+pub mod controller;
 mod convert;
 pub mod endpoints;
 pub mod error;
