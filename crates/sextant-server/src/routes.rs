@@ -1,7 +1,8 @@
 //! The one table of every route the server mounts: MLflow's RPCs and their
 //! `/ajax-api` mirrors, the artifact service, the native API, the probes and
-//! the serving data plane (whose group `sextant_serving` declares). Each route says which resource it touches, the
-//! capability a caller needs there, and what body it takes; the router is
+//! the serving data plane (whose routes `sextant_serving` declares, with the
+//! table types re-exported here). Each route says which resource it touches,
+//! the capability a caller needs there, and what body it takes; the router is
 //! built from the table, so the request guard (`security::guard_request`)
 //! sits in front of every state-changing handler, and a route added to a
 //! table is guarded (and tested, `tests/request_guard.rs`) without more code.

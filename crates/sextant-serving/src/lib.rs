@@ -8,8 +8,10 @@
 //! exchanges and counts per variant; [`router`] gives its HTTP routes (MLflow and
 //! SageMaker `/invocations`, OIP v2, `/metrics`).
 //!
-//! The control plane (endpoint definitions, rollouts) decides what to install; the data plane
-//! only serves what it is given:
+//! The control plane ([`endpoints`]: definitions and rollouts as pure values;
+//! [`controller`]: loads models, installs gateways, drives rollouts and stores every step)
+//! decides what to install; the data plane only serves what it is given. [`routes`] holds
+//! the route-table types every route of Sextant is declared with:
 //!
 //! ```ignore
 //! let gateway = Gateway::new("churn", GatewaySettings::default(), capture);
