@@ -236,6 +236,20 @@ impl From<sextant_serving::endpoints::apply::ApplyError> for ApiError {
     }
 }
 
+impl From<sextant_serving::controller::EndpointError> for ApiError {
+    fn from(e: sextant_serving::controller::EndpointError) -> Self {
+        use sextant_serving::controller::EndpointError as E;
+        match e {
+            E::Invalid(m) => ApiError::invalid(m),
+            E::Conflict(m) => ApiError::new(ErrorCode::ResourceConflict, m),
+            E::Apply(e) => e.into(),
+            E::Domain(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error_code": self.code.as_str(), "message": self.message});

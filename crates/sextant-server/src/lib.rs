@@ -13,7 +13,8 @@ mod native;
 pub mod pipelines;
 pub mod routes;
 mod security;
-pub mod serving;
+/// The data plane, now `sextant_serving`; re-exported so callers keep its paths.
+pub use sextant_serving as serving;
 mod state;
 pub mod telemetry;
 pub mod webhooks;

@@ -8,8 +8,7 @@ use axum::routing::on;
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::{Api, Group, Resource, Route};
 
-/// The MLflow version whose wire protocol Sextant speaks.
-pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
+pub use sextant_serving::MLFLOW_COMPAT_VERSION;
 
 pub const ROUTES: Group = Group {
     api: Api::Mlflow,

@@ -1,7 +1,8 @@
 //! The one table of every route the server mounts: MLflow's RPCs and their
 //! `/ajax-api` mirrors, the artifact service, the native API, the probes and
-//! the serving data plane. Each route says which resource it touches, the
-//! capability a caller needs there, and what body it takes; the router is
+//! the serving data plane (whose routes `sextant_serving` declares, with the
+//! table types re-exported here). Each route says which resource it touches,
+//! the capability a caller needs there, and what body it takes; the router is
 //! built from the table, so the request guard (`security::guard_request`)
 //! sits in front of every state-changing handler, and a route added to a
 //! table is guarded (and tested, `tests/request_guard.rs`) without more code.
@@ -11,151 +12,20 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::routing::{MethodFilter, MethodRouter};
+use axum::routing::MethodRouter;
 
 use crate::security::{self, Guard, SecurityConfig};
 use crate::state::AppState;
+pub use sextant_serving::routes::{
+    Api, Body, Capability, ENDPOINT_MOUNT, Resource, RouteInfo, handler, mount_data_plane, rows,
+};
 
-/// What a route acts on; authentication will resolve the instance (from the
-/// path, the query or the body) and check the caller's capability on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    /// The server itself: probes, capability flags, the OpenAPI document.
-    Server,
-    Experiment,
-    /// Checked on the run's experiment, as MLflow does.
-    Run,
-    LoggedModel,
-    RegisteredModel,
-    ModelVersion,
-    /// Files in the artifact store, addressed by path.
-    Artifact,
-    Webhook,
-    /// The events feed.
-    Event,
-    Pipeline,
-    PipelineRun,
-    /// An endpoint's definition and rollout (control plane).
-    Endpoint,
-    /// An endpoint's models (data plane: inference, health, metadata).
-    Inference,
-    Monitor,
-    /// The queue of pipeline tasks that remote workers claim.
-    Task,
-}
-
-/// What a caller must be allowed to do on the route's resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capability {
-    /// Read it. The only capability of a route that changes nothing.
-    Read,
-    /// Create a new one (MLflow lets any user create experiments and models).
-    Create,
-    /// Change it: log to a run, update fields, tags, upload files, start runs.
-    Edit,
-    /// Delete it, or decide about it: approvals, aliases, promotions.
-    Manage,
-    /// Call its model (the data plane; applications, not people).
-    Invoke,
-    /// Act as a remote worker or gateway of this server.
-    Work,
-}
-
-/// The request body a route takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// None (a `GET`).
-    None,
-    /// JSON, declared as `Content-Type: application/json`.
-    Json,
-    /// JSON or YAML (`application/yaml`): definitions a user writes by hand.
-    JsonOrYaml,
-    /// Whatever types the handler itself accepts (inference: JSON or CSV).
-    Any,
-    /// A file's bytes of any type, streamed to the artifact store without a
-    /// size limit.
-    Stream,
-}
-
-/// Whose conventions a route's refusals follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// MLflow's routes: its status codes and messages.
-    Mlflow,
-    /// `/api/v1`: JSON `{"error_code", "message"}`.
-    Native,
-    /// `/endpoints/{name}/…`: the data plane, called by applications
-    /// across origins, so the request guard does not apply.
-    Serving,
-}
-
-/// One route of a table, its path relative to where its group is mounted.
-pub struct Route<S: 'static = AppState> {
-    pub method: Method,
-    pub path: &'static str,
-    pub resource: Resource,
-    pub capability: Capability,
-    pub body: Body,
-    pub(crate) handler: fn(MethodFilter) -> MethodRouter<S>,
-}
-
-impl<S> Route<S> {
-    /// A read: `GET`, no body, `Read`.
-    pub const fn get(
-        path: &'static str,
-        resource: Resource,
-        handler: fn(MethodFilter) -> MethodRouter<S>,
-    ) -> Self {
-        Route {
-            method: Method::GET,
-            path,
-            resource,
-            capability: Capability::Read,
-            body: Body::None,
-            handler,
-        }
-    }
-
-    /// A route with a JSON body.
-    pub const fn json(
-        method: Method,
-        path: &'static str,
-        resource: Resource,
-        capability: Capability,
-        handler: fn(MethodFilter) -> MethodRouter<S>,
-    ) -> Self {
-        Route {
-            method,
-            path,
-            resource,
-            capability,
-            body: Body::Json,
-            handler,
-        }
-    }
-
-    /// The same route taking another kind of body.
-    pub const fn with_body(mut self, body: Body) -> Self {
-        self.body = body;
-        self
-    }
-
-    /// Whether calling it changes anything: every capability but reading
-    /// and inference, which the data plane serves.
-    pub fn changes_state(&self) -> bool {
-        !matches!(self.capability, Capability::Read | Capability::Invoke)
-    }
-}
-
-/// Routes mounted under each of several prefixes (MLflow's `/api/2.0/mlflow`
-/// and its `/ajax-api/2.0/mlflow` mirror), refusing as `api` does.
-pub struct Group<S: 'static = AppState> {
-    pub api: Api,
-    pub mounts: &'static [&'static str],
-    pub routes: &'static [Route<S>],
-}
+/// One route of a table; the control plane's are served with [`AppState`].
+pub type Route<S = AppState> = sextant_serving::routes::Route<S>;
+/// Routes mounted under each of several prefixes; the control plane's are
+/// served with [`AppState`].
+pub type Group<S = AppState> = sextant_serving::routes::Group<S>;
 
 /// The groups of the control plane: everything served with [`AppState`].
 fn groups() -> Vec<Group> {
@@ -177,52 +47,14 @@ fn groups() -> Vec<Group> {
     ]
 }
 
-/// Where one endpoint's serving routes are mounted on the server.
-pub const ENDPOINT_MOUNT: &str = "/endpoints/{name}";
-
-/// One row of the whole table, with its full path.
-#[derive(Debug, Clone)]
-pub struct RouteInfo {
-    pub api: Api,
-    pub method: Method,
-    pub path: String,
-    pub resource: Resource,
-    pub capability: Capability,
-    pub body: Body,
-    pub changes_state: bool,
-}
-
 /// Every route the server mounts, as `(method, full path)` with what the
 /// tables say of it; the serving routes appear under [`ENDPOINT_MOUNT`].
 pub fn table() -> Vec<RouteInfo> {
-    fn rows<S>(group: &Group<S>, out: &mut Vec<RouteInfo>) {
-        for mount in group.mounts {
-            for r in group.routes {
-                out.push(RouteInfo {
-                    api: group.api,
-                    method: r.method.clone(),
-                    path: format!("{mount}{}", r.path),
-                    resource: r.resource,
-                    capability: r.capability,
-                    body: r.body,
-                    changes_state: r.changes_state(),
-                });
-            }
-        }
-    }
     let mut out = Vec::new();
     for g in groups() {
         rows(&g, &mut out);
     }
-    rows(
-        &Group {
-            api: Api::Serving,
-            mounts: &[ENDPOINT_MOUNT],
-            routes: crate::serving::http::ROUTES,
-        },
-        &mut out,
-    );
-    rows(&crate::serving::endpoints::ENDPOINTS_METRICS, &mut out);
+    sextant_serving::routes::serving_table(&mut out);
     out
 }
 
@@ -249,37 +81,6 @@ pub fn mount<S: Clone + Send + Sync + 'static>(
         }
     }
     router
-}
-
-/// The data plane's `group` added to `router`: no request guard, since
-/// applications call inference routes from anywhere.
-pub fn mount_data_plane<S: Clone + Send + Sync + 'static>(
-    mut router: Router<S>,
-    group: &Group<S>,
-) -> Router<S> {
-    assert_eq!(
-        group.api,
-        Api::Serving,
-        "only the data plane goes unguarded"
-    );
-    for mount in group.mounts {
-        for r in group.routes {
-            router = router.route(&format!("{mount}{}", r.path), handler(r));
-        }
-    }
-    router
-}
-
-/// A route's handler with its body limit.
-fn handler<S: Clone + Send + Sync + 'static>(r: &Route<S>) -> MethodRouter<S> {
-    let filter = MethodFilter::try_from(r.method.clone())
-        .unwrap_or_else(|_| panic!("{} is not a routable method", r.method));
-    let handler = (r.handler)(filter);
-    if r.body == Body::Stream {
-        handler.layer(DefaultBodyLimit::disable())
-    } else {
-        handler
-    }
 }
 
 /// One route's handler with its body limit and guard.

@@ -103,13 +103,6 @@ pub async fn check_host(
     next.run(req).await
 }
 
-/// An `Origin` header in the form listed origins are kept in; `None` for `null`,
-/// anything but http(s), or a malformed value.
-pub(crate) fn origin_of_header(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
-    WebOrigin::parse(text).map(|o| o.to_string())
-}
-
 /// The settings of the guard in front of one state-changing route.
 #[derive(Debug)]
 pub struct Guard {

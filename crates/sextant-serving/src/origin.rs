@@ -90,3 +90,10 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         Some(i) => Some((&s[..i], Some(s[i + 1..].parse().ok()?))),
     }
 }
+
+/// An `Origin` header in the form listed origins are kept in; `None` for `null`,
+/// anything but http(s), or a malformed value.
+pub fn origin_of_header(value: &axum::http::HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    WebOrigin::parse(text).map(|o| o.to_string())
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sextant_server::endpoints::remote::{self, RemoteSettings};
+use sextant_serving::controller::remote::{self, RemoteSettings};
 
 #[derive(Args)]
 pub struct GatewayArgs {
@@ -78,7 +78,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             gateway.clone(),
         ));
         tracing::info!(%addr, %server, endpoint = %args.endpoint, "sextant gateway listening");
-        axum::serve(listener, sextant_server::serving::router(gateway))
+        axum::serve(listener, sextant_serving::router(gateway))
             .with_graceful_shutdown(crate::server::shutdown_signal())
             .await?;
         follower.abort();

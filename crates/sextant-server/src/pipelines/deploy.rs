@@ -8,7 +8,7 @@ use sextant_control::pipelines::{DeployError, DeployTarget, Deployed, Deployer, 
 
 use crate::endpoints::config::{EndpointSpec, RolloutPolicy, Runtime, Strategy, VariantSpec};
 use crate::endpoints::rollout::RolloutStatus;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// [`Deployer`] over [`crate::endpoints::Endpoints`]. Its state has no
@@ -25,7 +25,8 @@ impl EndpointDeployer {
     }
 }
 
-fn refused(e: ApiError) -> DeployError {
+fn refused(e: impl Into<ApiError>) -> DeployError {
+    let e: ApiError = e.into();
     DeployError {
         client_error: e.code.status().is_client_error(),
         message: e.message,
@@ -40,7 +41,7 @@ impl Deployer for EndpointDeployer {
             let deps = st.endpoint_deps();
             let mut spec = match eps.view(&deps, &t.endpoint).await {
                 Ok(v) => v.spec,
-                Err(e) if e.code == ErrorCode::ResourceDoesNotExist => EndpointSpec {
+                Err(e) if e.error_code() == "RESOURCE_DOES_NOT_EXIST" => EndpointSpec {
                     name: None,
                     variants: vec![VariantSpec {
                         name: "primary".into(),

@@ -9,8 +9,8 @@ use sextant_onnx::{Output, Value as OnnxValue};
 
 use super::output::Flat;
 use super::{JsonTensor, ModelRequest, Payload, Prediction, json_kind};
-use crate::serving::error::InputError;
-use crate::serving::model::{ModelInfo, oip_datatype};
+use crate::error::InputError;
+use crate::model::{ModelInfo, oip_datatype};
 
 /// What an infer request asks besides its data.
 #[derive(Debug, Clone, Default)]
@@ -325,7 +325,7 @@ fn json_outputs(v: &Value) -> Vec<OutputJson<'_>> {
 
 /// `GET /v2/models/{name}[/versions/{v}]`.
 pub fn metadata(name: &str, versions: &[String], info: &ModelInfo) -> Value {
-    let tensors = |list: &[crate::serving::model::TensorMeta]| -> Vec<Value> {
+    let tensors = |list: &[crate::model::TensorMeta]| -> Vec<Value> {
         list.iter()
             .map(|t| json!({"name": t.name, "datatype": t.datatype, "shape": t.shape}))
             .collect()

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ordered::Json;
 use super::{Frame, JsonTensor, ModelRequest, Payload, RawBody, json_kind};
-use crate::serving::error::InputError;
+use crate::error::InputError;
 
 /// The four input fields, one of which a JSON body must carry.
 const FORMATS: [&str; 4] = [

@@ -57,7 +57,7 @@ pub struct CaptureSettings {
 impl Default for CaptureSettings {
     fn default() -> Self {
         CaptureSettings {
-            prefix: sextant_serving::endpoints::CAPTURE_PREFIX.into(),
+            prefix: crate::endpoints::CAPTURE_PREFIX.into(),
             buffer: 10_000,
             max_records_per_file: 1_000,
             max_bytes_per_file: 8 << 20,

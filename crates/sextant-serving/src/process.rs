@@ -530,7 +530,7 @@ fn schema_meta(schema: &Schema, prefix: &str) -> Vec<TensorMeta> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serving::protocol::Frame;
+    use crate::protocol::Frame;
 
     #[test]
     fn access_log_lines_are_demoted_below_info() {

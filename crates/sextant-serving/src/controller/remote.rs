@@ -19,10 +19,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::config::{EndpointSpec, Runtime};
-use super::{EndpointState, EndpointStatus, plan};
-use crate::serving::capture::{CaptureSettings, CaptureSink};
-use crate::serving::{self, Gateway, GatewaySettings, Predictor, ProcessSettings, ShadowSpec};
+use super::plan;
+use crate::capture::{CaptureSettings, CaptureSink};
+use crate::endpoints::config::{EndpointSpec, Runtime};
+use crate::endpoints::{EndpointState, EndpointStatus};
+use crate::{Gateway, GatewaySettings, Predictor, ProcessSettings, ShadowSpec};
 
 /// How a separate gateway runs.
 #[derive(Debug, Clone)]
@@ -201,7 +202,7 @@ async fn load(
         _ => PathBuf::from(&d.resolved),
     };
     let predictor: Arc<dyn Predictor> = match d.runtime {
-        Runtime::Onnx => tokio::task::spawn_blocking(move || serving::load_model(&dir))
+        Runtime::Onnx => tokio::task::spawn_blocking(move || crate::load_model(&dir))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("model {} does not load: {e}", d.resolved))?,
@@ -239,8 +240,15 @@ async fn download(
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| format!("no download URI for {name}/{version}"))?;
-    let root_path = crate::mlflow::artifacts::proxied_root(&uri)
-        .map_err(|e| format!("{name}/{version} at {uri}: {}", e.message))?
+    let root_path = sextant_artifacts::proxied_root(&uri)
+        .map_err(|e| {
+            let why = match e {
+                // The words the server's artifact routes refuse such a path with.
+                sextant_artifacts::NotProxied::InvalidPath(_) => "Invalid path".to_string(),
+                e @ sextant_artifacts::NotProxied::Elsewhere(_) => e.to_string(),
+            };
+            format!("{name}/{version} at {uri}: {why}")
+        })?
         .to_string();
     let staging = dir.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     let mut stack = vec![(root_path, staging.clone())];
@@ -276,7 +284,7 @@ async fn download(
             if !resp.status().is_success() {
                 return Err(format!("GET {url}: {}", resp.status()));
             }
-            crate::pipelines::outputs::write_stream(resp.bytes_stream().boxed(), &target).await?;
+            write_stream(resp.bytes_stream().boxed(), &target).await?;
         }
     }
     std::fs::write(staging.join(".complete"), "").map_err(|e| e.to_string())?;
@@ -304,7 +312,9 @@ pub fn gateway(
     let sink = CaptureSink::start(
         Arc::new(store),
         CaptureSettings {
-            prefix: super::capture_prefix().to_string_lossy().into_owned(),
+            prefix: crate::endpoints::capture_prefix()
+                .to_string_lossy()
+                .into_owned(),
             // One PUT per file: the artifact API takes no multipart from here.
             max_bytes_per_file: 4 << 20,
             flush_interval: capture_flush,
@@ -316,4 +326,25 @@ pub fn gateway(
         GatewaySettings::default(),
         Some(sink),
     ))
+}
+
+/// Writes a stream of chunks into the local file `target`.
+async fn write_stream<S, E>(mut stream: S, target: &Path) -> Result<(), String>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(target)
+        .await
+        .map_err(|e| format!("creating {}: {e}", target.display()))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| format!("writing {}: {e}", target.display()))
 }

@@ -19,8 +19,8 @@ use super::error::{InputError, PredictError};
 use super::gateway::{Answer, Call, Failure, Gateway, Wire};
 use super::metrics;
 use super::protocol::oip;
+use crate::origin;
 use crate::routes::{self, Api, Body, Capability as C, Group, Resource as R, Route};
-use crate::security;
 
 /// Headers a caller names its request with (SageMaker's, and a vendor-neutral alias).
 const INFERENCE_ID_HEADERS: [&str; 2] = ["x-amzn-sagemaker-inference-id", "x-inference-id"];
@@ -111,7 +111,7 @@ async fn cors(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Respo
     let origin = req
         .headers()
         .get(header::ORIGIN)
-        .filter(|o| security::origin_of_header(o).is_some_and(|o| origins.contains(&o)))
+        .filter(|o| origin::origin_of_header(o).is_some_and(|o| origins.contains(&o)))
         .cloned();
     let preflight = req.method() == Method::OPTIONS
         && req
@@ -219,7 +219,7 @@ async fn ping(State(gw): State<Arc<Gateway>>) -> Response {
 async fn version() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::misc::MLFLOW_COMPAT_VERSION,
+        crate::MLFLOW_COMPAT_VERSION,
     )
         .into_response()
 }

@@ -1,5 +1,5 @@
 //! The serving control plane: endpoint definitions applied through the
-//! native API become gateways ([`crate::serving`]) with loaded models, and
+//! native API become gateways ([`crate::Gateway`]) with loaded models, and
 //! model changes become rollouts that the controller drives — traffic
 //! shifts, alarms, promotion or automatic rollback — persisting every step
 //! in the store so a restarted server continues them.
@@ -11,9 +11,8 @@
 
 pub mod remote;
 
-pub use sextant_serving::endpoints::{
-    EndpointState, EndpointStatus, TICK, TrafficChange, apply, canary, capture_prefix, config,
-    resolve, rollout,
+use crate::endpoints::{
+    EndpointState, EndpointStatus, TICK, TrafficChange, apply, canary, config, resolve, rollout,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,16 +24,14 @@ use serde_json::json;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use tokio::sync::Mutex;
 
-use self::apply::{Applied, ResolvedModels};
-use self::config::{EndpointSpec, Runtime};
-use self::resolve::ResolveError;
-use self::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
-use crate::error::{ApiError, ErrorCode};
-use crate::serving::{
-    self, CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings,
-    Gateways, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
+use crate::endpoints::apply::{Applied, ApplyError, ResolvedModels};
+use crate::endpoints::config::{EndpointSpec, Runtime};
+use crate::endpoints::resolve::ResolveError;
+use crate::endpoints::rollout::{Decision, Deployed, Rollout, RolloutStatus, Window};
+use crate::{
+    CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings, Gateways,
+    LoadError, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
 };
-use crate::state::AppState;
 use sextant_artifacts::ArtifactStore;
 use sextant_artifacts::data_roots::DataRoots;
 use sextant_core::clock::SharedClock;
@@ -42,6 +39,66 @@ use sextant_store::MetaStore;
 
 /// Traffic changes and past rollouts kept in an endpoint's state.
 const HISTORY: usize = 100;
+
+/// Why the controller refused or failed a change of an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A definition, model or request that cannot be served.
+    #[error("{0}")]
+    Invalid(String),
+    /// A change the endpoint's state does not allow now (no rollout in progress).
+    #[error("{0}")]
+    Conflict(String),
+    /// The definition cannot be applied over the endpoint as it is.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A domain error: a malformed endpoint name, an endpoint that does not exist.
+    #[error(transparent)]
+    Domain(#[from] sextant_core::Error),
+    /// The metadata store failed or refused.
+    #[error(transparent)]
+    Store(#[from] sextant_store::CallError),
+    /// Sextant failed; the message is for the log, not for clients.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EndpointError {
+    /// The wire name of the error code this error is answered with.
+    pub fn error_code(&self) -> &'static str {
+        use sextant_store::{CallError, StoreError};
+        match self {
+            EndpointError::Invalid(_) => "INVALID_PARAMETER_VALUE",
+            EndpointError::Conflict(_) => "RESOURCE_CONFLICT",
+            EndpointError::Apply(e) => e.error_code(),
+            EndpointError::Domain(e) => domain_code(e),
+            EndpointError::Store(CallError::Store(e)) => match e {
+                StoreError::Domain(e) => domain_code(e),
+                StoreError::Busy(_) | StoreError::Cancelled => "TEMPORARILY_UNAVAILABLE",
+                StoreError::Timeout { .. } => "INVALID_PARAMETER_VALUE",
+                StoreError::Sqlite(_)
+                | StoreError::Postgres(_)
+                | StoreError::Config(_)
+                | StoreError::Migration(_)
+                | StoreError::Corrupt(_) => "INTERNAL_ERROR",
+            },
+            EndpointError::Store(CallError::Task(_)) | EndpointError::Internal(_) => {
+                "INTERNAL_ERROR"
+            }
+        }
+    }
+}
+
+/// The wire name of a domain error's code.
+fn domain_code(e: &sextant_core::Error) -> &'static str {
+    use sextant_core::Error as E;
+    match e {
+        E::InvalidParameter(_) => "INVALID_PARAMETER_VALUE",
+        E::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
+        E::AlreadyExists(_) => "RESOURCE_ALREADY_EXISTS",
+        E::InvalidState(_) => "INVALID_STATE",
+    }
+}
 
 /// An endpoint as the API shows it.
 #[derive(Debug, Clone)]
@@ -92,14 +149,14 @@ pub struct Deps {
 
 impl Deps {
     /// A store call on the blocking pool.
-    async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    async fn db<T, F>(&self, f: F) -> Result<T, EndpointError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn MetaStore) -> Result<T, sextant_store::StoreError> + Send + 'static,
     {
         sextant_store::call(&self.store, f)
             .await
-            .map_err(ApiError::from)
+            .map_err(EndpointError::from)
     }
 }
 
@@ -141,11 +198,10 @@ impl Default for Endpoints {
     }
 }
 
-fn resolve_error(e: ResolveError) -> ApiError {
+fn resolve_error(e: ResolveError) -> EndpointError {
     match e {
-        ResolveError::Invalid(m) => ApiError::invalid(m),
-        ResolveError::NotFound(m) => ApiError::new(ErrorCode::InvalidParameterValue, m),
-        ResolveError::Storage(m) => ApiError::internal(m),
+        ResolveError::Invalid(m) | ResolveError::NotFound(m) => EndpointError::Invalid(m),
+        ResolveError::Storage(m) => EndpointError::Internal(m),
     }
 }
 
@@ -156,8 +212,8 @@ fn event(kind: &str, payload: serde_json::Value) -> EndpointEvent {
     }
 }
 
-fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), ApiError> {
-    sextant_serving::endpoints::parse_stored(e).map_err(|err| ApiError::internal(err.to_string()))
+fn parse_stored(e: &StoredEndpoint) -> Result<(EndpointSpec, EndpointState), EndpointError> {
+    crate::endpoints::parse_stored(e).map_err(|err| EndpointError::Internal(err.to_string()))
 }
 
 impl Endpoints {
@@ -192,7 +248,7 @@ impl Endpoints {
     }
 
     /// A loaded model, loading it (and copying a registry version's files) once.
-    async fn load(&self, deps: &Deps, p: &Planned) -> Result<Arc<dyn Predictor>, ApiError> {
+    async fn load(&self, deps: &Deps, p: &Planned) -> Result<Arc<dyn Predictor>, EndpointError> {
         let d = &p.deployed;
         let key = p.model_key();
         if let Some(p) = self.models.lock().await.get(&key).and_then(Weak::upgrade) {
@@ -209,17 +265,17 @@ impl Endpoints {
         let predictor: Arc<dyn Predictor> = match d.runtime {
             Runtime::Onnx => {
                 let dir2 = dir.clone();
-                tokio::task::spawn_blocking(move || serving::load_model(&dir2))
+                tokio::task::spawn_blocking(move || crate::load_model(&dir2))
                     .await
-                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(|e| EndpointError::Internal(e.to_string()))?
                     .map_err(|e| {
-                        ApiError::invalid(format!("model {} does not load: {e}", d.resolved))
+                        EndpointError::Invalid(format!("model {} does not load: {e}", d.resolved))
                     })?
             }
             Runtime::Process => start_process(&dir, self.process.clone(), p.instances.as_ref())
                 .await
                 .map_err(|e| {
-                    ApiError::invalid(format!("model {} does not start: {e}", d.resolved))
+                    EndpointError::Invalid(format!("model {} does not start: {e}", d.resolved))
                 })?,
         };
         let mut models = self.models.lock().await;
@@ -236,7 +292,7 @@ impl Endpoints {
         name: &str,
         spec: &EndpointSpec,
         state: &EndpointState,
-    ) -> Result<BTreeMap<String, f64>, ApiError> {
+    ) -> Result<BTreeMap<String, f64>, EndpointError> {
         let planned = plan(spec, state);
         let mut variants = Vec::new();
         for p in planned.variants {
@@ -278,7 +334,7 @@ impl Endpoints {
         gateway.set_allowed_origins(spec.cors_origins());
         gateway
             .set_variants(variants, shadow)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+            .map_err(|e| EndpointError::Invalid(e.to_string()))?;
         Ok(split)
     }
 
@@ -288,7 +344,7 @@ impl Endpoints {
         let stored = match deps.db(|s| s.list_endpoints()).await {
             Ok(e) => e,
             Err(e) => {
-                tracing::error!(error = %e.message, "cannot list endpoints");
+                tracing::error!(error = %e, "cannot list endpoints");
                 return;
             }
         };
@@ -302,7 +358,7 @@ impl Endpoints {
             match result {
                 Ok(split) => tracing::info!(endpoint = %e.name, ?split, "endpoint loaded"),
                 Err(err) => {
-                    tracing::error!(endpoint = %e.name, error = %err.message, "endpoint does not load")
+                    tracing::error!(endpoint = %e.name, error = %err, "endpoint does not load")
                 }
             }
         }
@@ -315,13 +371,13 @@ impl Endpoints {
         deps: &Deps,
         name: &str,
         spec: EndpointSpec,
-    ) -> Result<(bool, EndpointView), ApiError> {
-        sextant_core::endpoints::validate_endpoint_name(name).map_err(ApiError::from)?;
-        spec.check().map_err(ApiError::invalid)?;
+    ) -> Result<(bool, EndpointView), EndpointError> {
+        sextant_core::endpoints::validate_endpoint_name(name)?;
+        spec.check().map_err(EndpointError::Invalid)?;
         if let Some(n) = &spec.name
             && n != name
         {
-            return Err(ApiError::invalid(format!(
+            return Err(EndpointError::Invalid(format!(
                 "the definition names endpoint '{n}' but was applied to '{name}'"
             )));
         }
@@ -420,7 +476,11 @@ impl Endpoints {
     }
 
     /// Resolves every model the definition names (validating them).
-    async fn resolve_all(&self, deps: &Deps, spec: &EndpointSpec) -> Result<Resolved, ApiError> {
+    async fn resolve_all(
+        &self,
+        deps: &Deps,
+        spec: &EndpointSpec,
+    ) -> Result<Resolved, EndpointError> {
         let mut variants = BTreeMap::new();
         let mut loaded = Vec::new();
         for v in &spec.variants {
@@ -470,7 +530,7 @@ impl Endpoints {
         spec: Option<&EndpointSpec>,
         state: &EndpointState,
         ev: EndpointEvent,
-    ) -> Result<StoredEndpoint, ApiError> {
+    ) -> Result<StoredEndpoint, EndpointError> {
         let name = name.to_string();
         let state = serde_json::to_string(state).expect("state serializes");
         let spec = spec.map(|s| serde_json::to_string(s).expect("spec serializes"));
@@ -601,7 +661,7 @@ impl Endpoints {
 
     async fn tick_one(&self, deps: &Deps, name: &str) {
         if let Err(e) = self.advance(deps, name, None).await {
-            tracing::warn!(endpoint = %name, error = %e.message, "cannot advance the endpoint's rollout");
+            tracing::warn!(endpoint = %name, error = %e, "cannot advance the endpoint's rollout");
         }
     }
 
@@ -612,7 +672,7 @@ impl Endpoints {
         deps: &Deps,
         name: &str,
         manual: Option<bool>,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, EndpointError> {
         let _guard = if manual.is_some() {
             Some(self.changing.lock().await)
         } else {
@@ -631,10 +691,9 @@ impl Endpoints {
             .filter(|r| r.status == RolloutStatus::InProgress)
         else {
             return match manual {
-                Some(_) => Err(ApiError::new(
-                    ErrorCode::ResourceConflict,
-                    format!("endpoint '{name}' has no rollout in progress"),
-                )),
+                Some(_) => Err(EndpointError::Conflict(format!(
+                    "endpoint '{name}' has no rollout in progress"
+                ))),
                 None => Ok(None),
             };
         };
@@ -714,19 +773,19 @@ impl Endpoints {
     }
 
     /// Promotes the rollout in progress now.
-    pub async fn promote(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+    pub async fn promote(&self, deps: &Deps, name: &str) -> Result<EndpointView, EndpointError> {
         self.advance(deps, name, Some(true)).await?;
         self.view(deps, name).await
     }
 
     /// Rolls the rollout in progress back now.
-    pub async fn rollback(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+    pub async fn rollback(&self, deps: &Deps, name: &str) -> Result<EndpointView, EndpointError> {
         self.advance(deps, name, Some(false)).await?;
         self.view(deps, name).await
     }
 
     /// Deletes an endpoint and stops serving it.
-    pub async fn delete(&self, deps: &Deps, name: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, deps: &Deps, name: &str) -> Result<(), EndpointError> {
         let _guard = self.changing.lock().await;
         let n = name.to_string();
         deps.db(move |s| s.delete_endpoint(&n)).await?;
@@ -743,13 +802,13 @@ impl Endpoints {
     }
 
     /// An endpoint with its live counters.
-    pub async fn view(&self, deps: &Deps, name: &str) -> Result<EndpointView, ApiError> {
+    pub async fn view(&self, deps: &Deps, name: &str) -> Result<EndpointView, EndpointError> {
         let n = name.to_string();
         let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
         self.view_of(&stored)
     }
 
-    fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, ApiError> {
+    fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, EndpointError> {
         let (spec, mut state) = parse_stored(stored)?;
         // Only the variants served now: a promoted canary's counters are the past
         // rollout's, not a variant's.
@@ -787,7 +846,7 @@ impl Endpoints {
     }
 
     /// Every endpoint.
-    pub async fn list(&self, deps: &Deps) -> Result<Vec<EndpointView>, ApiError> {
+    pub async fn list(&self, deps: &Deps) -> Result<Vec<EndpointView>, EndpointError> {
         let stored = deps.db(|s| s.list_endpoints()).await?;
         stored.iter().map(|e| self.view_of(e)).collect()
     }
@@ -830,7 +889,7 @@ impl Endpoints {
             }
             tracing::info!(endpoint = %ep.name, %model, version, "deploying a followed model version");
             if let Err(err) = self.apply(deps, &ep.name, spec).await {
-                tracing::warn!(endpoint = %ep.name, error = %err.message, "cannot deploy the followed version");
+                tracing::warn!(endpoint = %ep.name, error = %err, "cannot deploy the followed version");
             }
         }
     }
@@ -873,8 +932,8 @@ impl Planned {
     }
 
     /// The data plane's variant over the loaded model.
-    pub fn install(&self, predictor: Arc<dyn Predictor>) -> serving::VariantSpec {
-        serving::VariantSpec {
+    pub fn install(&self, predictor: Arc<dyn Predictor>) -> crate::VariantSpec {
+        crate::VariantSpec {
             name: self.name.clone(),
             predictor,
             weight: self.weight,
@@ -960,10 +1019,8 @@ fn push_traffic(
 
 /// Starts the controller: loads stored endpoints, then evaluates rollouts
 /// every [`TICK`] and follows registry events.
-pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn(eps: Arc<Endpoints>, deps: Deps) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let eps = st.endpoints.clone();
-        let deps = st.endpoint_deps();
         eps.resume(&deps).await;
         let mut cursor = deps.db(|s| s.last_event_id()).await.unwrap_or_default();
         let mut tick = tokio::time::interval(TICK);
@@ -982,7 +1039,7 @@ pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
                         eps.follow(&deps, &e).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e.message, "cannot read events"),
+                Err(e) => tracing::warn!(error = %e, "cannot read events"),
             }
         }
     })
@@ -993,19 +1050,19 @@ pub(crate) async fn start_process(
     dir: &std::path::Path,
     settings: ProcessSettings,
     instances: Option<&config::InstancesSpec>,
-) -> Result<Arc<dyn Predictor>, serving::LoadError> {
+) -> Result<Arc<dyn Predictor>, LoadError> {
     let Some(i) = instances else {
         return Ok(ProcessPredictor::start(dir, settings).await?);
     };
     let dir = dir.to_path_buf();
-    let factory: serving::pool::Factory = Arc::new(move || {
+    let factory: crate::pool::Factory = Arc::new(move || {
         let (dir, settings) = (dir.clone(), settings.clone());
         Box::pin(async move {
             let p: Arc<dyn Predictor> = ProcessPredictor::start(&dir, settings).await?;
             Ok(p)
         })
     });
-    Ok(serving::PooledPredictor::start(i.policy(), factory).await?)
+    Ok(crate::PooledPredictor::start(i.policy(), factory).await?)
 }
 
 /// The data plane's capture setting for a definition.
