@@ -50,8 +50,14 @@ mod tests {
     #[test]
     fn proxied_roots() {
         let root = |u: &str| proxied_root(u).map(|p| p.to_string());
-        assert_eq!(root("mlflow-artifacts:/0/r/artifacts"), Ok("0/r/artifacts".into()));
-        assert_eq!(root("mlflow-artifacts:///0/r/artifacts"), Ok("0/r/artifacts".into()));
+        assert_eq!(
+            root("mlflow-artifacts:/0/r/artifacts"),
+            Ok("0/r/artifacts".into())
+        );
+        assert_eq!(
+            root("mlflow-artifacts:///0/r/artifacts"),
+            Ok("0/r/artifacts".into())
+        );
         assert_eq!(
             root("mlflow-artifacts://h:5000/0/r/artifacts"),
             Ok("0/r/artifacts".into())
@@ -61,7 +67,11 @@ mod tests {
             Ok("0/r x/artifacts".into())
         );
         for other in ["file:///etc", "/etc", "http://example.com/etc", "s3://b/p"] {
-            assert_eq!(root(other), Err(NotProxied::Elsewhere(other.into())), "{other}");
+            assert_eq!(
+                root(other),
+                Err(NotProxied::Elsewhere(other.into())),
+                "{other}"
+            );
         }
         assert!(matches!(
             root("mlflow-artifacts:/0/../../etc"),

@@ -35,6 +35,10 @@ mod tests {
         assert!(parse_cron("*/5 * * * *").is_ok());
         assert!(parse_cron("0 */5 * * * *").is_err());
         let e = parse_cron("61 * * * *").unwrap_err();
-        assert!(e.to_string().starts_with("invalid cron schedule '61 * * * *': "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid cron schedule '61 * * * *': "),
+            "{e}"
+        );
     }
 }

@@ -256,8 +256,15 @@ async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() 
     assert_eq!(v["rollout"]["time_left_ms"], 3_600_000, "{v}");
     // Both models answer while the canary bakes, and the controller holds its split.
     eventually(Duration::from_secs(30), "both models to answer", || async {
-        let (new, old) = (seen_new.load(Ordering::SeqCst), seen_old.load(Ordering::SeqCst));
-        if new > 0 && old >= 2 { Ok(()) } else { Err(format!("canary {new}, primary {old}")) }
+        let (new, old) = (
+            seen_new.load(Ordering::SeqCst),
+            seen_old.load(Ordering::SeqCst),
+        );
+        if new > 0 && old >= 2 {
+            Ok(())
+        } else {
+            Err(format!("canary {new}, primary {old}"))
+        }
     })
     .await;
     let v = h.get("churn").await;

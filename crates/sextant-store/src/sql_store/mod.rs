@@ -18,7 +18,6 @@ mod webhooks;
 
 pub use import::open_import_sink;
 
-
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{
     DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
@@ -56,7 +55,6 @@ pub struct SqlStore<B> {
     db: B,
     root: String,
 }
-
 
 /// `root/child`, with exactly one slash between them (`mlflow-artifacts:` + `0`
 /// gives `mlflow-artifacts:/0`, as MLflow writes it).
