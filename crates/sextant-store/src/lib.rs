@@ -4,6 +4,7 @@
 //!
 //! The trait is synchronous: callers in async code run it on a blocking pool.
 
+mod auth_store;
 mod backend;
 mod blocking;
 mod cancel;
@@ -21,6 +22,7 @@ pub mod sqlite_uri;
 mod store;
 pub mod token;
 
+pub use auth_store::AuthStore;
 pub use blocking::{CallError, call};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use error::StoreError;

@@ -90,6 +90,9 @@ pub struct PipelineRunSearch {
 /// the change itself; task claims, heartbeats and outcomes are queue traffic,
 /// not lifecycle changes, and append none.
 pub trait MetaStore: Send + Sync {
+    /// Users, roles, grants and tokens, in the same database.
+    fn auth(&self) -> &dyn crate::AuthStore;
+
     /// Creates an experiment; `artifact_location` defaults to `<root>/<id>`.
     fn create_experiment(
         &self,
