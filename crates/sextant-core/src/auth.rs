@@ -154,8 +154,7 @@ pub fn validate_grant(
             "NO_PERMISSIONS cannot be granted; revoke the permission or grant DENY",
         ));
     }
-    if resource_type == "workspace" && !matches!(permission, Permission::Use | Permission::Manage)
-    {
+    if resource_type == "workspace" && !matches!(permission, Permission::Use | Permission::Manage) {
         return Err(Error::invalid(format!(
             "The workspace resource type only supports USE or MANAGE, got {}",
             permission.as_str()

@@ -8,8 +8,8 @@
 //! or assignment is `AlreadyExists` (its message never holds a hash).
 
 use sextant_core::auth::{
-    ApiToken, Assignment, NewApiToken, Permission, PermissionRow, Role, RolePermission,
-    StoredUser, User,
+    ApiToken, Assignment, NewApiToken, Permission, PermissionRow, Role, RolePermission, StoredUser,
+    User,
 };
 
 use crate::StoreError;
@@ -106,7 +106,9 @@ pub trait AuthStore: Send + Sync {
         resource_type: &str,
         resource_id: &str,
     ) -> Result<(), StoreError>;
-    /// Points every grant on (type, `old`) at `new` (a registered model renamed).
+    /// Points every grant on (type, `old`) in hidden per-user roles at `new`
+    /// (a registered model renamed; roles an admin wrote keep their pattern,
+    /// as in MLflow).
     fn rename_resource_grants(
         &self,
         resource_type: &str,
@@ -115,8 +117,11 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Drops every grant on (type, id) in hidden per-user roles (a
     /// registered model deleted: a new one of that name starts clean).
-    fn delete_resource_grants(&self, resource_type: &str, resource_id: &str)
-    -> Result<(), StoreError>;
+    fn delete_resource_grants(
+        &self,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<(), StoreError>;
 
     /// Stores a new token (its SHA-256 only).
     fn create_token(&self, new: &NewApiToken) -> Result<ApiToken, StoreError>;

@@ -14,7 +14,57 @@ const MIGRATIONS: &[&str] = &[
     V2_STEP_CACHE,
     V3_MONITOR_RUNS,
     V4_SCHEDULED_MONITOR_RUNS,
+    V5_AUTH,
 ];
+
+/// Version 5: authentication and authorization, as MLflow 3.17's basic-auth
+/// app stores them: every grant is a row of a role, a user's direct grants
+/// sit on a hidden per-user role. Deleting a user or a role cascades to
+/// what hangs off it (SQLite runs with `foreign_keys` on). API tokens keep
+/// only the SHA-256 of their secret; `scopes` is a JSON array of strings.
+const V5_AUTH: &str = r#"
+CREATE TABLE users (
+    id {pk},
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin SMALLINT NOT NULL,
+    created_time BIGINT NOT NULL
+);
+CREATE TABLE roles (
+    id {pk},
+    name TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    description TEXT,
+    UNIQUE (workspace, name)
+);
+CREATE TABLE role_permissions (
+    id {pk},
+    role_id BIGINT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    resource_type TEXT NOT NULL,
+    resource_pattern TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    UNIQUE (role_id, resource_type, resource_pattern)
+);
+CREATE INDEX role_permissions_by_resource ON role_permissions (resource_type, resource_pattern);
+CREATE TABLE user_role_assignments (
+    id {pk},
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role_id BIGINT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    UNIQUE (user_id, role_id)
+);
+CREATE INDEX user_role_assignments_by_role ON user_role_assignments (role_id);
+CREATE TABLE api_tokens (
+    id {pk},
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created_time BIGINT NOT NULL,
+    expires_time BIGINT,
+    revoked_time BIGINT
+);
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_time DESC)
+"#;
 
 /// Version 4: one scheduled run per monitor and due time, whichever server
 /// fires it — several servers on one PostgreSQL all look at the schedules.

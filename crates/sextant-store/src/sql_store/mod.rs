@@ -1,6 +1,7 @@
 //! The one SQL implementation of [`MetaStore`], shared by both backends.
 //! Each trait method is one transaction; the work lives in the submodules.
 
+mod auth;
 mod endpoints;
 mod events;
 mod experiments;
@@ -44,7 +45,7 @@ use crate::store::{
     ExperimentSearch, LoggedModelSearch, ModelVersionSearch, PipelineRunSearch,
     RegisteredModelSearch, RunSearch,
 };
-use crate::{MetaStore, StoreError, StoreOptions, migrations};
+use crate::{AuthStore, MetaStore, StoreError, StoreOptions, migrations};
 pub(crate) use sextant_core::clock::now_ms;
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
@@ -141,6 +142,10 @@ impl<B: Backend> SqlStore<B> {
 }
 
 impl<B: Backend> MetaStore for SqlStore<B> {
+    fn auth(&self) -> &dyn AuthStore {
+        self
+    }
+
     fn create_experiment(
         &self,
         name: &str,
