@@ -48,6 +48,7 @@ async fn serve() -> Served {
             concurrency: 0,
             worker_id: "server".into(),
             lease: pipelines::DEFAULT_LEASE,
+            tracking_token: None,
         },
     );
     let app = router(state);

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use sextant_server::serving::{
+use sextant_serving as serving;
+use sextant_serving::{
     self, Gateway, GatewaySettings, ProcessPredictor, ProcessSettings, VariantSpec,
 };
 

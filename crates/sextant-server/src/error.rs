@@ -7,7 +7,7 @@ use sextant_store::{CallError, StoreError};
 
 use sextant_control::webhooks::WebhookError;
 
-use crate::monitors::MonitorError;
+use sextant_control::monitors::MonitorError;
 
 /// MLflow's error codes that Sextant emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub enum ErrorCode {
     ResourceDoesNotExist,
     EndpointNotFound,
     PermissionDenied,
+    /// No or wrong credentials (native API; MLflow's routes answer its plain-text 401).
+    Unauthenticated,
+    /// Too many failed logins from one user or address; retry later.
+    TooManyRequests,
     InvalidState,
     /// The request conflicts with the resource's current state in a way the
     /// client cannot fix by changing the request (MLflow maps it to 409).
@@ -41,6 +45,8 @@ impl ErrorCode {
             ErrorCode::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::TooManyRequests => "RESOURCE_EXHAUSTED",
             ErrorCode::InvalidState => "INVALID_STATE",
             ErrorCode::ResourceConflict => "RESOURCE_CONFLICT",
             ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
@@ -61,6 +67,8 @@ impl ErrorCode {
             | ErrorCode::InvalidState => StatusCode::BAD_REQUEST,
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ResourceConflict => StatusCode::CONFLICT,
             ErrorCode::RequestLimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

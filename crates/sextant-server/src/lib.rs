@@ -4,27 +4,21 @@
 // The OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
 
-pub mod endpoints;
+pub mod auth;
+pub mod controllers;
 mod error;
 mod misc;
 pub mod mlflow;
-pub mod monitors;
 mod native;
-pub mod pipelines;
 pub mod routes;
 mod security;
-/// The data plane, now `sextant_serving`; re-exported so callers keep its paths.
-pub use sextant_serving as serving;
 mod state;
 pub mod telemetry;
-pub mod webhooks;
 
 use axum::Router;
 
 pub use error::{ApiError, ErrorCode};
 pub use security::SecurityConfig;
-/// Moved to `sextant-artifacts`; the old path stays while callers move.
-pub use sextant_artifacts::data_roots;
 pub use state::AppState;
 
 /// The whole HTTP application: every route of `routes::table()`, the
@@ -34,10 +28,19 @@ pub fn router(state: AppState) -> Router {
     let security = state.security.clone();
     let changes = state.changes.clone();
     let gateways = state.endpoints.gateways.clone();
-    routes::router(security.clone())
+    let authn = state.authn();
+    routes::router(security.clone(), &authn)
         .fallback(misc::not_found)
         .with_state(state)
-        .merge(serving::endpoints_router(gateways))
+        .merge(routes::guard_data_plane(
+            sextant_serving::endpoints_router(gateways),
+            &authn,
+        ))
+        // Inside CORS: a browser's preflight carries no credentials.
+        .layer(axum::middleware::from_fn_with_state(
+            authn,
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             changes,
             announce_changes,

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::MethodRouter;
 
+use crate::auth::{AuthRoute, Authn};
 use crate::security::{self, Guard, SecurityConfig};
 use crate::state::AppState;
 pub use sextant_serving::routes::{
@@ -39,6 +40,9 @@ fn groups() -> Vec<Group> {
         crate::mlflow::artifacts::PROXY,
         crate::mlflow::artifacts::LISTINGS,
         crate::mlflow::artifacts::UI,
+        crate::auth::api::USERS,
+        crate::auth::api::RBAC,
+        crate::auth::api::TOKENS,
         Group {
             api: Api::Native,
             mounts: &[""],
@@ -58,12 +62,13 @@ pub fn table() -> Vec<RouteInfo> {
     out
 }
 
-/// The control plane's router, built from the tables: every route whose
+/// The control plane's router, built from the tables: every route behind
+/// the authorization layer (`crate::auth::authorize`), and every route whose
 /// method may carry a change (all but `GET` and `HEAD`) behind the guard.
-pub fn router(security: Arc<SecurityConfig>) -> Router<AppState> {
-    groups()
-        .iter()
-        .fold(Router::new(), |router, g| mount(router, g, &security))
+pub fn router(security: Arc<SecurityConfig>, authn: &Authn) -> Router<AppState> {
+    groups().iter().fold(Router::new(), |router, g| {
+        mount(router, g, &security, authn)
+    })
 }
 
 /// `group`'s routes added to `router`, guarded as their group's API refuses.
@@ -71,16 +76,49 @@ pub fn mount<S: Clone + Send + Sync + 'static>(
     mut router: Router<S>,
     group: &Group<S>,
     security: &Arc<SecurityConfig>,
+    authn: &Authn,
 ) -> Router<S> {
     for mount in group.mounts {
         for r in group.routes {
+            let path = format!("{mount}{}", r.path);
+            let decide = AuthRoute {
+                api: group.api,
+                method: r.method.clone(),
+                path: path.clone(),
+                resource: r.resource,
+                capability: r.capability,
+                body: r.body,
+            };
             router = router.route(
-                &format!("{mount}{}", r.path),
-                method_router(group.api, r, security),
+                &path,
+                method_router(group.api, r, security).route_layer(
+                    axum::middleware::from_fn_with_state(
+                        (Arc::new(decide), authn.clone()),
+                        crate::auth::authorize,
+                    ),
+                ),
             );
         }
     }
     router
+}
+
+/// The data plane's routes, each behind the authorization layer as an
+/// inference call on the endpoint its path names (the table declares them
+/// all `Invoke`; their metrics `Read`).
+pub fn guard_data_plane(router: Router, authn: &Authn) -> Router {
+    let decide = AuthRoute {
+        api: Api::Serving,
+        method: Method::POST,
+        path: ENDPOINT_MOUNT.to_string(),
+        resource: Resource::Inference,
+        capability: Capability::Invoke,
+        body: Body::Any,
+    };
+    router.route_layer(axum::middleware::from_fn_with_state(
+        (Arc::new(decide), authn.clone()),
+        crate::auth::authorize,
+    ))
 }
 
 /// One route's handler with its body limit and guard.

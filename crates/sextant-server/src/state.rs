@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use sextant_artifacts::ArtifactStore;
+use sextant_artifacts::data_roots::DataRoots;
+use sextant_control::monitors::{FlushCapture, MonitorDeps, Monitors};
 use sextant_control::pipelines::{self as control, Orchestrator};
 use sextant_core::clock::SharedClock;
+use sextant_serving::controller::{self as endpoints, Endpoints};
 use sextant_store::{MetaStore, StoreError};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::security::SecurityConfig;
 
@@ -30,18 +34,20 @@ pub struct AppState {
     /// tests), and then only uploaded logs can be read.
     pub data_dir: Option<Arc<PathBuf>>,
     /// The orchestrator of this server once started (by
-    /// [`crate::pipelines::spawn`]): remote workers' claims and outcomes go
+    /// [`crate::controllers::spawn_pipelines`]): remote workers' claims and outcomes go
     /// through it. The orchestrator itself holds no state.
     pub(crate) orchestrator: Arc<OnceLock<Arc<Orchestrator>>>,
     /// The serving endpoints this server hosts.
-    pub endpoints: Arc<crate::endpoints::Endpoints>,
+    pub endpoints: Arc<Endpoints>,
     /// The monitors this server runs (built from the fields above by
     /// [`AppState::new`] and the `with_*` methods).
-    pub monitors: Arc<crate::monitors::Monitors>,
+    pub monitors: Arc<Monitors>,
     /// Where files read on a caller's behalf may lie (anywhere unless set).
-    pub data_roots: Arc<crate::data_roots::DataRoots>,
+    pub data_roots: Arc<DataRoots>,
     /// Where controllers read time (the machine's unless set).
     pub clock: SharedClock,
+    /// Authentication: off unless set with [`AppState::with_auth`].
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -51,11 +57,11 @@ impl AppState {
         artifacts: Arc<ArtifactStore>,
         security: SecurityConfig,
     ) -> Self {
-        let endpoints = Arc::new(crate::endpoints::Endpoints::default());
+        let endpoints = Arc::new(Endpoints::default());
         let changes = Arc::new(tokio::sync::Notify::new());
-        let data_roots = Arc::new(crate::data_roots::DataRoots::anywhere());
+        let data_roots = Arc::new(DataRoots::anywhere());
         let clock = sextant_core::clock::system();
-        let monitors = Arc::new(crate::monitors::Monitors::new(monitor_deps(
+        let monitors = Arc::new(Monitors::new(monitor_deps(
             &store,
             &artifacts,
             None,
@@ -77,12 +83,27 @@ impl AppState {
             monitors,
             data_roots,
             clock,
+            auth: Arc::new(Auth::off()),
+        }
+    }
+
+    /// The same state authenticating and authorizing as `auth` says.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    /// What the authentication layers work with.
+    pub(crate) fn authn(&self) -> crate::auth::Authn {
+        crate::auth::Authn {
+            auth: self.auth.clone(),
+            store: self.store.clone(),
         }
     }
 
     /// The same state with the monitor controller built again from its fields.
     fn rewire_monitors(mut self) -> Self {
-        self.monitors = Arc::new(crate::monitors::Monitors::new(monitor_deps(
+        self.monitors = Arc::new(Monitors::new(monitor_deps(
             &self.store,
             &self.artifacts,
             self.data_dir.as_deref(),
@@ -97,7 +118,7 @@ impl AppState {
     /// The same state reading time from `clock` (tests drive a manual one):
     /// every controller; before they start.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.endpoints = Arc::new(crate::endpoints::Endpoints::with_clock(clock.clone()));
+        self.endpoints = Arc::new(Endpoints::with_clock(clock.clone()));
         self.clock = clock;
         self.rewire_monitors()
     }
@@ -121,18 +142,9 @@ impl AppState {
         self.orchestrator.get()
     }
 
-    /// The same state with no way to the orchestrator, for what the
-    /// orchestrator itself holds (its `deploy:` steps' endpoint controller).
-    pub(crate) fn without_orchestrator(&self) -> Self {
-        AppState {
-            orchestrator: Arc::new(OnceLock::new()),
-            ..self.clone()
-        }
-    }
-
     /// What the endpoint controller works with.
-    pub fn endpoint_deps(&self) -> crate::endpoints::Deps {
-        crate::endpoints::Deps {
+    pub fn endpoint_deps(&self) -> endpoints::Deps {
+        endpoints::Deps {
             store: self.store.clone(),
             artifacts: self.artifacts.clone(),
             data_dir: self.data_dir.clone(),
@@ -148,7 +160,7 @@ impl AppState {
     }
 
     /// The same state reading files for callers only under `roots`.
-    pub fn with_data_roots(mut self, roots: crate::data_roots::DataRoots) -> Self {
+    pub fn with_data_roots(mut self, roots: DataRoots) -> Self {
         self.data_roots = Arc::new(roots);
         self.rewire_monitors()
     }
@@ -173,12 +185,12 @@ fn monitor_deps(
     store: &Arc<dyn MetaStore>,
     artifacts: &Arc<ArtifactStore>,
     data_dir: Option<&PathBuf>,
-    data_roots: &Arc<crate::data_roots::DataRoots>,
+    data_roots: &Arc<DataRoots>,
     clock: &SharedClock,
-    endpoints: &Arc<crate::endpoints::Endpoints>,
+    endpoints: &Arc<Endpoints>,
     changes: &Arc<tokio::sync::Notify>,
-) -> crate::monitors::MonitorDeps {
-    crate::monitors::MonitorDeps {
+) -> MonitorDeps {
+    MonitorDeps {
         store: store.clone(),
         artifacts: artifacts.clone(),
         data_dir: data_dir.cloned(),
@@ -190,9 +202,9 @@ fn monitor_deps(
 }
 
 /// The endpoints' capture sinks, flushed before a monitor reads a window.
-struct FlushEndpoints(Arc<crate::endpoints::Endpoints>);
+struct FlushEndpoints(Arc<Endpoints>);
 
-impl crate::monitors::FlushCapture for FlushEndpoints {
+impl FlushCapture for FlushEndpoints {
     fn flush(&self) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(self.0.flush_capture())
     }

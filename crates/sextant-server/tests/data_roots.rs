@@ -13,7 +13,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::data_roots::DataRoots;
+use sextant_artifacts::data_roots::DataRoots;
 use sextant_server::{AppState, SecurityConfig, router};
 use support::{call, eventually};
 
@@ -182,14 +182,15 @@ const SNEAKY: &str = "name: sneaky\nparams:\n  secret: {type: string}\nsteps:\n 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_steps_read_only_under_the_data_roots() {
     let (app, st, dirs) = server(&[]);
-    let _orchestrator = sextant_server::pipelines::spawn(
-        st.clone(),
-        sextant_server::pipelines::Settings {
+    let _orchestrator = sextant_server::controllers::spawn_pipelines(
+        &st,
+        sextant_control::pipelines::Settings {
             data_dir: dirs.data.path().to_path_buf(),
             tracking_uri: "http://127.0.0.1:9".into(),
             concurrency: 2,
             worker_id: "test".into(),
             lease: Duration::from_secs(30),
+            tracking_token: None,
         },
     );
     for (name, yaml) in [("split-it", SPLIT), ("sneaky", SNEAKY)] {

@@ -18,7 +18,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_core::clock::{ManualClock, SharedClock};
-use sextant_server::{AppState, SecurityConfig, endpoints, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
@@ -71,16 +71,17 @@ impl Harness {
         let artifacts =
             Arc::new(ArtifactStore::from_uri(dirs[1].path().to_str().unwrap()).unwrap());
         let st = state(store.clone(), artifacts.clone(), dirs[0].path(), &clock);
-        let controller = endpoints::spawn(st.clone());
+        let controller = controllers::spawn_endpoints(&st);
         let orchestrator = pipelines.then(|| {
-            sextant_server::pipelines::spawn(
-                st.clone(),
-                sextant_server::pipelines::Settings {
+            sextant_server::controllers::spawn_pipelines(
+                &st,
+                sextant_control::pipelines::Settings {
                     data_dir: dirs[0].path().to_path_buf(),
                     tracking_uri: "http://127.0.0.1:9".into(),
                     concurrency: 1,
                     worker_id: "test".into(),
-                    lease: sextant_server::pipelines::DEFAULT_LEASE,
+                    lease: sextant_control::pipelines::DEFAULT_LEASE,
+                    tracking_token: None,
                 },
             )
         });
@@ -106,7 +107,7 @@ impl Harness {
             &self.data,
             &self.clock,
         );
-        self.controller = endpoints::spawn(st.clone());
+        self.controller = controllers::spawn_endpoints(&st);
         self.app = router(st);
     }
 

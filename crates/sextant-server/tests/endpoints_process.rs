@@ -21,9 +21,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::endpoints::Endpoints;
-use sextant_server::serving::{self, Gateway, GatewaySettings, ProcessSettings, VariantSpec};
-use sextant_server::{AppState, SecurityConfig, endpoints, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
+use sextant_serving::controller::Endpoints;
+use sextant_serving::{self as serving, Gateway, GatewaySettings, ProcessSettings, VariantSpec};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
@@ -132,7 +132,7 @@ impl Harness {
             unhealthy_after: 2,
         };
         st.endpoints = Arc::new(eps);
-        let controller = endpoints::spawn(st.clone());
+        let controller = controllers::spawn_endpoints(&st);
         Harness {
             app: router(st.clone()),
             st,

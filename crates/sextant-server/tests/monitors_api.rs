@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::{AppState, SecurityConfig, endpoints, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
@@ -71,7 +71,7 @@ impl Harness {
         std::fs::write(&data, csv).unwrap();
         sextant_monitor::sagemaker::write_baseline(&data, &dir.join("baseline"), &[]).unwrap();
         Harness {
-            _controller: endpoints::spawn(st.clone()),
+            _controller: controllers::spawn_endpoints(&st),
             app: router(st),
             store,
             model: dir.display().to_string(),

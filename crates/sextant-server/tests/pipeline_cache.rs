@@ -14,9 +14,10 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_control::pipelines;
 use sextant_core::clock::{Clock, ManualClock, now_ms};
 use sextant_core::pipeline_runs::PipelineRunStatus;
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use support::{call, eventually};
 
@@ -53,14 +54,15 @@ impl Harness {
             SecurityConfig::loopback(),
         )
         .with_clock(clock.clone());
-        let orchestrator = pipelines::spawn(
-            state.clone(),
+        let orchestrator = controllers::spawn_pipelines(
+            &state,
             pipelines::Settings {
                 data_dir: data.path().to_path_buf(),
                 tracking_uri: "http://127.0.0.1:9".into(),
                 concurrency: 2,
                 worker_id: "test".into(),
-                lease: sextant_server::pipelines::DEFAULT_LEASE,
+                lease: sextant_control::pipelines::DEFAULT_LEASE,
+                tracking_token: None,
             },
         );
         Harness {

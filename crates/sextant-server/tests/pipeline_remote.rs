@@ -13,7 +13,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_control::pipelines;
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use support::{call, eventually};
 
@@ -35,14 +36,15 @@ fn harness() -> Harness {
         Arc::new(artifacts),
         SecurityConfig::loopback(),
     );
-    let orchestrator = pipelines::spawn(
-        state.clone(),
+    let orchestrator = controllers::spawn_pipelines(
+        &state,
         pipelines::Settings {
             data_dir: data.path().to_path_buf(),
             tracking_uri: "http://127.0.0.1:9".into(),
             concurrency: 0,
             worker_id: "server".into(),
             lease: pipelines::DEFAULT_LEASE,
+            tracking_token: None,
         },
     );
     Harness {

@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_control::pipelines;
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use support::{call, eventually};
 
@@ -56,14 +57,15 @@ impl Harness {
             Arc::new(artifacts),
             SecurityConfig::loopback(),
         );
-        let orchestrator = pipelines::spawn(
-            state.clone(),
+        let orchestrator = controllers::spawn_pipelines(
+            &state,
             pipelines::Settings {
                 data_dir: data.path().to_path_buf(),
                 tracking_uri: "http://127.0.0.1:9".into(),
                 concurrency: 3,
                 worker_id: "test".into(),
-                lease: sextant_server::pipelines::DEFAULT_LEASE,
+                lease: sextant_control::pipelines::DEFAULT_LEASE,
+                tracking_token: None,
             },
         );
         let h = Harness {

@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_control::pipelines;
 use sextant_core::entities::NewRun;
 use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus, TriggerKind};
 use sextant_core::registry::NewModelVersion;
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::{MetaStore, PipelineRunSearch};
 use support::{call, eventually};
 
@@ -42,14 +43,15 @@ async fn approving_a_version_starts_the_listening_pipeline() {
         Arc::new(artifacts),
         SecurityConfig::loopback(),
     );
-    let orchestrator = pipelines::spawn(
-        state.clone(),
+    let orchestrator = controllers::spawn_pipelines(
+        &state,
         pipelines::Settings {
             data_dir: dir.path().to_path_buf(),
             tracking_uri: "http://127.0.0.1:9".into(),
             concurrency: 2,
             worker_id: "test".into(),
-            lease: sextant_server::pipelines::DEFAULT_LEASE,
+            lease: sextant_control::pipelines::DEFAULT_LEASE,
+            tracking_token: None,
         },
     );
     let app = router(state);

@@ -17,9 +17,10 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_control::pipelines;
 use sextant_pipelines::builtins::run_builtin;
 use sextant_pipelines::tune::{self, Plan};
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use support::eventually;
 use tower::ServiceExt;
@@ -44,14 +45,15 @@ impl Harness {
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
         let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
         let state = AppState::new(store, Arc::new(artifacts), SecurityConfig::loopback());
-        let orchestrator = pipelines::spawn(
-            state.clone(),
+        let orchestrator = controllers::spawn_pipelines(
+            &state,
             pipelines::Settings {
                 data_dir: dir.path().join("data"),
                 tracking_uri: "http://127.0.0.1:9".into(),
                 concurrency: slots,
                 worker_id: "test".into(),
-                lease: sextant_server::pipelines::DEFAULT_LEASE,
+                lease: sextant_control::pipelines::DEFAULT_LEASE,
+                tracking_token: None,
             },
         );
         Harness {

@@ -12,8 +12,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::serving::protocol::{ModelRequest, Prediction};
-use sextant_server::serving::{
+use sextant_serving as serving;
+use sextant_serving::protocol::{ModelRequest, Prediction};
+use sextant_serving::{
     self, BoxFuture, CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway,
     GatewaySettings, InputError, ModelInfo, PredictError, Predictor, ShadowSpec, VariantSpec,
 };

@@ -12,7 +12,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_server::serving::{
+use sextant_serving as serving;
+use sextant_serving::{
     self, CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings,
     VariantSpec,
 };

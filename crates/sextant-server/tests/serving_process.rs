@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use sextant_server::serving::{
+use sextant_serving as serving;
+use sextant_serving::{
     self, Gateway, GatewaySettings, Predictor, ProcessPredictor, ProcessSettings, VariantSpec,
 };
 use sextant_train::data::Matrix;

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::Request;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use sextant_server::serving::{self, Gateway, GatewaySettings, VariantSpec};
+use sextant_serving::{self as serving, Gateway, GatewaySettings, VariantSpec};
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
 use tower::ServiceExt;

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 use sextant_gbdt::{Gbdt, Objective, Params};
-use sextant_server::serving::{self, Gateway, GatewaySettings, VariantSpec};
+use sextant_serving::{self as serving, Gateway, GatewaySettings, VariantSpec};
 use sextant_train::data::Matrix;
 use sextant_train::{linear, logistic, mlflow_model};
 use tower::ServiceExt;

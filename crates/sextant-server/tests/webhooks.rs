@@ -11,9 +11,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_control::webhooks::{WebhookSettings, Webhooks, run_once, sign};
 use sextant_core::webhooks::{EventFilter, NewWebhook};
-use sextant_server::webhooks::{WebhookSettings, Webhooks, run_once, sign};
-use sextant_server::{AppState, SecurityConfig, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use support::eventually;
 use tokio::sync::mpsc;
 
@@ -199,7 +199,9 @@ async fn deliveries_are_signed_and_logged() {
         Some(json!({"name": "m", "description": "d"})),
     )
     .await;
-    run_once(&f.state, &f.hooks).await.unwrap();
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
 
     let (headers, body) = rx.recv().await.unwrap();
     let header = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_string();
@@ -234,7 +236,9 @@ async fn deliveries_are_signed_and_logged() {
     assert_eq!(log[0]["attempt"], 1);
 
     // Delivered once: another pass sends nothing.
-    run_once(&f.state, &f.hooks).await.unwrap();
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
     assert!(rx.try_recv().is_err());
 }
 
@@ -257,7 +261,9 @@ async fn failing_receivers_are_retried_then_given_up() {
         Duration::from_secs(30),
         "three attempts",
         move || async move {
-            run_once(&f.state, &f.hooks).await.unwrap();
+            run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+                .await
+                .unwrap();
             while rx.borrow_mut().try_recv().is_ok() {
                 seen.set(seen.get() + 1);
             }
@@ -269,7 +275,9 @@ async fn failing_receivers_are_retried_then_given_up() {
         },
     )
     .await;
-    run_once(&f.state, &f.hooks).await.unwrap();
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
     let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
     let attempts: Vec<i64> = log["deliveries"]
         .as_array()
@@ -308,7 +316,9 @@ async fn delivery_rechecks_the_address_it_connects_to() {
         Some(json!({"name": "m"})),
     )
     .await;
-    run_once(&f.state, &f.hooks).await.unwrap();
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
     assert!(rx.try_recv().is_err(), "nothing reached the receiver");
     for id in ids {
         let log = f.state.store.webhook_delivery_log(&id, 10).unwrap();

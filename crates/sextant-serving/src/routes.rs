@@ -36,6 +36,9 @@ pub enum Resource {
     Monitor,
     /// The queue of pipeline tasks that remote workers claim.
     Task,
+    /// Users, roles, grants and API tokens (the auth API; its handlers
+    /// apply MLflow's self-service and admin rules).
+    User,
 }
 
 /// What a caller must be allowed to do on the route's resource.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use sextant_client::Definition;
-use sextant_server::endpoints::config::{EndpointSpec, Runtime, parse_duration};
+use sextant_serving::endpoints::config::{EndpointSpec, Runtime, parse_duration};
 
 use crate::client::{Client, ClientArgs, out, out_json, out_table, text};
 

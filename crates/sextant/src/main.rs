@@ -10,6 +10,7 @@ mod monitors;
 mod pipelines;
 mod quickstart;
 mod server;
+mod users;
 mod worker;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -28,6 +29,11 @@ enum Command {
     Quickstart(quickstart::QuickstartArgs),
     /// Run the tracking server (MLflow-compatible API).
     Server(server::ServerArgs),
+    /// Users of a server with --auth, managed directly in its store.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Manage the metadata database.
     Db {
         #[command(subcommand)]
@@ -145,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(args) => gateway::run(args),
         Command::Endpoints { client, command } => endpoints::run(client, command),
         Command::Monitors { client, command } => monitors::run(client, command),
+        Command::Users { command } => users::run(command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

@@ -451,7 +451,7 @@ fn baseline(
     exclude: &[&str],
     json: bool,
 ) -> anyhow::Result<()> {
-    let written = sextant_server::monitors::engine::write_baseline(data, dir, exclude)
+    let written = sextant_monitor::engine::write_baseline(data, dir, exclude)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         return out_json(&written);

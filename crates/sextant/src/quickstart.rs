@@ -309,9 +309,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             pipeline_concurrency: None,
             pipeline_lease_ms: 30_000,
         };
-        let settings = sextant_server::webhooks::WebhookSettings::default();
+        let settings = sextant_control::webhooks::WebhookSettings::default();
         let server = tokio::spawn(async move {
-            server::serve(state, listener, settings, &pipelines, async {
+            server::serve(state, listener, settings, &pipelines, None, async {
                 let _ = stopped.await;
             })
             .await

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use sextant_artifacts::ArtifactStore;
-use sextant_server::data_roots::DataRoots;
-use sextant_server::pipelines::Settings as PipelineSettings;
-use sextant_server::webhooks::{WebhookSettings, Webhooks};
-use sextant_server::{AppState, SecurityConfig};
+use sextant_artifacts::data_roots::DataRoots;
+use sextant_control::pipelines::Settings as PipelineSettings;
+use sextant_control::webhooks::{WebhookSettings, Webhooks};
+use sextant_core::auth::Permission;
+use sextant_server::auth::{Auth, AuthSettings};
+use sextant_server::{AppState, SecurityConfig, controllers};
 
 /// Experiments get artifact locations under this root; the client maps it to
 /// the server's proxied artifact API.
@@ -67,9 +69,21 @@ pub struct ServerArgs {
     /// Artifact store: a directory, `file://…`, `s3://bucket/prefix` or `memory://` [default: <data-dir>/artifacts]
     #[arg(long, env = "SEXTANT_ARTIFACTS_DESTINATION")]
     artifacts_destination: Option<String>,
-    /// Allow binding a non-loopback address. Until authentication exists the server is then open to anyone who can reach it.
-    #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
+    /// Require every request to authenticate (HTTP Basic or an API token), as MLflow's basic-auth app does; needed to bind a non-loopback address.
+    #[arg(long, env = "SEXTANT_AUTH")]
+    auth: bool,
+    /// Serve a non-loopback address without authentication: anyone who can reach it can read and change everything.
+    #[arg(long, env = "SEXTANT_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
+    /// Deprecated: bind a non-loopback address; now needs --auth or --insecure-no-auth as well.
+    #[arg(long, env = "SEXTANT_ALLOW_REMOTE", hide = true)]
     allow_remote: bool,
+    /// With --auth: what a user may do on a resource nobody granted them anything on (READ, USE, EDIT, MANAGE, NO_PERMISSIONS), as MLflow's default_permission.
+    #[arg(long, env = "SEXTANT_DEFAULT_PERMISSION", default_value = "READ", value_parser = parse_permission)]
+    default_permission: Permission,
+    /// With --auth: proxies whose X-Forwarded-For names the client (for login throttling); repeat or separate with commas.
+    #[arg(long, env = "SEXTANT_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<IpAddr>,
     /// Web origins besides the server's own whose pages may change state (`https://app.example.com`); repeat the flag or separate with commas.
     #[arg(long, env = "SEXTANT_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
@@ -122,18 +136,39 @@ impl WebhookArgs {
     }
 }
 
+fn parse_permission(s: &str) -> Result<Permission, String> {
+    match Permission::parse(s) {
+        Ok(Permission::Deny) => Err("DENY cannot be the default permission".into()),
+        Ok(p) => Ok(p),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses an unsafe bind: a non-loopback address needs `--auth`, or
+/// `--insecure-no-auth` said out loud.
+fn check_exposure(args: &ServerArgs) -> anyhow::Result<()> {
+    if args.host.is_loopback() || args.auth {
+        return Ok(());
+    }
+    if args.insecure_no_auth {
+        tracing::warn!(host = %args.host, "serving a non-loopback address without authentication (--insecure-no-auth): anyone who can reach it can read and change everything");
+        return Ok(());
+    }
+    let deprecated = if args.allow_remote {
+        "\nnote: --allow-remote alone no longer opens a server: it needs one of the two flags above"
+    } else {
+        ""
+    };
+    bail!(
+        "refusing to bind {}: it is not a loopback address and authentication is off\n\
+         hint: pass --auth (SEXTANT_AUTH=true) to require logins, or --insecure-no-auth to serve it open anyway{deprecated}",
+        args.host
+    )
+}
+
 /// Runs the server until SIGINT or SIGTERM; in-flight requests finish first.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
-    if !args.host.is_loopback() && !args.allow_remote {
-        bail!(
-            "refusing to bind {}: it is not a loopback address and Sextant has no authentication yet\n\
-             hint: pass --allow-remote (or SEXTANT_ALLOW_REMOTE=true) to serve it anyway",
-            args.host
-        );
-    }
-    if !args.host.is_loopback() {
-        tracing::warn!(host = %args.host, "serving a non-loopback address without authentication: anyone who can reach it can read and write everything");
-    }
+    check_exposure(&args)?;
     // Settings are checked before anything is bound, created or migrated.
     let origins: Vec<String> = args
         .allowed_origins
@@ -165,6 +200,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.data_roots,
     )?;
     state.security = Arc::new(security);
+    let internal_token = if args.auth {
+        ensure_admin(state.store.as_ref())?;
+        let token = sextant_server::auth::secrets::new_token();
+        let settings = AuthSettings {
+            default_permission: args.default_permission,
+            trusted_proxies: args.trusted_proxies.clone(),
+            ..AuthSettings::on()
+        };
+        let clock = state.clock.clone();
+        state = state.with_auth(Auth::new(settings, clock).with_internal_token(&token));
+        Some(token)
+    } else {
+        None
+    };
     runtime.block_on(async move {
         if args.webhooks.webhook_allow_private {
             tracing::warn!("webhook targets on private and loopback addresses are allowed");
@@ -174,10 +223,52 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             listener,
             args.webhooks.settings(),
             &args.pipelines,
+            internal_token,
             shutdown_signal(),
         )
         .await
     })
+}
+
+/// A server with `--auth` needs an admin: an existing user, or the first
+/// one made from `SEXTANT_ADMIN_PASSWORD` in an empty user table. There is
+/// no default password.
+fn ensure_admin(store: &dyn sextant_store::MetaStore) -> anyhow::Result<()> {
+    let users = store.auth().count_users()?;
+    if users > 0 {
+        return Ok(());
+    }
+    let name = std::env::var("SEXTANT_ADMIN_USERNAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "admin".into());
+    let password = std::env::var("SEXTANT_ADMIN_PASSWORD").unwrap_or_default();
+    if password.is_empty() {
+        bail!(
+            "--auth needs an admin, and this store has no users\n\
+             hint: create one with `sextant users create NAME --admin` (same --data-dir or --backend-store-uri), \
+             or set SEXTANT_ADMIN_PASSWORD (and SEXTANT_ADMIN_USERNAME, default admin) for this first start"
+        );
+    }
+    if password == "password1234" {
+        bail!(
+            "refusing the insecure default password older MLflow versions shipped (GHSA-gq3w-7jj3-x7gr): choose another SEXTANT_ADMIN_PASSWORD"
+        );
+    }
+    sextant_core::auth::validate_username(&name)
+        .map_err(|e| anyhow::anyhow!("SEXTANT_ADMIN_USERNAME: {e}"))?;
+    sextant_core::auth::validate_password(&password)
+        .map_err(|e| anyhow::anyhow!("SEXTANT_ADMIN_PASSWORD: {e}"))?;
+    let hash = sextant_server::auth::secrets::hash_password(&password);
+    match store.auth().create_user(&name, &hash, true) {
+        Ok(_) => {
+            tracing::info!(user = %name, "created the first admin from SEXTANT_ADMIN_PASSWORD")
+        }
+        // Another server of the same store made it first.
+        Err(sextant_store::StoreError::Domain(sextant_core::Error::AlreadyExists(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// The Host and Origin rules of a server bound to a loopback address or not.
@@ -247,6 +338,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     webhooks: WebhookSettings,
     pipelines: &PipelineArgs,
+    internal_token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let data_dir = state
@@ -257,21 +349,27 @@ pub async fn serve(
     let webhooks = Webhooks::new(webhooks);
     // Deliveries in flight at shutdown are retried after a restart: their
     // state is in the store.
-    let worker =
-        sextant_server::webhooks::spawn(sextant_server::webhooks::deps(&state), webhooks.clone());
+    let worker = controllers::spawn_webhooks(&state, webhooks.clone());
     // Steps running at shutdown are killed with the process; their
     // leases expire and a restarted server runs them again.
-    let orchestrator = sextant_server::pipelines::spawn(
-        state.clone(),
-        pipeline_settings(&data_dir, listener.local_addr()?, pipelines),
+    let orchestrator = controllers::spawn_pipelines(
+        &state,
+        PipelineSettings {
+            tracking_token: internal_token,
+            ..pipeline_settings(&data_dir, listener.local_addr()?, pipelines)
+        },
     );
-    let endpoints = sextant_server::endpoints::spawn(state.clone());
-    let monitors = sextant_server::monitors::spawn(state.monitors.clone());
+    let endpoints = controllers::spawn_endpoints(&state);
+    let monitors = controllers::spawn_monitors(&state);
     let app = sextant_server::router(state).layer(axum::Extension(webhooks));
     tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "sextant server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The peer's address: failed logins are throttled per source.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     worker.abort();
     orchestrator.abort();
     endpoints.abort();
@@ -299,6 +397,7 @@ fn pipeline_settings(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get())),
         worker_id: format!("server-{}", std::process::id()),
         lease: Duration::from_millis(args.pipeline_lease_ms),
+        tracking_token: None,
     }
 }
 

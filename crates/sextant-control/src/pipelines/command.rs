@@ -22,6 +22,7 @@ fn env_name(name: &str) -> String {
 /// The environment of a `run:` step's process.
 pub(super) fn command_env(
     tracking_uri: &str,
+    tracking_token: Option<&str>,
     step_run_id: &str,
     ctx: &Context,
     step: &Step,
@@ -29,6 +30,9 @@ pub(super) fn command_env(
 ) -> Result<BTreeMap<String, String>, StepFailure> {
     let mut env = BTreeMap::new();
     env.insert("MLFLOW_TRACKING_URI".into(), tracking_uri.to_string());
+    if let Some(token) = tracking_token {
+        env.insert("MLFLOW_TRACKING_TOKEN".into(), token.to_string());
+    }
     env.insert("MLFLOW_RUN_ID".into(), step_run_id.to_string());
     env.insert("SEXTANT_PIPELINE_RUN_ID".into(), ctx.run_id.clone());
     env.insert("SEXTANT_OUTPUT_DIR".into(), out.display().to_string());

@@ -70,6 +70,9 @@ pub struct Settings {
     pub worker_id: String,
     /// How long a claim lasts without a heartbeat (renewed every third of it).
     pub lease: Duration,
+    /// `MLFLOW_TRACKING_TOKEN` of the step processes when the server
+    /// authenticates: its per-process internal token.
+    pub tracking_token: Option<String>,
 }
 
 /// The orchestrator shared by its loop, the step tasks it spawns and the

@@ -358,7 +358,14 @@ impl Orchestrator {
         command: StepCommand,
         out: &Path,
     ) -> Result<StepResult, StepFailure> {
-        let env = command_env(&self.settings.tracking_uri, &step_run.0, ctx, step, out)?;
+        let env = command_env(
+            &self.settings.tracking_uri,
+            self.settings.tracking_token.as_deref(),
+            &step_run.0,
+            ctx,
+            step,
+            out,
+        )?;
         let logs = super::logs::attempt_dir(
             &ctx.run_dir,
             &step.name.value,

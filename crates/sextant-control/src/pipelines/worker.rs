@@ -301,7 +301,14 @@ impl Worker {
         out: &Path,
         mut taken: watch::Receiver<bool>,
     ) -> Result<StepResult, StepFailure> {
-        let env = command::command_env(&self.settings.server, &order.step_run_id, ctx, step, out)?;
+        let env = command::command_env(
+            &self.settings.server,
+            None,
+            &order.step_run_id,
+            ctx,
+            step,
+            out,
+        )?;
         let logs =
             super::logs::attempt_dir(&ctx.run_dir, &order.step, order.task_id, order.attempt);
         let handle = command::start_command(&self.executor, &logs, env, command, step)?;

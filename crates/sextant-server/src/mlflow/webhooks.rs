@@ -20,7 +20,7 @@ use super::{next_page_token, page_offset};
 use crate::error::ApiError;
 use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
-use crate::webhooks::{self as delivery, Outcome, Webhooks};
+use sextant_control::webhooks::{self as delivery, Outcome, Webhooks};
 use sextant_core::clock::now_ms;
 
 /// `ListWebhooks.max_results`: MLflow's default and bounds.

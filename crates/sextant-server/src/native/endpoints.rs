@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{path, rfc3339};
-use crate::endpoints::EndpointView;
-use crate::endpoints::config::EndpointSpec;
 use crate::error::ApiError;
 use crate::state::AppState;
+use sextant_serving::controller::EndpointView;
+use sextant_serving::endpoints::config::EndpointSpec;
 
 fn body(v: EndpointView) -> Value {
     let stats: Vec<Value> = v
@@ -125,7 +125,7 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 struct GatewayReport {
     gateway: String,
-    variants: Vec<crate::serving::VariantSnapshot>,
+    variants: Vec<sextant_serving::VariantSnapshot>,
 }
 
 /// Most variants one report may carry (an endpoint has a handful).
@@ -156,7 +156,7 @@ pub async fn gateway_stats(
         return Err(ApiError::invalid(format!(
             "gateway stats: variant '{}': latency needs {} bucket counts and a finite, non-negative sum",
             v.name,
-            crate::serving::stats::LATENCY_BUCKETS.len() + 1
+            sextant_serving::stats::LATENCY_BUCKETS.len() + 1
         )));
     }
     let n = name.clone();

@@ -17,9 +17,11 @@ use sextant_core::monitors::{MonitorRun, StoredMonitor};
 
 use super::{path, query, rfc3339};
 use crate::error::ApiError;
-use crate::monitors::config::MonitorSpec;
-use crate::monitors::{DEFAULT_RUNS, REPORTS_PREFIX, RunRequest, ground_truth, parse_stored};
 use crate::state::AppState;
+use sextant_control::monitors::config::MonitorSpec;
+use sextant_control::monitors::{
+    DEFAULT_RUNS, REPORTS_PREFIX, RunRequest, ground_truth, parse_stored,
+};
 
 fn run_body(r: &MonitorRun) -> Value {
     let summary: Value = serde_json::from_str(&r.summary).unwrap_or(Value::Null);
@@ -136,7 +138,7 @@ pub async fn run(
     let window = match &b.window {
         None => None,
         Some(t) => Some(
-            crate::endpoints::config::parse_duration(t)
+            sextant_serving::endpoints::config::parse_duration(t)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ApiError::invalid(format!("invalid window '{t}': use e.g. 10m or 1h"))

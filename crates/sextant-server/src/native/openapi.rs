@@ -5,7 +5,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 /// A gateway report's latency histogram: one count per bucket, plus +Inf.
-const LATENCY_COUNTS: usize = crate::serving::stats::LATENCY_BUCKETS.len() + 1;
+const LATENCY_COUNTS: usize = sextant_serving::stats::LATENCY_BUCKETS.len() + 1;
 
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> Json<Value> {

@@ -14,8 +14,8 @@ use sextant_store::PipelineRunSearch;
 
 use super::{body, path, query, rfc3339};
 use crate::error::ApiError;
-use crate::pipelines::{self, LogChunk, LogRequest, RunDetail};
 use crate::state::AppState;
+use sextant_control::pipelines::{self, LogChunk, LogRequest, RunDetail};
 
 /// The page size of a pipeline listing unless the client asks otherwise.
 const DEFAULT_PAGE: u64 = 100;
@@ -381,7 +381,7 @@ pub async fn logs(
         stream,
         offset: q.offset.unwrap_or(0),
         attempt: q.attempt,
-        max_bytes: q.max_bytes.unwrap_or(crate::pipelines::MAX_LOG_CHUNK),
+        max_bytes: q.max_bytes.unwrap_or(pipelines::MAX_LOG_CHUNK),
     };
     Ok(Json(log_body(
         pipelines::step_logs(&st.pipeline_deps(), id, req).await?,

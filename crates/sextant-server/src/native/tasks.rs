@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{body, path};
 use crate::error::ApiError;
-use crate::pipelines::remote::{self, Outcome};
 use crate::state::AppState;
+use sextant_control::pipelines::remote::{self, Outcome};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

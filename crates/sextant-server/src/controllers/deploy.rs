@@ -6,22 +6,27 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sextant_control::pipelines::{DeployError, DeployTarget, Deployed, Deployer, RolloutProgress};
 
-use crate::endpoints::config::{EndpointSpec, RolloutPolicy, Runtime, Strategy, VariantSpec};
-use crate::endpoints::rollout::RolloutStatus;
-use crate::error::ApiError;
-use crate::state::AppState;
+use std::sync::Arc;
 
-/// [`Deployer`] over [`crate::endpoints::Endpoints`]. Its state has no
-/// orchestrator, so the orchestrator holding it holds no way back to itself.
+use sextant_serving::controller::{Deps, Endpoints};
+use sextant_serving::endpoints::config::{
+    EndpointSpec, RolloutPolicy, Runtime, Strategy, VariantSpec,
+};
+use sextant_serving::endpoints::rollout::RolloutStatus;
+
+use crate::error::ApiError;
+
+/// [`Deployer`] over the server's endpoint controller. It holds the
+/// controller and its dependencies only, so the orchestrator holding it
+/// holds no way back to itself.
 pub(crate) struct EndpointDeployer {
-    state: AppState,
+    endpoints: Arc<Endpoints>,
+    deps: Deps,
 }
 
 impl EndpointDeployer {
-    pub(crate) fn new(state: AppState) -> Self {
-        EndpointDeployer {
-            state: state.without_orchestrator(),
-        }
+    pub(crate) fn new(endpoints: Arc<Endpoints>, deps: Deps) -> Self {
+        EndpointDeployer { endpoints, deps }
     }
 }
 
@@ -36,10 +41,8 @@ fn refused(e: impl Into<ApiError>) -> DeployError {
 impl Deployer for EndpointDeployer {
     fn deploy(&self, t: DeployTarget) -> BoxFuture<'_, Result<Deployed, DeployError>> {
         Box::pin(async move {
-            let st = &self.state;
-            let eps = st.endpoints.clone();
-            let deps = st.endpoint_deps();
-            let mut spec = match eps.view(&deps, &t.endpoint).await {
+            let (eps, deps) = (&self.endpoints, &self.deps);
+            let mut spec = match eps.view(deps, &t.endpoint).await {
                 Ok(v) => v.spec,
                 Err(e) if e.error_code() == "RESOURCE_DOES_NOT_EXIST" => EndpointSpec {
                     name: None,
@@ -74,7 +77,7 @@ impl Deployer for EndpointDeployer {
             if let Some(b) = t.bake {
                 spec.rollout.bake = b;
             }
-            let (_, view) = eps.apply(&deps, &t.endpoint, spec).await.map_err(refused)?;
+            let (_, view) = eps.apply(deps, &t.endpoint, spec).await.map_err(refused)?;
             Ok(Deployed {
                 rollout: view.state.rollout.as_ref().map(|r| r.id.clone()),
                 version: view
@@ -93,9 +96,8 @@ impl Deployer for EndpointDeployer {
     ) -> BoxFuture<'a, Result<RolloutProgress, DeployError>> {
         Box::pin(async move {
             let v = self
-                .state
                 .endpoints
-                .view(&self.state.endpoint_deps(), endpoint)
+                .view(&self.deps, endpoint)
                 .await
                 .map_err(refused)?;
             if v.state.rollout.as_ref().is_some_and(|r| r.id == id) {
@@ -118,6 +120,6 @@ impl Deployer for EndpointDeployer {
     }
 
     fn poll_interval(&self) -> Duration {
-        crate::endpoints::TICK
+        sextant_serving::endpoints::TICK
     }
 }

@@ -1,0 +1,449 @@
+//! Who is calling: the layer in front of every route. It takes HTTP Basic
+//! or a Bearer token exactly as MLflow's client sends them, puts the
+//! [`Principal`] into the request's extensions, and refuses anonymous
+//! requests everywhere but the public probes — before routing, so unknown
+//! paths answer 401 too, as MLflow's do.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use sextant_core::auth::StoredUser;
+use sextant_store::{MetaStore, StoreError};
+
+use super::{Auth, Cached, Method, Principal, secrets};
+use crate::error::{ApiError, ErrorCode};
+
+/// MLflow's 401 body, word for word: its client shows it to the user.
+pub const UNAUTHENTICATED_TEXT: &str = "You are not authenticated. Please see \
+    https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow on how to \
+    authenticate.";
+
+/// MLflow's 403 body.
+pub const DENIED_TEXT: &str = "Permission denied";
+
+/// Paths served without credentials (MLflow's exemptions, and Sextant's
+/// liveness probe).
+pub fn is_public(path: &str) -> bool {
+    path == "/health"
+        || path == "/favicon.ico"
+        || path.starts_with("/static/")
+        || ["/api/", "/ajax-api/"].iter().any(|p| {
+            path.strip_prefix(p)
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(_, rest)| rest == "mlflow/server-info")
+        })
+}
+
+/// Whether refusals on `path` follow the native API's JSON conventions
+/// rather than MLflow's plain text.
+fn native(path: &str) -> bool {
+    path.starts_with("/api/v1/") || path == "/api/v1"
+}
+
+/// A 401 in the convention of the path's API.
+pub fn unauthenticated(path: &str) -> Response {
+    if native(path) {
+        return ApiError::new(
+            ErrorCode::Unauthenticated,
+            "authentication required: send HTTP Basic credentials or an API token \
+             (Authorization: Bearer …)",
+        )
+        .into_response();
+    }
+    let mut resp = (StatusCode::UNAUTHORIZED, UNAUTHENTICATED_TEXT).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"mlflow\""),
+    );
+    resp
+}
+
+/// A 403 in the convention of the path's API.
+pub fn denied(path: &str, why: &str) -> Response {
+    if native(path) {
+        return ApiError::new(ErrorCode::PermissionDenied, why).into_response();
+    }
+    let mut resp = (StatusCode::FORBIDDEN, DENIED_TEXT).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}
+
+/// A 429 for a throttled login.
+fn throttled(path: &str, wait: Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let message = format!("too many failed logins: retry in {secs} s");
+    let mut resp = if native(path) {
+        ApiError::new(ErrorCode::TooManyRequests, message).into_response()
+    } else {
+        (StatusCode::TOO_MANY_REQUESTS, message).into_response()
+    };
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+/// Why a request carrying credentials was not authenticated.
+enum Failure {
+    /// Unknown user, wrong password, bad or revoked token, malformed header.
+    Refused,
+    /// Too many recent failures of this user or address.
+    Throttled(Duration),
+    /// The store failed: not the caller's fault.
+    Store(ApiError),
+}
+
+/// State of the authentication layer.
+#[derive(Clone)]
+pub struct Authn {
+    pub auth: Arc<Auth>,
+    pub store: Arc<dyn MetaStore>,
+}
+
+/// The layer: authenticates when credentials are sent; refuses anonymous
+/// requests to anything but the public paths when authentication is on.
+pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next) -> Response {
+    if !st.auth.enabled() {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_string();
+    let source = source_address(&st.auth, &req);
+    match principal(&st, req.headers(), source).await {
+        Ok(Some(p)) => {
+            req.extensions_mut().insert(p);
+        }
+        Ok(None) if is_public(&path) => {}
+        Ok(None) => return unauthenticated(&path),
+        // Wrong credentials on a public probe still get the probe.
+        Err(Failure::Refused) if is_public(&path) => {}
+        Err(Failure::Refused) => return unauthenticated(&path),
+        Err(Failure::Throttled(wait)) => return throttled(&path, wait),
+        Err(Failure::Store(e)) => return e.into_response(),
+    }
+    next.run(req).await
+}
+
+/// Refuses a request no principal was attached to (routes mounted outside
+/// the table's guard, e.g. the data plane, call it).
+pub fn refuse_anonymous(auth: &Auth, req: &Request) -> Option<Response> {
+    let path = req.uri().path();
+    (auth.enabled() && !is_public(path) && req.extensions().get::<Arc<Principal>>().is_none())
+        .then(|| unauthenticated(path))
+}
+
+/// The client's address: the peer, or behind a trusted proxy the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+fn source_address(auth: &Auth, req: &Request) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if !auth.settings.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !auth.settings.trusted_proxies.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// The credentials of an `Authorization` header.
+enum Credentials {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Failure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| Failure::Refused)?;
+    let (scheme, rest) = text.split_once(' ').ok_or(Failure::Refused)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| Failure::Refused)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| Failure::Refused)?;
+        let (username, password) = decoded.split_once(':').ok_or(Failure::Refused)?;
+        if username.is_empty() {
+            return Err(Failure::Refused);
+        }
+        return Ok(Some(Credentials::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        }));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(Some(Credentials::Bearer(rest.to_string())));
+    }
+    Err(Failure::Refused)
+}
+
+/// The cache key of a header value: HMAC-SHA256 under the process's key.
+fn cache_key(auth: &Auth, header: &[u8]) -> [u8; 32] {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&auth.cache_key)
+        .expect("HMAC takes a key of any length");
+    mac.update(header);
+    mac.finalize().into_bytes().into()
+}
+
+async fn principal(
+    st: &Authn,
+    headers: &HeaderMap,
+    source: Option<IpAddr>,
+) -> Result<Option<Arc<Principal>>, Failure> {
+    let Some(creds) = credentials(headers)? else {
+        return Ok(None);
+    };
+    let auth = &st.auth;
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|h| h.as_bytes())
+        .unwrap_or_default();
+    let key = cache_key(auth, header);
+    let now = auth.clock.now_ms();
+    let ttl = auth.settings.cache_ttl.as_millis() as i64;
+    let generation = auth.generation();
+    let previous_hash = {
+        let cache = auth.cache.lock().expect("cache lock");
+        match cache.get(&key) {
+            Some(c) if c.generation == generation && now - c.loaded_ms < ttl => {
+                return Ok(Some(c.principal.clone()));
+            }
+            Some(c) => c.password_hash.clone(),
+            None => None,
+        }
+    };
+    let address_key = source.map(|ip| format!("ip:{ip}"));
+    if let Some(k) = &address_key {
+        let wait = auth.throttled_for(k);
+        if !wait.is_zero() {
+            return Err(Failure::Throttled(wait));
+        }
+    }
+    let verified = match creds {
+        Credentials::Basic { username, password } => {
+            let user_key = format!("user:{username}");
+            let wait = auth.throttled_for(&user_key);
+            if !wait.is_zero() {
+                return Err(Failure::Throttled(wait));
+            }
+            let found = basic(st, username, password, previous_hash).await?;
+            match found {
+                Some(v) => {
+                    auth.clear_failures(&user_key);
+                    Some(v)
+                }
+                None => {
+                    auth.record_failure(&user_key);
+                    None
+                }
+            }
+        }
+        Credentials::Bearer(token) => bearer(st, &token, now).await?,
+    };
+    let Some((principal, password_hash)) = verified else {
+        if let Some(k) = &address_key {
+            auth.record_failure(k);
+        }
+        return Err(Failure::Refused);
+    };
+    if let Some(k) = &address_key {
+        auth.clear_failures(k);
+    }
+    let principal = Arc::new(principal);
+    let mut cache = auth.cache.lock().expect("cache lock");
+    if cache.len() > 50_000 {
+        cache.retain(|_, c| now - c.loaded_ms < ttl);
+    }
+    cache.insert(
+        key,
+        Cached {
+            principal: principal.clone(),
+            password_hash,
+            loaded_ms: now,
+            generation,
+        },
+    );
+    Ok(Some(principal))
+}
+
+/// A dummy hash verified for unknown users, so that a wrong name costs as
+/// long as a wrong password (no user enumeration by timing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| secrets::hash_password("no user has this password"))
+}
+
+async fn basic(
+    st: &Authn,
+    username: String,
+    password: String,
+    previous_hash: Option<String>,
+) -> Result<Option<(Principal, Option<String>)>, Failure> {
+    let found = load(st, move |s| match s.auth().get_user(&username) {
+        Ok(u) => {
+            let rows = s.auth().permissions_of_user(u.user.id)?;
+            Ok(Some((u, rows)))
+        }
+        Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => Ok(None),
+        Err(e) => Err(e),
+    })
+    .await?;
+    let Some((
+        StoredUser {
+            user,
+            password_hash,
+        },
+        rows,
+    )) = found
+    else {
+        let _ =
+            tokio::task::spawn_blocking(move || secrets::verify_password(&password, dummy_hash()))
+                .await;
+        return Ok(None);
+    };
+    // Verified before under this very hash: only the grants needed reloading.
+    let ok = previous_hash.as_deref() == Some(password_hash.as_str()) || {
+        let stored = password_hash.clone();
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &stored))
+            .await
+            .unwrap_or(false)
+    };
+    Ok(ok.then(|| {
+        (
+            Principal {
+                user,
+                method: Method::Basic,
+                scopes: Vec::new(),
+                rows,
+            },
+            Some(password_hash),
+        )
+    }))
+}
+
+async fn bearer(
+    st: &Authn,
+    token: &str,
+    now: i64,
+) -> Result<Option<(Principal, Option<String>)>, Failure> {
+    let sha = secrets::token_sha256(token);
+    if st.auth.internal.as_deref() == Some(sha.as_str()) {
+        return Ok(Some((
+            Principal {
+                user: sextant_core::auth::User {
+                    id: 0,
+                    username: "sextant-internal".into(),
+                    is_admin: true,
+                },
+                method: Method::Internal,
+                scopes: Vec::new(),
+                rows: Vec::new(),
+            },
+            None,
+        )));
+    }
+    let found = load(st, move |s| match s.auth().token_by_hash(&sha) {
+        Ok((t, u)) => {
+            let rows = s.auth().permissions_of_user(u.user.id)?;
+            Ok(Some((t, u, rows)))
+        }
+        Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => Ok(None),
+        Err(e) => Err(e),
+    })
+    .await?;
+    Ok(found.and_then(|(t, u, rows)| {
+        let live = t.revoked_ms.is_none() && t.expires_ms.is_none_or(|e| now < e);
+        live.then_some((
+            Principal {
+                user: u.user,
+                method: Method::Bearer,
+                scopes: t.scopes,
+                rows,
+            },
+            None,
+        ))
+    }))
+}
+
+async fn load<T, F>(st: &Authn, f: F) -> Result<T, Failure>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn MetaStore) -> Result<T, StoreError> + Send + 'static,
+{
+    sextant_store::call(&st.store, f)
+        .await
+        .map_err(|e| Failure::Store(ApiError::from(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_probes_are_public() {
+        for p in [
+            "/health",
+            "/api/2.0/mlflow/server-info",
+            "/ajax-api/3.0/mlflow/server-info",
+        ] {
+            assert!(is_public(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/api/2.0/mlflow/experiments/search",
+            "/api/2.0/mlflow/server-info/x",
+            "/api/v1/endpoints",
+            "/healthz",
+        ] {
+            assert!(!is_public(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let mut h = HeaderMap::new();
+        let enc = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {enc}")).unwrap(),
+        );
+        match credentials(&h) {
+            Ok(Some(Credentials::Basic { username, password })) => {
+                assert_eq!((username.as_str(), password.as_str()), ("alice", "pa:ss"));
+            }
+            _ => panic!("not basic"),
+        }
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
+        assert!(matches!(credentials(&h), Err(Failure::Refused)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Digest x"));
+        assert!(matches!(credentials(&h), Err(Failure::Refused)));
+    }
+}

@@ -1,0 +1,571 @@
+//! Authentication and authorization in process (issue 17): MLflow's 401 and
+//! 403 answers, grants and their floor, creators' MANAGE, tokens, throttled
+//! logins, and every route of the table refusing anonymous callers.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use sextant_artifacts::ArtifactStore;
+use sextant_core::auth::Permission;
+use sextant_core::clock::ManualClock;
+use sextant_server::auth::{Auth, AuthSettings, secrets};
+use sextant_server::{AppState, SecurityConfig, router, routes};
+use support::{Answer, request};
+
+const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+
+struct Server {
+    app: Router,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn server(default: Permission) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn sextant_store::MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    store
+        .auth()
+        .create_user(ADMIN.0, &secrets::hash_password(ADMIN.1), true)
+        .unwrap();
+    let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
+    let clock = ManualClock::now();
+    let settings = AuthSettings {
+        default_permission: default,
+        ..AuthSettings::on()
+    };
+    let st = AppState::new(store, artifacts, SecurityConfig::loopback())
+        .with_auth(Auth::new(settings, clock.clone()));
+    Server {
+        app: router(st),
+        clock,
+        _dir: dir,
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+async fn as_user(
+    app: &Router,
+    who: (&str, &str),
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> Answer {
+    let auth = basic(who.0, who.1);
+    request(app, method, uri, body, &[("authorization", &auth)]).await
+}
+
+async fn create_user(app: &Router, name: &str, password: &str) {
+    let body = format!(r#"{{"username":"{name}","password":"{password}"}}"#);
+    let a = as_user(
+        app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/users/create",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["user"]["username"], name);
+    assert_eq!(a.json["user"]["is_admin"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_and_wrong_callers_get_mlflows_401() {
+    let s = server(Permission::Read);
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.text.starts_with("You are not authenticated."),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.headers["www-authenticate"], "Basic realm=\"mlflow\"");
+    assert!(
+        a.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // Unknown paths too: authentication comes before routing.
+    let a = request(&s.app, "GET", "/no/such/page", None, &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let wrong = basic(ADMIN.0, "not-the-password");
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+        &[("authorization", &wrong)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // The native API answers JSON.
+    let a = request(&s.app, "GET", "/api/v1/endpoints", None, &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.json["error_code"], "UNAUTHENTICATED");
+    // The probes stay open.
+    let a = request(&s.app, "GET", "/health", None, &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = request(&s.app, "GET", "/api/2.0/mlflow/server-info", None, &[]).await;
+    assert_ne!(a.status, StatusCode::UNAUTHORIZED);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "GET",
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creators_manage_what_they_create_and_others_only_read_it() {
+    let s = server(Permission::Read);
+    create_user(&s.app, "alice", "alice-password-1").await;
+    create_user(&s.app, "bob", "bob-password-001").await;
+    let alice = ("alice", "alice-password-1");
+    let bob = ("bob", "bob-password-001");
+    let a = as_user(
+        &s.app,
+        alice,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"alices"}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let exp = a.json["experiment_id"].as_str().unwrap().to_string();
+    let rename = format!(r#"{{"experiment_id":"{exp}","new_name":"renamed"}}"#);
+    // Bob reads (default READ) but may not change it.
+    let a = as_user(
+        &s.app,
+        bob,
+        "GET",
+        &format!("/api/2.0/mlflow/experiments/get?experiment_id={exp}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/2.0/mlflow/experiments/update",
+        Some(&rename),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.text, "Permission denied");
+    let run = format!(r#"{{"experiment_id":"{exp}"}}"#);
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        Some(&run),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Alice, its creator, may.
+    let a = as_user(
+        &s.app,
+        alice,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        Some(&run),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let run_id = a.json["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metric = format!(r#"{{"run_id":"{run_id}","key":"m","value":1,"timestamp":1,"step":0}}"#);
+    let a = as_user(
+        &s.app,
+        alice,
+        "POST",
+        "/api/2.0/mlflow/runs/log-metric",
+        Some(&metric),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/2.0/mlflow/runs/log-metric",
+        Some(&metric),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Granting EDIT lets bob log, at once (this server's own change).
+    let grant = format!(
+        r#"{{"username":"bob","resource_type":"experiment","resource_id":"{exp}","permission":"EDIT"}}"#
+    );
+    let a = as_user(
+        &s.app,
+        alice,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(&grant),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/2.0/mlflow/runs/log-metric",
+        Some(&metric),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // But bob may not grant further: delegating needs MANAGE.
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(&grant),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Non-admins may not create users or list them.
+    let a = as_user(
+        &s.app,
+        bob,
+        "POST",
+        "/api/2.0/mlflow/users/create",
+        Some(r#"{"username":"eve","password":"eve-password-01"}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = as_user(&s.app, bob, "GET", "/api/2.0/mlflow/users/list", None).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = as_user(&s.app, bob, "GET", "/api/2.0/mlflow/users/current", None).await;
+    assert_eq!(a.json["user"]["username"], "bob");
+    assert_eq!(a.json["is_basic_auth"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_no_permissions_only_grants_open_a_resource() {
+    let s = server(Permission::NoPermissions);
+    create_user(&s.app, "carol", "carol-password-1").await;
+    let carol = ("carol", "carol-password-1");
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"private"}"#),
+    )
+    .await;
+    let exp = a.json["experiment_id"].as_str().unwrap().to_string();
+    let get = format!("/api/2.0/mlflow/experiments/get?experiment_id={exp}");
+    assert_eq!(
+        as_user(&s.app, carol, "GET", &get, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let grant = format!(
+        r#"{{"username":"carol","resource_type":"experiment","resource_id":"{exp}","permission":"READ"}}"#
+    );
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(&grant),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        as_user(&s.app, carol, "GET", &get, None).await.status,
+        StatusCode::OK
+    );
+    // A DENY on the run tier vetoes even what the experiment grant allows.
+    let role = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/roles/create",
+        Some(r#"{"workspace":"default","name":"no-runs"}"#),
+    )
+    .await;
+    assert_eq!(role.status, StatusCode::OK, "{}", role.text);
+    let role_id = role.json["role"]["id"].as_i64().unwrap();
+    let add = format!(
+        r#"{{"role_id":{role_id},"resource_type":"run","resource_pattern":"*","permission":"DENY"}}"#
+    );
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/roles/permissions/add",
+        Some(&add),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let assign = format!(r#"{{"username":"carol","role_id":"{role_id}"}}"#);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/roles/assign",
+        Some(&assign),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        Some(&format!(r#"{{"experiment_id":"{exp}"}}"#)),
+    )
+    .await;
+    let run_id = a.json["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = as_user(
+        &s.app,
+        carol,
+        "GET",
+        &format!("/api/2.0/mlflow/runs/get?run_id={run_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Listings would show what she may not see: refused under NO_PERMISSIONS.
+    let a = as_user(
+        &s.app,
+        carol,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = as_user(
+        &s.app,
+        carol,
+        "GET",
+        "/api/3.0/mlflow/users/current/permissions",
+        None,
+    )
+    .await;
+    assert_eq!(
+        a.json["permissions"].as_array().unwrap().len(),
+        2,
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_authenticate_until_revoked() {
+    let s = server(Permission::Read);
+    create_user(&s.app, "dave", "dave-password-1").await;
+    let dave = ("dave", "dave-password-1");
+    let a = as_user(
+        &s.app,
+        dave,
+        "POST",
+        "/api/v1/tokens",
+        Some(r#"{"name":"ci","scopes":["read"]}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let token = a.json["token"]["token"].as_str().unwrap().to_string();
+    let id = a.json["token"]["id"].as_i64().unwrap();
+    let bearer = format!("Bearer {token}");
+    let h = [("authorization", bearer.as_str())];
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+        &h,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // A read-scoped token changes nothing, even what its user may change.
+    let a = request(
+        &s.app,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"x"}"#),
+        &h,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Tokens do not mint tokens.
+    let a = request(
+        &s.app,
+        "POST",
+        "/api/v1/tokens",
+        Some(r#"{"name":"more"}"#),
+        &h,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = as_user(
+        &s.app,
+        dave,
+        "DELETE",
+        &format!("/api/v1/tokens/{id}"),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+        &h,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/2.0/mlflow/experiments/search",
+        None,
+        &[("authorization", "Bearer sxt_made-up")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_with_growing_delays() {
+    let s = server(Permission::Read);
+    let wrong = basic(ADMIN.0, "guess-guess-guess");
+    let h = [("authorization", wrong.as_str())];
+    let uri = "/api/2.0/mlflow/experiments/search";
+    for _ in 0..5 {
+        assert_eq!(
+            request(&s.app, "GET", uri, None, &h).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let a = request(&s.app, "GET", uri, None, &h).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.headers.contains_key("retry-after"));
+    // The right password waits too (the attacker cannot tell), for a while only.
+    let right = basic(ADMIN.0, ADMIN.1);
+    let ok = [("authorization", right.as_str())];
+    assert_eq!(
+        request(&s.app, "GET", uri, None, &ok).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        request(&s.app, "GET", uri, None, &ok).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_anonymous_callers() {
+    let s = server(Permission::Read);
+    for r in routes::table() {
+        let path = r
+            .path
+            .replace("{*path}", "0/abc/artifacts/f")
+            .replace("{*rest}", "0/abc/artifacts/f")
+            .replace('{', "")
+            .replace('}', "");
+        let public = path == "/health" || path.ends_with("/mlflow/server-info");
+        let body = (r.method != axum::http::Method::GET).then_some("{}");
+        let a = request(&s.app, r.method.as_str(), &path, body, &[]).await;
+        if public {
+            assert_ne!(
+                a.status,
+                StatusCode::UNAUTHORIZED,
+                "{} {}",
+                r.method,
+                r.path
+            );
+        } else {
+            assert_eq!(
+                a.status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} answered {}",
+                r.method,
+                r.path,
+                a.text
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_grants_changes_nothing_but_may_create() {
+    let s = server(Permission::NoPermissions);
+    create_user(&s.app, "erin", "erin-password-1").await;
+    let erin = ("erin", "erin-password-1");
+    for r in routes::table() {
+        // Anyone may create (MLflow's rule: only DENY stops it), and manage
+        // their own password and tokens.
+        let creates = r.capability == routes::Capability::Create
+            || (r.method == axum::http::Method::PUT
+                && r.path.starts_with("/api/v1/")
+                && r.path.ends_with("/{name}"));
+        if !r.changes_state
+            || creates
+            || r.path.contains("/tokens")
+            || r.path.contains("/users/update-password")
+        {
+            continue;
+        }
+        let path = r
+            .path
+            .replace("{*path}", "0/abc/artifacts/f")
+            .replace("{*rest}", "0/abc/artifacts/f")
+            .replace('{', "")
+            .replace('}', "");
+        let a = as_user(
+            &s.app,
+            erin,
+            r.method.as_str(),
+            &path,
+            Some(r#"{"name":"n","experiment_id":"0","run_id":"r","username":"erin"}"#),
+        )
+        .await;
+        assert!(
+            matches!(
+                a.status,
+                StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND
+            ),
+            "{} {} answered {} {}",
+            r.method,
+            r.path,
+            a.status,
+            a.text
+        );
+        assert!(!a.status.is_success(), "{} {}", r.method, r.path);
+    }
+}
