@@ -1,177 +1,38 @@
-//! Serde types read from YAML (or JSON, which is YAML) with the pipeline
-//! parser's quality: every problem, each at its line and column, unknown keys
-//! with the closest known one. Endpoint and monitor definitions are read this
-//! way; pipelines have their own hand-written parser (`parse.rs`), whose node
-//! positions and suggestions this module shares.
+//! A serde deserializer over a YAML node that keeps going past problems: it
+//! reports unknown keys and leaves them out as it meets them, and places every
+//! other error at the innermost node it concerns, so that [`Document`] can
+//! leave that node out and try again.
 //!
-//! A serde derive stops at its first error. To report them all, unknown keys
-//! are reported and skipped as they are met, and a value that fails is
-//! reported and left out before deserializing again: the struct holding a
-//! value left out fails next as missing it, and is itself left out (that
-//! "missing" is not reported). Each pass leaves out one more node, so it ends.
+//! [`Document`]: super::Document
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
-use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use saphyr::{ScalarOwned, YamlDataOwned};
+use serde::de::{self, IntoDeserializer, Visitor};
 
+use super::document::{Document, Seg};
+use super::{Node, describe, did_you_mean, pos};
 use crate::Diagnostic;
-use crate::parse::{describe, did_you_mean, pos};
 use crate::spec::Pos;
-
-type Node = MarkedYamlOwned;
-
-/// One step of the path from the document's root to a node.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A parsed YAML document, kept with its positions.
-pub struct Document {
-    root: Node,
-    /// What the document is, for messages: "the monitor definition".
-    noun: String,
-}
-
-/// Every problem of a document, as `file:line:col: message` lines.
-pub fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
-    diagnostics
-        .iter()
-        .map(|d| format!("{file}:{d}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-impl Document {
-    /// Parses one YAML document; `noun` names it in messages ("monitor definition").
-    pub fn parse(text: &str, noun: &str) -> Result<Document, Vec<Diagnostic>> {
-        let docs = Node::load_from_str(text).map_err(|e| {
-            let m = e.marker();
-            let at = Pos {
-                line: m.line().max(1),
-                col: m.col() + 1,
-            };
-            vec![Diagnostic::new(
-                at,
-                format!("the {noun} is not valid YAML: {}", e.info()),
-            )]
-        })?;
-        let mut docs = docs.into_iter();
-        match (docs.next(), docs.next()) {
-            (None, _) => Err(vec![Diagnostic::new(
-                Pos { line: 1, col: 1 },
-                format!("the {noun} is empty"),
-            )]),
-            (Some(root), None) => Ok(Document {
-                root,
-                noun: format!("the {noun}"),
-            }),
-            (Some(_), Some(second)) => Err(vec![Diagnostic::new(
-                pos(&second),
-                format!("a {noun} is one YAML document"),
-            )]),
-        }
-    }
-
-    /// The document as a `T`, or every problem found, sorted by position.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Vec<Diagnostic>> {
-        let mut left_out: HashSet<Vec<Seg>> = HashSet::new();
-        let mut found = Vec::new();
-        // Each failed pass leaves out one more node; the bound only guards a bug.
-        for _ in 0..1000 {
-            let sink = RefCell::new(Vec::new());
-            let de = De {
-                node: &self.root,
-                path: Vec::new(),
-                doc: self,
-                sink: &sink,
-                left_out: &left_out,
-            };
-            let outcome = T::deserialize(de);
-            found.extend(sink.into_inner());
-            match outcome {
-                Ok(value) if found.is_empty() => return Ok(value),
-                Ok(_) => break,
-                Err(e) => {
-                    let (at, path) = e.at.unwrap_or((pos(&self.root), Vec::new()));
-                    let caused_by_us = matches!(&e.kind, Kind::Missing(f)
-                        if left_out.contains(&[path.clone(), vec![Seg::Key(f.to_string())]].concat()));
-                    if !caused_by_us {
-                        found.push(Diagnostic::new(at, e.kind.message(&self.place(&path))));
-                    }
-                    if path.is_empty() {
-                        break;
-                    }
-                    left_out.insert(path);
-                }
-            }
-        }
-        found.sort();
-        found.dedup();
-        Err(found)
-    }
-
-    /// Where the node at a dotted path (`variants.1.weight`) is written, or the
-    /// nearest node above it that is: for a check that names a field.
-    pub fn locate(&self, path: &str) -> Pos {
-        let mut node = &self.root;
-        for part in path.split('.').filter(|p| !p.is_empty()) {
-            let next = match &node.data {
-                YamlDataOwned::Mapping(m) => m
-                    .iter()
-                    .find(|(k, _)| matches!(&k.data, YamlDataOwned::Value(ScalarOwned::String(s)) if s == part))
-                    .map(|(_, v)| v),
-                YamlDataOwned::Sequence(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
-                _ => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
-        }
-        pos(node)
-    }
-
-    /// A path as messages show it: `variants[1].weight`, or the document's noun.
-    fn place(&self, path: &[Seg]) -> String {
-        if path.is_empty() {
-            return self.noun.clone();
-        }
-        let mut out = String::new();
-        for seg in path {
-            match seg {
-                Seg::Key(k) if out.is_empty() => out.push_str(k),
-                Seg::Key(k) => {
-                    out.push('.');
-                    out.push_str(k);
-                }
-                Seg::Index(i) => out.push_str(&format!("[{i}]")),
-            }
-        }
-        out
-    }
-}
 
 /// Why a value could not be read; placed at the innermost node it concerns.
 #[derive(Debug)]
 pub struct Error {
-    kind: Kind,
-    at: Option<(Pos, Vec<Seg>)>,
+    pub(super) kind: Kind,
+    pub(super) at: Option<(Pos, Vec<Seg>)>,
 }
 
 #[derive(Debug)]
-enum Kind {
+pub(super) enum Kind {
     Custom(String),
     InvalidType { found: String, expected: String },
     Missing(&'static str),
 }
 
 impl Kind {
-    fn message(&self, place: &str) -> String {
+    pub(super) fn message(&self, place: &str) -> String {
         match self {
             Kind::Custom(m) => format!("{place}: {m}"),
             Kind::InvalidType { found, expected } => {
@@ -250,12 +111,12 @@ impl Error {
 }
 
 /// A deserializer of one node.
-struct De<'de> {
-    node: &'de Node,
-    path: Vec<Seg>,
-    doc: &'de Document,
-    sink: &'de RefCell<Vec<Diagnostic>>,
-    left_out: &'de HashSet<Vec<Seg>>,
+pub(super) struct De<'de> {
+    pub(super) node: &'de Node,
+    pub(super) path: Vec<Seg>,
+    pub(super) doc: &'de Document,
+    pub(super) sink: &'de RefCell<Vec<Diagnostic>>,
+    pub(super) left_out: &'de HashSet<Vec<Seg>>,
 }
 
 impl<'de> De<'de> {
@@ -489,97 +350,5 @@ impl<'de> de::Deserializer<'de> for De<'de> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
         bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct Top {
-        name: String,
-        #[serde(default)]
-        parts: Vec<Part>,
-        #[serde(default)]
-        kind: Option<Kind2>,
-    }
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct Part {
-        model: String,
-        #[serde(default)]
-        weight: f64,
-    }
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(rename_all = "snake_case")]
-    enum Kind2 {
-        Canary,
-        BlueGreen,
-    }
-
-    fn read(text: &str) -> Result<Top, Vec<String>> {
-        Document::parse(text, "test file")
-            .and_then(|d| d.deserialize::<Top>())
-            .map_err(|ds| ds.iter().map(ToString::to_string).collect())
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_its_place() {
-        let errors = read(
-            "name: x\nnaem: y\nparts:\n  - model: a\n    wieght: 2\n  - weight: heavy\n  - model: c\n    weight: [1]\nkind: canery\n",
-        )
-        .unwrap_err();
-        assert_eq!(
-            errors,
-            [
-                "2:1: unknown key 'naem' in the test file (did you mean 'name'?)",
-                "5:5: unknown key 'wieght' in parts[0] (did you mean 'weight'?)",
-                "6:5: missing key 'model' in parts[1]",
-                "6:13: parts[1].weight: expected a number, found string \"heavy\"",
-                "8:13: parts[2].weight: expected a number, found a list",
-                "9:7: kind: unknown value 'canery': expected one of canary, blue_green (did you mean 'canary'?)",
-            ]
-        );
-    }
-
-    #[test]
-    fn json_is_yaml_and_good_documents_read() {
-        let top =
-            read(r#"{"name": 1, "parts": [{"model": "m", "weight": 2}], "kind": "blue_green"}"#)
-                .unwrap();
-        assert_eq!(
-            top,
-            Top {
-                name: "1".into(),
-                parts: vec![Part {
-                    model: "m".into(),
-                    weight: 2.0
-                }],
-                kind: Some(Kind2::BlueGreen),
-            }
-        );
-        assert_eq!(read("").unwrap_err(), ["1:1: the test file is empty"]);
-        assert!(read("name: [\n").unwrap_err()[0].contains("the test file is not valid YAML"));
-        assert_eq!(
-            read("parts: []\n").unwrap_err(),
-            ["1:1: missing key 'name' in the test file"]
-        );
-        assert_eq!(
-            read("- a\n").unwrap_err(),
-            ["1:1: the test file: expected a mapping, found a list"]
-        );
-    }
-
-    #[test]
-    fn locate_finds_the_nearest_written_node() {
-        let d = Document::parse("name: x\nparts:\n  - model: a\n    weight: 2\n", "f").unwrap();
-        assert_eq!(d.locate("parts.0.weight"), Pos { line: 4, col: 13 });
-        assert_eq!(d.locate("parts.0.nope"), Pos { line: 3, col: 5 });
-        assert_eq!(d.locate(""), Pos { line: 1, col: 1 });
     }
 }
