@@ -50,6 +50,28 @@ pub enum ClientError {
         /// The server the client was pointed at.
         base: String,
     },
+    /// The server wants credentials (401) and answered in MLflow's style, a
+    /// plain-text body rather than a Sextant error.
+    #[error(
+        "authentication required: set MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN{} ({method} {url}: HTTP 401)",
+        if *.sent { "; the server refused the credentials sent" } else { "" }
+    )]
+    Unauthenticated {
+        method: Method,
+        url: String,
+        /// Whether credentials were sent (and so were refused).
+        sent: bool,
+    },
+    /// The credentials sent do not allow the request (403, MLflow's
+    /// plain-text `Permission denied`).
+    #[error("permission denied: {method} {url} (HTTP 403)")]
+    PermissionDenied { method: Method, url: String },
+    /// The credentials given cannot be sent as a header.
+    #[error("the {kind} credentials hold a character an HTTP header cannot carry")]
+    BadCredentials {
+        /// `Basic` or `Bearer`; never the secret.
+        kind: &'static str,
+    },
     /// A successful answer whose JSON does not have the expected shape.
     #[error("unreadable answer to {method} {url}: {source}")]
     Decode {
@@ -69,7 +91,10 @@ impl ClientError {
             ClientError::Server { status, .. } | ClientError::Unexpected { status, .. } => {
                 Some(*status)
             }
+            ClientError::Unauthenticated { .. } => Some(401),
+            ClientError::PermissionDenied { .. } => Some(403),
             ClientError::InvalidUrl { .. }
+            | ClientError::BadCredentials { .. }
             | ClientError::Unreachable { .. }
             | ClientError::TimedOut { .. }
             | ClientError::Read { .. }

@@ -13,7 +13,14 @@
 //! Every call is async; a command-line caller blocks on it with its own
 //! runtime. Errors say whether the server answered ([`ClientError::Server`],
 //! with its status, `error_code` and message) or could not be reached.
+//!
+//! Every request carries the [`Credentials`] of its [`Settings`], which
+//! [`Client::new`] reads from the environment as MLflow's Python client does
+//! (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`, else `MLFLOW_TRACKING_TOKEN`, else
+//! `SEXTANT_TOKEN`). An authentication layer's plain-text 401 and 403 come
+//! back as [`ClientError::Unauthenticated`] and [`ClientError::PermissionDenied`].
 
+mod credentials;
 mod error;
 mod mlflow;
 mod native;
@@ -22,6 +29,7 @@ mod tracking;
 
 use std::time::Duration;
 
+pub use credentials::Credentials;
 pub use error::ClientError;
 pub use mlflow::{ArtifactFile, ArtifactList};
 pub use native::endpoints::Definition;
@@ -32,7 +40,8 @@ pub use native::tasks::{Claim, Claimed, Heartbeat};
 pub use reqwest::{Method, Url};
 pub use tracking::Metric;
 
-/// How a [`Client`] talks: its `User-Agent` and its timeouts.
+/// How a [`Client`] talks: its `User-Agent`, its timeouts and who it says
+/// it is. `Debug` never shows a password or token.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Sent as `User-Agent`; none when `None`.
@@ -42,15 +51,19 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// The longest connecting may take.
     pub connect_timeout: Option<Duration>,
+    /// Sent as `Authorization` on every request; none when `None`.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for Settings {
-    /// The CLI's: answers within a minute, a connection within ten seconds.
+    /// The CLI's: answers within a minute, a connection within ten seconds,
+    /// and the credentials the environment gives ([`Credentials::from_env`]).
     fn default() -> Settings {
         Settings {
             user_agent: None,
             timeout: Some(Duration::from_secs(60)),
             connect_timeout: Some(Duration::from_secs(10)),
+            credentials: Credentials::from_env(),
         }
     }
 }
@@ -62,10 +75,14 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     timeout: Option<Duration>,
+    /// Whether an `Authorization` header goes with every request, so that a
+    /// 401 can say the credentials were refused rather than missing.
+    sends_credentials: bool,
 }
 
 impl Client {
-    /// A client of the server at `server` with the default [`Settings`].
+    /// A client of the server at `server` with the default [`Settings`]:
+    /// credentials from the environment as MLflow's client reads them.
     pub fn new(server: &str) -> Result<Client, ClientError> {
         Client::with_settings(server, Settings::default())
     }
@@ -81,11 +98,20 @@ impl Client {
         if let Some(t) = settings.connect_timeout {
             builder = builder.connect_timeout(t);
         }
+        // A default header reaches every request, those built outside
+        // `send` (an inference call) too; reqwest drops it on a redirect to
+        // another host.
+        if let Some(credentials) = &settings.credentials {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, credentials.header()?);
+            builder = builder.default_headers(headers);
+        }
         let http = builder.build().map_err(ClientError::Build)?;
         Ok(Client {
             http,
             base,
             timeout: settings.timeout,
+            sends_credentials: settings.credentials.is_some(),
         })
     }
 

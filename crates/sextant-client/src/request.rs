@@ -128,7 +128,9 @@ impl Client {
         }
     }
 
-    /// An answer that is not Sextant's, with the start of its body.
+    /// An answer that is not Sextant's, with the start of its body. A 401 or
+    /// 403 in that form is the refusal of an MLflow-style authentication
+    /// layer (a plain-text body), told as such.
     pub(crate) fn unexpected(
         &self,
         method: Method,
@@ -136,6 +138,22 @@ impl Client {
         status: StatusCode,
         bytes: &[u8],
     ) -> ClientError {
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                return ClientError::Unauthenticated {
+                    method,
+                    url: url.to_string(),
+                    sent: self.sends_credentials,
+                };
+            }
+            StatusCode::FORBIDDEN => {
+                return ClientError::PermissionDenied {
+                    method,
+                    url: url.to_string(),
+                };
+            }
+            _ => {}
+        }
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim();
         let text = text.get(..200).unwrap_or(text);

@@ -5,7 +5,8 @@
 //! The request path only tries to put a record on a bounded channel: when it is full the
 //! record is dropped and counted, never waited for. One writer task batches records per
 //! endpoint, variant and hour into files, written when a batch is big enough, on a timer,
-//! on [`CaptureSink::flush`] and when the sink is dropped.
+//! on [`CaptureSink::flush`] and when the sink is dropped. Files go to a [`CaptureTarget`]:
+//! the artifact store, or for a separate gateway the server's artifact API.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +16,35 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use sextant_artifacts::{ArtifactStore, SafePath};
 use tokio::sync::{mpsc, oneshot};
+
+/// Why a capture file could not be stored; only logged, with the file's name.
+pub type TargetError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where capture files are written.
+pub trait CaptureTarget: Send + Sync {
+    /// Stores `data` as the file at `path`, replacing any.
+    fn put<'a>(&'a self, path: &'a SafePath, data: Bytes)
+    -> BoxFuture<'a, Result<(), TargetError>>;
+}
+
+impl CaptureTarget for ArtifactStore {
+    fn put<'a>(
+        &'a self,
+        path: &'a SafePath,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            let body =
+                futures::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
+            ArtifactStore::put(self, path, body).await?;
+            Ok(())
+        })
+    }
+}
 
 /// Which halves of an exchange are captured (SageMaker's `CaptureMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +216,7 @@ impl CaptureSink {
     /// A sink and its writer, which the caller runs (`tokio::spawn(writer.run())`); until
     /// it runs, records wait in the buffer.
     pub fn new(
-        store: Arc<ArtifactStore>,
+        store: Arc<dyn CaptureTarget>,
         settings: CaptureSettings,
     ) -> (Arc<CaptureSink>, CaptureWriter) {
         let (tx, rx) = mpsc::channel(settings.buffer.max(1));
@@ -209,7 +236,7 @@ impl CaptureSink {
     }
 
     /// A sink whose writer runs on the current runtime.
-    pub fn start(store: Arc<ArtifactStore>, settings: CaptureSettings) -> Arc<CaptureSink> {
+    pub fn start(store: Arc<dyn CaptureTarget>, settings: CaptureSettings) -> Arc<CaptureSink> {
         let (sink, writer) = CaptureSink::new(store, settings);
         tokio::spawn(writer.run());
         sink
@@ -255,7 +282,7 @@ struct Batch {
 /// The writer task: owns the batches, writes files.
 pub struct CaptureWriter {
     rx: mpsc::Receiver<Command>,
-    store: Arc<ArtifactStore>,
+    store: Arc<dyn CaptureTarget>,
     settings: CaptureSettings,
     counters: Arc<Counters>,
     /// Open batches by directory (`<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh`).
@@ -323,12 +350,11 @@ impl CaptureWriter {
             uuid::Uuid::new_v4()
         );
         let result = match SafePath::parse(&name) {
-            Ok(path) => {
-                let body = futures::stream::once(async move {
-                    Ok::<_, std::convert::Infallible>(Bytes::from(batch.lines))
-                });
-                self.store.put(&path, body).await.map_err(|e| e.to_string())
-            }
+            Ok(path) => self
+                .store
+                .put(&path, Bytes::from(batch.lines))
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match result {

@@ -43,7 +43,9 @@ pub mod routes;
 pub mod signature;
 pub mod stats;
 
-pub use capture::{CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, CaptureTotals};
+pub use capture::{
+    CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, CaptureTarget, CaptureTotals,
+};
 pub use error::{InputError, LoadError, PredictError};
 pub use gateway::{ConfigError, Gateway, GatewaySettings, GatewayStats, ShadowSpec, VariantSpec};
 pub use gateways::{Gateways, endpoints_router};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use sextant_client::{Client, Credentials, Settings};
 use sextant_serving::controller::remote::{self, RemoteSettings};
 
 #[derive(Args)]
@@ -48,10 +49,18 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         );
     }
     sextant_core::endpoints::validate_endpoint_name(&args.endpoint)?;
-    let server = crate::client::server_url(&args.server)?
-        .as_str()
-        .trim_end_matches('/')
-        .to_string();
+    // No timeouts: a large model's download takes what it takes. Credentials
+    // from the environment, as every client of the server reads them.
+    let client = Client::with_settings(
+        &args.server,
+        Settings {
+            user_agent: None,
+            timeout: None,
+            connect_timeout: None,
+            credentials: Credentials::from_env(),
+        },
+    )?;
+    let server = client.base().as_str().trim_end_matches('/').to_string();
     std::fs::create_dir_all(&args.model_dir)
         .with_context(|| format!("creating {}", args.model_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,13 +73,12 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         let gateway = remote::gateway(
             &args.endpoint,
-            &server,
+            client.clone(),
             Duration::from_millis(args.capture_flush_ms),
-        )
-        .map_err(anyhow::Error::msg)?;
+        );
         let follower = tokio::spawn(remote::follow(
             RemoteSettings {
-                server: server.clone(),
+                client,
                 endpoint: args.endpoint.clone(),
                 model_dir: std::fs::canonicalize(&args.model_dir)?,
                 poll: Duration::from_millis(args.poll_ms),

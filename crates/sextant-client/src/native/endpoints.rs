@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::v1;
@@ -48,6 +49,13 @@ impl Client {
     /// An endpoint: its spec, deployed models, rollout, traffic history and
     /// counters.
     pub async fn get_endpoint(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&v1(&["endpoints", name]), &[]).await
+    }
+
+    /// Endpoint `name` read into the caller's type: a remote gateway reads
+    /// the definition and deployed models into the serving crate's own
+    /// types, which this crate (below it) does not know.
+    pub async fn get_endpoint_as<T: DeserializeOwned>(&self, name: &str) -> Result<T, ClientError> {
         self.get(&v1(&["endpoints", name]), &[]).await
     }
 

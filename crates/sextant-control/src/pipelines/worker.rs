@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use sextant_artifacts::SafePath;
-use sextant_client::{Claim, Client, ClientError, Heartbeat, Settings};
+use sextant_client::{Claim, Client, ClientError, Credentials, Heartbeat, Settings};
 use sextant_pipelines::builtins::{METRICS_FILE, run_builtin};
 use sextant_pipelines::executor::{Canceller, DEFAULT_GRACE, LocalExecutor, StepCommand};
 use sextant_pipelines::spec::{Step, StepKind};
@@ -72,6 +72,7 @@ pub async fn run(settings: WorkerSettings) {
             user_agent: None,
             timeout: None,
             connect_timeout: Some(Duration::from_secs(10)),
+            credentials: Credentials::from_env(),
         },
     )
     .expect("the server URL was checked and the HTTP client builds");

@@ -10,26 +10,38 @@
 //! (`POST /api/v1/endpoints/{name}/gateway-stats`), whose rollout alarms add
 //! them to its own; capture records go to the server's artifact store through
 //! its artifact API, next to the server's own, so monitors see this traffic too.
+//!
+//! Every call to the server goes through `sextant-client`, with its typed
+//! answers and errors and the credentials it sends; nothing here knows
+//! `sextant-server`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::Value;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde::Deserialize;
+use sextant_artifacts::{NotProxied, SafePath};
+use sextant_client::{Client, ClientError};
 
-use super::plan;
-use crate::capture::{CaptureSettings, CaptureSink};
+use super::{Planned, plan};
+use crate::capture::{CaptureSettings, CaptureSink, CaptureTarget, TargetError};
 use crate::endpoints::config::{EndpointSpec, Runtime};
+use crate::endpoints::rollout::{Deployed, Rollout};
 use crate::endpoints::{EndpointState, EndpointStatus};
-use crate::{Gateway, GatewaySettings, Predictor, ProcessSettings, ShadowSpec};
+use crate::{
+    ConfigError, Gateway, GatewaySettings, LoadError, Predictor, ProcessSettings, ShadowSpec,
+};
 
 /// How a separate gateway runs.
 #[derive(Debug, Clone)]
 pub struct RemoteSettings {
-    /// The server's base URL.
-    pub server: String,
+    /// The server that holds the endpoint.
+    pub client: Client,
     pub endpoint: String,
     /// Where downloaded models go.
     pub model_dir: PathBuf,
@@ -37,99 +49,108 @@ pub struct RemoteSettings {
     pub poll: Duration,
 }
 
+/// Why one poll could not follow the endpoint; the next poll tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The server refused a call, or could not be reached.
+    #[error(transparent)]
+    Server(#[from] ClientError),
+    /// A registry version's files are not where the server's artifact API serves them.
+    #[error("{model}/{version} at {uri}: {reason}")]
+    NotProxied {
+        model: String,
+        version: i64,
+        uri: String,
+        reason: String,
+    },
+    /// A file the server listed was gone when it was read.
+    #[error("{path} is listed but the server does not serve it")]
+    Vanished { path: String },
+    /// The model directory could not be written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A model did not load (`onnx`) or did not start (`process`).
+    #[error("model {model} does not {verb}: {source}")]
+    Load {
+        model: String,
+        verb: &'static str,
+        source: LoadError,
+    },
+    /// Loading a model panicked.
+    #[error("loading a model: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The planned variants do not make a gateway.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A closure that tells an IO failure on `path`.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FollowError {
+    let path = path.to_path_buf();
+    move |source| FollowError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// What the gateway reads of its endpoint: the definition and the models the
+/// server deployed, in the controller's own types. The rest of the server's
+/// answer (status, history, counters) is not the gateway's business.
+#[derive(Deserialize)]
+struct Followed {
+    spec: EndpointSpec,
+    deployed: BTreeMap<String, Deployed>,
+    #[serde(default)]
+    shadow: Option<Deployed>,
+    #[serde(default)]
+    rollout: Option<Rollout>,
+}
+
+/// Models loaded by (resolved model, runtime), kept while the plan names them.
+type Loaded = HashMap<(String, Runtime), Arc<dyn Predictor>>;
+
 /// Keeps `gateway` in line with the server's endpoint until dropped, and reports
 /// its counters after every poll.
 pub async fn follow(settings: RemoteSettings, gateway: Arc<Gateway>) {
-    let http = reqwest::Client::new();
-    let base = settings.server.trim_end_matches('/').to_string();
-    let mut loaded: HashMap<(String, Runtime), Arc<dyn Predictor>> = HashMap::new();
+    let mut loaded = Loaded::new();
     let mut installed: Option<Vec<(String, String, u64)>> = None;
     // Unique per process: a restarted gateway's counters start again from zero.
     let id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     loop {
-        match sync(
-            &http,
-            &base,
-            &settings,
-            &gateway,
-            &mut loaded,
-            &mut installed,
-        )
-        .await
-        {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot follow the endpoint")
-            }
+        if let Err(e) = sync(&settings, &gateway, &mut loaded, &mut installed).await {
+            tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot follow the endpoint");
         }
-        if let Err(e) = report(&http, &base, &settings.endpoint, &id, &gateway).await {
+        let variants = gateway.stats().variants;
+        if let Err(e) = settings
+            .client
+            .report_gateway_stats(&settings.endpoint, &id, &variants)
+            .await
+        {
             tracing::warn!(endpoint = %settings.endpoint, error = %e, "cannot report the gateway's counters");
         }
         tokio::time::sleep(settings.poll).await;
     }
 }
 
-/// Sends the gateway's cumulative counters to the server.
-async fn report(
-    http: &reqwest::Client,
-    base: &str,
-    endpoint: &str,
-    id: &str,
-    gateway: &Gateway,
-) -> Result<(), String> {
-    let url = format!("{base}/api/v1/endpoints/{endpoint}/gateway-stats");
-    let body = serde_json::json!({"gateway": id, "variants": gateway.stats().variants});
-    let resp = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        return Err(format!(
-            "POST {url}: {status}: {}",
-            resp.text().await.unwrap_or_default()
-        ));
-    }
-    Ok(())
-}
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("GET {url}: {status}: {text}"));
-    }
-    serde_json::from_str(&text).map_err(|e| format!("GET {url}: {e}"))
-}
-
 async fn sync(
-    http: &reqwest::Client,
-    base: &str,
     settings: &RemoteSettings,
     gateway: &Gateway,
-    loaded: &mut HashMap<(String, Runtime), Arc<dyn Predictor>>,
+    loaded: &mut Loaded,
     installed: &mut Option<Vec<(String, String, u64)>>,
-) -> Result<(), String> {
-    let v = get_json(
-        http,
-        &format!("{base}/api/v1/endpoints/{}", settings.endpoint),
-    )
-    .await?;
-    let spec: EndpointSpec =
-        serde_json::from_value(v["spec"].clone()).map_err(|e| format!("endpoint spec: {e}"))?;
+) -> Result<(), FollowError> {
+    let followed: Followed = settings.client.get_endpoint_as(&settings.endpoint).await?;
+    let spec = followed.spec;
     let state = EndpointState {
         // Only the plan matters here, not the status.
-        status: serde_json::from_value(v["status"].clone()).unwrap_or(EndpointStatus::InService),
-        deployed: serde_json::from_value(v["deployed"].clone()).map_err(|e| e.to_string())?,
-        shadow: serde_json::from_value(v["shadow"].clone()).map_err(|e| e.to_string())?,
-        rollout: serde_json::from_value(v["rollout"].clone()).map_err(|e| e.to_string())?,
+        status: EndpointStatus::InService,
+        deployed: followed.deployed,
+        shadow: followed.shadow,
+        rollout: followed.rollout,
         past_rollouts: Vec::new(),
         traffic: Vec::new(),
         message: None,
@@ -157,25 +178,23 @@ async fn sync(
     }
     let mut variants = Vec::new();
     for p in &planned.variants {
-        variants.push(p.install(load(http, base, settings, loaded, p).await?));
+        variants.push(p.install(load(settings, loaded, p).await?));
     }
     let shadow = match &planned.shadow {
         Some((p, sampling_percent)) => Some(ShadowSpec {
-            variant: p.install(load(http, base, settings, loaded, p).await?),
+            variant: p.install(load(settings, loaded, p).await?),
             sampling_percent: *sampling_percent,
         }),
         None => None,
     };
-    gateway
-        .set_variants(variants, shadow)
-        .map_err(|e| e.to_string())?;
+    gateway.set_variants(variants, shadow)?;
     // Models the plan no longer names are released: a `process` model's children stop
     // once the gateway's last request on them ends.
     let wanted: Vec<_> = planned
         .variants
         .iter()
         .chain(planned.shadow.iter().map(|(p, _)| p))
-        .map(super::Planned::model_key)
+        .map(Planned::model_key)
         .collect();
     loaded.retain(|k, _| wanted.contains(k));
     tracing::info!(endpoint = %settings.endpoint, variants = ?key, "installed the endpoint's traffic split");
@@ -184,12 +203,10 @@ async fn sync(
 }
 
 async fn load(
-    http: &reqwest::Client,
-    base: &str,
     settings: &RemoteSettings,
-    loaded: &mut HashMap<(String, Runtime), Arc<dyn Predictor>>,
-    p: &super::Planned,
-) -> Result<Arc<dyn Predictor>, String> {
+    loaded: &mut Loaded,
+    p: &Planned,
+) -> Result<Arc<dyn Predictor>, FollowError> {
     let d = &p.deployed;
     let key = p.model_key();
     if let Some(p) = loaded.get(&key) {
@@ -197,19 +214,25 @@ async fn load(
     }
     let dir = match (&d.model, d.version) {
         (Some(name), Some(version)) => {
-            download(http, base, &settings.model_dir, name, version).await?
+            download(&settings.client, &settings.model_dir, name, version).await?
         }
         _ => PathBuf::from(&d.resolved),
     };
+    let failed = |verb| {
+        move |source| FollowError::Load {
+            model: d.resolved.clone(),
+            verb,
+            source,
+        }
+    };
     let predictor: Arc<dyn Predictor> = match d.runtime {
         Runtime::Onnx => tokio::task::spawn_blocking(move || crate::load_model(&dir))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("model {} does not load: {e}", d.resolved))?,
+            .await?
+            .map_err(failed("load"))?,
         Runtime::Process => {
             super::start_process(&dir, ProcessSettings::default(), p.instances.as_ref())
                 .await
-                .map_err(|e| format!("model {} does not start: {e}", d.resolved))?
+                .map_err(failed("start"))?
         }
     };
     loaded.insert(key, predictor.clone());
@@ -219,132 +242,130 @@ async fn load(
 /// A registry version's files, through the server's MLflow APIs, into
 /// `<root>/<name>/<version>/`.
 async fn download(
-    http: &reqwest::Client,
-    base: &str,
+    client: &Client,
     root: &Path,
     name: &str,
     version: i64,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, FollowError> {
     let dir = root.join(name).join(version.to_string());
     if dir.join(".complete").is_file() {
         return Ok(dir);
     }
-    let mut url = reqwest::Url::parse(&format!(
-        "{base}/api/2.0/mlflow/model-versions/get-download-uri"
-    ))
-    .map_err(|e| e.to_string())?;
-    url.query_pairs_mut()
-        .append_pair("name", name)
-        .append_pair("version", &version.to_string());
-    let uri = get_json(http, url.as_str()).await?["artifact_uri"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no download URI for {name}/{version}"))?;
+    let uri = client.model_version_download_uri(name, version).await?;
     let root_path = sextant_artifacts::proxied_root(&uri)
-        .map_err(|e| {
-            let why = match e {
+        .map_err(|e| FollowError::NotProxied {
+            model: name.to_string(),
+            version,
+            uri: uri.clone(),
+            reason: match e {
                 // The words the server's artifact routes refuse such a path with.
-                sextant_artifacts::NotProxied::InvalidPath(_) => "Invalid path".to_string(),
-                e @ sextant_artifacts::NotProxied::Elsewhere(_) => e.to_string(),
-            };
-            format!("{name}/{version} at {uri}: {why}")
+                NotProxied::InvalidPath(_) => "Invalid path".to_string(),
+                e @ NotProxied::Elsewhere(_) => e.to_string(),
+            },
         })?
         .to_string();
     let staging = dir.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     let mut stack = vec![(root_path, staging.clone())];
     while let Some((remote, local)) = stack.pop() {
-        std::fs::create_dir_all(&local)
-            .map_err(|e| format!("creating {}: {e}", local.display()))?;
-        let mut url = reqwest::Url::parse(&format!("{base}/api/2.0/mlflow-artifacts/artifacts"))
-            .map_err(|e| e.to_string())?;
-        url.query_pairs_mut().append_pair("path", &remote);
-        let listing = get_json(http, url.as_str()).await?;
-        for f in listing["files"].as_array().into_iter().flatten() {
-            let Some(child) = f["path"].as_str() else {
-                continue;
-            };
-            let target = local.join(child);
-            let child_remote = format!("{remote}/{child}");
-            if f["is_dir"].as_bool() == Some(true) {
+        std::fs::create_dir_all(&local).map_err(io("creating", &local))?;
+        for f in client.list_artifacts(&remote).await?.files {
+            let target = local.join(&f.path);
+            let child_remote = format!("{remote}/{}", f.path);
+            if f.is_dir {
                 stack.push((child_remote, target));
                 continue;
             }
-            let mut url =
-                reqwest::Url::parse(&format!("{base}/api/2.0/mlflow-artifacts/artifacts/"))
-                    .map_err(|e| e.to_string())?;
-            url.path_segments_mut()
-                .map_err(|_| "bad server URL".to_string())?
-                .pop_if_empty()
-                .extend(child_remote.split('/'));
-            let resp = http
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("GET {url}: {}", resp.status()));
-            }
-            write_stream(resp.bytes_stream().boxed(), &target).await?;
+            let Some(body) = client.artifact_stream(&child_remote).await? else {
+                return Err(FollowError::Vanished { path: child_remote });
+            };
+            write_stream(body, &target).await?;
         }
     }
-    std::fs::write(staging.join(".complete"), "").map_err(|e| e.to_string())?;
+    let complete = staging.join(".complete");
+    std::fs::write(&complete, "").map_err(io("writing", &complete))?;
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
     }
-    std::fs::rename(&staging, &dir)
-        .map_err(|e| format!("moving {} into place: {e}", dir.display()))?;
+    std::fs::rename(&staging, &dir).map_err(io("moving into place", &dir))?;
     Ok(dir)
 }
 
-/// A gateway for `endpoint` whose capture records go to the server at `server`
-/// through its artifact API, a file at least every `capture_flush` (capture itself is
-/// switched on by the endpoint's definition).
-pub fn gateway(
-    endpoint: &str,
-    server: &str,
-    capture_flush: Duration,
-) -> Result<Arc<Gateway>, String> {
-    let url = format!(
-        "{}/api/2.0/mlflow-artifacts/artifacts",
-        server.trim_end_matches('/')
-    );
-    let store = sextant_artifacts::ArtifactStore::http(&url).map_err(|e| e.to_string())?;
+/// A gateway for `endpoint` whose capture records go to the server `client`
+/// talks to, through its artifact API, a file at least every `capture_flush`
+/// (capture itself is switched on by the endpoint's definition).
+pub fn gateway(endpoint: &str, client: Client, capture_flush: Duration) -> Arc<Gateway> {
     let sink = CaptureSink::start(
-        Arc::new(store),
+        Arc::new(ServerCapture(client)),
         CaptureSettings {
             prefix: crate::endpoints::capture_prefix()
                 .to_string_lossy()
                 .into_owned(),
-            // One PUT per file: the artifact API takes no multipart from here.
+            // One PUT per file, held in memory until it is sent.
             max_bytes_per_file: 4 << 20,
             flush_interval: capture_flush,
             ..CaptureSettings::default()
         },
     );
-    Ok(Gateway::new(
-        endpoint,
-        GatewaySettings::default(),
-        Some(sink),
-    ))
+    Gateway::new(endpoint, GatewaySettings::default(), Some(sink))
+}
+
+/// Capture files stored in a server's artifact store through its artifact API.
+struct ServerCapture(Client);
+
+/// Retries of a capture file after the first try…
+const CAPTURE_RETRIES: u32 = 10;
+/// …within this long, backing off from [`CAPTURE_BACKOFF`] to [`CAPTURE_BACKOFF_CAP`]:
+/// a server restarting loses no capture file.
+const CAPTURE_RETRY_FOR: Duration = Duration::from_secs(180);
+const CAPTURE_BACKOFF: Duration = Duration::from_millis(100);
+const CAPTURE_BACKOFF_CAP: Duration = Duration::from_secs(15);
+
+impl CaptureTarget for ServerCapture {
+    fn put<'a>(
+        &'a self,
+        path: &'a SafePath,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move {
+            let path = path.to_string();
+            let started = tokio::time::Instant::now();
+            let mut wait = CAPTURE_BACKOFF;
+            let mut retries = 0;
+            loop {
+                let e = match self.0.put_artifact(&path, data.clone()).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                };
+                // Only a failure that may pass: no answer, or the server's own fault.
+                let passing = e.is_transport() || e.status().is_some_and(|s| s >= 500);
+                if !passing
+                    || retries == CAPTURE_RETRIES
+                    || started.elapsed() + wait > CAPTURE_RETRY_FOR
+                {
+                    return Err(e.into());
+                }
+                tracing::debug!(file = %path, error = %e, retry_in = ?wait, "storing a capture file failed; trying again");
+                tokio::time::sleep(wait).await;
+                retries += 1;
+                wait = (wait * 2).min(CAPTURE_BACKOFF_CAP);
+            }
+        })
+    }
 }
 
 /// Writes a stream of chunks into the local file `target`.
-async fn write_stream<S, E>(mut stream: S, target: &Path) -> Result<(), String>
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
+async fn write_stream(
+    mut body: BoxStream<'static, Result<Bytes, ClientError>>,
+    target: &Path,
+) -> Result<(), FollowError> {
     use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::File::create(target)
         .await
-        .map_err(|e| format!("creating {}: {e}", target.display()))?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        file.write_all(&chunk)
+        .map_err(io("creating", target))?;
+    while let Some(chunk) = body.next().await {
+        file.write_all(&chunk?)
             .await
-            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            .map_err(io("writing", target))?;
     }
-    file.flush()
-        .await
-        .map_err(|e| format!("writing {}: {e}", target.display()))
+    file.flush().await.map_err(io("writing", target))
 }
