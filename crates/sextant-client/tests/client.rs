@@ -13,9 +13,10 @@ use sextant_client::{
     Approval, Claim, Client, ClientError, Decision, Definition, EventsQuery, Heartbeat, LogQuery,
     Metric, RunRequest,
 };
+use sextant_control::pipelines;
 use sextant_core::entities::NewRun;
 use sextant_core::registry::NewModelVersion;
-use sextant_server::{AppState, SecurityConfig, pipelines, router};
+use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 
 /// A server on a free loopback port; its orchestrator leaves every work
@@ -40,8 +41,8 @@ async fn serve() -> Served {
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    pipelines::spawn(
-        state.clone(),
+    controllers::spawn_pipelines(
+        &state,
         pipelines::Settings {
             data_dir: data.path().to_path_buf(),
             tracking_uri: format!("http://{addr}"),

@@ -496,8 +496,7 @@ async fn every_route_refuses_anonymous_callers() {
             .path
             .replace("{*path}", "0/abc/artifacts/f")
             .replace("{*rest}", "0/abc/artifacts/f")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let public = path == "/health" || path.ends_with("/mlflow/server-info");
         let body = (r.method != axum::http::Method::GET).then_some("{}");
         let a = request(&s.app, r.method.as_str(), &path, body, &[]).await;
@@ -545,8 +544,7 @@ async fn a_user_without_grants_changes_nothing_but_may_create() {
             .path
             .replace("{*path}", "0/abc/artifacts/f")
             .replace("{*rest}", "0/abc/artifacts/f")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let a = as_user(
             &s.app,
             erin,
