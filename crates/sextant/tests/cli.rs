@@ -60,11 +60,44 @@ fn json_field<'a>(body: &'a str, field: &str) -> &'a str {
 }
 
 #[test]
-fn refuses_a_public_address_without_allow_remote() {
+fn refuses_a_public_address_without_authentication() {
     let out = sextant(&["server", "--host", "0.0.0.0", "--port", "1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--allow-remote"), "{err}");
+    assert!(
+        err.contains("--auth") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
+    // The old flag alone no longer opens a server, and says so.
+    let out = sextant(&[
+        "server",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "1",
+        "--allow-remote",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-remote alone no longer"), "{err}");
+}
+
+#[test]
+fn auth_without_any_user_says_how_to_make_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = sextant(&[
+        "server",
+        "--auth",
+        "--port",
+        "0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sextant users create NAME --admin"), "{err}");
+    assert!(err.contains("SEXTANT_ADMIN_PASSWORD"), "{err}");
 }
 
 #[test]
