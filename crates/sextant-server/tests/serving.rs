@@ -2,10 +2,12 @@
 //! `oneshot`, models written by Sextant's own trainers (and a hand-written column
 //! signature), and test predictors that block or fail on demand.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,6 +23,7 @@ use sextant_serving::{
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
 use sextant_train::mlflow_model;
+use support::eventually;
 use tower::ServiceExt;
 
 /// `y = 2·a − b + 0.5·c + 3`.
@@ -640,11 +643,12 @@ async fn a_saturated_variant_answers_503_with_retry_after() {
         let app = app.clone();
         async move { post(&app, &[]).await }
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.stats().variant("blue").unwrap().in_flight == 0 {
-        assert!(Instant::now() < deadline, "the first request never started");
-        tokio::task::yield_now().await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the first request to start",
+        || async { (gw.stats().variant("blue").unwrap().in_flight > 0).then_some(()) },
+    )
+    .await;
     let r = post(&app, &[]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers["retry-after"], "1");
@@ -673,11 +677,12 @@ async fn a_swap_keeps_in_flight_requests_on_their_model() {
         let app = app.clone();
         async move { post(&app, &[]).await }
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while old.calls.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the first request never started");
-        tokio::task::yield_now().await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the first request to start",
+        || async { (old.calls.load(Ordering::SeqCst) > 0).then_some(()) },
+    )
+    .await;
     gw.set_variants(
         vec![variant("green", TestPredictor::new(Ok(json!("new"))), 1.0)],
         None,
@@ -740,11 +745,19 @@ async fn swapping_under_continuous_load_fails_no_request() {
     }
     // Let the clients see the last set too before stopping them.
     let seen = gw.stats().variant("green").unwrap().requests;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while gw.stats().variant("green").unwrap().requests < seen + 8 {
-        assert!(Instant::now() < deadline, "no traffic after the last swap");
-        tokio::task::yield_now().await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "traffic after the last swap",
+        || async {
+            let requests = gw.stats().variant("green").unwrap().requests;
+            if requests >= seen + 8 {
+                Ok(())
+            } else {
+                Err(format!("{} requests since", requests - seen))
+            }
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for c in clients {
@@ -1039,15 +1052,15 @@ async fn the_shadow_gets_copies_whose_answers_are_captured_not_returned() {
         assert_eq!(r.json()["predictions"], "prod");
         assert_eq!(r.headers["x-amzn-invoked-production-variant"], "blue");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .stats()
-        .variant("candidate")
-        .is_none_or(|c| c.requests < 5)
-    {
-        assert!(Instant::now() < deadline, "the shadow never got its copies");
-        tokio::task::yield_now().await;
-    }
+    eventually(Duration::from_secs(10), "the shadow's copies", || async {
+        let copies = gw.stats().variant("candidate").map_or(0, |c| c.requests);
+        if copies >= 5 {
+            Ok(())
+        } else {
+            Err(format!("{copies} of 5"))
+        }
+    })
+    .await;
     sink.flush().await;
     let recs = records(&capture_files(tmp.path()));
     let shadow_answers = recs

@@ -3,9 +3,11 @@
 //! it serves a model directory with the onnx runtime through the gateway's router, so the
 //! tests need neither Python nor a network.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -16,6 +18,7 @@ use sextant_serving::{
 };
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
+use support::eventually;
 use tower::ServiceExt;
 
 /// Not a test on its own: when `SEXTANT_STUB_MODEL` and `SEXTANT_STUB_PORT` are set, serves
@@ -146,11 +149,12 @@ async fn a_child_process_serves_forwards_errors_and_is_restarted() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while predictor.restarts() == 0 || !predictor.ready() {
-        assert!(Instant::now() < deadline, "the child was not restarted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "the child to be restarted",
+        || async { (predictor.restarts() > 0 && predictor.ready()).then_some(()) },
+    )
+    .await;
     assert_ne!(predictor.pid(), pid);
     let (status, body) = invoke(&app, "/invocations", json!({"inputs": [[1.0, 2.0]]})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -245,15 +249,14 @@ async fn a_pool_of_children_grows_under_load_and_shrinks_when_idle() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while pool.instances() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the pool never grew: {:?}",
-            pool.scaled()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(60), "the pool to grow to 3", || async {
+        if pool.instances() >= 3 {
+            Ok(())
+        } else {
+            Err(format!("scaled (out, in) {:?}", pool.scaled()))
+        }
+    })
+    .await;
     assert_eq!(gw.instances(), vec![("py".to_string(), 3)]);
     let metrics = serving::metrics::render(&[&gw]);
     assert!(
@@ -271,14 +274,18 @@ async fn a_pool_of_children_grows_under_load_and_shrinks_when_idle() {
     );
 
     // Idle, it shrinks back to its min, one instance at a time, and still answers.
-    while pool.instances() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the pool never shrank: {:?}",
-            pool.scaled()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "the pool to shrink to 1",
+        || async {
+            if pool.instances() <= 1 {
+                Ok(())
+            } else {
+                Err(format!("scaled (out, in) {:?}", pool.scaled()))
+            }
+        },
+    )
+    .await;
     assert_eq!(pool.scaled(), (2, 2));
     let (status, body) = invoke(&app, "/invocations", json!({"inputs": [[1.0, 2.0]]})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

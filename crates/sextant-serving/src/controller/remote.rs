@@ -369,3 +369,57 @@ async fn write_stream(
     }
     file.flush().await.map_err(io("writing", target))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::http::{Method, StatusCode, Uri};
+
+    use super::*;
+
+    /// A server that answers each request with the next of `statuses` (then 200),
+    /// recording what it was asked.
+    async fn server(statuses: Vec<u16>) -> (Client, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(statuses.into_iter()));
+        let app = axum::Router::new().fallback({
+            let seen = seen.clone();
+            move |method: Method, uri: Uri| async move {
+                seen.lock().unwrap().push(format!("{method} {uri}"));
+                let status = answers.lock().unwrap().next().unwrap_or(200);
+                StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (Client::new(&addr.to_string()).unwrap(), seen)
+    }
+
+    #[tokio::test]
+    async fn a_capture_file_is_put_again_after_a_server_error() {
+        let (client, seen) = server(vec![503, 502]).await;
+        let path = SafePath::parse("datacapture/churn/blue/a.jsonl").unwrap();
+        ServerCapture(client)
+            .put(&path, Bytes::from_static(b"{}\n"))
+            .await
+            .unwrap();
+        let put = "PUT /api/2.0/mlflow-artifacts/artifacts/datacapture/churn/blue/a.jsonl";
+        assert_eq!(*seen.lock().unwrap(), vec![put; 3]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_capture_file_is_not_put_again() {
+        let (client, seen) = server(vec![403]).await;
+        let path = SafePath::parse("datacapture/churn/blue/a.jsonl").unwrap();
+        let e = ServerCapture(client)
+            .put(&path, Bytes::from_static(b"{}\n"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("permission denied: PUT "), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+}
