@@ -1,6 +1,6 @@
 //! Profiles from files in one streaming pass — CSV with a header row
-//! ([`csv`]), JSON lines of flat objects, Parquet ([`parquet`]) — and from
-//! SageMaker capture records as Sextant's endpoints write them ([`capture`]).
+//! (`csv.rs`), JSON lines of flat objects, Parquet (`parquet.rs`) — and from
+//! SageMaker capture records as Sextant's endpoints write them (`capture.rs`).
 //! This module picks the reader by the path's extension.
 
 mod capture;
