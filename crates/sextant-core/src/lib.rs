@@ -3,6 +3,7 @@
 //! This crate does no IO (but reading the clock) and has no async code: stores, servers and engines
 //! build on it, never the other way round.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod endpoints;

@@ -4,6 +4,7 @@
 //!
 //! The trait is synchronous: callers in async code run it on a blocking pool.
 
+mod audit_store;
 mod auth_store;
 mod backend;
 mod blocking;
@@ -22,12 +23,13 @@ pub mod sqlite_uri;
 mod store;
 pub mod token;
 
+pub use audit_store::AuditStore;
 pub use auth_store::AuthStore;
 pub use blocking::{CallError, call};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use error::StoreError;
 pub use options::{DEFAULT_QUERY_TIMEOUT, SqliteSynchronous, StoreOptions};
-pub use sql_store::{SqlStore, open_in_memory};
+pub use sql_store::{SqlStore, audit_row_hash, open_in_memory};
 pub use store::{
     ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, PipelineRunSearch,
     RegisteredModelSearch, RunSearch, open, open_with, upgrade,

@@ -15,7 +15,39 @@ const MIGRATIONS: &[&str] = &[
     V3_MONITOR_RUNS,
     V4_SCHEDULED_MONITOR_RUNS,
     V5_AUTH,
+    V6_AUDIT_LOG,
 ];
+
+/// Version 6: the audit log (`sextant_core::audit`). `seq` is assigned at
+/// insert and never reused (SQLite `AUTOINCREMENT`; a PostgreSQL sequence,
+/// whose rolled-back values leave gaps); the sealer fills `prev_hash` and
+/// `hash` in `seq` order, finding the unsealed tail through the partial
+/// index. `audit_checkpoint` holds one row once the log was pruned: the
+/// last pruned row's `seq` and hash, where the chain now starts.
+const V6_AUDIT_LOG: &str = r#"
+CREATE TABLE audit_log (
+    seq {serial},
+    time_ms BIGINT NOT NULL,
+    actor TEXT,
+    auth_method TEXT,
+    source TEXT,
+    method TEXT NOT NULL,
+    route TEXT NOT NULL,
+    resource TEXT,
+    status BIGINT NOT NULL,
+    request_id TEXT,
+    count BIGINT NOT NULL,
+    prev_hash TEXT,
+    hash TEXT
+);
+CREATE INDEX audit_log_unsealed ON audit_log (seq) WHERE hash IS NULL;
+CREATE TABLE audit_checkpoint (
+    id BIGINT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    time_ms BIGINT NOT NULL
+)
+"#;
 
 /// Version 5: authentication and authorization, as MLflow 3.17's basic-auth
 /// app stores them: every grant is a row of a role, a user's direct grants
@@ -441,11 +473,18 @@ fn current_version(conn: &mut dyn Conn) -> Result<u32, StoreError> {
 
 /// The DDL of one migration in a dialect.
 fn render(ddl: &str, dialect: Dialect) -> String {
-    let (pk, without_rowid) = match dialect {
-        Dialect::Sqlite => ("INTEGER PRIMARY KEY", " WITHOUT ROWID"),
-        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", ""),
+    // `{serial}` is a key never handed out twice, even after the row with
+    // the highest one is deleted (SQLite's plain rowid would reuse it).
+    let (pk, serial, without_rowid) = match dialect {
+        Dialect::Sqlite => (
+            "INTEGER PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            " WITHOUT ROWID",
+        ),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BIGSERIAL PRIMARY KEY", ""),
     };
     ddl.replace("{pk}", pk)
+        .replace("{serial}", serial)
         .replace("{without_rowid}", without_rowid)
 }
 

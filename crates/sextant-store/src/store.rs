@@ -92,6 +92,8 @@ pub struct PipelineRunSearch {
 pub trait MetaStore: Send + Sync {
     /// Users, roles, grants and tokens, in the same database.
     fn auth(&self) -> &dyn crate::AuthStore;
+    /// The hash-chained audit log, in the same database.
+    fn audit(&self) -> &dyn crate::AuditStore;
 
     /// Creates an experiment; `artifact_location` defaults to `<root>/<id>`.
     fn create_experiment(

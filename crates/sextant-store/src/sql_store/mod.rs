@@ -1,6 +1,7 @@
 //! The one SQL implementation of [`MetaStore`], shared by both backends.
 //! Each trait method is one transaction; the work lives in the submodules.
 
+mod audit;
 mod auth;
 mod endpoints;
 mod events;
@@ -17,6 +18,7 @@ mod sources;
 mod versions;
 mod webhooks;
 
+pub use audit::row_hash as audit_row_hash;
 pub use import::open_import_sink;
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
@@ -45,7 +47,7 @@ use crate::store::{
     ExperimentSearch, LoggedModelSearch, ModelVersionSearch, PipelineRunSearch,
     RegisteredModelSearch, RunSearch,
 };
-use crate::{AuthStore, MetaStore, StoreError, StoreOptions, migrations};
+use crate::{AuditStore, AuthStore, MetaStore, StoreError, StoreOptions, migrations};
 pub(crate) use sextant_core::clock::now_ms;
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
@@ -143,6 +145,9 @@ impl<B: Backend> SqlStore<B> {
 
 impl<B: Backend> MetaStore for SqlStore<B> {
     fn auth(&self) -> &dyn AuthStore {
+        self
+    }
+    fn audit(&self) -> &dyn AuditStore {
         self
     }
 

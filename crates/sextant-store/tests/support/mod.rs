@@ -21,7 +21,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("sqlite:///{}", dir.path().join("t.db").display());
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
         Fixture {
             store,
@@ -44,7 +44,7 @@ impl Fixture {
             .unwrap();
         let uri = with_database(&admin, &name);
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5]);
+        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
         Fixture {
             store,
@@ -58,6 +58,32 @@ impl Fixture {
     /// connections), as another server or worker process would have.
     pub fn open_again(&self) -> Box<dyn MetaStore> {
         sextant_store::open(&self.uri, ROOT).unwrap()
+    }
+
+    /// Whether the store is SQLite (else PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.uri.starts_with("sqlite:")
+    }
+
+    /// A connection of its own to the PostgreSQL database behind the store.
+    pub fn postgres_client(&self) -> postgres::Client {
+        assert!(!self.is_sqlite(), "not a PostgreSQL fixture");
+        postgres::Client::connect(&self.uri, postgres::NoTls).unwrap()
+    }
+
+    /// Runs SQL on the database behind the store's back, as someone with
+    /// access to the database could (the audit log's tamper tests).
+    pub fn raw_sql(&self, sql: &str) {
+        match self.uri.strip_prefix("sqlite:///") {
+            Some(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            None => postgres::Client::connect(&self.uri, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
     }
 
     /// Runs the migrations again; returns what they applied.
