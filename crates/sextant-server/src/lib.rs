@@ -29,6 +29,10 @@ pub fn router(state: AppState) -> Router {
     let changes = state.changes.clone();
     let gateways = state.endpoints.gateways.clone();
     let authn = state.authn();
+    let audit = state
+        .audit
+        .clone()
+        .map(|log| std::sync::Arc::new(auth::audit::Audit::new(log, state.auth.clone())));
     routes::router(security.clone(), &authn)
         .fallback(misc::not_found)
         .with_state(state)
@@ -40,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             authn,
             auth::authenticate,
+        ))
+        // Around authentication: it sees its refusals and, on the answer, the principal.
+        .layer(axum::middleware::from_fn_with_state(
+            audit,
+            auth::audit::record,
         ))
         .layer(axum::middleware::from_fn_with_state(
             changes,

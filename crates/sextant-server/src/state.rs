@@ -11,7 +11,7 @@ use sextant_core::clock::SharedClock;
 use sextant_serving::controller::{self as endpoints, Endpoints};
 use sextant_store::{MetaStore, StoreError};
 
-use crate::auth::Auth;
+use crate::auth::{AuditLog, Auth};
 use crate::error::ApiError;
 use crate::security::SecurityConfig;
 
@@ -48,6 +48,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Authentication: off unless set with [`AppState::with_auth`].
     pub auth: Arc<Auth>,
+    /// The audit log's writer, with authentication on.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl AppState {
@@ -84,11 +86,17 @@ impl AppState {
             data_roots,
             clock,
             auth: Arc::new(Auth::off()),
+            audit: None,
         }
     }
 
     /// The same state authenticating and authorizing as `auth` says.
+    /// With authentication on, requests are also audited (see
+    /// `crate::auth::audit`), on `auth`'s clock.
     pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.audit = auth
+            .enabled()
+            .then(|| Arc::new(AuditLog::new(self.store.clone(), auth.clock().clone())));
         self.auth = Arc::new(auth);
         self
     }

@@ -18,11 +18,16 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The longest client-given request id kept; a longer one is replaced.
 const MAX_ID_LEN: usize = 128;
 
+/// The request's id, in its extensions for the layers inside this one (the
+/// audit log records it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Runs the request inside its span and stamps the answer with its id.
 ///
 /// Layered on the whole router, so it runs per route after routing (the route
 /// template is known) and sees every answer, the guards' refusals included.
-pub async fn trace_request(req: Request, next: Next) -> Response {
+pub async fn trace_request(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID)
@@ -44,6 +49,7 @@ pub async fn trace_request(req: Request, next: Next) -> Response {
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
+    req.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();

@@ -122,19 +122,65 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
     }
     let path = req.uri().path().to_string();
     let source = source_address(&st.auth, &req);
+    // The principal and a failed login also go out with the answer, for the
+    // audit layer outside this one.
+    let mut outcome = None;
+    let mut failure = None;
     match principal(&st, req.headers(), source).await {
         Ok(Some(p)) => {
-            req.extensions_mut().insert(p);
+            req.extensions_mut().insert(p.clone());
+            outcome = Some(p);
         }
         Ok(None) if is_public(&path) => {}
         Ok(None) => return unauthenticated(&path),
         // Wrong credentials on a public probe still get the probe.
-        Err(Failure::Refused) if is_public(&path) => {}
-        Err(Failure::Refused) => return unauthenticated(&path),
-        Err(Failure::Throttled(wait)) => return throttled(&path, wait),
+        Err(Failure::Refused) if is_public(&path) => failure = login_failure(req.headers(), false),
+        Err(Failure::Refused) => {
+            return with_failure(unauthenticated(&path), login_failure(req.headers(), false));
+        }
+        Err(Failure::Throttled(wait)) => {
+            return with_failure(throttled(&path, wait), login_failure(req.headers(), true));
+        }
         Err(Failure::Store(e)) => return e.into_response(),
     }
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    if let Some(p) = outcome {
+        resp.extensions_mut().insert(p);
+    }
+    with_failure(resp, failure)
+}
+
+/// A login that was refused, as the audit log records it.
+#[derive(Debug, Clone)]
+pub struct LoginFailure {
+    pub method: Method,
+    /// The user name a Basic login claimed (never the password).
+    pub username: Option<String>,
+    /// Refused unchecked: too many recent failures.
+    pub throttled: bool,
+}
+
+/// What a refused `Authorization` header claimed; `None` for a malformed
+/// one, which names nobody (and is not throttled, so the audit log counts
+/// it with the anonymous refusals).
+fn login_failure(headers: &HeaderMap, throttled: bool) -> Option<LoginFailure> {
+    let (method, username) = match credentials(headers) {
+        Ok(Some(Credentials::Basic { username, .. })) => (Method::Basic, Some(username)),
+        Ok(Some(Credentials::Bearer(_))) => (Method::Bearer, None),
+        _ => return None,
+    };
+    Some(LoginFailure {
+        method,
+        username,
+        throttled,
+    })
+}
+
+fn with_failure(mut resp: Response, failure: Option<LoginFailure>) -> Response {
+    if let Some(f) = failure {
+        resp.extensions_mut().insert(f);
+    }
+    resp
 }
 
 /// Refuses a request no principal was attached to (routes mounted outside
@@ -147,7 +193,7 @@ pub fn refuse_anonymous(auth: &Auth, req: &Request) -> Option<Response> {
 
 /// The client's address: the peer, or behind a trusted proxy the last
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
-fn source_address(auth: &Auth, req: &Request) -> Option<IpAddr> {
+pub(super) fn source_address(auth: &Auth, req: &Request) -> Option<IpAddr> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -10,8 +10,12 @@
 //!   resource the request names — one place decides every request.
 //! - `api/`: MLflow's users/roles/permissions REST API and Sextant's tokens.
 //! - `secrets.rs`: password hashes and token secrets.
+//! - `audit.rs`: what goes into the audit log (a layer around `authn.rs`);
+//!   `audit_log.rs`: the queue and background writer that append and seal it.
 
 pub(crate) mod api;
+pub mod audit;
+mod audit_log;
 mod authn;
 mod authz;
 pub mod policy;
@@ -26,7 +30,8 @@ use std::time::Duration;
 use sextant_core::auth::{Permission, PermissionRow, User};
 use sextant_core::clock::SharedClock;
 
-pub use authn::{Authn, authenticate, refuse_anonymous};
+pub use audit_log::AuditLog;
+pub use authn::{Authn, LoginFailure, authenticate, refuse_anonymous};
 pub use authz::{AuthRoute, authorize};
 
 /// How a server authenticates and what an ungranted user may do.
@@ -166,6 +171,11 @@ impl Auth {
 
     pub fn enabled(&self) -> bool {
         self.settings.enabled
+    }
+
+    /// The clock throttles and the audit log read.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Forgets every cached verification's freshness: users, grants or

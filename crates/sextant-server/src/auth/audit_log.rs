@@ -1,0 +1,255 @@
+//! The audit log's writer: rows are queued in memory by the request that
+//! produced them and appended by one background task, in batches, each
+//! batch sealed right after — the request never waits for the database.
+//!
+//! Denied anonymous requests are counted per (source address, minute,
+//! status) instead, and written as one row per key once its minute is over,
+//! so nobody can flood the table. The number of keys per minute is bounded;
+//! past the bound, sources are counted together under no address.
+//!
+//! Rows are written just after their request, not in the transaction of the
+//! change they record: a crash between the two loses the row (at most the
+//! last batch). Putting the row in the change's own transaction needs every
+//! store write to take it, which is left to do.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sextant_core::audit::NewAuditRow;
+use sextant_core::clock::SharedClock;
+use sextant_store::{CallError, MetaStore, StoreError};
+use tokio::sync::Notify;
+
+/// Rows held while the store is unreachable; past this, new rows are
+/// dropped (and counted in the log) rather than grow without bound.
+const MAX_PENDING: usize = 100_000;
+/// Anonymous-denial keys per minute before sources are counted together.
+const MAX_SOURCES: usize = 10_000;
+/// Rows sealed per transaction.
+const SEAL_BATCH: u64 = 1_000;
+/// How often the writer looks for finished minutes and retries failures.
+const TICK: Duration = Duration::from_secs(1);
+const MINUTE_MS: i64 = 60_000;
+
+/// The key of an aggregate of anonymous denials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    source: Option<String>,
+    minute: i64,
+    status: u16,
+}
+
+struct Aggregate {
+    count: i64,
+    /// The first request's id, to find one of them in the logs.
+    request_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Pending {
+    rows: Vec<NewAuditRow>,
+    anonymous: HashMap<Key, Aggregate>,
+}
+
+struct Shared {
+    store: Arc<dyn MetaStore>,
+    clock: SharedClock,
+    pending: Mutex<Pending>,
+    wake: Notify,
+    /// Held while taken rows are being written, so `flush` returns only
+    /// once everything queued before it is in the store.
+    writing: tokio::sync::Mutex<()>,
+    started: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// The queue in front of the store's audit log, and its writer.
+pub struct AuditLog {
+    shared: Arc<Shared>,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn MetaStore>, clock: SharedClock) -> Self {
+        AuditLog {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                pending: Mutex::new(Pending::default()),
+                wake: Notify::new(),
+                writing: tokio::sync::Mutex::new(()),
+                started: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The clock rows are stamped with.
+    pub fn now_ms(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// Queues a row; the writer appends it at once.
+    pub fn record(&self, row: NewAuditRow) {
+        {
+            let mut p = self.shared.pending.lock().expect("audit queue lock");
+            if p.rows.len() >= MAX_PENDING {
+                tracing::error!(
+                    route = %row.route,
+                    status = row.status,
+                    "audit queue full (the store is failing): row dropped"
+                );
+                return;
+            }
+            p.rows.push(row);
+        }
+        self.start();
+        self.shared.wake.notify_one();
+    }
+
+    /// Counts a denied anonymous request from `source`.
+    pub fn deny_anonymous(&self, source: Option<String>, status: u16, request_id: Option<String>) {
+        let minute = self.shared.clock.now_ms().div_euclid(MINUTE_MS);
+        {
+            let mut p = self.shared.pending.lock().expect("audit queue lock");
+            let mut key = Key {
+                source,
+                minute,
+                status,
+            };
+            if !p.anonymous.contains_key(&key) && p.anonymous.len() >= MAX_SOURCES {
+                key.source = None;
+            }
+            p.anonymous
+                .entry(key)
+                .or_insert(Aggregate {
+                    count: 0,
+                    request_id,
+                })
+                .count += 1;
+        }
+        self.start();
+    }
+
+    /// Writes everything queued, the current minute's counts included, and
+    /// seals it; returns once it is in the store.
+    pub async fn flush(&self) -> Result<(), CallError> {
+        self.shared.write(true).await
+    }
+
+    /// Starts the writer on the first row (there is a runtime by then).
+    fn start(&self) {
+        if self.shared.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(writer(self.shared.clone()));
+            }
+            Err(_) => self.shared.started.store(false, Ordering::SeqCst),
+        }
+    }
+}
+
+/// The last owner gone (the server stopped): what is still queued is
+/// written on a thread of its own, since this may run on the runtime (a
+/// synchronous store client must not) and the runtime may be ending.
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        let rows = self.shared.take(true);
+        if rows.is_empty() {
+            return;
+        }
+        let store = self.shared.store.clone();
+        let n = rows.len();
+        let done = std::thread::spawn(move || append_and_seal(store.as_ref(), &rows)).join();
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, rows = n, "audit rows lost at shutdown"),
+            Err(_) => tracing::error!(rows = n, "audit rows lost at shutdown"),
+        }
+    }
+}
+
+fn append_and_seal(store: &dyn MetaStore, rows: &[NewAuditRow]) -> Result<(), StoreError> {
+    store.audit().append(rows)?;
+    seal_all(store)
+}
+
+fn seal_all(store: &dyn MetaStore) -> Result<(), StoreError> {
+    while store.audit().seal(SEAL_BATCH)? == SEAL_BATCH {}
+    Ok(())
+}
+
+async fn writer(shared: Arc<Shared>) {
+    // A tail a stopped server left unsealed.
+    let store = shared.store.clone();
+    if let Err(e) = sextant_store::call(&store, seal_all).await {
+        tracing::warn!(error = %e, "sealing the audit log");
+    }
+    while !shared.closed.load(Ordering::SeqCst) {
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        if let Err(e) = shared.write(false).await {
+            tracing::warn!(error = %e, "writing the audit log; retrying");
+        }
+    }
+}
+
+impl Shared {
+    /// Takes the queued rows and the finished minutes' counts (every
+    /// minute's when `all`).
+    fn take(&self, all: bool) -> Vec<NewAuditRow> {
+        let minute = self.clock.now_ms().div_euclid(MINUTE_MS);
+        let mut p = self.pending.lock().expect("audit queue lock");
+        let mut rows = std::mem::take(&mut p.rows);
+        let done: Vec<Key> = p
+            .anonymous
+            .keys()
+            .filter(|k| all || k.minute < minute)
+            .cloned()
+            .collect();
+        for key in done {
+            if let Some(a) = p.anonymous.remove(&key) {
+                rows.push(NewAuditRow {
+                    time_ms: key.minute * MINUTE_MS,
+                    actor: None,
+                    auth_method: None,
+                    source: key.source,
+                    method: "*".into(),
+                    route: "*".into(),
+                    resource: None,
+                    status: key.status,
+                    request_id: a.request_id,
+                    count: a.count,
+                });
+            }
+        }
+        rows
+    }
+
+    /// Appends what `take` gives, then seals it. Rows whose append failed
+    /// go back to the front of the queue for the next try; a failed seal is
+    /// retried by the next write (the rows are stored).
+    async fn write(&self, all: bool) -> Result<(), CallError> {
+        let _turn = self.writing.lock().await;
+        let rows = self.take(all);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows.clone();
+        if let Err(e) = sextant_store::call(&self.store, move |s| s.audit().append(&batch)).await {
+            let mut p = self.pending.lock().expect("audit queue lock");
+            let later = std::mem::replace(&mut p.rows, rows);
+            let room = MAX_PENDING.saturating_sub(p.rows.len());
+            p.rows.extend(later.into_iter().take(room));
+            return Err(e);
+        }
+        sextant_store::call(&self.store, seal_all).await
+    }
+}

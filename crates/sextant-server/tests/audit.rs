@@ -1,0 +1,289 @@
+//! The audit log in process (issue 17): what one request leaves in it — a
+//! state change, a failed login, a denial — and that a flood of anonymous
+//! denials from one source within a minute leaves one counted row.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use sextant_artifacts::ArtifactStore;
+use sextant_core::audit::AuditRow;
+use sextant_core::clock::ManualClock;
+use sextant_server::auth::{AuditLog, Auth, AuthSettings, secrets};
+use sextant_server::{AppState, SecurityConfig, router};
+use sextant_store::MetaStore;
+use tower::ServiceExt;
+
+const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+const BOB: (&str, &str) = ("bob", "bob-password-0001");
+
+struct Server {
+    app: Router,
+    store: Arc<dyn MetaStore>,
+    audit: Arc<AuditLog>,
+    /// The last row seen by `new_rows`.
+    seen: i64,
+    _dir: tempfile::TempDir,
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    for (user, admin) in [(ADMIN, true), (BOB, false)] {
+        store
+            .auth()
+            .create_user(user.0, &secrets::hash_password(user.1), admin)
+            .unwrap();
+    }
+    let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
+    let st = AppState::new(store.clone(), artifacts, SecurityConfig::loopback())
+        .with_auth(Auth::new(AuthSettings::on(), ManualClock::now()));
+    let audit = st.audit.clone().expect("auditing with auth on");
+    Server {
+        app: router(st),
+        store,
+        audit,
+        seen: 0,
+        _dir: dir,
+    }
+}
+
+/// One request from `source`, with credentials of `who` when given.
+async fn send(
+    app: &Router,
+    source: &str,
+    who: Option<(&str, &str)>,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    request_id: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:5000")
+        .header("x-request-id", request_id);
+    if let Some((user, password)) = who {
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        req = req.header("authorization", format!("Basic {creds}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let mut req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let peer: SocketAddr = format!("{source}:40000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+impl Server {
+    /// Rows written since the last call, once everything queued is written.
+    async fn new_rows(&mut self) -> Vec<AuditRow> {
+        self.audit.flush().await.unwrap();
+        let rows = self.store.audit().tail(self.seen, 1_000).unwrap();
+        if let Some(last) = rows.last() {
+            self.seen = last.seq;
+        }
+        rows
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_change_a_failed_login_and_a_denial_each_leave_one_row() {
+    let mut s = server();
+    let (status, created) = send(
+        &s.app,
+        "10.1.1.1",
+        Some(ADMIN),
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"audited"}"#),
+        "req-create",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let exp = created["experiment_id"].as_str().unwrap().to_string();
+    // Reads that are served leave nothing.
+    let (status, _) = send(
+        &s.app,
+        "10.1.1.1",
+        Some(ADMIN),
+        "GET",
+        &format!("/api/2.0/mlflow/experiments/get?experiment_id={exp}"),
+        None,
+        "req-read",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = s.new_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let e = &rows[0].entry;
+    assert_eq!(e.actor.as_deref(), Some("admin"));
+    assert_eq!(e.auth_method.as_deref(), Some("basic"));
+    assert_eq!(e.source.as_deref(), Some("10.1.1.1"));
+    assert_eq!(
+        (e.method.as_str(), e.route.as_str()),
+        ("POST", "/api/2.0/mlflow/experiments/create")
+    );
+    assert_eq!(e.resource.as_deref(), Some("experiment:audited"));
+    assert_eq!((e.status, e.count), (200, 1));
+    assert_eq!(e.request_id.as_deref(), Some("req-create"));
+    assert!(rows[0].hash.is_some(), "sealed right after the append");
+
+    let (status, _) = send(
+        &s.app,
+        "10.2.2.2",
+        Some((BOB.0, "not-bobs-password")),
+        "GET",
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        None,
+        "req-login",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let rows = s.new_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let e = &rows[0].entry;
+    assert_eq!(e.actor, None, "a failed login names nobody as the actor");
+    assert_eq!(e.auth_method.as_deref(), Some("basic"));
+    assert_eq!(e.resource.as_deref(), Some("user:bob"));
+    assert_eq!(
+        (e.method.as_str(), e.route.as_str()),
+        ("GET", "/api/2.0/mlflow/experiments/search")
+    );
+    assert_eq!((e.status, e.count), (401, 1));
+    assert_eq!(e.request_id.as_deref(), Some("req-login"));
+
+    // Bob may read the experiment (default READ), not rename it.
+    let rename = format!(r#"{{"experiment_id":"{exp}","new_name":"bobs"}}"#);
+    let (status, _) = send(
+        &s.app,
+        "10.3.3.3",
+        Some(BOB),
+        "POST",
+        "/api/2.0/mlflow/experiments/update",
+        Some(&rename),
+        "req-denied",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A denied read is recorded too.
+    let (status, _) = send(
+        &s.app,
+        "10.3.3.3",
+        Some(BOB),
+        "GET",
+        "/api/2.0/mlflow/users/list",
+        None,
+        "req-list",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let rows = s.new_rows().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let e = &rows[0].entry;
+    assert_eq!(e.actor.as_deref(), Some("bob"));
+    assert_eq!(e.route, "/api/2.0/mlflow/experiments/update");
+    assert_eq!(
+        e.resource.as_deref(),
+        Some(format!("experiment:{exp}").as_str())
+    );
+    assert_eq!((e.status, e.count), (403, 1));
+    let e = &rows[1].entry;
+    assert_eq!(
+        (e.actor.as_deref(), e.method.as_str(), e.route.as_str()),
+        (Some("bob"), "GET", "/api/2.0/mlflow/users/list")
+    );
+    assert_eq!(e.status, 403);
+
+    let report = s.store.audit().verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.rows, report.unsealed_tail), (4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_denials_from_one_source_in_a_minute_are_one_counted_row() {
+    let mut s = server();
+    for i in 0..100 {
+        let (status, _) = send(
+            &s.app,
+            "192.0.2.9",
+            None,
+            if i % 2 == 0 { "GET" } else { "POST" },
+            "/api/2.0/mlflow/experiments/search",
+            None,
+            &format!("anon-{i}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Another source is counted apart.
+    send(
+        &s.app,
+        "192.0.2.10",
+        None,
+        "GET",
+        "/api/v1/endpoints",
+        None,
+        "other",
+    )
+    .await;
+    let rows = s.new_rows().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let flood = rows
+        .iter()
+        .find(|r| r.entry.source.as_deref() == Some("192.0.2.9"))
+        .unwrap();
+    let e = &flood.entry;
+    assert_eq!((e.count, e.status, e.actor.as_deref()), (100, 401, None));
+    assert_eq!((e.method.as_str(), e.route.as_str()), ("*", "*"));
+    assert_eq!(e.request_id.as_deref(), Some("anon-0"));
+    assert_eq!(e.time_ms % 60_000, 0, "stamped with its minute");
+    let other = rows
+        .iter()
+        .find(|r| r.entry.source.as_deref() == Some("192.0.2.10"))
+        .unwrap();
+    assert_eq!(other.entry.count, 1);
+    assert!(s.store.audit().verify().unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_authentication_nothing_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
+    let st = AppState::new(store.clone(), artifacts, SecurityConfig::loopback());
+    assert!(st.audit.is_none());
+    let app = router(st);
+    let (status, _) = send(
+        &app,
+        "127.0.0.1",
+        None,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"open"}"#),
+        "r",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    drop(app);
+    assert!(store.audit().tail(0, 10).unwrap().is_empty());
+}
