@@ -43,6 +43,7 @@ fn groups() -> Vec<Group> {
         crate::auth::api::USERS,
         crate::auth::api::RBAC,
         crate::auth::api::TOKENS,
+        crate::auth::audit_api::AUDIT,
         Group {
             api: Api::Native,
             mounts: &[""],

@@ -287,3 +287,92 @@ async fn without_authentication_nothing_is_audited() {
     drop(app);
     assert!(store.audit().tail(0, 10).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_verify_and_page_through_the_log_over_http() {
+    let mut s = server();
+    for name in ["a", "b", "c"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        let (status, _) = send(
+            &s.app,
+            "10.0.0.1",
+            Some(ADMIN),
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            Some(&body),
+            name,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(s.new_rows().await.len(), 3);
+    let (status, report) = send(
+        &s.app,
+        "10.0.0.1",
+        Some(ADMIN),
+        "GET",
+        "/api/v1/audit/verify",
+        None,
+        "v",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(
+        (report["rows"].as_u64(), report["sealed"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(report["head"]["seq"], 3);
+    assert_eq!(report["first_bad"], serde_json::Value::Null);
+
+    let (status, page) = send(
+        &s.app,
+        "10.0.0.1",
+        Some(ADMIN),
+        "GET",
+        "/api/v1/audit?after=1&limit=1",
+        None,
+        "p",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(page["rows"][0]["seq"], 2);
+    assert_eq!(page["rows"][0]["resource"], "experiment:b");
+    assert_eq!(page["next_after"], 2);
+
+    let (status, error) = send(
+        &s.app,
+        "10.0.0.1",
+        Some(ADMIN),
+        "GET",
+        "/api/v1/audit?limit=0",
+        None,
+        "bad",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error_code"], "INVALID_PARAMETER_VALUE");
+
+    // Users other than admins are refused, and the refusals are audited.
+    for uri in ["/api/v1/audit/verify", "/api/v1/audit"] {
+        let (status, error) = send(&s.app, "10.0.0.2", Some(BOB), "GET", uri, None, "bob").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(error["error_code"], "PERMISSION_DENIED");
+    }
+    let refusals = s.new_rows().await;
+    assert_eq!(
+        refusals
+            .iter()
+            .map(|r| (
+                r.entry.actor.as_deref(),
+                r.entry.route.as_str(),
+                r.entry.status
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (Some("bob"), "/api/v1/audit/verify", 403),
+            (Some("bob"), "/api/v1/audit", 403)
+        ]
+    );
+}

@@ -11,10 +11,12 @@
 //! - `api/`: MLflow's users/roles/permissions REST API and Sextant's tokens.
 //! - `secrets.rs`: password hashes and token secrets.
 //! - `audit.rs`: what goes into the audit log (a layer around `authn.rs`);
-//!   `audit_log.rs`: the queue and background writer that append and seal it.
+//!   `audit_log.rs`: the queue and background writer that append and seal it;
+//!   `audit_api.rs`: its verification and pages, for admins.
 
 pub(crate) mod api;
 pub mod audit;
+pub mod audit_api;
 mod audit_log;
 mod authn;
 mod authz;
