@@ -1,5 +1,6 @@
 //! The `sextant` binary: CLI, configuration and wiring.
 
+mod audit;
 mod client;
 mod endpoints;
 mod events;
@@ -33,6 +34,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// The audit log of a server with --auth, read and verified directly in its store.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Manage the metadata database.
     Db {
@@ -152,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoints { client, command } => endpoints::run(client, command),
         Command::Monitors { client, command } => monitors::run(client, command),
         Command::Users { command } => users::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

@@ -1,0 +1,158 @@
+//! `sextant audit` as a process against the store a real `--auth` server
+//! writes: the server's rows show in `tail`, `verify` passes, and after an
+//! UPDATE through SQLite it fails naming the row.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Output;
+use std::time::Duration;
+
+use common::eventually;
+use common::server::Server;
+use serde_json::Value;
+
+const PASSWORD: &str = "audit-admin-password";
+
+fn sextant(args: &[&str]) -> Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .env_remove("SEXTANT_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A POST with the admin's Basic credentials; returns the status.
+fn post_as_admin(port: u16, path: &str, body: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // base64("admin:audit-admin-password")
+    let creds = "YWRtaW46YXVkaXQtYWRtaW4tcGFzc3dvcmQ=";
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {creds}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn audit_verify_passes_then_names_the_row_an_update_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        [
+            ("SEXTANT_AUTH", "true"),
+            ("SEXTANT_ADMIN_PASSWORD", PASSWORD),
+        ],
+    );
+    for name in ["one", "two", "three"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        let status = post_as_admin(server.port, "/api/2.0/mlflow/experiments/create", &body);
+        assert_eq!(status, 200, "{}", server.log());
+    }
+    // The server's writer appends and seals just after each request.
+    let rows: Vec<Value> = eventually(Duration::from_secs(30), "three sealed rows", || {
+        let out = sextant(&["audit", "tail", "--json", "--data-dir", data_dir]);
+        let rows: Vec<Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let sealed = rows.iter().filter(|r| !r["hash"].is_null()).count();
+        if sealed == 3 {
+            Ok(rows)
+        } else {
+            Err(format!(
+                "{sealed} sealed: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            ))
+        }
+    });
+    assert_eq!(rows[1]["actor"], "admin");
+    assert_eq!(rows[1]["route"], "/api/2.0/mlflow/experiments/create");
+    assert_eq!(rows[1]["resource"], "experiment:two");
+    drop(server);
+
+    let ok = sextant(&["audit", "verify", "--data-dir", data_dir]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let report = text(&ok.stdout);
+    assert!(
+        report.contains("rows: 3 (3 sealed, 0 waiting to be sealed)"),
+        "{report}"
+    );
+    assert!(report.contains("chain: intact"), "{report}");
+
+    let export = sextant(&["audit", "export", "--since", "0", "--data-dir", data_dir]);
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    assert_eq!(text(&export.stdout).lines().count(), 3);
+
+    // Retention: the first row goes, its hash anchors the rest.
+    let prune = sextant(&["audit", "prune", "--before", "2", "--data-dir", data_dir]);
+    assert!(prune.status.success(), "{}", text(&prune.stderr));
+    assert!(text(&prune.stderr).contains("pruned 1 rows; the chain now starts after row 1"));
+    let ok = sextant(&["audit", "verify", "--data-dir", data_dir]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let report = text(&ok.stdout);
+    assert!(
+        report.contains("rows: 2 (2 sealed") && report.contains("starts after: row 1"),
+        "{report}"
+    );
+
+    let db = data.join("sextant.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+    let bad = sextant(&["audit", "verify", "--data-dir", data_dir]);
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("the audit log is broken at row 2: edited"),
+        "{err}"
+    );
+    assert!(text(&bad.stdout).contains("chain: broken at row 2"));
+    let json = sextant(&["audit", "verify", "--json", "--data-dir", data_dir]);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (report["ok"].clone(), report["first_bad"]["seq"].clone()),
+        (Value::Bool(false), 2.into())
+    );
+
+    // A broken chain is not pruned: that would erase the evidence.
+    let prune = sextant(&["audit", "prune", "--before", "3", "--data-dir", data_dir]);
+    assert!(!prune.status.success());
+    assert!(
+        text(&prune.stderr).contains("refusing to prune"),
+        "{}",
+        text(&prune.stderr)
+    );
+}
+
+#[test]
+fn audit_commands_need_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    let out = sextant(&["audit", "verify", "--data-dir", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no store at") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!missing.exists(), "a check must not create a store");
+}
