@@ -206,19 +206,36 @@ fn seal(c: &mut dyn Conn, batch: u64) -> Result<u64, StoreError> {
         let hash = row_hash(&prev, r.seq, &r.entry);
         sealed.push((r.seq, std::mem::replace(&mut prev, hash.clone()), hash));
     }
-    for chunk in sealed.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(CAST(? AS BIGINT), ?, ?)"; chunk.len()].join(", ");
-        let params: Vec<SqlValue> = chunk
-            .iter()
-            .flat_map(|(seq, p, h)| [(*seq).into(), p.into(), h.into()])
-            .collect();
-        c.exec(
-            &format!(
-                "UPDATE audit_log SET prev_hash = v.column2, hash = v.column3 \
-                 FROM (VALUES {values}) AS v WHERE audit_log.seq = v.column1"
-            ),
-            &params,
-        )?;
+    match c.dialect() {
+        // In-process: one prepared statement per row, each a rowid lookup
+        // (SQLite would plan a joined UPDATE … FROM as a scan of the table).
+        Dialect::Sqlite => {
+            let rows: Vec<Vec<SqlValue>> = sealed
+                .iter()
+                .map(|(seq, p, h)| vec![p.into(), h.into(), (*seq).into()])
+                .collect();
+            c.exec_many(
+                "UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?",
+                &rows,
+            )?;
+        }
+        // One round trip per chunk rather than per row.
+        Dialect::Postgres => {
+            for chunk in sealed.chunks(ROWS_PER_STATEMENT) {
+                let values = vec!["(CAST(? AS BIGINT), ?, ?)"; chunk.len()].join(", ");
+                let params: Vec<SqlValue> = chunk
+                    .iter()
+                    .flat_map(|(seq, p, h)| [(*seq).into(), p.into(), h.into()])
+                    .collect();
+                c.exec(
+                    &format!(
+                        "UPDATE audit_log SET prev_hash = v.column2, hash = v.column3 \
+                         FROM (VALUES {values}) AS v WHERE audit_log.seq = v.column1"
+                    ),
+                    &params,
+                )?;
+            }
+        }
     }
     Ok(sealed.len() as u64)
 }
