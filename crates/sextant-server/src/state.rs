@@ -94,9 +94,13 @@ impl AppState {
     /// With authentication on, requests are also audited (see
     /// `crate::auth::audit`), on `auth`'s clock.
     pub fn with_auth(mut self, auth: Auth) -> Self {
-        self.audit = auth
-            .enabled()
-            .then(|| Arc::new(AuditLog::new(self.store.clone(), auth.clock().clone())));
+        self.audit = auth.enabled().then(|| {
+            Arc::new(AuditLog::new(
+                self.store.clone(),
+                auth.clock().clone(),
+                Some(self.artifacts.clone()),
+            ))
+        });
         self.auth = Arc::new(auth);
         self
     }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use sextant_artifacts::ArtifactStore;
 use sextant_core::audit::AuditRow;
 use sextant_core::clock::ManualClock;
-use sextant_server::auth::{AuditLog, Auth, AuthSettings, secrets};
+use sextant_server::auth::{AuditLog, Auth, AuthSettings, audit_checkpoints, secrets};
 use sextant_server::{AppState, SecurityConfig, router};
 use sextant_store::MetaStore;
 use tower::ServiceExt;
@@ -26,6 +26,7 @@ const BOB: (&str, &str) = ("bob", "bob-password-0001");
 struct Server {
     app: Router,
     store: Arc<dyn MetaStore>,
+    artifacts: Arc<ArtifactStore>,
     audit: Arc<AuditLog>,
     /// The last row seen by `new_rows`.
     seen: i64,
@@ -43,12 +44,13 @@ fn server() -> Server {
             .unwrap();
     }
     let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
-    let st = AppState::new(store.clone(), artifacts, SecurityConfig::loopback())
+    let st = AppState::new(store.clone(), artifacts.clone(), SecurityConfig::loopback())
         .with_auth(Auth::new(AuthSettings::on(), ManualClock::now()));
     let audit = st.audit.clone().expect("auditing with auth on");
     Server {
         app: router(st),
         store,
+        artifacts,
         audit,
         seen: 0,
         _dir: dir,
@@ -374,5 +376,43 @@ async fn admins_verify_and_page_through_the_log_over_http() {
             (Some("bob"), "/api/v1/audit/verify", 403),
             (Some("bob"), "/api/v1/audit", 403)
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_is_checkpointed_to_the_artifact_store() {
+    let mut s = server();
+    assert_eq!(
+        s.audit.checkpoint().await.unwrap(),
+        None,
+        "nothing to anchor yet"
+    );
+    for name in ["x", "y"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        send(
+            &s.app,
+            "10.0.0.1",
+            Some(ADMIN),
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            Some(&body),
+            name,
+        )
+        .await;
+    }
+    assert_eq!(s.new_rows().await.len(), 2);
+    // The writer anchors the first head it sees by itself; this anchors the
+    // current one if the writer has not yet.
+    s.audit.checkpoint().await.unwrap();
+    let head = s.store.audit().head().unwrap().unwrap();
+    let stored = audit_checkpoints::latest(&s.artifacts)
+        .await
+        .unwrap()
+        .expect("a checkpoint");
+    assert_eq!((stored.seq, stored.hash), head);
+    assert_eq!(
+        s.audit.checkpoint().await.unwrap(),
+        None,
+        "the head did not move"
     );
 }

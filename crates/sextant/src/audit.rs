@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sextant_core::audit::{AuditReport, AuditRow};
+use sextant_artifacts::ArtifactStore;
+use sextant_core::audit::{AuditCheckpoint, AuditReport, AuditRow};
 use sextant_core::clock::rfc3339;
 use sextant_server::auth::audit_api::{report_json, row_json};
+use sextant_server::auth::audit_checkpoints;
 use sextant_store::MetaStore;
 
 use crate::server::{DEFAULT_ARTIFACT_ROOT, StoreArgs};
@@ -36,6 +38,9 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The artifact store holding the server's checkpoints of the chain's head (`audit/checkpoints/`) [default: <data-dir>/artifacts]
+    #[arg(long)]
+    artifacts_destination: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -105,12 +110,102 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
 fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let store = open(&args.store)?;
     let report = store.audit().verify()?;
+    let checkpoint = latest_checkpoint(args)?;
+    let anchor = checkpoint
+        .as_ref()
+        .map(|cp| anchored(store.as_ref(), &report, cp))
+        .transpose()?;
     if args.json {
-        println!("{}", report_json(&report));
+        let mut v = report_json(&report);
+        v["anchor"] = match (&checkpoint, &anchor) {
+            (Some(cp), Some(problem)) => serde_json::json!({
+                "seq": cp.seq,
+                "hash": cp.hash,
+                "time_ms": cp.time_ms,
+                "ok": problem.is_none(),
+                "problem": problem,
+            }),
+            _ => serde_json::Value::Null,
+        };
+        println!("{v}");
     } else {
         print_report(&report);
+        match (&checkpoint, &anchor) {
+            (Some(cp), Some(None)) => println!(
+                "anchor: row {} matches the checkpoint written {}",
+                cp.seq,
+                rfc3339(cp.time_ms)
+            ),
+            (Some(_), Some(Some(problem))) => println!("anchor: {problem}"),
+            _ => println!("anchor: none (no checkpoint in the artifact store)"),
+        }
     }
-    broken(&report)
+    broken(&report)?;
+    match anchor.flatten() {
+        Some(problem) => bail!("the audit log does not match its checkpoint: {problem}"),
+        None => Ok(()),
+    }
+}
+
+/// The newest checkpoint the server wrote to the artifact store, if any.
+fn latest_checkpoint(args: &VerifyArgs) -> anyhow::Result<Option<AuditCheckpoint>> {
+    let destination = match &args.artifacts_destination {
+        Some(d) => d.clone(),
+        None => {
+            let local = args.store.data_dir.join("artifacts");
+            if !local.is_dir() {
+                return Ok(None);
+            }
+            local.display().to_string()
+        }
+    };
+    let artifacts = ArtifactStore::from_uri(&destination)
+        .with_context(|| format!("opening artifact store {destination}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(audit_checkpoints::latest(&artifacts))
+        .with_context(|| format!("reading {} in {destination}", audit_checkpoints::DIR))
+}
+
+/// What is wrong with the chain against a checkpoint of its head, if
+/// anything: the row it names must be there with that hash, or pruned.
+fn anchored(
+    store: &dyn MetaStore,
+    report: &AuditReport,
+    cp: &AuditCheckpoint,
+) -> anyhow::Result<Option<String>> {
+    let written = rfc3339(cp.time_ms);
+    if let Some(start) = &report.checkpoint
+        && cp.seq <= start.seq
+    {
+        return Ok((cp.seq == start.seq && cp.hash != start.hash).then(|| {
+            format!(
+                "the chain's start (row {}) differs from the checkpoint written {written}",
+                cp.seq
+            )
+        }));
+    }
+    let row = store.audit().tail(cp.seq - 1, 1)?.into_iter().next();
+    Ok(match row {
+        Some(r) if r.seq == cp.seq => (r.hash.as_deref() != Some(cp.hash.as_str())).then(|| {
+            format!(
+                "row {}'s hash differs from the checkpoint written {written}: the chain was \
+                 rewritten from there on",
+                cp.seq
+            )
+        }),
+        _ if report.head.as_ref().is_none_or(|(head, _)| *head < cp.seq) => Some(format!(
+            "row {} is gone, though the checkpoint written {written} saw it sealed: rows were \
+             deleted from the end of the chain",
+            cp.seq
+        )),
+        _ => Some(format!(
+            "row {}, sealed per the checkpoint written {written}, is missing",
+            cp.seq
+        )),
+    })
 }
 
 fn print_report(r: &AuditReport) {

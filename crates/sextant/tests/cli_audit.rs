@@ -62,7 +62,8 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
         let status = post_as_admin(server.port, "/api/2.0/mlflow/experiments/create", &body);
         assert_eq!(status, 200, "{}", server.log());
     }
-    // The server's writer appends and seals just after each request.
+    // The server's writer appends and seals just after each request, and
+    // anchors the first head it sees in the artifact store.
     let rows: Vec<Value> = eventually(Duration::from_secs(30), "three sealed rows", || {
         let out = sextant(&["audit", "tail", "--json", "--data-dir", data_dir]);
         let rows: Vec<Value> = text(&out.stdout)
@@ -70,7 +71,9 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let sealed = rows.iter().filter(|r| !r["hash"].is_null()).count();
-        if sealed == 3 {
+        let anchored = std::fs::read_dir(data.join("artifacts/audit/checkpoints"))
+            .is_ok_and(|mut d| d.next().is_some());
+        if sealed == 3 && anchored {
             Ok(rows)
         } else {
             Err(format!(
@@ -93,6 +96,10 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
         "{report}"
     );
     assert!(report.contains("chain: intact"), "{report}");
+    assert!(
+        report.contains("matches the checkpoint written"),
+        "{report}"
+    );
 
     let export = sextant(&["audit", "export", "--since", "0", "--data-dir", data_dir]);
     assert!(export.status.success(), "{}", text(&export.stderr));
@@ -155,4 +162,54 @@ fn audit_commands_need_an_existing_store() {
         "{err}"
     );
     assert!(!missing.exists(), "a check must not create a store");
+}
+
+/// Deleting rows from the end leaves a chain that verifies by itself; the
+/// server's checkpoint of the head in the artifact store catches it.
+#[test]
+fn rows_deleted_from_the_end_show_against_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        [
+            ("SEXTANT_AUTH", "true"),
+            ("SEXTANT_ADMIN_PASSWORD", PASSWORD),
+        ],
+    );
+    let status = post_as_admin(
+        server.port,
+        "/api/2.0/mlflow/experiments/create",
+        r#"{"name":"anchored"}"#,
+    );
+    assert_eq!(status, 200, "{}", server.log());
+    // The server anchors the first head it sees at once.
+    let checkpoints = data.join("artifacts/audit/checkpoints");
+    let seq: i64 = eventually(Duration::from_secs(30), "a checkpoint", || {
+        std::fs::read_dir(&checkpoints)
+            .ok()
+            .and_then(|d| d.flatten().next())
+            .and_then(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+            .ok_or("none yet")
+    });
+    drop(server);
+    let ok = sextant(&["audit", "verify", "--data-dir", data_dir]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+
+    rusqlite::Connection::open(data.join("sextant.db"))
+        .unwrap()
+        .execute("DELETE FROM audit_log WHERE seq >= ?1", [seq])
+        .unwrap();
+    let bad = sextant(&["audit", "verify", "--data-dir", data_dir]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stdout).contains("chain: intact"),
+        "by itself it verifies"
+    );
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains(&format!("row {seq} is gone")) && err.contains("deleted from the end"),
+        "{err}"
+    );
 }

@@ -7,6 +7,9 @@
 //! so nobody can flood the table. The number of keys per minute is bounded;
 //! past the bound, sources are counted together under no address.
 //!
+//! The head of the chain is copied to the artifact store as soon as there
+//! is one, then every `CHECKPOINT_EVERY_MS` (`audit_checkpoints.rs`).
+//!
 //! Rows are written just after their request, not in the transaction of the
 //! change they record: a crash between the two loses the row (at most the
 //! last batch). Putting the row in the change's own transaction needs every
@@ -17,10 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sextant_core::audit::NewAuditRow;
+use sextant_artifacts::ArtifactStore;
+use sextant_core::audit::{AuditCheckpoint, NewAuditRow};
 use sextant_core::clock::SharedClock;
 use sextant_store::{CallError, MetaStore, StoreError};
 use tokio::sync::Notify;
+
+use super::audit_checkpoints;
 
 /// Rows held while the store is unreachable; past this, new rows are
 /// dropped (and counted in the log) rather than grow without bound.
@@ -32,6 +38,8 @@ const SEAL_BATCH: u64 = 1_000;
 /// How often the writer looks for finished minutes and retries failures.
 const TICK: Duration = Duration::from_secs(1);
 const MINUTE_MS: i64 = 60_000;
+/// How often the head of the chain is copied to the artifact store.
+const CHECKPOINT_EVERY_MS: i64 = 10 * MINUTE_MS;
 
 /// The key of an aggregate of anonymous denials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,6 +71,10 @@ struct Shared {
     writing: tokio::sync::Mutex<()>,
     started: AtomicBool,
     closed: AtomicBool,
+    /// Where checkpoints of the head go, if anywhere.
+    artifacts: Option<Arc<ArtifactStore>>,
+    /// When this server last looked, and the row it last anchored (0: none).
+    checkpointed: tokio::sync::Mutex<Option<(i64, i64)>>,
 }
 
 /// The queue in front of the store's audit log, and its writer.
@@ -71,7 +83,13 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn MetaStore>, clock: SharedClock) -> Self {
+    /// A writer to `store`'s log; with `artifacts`, checkpoints of the
+    /// head are written there.
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        clock: SharedClock,
+        artifacts: Option<Arc<ArtifactStore>>,
+    ) -> Self {
         AuditLog {
             shared: Arc::new(Shared {
                 store,
@@ -81,6 +99,8 @@ impl AuditLog {
                 writing: tokio::sync::Mutex::new(()),
                 started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                artifacts,
+                checkpointed: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -136,6 +156,12 @@ impl AuditLog {
     /// seals it; returns once it is in the store.
     pub async fn flush(&self) -> Result<(), CallError> {
         self.shared.write(true).await
+    }
+
+    /// Copies the head of the chain to the artifact store now (unless this
+    /// server copied that very row last); returns what it wrote.
+    pub async fn checkpoint(&self) -> Result<Option<AuditCheckpoint>, String> {
+        self.shared.checkpoint(false).await
     }
 
     /// Starts the writer on the first row (there is a runtime by then).
@@ -198,10 +224,48 @@ async fn writer(shared: Arc<Shared>) {
         if let Err(e) = shared.write(false).await {
             tracing::warn!(error = %e, "writing the audit log; retrying");
         }
+        if let Err(e) = shared.checkpoint(true).await {
+            tracing::warn!(error = %e, "checkpointing the audit log");
+        }
     }
 }
 
 impl Shared {
+    /// Anchors the head unless `only_when_due` and it is not due: the first
+    /// row this server sees at once, later ones at intervals. One at a time,
+    /// so the row noted is the one written last.
+    async fn checkpoint(&self, only_when_due: bool) -> Result<Option<AuditCheckpoint>, String> {
+        let Some(artifacts) = &self.artifacts else {
+            return Ok(None);
+        };
+        let mut last = self.checkpointed.lock().await;
+        let now = self.clock.now_ms();
+        let due = last.is_none_or(|(at, seq)| seq == 0 || now - at >= CHECKPOINT_EVERY_MS);
+        if only_when_due && !due {
+            return Ok(None);
+        }
+        let head = sextant_store::call(&self.store, |s| s.audit().head())
+            .await
+            .map_err(|e| e.to_string())?;
+        let anchored = last.map_or(0, |(_, seq)| seq);
+        let Some((seq, hash)) = head.filter(|(seq, _)| *seq != anchored) else {
+            // Nothing new to anchor: looked at again after another interval.
+            *last = Some((now, anchored));
+            return Ok(None);
+        };
+        let cp = AuditCheckpoint {
+            seq,
+            hash,
+            time_ms: now,
+        };
+        // On failure nothing is noted: the next tick tries again.
+        audit_checkpoints::write(artifacts, &cp)
+            .await
+            .map_err(|e| e.to_string())?;
+        *last = Some((now, seq));
+        Ok(Some(cp))
+    }
+
     /// Takes the queued rows and the finished minutes' counts (every
     /// minute's when `all`).
     fn take(&self, all: bool) -> Vec<NewAuditRow> {

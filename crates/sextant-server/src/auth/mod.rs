@@ -12,11 +12,13 @@
 //! - `secrets.rs`: password hashes and token secrets.
 //! - `audit.rs`: what goes into the audit log (a layer around `authn.rs`);
 //!   `audit_log.rs`: the queue and background writer that append and seal it;
-//!   `audit_api.rs`: its verification and pages, for admins.
+//!   `audit_api.rs`: its verification and pages, for admins;
+//!   `audit_checkpoints.rs`: copies of its head in the artifact store.
 
 pub(crate) mod api;
 pub mod audit;
 pub mod audit_api;
+pub mod audit_checkpoints;
 mod audit_log;
 mod authn;
 mod authz;
