@@ -416,3 +416,27 @@ async fn the_head_is_checkpointed_to_the_artifact_store() {
         "the head did not move"
     );
 }
+
+/// What is still queued when the server stops is written as the last
+/// handle on the log goes (here no runtime ever started the writer).
+#[test]
+fn rows_still_queued_when_the_log_is_dropped_are_written() {
+    let store: Arc<dyn MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    let log = AuditLog::new(store.clone(), ManualClock::now(), None);
+    log.record(sextant_core::audit::NewAuditRow {
+        time_ms: 1,
+        actor: Some("admin".into()),
+        method: "POST".into(),
+        route: "/api/v1/pipelines/{name}".into(),
+        status: 200,
+        count: 1,
+        ..Default::default()
+    });
+    log.deny_anonymous(Some("192.0.2.1".into()), 401, None);
+    drop(log);
+    let rows = store.audit().tail(0, 10).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.hash.is_some()), "and sealed");
+    assert_eq!(rows[1].entry.count, 1);
+}

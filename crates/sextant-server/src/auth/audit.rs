@@ -313,8 +313,11 @@ async fn look(a: &Audit, req: Request) -> Result<(Request, Seen), Response> {
         .size_hint()
         .upper()
         .is_some_and(|n| n <= MAX_INSPECTED_BODY as u64);
+    // Only for callers with credentials: an anonymous request is refused
+    // unread, and so is not worth reading here either.
+    let credentials = parts.headers.contains_key(header::AUTHORIZATION);
     let mut ids = Ids::default();
-    let body = if changes && json && small && facts.is_some() {
+    let body = if changes && json && small && credentials && facts.is_some() {
         let bytes = axum::body::to_bytes(body, MAX_INSPECTED_BODY)
             .await
             .map_err(|e| {

@@ -59,6 +59,8 @@ struct Aggregate {
 struct Pending {
     rows: Vec<NewAuditRow>,
     anonymous: HashMap<Key, Aggregate>,
+    /// Rows dropped because the queue was full, since the server started.
+    dropped: u64,
 }
 
 struct Shared {
@@ -115,11 +117,15 @@ impl AuditLog {
         {
             let mut p = self.shared.pending.lock().expect("audit queue lock");
             if p.rows.len() >= MAX_PENDING {
-                tracing::error!(
-                    route = %row.route,
-                    status = row.status,
-                    "audit queue full (the store is failing): row dropped"
-                );
+                p.dropped += 1;
+                // Logged at 1, 2, 4, 8, … drops: a failing store must not
+                // also flood the log.
+                if p.dropped.is_power_of_two() {
+                    tracing::error!(
+                        dropped = p.dropped,
+                        "audit queue full (the store is failing): rows dropped"
+                    );
+                }
                 return;
             }
             p.rows.push(row);
