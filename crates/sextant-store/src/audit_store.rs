@@ -17,6 +17,12 @@ use crate::StoreError;
 pub trait AuditStore: Send + Sync {
     /// Appends rows, unsealed, in one transaction.
     fn append(&self, rows: &[NewAuditRow]) -> Result<(), StoreError>;
+    /// Appends rows and chains up to `batch` rows of the unsealed tail (them
+    /// included) in one transaction: one commit per batch for a server's
+    /// writer. On PostgreSQL it takes the sealer's turn before appending, so
+    /// servers' writers take turns; `append` alone never waits for a sealer's
+    /// turn. Returns how many rows were sealed.
+    fn append_sealed(&self, rows: &[NewAuditRow], batch: u64) -> Result<u64, StoreError>;
     /// Chains up to `batch` rows of the unsealed tail, in sequence order, in
     /// one transaction; returns how many. Safe when several servers seal at
     /// once: they take turns, and a row is sealed once.

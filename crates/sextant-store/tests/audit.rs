@@ -26,6 +26,7 @@ macro_rules! conformance {
 conformance!(
     rows_are_appended_unsealed_then_chained_in_order,
     tail_and_export_page_in_sequence_order,
+    a_writer_appends_and_seals_in_one_transaction,
     an_edited_row_is_named,
     a_deleted_row_is_named_by_the_row_after_it,
     reordered_rows_are_named,
@@ -134,6 +135,23 @@ fn rows_are_appended_unsealed_then_chained_in_order(f: &Fixture) {
     let agg = a.tail(5, 10).unwrap().remove(0);
     assert_eq!((agg.seq, agg.entry.actor, agg.entry.count), (6, None, 100));
     assert!(a.verify().unwrap().ok());
+}
+
+fn a_writer_appends_and_seals_in_one_transaction(f: &Fixture) {
+    let a = f.store.audit();
+    a.append(&[row(1)]).unwrap();
+    // The tail before the rows is sealed first, then they.
+    assert_eq!(a.append_sealed(&[row(2), row(3)], 100).unwrap(), 3);
+    let report = a.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.rows, report.unsealed_tail), (3, 0));
+    assert_eq!(
+        a.append_sealed(&[row(4)], 0).unwrap(),
+        0,
+        "appended, left unsealed"
+    );
+    assert_eq!(a.verify().unwrap().unsealed_tail, 1);
+    assert_eq!(a.tail(3, 10).unwrap()[0].entry, row(4));
 }
 
 fn tail_and_export_page_in_sequence_order(f: &Fixture) {
@@ -321,8 +339,14 @@ fn concurrent_appenders_and_sealers_keep_one_chain(f: &Fixture) {
                 for b in 0..BATCHES {
                     let first = (t * BATCHES + b) * PER_BATCH;
                     let rows: Vec<_> = (first..first + PER_BATCH).map(row).collect();
-                    store.audit().append(&rows).unwrap();
-                    store.audit().seal(3).unwrap();
+                    // A server's writer appends and seals at once; a plain
+                    // append (a change's own transaction) leaves it to a sealer.
+                    if t % 2 == 0 {
+                        store.audit().append_sealed(&rows, 3).unwrap();
+                    } else {
+                        store.audit().append(&rows).unwrap();
+                        store.audit().seal(3).unwrap();
+                    }
                 }
             })
         })

@@ -11,6 +11,7 @@
 //! the writer; the request does not wait for the database.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody as _};
@@ -46,23 +47,22 @@ struct RouteFacts {
 pub struct Audit {
     log: Arc<AuditLog>,
     auth: Arc<Auth>,
-    routes: HashMap<(Method, String), RouteFacts>,
+    /// By path template, then method: looked up without allocating.
+    routes: HashMap<String, Vec<(Method, RouteFacts)>>,
 }
 
 impl Audit {
     pub fn new(log: Arc<AuditLog>, auth: Arc<Auth>) -> Self {
-        let routes = crate::routes::table()
-            .into_iter()
-            .map(|r| {
-                (
-                    (r.method, r.path),
-                    RouteFacts {
-                        resource: r.resource,
-                        changes_state: r.changes_state,
-                    },
-                )
-            })
-            .collect();
+        let mut routes: HashMap<String, Vec<(Method, RouteFacts)>> = HashMap::new();
+        for r in crate::routes::table() {
+            routes.entry(r.path).or_default().push((
+                r.method,
+                RouteFacts {
+                    resource: r.resource,
+                    changes_state: r.changes_state,
+                },
+            ));
+        }
         Audit { log, auth, routes }
     }
 }
@@ -198,7 +198,7 @@ struct Seen {
     facts: Option<RouteFacts>,
     changes: bool,
     request_id: Option<String>,
-    source: Option<String>,
+    source: Option<IpAddr>,
     uri: Uri,
     params: Vec<(String, String)>,
     ids: Ids,
@@ -232,8 +232,11 @@ pub async fn record(State(audit): State<Option<Arc<Audit>>>, req: Request, next:
                 .record(seen.row(&a, status, None, Some(f.method.as_str()), claimed));
         }
         (None, _) if denied || status == 429 => {
-            a.log
-                .deny_anonymous(seen.source.take(), status, seen.request_id.take());
+            a.log.deny_anonymous(
+                seen.source.map(|ip| ip.to_string()),
+                status,
+                seen.request_id.take(),
+            );
         }
         (None, _) if seen.changes => {
             let named = named(&mut seen);
@@ -257,7 +260,7 @@ impl Seen {
             time_ms: a.log.now_ms(),
             actor,
             auth_method: auth_method.map(str::to_string),
-            source: self.source.take(),
+            source: self.source.map(|ip| ip.to_string()),
             method: self.method.to_string(),
             route: std::mem::take(&mut self.route),
             resource,
@@ -282,7 +285,10 @@ async fn look(a: &Audit, req: Request) -> Result<(Request, Seen), Response> {
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let facts = template.and_then(|t| a.routes.get(&(method.clone(), t.to_string())).copied());
+    let facts = template
+        .and_then(|t| a.routes.get(t))
+        .and_then(|methods| methods.iter().find(|(m, _)| *m == method))
+        .map(|(_, f)| *f);
     let changes = match facts {
         Some(f) => f.changes_state,
         // Inference calls change nothing anyone audits.
@@ -293,7 +299,7 @@ async fn look(a: &Audit, req: Request) -> Result<(Request, Seen), Response> {
     };
     let route = template.map_or_else(|| truncate(req.uri().path()), str::to_string);
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let source = source_address(&a.auth, &req).map(|ip| ip.to_string());
+    let source = source_address(&a.auth, &req);
     let (mut parts, body) = req.into_parts();
     let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(p) => p

@@ -1,6 +1,8 @@
 //! The audit log's writer: rows are queued in memory by the request that
-//! produced them and appended by one background task, in batches, each
-//! batch sealed right after — the request never waits for the database.
+//! produced them and appended by one background task, in batches of what
+//! arrived within `BATCH_WINDOW`, each batch appended and sealed in one
+//! transaction — the request never waits for the database, and the store
+//! sees one commit per batch.
 //!
 //! Denied anonymous requests are counted per (source address, minute,
 //! status) instead, and written as one row per key once its minute is over,
@@ -37,6 +39,8 @@ const MAX_SOURCES: usize = 10_000;
 const SEAL_BATCH: u64 = 1_000;
 /// How often the writer looks for finished minutes and retries failures.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a queued row waits for others to be written with it.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const MINUTE_MS: i64 = 60_000;
 /// How often the head of the chain is copied to the artifact store.
 const CHECKPOINT_EVERY_MS: i64 = 10 * MINUTE_MS;
@@ -112,7 +116,7 @@ impl AuditLog {
         self.shared.clock.now_ms()
     }
 
-    /// Queues a row; the writer appends it at once.
+    /// Queues a row; the writer appends it within `BATCH_WINDOW`.
     pub fn record(&self, row: NewAuditRow) {
         {
             let mut p = self.shared.pending.lock().expect("audit queue lock");
@@ -206,9 +210,13 @@ impl Drop for AuditLog {
     }
 }
 
+/// One transaction for the rows and their seal (a longer unsealed tail, left
+/// by a stopped server, is sealed in more).
 fn append_and_seal(store: &dyn MetaStore, rows: &[NewAuditRow]) -> Result<(), StoreError> {
-    store.audit().append(rows)?;
-    seal_all(store)
+    if store.audit().append_sealed(rows, SEAL_BATCH)? == SEAL_BATCH {
+        seal_all(store)?;
+    }
+    Ok(())
 }
 
 fn seal_all(store: &dyn MetaStore) -> Result<(), StoreError> {
@@ -224,7 +232,9 @@ async fn writer(shared: Arc<Shared>) {
     }
     while !shared.closed.load(Ordering::SeqCst) {
         tokio::select! {
-            _ = shared.wake.notified() => {}
+            // Rows wait a moment for others: one commit per batch, not per
+            // request, keeps the writer off the store's write path.
+            _ = shared.wake.notified() => tokio::time::sleep(BATCH_WINDOW).await,
             _ = tokio::time::sleep(TICK) => {}
         }
         if let Err(e) = shared.write(false).await {
@@ -303,9 +313,8 @@ impl Shared {
         rows
     }
 
-    /// Appends what `take` gives, then seals it. Rows whose append failed
-    /// go back to the front of the queue for the next try; a failed seal is
-    /// retried by the next write (the rows are stored).
+    /// Appends what `take` gives and seals it, in one transaction; if that
+    /// fails, the rows go back to the front of the queue for the next try.
     async fn write(&self, all: bool) -> Result<(), CallError> {
         let _turn = self.writing.lock().await;
         let rows = self.take(all);
@@ -313,13 +322,14 @@ impl Shared {
             return Ok(());
         }
         let batch = rows.clone();
-        if let Err(e) = sextant_store::call(&self.store, move |s| s.audit().append(&batch)).await {
+        if let Err(e) = sextant_store::call(&self.store, move |s| append_and_seal(s, &batch)).await
+        {
             let mut p = self.pending.lock().expect("audit queue lock");
             let later = std::mem::replace(&mut p.rows, rows);
             let room = MAX_PENDING.saturating_sub(p.rows.len());
             p.rows.extend(later.into_iter().take(room));
             return Err(e);
         }
-        sextant_store::call(&self.store, seal_all).await
+        Ok(())
     }
 }
