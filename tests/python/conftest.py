@@ -78,11 +78,21 @@ def mlflow_bin() -> str:
     return os.environ.get("SEXTANT_TEST_MLFLOW_BIN") or str(Path(sys.executable).parent / "mlflow")
 
 
-class Server:
-    """A server process on a loopback port, ready once `/health` answers 200."""
+# The key Sextant test servers seal webhook secrets with, unless the caller's environment or the
+# test gives another (an empty one leaves the server without a key).
+TEST_SECRET_KEY = "c2V4dGFudC10ZXN0LXNlY3JldC1rZXktMzItYnl0ZXM="
 
-    def __init__(self, argv: list[str], port: int, log_path: Path, env: dict | None = None):
-        self.url = f"http://127.0.0.1:{port}"
+
+class Server:
+    """A server process on a loopback port, ready once `/health` answers 200. With `tls_cert` it
+    serves HTTPS, as `localhost` (the name the certificate must hold), trusting that certificate."""
+
+    def __init__(
+        self, argv: list[str], port: int, log_path: Path, env: dict | None = None,
+        tls_cert: Path | None = None,
+    ):
+        self.url = f"https://localhost:{port}" if tls_cert else f"http://127.0.0.1:{port}"
+        self.verify = str(tls_cert) if tls_cert else True
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb")
@@ -103,7 +113,7 @@ class Server:
                     f"server exited with {self.proc.returncode}: {' '.join(self.argv)}\n{self.log_tail()}"
                 )
             try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/health", timeout=2, verify=self.verify).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -128,14 +138,20 @@ class Server:
         self._log.close()
 
 
-def start_sextant(tmp: Path, *extra: str, env: dict | None = None) -> Server:
+def start_sextant(
+    tmp: Path, *extra: str, env: dict | None = None, tls: tuple[Path, Path] | None = None
+) -> Server:
+    """Sextant on a free port with its data in `tmp`; `tls` is (certificate, key) to serve HTTPS."""
     binary = sextant_bin()
     if not os.path.exists(binary):
         pytest.exit(f"sextant binary not found at {binary}; set SEXTANT_BIN or run scripts/test", 2)
     port = free_port()
     data_dir = tmp / "data"
     argv = [binary, "server", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir), *extra]
-    return Server(argv, port, tmp / "server.log", env=env)
+    if tls:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    env = {"SEXTANT_SECRET_KEY": os.environ.get("SEXTANT_SECRET_KEY", TEST_SECRET_KEY), **(env or {})}
+    return Server(argv, port, tmp / "server.log", env=env, tls_cert=tls[0] if tls else None)
 
 
 def start_mlflow(tmp: Path) -> Server:

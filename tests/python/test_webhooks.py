@@ -212,3 +212,27 @@ def test_server_without_the_flag_refuses_private_targets(client, url):
     with pytest.raises(MlflowException) as e:
         client.create_webhook(name=unique("hook"), url=url, events=["model_version.created"])
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_secrets_need_the_servers_key(tmp_path):
+    """Secrets are stored encrypted under SEXTANT_SECRET_KEY; a server without one refuses them
+    (MLflow instead makes up a key at each start, losing every secret on restart)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    srv = start_sextant(tmp_path, "--webhook-allow-private", env={"SEXTANT_SECRET_KEY": ""})
+    try:
+        client = MlflowClient(srv.url)
+        with pytest.raises(MlflowException) as e:
+            client.create_webhook(
+                name=unique("hook"), url="http://127.0.0.1:9/hook",
+                events=["model_version.created"], secret="s3cret",
+            )
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert "SEXTANT_SECRET_KEY" in e.value.message
+        hook = client.create_webhook(
+            name=unique("hook"), url="http://127.0.0.1:9/hook", events=["model_version.created"],
+        )
+        assert hook.status == "ACTIVE"
+    finally:
+        srv.stop()

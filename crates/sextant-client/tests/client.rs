@@ -50,6 +50,7 @@ async fn serve() -> Served {
             worker_id: "server".into(),
             lease: pipelines::DEFAULT_LEASE,
             tracking_token: None,
+            tracking_insecure_tls: false,
         },
     );
     let app = router(state);

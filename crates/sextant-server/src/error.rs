@@ -228,6 +228,8 @@ impl From<WebhookError> for ApiError {
     fn from(e: WebhookError) -> Self {
         match e {
             WebhookError::Refused(m) => ApiError::invalid(m),
+            e @ WebhookError::NoSecretKey => ApiError::invalid(e.to_string()),
+            WebhookError::Secret(e) => ApiError::internal(e.to_string()),
             WebhookError::Store(e) => store_call(e),
         }
     }

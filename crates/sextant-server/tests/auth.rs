@@ -357,15 +357,99 @@ async fn under_no_permissions_only_grants_open_a_resource() {
     )
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    // Listings would show what she may not see: refused under NO_PERMISSIONS.
+    // Searches show only what she may read: the granted experiment, none of its runs.
+    let other = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"hidden"}"#),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
     let a = as_user(
         &s.app,
         carol,
         "GET",
-        "/api/2.0/mlflow/experiments/search",
+        "/api/2.0/mlflow/experiments/search?max_results=100",
         None,
     )
     .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let seen: Vec<&str> = a.json["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["experiment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, vec![exp.as_str()], "{}", a.text);
+    let search = format!(r#"{{"experiment_ids":["{exp}"]}}"#);
+    let a = as_user(
+        &s.app,
+        carol,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        Some(&search),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(
+        a.json
+            .get("runs")
+            .is_none_or(|r| r.as_array().unwrap().is_empty()),
+        "{}",
+        a.text
+    );
+    // The admin sees the run.
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        Some(&search),
+    )
+    .await;
+    assert_eq!(a.json["runs"].as_array().unwrap().len(), 1, "{}", a.text);
+    // Registered models likewise.
+    for name in ["visible-model", "secret-model"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        let a = as_user(
+            &s.app,
+            ADMIN,
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            Some(&body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let grant = r#"{"username":"carol","resource_type":"registered_model","resource_id":"visible-model","permission":"READ"}"#;
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(grant),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = as_user(
+        &s.app,
+        carol,
+        "GET",
+        "/api/2.0/mlflow/registered-models/search",
+        None,
+    )
+    .await;
+    let names: Vec<&str> = a.json["registered_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["visible-model"], "{}", a.text);
+    // Native listings, not filtered yet, are refused under NO_PERMISSIONS.
+    let a = as_user(&s.app, carol, "GET", "/api/v1/endpoints", None).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let a = as_user(
         &s.app,
@@ -377,7 +461,7 @@ async fn under_no_permissions_only_grants_open_a_resource() {
     .await;
     assert_eq!(
         a.json["permissions"].as_array().unwrap().len(),
-        2,
+        3,
         "{}",
         a.text
     );

@@ -191,6 +191,7 @@ async fn built_in_steps_read_only_under_the_data_roots() {
             worker_id: "test".into(),
             lease: Duration::from_secs(30),
             tracking_token: None,
+            tracking_insecure_tls: false,
         },
     );
     for (name, yaml) in [("split-it", SPLIT), ("sneaky", SNEAKY)] {

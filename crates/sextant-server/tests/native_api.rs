@@ -524,10 +524,15 @@ async fn openapi_document_matches_the_served_routes() {
                 _ => None,
             };
             let (status, v) = support::send(&f.app, method, &uri, body, &[]).await;
+            // The API tokens' routes are mounted with authentication off
+            // too, and answer that it is off (as documented).
+            let auth_off = v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("authentication is not enabled"));
             if documented {
                 assert!(
                     status != StatusCode::METHOD_NOT_ALLOWED
-                        && v["error_code"] != "ENDPOINT_NOT_FOUND",
+                        && (v["error_code"] != "ENDPOINT_NOT_FOUND" || auth_off),
                     "{method} {path} is documented but not served: {status} {v}"
                 );
             } else {

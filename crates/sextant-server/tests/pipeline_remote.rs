@@ -45,6 +45,7 @@ fn harness() -> Harness {
             worker_id: "server".into(),
             lease: pipelines::DEFAULT_LEASE,
             tracking_token: None,
+            tracking_insecure_tls: false,
         },
     );
     Harness {

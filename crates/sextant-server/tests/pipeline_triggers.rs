@@ -52,6 +52,7 @@ async fn approving_a_version_starts_the_listening_pipeline() {
             worker_id: "test".into(),
             lease: sextant_control::pipelines::DEFAULT_LEASE,
             tracking_token: None,
+            tracking_insecure_tls: false,
         },
     );
     let app = router(state);

@@ -54,6 +54,7 @@ impl Harness {
                 worker_id: "test".into(),
                 lease: sextant_control::pipelines::DEFAULT_LEASE,
                 tracking_token: None,
+                tracking_insecure_tls: false,
             },
         );
         Harness {

@@ -1,6 +1,7 @@
 //! Webhooks through the HTTP surface and the delivery worker: the SSRF
 //! matrix at create/update and at delivery, MLflow's wire shapes, signed
-//! deliveries to a real socket, and the delivery log.
+//! deliveries to a real socket, the delivery log, and secrets encrypted at
+//! rest.
 
 mod support;
 
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
-use sextant_control::webhooks::{WebhookSettings, Webhooks, run_once, sign};
+use sextant_control::webhooks::{SecretKey, WebhookSettings, Webhooks, is_sealed, run_once, sign};
 use sextant_core::webhooks::{EventFilter, NewWebhook};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use support::eventually;
@@ -23,7 +24,14 @@ struct Fixture {
     hooks: Webhooks,
 }
 
+/// The key webhook secrets are sealed with in these tests.
+const KEY: &str = "5ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a8";
+
 fn fixture(allow_private: bool) -> Fixture {
+    fixture_with_key(allow_private, Some(KEY))
+}
+
+fn fixture_with_key(allow_private: bool, key: Option<&str>) -> Fixture {
     let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
     let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
     let state = AppState::new(
@@ -35,6 +43,7 @@ fn fixture(allow_private: bool) -> Fixture {
         allow_private,
         backoff: Duration::from_millis(1),
         max_attempts: 3,
+        secret_key: key.map(|k| SecretKey::parse(k).unwrap()),
         ..WebhookSettings::default()
     });
     let app = router(state.clone()).layer(axum::Extension(hooks.clone()));
@@ -329,4 +338,186 @@ async fn delivery_rechecks_the_address_it_connects_to() {
             "{error}"
         );
     }
+}
+
+/// The signature header of a received delivery, and what `secret` signs it as.
+fn signatures(headers: &HeaderMap, body: &str, secret: &str) -> (String, String) {
+    let header = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_string();
+    let expected = sign(
+        secret,
+        &header("x-mlflow-delivery-id"),
+        &header("x-mlflow-timestamp"),
+        body,
+    );
+    (header("x-mlflow-signature"), expected)
+}
+
+#[tokio::test]
+async fn secrets_are_stored_encrypted_and_still_sign() {
+    let f = fixture(true);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    let stored = f.state.store.get_webhook(&id).unwrap().secret.unwrap();
+    assert!(is_sealed(&stored) && !stored.contains("s3cret"), "{stored}");
+
+    // A new secret through an update is sealed too, and signs from then on.
+    let (s, v) = call(
+        &f.app,
+        "PATCH",
+        &format!("webhooks/{id}"),
+        Some(json!({"secret": "n3w-secret"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let updated = f.state.store.get_webhook(&id).unwrap().secret.unwrap();
+    assert!(is_sealed(&updated) && !updated.contains("n3w"), "{updated}");
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
+    let (headers, body) = rx.recv().await.unwrap();
+    let (got, expected) = signatures(&headers, &body, "n3w-secret");
+    assert_eq!(got, expected);
+
+    // The test endpoint signs with the decrypted secret as well.
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        &format!("webhooks/{id}/test"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["result"]["success"]),
+        (StatusCode::OK, &json!(true)),
+        "{v}"
+    );
+    let (headers, body) = rx.recv().await.unwrap();
+    let (got, expected) = signatures(&headers, &body, "n3w-secret");
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn without_a_key_secrets_are_refused_and_plain_webhooks_work() {
+    let f = fixture_with_key(true, None);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("SEXTANT_SECRET_KEY"), "{message}");
+    assert!(f.state.store.list_webhooks(10, 0).unwrap().items.is_empty());
+
+    let mut plain = hook(&url);
+    plain.as_object_mut().unwrap().remove("secret");
+    let (s, v) = call(&f.app, "POST", "webhooks", Some(plain)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        &f.app,
+        "PATCH",
+        &format!("webhooks/{id}"),
+        Some(json!({"secret": "s3cret"})),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "an update may not add one either"
+    );
+    // Clearing a secret needs no key.
+    let (s, _) = call(
+        &f.app,
+        "PATCH",
+        &format!("webhooks/{id}"),
+        Some(json!({"secret": ""})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
+    let (headers, _) = rx.recv().await.unwrap();
+    assert!(headers.get("x-mlflow-signature").is_none());
+}
+
+#[tokio::test]
+async fn plaintext_secrets_from_before_encryption_still_sign() {
+    let f = fixture(true);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    f.state
+        .store
+        .create_webhook(&NewWebhook {
+            name: "legacy".into(),
+            url,
+            events: vec![EventFilter::kind("registered_model.*").unwrap()],
+            secret: Some("old-plain".into()),
+            ..NewWebhook::default()
+        })
+        .unwrap();
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
+    let (headers, body) = rx.recv().await.unwrap();
+    let (got, expected) = signatures(&headers, &body, "old-plain");
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_secret_sealed_under_another_key_is_not_sent_unsigned() {
+    let f = fixture(true);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let other = SecretKey::parse(&"ab".repeat(32)).unwrap();
+    let w = f
+        .state
+        .store
+        .create_webhook(&NewWebhook {
+            name: "rekeyed".into(),
+            url,
+            events: vec![EventFilter::kind("registered_model.*").unwrap()],
+            secret: Some(other.seal("s3cret").unwrap()),
+            ..NewWebhook::default()
+        })
+        .unwrap();
+    call(
+        &f.app,
+        "POST",
+        "registered-models/create",
+        Some(json!({"name": "m"})),
+    )
+    .await;
+    run_once(&controllers::webhook_deps(&f.state), &f.hooks)
+        .await
+        .unwrap();
+    assert!(rx.try_recv().is_err(), "nothing reached the receiver");
+    let log = f
+        .state
+        .store
+        .webhook_delivery_log(&w.webhook_id, 10)
+        .unwrap();
+    assert_eq!(log.len(), 1, "not retried");
+    let error = log[0].error.as_deref().unwrap();
+    assert!(error.contains("cannot be decrypted"), "{error}");
 }

@@ -11,6 +11,7 @@ mod monitors;
 mod pipelines;
 mod quickstart;
 mod server;
+mod tls;
 mod users;
 mod worker;
 

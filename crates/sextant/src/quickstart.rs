@@ -93,7 +93,11 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         };
         let settings = sextant_control::webhooks::WebhookSettings::default();
         let server = tokio::spawn(async move {
-            server::serve(state, listener, settings, &pipelines, None, async {
+            let bound = server::Bound {
+                tcp: listener,
+                tls: None,
+            };
+            server::serve(state, bound, settings, &pipelines, None, async {
                 let _ = stopped.await;
             })
             .await

@@ -10,10 +10,12 @@ use clap::Args;
 use sextant_artifacts::ArtifactStore;
 use sextant_artifacts::data_roots::DataRoots;
 use sextant_control::pipelines::Settings as PipelineSettings;
-use sextant_control::webhooks::{WebhookSettings, Webhooks};
+use sextant_control::webhooks::{SecretKey, WebhookSettings, Webhooks};
 use sextant_core::auth::Permission;
 use sextant_server::auth::{Auth, AuthSettings};
 use sextant_server::{AppState, SecurityConfig, controllers};
+
+use crate::tls::TlsArgs;
 
 /// Experiments get artifact locations under this root; the client maps it to
 /// the server's proxied artifact API.
@@ -64,6 +66,8 @@ pub struct ServerArgs {
     /// Port to bind.
     #[arg(long, env = "SEXTANT_PORT", default_value_t = 5000)]
     port: u16,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     store: StoreArgs,
     /// Artifact store: a directory, `file://…`, `s3://bucket/prefix` or `memory://` [default: <data-dir>/artifacts]
@@ -122,17 +126,28 @@ pub struct WebhookArgs {
     /// Time allowed for one webhook delivery attempt, in seconds.
     #[arg(long, env = "SEXTANT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     webhook_timeout_secs: u64,
+    /// Key that encrypts webhook secrets in the store: 32 random bytes as 64 hex digits or base64 (`openssl rand -base64 32`); without it, webhooks cannot have secrets. Prefer the variable: other local users can read a flag in the process list.
+    #[arg(long, env = "SEXTANT_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 impl WebhookArgs {
-    pub fn settings(&self) -> WebhookSettings {
-        WebhookSettings {
+    /// The delivery settings; a malformed secret key is refused here, at start-up.
+    pub fn settings(&self) -> anyhow::Result<WebhookSettings> {
+        let secret_key = match self.secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(text) => Some(
+                SecretKey::parse(text).map_err(|e| anyhow::anyhow!("SEXTANT_SECRET_KEY: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(WebhookSettings {
             allow_private: self.webhook_allow_private,
             max_attempts: self.webhook_max_attempts,
             backoff: Duration::from_millis(self.webhook_backoff_ms),
             timeout: Duration::from_secs(self.webhook_timeout_secs.max(1)),
+            secret_key,
             ..WebhookSettings::default()
-        }
+        })
     }
 }
 
@@ -179,6 +194,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let security = security_config(args.host.is_loopback())
         .with_allowed_origins(&origins)
         .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?;
+    let tls = args.tls.config()?;
+    let webhooks = args.webhooks.settings()?;
     let addr = SocketAddr::new(args.host, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -220,8 +237,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         serve(
             state,
-            listener,
-            args.webhooks.settings(),
+            Bound { tcp: listener, tls },
+            webhooks,
             &args.pipelines,
             internal_token,
             shutdown_signal(),
@@ -330,12 +347,18 @@ pub fn open_state(
     )
 }
 
+/// The socket a server listens on, and its TLS settings when it serves HTTPS.
+pub struct Bound {
+    pub tcp: tokio::net::TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
 /// Serves `state` on `listener` with every background part (webhooks,
 /// pipelines, endpoints, monitors) until `shutdown` resolves; in-flight
 /// requests finish first.
 pub async fn serve(
     state: AppState,
-    listener: tokio::net::TcpListener,
+    listener: Bound,
     webhooks: WebhookSettings,
     pipelines: &PipelineArgs,
     internal_token: Option<String>,
@@ -356,20 +379,35 @@ pub async fn serve(
         &state,
         PipelineSettings {
             tracking_token: internal_token,
-            ..pipeline_settings(&data_dir, listener.local_addr()?, pipelines)
+            ..pipeline_settings(
+                &data_dir,
+                listener.tcp.local_addr()?,
+                listener.tls.is_some(),
+                pipelines,
+            )
         },
     );
     let endpoints = controllers::spawn_endpoints(&state);
     let monitors = controllers::spawn_monitors(&state);
     let app = sextant_server::router(state).layer(axum::Extension(webhooks));
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "sextant server listening");
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %listener.tcp.local_addr()?, scheme, data_dir = %data_dir.display(), "sextant server listening");
     // The peer's address: failed logins are throttled per source.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    match listener.tls {
+        None => {
+            axum::serve(
+                listener.tcp,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?
+        }
+        Some(config) => crate::tls::serve(listener.tcp, config, app, shutdown).await?,
+    }
     worker.abort();
     orchestrator.abort();
     endpoints.abort();
@@ -379,19 +417,24 @@ pub async fn serve(
 }
 
 /// The orchestrator's settings: step processes reach this server on `addr`
-/// (loopback when it listens on every address).
+/// (loopback when it listens on every address). Over TLS they do not check
+/// its certificate, which need not name that address: the connection never
+/// leaves this host.
 fn pipeline_settings(
     data_dir: &std::path::Path,
     addr: SocketAddr,
+    tls: bool,
     args: &PipelineArgs,
 ) -> PipelineSettings {
     let host = match addr.ip() {
         ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         ip => ip,
     };
+    let scheme = if tls { "https" } else { "http" };
     PipelineSettings {
         data_dir: data_dir.to_path_buf(),
-        tracking_uri: format!("http://{}", SocketAddr::new(host, addr.port())),
+        tracking_uri: format!("{scheme}://{}", SocketAddr::new(host, addr.port())),
+        tracking_insecure_tls: tls,
         concurrency: args
             .pipeline_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get())),

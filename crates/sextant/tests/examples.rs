@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const ROWS: usize = 4000;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    Path::new(&manifest_dir()).join("../../examples")
 }
 
 /// SplitMix64: a fixed integer generator, so the data never changes with a
@@ -165,4 +165,12 @@ fn the_builtin_example_trains_evaluates_and_registers_a_model() {
         files.contains(&"model/MLmodel") && files.contains(&"model/model.onnx"),
         "{files:?}"
     );
+}
+
+/// This crate's directory, read when the test runs (cargo and nextest set it):
+/// a binary built from another checkout of the same sources is reused by
+/// cargo, and the compile-time value would point at that checkout.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
 }

@@ -19,10 +19,12 @@ fn env_name(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
 }
 
-/// The environment of a `run:` step's process.
+/// The environment of a `run:` step's process; `insecure_tls` as
+/// [`super::Settings::tracking_insecure_tls`].
 pub(super) fn command_env(
     tracking_uri: &str,
     tracking_token: Option<&str>,
+    insecure_tls: bool,
     step_run_id: &str,
     ctx: &Context,
     step: &Step,
@@ -32,6 +34,9 @@ pub(super) fn command_env(
     env.insert("MLFLOW_TRACKING_URI".into(), tracking_uri.to_string());
     if let Some(token) = tracking_token {
         env.insert("MLFLOW_TRACKING_TOKEN".into(), token.to_string());
+    }
+    if insecure_tls {
+        env.insert("MLFLOW_TRACKING_INSECURE_TLS".into(), "true".into());
     }
     env.insert("MLFLOW_RUN_ID".into(), step_run_id.to_string());
     env.insert("SEXTANT_PIPELINE_RUN_ID".into(), ctx.run_id.clone());

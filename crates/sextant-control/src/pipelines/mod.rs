@@ -63,6 +63,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `MLFLOW_TRACKING_URI` of the step processes: this server's URL.
     pub tracking_uri: String,
+    /// Step processes skip checking the server's TLS certificate
+    /// (`MLFLOW_TRACKING_INSECURE_TLS`): set when they reach an HTTPS server
+    /// on its own host, at an address its certificate need not name.
+    pub tracking_insecure_tls: bool,
     /// Steps run at once on this host; 0 leaves every step to remote
     /// workers (`sextant worker`), except the control steps they hand back.
     pub concurrency: usize,

@@ -361,6 +361,7 @@ impl Orchestrator {
         let env = command_env(
             &self.settings.tracking_uri,
             self.settings.tracking_token.as_deref(),
+            self.settings.tracking_insecure_tls,
             &step_run.0,
             ctx,
             step,

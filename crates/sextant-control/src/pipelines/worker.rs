@@ -305,6 +305,7 @@ impl Worker {
         let env = command::command_env(
             &self.settings.server,
             None,
+            false,
             &order.step_run_id,
             ctx,
             step,

@@ -5,9 +5,12 @@
 //! writers of a shared database), fans new events out to the outbox in the
 //! store, claims due deliveries, posts them, and logs each attempt. Every
 //! piece of delivery state is in the store, so a restart loses nothing.
+//! Secrets are stored sealed under the server's key (`secret`) and opened
+//! only to sign a delivery.
 
 mod guard;
 mod payload;
+mod secret;
 mod send;
 mod worker;
 
@@ -18,6 +21,7 @@ use reqwest::Url;
 use sextant_core::clock::SharedClock;
 use sextant_store::{CallError, MetaStore, StoreError};
 
+pub use secret::{SecretError, SecretKey, is_sealed};
 pub use send::{Outcome, Sender, sign};
 pub use worker::{run_once, spawn};
 
@@ -38,6 +42,16 @@ pub enum WebhookError {
     /// The target URL is not one deliveries may go to (the SSRF guard).
     #[error("{0}")]
     Refused(String),
+    /// A secret was given and the server has no key to store it encrypted.
+    #[error(
+        "Webhook secrets are stored encrypted and this server has no key: set SEXTANT_SECRET_KEY \
+         (32 random bytes in base64 or hex, such as the output of `openssl rand -base64 32`) and \
+         restart it, or omit 'secret'."
+    )]
+    NoSecretKey,
+    /// Sealing the secret failed.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// The metadata store refused or failed.
     #[error(transparent)]
     Store(#[from] CallError),
@@ -47,7 +61,8 @@ impl WebhookError {
     /// The wire name of the error's code.
     pub fn error_code(&self) -> &'static str {
         match self {
-            WebhookError::Refused(_) => "INVALID_PARAMETER_VALUE",
+            WebhookError::Refused(_) | WebhookError::NoSecretKey => "INVALID_PARAMETER_VALUE",
+            WebhookError::Secret(_) => "INTERNAL_ERROR",
             WebhookError::Store(CallError::Store(e)) => store_code(e),
             WebhookError::Store(CallError::Task(_)) => "INTERNAL_ERROR",
         }
@@ -106,6 +121,8 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// How often to look for events appended by other servers.
     pub poll_interval: Duration,
+    /// Seals secrets at rest; without it, webhooks cannot have secrets.
+    pub secret_key: Option<SecretKey>,
 }
 
 impl Default for WebhookSettings {
@@ -117,6 +134,7 @@ impl Default for WebhookSettings {
             backoff_cap: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(5),
+            secret_key: None,
         }
     }
 }
@@ -146,6 +164,26 @@ impl Webhooks {
             settings: Arc::new(settings),
             sender,
         }
+    }
+
+    /// A secret from a create or update request in its stored form: sealed;
+    /// empty (which clears it) as it is. Refused without a key: a plaintext
+    /// secret in the database would sign deliveries for whoever reads it.
+    pub fn seal_secret(&self, secret: Option<String>) -> Result<Option<String>, WebhookError> {
+        match (secret, &self.settings.secret_key) {
+            (Some(s), Some(key)) if !s.is_empty() => Ok(Some(key.seal(&s)?)),
+            (Some(s), None) if !s.is_empty() => Err(WebhookError::NoSecretKey),
+            (other, _) => Ok(other),
+        }
+    }
+
+    /// The secret to sign with, from its stored form (sealed, or plaintext
+    /// written before secrets were encrypted).
+    pub fn reveal_secret(&self, stored: Option<&str>) -> Result<Option<String>, SecretError> {
+        stored
+            .filter(|s| !s.is_empty())
+            .map(|s| secret::reveal(s, self.settings.secret_key.as_ref()))
+            .transpose()
     }
 }
 

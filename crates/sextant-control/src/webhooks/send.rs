@@ -45,7 +45,8 @@ pub enum Outcome {
     },
     /// No answer (connection, timeout); worth another try.
     Unreachable(String),
-    /// The target is refused by the SSRF guard; never retried.
+    /// Not sent: the SSRF guard refused the target, or the secret cannot be
+    /// decrypted; never retried.
     Refused(String),
 }
 

@@ -142,17 +142,24 @@ async fn attempt(
     let settings = &hooks.settings;
     let number = d.attempts + 1;
     let time = deps.clock.now_ms();
-    let (outcome, took) = hooks
-        .sender
-        .post(
-            &d.url,
-            d.secret.as_deref(),
-            &d.delivery_id,
-            &d.event,
-            d.event_id,
-            &d.body,
-        )
-        .await;
+    // A secret that cannot be opened (no key, or another key) would send the
+    // delivery unsigned or wrongly signed: refused, and said in the log.
+    let (outcome, took) = match hooks.reveal_secret(d.secret.as_deref()) {
+        Ok(secret) => {
+            hooks
+                .sender
+                .post(
+                    &d.url,
+                    secret.as_deref(),
+                    &d.delivery_id,
+                    &d.event,
+                    d.event_id,
+                    &d.body,
+                )
+                .await
+        }
+        Err(e) => (Outcome::Refused(e.to_string()), Duration::ZERO),
+    };
     let (status_code, error, retryable) = match &outcome {
         Outcome::Answered { status, retry, .. } => {
             let error = (!outcome.delivered()).then(|| format!("receiver answered HTTP {status}"));

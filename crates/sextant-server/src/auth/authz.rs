@@ -125,8 +125,62 @@ enum Verdict {
     /// Allowed; the caller then gets MANAGE on what the request creates.
     AllowCreating(Created),
     Deny(&'static str),
+    /// Allowed; the answer's rows the caller may not read are dropped.
+    AllowFiltered(Search),
     /// The request lacks what the decision needs (the handler would refuse it too).
     Invalid(String),
+}
+
+/// The MLflow searches whose answers are filtered per row, as MLflow's
+/// after-request handlers filter them.
+#[derive(Debug, Clone, Copy)]
+enum Search {
+    Experiments,
+    Runs,
+    LoggedModels,
+    RegisteredModels,
+    ModelVersions,
+}
+
+impl Search {
+    /// The answer's list of rows.
+    fn key(self) -> &'static str {
+        match self {
+            Search::Experiments => "experiments",
+            Search::Runs => "runs",
+            Search::LoggedModels => "models",
+            Search::RegisteredModels => "registered_models",
+            Search::ModelVersions => "model_versions",
+        }
+    }
+
+    /// Whether the caller may read one row.
+    fn readable(self, grants: &Grants, row: &Value) -> bool {
+        let experiment = |v: Option<&Value>| text(&v.cloned());
+        match self {
+            Search::Experiments => experiment(row.get("experiment_id"))
+                .is_some_and(|e| grants.level("experiment", &e).can_read()),
+            Search::Runs | Search::LoggedModels => {
+                let tier = match self {
+                    Search::Runs => "run",
+                    _ => "logged_model",
+                };
+                experiment(row.get("info").and_then(|i| i.get("experiment_id"))).is_some_and(|e| {
+                    grants.level("experiment", &e).can_read()
+                        && grants.tier(tier, "experiment", &e).can_read()
+                })
+            }
+            Search::RegisteredModels | Search::ModelVersions => {
+                let versions_ok = matches!(self, Search::RegisteredModels)
+                    || grants.explicit("registered_model_version", "*") != Some(Permission::Deny);
+                versions_ok
+                    && row
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| grants.level("registered_model", n).can_read())
+            }
+        }
+    }
 }
 
 /// What a successful request creates for its caller.
@@ -195,6 +249,17 @@ pub async fn authorize(
     let req = Request::from_parts(parts, body);
     match verdict {
         Verdict::Allow => next.run(req).await,
+        Verdict::AllowFiltered(search) => {
+            let resp = next.run(req).await;
+            let grants = Grants {
+                rows: &principal.rows,
+                default: st.auth.settings.default_permission,
+            };
+            if !resp.status().is_success() || !may_hide_rows(&grants) {
+                return resp;
+            }
+            filter_rows(resp, search, &grants).await
+        }
         Verdict::Deny(why) => denied(&path, why),
         Verdict::Invalid(message) => {
             ApiError::new(ErrorCode::InvalidParameterValue, message).into_response()
@@ -269,10 +334,11 @@ fn missing(name: &str) -> Verdict {
     Verdict::Invalid(format!("Missing value for required parameter '{name}'."))
 }
 
-/// Searches and listings: MLflow filters their rows afterwards. Sextant
-/// lets them through when every user may read every ungranted resource
-/// (`default_permission` READ or above, as shipped), and otherwise refuses
-/// them to non-admins rather than list what the caller may not see.
+/// The native API's listings (pipelines, endpoints, monitors, models,
+/// events): served when every user may read every ungranted resource
+/// (`default_permission` READ or above, as shipped), and otherwise refused
+/// to non-admins rather than list what the caller may not see (MLflow's
+/// searches are filtered per row instead: [`Search`]).
 fn listing(grants: &Grants) -> Verdict {
     if grants.default.can_read() || grants.manages_workspace() {
         Verdict::Allow
@@ -301,7 +367,7 @@ async fn decide(
                 verdict(grants.may_create("experiment", "*"))
                     .and_then(|| Verdict::AllowCreating(Created::Experiment))
             } else if tail == "experiments/search" {
-                listing(&grants)
+                Verdict::AllowFiltered(Search::Experiments)
             } else if let Some(name) =
                 text(&r.ids.experiment_name).filter(|_| tail == "experiments/get-by-name")
             {
@@ -329,7 +395,7 @@ async fn decide(
         }
         Resource::Run => {
             if tail == "runs/search" {
-                listing(&grants)
+                Verdict::AllowFiltered(Search::Runs)
             } else if tail.starts_with("metrics/get-history-bulk") {
                 // Every run named must be readable.
                 let runs = run_ids(r);
@@ -359,7 +425,7 @@ async fn decide(
         }
         Resource::LoggedModel => {
             if tail == "logged-models/search" {
-                listing(&grants)
+                Verdict::AllowFiltered(Search::LoggedModels)
             } else if let Some(id) = r
                 .param("model_id")
                 .map(str::to_string)
@@ -383,7 +449,11 @@ async fn decide(
                 .param("name")
                 .map(str::to_string)
                 .or_else(|| text(&r.ids.name));
-            if tail.ends_with("/search") || route.path == "/api/v1/models" {
+            if tail == "registered-models/search" {
+                Verdict::AllowFiltered(Search::RegisteredModels)
+            } else if tail == "model-versions/search" {
+                Verdict::AllowFiltered(Search::ModelVersions)
+            } else if route.path == "/api/v1/models" {
                 listing(&grants)
             } else if let Some(name) = name {
                 if cap == Capability::Create {
@@ -565,6 +635,37 @@ async fn exists(st: &Authn, kind: &'static str, name: &str) -> Result<bool, ApiE
     })
     .await?;
     Ok(found.is_some())
+}
+
+/// Whether any row could be hidden from this caller: a default below READ,
+/// or a DENY somewhere. Otherwise answers pass unread.
+fn may_hide_rows(grants: &Grants) -> bool {
+    !grants.manages_workspace()
+        && (!grants.default.can_read()
+            || grants.rows.iter().any(|r| r.permission == Permission::Deny))
+}
+
+/// The answer without the rows the caller may not read. A page may come
+/// back shorter than asked (MLflow refills it; Sextant keeps the server's
+/// page token, so paging still reaches every readable row).
+async fn filter_rows(resp: Response, search: Search, grants: &Grants<'_>) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(ErrorCode::InternalError, format!("reading response: {e}"))
+                .into_response();
+        }
+    };
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, HttpBody::from(bytes));
+    };
+    if let Some(Value::Array(rows)) = doc.get_mut(search.key()) {
+        rows.retain(|row| search.readable(grants, row));
+    }
+    let out = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, HttpBody::from(out))
 }
 
 /// Gives the caller MANAGE on what the request created (MLflow's

@@ -1,6 +1,7 @@
 //! `WebhookService`: MLflow 3.17's webhook API, extended with Sextant event
 //! kinds (`sextant_events`, or strings in `events`) and a delivery log
-//! (`GET /webhooks/{id}/deliveries`). Secrets are stored, never returned.
+//! (`GET /webhooks/{id}/deliveries`). Secrets are stored encrypted under the
+//! server's `SEXTANT_SECRET_KEY` (refused without one), never returned.
 //!
 //! MLflow-named events travel as `{entity, action}` proto enums in `events`;
 //! Sextant kinds and prefixes travel as strings in `sextant_events`, a field
@@ -153,7 +154,7 @@ async fn create(State(st): State<AppState>, ext: Option<Extension<Webhooks>>, f:
         description: f.opt_str("description")?,
         url,
         events: event_filters(&f)?,
-        secret: f.opt_str("secret")?,
+        secret: hooks.seal_secret(f.opt_str("secret")?)?,
         status: status(&f)?.unwrap_or_default(),
     };
     let w = st.db(move |s| s.create_webhook(&new)).await?;
@@ -208,7 +209,7 @@ async fn update(
         description: f.opt_str("description")?,
         url,
         events: (!events.is_empty()).then_some(events),
-        secret: f.opt_str("secret")?,
+        secret: hooks.seal_secret(f.opt_str("secret")?)?,
         status: status(&f)?,
     };
     let w = st.db(move |s| s.update_webhook(&id, &update)).await?;
@@ -247,10 +248,16 @@ async fn test(
         EventFilter::Kind(k) => (k.clone(), delivery::envelope_example(k, now)),
     };
     let delivery_id = uuid::Uuid::new_v4().to_string();
-    let (outcome, _) = hooks
-        .sender
-        .post(&w.url, w.secret.as_deref(), &delivery_id, &name, 0, &body)
-        .await;
+    let outcome = match hooks.reveal_secret(w.secret.as_deref()) {
+        Ok(secret) => {
+            hooks
+                .sender
+                .post(&w.url, secret.as_deref(), &delivery_id, &name, 0, &body)
+                .await
+                .0
+        }
+        Err(e) => Outcome::Refused(e.to_string()),
+    };
     let result = match outcome {
         Outcome::Answered { status, body, .. } => Obj::new()
             .set("success", status < 400)

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document of the native API, written by hand. A unit test
 //! keeps it and the route table in step.
 
+mod tokens;
+
 use axum::Json;
 use serde_json::{Value, json};
 
@@ -61,10 +63,12 @@ fn string_map(description: &str, values: &str) -> Value {
     json!({ "type": "object", "description": description, "additionalProperties": { "type": values } })
 }
 
-/// The whole document: the operations as written below, plus the refusals
-/// every operation of a kind shares (see [`add_shared_refusals`]).
+/// The whole document: the operations as written below and the API
+/// tokens', plus the refusals every operation of a kind shares (see
+/// [`add_shared_refusals`]).
 pub fn spec() -> Value {
     let mut doc = operations();
+    tokens::add(&mut doc);
     add_shared_refusals(&mut doc);
     doc
 }
@@ -73,6 +77,9 @@ pub fn spec() -> Value {
 /// every operation they apply to so each operation lists all it can answer:
 /// - 400 wherever there is a path parameter, a query parameter or a body to get
 ///   wrong (a malformed value is refused before the handler looks it up);
+/// - 401, 403 and 429 on every operation of a server started with `--auth`
+///   (`auth/`): no or bad credentials, a capability or token scope lacking,
+///   too many failed logins;
 /// - 403 and 415 on every state-changing operation, from the request guard
 ///   (`security.rs`): a cross-site `Origin`, or a missing or wrong `Content-Type`.
 ///
@@ -106,10 +113,20 @@ fn add_shared_refusals(doc: &mut Value) {
                     .entry("400")
                     .or_insert_with(|| error("A malformed path parameter, query or body"));
             }
+            responses.entry("401").or_insert_with(|| {
+                error("With `--auth`: no credentials, or wrong ones (`UNAUTHENTICATED`)")
+            });
+            responses.entry("429").or_insert_with(|| {
+                error("With `--auth`: too many failed logins from this source or for this user; retry after `Retry-After` seconds (`RESOURCE_EXHAUSTED`)")
+            });
+            let forbidden = if changes_state {
+                "With `--auth`: the caller lacks the capability, or its token's scope excludes the operation; \
+                 or a cross-site `Origin` that is not in `--allowed-origins` (`PERMISSION_DENIED`)"
+            } else {
+                "With `--auth`: the caller lacks the capability, or its token's scope excludes the operation (`PERMISSION_DENIED`)"
+            };
+            responses.entry("403").or_insert_with(|| error(forbidden));
             if changes_state {
-                responses.entry("403").or_insert_with(|| {
-                    error("A cross-site `Origin` that is not in `--allowed-origins` (`PERMISSION_DENIED`)")
-                });
                 responses.entry("415").or_insert_with(|| {
                     error("A missing or unaccepted `Content-Type` (`UNSUPPORTED_MEDIA_TYPE`)")
                 });
@@ -142,8 +159,11 @@ fn operations() -> Value {
             "title": "Sextant native API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "What the MLflow-compatible API lacks: approvals, the events feed and pipelines. \
-                Errors are JSON objects with `error_code` and `message`; a 4xx is a client mistake."
+                Errors are JSON objects with `error_code` and `message`; a 4xx is a client mistake. \
+                On a server started with `--auth` every call authenticates, with HTTP Basic or an API token."
         },
+        // Either scheme when authentication is on; none when it is off.
+        "security": [{}, { "basic": [] }, { "bearer": [] }],
         "paths": {
             "/api/v1/openapi.json": {
                 "get": {
@@ -476,7 +496,12 @@ fn operations() -> Value {
                 }
             }
         },
-        "components": { "schemas": {
+        "components": {
+          "securitySchemes": {
+            "basic": { "type": "http", "scheme": "basic", "description": "A user's name and password (MLFLOW_TRACKING_USERNAME/PASSWORD)" },
+            "bearer": { "type": "http", "scheme": "bearer", "description": "An API token from `sextant tokens create` or POST /api/v1/tokens (MLFLOW_TRACKING_TOKEN)" }
+          },
+          "schemas": {
             "Empty": { "type": "object" },
             "EndpointSpec": {
                 "type": "object", "additionalProperties": false, "required": ["variants"],
@@ -842,71 +867,4 @@ fn operations() -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::*;
-    use crate::native::ROUTES;
-
-    #[test]
-    fn document_and_route_table_list_the_same_operations() {
-        let doc = spec();
-        let documented: BTreeSet<(String, String)> = doc["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(path, ops)| {
-                ops.as_object()
-                    .unwrap()
-                    .keys()
-                    .map(move |m| (m.to_uppercase(), path.clone()))
-            })
-            .collect();
-        let routed: BTreeSet<(String, String)> = ROUTES
-            .iter()
-            .map(|r| (r.method.to_string(), r.path.to_string()))
-            .collect();
-        assert_eq!(documented, routed);
-    }
-
-    #[test]
-    fn every_state_changing_operation_says_how_the_guard_refuses_it() {
-        let doc = spec();
-        for (path, ops) in doc["paths"].as_object().unwrap() {
-            for (method, op) in ops.as_object().unwrap() {
-                let responses = op["responses"].as_object().unwrap();
-                if matches!(method.as_str(), "post" | "put" | "delete") {
-                    for status in ["403", "415"] {
-                        assert!(
-                            responses.contains_key(status),
-                            "{method} {path} lacks {status}"
-                        );
-                    }
-                }
-                if matches!(method.as_str(), "post" | "put") {
-                    // The guard wants a Content-Type even without input.
-                    assert!(
-                        op.get("requestBody").is_some(),
-                        "{method} {path} has no body"
-                    );
-                }
-                if op.get("requestBody").is_some() || op.get("parameters").is_some() {
-                    assert!(responses.contains_key("400"), "{method} {path} lacks 400");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_reference_resolves() {
-        let doc = spec();
-        let text = doc.to_string();
-        for piece in text.split("\"#/components/schemas/").skip(1) {
-            let name = &piece[..piece.find('"').unwrap()];
-            assert!(
-                doc["components"]["schemas"].get(name).is_some(),
-                "dangling $ref {name}"
-            );
-        }
-    }
-}
+mod tests;
