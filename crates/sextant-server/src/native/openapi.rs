@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of the native API, written by hand. A unit test
 //! keeps it and the route table in step.
 
+mod audit;
 mod tokens;
 
 use axum::Json;
@@ -63,12 +64,13 @@ fn string_map(description: &str, values: &str) -> Value {
     json!({ "type": "object", "description": description, "additionalProperties": { "type": values } })
 }
 
-/// The whole document: the operations as written below and the API
-/// tokens', plus the refusals every operation of a kind shares (see
+/// The whole document: the operations as written below, the API tokens'
+/// and the audit log's, plus the refusals every operation of a kind shares (see
 /// [`add_shared_refusals`]).
 pub fn spec() -> Value {
     let mut doc = operations();
     tokens::add(&mut doc);
+    audit::add(&mut doc);
     add_shared_refusals(&mut doc);
     doc
 }
