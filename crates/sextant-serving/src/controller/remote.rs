@@ -63,6 +63,10 @@ pub enum FollowError {
         uri: String,
         reason: String,
     },
+    /// A name from the server (a model's, or a file it listed) would lead
+    /// out of the model directory: refused, never written.
+    #[error("refusing {what} '{name}': not a plain relative path")]
+    UnsafeName { what: &'static str, name: String },
     /// A file the server listed was gone when it was read.
     #[error("{path} is listed but the server does not serve it")]
     Vanished { path: String },
@@ -239,6 +243,24 @@ async fn load(
     Ok(predictor)
 }
 
+/// `name` as a path below a directory: only plain components (no `..`,
+/// no root, no `.`), so nothing the server says can write outside it.
+fn relative<'a>(what: &'static str, name: &'a str) -> Result<&'a Path, FollowError> {
+    let path = Path::new(name);
+    let plain = !name.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if plain {
+        Ok(path)
+    } else {
+        Err(FollowError::UnsafeName {
+            what,
+            name: name.to_string(),
+        })
+    }
+}
+
 /// A registry version's files, through the server's MLflow APIs, into
 /// `<root>/<name>/<version>/`.
 async fn download(
@@ -247,7 +269,9 @@ async fn download(
     name: &str,
     version: i64,
 ) -> Result<PathBuf, FollowError> {
-    let dir = root.join(name).join(version.to_string());
+    let dir = root
+        .join(relative("model name", name)?)
+        .join(version.to_string());
     if dir.join(".complete").is_file() {
         return Ok(dir);
     }
@@ -269,7 +293,7 @@ async fn download(
     while let Some((remote, local)) = stack.pop() {
         std::fs::create_dir_all(&local).map_err(io("creating", &local))?;
         for f in client.list_artifacts(&remote).await?.files {
-            let target = local.join(&f.path);
+            let target = local.join(relative("listed file", &f.path)?);
             let child_remote = format!("{remote}/{}", f.path);
             if f.is_dir {
                 stack.push((child_remote, target));
@@ -421,5 +445,21 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().starts_with("permission denied: PUT "), "{e}");
         assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn names_from_the_server_stay_inside_the_model_directory() {
+        for ok in ["model.onnx", "sub/dir/file.bin", "churn"] {
+            assert!(relative("listed file", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", "../x", "a/../../x", "/etc/passwd", "./x"] {
+            assert!(
+                matches!(
+                    relative("listed file", bad),
+                    Err(FollowError::UnsafeName { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 }
