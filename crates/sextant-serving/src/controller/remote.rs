@@ -245,20 +245,23 @@ async fn load(
 
 /// `name` as a path below a directory: only plain components (no `..`,
 /// no root, no `.`), so nothing the server says can write outside it.
-fn relative<'a>(what: &'static str, name: &'a str) -> Result<&'a Path, FollowError> {
+fn relative(name: &str) -> Option<&Path> {
     let path = Path::new(name);
     let plain = !name.is_empty()
         && path
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if plain {
-        Ok(path)
-    } else {
-        Err(FollowError::UnsafeName {
+    plain.then_some(path)
+}
+
+/// [`relative`], or the error naming what was refused.
+fn inside<'a>(what: &'static str, name: &'a str) -> Result<&'a Path, Box<FollowError>> {
+    relative(name).ok_or_else(|| {
+        Box::new(FollowError::UnsafeName {
             what,
             name: name.to_string(),
         })
-    }
+    })
 }
 
 /// A registry version's files, through the server's MLflow APIs, into
@@ -270,7 +273,7 @@ async fn download(
     version: i64,
 ) -> Result<PathBuf, FollowError> {
     let dir = root
-        .join(relative("model name", name)?)
+        .join(inside("model name", name).map_err(|e| *e)?)
         .join(version.to_string());
     if dir.join(".complete").is_file() {
         return Ok(dir);
@@ -293,7 +296,7 @@ async fn download(
     while let Some((remote, local)) = stack.pop() {
         std::fs::create_dir_all(&local).map_err(io("creating", &local))?;
         for f in client.list_artifacts(&remote).await?.files {
-            let target = local.join(relative("listed file", &f.path)?);
+            let target = local.join(inside("listed file", &f.path).map_err(|e| *e)?);
             let child_remote = format!("{remote}/{}", f.path);
             if f.is_dir {
                 stack.push((child_remote, target));
@@ -450,14 +453,13 @@ mod tests {
     #[test]
     fn names_from_the_server_stay_inside_the_model_directory() {
         for ok in ["model.onnx", "sub/dir/file.bin", "churn"] {
-            assert!(relative("listed file", ok).is_ok(), "{ok}");
+            assert!(relative(ok).is_some(), "{ok}");
         }
         for bad in ["", "..", "../x", "a/../../x", "/etc/passwd", "./x"] {
+            assert!(relative(bad).is_none(), "{bad}");
+            let refused = inside("listed file", bad).map_err(|e| *e);
             assert!(
-                matches!(
-                    relative("listed file", bad),
-                    Err(FollowError::UnsafeName { .. })
-                ),
+                matches!(refused, Err(FollowError::UnsafeName { .. })),
                 "{bad}"
             );
         }
