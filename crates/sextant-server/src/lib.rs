@@ -14,6 +14,7 @@ pub mod routes;
 mod security;
 mod state;
 pub mod telemetry;
+mod ui;
 
 use axum::Router;
 

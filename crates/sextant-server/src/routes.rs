@@ -43,7 +43,9 @@ fn groups() -> Vec<Group> {
         crate::auth::api::USERS,
         crate::auth::api::RBAC,
         crate::auth::api::TOKENS,
+        crate::auth::session::ROUTES,
         crate::auth::audit_api::AUDIT,
+        crate::ui::ROUTES,
         Group {
             api: Api::Native,
             mounts: &[""],

@@ -581,7 +581,13 @@ async fn every_route_refuses_anonymous_callers() {
             .replace("{*path}", "0/abc/artifacts/f")
             .replace("{*rest}", "0/abc/artifacts/f")
             .replace(['{', '}'], "");
-        let public = path == "/health" || path.ends_with("/mlflow/server-info");
+        // Signing in and out is for callers without credentials; reading the session is not.
+        let session = path == "/api/v1/session" && r.method != axum::http::Method::GET;
+        let public = path == "/health"
+            || session
+            || path == "/"
+            || path.starts_with("/static/")
+            || path.ends_with("/mlflow/server-info");
         let body = (r.method != axum::http::Method::GET).then_some("{}");
         let a = request(&s.app, r.method.as_str(), &path, body, &[]).await;
         if public {
@@ -620,6 +626,7 @@ async fn a_user_without_grants_changes_nothing_but_may_create() {
         if !r.changes_state
             || creates
             || r.path.contains("/tokens")
+            || r.path == "/api/v1/session"
             || r.path.contains("/users/update-password")
         {
             continue;
@@ -650,4 +657,143 @@ async fn a_user_without_grants_changes_nothing_but_may_create() {
         );
         assert!(!a.status.is_success(), "{} {}", r.method, r.path);
     }
+}
+
+/// The session cookie of a sign-in answer (`sextant_session=…`).
+fn session_cookie(a: &Answer) -> String {
+    let set = a.headers["set-cookie"].to_str().unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_signs_in_needs_its_csrf_token_for_changes_and_signs_out() {
+    let s = server(Permission::Read);
+    // Wrong password: refused like Basic, and no cookie.
+    let a = request(
+        &s.app,
+        "POST",
+        "/api/v1/session",
+        Some(r#"{"username":"admin","password":"wrong"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    assert!(!a.headers.contains_key("set-cookie"));
+
+    let body = format!(r#"{{"username":"{}","password":"{}"}}"#, ADMIN.0, ADMIN.1);
+    let a = request(&s.app, "POST", "/api/v1/session", Some(&body), &[]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["method"], "session");
+    assert_eq!(a.json["user"]["username"], ADMIN.0);
+    let csrf = a.json["csrf_token"].as_str().unwrap().to_string();
+    let cookie = session_cookie(&a);
+
+    // The cookie alone reads, and the session hands out the same CSRF token again.
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/v1/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["csrf_token"], csrf.as_str());
+    let create = r#"{"name":"from-the-ui"}"#;
+    let uri = "/api/2.0/mlflow/experiments/create";
+    // A change without the token (what a forged cross-site request would be) is refused…
+    let a = request(&s.app, "POST", uri, Some(create), &[("cookie", &cookie)]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    let a = request(
+        &s.app,
+        "POST",
+        uri,
+        Some(create),
+        &[
+            ("cookie", &cookie),
+            ("x-csrf-token", "0".repeat(64).as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    // …and goes through with it.
+    let a = request(
+        &s.app,
+        "POST",
+        uri,
+        Some(create),
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
+    // Signing out revokes the session: the cookie no longer works.
+    let a = request(
+        &s.app,
+        "DELETE",
+        "/api/v1/session",
+        Some("{}"),
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert!(
+        a.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let a = request(
+        &s.app,
+        "GET",
+        "/api/v1/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_sign_ins_are_throttled_like_basic() {
+    let s = server(Permission::Read);
+    let wrong = r#"{"username":"admin","password":"wrong"}"#;
+    let mut last = StatusCode::OK;
+    for _ in 0..8 {
+        last = request(&s.app, "POST", "/api/v1/session", Some(wrong), &[])
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // The right password waits too, for a while only.
+    let body = format!(r#"{{"username":"{}","password":"{}"}}"#, ADMIN.0, ADMIN.1);
+    let a = request(&s.app, "POST", "/api/v1/session", Some(&body), &[]).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    s.clock.advance(Duration::from_secs(120));
+    let a = request(&s.app, "POST", "/api/v1/session", Some(&body), &[]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_authentication_the_session_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn sextant_store::MetaStore> =
+        Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
+    let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
+    let app = router(AppState::new(store, artifacts, SecurityConfig::loopback()));
+    let a = request(&app, "GET", "/api/v1/session", None, &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["auth"], false);
+    let a = request(
+        &app,
+        "POST",
+        "/api/v1/session",
+        Some(r#"{"username":"a","password":"b"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
 }

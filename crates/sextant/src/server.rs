@@ -223,6 +223,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let settings = AuthSettings {
             default_permission: args.default_permission,
             trusted_proxies: args.trusted_proxies.clone(),
+            secure_cookies: tls.is_some(),
             ..AuthSettings::on()
         };
         let clock = state.clock.clone();
@@ -395,7 +396,12 @@ pub async fn serve(
     } else {
         "http"
     };
-    tracing::info!(addr = %listener.tcp.local_addr()?, scheme, data_dir = %data_dir.display(), "sextant server listening");
+    let addr = listener.tcp.local_addr()?;
+    tracing::info!(%addr, scheme, data_dir = %data_dir.display(), "sextant server listening");
+    match sextant_ui::left_out() {
+        None => tracing::info!("web UI at {scheme}://{}/", ui_host(addr)),
+        Some(why) => tracing::warn!("no web UI: {why}"),
+    }
     // The peer's address: failed logins are throttled per source.
     match listener.tls {
         None => {
@@ -503,5 +509,15 @@ impl StoreTuningArgs {
                 .sqlite_synchronous
                 .unwrap_or(defaults.sqlite_synchronous),
         }
+    }
+}
+
+/// The address to print for the UI: an unspecified bind (`0.0.0.0`, `::`)
+/// is reached at loopback from this machine.
+fn ui_host(addr: SocketAddr) -> String {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
+        _ => addr.to_string(),
     }
 }

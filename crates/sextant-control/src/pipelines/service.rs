@@ -205,6 +205,9 @@ pub async fn cancel_run(deps: &Deps, id: String) -> Result<PipelineRun, Pipeline
 #[derive(Debug, Clone)]
 pub struct StepDetail {
     pub name: String,
+    /// The steps this one waits for (from `needs`, references and condition
+    /// branches): the edges of the run's graph.
+    pub needs: Vec<String>,
     pub state: StepState,
     pub task: Option<Task>,
     pub result: plan::StepResult,
@@ -242,10 +245,17 @@ pub async fn run_detail(deps: &Deps, id: String) -> Result<RunDetail, PipelineEr
         .steps
         .iter()
         .zip(&plan.states)
-        .map(|(step, &state)| {
+        .enumerate()
+        .map(|(i, (step, &state))| {
             let task = latest.get(step.name.value.as_str()).map(|t| (*t).clone());
             StepDetail {
                 name: step.name.value.clone(),
+                needs: v
+                    .dag
+                    .dependencies(i)
+                    .iter()
+                    .map(|&d| v.pipeline.steps[d].name.value.clone())
+                    .collect(),
                 // A run that ended leaves its unstarted steps as they were.
                 state: match state {
                     StepState::Ready if run.status.is_terminal() => StepState::Waiting,

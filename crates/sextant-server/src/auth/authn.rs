@@ -1,5 +1,6 @@
 //! Who is calling: the layer in front of every route. It takes HTTP Basic
-//! or a Bearer token exactly as MLflow's client sends them, puts the
+//! or a Bearer token exactly as MLflow's client sends them, or the web UI's
+//! session cookie (whose changes must carry the session's CSRF token), puts the
 //! [`Principal`] into the request's extensions, and refuses anonymous
 //! requests everywhere but the public probes — before routing, so unknown
 //! paths answer 401 too, as MLflow's do.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -31,7 +32,11 @@ pub const DENIED_TEXT: &str = "Permission denied";
 /// Paths served without credentials (MLflow's exemptions, and Sextant's
 /// liveness probe).
 pub fn is_public(path: &str) -> bool {
-    path == "/health"
+    // `/` is the UI's shell: it holds no data, and it draws the login page,
+    // which signs in at `/api/v1/session` (its handler refuses the rest).
+    path == "/"
+        || path == "/api/v1/session"
+        || path == "/health"
         || path == "/favicon.ico"
         || path.starts_with("/static/")
         || ["/api/", "/ajax-api/"].iter().any(|p| {
@@ -84,7 +89,7 @@ pub fn denied(path: &str, why: &str) -> Response {
 }
 
 /// A 429 for a throttled login.
-fn throttled(path: &str, wait: Duration) -> Response {
+pub(super) fn throttled(path: &str, wait: Duration) -> Response {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let message = format!("too many failed logins: retry in {secs} s");
     let mut resp = if native(path) {
@@ -128,6 +133,21 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
     let mut failure = None;
     match principal(&st, req.headers(), source).await {
         Ok(Some(p)) => {
+            if p.method == Method::Session
+                && !matches!(
+                    *req.method(),
+                    HttpMethod::GET | HttpMethod::HEAD | HttpMethod::OPTIONS
+                )
+                && !super::session::csrf_ok(req.headers())
+            {
+                let mut refusal = denied(
+                    &path,
+                    "a change from a browser session needs the session's CSRF token in \
+                     X-CSRF-Token (from GET /api/v1/session)",
+                );
+                refusal.extensions_mut().insert(p);
+                return refusal;
+            }
             req.extensions_mut().insert(p.clone());
             outcome = Some(p);
         }
@@ -167,6 +187,7 @@ fn login_failure(headers: &HeaderMap, throttled: bool) -> Option<LoginFailure> {
     let (method, username) = match credentials(headers) {
         Ok(Some(Credentials::Basic { username, .. })) => (Method::Basic, Some(username)),
         Ok(Some(Credentials::Bearer(_))) => (Method::Bearer, None),
+        Ok(Some(Credentials::Session(_))) => (Method::Session, None),
         _ => return None,
     };
     Some(LoginFailure {
@@ -218,15 +239,17 @@ pub(super) fn source_address(auth: &Auth, req: &Request) -> Option<IpAddr> {
     )
 }
 
-/// The credentials of an `Authorization` header.
+/// The credentials of an `Authorization` header, or of the session cookie
+/// when there is no such header.
 enum Credentials {
     Basic { username: String, password: String },
     Bearer(String),
+    Session(String),
 }
 
 fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Failure> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return Ok(super::session::cookie(headers).map(Credentials::Session));
     };
     let text = value.to_str().map_err(|_| Failure::Refused)?;
     let (scheme, rest) = text.split_once(' ').ok_or(Failure::Refused)?;
@@ -268,11 +291,16 @@ async fn principal(
         return Ok(None);
     };
     let auth = &st.auth;
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .map(|h| h.as_bytes())
-        .unwrap_or_default();
-    let key = cache_key(auth, header);
+    let key = match &creds {
+        Credentials::Session(token) => cache_key(auth, format!("session:{token}").as_bytes()),
+        _ => cache_key(
+            auth,
+            headers
+                .get(header::AUTHORIZATION)
+                .map(|h| h.as_bytes())
+                .unwrap_or_default(),
+        ),
+    };
     let now = auth.clock.now_ms();
     let ttl = auth.settings.cache_ttl.as_millis() as i64;
     let generation = auth.generation();
@@ -295,24 +323,18 @@ async fn principal(
     }
     let verified = match creds {
         Credentials::Basic { username, password } => {
-            let user_key = format!("user:{username}");
-            let wait = auth.throttled_for(&user_key);
-            if !wait.is_zero() {
-                return Err(Failure::Throttled(wait));
-            }
-            let found = basic(st, username, password, previous_hash).await?;
-            match found {
-                Some(v) => {
-                    auth.clear_failures(&user_key);
-                    Some(v)
-                }
-                None => {
-                    auth.record_failure(&user_key);
-                    None
-                }
-            }
+            throttled_basic(st, username, password, previous_hash).await?
         }
         Credentials::Bearer(token) => bearer(st, &token, now).await?,
+        Credentials::Session(token) => bearer(st, &token, now).await?.map(|(p, h)| {
+            (
+                Principal {
+                    method: Method::Session,
+                    ..p
+                },
+                h,
+            )
+        }),
     };
     let Some((principal, password_hash)) = verified else {
         if let Some(k) = &address_key {
@@ -338,6 +360,69 @@ async fn principal(
         },
     );
     Ok(Some(principal))
+}
+
+/// A Basic login under the per-user throttle: `None` when refused.
+async fn throttled_basic(
+    st: &Authn,
+    username: String,
+    password: String,
+    previous_hash: Option<String>,
+) -> Result<Option<(Principal, Option<String>)>, Failure> {
+    let user_key = format!("user:{username}");
+    let wait = st.auth.throttled_for(&user_key);
+    if !wait.is_zero() {
+        return Err(Failure::Throttled(wait));
+    }
+    let found = basic(st, username, password, previous_hash).await?;
+    match &found {
+        Some(_) => st.auth.clear_failures(&user_key),
+        None => st.auth.record_failure(&user_key),
+    }
+    Ok(found)
+}
+
+/// What a password login (the web UI's `POST /api/v1/session`) came to.
+pub enum PasswordLogin {
+    Accepted(Principal),
+    /// Unknown user or wrong password: the same answer for both.
+    Refused,
+    Throttled(Duration),
+    Store(ApiError),
+}
+
+/// Checks a user name and password under the same throttles as HTTP Basic
+/// (per user and per source address).
+pub(super) async fn password_login(
+    st: &Authn,
+    username: String,
+    password: String,
+    source: Option<IpAddr>,
+) -> PasswordLogin {
+    let address_key = source.map(|ip| format!("ip:{ip}"));
+    if let Some(k) = &address_key {
+        let wait = st.auth.throttled_for(k);
+        if !wait.is_zero() {
+            return PasswordLogin::Throttled(wait);
+        }
+    }
+    match throttled_basic(st, username, password, None).await {
+        Ok(Some((p, _))) => {
+            if let Some(k) = &address_key {
+                st.auth.clear_failures(k);
+            }
+            PasswordLogin::Accepted(p)
+        }
+        Ok(None) => {
+            if let Some(k) = &address_key {
+                st.auth.record_failure(k);
+            }
+            PasswordLogin::Refused
+        }
+        Err(Failure::Throttled(wait)) => PasswordLogin::Throttled(wait),
+        Err(Failure::Refused) => PasswordLogin::Refused,
+        Err(Failure::Store(e)) => PasswordLogin::Store(e),
+    }
 }
 
 /// A dummy hash verified for unknown users, so that a wrong name costs as
@@ -454,8 +539,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_probes_are_public() {
+    fn only_the_probes_the_ui_shell_and_the_login_are_public() {
         for p in [
+            "/",
+            "/static/ui/assets/index.js",
+            "/api/v1/session",
             "/health",
             "/api/2.0/mlflow/server-info",
             "/ajax-api/3.0/mlflow/server-info",
@@ -463,7 +551,7 @@ mod tests {
             assert!(is_public(p), "{p}");
         }
         for p in [
-            "/",
+            "/api/v1/sessions",
             "/api/2.0/mlflow/experiments/search",
             "/api/2.0/mlflow/server-info/x",
             "/api/v1/endpoints",

@@ -24,6 +24,7 @@ mod authn;
 mod authz;
 pub mod policy;
 pub mod secrets;
+pub(crate) mod session;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,6 +54,9 @@ pub struct AuthSettings {
     pub cache_ttl: Duration,
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Whether the server is reached over TLS: session cookies are then
+    /// `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl AuthSettings {
@@ -63,6 +67,7 @@ impl AuthSettings {
             default_permission: Permission::Read,
             cache_ttl: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
+            secure_cookies: false,
         }
     }
 
@@ -80,6 +85,9 @@ impl AuthSettings {
 pub enum Method {
     Basic,
     Bearer,
+    /// A browser session (the web UI): a cookie holding a session token,
+    /// and a CSRF token on every change.
+    Session,
     /// This server's own pipeline steps, with the per-process token it hands them.
     Internal,
 }
@@ -89,6 +97,7 @@ impl Method {
         match self {
             Method::Basic => "basic",
             Method::Bearer => "bearer",
+            Method::Session => "session",
             Method::Internal => "internal",
         }
     }

@@ -43,6 +43,11 @@ pub(crate) const ROUTES: &[Route] = &[
         R::ModelVersion,
         |m| on(m, models::version),
     ),
+    Route::get(
+        "/api/v1/models/{name}/versions/{version}/lineage",
+        R::ModelVersion,
+        |m| on(m, models::lineage),
+    ),
     Route::json(
         Method::POST,
         "/api/v1/models/{name}/versions/{version}/approval",

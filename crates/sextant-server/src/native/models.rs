@@ -202,3 +202,109 @@ pub async fn delete_alias(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/v1/models/{name}/versions/{version}/lineage`: where a version
+/// came from and where it serves, in one answer — the run that logged it,
+/// the pipeline run and step behind that run, the event that started the
+/// pipeline, the monitor run behind that event, and the endpoints whose
+/// variants (stable, in rollout, or shadow) serve it now.
+pub async fn lineage(
+    State(st): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (name, version) = path(p)?;
+    let version = version_number(&version)?;
+    let n = name.clone();
+    let found = st.db(move |s| origins(s, &n, version)).await?;
+    let serving: Vec<serde_json::Value> = st
+        .endpoints
+        .list(&st.endpoint_deps())
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            let serves = |d: &sextant_serving::endpoints::rollout::Deployed| {
+                d.model.as_deref() == Some(name.as_str()) && d.version == Some(version)
+            };
+            let mut variants: Vec<String> = e
+                .state
+                .deployed
+                .iter()
+                .filter(|(_, d)| serves(d))
+                .map(|(v, _)| v.clone())
+                .collect();
+            if let Some(r) = e.state.rollout.as_ref().filter(|r| serves(&r.to)) {
+                variants.push(format!("{} (rollout to {}%)", r.variant, r.traffic_percent));
+            }
+            if e.state.shadow.as_ref().is_some_and(serves) {
+                variants.push("shadow".into());
+            }
+            (!variants.is_empty()).then(|| {
+                serde_json::json!({
+                    "name": e.name, "status": e.state.status, "variants": variants,
+                })
+            })
+        })
+        .collect();
+    let mut out = found;
+    out["endpoints"] = serde_json::Value::Array(serving);
+    Ok(Json(out))
+}
+
+/// The store's half of a version's lineage. Links that no longer resolve
+/// (a deleted run, a pruned event) are left out rather than failing.
+fn origins(s: &dyn MetaStore, name: &str, version: i64) -> Result<serde_json::Value, StoreError> {
+    use serde_json::json;
+    let v = s.get_model_version(name, version)?;
+    let vtag = |k: &str| v.tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
+    let run = v.run_id.as_deref().and_then(|id| s.get_run(id).ok());
+    let rtag = |k: &str| {
+        run.as_ref()
+            .and_then(|r| r.data.tags.iter().find(|t| t.key == k))
+            .map(|t| t.value.clone())
+    };
+    let pipeline_run = vtag("sextant.pipelineRun")
+        .or_else(|| rtag("sextant.pipelineRun"))
+        .and_then(|id| s.get_pipeline_run(&id).ok());
+    let event_id = pipeline_run
+        .as_ref()
+        .and_then(|p| p.trigger_event)
+        .or_else(|| vtag("sextant.triggerEvent").and_then(|e| e.parse().ok()));
+    let event = match event_id {
+        Some(id) => s
+            .events_after(id - 1, &[], 1)?
+            .into_iter()
+            .find(|e| e.id == id),
+        None => None,
+    };
+    let monitor_run = vtag("sextant.monitorRun")
+        .or_else(|| {
+            let e = event.as_ref().filter(|e| e.kind.starts_with("monitor."))?;
+            let payload: serde_json::Value = serde_json::from_str(&e.payload).ok()?;
+            payload["run"].as_str().map(str::to_string)
+        })
+        .and_then(|id| s.get_monitor_run(&id).ok());
+    Ok(json!({
+        "model_version": { "name": v.name, "version": v.version },
+        "run": run.as_ref().map(|r| json!({
+            "run_id": r.info.run_id,
+            "experiment_id": r.info.experiment_id.to_string(),
+            "run_name": r.info.run_name,
+        })),
+        "step": rtag("sextant.step"),
+        "pipeline_run": pipeline_run.map(|p| json!({
+            "id": p.id,
+            "pipeline": p.pipeline,
+            "status": p.status.as_str(),
+            "trigger": p.trigger_kind.as_str(),
+        })),
+        "event": event.map(|e| json!({
+            "id": e.id, "kind": e.kind, "subject": e.subject, "time": e.time,
+        })),
+        "monitor_run": monitor_run.map(|m| json!({
+            "id": m.id,
+            "monitor": m.monitor,
+            "status": m.status.as_str(),
+            "started_time": m.started_time,
+        })),
+    }))
+}

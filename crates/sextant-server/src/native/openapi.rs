@@ -2,6 +2,7 @@
 //! keeps it and the route table in step.
 
 mod audit;
+mod session;
 mod tokens;
 
 use axum::Json;
@@ -70,6 +71,7 @@ fn string_map(description: &str, values: &str) -> Value {
 pub fn spec() -> Value {
     let mut doc = operations();
     tokens::add(&mut doc);
+    session::add(&mut doc);
     audit::add(&mut doc);
     add_shared_refusals(&mut doc);
     doc
@@ -200,6 +202,14 @@ fn operations() -> Value {
                     "summary": "One model version",
                     "parameters": [name, version],
                     "responses": { "200": ok("The version", "ModelVersion"), "400": error("Bad version number"), "404": error("No such version") }
+                }
+            },
+            "/api/v1/models/{name}/versions/{version}/lineage": {
+                "get": {
+                    "operationId": "getModelVersionLineage",
+                    "summary": "Where a version came from and where it serves: its run, the pipeline run and step behind it, the event that started that pipeline, the monitor run behind the event, and the endpoints serving it now",
+                    "parameters": [name, version],
+                    "responses": { "200": ok("The lineage", "Lineage"), "400": error("Bad version number"), "404": error("No such version") }
                 }
             },
             "/api/v1/models/{name}/versions/{version}/approval": {
@@ -728,9 +738,10 @@ fn operations() -> Value {
                 }
             },
             "PipelineStep": {
-                "type": "object", "required": ["name", "status", "attempts", "fencing", "worker", "tracking_run_id", "error", "metrics", "model_version", "branch"],
+                "type": "object", "required": ["name", "needs", "status", "attempts", "fencing", "worker", "tracking_run_id", "error", "metrics", "model_version", "branch"],
                 "properties": {
                     "name": { "type": "string" },
+                    "needs": { "type": "array", "items": { "type": "string" }, "description": "The steps this one waits for (needs, references, condition branches): the edges of the run's graph" },
                     "status": { "enum": ["waiting", "ready", "queued", "running", "succeeded", "failed", "cancelled", "skipped"] },
                     "attempts": { "type": "integer", "description": "Attempts so far" },
                     "fencing": { "type": "integer", "description": "Claims of the step's current task so far (its fencing token); only the latest holder's outcome counts" },
@@ -769,6 +780,20 @@ fn operations() -> Value {
                     "comment": nullable("string"),
                     "time": { "type": ["integer", "null"], "description": "When decided, milliseconds since the Unix epoch" },
                     "time_rfc3339": { "type": ["string", "null"], "format": "date-time" }
+                }
+            },
+            "Lineage": {
+                "type": "object", "required": ["model_version", "run", "step", "pipeline_run", "event", "monitor_run", "endpoints"],
+                "properties": {
+                    "model_version": { "type": "object", "required": ["name", "version"], "properties": { "name": { "type": "string" }, "version": { "type": "integer" } } },
+                    "run": { "type": ["object", "null"], "description": "The tracking run that logged the version: run_id, experiment_id, run_name" },
+                    "step": { "type": ["string", "null"], "description": "The pipeline step that run belongs to" },
+                    "pipeline_run": { "type": ["object", "null"], "description": "id, pipeline, status, trigger" },
+                    "event": { "type": ["object", "null"], "description": "The event that started the pipeline run: id, kind, subject, time" },
+                    "monitor_run": { "type": ["object", "null"], "description": "The monitor run behind that event: id, monitor, status, started_time" },
+                    "endpoints": { "type": "array", "description": "Endpoints serving the version now: name, status, variants (stable, in rollout, or shadow)",
+                        "items": { "type": "object", "required": ["name", "status", "variants"], "properties": {
+                            "name": { "type": "string" }, "status": { "type": "string" }, "variants": { "type": "array", "items": { "type": "string" } } } } }
                 }
             },
             "ModelVersion": {

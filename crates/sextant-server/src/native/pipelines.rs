@@ -181,6 +181,8 @@ pub async fn start(
 #[derive(Serialize)]
 pub struct StepBody {
     name: String,
+    /// The steps this one waits for: the edges of the run's graph.
+    needs: Vec<String>,
     status: &'static str,
     attempts: i64,
     /// The fencing token of the step's current task: how many times it was claimed.
@@ -223,6 +225,7 @@ fn detail(d: RunDetail) -> RunDetailBody {
                 outputs: s.result.outputs,
                 cache: s.result.cache,
                 name: s.name,
+                needs: s.needs,
             })
             .collect(),
     }

@@ -96,7 +96,7 @@ pub(super) fn print_totals(sent: u64, failed: u64, v2: i64, to_full: Duration) {
 pub(super) fn print_where_to_look(data_dir: &Path, windows: &Windows) {
     println!("Where to look");
     println!(
-        "  sextant server --data-dir {}    # then http://127.0.0.1:5000",
+        "  sextant server --data-dir {}    # then open the web UI at http://127.0.0.1:5000/",
         data_dir.display()
     );
     for (what, run) in [

@@ -61,7 +61,7 @@ fn schemas_json() -> Value {
                 "seq": { "type": "integer", "description": "Position in the chain (commit order; gaps are rolled-back appends)" },
                 "time_ms": epoch_ms("When the request was answered (an aggregate: the start of its minute)"),
                 "actor": { "type": ["string", "null"], "description": "The authenticated user; null for anonymous callers and failed logins" },
-                "auth_method": { "type": ["string", "null"], "enum": ["basic", "bearer", "internal", null] },
+                "auth_method": { "type": ["string", "null"], "enum": ["basic", "bearer", "session", "internal", null] },
                 "source": text,
                 "method": { "type": "string", "description": "HTTP method; `*` for an aggregate of anonymous denials" },
                 "route": { "type": "string", "description": "Route template, the path of an unrouted request, or `*`" },

@@ -1,0 +1,287 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, against a server whose
+store the quickstart filled (runs, versions with lineage, a pipeline, an endpoint with a rollout
+history, monitor runs with violations). Every page must load with no console error and no failed
+request, show the facts the API has, pass axe-core's accessibility rules, and its actions must
+work end to end. Screenshots of every page go to $SEXTANT_UI_SCREENSHOTS (default
+<target dir>/ui-screenshots); they are not committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from conftest import REPO_ROOT, sextant_bin, start_sextant
+
+pytestmark = pytest.mark.sextant_only
+
+CHROMIUM = os.environ.get("SEXTANT_TEST_CHROMIUM", "/usr/bin/chromium")
+AXE = REPO_ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = Path(
+    os.environ.get("SEXTANT_UI_SCREENSHOTS")
+    or Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target") / "ui-screenshots"
+)
+MODEL = "quickstart-spend"
+ENDPOINT = "quickstart"
+MONITOR = "quickstart-drift"
+PIPELINE = "quickstart-spend"
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """A server over the quickstart's data directory (the quickstart runs once per module)."""
+    tmp = tmp_path_factory.mktemp("ui")
+    done = subprocess.run(
+        [sextant_bin(), "quickstart", "--data-dir", str(tmp / "data")],
+        cwd=tmp, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    server = start_sextant(tmp)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: scripts/test installs Debian's chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+class Watch:
+    """What went wrong in a page: console errors, failed requests and 4xx/5xx answers."""
+
+    def __init__(self, page: Page, allowed: tuple[str, ...] = ()):
+        self.problems: list[str] = []
+        self.allowed = allowed
+        page.on("console", lambda m: m.type == "error" and self._add(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self._add(f"page error: {e}"))
+        page.on(
+            "requestfailed",
+            # A long-poll or a superseded load cancelled by navigation is not a failure.
+            lambda r: (r.failure or "") != "net::ERR_ABORTED" and self._add(f"request failed: {r.url} {r.failure}"),
+        )
+        page.on("response", lambda r: r.status >= 400 and self._add(f"{r.status} {r.request.method} {r.url}"))
+
+    def _add(self, problem: str):
+        if not any(a in problem for a in self.allowed):
+            self.problems.append(problem)
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.watch = Watch(pg)
+    yield pg
+    context.close()
+
+
+def check(page: Page, name: str, idle: bool = True):
+    """No problem so far, no accessibility violation, and a screenshot. `idle`: wait until no
+    request is open first (not on a page that long-polls)."""
+    if idle:
+        page.wait_for_load_state("networkidle")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert AXE.exists(), f"{AXE} is missing: the cargo build installs ui/node_modules"
+    # Evaluated through the debugging protocol: the page's CSP (rightly) refuses injected scripts.
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text() + "\n;undefined")
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
+    )
+    assert result == [], json.dumps(result, indent=1)
+    assert page.watch.problems == [], page.watch.problems
+
+
+def section(page: Page, heading):
+    """The page's section under this heading."""
+    return page.locator("section").filter(has=page.get_by_role("heading", name=heading, exact=isinstance(heading, str)))
+
+
+def api(server, method: str, path: str, **kw):
+    r = requests.request(method, f"{server.url}{path}", timeout=30, **kw)
+    assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
+    return r.json() if r.content else {}
+
+
+def runs_of(server):
+    experiments = api(server, "POST", "/api/2.0/mlflow/experiments/search", json={"max_results": 100})["experiments"]
+    ids = [e["experiment_id"] for e in experiments]
+    runs = api(server, "POST", "/api/2.0/mlflow/runs/search", json={"experiment_ids": ids, "max_results": 1000})["runs"]
+    return experiments, runs
+
+
+def test_the_shell_is_served_at_the_root_with_its_bundle_gzipped(seeded):
+    r = requests.get(f"{seeded.url}/", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    script = re.search(r'src="(/static/ui/assets/[^"]+\.js)"', r.text).group(1)
+    js = requests.get(f"{seeded.url}{script}", headers={"Accept-Encoding": "gzip"}, timeout=10, stream=True)
+    assert js.headers["content-encoding"] == "gzip"
+    assert "immutable" in js.headers["cache-control"]
+    assert requests.get(f"{seeded.url}/static/ui/assets/nope.js", timeout=10).status_code == 404
+
+
+def test_experiments_list_every_experiment(seeded, page):
+    experiments, _ = runs_of(seeded)
+    page.goto(f"{seeded.url}/")
+    for e in experiments:
+        expect(page.get_by_role("link", name=e["name"], exact=True)).to_be_visible()
+    check(page, "experiments")
+
+
+def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, page):
+    experiments, runs = runs_of(seeded)
+    with_metrics = [r for r in runs if r["data"].get("metrics")]
+    run = with_metrics[0]
+    exp = run["info"]["experiment_id"]
+    key = run["data"]["metrics"][0]["key"]
+    # The wrong filter's 400 is the answer under test; the browser logs it as an error too.
+    page.watch.allowed = ("400 POST " + seeded.url + "/ajax-api/2.0/mlflow/runs/search", "status of 400")
+    page.goto(f"{seeded.url}/#/experiments/{exp}?cols=metrics.{key}")
+    expect(page.get_by_role("columnheader", name=re.compile(re.escape(key)))).to_be_visible()
+    page.get_by_label("Filter").fill("metrics.rmse <")
+    page.get_by_role("button", name="Search").click()
+    alert = page.locator("#filter-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Invalid")
+    # The rows stay away while the filter is wrong; a right one brings them back.
+    expect(page.locator("table.runs")).to_have_count(0)
+    name = run["info"]["run_name"]
+    page.get_by_label("Filter").fill(f"attributes.run_name = '{name}'")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("table.runs tbody tr")).to_have_count(
+        sum(1 for r in runs if r["info"]["experiment_id"] == exp and r["info"]["run_name"] == name)
+    )
+    check(page, "runs")
+    # Sorting by the metric column orders the rows as the API does.
+    page.get_by_label("Filter").fill("")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("columnheader", name=key).get_by_role("button").click()
+    expect(page).to_have_url(re.compile("order=metrics"))
+    expect(page.get_by_role("columnheader", name=key)).to_have_attribute("aria-sort", "descending")
+
+
+def test_an_mlflow_run_link_opens_the_run_with_its_params_and_metrics(seeded, page):
+    _, runs = runs_of(seeded)
+    run = max(runs, key=lambda r: len(r["data"].get("metrics", [])) + len(r["data"].get("params", [])))
+    info = run["info"]
+    # The link the mlflow client prints after every run.
+    page.goto(f"{seeded.url}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}")
+    expect(page.get_by_text(info["run_id"]).first).to_be_visible()
+    for p in run["data"].get("params", [])[:5]:
+        expect(page.get_by_role("rowheader", name=p["key"], exact=True)).to_be_visible()
+    for m in run["data"].get("metrics", [])[:5]:
+        expect(page.get_by_role("cell", name=m["key"], exact=True)).to_be_visible()
+    if run["data"].get("metrics"):
+        expect(page.locator(".chart canvas").first).to_be_visible()
+    check(page, "run")
+
+
+def test_compare_overlays_runs_and_lists_their_differences(seeded, page):
+    _, runs = runs_of(seeded)
+    picked = [r for r in runs if r["data"].get("metrics")][:3]
+    ids = ",".join(r["info"]["run_id"] for r in picked)
+    page.goto(f"{seeded.url}/#/compare?runs={ids}")
+    expect(page.get_by_role("heading", name=f"Compare {len(picked)} runs")).to_be_visible()
+    expect(page.locator("table.diff thead th")).to_have_count(len(picked) + 1)
+    check(page, "compare")
+
+
+def test_models_and_an_mlflow_version_link(seeded, page):
+    model = api(seeded, "GET", f"/api/v1/models/{MODEL}")
+    page.goto(f"{seeded.url}/#/models/{MODEL}")
+    for v in model["versions"]:
+        expect(page.get_by_role("link", name=f"Version {v['version']}", exact=True)).to_be_visible()
+    check(page, "model")
+    page.goto(f"{seeded.url}/#/models")
+    expect(page.get_by_role("link", name=MODEL, exact=True)).to_be_visible()
+    check(page, "models")
+
+
+def test_approving_a_version_with_a_comment(seeded, page):
+    # A model of its own: the quickstart's endpoint follows approved versions of its model.
+    source = api(seeded, "GET", f"/api/v1/models/{MODEL}")["versions"][-1]
+    name = "ui-approval"
+    api(seeded, "POST", "/api/2.0/mlflow/registered-models/create", json={"name": name})
+    version = api(
+        seeded, "POST", "/api/2.0/mlflow/model-versions/create",
+        json={"name": name, "source": source["source"], "run_id": source["run_id"]},
+    )["model_version"]["version"]
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{seeded.url}/#/models/{name}/versions/{version}")
+    page.get_by_label("Comment").fill("checked by the UI test")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.get_by_text("checked by the UI test")).to_be_visible()
+    after = api(seeded, "GET", f"/api/v1/models/{name}/versions/{version}")
+    assert after["approval"]["status"] == "rejected"
+    assert after["approval"]["comment"] == "checked by the UI test"
+    page.get_by_label("Comment").fill("approved again")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("approved again")).to_be_visible()
+    assert api(seeded, "GET", f"/api/v1/models/{name}/versions/{version}")["approval"]["status"] == "approved"
+    check(page, "version")
+
+
+def test_lineage_leads_from_the_endpoint_to_the_monitor_run_behind_its_model(seeded, page):
+    endpoint = api(seeded, "GET", f"/api/v1/endpoints/{ENDPOINT}")
+    served = endpoint["spec"]["variants"][0]["model"]
+    page.goto(f"{seeded.url}/#/endpoints/{ENDPOINT}")
+    page.get_by_role("link", name=served).first.click()
+    expect(page).to_have_url(re.compile(r"#/models/.+/versions/\d+"))
+    version = page.url.rsplit("/", 1)[1]
+    lineage = api(seeded, "GET", f"/api/v1/models/{MODEL}/versions/{version}/lineage")
+    assert lineage["monitor_run"], lineage
+    assert [e["name"] for e in lineage["endpoints"]] == [ENDPOINT]
+    page.get_by_role("link", name=re.compile(f"^{MONITOR}, ")).click()
+    expect(page).to_have_url(re.compile(f"#/monitor-runs/{lineage['monitor_run']['id']}"))
+    expect(page.get_by_role("heading", name="Violations")).to_be_visible()
+    check(page, "monitor-run")
+
+
+def test_pipeline_run_page_draws_the_graph_and_its_steps(seeded, page):
+    runs = api(seeded, "GET", "/api/v1/pipeline-runs", params={"pipeline": PIPELINE})["runs"]
+    run = api(seeded, "GET", f"/api/v1/pipeline-runs/{runs[0]['id']}")
+    page.goto(f"{seeded.url}/#/pipeline-runs/{run['id']}")
+    for s in run["steps"]:
+        expect(page.get_by_role("button", name=re.compile(f"^step {re.escape(s['name'])}: {s['status']}"))).to_be_visible()
+    check(page, "pipeline-run")
+    page.goto(f"{seeded.url}/#/pipelines")
+    expect(page.get_by_role("link", name=PIPELINE, exact=True)).to_be_visible()
+    check(page, "pipelines")
+
+
+def test_endpoints_and_monitors_pages(seeded, page):
+    endpoint = api(seeded, "GET", f"/api/v1/endpoints/{ENDPOINT}")
+    page.goto(f"{seeded.url}/#/endpoints")
+    expect(page.get_by_role("link", name=ENDPOINT, exact=True)).to_be_visible()
+    check(page, "endpoints")
+    page.goto(f"{seeded.url}/#/endpoints/{ENDPOINT}")
+    expect(page.get_by_role("heading", name=re.compile("Split history"))).to_be_visible()
+    expect(section(page, re.compile("^Split history")).locator("tbody tr")).to_have_count(len(endpoint["traffic"]))
+    check(page, "endpoint")
+    page.goto(f"{seeded.url}/#/monitors/{MONITOR}")
+    runs = api(seeded, "GET", f"/api/v1/monitors/{MONITOR}/runs")["runs"]
+    expect(section(page, "Runs").locator("table.grid tbody tr")).to_have_count(len(runs))
+    check(page, "monitor")
+
+
+def test_the_events_feed_shows_new_events_without_reloading(seeded, page):
+    page.goto(f"{seeded.url}/#/events")
+    expect(page.get_by_role("status")).to_contain_text("live")
+    version = api(seeded, "GET", f"/api/v1/models/{MODEL}")["versions"][0]["version"]
+    api(seeded, "PUT", f"/api/v1/models/{MODEL}/aliases/ui-test", json={"version": version})
+    expect(page.get_by_role("cell", name=re.compile("alias")).first).to_be_visible()
+    check(page, "events", idle=False)

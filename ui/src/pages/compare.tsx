@@ -1,0 +1,274 @@
+// Many runs side by side: overlaid metric charts (sampled on the server with MLflow's
+// get-history-bulk-interval contract: at most 2,500 points per run), a difference table of
+// params and metrics, parallel coordinates and a scatter of a metric against a param.
+import { useMemo, useState } from "preact/hooks";
+import { mlflow, type Metric, type Run } from "../api";
+import { Chart, ChartControls, color, type ChartOptions } from "../chart";
+import { link, type Location } from "../router";
+import { Loaded, Section, num, useAsync } from "../ui";
+
+/** MLflow's UI links `#/compare-runs?runs=["a","b"]`; Sextant's `#/compare?runs=a,b`. */
+export function runIds(loc: Location): string[] {
+  const raw = loc.query.get("runs") ?? "";
+  if (raw.startsWith("[")) {
+    try {
+      return (JSON.parse(raw) as string[]).map(String);
+    } catch {
+      return [];
+    }
+  }
+  return raw.split(",").filter(Boolean);
+}
+
+const MAX_RUNS = 100;
+
+export function ComparePage({ loc }: { loc: Location }) {
+  const ids = runIds(loc).slice(0, MAX_RUNS);
+  const state = useAsync(
+    (signal) => Promise.all(ids.map((id) => mlflow.get<{ run: Run }>("runs/get", { run_id: id }, signal).then((r) => r.run))),
+    [ids.join(",")],
+  );
+  return (
+    <>
+      <h1>Compare {ids.length} runs</h1>
+      {runIds(loc).length > MAX_RUNS && <p class="muted">Showing the first {MAX_RUNS} runs.</p>}
+      <Loaded state={state}>{(runs) => <CompareBody runs={runs} />}</Loaded>
+    </>
+  );
+}
+
+function name(r: Run) {
+  return r.info.run_name || r.info.run_id.slice(0, 8);
+}
+
+function CompareBody({ runs }: { runs: Run[] }) {
+  const metricKeys = useMemo(() => [...new Set(runs.flatMap((r) => (r.data.metrics ?? []).map((m) => m.key)))].sort(), [runs]);
+  const paramKeys = useMemo(() => [...new Set(runs.flatMap((r) => (r.data.params ?? []).map((p) => p.key)))].sort(), [runs]);
+  const [charted, setCharted] = useState<string[]>(() => metricKeys.slice(0, 4));
+  const [options, setOptions] = useState<ChartOptions>({ x: "step", log: false, smoothing: 0 });
+  const [onlyDiff, setOnlyDiff] = useState(true);
+  const histories = useAsync(
+    async (signal) => {
+      const ids = runs.map((r) => r.info.run_id);
+      const per = await Promise.all(
+        charted.map((key) =>
+          mlflow.get<{ metrics?: Metric[] }>("metrics/get-history-bulk-interval", { run_ids: ids, metric_key: key, max_results: 2500 }, signal),
+        ),
+      );
+      return new Map(charted.map((k, i) => [k, per[i].metrics ?? []]));
+    },
+    [runs, charted.join("\u0000")],
+  );
+  const metric = (r: Run, k: string) => r.data.metrics?.find((m) => m.key === k)?.value;
+  const param = (r: Run, k: string) => r.data.params?.find((p) => p.key === k)?.value;
+  const differs = (vals: (string | number | undefined)[]) => new Set(vals.map(String)).size > 1;
+  const paramRows = paramKeys.filter((k) => !onlyDiff || differs(runs.map((r) => param(r, k))));
+  const metricRows = metricKeys.filter((k) => !onlyDiff || differs(runs.map((r) => metric(r, k))));
+
+  return (
+    <>
+      <Section title="Metric charts">
+        <fieldset class="keys">
+          <legend>Metrics to chart</legend>
+          {metricKeys.map((k) => (
+            <label key={k}>
+              <input type="checkbox" checked={charted.includes(k)} onChange={() => setCharted(charted.includes(k) ? charted.filter((x) => x !== k) : [...charted, k])} /> {k}
+            </label>
+          ))}
+        </fieldset>
+        <ChartControls options={options} onChange={setOptions} />
+        <Loaded state={histories}>
+          {(h) => (
+            <div class="charts">
+              {charted.map((k) => {
+                const points = h.get(k) ?? [];
+                const series = runs.map((r) => {
+                  const mine = points.filter((p) => p.run_id === r.info.run_id);
+                  return { label: name(r), xs: mine.map((p) => (options.x === "time" ? p.timestamp : p.step)), ys: mine.map((p) => p.value) };
+                });
+                return <Chart key={k} title={k} series={series.filter((s) => s.xs.length)} options={options} />;
+              })}
+            </div>
+          )}
+        </Loaded>
+      </Section>
+      <Section
+        title="Differences"
+        actions={
+          <label>
+            <input type="checkbox" checked={onlyDiff} onChange={() => setOnlyDiff(!onlyDiff)} /> only rows that differ
+          </label>
+        }
+      >
+        <div class="scroll" tabIndex={0}>
+          <table class="grid diff">
+            <thead>
+              <tr>
+                <th scope="col">Key</th>
+                {runs.map((r, i) => (
+                  <th scope="col" key={r.info.run_id}>
+                    <span class="swatch" style={{ background: color(i) }} />
+                    <a href={link("experiments", r.info.experiment_id, "runs", r.info.run_id)}>{name(r)}</a>
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {paramRows.map((k) => (
+                <tr key={`p.${k}`}>
+                  <th scope="row">
+                    <span class="muted">param </span>
+                    {k}
+                  </th>
+                  {runs.map((r) => (
+                    <td key={r.info.run_id}>{param(r, k) ?? "—"}</td>
+                  ))}
+                </tr>
+              ))}
+              {metricRows.map((k) => (
+                <tr key={`m.${k}`}>
+                  <th scope="row">
+                    <span class="muted">metric </span>
+                    {k}
+                  </th>
+                  {runs.map((r) => (
+                    <td key={r.info.run_id} class="num">
+                      {num(metric(r, k))}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Section>
+      <Section title="Parallel coordinates">
+        <Parallel runs={runs} axes={[...paramKeys.map((k) => ({ k, get: (r: Run) => param(r, k) })), ...metricKeys.map((k) => ({ k, get: (r: Run) => metric(r, k) }))].slice(0, 12)} />
+      </Section>
+      <Section title="Scatter">
+        <Scatter runs={runs} params={paramKeys} metrics={metricKeys} param={param} metric={metric} />
+      </Section>
+    </>
+  );
+}
+
+interface Axis {
+  k: string;
+  get: (r: Run) => string | number | undefined;
+}
+
+/** One vertical axis per param or metric; numbers scaled to their range, text spread evenly. */
+function Parallel({ runs, axes }: { runs: Run[]; axes: Axis[] }) {
+  if (axes.length < 2) return <p class="muted">Needs at least two params or metrics.</p>;
+  const W = 1000;
+  const H = 300;
+  const pad = 30;
+  const scale = axes.map((a) => {
+    const vals = runs.map((r) => a.get(r)).filter((v) => v !== undefined);
+    const nums = vals.map(Number);
+    if (nums.every(Number.isFinite)) {
+      const lo = Math.min(...nums);
+      const hi = Math.max(...nums);
+      return (v: string | number | undefined) => (v === undefined ? null : hi === lo ? 0.5 : (Number(v) - lo) / (hi - lo));
+    }
+    const cats = [...new Set(vals.map(String))].sort();
+    return (v: string | number | undefined) => (v === undefined ? null : cats.length < 2 ? 0.5 : cats.indexOf(String(v)) / (cats.length - 1));
+  });
+  const x = (i: number) => pad + (i * (W - 2 * pad)) / (axes.length - 1);
+  const y = (f: number) => H - pad - f * (H - 2 * pad);
+  return (
+    <svg class="parallel" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="parallel coordinates of the runs' params and metrics">
+      {axes.map((a, i) => (
+        <g key={a.k}>
+          <line x1={x(i)} x2={x(i)} y1={pad} y2={H - pad} stroke="currentColor" opacity="0.4" />
+          <text x={x(i)} y={pad - 10} text-anchor="middle" font-size="12" fill="currentColor">
+            {a.k}
+          </text>
+        </g>
+      ))}
+      {runs.map((r, ri) => {
+        const pts = axes.map((a, i) => {
+          const f = scale[i](a.get(r));
+          return f === null ? null : `${x(i)},${y(f)}`;
+        });
+        return <polyline key={r.info.run_id} points={pts.filter(Boolean).join(" ")} fill="none" stroke={color(ri)} stroke-width="1.5" opacity="0.8" />;
+      })}
+    </svg>
+  );
+}
+
+function Scatter({
+  runs,
+  params,
+  metrics,
+  param,
+  metric,
+}: {
+  runs: Run[];
+  params: string[];
+  metrics: string[];
+  param: (r: Run, k: string) => string | undefined;
+  metric: (r: Run, k: string) => number | undefined;
+}) {
+  const [px, setPx] = useState(params[0] ?? "");
+  const [my, setMy] = useState(metrics[0] ?? "");
+  if (!params.length || !metrics.length) return <p class="muted">Needs a param and a metric.</p>;
+  const pts = runs
+    .map((r, i) => ({ r, i, x: Number(param(r, px)), y: metric(r, my) }))
+    .filter((p) => Number.isFinite(p.x) && p.y !== undefined && Number.isFinite(p.y)) as { r: Run; i: number; x: number; y: number }[];
+  const W = 600;
+  const H = 360;
+  const pad = 50;
+  const [xlo, xhi] = range(pts.map((p) => p.x));
+  const [ylo, yhi] = range(pts.map((p) => p.y));
+  const sx = (v: number) => pad + ((v - xlo) / (xhi - xlo || 1)) * (W - 2 * pad);
+  const sy = (v: number) => H - pad - ((v - ylo) / (yhi - ylo || 1)) * (H - 2 * pad);
+  return (
+    <>
+      <div class="toolbar">
+        <label>
+          x (param){" "}
+          <select value={px} onChange={(e) => setPx((e.target as HTMLSelectElement).value)}>
+            {params.map((k) => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          y (metric){" "}
+          <select value={my} onChange={(e) => setMy((e.target as HTMLSelectElement).value)}>
+            {metrics.map((k) => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {!pts.length ? (
+        <p class="muted">No run has a numeric {px} and a {my}.</p>
+      ) : (
+        <svg class="scatter" viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${my} against ${px}`}>
+          <line x1={pad} x2={W - pad} y1={H - pad} y2={H - pad} stroke="currentColor" opacity="0.4" />
+          <line x1={pad} x2={pad} y1={pad} y2={H - pad} stroke="currentColor" opacity="0.4" />
+          <text x={W / 2} y={H - 12} text-anchor="middle" font-size="12" fill="currentColor">
+            {px} ({num(xlo)} – {num(xhi)})
+          </text>
+          <text x={14} y={H / 2} font-size="12" fill="currentColor" transform={`rotate(-90 14 ${H / 2})`} text-anchor="middle">
+            {my} ({num(ylo)} – {num(yhi)})
+          </text>
+          {pts.map((p) => (
+            <circle key={p.r.info.run_id} cx={sx(p.x)} cy={sy(p.y)} r="5" fill={color(p.i)}>
+              <title>
+                {name(p.r)}: {px}={num(p.x)}, {my}={num(p.y)}
+              </title>
+            </circle>
+          ))}
+        </svg>
+      )}
+    </>
+  );
+}
+
+function range(v: number[]): [number, number] {
+  if (!v.length) return [0, 1];
+  return [v.reduce((a, b) => Math.min(a, b)), v.reduce((a, b) => Math.max(a, b))];
+}

@@ -1,0 +1,282 @@
+// An experiment's runs: a table with chosen param/metric/tag columns, a filter box taking
+// MLflow's search grammar, sorting by any column, server-side paging, selection to compare.
+import { useMemo, useState } from "preact/hooks";
+import { ApiError, mlflow, type Experiment, type Run } from "../api";
+import { link, replaceQuery, type Location } from "../router";
+import { Empty, Loaded, Status, Time, duration, num, useAsync } from "../ui";
+import { FirstRun, Pager } from "./experiments";
+
+interface SearchPage {
+  runs?: Run[];
+  next_page_token?: string;
+}
+
+/** A column of the runs table: `metrics.loss`, `params.lr`, `tags.team`. */
+type Column = { kind: "metrics" | "params" | "tags"; key: string };
+
+function parseColumns(s: string | null): Column[] {
+  if (!s) return [];
+  return s
+    .split(",")
+    .filter(Boolean)
+    .map((c) => {
+      const dot = c.indexOf(".");
+      return { kind: c.slice(0, dot) as Column["kind"], key: decodeURIComponent(c.slice(dot + 1)) };
+    })
+    .filter((c) => ["metrics", "params", "tags"].includes(c.kind));
+}
+
+function columnsParam(cols: Column[]): string {
+  return cols.map((c) => `${c.kind}.${encodeURIComponent(c.key)}`).join(",");
+}
+
+/** `metrics.`loss`` as MLflow's grammar quotes an identifier. */
+function sortKey(c: Column): string {
+  return `${c.kind}.\`${c.key}\``;
+}
+
+function cell(run: Run, c: Column): string | number | undefined {
+  if (c.kind === "metrics") return run.data.metrics?.find((m) => m.key === c.key)?.value;
+  const list = c.kind === "params" ? run.data.params : run.data.tags;
+  return list?.find((p) => p.key === c.key)?.value;
+}
+
+export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
+  const filter = loc.query.get("filter") ?? "";
+  const order = loc.query.get("order") ?? "attributes.start_time DESC";
+  const chosen = parseColumns(loc.query.get("cols"));
+  const [tokens, setTokens] = useState<string[]>([]);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const page = tokens[tokens.length - 1];
+
+  const experiment = useAsync((signal) => mlflow.get<{ experiment: Experiment }>("experiments/get", { experiment_id: id }, signal), [id]);
+  const runs = useAsync(
+    (signal) =>
+      mlflow.post<SearchPage>(
+        "runs/search",
+        { experiment_ids: [id], filter, order_by: [order], max_results: 100, page_token: page, run_view_type: "ACTIVE_ONLY" },
+        signal,
+      ),
+    [id, filter, order, page],
+  );
+
+  const setOrder = (c: string) => {
+    const desc = order === `${c} DESC`;
+    setTokens([]);
+    replaceQuery(loc, { order: desc ? `${c} ASC` : `${c} DESC` });
+  };
+  const header = (label: string, key: string) => {
+    const dir = order === `${key} DESC` ? "descending" : order === `${key} ASC` ? "ascending" : "none";
+    return (
+      <th scope="col" aria-sort={dir}>
+        <button type="button" class="sort" onClick={() => setOrder(key)} title={`sort by ${label}`}>
+          {label} {dir === "descending" ? "▼" : dir === "ascending" ? "▲" : ""}
+        </button>
+      </th>
+    );
+  };
+
+  return (
+    <>
+      <Loaded state={experiment}>
+        {(d) => (
+          <h1>
+            <a href={link("")}>Experiments</a> / {d.experiment.name}
+          </h1>
+        )}
+      </Loaded>
+      <FilterBox
+        value={filter}
+        error={runs.error}
+        onSubmit={(f) => {
+          setTokens([]);
+          replaceQuery(loc, { filter: f });
+        }}
+      />
+      {!(runs.error instanceof ApiError && runs.error.status === 400 && filter) && (
+      <Loaded state={runs}>
+        {(data) => (
+          <>
+            <div class="toolbar">
+              <ColumnChooser
+                runs={data.runs ?? []}
+                chosen={chosen}
+                onChange={(cols) => replaceQuery(loc, { cols: columnsParam(cols) })}
+              />
+              <a
+                class={`button${selected.size < 2 ? " disabled" : ""}`}
+                aria-disabled={selected.size < 2}
+                href={selected.size >= 2 ? link("compare", { runs: [...selected].join(","), experiment: id }) : undefined}
+              >
+                Compare {selected.size} runs
+              </a>
+            </div>
+            {!data.runs?.length ? (
+              filter ? <Empty>No run matches this filter.</Empty> : <FirstRun />
+            ) : (
+              <div class="scroll" tabIndex={0}>
+                <table class="grid runs">
+                  <thead>
+                    <tr>
+                      <th scope="col">
+                        <span class="sr-only">select</span>
+                      </th>
+                      {header("Run", "attributes.run_name")}
+                      {header("Started", "attributes.start_time")}
+                      <th scope="col">Duration</th>
+                      {header("Status", "attributes.status")}
+                      {header("User", "attributes.user_id")}
+                      {chosen.map((c) => header(`${c.kind === "metrics" ? "" : `${c.kind.slice(0, -1)} `}${c.key}`, sortKey(c)))}
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {data.runs.map((r) => (
+                      <tr key={r.info.run_id} class={selected.has(r.info.run_id) ? "selected" : undefined}>
+                        <td>
+                          <input
+                            type="checkbox"
+                            aria-label={`select run ${r.info.run_name ?? r.info.run_id}`}
+                            checked={selected.has(r.info.run_id)}
+                            onChange={() => {
+                              const s = new Set(selected);
+                              if (!s.delete(r.info.run_id)) s.add(r.info.run_id);
+                              setSelected(s);
+                            }}
+                          />
+                        </td>
+                        <td>
+                          <a href={link("experiments", id, "runs", r.info.run_id)}>{r.info.run_name || r.info.run_id}</a>
+                        </td>
+                        <td>
+                          <Time ms={r.info.start_time} />
+                        </td>
+                        <td>{duration(r.info.start_time, r.info.end_time)}</td>
+                        <td>
+                          <Status value={r.info.status} />
+                        </td>
+                        <td>{r.info.user_id || "—"}</td>
+                        {chosen.map((c) => {
+                          const v = cell(r, c);
+                          return (
+                            <td key={`${c.kind}.${c.key}`} class={c.kind === "metrics" ? "num" : undefined}>
+                              {c.kind === "metrics" ? num(v) : (v ?? "—")}
+                            </td>
+                          );
+                        })}
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+            <Pager tokens={tokens} next={data.next_page_token} onChange={setTokens} />
+          </>
+        )}
+      </Loaded>
+      )}
+    </>
+  );
+}
+
+/** Where in `filter` the server's message points: the first token it quotes, if found. */
+export function errorPosition(filter: string, message: string): number | undefined {
+  for (const m of message.matchAll(/'([^']+)'/g)) {
+    const i = filter.indexOf(m[1]);
+    if (i >= 0 && m[1] !== filter) return i;
+  }
+  return undefined;
+}
+
+function FilterBox({ value, error, onSubmit }: { value: string; error?: Error; onSubmit: (f: string) => void }) {
+  const [text, setText] = useState(value);
+  const bad = error instanceof ApiError && error.status === 400 && value ? error : undefined;
+  const at = bad ? errorPosition(value, bad.message) : undefined;
+  return (
+    <form
+      class="filter"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSubmit(text.trim());
+      }}
+    >
+      <label for="run-filter">Filter</label>
+      <input
+        id="run-filter"
+        type="search"
+        class="mono"
+        placeholder="metrics.rmse < 1 and params.model = 'gbdt'"
+        value={text}
+        aria-invalid={bad ? "true" : undefined}
+        aria-describedby={bad ? "filter-error" : undefined}
+        onInput={(e) => setText((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit">Search</button>
+      {bad && (
+        <div id="filter-error" class="filter-error" role="alert">
+          {at !== undefined && (
+            <pre class="mono caret" aria-hidden="true">
+              {value}
+              {"\n"}
+              {" ".repeat(at)}^
+            </pre>
+          )}
+          <span>
+            {at !== undefined ? `at position ${at + 1}: ` : ""}
+            {bad.message}
+          </span>
+        </div>
+      )}
+    </form>
+  );
+}
+
+/** Adds and removes columns; searches the keys instead of listing thousands of them. */
+function ColumnChooser({ runs, chosen, onChange }: { runs: Run[]; chosen: Column[]; onChange: (c: Column[]) => void }) {
+  const [open, setOpen] = useState(false);
+  const [q, setQ] = useState("");
+  const all = useMemo(() => {
+    const seen = new Map<string, Column>();
+    for (const r of runs) {
+      for (const m of r.data.metrics ?? []) seen.set(`metrics.${m.key}`, { kind: "metrics", key: m.key });
+      for (const p of r.data.params ?? []) seen.set(`params.${p.key}`, { kind: "params", key: p.key });
+      for (const t of r.data.tags ?? []) if (!t.key.startsWith("mlflow.")) seen.set(`tags.${t.key}`, { kind: "tags", key: t.key });
+    }
+    return [...seen.values()];
+  }, [runs]);
+  const isChosen = (c: Column) => chosen.some((x) => x.kind === c.kind && x.key === c.key);
+  const needle = q.toLowerCase();
+  const matches = all.filter((c) => `${c.kind}.${c.key}`.toLowerCase().includes(needle)).slice(0, 200);
+  return (
+    <div class="chooser">
+      <button type="button" aria-expanded={open} onClick={() => setOpen(!open)}>
+        Columns ({chosen.length})
+      </button>
+      {open && (
+        <div class="popover">
+          <label>
+            Find a key <input type="search" value={q} autoFocus onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+          </label>
+          <p class="muted">
+            {all.length} keys on this page{matches.length < all.length ? `, ${matches.length} shown` : ""}
+          </p>
+          <ul>
+            {matches.map((c) => (
+              <li key={`${c.kind}.${c.key}`}>
+                <label>
+                  <input
+                    type="checkbox"
+                    checked={isChosen(c)}
+                    onChange={() => onChange(isChosen(c) ? chosen.filter((x) => !(x.kind === c.kind && x.key === c.key)) : [...chosen, c])}
+                  />{" "}
+                  <span class="muted">{c.kind}.</span>
+                  {c.key}
+                </label>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </div>
+  );
+}
