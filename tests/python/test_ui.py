@@ -285,3 +285,105 @@ def test_the_events_feed_shows_new_events_without_reloading(seeded, page):
     api(seeded, "PUT", f"/api/v1/models/{MODEL}/aliases/ui-test", json={"version": version})
     expect(page.get_by_role("cell", name=re.compile("alias")).first).to_be_visible()
     check(page, "events", idle=False)
+
+
+def test_retrying_a_failed_pipeline_run_finishes_it(seeded, page, tmp_path):
+    flag = tmp_path / "flag"
+    spec = {
+        "name": "ui-retry",
+        "params": {"flag": {"type": "string", "default": str(flag)}},
+        "steps": {
+            "check": {"run": ["test", "-f", "${params.flag}"]},
+            "after": {"run": ["true"], "needs": ["check"]},
+        },
+    }
+    api(seeded, "PUT", "/api/v1/pipelines/ui-retry", json=spec)
+    run = api(seeded, "POST", "/api/v1/pipelines/ui-retry/runs", json={})
+    page.goto(f"{seeded.url}/#/pipeline-runs/{run['id']}")
+    # The page follows the run live until it fails (the flag file is missing)…
+    expect(page.get_by_role("button", name=re.compile("^step check: failed"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name=re.compile("^step after: waiting"))).to_be_visible()
+    flag.write_text("")
+    # …and Retry resumes the same run, which now succeeds.
+    page.get_by_role("button", name="Retry").click()
+    expect(page.get_by_role("button", name=re.compile("^step after: succeeded"))).to_be_visible(timeout=60_000)
+    assert api(seeded, "GET", f"/api/v1/pipeline-runs/{run['id']}")["status"] == "SUCCEEDED"
+    check(page, "pipeline-run-retried")
+
+
+def test_promoting_and_rolling_back_a_canary(seeded, page):
+    page.on("dialog", lambda d: d.accept())
+    # An endpoint of its own, with a bake long enough that only the buttons move it.
+    def put(version: int):
+        return api(seeded, "PUT", "/api/v1/endpoints/ui-canary", json={
+            "variants": [{"name": "primary", "model": f"models:/{MODEL}/{version}"}],
+            "rollout": {"strategy": "canary", "percent": 20, "bake": "1h"},
+        })
+    put(1)
+    put(2)
+    page.goto(f"{seeded.url}/#/endpoints/ui-canary")
+    rollout = section(page, "Rollout")
+    expect(rollout).to_contain_text(f"models:/{MODEL}/2")
+    expect(rollout).to_contain_text("20%")
+    page.get_by_role("button", name="Promote").click()
+    expect(rollout).to_contain_text("No rollout in progress")
+    deployed = api(seeded, "GET", "/api/v1/endpoints/ui-canary")["deployed"]["primary"]
+    assert deployed["version"] == 2, deployed
+    put(1)
+    page.reload()
+    expect(rollout).to_contain_text(f"models:/{MODEL}/1")
+    page.get_by_role("button", name="Roll back").click()
+    expect(rollout).to_contain_text("No rollout in progress")
+    after = api(seeded, "GET", "/api/v1/endpoints/ui-canary")
+    assert after["deployed"]["primary"]["version"] == 2, after["deployed"]
+    # Rolled back by hand: `aborted` (an alarm's rollback would be `rolled_back`).
+    assert [r["status"] for r in after["past_rollouts"]][-2:] == ["succeeded", "aborted"], after["past_rollouts"]
+    expect(section(page, re.compile("^Past rollouts")).locator("tbody tr")).to_have_count(2)
+    check(page, "endpoint-rolled-back")
+
+
+def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
+    server = start_sextant(tmp_path, "--auth", env={"SEXTANT_ADMIN_PASSWORD": "ui-admin-password-1"})
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        # Before signing in, the page's first question is answered 401: that is how it knows; and
+        # the wrong password below is answered 401 too.
+        page.watch = Watch(page, allowed=(
+            "401 GET " + server.url + "/api/v1/session", "401 POST " + server.url + "/api/v1/session", "status of 401",
+        ))
+        page.goto(f"{server.url}/")
+        expect(page.get_by_role("heading", name="Sign in to Sextant")).to_be_visible()
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password").fill("wrong-password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("wrong user name or password")
+        page.get_by_label("Password").fill("ui-admin-password-1")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
+        cookie = next(c for c in context.cookies() if c["name"] == "sextant_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        check(page, "signed-in")
+        # A change from the session (it needs the CSRF token): create a user.
+        page.get_by_role("link", name="Admin").click()
+        section(page, "New user").get_by_label("User name").fill("carol")
+        section(page, "New user").get_by_label("Password").fill("carol-password-1")
+        section(page, "New user").get_by_role("button", name="Create").click()
+        expect(page.get_by_role("cell", name="carol", exact=True)).to_be_visible()
+        users = requests.get(
+            f"{server.url}/api/2.0/mlflow/users/get", params={"username": "carol"},
+            auth=("admin", "ui-admin-password-1"), timeout=10,
+        )
+        assert users.status_code == 200, users.text
+        check(page, "admin-users")
+        page.goto(f"{server.url}/#/admin/audit")
+        expect(page.get_by_role("status")).to_contain_text("Intact")
+        check(page, "admin-audit")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in to Sextant")).to_be_visible()
+        # The cookie no longer signs anything in, even if a copy of it was kept.
+        kept = requests.get(f"{server.url}/api/v1/session", cookies={"sextant_session": cookie["value"]}, timeout=10)
+        assert kept.status_code == 401, kept.text
+        context.close()
+    finally:
+        server.stop()

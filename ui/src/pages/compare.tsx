@@ -1,11 +1,11 @@
 // Many runs side by side: overlaid metric charts (sampled on the server with MLflow's
 // get-history-bulk-interval contract: at most 2,500 points per run), a difference table of
 // params and metrics, parallel coordinates and a scatter of a metric against a param.
-import { useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { mlflow, type Metric, type Run } from "../api";
 import { Chart, ChartControls, color, type ChartOptions } from "../chart";
 import { link, type Location } from "../router";
-import { Loaded, Section, num, useAsync } from "../ui";
+import { ErrorBox, Loaded, Section, num, useAsync } from "../ui";
 
 /** MLflow's UI links `#/compare-runs?runs=["a","b"]`; Sextant's `#/compare?runs=a,b`. */
 export function runIds(loc: Location): string[] {
@@ -23,6 +23,7 @@ export function runIds(loc: Location): string[] {
 const MAX_RUNS = 100;
 
 export function ComparePage({ loc }: { loc: Location }) {
+  const charts = loc.query.get("charts");
   const ids = runIds(loc).slice(0, MAX_RUNS);
   const state = useAsync(
     (signal) => Promise.all(ids.map((id) => mlflow.get<{ run: Run }>("runs/get", { run_id: id }, signal).then((r) => r.run))),
@@ -32,7 +33,7 @@ export function ComparePage({ loc }: { loc: Location }) {
     <>
       <h1>Compare {ids.length} runs</h1>
       {runIds(loc).length > MAX_RUNS && <p class="muted">Showing the first {MAX_RUNS} runs.</p>}
-      <Loaded state={state}>{(runs) => <CompareBody runs={runs} />}</Loaded>
+      <Loaded state={state}>{(runs) => <CompareBody runs={runs} charts={charts} />}</Loaded>
     </>
   );
 }
@@ -41,24 +42,20 @@ function name(r: Run) {
   return r.info.run_name || r.info.run_id.slice(0, 8);
 }
 
-function CompareBody({ runs }: { runs: Run[] }) {
+/** Points per run asked of the server: MLflow's UI default (320) once runs are many, so 100 runs
+ * stay about 32,000 points a chart; more detail when few runs share a chart. */
+function pointsPerRun(runs: number): number {
+  return runs <= 10 ? 2500 : runs <= 25 ? 1000 : 320;
+}
+
+function CompareBody({ runs, charts }: { runs: Run[]; charts: string | null }) {
   const metricKeys = useMemo(() => [...new Set(runs.flatMap((r) => (r.data.metrics ?? []).map((m) => m.key)))].sort(), [runs]);
   const paramKeys = useMemo(() => [...new Set(runs.flatMap((r) => (r.data.params ?? []).map((p) => p.key)))].sort(), [runs]);
-  const [charted, setCharted] = useState<string[]>(() => metricKeys.slice(0, 4));
+  const [charted, setCharted] = useState<string[]>(() =>
+    charts === "all" ? metricKeys : charts ? charts.split(",").filter((k) => metricKeys.includes(k)) : metricKeys.slice(0, 4),
+  );
   const [options, setOptions] = useState<ChartOptions>({ x: "step", log: false, smoothing: 0 });
   const [onlyDiff, setOnlyDiff] = useState(true);
-  const histories = useAsync(
-    async (signal) => {
-      const ids = runs.map((r) => r.info.run_id);
-      const per = await Promise.all(
-        charted.map((key) =>
-          mlflow.get<{ metrics?: Metric[] }>("metrics/get-history-bulk-interval", { run_ids: ids, metric_key: key, max_results: 2500 }, signal),
-        ),
-      );
-      return new Map(charted.map((k, i) => [k, per[i].metrics ?? []]));
-    },
-    [runs, charted.join("\u0000")],
-  );
   const metric = (r: Run, k: string) => r.data.metrics?.find((m) => m.key === k)?.value;
   const param = (r: Run, k: string) => r.data.params?.find((p) => p.key === k)?.value;
   const differs = (vals: (string | number | undefined)[]) => new Set(vals.map(String)).size > 1;
@@ -77,20 +74,11 @@ function CompareBody({ runs }: { runs: Run[] }) {
           ))}
         </fieldset>
         <ChartControls options={options} onChange={setOptions} />
-        <Loaded state={histories}>
-          {(h) => (
-            <div class="charts">
-              {charted.map((k) => {
-                const points = h.get(k) ?? [];
-                const series = runs.map((r) => {
-                  const mine = points.filter((p) => p.run_id === r.info.run_id);
-                  return { label: name(r), xs: mine.map((p) => (options.x === "time" ? p.timestamp : p.step)), ys: mine.map((p) => p.value) };
-                });
-                return <Chart key={k} title={k} series={series.filter((s) => s.xs.length)} options={options} />;
-              })}
-            </div>
-          )}
-        </Loaded>
+        <div class="charts">
+          {charted.map((k) => (
+            <RunsChart key={k} metric={k} runs={runs} options={options} />
+          ))}
+        </div>
       </Section>
       <Section
         title="Differences"
@@ -149,6 +137,53 @@ function CompareBody({ runs }: { runs: Run[] }) {
         <Scatter runs={runs} params={paramKeys} metrics={metricKeys} param={param} metric={metric} />
       </Section>
     </>
+  );
+}
+
+/** One metric over many runs, fetched (sampled by the server) once the chart nears the screen. */
+function RunsChart({ metric, runs, options }: { metric: string; runs: Run[]; options: ChartOptions }) {
+  const box = useRef<HTMLDivElement>(null);
+  const [visible, setVisible] = useState(false);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && setVisible(true), { rootMargin: "400px" });
+    io.observe(el);
+    return () => io.disconnect();
+  }, []);
+  const state = useAsync(
+    async (signal) => {
+      if (!visible) return undefined;
+      const ids = runs.map((r) => r.info.run_id);
+      const page = await mlflow.get<{ metrics?: Metric[] }>(
+        "metrics/get-history-bulk-interval",
+        { run_ids: ids, metric_key: metric, max_results: pointsPerRun(ids.length) },
+        signal,
+      );
+      const byRun = new Map<string, Metric[]>();
+      for (const p of page.metrics ?? []) {
+        const list = byRun.get(p.run_id ?? "");
+        if (list) list.push(p);
+        else byRun.set(p.run_id ?? "", [p]);
+      }
+      return byRun;
+    },
+    [visible, metric, runs],
+  );
+  const series = useMemo(
+    () =>
+      runs
+        .map((r) => {
+          const mine = state.data?.get(r.info.run_id) ?? [];
+          return { label: name(r), xs: mine.map((p) => (options.x === "time" ? p.timestamp : p.step)), ys: mine.map((p) => p.value) };
+        })
+        .filter((s) => s.xs.length),
+    [state.data, runs, options.x],
+  );
+  return (
+    <div ref={box} class="chart-box">
+      {state.error ? <ErrorBox error={state.error} /> : state.data ? <Chart title={metric} series={series} options={options} /> : <p class="muted">{metric}: loading…</p>}
+    </div>
   );
 }
 

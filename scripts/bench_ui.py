@@ -1,0 +1,186 @@
+"""The web UI's speed, measured in headless Chromium with the Performance API.
+
+Seeds a server (through its HTTP API, as any client would) with:
+  - one experiment of RUNS runs (5 params, 5 metrics each);
+  - one experiment of CHART_RUNS runs with CHART_KEYS metrics of STEPS steps each;
+  - one run with WIDE_KEYS metric keys;
+then times, in the browser, from the navigation to the moment the page shows the data:
+  runs_table_ms        the runs table of the big experiment (first page)
+  runs_sort_metric_ms  re-sorting it by a metric (click on the column header)
+  runs_next_page_ms    the next page
+  run_wide_ms          the run with WIDE_KEYS metric keys (its metrics table)
+  compare_first_chart_ms / compare_all_charts_ms
+                       the compare page of CHART_RUNS runs: first chart drawn / every chart drawn
+  chart_redraw_ms      toggling the log scale on every drawn chart (interactivity)
+
+Usage: python scripts/bench_ui.py URL [--runs 100000] [--chart-runs 100] [--chart-keys 20]
+       [--steps 10000] [--wide-keys 12000] [--chromium /usr/bin/chromium]
+Prints one JSON line. Seeding is skipped for parts already present (names carry the sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from playwright.sync_api import sync_playwright
+
+S = requests.Session()
+
+
+def call(url, rpc, body):
+    r = S.post(f"{url}/api/2.0/mlflow/{rpc}", json=body, timeout=300)
+    if r.status_code != 200:
+        raise SystemExit(f"{rpc}: {r.status_code} {r.text[:300]}")
+    return r.json()
+
+
+def experiment(url, name):
+    r = S.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name}, timeout=60)
+    if r.status_code == 200:
+        return r.json()["experiment"]["experiment_id"], True
+    return call(url, "experiments/create", {"name": name})["experiment_id"], False
+
+
+def seed_runs(url, n):
+    exp, existed = experiment(url, f"bench-ui-{n}-runs")
+    if existed:
+        return exp
+    t0 = time.time()
+
+    def one(i):
+        s = requests.Session()
+        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": f"run-{i}", "start_time": 1_700_000_000_000 + i}, timeout=60).json()["run"]["info"]["run_id"]
+        s.post(f"{url}/api/2.0/mlflow/runs/log-batch", timeout=60, json={
+            "run_id": run,
+            "params": [{"key": f"p{k}", "value": str((i * (k + 3)) % 97)} for k in range(5)],
+            "metrics": [{"key": f"m{k}", "value": ((i * 7919 + k * 104729) % 100_003) / 1000.0, "timestamp": 1_700_000_000_000 + i, "step": 0} for k in range(5)],
+        }).raise_for_status()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(n)))
+    print(f"seeded {n} runs in {time.time() - t0:.0f} s", file=sys.stderr)
+    return exp
+
+
+def seed_charts(url, runs, keys, steps):
+    exp, existed = experiment(url, f"bench-ui-charts-{runs}x{keys}x{steps}")
+    if existed:
+        ids = [r["info"]["run_id"] for r in call(url, "runs/search", {"experiment_ids": [exp], "max_results": runs})["runs"]]
+        return ids
+    t0 = time.time()
+
+    def one(i):
+        s = requests.Session()
+        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": f"chart-{i}"}, timeout=60).json()["run"]["info"]["run_id"]
+        batch = []
+        for k in range(keys):
+            for step in range(steps):
+                batch.append({"key": f"loss{k}", "value": (1.0 + k) / (1 + step * (0.001 + i / 10000.0)), "timestamp": 1_700_000_000_000 + step, "step": step})
+                if len(batch) == 1000:
+                    s.post(f"{url}/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": batch}, timeout=300).raise_for_status()
+                    batch = []
+        if batch:
+            s.post(f"{url}/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": batch}, timeout=300).raise_for_status()
+        return run
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(one, range(runs)))
+    print(f"seeded {runs} runs x {keys} metrics x {steps} steps in {time.time() - t0:.0f} s", file=sys.stderr)
+    return ids
+
+
+def seed_wide(url, keys):
+    exp, existed = experiment(url, f"bench-ui-wide-{keys}")
+    if existed:
+        return exp, call(url, "runs/search", {"experiment_ids": [exp], "max_results": 1})["runs"][0]["info"]["run_id"]
+    run = call(url, "runs/create", {"experiment_id": exp, "run_name": "wide"})["run"]["info"]["run_id"]
+    for start in range(0, keys, 1000):
+        call(url, "runs/log-batch", {"run_id": run, "metrics": [
+            {"key": f"feature_{k:05d}_importance", "value": k / keys, "timestamp": 1_700_000_000_000, "step": 0}
+            for k in range(start, min(keys, start + 1000))
+        ]})
+    return exp, run
+
+
+def timed(page, navigate, ready_js: str, timeout_ms: int = 120_000) -> float:
+    """Milliseconds (Performance API) from `navigate` to `ready_js` being true in the page."""
+    page.evaluate("window.__t0 = performance.now()")
+    navigate()
+    page.wait_for_function(ready_js, timeout=timeout_ms, polling="raf")
+    return round(page.evaluate("performance.now() - window.__t0"), 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--chart-runs", type=int, default=100)
+    ap.add_argument("--chart-keys", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=10_000)
+    ap.add_argument("--wide-keys", type=int, default=12_000)
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    a = ap.parse_args()
+    url = a.url.rstrip("/")
+
+    big = seed_runs(url, a.runs)
+    chart_ids = seed_charts(url, a.chart_runs, a.chart_keys, a.steps)
+    wide_exp, wide_run = seed_wide(url, a.wide_keys)
+    out = {"runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=a.chromium)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(f"{url}/")
+        page.wait_for_selector("h1")
+        rows = "document.querySelectorAll('table.runs tbody tr').length"
+        out["runs_table_ms"] = timed(
+            page,
+            lambda: page.evaluate(f"location.hash = '#/experiments/{big}?cols=metrics.m0'"),
+            f"{rows} === 100",
+        )
+        first = page.evaluate("document.querySelector('table.runs tbody tr td:nth-child(2)').textContent")
+        out["runs_sort_metric_ms"] = timed(
+            page,
+            lambda: page.get_by_role("columnheader", name="m0").get_by_role("button").click(),
+            f"{rows} === 100 && document.querySelector('table.runs tbody tr td:nth-child(2)').textContent !== {json.dumps(first)}",
+        )
+        first = page.evaluate("document.querySelector('table.runs tbody tr td:nth-child(2)').textContent")
+        out["runs_next_page_ms"] = timed(
+            page,
+            lambda: page.get_by_role("button", name="Next →").click(),
+            f"{rows} === 100 && document.querySelector('table.runs tbody tr td:nth-child(2)').textContent !== {json.dumps(first)}",
+        )
+        out["run_wide_ms"] = timed(
+            page,
+            lambda: page.evaluate(f"location.hash = '#/experiments/{wide_exp}/runs/{wide_run}'"),
+            f"document.querySelectorAll('section table.grid tbody tr').length >= {a.wide_keys}",
+        )
+        ids = ",".join(chart_ids)
+        page.evaluate("location.hash = '#/'")
+        page.wait_for_selector("h1")
+        charts = "document.querySelectorAll('.chart canvas').length"
+        out["compare_first_chart_ms"] = timed(
+            page,
+            lambda: page.evaluate(f"location.hash = '#/compare?runs={ids}&charts=all'"),
+            f"{charts} >= 1",
+        )
+        out["compare_all_charts_ms"] = out["compare_first_chart_ms"] + timed(
+            page, lambda: None, f"{charts} >= {a.chart_keys}"
+        )
+        out["chart_redraw_ms"] = timed(
+            page,
+            lambda: page.get_by_label("log scale").check(),
+            f"{charts} >= {a.chart_keys}",
+        )
+        out["js_heap_mb"] = round(page.evaluate("performance.memory ? performance.memory.usedJSHeapSize / 1048576 : -1"), 1)
+        browser.close()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
