@@ -150,8 +150,14 @@ def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, pag
     key = run["data"]["metrics"][0]["key"]
     # The wrong filter's 400 is the answer under test; the browser logs it as an error too.
     page.watch.allowed = ("400 POST " + seeded.url + "/ajax-api/2.0/mlflow/runs/search", "status of 400")
-    page.goto(f"{seeded.url}/#/experiments/{exp}?cols=metrics.{key}")
+    page.goto(f"{seeded.url}/#/experiments/{exp}")
+    # The column chooser searches the experiment's keys on the server.
+    page.get_by_role("button", name="Columns (0)").click()
+    page.get_by_label("Find a key").fill(key)
+    page.get_by_role("checkbox", name=f"metrics.{key}", exact=True).check()
     expect(page.get_by_role("columnheader", name=re.compile(re.escape(key)))).to_be_visible()
+    expect(page).to_have_url(re.compile(f"cols=metrics.{re.escape(key)}"))
+    page.get_by_role("button", name="Columns (1)").click()
     page.get_by_label("Filter").fill("metrics.rmse <")
     page.get_by_role("button", name="Search").click()
     alert = page.locator("#filter-error")

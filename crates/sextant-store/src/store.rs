@@ -82,6 +82,14 @@ pub struct PipelineRunSearch {
     pub offset: u64,
 }
 
+/// Which keys of an experiment's runs [`MetaStore::experiment_keys`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKeyKind {
+    Metrics,
+    Params,
+    Tags,
+}
+
 /// Sextant's metadata: experiments, runs, logged models, the model registry,
 /// the events feed, pipelines and their task queue (endpoints and monitors
 /// join later; their tables exist already).
@@ -174,6 +182,15 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Vec<Metric>, StoreError>;
     /// Searches runs.
     fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError>;
+    /// The distinct metric, param or tag keys of an experiment's runs
+    /// (deleted runs included), sorted, at most `limit` of them: what a
+    /// column chooser offers when runs carry thousands of keys.
+    fn experiment_keys(
+        &self,
+        experiment_id: i64,
+        kind: RunKeyKind,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Creates a logged model in `PENDING` state.
     fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError>;

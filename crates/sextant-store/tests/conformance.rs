@@ -45,6 +45,7 @@ conformance!(
     logged_models,
     bulk_interval_samples,
     migrations_are_idempotent,
+    experiment_keys_are_distinct_and_sorted,
 );
 
 fn domain(e: StoreError) -> Error {
@@ -902,4 +903,36 @@ fn bulk_interval_samples(f: &Fixture) {
 
 fn migrations_are_idempotent(f: &Fixture) {
     assert!(f.upgrade().is_empty(), "a second upgrade applies nothing");
+}
+
+fn experiment_keys_are_distinct_and_sorted(f: &Fixture) {
+    use sextant_store::RunKeyKind;
+    let s = f.store.as_ref();
+    let exp = seed_runs(s);
+    let other = s.create_experiment("elsewhere", None, &[]).unwrap();
+    let run = new_run(s, other);
+    s.log_batch(&run, &[Metric::new("loss", 1.0, 0, 0)], &[], &[])
+        .unwrap();
+    assert_eq!(
+        s.experiment_keys(exp, RunKeyKind::Metrics, 100).unwrap(),
+        ["rmse"]
+    );
+    assert_eq!(
+        s.experiment_keys(exp, RunKeyKind::Params, 100).unwrap(),
+        ["model", "my param"]
+    );
+    let tags = s.experiment_keys(exp, RunKeyKind::Tags, 100).unwrap();
+    assert!(tags.starts_with(&["a.b".to_string()]), "{tags:?}");
+    assert!(tags.contains(&"only123".to_string()), "{tags:?}");
+    assert!(tags.windows(2).all(|w| w[0] < w[1]), "{tags:?}");
+    assert_eq!(
+        s.experiment_keys(exp, RunKeyKind::Params, 1).unwrap(),
+        ["model"]
+    );
+    assert_eq!(
+        s.experiment_keys(other, RunKeyKind::Metrics, 100).unwrap(),
+        ["loss"]
+    );
+    let missing = s.experiment_keys(987_654, RunKeyKind::Metrics, 10);
+    assert!(matches!(missing.map_err(domain), Err(Error::NotFound(_))));
 }

@@ -1,7 +1,7 @@
 // An experiment's runs: a table with chosen param/metric/tag columns, a filter box taking
 // MLflow's search grammar, sorting by any column, server-side paging, selection to compare.
-import { useMemo, useState } from "preact/hooks";
-import { ApiError, mlflow, type Experiment, type Run } from "../api";
+import { useState } from "preact/hooks";
+import { ApiError, mlflow, v1, type Experiment, type Run } from "../api";
 import { link, replaceQuery, type Location } from "../router";
 import { Empty, Loaded, Status, Time, duration, num, useAsync } from "../ui";
 import { FirstRun, Pager } from "./experiments";
@@ -99,7 +99,7 @@ export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
           <>
             <div class="toolbar">
               <ColumnChooser
-                runs={data.runs ?? []}
+                experimentId={id}
                 chosen={chosen}
                 onChange={(cols) => replaceQuery(loc, { cols: columnsParam(cols) })}
               />
@@ -231,22 +231,31 @@ function FilterBox({ value, error, onSubmit }: { value: string; error?: Error; o
   );
 }
 
-/** Adds and removes columns; searches the keys instead of listing thousands of them. */
-function ColumnChooser({ runs, chosen, onChange }: { runs: Run[]; chosen: Column[]; onChange: (c: Column[]) => void }) {
+interface KeysPage {
+  keys: string[];
+  truncated: boolean;
+}
+
+const SHOWN_KEYS = 200;
+
+/** Adds and removes columns; asks the server for the experiment's keys matching the search
+ * instead of listing thousands of them. */
+function ColumnChooser({ experimentId, chosen, onChange }: { experimentId: string; chosen: Column[]; onChange: (c: Column[]) => void }) {
   const [open, setOpen] = useState(false);
   const [q, setQ] = useState("");
-  const all = useMemo(() => {
-    const seen = new Map<string, Column>();
-    for (const r of runs) {
-      for (const m of r.data.metrics ?? []) seen.set(`metrics.${m.key}`, { kind: "metrics", key: m.key });
-      for (const p of r.data.params ?? []) seen.set(`params.${p.key}`, { kind: "params", key: p.key });
-      for (const t of r.data.tags ?? []) if (!t.key.startsWith("mlflow.")) seen.set(`tags.${t.key}`, { kind: "tags", key: t.key });
-    }
-    return [...seen.values()];
-  }, [runs]);
+  const keys = useAsync(
+    async (signal) => {
+      if (!open) return undefined;
+      const kinds = ["metrics", "params", "tags"] as const;
+      const pages = await Promise.all(
+        kinds.map((kind) => v1.get<KeysPage>("runs/keys", { experiment_id: experimentId, kind, contains: q || undefined, max_results: SHOWN_KEYS }, signal)),
+      );
+      const columns = kinds.flatMap((kind, i) => pages[i].keys.filter((k) => kind !== "tags" || !k.startsWith("mlflow.")).map((key) => ({ kind, key }) as Column));
+      return { columns, truncated: pages.some((p) => p.truncated) };
+    },
+    [open, q, experimentId],
+  );
   const isChosen = (c: Column) => chosen.some((x) => x.kind === c.kind && x.key === c.key);
-  const needle = q.toLowerCase();
-  const matches = all.filter((c) => `${c.kind}.${c.key}`.toLowerCase().includes(needle)).slice(0, 200);
   return (
     <div class="chooser">
       <button type="button" aria-expanded={open} onClick={() => setOpen(!open)}>
@@ -257,24 +266,33 @@ function ColumnChooser({ runs, chosen, onChange }: { runs: Run[]; chosen: Column
           <label>
             Find a key <input type="search" value={q} autoFocus onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
           </label>
-          <p class="muted">
-            {all.length} keys on this page{matches.length < all.length ? `, ${matches.length} shown` : ""}
-          </p>
-          <ul>
-            {matches.map((c) => (
-              <li key={`${c.kind}.${c.key}`}>
-                <label>
-                  <input
-                    type="checkbox"
-                    checked={isChosen(c)}
-                    onChange={() => onChange(isChosen(c) ? chosen.filter((x) => !(x.kind === c.kind && x.key === c.key)) : [...chosen, c])}
-                  />{" "}
-                  <span class="muted">{c.kind}.</span>
-                  {c.key}
-                </label>
-              </li>
-            ))}
-          </ul>
+          <Loaded state={keys}>
+            {(d) =>
+              d === undefined ? null : (
+                <>
+                  <p class="muted" role="status">
+                    {d.columns.length ? `${d.columns.length} keys` : "No key matches."}
+                    {d.truncated ? ` shown; more match: narrow the search` : ""}
+                  </p>
+                  <ul>
+                    {d.columns.map((c) => (
+                      <li key={`${c.kind}.${c.key}`}>
+                        <label>
+                          <input
+                            type="checkbox"
+                            checked={isChosen(c)}
+                            onChange={() => onChange(isChosen(c) ? chosen.filter((x) => !(x.kind === c.kind && x.key === c.key)) : [...chosen, c])}
+                          />{" "}
+                          <span class="muted">{c.kind}.</span>
+                          {c.key}
+                        </label>
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )
+            }
+          </Loaded>
         </div>
       )}
     </div>

@@ -13,6 +13,7 @@ mod models;
 mod monitors;
 mod openapi;
 mod pipelines;
+mod runs;
 mod tasks;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -69,6 +70,7 @@ pub(crate) const ROUTES: &[Route] = &[
         C::Manage,
         |m| on(m, models::delete_alias),
     ),
+    Route::get("/api/v1/runs/keys", R::Experiment, |m| on(m, runs::keys)),
     Route::get("/api/v1/events", R::Event, |m| on(m, events::list)),
     Route::get("/api/v1/pipelines", R::Pipeline, |m| on(m, pipelines::list)),
     Route::json(

@@ -42,6 +42,10 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+fn required_query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": true, "description": description, "schema": schema })
+}
+
 fn json_body(schema: &str) -> Value {
     json!({
         "required": true,
@@ -239,6 +243,19 @@ fn operations() -> Value {
                     "summary": "Remove an alias",
                     "parameters": [name, alias],
                     "responses": { "204": { "description": "Removed" }, "404": error("No such model or alias") }
+                }
+            },
+            "/api/v1/runs/keys": {
+                "get": {
+                    "operationId": "listRunKeys",
+                    "summary": "The distinct metric, param or tag keys of an experiment's runs, sorted, optionally only those containing a text (case-insensitive): a column chooser's search over thousands of keys",
+                    "parameters": [
+                        required_query_param("experiment_id", "The experiment", json!({"type": "string", "pattern": "^[0-9]+$"})),
+                        required_query_param("kind", "Which keys", json!({"enum": ["metrics", "params", "tags"]})),
+                        query_param("contains", "Only keys containing this text, ignoring case", json!({"type": "string"})),
+                        query_param("max_results", "Most keys listed (1 to 100000, default 1000)", json!({"type": "integer", "minimum": 1, "maximum": 100000}))
+                    ],
+                    "responses": { "200": ok("The keys", "RunKeys"), "400": error("Bad experiment id, kind or max_results"), "404": error("No such experiment") }
                 }
             },
             "/api/v1/events": {
@@ -780,6 +797,13 @@ fn operations() -> Value {
                     "comment": nullable("string"),
                     "time": { "type": ["integer", "null"], "description": "When decided, milliseconds since the Unix epoch" },
                     "time_rfc3339": { "type": ["string", "null"], "format": "date-time" }
+                }
+            },
+            "RunKeys": {
+                "type": "object", "required": ["keys", "truncated"],
+                "properties": {
+                    "keys": { "type": "array", "items": { "type": "string" } },
+                    "truncated": { "type": "boolean", "description": "More keys match than were listed" }
                 }
             },
             "Lineage": {

@@ -261,6 +261,15 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError> {
         self.db.read(|c| runs::search(c, q))
     }
+    fn experiment_keys(
+        &self,
+        experiment_id: i64,
+        kind: crate::store::RunKeyKind,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.db
+            .read(|c| runs::experiment_keys(c, experiment_id, kind, limit))
+    }
 
     fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError> {
         self.db.write(|c| logged_models::create(c, new))

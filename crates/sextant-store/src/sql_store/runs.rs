@@ -326,3 +326,38 @@ fn search_by_metric(
     let items = load::complete(c, infos)?;
     Ok(Page { items, next_offset })
 }
+
+/// The distinct keys of one kind over an experiment's runs, sorted. Metrics
+/// come from `latest_metrics` by its `(experiment_id, key, …)` index; params
+/// and tags through the experiment's runs.
+pub fn experiment_keys(
+    c: &mut dyn Conn,
+    experiment_id: i64,
+    kind: crate::store::RunKeyKind,
+    limit: u64,
+) -> Result<Vec<String>, StoreError> {
+    use crate::store::RunKeyKind;
+    experiments::get(c, experiment_id)?;
+    let sql = match kind {
+        RunKeyKind::Metrics => {
+            "SELECT DISTINCT key FROM latest_metrics WHERE experiment_id = ? ORDER BY key LIMIT ?"
+        }
+        RunKeyKind::Params => {
+            "SELECT DISTINCT p.key FROM params p JOIN runs r ON r.rid = p.rid \
+             WHERE r.experiment_id = ? ORDER BY p.key LIMIT ?"
+        }
+        RunKeyKind::Tags => {
+            "SELECT DISTINCT t.key FROM run_tags t JOIN runs r ON r.rid = t.rid \
+             WHERE r.experiment_id = ? ORDER BY t.key LIMIT ?"
+        }
+    };
+    c.query(sql, &[experiment_id.into(), (limit as i64).into()])?
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("a key row without its key".into()))?
+                .text()
+        })
+        .collect()
+}
