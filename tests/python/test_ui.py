@@ -382,6 +382,24 @@ def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
         )
         assert users.status_code == 200, users.text
         check(page, "admin-users")
+        # Roles: create one, grant it READ on every experiment, give it to carol.
+        page.get_by_role("link", name="Roles").click()
+        page.get_by_label("Role name").fill("readers")
+        page.get_by_role("button", name="Create role").click()
+        role = page.get_by_role("region", name="role readers")
+        role.get_by_role("button", name="Add permission").click()
+        expect(role.get_by_role("cell", name="experiment", exact=True)).to_be_visible()
+        role.get_by_label("Assign to user").fill("carol")
+        role.get_by_role("button", name="Assign").click()
+        expect(role).to_contain_text("Members: carol")
+        roles = requests.get(
+            f"{server.url}/api/3.0/mlflow/roles/list", auth=("admin", "ui-admin-password-1"), timeout=10,
+        ).json()["roles"]
+        readers = next(r for r in roles if r["name"] == "readers")
+        assert [(p["resource_type"], p["resource_pattern"], p["permission"]) for p in readers["permissions"]] == [
+            ("experiment", "*", "READ")
+        ]
+        check(page, "admin-roles")
         page.goto(f"{server.url}/#/admin/audit")
         expect(page.get_by_role("status")).to_contain_text("Intact")
         check(page, "admin-audit")

@@ -77,6 +77,14 @@ export const mlflow = {
   del: <T>(rpc: string, body: unknown) => call<T>("DELETE", `/ajax-api/2.0/mlflow/${rpc}`, body),
 };
 
+/** MLflow 3's routes (roles and their permissions) under `/ajax-api/3.0/mlflow/`. */
+export const mlflow3 = {
+  get: <T>(rpc: string, q?: Query, signal?: AbortSignal) =>
+    call<T>("GET", `/ajax-api/3.0/mlflow/${rpc}${queryString(q)}`, undefined, signal),
+  post: <T>(rpc: string, body: unknown) => call<T>("POST", `/ajax-api/3.0/mlflow/${rpc}`, body),
+  del: <T>(rpc: string, body: unknown) => call<T>("DELETE", `/ajax-api/3.0/mlflow/${rpc}`, body),
+};
+
 /** Sextant's native API under `/api/v1/`. */
 export const v1 = {
   get: <T>(path: string, q?: Query, signal?: AbortSignal) =>

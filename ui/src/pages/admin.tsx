@@ -1,12 +1,13 @@
 // Admin pages (authentication on): users, API tokens and the audit log.
 import { useState } from "preact/hooks";
-import { mlflow, v1 } from "../api";
+import { mlflow, mlflow3, v1 } from "../api";
 import { link } from "../router";
 import { ActionButton, Empty, Loaded, Section, Time, useAsync } from "../ui";
 import type { Session } from "./login";
 
 const TABS: [string, string][] = [
   ["users", "Users"],
+  ["roles", "Roles"],
   ["tokens", "Tokens"],
   ["audit", "Audit log"],
 ];
@@ -23,7 +24,7 @@ export function AdminPage({ tab, session }: { tab: string; session: Session }) {
           </a>
         ))}
       </nav>
-      {tab === "tokens" ? <Tokens /> : tab === "audit" ? <Audit /> : <Users />}
+      {tab === "tokens" ? <Tokens /> : tab === "audit" ? <Audit /> : tab === "roles" ? <Roles /> : <Users />}
     </>
   );
 }
@@ -275,5 +276,143 @@ function Audit() {
         </>
       )}
     </Loaded>
+  );
+}
+
+interface Grant {
+  id?: number;
+  resource_type: string;
+  resource_pattern: string;
+  permission: string;
+}
+interface Role {
+  id: number;
+  name: string;
+  description?: string | null;
+  permissions: Grant[];
+}
+
+/** What a role may name: MLflow's resource types and Sextant's own. */
+const RESOURCE_TYPES = ["experiment", "registered_model", "registered_model_version", "run", "logged_model", "pipeline", "endpoint", "monitor", "webhook", "workspace"];
+const LEVELS = ["READ", "USE", "EDIT", "MANAGE", "DENY", "NO_PERMISSIONS"];
+
+function Roles() {
+  const state = useAsync((signal) => mlflow3.get<{ roles?: Role[] }>("roles/list", undefined, signal), []);
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  return (
+    <>
+      <Section title="Roles">
+        <Loaded state={state}>
+          {(d) =>
+            !d.roles?.length ? (
+              <p class="muted">No roles yet.</p>
+            ) : (
+              <>
+                {d.roles.map((r) => (
+                  <RoleCard key={r.id} role={r} onChange={state.reload} />
+                ))}
+              </>
+            )
+          }
+        </Loaded>
+      </Section>
+      <Section title="New role">
+        <div class="toolbar">
+          <label>
+            Role name <input value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+          </label>
+          <label>
+            Description <input value={description} onInput={(e) => setDescription((e.target as HTMLInputElement).value)} />
+          </label>
+          <ActionButton
+            label="Create role"
+            kind="primary"
+            run={() =>
+              mlflow3.post("roles/create", { name, description: description || undefined }).then(() => {
+                setName("");
+                setDescription("");
+                state.reload();
+              })
+            }
+          />
+        </div>
+      </Section>
+    </>
+  );
+}
+
+function RoleCard({ role, onChange }: { role: Role; onChange: () => void }) {
+  const [kind, setKind] = useState(RESOURCE_TYPES[0]);
+  const [pattern, setPattern] = useState("*");
+  const [level, setLevel] = useState("READ");
+  const [user, setUser] = useState("");
+  // MLflow answers a role's assignments by user id; the names come from the user list.
+  const members = useAsync(async (signal) => {
+    const [a, u] = await Promise.all([
+      mlflow3.get<{ assignments?: { user_id: number }[] }>("roles/users/list", { role_id: role.id }, signal),
+      mlflow.get<{ users?: User[] }>("users/list", undefined, signal),
+    ]);
+    const names = new Map((u.users ?? []).map((x) => [x.id, x.username]));
+    return (a.assignments ?? []).map((x) => names.get(x.user_id) ?? `user ${x.user_id}`);
+  }, [role.id]);
+  return (
+    <section class="card" aria-label={`role ${role.name}`}>
+      <h3>
+        {role.name} {role.description ? <span class="muted">— {role.description}</span> : null}
+      </h3>
+      <table class="grid">
+        <thead>
+          <tr>
+            <th scope="col">Resource type</th>
+            <th scope="col">Pattern</th>
+            <th scope="col">Permission</th>
+          </tr>
+        </thead>
+        <tbody>
+          {role.permissions.map((p, i) => (
+            <tr key={i}>
+              <td>{p.resource_type}</td>
+              <td class="mono">{p.resource_pattern}</td>
+              <td>{p.permission}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div class="toolbar">
+        <label>
+          Resource type{" "}
+          <select value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value)}>
+            {RESOURCE_TYPES.map((t) => (
+              <option key={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Pattern <input class="mono" value={pattern} onInput={(e) => setPattern((e.target as HTMLInputElement).value)} />
+        </label>
+        <label>
+          Permission{" "}
+          <select value={level} onChange={(e) => setLevel((e.target as HTMLSelectElement).value)}>
+            {LEVELS.map((l) => (
+              <option key={l}>{l}</option>
+            ))}
+          </select>
+        </label>
+        <ActionButton
+          label="Add permission"
+          run={() => mlflow3.post("roles/permissions/add", { role_id: role.id, resource_type: kind, resource_pattern: pattern, permission: level }).then(onChange)}
+        />
+      </div>
+      <Loaded state={members}>
+        {(m) => <p>Members: {m.length ? m.join(", ") : <span class="muted">none</span>}</p>}
+      </Loaded>
+      <div class="toolbar">
+        <label>
+          Assign to user <input value={user} onInput={(e) => setUser((e.target as HTMLInputElement).value)} />
+        </label>
+        <ActionButton label="Assign" run={() => mlflow3.post("roles/assign", { username: user, role_id: role.id }).then(members.reload)} />
+      </div>
+    </section>
   );
 }
