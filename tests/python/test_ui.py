@@ -408,6 +408,15 @@ def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
         # The cookie no longer signs anything in, even if a copy of it was kept.
         kept = requests.get(f"{server.url}/api/v1/session", cookies={"sextant_session": cookie["value"]}, timeout=10)
         assert kept.status_code == 401, kept.text
+        # carol is no admin: the page offers her no admin pages, and says so at their address.
+        page.get_by_label("User name").fill("carol")
+        page.get_by_label("Password").fill("carol-password-1")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("The admin pages are for admins")).to_be_visible()
+        expect(page.get_by_text("carol", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+        page.get_by_role("link", name="Experiments").click()
+        expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
         context.close()
     finally:
         server.stop()

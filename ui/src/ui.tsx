@@ -1,7 +1,7 @@
 // Small building blocks every page uses: loading data, showing errors, times, tables.
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError } from "./api";
+import { ApiError, v1 } from "./api";
 
 export interface Async<T> {
   data?: T;
@@ -152,4 +152,17 @@ export function ActionButton({
       {error !== undefined && <ErrorBox error={error} />}
     </span>
   );
+}
+
+const RANK: Record<string, number> = { DENY: 0, NO_PERMISSIONS: 1, READ: 2, USE: 3, EDIT: 4, MANAGE: 5 };
+
+/** Whether the caller holds at least `level` on `resource` (`endpoint:churn`), as the server
+ * decides it; `false` until known, so a button the server would refuse never flashes. */
+export function useCan(resource: string, level: "USE" | "EDIT" | "MANAGE"): boolean {
+  const state = useAsync(
+    (signal) => v1.get<{ permissions: Record<string, string> }>("session/permissions", { resource }, signal),
+    [resource],
+  );
+  const got = state.data?.permissions[resource];
+  return got !== undefined && RANK[got] >= RANK[level];
 }

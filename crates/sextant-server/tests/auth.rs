@@ -797,3 +797,52 @@ async fn without_authentication_the_session_says_so() {
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_asks_which_levels_the_caller_holds() {
+    let s = server(Permission::Read);
+    create_user(&s.app, "dana", "dana-password-1").await;
+    let dana = ("dana", "dana-password-1");
+    let uri = "/api/v1/session/permissions?resource=endpoint:churn&resource=registered_model:fraud";
+    let a = as_user(&s.app, ADMIN, "GET", uri, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json["permissions"]["endpoint:churn"], "MANAGE");
+    let a = as_user(&s.app, dana, "GET", uri, None).await;
+    assert_eq!(
+        a.json["permissions"]["endpoint:churn"], "READ",
+        "{}",
+        a.text
+    );
+    assert_eq!(a.json["permissions"]["registered_model:fraud"], "READ");
+    // A grant raises the level the page sees, exactly as the server will decide.
+    let grant = r#"{"username":"dana","resource_type":"endpoint","resource_id":"churn","permission":"MANAGE"}"#;
+    let g = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(grant),
+    )
+    .await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+    let a = as_user(&s.app, dana, "GET", uri, None).await;
+    assert_eq!(
+        a.json["permissions"]["endpoint:churn"], "MANAGE",
+        "{}",
+        a.text
+    );
+    assert_eq!(a.json["permissions"]["registered_model:fraud"], "READ");
+    for bad in ["churn", "endpoint:", "nosuchtype:x"] {
+        let a = as_user(
+            &s.app,
+            dana,
+            "GET",
+            &format!("/api/v1/session/permissions?resource={bad}"),
+            None,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+    }
+    let a = request(&s.app, "GET", uri, None, &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}

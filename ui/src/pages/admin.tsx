@@ -14,6 +14,7 @@ const TABS: [string, string][] = [
 
 export function AdminPage({ tab, session }: { tab: string; session: Session }) {
   if (!session.auth) return <Empty>Authentication is off on this server: there are no users, tokens or audit log to manage. Start it with <code>--auth</code>.</Empty>;
+  if (!session.user?.is_admin) return <Empty>The admin pages are for admins; ask one to grant what you need.</Empty>;
   return (
     <>
       <h1>Admin</h1>

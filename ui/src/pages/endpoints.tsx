@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { v1 } from "../api";
 import { Chart } from "../chart";
 import { link } from "../router";
-import { ActionButton, Empty, ErrorBox, KeyValues, Loaded, Section, Status, Time, num, useAsync } from "../ui";
+import { ActionButton, Empty, ErrorBox, KeyValues, Loaded, Section, Status, Time, num, useAsync, useCan } from "../ui";
 
 interface Variant {
   name: string;
@@ -173,6 +173,7 @@ function Countdown({ ms }: { ms: number }) {
 
 export function EndpointPage({ name }: { name: string }) {
   const { endpoint: e, error, samples, reload } = useEndpoint(name);
+  const manage = useCan(`endpoint:${name}`, "MANAGE");
   if (error && !e) return <ErrorBox error={error} />;
   if (!e) return <p class="muted">Loading…</p>;
   const rollout = e.rollout;
@@ -184,8 +185,8 @@ export function EndpointPage({ name }: { name: string }) {
       <div class="toolbar">
         <Status value={e.status} />
         {e.message && <span>{e.message}</span>}
-        {rollout && <ActionButton label="Promote" kind="primary" confirm="Send all traffic to the new model now?" run={() => v1.post(`endpoints/${encodeURIComponent(name)}/promote`).then(reload)} />}
-        {rollout && <ActionButton label="Roll back" kind="danger" confirm="Roll back to the model that served before?" run={() => v1.post(`endpoints/${encodeURIComponent(name)}/rollback`).then(reload)} />}
+        {rollout && manage && <ActionButton label="Promote" kind="primary" confirm="Send all traffic to the new model now?" run={() => v1.post(`endpoints/${encodeURIComponent(name)}/promote`).then(reload)} />}
+        {rollout && manage && <ActionButton label="Roll back" kind="danger" confirm="Roll back to the model that served before?" run={() => v1.post(`endpoints/${encodeURIComponent(name)}/rollback`).then(reload)} />}
       </div>
       {e.warnings?.map((w) => (
         <p class="error" key={w}>

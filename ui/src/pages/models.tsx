@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { v1 } from "../api";
 import { link, replaceQuery, type Location } from "../router";
-import { ActionButton, Empty, KeyValues, Loaded, Section, Status, Time, useAsync } from "../ui";
+import { ActionButton, Empty, KeyValues, Loaded, Section, Status, Time, useAsync, useCan } from "../ui";
 import { Lineage } from "./lineage";
 
 export interface Approval {
@@ -230,6 +230,7 @@ export function VersionPage({ name, version }: { name: string; version: string }
 
 function ApprovalPanel({ v, onChange }: { v: Version; onChange: () => void }) {
   const [comment, setComment] = useState("");
+  const manage = useCan(`registered_model:${v.name}`, "MANAGE");
   const decided = v.approval.status !== "pending";
   const decide = (status: "approved" | "rejected") => () =>
     v1
@@ -245,13 +246,17 @@ function ApprovalPanel({ v, onChange }: { v: Version; onChange: () => void }) {
           ["Why", v.approval.comment ?? "—"],
         ]}
       />
-      <label class="block">
-        Comment <textarea rows={2} value={comment} onInput={(e) => setComment((e.target as HTMLTextAreaElement).value)} />
-      </label>
-      <div class="toolbar">
-        <ActionButton label="Approve" kind="primary" run={decide("approved")} confirm={decided ? "Replace the decision already made?" : undefined} />
-        <ActionButton label="Reject" kind="danger" run={decide("rejected")} confirm={decided ? "Replace the decision already made?" : undefined} />
-      </div>
+      {manage && (
+        <>
+          <label class="block">
+            Comment <textarea rows={2} value={comment} onInput={(e) => setComment((e.target as HTMLTextAreaElement).value)} />
+          </label>
+          <div class="toolbar">
+            <ActionButton label="Approve" kind="primary" run={decide("approved")} confirm={decided ? "Replace the decision already made?" : undefined} />
+            <ActionButton label="Reject" kind="danger" run={decide("rejected")} confirm={decided ? "Replace the decision already made?" : undefined} />
+          </div>
+        </>
+      )}
     </>
   );
 }

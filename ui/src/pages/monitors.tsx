@@ -4,7 +4,7 @@ import { useState } from "preact/hooks";
 import { v1 } from "../api";
 import { Chart } from "../chart";
 import { link } from "../router";
-import { ActionButton, Empty, KeyValues, Loaded, Section, Status, Time, num, useAsync } from "../ui";
+import { ActionButton, Empty, KeyValues, Loaded, Section, Status, Time, num, useAsync, useCan } from "../ui";
 
 export interface MonitorRun {
   id: string;
@@ -68,6 +68,7 @@ export function MonitorsPage() {
 }
 
 export function MonitorPage({ name }: { name: string }) {
+  const edit = useCan(`monitor:${name}`, "EDIT");
   const monitor = useAsync((signal) => v1.get<Monitor>(`monitors/${encodeURIComponent(name)}`, undefined, signal), [name]);
   const runs = useAsync((signal) => v1.get<{ runs: MonitorRun[] }>(`monitors/${encodeURIComponent(name)}/runs`, { max_results: 200 }, signal), [name]);
   return (
@@ -76,7 +77,7 @@ export function MonitorPage({ name }: { name: string }) {
         <a href={link("monitors")}>Monitors</a> / {name}
       </h1>
       <div class="toolbar">
-        <ActionButton label="Check now" kind="primary" run={() => v1.post<MonitorRun>(`monitors/${encodeURIComponent(name)}/runs`, {}).then(runs.reload)} />
+        {edit && <ActionButton label="Check now" kind="primary" run={() => v1.post<MonitorRun>(`monitors/${encodeURIComponent(name)}/runs`, {}).then(runs.reload)} />}
       </div>
       <Section title="Runs">
         <Loaded state={runs}>

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { v1 } from "../api";
 import { link } from "../router";
-import { ActionButton, Empty, ErrorBox, KeyValues, Loaded, Section, Status, Time, duration, num, useAsync } from "../ui";
+import { ActionButton, Empty, ErrorBox, KeyValues, Loaded, Section, Status, Time, duration, num, useAsync, useCan } from "../ui";
 
 export interface Pipeline {
   name: string;
@@ -150,6 +150,7 @@ function RunTable({ runs }: { runs: PipelineRun[] }) {
 }
 
 export function PipelinePage({ name }: { name: string }) {
+  const edit = useCan(`pipeline:${name}`, "EDIT");
   const state = useAsync((signal) => v1.get<Pipeline>(`pipelines/${encodeURIComponent(name)}`, undefined, signal), [name]);
   const runs = useAsync((signal) => v1.get<{ runs: PipelineRun[] }>("pipeline-runs", { pipeline: name, max_results: 100 }, signal), [name]);
   return (
@@ -158,11 +159,11 @@ export function PipelinePage({ name }: { name: string }) {
         <a href={link("pipelines")}>Pipelines</a> / {name}
       </h1>
       <div class="toolbar">
-        <ActionButton
+        {edit && <ActionButton
           label="Run now"
           kind="primary"
           run={() => v1.post<PipelineRun>(`pipelines/${encodeURIComponent(name)}/runs`, {}).then((r) => (window.location.hash = link("pipeline-runs", r.id)))}
-        />
+        />}
       </div>
       <Section title="Runs">
         <Loaded state={runs}>{(d) => <RunTable runs={d.runs} />}</Loaded>
@@ -214,6 +215,7 @@ function useLiveRun(id: string) {
 export function PipelineRunPage({ id }: { id: string }) {
   const { run, error, reload } = useLiveRun(id);
   const [chosen, setChosen] = useState<string>();
+  const edit = useCan(`pipeline:${run?.pipeline ?? "?"}`, "EDIT");
   if (error) return <ErrorBox error={error} />;
   if (!run) return <p class="muted">Loading…</p>;
   const step = run.steps.find((s) => s.name === chosen) ?? run.steps.find((s) => s.status === "running" || s.status === "failed") ?? run.steps[0];
@@ -224,8 +226,8 @@ export function PipelineRunPage({ id }: { id: string }) {
       </h1>
       <div class="toolbar">
         <Status value={run.status} />
-        {!ended(run.status) && <ActionButton label="Cancel" kind="danger" confirm="Cancel this run?" run={() => v1.post(`pipeline-runs/${encodeURIComponent(run.id)}/cancel`).then(reload)} />}
-        {["failed", "cancelled"].includes(run.status.toLowerCase()) && (
+        {edit && !ended(run.status) && <ActionButton label="Cancel" kind="danger" confirm="Cancel this run?" run={() => v1.post(`pipeline-runs/${encodeURIComponent(run.id)}/cancel`).then(reload)} />}
+        {edit && ["failed", "cancelled"].includes(run.status.toLowerCase()) && (
           <ActionButton label="Retry" kind="primary" run={() => v1.post(`pipeline-runs/${encodeURIComponent(run.id)}/retry`).then(reload)} />
         )}
       </div>

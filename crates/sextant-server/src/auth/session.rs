@@ -51,6 +51,7 @@ pub(crate) const ROUTES: Group = Group {
         Route::json(Method::DELETE, "/session", R::User, C::Edit, |m| {
             on(m, logout)
         }),
+        Route::get("/session/permissions", R::User, |m| on(m, permissions)),
     ],
 };
 
@@ -125,6 +126,68 @@ async fn current(State(st): State<AppState>, req: Request) -> Response {
         .then(|| cookie(req.headers()).map(|t| csrf_token(&t)))
         .flatten();
     Json(session_json(&p, csrf, None)).into_response()
+}
+
+/// The most resources one permissions question may name.
+const MAX_ASKED: usize = 100;
+
+/// `GET /api/v1/session/permissions?resource=endpoint:quickstart&…`: the
+/// caller's level on each named resource (`type:name`), decided as every
+/// request is, so a page shows only the buttons the server would accept.
+/// With authentication off, and for admins, every level is MANAGE.
+async fn permissions(State(st): State<AppState>, req: Request) -> Response {
+    let asked: Vec<String> = req
+        .uri()
+        .query()
+        .map(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k == "resource")
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default();
+    if asked.len() > MAX_ASKED {
+        return ApiError::invalid(format!(
+            "at most {MAX_ASKED} resources per question, got {}",
+            asked.len()
+        ))
+        .into_response();
+    }
+    let principal = req.extensions().get::<Arc<Principal>>().cloned();
+    if st.auth.enabled() && principal.is_none() {
+        return super::authn::unauthenticated(req.uri().path());
+    }
+    let mut out = serde_json::Map::new();
+    for r in asked {
+        let Some((kind, name)) = r
+            .split_once(':')
+            .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+        else {
+            return ApiError::invalid(format!(
+                "invalid resource '{r}': it must be TYPE:NAME, e.g. endpoint:churn"
+            ))
+            .into_response();
+        };
+        if !sextant_core::auth::RESOURCE_TYPES.contains(&kind) {
+            return ApiError::invalid(format!(
+                "invalid resource type '{kind}': it must be one of {}",
+                sextant_core::auth::RESOURCE_TYPES.join(", ")
+            ))
+            .into_response();
+        }
+        let level = match &principal {
+            Some(p) if !p.user.is_admin => super::policy::Grants {
+                rows: &p.rows,
+                default: st.auth.settings.default_permission,
+            }
+            .level(kind, name),
+            _ => sextant_core::auth::Permission::Manage,
+        };
+        out.insert(r.clone(), Value::String(level.as_str().to_string()));
+    }
+    Json(json!({ "permissions": out })).into_response()
 }
 
 #[derive(Deserialize)]

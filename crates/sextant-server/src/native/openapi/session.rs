@@ -17,6 +17,21 @@ pub(super) fn add(doc: &mut Value) {
 
 fn paths_json() -> Value {
     json!({
+        "/api/v1/session/permissions": {
+            "get": {
+                "operationId": "getMyPermissions",
+                "summary": "The caller's permission level on each named resource, decided as requests are (admins, and everyone with authentication off: MANAGE), so a page shows only what the server would accept",
+                "parameters": [{
+                    "name": "resource", "in": "query", "required": false,
+                    "description": "`TYPE:NAME`, e.g. `endpoint:churn` or `registered_model:fraud`; repeat for more (at most 100)",
+                    "schema": { "type": "array", "items": { "type": "string" } }, "style": "form", "explode": true
+                }],
+                "responses": {
+                    "200": ok("Levels by resource", "MyPermissions"),
+                    "400": error("A resource not written TYPE:NAME, an unknown type, or more than 100")
+                }
+            }
+        },
         "/api/v1/session": {
             "get": {
                 "operationId": "getSession",
@@ -47,6 +62,10 @@ fn paths_json() -> Value {
 
 fn schemas_json() -> Value {
     json!({
+        "MyPermissions": {
+            "type": "object", "required": ["permissions"],
+            "properties": { "permissions": { "type": "object", "additionalProperties": { "enum": ["READ", "USE", "EDIT", "MANAGE", "DENY", "NO_PERMISSIONS"] } } }
+        },
         "Login": {
             "type": "object", "additionalProperties": false, "required": ["username", "password"],
             "properties": {
