@@ -68,10 +68,11 @@ def seed_runs(url, n):
 
 
 def seed_charts(url, runs, keys, steps):
+    """The runs' ids and their experiment's."""
     exp, existed = experiment(url, f"bench-ui-charts-{runs}x{keys}x{steps}")
     if existed:
         ids = [r["info"]["run_id"] for r in call(url, "runs/search", {"experiment_ids": [exp], "max_results": runs})["runs"]]
-        return ids
+        return exp, ids
     t0 = time.time()
 
     def one(i):
@@ -91,7 +92,7 @@ def seed_charts(url, runs, keys, steps):
     with ThreadPoolExecutor(4) as pool:
         ids = list(pool.map(one, range(runs)))
     print(f"seeded {runs} runs x {keys} metrics x {steps} steps in {time.time() - t0:.0f} s", file=sys.stderr)
-    return ids
+    return exp, ids
 
 
 def seed_wide(url, keys):
@@ -128,13 +129,14 @@ def main():
     url = a.url.rstrip("/")
 
     big = seed_runs(url, a.runs)
-    chart_ids = seed_charts(url, a.chart_runs, a.chart_keys, a.steps)
+    chart_exp, chart_ids = seed_charts(url, a.chart_runs, a.chart_keys, a.steps)
     wide_exp, wide_run = seed_wide(url, a.wide_keys)
     out = {"runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # The bench's probes are evaluated strings, which the UI's CSP (rightly) refuses to pages.
+        page = browser.new_context(viewport={"width": 1600, "height": 1000}, bypass_csp=True).new_page()
         page.goto(f"{url}/")
         page.wait_for_selector("h1")
         rows = "document.querySelectorAll('table.runs tbody tr').length"
@@ -158,7 +160,7 @@ def main():
         out["run_wide_ms"] = timed(
             page,
             lambda: page.evaluate(f"location.hash = '#/experiments/{wide_exp}/runs/{wide_run}'"),
-            f"document.querySelectorAll('section table.grid tbody tr').length >= {a.wide_keys}",
+            f"[...document.querySelectorAll('[role=status]')].some(e => e.textContent.includes('of {a.wide_keys}'))",
         )
         ids = ",".join(chart_ids)
         page.evaluate("location.hash = '#/'")
@@ -166,12 +168,20 @@ def main():
         charts = "document.querySelectorAll('.chart canvas').length"
         out["compare_first_chart_ms"] = timed(
             page,
-            lambda: page.evaluate(f"location.hash = '#/compare?runs={ids}&charts=all'"),
+            lambda: page.evaluate(f"location.hash = '#/compare?runs={ids}&experiment={chart_exp}&charts=all'"),
             f"{charts} >= 1",
         )
-        out["compare_all_charts_ms"] = out["compare_first_chart_ms"] + timed(
-            page, lambda: None, f"{charts} >= {a.chart_keys}"
+        # The charts of the first screen (each loads as it nears the screen).
+        on_screen = page.evaluate(
+            "[...document.querySelectorAll('.chart-box')].filter(e => e.getBoundingClientRect().top < innerHeight).length"
         )
+        out["compare_first_screen_charts"] = on_screen
+        out["compare_first_screen_ms"] = out["compare_first_chart_ms"] + timed(page, lambda: None, f"{charts} >= {on_screen}")
+        # Then every chart, scrolling down as a reader would.
+        out["compare_all_charts_ms"] = out["compare_first_screen_ms"] + timed(
+            page, lambda: None, f"(window.scrollBy(0, 600), {charts} >= {a.chart_keys})"
+        )
+        page.evaluate("window.scrollTo(0, 0)")
         out["chart_redraw_ms"] = timed(
             page,
             lambda: page.get_by_label("log scale").check(),

@@ -109,7 +109,31 @@ fn build_cached(ui: &Path, out: &Path) -> PathBuf {
     }
     let _ = fs::remove_dir_all(&dist);
     fs::rename(&tmp, &dist).unwrap_or_else(|e| fail(&format!("{}: {e}", dist.display())));
+    prune(&cache_root, &dist);
     dist
+}
+
+/// Bundles kept besides the one just built: enough for the other builds of
+/// one target dir (check, debug, release at other commits) to keep theirs.
+const KEPT_BUNDLES: usize = 8;
+
+/// Drops the oldest cached bundles (each edit of `ui/` makes one), so the
+/// cache does not grow without end.
+fn prune(cache_root: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(cache_root) else {
+        return;
+    };
+    let mut bundles: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p != keep && !p.to_string_lossy().contains(".tmp-"))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    bundles.sort();
+    let excess = bundles.len().saturating_sub(KEPT_BUNDLES);
+    for (_, old) in bundles.into_iter().take(excess) {
+        let _ = fs::remove_dir_all(old);
+    }
 }
 
 fn require_node() {

@@ -140,6 +140,12 @@ def test_experiments_list_every_experiment(seeded, page):
     for e in experiments:
         expect(page.get_by_role("link", name=e["name"], exact=True)).to_be_visible()
     check(page, "experiments")
+    # The name search ignores case, as MLflow's ILIKE does.
+    page.get_by_label("Name contains").fill("QUICK")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("link", name="quickstart-spend", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Default", exact=True)).to_have_count(0)
+    expect(page).to_have_url(re.compile("q=QUICK"))
 
 
 def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, page):
@@ -204,6 +210,15 @@ def test_compare_overlays_runs_and_lists_their_differences(seeded, page):
     expect(page.get_by_role("heading", name=f"Compare {len(picked)} runs")).to_be_visible()
     expect(page.locator("table.diff thead th")).to_have_count(len(picked) + 1)
     check(page, "compare")
+    # Selecting rows of the runs table leads to the same page (runs found by one search).
+    exp = picked[0]["info"]["experiment_id"]
+    page.goto(f"{seeded.url}/#/experiments/{exp}")
+    rows = page.locator("table.runs tbody tr")
+    for i in range(2):
+        rows.nth(i).get_by_role("checkbox").check()
+    page.get_by_role("link", name="Compare 2 runs").click()
+    expect(page.get_by_role("heading", name="Compare 2 runs")).to_be_visible()
+    expect(page.locator("table.diff thead th")).to_have_count(3)
 
 
 def test_models_and_an_mlflow_version_link(seeded, page):

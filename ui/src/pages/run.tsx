@@ -140,8 +140,14 @@ export async function history(runId: string, key: string, signal: AbortSignal): 
   return out.sort((a, b) => a.step - b.step || a.timestamp - b.timestamp);
 }
 
+/** Rows of the metrics table drawn at once; a run with 12,000 keys is searched, not listed. */
+const SHOWN_METRICS = 200;
+
 function Metrics({ run }: { run: Run }) {
   const metrics = [...(run.data.metrics ?? [])].sort((a, b) => a.key.localeCompare(b.key));
+  const [find, setFind] = useState("");
+  const needle = find.toLowerCase();
+  const matching = needle ? metrics.filter((m) => m.key.toLowerCase().includes(needle)) : metrics;
   const [options, setOptions] = useState<ChartOptions>({ x: "step", log: false, smoothing: 0 });
   const [charted, setCharted] = useState<string[]>(() => metrics.slice(0, 6).map((m) => m.key));
   const histories = useAsync(
@@ -153,6 +159,16 @@ function Metrics({ run }: { run: Run }) {
   );
   return (
     <Section title={`Metrics (${metrics.length})`}>
+      {metrics.length > SHOWN_METRICS && (
+        <div class="toolbar">
+          <label>
+            Find a metric <input type="search" value={find} onInput={(e) => setFind((e.target as HTMLInputElement).value)} />
+          </label>
+          <span class="muted" role="status">
+            {matching.length > SHOWN_METRICS ? `first ${SHOWN_METRICS} of ${matching.length} shown` : `${matching.length} shown`}
+          </span>
+        </div>
+      )}
       <table class="grid">
         <thead>
           <tr>
@@ -173,7 +189,7 @@ function Metrics({ run }: { run: Run }) {
           </tr>
         </thead>
         <tbody>
-          {metrics.map((m) => {
+          {matching.slice(0, SHOWN_METRICS).map((m) => {
             const h = histories.data?.get(m.key);
             const values = h?.map((p) => p.value);
             return (
