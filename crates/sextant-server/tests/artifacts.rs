@@ -305,8 +305,10 @@ fn invalid_path() -> Value {
 
 /// Payloads refused anywhere in a path (an absolute path only at the start:
 /// `0//etc/passwd` is just `0/etc/passwd`, inside the root).
-const TRAVERSALS: [&str; 12] = [
+/// (`.` segments are the directory itself, as for MLflow, and are dropped.)
+const TRAVERSALS: [&str; 14] = [
     "../secret.txt",
+    "./../secret.txt",
     "0/../../secret.txt",
     "..%2fsecret.txt",
     "0/..%2f..%2fsecret.txt",
@@ -316,7 +318,8 @@ const TRAVERSALS: [&str; 12] = [
     "..%5Csecret.txt",
     "0/a%00/../../secret.txt",
     "C:%5CWindows%5Cwin.ini",
-    "a/./b",
+    "a/./../..",
+    "a/%252e/b",
     "a%23b/..%2f..%2fsecret.txt",
 ];
 

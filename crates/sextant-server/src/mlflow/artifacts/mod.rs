@@ -203,12 +203,10 @@ async fn list_run(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>
             _ => return Err(ApiError::missing("run_id")),
         },
     };
-    let rel = match query_param(&uri, "path")? {
-        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
-        None => SafePath::root(),
-    };
+    let raw = query_param(&uri, "path")?.unwrap_or_default();
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
     let run = state.db(move |s| s.get_run(&run_id)).await?;
-    list_under_root(&state, run.info.artifact_uri, &rel).await
+    list_under_root(&state, run.info.artifact_uri, &rel, &raw).await
 }
 
 /// `GET /api/2.0/mlflow/logged-models/<id>/artifacts/directories?artifact_directory_path=`:
@@ -218,22 +216,23 @@ async fn list_logged_model(
     Path(model_id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let rel = match query_param(&uri, "artifact_directory_path")? {
-        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
-        None => SafePath::root(),
-    };
+    let raw = query_param(&uri, "artifact_directory_path")?.unwrap_or_default();
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
     let model = state
         .db(move |s| s.get_logged_model(&model_id, false))
         .await?;
-    list_under_root(&state, model.artifact_uri, &rel).await
+    list_under_root(&state, model.artifact_uri, &rel, &raw).await
 }
 
-/// The children of `rel` under the proxied artifact root `root_uri`, with
-/// paths relative to the root, and the root itself.
+/// The children of `rel` under the proxied artifact root `root_uri`, and the
+/// root itself. Each child's path is the directory as the caller wrote it
+/// (`raw`, checked as `rel`) joined with its name, as MLflow's
+/// `posixpath.join` does: `.` lists `./a.txt`, `d/` lists `d/a.txt`.
 async fn list_under_root(
     state: &AppState,
     root_uri: String,
     rel: &SafePath,
+    raw: &str,
 ) -> Result<Json<Value>, ApiError> {
     let root = proxied_root(&root_uri)?;
     let entries = state
@@ -241,12 +240,11 @@ async fn list_under_root(
         .list(&root.join(rel))
         .await
         .map_err(artifact_error)?;
-    let prefix = rel.to_string();
     let relative = |name: &str| {
-        if prefix.is_empty() {
-            name.to_string()
+        if raw.is_empty() || raw.ends_with('/') {
+            format!("{raw}{name}")
         } else {
-            format!("{prefix}/{name}")
+            format!("{raw}/{name}")
         }
     };
     Ok(Json(files_json(entries, relative, Some(root_uri))))
