@@ -86,3 +86,81 @@ def test_traversal_is_still_refused(server_url, run_with_files, suffix):
     assert body["message"] == INVALID_PATH
     resp = get(server_url, "artifacts/list", {"run_id": run_with_files.info.run_id, "path": suffix})
     assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+
+
+# --- item 3: fields typed as MLflow's message parser types them ------------------------------------
+
+API_DOCS = "See the API docs for more information about request parameters."
+
+
+def invalid_value_message(field: str, shown: str, py_type: str) -> str:
+    return f"Invalid value {shown} for parameter '{field}' supplied:  Hint: Value was of type '{py_type}'. {API_DOCS}"
+
+
+@pytest.fixture
+def run_id(client, experiment_id):
+    return client.create_run(experiment_id).info.run_id
+
+
+@pytest.mark.parametrize(
+    "path,body,field,shown,py_type",
+    [
+        ("experiments/create", {"name": 123}, "name", "123", "int"),
+        ("experiments/create", {"name": True}, "name", "true", "bool"),
+        ("runs/create", {"experiment_id": 12345678}, "experiment_id", "12345678", "int"),
+        ("runs/log-metric", {"run_id": 31, "key": "m", "value": 1, "timestamp": 1}, "run_id", "31", "int"),
+        ("runs/delete", {"run_id": 31}, "run_id", "31", "int"),
+        ("registered-models/create", {"name": 5}, "name", "5", "int"),
+    ],
+)
+def test_numbers_are_refused_where_mlflow_wants_strings(server_url, path, body, field, shown, py_type):
+    body = assert_error(post(server_url, path, body), 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == invalid_value_message(field, shown, py_type)
+
+
+def test_numeric_name_creates_nothing(server_url):
+    name = 900_000_000 + uuid.uuid4().int % 100_000_000
+    assert_error(post(server_url, "experiments/create", {"name": name}), 400, "INVALID_PARAMETER_VALUE")
+    resp = get(server_url, "experiments/get-by-name", {"experiment_name": str(name)})
+    assert_error(resp, 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+@pytest.mark.parametrize(
+    "path,extra,field,shown,py_type",
+    [
+        ("runs/set-tag", {"key": "t", "value": 1}, "value", "1", "int"),
+        ("runs/set-tag", {"key": "t", "value": 1.5}, "value", "1.5", "float"),
+        ("runs/log-parameter", {"key": "p", "value": 1}, "value", "1", "int"),
+        ("runs/log-metric", {"key": 5, "value": 1, "timestamp": 1}, "key", "5", "int"),
+        ("runs/update", {"run_name": 3}, "run_name", "3", "int"),
+        ("runs/update", {"end_time": "x"}, "end_time", '"x"', "str"),
+    ],
+)
+def test_run_fields_are_typed(server_url, client, run_id, path, extra, field, shown, py_type):
+    resp = post(server_url, path, {"run_id": run_id, **extra})
+    body = assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == invalid_value_message(field, shown, py_type)
+    run = client.get_run(run_id)
+    assert "t" not in run.data.tags and "p" not in run.data.params and not run.data.metrics
+
+
+def test_lists_and_messages_are_typed(server_url, experiment_id):
+    resp = post(server_url, "runs/search", {"experiment_ids": experiment_id})
+    body = assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == invalid_value_message("experiment_ids", f'"{experiment_id}"', "str")
+    resp = post(server_url, "runs/log-batch", {"run_id": "r", "metrics": {"key": "m"}})
+    body = assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == invalid_value_message("metrics", '{"key":"m"}', "dict")
+
+
+def test_what_protobuf_reads_leniently_still_works(server_url, client, run_id, experiment_id):
+    # int64 from a string, a double from a string, enums by number: proto-JSON allows each.
+    resp = post(server_url, "runs/log-metric", {"run_id": run_id, "key": "m", "value": "1.5", "timestamp": "7", "step": "2"})
+    assert resp.status_code == 200, resp.text
+    assert [(m.value, m.timestamp, m.step) for m in client.get_metric_history(run_id, "m")] == [(1.5, 7, 2)]
+    resp = post(server_url, "runs/update", {"run_id": run_id, "status": 3})
+    assert resp.status_code == 200 and resp.json()["run_info"]["status"] == "FINISHED"
+    resp = post(server_url, "runs/search", {"experiment_ids": [experiment_id], "run_view_type": 3})
+    assert [r["info"]["run_id"] for r in resp.json()["runs"]] == [run_id]
+    resp = post(server_url, "experiments/search", {"view_type": 3, "max_results": "5"})
+    assert resp.status_code == 200, resp.text

@@ -73,7 +73,7 @@ fn order_by(kind: SearchKind, clauses: &[String]) -> Result<Vec<OrderBy>, ApiErr
 
 /// A view type given by name or number.
 fn view_type(f: &Fields, field: &str) -> Result<Option<ViewType>, ApiError> {
-    match f.opt_str(field)? {
+    match f.opt_enum(field)? {
         None => Ok(None),
         Some(s) => ViewType::parse(&s)
             .map(Some)

@@ -102,7 +102,7 @@ async fn get_run(State(st): State<AppState>, f: Fields) -> Reply {
 
 async fn update(State(st): State<AppState>, f: Fields) -> Reply {
     let id = run_id(&f)?;
-    let status = match f.opt_str("status")? {
+    let status = match f.opt_enum("status")? {
         None => None,
         Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
             ApiError::invalid(format!(
@@ -247,9 +247,7 @@ impl BatchTag {
 }
 
 fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {
-    let d = f
-        .message("dataset")?
-        .ok_or_else(|| ApiError::missing("dataset"))?;
+    let d = f.message("dataset")?.ok_or_else(|| f.missing("dataset"))?;
     Ok(DatasetInput {
         dataset: Dataset {
             name: d.req_str("name")?,
