@@ -164,3 +164,66 @@ def test_what_protobuf_reads_leniently_still_works(server_url, client, run_id, e
     assert [r["info"]["run_id"] for r in resp.json()["runs"]] == [run_id]
     resp = post(server_url, "experiments/search", {"view_type": 3, "max_results": "5"})
     assert resp.status_code == 200, resp.text
+
+
+# --- item 5: MLflow's error texts and field paths ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "batch,path",
+    [
+        ({"metrics": [{"key": "m", "value": 1}]}, "metrics[0].timestamp"),
+        ({"metrics": [{"key": "m", "value": 1, "timestamp": 1}, {"key": "m", "timestamp": 1}]}, "metrics[1].value"),
+        ({"metrics": [{"value": 1, "timestamp": 1}]}, "metrics[0].key"),
+        ({"params": [{"value": "1"}]}, "params[0].key"),
+        ({"tags": [{"key": "a", "value": "1"}, {"key": "", "value": "1"}]}, "tags[1].key"),
+    ],
+)
+def test_log_batch_names_the_field_path(server_url, run_id, batch, path):
+    body = assert_error(post(server_url, "runs/log-batch", {"run_id": run_id, **batch}), 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == f"Missing value for required parameter '{path}'. {API_DOCS}"
+
+
+def ajax_get(url: str, path: str, params) -> requests.Response:
+    return requests.get(f"{url}/ajax-api/2.0/mlflow/{path}", params=params, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "path,params,message",
+    [
+        ("metrics/get-history-bulk", {"metric_key": "m"}, "GetMetricHistoryBulk request must specify at least one run_id."),
+        ("metrics/get-history-bulk", {"run_id": "a"}, "GetMetricHistoryBulk request must specify a metric_key."),
+        (
+            "metrics/get-history-bulk",
+            {"run_id": [f"r{i}" for i in range(101)], "metric_key": "m"},
+            "GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received 101 run_ids.",
+        ),
+        ("metrics/get-history-bulk-interval", {"metric_key": "m"}, f"Missing value for required parameter 'run_ids'. {API_DOCS}"),
+        ("metrics/get-history-bulk-interval", {"run_ids": "a"}, f"Missing value for required parameter 'metric_key'. {API_DOCS}"),
+        (
+            "metrics/get-history-bulk-interval",
+            {"run_ids": [f"r{i}" for i in range(101)], "metric_key": "m"},
+            f"GetMetricHistoryBulkInterval request must specify at most 100 run_ids. Received 101 run_ids. {API_DOCS}",
+        ),
+        (
+            "metrics/get-history-bulk-interval",
+            {"run_ids": "a", "metric_key": "m", "max_results": 0},
+            f"max_results must be between 1 and 2500. {API_DOCS}",
+        ),
+        (
+            "metrics/get-history-bulk-interval",
+            {"run_ids": "a", "metric_key": "m", "max_results": "x"},
+            invalid_value_message("max_results", '"x"', "str"),
+        ),
+    ],
+)
+def test_bulk_history_messages(server_url, path, params, message):
+    body = assert_error(ajax_get(server_url, path, params), 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == message
+
+
+def test_bulk_history_caps_max_results(server_url, run_id):
+    post(server_url, "runs/log-metric", {"run_id": run_id, "key": "m", "value": 1, "timestamp": 1})
+    resp = ajax_get(server_url, "metrics/get-history-bulk", {"run_id": run_id, "metric_key": "m", "max_results": 10**6})
+    assert resp.status_code == 200, resp.text
+    assert [(m["run_id"], m["value"]) for m in resp.json()["metrics"]] == [(run_id, 1.0)]
