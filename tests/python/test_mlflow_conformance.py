@@ -227,3 +227,95 @@ def test_bulk_history_caps_max_results(server_url, run_id):
     resp = ajax_get(server_url, "metrics/get-history-bulk", {"run_id": run_id, "metric_key": "m", "max_results": 10**6})
     assert resp.status_code == 200, resp.text
     assert [(m["run_id"], m["value"]) for m in resp.json()["metrics"]] == [(run_id, 1.0)]
+
+
+# --- item 1: model-version sources as MLflow 3.17.2 takes them -------------------------------------
+
+
+@pytest.fixture
+def model_name(client):
+    name = unique("conf-model")
+    client.create_registered_model(name)
+    return name
+
+
+def create_version(url: str, name: str, source: str, run_id: str | None = None) -> requests.Response:
+    body = {"name": name, "source": source}
+    if run_id is not None:
+        body["run_id"] = run_id
+    return post(url, "model-versions/create", body)
+
+
+@pytest.mark.parametrize(
+    "source,with_run",
+    [
+        ("s3://bucket/model", True),
+        ("s3://bucket/path/to/model", False),
+        ("gs://bucket/model", True),
+        ("gs://bucket/model", False),
+        ("wasbs://container@account.blob.core.windows.net/model", False),
+    ],
+)
+def test_object_store_sources_are_accepted(server_url, client, model_name, run_id, source, with_run):
+    resp = create_version(server_url, model_name, source, run_id if with_run else None)
+    assert resp.status_code == 200, resp.text
+    mv = resp.json()["model_version"]
+    assert mv["source"] == source
+    assert mv.get("run_id", "") == (run_id if with_run else "")
+    assert client.get_model_version_download_uri(model_name, mv["version"]) == source
+
+
+def test_object_store_source_needs_no_run_here(server_url, client, model_name):
+    # MLflow records the run id of a remote source without looking the run up.
+    resp = create_version(server_url, model_name, "s3://bucket/model", "run-elsewhere")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["model_version"]["run_id"] == "run-elsewhere"
+    # A `runs:/` source whose run_id matches is recorded the same way.
+    resp = create_version(server_url, model_name, "runs:/run-elsewhere/model", "run-elsewhere")
+    assert resp.status_code == 200, resp.text
+    assert client.get_model_version_download_uri(model_name, resp.json()["model_version"]["version"]) == (
+        "runs:/run-elsewhere/model"
+    )
+
+
+def test_registering_from_object_storage_with_the_client(client, model_name, run_id):
+    mv = client.create_model_version(model_name, "s3://bucket/models/m1", run_id=run_id, tags={"k": "v"})
+    assert mv.source == "s3://bucket/models/m1"
+    assert mv.run_id == run_id
+    assert client.get_model_version(model_name, mv.version).tags == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    "source,with_run",
+    [
+        ("/etc/passwd", False),
+        ("/etc/passwd", True),
+        ("file:///etc/passwd", True),
+        ("file:///etc/passwd", False),
+        ("s3://bucket/model/../../../etc", True),
+        ("s3://bucket/model/%2e%2e/%2e%2e/x", False),
+        ("http://example.com/model", True),
+        ("ftp://example.com/model", False),
+    ],
+)
+def test_dangerous_sources_are_still_refused(server_url, model_name, run_id, source, with_run):
+    resp = create_version(server_url, model_name, source, run_id if with_run else None)
+    body = assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    if source.startswith(("http:", "ftp:")):
+        scheme = source.split(":")[0]
+        assert body["message"].startswith(f"'source' cannot use the '{scheme}' scheme"), body
+    else:
+        assert "Invalid model version source" in body["message"], body
+
+
+def test_proxied_sources_must_lie_in_the_named_run(server_url, client, experiment_id, model_name, run_id):
+    other = client.create_run(experiment_id).info
+    root = client.get_run(run_id).info.artifact_uri
+    resp = create_version(server_url, model_name, f"{root}/model", run_id)
+    assert resp.status_code == 200, resp.text
+    for source, rid in [(f"{other.artifact_uri}/model", run_id), (f"{root}/model", "no-such-run")]:
+        body = assert_error(create_version(server_url, model_name, source, rid), 400, "INVALID_PARAMETER_VALUE")
+        assert body["message"] == (
+            f"Invalid model version source: '{source}'. The run_id request parameter must identify the "
+            "resource that contains the source."
+        )
