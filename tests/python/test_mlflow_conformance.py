@@ -319,3 +319,104 @@ def test_proxied_sources_must_lie_in_the_named_run(server_url, client, experimen
             f"Invalid model version source: '{source}'. The run_id request parameter must identify the "
             "resource that contains the source."
         )
+
+
+# --- item 4: the UI routes MLflow 3.17 serves ------------------------------------------------------
+
+
+def test_model_version_artifact_for_the_ui(server_url, client, model_name, run_with_files, sextant):
+    run_id = run_with_files.info.run_id
+    sources = [f"{run_with_files.info.artifact_uri}/d"]
+    if sextant:
+        # MLflow answers 500 here: it keeps `runs:/` as the location and cannot read it server-side.
+        sources.append(f"runs:/{run_id}/d")
+    url = f"{server_url}/model-versions/get-artifact"
+    for source in sources:
+        mv = client.create_model_version(model_name, source, run_id=run_id)
+        resp = requests.get(url, params={"name": model_name, "version": mv.version, "path": "b.txt"}, timeout=30)
+        assert resp.status_code == 200, (source, resp.text)
+        assert resp.content == b"deep"
+        for path in ("../a.txt", "%2e%2e/a.txt"):
+            resp = requests.get(url, params={"name": model_name, "version": mv.version, "path": path}, timeout=30)
+            assert resp.status_code == 400, (path, resp.text)
+
+
+def upload(url: str, params: dict, data: bytes) -> requests.Response:
+    return requests.post(
+        f"{url}/ajax-api/2.0/mlflow/upload-artifact",
+        params=params,
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+
+
+def test_ui_upload_artifact(server_url, client, run_id):
+    resp = upload(server_url, {"run_uuid": run_id, "path": "uploads/notes.txt"}, b"from the ui")
+    assert resp.status_code == 200, resp.text
+    assert [f.path for f in client.list_artifacts(run_id, "uploads")] == ["uploads/notes.txt"]
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/uploads/notes.txt") == "from the ui"
+
+    for params, data, message in [
+        ({"path": "x.txt"}, b"x", "Request must specify run_uuid."),
+        ({"run_uuid": run_id}, b"x", "Request must specify path."),
+        ({"run_uuid": run_id, "path": "x.txt"}, b"", "Request must specify data."),
+        ({"run_uuid": run_id, "path": "../../x.txt"}, b"x", INVALID_PATH),
+    ]:
+        body = assert_error(upload(server_url, params, data), 400, "INVALID_PARAMETER_VALUE")
+        assert body["message"] == message, params
+
+
+def test_ui_upload_refuses_more_than_10_mb(server_url, run_id):
+    resp = upload(server_url, {"run_uuid": run_id, "path": "big.bin"}, b"\0" * (10 * 1024 * 1024 + 1))
+    body = assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == "Artifact size is too large. Max size is 10MB."
+
+
+def search_datasets(url: str, body: dict) -> requests.Response:
+    return requests.post(f"{url}/ajax-api/2.0/mlflow/experiments/search-datasets", json=body, timeout=30)
+
+
+def test_search_datasets(server_url, client, experiment_id, run_id):
+    def dataset(name):
+        return {"name": name, "digest": "abc", "source_type": "local", "source": '{"uri": "/data"}'}
+
+    resp = post(server_url, "runs/log-inputs", {
+        "run_id": run_id,
+        "datasets": [
+            {"dataset": dataset("train"), "tags": [{"key": "mlflow.data.context", "value": "training"}]},
+            {"dataset": dataset("holdout")},
+        ],
+    })
+    assert resp.status_code == 200, resp.text
+    resp = search_datasets(server_url, {"experiment_ids": [experiment_id]})
+    assert resp.status_code == 200, resp.text
+    got = sorted(resp.json()["dataset_summaries"], key=lambda d: d["name"])
+    assert got == [
+        {"experiment_id": experiment_id, "name": "holdout", "digest": "abc"},
+        {"experiment_id": experiment_id, "name": "train", "digest": "abc", "context": "training"},
+    ]
+    other = client.create_experiment(unique("no-datasets"))
+    assert search_datasets(server_url, {"experiment_ids": [other]}).json() == {}
+
+    body = assert_error(search_datasets(server_url, {}), 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == "SearchDatasets request must specify at least one experiment_id."
+    body = assert_error(search_datasets(server_url, {"experiment_ids": [str(i) for i in range(21)]}), 400, "INVALID_PARAMETER_VALUE")
+    assert body["message"] == "SearchDatasets request cannot specify more than 20 experiment_ids. Received 21 experiment_ids."
+
+
+@pytest.mark.sextant_only
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/ajax-api/2.0/mlflow/runs/create-promptlab-run"),
+        ("GET", "/ajax-api/2.0/mlflow/get-trace-artifact"),
+        ("GET", "/ajax-api/3.0/mlflow/get-trace-artifact"),
+        ("POST", "/api/3.0/mlflow/issues"),
+        ("POST", "/api/3.0/mlflow/issues/search"),
+        ("GET", "/ajax-api/3.0/mlflow/issues/iss-1"),
+    ],
+)
+def test_genai_routes_answer_501_not_404(server_url, method, path):
+    resp = requests.request(method, f"{server_url}{path}", json={} if method == "POST" else None, timeout=30)
+    assert_error(resp, 501, "NOT_IMPLEMENTED")

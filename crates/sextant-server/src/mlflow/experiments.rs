@@ -16,6 +16,17 @@ use crate::state::AppState;
 
 /// The largest `max_results` of experiment search.
 const MAX_EXPERIMENTS_PAGE: u64 = 50_000;
+/// The most experiments one dataset search may name (MLflow's limit).
+const MAX_DATASET_SEARCH_EXPERIMENTS: usize = 20;
+
+/// The UI's routes MLflow serves under `/ajax-api` only.
+pub(super) const AJAX_ROUTES: &[Route] = &[Route::json(
+    Method::POST,
+    "/experiments/search-datasets",
+    R::Experiment,
+    C::Read,
+    |m| on(m, search_datasets),
+)];
 
 pub(super) const ROUTES: &[Route] = &[
     Route::json(
@@ -157,4 +168,31 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
     let key = f.req_str("key")?;
     st.db(move |s| s.delete_experiment_tag(id, &key)).await?;
     empty()
+}
+
+/// `SearchDatasets`: the datasets the runs of some experiments used, each
+/// with a context it was used in, with MLflow's checks and messages.
+async fn search_datasets(State(st): State<AppState>, f: Fields) -> Reply {
+    let ids = f.str_list("experiment_ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid(
+            "SearchDatasets request must specify at least one experiment_id.",
+        ));
+    }
+    if ids.len() > MAX_DATASET_SEARCH_EXPERIMENTS {
+        return Err(ApiError::invalid(format!(
+            "SearchDatasets request cannot specify more than {MAX_DATASET_SEARCH_EXPERIMENTS} \
+             experiment_ids. Received {} experiment_ids.",
+            ids.len()
+        )));
+    }
+    let ids = ids
+        .iter()
+        .map(|e| experiment_id(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summaries = st.db(move |s| s.search_dataset_summaries(&ids)).await?;
+    reply(Obj::new().list(
+        "dataset_summaries",
+        summaries.iter().map(convert::dataset_summary).collect(),
+    ))
 }

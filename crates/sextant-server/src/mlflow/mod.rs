@@ -30,6 +30,12 @@ pub(crate) const RUNS: Group = rpc(runs::ROUTES);
 pub(crate) const LOGGED_MODELS: Group = rpc(logged_models::ROUTES);
 pub(crate) const REGISTRY: Group = rpc(registry::ROUTES);
 pub(crate) const WEBHOOKS: Group = rpc(webhooks::ROUTES);
+/// The UI's RPCs that MLflow serves under `/ajax-api` only.
+pub(crate) const AJAX_ONLY: Group = Group {
+    api: Api::Mlflow,
+    mounts: &["/ajax-api/2.0/mlflow"],
+    routes: experiments::AJAX_ROUTES,
+};
 
 const fn rpc(routes: &'static [Route]) -> Group {
     Group {

@@ -79,12 +79,28 @@ pub(crate) const LISTINGS: Group = Group {
     ],
 };
 
-/// The UI's downloads (MLflow serves these outside the RPC table).
+/// The largest file the UI may upload in one request (MLflow's limit).
+const MAX_UI_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// The UI's downloads and uploads (MLflow serves these outside the RPC table).
 pub(crate) const UI: Group = Group {
     api: Api::Mlflow,
     mounts: &[""],
     routes: &[
         Route::get("/get-artifact", R::Run, |m| on(m, download_run_file)),
+        Route::get("/model-versions/get-artifact", R::ModelVersion, |m| {
+            on(m, download_version_file)
+        }),
+        // The body is the file's bytes, of whatever type; the handler stops
+        // reading past `MAX_UI_UPLOAD`.
+        Route::json(
+            Method::POST,
+            "/ajax-api/2.0/mlflow/upload-artifact",
+            R::Run,
+            C::Edit,
+            |m| on(m, upload_run_file),
+        )
+        .with_body(Body::Stream),
         Route::get(
             "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
             R::LoggedModel,
@@ -267,6 +283,71 @@ async fn download_run_file(
     let run = state.db(move |s| s.get_run(&run_id)).await?;
     let root = proxied_root(&run.info.artifact_uri)?;
     send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// `GET /model-versions/get-artifact?name=&version=&path=`: a file of a
+/// model version, for the UI, read from where the version's source resolved
+/// (only a root of this server's store is served).
+async fn download_version_file(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = required_param(&uri, "name")?;
+    let version = sextant_core::validation::parse_model_version(&required_param(&uri, "version")?)?;
+    let rel = file_param(&uri, "path")?;
+    let v = state
+        .db(move |s| s.get_model_version(&name, version))
+        .await?;
+    let location = if v.storage_location.is_empty() {
+        v.source
+    } else {
+        v.storage_location
+    };
+    let root = proxied_root(&location)?;
+    send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: the UI's
+/// upload of one small file (the body) into a run's artifacts, with MLflow's
+/// checks and messages.
+async fn upload_run_file(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: HttpBody,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = query_param(&uri, "run_uuid")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?;
+    let raw = query_param(&uri, "path")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
+    if rel.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    let too_large = || ApiError::invalid("Artifact size is too large. Max size is 10MB.");
+    let data = axum::body::to_bytes(body, MAX_UI_UPLOAD)
+        .await
+        .map_err(|_| too_large())?;
+    if data.is_empty() {
+        return Err(ApiError::invalid("Request must specify data."));
+    }
+    let run = state.db(move |s| s.get_run(&run_id)).await?;
+    let root = proxied_root(&run.info.artifact_uri)?;
+    state
+        .artifacts
+        .put(&root.join(&rel), HttpBody::from(data).into_data_stream())
+        .await
+        .map_err(artifact_error)?;
+    Ok(Json(json!({})))
+}
+
+/// A required, non-empty query parameter, named in MLflow's words when missing.
+fn required_param(uri: &Uri, name: &str) -> Result<String, ApiError> {
+    query_param(uri, name)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing(name))
 }
 
 /// `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`:
