@@ -6,6 +6,7 @@ against `mlflow server` too, except where marked `sextant_only`.
 
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import mlflow
 import pytest
@@ -420,3 +421,57 @@ def test_search_datasets(server_url, client, experiment_id, run_id):
 def test_genai_routes_answer_501_not_404(server_url, method, path):
     resp = requests.request(method, f"{server_url}{path}", json={} if method == "POST" else None, timeout=30)
     assert_error(resp, 501, "NOT_IMPLEMENTED")
+
+
+# --- item 6: server options and download headers as `mlflow server` gives them ---------------------
+
+
+def test_relative_artifact_location_is_resolved_against_the_servers_directory(client):
+    # Both servers run in this process's working directory (conftest starts them so).
+    exp_id = client.create_experiment(unique("relative"), artifact_location="my_location")
+    assert client.get_experiment(exp_id).artifact_location == str(Path.cwd() / "my_location")
+    exp_id = client.create_experiment(unique("absolute"), artifact_location="s3://bucket/x")
+    assert client.get_experiment(exp_id).artifact_location == "s3://bucket/x"
+
+
+@pytest.mark.parametrize(
+    "name,content_type,disposition",
+    [
+        ("mlproject", "text/plain", "attachment; filename=mlproject"),
+        ("MLmodel", "text/plain", "attachment; filename=MLmodel"),
+        ("dog+step+20.png", "image/png", "attachment; filename=dog+step+20.png"),
+        ("a b.txt", "text/plain", 'attachment; filename="a b.txt"'),
+        ("café.pkl", "application/octet-stream", "attachment; filename=cafe.pkl; filename*=UTF-8''caf%C3%A9.pkl"),
+    ],
+)
+def test_download_headers_as_mlflow_writes_them(server_url, run_id, client, name, content_type, disposition):
+    root = artifact_root(client.get_run(run_id))
+    url = f"{server_url}/api/2.0/mlflow-artifacts/artifacts/{root}/{quote(name)}"
+    assert requests.put(url, data=b"x", timeout=30).status_code == 200
+    for resp in (
+        requests.get(url, timeout=30),
+        requests.get(f"{server_url}/get-artifact", params={"run_id": run_id, "path": name}, timeout=30),
+    ):
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["Content-Type"] == content_type
+        assert resp.headers["Content-Disposition"] == disposition
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.sextant_only
+@pytest.mark.parametrize("root", ["s3://bucket/mlruns", "file:///srv/mlruns", "relative-mlruns"])
+def test_default_artifact_root_gives_runs_a_direct_root(tmp_path, root):
+    from mlflow import MlflowClient
+
+    from conftest import start_sextant
+
+    srv = start_sextant(tmp_path, "--default-artifact-root", root)
+    try:
+        expected = root if ":" in root else str(Path.cwd() / root)
+        client = MlflowClient(srv.url)
+        assert client.get_experiment("0").artifact_location == f"{expected}/0"
+        exp_id = client.create_experiment(unique("direct"))
+        run = client.create_run(exp_id)
+        assert run.info.artifact_uri == f"{expected}/{exp_id}/{run.info.run_id}/artifacts"
+    finally:
+        srv.stop()

@@ -170,7 +170,7 @@ async fn upload_list_download_delete() {
     assert_eq!((status, &bytes[..]), (StatusCode::OK, &b"22"[..]));
     assert_eq!(
         headers["content-disposition"],
-        "attachment; filename=\"two.bin\""
+        "attachment; filename=two.bin"
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["content-type"], "application/octet-stream");
@@ -907,7 +907,7 @@ async fn logged_model_artifacts_list_and_download() {
     assert_eq!((status, &bytes[..]), (StatusCode::OK, &b"pkl"[..]));
     assert_eq!(
         headers["content-disposition"],
-        "attachment; filename=\"model.pkl\""
+        "attachment; filename=model.pkl"
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let (status, body) = s.json(Method::GET, &files, Body::empty()).await;
@@ -948,7 +948,7 @@ async fn get_artifact_serves_run_files_as_attachments() {
     assert_eq!(&bytes[..], b"<script>alert(1)</script>");
     assert_eq!(
         headers["content-disposition"],
-        "attachment; filename=\"page.html\""
+        "attachment; filename=page.html"
     );
     assert_eq!(headers["content-type"], "text/plain");
     assert_eq!(headers["x-content-type-options"], "nosniff");

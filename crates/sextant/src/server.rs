@@ -73,6 +73,9 @@ pub struct ServerArgs {
     /// Artifact store: a directory, `file://…`, `s3://bucket/prefix` or `memory://` [default: <data-dir>/artifacts]
     #[arg(long, env = "SEXTANT_ARTIFACTS_DESTINATION")]
     artifacts_destination: Option<String>,
+    /// Where new experiments keep their artifacts, as `mlflow server --default-artifact-root`: `mlflow-artifacts:` (this server's store, read and written through it) or a root clients use directly (`s3://bucket/path`, `file:///abs`, a directory, relative to the working directory) [default: mlflow-artifacts:]
+    #[arg(long, env = "SEXTANT_DEFAULT_ARTIFACT_ROOT")]
+    default_artifact_root: Option<String>,
     /// Require every request to authenticate (HTTP Basic or an API token), as MLflow's basic-auth app does; needed to bind a non-loopback address.
     #[arg(long, env = "SEXTANT_AUTH")]
     auth: bool,
@@ -213,6 +216,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
+        args.default_artifact_root.as_deref(),
         args.host.is_loopback(),
         &args.data_roots,
     )?;
@@ -297,23 +301,42 @@ fn security_config(loopback: bool) -> SecurityConfig {
     }
 }
 
+/// A default artifact root that is a relative directory, made absolute
+/// against the working directory as MLflow's `resolve_uri_if_local` does;
+/// URIs and absolute paths as given.
+fn absolute_if_local(root: &str) -> anyhow::Result<String> {
+    let (scheme, _, _) = sextant_core::validation::split_uri(root);
+    if !scheme.is_empty() || Path::new(root).is_absolute() {
+        return Ok(root.to_string());
+    }
+    Ok(std::path::absolute(root)
+        .with_context(|| format!("resolving default artifact root {root}"))?
+        .display()
+        .to_string())
+}
+
 /// Migrates and opens the stores of a data directory, resolved to an
 /// absolute path once here; logs where everything is. Files read on a
 /// caller's behalf must lie under it, the working directory or a `data_roots`.
 pub fn open_state(
     store: &StoreArgs,
     artifacts_destination: Option<&str>,
+    default_artifact_root: Option<&str>,
     loopback: bool,
     data_roots: &[PathBuf],
 ) -> anyhow::Result<AppState> {
     let data_dir = store.resolve_data_dir()?;
     let uri = store.backend_store_uri(&data_dir)?;
-    let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
+    let root = match default_artifact_root {
+        Some(root) => absolute_if_local(root)?,
+        None => DEFAULT_ARTIFACT_ROOT.to_string(),
+    };
+    let applied = sextant_store::upgrade(&uri, &root)
         .with_context(|| format!("migrating {}", redact(&uri)))?;
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    let meta = sextant_store::open_with(&uri, DEFAULT_ARTIFACT_ROOT, &store.tuning.options())
+    let meta = sextant_store::open_with(&uri, &root, &store.tuning.options())
         .with_context(|| format!("opening {}", redact(&uri)))?;
     let destination = match artifacts_destination {
         // A relative directory, like the data directory, is resolved once.

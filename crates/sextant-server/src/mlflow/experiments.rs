@@ -87,7 +87,11 @@ pub(super) const ROUTES: &[Route] = &[
 
 async fn create(State(st): State<AppState>, f: Fields) -> Reply {
     let name = f.req_str("name")?;
-    let location = f.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    let location = f
+        .opt_str("artifact_location")?
+        .filter(|l| !l.is_empty())
+        .map(|l| resolve_if_local(&l))
+        .transpose()?;
     let tags = f.tags("tags")?;
     let id = st
         .db(move |s| s.create_experiment(&name, location.as_deref(), &tags))
@@ -168,6 +172,20 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
     let key = f.req_str("key")?;
     st.db(move |s| s.delete_experiment_tag(id, &key)).await?;
     empty()
+}
+
+/// A relative local `artifact_location` made absolute against the server's
+/// working directory, as MLflow's `resolve_uri_if_local` does; URIs and
+/// absolute paths are kept as given. (The server never reads such a
+/// location: only roots of its own store are served.)
+fn resolve_if_local(location: &str) -> Result<String, ApiError> {
+    let (scheme, _, _) = sextant_core::validation::split_uri(location);
+    if !scheme.is_empty() || location.starts_with('/') {
+        return Ok(location.to_string());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| ApiError::internal(format!("the working directory is unreadable: {e}")))?;
+    Ok(format!("{}/{location}", cwd.display()))
 }
 
 /// `SearchDatasets`: the datasets the runs of some experiments used, each

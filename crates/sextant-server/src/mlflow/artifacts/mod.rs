@@ -14,9 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 use sextant_artifacts::{ArtifactError, ByteRange, Entry, SafePath};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::{Api, Body, Capability as C, Group, Resource as R, Route};
@@ -491,7 +492,7 @@ fn parse_range(value: &str) -> Option<ByteRange> {
 /// The type a download is sent with. Text-like files go out as `text/plain`,
 /// never as HTML, SVG or script a browser would run (MLflow CVE-2023-6568).
 fn content_type(name: &str) -> &'static str {
-    if name == "MLmodel" || name == "MLproject" {
+    if name.eq_ignore_ascii_case("MLmodel") || name.eq_ignore_ascii_case("MLproject") {
         return "text/plain";
     }
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -513,27 +514,53 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
-/// are not plain ASCII.
+/// Bytes a `filename*` keeps as they are: RFC 5987's attr-chars, as
+/// Werkzeug passes them to `quote` (`safe="!#$&+-.^_`|~"`).
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename=…` as MLflow's server (Werkzeug's `send_file`)
+/// writes it, so clients that compare the header see the same text: the
+/// name bare when it is an HTTP token, quoted otherwise; a name that is not
+/// ASCII gets its NFKD ASCII letters as `filename` and itself, percent-encoded,
+/// as `filename*`.
 fn content_disposition(name: &str) -> HeaderValue {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut value = format!("attachment; filename=\"{ascii}\"");
-    if ascii != name {
-        value.push_str(&format!(
-            "; filename*=UTF-8''{}",
-            utf8_percent_encode(name, NON_ALPHANUMERIC)
-        ));
-    }
+    let value = if name.is_ascii() {
+        format!("attachment; filename={}", header_word(name))
+    } else {
+        let simple: String = name.nfkd().filter(char::is_ascii).collect();
+        format!(
+            "attachment; filename={}; filename*=UTF-8''{}",
+            header_word(&simple),
+            utf8_percent_encode(name, ATTR_CHAR)
+        )
+    };
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Werkzeug's `quote_header_value`: a token as it is, anything else quoted
+/// with `\` and `"` escaped.
+fn header_word(value: &str) -> String {
+    let token = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        value.to_string()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 }
 
 fn invalid_path(e: sextant_artifacts::InvalidPath) -> ApiError {
@@ -580,15 +607,31 @@ mod tests {
 
     #[test]
     fn dispositions_are_ascii_attachments() {
+        // As `mlflow server` 3.17.2 answers for these names.
+        assert_eq!(content_disposition("a.txt"), "attachment; filename=a.txt");
         assert_eq!(
-            content_disposition("a.txt"),
-            "attachment; filename=\"a.txt\""
+            content_disposition("dog+step+20.png"),
+            "attachment; filename=dog+step+20.png"
+        );
+        assert_eq!(
+            content_disposition("a b.txt"),
+            "attachment; filename=\"a b.txt\""
+        );
+        assert_eq!(
+            content_disposition("q;x.txt"),
+            "attachment; filename=\"q;x.txt\""
         );
         assert_eq!(
             content_disposition("e ✓\".txt"),
-            "attachment; filename=\"e __.txt\"; filename*=UTF-8''e%20%E2%9C%93%22%2Etxt"
+            "attachment; filename=\"e \\\".txt\"; filename*=UTF-8''e%20%E2%9C%93%22.txt"
+        );
+        assert_eq!(
+            content_disposition("café.txt"),
+            "attachment; filename=cafe.txt; filename*=UTF-8''caf%C3%A9.txt"
         );
         assert_eq!(content_type("x.HTML"), "text/plain");
+        assert_eq!(content_type("mlproject"), "text/plain");
+        assert_eq!(content_type("mlmodel"), "text/plain");
         assert_eq!(content_type("model.pkl"), "application/octet-stream");
     }
 }
