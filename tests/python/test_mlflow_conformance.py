@@ -475,3 +475,40 @@ def test_default_artifact_root_gives_runs_a_direct_root(tmp_path, root):
         assert run.info.artifact_uri == f"{expected}/{exp_id}/{run.info.run_id}/artifacts"
     finally:
         srv.stop()
+
+
+@pytest.mark.sextant_only
+def test_no_serve_artifacts_gives_clients_the_root_directly(tmp_path):
+    from mlflow import MlflowClient
+
+    from conftest import start_sextant
+
+    direct = tmp_path / "direct"
+    srv = start_sextant(tmp_path, "--no-serve-artifacts", "--default-artifact-root", str(direct))
+    try:
+        resp = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "0"}, timeout=30)
+        body = assert_error(resp, 503, "TEMPORARILY_UNAVAILABLE")
+        assert "--no-serve-artifacts" in body["message"]
+        client = MlflowClient(srv.url)
+        exp_id = client.create_experiment(unique("direct"))
+        run = client.create_run(exp_id)
+        assert run.info.artifact_uri == f"{direct}/{exp_id}/{run.info.run_id}/artifacts"
+        # The client writes the file itself, under the root it was given.
+        client.log_text(run.info.run_id, "hello", "notes/a.txt")
+        assert (direct / exp_id / run.info.run_id / "artifacts/notes/a.txt").read_text() == "hello"
+        assert [f.path for f in client.list_artifacts(run.info.run_id, "notes")] == ["notes/a.txt"]
+    finally:
+        srv.stop()
+
+
+@pytest.mark.sextant_only
+def test_no_serve_artifacts_defaults_to_mlruns(tmp_path):
+    from mlflow import MlflowClient
+
+    from conftest import start_sextant
+
+    srv = start_sextant(tmp_path, "--no-serve-artifacts")
+    try:
+        assert MlflowClient(srv.url).get_experiment("0").artifact_location == str(Path.cwd() / "mlruns/0")
+    finally:
+        srv.stop()

@@ -76,6 +76,9 @@ pub struct ServerArgs {
     /// Where new experiments keep their artifacts, as `mlflow server --default-artifact-root`: `mlflow-artifacts:` (this server's store, read and written through it) or a root clients use directly (`s3://bucket/path`, `file:///abs`, a directory, relative to the working directory) [default: mlflow-artifacts:]
     #[arg(long, env = "SEXTANT_DEFAULT_ARTIFACT_ROOT")]
     default_artifact_root: Option<String>,
+    /// Do not serve the proxied artifact service (`/api/2.0/mlflow-artifacts/…` answers 503), as `mlflow server --no-serve-artifacts`: runs then need a root clients reach directly, --default-artifact-root [default then: ./mlruns]; remote `sextant worker`s need the service
+    #[arg(long, env = "SEXTANT_NO_SERVE_ARTIFACTS")]
+    no_serve_artifacts: bool,
     /// Require every request to authenticate (HTTP Basic or an API token), as MLflow's basic-auth app does; needed to bind a non-loopback address.
     #[arg(long, env = "SEXTANT_AUTH")]
     auth: bool,
@@ -213,14 +216,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
     };
+    // MLflow's default root when it serves no artifacts: a local directory
+    // its clients write to themselves.
+    let default_root = match (&args.default_artifact_root, args.no_serve_artifacts) {
+        (None, true) => Some("./mlruns"),
+        (root, _) => root.as_deref(),
+    };
     let mut state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
-        args.default_artifact_root.as_deref(),
+        default_root,
         args.host.is_loopback(),
         &args.data_roots,
     )?;
     state.security = Arc::new(security);
+    state.serve_artifacts = !args.no_serve_artifacts;
     let internal_token = if args.auth {
         ensure_admin(state.store.as_ref())?;
         let token = sextant_server::auth::secrets::new_token();

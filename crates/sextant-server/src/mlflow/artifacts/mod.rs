@@ -116,6 +116,7 @@ async fn upload(
     uri: Uri,
     body: HttpBody,
 ) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let path = path_in_uri(&uri)?;
     state
         .artifacts
@@ -131,6 +132,7 @@ async fn download(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    proxy_served(&state, &uri)?;
     send_artifact(&state, &path_in_uri(&uri)?, &headers).await
 }
 
@@ -191,6 +193,7 @@ async fn send_artifact(
 
 /// `DELETE …/artifacts/<path>`: the file, or the directory and all under it.
 async fn delete(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let path = path_in_uri(&uri)?;
     state
         .artifacts
@@ -202,6 +205,7 @@ async fn delete(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, 
 
 /// `GET …/artifacts?path=<dir>`: the directory's children, by name.
 async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let dir = match query_param(&uri, "path")? {
         Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
         None => SafePath::root(),
@@ -367,6 +371,23 @@ async fn download_logged_model_file(
     send_artifact(&state, &root.join(&rel), &headers).await
 }
 
+/// `TEMPORARILY_UNAVAILABLE` (503) when the server runs with
+/// `--no-serve-artifacts`, in MLflow's words.
+pub(super) fn proxy_served(state: &AppState, uri: &Uri) -> Result<(), ApiError> {
+    if state.serve_artifacts {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!(
+            "Endpoint: {} disabled due to the server running with `--no-serve-artifacts`. To \
+             enable artifacts server functionality, run `sextant server` without \
+             `--no-serve-artifacts`",
+            uri.path()
+        ),
+    ))
+}
+
 /// A required query parameter naming a file below an artifact root.
 fn file_param(uri: &Uri, name: &str) -> Result<SafePath, ApiError> {
     let raw = match query_param(uri, name)? {
@@ -385,7 +406,10 @@ fn file_param(uri: &Uri, name: &str) -> Result<SafePath, ApiError> {
     Ok(rel)
 }
 
-async fn presigned_unsupported() -> ApiError {
+async fn presigned_unsupported(State(state): State<AppState>, uri: Uri) -> ApiError {
+    if let Err(e) = proxy_served(&state, &uri) {
+        return e;
+    }
     ApiError::new(
         ErrorCode::NotImplemented,
         "Presigned download URLs are not supported for the current artifact repository",
