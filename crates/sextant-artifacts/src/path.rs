@@ -46,13 +46,29 @@ impl SafePath {
     }
 
     /// Validates `name`, a path already decoded once (by the HTTP layer or by
-    /// [`SafePath::from_encoded`]). Empty segments (`a//b`, a trailing `/`) are
-    /// dropped; a leading `/` makes the path absolute and is refused.
+    /// [`SafePath::from_encoded`]). Empty segments (`a//b`, a trailing `/`) and
+    /// `.` segments are dropped, so `.` is the root as it is to MLflow (whose
+    /// client lists `<root>/.` for `download_artifacts(artifact_path=".")`);
+    /// a leading `/` makes the path absolute and is refused, and so is `..`.
     pub fn parse(name: &str) -> Result<Self, InvalidPath> {
         let refuse = |reason| InvalidPath {
             path: name.to_string(),
             reason,
         };
+        if name.starts_with('/') {
+            return Err(refuse("absolute path"));
+        }
+        // Dropped before any check, so every check (drive letters, the
+        // reserved directory, `..`) sees the path as it will be used. Only a
+        // literal `.` goes: one that appears after a further decoding
+        // (`%2e`) is still refused below, as a layer that decodes again
+        // would act on a different path than the one checked.
+        let normalized = name
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect::<Vec<_>>()
+            .join("/");
+        let name = normalized.as_str();
         check_form(name).map_err(refuse)?;
         // Every further decoding must be safe too, or some later layer might
         // decode it again and act on the result.
@@ -221,6 +237,13 @@ mod tests {
         assert_eq!(ok("100%2525.txt"), "100%25.txt");
         assert_eq!(ok("not%zzescaped"), "not%zzescaped");
         assert!(SafePath::from_encoded("").unwrap().is_root());
+        // `.` is the directory itself, as for MLflow: the root, or no step.
+        assert!(SafePath::from_encoded(".").unwrap().is_root());
+        assert!(SafePath::parse("./").unwrap().is_root());
+        assert_eq!(ok("a/./b"), "a/b");
+        assert_eq!(ok("0/r/artifacts/."), "0/r/artifacts");
+        assert_eq!(ok("./d/./x.txt"), "d/x.txt");
+        assert_eq!(ok("%2e/d"), "d");
     }
 
     #[test]
@@ -228,9 +251,12 @@ mod tests {
         let payloads = [
             "../../../../etc/passwd",
             "0/../../etc/passwd",
-            "a/./b",
-            ".",
+            "./../etc/passwd",
+            "a/./../../b",
             "..",
+            "a/%252e/b",
+            "./C:/Windows/win.ini",
+            "./.sextant-mpu/x",
             "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
             "..%2f..%2fetc%2fpasswd",
             "%252e%252e%252f%252e%252e%252fetc%252fpasswd",

@@ -214,6 +214,17 @@ pub struct DatasetInput {
     pub tags: Vec<Tag>,
 }
 
+/// One dataset of an experiment with a context it was used in, as the UI's
+/// dataset search lists them (`SearchDatasets`' `DatasetSummary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub experiment_id: i64,
+    pub name: String,
+    pub digest: String,
+    /// The input's `mlflow.data.context` tag (`training`, `eval`), if any.
+    pub context: Option<String>,
+}
+
 /// A logged model produced by a run at a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelOutput {

@@ -869,6 +869,34 @@ pub fn validate_source_has_no_relative_paths(source: &str) -> Result<(), Error> 
     Ok(())
 }
 
+/// The schemes whose URIs name a host to connect to (MLflow 3.17's
+/// `HOST_ADDRESSED_ARTIFACT_SCHEMES`, less `mlflow-artifacts`, which Sextant
+/// reads as its own store whatever host it names).
+const HOST_ADDRESSED_SCHEMES: [&str; 9] = [
+    "ftp", "sftp", "hdfs", "viewfs", "http", "https", "r2", "b2", "abfss",
+];
+
+/// `_validate_artifact_uri_scheme` for a model version's source: a URI that
+/// would make a reader connect to the host it names is refused, with
+/// MLflow's message. `http(s)` URIs of the proxied-artifacts route are this
+/// server's store, not another host, and are left to the containment check.
+pub fn validate_source_scheme(source: &str) -> Result<(), Error> {
+    let (scheme, _, path) = split_uri(source);
+    if !HOST_ADDRESSED_SCHEMES.contains(&scheme.as_str()) {
+        return Ok(());
+    }
+    if (scheme == "http" || scheme == "https")
+        && path.contains("/api/2.0/mlflow-artifacts/artifacts")
+    {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "'source' cannot use the '{scheme}' scheme: the '{scheme}' scheme addresses a host \
+         other than the tracking server's configured artifact storage, so the server would \
+         connect to the host named in the URI."
+    )))
+}
+
 /// A prompt version's source must be a placeholder such as `dummy-source`
 /// (MLflow's client sends exactly that): never a path or URI, so nothing
 /// can later resolve it to files.

@@ -46,9 +46,12 @@ async fn server_info() -> Json<serde_json::Value> {
 /// (the client would otherwise retry); anything else is `ENDPOINT_NOT_FOUND`.
 pub async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
-    const UNIMPLEMENTED: [(&str, &str); 8] = [
+    const UNIMPLEMENTED: [(&str, &str); 11] = [
         ("/v1/traces", "trace ingestion (OTLP)"),
         ("/traces", "tracing"),
+        ("/get-trace-artifact", "tracing"),
+        ("/runs/create-promptlab-run", "prompt lab runs"),
+        ("/mlflow/issues", "issues"),
         ("/prompts", "prompts"),
         ("/scorers", "scorers"),
         ("/gateway", "the AI gateway"),

@@ -37,6 +37,7 @@ fn groups() -> Vec<Group> {
         crate::mlflow::LOGGED_MODELS,
         crate::mlflow::REGISTRY,
         crate::mlflow::WEBHOOKS,
+        crate::mlflow::AJAX_ONLY,
         crate::mlflow::artifacts::PROXY,
         crate::mlflow::artifacts::LISTINGS,
         crate::mlflow::artifacts::UI,

@@ -50,6 +50,11 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The audit log's writer, with authentication on.
     pub audit: Option<Arc<AuditLog>>,
+    /// Whether the proxied artifact service (`…/mlflow-artifacts/…`) is
+    /// served; `sextant server --no-serve-artifacts` turns it off, as
+    /// `mlflow server --no-serve-artifacts` does, for runs whose artifact
+    /// roots clients reach directly.
+    pub serve_artifacts: bool,
 }
 
 impl AppState {
@@ -87,6 +92,7 @@ impl AppState {
             clock,
             auth: Arc::new(Auth::off()),
             audit: None,
+            serve_artifacts: true,
         }
     }
 

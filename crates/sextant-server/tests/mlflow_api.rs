@@ -443,13 +443,20 @@ async fn log_batch_reads_lenient_numbers_and_names_bad_fields() {
     for (body, field) in [
         (
             json!({"run_id": id, "metrics": [{"key": "a", "value": "abc", "timestamp": 1}]}),
-            "'value'",
+            "'metrics[0].value'",
         ),
         (
             json!({"run_id": id, "metrics": [{"key": "a", "value": 1.0}]}),
-            "'timestamp'",
+            "'metrics[0].timestamp'",
         ),
-        (json!({"run_id": id, "params": [{"value": "v"}]}), "'key'"),
+        (
+            json!({"run_id": id, "params": [{"value": "v"}]}),
+            "'params[0].key'",
+        ),
+        (
+            json!({"run_id": id, "tags": [{"key": "k", "value": 1}]}),
+            "'tags[0].value'",
+        ),
         (json!({"metrics": []}), "'run_id'"),
     ] {
         let (s, v) = post(&app, "runs/log-batch", body).await;

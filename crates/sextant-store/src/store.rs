@@ -4,8 +4,8 @@
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{
-    DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
-    NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
+    NewLoggedModel, NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
 use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
 use sextant_core::pipeline_runs::{
@@ -22,6 +22,9 @@ use sextant_core::webhooks::{
 };
 
 use crate::StoreError;
+
+/// The most summaries one dataset search answers (MLflow's limit).
+pub const MAX_DATASET_SUMMARIES: u64 = 1000;
 
 /// A search over experiments.
 #[derive(Debug, Clone, Default)]
@@ -191,6 +194,12 @@ pub trait MetaStore: Send + Sync {
         kind: RunKeyKind,
         limit: u64,
     ) -> Result<Vec<String>, StoreError>;
+    /// The distinct (dataset, context) pairs the runs of these experiments
+    /// used, at most [`MAX_DATASET_SUMMARIES`] of them.
+    fn search_dataset_summaries(
+        &self,
+        experiment_ids: &[i64],
+    ) -> Result<Vec<DatasetSummary>, StoreError>;
 
     /// Creates a logged model in `PENDING` state.
     fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError>;

@@ -7,8 +7,8 @@ mod support;
 
 use sextant_core::Error;
 use sextant_core::entities::{
-    Dataset, DatasetInput, LifecycleStage, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
-    NewRun, RunStatus, Tag, ViewType,
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, LoggedModelStatus, Metric, ModelOutput,
+    NewLoggedModel, NewRun, RunStatus, Tag, ViewType,
 };
 use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, StoreError};
@@ -42,6 +42,7 @@ conformance!(
     run_search_order_and_pages,
     metric_order_pages_match_the_general_plan,
     inputs_and_outputs,
+    dataset_summaries,
     logged_models,
     bulk_interval_samples,
     migrations_are_idempotent,
@@ -805,6 +806,58 @@ fn inputs_and_outputs(f: &Fixture) {
         &[],
     );
     assert_eq!(found.len(), 1);
+}
+
+/// The UI's dataset search: each (dataset, context) once, an input without
+/// a context once without one, only from the experiments asked for.
+fn dataset_summaries(f: &Fixture) {
+    let s = f.store.as_ref();
+    let exp = s.create_experiment("datasets", None, &[]).unwrap();
+    let input = |name: &str, context: Option<&str>| DatasetInput {
+        dataset: Dataset {
+            name: name.into(),
+            digest: "d1".into(),
+            source_type: "local".into(),
+            source: "{}".into(),
+            schema: None,
+            profile: None,
+        },
+        tags: context
+            .map(|c| vec![Tag::new("mlflow.data.context", c)])
+            .unwrap_or_default(),
+    };
+    for (run, inputs) in [
+        (
+            new_run(s, exp),
+            vec![input("train", Some("training")), input("test", None)],
+        ),
+        (
+            new_run(s, exp),
+            vec![
+                input("train", Some("training")),
+                input("train", Some("eval")),
+            ],
+        ),
+        (new_run(s, 0), vec![input("elsewhere", Some("training"))]),
+    ] {
+        s.log_inputs(&run, &inputs, &[]).unwrap();
+    }
+    let summary = |name: &str, context: Option<&str>| DatasetSummary {
+        experiment_id: exp,
+        name: name.into(),
+        digest: "d1".into(),
+        context: context.map(str::to_string),
+    };
+    assert_eq!(
+        s.search_dataset_summaries(&[exp]).unwrap(),
+        vec![
+            summary("test", None),
+            summary("train", Some("eval")),
+            summary("train", Some("training")),
+        ]
+    );
+    assert_eq!(s.search_dataset_summaries(&[0, exp]).unwrap().len(), 4);
+    assert!(s.search_dataset_summaries(&[]).unwrap().is_empty());
 }
 
 fn logged_models(f: &Fixture) {

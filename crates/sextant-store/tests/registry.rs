@@ -33,6 +33,7 @@ conformance!(
     search_model_versions,
     sources_resolve_to_storage_locations,
     sources_outside_artifact_roots_are_refused,
+    object_store_sources_are_recorded_as_given,
     approvals,
     a_decision_stands_unless_forced,
     a_pending_version_has_no_decider,
@@ -798,7 +799,10 @@ fn sources_outside_artifact_roots_are_refused(f: &Fixture) {
         });
         match r {
             Err(StoreError::Domain(Error::InvalidParameter(m))) => {
-                assert!(m.contains("Invalid model version source"), "{source}: {m}")
+                assert!(
+                    m.contains("Invalid model version source") || m.contains("cannot use the"),
+                    "{source}: {m}"
+                )
             }
             other => panic!("{source} with run {run_id:?} was not refused: {other:?}"),
         }
@@ -825,9 +829,13 @@ fn sources_outside_artifact_roots_are_refused(f: &Fixture) {
         ),
         // Inside another run's root, or no artifact root at all.
         (format!("mlflow-artifacts:/0/{other}/artifacts/model"), true),
-        ("s3://bucket/model".to_string(), true),
-        ("s3://bucket/model".to_string(), false),
         (format!("{run_root}X/model"), true),
+        // Schemes that name a host to connect to (MLflow 3.17 refuses them too).
+        ("http://example.com/model".to_string(), true),
+        ("https://example.com/model".to_string(), false),
+        ("ftp://example.com/model".to_string(), true),
+        ("hdfs://namenode/model".to_string(), false),
+        ("s3://bucket/../../x".to_string(), true),
     ] {
         refused(source, with_run.then_some(run.as_str()));
     }
@@ -848,6 +856,19 @@ fn sources_outside_artifact_roots_are_refused(f: &Fixture) {
         })
         .unwrap_err();
     assert!(matches!(domain(err), Error::NotFound(_)));
+    // A run that does not exist identifies nothing: MLflow's 400, naming the parameter.
+    let m = invalid(s.create_model_version(&NewModelVersion {
+        name: "m".into(),
+        source: "mlflow-artifacts:/0/nope/artifacts/model".into(),
+        run_id: Some("nope".into()),
+        ..NewModelVersion::default()
+    }));
+    assert!(
+        m.ends_with(
+            "The run_id request parameter must identify the resource that contains the source."
+        ),
+        "{m}"
+    );
     let err = s
         .create_model_version(&NewModelVersion {
             name: "m".into(),
@@ -859,6 +880,67 @@ fn sources_outside_artifact_roots_are_refused(f: &Fixture) {
     assert!(matches!(domain(err), Error::InvalidParameter(_)));
     // Nothing was registered.
     assert!(versions(s, "name = 'm'", &[]).is_empty());
+}
+
+/// `s3://`, `gs://` and other object stores Sextant never reads are recorded
+/// as given, with or without a run id, and the run need not exist (MLflow
+/// 3.17.2 does the same); so is a `runs:/` source whose run_id matches.
+fn object_store_sources_are_recorded_as_given(f: &Fixture) {
+    let s = f.store.as_ref();
+    let run = new_run(s);
+    s.create_registered_model("m", None, &[]).unwrap();
+    let create = |source: &str, run_id: Option<&str>| {
+        s.create_model_version(&NewModelVersion {
+            name: "m".into(),
+            source: source.into(),
+            run_id: run_id.map(str::to_string),
+            ..NewModelVersion::default()
+        })
+        .unwrap_or_else(|e| panic!("{source} with {run_id:?}: {e:?}"))
+    };
+    for (source, run_id) in [
+        ("s3://bucket/model", None),
+        ("s3://bucket/model", Some(run.as_str())),
+        ("s3://bucket/path/model", Some("not-a-run-here")),
+        ("gs://bucket/model", None),
+        ("wasbs://c@acct.blob.core.windows.net/model", Some("r")),
+        ("dbfs:/databricks/model", None),
+    ] {
+        let v = create(source, run_id);
+        assert_eq!(v.source, source);
+        assert_eq!(v.storage_location, source);
+        assert_eq!(v.run_id.as_deref(), run_id);
+    }
+    let v = create("runs:/gone/model", Some("gone"));
+    assert_eq!(v.storage_location, "runs:/gone/model");
+    assert_eq!(v.run_id.as_deref(), Some("gone"));
+    // A logged model named with an object-store source must exist; its run is the version's.
+    let lm = s
+        .create_logged_model(&NewLoggedModel {
+            experiment_id: 0,
+            name: Some("lm".into()),
+            source_run_id: Some(run.clone()),
+            ..NewLoggedModel::default()
+        })
+        .unwrap();
+    let v = s
+        .create_model_version(&NewModelVersion {
+            name: "m".into(),
+            source: "s3://bucket/lm".into(),
+            model_id: Some(lm.model_id.clone()),
+            ..NewModelVersion::default()
+        })
+        .unwrap();
+    assert_eq!(v.run_id.as_deref(), Some(run.as_str()));
+    let err = s
+        .create_model_version(&NewModelVersion {
+            name: "m".into(),
+            source: "s3://bucket/lm".into(),
+            model_id: Some("m-nope".into()),
+            ..NewModelVersion::default()
+        })
+        .unwrap_err();
+    assert!(matches!(domain(err), Error::NotFound(_)));
 }
 
 fn approvals(f: &Fixture) {

@@ -74,7 +74,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         backend_store_uri: None,
         tuning: Default::default(),
     };
-    let state = server::open_state(&store, None, true, &[])?;
+    let state = server::open_state(&store, None, None, true, &[])?;
     let data_dir = state
         .data_dir
         .as_deref()

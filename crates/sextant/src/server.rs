@@ -73,6 +73,12 @@ pub struct ServerArgs {
     /// Artifact store: a directory, `file://…`, `s3://bucket/prefix` or `memory://` [default: <data-dir>/artifacts]
     #[arg(long, env = "SEXTANT_ARTIFACTS_DESTINATION")]
     artifacts_destination: Option<String>,
+    /// Where new experiments keep their artifacts, as `mlflow server --default-artifact-root`: `mlflow-artifacts:` (this server's store, read and written through it) or a root clients use directly (`s3://bucket/path`, `file:///abs`, a directory, relative to the working directory) [default: mlflow-artifacts:]
+    #[arg(long, env = "SEXTANT_DEFAULT_ARTIFACT_ROOT")]
+    default_artifact_root: Option<String>,
+    /// Do not serve the proxied artifact service (`/api/2.0/mlflow-artifacts/…` answers 503), as `mlflow server --no-serve-artifacts`: runs then need a root clients reach directly, --default-artifact-root [default then: ./mlruns]; remote `sextant worker`s need the service
+    #[arg(long, env = "SEXTANT_NO_SERVE_ARTIFACTS")]
+    no_serve_artifacts: bool,
     /// Require every request to authenticate (HTTP Basic or an API token), as MLflow's basic-auth app does; needed to bind a non-loopback address.
     #[arg(long, env = "SEXTANT_AUTH")]
     auth: bool,
@@ -210,13 +216,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
     };
+    // MLflow's default root when it serves no artifacts: a local directory
+    // its clients write to themselves.
+    let default_root = match (&args.default_artifact_root, args.no_serve_artifacts) {
+        (None, true) => Some("./mlruns"),
+        (root, _) => root.as_deref(),
+    };
     let mut state = open_state(
         &args.store,
         args.artifacts_destination.as_deref(),
+        default_root,
         args.host.is_loopback(),
         &args.data_roots,
     )?;
     state.security = Arc::new(security);
+    state.serve_artifacts = !args.no_serve_artifacts;
     let internal_token = if args.auth {
         ensure_admin(state.store.as_ref())?;
         let token = sextant_server::auth::secrets::new_token();
@@ -298,23 +312,42 @@ fn security_config(loopback: bool) -> SecurityConfig {
     }
 }
 
+/// A default artifact root that is a relative directory, made absolute
+/// against the working directory as MLflow's `resolve_uri_if_local` does;
+/// URIs and absolute paths as given.
+fn absolute_if_local(root: &str) -> anyhow::Result<String> {
+    let (scheme, _, _) = sextant_core::validation::split_uri(root);
+    if !scheme.is_empty() || Path::new(root).is_absolute() {
+        return Ok(root.to_string());
+    }
+    Ok(std::path::absolute(root)
+        .with_context(|| format!("resolving default artifact root {root}"))?
+        .display()
+        .to_string())
+}
+
 /// Migrates and opens the stores of a data directory, resolved to an
 /// absolute path once here; logs where everything is. Files read on a
 /// caller's behalf must lie under it, the working directory or a `data_roots`.
 pub fn open_state(
     store: &StoreArgs,
     artifacts_destination: Option<&str>,
+    default_artifact_root: Option<&str>,
     loopback: bool,
     data_roots: &[PathBuf],
 ) -> anyhow::Result<AppState> {
     let data_dir = store.resolve_data_dir()?;
     let uri = store.backend_store_uri(&data_dir)?;
-    let applied = sextant_store::upgrade(&uri, DEFAULT_ARTIFACT_ROOT)
+    let root = match default_artifact_root {
+        Some(root) => absolute_if_local(root)?,
+        None => DEFAULT_ARTIFACT_ROOT.to_string(),
+    };
+    let applied = sextant_store::upgrade(&uri, &root)
         .with_context(|| format!("migrating {}", redact(&uri)))?;
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    let meta = sextant_store::open_with(&uri, DEFAULT_ARTIFACT_ROOT, &store.tuning.options())
+    let meta = sextant_store::open_with(&uri, &root, &store.tuning.options())
         .with_context(|| format!("opening {}", redact(&uri)))?;
     let destination = match artifacts_destination {
         // A relative directory, like the data directory, is resolved once.

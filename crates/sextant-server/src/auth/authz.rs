@@ -368,6 +368,18 @@ async fn decide(
                     .and_then(|| Verdict::AllowCreating(Created::Experiment))
             } else if tail == "experiments/search" {
                 Verdict::AllowFiltered(Search::Experiments)
+            } else if tail == "experiments/search-datasets" {
+                // The answer lists what the runs of every experiment named
+                // used: each must be readable.
+                let ids = r.ids.experiment_ids.as_deref().unwrap_or_default();
+                if ids.is_empty() {
+                    missing("experiment_ids")
+                } else {
+                    verdict(ids.iter().all(|id| {
+                        text(&Some(id.clone()))
+                            .is_some_and(|id| grants.level("experiment", &id).can_read())
+                    }))
+                }
             } else if let Some(name) =
                 text(&r.ids.experiment_name).filter(|_| tail == "experiments/get-by-name")
             {

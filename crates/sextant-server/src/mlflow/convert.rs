@@ -1,7 +1,9 @@
 //! Domain entities to MLflow proto-JSON, field by field, as 3.17.2 writes them.
 
 use serde_json::Value;
-use sextant_core::entities::{DatasetInput, Experiment, LoggedModel, Metric, Run, RunInfo, Tag};
+use sextant_core::entities::{
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, Metric, Run, RunInfo, Tag,
+};
 
 use super::wire::{Obj, double};
 
@@ -111,6 +113,16 @@ pub fn run(r: &Run, with_outputs: bool) -> Obj {
         obj = obj.set("outputs", outputs);
     }
     obj
+}
+
+/// A `DatasetSummary` of `SearchDatasets`.
+pub fn dataset_summary(d: &DatasetSummary) -> Value {
+    Obj::new()
+        .set("experiment_id", d.experiment_id.to_string())
+        .set("name", d.name.as_str())
+        .set("digest", d.digest.as_str())
+        .opt("context", d.context.as_deref())
+        .into()
 }
 
 pub fn logged_model(m: &LoggedModel) -> Obj {

@@ -16,6 +16,17 @@ use crate::state::AppState;
 
 /// The largest `max_results` of experiment search.
 const MAX_EXPERIMENTS_PAGE: u64 = 50_000;
+/// The most experiments one dataset search may name (MLflow's limit).
+const MAX_DATASET_SEARCH_EXPERIMENTS: usize = 20;
+
+/// The UI's routes MLflow serves under `/ajax-api` only.
+pub(super) const AJAX_ROUTES: &[Route] = &[Route::json(
+    Method::POST,
+    "/experiments/search-datasets",
+    R::Experiment,
+    C::Read,
+    |m| on(m, search_datasets),
+)];
 
 pub(super) const ROUTES: &[Route] = &[
     Route::json(
@@ -76,7 +87,11 @@ pub(super) const ROUTES: &[Route] = &[
 
 async fn create(State(st): State<AppState>, f: Fields) -> Reply {
     let name = f.req_str("name")?;
-    let location = f.opt_str("artifact_location")?.filter(|l| !l.is_empty());
+    let location = f
+        .opt_str("artifact_location")?
+        .filter(|l| !l.is_empty())
+        .map(|l| resolve_if_local(&l))
+        .transpose()?;
     let tags = f.tags("tags")?;
     let id = st
         .db(move |s| s.create_experiment(&name, location.as_deref(), &tags))
@@ -157,4 +172,45 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
     let key = f.req_str("key")?;
     st.db(move |s| s.delete_experiment_tag(id, &key)).await?;
     empty()
+}
+
+/// A relative local `artifact_location` made absolute against the server's
+/// working directory, as MLflow's `resolve_uri_if_local` does; URIs and
+/// absolute paths are kept as given. (The server never reads such a
+/// location: only roots of its own store are served.)
+fn resolve_if_local(location: &str) -> Result<String, ApiError> {
+    let (scheme, _, _) = sextant_core::validation::split_uri(location);
+    if !scheme.is_empty() || location.starts_with('/') {
+        return Ok(location.to_string());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| ApiError::internal(format!("the working directory is unreadable: {e}")))?;
+    Ok(format!("{}/{location}", cwd.display()))
+}
+
+/// `SearchDatasets`: the datasets the runs of some experiments used, each
+/// with a context it was used in, with MLflow's checks and messages.
+async fn search_datasets(State(st): State<AppState>, f: Fields) -> Reply {
+    let ids = f.str_list("experiment_ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid(
+            "SearchDatasets request must specify at least one experiment_id.",
+        ));
+    }
+    if ids.len() > MAX_DATASET_SEARCH_EXPERIMENTS {
+        return Err(ApiError::invalid(format!(
+            "SearchDatasets request cannot specify more than {MAX_DATASET_SEARCH_EXPERIMENTS} \
+             experiment_ids. Received {} experiment_ids.",
+            ids.len()
+        )));
+    }
+    let ids = ids
+        .iter()
+        .map(|e| experiment_id(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summaries = st.db(move |s| s.search_dataset_summaries(&ids)).await?;
+    reply(Obj::new().list(
+        "dataset_summaries",
+        summaries.iter().map(convert::dataset_summary).collect(),
+    ))
 }

@@ -97,7 +97,10 @@ async fn get_model(State(st): State<AppState>, Path(id): Path<String>, f: Fields
 }
 
 async fn finalize(State(st): State<AppState>, Path(id): Path<String>, f: Fields) -> Reply {
-    let raw = f.req_str("status")?;
+    let raw = f
+        .opt_enum("status")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| f.missing("status"))?;
     let status = LoggedModelStatus::parse(&raw)
         .ok_or_else(|| invalid_value("status", &serde_json::Value::from(raw.as_str())))?;
     let model = st.db(move |s| s.finalize_logged_model(&id, status)).await?;

@@ -30,6 +30,12 @@ pub(crate) const RUNS: Group = rpc(runs::ROUTES);
 pub(crate) const LOGGED_MODELS: Group = rpc(logged_models::ROUTES);
 pub(crate) const REGISTRY: Group = rpc(registry::ROUTES);
 pub(crate) const WEBHOOKS: Group = rpc(webhooks::ROUTES);
+/// The UI's RPCs that MLflow serves under `/ajax-api` only.
+pub(crate) const AJAX_ONLY: Group = Group {
+    api: Api::Mlflow,
+    mounts: &["/ajax-api/2.0/mlflow"],
+    routes: experiments::AJAX_ROUTES,
+};
 
 const fn rpc(routes: &'static [Route]) -> Group {
     Group {
@@ -73,7 +79,7 @@ fn order_by(kind: SearchKind, clauses: &[String]) -> Result<Vec<OrderBy>, ApiErr
 
 /// A view type given by name or number.
 fn view_type(f: &Fields, field: &str) -> Result<Option<ViewType>, ApiError> {
-    match f.opt_str(field)? {
+    match f.opt_enum(field)? {
         None => Ok(None),
         Some(s) => ViewType::parse(&s)
             .map(Some)

@@ -175,7 +175,7 @@ fn page_size(f: &Fields, default: u64, max: u64) -> Result<u64, ApiError> {
             "Invalid value for max_results. It must be a positive integer, but got {n}"
         ))),
         Some(n) if n as u64 > max => {
-            let raw = f.0.get("max_results").cloned().unwrap_or(Value::from(n));
+            let raw = f.raw("max_results").cloned().unwrap_or(Value::from(n));
             Err(invalid_value("max_results", &raw))
         }
         Some(n) => Ok(n as u64),

@@ -102,7 +102,7 @@ async fn get_run(State(st): State<AppState>, f: Fields) -> Reply {
 
 async fn update(State(st): State<AppState>, f: Fields) -> Reply {
     let id = run_id(&f)?;
-    let status = match f.opt_str("status")? {
+    let status = match f.opt_enum("status")? {
         None => None,
         Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
             ApiError::invalid(format!(
@@ -165,16 +165,24 @@ async fn delete_tag(State(st): State<AppState>, f: Fields) -> Reply {
 /// read again the general way, which names the offending field as MLflow does.
 async fn log_batch(State(st): State<AppState>, JsonBody(body): JsonBody) -> Reply {
     let (id, metrics, params, tags) = match serde_json::from_slice::<BatchBody>(&body) {
-        Ok(b) => match b.run_id.or(b.run_uuid).filter(|id| !id.is_empty()) {
-            Some(id) => (
-                id,
-                b.metrics
-                    .into_iter()
-                    .map(BatchMetric::into_metric)
-                    .collect(),
-                b.params.into_iter().map(BatchTag::into_tag).collect(),
-                b.tags.into_iter().map(BatchTag::into_tag).collect(),
-            ),
+        Ok(b) => match b
+            .run_id
+            .clone()
+            .or(b.run_uuid.clone())
+            .filter(|id| !id.is_empty())
+        {
+            Some(id) => {
+                b.check_keys()?;
+                (
+                    id,
+                    b.metrics
+                        .into_iter()
+                        .map(BatchMetric::into_metric)
+                        .collect(),
+                    b.params.into_iter().map(BatchTag::into_tag).collect(),
+                    b.tags.into_iter().map(BatchTag::into_tag).collect(),
+                )
+            }
             None => return Err(ApiError::missing("run_id")),
         },
         Err(_) => {
@@ -183,12 +191,14 @@ async fn log_batch(State(st): State<AppState>, JsonBody(body): JsonBody) -> Repl
             } else {
                 Fields::from_json(&body)?
             };
+            // MLflow's order: the run, then every metric, param and tag.
+            let id = run_id(&f)?;
             let metrics: Vec<Metric> = f
                 .messages("metrics")?
                 .iter()
                 .map(Fields::metric)
                 .collect::<Result<_, _>>()?;
-            (run_id(&f)?, metrics, f.tags("params")?, f.tags("tags")?)
+            (id, metrics, f.tags("params")?, f.tags("tags")?)
         }
     };
     st.db(move |s| s.log_batch(&id, &metrics, &params, &tags))
@@ -206,6 +216,27 @@ struct BatchBody {
     params: Vec<BatchTag>,
     #[serde(default)]
     tags: Vec<BatchTag>,
+}
+
+impl BatchBody {
+    /// Every key present and not empty, named by its path as MLflow does
+    /// (`tags[1].key`); the typed parse has already seen the rest.
+    fn check_keys(&self) -> Result<(), ApiError> {
+        let lists = [
+            (
+                "metrics",
+                self.metrics.iter().map(|m| &m.key).collect::<Vec<_>>(),
+            ),
+            ("params", self.params.iter().map(|t| &t.key).collect()),
+            ("tags", self.tags.iter().map(|t| &t.key).collect()),
+        ];
+        for (field, keys) in lists {
+            if let Some(i) = keys.iter().position(|k| k.is_empty()) {
+                return Err(ApiError::missing(&format!("{field}[{i}].key")));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -247,9 +278,7 @@ impl BatchTag {
 }
 
 fn dataset_input(f: &Fields) -> Result<DatasetInput, ApiError> {
-    let d = f
-        .message("dataset")?
-        .ok_or_else(|| ApiError::missing("dataset"))?;
+    let d = f.message("dataset")?.ok_or_else(|| f.missing("dataset"))?;
     Ok(DatasetInput {
         dataset: Dataset {
             name: d.req_str("name")?,
@@ -367,25 +396,28 @@ async fn history(State(st): State<AppState>, f: Fields) -> Reply {
     )
 }
 
-fn bulk_run_ids(f: &Fields, field: &str) -> Result<Vec<String>, ApiError> {
-    let ids = f.str_list(field)?;
+/// The UI's bulk history: full histories of one metric for several runs.
+/// Its checks and messages are MLflow's own for this route, which reads the
+/// query string by hand rather than through the message parser: a
+/// `max_results` above the page size is cut to it, not refused.
+async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
+    let ids = f.str_list("run_id")?;
     if ids.is_empty() {
-        return Err(ApiError::missing(field));
+        return Err(ApiError::invalid(
+            "GetMetricHistoryBulk request must specify at least one run_id.",
+        ));
     }
     if ids.len() > MAX_BULK_RUNS {
         return Err(ApiError::invalid(format!(
-            "GetMetricHistoryBulk request must specify at most {MAX_BULK_RUNS} run_ids. Received {} run_ids.",
+            "GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. \
+             Received {} run_ids.",
             ids.len()
         )));
     }
-    Ok(ids)
-}
-
-/// The UI's bulk history: full histories of one metric for several runs.
-async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
-    let ids = bulk_run_ids(&f, "run_id")?;
-    let key = f.req_str("metric_key")?;
-    let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
+    let key = f.opt_str("metric_key")?.ok_or_else(|| {
+        ApiError::invalid("GetMetricHistoryBulk request must specify a metric_key.")
+    })?;
+    let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, u64::MAX)?.min(MAX_HISTORY_PAGE);
     let metrics = st
         .db(move |s| {
             let mut ids = ids;
@@ -409,8 +441,20 @@ async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
     reply(Obj::new().list("metrics", convert::metrics(&metrics)))
 }
 
+/// The UI's sampled histories; checks and messages as MLflow's schema for
+/// `GetMetricHistoryBulkInterval` gives them.
 async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
-    let ids = bulk_run_ids(&f, "run_ids")?;
+    let ids = f.str_list("run_ids")?;
+    if ids.is_empty() {
+        return Err(f.missing("run_ids"));
+    }
+    if ids.len() > MAX_BULK_RUNS {
+        return Err(ApiError::invalid(format!(
+            "GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} run_ids. \
+             Received {} run_ids. See the API docs for more information about request parameters.",
+            ids.len()
+        )));
+    }
     let key = f.req_str("metric_key")?;
     let steps = match (f.opt_i64("start_step")?, f.opt_i64("end_step")?) {
         (None, None) => None,
@@ -426,12 +470,16 @@ async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
             ));
         }
     };
-    let max = max_results(
-        &f,
-        "max_results",
-        MAX_BULK_INTERVAL_RESULTS,
-        MAX_BULK_INTERVAL_RESULTS,
-    )?;
+    let max = match f.opt_i64("max_results")? {
+        None => MAX_BULK_INTERVAL_RESULTS,
+        Some(n) if n >= 1 && n as u64 <= MAX_BULK_INTERVAL_RESULTS => n as u64,
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "max_results must be between 1 and {MAX_BULK_INTERVAL_RESULTS}. See the API \
+                 docs for more information about request parameters."
+            )));
+        }
+    };
     let metrics = st
         .db(move |s| s.metric_history_bulk_interval(&ids, &key, steps, max))
         .await?;

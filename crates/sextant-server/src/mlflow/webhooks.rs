@@ -71,15 +71,15 @@ fn machinery(ext: Option<Extension<Webhooks>>) -> Webhooks {
 /// messages, or Sextant kinds as strings) and `sextant_events` (kinds).
 fn event_filters(f: &Fields) -> Result<Vec<EventFilter>, ApiError> {
     let mut out = Vec::new();
-    match f.0.get("events") {
+    match f.raw("events") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for item in items {
                 match item {
                     Value::Object(m) => {
-                        let e = Fields(m.clone());
-                        let entity = e.opt_str("entity")?.unwrap_or_default();
-                        let action = e.opt_str("action")?.unwrap_or_default();
+                        let e = Fields::new(m.clone());
+                        let entity = e.opt_enum("entity")?.unwrap_or_default();
+                        let action = e.opt_enum("action")?.unwrap_or_default();
                         out.push(EventFilter::mlflow_from_proto(&entity, &action)?);
                     }
                     Value::String(s) => out.push(EventFilter::kind(s)?),
@@ -96,7 +96,7 @@ fn event_filters(f: &Fields) -> Result<Vec<EventFilter>, ApiError> {
 }
 
 fn status(f: &Fields) -> Result<Option<WebhookStatus>, ApiError> {
-    match f.opt_str("status")? {
+    match f.opt_enum("status")? {
         None => Ok(None),
         Some(s) => Ok(Some(WebhookStatus::parse(&s)?)),
     }
@@ -233,8 +233,8 @@ async fn test(
     let w = st.db(move |s| s.get_webhook(&id)).await?;
     let event = match f.message("event")? {
         Some(e) => EventFilter::mlflow_from_proto(
-            &e.opt_str("entity")?.unwrap_or_default(),
-            &e.opt_str("action")?.unwrap_or_default(),
+            &e.opt_enum("entity")?.unwrap_or_default(),
+            &e.opt_enum("action")?.unwrap_or_default(),
         )?,
         None => w
             .events

@@ -2,9 +2,11 @@
 //!
 //! In: a request message arrives as query parameters (GET; repeated keys are
 //! repeated fields) or as a JSON body (every other verb). [`Fields`] holds
-//! either as one JSON object and reads typed fields leniently, as protobuf's
-//! `ParseDict` does (numbers may be strings, doubles may be `"NaN"`), with
-//! MLflow's error messages.
+//! either as one JSON object and reads typed fields as protobuf's `ParseDict`
+//! does: numbers may be strings and doubles may be `"NaN"`, but a string
+//! field takes only a string (MLflow refuses `{"name": 123}` rather than
+//! creating "123"), with MLflow's error messages and, inside repeated
+//! messages, its field paths (`metrics[0].timestamp`).
 //!
 //! Out: proto-JSON. int64 as JSON numbers, doubles that are not finite as
 //! strings, unset fields and empty repeated fields omitted.
@@ -24,7 +26,16 @@ const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
 /// A request message as a JSON object, from the query string or the body.
 #[derive(Debug, Default)]
-pub struct Fields(pub Map<String, Value>);
+pub struct Fields {
+    map: Map<String, Value>,
+    /// Where this message sits in the request (`""`, `metrics[0].`), so a
+    /// message about one of its fields names it as MLflow does.
+    at: String,
+    /// Read from a query string, where every value is text: a single value
+    /// of a repeated field is one item, and booleans are `true`/`false` in
+    /// any case (MLflow's `_get_request_message` reads them so).
+    query: bool,
+}
 
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
@@ -32,21 +43,67 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let query = req.uri().query().unwrap_or("").to_string();
         if req.method() == Method::GET && !query.is_empty() {
-            return Ok(Fields(parse_query(&query)));
+            return Ok(Fields::from_query(&query));
         }
         let JsonBody(body) = JsonBody::from_request(req, state).await?;
         if body.is_empty() {
-            return Ok(Fields(parse_query(&query)));
+            return Ok(Fields::from_query(&query));
         }
         Fields::from_json(&body)
     }
 }
 
 impl Fields {
+    /// The fields of a JSON object (a body, or one message inside it).
+    pub fn new(map: Map<String, Value>) -> Fields {
+        Fields {
+            map,
+            ..Fields::default()
+        }
+    }
+
+    /// The fields of a query string.
+    pub fn from_query(query: &str) -> Fields {
+        Fields {
+            map: parse_query(query),
+            at: String::new(),
+            query: true,
+        }
+    }
+
+    /// A message inside this one, at `at` (`metrics[0].`).
+    fn nested(&self, map: Map<String, Value>, at: String) -> Fields {
+        Fields {
+            map,
+            at,
+            query: false,
+        }
+    }
+
+    /// The raw value of a field, for handlers that read a shape of their own.
+    pub fn raw(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+
+    /// The name of field `name` as MLflow's messages write it (`tags[0].key`).
+    pub fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.at)
+    }
+
+    /// MLflow's message for field `name` holding `v`, of the wrong type.
+    pub fn invalid(&self, name: &str, v: &Value) -> ApiError {
+        invalid_value(&self.path(name), v)
+    }
+
+    /// MLflow's message for required field `name`, missing or empty.
+    pub fn missing(&self, name: &str) -> ApiError {
+        ApiError::missing(&self.path(name))
+    }
+
     /// The fields of a JSON object body.
     pub fn from_json(body: &[u8]) -> Result<Fields, ApiError> {
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(Value::Object(map)) => Ok(Fields::new(map)),
             Ok(_) => Err(ApiError::new(
                 ErrorCode::BadRequest,
                 "request body must be a JSON object",
@@ -148,7 +205,7 @@ pub fn invalid_value(field: &str, v: &Value) -> ApiError {
 
 impl Fields {
     fn get(&self, name: &str) -> Option<&Value> {
-        match self.0.get(name) {
+        match self.map.get(name) {
             None | Some(Value::Null) => None,
             Some(v) => Some(v),
         }
@@ -159,13 +216,24 @@ impl Fields {
         self.get(name).is_some()
     }
 
-    /// An optional string field; numbers are accepted and printed.
+    /// An optional string field: a JSON string and nothing else, as
+    /// protobuf's parser reads a `string` field.
     pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(v) => Err(invalid_value(name, v)),
+            Some(v) => Err(self.invalid(name, v)),
+        }
+    }
+
+    /// An optional enum field, by name or by number (proto-JSON allows
+    /// both), as text for the enum's own `parse`.
+    pub fn opt_enum(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+            Some(v) => Err(self.invalid(name, v)),
         }
     }
 
@@ -173,7 +241,7 @@ impl Fields {
     pub fn req_str(&self, name: &str) -> Result<String, ApiError> {
         match self.opt_str(name)? {
             Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(ApiError::missing(name)),
+            _ => Err(self.missing(name)),
         }
     }
 
@@ -186,7 +254,7 @@ impl Fields {
                 return Ok(s);
             }
         }
-        Err(ApiError::missing(names[0]))
+        Err(self.missing(names[0]))
     }
 
     /// An optional int64 field; integral numbers and numeric strings are accepted.
@@ -203,12 +271,12 @@ impl Fields {
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
-        parsed.map(Some).ok_or_else(|| invalid_value(name, v))
+        parsed.map(Some).ok_or_else(|| self.invalid(name, v))
     }
 
     /// A required int64 field.
     pub fn req_i64(&self, name: &str) -> Result<i64, ApiError> {
-        self.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))
+        self.opt_i64(name)?.ok_or_else(|| self.missing(name))
     }
 
     /// An optional double; `"NaN"`, `"Infinity"` and `"-Infinity"` are accepted.
@@ -221,60 +289,72 @@ impl Fields {
             Value::String(s) => parse_double(s),
             _ => None,
         };
-        parsed.map(Some).ok_or_else(|| invalid_value(name, v))
+        parsed.map(Some).ok_or_else(|| self.invalid(name, v))
     }
 
-    /// An optional boolean; `true`/`false` in any case when given as a string.
+    /// An optional boolean: a JSON boolean in a body; `true`/`false` in any
+    /// case in a query string, with MLflow's message for anything else.
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         let Some(v) = self.get(name) else {
             return Ok(None);
         };
         match v {
             Value::Bool(b) => Ok(Some(*b)),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            _ => Err(invalid_value(name, v)),
+            Value::String(s) if self.query => match s.to_ascii_lowercase().as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(ApiError::invalid(format!(
+                    "Invalid boolean value: {s}, must be 'true' or 'false'."
+                ))),
+            },
+            _ => Err(self.invalid(name, v)),
         }
     }
 
-    /// A repeated string field (a single string counts as one item).
+    /// A repeated string field: a JSON array of strings (in a query string
+    /// a single value is one item).
     pub fn str_list(&self, name: &str) -> Result<Vec<String>, ApiError> {
         match self.get(name) {
             None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::String(s)) if self.query => Ok(vec![s.clone()]),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(invalid_value(name, v)),
+                    _ => Err(self.invalid(name, v)),
                 })
                 .collect(),
-            Some(v) => Err(invalid_value(name, v)),
+            Some(v) => Err(self.invalid(name, v)),
         }
     }
 
-    /// A repeated message field, each item as its own [`Fields`].
+    /// A repeated message field, each item as its own [`Fields`] at
+    /// `name[i].`.
     pub fn messages(&self, name: &str) -> Result<Vec<Fields>, ApiError> {
         match self.get(name) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| match v {
-                    Value::Object(m) => Ok(Fields(m.clone())),
-                    _ => Err(invalid_value(name, v)),
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Object(m) => {
+                        Ok(self.nested(m.clone(), format!("{}[{i}].", self.path(name))))
+                    }
+                    _ => Err(self.invalid(name, v)),
                 })
                 .collect(),
-            Some(v) => Err(invalid_value(name, v)),
+            Some(v) => Err(self.invalid(name, v)),
         }
     }
 
-    /// An optional message field.
+    /// An optional message field, at `name.`.
     pub fn message(&self, name: &str) -> Result<Option<Fields>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Fields(m.clone()))),
-            Some(v) => Err(invalid_value(name, v)),
+            Some(Value::Object(m)) => Ok(Some(
+                self.nested(m.clone(), format!("{}.", self.path(name))),
+            )),
+            Some(v) => Err(self.invalid(name, v)),
         }
     }
 
@@ -291,12 +371,13 @@ impl Fields {
             .collect()
     }
 
-    /// A metric message (`LogMetric`'s body or an item of `LogBatch.metrics`).
+    /// A metric message (`LogMetric`'s body or an item of `LogBatch.metrics`):
+    /// `key`, `value` and `timestamp` required, checked in MLflow's order.
     pub fn metric(&self) -> Result<Metric, ApiError> {
         let key = self.req_str("key")?;
         let value = self
             .opt_f64("value")?
-            .ok_or_else(|| ApiError::missing("value"))?;
+            .ok_or_else(|| self.missing("value"))?;
         let timestamp = self.req_i64("timestamp")?;
         let step = self.opt_i64("step")?.unwrap_or(0);
         let mut metric = Metric::new(key, value, timestamp, step);
@@ -463,8 +544,7 @@ mod tests {
 
     #[test]
     fn query_strings_become_fields_with_repeated_keys() {
-        let m = parse_query("run_ids=a&run_ids=b&metric_key=my+key%2Fx&max_results=10");
-        let f = Fields(m);
+        let f = Fields::from_query("run_ids=a&run_ids=b&metric_key=my+key%2Fx&max_results=10");
         assert_eq!(f.str_list("run_ids").unwrap(), vec!["a", "b"]);
         assert_eq!(f.req_str("metric_key").unwrap(), "my key/x");
         assert_eq!(f.opt_i64("max_results").unwrap(), Some(10));
@@ -473,8 +553,8 @@ mod tests {
 
     #[test]
     fn lenient_numbers_and_mlflow_messages() {
-        let f = Fields(
-            serde_json::json!({"a": "NaN", "b": "1.5", "c": "abc", "d": 3.0, "e": "", "t": "True"})
+        let f = Fields::new(
+            serde_json::json!({"a": "NaN", "b": "1.5", "c": "abc", "d": 3.0, "e": "", "t": true})
                 .as_object()
                 .unwrap()
                 .clone(),

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sextant_core::Error;
-use sextant_core::entities::{Dataset, DatasetInput, Metric, ModelOutput, Page, Param, Tag};
+use sextant_core::entities::{
+    Dataset, DatasetInput, DatasetSummary, Metric, ModelOutput, Page, Param, Tag,
+};
 use sextant_core::validation;
 
 use super::experiments::page_rest;
@@ -12,6 +14,7 @@ use super::load::{self, metric_value};
 use super::runs::upsert_tag;
 use crate::StoreError;
 use crate::backend::{Conn, SqlValue, placeholders};
+use crate::store::MAX_DATASET_SUMMARIES;
 
 /// Rows per multi-row INSERT: few round trips on PostgreSQL, few statements
 /// on SQLite, far below both parameter limits.
@@ -268,6 +271,44 @@ pub fn log_inputs(
         )?;
     }
     Ok(())
+}
+
+/// The distinct (experiment, name, digest, context) of the datasets the
+/// runs of `experiment_ids` used, as MLflow's `_search_datasets` lists them
+/// (an input without a context tag gives one row without context).
+pub fn dataset_summaries(
+    c: &mut dyn Conn,
+    experiment_ids: &[i64],
+) -> Result<Vec<DatasetSummary>, StoreError> {
+    if experiment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value FROM datasets d \
+         JOIN run_inputs i ON i.dataset_id = d.dataset_id \
+         LEFT JOIN run_input_tags t ON t.rid = i.rid AND t.dataset_id = d.dataset_id \
+         AND t.key = 'mlflow.data.context' \
+         WHERE d.experiment_id IN ({}) \
+         ORDER BY d.experiment_id, d.name, d.digest, t.value LIMIT {MAX_DATASET_SUMMARIES}",
+        placeholders(experiment_ids.len())
+    );
+    let params: Vec<SqlValue> = experiment_ids.iter().map(|&e| e.into()).collect();
+    c.query(&sql, &params)?
+        .into_iter()
+        .map(|row| {
+            let mut cols = row.into_iter();
+            let mut next = || {
+                cols.next()
+                    .ok_or_else(|| StoreError::Corrupt("short row".into()))
+            };
+            Ok(DatasetSummary {
+                experiment_id: next()?.int()?,
+                name: next()?.text()?,
+                digest: next()?.text()?,
+                context: next()?.opt_text()?,
+            })
+        })
+        .collect()
 }
 
 pub fn log_outputs(

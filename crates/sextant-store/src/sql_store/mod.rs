@@ -23,8 +23,8 @@ pub use import::open_import_sink;
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::entities::{
-    DatasetInput, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput, NewLoggedModel,
-    NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
+    NewLoggedModel, NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
 use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
 use sextant_core::pipeline_runs::{
@@ -269,6 +269,13 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     ) -> Result<Vec<String>, StoreError> {
         self.db
             .read(|c| runs::experiment_keys(c, experiment_id, kind, limit))
+    }
+    fn search_dataset_summaries(
+        &self,
+        experiment_ids: &[i64],
+    ) -> Result<Vec<DatasetSummary>, StoreError> {
+        self.db
+            .read(|c| logging::dataset_summaries(c, experiment_ids))
     }
 
     fn create_logged_model(&self, new: &NewLoggedModel) -> Result<LoggedModel, StoreError> {

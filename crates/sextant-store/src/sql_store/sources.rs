@@ -2,18 +2,24 @@
 //! live at, refusing anything outside the artifact roots Sextant manages.
 //!
 //! This is the defence against MLflow's model-version path-traversal CVEs
-//! (2023-1177, 2023-2356, 2023-2780, 2026-2614): a source is accepted only if
-//! it names a run or logged model (`runs:/…`, `models:/…`) or lies, after
-//! full percent-decoding, inside the artifact root of the run or logged
-//! model the request names, or (with neither) inside some experiment's
-//! artifact location. Local paths are refused unless they lie inside the
-//! named run's or model's root, as MLflow requires.
+//! (2023-1177, 2023-2356, 2023-2780, 2026-2614). A source that Sextant could
+//! read on a caller's behalf — a local path or `file://` URI, or a URI in
+//! its own artifact store (`mlflow-artifacts:/…`, the proxied `http(s)`
+//! route) — is accepted only if it lies, after full percent-decoding, inside
+//! the artifact root of the run or logged model the request names, or (with
+//! neither, and never for a local path) inside some experiment's artifact
+//! location. `runs:/…` and `models:/…` name a run or version. Any other URI
+//! (`s3://`, `gs://`, `wasbs://`, …) is an object store Sextant never reads
+//! (only its own store's roots are served), so it is recorded as given, as
+//! MLflow 3.17.2 records it, and the run it names need not exist here; URIs
+//! that name a host to connect to (`http`, `ftp`, `hdfs`, …) are refused as
+//! MLflow refuses them.
 
 use sextant_core::Error;
 use sextant_core::registry::NewModelVersion;
 use sextant_core::validation::{
     IS_PROMPT_TAG_KEY, is_local_uri, posix_normpath, split_uri, unquote_plus_fully,
-    validate_prompt_source, validate_source_has_no_relative_paths,
+    validate_prompt_source, validate_source_has_no_relative_paths, validate_source_scheme,
 };
 
 use super::{child_uri, load, logged_models};
@@ -127,6 +133,36 @@ fn invalid(msg: String) -> StoreError {
     Error::invalid(msg).into()
 }
 
+/// MLflow's answer when the run or model a request names does not contain
+/// the source, or does not exist (`_raise_invalid_model_version_source`).
+fn not_identified(source: &str, id_name: &str) -> StoreError {
+    invalid(format!(
+        "Invalid model version source: '{source}'. The {id_name} request parameter must \
+         identify the resource that contains the source."
+    ))
+}
+
+/// Whether `source` lies in this server's own artifact store, which it
+/// serves to callers; an unreadable form counts as such, so the
+/// containment checks refuse it.
+fn served_here(source: &str) -> bool {
+    locate(source).is_none_or(|l| l.scheme == "mlflow-artifacts")
+}
+
+/// A run or logged model read to check a source against its root: one
+/// that does not exist is MLflow's 400 naming the request parameter
+/// (`_get_source_run`, `_get_source_model`), not a 404.
+fn identified<T>(
+    found: Result<T, StoreError>,
+    source: &str,
+    id_name: &str,
+) -> Result<T, StoreError> {
+    match found {
+        Err(StoreError::Domain(Error::NotFound(_))) => Err(not_identified(source, id_name)),
+        other => other,
+    }
+}
+
 fn outside(source: &str, what: &str) -> StoreError {
     invalid(format!(
         "Invalid model version source: '{source}'. The source has to be contained within the \
@@ -157,6 +193,7 @@ pub fn resolve(
             registers: None,
         });
     }
+    validate_source_scheme(source)?;
     validate_source_has_no_relative_paths(source)?;
     let (scheme, authority, path) = split_uri(source);
     if scheme == "runs" {
@@ -168,17 +205,16 @@ pub fn resolve(
             )));
         }
         if run_id.as_deref().is_some_and(|r| r != id) {
-            return Err(invalid(format!(
-                "Invalid model version source: '{source}'. Its run ID does not match the run_id \
-                 request parameter '{}'.",
-                run_id.unwrap_or_default()
-            )));
+            return Err(not_identified(source, "run_id"));
         }
-        let (_, info) = load::run_info(c, id)?;
-        let storage_location = if rel.is_empty() {
-            info.artifact_uri
-        } else {
-            child_uri(&info.artifact_uri, rel)
+        let storage_location = match load::run_info(c, id) {
+            Ok((_, info)) if rel.is_empty() => info.artifact_uri,
+            Ok((_, info)) => child_uri(&info.artifact_uri, rel),
+            // MLflow records a `runs:/` source whose run_id matches without
+            // looking the run up; the client resolves it when it downloads.
+            // Without a run_id the run must be here to say where it is.
+            Err(StoreError::Domain(Error::NotFound(_))) if run_id.is_some() => source.to_string(),
+            Err(e) => return Err(e),
         };
         return Ok(Resolved {
             storage_location,
@@ -214,8 +250,11 @@ pub fn resolve(
         });
     }
     let local = is_local_uri(source)?;
+    if !local && !served_here(source) {
+        return elsewhere(c, source, run_id, model_id);
+    }
     if let Some(id) = &model_id {
-        let model = logged_models::get(c, id, false)?;
+        let model = identified(logged_models::get(c, id, false), source, "model_id")?;
         if !within(source, &model.artifact_uri) {
             return Err(if local {
                 invalid(format!(
@@ -225,11 +264,11 @@ pub fn resolve(
                      specified by the model_id."
                 ))
             } else {
-                outside(source, "logged model specified by the model_id")
+                not_identified(source, "model_id")
             });
         }
     } else if let Some(id) = &run_id {
-        let (_, info) = load::run_info(c, id)?;
+        let (_, info) = identified(load::run_info(c, id), source, "run_id")?;
         if !within(source, &info.artifact_uri)
             && (local || !inside_any(c, source, LOGGED_MODEL_ROOTS, &[info.experiment_id.into()])?)
         {
@@ -241,7 +280,7 @@ pub fn resolve(
                      specified by the run_id."
                 ))
             } else {
-                outside(source, "run specified by the run_id")
+                not_identified(source, "run_id")
             });
         }
     } else {
@@ -266,9 +305,31 @@ pub fn resolve(
     })
 }
 
+/// A source in an object store Sextant does not serve: recorded as given
+/// with the ids the request gave (the run need not exist here, as in
+/// MLflow). A named logged model must exist: its `mlflow.modelVersions` tag
+/// records the version, and without a run id its run is the version's.
+fn elsewhere(
+    c: &mut dyn Conn,
+    source: &str,
+    run_id: Option<String>,
+    model_id: Option<String>,
+) -> Result<Resolved, StoreError> {
+    let run_id = match &model_id {
+        Some(id) => run_id.or(logged_models::get(c, id, false)?.source_run_id),
+        None => run_id,
+    };
+    Ok(Resolved {
+        storage_location: source.to_string(),
+        run_id,
+        registers: model_id.clone(),
+        model_id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use super::{served_here, within};
 
     #[test]
     fn containment_compares_normalized_paths() {
@@ -295,5 +356,18 @@ mod tests {
         ));
         assert!(!within("/etc/passwd", "/data/1/r/artifacts"));
         assert!(!within("relative/x", "relative"));
+    }
+
+    #[test]
+    fn only_this_servers_store_is_served_here() {
+        assert!(served_here("mlflow-artifacts:/0/r/artifacts/m"));
+        assert!(served_here("mlflow-artifacts://host:5000/0/r/artifacts/m"));
+        assert!(served_here(
+            "https://h/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/m"
+        ));
+        assert!(served_here("mlflow-artifacts:/0/%2e%2e/x"));
+        assert!(!served_here("s3://bucket/model"));
+        assert!(!served_here("gs://bucket/a/model"));
+        assert!(!served_here("wasbs://c@acct.blob.core.windows.net/m"));
     }
 }

@@ -14,9 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 use sextant_artifacts::{ArtifactError, ByteRange, Entry, SafePath};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::{Api, Body, Capability as C, Group, Resource as R, Route};
@@ -79,12 +80,28 @@ pub(crate) const LISTINGS: Group = Group {
     ],
 };
 
-/// The UI's downloads (MLflow serves these outside the RPC table).
+/// The largest file the UI may upload in one request (MLflow's limit).
+const MAX_UI_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// The UI's downloads and uploads (MLflow serves these outside the RPC table).
 pub(crate) const UI: Group = Group {
     api: Api::Mlflow,
     mounts: &[""],
     routes: &[
         Route::get("/get-artifact", R::Run, |m| on(m, download_run_file)),
+        Route::get("/model-versions/get-artifact", R::ModelVersion, |m| {
+            on(m, download_version_file)
+        }),
+        // The body is the file's bytes, of whatever type; the handler stops
+        // reading past `MAX_UI_UPLOAD`.
+        Route::json(
+            Method::POST,
+            "/ajax-api/2.0/mlflow/upload-artifact",
+            R::Run,
+            C::Edit,
+            |m| on(m, upload_run_file),
+        )
+        .with_body(Body::Stream),
         Route::get(
             "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
             R::LoggedModel,
@@ -99,6 +116,7 @@ async fn upload(
     uri: Uri,
     body: HttpBody,
 ) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let path = path_in_uri(&uri)?;
     state
         .artifacts
@@ -114,6 +132,7 @@ async fn download(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    proxy_served(&state, &uri)?;
     send_artifact(&state, &path_in_uri(&uri)?, &headers).await
 }
 
@@ -174,6 +193,7 @@ async fn send_artifact(
 
 /// `DELETE …/artifacts/<path>`: the file, or the directory and all under it.
 async fn delete(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let path = path_in_uri(&uri)?;
     state
         .artifacts
@@ -185,6 +205,7 @@ async fn delete(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, 
 
 /// `GET …/artifacts?path=<dir>`: the directory's children, by name.
 async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    proxy_served(&state, &uri)?;
     let dir = match query_param(&uri, "path")? {
         Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
         None => SafePath::root(),
@@ -203,12 +224,10 @@ async fn list_run(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>
             _ => return Err(ApiError::missing("run_id")),
         },
     };
-    let rel = match query_param(&uri, "path")? {
-        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
-        None => SafePath::root(),
-    };
+    let raw = query_param(&uri, "path")?.unwrap_or_default();
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
     let run = state.db(move |s| s.get_run(&run_id)).await?;
-    list_under_root(&state, run.info.artifact_uri, &rel).await
+    list_under_root(&state, run.info.artifact_uri, &rel, &raw).await
 }
 
 /// `GET /api/2.0/mlflow/logged-models/<id>/artifacts/directories?artifact_directory_path=`:
@@ -218,22 +237,23 @@ async fn list_logged_model(
     Path(model_id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let rel = match query_param(&uri, "artifact_directory_path")? {
-        Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
-        None => SafePath::root(),
-    };
+    let raw = query_param(&uri, "artifact_directory_path")?.unwrap_or_default();
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
     let model = state
         .db(move |s| s.get_logged_model(&model_id, false))
         .await?;
-    list_under_root(&state, model.artifact_uri, &rel).await
+    list_under_root(&state, model.artifact_uri, &rel, &raw).await
 }
 
-/// The children of `rel` under the proxied artifact root `root_uri`, with
-/// paths relative to the root, and the root itself.
+/// The children of `rel` under the proxied artifact root `root_uri`, and the
+/// root itself. Each child's path is the directory as the caller wrote it
+/// (`raw`, checked as `rel`) joined with its name, as MLflow's
+/// `posixpath.join` does: `.` lists `./a.txt`, `d/` lists `d/a.txt`.
 async fn list_under_root(
     state: &AppState,
     root_uri: String,
     rel: &SafePath,
+    raw: &str,
 ) -> Result<Json<Value>, ApiError> {
     let root = proxied_root(&root_uri)?;
     let entries = state
@@ -241,12 +261,11 @@ async fn list_under_root(
         .list(&root.join(rel))
         .await
         .map_err(artifact_error)?;
-    let prefix = rel.to_string();
     let relative = |name: &str| {
-        if prefix.is_empty() {
-            name.to_string()
+        if raw.is_empty() || raw.ends_with('/') {
+            format!("{raw}{name}")
         } else {
-            format!("{prefix}/{name}")
+            format!("{raw}/{name}")
         }
     };
     Ok(Json(files_json(entries, relative, Some(root_uri))))
@@ -271,6 +290,71 @@ async fn download_run_file(
     send_artifact(&state, &root.join(&rel), &headers).await
 }
 
+/// `GET /model-versions/get-artifact?name=&version=&path=`: a file of a
+/// model version, for the UI, read from where the version's source resolved
+/// (only a root of this server's store is served).
+async fn download_version_file(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = required_param(&uri, "name")?;
+    let version = sextant_core::validation::parse_model_version(&required_param(&uri, "version")?)?;
+    let rel = file_param(&uri, "path")?;
+    let v = state
+        .db(move |s| s.get_model_version(&name, version))
+        .await?;
+    let location = if v.storage_location.is_empty() {
+        v.source
+    } else {
+        v.storage_location
+    };
+    let root = proxied_root(&location)?;
+    send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: the UI's
+/// upload of one small file (the body) into a run's artifacts, with MLflow's
+/// checks and messages.
+async fn upload_run_file(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: HttpBody,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = query_param(&uri, "run_uuid")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?;
+    let raw = query_param(&uri, "path")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let rel = SafePath::parse(&raw).map_err(invalid_path)?;
+    if rel.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    let too_large = || ApiError::invalid("Artifact size is too large. Max size is 10MB.");
+    let data = axum::body::to_bytes(body, MAX_UI_UPLOAD)
+        .await
+        .map_err(|_| too_large())?;
+    if data.is_empty() {
+        return Err(ApiError::invalid("Request must specify data."));
+    }
+    let run = state.db(move |s| s.get_run(&run_id)).await?;
+    let root = proxied_root(&run.info.artifact_uri)?;
+    state
+        .artifacts
+        .put(&root.join(&rel), HttpBody::from(data).into_data_stream())
+        .await
+        .map_err(artifact_error)?;
+    Ok(Json(json!({})))
+}
+
+/// A required, non-empty query parameter, named in MLflow's words when missing.
+fn required_param(uri: &Uri, name: &str) -> Result<String, ApiError> {
+    query_param(uri, name)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing(name))
+}
+
 /// `GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files?artifact_file_path=`:
 /// a logged model's file, for the UI.
 async fn download_logged_model_file(
@@ -285,6 +369,23 @@ async fn download_logged_model_file(
         .await?;
     let root = proxied_root(&model.artifact_uri)?;
     send_artifact(&state, &root.join(&rel), &headers).await
+}
+
+/// `TEMPORARILY_UNAVAILABLE` (503) when the server runs with
+/// `--no-serve-artifacts`, in MLflow's words.
+pub(super) fn proxy_served(state: &AppState, uri: &Uri) -> Result<(), ApiError> {
+    if state.serve_artifacts {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!(
+            "Endpoint: {} disabled due to the server running with `--no-serve-artifacts`. To \
+             enable artifacts server functionality, run `sextant server` without \
+             `--no-serve-artifacts`",
+            uri.path()
+        ),
+    ))
 }
 
 /// A required query parameter naming a file below an artifact root.
@@ -305,7 +406,10 @@ fn file_param(uri: &Uri, name: &str) -> Result<SafePath, ApiError> {
     Ok(rel)
 }
 
-async fn presigned_unsupported() -> ApiError {
+async fn presigned_unsupported(State(state): State<AppState>, uri: Uri) -> ApiError {
+    if let Err(e) = proxy_served(&state, &uri) {
+        return e;
+    }
     ApiError::new(
         ErrorCode::NotImplemented,
         "Presigned download URLs are not supported for the current artifact repository",
@@ -412,7 +516,7 @@ fn parse_range(value: &str) -> Option<ByteRange> {
 /// The type a download is sent with. Text-like files go out as `text/plain`,
 /// never as HTML, SVG or script a browser would run (MLflow CVE-2023-6568).
 fn content_type(name: &str) -> &'static str {
-    if name == "MLmodel" || name == "MLproject" {
+    if name.eq_ignore_ascii_case("MLmodel") || name.eq_ignore_ascii_case("MLproject") {
         return "text/plain";
     }
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -434,27 +538,53 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that
-/// are not plain ASCII.
+/// Bytes a `filename*` keeps as they are: RFC 5987's attr-chars, as
+/// Werkzeug passes them to `quote` (`safe="!#$&+-.^_`|~"`).
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename=…` as MLflow's server (Werkzeug's `send_file`)
+/// writes it, so clients that compare the header see the same text: the
+/// name bare when it is an HTTP token, quoted otherwise; a name that is not
+/// ASCII gets its NFKD ASCII letters as `filename` and itself, percent-encoded,
+/// as `filename*`.
 fn content_disposition(name: &str) -> HeaderValue {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut value = format!("attachment; filename=\"{ascii}\"");
-    if ascii != name {
-        value.push_str(&format!(
-            "; filename*=UTF-8''{}",
-            utf8_percent_encode(name, NON_ALPHANUMERIC)
-        ));
-    }
+    let value = if name.is_ascii() {
+        format!("attachment; filename={}", header_word(name))
+    } else {
+        let simple: String = name.nfkd().filter(char::is_ascii).collect();
+        format!(
+            "attachment; filename={}; filename*=UTF-8''{}",
+            header_word(&simple),
+            utf8_percent_encode(name, ATTR_CHAR)
+        )
+    };
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Werkzeug's `quote_header_value`: a token as it is, anything else quoted
+/// with `\` and `"` escaped.
+fn header_word(value: &str) -> String {
+    let token = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        value.to_string()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 }
 
 fn invalid_path(e: sextant_artifacts::InvalidPath) -> ApiError {
@@ -501,15 +631,31 @@ mod tests {
 
     #[test]
     fn dispositions_are_ascii_attachments() {
+        // As `mlflow server` 3.17.2 answers for these names.
+        assert_eq!(content_disposition("a.txt"), "attachment; filename=a.txt");
         assert_eq!(
-            content_disposition("a.txt"),
-            "attachment; filename=\"a.txt\""
+            content_disposition("dog+step+20.png"),
+            "attachment; filename=dog+step+20.png"
+        );
+        assert_eq!(
+            content_disposition("a b.txt"),
+            "attachment; filename=\"a b.txt\""
+        );
+        assert_eq!(
+            content_disposition("q;x.txt"),
+            "attachment; filename=\"q;x.txt\""
         );
         assert_eq!(
             content_disposition("e ✓\".txt"),
-            "attachment; filename=\"e __.txt\"; filename*=UTF-8''e%20%E2%9C%93%22%2Etxt"
+            "attachment; filename=\"e \\\".txt\"; filename*=UTF-8''e%20%E2%9C%93%22.txt"
+        );
+        assert_eq!(
+            content_disposition("café.txt"),
+            "attachment; filename=cafe.txt; filename*=UTF-8''caf%C3%A9.txt"
         );
         assert_eq!(content_type("x.HTML"), "text/plain");
+        assert_eq!(content_type("mlproject"), "text/plain");
+        assert_eq!(content_type("mlmodel"), "text/plain");
         assert_eq!(content_type("model.pkl"), "application/octet-stream");
     }
 }

@@ -33,6 +33,7 @@ pub(super) async fn command(
     headers: HeaderMap,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
+    super::proxy_served(&state, &uri)?;
     let (base, rest) = split_mpu_path(&uri)?;
     let (action, dir) = rest.split_once('/').unwrap_or((rest, ""));
     if !matches!(action, "create" | "complete" | "abort") {
@@ -125,6 +126,7 @@ pub(super) async fn put_part(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
+    super::proxy_served(&state, &uri)?;
     let (_, rest) = split_mpu_path(&uri)?;
     let segments: Vec<&str> = rest.split('/').collect();
     let ["part", id, n] = segments.as_slice() else {
