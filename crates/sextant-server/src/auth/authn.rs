@@ -156,7 +156,13 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
         // Wrong credentials on a public probe still get the probe.
         Err(Failure::Refused) if is_public(&path) => failure = login_failure(req.headers(), false),
         Err(Failure::Refused) => {
-            return with_failure(unauthenticated(&path), login_failure(req.headers(), false));
+            let mut refusal = unauthenticated(&path);
+            // An ended browser session: the page shows its own sign-in form,
+            // so no `WWW-Authenticate` to pop the browser's Basic dialog over it.
+            if req.headers().get(header::AUTHORIZATION).is_none() {
+                refusal.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
+            return with_failure(refusal, login_failure(req.headers(), false));
         }
         Err(Failure::Throttled(wait)) => {
             return with_failure(throttled(&path, wait), login_failure(req.headers(), true));
