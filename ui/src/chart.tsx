@@ -6,6 +6,8 @@ import "uplot/dist/uPlot.min.css";
 
 export interface Series {
   label: string;
+  /** The series' colour; by position when absent. */
+  color?: string;
   /** x values (steps, or times in ms), ascending. */
   xs: number[];
   ys: number[];
@@ -72,7 +74,7 @@ export function Chart({ title, series, options, height = 260 }: { title: string;
       scales: { x: { time: options.x === "time" }, y: { distr: options.log ? 3 : 1 } },
       series: [
         { label: options.x === "time" ? "time" : "step" },
-        ...series.map((s, i) => ({ label: s.label, stroke: color(i), width: 1.5, spanGaps: true, points: { show: s.xs.length < 60 } })),
+        ...series.map((s, i) => ({ label: s.label, stroke: s.color ?? color(i), width: 1.5, spanGaps: true, points: { show: s.xs.length < 60 } })),
       ],
       legend: { show: series.length <= 12 },
       axes: [{ stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" } }, { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" } }],

@@ -201,9 +201,10 @@ function RunsChart({ metric, runs, options }: { metric: string; runs: Run[]; opt
   const series = useMemo(
     () =>
       runs
-        .map((r) => {
+        .map((r, i) => {
           const mine = state.data?.get(r.info.run_id) ?? [];
-          return { label: name(r), xs: mine.map((p) => (options.x === "time" ? p.timestamp : p.step)), ys: mine.map((p) => p.value) };
+          // The run's colour everywhere on the page (the table's swatches too), whichever runs have this metric.
+          return { label: name(r), color: color(i), xs: mine.map((p) => (options.x === "time" ? p.timestamp : p.step)), ys: mine.map((p) => p.value) };
         })
         .filter((s) => s.xs.length),
     [state.data, runs, options.x],
@@ -225,6 +226,8 @@ function Parallel({ runs, axes }: { runs: Run[]; axes: Axis[] }) {
   if (axes.length < 2) return <p class="muted">Needs at least two params or metrics.</p>;
   const W = 1000;
   const H = 300;
+  // Room for the outer axes' labels, which are centred on their axis.
+  const padX = 80;
   const pad = 30;
   const scale = axes.map((a) => {
     const vals = runs.map((r) => a.get(r)).filter((v) => v !== undefined);
@@ -237,7 +240,7 @@ function Parallel({ runs, axes }: { runs: Run[]; axes: Axis[] }) {
     const cats = [...new Set(vals.map(String))].sort();
     return (v: string | number | undefined) => (v === undefined ? null : cats.length < 2 ? 0.5 : cats.indexOf(String(v)) / (cats.length - 1));
   });
-  const x = (i: number) => pad + (i * (W - 2 * pad)) / (axes.length - 1);
+  const x = (i: number) => padX + (i * (W - 2 * padX)) / (axes.length - 1);
   const y = (f: number) => H - pad - f * (H - 2 * pad);
   return (
     <svg class="parallel" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="parallel coordinates of the runs' params and metrics">
