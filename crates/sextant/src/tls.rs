@@ -221,11 +221,28 @@ async fn handshake(
     acceptor.accept(stream).await.map(Some)
 }
 
+/// How much of a plain-HTTP request head is read before refusing it, and
+/// how long the rest may take to arrive.
+const PLAIN_HEAD_MAX: usize = 16 << 10;
+const PLAIN_HEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn refuse_plain_http(stream: &mut TcpStream) -> io::Result<()> {
-    // Read the request head first: closing a socket with unread data
-    // resets it, and the client would never see the answer.
-    let mut head = [0u8; 4096];
-    let _ = stream.read(&mut head).await?;
+    // Read the whole request head first (a client may send it in several
+    // writes): closing a socket with unread data resets it, and the client
+    // would see a broken pipe instead of the answer.
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let whole_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < PLAIN_HEAD_MAX {
+            match stream.read(&mut chunk).await? {
+                0 => break,
+                n => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        io::Result::Ok(())
+    };
+    // A client that never finishes its head still gets the answer, later.
+    let _ = tokio::time::timeout(PLAIN_HEAD_WAIT, whole_head).await;
     let body = "This server speaks HTTPS only: use an https:// URL.\n";
     let answer = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
