@@ -322,6 +322,18 @@ def test_proxied_sources_must_lie_in_the_named_run(server_url, client, experimen
         )
 
 
+def test_local_sources_are_resolved_before_they_are_confined(server_url, client, model_name, tmp_path):
+    # A run whose root is a local directory (a direct root, as with --default-artifact-root).
+    exp_id = client.create_experiment(unique("local-root"), artifact_location=str(tmp_path / "direct"))
+    run = client.create_run(exp_id).info
+    for source in (f"{run.artifact_uri}/.", f"{run.artifact_uri}/model/..", f"file://{run.artifact_uri}/model"):
+        resp = create_version(server_url, model_name, source, run.run_id)
+        assert resp.status_code == 200, (source, resp.text)
+    for source, rid in [(f"{run.artifact_uri}/../../other", run.run_id), (f"{run.artifact_uri}/.", None)]:
+        body = assert_error(create_version(server_url, model_name, source, rid), 400, "INVALID_PARAMETER_VALUE")
+        assert "To use a local path as a model version source" in body["message"], body
+
+
 # --- item 4: the UI routes MLflow 3.17 serves ------------------------------------------------------
 
 

@@ -749,6 +749,41 @@ fn sources_resolve_to_storage_locations(f: &Fixture) {
         ..NewModelVersion::default()
     })
     .unwrap();
+    // A run whose root is a local directory: a local source is resolved
+    // before it is confined, so `.` is the root and `..` cannot leave it.
+    let exp = s
+        .create_experiment("local-root", Some("/data/direct"), &[])
+        .unwrap();
+    let local_run = s
+        .create_run(&NewRun {
+            experiment_id: exp,
+            ..NewRun::default()
+        })
+        .unwrap()
+        .info;
+    for source in [
+        format!("{}/.", local_run.artifact_uri),
+        format!("file://{}/model/./", local_run.artifact_uri),
+        format!("{}/model/..", local_run.artifact_uri),
+    ] {
+        s.create_model_version(&NewModelVersion {
+            name: "m".into(),
+            source: source.clone(),
+            run_id: Some(local_run.run_id.clone()),
+            ..NewModelVersion::default()
+        })
+        .unwrap_or_else(|e| panic!("{source}: {e:?}"));
+    }
+    let m = invalid(s.create_model_version(&NewModelVersion {
+        name: "m".into(),
+        source: format!("{}/../../other", local_run.artifact_uri),
+        run_id: Some(local_run.run_id.clone()),
+        ..NewModelVersion::default()
+    }));
+    assert!(
+        m.contains("To use a local path as a model version source"),
+        "{m}"
+    );
     // Without ids, inside some experiment's artifact location.
     let v = s
         .create_model_version(&NewModelVersion {

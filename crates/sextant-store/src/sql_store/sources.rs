@@ -194,7 +194,13 @@ pub fn resolve(
         });
     }
     validate_source_scheme(source)?;
-    validate_source_has_no_relative_paths(source)?;
+    // As in MLflow, only a source Sextant cannot normalize itself must come
+    // without `.`/`..`: a local one is resolved and confined by `within`
+    // below (so `<run root>/.` is the run root, and `..` out of it refused).
+    let local = is_local_uri(source)?;
+    if !local {
+        validate_source_has_no_relative_paths(source)?;
+    }
     let (scheme, authority, path) = split_uri(source);
     if scheme == "runs" {
         let path = path.trim_start_matches('/');
@@ -249,7 +255,6 @@ pub fn resolve(
             model_id: model_id.or(version_model),
         });
     }
-    let local = is_local_uri(source)?;
     if !local && !served_here(source) {
         return elsewhere(c, source, run_id, model_id);
     }
