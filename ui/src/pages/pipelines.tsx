@@ -285,7 +285,7 @@ function Dag({ steps, chosen, onChoose }: { steps: Step[]; chosen?: string; onCh
   const width = 20 + cols.size * (W + gx);
   const height = 20 + Math.max(...[...cols.values()].map((l) => l.length)) * (H + gy);
   return (
-    <svg class="dag" viewBox={`0 0 ${width} ${height}`} role="group" aria-label="pipeline graph">
+    <svg class="dag" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="group" aria-label="pipeline graph">
       {steps.flatMap((s) =>
         s.needs.map((n) => {
           const a = pos.get(n)!;
