@@ -995,3 +995,48 @@ async fn get_artifact_serves_run_files_as_attachments() {
         );
     }
 }
+
+/// The audit log's checkpoints anchor its hash chain: the artifact service
+/// must not let anyone read, list, replace or delete them.
+#[tokio::test]
+async fn the_audit_checkpoints_are_out_of_the_artifact_services_reach() {
+    let s = server();
+    let root = s.dir.path().join("artifacts/audit/checkpoints");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("7.json"), r#"{"seq":7}"#).unwrap();
+    s.put("0/r/artifacts/f.txt", b"x").await;
+    for (method, uri) in [
+        (Method::GET, format!("{API}/audit/checkpoints/7.json")),
+        (Method::PUT, format!("{API}/audit/checkpoints/7.json")),
+        (Method::DELETE, format!("{API}/audit/checkpoints/7.json")),
+        (Method::DELETE, format!("{API}/audit")),
+        (Method::GET, format!("{API}?path=audit/checkpoints")),
+        (
+            Method::POST,
+            "/api/2.0/mlflow-artifacts/mpu/create/audit/checkpoints".to_string(),
+        ),
+    ] {
+        let body = if method == Method::POST {
+            Body::from(r#"{"path":"8.json","num_parts":1}"#)
+        } else {
+            Body::from("{}")
+        };
+        let (status, answer) = s.json(method.clone(), &uri, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {answer}");
+        assert_eq!(error_code(&answer), "PERMISSION_DENIED");
+    }
+    // The root listing leaves the folder out; the checkpoint is untouched.
+    let (status, listing) = s.json(Method::GET, API, Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["0"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("7.json")).unwrap(),
+        r#"{"seq":7}"#
+    );
+}

@@ -210,7 +210,11 @@ async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Value>, Ap
         Some(p) => SafePath::parse(&p).map_err(invalid_path)?,
         None => SafePath::root(),
     };
-    let entries = state.artifacts.list(&dir).await.map_err(artifact_error)?;
+    not_reserved(&dir)?;
+    let mut entries = state.artifacts.list(&dir).await.map_err(artifact_error)?;
+    if dir.is_root() {
+        entries.retain(|e| e.name != RESERVED_TOP);
+    }
     Ok(Json(files_json(entries, |name| name.to_string(), None)))
 }
 
@@ -454,7 +458,26 @@ fn path_in_uri(uri: &Uri) -> Result<SafePath, ApiError> {
     if path.is_root() {
         return Err(ApiError::invalid("Invalid path"));
     }
+    not_reserved(&path)?;
     Ok(path)
+}
+
+/// The top folder of the artifact store that holds the audit log's
+/// checkpoints (`crate::auth::audit_checkpoints::DIR`): the anchor of its hash
+/// chain, which no client may read, list, overwrite or delete through the
+/// artifact service.
+const RESERVED_TOP: &str = "audit";
+
+/// Refuses paths in the reserved part of the store.
+pub(super) fn not_reserved(path: &SafePath) -> Result<(), ApiError> {
+    if path.segments().first().map(String::as_str) == Some(RESERVED_TOP) {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the artifact store's audit/ folder holds the audit log's checkpoints and is not \
+             served through the artifact service",
+        ));
+    }
+    Ok(())
 }
 
 /// The first value of query parameter `name`, form-decoded once. A value
@@ -615,6 +638,12 @@ fn artifact_error(e: ArtifactError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserved_folder_is_where_checkpoints_are_written() {
+        let top = crate::auth::audit_checkpoints::DIR.split('/').next();
+        assert_eq!(top, Some(RESERVED_TOP));
+    }
 
     #[test]
     fn ranges() {

@@ -43,6 +43,7 @@ pub(super) async fn command(
         ));
     }
     let dir = SafePath::from_encoded(dir).map_err(invalid_path)?;
+    super::not_reserved(&dir)?;
     let target = dir
         .child(file_name(&fields.req_str("path")?)?)
         .map_err(invalid_path)?;
