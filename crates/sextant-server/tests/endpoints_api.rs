@@ -384,8 +384,14 @@ async fn manual_promote_and_rollback_and_a_rollout_survives_a_restart() {
     let (s, v) = h.put("churn", one(&v1, linear.clone())).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
-    // The stored rollout goes on in a new process, at the same traffic.
+    // The stored rollout goes on in a new process, at the same traffic, once
+    // the new process's controller has restored the endpoint.
     h.restart();
+    eventually(Duration::from_secs(30), "the restored endpoint", || async {
+        let (s, r) = h.invoke("churn").await;
+        if s == StatusCode::OK { Ok(()) } else { Err(r) }
+    })
+    .await;
     let v = h.get("churn").await;
     assert_eq!(v["rollout"]["traffic_percent"], 25.0, "{v}");
     let mut answers = std::collections::BTreeSet::new();
