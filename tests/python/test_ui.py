@@ -187,12 +187,14 @@ def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, pag
 
 
 def test_an_mlflow_run_link_opens_the_run_with_its_params_and_metrics(seeded, page):
-    _, runs = runs_of(seeded)
+    experiments, runs = runs_of(seeded)
     run = max(runs, key=lambda r: len(r["data"].get("metrics", [])) + len(r["data"].get("params", [])))
     info = run["info"]
     # The link the mlflow client prints after every run.
     page.goto(f"{seeded.url}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}")
     expect(page.get_by_text(info["run_id"]).first).to_be_visible()
+    name = next(e["name"] for e in experiments if e["experiment_id"] == info["experiment_id"])
+    expect(page.get_by_role("heading").get_by_role("link", name=name, exact=True)).to_be_visible()
     for p in run["data"].get("params", [])[:5]:
         expect(page.get_by_role("rowheader", name=p["key"], exact=True)).to_be_visible()
     for m in run["data"].get("metrics", [])[:5]:

@@ -24,6 +24,10 @@ function RunBody({ run }: { run: Run }) {
   const pipelineRun = tag(tags, "sextant.pipelineRun");
   const step = tag(tags, "sextant.step");
   const userTags = tags.filter((t) => !t.key.startsWith("mlflow.") && !t.key.startsWith("sextant."));
+  const experiment = useAsync(
+    (signal) => mlflow.get<{ experiment: { name: string } }>("experiments/get", { experiment_id: info.experiment_id }, signal),
+    [info.experiment_id],
+  );
   const children = useAsync(
     (signal) =>
       mlflow.post<{ runs?: Run[] }>(
@@ -36,7 +40,7 @@ function RunBody({ run }: { run: Run }) {
   return (
     <>
       <h1>
-        <a href={link("experiments", info.experiment_id)}>Experiment {info.experiment_id}</a> / {info.run_name || info.run_id}
+        <a href={link("experiments", info.experiment_id)}>{experiment.data?.experiment.name ?? `Experiment ${info.experiment_id}`}</a> / {info.run_name || info.run_id}
       </h1>
       <div class="columns">
         <Section title="About">
