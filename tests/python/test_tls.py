@@ -119,3 +119,23 @@ def test_a_pipeline_step_logs_back_over_https(tracking, tmp_path):
     assert step["status"] == "succeeded", run
     logged = MlflowClient(srv.url).get_run(step["tracking_run_id"])
     assert logged.data.metrics == {"over_tls": 1.0}
+
+
+def test_a_browser_session_over_https_gets_a_secure_cookie(tmp_path):
+    cert, key = self_signed(tmp_path)
+    srv = start_sextant(tmp_path, "--auth", env={"SEXTANT_ADMIN_PASSWORD": "tls-admin-password-1"}, tls=(cert, key))
+    try:
+        r = requests.post(
+            f"{srv.url}/api/v1/session", json={"username": "admin", "password": "tls-admin-password-1"},
+            verify=str(cert), timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        cookie = r.headers["set-cookie"]
+        for attr in ("HttpOnly", "SameSite=Strict", "Secure"):
+            assert attr in cookie, cookie
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        # The UI's shell is served over the same port.
+        shell = requests.get(f"{srv.url}/", verify=str(cert), timeout=30)
+        assert shell.status_code == 200 and "/static/ui/assets/" in shell.text
+    finally:
+        srv.stop()
