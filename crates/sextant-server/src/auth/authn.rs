@@ -320,13 +320,7 @@ async fn principal(
             None => None,
         }
     };
-    let address_key = source.map(|ip| format!("ip:{ip}"));
-    if let Some(k) = &address_key {
-        let wait = auth.throttled_for(k);
-        if !wait.is_zero() {
-            return Err(Failure::Throttled(wait));
-        }
-    }
+    let address = AddressThrottle::check(auth, source).map_err(Failure::Throttled)?;
     let verified = match creds {
         Credentials::Basic { username, password } => {
             throttled_basic(st, username, password, previous_hash).await?
@@ -342,15 +336,10 @@ async fn principal(
             )
         }),
     };
+    address.settle(verified.is_some());
     let Some((principal, password_hash)) = verified else {
-        if let Some(k) = &address_key {
-            auth.record_failure(k);
-        }
         return Err(Failure::Refused);
     };
-    if let Some(k) = &address_key {
-        auth.clear_failures(k);
-    }
     let principal = Arc::new(principal);
     let mut cache = auth.cache.lock().expect("cache lock");
     if cache.len() > 50_000 {
@@ -366,6 +355,38 @@ async fn principal(
         },
     );
     Ok(Some(principal))
+}
+
+/// The per-source-address throttle of one login attempt: checked before
+/// the credential is, settled by its outcome.
+struct AddressThrottle<'a> {
+    auth: &'a Auth,
+    key: Option<String>,
+}
+
+impl<'a> AddressThrottle<'a> {
+    /// The throttle of `source`, or how long it must still wait.
+    fn check(auth: &'a Auth, source: Option<IpAddr>) -> Result<Self, Duration> {
+        let key = source.map(|ip| format!("ip:{ip}"));
+        if let Some(k) = &key {
+            let wait = auth.throttled_for(k);
+            if !wait.is_zero() {
+                return Err(wait);
+            }
+        }
+        Ok(AddressThrottle { auth, key })
+    }
+
+    /// A success forgets the address's failures; a refusal adds one.
+    fn settle(&self, ok: bool) {
+        if let Some(k) = &self.key {
+            if ok {
+                self.auth.clear_failures(k);
+            } else {
+                self.auth.record_failure(k);
+            }
+        }
+    }
 }
 
 /// A Basic login under the per-user throttle: `None` when refused.
@@ -405,26 +426,17 @@ pub(super) async fn password_login(
     password: String,
     source: Option<IpAddr>,
 ) -> PasswordLogin {
-    let address_key = source.map(|ip| format!("ip:{ip}"));
-    if let Some(k) = &address_key {
-        let wait = st.auth.throttled_for(k);
-        if !wait.is_zero() {
-            return PasswordLogin::Throttled(wait);
-        }
+    let address = match AddressThrottle::check(&st.auth, source) {
+        Ok(a) => a,
+        Err(wait) => return PasswordLogin::Throttled(wait),
+    };
+    let found = throttled_basic(st, username, password, None).await;
+    if let Ok(verified) = &found {
+        address.settle(verified.is_some());
     }
-    match throttled_basic(st, username, password, None).await {
-        Ok(Some((p, _))) => {
-            if let Some(k) = &address_key {
-                st.auth.clear_failures(k);
-            }
-            PasswordLogin::Accepted(p)
-        }
-        Ok(None) => {
-            if let Some(k) = &address_key {
-                st.auth.record_failure(k);
-            }
-            PasswordLogin::Refused
-        }
+    match found {
+        Ok(Some((p, _))) => PasswordLogin::Accepted(p),
+        Ok(None) => PasswordLogin::Refused,
         Err(Failure::Throttled(wait)) => PasswordLogin::Throttled(wait),
         Err(Failure::Refused) => PasswordLogin::Refused,
         Err(Failure::Store(e)) => PasswordLogin::Store(e),
