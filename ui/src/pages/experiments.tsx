@@ -11,7 +11,6 @@ interface Page {
 
 export function Experiments({ loc }: { loc: Location }) {
   const q = loc.query.get("q") ?? "";
-  const [text, setText] = useState(q);
   const [tokens, setTokens] = useState<string[]>([]);
   const page = tokens[tokens.length - 1];
   const state = useAsync(
@@ -22,7 +21,7 @@ export function Experiments({ loc }: { loc: Location }) {
           max_results: 100,
           page_token: page,
           order_by: ["last_update_time DESC"],
-          filter: q ? `name ILIKE '%${q.replace(/'/g, "\\'")}%'` : undefined,
+          filter: nameContains(q),
         },
         signal,
       ),
@@ -31,20 +30,7 @@ export function Experiments({ loc }: { loc: Location }) {
   return (
     <>
       <h1>Experiments</h1>
-      <form
-        class="toolbar"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setTokens([]);
-          replaceQuery(loc, { q: text });
-        }}
-      >
-        <label>
-          Name contains <input type="search" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
-        </label>
-        <button type="submit">Search</button>
-      </form>
+      <NameSearch loc={loc} onSearch={() => setTokens([])} />
       <Loaded state={state}>
         {(data) =>
           !data.experiments?.length ? (
@@ -87,6 +73,32 @@ export function Experiments({ loc }: { loc: Location }) {
         }
       </Loaded>
     </>
+  );
+}
+
+/** MLflow's filter for names containing `q`, ignoring case. */
+export function nameContains(q: string): string | undefined {
+  return q ? `name ILIKE '%${q.replace(/'/g, "\\'")}%'` : undefined;
+}
+
+/** The "Name contains" box of a listing; the text goes into the page's `q`. */
+export function NameSearch({ loc, onSearch }: { loc: Location; onSearch: () => void }) {
+  const [text, setText] = useState(loc.query.get("q") ?? "");
+  return (
+    <form
+      class="toolbar"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSearch();
+        replaceQuery(loc, { q: text });
+      }}
+    >
+      <label>
+        Name contains <input type="search" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit">Search</button>
+    </form>
   );
 }
 

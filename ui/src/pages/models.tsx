@@ -2,8 +2,9 @@
 // (approve or reject with a comment), aliases, stage, tags and lineage.
 import { useState } from "preact/hooks";
 import { v1 } from "../api";
-import { link, replaceQuery, type Location } from "../router";
+import { link, type Location } from "../router";
 import { ActionButton, Empty, KeyValues, Loaded, Section, Status, Time, useAsync, useCan } from "../ui";
+import { NameSearch, Pager, nameContains } from "./experiments";
 import { Lineage } from "./lineage";
 
 export interface Approval {
@@ -43,13 +44,12 @@ export interface Model {
 
 export function ModelsPage({ loc }: { loc: Location }) {
   const q = loc.query.get("q") ?? "";
-  const [text, setText] = useState(q);
   const [tokens, setTokens] = useState<string[]>([]);
   const state = useAsync(
     (signal) =>
       v1.get<{ models: Model[]; next_page_token?: string | null }>(
         "models",
-        { filter: q ? `name ILIKE '%${q.replace(/'/g, "\\'")}%'` : undefined, page_token: tokens[tokens.length - 1] },
+        { filter: nameContains(q), page_token: tokens[tokens.length - 1] },
         signal,
       ),
     [q, tokens.join()],
@@ -57,20 +57,7 @@ export function ModelsPage({ loc }: { loc: Location }) {
   return (
     <>
       <h1>Models</h1>
-      <form
-        class="toolbar"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setTokens([]);
-          replaceQuery(loc, { q: text });
-        }}
-      >
-        <label>
-          Name contains <input type="search" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
-        </label>
-        <button type="submit">Search</button>
-      </form>
+      <NameSearch loc={loc} onSearch={() => setTokens([])} />
       <Loaded state={state}>
         {(d) =>
           !d.models.length ? (
@@ -113,16 +100,7 @@ export function ModelsPage({ loc }: { loc: Location }) {
                   })}
                 </tbody>
               </table>
-              {(tokens.length > 0 || d.next_page_token) && (
-                <nav class="pager" aria-label="pages">
-                  <button type="button" disabled={!tokens.length} onClick={() => setTokens(tokens.slice(0, -1))}>
-                    ← Previous
-                  </button>
-                  <button type="button" disabled={!d.next_page_token} onClick={() => d.next_page_token && setTokens([...tokens, d.next_page_token])}>
-                    Next →
-                  </button>
-                </nav>
-              )}
+              <Pager tokens={tokens} next={d.next_page_token ?? undefined} onChange={setTokens} />
             </>
           )
         }
