@@ -156,13 +156,15 @@ export function ActionButton({
 
 const RANK: Record<string, number> = { DENY: 0, NO_PERMISSIONS: 1, READ: 2, USE: 3, EDIT: 4, MANAGE: 5 };
 
-/** Whether the caller holds at least `level` on `resource` (`endpoint:churn`), as the server
- * decides it; `false` until known, so a button the server would refuse never flashes. */
-export function useCan(resource: string, level: "USE" | "EDIT" | "MANAGE"): boolean {
+/** Whether the caller holds at least `level` on `resource` (`endpoint:churn`; `null` while the
+ * page does not know it yet), as the server decides it; `false` until known, so a button the
+ * server would refuse never flashes. */
+export function useCan(resource: string | null, level: "USE" | "EDIT" | "MANAGE"): boolean {
   const state = useAsync(
-    (signal) => v1.get<{ permissions: Record<string, string> }>("session/permissions", { resource }, signal),
+    async (signal) =>
+      resource === null ? undefined : v1.get<{ permissions: Record<string, string> }>("session/permissions", { resource }, signal),
     [resource],
   );
-  const got = state.data?.permissions[resource];
+  const got = resource === null ? undefined : state.data?.permissions[resource];
   return got !== undefined && RANK[got] >= RANK[level];
 }

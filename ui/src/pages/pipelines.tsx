@@ -215,7 +215,7 @@ function useLiveRun(id: string) {
 export function PipelineRunPage({ id }: { id: string }) {
   const { run, error, reload } = useLiveRun(id);
   const [chosen, setChosen] = useState<string>();
-  const edit = useCan(`pipeline:${run?.pipeline ?? "?"}`, "EDIT");
+  const edit = useCan(run ? `pipeline:${run.pipeline}` : null, "EDIT");
   if (error) return <ErrorBox error={error} />;
   if (!run) return <p class="muted">Loading…</p>;
   const step = run.steps.find((s) => s.name === chosen) ?? run.steps.find((s) => s.status === "running" || s.status === "failed") ?? run.steps[0];
