@@ -1,6 +1,6 @@
 // An experiment's runs: a table with chosen param/metric/tag columns, a filter box taking
 // MLflow's search grammar, sorting by any column, server-side paging, selection to compare.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, mlflow, v1, type Experiment, type Run } from "../api";
 import { link, replaceQuery, type Location } from "../router";
 import { Empty, Loaded, Status, Time, duration, num, useAsync } from "../ui";
@@ -242,7 +242,13 @@ const SHOWN_KEYS = 200;
  * instead of listing thousands of them. */
 function ColumnChooser({ experimentId, chosen, onChange }: { experimentId: string; chosen: Column[]; onChange: (c: Column[]) => void }) {
   const [open, setOpen] = useState(false);
+  const [typed, setTyped] = useState("");
+  // Asked once typing pauses, not on every keystroke.
   const [q, setQ] = useState("");
+  useEffect(() => {
+    const t = window.setTimeout(() => setQ(typed), 200);
+    return () => window.clearTimeout(t);
+  }, [typed]);
   const keys = useAsync(
     async (signal) => {
       if (!open) return undefined;
@@ -264,7 +270,7 @@ function ColumnChooser({ experimentId, chosen, onChange }: { experimentId: strin
       {open && (
         <div class="popover">
           <label>
-            Find a key <input type="search" value={q} autoFocus onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+            Find a key <input type="search" value={typed} autoFocus onInput={(e) => setTyped((e.target as HTMLInputElement).value)} />
           </label>
           <Loaded state={keys}>
             {(d) =>

@@ -67,8 +67,14 @@ pub async fn keys(
     let needle = q.contains.unwrap_or_default().to_lowercase();
     // Filtering by text happens here, over every key (sorted, so the page is
     // stable): the store's dialects disagree on case-insensitive matching.
+    // Without a text, the store reads only the page.
+    let read = if needle.is_empty() {
+        limit + 1
+    } else {
+        MAX_KEYS + 1
+    };
     let all = st
-        .db(move |s| s.experiment_keys(experiment_id, kind, MAX_KEYS + 1))
+        .db(move |s| s.experiment_keys(experiment_id, kind, read))
         .await?;
     let mut keys: Vec<String> = all
         .into_iter()
