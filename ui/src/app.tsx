@@ -4,7 +4,7 @@ import { setCsrfToken, v1, whenUnauthenticated } from "./api";
 import { link, useLocation, type Location } from "./router";
 import { Experiments } from "./pages/experiments";
 import { ExperimentPage } from "./pages/runs";
-import { RunPage, RunRedirect } from "./pages/run";
+import { RunPage } from "./pages/run";
 import { ComparePage } from "./pages/compare";
 import { ModelPage, ModelsPage, VersionPage } from "./pages/models";
 import { PipelineRunPage, PipelinePage, PipelinesPage } from "./pages/pipelines";
@@ -29,10 +29,10 @@ function page(loc: Location, session: Session) {
     case undefined:
     case "experiments":
       if (!b) return <Experiments loc={loc} />;
-      if (c === "runs" && d) return <RunPage experimentId={b} runId={d} />;
+      if (c === "runs" && d) return <RunPage runId={d} />;
       return <ExperimentPage loc={loc} id={b} />;
     case "runs":
-      return b ? <RunRedirect runId={b} /> : <Experiments loc={loc} />;
+      return b ? <RunPage runId={b} /> : <Experiments loc={loc} />;
     case "compare":
     case "compare-runs":
       return <ComparePage loc={loc} />;

@@ -7,14 +7,10 @@ import { link } from "../router";
 import { KeyValues, Loaded, Section, Status, Time, duration, num, useAsync } from "../ui";
 import { Artifacts } from "./artifacts";
 
-export function RunPage({ runId }: { experimentId?: string; runId: string }) {
+/** A run by its id alone: `#/experiments/<id>/runs/<id>` (MLflow's links) and `#/runs/<id>`. */
+export function RunPage({ runId }: { runId: string }) {
   const state = useAsync((signal) => mlflow.get<{ run: Run }>("runs/get", { run_id: runId }, signal), [runId]);
   return <Loaded state={state}>{(d) => <RunBody run={d.run} />}</Loaded>;
-}
-
-/** `#/runs/<id>`: a run named without its experiment (from a model version) opens its page. */
-export function RunRedirect({ runId }: { runId: string }) {
-  return <RunPage runId={runId} />;
 }
 
 function RunBody({ run }: { run: Run }) {
