@@ -229,6 +229,13 @@ def test_models_and_an_mlflow_version_link(seeded, page):
     for v in model["versions"]:
         expect(page.get_by_role("link", name=f"Version {v['version']}", exact=True)).to_be_visible()
     check(page, "model")
+    # A version's run opens from its page, though the link names no experiment.
+    v = model["versions"][0]
+    page.get_by_role("link", name=f"Version {v['version']}", exact=True).click()
+    page.get_by_role("link", name=v["run_id"], exact=True).click()
+    expect(page).to_have_url(re.compile(f"#/runs/{v['run_id']}$"))
+    expect(page.get_by_text(v["run_id"]).first).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("Parameters"))).to_be_visible()
     page.goto(f"{seeded.url}/#/models")
     expect(page.get_by_role("link", name=MODEL, exact=True)).to_be_visible()
     check(page, "models")
