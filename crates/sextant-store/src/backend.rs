@@ -101,6 +101,36 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 /// A result row.
 pub type Row = Vec<SqlValue>;
 
+/// The type of a column written by [`Conn::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Int,
+    Real,
+    Text,
+}
+
+/// Rows per multi-row `INSERT … VALUES`: few statements, far below both
+/// databases' parameter limits.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements;
+/// `values` holds the rows one after another, `width` values each.
+pub fn insert_values<C: Conn + ?Sized>(
+    c: &mut C,
+    head: &str,
+    tail: &str,
+    width: usize,
+    values: &[SqlValue],
+) -> Result<(), StoreError> {
+    let one = format!("({})", placeholders(width));
+    for chunk in values.chunks(width * ROWS_PER_INSERT) {
+        let tuples = vec![one.as_str(); chunk.len() / width].join(", ");
+        let sql = format!("{head} VALUES {tuples} {tail}");
+        c.exec(&sql, chunk)?;
+    }
+    Ok(())
+}
+
 /// A connection inside a transaction.
 pub trait Conn {
     /// The dialect of this connection.
@@ -111,6 +141,19 @@ pub trait Conn {
     fn exec_many(&mut self, sql: &str, rows: &[Vec<SqlValue>]) -> Result<u64, StoreError>;
     /// Runs a query and returns all rows.
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
+    /// Inserts many rows: `{head} <rows> {tail}`, where `head` is
+    /// `INSERT INTO t (a, b, …)` naming one column per entry of `types`
+    /// and `values` holds the rows one after another. A backend picks its
+    /// fastest form (PostgreSQL sends each column as one array).
+    fn insert(
+        &mut self,
+        head: &str,
+        tail: &str,
+        types: &[ColumnType],
+        values: &[SqlValue],
+    ) -> Result<(), StoreError> {
+        insert_values(self, head, tail, types.len(), values)
+    }
 }
 
 /// A database that hands out transactions.

@@ -11,6 +11,7 @@
 //! thread, whatever path drops it (shutdown, a broken connection discarded,
 //! a panic unwinding).
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::ops::{Deref, DerefMut};
 use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
@@ -20,14 +21,16 @@ use std::time::Duration;
 use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 
-use crate::backend::{Backend, Conn, Dialect, Row, SqlValue, numbered_placeholders};
+use crate::backend::{Backend, ColumnType, Conn, Dialect, Row, SqlValue, numbered_placeholders};
 use crate::options::limit_ms;
 use crate::{Cancel, StoreError, StoreOptions};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
+/// Statements kept prepared per connection.
+const MAX_PREPARED: usize = 256;
 /// How long dropping the pool waits for its idle connections to be closed
 /// politely (a Terminate message each) before leaving them to the OS.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -42,25 +45,59 @@ pub struct Postgres {
     read_begin: String,
 }
 
-/// A synchronous client that is closed on the closer thread when dropped.
-pub struct PgClient(Option<Client>);
+/// A synchronous client that is closed on the closer thread when dropped,
+/// with the statements it has prepared.
+pub struct PgClient {
+    client: Option<Client>,
+    /// Statements prepared on this connection, by their SQL: a statement
+    /// run again costs one round trip (bind and execute) instead of two
+    /// (parse and describe first).
+    prepared: HashMap<String, Statement>,
+}
+
+impl PgClient {
+    fn new(client: Client) -> Self {
+        PgClient {
+            client: Some(client),
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// `sql` (with `$n` placeholders) prepared on this connection, once.
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(stmt) = self.prepared.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self.deref_mut().prepare(sql)?;
+        if self.prepared.len() >= MAX_PREPARED {
+            // Statements built per call (IN lists of many lengths, search
+            // filters) would grow the cache without bound; the hot ones are
+            // prepared again at once.
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
 
 impl Deref for PgClient {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.0.as_ref().expect("client present until dropped")
+        self.client.as_ref().expect("client present until dropped")
     }
 }
 
 impl DerefMut for PgClient {
     fn deref_mut(&mut self) -> &mut Client {
-        self.0.as_mut().expect("client present until dropped")
+        self.client.as_mut().expect("client present until dropped")
     }
 }
 
 impl Drop for PgClient {
     fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
+        // Statements are closed with their connection.
+        self.prepared.clear();
+        if let Some(client) = self.client.take() {
             closer(Close::Client(Box::new(client)));
         }
     }
@@ -149,7 +186,7 @@ impl Postgres {
                 return Ok(c);
             }
         }
-        let mut client = PgClient(Some(Client::connect(&self.uri, NoTls)?));
+        let mut client = PgClient::new(Client::connect(&self.uri, NoTls)?);
         // Store queries are short; JIT compiling one costs seconds when the
         // planner's estimate is high (a filter of many clauses) and never
         // pays back.
@@ -292,7 +329,7 @@ impl Backend for Postgres {
 }
 
 /// A connection inside a transaction begun with `BEGIN` by `in_tx`.
-struct PgConn<'a>(&'a mut Client);
+struct PgConn<'a>(&'a mut PgClient);
 
 fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
@@ -304,13 +341,12 @@ impl Conn for PgConn<'_> {
     }
 
     fn exec(&mut self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
-        Ok(self
-            .0
-            .execute(numbered_placeholders(sql).as_str(), &params(values))?)
+        let stmt = self.0.statement(&numbered_placeholders(sql))?;
+        Ok(self.0.execute(&stmt, &params(values))?)
     }
 
     fn exec_many(&mut self, sql: &str, rows: &[Vec<SqlValue>]) -> Result<u64, StoreError> {
-        let stmt = self.0.prepare(&numbered_placeholders(sql))?;
+        let stmt = self.0.statement(&numbered_placeholders(sql))?;
         let mut n = 0;
         for row in rows {
             n += self.0.execute(&stmt, &params(row))?;
@@ -319,11 +355,101 @@ impl Conn for PgConn<'_> {
     }
 
     fn query(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let rows = self
-            .0
-            .query(numbered_placeholders(sql).as_str(), &params(values))?;
+        let stmt = self.0.statement(&numbered_placeholders(sql))?;
+        let rows = self.0.query(&stmt, &params(values))?;
         rows.iter().map(decode_row).collect()
     }
+
+    /// One statement whatever the number of rows: each column goes as one
+    /// array parameter, `unnest` turns them back into rows. The statement
+    /// is the same for every batch size, so it is prepared once.
+    fn insert(
+        &mut self,
+        head: &str,
+        tail: &str,
+        types: &[ColumnType],
+        values: &[SqlValue],
+    ) -> Result<(), StoreError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let arrays = types
+            .iter()
+            .enumerate()
+            .map(|(i, &ty)| column_array(ty, values.iter().skip(i).step_by(types.len())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unnest: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| {
+                let elem = match ty {
+                    ColumnType::Int => "BIGINT",
+                    ColumnType::Real => "DOUBLE PRECISION",
+                    ColumnType::Text => "TEXT",
+                };
+                format!("${}::{elem}[]", i + 1)
+            })
+            .collect();
+        let sql = format!("{head} SELECT * FROM unnest({}) {tail}", unnest.join(", "));
+        let stmt = self.0.statement(&sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(ColumnArray::as_sql).collect();
+        self.0.execute(&stmt, &refs)?;
+        Ok(())
+    }
+}
+
+/// One column of rows, as the array parameter `unnest` takes.
+enum ColumnArray {
+    Int(Vec<Option<i64>>),
+    Real(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl ColumnArray {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            ColumnArray::Int(v) => v,
+            ColumnArray::Real(v) => v,
+            ColumnArray::Text(v) => v,
+        }
+    }
+}
+
+fn column_array<'a>(
+    ty: ColumnType,
+    values: impl Iterator<Item = &'a SqlValue>,
+) -> Result<ColumnArray, StoreError> {
+    let mismatch = |v: &SqlValue| StoreError::Corrupt(format!("a {ty:?} column given {v:?}"));
+    Ok(match ty {
+        ColumnType::Int => ColumnArray::Int(
+            values
+                .map(|v| match v {
+                    SqlValue::Null => Ok(None),
+                    SqlValue::Int(i) => Ok(Some(*i)),
+                    v => Err(mismatch(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ColumnType::Real => ColumnArray::Real(
+            values
+                .map(|v| match v {
+                    SqlValue::Null => Ok(None),
+                    SqlValue::Real(f) => Ok(Some(*f)),
+                    SqlValue::Int(i) => Ok(Some(*i as f64)),
+                    v => Err(mismatch(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ColumnType::Text => ColumnArray::Text(
+            values
+                .map(|v| match v {
+                    SqlValue::Null => Ok(None),
+                    SqlValue::Text(s) => Ok(Some(s.clone())),
+                    v => Err(mismatch(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
 }
 
 fn decode_row(row: &postgres::Row) -> Result<Row, StoreError> {

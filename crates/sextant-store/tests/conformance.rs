@@ -35,6 +35,7 @@ conformance!(
     run_lifecycle,
     run_names,
     log_batch_and_latest_metrics,
+    concurrent_single_writes_from_two_stores_all_land,
     params_are_immutable,
     metric_history_pages,
     nan_and_infinity_round_trip,
@@ -416,6 +417,66 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
         ),
         Error::InvalidParameter(_)
     ));
+}
+
+/// Single-value calls from many threads of two stores on one database (as
+/// two servers' group commits) each land once, and a call that fails — a
+/// param logged again with another value — fails alone.
+fn concurrent_single_writes_from_two_stores_all_land(f: &Fixture) {
+    let other = f.open_again();
+    let stores = [f.store.as_ref(), other.as_ref()];
+    let id = new_run(stores[0], 0);
+    stores[0]
+        .log_batch(&id, &[], &[Tag::new("fixed", "1")], &[])
+        .unwrap();
+    let (threads, calls) = (8, 25);
+    let conflicts = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (s, id) = (stores[t % 2], id.as_str());
+                scope.spawn(move || {
+                    let mut refused = 0;
+                    for i in 0..calls {
+                        let step = (t * calls + i) as i64;
+                        s.log_batch(id, &[Metric::new("m", step as f64, step, step)], &[], &[])
+                            .unwrap();
+                        s.log_batch(id, &[], &[Tag::new(format!("p{t}_{i}"), "v")], &[])
+                            .unwrap();
+                        s.log_batch(id, &[], &[], &[Tag::new(format!("t{t}"), i.to_string())])
+                            .unwrap();
+                        if i % 5 == 0 {
+                            let e = s.log_batch(id, &[], &[Tag::new("fixed", "2")], &[]);
+                            refused += usize::from(matches!(
+                                e.map_err(domain),
+                                Err(Error::InvalidParameter(_))
+                            ));
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum::<usize>()
+    });
+    assert_eq!(conflicts, threads * calls / 5);
+    let run = stores[1].get_run(&id).unwrap();
+    assert_eq!(run.data.params.len(), threads * calls + 1);
+    assert!(run.data.params.contains(&Tag::new("fixed", "1")));
+    for t in 0..threads {
+        let last = (calls - 1).to_string();
+        assert!(
+            run.data
+                .tags
+                .contains(&Tag::new(format!("t{t}"), last.as_str()))
+        );
+    }
+    let history = stores[0].metric_history(&id, "m", 10_000, 0).unwrap().items;
+    assert_eq!(history.len(), threads * calls);
+    let latest = run.data.metrics.iter().find(|m| m.key == "m").unwrap();
+    assert_eq!(latest.step, (threads * calls - 1) as i64);
 }
 
 fn params_are_immutable(f: &Fixture) {

@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{BIN, eventually, free_port, http, wait_healthy};
@@ -333,4 +333,88 @@ impl Server {
             .status();
         self.wait()
     }
+}
+
+/// Single log-metric calls from several threads (grouped into shared
+/// commits by the store) are each acknowledged only once durable: after a
+/// `kill -9` in the middle of the load, every acknowledged value is there.
+fn acknowledged_single_writes_survive_kill_9(store_uri: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), store_uri);
+    let (_, run) = seed(&server);
+    let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let (port, run) = (server.port, run.clone());
+            let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let step = t * 1_000_000 + i;
+                    let body = format!(
+                        r#"{{"run_id": "{run}", "key": "m", "value": {i}, "timestamp": 1, "step": {step}}}"#
+                    );
+                    match http(port, "POST", "/api/2.0/mlflow/runs/log-metric", &body) {
+                        Ok((200, _)) => acknowledged.lock().unwrap().push(step),
+                        // Killed: this call and the ones after it may be lost.
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(60), "200 acknowledged writes", || {
+        (acknowledged.lock().unwrap().len() >= 200).then_some(())
+    });
+    server.child.kill().unwrap(); // SIGKILL, with calls in flight
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let server = Server::start(dir.path(), store_uri);
+    let (status, body) = http(
+        server.port,
+        "GET",
+        &format!("/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=m&max_results=25000"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stored: std::collections::HashSet<u64> = history["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["step"]
+                .as_str()
+                .map_or_else(|| m["step"].as_u64().unwrap(), |s| s.parse().unwrap())
+        })
+        .collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|s| !stored.contains(s))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {lost:?}",
+        lost.len()
+    );
+}
+
+#[test]
+fn acknowledged_single_writes_survive_kill_9_on_sqlite() {
+    acknowledged_single_writes_survive_kill_9(None);
+}
+
+#[test]
+fn acknowledged_single_writes_survive_kill_9_on_postgres() {
+    let db = PgDatabase::new();
+    acknowledged_single_writes_survive_kill_9(Some(&db.uri));
 }

@@ -34,7 +34,7 @@ fn insert_rows(
     width: usize,
     values: &[SqlValue],
 ) -> Result<(), StoreError> {
-    super::logging::insert_rows(c, head, "ON CONFLICT DO NOTHING", width, values)
+    crate::backend::insert_values(c, head, "ON CONFLICT DO NOTHING", width, values)
 }
 
 /// `(owner, key, value)` rows for a tag-like table.

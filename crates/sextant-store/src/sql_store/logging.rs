@@ -13,12 +13,9 @@ use super::experiments::page_rest;
 use super::load::{self, metric_value};
 use super::runs::upsert_tag;
 use crate::StoreError;
+use crate::backend::ColumnType::{Int, Real, Text};
 use crate::backend::{Conn, SqlValue, placeholders};
 use crate::store::MAX_DATASET_SUMMARIES;
-
-/// Rows per multi-row INSERT: few round trips on PostgreSQL, few statements
-/// on SQLite, far below both parameter limits.
-const ROWS_PER_INSERT: usize = 100;
 
 /// Validation that needs no database: limits, keys, duplicate params.
 pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<(), StoreError> {
@@ -49,24 +46,6 @@ pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result
     }
     for t in tags {
         validation::validate_key("tag", &t.key)?;
-    }
-    Ok(())
-}
-
-/// Inserts rows with multi-row `INSERT … VALUES (…), (…)` statements;
-/// `values` holds the rows one after another, `width` values each.
-pub(super) fn insert_rows(
-    c: &mut dyn Conn,
-    head: &str,
-    tail: &str,
-    width: usize,
-    values: &[SqlValue],
-) -> Result<(), StoreError> {
-    let one = format!("({})", placeholders(width));
-    for chunk in values.chunks(width * ROWS_PER_INSERT) {
-        let tuples = vec![one.as_str(); chunk.len() / width].join(", ");
-        let sql = format!("{head} VALUES {tuples} {tail}");
-        c.exec(&sql, chunk)?;
     }
     Ok(())
 }
@@ -134,11 +113,10 @@ fn log_params(
         .filter(|(k, _)| !existing.contains_key(k))
         .flat_map(|(k, v)| [rid.into(), k.into(), v.into()])
         .collect();
-    insert_rows(
-        c,
+    c.insert(
         "INSERT INTO params (rid, key, value)",
         "ON CONFLICT DO NOTHING",
-        3,
+        &[Int, Text, Text],
         &rows,
     )
 }
@@ -190,11 +168,10 @@ fn log_metrics(
             ]
         })
         .collect();
-    insert_rows(
-        c,
+    c.insert(
         "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
         "ON CONFLICT DO NOTHING",
-        9,
+        &[Int, Text, Int, Int, Real, Int, Text, Text, Text],
         &rows,
     )?;
     let rows: Vec<SqlValue> = latest
@@ -212,13 +189,12 @@ fn log_metrics(
             ]
         })
         .collect();
-    insert_rows(
-        c,
+    c.insert(
         "INSERT INTO latest_metrics AS lm (rid, experiment_id, key, timestamp, step, value, is_nan)",
         "ON CONFLICT (rid, key) DO UPDATE SET timestamp = excluded.timestamp, step = excluded.step, \
          value = excluded.value, is_nan = excluded.is_nan \
          WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
-        7,
+        &[Int, Int, Text, Int, Int, Real, Int],
         &rows,
     )
 }

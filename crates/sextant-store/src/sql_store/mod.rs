@@ -6,6 +6,7 @@ mod auth;
 mod endpoints;
 mod events;
 mod experiments;
+mod group;
 mod import;
 mod load;
 mod logged_models;
@@ -48,6 +49,7 @@ use crate::store::{
     RegisteredModelSearch, RunSearch,
 };
 use crate::{AuditStore, AuthStore, MetaStore, StoreError, StoreOptions, migrations};
+use group::GroupCommit;
 pub(crate) use sextant_core::clock::now_ms;
 
 /// Advisory-lock key that serializes migrations across servers on PostgreSQL.
@@ -57,7 +59,14 @@ const MIGRATION_LOCK_KEY: i64 = 0x5e_47_a4_70;
 pub struct SqlStore<B> {
     db: B,
     root: String,
+    /// Small log-batch calls share transactions.
+    group: GroupCommit,
 }
+
+/// Items (metrics, params and tags) up to which a log-batch call goes
+/// through group commit: the single-value calls the MLflow client makes
+/// one by one. Larger batches pay for their own commit easily.
+const GROUP_COMMIT_ITEMS: usize = 16;
 
 /// `root/child`, with exactly one slash between them (`mlflow-artifacts:` + `0`
 /// gives `mlflow-artifacts:/0`, as MLflow writes it).
@@ -111,6 +120,7 @@ pub fn open_in_memory(root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
     Ok(Box::new(SqlStore {
         db,
         root: root.to_string(),
+        group: GroupCommit::default(),
     }))
 }
 
@@ -139,6 +149,7 @@ impl<B: Backend> SqlStore<B> {
         Ok(SqlStore {
             db,
             root: root.to_string(),
+            group: GroupCommit::default(),
         })
     }
 }
@@ -220,6 +231,15 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         tags: &[Tag],
     ) -> Result<(), StoreError> {
         logging::check_batch(metrics, params, tags)?;
+        if metrics.len() + params.len() + tags.len() <= GROUP_COMMIT_ITEMS {
+            let batch = group::Batch {
+                run_id: run_id.to_string(),
+                metrics: metrics.to_vec(),
+                params: params.to_vec(),
+                tags: tags.to_vec(),
+            };
+            return self.group.write(&self.db, batch);
+        }
         self.db
             .write(|c| logging::log_batch(c, run_id, metrics, params, tags))
     }
