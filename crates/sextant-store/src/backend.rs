@@ -170,6 +170,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>;
+    /// Told after `n` runs were created, so the planner's statistics can
+    /// keep up with a fast-growing store.
+    fn runs_created(&self, _n: u64) {}
 }
 
 /// Rewrites `?` placeholders to PostgreSQL's `$n`, leaving quoted text alone.

@@ -11,20 +11,20 @@
 //! thread of its own: under no concurrency a call leads at once and pays
 //! nothing for the queue.
 //!
-//! A batch that fails (a run that is not active, a param logged with
-//! another value) must not fail its neighbours: the group's transaction
-//! is rolled back, the failing batch is written alone (it gets its own
-//! answer, usually the same error) and the others are written again as a
-//! group. Every batch is idempotent (metrics and params insert-or-keep,
-//! tags upsert), so writing one again after a commit whose outcome was
-//! lost with its connection is safe.
+//! The group is written with the statements one batch takes
+//! ([`logging::log_batches`]): a batch that cannot be written (a run that
+//! is not active, a param logged with another value) is left out with its
+//! error and fails none of its neighbours. If the database itself fails,
+//! each batch is written again alone; every batch is idempotent (metrics
+//! and params insert-or-keep, tags upsert), so writing one again after a
+//! commit whose outcome was lost with its connection is safe.
 
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sextant_core::entities::{Metric, Param, Tag};
 
-use super::logging;
+use super::logging::{self, RunBatch};
 use crate::StoreError;
 use crate::backend::Backend;
 
@@ -128,52 +128,35 @@ impl Drop for Leading<'_> {
 }
 
 /// Writes `group` and answers every caller in it.
-fn commit<B: Backend>(db: &B, mut group: Vec<Queued>) {
-    while !group.is_empty() {
-        let mut failed = None;
-        let out = db.write(|c| {
-            for (i, q) in group.iter().enumerate() {
-                let b = &q.batch;
-                if let Err(e) = logging::log_batch(c, &b.run_id, &b.metrics, &b.params, &b.tags) {
-                    failed = Some(i);
-                    return Err(e);
-                }
+fn commit<B: Backend>(db: &B, group: Vec<Queued>) {
+    let batches: Vec<RunBatch<'_>> = group.iter().map(|q| q.batch.as_run_batch()).collect();
+    match db.write(|c| logging::log_batches(c, &batches)) {
+        Ok(outcomes) => {
+            for (q, out) in group.iter().zip(outcomes) {
+                let _ = q.answer.send(Answer::Done(out));
             }
-            Ok(())
-        });
-        match (out, failed) {
-            (Ok(()), _) => {
-                for q in group {
-                    let _ = q.answer.send(Answer::Done(Ok(())));
-                }
-                return;
-            }
-            // Alone, the error is the batch's own.
-            (Err(e), Some(0)) if group.len() == 1 => {
-                let _ = group[0].answer.send(Answer::Done(Err(e)));
-                return;
-            }
-            (Err(_), Some(i)) => {
-                let q = group.remove(i);
-                alone(db, q);
-            }
-            // The commit itself failed (a lost connection, a busy
-            // database): each batch on its own, so that one cause fails
-            // as few callers as it would have without grouping.
-            (Err(_), None) => {
-                for q in group {
-                    alone(db, q);
-                }
-                return;
+        }
+        // The database failed (a lost connection, a busy file): each batch
+        // on its own, so that one cause fails as few callers as it would
+        // have without grouping.
+        Err(_) => {
+            for (q, b) in group.iter().zip(batches) {
+                let out = db.write(|c| logging::log_batch(c, b));
+                let _ = q.answer.send(Answer::Done(out));
             }
         }
     }
 }
 
-fn alone<B: Backend>(db: &B, q: Queued) {
-    let b = &q.batch;
-    let out = db.write(|c| logging::log_batch(c, &b.run_id, &b.metrics, &b.params, &b.tags));
-    let _ = q.answer.send(Answer::Done(out));
+impl Batch {
+    fn as_run_batch(&self) -> RunBatch<'_> {
+        RunBatch {
+            run_id: &self.run_id,
+            metrics: &self.metrics,
+            params: &self.params,
+            tags: &self.tags,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -324,12 +307,37 @@ mod tests {
         );
         let err = outs[2].as_ref().unwrap_err().to_string();
         assert!(err.contains("must be in the 'active' state"), "{err}");
-        // Held call; the group of three, rolled back at the deleted run;
-        // that call alone; the other two again.
-        assert_eq!(store.db.writes.load(Ordering::SeqCst) - before, 4);
+        // The held call's transaction, then one for the three behind it,
+        // which leaves out the call to the deleted run.
+        assert_eq!(store.db.writes.load(Ordering::SeqCst) - before, 2);
         let params = store.get_run(&live).unwrap().data.params;
         let mut keys: Vec<_> = params.iter().map(|p| p.key.as_str()).collect();
         keys.sort();
         assert_eq!(keys, ["a", "b", "d"]);
+    }
+
+    #[test]
+    fn two_values_of_one_param_in_a_group_keep_the_first_and_refuse_the_second() {
+        let store = store();
+        let run_id = run(&store);
+        let calls = vec![
+            (run_id.clone(), Param::new("held", "1")),
+            (run_id.clone(), Param::new("lr", "0.1")),
+            (run_id.clone(), Param::new("lr", "0.2")),
+        ];
+        let outs = contended(&store, calls);
+        assert!(outs[0].is_ok(), "{outs:?}");
+        let refused: Vec<_> = outs[1..].iter().filter_map(|o| o.as_ref().err()).collect();
+        assert_eq!(refused.len(), 1, "{outs:?}");
+        let err = refused[0].to_string();
+        assert!(
+            err.contains("Changing param values is not allowed"),
+            "{err}"
+        );
+        let params = store.get_run(&run_id).unwrap().data.params;
+        let lr: Vec<_> = params.iter().filter(|p| p.key == "lr").collect();
+        assert_eq!(lr.len(), 1);
+        // The value kept is the one the refusal names as logged before.
+        assert!(err.contains(&format!("value='{}'", lr[0].value)), "{err}");
     }
 }

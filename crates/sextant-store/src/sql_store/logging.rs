@@ -1,17 +1,17 @@
 //! The hot write path (metrics, params, tags in batches), run inputs and
 //! outputs, and metric history reads.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sextant_core::Error;
 use sextant_core::entities::{
-    Dataset, DatasetInput, DatasetSummary, Metric, ModelOutput, Page, Param, Tag,
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Tag,
 };
 use sextant_core::validation;
 
 use super::experiments::page_rest;
 use super::load::{self, metric_value};
-use super::runs::upsert_tag;
+use super::runs::RUN_NAME_TAG;
 use crate::StoreError;
 use crate::backend::ColumnType::{Int, Real, Text};
 use crate::backend::{Conn, SqlValue, placeholders};
@@ -50,75 +50,267 @@ pub fn check_batch(metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result
     Ok(())
 }
 
-fn log_params(
+/// One run's share of a write: what a log-batch call carries.
+#[derive(Clone, Copy)]
+pub struct RunBatch<'a> {
+    pub run_id: &'a str,
+    pub metrics: &'a [Metric],
+    pub params: &'a [Param],
+    pub tags: &'a [Tag],
+}
+
+/// Writes one log-batch call.
+pub fn log_batch(c: &mut dyn Conn, batch: RunBatch<'_>) -> Result<(), StoreError> {
+    log_batches(c, &[batch])?
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Corrupt("a batch without an outcome".into())))
+}
+
+/// Writes the batches of several calls (group commit) with the same few
+/// statements one batch takes: a lookup of the runs, one of the params
+/// already logged, then one insert per table for all of them. A batch that
+/// cannot be written — its run is missing or not active, or it logs a
+/// param already logged with another value, before or by an earlier batch
+/// of the group — writes nothing and gets its error in its slot; the others
+/// are written. `Err` is a database failure: the transaction must not
+/// commit.
+pub fn log_batches(
     c: &mut dyn Conn,
-    run_id: &str,
-    rid: i64,
-    params: &[Param],
-) -> Result<(), StoreError> {
-    if params.is_empty() {
-        return Ok(());
-    }
-    let values: Vec<(String, String)> = params
+    batches: &[RunBatch<'_>],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let runs = active_runs(c, batches)?;
+    let mut outcomes: Vec<Result<(), StoreError>> = batches
         .iter()
-        .map(|p| (p.key.clone(), validation::truncate_param_value(&p.value)))
+        .map(|b| match runs.get(b.run_id) {
+            None => Err(Error::not_found(format!("Run with id={} not found", b.run_id)).into()),
+            Some((_, _, false)) => Err(Error::invalid(format!(
+                "The run {} must be in the 'active' state. Current state is deleted.",
+                b.run_id
+            ))
+            .into()),
+            Some(_) => Ok(()),
+        })
         .collect();
-    let mut args: Vec<SqlValue> = vec![rid.into()];
-    args.extend(values.iter().map(|(k, _)| SqlValue::from(k)));
+
+    // Params: refused when any of a batch's values differs from the one
+    // logged before (in the store, or by an earlier batch of this group).
+    let mut known = logged_params(c, batches, &runs, &outcomes)?;
+    let mut param_rows = Vec::new();
+    for (b, outcome) in batches.iter().zip(outcomes.iter_mut()) {
+        let Some(&(rid, _, true)) = runs.get(b.run_id) else {
+            continue;
+        };
+        if outcome.is_err() || b.params.is_empty() {
+            continue;
+        }
+        let values: Vec<(&str, String)> = b
+            .params
+            .iter()
+            .map(|p| (p.key.as_str(), validation::truncate_param_value(&p.value)))
+            .collect();
+        let conflicts: Vec<(&str, &str, &str)> = values
+            .iter()
+            .filter_map(|(k, v)| {
+                known
+                    .get(&(rid, (*k).to_string()))
+                    .filter(|old| *old != v)
+                    .map(|old| (*k, old.as_str(), v.as_str()))
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            *outcome = Err(param_conflict(b.run_id, &conflicts));
+            continue;
+        }
+        for (k, v) in values {
+            if let std::collections::hash_map::Entry::Vacant(e) = known.entry((rid, k.to_string()))
+            {
+                param_rows.extend([rid.into(), k.into(), v.as_str().into()]);
+                e.insert(v);
+            }
+        }
+    }
+
+    // Tags (the last value of a key wins) and metrics, of the batches kept.
+    let mut tags: BTreeMap<(i64, &str), String> = BTreeMap::new();
+    let mut run_names: BTreeMap<i64, String> = BTreeMap::new();
+    let mut metric_rows = Vec::new();
+    let mut latest: BTreeMap<(i64, &str), (i64, &Metric)> = BTreeMap::new();
+    for (b, outcome) in batches.iter().zip(&outcomes) {
+        let (Some(&(rid, experiment_id, true)), Ok(())) = (runs.get(b.run_id), outcome) else {
+            continue;
+        };
+        for t in b.tags {
+            let value = validation::truncate_tag_value(&t.value);
+            if t.key == RUN_NAME_TAG {
+                run_names.insert(rid, value.clone());
+            }
+            tags.insert((rid, t.key.as_str()), value);
+        }
+        for m in b.metrics {
+            latest
+                .entry((rid, m.key.as_str()))
+                .and_modify(|(_, cur)| {
+                    if later(m, cur) {
+                        *cur = m;
+                    }
+                })
+                .or_insert((experiment_id, m));
+            let (value, is_nan) = metric_value(m.value);
+            metric_rows.extend([
+                rid.into(),
+                m.key.as_str().into(),
+                m.timestamp.into(),
+                m.step.into(),
+                value.into(),
+                is_nan.into(),
+                m.model_id.as_deref().into(),
+                m.dataset_name.as_deref().into(),
+                m.dataset_digest.as_deref().into(),
+            ]);
+        }
+    }
+
+    if !param_rows.is_empty() {
+        c.insert(
+            "INSERT INTO params (rid, key, value)",
+            "ON CONFLICT DO NOTHING",
+            &[Int, Text, Text],
+            &param_rows,
+        )?;
+    }
+    if !tags.is_empty() {
+        let rows: Vec<SqlValue> = tags
+            .into_iter()
+            .flat_map(|((rid, key), value)| [rid.into(), key.into(), value.into()])
+            .collect();
+        c.insert(
+            "INSERT INTO run_tags (rid, key, value)",
+            "ON CONFLICT (rid, key) DO UPDATE SET value = excluded.value",
+            &[Int, Text, Text],
+            &rows,
+        )?;
+    }
+    for (rid, name) in run_names {
+        c.exec(
+            "UPDATE runs SET name = ? WHERE rid = ?",
+            &[name.into(), rid.into()],
+        )?;
+    }
+    if !metric_rows.is_empty() {
+        c.insert(
+            "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
+            "ON CONFLICT DO NOTHING",
+            &[Int, Text, Int, Int, Real, Int, Text, Text, Text],
+            &metric_rows,
+        )?;
+        let rows: Vec<SqlValue> = latest
+            .into_iter()
+            .flat_map(|((rid, key), (experiment_id, m))| {
+                let (value, is_nan) = metric_value(m.value);
+                [
+                    rid.into(),
+                    experiment_id.into(),
+                    key.into(),
+                    m.timestamp.into(),
+                    m.step.into(),
+                    value.into(),
+                    is_nan.into(),
+                ]
+            })
+            .collect();
+        c.insert(
+            "INSERT INTO latest_metrics AS lm (rid, experiment_id, key, timestamp, step, value, is_nan)",
+            "ON CONFLICT (rid, key) DO UPDATE SET timestamp = excluded.timestamp, step = excluded.step, \
+             value = excluded.value, is_nan = excluded.is_nan \
+             WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
+            &[Int, Int, Text, Int, Int, Real, Int],
+            &rows,
+        )?;
+    }
+    Ok(outcomes)
+}
+
+/// (rid, experiment id, active) of the batches' runs, by run id.
+fn active_runs(
+    c: &mut dyn Conn,
+    batches: &[RunBatch<'_>],
+) -> Result<HashMap<String, (i64, i64, bool)>, StoreError> {
+    let ids: BTreeSet<&str> = batches.iter().map(|b| b.run_id).collect();
     let sql = format!(
-        "SELECT key, value FROM params WHERE rid = ? AND key IN ({})",
-        placeholders(values.len())
+        "SELECT rid, run_uuid, experiment_id, lifecycle_stage FROM runs WHERE run_uuid IN ({})",
+        placeholders(ids.len())
     );
-    let existing: HashMap<String, String> = c
-        .query(&sql, &args)?
+    let args: Vec<SqlValue> = ids.into_iter().map(SqlValue::from).collect();
+    c.query(&sql, &args)?
         .into_iter()
         .map(|row| {
-            let [k, v]: [SqlValue; 2] = row
+            let [rid, id, exp, stage]: [SqlValue; 4] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short run row".into()))?;
+            let active = stage.text()? == LifecycleStage::Active.as_str();
+            Ok((id.text()?, (rid.int()?, exp.int()?, active)))
+        })
+        .collect()
+}
+
+/// The values already stored of the params the writable batches log.
+fn logged_params(
+    c: &mut dyn Conn,
+    batches: &[RunBatch<'_>],
+    runs: &HashMap<String, (i64, i64, bool)>,
+    outcomes: &[Result<(), StoreError>],
+) -> Result<HashMap<(i64, String), String>, StoreError> {
+    let mut rids = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for (b, outcome) in batches.iter().zip(outcomes) {
+        if let (Some(&(rid, _, _)), Ok(()), false) =
+            (runs.get(b.run_id), outcome, b.params.is_empty())
+        {
+            rids.insert(rid);
+            keys.extend(b.params.iter().map(|p| p.key.as_str()));
+        }
+    }
+    if rids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT rid, key, value FROM params WHERE rid IN ({}) AND key IN ({})",
+        placeholders(rids.len()),
+        placeholders(keys.len())
+    );
+    let mut args: Vec<SqlValue> = rids.into_iter().map(SqlValue::from).collect();
+    args.extend(keys.into_iter().map(SqlValue::from));
+    c.query(&sql, &args)?
+        .into_iter()
+        .map(|row| {
+            let [rid, k, v]: [SqlValue; 3] = row
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("short param row".into()))?;
-            Ok((k.text()?, v.text()?))
+            Ok(((rid.int()?, k.text()?), v.text()?))
         })
-        .collect::<Result<_, StoreError>>()?;
-    let conflicts: Vec<_> = values
-        .iter()
-        .filter_map(|(k, v)| {
-            existing
-                .get(k)
-                .filter(|old| *old != v)
-                .map(|old| (k, old, v))
-        })
-        .collect();
-    if let [(k, old, new)] = conflicts.as_slice() {
-        return Err(Error::invalid(format!(
+        .collect()
+}
+
+/// MLflow's refusal of params logged again with other values.
+fn param_conflict(run_id: &str, conflicts: &[(&str, &str, &str)]) -> StoreError {
+    if let [(k, old, new)] = conflicts {
+        return Error::invalid(format!(
             "Changing param values is not allowed. Param with key='{k}' was already logged with \
              value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."
         ))
-        .into());
+        .into();
     }
-    if !conflicts.is_empty() {
-        let listed: Vec<String> = conflicts
-            .iter()
-            .map(|(k, old, new)| {
-                format!("{{'key': '{k}', 'old_value': '{old}', 'new_value': '{new}'}}")
-            })
-            .collect();
-        return Err(Error::invalid(format!(
-            "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
-            listed.join(", ")
-        ))
-        .into());
-    }
-    let rows: Vec<SqlValue> = values
-        .into_iter()
-        .filter(|(k, _)| !existing.contains_key(k))
-        .flat_map(|(k, v)| [rid.into(), k.into(), v.into()])
+    let listed: Vec<String> = conflicts
+        .iter()
+        .map(|(k, old, new)| {
+            format!("{{'key': '{k}', 'old_value': '{old}', 'new_value': '{new}'}}")
+        })
         .collect();
-    c.insert(
-        "INSERT INTO params (rid, key, value)",
-        "ON CONFLICT DO NOTHING",
-        &[Int, Text, Text],
-        &rows,
-    )
+    Error::invalid(format!(
+        "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
+        listed.join(", ")
+    ))
+    .into()
 }
 
 /// The order MLflow uses to pick a run's latest value of a metric.
@@ -131,87 +323,6 @@ fn later(a: &Metric, b: &Metric) -> bool {
         )
     };
     key(a).partial_cmp(&key(b)).is_some_and(|o| o.is_gt())
-}
-
-fn log_metrics(
-    c: &mut dyn Conn,
-    rid: i64,
-    experiment_id: i64,
-    metrics: &[Metric],
-) -> Result<(), StoreError> {
-    if metrics.is_empty() {
-        return Ok(());
-    }
-    let mut latest: BTreeMap<&str, &Metric> = BTreeMap::new();
-    let rows: Vec<SqlValue> = metrics
-        .iter()
-        .flat_map(|m| {
-            latest
-                .entry(m.key.as_str())
-                .and_modify(|cur| {
-                    if later(m, cur) {
-                        *cur = m;
-                    }
-                })
-                .or_insert(m);
-            let (value, is_nan) = metric_value(m.value);
-            [
-                rid.into(),
-                m.key.as_str().into(),
-                m.timestamp.into(),
-                m.step.into(),
-                value.into(),
-                is_nan.into(),
-                m.model_id.as_deref().into(),
-                m.dataset_name.as_deref().into(),
-                m.dataset_digest.as_deref().into(),
-            ]
-        })
-        .collect();
-    c.insert(
-        "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
-        "ON CONFLICT DO NOTHING",
-        &[Int, Text, Int, Int, Real, Int, Text, Text, Text],
-        &rows,
-    )?;
-    let rows: Vec<SqlValue> = latest
-        .values()
-        .flat_map(|m| {
-            let (value, is_nan) = metric_value(m.value);
-            [
-                rid.into(),
-                experiment_id.into(),
-                m.key.as_str().into(),
-                m.timestamp.into(),
-                m.step.into(),
-                value.into(),
-                is_nan.into(),
-            ]
-        })
-        .collect();
-    c.insert(
-        "INSERT INTO latest_metrics AS lm (rid, experiment_id, key, timestamp, step, value, is_nan)",
-        "ON CONFLICT (rid, key) DO UPDATE SET timestamp = excluded.timestamp, step = excluded.step, \
-         value = excluded.value, is_nan = excluded.is_nan \
-         WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
-        &[Int, Int, Text, Int, Int, Real, Int],
-        &rows,
-    )
-}
-
-pub fn log_batch(
-    c: &mut dyn Conn,
-    run_id: &str,
-    metrics: &[Metric],
-    params: &[Param],
-    tags: &[Tag],
-) -> Result<(), StoreError> {
-    let (rid, info) = load::active_run(c, run_id)?;
-    log_params(c, run_id, rid, params)?;
-    for tag in tags {
-        upsert_tag(c, rid, tag)?;
-    }
-    log_metrics(c, rid, info.experiment_id, metrics)
 }
 
 pub fn log_inputs(

@@ -202,7 +202,9 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
 
     fn create_run(&self, new: &NewRun) -> Result<Run, StoreError> {
-        self.db.write(|c| runs::create(c, new))
+        let run = self.db.write(|c| runs::create(c, new))?;
+        self.db.runs_created(1);
+        Ok(run)
     }
     fn get_run(&self, run_id: &str) -> Result<Run, StoreError> {
         self.db.read(|c| runs::get(c, run_id))
@@ -240,8 +242,15 @@ impl<B: Backend> MetaStore for SqlStore<B> {
             };
             return self.group.write(&self.db, batch);
         }
-        self.db
-            .write(|c| logging::log_batch(c, run_id, metrics, params, tags))
+        self.db.write(|c| {
+            let batch = logging::RunBatch {
+                run_id,
+                metrics,
+                params,
+                tags,
+            };
+            logging::log_batch(c, batch)
+        })
     }
     fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), StoreError> {
         self.db.write(|c| runs::delete_tag(c, run_id, key))
