@@ -372,6 +372,52 @@ def test_promoting_and_rolling_back_a_canary(seeded, page):
     check(page, "endpoint-rolled-back")
 
 
+def test_a_refused_approval_says_why_and_the_model_page_turns_four_eyes_off(tmp_path, browser):
+    """With --auth, the creator's Approve is refused (four-eyes) and the page shows the server's
+    reason; turned off on the model's page, the same click approves."""
+    password = "ui-admin-password-1"
+    server = start_sextant(tmp_path, "--auth", env={"SEXTANT_ADMIN_PASSWORD": password})
+    try:
+        auth = ("admin", password)
+        run = api(server, "POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}, auth=auth)
+        root = run["run"]["info"]["artifact_uri"]
+        api(server, "POST", "/api/2.0/mlflow/registered-models/create", json={"name": "four-eyes"}, auth=auth)
+        api(server, "POST", "/api/2.0/mlflow/model-versions/create",
+            json={"name": "four-eyes", "source": f"{root}/model"}, auth=auth)
+        approval = f"{server.url}/api/v1/models/four-eyes/versions/1/approval"
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.watch = Watch(page, allowed=(
+            "401 GET " + server.url + "/api/v1/session", "403 POST " + approval, "status of 401", "status of 403",
+        ))
+        page.goto(f"{server.url}/")
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
+        page.goto(f"{server.url}/#/models/four-eyes/versions/1")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_role("alert")).to_contain_text("four-eyes: admin may not approve version 1")
+        expect(page.get_by_role("alert")).to_contain_text("require_distinct_approver")
+        assert api(server, "GET", "/api/v1/models/four-eyes/versions/1", auth=auth)["approval"]["status"] == "pending"
+        check(page, "approval-refused")
+        page.goto(f"{server.url}/#/models/four-eyes")
+        rules = section(page, "Approval rules")
+        rules.get_by_role("button", name="Turn off").first.click()
+        expect(rules.get_by_role("button", name="Turn on")).to_have_count(1)
+        settings = api(server, "GET", "/api/v1/models/four-eyes", auth=auth)["approval_settings"]
+        assert settings == {"require_distinct_approver": False, "allow_pipeline_approval": True}, settings
+        check(page, "model-approval-rules")
+        page.goto(f"{server.url}/#/models/four-eyes/versions/1")
+        page.get_by_role("button", name="Approve").click()
+        expect(section(page, "Approval")).to_contain_text("approved")
+        after = api(server, "GET", "/api/v1/models/four-eyes/versions/1", auth=auth)["approval"]
+        assert (after["status"], after["actor"]) == ("approved", "admin"), after
+        context.close()
+    finally:
+        server.stop()
+
+
 def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
     server = start_sextant(tmp_path, "--auth", env={"SEXTANT_ADMIN_PASSWORD": "ui-admin-password-1"})
     try:

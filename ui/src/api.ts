@@ -91,6 +91,7 @@ export const v1 = {
     call<T>("GET", `/api/v1/${path}${queryString(q)}`, undefined, signal),
   post: <T>(path: string, body: unknown = {}) => call<T>("POST", `/api/v1/${path}`, body),
   put: <T>(path: string, body: unknown) => call<T>("PUT", `/api/v1/${path}`, body),
+  patch: <T>(path: string, body: unknown) => call<T>("PATCH", `/api/v1/${path}`, body),
   // The request guard wants a JSON body on every change, an empty one here.
   del: <T>(path: string) => call<T>("DELETE", `/api/v1/${path}`, {}),
 };

@@ -16,6 +16,9 @@ use crate::{Error, Result};
 pub struct Pipeline {
     pub name: String,
     pub spec: String,
+    /// The user who last applied it, when authentication was on: scheduled
+    /// and event-triggered runs act for them.
+    pub applied_by: Option<String>,
     pub created_time: i64,
     pub updated_time: i64,
 }
@@ -152,6 +155,8 @@ pub struct NewPipelineRun {
     pub run_uuid: Option<String>,
     /// Run every step even where a cached result could be reused.
     pub no_cache: bool,
+    /// The user the run acts for (see [`PipelineRun::started_by`]).
+    pub started_by: Option<String>,
 }
 
 /// One execution of a pipeline.
@@ -168,6 +173,10 @@ pub struct PipelineRun {
     pub params: String,
     /// Started with `--no-cache`: no step reuses a cached result.
     pub no_cache: bool,
+    /// The user the run acts for, when authentication is on: who started
+    /// it, or for a scheduled or event-triggered run who applied the
+    /// pipeline. Versions it registers count as created by them.
+    pub started_by: Option<String>,
     pub created_time: i64,
     pub updated_time: i64,
 }

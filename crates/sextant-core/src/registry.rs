@@ -179,6 +179,35 @@ pub struct Alias {
     pub version: i64,
 }
 
+/// A registered model's rules for deciding approvals, both on unless
+/// turned off for the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// Four-eyes: nobody approves a version they created (with
+    /// authentication on, where "who" is known rather than declared).
+    pub require_distinct_approver: bool,
+    /// A pipeline's `register_model: {approval: approved}` may approve the
+    /// version it registers.
+    pub allow_pipeline_approval: bool,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            require_distinct_approver: true,
+            allow_pipeline_approval: true,
+        }
+    }
+}
+
+/// A change of [`ApprovalSettings`]: the settings given change, the others
+/// keep their value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApprovalSettingsUpdate {
+    pub require_distinct_approver: Option<bool>,
+    pub allow_pipeline_approval: Option<bool>,
+}
+
 /// A named, versioned model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredModel {
@@ -187,6 +216,7 @@ pub struct RegisteredModel {
     pub user_id: Option<String>,
     pub creation_timestamp: i64,
     pub last_updated_timestamp: i64,
+    pub approval_settings: ApprovalSettings,
     pub tags: Vec<Tag>,
     pub aliases: Vec<Alias>,
     /// The newest version in each stage that has one (MLflow's `latest_versions`).

@@ -152,6 +152,11 @@ impl AppState {
             data_dir: self.data_dir.clone(),
             data_roots: self.data_roots.clone(),
             clock: self.clock.clone(),
+            authz: self.auth.enabled().then(|| {
+                Arc::new(crate::auth::approvals::ServerRegistryAuthz::new(
+                    self.auth.clone(),
+                )) as Arc<dyn control::RegistryAuthz>
+            }),
         }
     }
 

@@ -24,7 +24,7 @@ fn now() -> i64 {
 /// Queues `n` tasks in a fresh run and returns the run id.
 fn fill(s: &dyn MetaStore, n: usize) -> Result<(String, f64), Box<dyn std::error::Error>> {
     if s.get_pipeline("bench").is_err() {
-        s.put_pipeline("bench", "name: bench\n")?;
+        s.put_pipeline("bench", "name: bench\n", None)?;
     }
     let run = s.create_pipeline_run(&NewPipelineRun {
         pipeline: "bench".into(),
@@ -33,6 +33,7 @@ fn fill(s: &dyn MetaStore, n: usize) -> Result<(String, f64), Box<dyn std::error
         trigger_event: None,
         run_uuid: None,
         no_cache: false,
+        started_by: None,
     })?;
     let t = Instant::now();
     for i in 0..n {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{Cancel, MetaStore, StoreError};
+use crate::{Cancel, MetaStore, StoreError, actor};
 
 /// Why a store call made from async code failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,12 @@ where
     let store = store.clone();
     let cancel = Cancel::new();
     let guard = cancel.on_drop();
-    let out = tokio::task::spawn_blocking(move || cancel.scope(|| f(store.as_ref()))).await;
+    // The caller's actor (`actor::acting_as`) goes along to the blocking thread.
+    let actor = actor::of_task();
+    let out = tokio::task::spawn_blocking(move || {
+        actor::scope(actor, || cancel.scope(|| f(store.as_ref())))
+    })
+    .await;
     guard.disarm();
     Ok(out.map_err(|e| CallError::Task(e.to_string()))??)
 }

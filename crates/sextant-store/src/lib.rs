@@ -4,6 +4,7 @@
 //!
 //! The trait is synchronous: callers in async code run it on a blocking pool.
 
+pub mod actor;
 mod audit_store;
 mod auth_store;
 mod backend;

@@ -16,7 +16,21 @@ const MIGRATIONS: &[&str] = &[
     V4_SCHEDULED_MONITOR_RUNS,
     V5_AUTH,
     V6_AUDIT_LOG,
+    V7_APPROVAL_RULES,
 ];
+
+/// Version 7: who may approve. Each registered model's approval settings
+/// (four-eyes, and whether a pipeline's gate may approve), both on; the
+/// user who applied a pipeline, and the user a pipeline run acts for, so a
+/// version it registers has a creator and its gate an authority. Rows from
+/// before have neither user (NULL: applied or started without
+/// authentication).
+const V7_APPROVAL_RULES: &str = r#"
+ALTER TABLE registered_models ADD COLUMN require_distinct_approver SMALLINT NOT NULL DEFAULT 1;
+ALTER TABLE registered_models ADD COLUMN allow_pipeline_approval SMALLINT NOT NULL DEFAULT 1;
+ALTER TABLE pipelines ADD COLUMN applied_by TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN started_by TEXT
+"#;
 
 /// Version 6: the audit log (`sextant_core::audit`). `seq` is assigned at
 /// insert and never reused (SQLite `AUTOINCREMENT`; a PostgreSQL sequence,

@@ -13,7 +13,7 @@ use sextant_core::pipeline_runs::{
     Task,
 };
 use sextant_core::registry::{
-    Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+    Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 use sextant_core::search::{Filter, OrderBy};
 use sextant_core::webhooks::{
@@ -249,6 +249,13 @@ pub trait MetaStore: Send + Sync {
         name: &str,
         description: Option<&str>,
     ) -> Result<RegisteredModel, StoreError>;
+    /// Changes the approval settings `update` names, keeping the others;
+    /// appends `registered_model.approval_settings_updated` when they change.
+    fn set_registered_model_approval_settings(
+        &self,
+        name: &str,
+        update: &ApprovalSettingsUpdate,
+    ) -> Result<RegisteredModel, StoreError>;
     /// Deletes a model with its versions, tags and aliases (hard delete, as MLflow).
     fn delete_registered_model(&self, name: &str) -> Result<(), StoreError>;
     /// Searches registered models.
@@ -393,8 +400,15 @@ pub trait MetaStore: Send + Sync {
 
     // --- Pipelines, their runs and the task queue. ---
 
-    /// Stores a pipeline's spec under its name, creating or replacing it.
-    fn put_pipeline(&self, name: &str, spec: &str) -> Result<Applied, StoreError>;
+    /// Stores a pipeline's spec under its name, creating or replacing it,
+    /// applied by `applied_by` (`None` without authentication). Applying
+    /// the same text again is `Unchanged` but still records who applied it.
+    fn put_pipeline(
+        &self,
+        name: &str,
+        spec: &str,
+        applied_by: Option<&str>,
+    ) -> Result<Applied, StoreError>;
     /// Returns a stored pipeline.
     fn get_pipeline(&self, name: &str) -> Result<Pipeline, StoreError>;
     /// Stored pipelines by name.

@@ -29,6 +29,7 @@ macro_rules! conformance {
 
 conformance!(
     pipelines_and_runs,
+    appliers_and_starters_are_recorded,
     claims_in_order_and_respects_not_before,
     expired_lease_is_reclaimed_under_a_new_token,
     failures_retry_at_their_time_or_end_the_task,
@@ -55,7 +56,8 @@ fn invalid_state(r: Result<impl std::fmt::Debug, StoreError>) {
 
 fn run_of(s: &dyn MetaStore, pipeline: &str) -> PipelineRun {
     if s.get_pipeline(pipeline).is_err() {
-        s.put_pipeline(pipeline, "name: p\nsteps: {}\n").unwrap();
+        s.put_pipeline(pipeline, "name: p\nsteps: {}\n", None)
+            .unwrap();
     }
     s.create_pipeline_run(&NewPipelineRun {
         pipeline: pipeline.into(),
@@ -64,6 +66,7 @@ fn run_of(s: &dyn MetaStore, pipeline: &str) -> PipelineRun {
         trigger_event: None,
         run_uuid: None,
         no_cache: false,
+        started_by: None,
     })
     .unwrap()
 }
@@ -76,14 +79,83 @@ fn kinds_after(s: &dyn MetaStore, after: i64) -> Vec<String> {
         .collect()
 }
 
+/// Who applied a pipeline and who a run acts for (issue 17's four-eyes):
+/// a known applier is recorded even when the text is unchanged, an unknown
+/// one (authentication off) leaves the record.
+fn appliers_and_starters_are_recorded(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.put_pipeline("housing", "a", None).unwrap();
+    assert_eq!(s.get_pipeline("housing").unwrap().applied_by, None);
+    assert_eq!(
+        s.put_pipeline("housing", "a", Some("alice")).unwrap(),
+        Applied::Unchanged
+    );
+    assert_eq!(
+        s.get_pipeline("housing").unwrap().applied_by.as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        s.put_pipeline("housing", "b", None).unwrap(),
+        Applied::Updated
+    );
+    let p = s.get_pipeline("housing").unwrap();
+    assert_eq!(
+        (p.spec.as_str(), p.applied_by.as_deref()),
+        ("b", Some("alice"))
+    );
+    s.put_pipeline("housing", "c", Some("bob")).unwrap();
+    assert_eq!(
+        s.list_pipelines(10, 0).unwrap().items[0]
+            .applied_by
+            .as_deref(),
+        Some("bob")
+    );
+
+    let run = s
+        .create_pipeline_run(&NewPipelineRun {
+            pipeline: "housing".into(),
+            params: "{}".into(),
+            trigger_kind: TriggerKind::Manual,
+            trigger_event: None,
+            run_uuid: None,
+            no_cache: false,
+            started_by: Some("carol".into()),
+        })
+        .unwrap();
+    assert_eq!(run.started_by.as_deref(), Some("carol"));
+    assert_eq!(s.get_pipeline_run(&run.id).unwrap(), run);
+    let listed = s
+        .list_pipeline_runs(&PipelineRunSearch {
+            pipeline: Some("housing".into()),
+            status: None,
+            max_results: 10,
+            offset: 0,
+        })
+        .unwrap();
+    assert_eq!(listed.items[0].started_by.as_deref(), Some("carol"));
+    assert_eq!(run_of(s, "churn").started_by, None);
+}
+
 fn pipelines_and_runs(f: &Fixture) {
     let s = f.store.as_ref();
-    assert_eq!(s.put_pipeline("housing", "a").unwrap(), Applied::Created);
-    assert_eq!(s.put_pipeline("housing", "a").unwrap(), Applied::Unchanged);
-    assert_eq!(s.put_pipeline("housing", "b").unwrap(), Applied::Updated);
-    assert_eq!(s.put_pipeline("churn", "c").unwrap(), Applied::Created);
+    assert_eq!(
+        s.put_pipeline("housing", "a", None).unwrap(),
+        Applied::Created
+    );
+    assert_eq!(
+        s.put_pipeline("housing", "a", None).unwrap(),
+        Applied::Unchanged
+    );
+    assert_eq!(
+        s.put_pipeline("housing", "b", None).unwrap(),
+        Applied::Updated
+    );
+    assert_eq!(
+        s.put_pipeline("churn", "c", None).unwrap(),
+        Applied::Created
+    );
     assert!(matches!(
-        s.put_pipeline("a/b", "c"),
+        s.put_pipeline("a/b", "c", None),
         Err(StoreError::Domain(Error::InvalidParameter(_)))
     ));
     assert_eq!(s.get_pipeline("housing").unwrap().spec, "b");
@@ -105,6 +177,7 @@ fn pipelines_and_runs(f: &Fixture) {
         trigger_event: Some(start),
         run_uuid: Some("abc".into()),
         no_cache: false,
+        started_by: None,
     };
     let run = s.create_pipeline_run(&new).unwrap();
     assert_eq!(run.status, PipelineRunStatus::Pending);

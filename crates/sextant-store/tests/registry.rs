@@ -5,7 +5,9 @@ mod support;
 
 use sextant_core::Error;
 use sextant_core::entities::{Metric, NewLoggedModel, NewRun, RunStatus, Tag};
-use sextant_core::registry::{Approval, ApprovalStatus, NewModelVersion, Stage};
+use sextant_core::registry::{
+    Approval, ApprovalSettings, ApprovalSettingsUpdate, ApprovalStatus, NewModelVersion, Stage,
+};
 use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreError};
 
@@ -37,6 +39,8 @@ conformance!(
     approvals,
     a_decision_stands_unless_forced,
     a_pending_version_has_no_decider,
+    approval_settings_default_on_and_change_one_at_a_time,
+    events_name_the_actor_a_call_runs_as,
     events_record_each_lifecycle_change,
     concurrent_registrations_get_distinct_numbers,
 );
@@ -1151,6 +1155,142 @@ fn a_pending_version_has_no_decider(f: &Fixture) {
         false,
     )
     .unwrap();
+}
+
+/// A model's approval settings (issue 17): both on by default, changed one
+/// at a time, carried by a rename, each change an event; an empty change
+/// is no change.
+fn approval_settings_default_on_and_change_one_at_a_time(f: &Fixture) {
+    let s = f.store.as_ref();
+    let m = s.create_registered_model("m", None, &[]).unwrap();
+    assert_eq!(m.approval_settings, ApprovalSettings::default());
+    assert!(m.approval_settings.require_distinct_approver);
+    assert!(m.approval_settings.allow_pipeline_approval);
+    let mark = s.last_event_id().unwrap();
+    let off = s
+        .set_registered_model_approval_settings(
+            "m",
+            &ApprovalSettingsUpdate {
+                require_distinct_approver: Some(false),
+                allow_pipeline_approval: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        off.approval_settings,
+        ApprovalSettings {
+            require_distinct_approver: false,
+            allow_pipeline_approval: true,
+        }
+    );
+    let both = s
+        .set_registered_model_approval_settings(
+            "m",
+            &ApprovalSettingsUpdate {
+                require_distinct_approver: None,
+                allow_pipeline_approval: Some(false),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        both.approval_settings,
+        ApprovalSettings {
+            require_distinct_approver: false,
+            allow_pipeline_approval: false,
+        }
+    );
+    // Unchanged: no event.
+    s.set_registered_model_approval_settings("m", &ApprovalSettingsUpdate::default())
+        .unwrap();
+    s.set_registered_model_approval_settings(
+        "m",
+        &ApprovalSettingsUpdate {
+            require_distinct_approver: Some(false),
+            allow_pipeline_approval: Some(false),
+        },
+    )
+    .unwrap();
+    let events = s
+        .events_after(mark, &["registered_model.*".into()], 10)
+        .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind == "registered_model.approval_settings_updated"
+                && e.subject == "registered_model:m")
+    );
+    let last: serde_json::Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({
+            "name": "m", "require_distinct_approver": false, "allow_pipeline_approval": false
+        })
+    );
+    // Read back through every path that lists models, and kept by a rename.
+    s.create_registered_model("other", None, &[]).unwrap();
+    s.rename_registered_model("m", "n").unwrap();
+    assert_eq!(
+        s.get_registered_model("n").unwrap().approval_settings,
+        both.approval_settings
+    );
+    let listed = s
+        .search_registered_models(&RegisteredModelSearch {
+            max_results: 10,
+            ..RegisteredModelSearch::default()
+        })
+        .unwrap()
+        .items;
+    let by_name = |n: &str| {
+        listed
+            .iter()
+            .find(|m| m.name == n)
+            .unwrap()
+            .approval_settings
+    };
+    assert_eq!(by_name("n"), both.approval_settings);
+    assert_eq!(by_name("other"), ApprovalSettings::default());
+    assert!(matches!(
+        domain(
+            s.set_registered_model_approval_settings("nope", &ApprovalSettingsUpdate::default())
+                .unwrap_err()
+        ),
+        Error::NotFound(_)
+    ));
+}
+
+/// A store call made inside `actor::acting_as` (the server does it for an
+/// authenticated request) appends events naming that actor, whatever the
+/// call itself declares; outside one, the declared actor stays.
+fn events_name_the_actor_a_call_runs_as(f: &Fixture) {
+    let store: std::sync::Arc<dyn MetaStore> = std::sync::Arc::from(f.open_again());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let declared = NewRun {
+        experiment_id: 0,
+        user_id: "mallory".into(),
+        ..NewRun::default()
+    };
+    let new = declared.clone();
+    rt.block_on(sextant_store::actor::acting_as(
+        "alice".into(),
+        sextant_store::call(&store, move |s| s.create_run(&new)),
+    ))
+    .unwrap();
+    let new = declared.clone();
+    rt.block_on(sextant_store::call(&store, move |s| s.create_run(&new)))
+        .unwrap();
+    let actors: Vec<Option<String>> = store
+        .events_after(0, &["run.created".into()], 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(
+        actors,
+        [Some("alice".to_string()), Some("mallory".to_string())]
+    );
 }
 
 fn events_record_each_lifecycle_change(f: &Fixture) {

@@ -30,6 +30,10 @@ export interface Version {
   creation_time: number;
   last_updated_time: number;
 }
+export interface ApprovalSettings {
+  require_distinct_approver: boolean;
+  allow_pipeline_approval: boolean;
+}
 export interface Model {
   name: string;
   description?: string | null;
@@ -39,6 +43,7 @@ export interface Model {
   tags: Record<string, string>;
   aliases: Record<string, number>;
   latest_versions: Version[];
+  approval_settings: ApprovalSettings;
   versions?: Version[];
 }
 
@@ -157,12 +162,37 @@ export function ModelPage({ name }: { name: string }) {
               </tbody>
             </table>
           </Section>
+          <Section title="Approval rules">
+            <ApprovalRules name={m.name} settings={m.approval_settings} onChange={state.reload} />
+          </Section>
           <Section title="Tags">
             <KeyValues rows={Object.entries(m.tags)} />
           </Section>
         </>
       )}
     </Loaded>
+  );
+}
+
+// With --auth: four-eyes (a version's creator may not approve it) and whether a pipeline's gate
+// may approve; a user who manages the model turns either off or on.
+function ApprovalRules({ name, settings, onChange }: { name: string; settings: ApprovalSettings; onChange: () => void }) {
+  const manage = useCan(`registered_model:${name}`, "MANAGE");
+  const toggle = (key: keyof ApprovalSettings) => () =>
+    v1.patch(`models/${encodeURIComponent(name)}/approval-settings`, { [key]: !settings[key] }).then(onChange);
+  const rule = (key: keyof ApprovalSettings, text: string) => (
+    <>
+      {settings[key] ? "on" : "off"} <span class="muted">({text})</span>{" "}
+      {manage && <ActionButton label={settings[key] ? "Turn off" : "Turn on"} run={toggle(key)} />}
+    </>
+  );
+  return (
+    <KeyValues
+      rows={[
+        ["Four-eyes", rule("require_distinct_approver", "with sign-in, nobody approves a version they created")],
+        ["Pipeline approval", rule("allow_pipeline_approval", "a pipeline's register step may approve what it registers")],
+      ]}
+    />
   );
 }
 

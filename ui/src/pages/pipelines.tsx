@@ -41,6 +41,7 @@ export interface Step {
   error?: string | null;
   metrics: Record<string, number>;
   model_version?: number | null;
+  note?: string | null;
   branch?: string | null;
   outputs?: Record<string, unknown>;
   cache?: CacheInfo | null;
@@ -345,6 +346,7 @@ function StepPanel({ runId, step, live }: { runId: string; step: Step; live: boo
             ["Tracking run", step.tracking_run_id ? <a href={link("runs", step.tracking_run_id)}>{step.tracking_run_id}</a> : "—"],
             ["Cache", step.cache ? (step.cache.hit ? "hit (reused an earlier result)" : `miss${step.cache.reason ? `: ${step.cache.reason}` : ""}`) : "—"],
             ["Model version", step.model_version ? String(step.model_version) : "—"],
+            ["Note", step.note ?? "—"],
             ["Branch", step.branch ?? "—"],
             ["Error", step.error ? <span class="error">{step.error}</span> : "—"],
           ]}

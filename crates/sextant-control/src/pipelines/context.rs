@@ -21,6 +21,8 @@ pub(super) struct Context {
     pub(super) pipeline: String,
     /// The run was started with `--no-cache`.
     pub(super) no_cache: bool,
+    /// The user the run acts for (`PipelineRun::started_by`).
+    pub(super) started_by: Option<String>,
     pub(super) params: Map<String, Json>,
     pub(super) metrics: BTreeMap<String, BTreeMap<String, f64>>,
     /// The digest of each published output of each succeeded step.
@@ -169,6 +171,7 @@ pub(super) fn confine_known_paths(
         run_id: String::new(),
         pipeline: pipeline.name.value.clone(),
         no_cache: false,
+        started_by: None,
         params: params.clone(),
         metrics: BTreeMap::new(),
         outputs: BTreeMap::new(),
@@ -206,6 +209,7 @@ mod tests {
             run_id: "r1".into(),
             pipeline: "p".into(),
             no_cache: false,
+            started_by: None,
             params: serde_json::json!({"name": "it's", "n": 3})
                 .as_object()
                 .cloned()

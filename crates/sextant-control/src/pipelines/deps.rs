@@ -11,6 +11,24 @@ use tokio::sync::Notify;
 
 use super::PipelineError;
 
+/// What the register step asks of the server's authorization when
+/// authentication is on. The control plane keeps no permission rules of its
+/// own: the server answers from the same grants every request is decided on.
+pub trait RegistryAuthz: Send + Sync {
+    /// Whether `user` holds MANAGE on the registered model `model` now (an
+    /// admin does; an unknown user does not).
+    fn manages_model(&self, s: &dyn MetaStore, user: &str, model: &str)
+    -> Result<bool, StoreError>;
+    /// Gives `user` MANAGE on `model`, which a pipeline run acting for them
+    /// just created, as creating a model through the API gives its creator.
+    fn grant_model_creator(
+        &self,
+        s: &dyn MetaStore,
+        user: &str,
+        model: &str,
+    ) -> Result<(), StoreError>;
+}
+
 /// The stores, notifiers, directories and clock that the orchestrator, its
 /// service functions and its triggers work with. Cheap to clone: every
 /// field is shared.
@@ -33,6 +51,9 @@ pub struct Deps {
     pub data_roots: Arc<DataRoots>,
     /// Lease expiry, schedules, cache expiry and recorded times read it.
     pub clock: SharedClock,
+    /// The server's authorization, with authentication on; `None` with it
+    /// off, where a pipeline's gate decides as it always did.
+    pub authz: Option<Arc<dyn RegistryAuthz>>,
 }
 
 impl Deps {

@@ -39,7 +39,7 @@ use sextant_store::PipelineRunSearch;
 use tokio::sync::{Mutex, Semaphore};
 
 pub use deploy::{DeployError, DeployTarget, Deployed, Deployer, RolloutProgress};
-pub use deps::Deps;
+pub use deps::{Deps, RegistryAuthz};
 pub use error::PipelineError;
 pub use logs::MAX_CHUNK as MAX_LOG_CHUNK;
 pub use plan::{CacheInfo, CacheSource, OutputRecord, StepResult, StepState};

@@ -21,6 +21,10 @@ pub struct StepResult {
     /// For a `register_model` step, the version it registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<i64>,
+    /// What a person should know of a step that succeeded: a register
+    /// step's approval withheld, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Each declared output as stored by digest, by output name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, OutputRecord>,

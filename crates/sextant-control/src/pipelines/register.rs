@@ -1,27 +1,45 @@
 //! The `register_model:` step: uploads a model directory to the step's
 //! tracking run and registers it with the lineage of the run behind it.
+//!
+//! The version counts as created by the user the pipeline run acts for.
+//! Its gate (`approval: approved`, or `rejected`) decides only where the
+//! model allows pipeline approval and, with authentication on, only on the
+//! authority of the user who applied the pipeline: they must hold MANAGE on
+//! the model, and the decision is recorded as `pipeline:<name>`. Otherwise
+//! the version stays pending, and the version's comment and the step's
+//! note say why.
 
 use std::path::Path;
 
 use sextant_core::entities::Tag;
-use sextant_core::registry::{Approval, ApprovalStatus, NewModelVersion};
+use sextant_core::registry::{Approval, ApprovalSettings, ApprovalStatus, NewModelVersion};
 use sextant_pipelines::spec;
 use sextant_store::{MetaStore, StoreError};
 
 use super::Orchestrator;
+use super::context::Context;
+use super::deps::RegistryAuthz;
 use super::failure::StepFailure;
 use super::files::{upload_to_run, walk};
 use super::service::USER;
+
+/// What a register step did: the version, and why its gate's decision was
+/// not applied, if it was not.
+pub(super) struct Registered {
+    pub(super) version: i64,
+    pub(super) withheld: Option<String>,
+}
 
 impl Orchestrator {
     /// Uploads `dir` as `model/` of the step run and registers it.
     pub(super) async fn register(
         &self,
+        ctx: &Context,
         step_run: &(String, String),
         name: &str,
         dir: &Path,
         approval: spec::Approval,
-    ) -> Result<i64, StepFailure> {
+    ) -> Result<Registered, StepFailure> {
         if !dir.is_dir() {
             return Err(StepFailure::permanent(format!(
                 "model directory {} does not exist",
@@ -42,6 +60,16 @@ impl Orchestrator {
             .await
             .map_err(StepFailure::retryable)?;
         }
+        let authz = self.deps.authz.clone();
+        let status = match approval {
+            spec::Approval::Pending => ApprovalStatus::Pending,
+            spec::Approval::Approved => ApprovalStatus::Approved,
+            spec::Approval::Rejected => ApprovalStatus::Rejected,
+        };
+        let decider = match authz {
+            Some(_) => format!("pipeline:{}", ctx.pipeline),
+            None => USER.to_string(),
+        };
         let mut new = NewModelVersion {
             name: name.to_string(),
             source: format!("{}/model", step_run.1.trim_end_matches('/')),
@@ -49,35 +77,90 @@ impl Orchestrator {
             model_id: None,
             run_link: None,
             description: None,
-            user_id: Some(USER.to_string()),
+            user_id: Some(ctx.started_by.clone().unwrap_or_else(|| USER.to_string())),
             tags: Vec::new(),
             approval: Some(Approval {
-                status: match approval {
-                    spec::Approval::Pending => ApprovalStatus::Pending,
-                    spec::Approval::Approved => ApprovalStatus::Approved,
-                    spec::Approval::Rejected => ApprovalStatus::Rejected,
-                },
-                actor: Some(USER.to_string()),
+                status,
+                actor: Some(decider),
                 time: None,
                 comment: Some("registered by a pipeline".to_string()),
             }),
         };
-        let model = name.to_string();
-        let version = self
+        let (model, pipeline, creator) = (
+            name.to_string(),
+            ctx.pipeline.clone(),
+            ctx.started_by.clone(),
+        );
+        let registered = self
             .db(move |s| {
                 new.tags = lineage(s, &new.run_id.clone().unwrap_or_default())?;
-                match s.get_registered_model(&model) {
-                    Ok(_) => {}
+                let settings = match s.get_registered_model(&model) {
+                    Ok(m) => m.approval_settings,
                     Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => {
-                        s.create_registered_model(&model, None, &[])?;
+                        let m = s.create_registered_model(&model, None, &[])?;
+                        if let (Some(authz), Some(user)) = (&authz, &creator) {
+                            authz.grant_model_creator(s, user, &model)?;
+                        }
+                        m.approval_settings
                     }
                     Err(e) => return Err(e),
+                };
+                let withheld = match status {
+                    ApprovalStatus::Pending => None,
+                    ApprovalStatus::Approved | ApprovalStatus::Rejected => {
+                        withheld(s, authz.as_deref(), settings, &pipeline, &model, status)?
+                    }
+                };
+                if let Some(why) = &withheld {
+                    new.approval = Some(Approval {
+                        comment: Some(why.clone()),
+                        ..Approval::default()
+                    });
                 }
-                s.create_model_version(&new)
+                let version = s.create_model_version(&new)?.version;
+                Ok(Registered { version, withheld })
             })
             .await?;
-        Ok(version.version)
+        if let Some(why) = &registered.withheld {
+            tracing::warn!(model = name, version = registered.version, "{why}");
+        }
+        Ok(registered)
     }
+}
+
+/// Why a pipeline's gate may not record `status` on a new version of
+/// `model`, or `None` when it may: the model must allow pipeline approval
+/// and, with authentication on (`authz`), the user who applied the
+/// pipeline must hold MANAGE on the model.
+fn withheld(
+    s: &dyn MetaStore,
+    authz: Option<&dyn RegistryAuthz>,
+    settings: ApprovalSettings,
+    pipeline: &str,
+    model: &str,
+    status: ApprovalStatus,
+) -> Result<Option<String>, StoreError> {
+    let left = format!("the version is left pending, not {status}");
+    if !settings.allow_pipeline_approval {
+        return Ok(Some(format!(
+            "{left}: model '{model}' does not take decisions from pipelines \
+             (allow_pipeline_approval is off); a user with MANAGE on it must decide"
+        )));
+    }
+    let Some(authz) = authz else {
+        return Ok(None);
+    };
+    Ok(match s.get_pipeline(pipeline)?.applied_by {
+        None => Some(format!(
+            "{left}: pipeline '{pipeline}' was applied without authentication, so no user \
+             vouches for its gate; apply it again as a user with MANAGE on model '{model}'"
+        )),
+        Some(user) if !authz.manages_model(s, &user, model)? => Some(format!(
+            "{left}: '{user}', who applied pipeline '{pipeline}', lacks MANAGE on model \
+             '{model}', and a pipeline decides only on its applier's authority"
+        )),
+        Some(_) => None,
+    })
 }
 
 /// The lineage a registered version carries: its pipeline run and, from the

@@ -61,8 +61,9 @@ pub struct WorkOrder {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
-    /// The step succeeded; its outputs are published by digest.
-    Succeeded { result: StepResult },
+    /// The step succeeded; its outputs are published by digest. (Boxed:
+    /// a result is ten times the size of a failure.)
+    Succeeded { result: Box<StepResult> },
     /// The attempt failed; `permanent` when retrying cannot help.
     Failed {
         message: String,
@@ -183,7 +184,7 @@ pub async fn complete(
         .await
         .map_err(PipelineError::lost_claim)?;
     let result = match outcome {
-        Outcome::Succeeded { result } => orch.check_outputs(&step, result).await,
+        Outcome::Succeeded { result } => orch.check_outputs(&step, *result).await,
         Outcome::Failed { message, permanent } => Err(StepFailure { message, permanent }),
     };
     let recorded = orch

@@ -96,17 +96,20 @@ fn typed(ty: ParamType, name: &str, v: &Json) -> Result<Json, PipelineError> {
 /// Starts a run of the stored pipeline `name`: checks the parameters,
 /// creates the parent tracking run (in the experiment named after the
 /// pipeline) and a `PENDING` pipeline run the orchestrator picks up.
-/// With `no_cache`, no step of the run reuses a cached result.
+/// With `no_cache`, no step of the run reuses a cached result. `user` is
+/// the authenticated caller (`None` with authentication off).
 pub async fn start_run(
     deps: &Deps,
     name: String,
     params: Map<String, Json>,
     no_cache: bool,
+    user: Option<String>,
 ) -> Result<PipelineRun, PipelineError> {
     let trigger = StartedBy {
         kind: TriggerKind::Manual,
         event: None,
         tags: Vec::new(),
+        user,
     };
     start_triggered_run(deps, name, params, trigger, no_cache).await
 }
@@ -116,6 +119,9 @@ pub(super) struct StartedBy {
     pub kind: TriggerKind,
     /// The event, for event triggers.
     pub event: Option<i64>,
+    /// The user who started it; `None` for schedules and events (the run
+    /// then acts for whoever applied the pipeline) and without authentication.
+    pub user: Option<String>,
     /// Lineage tags for the run's tracking run (`sextant.triggerEvent`,
     /// `sextant.monitorRun`, …); registered versions carry them too.
     pub tags: Vec<Tag>,
@@ -131,12 +137,16 @@ pub(super) async fn start_triggered_run(
 ) -> Result<PipelineRun, PipelineError> {
     let n = name.clone();
     // Parsed on the blocking pool, once per stored version.
-    let v = deps
+    let (v, applied_by) = deps
         .db(move |s| {
             let stored = s.get_pipeline(&n)?;
-            Ok(super::cache::SPECS.load(&n, &stored.spec))
+            Ok((
+                super::cache::SPECS.load(&n, &stored.spec),
+                stored.applied_by,
+            ))
         })
         .await?;
+    let started_by = trigger.user.or(applied_by);
     let v = v.map_err(|e| {
         PipelineError::Internal(format!("stored pipeline '{name}' does not validate: {e}"))
     })?;
@@ -161,6 +171,7 @@ pub(super) async fn start_triggered_run(
                 trigger_event: trigger.event,
                 run_uuid: Some(parent.info.run_id.clone()),
                 no_cache,
+                started_by,
             })?;
             s.log_batch(
                 &parent.info.run_id,
@@ -270,11 +281,14 @@ pub async fn run_detail(deps: &Deps, id: String) -> Result<RunDetail, PipelineEr
 }
 
 /// Validates a pipeline file and stores it under `name`, which must be the
-/// name the file declares. Errors list every problem as `file:line:col: message`.
+/// name the file declares, as applied by `user` (the authenticated caller;
+/// `None` with authentication off). Errors list every problem as
+/// `file:line:col: message`.
 pub async fn apply(
     deps: &Deps,
     name: String,
     text: String,
+    user: Option<String>,
 ) -> Result<sextant_core::pipeline_runs::Applied, PipelineError> {
     sextant_core::pipeline_runs::validate_pipeline_name(&name)?;
     let label = format!("{name}.yaml");
@@ -293,7 +307,8 @@ pub async fn apply(
             v.pipeline.name.pos.line, v.pipeline.name.pos.col, v.pipeline.name.value
         )));
     }
-    deps.db(move |s| s.put_pipeline(&name, &text)).await
+    deps.db(move |s| s.put_pipeline(&name, &text, user.as_deref()))
+        .await
 }
 
 /// `error` as a 409 when it says the run is in the wrong state for it.

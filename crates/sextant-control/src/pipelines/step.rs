@@ -196,6 +196,7 @@ impl Orchestrator {
             run_id: run.id.clone(),
             pipeline: run.pipeline.clone(),
             no_cache: run.no_cache,
+            started_by: run.started_by.clone(),
             params: serde_json::from_str(&run.params).unwrap_or_default(),
             metrics,
             outputs,
@@ -336,13 +337,15 @@ impl Orchestrator {
                 approval,
             } => {
                 let dir = PathBuf::from(ctx.resolve(&model.value)?);
-                let version = self
-                    .register(step_run, &name.value, &dir, *approval)
+                let registered = self
+                    .register(ctx, step_run, &name.value, &dir, *approval)
                     .await?;
+                let version = registered.version;
                 Ok(StepResult {
                     model_version: Some(version),
                     // So later steps can name it: `${steps.<s>.metrics.version}`.
                     metrics: [("version".to_string(), version as f64)].into(),
+                    note: registered.withheld,
                     ..StepResult::default()
                 })
             }

@@ -213,6 +213,7 @@ async fn fire_schedules(state: &Deps, known: &mut BTreeMap<String, Known>) {
                     kind: TriggerKind::Schedule,
                     event: None,
                     tags: Vec::new(),
+                    user: None,
                 },
                 false,
             )
@@ -274,6 +275,7 @@ async fn follow_events(state: &Deps, known: &BTreeMap<String, Known>, cursor: i6
                             kind: TriggerKind::Event,
                             event: Some(event.id),
                             tags: lineage_tags(event),
+                            user: None,
                         },
                         false,
                     )

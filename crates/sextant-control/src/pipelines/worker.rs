@@ -151,7 +151,9 @@ impl Worker {
             return;
         }
         let outcome = match result {
-            Ok(result) => Outcome::Succeeded { result },
+            Ok(result) => Outcome::Succeeded {
+                result: Box::new(result),
+            },
             Err(f) => Outcome::Failed {
                 message: f.message,
                 permanent: f.permanent,
@@ -246,6 +248,7 @@ impl Worker {
             run_id: order.pipeline_run.clone(),
             pipeline: order.pipeline.clone(),
             no_cache: false,
+            started_by: None,
             params: order.params.clone(),
             metrics: order.metrics.clone(),
             outputs: order.outputs.clone(),

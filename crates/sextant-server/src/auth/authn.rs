@@ -169,7 +169,15 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
         }
         Err(Failure::Store(e)) => return e.into_response(),
     }
-    let mut resp = next.run(req).await;
+    // Events the request's store calls append name the caller, whatever
+    // the request declares (`sextant_store::actor`).
+    let mut resp = match &outcome {
+        Some(p) => {
+            let actor: Arc<str> = p.user.username.as_str().into();
+            sextant_store::actor::acting_as(actor, next.run(req)).await
+        }
+        None => next.run(req).await,
+    };
     if let Some(p) = outcome {
         resp.extensions_mut().insert(p);
     }

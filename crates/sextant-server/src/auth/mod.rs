@@ -9,6 +9,8 @@
 //! - `authz.rs`: what the route table says a route needs, applied to the
 //!   resource the request names — one place decides every request.
 //! - `api/`: MLflow's users/roles/permissions REST API and Sextant's tokens.
+//! - `approvals.rs`: who may decide a model version's approval (four-eyes),
+//!   and the register step's questions answered from the same grants.
 //! - `secrets.rs`: password hashes and token secrets.
 //! - `audit.rs`: what goes into the audit log (a layer around `authn.rs`);
 //!   `audit_log.rs`: the queue and background writer that append and seal it;
@@ -16,6 +18,7 @@
 //!   `audit_checkpoints.rs`: copies of its head in the artifact store.
 
 pub(crate) mod api;
+pub mod approvals;
 pub mod audit;
 pub mod audit_api;
 pub mod audit_checkpoints;

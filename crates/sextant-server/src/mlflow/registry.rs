@@ -19,7 +19,8 @@ use sextant_store::{ModelVersionSearch, RegisteredModelSearch};
 use super::registry_convert as convert;
 use super::wire::{Fields, Obj, Reply, empty, invalid_value, reply};
 use super::{next_page_token, order_by, page_offset};
-use crate::error::ApiError;
+use crate::auth::approvals::{self, Caller};
+use crate::error::{ApiError, ErrorCode};
 use crate::routes::{Capability as C, Resource as R, Route};
 use crate::state::AppState;
 
@@ -313,29 +314,69 @@ async fn get_by_alias(State(st): State<AppState>, f: Fields) -> Reply {
 /// CreateModelVersion. Besides MLflow's fields Sextant reads an optional
 /// `approval_status` (`pending`, the default, `approved` or `rejected`);
 /// other unknown fields are ignored, as protobuf's parser does.
-async fn create_version(State(st): State<AppState>, f: Fields) -> Reply {
+///
+/// With authentication on, the caller is the version's `user_id`, and a
+/// decision made at registration is the caller's: it needs MANAGE on the
+/// model, and approving is refused under four-eyes (`auth::approvals`).
+async fn create_version(State(st): State<AppState>, caller: Caller, f: Fields) -> Reply {
     let non_empty = |field: &str| -> Result<Option<String>, ApiError> {
         Ok(f.opt_str(field)?.filter(|s| !s.is_empty()))
     };
-    let approval = match f.opt_str("approval_status")? {
+    let name = f.req_str("name")?;
+    let mut approval = match f.opt_str("approval_status")? {
         Some(s) if !s.is_empty() => Some(Approval {
             status: ApprovalStatus::parse(&s)?,
             ..Approval::default()
         }),
         _ => None,
     };
+    let mut self_approving = None;
+    if let (Some(p), Some(a)) = (&caller.0, approval.as_mut())
+        && a.status != ApprovalStatus::Pending
+    {
+        a.actor = Some(approvals::decider(p)?);
+        if !approvals::caller_manages(&st.auth, p, &name) {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "registering a version as {} decides its approval, which needs MANAGE on \
+                     model '{name}'; register it pending instead",
+                    a.status
+                ),
+            ));
+        }
+        if a.status == ApprovalStatus::Approved {
+            self_approving = a.actor.clone();
+        }
+    }
     let new = NewModelVersion {
-        name: f.req_str("name")?,
+        name,
         source: f.req_str("source")?,
         run_id: non_empty("run_id")?,
         model_id: non_empty("model_id")?,
         run_link: f.opt_str("run_link")?,
         description: f.opt_str("description")?,
-        user_id: None,
+        user_id: caller.username(),
         tags: f.tags("tags")?,
         approval,
     };
-    let v = st.db(move |s| s.create_model_version(&new)).await?;
+    let v = st
+        .db(move |s| {
+            if let Some(user) = &self_approving
+                && s.get_registered_model(&new.name)?
+                    .approval_settings
+                    .require_distinct_approver
+            {
+                return Ok(Err(approvals::self_approval(
+                    user,
+                    &new.name,
+                    "the version it registers",
+                    "they register it",
+                )));
+            }
+            s.create_model_version(&new).map(Ok)
+        })
+        .await??;
     version_reply(&v)
 }
 

@@ -122,6 +122,7 @@ mod tests {
             user_id: None,
             creation_timestamp: 1,
             last_updated_timestamp: 2,
+            approval_settings: Default::default(),
             tags: vec![Tag::new("k", "v")],
             aliases: vec![Alias {
                 alias: "champion".into(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sextant_core::entities::Tag;
-use sextant_core::registry::{Approval, Event, ModelVersion, RegisteredModel};
+use sextant_core::registry::{Approval, ApprovalSettings, Event, ModelVersion, RegisteredModel};
 
 use super::rfc3339;
 
@@ -23,6 +23,22 @@ pub struct Model {
     aliases: BTreeMap<String, i64>,
     /// The newest version in each stage that has one, newest first.
     latest_versions: Vec<Version>,
+    approval_settings: ApprovalSettingsWire,
+}
+
+/// A model's rules for approving its versions.
+#[derive(Serialize)]
+pub struct ApprovalSettingsWire {
+    require_distinct_approver: bool,
+    allow_pipeline_approval: bool,
+}
+
+/// The wire form of a model's approval settings.
+pub fn approval_settings(s: ApprovalSettings) -> ApprovalSettingsWire {
+    ApprovalSettingsWire {
+        require_distinct_approver: s.require_distinct_approver,
+        allow_pipeline_approval: s.allow_pipeline_approval,
+    }
 }
 
 /// A registered model with every version, newest first.
@@ -102,6 +118,7 @@ pub fn model(m: RegisteredModel) -> Model {
             .map(|a| (a.alias, a.version))
             .collect(),
         latest_versions: latest,
+        approval_settings: approval_settings(m.approval_settings),
     }
 }
 

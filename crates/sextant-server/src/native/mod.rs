@@ -57,6 +57,13 @@ pub(crate) const ROUTES: &[Route] = &[
         |m| on(m, models::approve),
     ),
     Route::json(
+        Method::PATCH,
+        "/api/v1/models/{name}/approval-settings",
+        R::RegisteredModel,
+        C::Manage,
+        |m| on(m, models::set_approval_settings),
+    ),
+    Route::json(
         Method::PUT,
         "/api/v1/models/{name}/aliases/{alias}",
         R::RegisteredModel,
@@ -249,8 +256,9 @@ fn version_number(s: &str) -> Result<i64, ApiError> {
     }
 }
 
-/// Who makes a change: the body's `actor`, else the `X-Sextant-Actor`
-/// header, else `anonymous`. (Authentication will replace both.)
+/// Who makes a change with authentication off: the body's `actor`, else
+/// the `X-Sextant-Actor` header, else `anonymous`. (With it on, the
+/// authenticated caller is, and both are ignored.)
 fn actor(from_body: Option<String>, headers: &HeaderMap) -> Result<String, ApiError> {
     let given = match from_body {
         Some(a) => Some(a),

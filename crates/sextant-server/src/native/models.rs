@@ -6,7 +6,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use sextant_core::registry::{Approval, ApprovalStatus, ModelVersion};
+use sextant_core::registry::{Approval, ApprovalSettingsUpdate, ApprovalStatus, ModelVersion};
 use sextant_core::search::{
     Comparator, Comparison, Entity, Filter, Identifier, SearchKind, Value, parse_filter,
 };
@@ -14,6 +14,7 @@ use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreE
 
 use super::convert::{self, Model, ModelDetail, Version};
 use super::{actor, body, path, query, version_number};
+use crate::auth::approvals::{self, Caller};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -127,6 +128,8 @@ pub async fn version(
 struct ApprovalRequest {
     status: String,
     comment: Option<String>,
+    /// Who decides, with authentication off; ignored with it on (the
+    /// caller decides).
     actor: Option<String>,
     /// Replace a decision already made (approved or rejected).
     #[serde(default)]
@@ -134,30 +137,73 @@ struct ApprovalRequest {
 }
 
 /// `POST /api/v1/models/{name}/versions/{version}/approval`: records a
-/// decision; a version already decided is a 409 unless `force`.
+/// decision; a version already decided is a 409 unless `force`. With
+/// authentication on the decision is the caller's, and four-eyes applies
+/// (`auth::approvals`).
 pub async fn approve(
     State(st): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
+    caller: Caller,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Json<Version>, ApiError> {
     let (name, version) = path(p)?;
     let version = version_number(&version)?;
     let req: ApprovalRequest = body(&raw)?;
+    let status = ApprovalStatus::parse(&req.status)?;
+    let decider = match &caller.0 {
+        Some(p) => approvals::decider(p)?,
+        None => actor(req.actor, &headers)?,
+    };
+    let checked = caller.0.is_some().then(|| decider.clone());
     let approval = Approval {
-        status: ApprovalStatus::parse(&req.status)?,
-        actor: Some(actor(req.actor, &headers)?),
+        status,
+        actor: Some(decider),
         time: None,
         comment: req.comment.filter(|c| !c.trim().is_empty()),
     };
     let v = st
-        .db(move |s| s.set_model_version_approval(&name, version, &approval, req.force))
+        .db(move |s| {
+            if let Some(user) = &checked
+                && let Err(refusal) = approvals::four_eyes(s, user, &name, version, status)?
+            {
+                return Ok(Err(refusal));
+            }
+            s.set_model_version_approval(&name, version, &approval, req.force)
+                .map(Ok)
+        })
         .await
         .map_err(|e| match e.code {
             ErrorCode::InvalidState => ApiError::new(ErrorCode::ResourceConflict, e.message),
             _ => e,
-        })?;
+        })??;
     Ok(Json(convert::version(v)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalSettingsRequest {
+    require_distinct_approver: Option<bool>,
+    allow_pipeline_approval: Option<bool>,
+}
+
+/// `PATCH /api/v1/models/{name}/approval-settings`: changes the settings
+/// the body names, keeps the others; answers them all.
+pub async fn set_approval_settings(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    raw: Bytes,
+) -> Result<Json<convert::ApprovalSettingsWire>, ApiError> {
+    let name = path(p)?;
+    let req: ApprovalSettingsRequest = body(&raw)?;
+    let update = ApprovalSettingsUpdate {
+        require_distinct_approver: req.require_distinct_approver,
+        allow_pipeline_approval: req.allow_pipeline_approval,
+    };
+    let m = st
+        .db(move |s| s.set_registered_model_approval_settings(&name, &update))
+        .await?;
+    Ok(Json(convert::approval_settings(m.approval_settings)))
 }
 
 #[derive(Deserialize)]

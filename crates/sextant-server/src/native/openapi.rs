@@ -88,7 +88,7 @@ pub fn spec() -> Value {
 /// - 401, 403 and 429 on every operation of a server started with `--auth`
 ///   (`auth/`): no or bad credentials, a capability or token scope lacking,
 ///   too many failed logins;
-/// - 403 and 415 on every state-changing operation, from the request guard
+/// - 403 and 415 on every state-changing operation (POST, PUT, PATCH, DELETE), from the request guard
 ///   (`security.rs`): a cross-site `Origin`, or a missing or wrong `Content-Type`.
 ///
 /// A POST that takes no input still needs `Content-Type: application/json` (the
@@ -112,7 +112,7 @@ fn add_shared_refusals(doc: &mut Value) {
             }
             let takes_input = op.get("requestBody").is_some()
                 || op["parameters"].as_array().is_some_and(|p| !p.is_empty());
-            let changes_state = matches!(method.as_str(), "post" | "put" | "delete");
+            let changes_state = matches!(method.as_str(), "post" | "put" | "patch" | "delete");
             let responses = op["responses"]
                 .as_object_mut()
                 .expect("every operation has responses");
@@ -220,14 +220,24 @@ fn operations() -> Value {
                 "post": {
                     "operationId": "setApproval",
                     "summary": "Record an approval decision on a version",
+                    "description": "With `--auth` the caller decides and needs MANAGE on the model; under four-eyes (the model's `require_distinct_approver`, on by default) nobody approves a version they created, admins included.",
                     "parameters": [
                         name, version,
                         { "name": "X-Sextant-Actor", "in": "header", "required": false,
-                          "description": "Who decides, when the body has no `actor` (default `anonymous`)",
+                          "description": "Without `--auth`: who decides, when the body has no `actor` (default `anonymous`); ignored with `--auth`",
                           "schema": { "type": "string" } }
                     ],
                     "requestBody": json_body("ApprovalRequest"),
-                    "responses": { "200": ok("The version with its new approval", "ModelVersion"), "400": error("Bad status or body"), "404": error("No such version"), "409": error("The version is already approved or rejected and `force` is not set (`RESOURCE_CONFLICT`)") }
+                    "responses": { "200": ok("The version with its new approval", "ModelVersion"), "400": error("Bad status or body"), "403": error("With `--auth`: the caller lacks MANAGE on the model or its token's scope excludes the operation; the caller created the version and the model requires a distinct approver (four-eyes); the caller is a pipeline step; or a cross-site `Origin` that is not in `--allowed-origins` (`PERMISSION_DENIED`)"), "404": error("No such version"), "409": error("The version is already approved or rejected and `force` is not set (`RESOURCE_CONFLICT`)") }
+                }
+            },
+            "/api/v1/models/{name}/approval-settings": {
+                "patch": {
+                    "operationId": "setModelApprovalSettings",
+                    "summary": "Change a model's approval settings: those the body names change, the others keep their value",
+                    "parameters": [name],
+                    "requestBody": json_body("ApprovalSettingsRequest"),
+                    "responses": { "200": ok("Every setting, as it now is", "ApprovalSettings"), "404": error("No such model") }
                 }
             },
             "/api/v1/models/{name}/aliases/{alias}": {
@@ -660,10 +670,11 @@ fn operations() -> Value {
                 }
             },
             "Pipeline": {
-                "type": "object", "required": ["name", "spec", "created_time", "updated_time"],
+                "type": "object", "required": ["name", "spec", "applied_by", "created_time", "updated_time"],
                 "properties": {
                     "name": { "type": "string" },
                     "spec": { "type": "string", "description": "The pipeline YAML as applied" },
+                    "applied_by": { "type": ["string", "null"], "description": "With `--auth`: the user who last applied it; scheduled and event-triggered runs act for them, and its gate approves only on their authority" },
                     "created_time": epoch_ms("First applied"),
                     "created_time_rfc3339": rfc3339("First applied"),
                     "updated_time": epoch_ms("Last changed"),
@@ -716,7 +727,7 @@ fn operations() -> Value {
                 }
             },
             "PipelineRun": {
-                "type": "object", "required": ["id", "pipeline", "status", "tracking_run_id", "trigger", "params", "created_time", "updated_time"],
+                "type": "object", "required": ["id", "pipeline", "status", "tracking_run_id", "trigger", "params", "started_by", "created_time", "updated_time"],
                 "properties": {
                     "id": { "type": "string" },
                     "pipeline": { "type": "string" },
@@ -725,6 +736,7 @@ fn operations() -> Value {
                     "no_cache": { "type": "boolean", "description": "Started with `--no-cache`" },
                     "trigger": { "enum": ["manual", "schedule", "event"] },
                     "params": { "type": "object", "description": "The resolved parameters" },
+                    "started_by": { "type": ["string", "null"], "description": "With `--auth`: the user the run acts for (who started it, or who applied the pipeline for a scheduled or event-triggered run); versions it registers count as created by them" },
                     "created_time": epoch_ms("Creation time"),
                     "created_time_rfc3339": rfc3339("Creation time"),
                     "updated_time": epoch_ms("Last change"),
@@ -755,7 +767,7 @@ fn operations() -> Value {
                 }
             },
             "PipelineStep": {
-                "type": "object", "required": ["name", "needs", "status", "attempts", "fencing", "worker", "tracking_run_id", "error", "metrics", "model_version", "branch"],
+                "type": "object", "required": ["name", "needs", "status", "attempts", "fencing", "worker", "tracking_run_id", "error", "metrics", "model_version", "note", "branch"],
                 "properties": {
                     "name": { "type": "string" },
                     "needs": { "type": "array", "items": { "type": "string" }, "description": "The steps this one waits for (needs, references, condition branches): the edges of the run's graph" },
@@ -767,6 +779,7 @@ fn operations() -> Value {
                     "error": { "type": ["string", "null"], "description": "Why the latest attempt failed" },
                     "metrics": string_map("The step's metrics", "number"),
                     "model_version": { "type": ["integer", "null"], "description": "The version a `register_model` step registered" },
+                    "note": { "type": ["string", "null"], "description": "What a person should know of a step that succeeded: a `register_model` step's `approval:` left undone (the version stays pending), and why" },
                     "branch": { "type": ["string", "null"], "enum": ["then", "else", null], "description": "The branch a condition step took" },
                     "outputs": { "type": "object", "description": "Each published output by name", "additionalProperties": {
                         "type": "object", "properties": { "digest": { "type": "string" }, "files": { "type": "integer" }, "bytes": { "type": "integer" } }
@@ -847,7 +860,7 @@ fn operations() -> Value {
             },
             "Model": {
                 "type": "object",
-                "required": ["name", "tags", "aliases", "latest_versions", "creation_time", "last_updated_time"],
+                "required": ["name", "tags", "aliases", "latest_versions", "approval_settings", "creation_time", "last_updated_time"],
                 "properties": {
                     "name": { "type": "string" },
                     "description": nullable("string"),
@@ -858,7 +871,22 @@ fn operations() -> Value {
                     "last_updated_time_rfc3339": rfc3339("Last change"),
                     "tags": string_map("Tag key to value", "string"),
                     "aliases": string_map("Alias to version number", "integer"),
-                    "latest_versions": { "type": "array", "description": "The newest version in each stage, newest first", "items": schema_ref("ModelVersion") }
+                    "latest_versions": { "type": "array", "description": "The newest version in each stage, newest first", "items": schema_ref("ModelVersion") },
+                    "approval_settings": schema_ref("ApprovalSettings")
+                }
+            },
+            "ApprovalSettings": {
+                "type": "object", "required": ["require_distinct_approver", "allow_pipeline_approval"],
+                "properties": {
+                    "require_distinct_approver": { "type": "boolean", "description": "Four-eyes, with `--auth`: nobody approves a version they created (registered, or registered by a pipeline run acting for them)" },
+                    "allow_pipeline_approval": { "type": "boolean", "description": "A pipeline's `register_model: {approval: approved}` may decide, as `pipeline:<name>` and, with `--auth`, only if the user who applied the pipeline holds MANAGE on the model" }
+                }
+            },
+            "ApprovalSettingsRequest": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "require_distinct_approver": { "type": "boolean" },
+                    "allow_pipeline_approval": { "type": "boolean" }
                 }
             },
             "ModelDetail": {
@@ -881,7 +909,7 @@ fn operations() -> Value {
                 "properties": {
                     "status": { "enum": ["pending", "approved", "rejected"] },
                     "comment": { "type": "string", "description": "Why" },
-                    "actor": { "type": "string", "description": "Who (default: the X-Sextant-Actor header, else `anonymous`)" },
+                    "actor": { "type": "string", "description": "Without `--auth`: who (default: the X-Sextant-Actor header, else `anonymous`); ignored with `--auth`, where the caller decides" },
                     "force": { "type": "boolean", "default": false, "description": "Replace a decision already made; the earlier one stays in the events feed" }
                 }
             },

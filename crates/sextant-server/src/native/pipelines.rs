@@ -13,6 +13,7 @@ use sextant_pipelines::executor::LogStream;
 use sextant_store::PipelineRunSearch;
 
 use super::{body, path, query, rfc3339};
+use crate::auth::approvals::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use sextant_control::pipelines::{self, LogChunk, LogRequest, RunDetail};
@@ -26,6 +27,8 @@ const MAX_PAGE: u64 = 1000;
 pub struct PipelineBody {
     name: String,
     spec: String,
+    /// Who last applied it, with authentication on.
+    applied_by: Option<String>,
     created_time: i64,
     created_time_rfc3339: String,
     updated_time: i64,
@@ -38,6 +41,7 @@ fn pipeline(p: Pipeline) -> PipelineBody {
         updated_time_rfc3339: rfc3339(p.updated_time),
         name: p.name,
         spec: p.spec,
+        applied_by: p.applied_by,
         created_time: p.created_time,
         updated_time: p.updated_time,
     }
@@ -53,12 +57,14 @@ pub struct ApplyBody {
 pub async fn put(
     State(st): State<AppState>,
     p: Result<Path<String>, PathRejection>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Json<ApplyBody>, ApiError> {
     let name = path(p)?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::invalid("the pipeline file is not UTF-8"))?;
-    let applied = pipelines::apply(&st.pipeline_deps(), name.clone(), text).await?;
+    let applied =
+        pipelines::apply(&st.pipeline_deps(), name.clone(), text, caller.username()).await?;
     let result = match applied {
         Applied::Created => "created",
         Applied::Updated => "updated",
@@ -136,6 +142,8 @@ pub struct RunBody {
     trigger_event: Option<i64>,
     params: Value,
     no_cache: bool,
+    /// The user the run acts for, with authentication on.
+    started_by: Option<String>,
     created_time: i64,
     created_time_rfc3339: String,
     updated_time: i64,
@@ -149,6 +157,7 @@ fn run(r: PipelineRun) -> RunBody {
         trigger_event: r.trigger_event,
         params: serde_json::from_str(&r.params).unwrap_or(Value::Null),
         no_cache: r.no_cache,
+        started_by: r.started_by,
         created_time_rfc3339: rfc3339(r.created_time),
         updated_time_rfc3339: rfc3339(r.updated_time),
         id: r.id,
@@ -163,6 +172,7 @@ fn run(r: PipelineRun) -> RunBody {
 pub async fn start(
     State(st): State<AppState>,
     p: Result<Path<String>, PathRejection>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<RunBody>), ApiError> {
     let name = path(p)?;
@@ -174,7 +184,14 @@ pub async fn start(
     } else {
         body(&bytes)?
     };
-    let r = pipelines::start_run(&st.pipeline_deps(), name, req.params, req.no_cache).await?;
+    let r = pipelines::start_run(
+        &st.pipeline_deps(),
+        name,
+        req.params,
+        req.no_cache,
+        caller.username(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(run(r))))
 }
 
@@ -193,6 +210,9 @@ pub struct StepBody {
     error: Option<String>,
     metrics: std::collections::BTreeMap<String, f64>,
     model_version: Option<i64>,
+    /// What a person should know of the step (a register step's approval
+    /// withheld, and why).
+    note: Option<String>,
     branch: Option<&'static str>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     outputs: std::collections::BTreeMap<String, pipelines::OutputRecord>,
@@ -221,6 +241,7 @@ fn detail(d: RunDetail) -> RunDetailBody {
                 error: s.task.and_then(|t| t.error),
                 metrics: s.result.metrics,
                 model_version: s.result.model_version,
+                note: s.result.note,
                 branch: s.result.branch.map(|b| if b { "then" } else { "else" }),
                 outputs: s.result.outputs,
                 cache: s.result.cache,

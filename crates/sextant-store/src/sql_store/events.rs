@@ -20,7 +20,9 @@ use crate::backend::{Conn, Dialect, Row, SqlValue};
 /// Advisory-lock key that orders event ids by commit on PostgreSQL.
 const EVENT_LOCK_KEY: i64 = 0x5e_47_e7_e7;
 
-/// Appends one event in the caller's transaction.
+/// Appends one event in the caller's transaction. The actor is the one the
+/// store call runs as (`crate::actor`: the authenticated caller) when
+/// there is one, else `actor`.
 pub fn append(
     c: &mut dyn Conn,
     kind: &str,
@@ -28,6 +30,8 @@ pub fn append(
     actor: Option<&str>,
     payload: Value,
 ) -> Result<(), StoreError> {
+    let acting = crate::actor::current();
+    let actor = acting.as_deref().or(actor);
     if c.dialect() == Dialect::Postgres {
         c.exec("SELECT pg_advisory_xact_lock(?)", &[EVENT_LOCK_KEY.into()])?;
     }

@@ -33,7 +33,7 @@ use sextant_core::pipeline_runs::{
     Task,
 };
 use sextant_core::registry::{
-    Approval, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+    Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 
 use sextant_core::webhooks::{
@@ -371,6 +371,14 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     ) -> Result<RegisteredModel, StoreError> {
         self.db.write(|c| registry::update(c, name, description))
     }
+    fn set_registered_model_approval_settings(
+        &self,
+        name: &str,
+        update: &ApprovalSettingsUpdate,
+    ) -> Result<RegisteredModel, StoreError> {
+        self.db
+            .write(|c| registry::set_approval_settings(c, name, update))
+    }
     fn delete_registered_model(&self, name: &str) -> Result<(), StoreError> {
         self.db.write(|c| registry::delete(c, name))
     }
@@ -541,8 +549,13 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         self.db.read(|c| webhooks::log(c, webhook_id, limit))
     }
 
-    fn put_pipeline(&self, name: &str, spec: &str) -> Result<Applied, StoreError> {
-        self.db.write(|c| pipelines::put(c, name, spec))
+    fn put_pipeline(
+        &self,
+        name: &str,
+        spec: &str,
+        applied_by: Option<&str>,
+    ) -> Result<Applied, StoreError> {
+        self.db.write(|c| pipelines::put(c, name, spec, applied_by))
     }
     fn get_pipeline(&self, name: &str) -> Result<Pipeline, StoreError> {
         self.db.read(|c| pipelines::get(c, name))

@@ -24,7 +24,9 @@ use crate::backend::{Conn, Dialect, Row, SqlValue};
 use crate::{PipelineRunSearch, StoreError};
 
 const RUN_COLUMNS: &str = "id, pipeline, run_uuid, status, trigger_kind, trigger_event, params, \
-                           no_cache, created_time, updated_time";
+                           no_cache, started_by, created_time, updated_time";
+
+const PIPELINE_COLUMNS: &str = "name, spec, applied_by, created_time, updated_time";
 
 const TASK_COLUMNS: &str = "id, pipeline_run, step, status, attempt, fencing, not_before, \
                             lease_owner, lease_expires, heartbeat, payload, result, error, \
@@ -51,44 +53,69 @@ fn check_json(what: &str, text: &str) -> Result<Value, StoreError> {
 // --- Pipelines. ---
 
 fn decode_pipeline(row: Row) -> Result<Pipeline, StoreError> {
-    let [name, spec, created, updated]: [SqlValue; 4] = row
+    let [name, spec, applied_by, created, updated]: [SqlValue; 5] = row
         .try_into()
         .map_err(|_| StoreError::Corrupt("short pipeline row".into()))?;
     Ok(Pipeline {
         name: name.text()?,
         spec: spec.text()?,
+        applied_by: applied_by.opt_text()?,
         created_time: created.int()?,
         updated_time: updated.int()?,
     })
 }
 
-pub fn put(c: &mut dyn Conn, name: &str, spec: &str) -> Result<Applied, StoreError> {
+/// Stores a pipeline. A known applier replaces the recorded one even when
+/// the text is unchanged (they vouch for it now); an unknown one (`None`,
+/// authentication off) leaves it.
+pub fn put(
+    c: &mut dyn Conn,
+    name: &str,
+    spec: &str,
+    applied_by: Option<&str>,
+) -> Result<Applied, StoreError> {
     validate_pipeline_name(name)?;
     let (applied, kind) = match get_opt(c, name)? {
-        Some(p) if p.spec == spec => return Ok(Applied::Unchanged),
+        Some(p) if p.spec == spec => {
+            if let Some(user) = applied_by.filter(|u| p.applied_by.as_deref() != Some(*u)) {
+                c.exec(
+                    "UPDATE pipelines SET applied_by = ? WHERE name = ?",
+                    &[user.into(), name.into()],
+                )?;
+            }
+            return Ok(Applied::Unchanged);
+        }
         Some(_) => (Applied::Updated, "pipeline.updated"),
         None => (Applied::Created, "pipeline.created"),
     };
     let now = now_ms();
     // An upsert, so that two first applies of one name at once both succeed.
     c.exec(
-        "INSERT INTO pipelines (name, spec, created_time, updated_time) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_time = excluded.updated_time",
-        &[name.into(), spec.into(), now.into(), now.into()],
+        "INSERT INTO pipelines (name, spec, applied_by, created_time, updated_time) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, \
+         applied_by = COALESCE(excluded.applied_by, pipelines.applied_by), \
+         updated_time = excluded.updated_time",
+        &[
+            name.into(),
+            spec.into(),
+            applied_by.into(),
+            now.into(),
+            now.into(),
+        ],
     )?;
     events::append(
         c,
         kind,
         &format!("pipeline:{name}"),
         None,
-        json!({ "name": name }),
+        json!({ "name": name, "applied_by": applied_by }),
     )?;
     Ok(applied)
 }
 
 fn get_opt(c: &mut dyn Conn, name: &str) -> Result<Option<Pipeline>, StoreError> {
     let rows = c.query(
-        "SELECT name, spec, created_time, updated_time FROM pipelines WHERE name = ?",
+        &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE name = ?"),
         &[name.into()],
     )?;
     rows.into_iter().next().map(decode_pipeline).transpose()
@@ -100,8 +127,7 @@ pub fn get(c: &mut dyn Conn, name: &str) -> Result<Pipeline, StoreError> {
 
 pub fn list(c: &mut dyn Conn, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError> {
     let rows = c.query(
-        "SELECT name, spec, created_time, updated_time FROM pipelines ORDER BY name \
-         LIMIT ? OFFSET ?",
+        &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines ORDER BY name LIMIT ? OFFSET ?"),
         &[limit(max_results.saturating_add(1)), limit(offset)],
     )?;
     let mut items = rows
@@ -124,9 +150,10 @@ fn decode_run(row: Row) -> Result<PipelineRun, StoreError> {
         event,
         params,
         no_cache,
+        started_by,
         created,
         updated,
-    ]: [SqlValue; 10] = row
+    ]: [SqlValue; 11] = row
         .try_into()
         .map_err(|_| StoreError::Corrupt("short pipeline run row".into()))?;
     let status = status.text()?;
@@ -142,6 +169,7 @@ fn decode_run(row: Row) -> Result<PipelineRun, StoreError> {
         trigger_event: event.opt_int()?,
         params: params.text()?,
         no_cache: no_cache.int()? != 0,
+        started_by: started_by.opt_text()?,
         created_time: created.int()?,
         updated_time: updated.int()?,
     })
@@ -182,11 +210,14 @@ pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun,
         trigger_event: new.trigger_event,
         params: new.params.clone(),
         no_cache: new.no_cache,
+        started_by: new.started_by.clone(),
         created_time: now,
         updated_time: now,
     };
     c.exec(
-        &format!("INSERT INTO pipeline_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!(
+            "INSERT INTO pipeline_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
         &[
             run.id.as_str().into(),
             run.pipeline.as_str().into(),
@@ -196,6 +227,7 @@ pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun,
             run.trigger_event.into(),
             run.params.as_str().into(),
             i64::from(run.no_cache).into(),
+            run.started_by.as_deref().into(),
             now.into(),
             now.into(),
         ],

@@ -11,7 +11,8 @@ use serde_json::json;
 use sextant_core::Error;
 use sextant_core::entities::{Page, Tag};
 use sextant_core::registry::{
-    Alias, Approval, ApprovalStatus, ModelVersion, ModelVersionStatus, RegisteredModel, Stage,
+    Alias, Approval, ApprovalSettings, ApprovalSettingsUpdate, ApprovalStatus, ModelVersion,
+    ModelVersionStatus, RegisteredModel, Stage,
 };
 use sextant_core::validation;
 
@@ -32,8 +33,8 @@ const MAX_MODELS_PER_PAGE: u64 = 1000;
 /// backend's bound-parameter limit.
 const CHUNK: usize = 400;
 
-const RM_COLUMNS: &str =
-    "rm.name, rm.description, rm.user_id, rm.creation_timestamp, rm.last_updated_timestamp";
+const RM_COLUMNS: &str = "rm.name, rm.description, rm.user_id, rm.creation_timestamp, \
+     rm.last_updated_timestamp, rm.require_distinct_approver, rm.allow_pipeline_approval";
 
 pub const MV_COLUMNS: &str = "mv.name, mv.version, mv.source, mv.storage_location, mv.run_id, \
      mv.model_id, mv.run_link, mv.description, mv.user_id, mv.current_stage, mv.status, \
@@ -56,7 +57,15 @@ pub fn subject(name: &str) -> String {
 }
 
 fn decode_model(row: Row) -> Result<RegisteredModel, StoreError> {
-    let [name, description, user_id, created, updated]: [SqlValue; 5] = row
+    let [
+        name,
+        description,
+        user_id,
+        created,
+        updated,
+        distinct_approver,
+        pipeline_approval,
+    ]: [SqlValue; 7] = row
         .try_into()
         .map_err(|_| StoreError::Corrupt("short registered model row".into()))?;
     Ok(RegisteredModel {
@@ -65,6 +74,10 @@ fn decode_model(row: Row) -> Result<RegisteredModel, StoreError> {
         user_id: user_id.opt_text()?,
         creation_timestamp: created.int()?,
         last_updated_timestamp: updated.int()?,
+        approval_settings: ApprovalSettings {
+            require_distinct_approver: distinct_approver.int()? != 0,
+            allow_pipeline_approval: pipeline_approval.int()? != 0,
+        },
         tags: Vec::new(),
         aliases: Vec::new(),
         latest_versions: Vec::new(),
@@ -370,6 +383,48 @@ pub fn update(
         None,
         json!({ "name": name, "description": description }),
     )?;
+    get(c, name)
+}
+
+/// Changes the settings `update` names; an empty update changes nothing
+/// and appends no event.
+pub fn set_approval_settings(
+    c: &mut dyn Conn,
+    name: &str,
+    update: &ApprovalSettingsUpdate,
+) -> Result<RegisteredModel, StoreError> {
+    let before = get(c, name)?.approval_settings;
+    let after = ApprovalSettings {
+        require_distinct_approver: update
+            .require_distinct_approver
+            .unwrap_or(before.require_distinct_approver),
+        allow_pipeline_approval: update
+            .allow_pipeline_approval
+            .unwrap_or(before.allow_pipeline_approval),
+    };
+    if after != before {
+        c.exec(
+            "UPDATE registered_models SET require_distinct_approver = ?, \
+             allow_pipeline_approval = ?, last_updated_timestamp = ? WHERE name = ?",
+            &[
+                i64::from(after.require_distinct_approver).into(),
+                i64::from(after.allow_pipeline_approval).into(),
+                now_ms().into(),
+                name.into(),
+            ],
+        )?;
+        events::append(
+            c,
+            "registered_model.approval_settings_updated",
+            &subject(name),
+            None,
+            json!({
+                "name": name,
+                "require_distinct_approver": after.require_distinct_approver,
+                "allow_pipeline_approval": after.allow_pipeline_approval,
+            }),
+        )?;
+    }
     get(c, name)
 }
 

@@ -41,7 +41,7 @@ fn every_state_changing_operation_says_how_the_guard_refuses_it() {
                     "{method} {path} lacks {status}"
                 );
             }
-            if matches!(method.as_str(), "post" | "put" | "delete") {
+            if matches!(method.as_str(), "post" | "put" | "patch" | "delete") {
                 for status in ["403", "415"] {
                     assert!(
                         responses.contains_key(status),
@@ -49,7 +49,7 @@ fn every_state_changing_operation_says_how_the_guard_refuses_it() {
                     );
                 }
             }
-            if matches!(method.as_str(), "post" | "put") {
+            if matches!(method.as_str(), "post" | "put" | "patch") {
                 // The guard wants a Content-Type even without input.
                 assert!(
                     op.get("requestBody").is_some(),
