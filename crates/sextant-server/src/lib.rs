@@ -69,19 +69,43 @@ pub fn router(state: AppState) -> Router {
 
 /// Wakes whoever waits for new events after any request that may have
 /// written (every method but GET and HEAD), once its answer is ready.
+///
+/// Not after inference, nor after the tracking calls that append no event
+/// (logging metrics, params and tags, searches sent as POST): a training
+/// loop logging one metric per call would otherwise have every waiter
+/// (events feed, webhooks, triggers, schedules, running steps) read the
+/// store again per call — measured, four read transactions per log-metric.
 async fn announce_changes(
     axum::extract::State(changes): axum::extract::State<std::sync::Arc<tokio::sync::Notify>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    // Inference requests change nothing that anyone waits for.
+    let path = req.uri().path();
     let writes = !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
-    ) && !req.uri().path().starts_with("/endpoints/");
+    ) && !path.starts_with("/endpoints/");
+    let quiet = writes && eventless_tracking_call(path);
+    let events_before = sextant_store::events_appended();
     let resp = next.run(req).await;
-    if writes {
+    if writes && (!quiet || sextant_store::events_appended() != events_before) {
         changes.notify_waiters();
     }
     resp
+}
+
+/// MLflow's calls (any API version, `/ajax-api` mirrors too) that log to a
+/// run or only search.
+fn eventless_tracking_call(path: &str) -> bool {
+    const CALLS: &[&str] = &[
+        "/mlflow/runs/log-metric",
+        "/mlflow/runs/log-batch",
+        "/mlflow/runs/log-parameter",
+        "/mlflow/runs/set-tag",
+        "/mlflow/runs/delete-tag",
+        "/mlflow/runs/search",
+        "/mlflow/experiments/search",
+        "/mlflow/logged-models/search",
+    ];
+    path.contains("api/") && CALLS.iter().any(|c| path.ends_with(c))
 }

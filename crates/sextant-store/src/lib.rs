@@ -30,7 +30,7 @@ pub use blocking::{CallError, call};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use error::StoreError;
 pub use options::{DEFAULT_QUERY_TIMEOUT, SqliteSynchronous, StoreOptions};
-pub use sql_store::{SqlStore, audit_row_hash, open_in_memory};
+pub use sql_store::{SqlStore, audit_row_hash, events_appended, open_in_memory};
 pub use store::{
     ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, PipelineRunSearch,
     RegisteredModelSearch, RunKeyKind, RunSearch, open, open_with, upgrade,

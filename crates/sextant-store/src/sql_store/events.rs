@@ -10,6 +10,8 @@
 //! writes, so a transaction holding the lock takes no further row locks and
 //! the lock cannot join a deadlock cycle.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::Value;
 use sextant_core::registry::Event;
 
@@ -19,6 +21,16 @@ use crate::backend::{Conn, Dialect, Row, SqlValue};
 
 /// Advisory-lock key that orders event ids by commit on PostgreSQL.
 const EVENT_LOCK_KEY: i64 = 0x5e_47_e7_e7;
+
+/// Events appended by this process (counted when written, whether or not
+/// their transaction then commits).
+static APPENDED: AtomicU64 = AtomicU64::new(0);
+
+/// How many events this process has appended so far: a request that did
+/// not move it wrote none, and nobody waiting for events needs waking.
+pub fn appended() -> u64 {
+    APPENDED.load(Ordering::Acquire)
+}
 
 /// Appends one event in the caller's transaction. The actor is the one the
 /// store call runs as (`crate::actor`: the authenticated caller) when
@@ -45,6 +57,7 @@ pub fn append(
             payload.to_string().into(),
         ],
     )?;
+    APPENDED.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 

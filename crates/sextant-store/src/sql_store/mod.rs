@@ -20,6 +20,7 @@ mod versions;
 mod webhooks;
 
 pub use audit::row_hash as audit_row_hash;
+pub use events::appended as events_appended;
 pub use import::open_import_sink;
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
