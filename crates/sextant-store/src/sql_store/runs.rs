@@ -1,7 +1,9 @@
 //! Runs: create, read, update, lifecycle, tag deletion and search.
 
 use sextant_core::Error;
-use sextant_core::entities::{LifecycleStage, NewRun, Page, Run, RunInfo, RunStatus, Tag};
+use std::collections::BTreeMap;
+
+use sextant_core::entities::{LifecycleStage, NewRun, Page, Run, RunData, RunInfo, RunStatus, Tag};
 use sextant_core::search::Entity;
 use sextant_core::validation;
 
@@ -11,6 +13,7 @@ use serde_json::json;
 
 use super::{child_uri, events, now_ms};
 use crate::StoreError;
+use crate::backend::ColumnType::{Int, Text};
 use crate::backend::{Conn, SqlValue, placeholders};
 use crate::names::random_name;
 use crate::search_sql;
@@ -70,7 +73,7 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
             name.as_str().into(),
             new.user_id.as_str().into(),
             start_time.into(),
-            artifact_uri.into(),
+            artifact_uri.as_str().into(),
         ],
     )?;
     let rid = rows
@@ -78,10 +81,24 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
         .and_then(|r| r.first())
         .ok_or_else(|| StoreError::Corrupt("insert returned no rid".into()))?
         .int()?;
+    // The tags as a read gives them back (by key, the last value of a key
+    // kept), written with one statement; the name is in the run already.
+    let mut tags = BTreeMap::new();
     for tag in new.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
-        upsert_tag(c, rid, tag)?;
+        validation::validate_key("tag", &tag.key)?;
+        tags.insert(tag.key.as_str(), validation::truncate_tag_value(&tag.value));
     }
-    upsert_tag(c, rid, &Tag::new(RUN_NAME_TAG, name.as_str()))?;
+    tags.insert(RUN_NAME_TAG, name.clone());
+    let rows: Vec<SqlValue> = tags
+        .iter()
+        .flat_map(|(k, v)| [rid.into(), (*k).into(), v.as_str().into()])
+        .collect();
+    c.insert(
+        "INSERT INTO run_tags (rid, key, value)",
+        "ON CONFLICT (rid, key) DO UPDATE SET value = excluded.value",
+        &[Int, Text, Text],
+        &rows,
+    )?;
     events::append(
         c,
         "run.created",
@@ -93,7 +110,27 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
             "run_name": name,
         }),
     )?;
-    get(c, &run_id)
+    // All of the new run is known here: no need to read it back.
+    Ok(Run {
+        data: RunData {
+            tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
+            ..RunData::default()
+        },
+        info: RunInfo {
+            run_id,
+            run_name: name,
+            experiment_id: exp.experiment_id,
+            user_id: new.user_id.clone(),
+            status: RunStatus::Running,
+            start_time: Some(start_time),
+            end_time: None,
+            artifact_uri,
+            lifecycle_stage: LifecycleStage::Active,
+        },
+        dataset_inputs: Vec::new(),
+        model_inputs: Vec::new(),
+        model_outputs: Vec::new(),
+    })
 }
 
 pub fn get(c: &mut dyn Conn, run_id: &str) -> Result<Run, StoreError> {
