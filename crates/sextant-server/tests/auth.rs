@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use sextant_artifacts::ArtifactStore;
 use sextant_core::auth::Permission;
 use sextant_core::clock::ManualClock;
 use sextant_server::auth::{Auth, AuthSettings, secrets};
 use sextant_server::{AppState, SecurityConfig, router, routes};
-use support::{Answer, request};
+use support::{Answer, as_user, basic, request};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 
@@ -46,24 +45,6 @@ fn server(default: Permission) -> Server {
         clock,
         _dir: dir,
     }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
-async fn as_user(
-    app: &Router,
-    who: (&str, &str),
-    method: &str,
-    uri: &str,
-    body: Option<&str>,
-) -> Answer {
-    let auth = basic(who.0, who.1);
-    request(app, method, uri, body, &[("authorization", &auth)]).await
 }
 
 async fn create_user(app: &Router, name: &str, password: &str) {

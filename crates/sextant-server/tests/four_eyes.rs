@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_control::pipelines;
@@ -23,7 +22,7 @@ use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::auth::{Auth, AuthSettings, secrets};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
-use support::{Answer, eventually, request};
+use support::{as_user, basic, eventually, request};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 const ALICE: (&str, &str) = ("alice", "alice-password-1");
@@ -89,20 +88,6 @@ fn server(pipelines: bool) -> Server {
         _dir: dir,
         _orchestrator: orchestrator,
     }
-}
-
-async fn as_user(
-    app: &Router,
-    who: (&str, &str),
-    method: &str,
-    uri: &str,
-    body: Option<&str>,
-) -> Answer {
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", who.0, who.1))
-    );
-    request(app, method, uri, body, &[("authorization", &auth)]).await
 }
 
 /// `who` posts `body` as JSON and expects `status`; answers the JSON.
@@ -499,10 +484,7 @@ async fn events_name_the_caller_not_a_declared_user() {
     .await;
     grant(&s.app, "bob", "m", "EDIT").await;
     register(&s, BOB, "m", json!({})).await;
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("admin:admin-password-1")
-    );
+    let auth = basic("admin", "admin-password-1");
     let a = request(
         &s.app,
         "POST",

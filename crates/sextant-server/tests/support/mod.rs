@@ -22,6 +22,27 @@ pub struct Answer {
     pub text: String,
 }
 
+/// An HTTP Basic `authorization` header value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// [`request`] with HTTP Basic credentials `who` = (user, password).
+pub async fn as_user(
+    app: &Router,
+    who: (&str, &str),
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> Answer {
+    let auth = basic(who.0, who.1);
+    request(app, method, uri, body, &[("authorization", &auth)]).await
+}
+
 /// Sends one request to `app` as a loopback client. A body is declared JSON
 /// unless `headers` gives a `content-type`; without a body none is declared.
 pub async fn request(
