@@ -23,8 +23,9 @@ use crate::store::RunSearch;
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 
 /// Upserts a run tag (value truncated as MLflow does) and keeps the run name
-/// in step with `mlflow.runName`.
-pub fn upsert_tag(c: &mut dyn Conn, rid: i64, tag: &Tag) -> Result<(), StoreError> {
+/// in step with `mlflow.runName` (for a rename; `logging::log_batches`
+/// writes logged tags, the same way, for many runs at once).
+fn upsert_tag(c: &mut dyn Conn, rid: i64, tag: &Tag) -> Result<(), StoreError> {
     validation::validate_key("tag", &tag.key)?;
     let value = validation::truncate_tag_value(&tag.value);
     c.exec(
