@@ -67,45 +67,30 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(telemetry::trace_request))
 }
 
-/// Wakes whoever waits for new events after any request that may have
-/// written (every method but GET and HEAD), once its answer is ready.
-///
-/// Not after inference, nor after the tracking calls that append no event
-/// (logging metrics, params and tags, searches sent as POST): a training
-/// loop logging one metric per call would otherwise have every waiter
-/// (events feed, webhooks, triggers, schedules, running steps) read the
-/// store again per call — measured, four read transactions per log-metric.
+/// Wakes whoever waits for new events (events feed, webhooks, triggers,
+/// schedules, running steps) once the answer of a state-changing route is
+/// ready, as its table row declares (`routes::Announce`): not after reads
+/// (searches sent as POST included), inference or unknown paths, and after
+/// a route declared eventless (logging to a run) only if an event was
+/// appended after all. A training loop logging one metric per call would
+/// otherwise have every waiter read the store again per call — measured,
+/// four read transactions per log-metric.
 async fn announce_changes(
     axum::extract::State(changes): axum::extract::State<std::sync::Arc<tokio::sync::Notify>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let path = req.uri().path();
-    let writes = !matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    ) && !path.starts_with("/endpoints/");
-    let quiet = writes && eventless_tracking_call(path);
     let events_before = sextant_store::events_appended();
     let resp = next.run(req).await;
-    if writes && (!quiet || sextant_store::events_appended() != events_before) {
+    let wake = match resp.extensions().get::<routes::Announce>() {
+        Some(routes::Announce::Always) => true,
+        Some(routes::Announce::IfEventsAppended) => {
+            sextant_store::events_appended() != events_before
+        }
+        None => false,
+    };
+    if wake {
         changes.notify_waiters();
     }
     resp
-}
-
-/// MLflow's calls (any API version, `/ajax-api` mirrors too) that log to a
-/// run or only search.
-fn eventless_tracking_call(path: &str) -> bool {
-    const CALLS: &[&str] = &[
-        "/mlflow/runs/log-metric",
-        "/mlflow/runs/log-batch",
-        "/mlflow/runs/log-parameter",
-        "/mlflow/runs/set-tag",
-        "/mlflow/runs/delete-tag",
-        "/mlflow/runs/search",
-        "/mlflow/experiments/search",
-        "/mlflow/logged-models/search",
-    ];
-    path.contains("api/") && CALLS.iter().any(|c| path.ends_with(c))
 }

@@ -66,6 +66,16 @@ pub fn table() -> Vec<RouteInfo> {
     out
 }
 
+/// What the answer of a state-changing route asks of the change notifier
+/// (`announce_changes` in `lib.rs`); a route that only reads, or a path
+/// no route serves, asks nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    Always,
+    /// The route is declared [`Route::eventless`].
+    IfEventsAppended,
+}
+
 /// The control plane's router, built from the tables: every route behind
 /// the authorization layer (`crate::auth::authorize`), and every route whose
 /// method may carry a change (all but `GET` and `HEAD`) behind the guard.
@@ -93,15 +103,26 @@ pub fn mount<S: Clone + Send + Sync + 'static>(
                 capability: r.capability,
                 body: r.body,
             };
-            router = router.route(
-                &path,
-                method_router(group.api, r, security).route_layer(
-                    axum::middleware::from_fn_with_state(
-                        (Arc::new(decide), authn.clone()),
-                        crate::auth::authorize,
-                    ),
+            let mut route = method_router(group.api, r, security).route_layer(
+                axum::middleware::from_fn_with_state(
+                    (Arc::new(decide), authn.clone()),
+                    crate::auth::authorize,
                 ),
             );
+            if r.changes_state() {
+                let announce = if r.eventless {
+                    Announce::IfEventsAppended
+                } else {
+                    Announce::Always
+                };
+                route = route.route_layer(axum::middleware::map_response(
+                    move |mut resp: axum::response::Response| async move {
+                        resp.extensions_mut().insert(announce);
+                        resp
+                    },
+                ));
+            }
+            router = router.route(&path, route);
         }
     }
     router

@@ -468,3 +468,71 @@ async fn log_batch_reads_lenient_numbers_and_names_bad_fields() {
         );
     }
 }
+
+/// Logging to a run appends no event, so it wakes nobody waiting on the
+/// change notifier (the events feed, webhooks, triggers); searching via
+/// POST is a read and wakes nobody either; creating a run appends one and
+/// wakes them.
+#[tokio::test]
+async fn only_changes_that_append_events_wake_the_waiters() {
+    use futures::FutureExt as _;
+
+    let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
+    let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
+    let state = AppState::new(
+        Arc::from(store),
+        Arc::new(artifacts),
+        SecurityConfig::loopback(),
+    );
+    let changes = state.changes.clone();
+    let app = router(state);
+    // Whether `call` rang the notifier while it ran.
+    async fn wakes(changes: &tokio::sync::Notify, call: impl Future<Output = Value>) -> Value {
+        let woken = changes.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let mut answer = call.await;
+        answer["woken"] = woken.now_or_never().is_some().into();
+        answer
+    }
+    let ok = |app: &Router, path: &'static str, body: Value| {
+        let app = app.clone();
+        async move {
+            let body = body.to_string();
+            let json = [("content-type", "application/json")];
+            let (status, answer) = support::send(&app, "POST", path, Some(&body), &json).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+            json!({"answer": answer})
+        }
+    };
+    let created = wakes(
+        &changes,
+        ok(
+            &app,
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "0"}),
+        ),
+    )
+    .await;
+    assert_eq!(created["woken"], true);
+    let run_id = created["answer"]["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metric = json!({"run_id": run_id, "key": "loss", "value": 1.0, "timestamp": 1, "step": 0});
+    let logged = wakes(
+        &changes,
+        ok(&app, "/api/2.0/mlflow/runs/log-metric", metric),
+    )
+    .await;
+    assert_eq!(logged["woken"], false);
+    let tag = json!({"run_id": run_id, "key": "team", "value": "red"});
+    let tagged = wakes(&changes, ok(&app, "/ajax-api/2.0/mlflow/runs/set-tag", tag)).await;
+    assert_eq!(tagged["woken"], false);
+    let search = json!({"experiment_ids": ["0"]});
+    let searched = wakes(&changes, ok(&app, "/api/2.0/mlflow/runs/search", search)).await;
+    assert_eq!(searched["woken"], false);
+    let ended = json!({"run_id": run_id, "status": "FINISHED"});
+    let updated = wakes(&changes, ok(&app, "/api/2.0/mlflow/runs/update", ended)).await;
+    assert_eq!(updated["woken"], true);
+}

@@ -93,6 +93,10 @@ pub struct Route<S: 'static> {
     pub resource: Resource,
     pub capability: Capability,
     pub body: Body,
+    /// It changes state but appends no event and changes nothing a waiter
+    /// on the server's change notifier watches (logging to a run): the
+    /// notifier is rung after it only if an event was appended after all.
+    pub eventless: bool,
     pub(crate) handler: fn(MethodFilter) -> MethodRouter<S>,
 }
 
@@ -109,6 +113,7 @@ impl<S> Route<S> {
             resource,
             capability: Capability::Read,
             body: Body::None,
+            eventless: false,
             handler,
         }
     }
@@ -127,6 +132,7 @@ impl<S> Route<S> {
             resource,
             capability,
             body: Body::Json,
+            eventless: false,
             handler,
         }
     }
@@ -134,6 +140,12 @@ impl<S> Route<S> {
     /// The same route taking another kind of body.
     pub const fn with_body(mut self, body: Body) -> Self {
         self.body = body;
+        self
+    }
+
+    /// The same route, declared [`Route::eventless`].
+    pub const fn eventless(mut self) -> Self {
+        self.eventless = true;
         self
     }
 

@@ -45,19 +45,24 @@ pub(super) const ROUTES: &[Route] = &[
     }),
     Route::json(Method::POST, "/runs/log-metric", R::Run, C::Edit, |m| {
         on(m, log_metric)
-    }),
+    })
+    .eventless(),
     Route::json(Method::POST, "/runs/log-parameter", R::Run, C::Edit, |m| {
         on(m, log_param)
-    }),
+    })
+    .eventless(),
     Route::json(Method::POST, "/runs/set-tag", R::Run, C::Edit, |m| {
         on(m, set_tag)
-    }),
+    })
+    .eventless(),
     Route::json(Method::POST, "/runs/delete-tag", R::Run, C::Edit, |m| {
         on(m, delete_tag)
-    }),
+    })
+    .eventless(),
     Route::json(Method::POST, "/runs/log-batch", R::Run, C::Edit, |m| {
         on(m, log_batch)
-    }),
+    })
+    .eventless(),
     Route::json(Method::POST, "/runs/log-inputs", R::Run, C::Edit, |m| {
         on(m, log_inputs)
     }),
