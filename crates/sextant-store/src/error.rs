@@ -31,3 +31,21 @@ pub enum StoreError {
     #[error("corrupt store data: {0}")]
     Corrupt(String),
 }
+
+impl StoreError {
+    /// Whether a unique index refused a row (SQLite's primary-key or
+    /// unique constraint, PostgreSQL's `unique_violation`).
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ),
+            StoreError::Postgres(e) => {
+                e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
+}

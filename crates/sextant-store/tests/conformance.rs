@@ -363,6 +363,19 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
         .unwrap();
     s.log_batch(&id, &[Metric::new("loss", 0.8, 5, 1)], &[], &[])
         .unwrap();
+    // So are they in a batch too large to be grouped (written first as if
+    // every metric were new), repeated within the batch or from the store;
+    // the new metrics beside them are written.
+    let mut large: Vec<Metric> = (0..20)
+        .map(|i| Metric::new("big", i as f64, 100, i))
+        .collect();
+    large.push(Metric::new("big", 3.0, 100, 3));
+    large.extend(metrics.iter().cloned());
+    s.log_batch(&id, &large, &[], &[]).unwrap();
+    assert_eq!(
+        s.metric_history(&id, "big", 100, 0).unwrap().items.len(),
+        20
+    );
     let run = s.get_run(&id).unwrap();
     let loss = run.data.metrics.iter().find(|m| m.key == "loss").unwrap();
     assert_eq!(

@@ -130,7 +130,7 @@ impl Drop for Leading<'_> {
 /// Writes `group` and answers every caller in it.
 fn commit<B: Backend>(db: &B, group: Vec<Queued>) {
     let batches: Vec<RunBatch<'_>> = group.iter().map(|q| q.batch.as_run_batch()).collect();
-    match db.write(|c| logging::log_batches(c, &batches)) {
+    match logging::write_batches(db, &batches) {
         Ok(outcomes) => {
             for (q, out) in group.iter().zip(outcomes) {
                 let _ = q.answer.send(Answer::Done(out));
@@ -141,7 +141,7 @@ fn commit<B: Backend>(db: &B, group: Vec<Queued>) {
         // have without grouping.
         Err(_) => {
             for (q, b) in group.iter().zip(batches) {
-                let out = db.write(|c| logging::log_batch(c, b));
+                let out = logging::write_batch(db, b);
                 let _ = q.answer.send(Answer::Done(out));
             }
         }

@@ -14,7 +14,7 @@ use super::load::{self, metric_value};
 use super::runs::RUN_NAME_TAG;
 use crate::StoreError;
 use crate::backend::ColumnType::{Int, Real, Text};
-use crate::backend::{Conn, SqlValue, placeholders};
+use crate::backend::{Backend, Conn, SqlValue, placeholders};
 use crate::store::MAX_DATASET_SUMMARIES;
 
 /// Validation that needs no database: limits, keys, duplicate params.
@@ -59,11 +59,39 @@ pub struct RunBatch<'a> {
     pub tags: &'a [Tag],
 }
 
-/// Writes one log-batch call.
-pub fn log_batch(c: &mut dyn Conn, batch: RunBatch<'_>) -> Result<(), StoreError> {
-    log_batches(c, &[batch])?
+/// Whether an insert of metrics expects each row to be new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeats {
+    /// A plain insert: a metric already stored fails the statement.
+    Refuse,
+    /// An insert that skips a metric already stored.
+    Skip,
+}
+
+/// Writes one log-batch call in a transaction of its own.
+pub fn write_batch<B: Backend>(db: &B, batch: RunBatch<'_>) -> Result<(), StoreError> {
+    write_batches(db, &[batch])?
         .pop()
         .unwrap_or_else(|| Err(StoreError::Corrupt("a batch without an outcome".into())))
+}
+
+/// Writes the batches of several calls in one transaction ([`log_batches`]).
+///
+/// A metric logged twice with the same key, time, step and value is stored
+/// once, as MLflow does. Checking each row for one already stored costs: on
+/// PostgreSQL `ON CONFLICT DO NOTHING` inserts speculatively, about twice
+/// the work of a plain insert (400,000 rows: 2.5–3.0 s against 1.4–1.5 s,
+/// measured with psql). A repeat is rare (a client retrying a call whose
+/// answer it lost), so the transaction first assumes there is none and is
+/// written once more, skipping repeats, only if a row proved it wrong.
+pub fn write_batches<B: Backend>(
+    db: &B,
+    batches: &[RunBatch<'_>],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    match db.write(|c| log_batches(c, batches, Repeats::Refuse)) {
+        Err(e) if e.is_unique_violation() => db.write(|c| log_batches(c, batches, Repeats::Skip)),
+        written => written,
+    }
 }
 
 /// Writes the batches of several calls (group commit) with the same few
@@ -72,11 +100,13 @@ pub fn log_batch(c: &mut dyn Conn, batch: RunBatch<'_>) -> Result<(), StoreError
 /// cannot be written — its run is missing or not active, or it logs a
 /// param already logged with another value, before or by an earlier batch
 /// of the group — writes nothing and gets its error in its slot; the others
-/// are written. `Err` is a database failure: the transaction must not
+/// are written. `Err` is a database failure (or, with
+/// [`Repeats::Refuse`], a metric already stored): the transaction must not
 /// commit.
 pub fn log_batches(
     c: &mut dyn Conn,
     batches: &[RunBatch<'_>],
+    repeats: Repeats,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let runs = active_runs(c, batches)?;
     let mut outcomes: Vec<Result<(), StoreError>> = batches
@@ -199,7 +229,10 @@ pub fn log_batches(
     if !metric_rows.is_empty() {
         c.insert(
             "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
-            "ON CONFLICT DO NOTHING",
+            match repeats {
+                Repeats::Refuse => "",
+                Repeats::Skip => "ON CONFLICT DO NOTHING",
+            },
             &[Int, Text, Int, Int, Real, Int, Text, Text, Text],
             &metric_rows,
         )?;

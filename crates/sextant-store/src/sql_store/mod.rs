@@ -243,15 +243,13 @@ impl<B: Backend> MetaStore for SqlStore<B> {
             };
             return self.group.write(&self.db, batch);
         }
-        self.db.write(|c| {
-            let batch = logging::RunBatch {
-                run_id,
-                metrics,
-                params,
-                tags,
-            };
-            logging::log_batch(c, batch)
-        })
+        let batch = logging::RunBatch {
+            run_id,
+            metrics,
+            params,
+            tags,
+        };
+        logging::write_batch(&self.db, batch)
     }
     fn delete_tag(&self, run_id: &str, key: &str) -> Result<(), StoreError> {
         self.db.write(|c| runs::delete_tag(c, run_id, key))
