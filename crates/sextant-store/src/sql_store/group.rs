@@ -1,38 +1,55 @@
-//! Group commit: small concurrent writes (one metric, param or tag per
-//! call, as the MLflow client logs them) share one transaction.
+//! Group commit: small concurrent writes share one transaction — log-batch
+//! calls of one metric, param or tag each, as the MLflow client logs them,
+//! and run creations.
 //!
 //! A commit costs far more than a small write: on PostgreSQL a round trip
 //! and a WAL flush to disk, on SQLite a WAL append under the one writer
-//! lock. Callers queue their batch; the first caller with nobody leading
-//! leads: it takes every queued batch, writes them in one transaction, and
+//! lock. Callers queue their write; the first caller with nobody leading
+//! leads: it takes every queued write, writes them in one transaction, and
 //! answers each caller only after that transaction committed — so an
 //! acknowledged write is as durable as one committed alone. Then it hands
 //! the lead to the first caller still waiting, if any, and returns. No
 //! thread of its own: under no concurrency a call leads at once and pays
 //! nothing for the queue.
 //!
-//! The group is written with the statements one batch takes
-//! ([`logging::log_batches`]): a batch that cannot be written (a run that
-//! is not active, a param logged with another value) is left out with its
-//! error and fails none of its neighbours. If the database itself fails,
-//! each batch is written again alone; every batch is idempotent (metrics
-//! and params insert-or-keep, tags upsert), so writing one again after a
-//! commit whose outcome was lost with its connection is safe.
+//! A write that cannot be done (a run that is not active, a param logged
+//! with another value, an experiment deleted) is left out with its error
+//! and fails none of its neighbours. If the database itself fails, each
+//! write is done again alone. Every write kind is safe to do again after a
+//! commit whose outcome was lost with its connection: batches are
+//! idempotent (metrics and params insert-or-keep, tags upsert), and a run
+//! creation that did commit leaves a run nobody was told of, as a client
+//! retrying a lost answer would.
 
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
-use sextant_core::entities::{Metric, Param, Tag};
+use sextant_core::entities::{Metric, NewRun, Param, Run, Tag};
 
 use super::logging::{self, RunBatch};
+use super::runs;
 use crate::StoreError;
-use crate::backend::Backend;
+use crate::backend::{Backend, Conn};
 
-/// Batches written in one transaction at most, so that one commit stays
-/// short and the callers behind it are not kept waiting long.
+/// Writes done in one transaction at most, so that one commit stays short
+/// and the callers behind it are not kept waiting long.
 const MAX_GROUP: usize = 256;
 
-/// One caller's write.
+/// A kind of write that callers may share a transaction for.
+pub(super) trait GroupWrite: Send + Sized {
+    /// What a caller is answered when its write is done.
+    type Out: Send;
+    /// Does `group` in one transaction of `db`: one outcome per write, in
+    /// order. `Err` is a failure of the database: nothing committed.
+    fn write_group<B: Backend>(
+        db: &B,
+        group: &[Self],
+    ) -> Result<Vec<Result<Self::Out, StoreError>>, StoreError>;
+    /// Does `one` in a transaction of its own.
+    fn write_alone<B: Backend>(db: &B, one: &Self) -> Result<Self::Out, StoreError>;
+}
+
+/// One log-batch call.
 pub(super) struct Batch {
     pub run_id: String,
     pub metrics: Vec<Metric>,
@@ -40,39 +57,120 @@ pub(super) struct Batch {
     pub tags: Vec<Tag>,
 }
 
+impl Batch {
+    fn as_run_batch(&self) -> RunBatch<'_> {
+        RunBatch {
+            run_id: &self.run_id,
+            metrics: &self.metrics,
+            params: &self.params,
+            tags: &self.tags,
+        }
+    }
+}
+
+/// Written with the statements one batch takes ([`logging::log_batches`]).
+impl GroupWrite for Batch {
+    type Out = ();
+    fn write_group<B: Backend>(
+        db: &B,
+        group: &[Self],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let batches: Vec<RunBatch<'_>> = group.iter().map(Batch::as_run_batch).collect();
+        logging::write_batches(db, &batches)
+    }
+    fn write_alone<B: Backend>(db: &B, one: &Self) -> Result<(), StoreError> {
+        logging::write_batch(db, one.as_run_batch())
+    }
+}
+
+/// One run creation, with the caller its event names.
+pub(super) struct CreateRun {
+    pub new: NewRun,
+    /// The actor of the calling thread ([`crate::actor`]): the leader
+    /// writes the run's `run.created` event as its caller, not as itself.
+    pub actor: Option<Arc<str>>,
+}
+
+impl CreateRun {
+    fn create(&self, c: &mut dyn Conn) -> Result<Run, StoreError> {
+        crate::actor::scope(self.actor.clone(), || runs::create(c, &self.new))
+    }
+}
+
+/// Each creation under a savepoint of its own, so that one refused after
+/// its first statements (a tag key found invalid) is undone alone. On
+/// PostgreSQL the creations' events take the events lock once and hold it
+/// through one commit instead of one each.
+impl GroupWrite for CreateRun {
+    type Out = Run;
+    fn write_group<B: Backend>(
+        db: &B,
+        group: &[Self],
+    ) -> Result<Vec<Result<Run, StoreError>>, StoreError> {
+        if let [one] = group {
+            return Ok(vec![Self::write_alone(db, one)]);
+        }
+        db.write(|c| {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for one in group {
+                c.exec("SAVEPOINT create_run", &[])?;
+                let out = one.create(c);
+                if out.is_err() {
+                    c.exec("ROLLBACK TO SAVEPOINT create_run", &[])?;
+                }
+                c.exec("RELEASE SAVEPOINT create_run", &[])?;
+                outcomes.push(out);
+            }
+            Ok(outcomes)
+        })
+    }
+    fn write_alone<B: Backend>(db: &B, one: &Self) -> Result<Run, StoreError> {
+        db.write(|c| one.create(c))
+    }
+}
+
 /// What a waiting caller is told.
-enum Answer {
-    Done(Result<(), StoreError>),
-    /// Lead the next group (the caller's own batch is still queued).
+enum Answer<T> {
+    Done(Result<T, StoreError>),
+    /// Lead the next group (the caller's own write is still queued).
     Lead,
 }
 
-struct Queued {
-    batch: Batch,
-    answer: SyncSender<Answer>,
+struct Queued<W: GroupWrite> {
+    write: W,
+    answer: SyncSender<Answer<W::Out>>,
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Queued>,
+struct Queue<W: GroupWrite> {
+    waiting: Vec<Queued<W>>,
     /// Whether a caller is leading (writing a group or about to).
     leading: bool,
 }
 
-/// The queue of one store's small writes.
-#[derive(Default)]
-pub(super) struct GroupCommit {
-    queue: Mutex<Queue>,
+/// The queue of one store's writes of one kind.
+pub(super) struct GroupCommit<W: GroupWrite> {
+    queue: Mutex<Queue<W>>,
 }
 
-impl GroupCommit {
-    /// Writes `batch` in a transaction shared with concurrent callers;
-    /// returns once that transaction committed (or the batch failed).
-    pub fn write<B: Backend>(&self, db: &B, batch: Batch) -> Result<(), StoreError> {
+impl<W: GroupWrite> Default for GroupCommit<W> {
+    fn default() -> Self {
+        GroupCommit {
+            queue: Mutex::new(Queue {
+                waiting: Vec::new(),
+                leading: false,
+            }),
+        }
+    }
+}
+
+impl<W: GroupWrite> GroupCommit<W> {
+    /// Does `write` in a transaction shared with concurrent callers;
+    /// returns once that transaction committed (or the write failed).
+    pub fn write<B: Backend>(&self, db: &B, write: W) -> Result<W::Out, StoreError> {
         let (answer, answered) = sync_channel(1);
         let lead = {
             let mut q = self.queue.lock().expect("group queue poisoned");
-            q.waiting.push(Queued { batch, answer });
+            q.waiting.push(Queued { write, answer });
             !std::mem::replace(&mut q.leading, true)
         };
         if !lead {
@@ -83,7 +181,7 @@ impl GroupCommit {
         }
         // Whatever happens below (a panic included), the lead passes on.
         let leading = Leading(self);
-        let group: Vec<Queued> = {
+        let group: Vec<Queued<W>> = {
             let mut q = self.queue.lock().expect("group queue poisoned");
             let n = q.waiting.len().min(MAX_GROUP);
             q.waiting.drain(..n).collect()
@@ -92,8 +190,8 @@ impl GroupCommit {
         drop(leading);
         match wait(&answered)? {
             Answer::Done(out) => out,
-            // The lead is handed only to a caller whose batch is queued,
-            // and this caller's batch was in the group just written.
+            // The lead is handed only to a caller whose write is queued,
+            // and this caller's write was in the group just done.
             Answer::Lead => Err(StoreError::Corrupt(
                 "group commit: the lead came back to a caller already answered".into(),
             )),
@@ -101,16 +199,16 @@ impl GroupCommit {
     }
 }
 
-fn wait(answered: &Receiver<Answer>) -> Result<Answer, StoreError> {
+fn wait<T>(answered: &Receiver<Answer<T>>) -> Result<Answer<T>, StoreError> {
     answered.recv().map_err(|_| {
         StoreError::Corrupt("group commit: the leading writer stopped without an answer".into())
     })
 }
 
 /// Passes the lead to the first waiting caller, or gives it up.
-struct Leading<'a>(&'a GroupCommit);
+struct Leading<'a, W: GroupWrite>(&'a GroupCommit<W>);
 
-impl Drop for Leading<'_> {
+impl<W: GroupWrite> Drop for Leading<'_, W> {
     fn drop(&mut self) {
         let mut q = match self.0.queue.lock() {
             Ok(q) => q,
@@ -127,40 +225,29 @@ impl Drop for Leading<'_> {
     }
 }
 
-/// Writes `group` and answers every caller in it.
-fn commit<B: Backend>(db: &B, group: Vec<Queued>) {
-    let batches: Vec<RunBatch<'_>> = group.iter().map(|q| q.batch.as_run_batch()).collect();
-    match logging::write_batches(db, &batches) {
+/// Does `group` and answers every caller in it.
+fn commit<B: Backend, W: GroupWrite>(db: &B, group: Vec<Queued<W>>) {
+    let (writes, answers): (Vec<W>, Vec<SyncSender<Answer<W::Out>>>) =
+        group.into_iter().map(|q| (q.write, q.answer)).unzip();
+    match W::write_group(db, &writes) {
         Ok(outcomes) => {
-            for (q, out) in group.iter().zip(outcomes) {
-                let _ = q.answer.send(Answer::Done(out));
+            for (answer, out) in answers.iter().zip(outcomes) {
+                let _ = answer.send(Answer::Done(out));
             }
         }
-        // The database failed (a lost connection, a busy file): each batch
+        // The database failed (a lost connection, a busy file): each write
         // on its own, so that one cause fails as few callers as it would
         // have without grouping.
         Err(_) => {
-            for (q, b) in group.iter().zip(batches) {
-                let out = logging::write_batch(db, b);
-                let _ = q.answer.send(Answer::Done(out));
+            for (answer, one) in answers.iter().zip(&writes) {
+                let _ = answer.send(Answer::Done(W::write_alone(db, one)));
             }
-        }
-    }
-}
-
-impl Batch {
-    fn as_run_batch(&self) -> RunBatch<'_> {
-        RunBatch {
-            run_id: &self.run_id,
-            metrics: &self.metrics,
-            params: &self.params,
-            tags: &self.tags,
         }
     }
 }
 
 #[cfg(test)]
-impl GroupCommit {
+impl<W: GroupWrite> GroupCommit<W> {
     /// Batches waiting for a leader.
     fn queued(&self) -> usize {
         self.queue
@@ -177,7 +264,7 @@ mod tests {
     use std::sync::{Arc, Barrier};
     use std::time::{Duration, Instant};
 
-    use sextant_core::entities::{NewRun, Param};
+    use sextant_core::entities::{NewRun, Param, Tag};
 
     use super::*;
     use crate::MetaStore;
@@ -231,6 +318,7 @@ mod tests {
             },
             root: "mlflow-artifacts:".into(),
             group: GroupCommit::default(),
+            creates: GroupCommit::default(),
         })
     }
 
@@ -245,24 +333,27 @@ mod tests {
         store.create_run(&new).unwrap().info.run_id
     }
 
-    /// Logs one param per call from its own thread while the first call
-    /// is held inside its transaction, so the rest queue behind it.
-    fn contended(
+    /// Makes each call from its own thread while the first call is held
+    /// inside its transaction, so the rest queue behind it (`queued` says
+    /// how many have).
+    fn contended<C: Send + 'static, T: Send + 'static>(
         store: &Arc<SqlStore<Held>>,
-        calls: Vec<(String, Param)>,
-    ) -> Vec<Result<(), StoreError>> {
+        calls: Vec<C>,
+        call: fn(&SqlStore<Held>, C) -> T,
+        queued: fn(&SqlStore<Held>) -> usize,
+    ) -> Vec<T> {
         let barrier = Arc::new(Barrier::new(2));
         *store.db.hold.lock().unwrap() = Some(barrier.clone());
         let mut calls = calls.into_iter();
-        let spawn = |(run_id, param): (String, Param)| {
+        let spawn = |c: C| {
             let store = store.clone();
-            std::thread::spawn(move || store.log_batch(&run_id, &[], &[param], &[]))
+            std::thread::spawn(move || call(&store, c))
         };
         let first = spawn(calls.next().unwrap());
         barrier.wait();
         let rest: Vec<_> = calls.map(spawn).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while store.group.queued() < rest.len() {
+        while queued(store) < rest.len() {
             assert!(Instant::now() < deadline, "the calls never queued");
             std::thread::yield_now();
         }
@@ -273,6 +364,19 @@ mod tests {
             .collect()
     }
 
+    /// Logs one param per call, contended.
+    fn log_params(
+        store: &Arc<SqlStore<Held>>,
+        calls: Vec<(String, Param)>,
+    ) -> Vec<Result<(), StoreError>> {
+        contended(
+            store,
+            calls,
+            |s, (run_id, param)| s.log_batch(&run_id, &[], &[param], &[]),
+            |s| s.group.queued(),
+        )
+    }
+
     #[test]
     fn calls_queued_behind_a_commit_share_the_next_transaction() {
         let store = store();
@@ -281,7 +385,7 @@ mod tests {
         let calls = (0..6)
             .map(|i| (run_id.clone(), Param::new(format!("p{i}"), "v")))
             .collect();
-        let outs = contended(&store, calls);
+        let outs = log_params(&store, calls);
         assert!(outs.iter().all(Result::is_ok), "{outs:?}");
         // The held call's transaction, then one for the five behind it.
         assert_eq!(store.db.writes.load(Ordering::SeqCst) - before, 2);
@@ -300,7 +404,7 @@ mod tests {
             (gone.clone(), Param::new("c", "1")),
             (live.clone(), Param::new("d", "1")),
         ];
-        let outs = contended(&store, calls);
+        let outs = log_params(&store, calls);
         assert!(
             outs[0].is_ok() && outs[1].is_ok() && outs[3].is_ok(),
             "{outs:?}"
@@ -325,7 +429,7 @@ mod tests {
             (run_id.clone(), Param::new("lr", "0.1")),
             (run_id.clone(), Param::new("lr", "0.2")),
         ];
-        let outs = contended(&store, calls);
+        let outs = log_params(&store, calls);
         assert!(outs[0].is_ok(), "{outs:?}");
         let refused: Vec<_> = outs[1..].iter().filter_map(|o| o.as_ref().err()).collect();
         assert_eq!(refused.len(), 1, "{outs:?}");
@@ -339,5 +443,59 @@ mod tests {
         assert_eq!(lr.len(), 1);
         // The value kept is the one the refusal names as logged before.
         assert!(err.contains(&format!("value='{}'", lr[0].value)), "{err}");
+    }
+
+    #[test]
+    fn run_creations_queued_behind_a_commit_share_the_next_transaction_as_their_callers() {
+        let store = store();
+        let first_event = store.last_event_id().unwrap();
+        let before = store.db.writes.load(Ordering::SeqCst);
+        let new = |actor: &str, tag: &str| {
+            let new = NewRun {
+                experiment_id: 0,
+                user_id: "declared".into(),
+                tags: vec![Tag::new(tag, "v")],
+                ..NewRun::default()
+            };
+            (actor.to_string(), new)
+        };
+        // The third is refused after its run row is written (its tag key is
+        // checked after): its savepoint undoes it alone.
+        let calls = vec![
+            new("held", "a"),
+            new("bob", "b"),
+            new("carol", "../bad"),
+            new("dave", "d"),
+        ];
+        let outs = contended(
+            &store,
+            calls,
+            |s, (actor, new)| crate::actor::scope(Some(actor.into()), || s.create_run(&new)),
+            |s| s.creates.queued(),
+        );
+        assert!(outs[2].is_err(), "{outs:?}");
+        let created: Vec<_> = [&outs[0], &outs[1], &outs[3]]
+            .into_iter()
+            .map(|o| o.as_ref().expect("created").info.run_id.clone())
+            .collect();
+        // The held creation's transaction, then one for the three behind it.
+        assert_eq!(store.db.writes.load(Ordering::SeqCst) - before, 2);
+        for id in &created {
+            store.get_run(id).unwrap();
+        }
+        let runs = store
+            .db
+            .read(|c| c.query("SELECT COUNT(*) FROM runs", &[]))
+            .unwrap();
+        assert_eq!(runs[0][0].int().unwrap(), 3, "the refused run left a row");
+        // Each event names its own caller, not the leader that wrote it.
+        let mut actors: Vec<_> = store
+            .events_after(first_event, &["run.created".to_string()], 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.actor.unwrap_or_default())
+            .collect();
+        actors.sort();
+        assert_eq!(actors, ["bob", "dave", "held"]);
     }
 }

@@ -61,7 +61,9 @@ pub struct SqlStore<B> {
     db: B,
     root: String,
     /// Small log-batch calls share transactions.
-    group: GroupCommit,
+    group: GroupCommit<group::Batch>,
+    /// So do run creations.
+    creates: GroupCommit<group::CreateRun>,
 }
 
 /// Items (metrics, params and tags) up to which a log-batch call goes
@@ -122,6 +124,7 @@ pub fn open_in_memory(root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
         db,
         root: root.to_string(),
         group: GroupCommit::default(),
+        creates: GroupCommit::default(),
     }))
 }
 
@@ -151,6 +154,7 @@ impl<B: Backend> SqlStore<B> {
             db,
             root: root.to_string(),
             group: GroupCommit::default(),
+            creates: GroupCommit::default(),
         })
     }
 }
@@ -203,7 +207,11 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
 
     fn create_run(&self, new: &NewRun) -> Result<Run, StoreError> {
-        let run = self.db.write(|c| runs::create(c, new))?;
+        let create = group::CreateRun {
+            new: new.clone(),
+            actor: crate::actor::current(),
+        };
+        let run = self.creates.write(&self.db, create)?;
         self.db.runs_created(1);
         Ok(run)
     }
