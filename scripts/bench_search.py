@@ -75,14 +75,14 @@ CLONE = [
     "SELECT c.uuid, t.experiment_id, t.name, t.user_id, t.status, t.start_time - c.g, t.end_time, "
     "replace(t.artifact_uri, t.run_uuid, c.uuid), t.lifecycle_stage, t.deleted_time "
     "FROM clone c JOIN runs t ON t.rid = c.trid ORDER BY c.g",
-    "CREATE TEMP TABLE cmap AS SELECT r.rid AS rid, c.trid AS trid FROM clone c JOIN runs r ON r.run_uuid = c.uuid",
+    "CREATE TEMP TABLE cmap AS SELECT r.rid AS rid, c.trid AS trid, c.g AS g FROM clone c JOIN runs r ON r.run_uuid = c.uuid",
     "INSERT INTO params (rid, key, value) SELECT m.rid, p.key, p.value FROM cmap m JOIN params p ON p.rid = m.trid",
     "INSERT INTO run_tags (rid, key, value) SELECT m.rid, t.key, t.value FROM cmap m JOIN run_tags t ON t.rid = m.trid",
     "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest) "
-    "SELECT m.rid, x.key, x.timestamp, x.step, x.value, x.is_nan, x.model_id, x.dataset_name, x.dataset_digest "
+    "SELECT m.rid, x.key, x.timestamp, x.step, x.value + m.g * 1e-9, x.is_nan, x.model_id, x.dataset_name, x.dataset_digest "
     "FROM cmap m JOIN metrics x ON x.rid = m.trid",
     "INSERT INTO latest_metrics (rid, experiment_id, key, timestamp, step, value, is_nan) "
-    "SELECT m.rid, x.experiment_id, x.key, x.timestamp, x.step, x.value, x.is_nan "
+    "SELECT m.rid, x.experiment_id, x.key, x.timestamp, x.step, x.value + m.g * 1e-9, x.is_nan "
     "FROM cmap m JOIN latest_metrics x ON x.rid = m.trid",
     "DROP TABLE cmap",
     "DROP TABLE clone",
