@@ -227,8 +227,12 @@ impl<W: GroupWrite> Drop for Leading<'_, W> {
 
 /// Does `group` and answers every caller in it.
 fn commit<B: Backend, W: GroupWrite>(db: &B, group: Vec<Queued<W>>) {
-    let (writes, answers): (Vec<W>, Vec<SyncSender<Answer<W::Out>>>) =
-        group.into_iter().map(|q| (q.write, q.answer)).unzip();
+    let mut writes = Vec::with_capacity(group.len());
+    let mut answers = Vec::with_capacity(group.len());
+    for q in group {
+        writes.push(q.write);
+        answers.push(q.answer);
+    }
     match W::write_group(db, &writes) {
         Ok(outcomes) => {
             for (answer, out) in answers.iter().zip(outcomes) {
