@@ -1,9 +1,11 @@
 //! The one typed HTTP client of Sextant's own APIs: the native `/api/v1`
 //! (models and approvals, endpoints, monitors, pipelines and their runs,
 //! logs and steps, events, the worker protocol) and the parts of the MLflow
-//! API Sextant's own processes call (experiments and runs, model download
-//! URIs, proxied artifacts). The CLI, `sextant worker`, `sextant gateway` and the
-//! quickstart talk to a server through it, never on raw paths.
+//! API Sextant's own processes and tests call (experiments and runs,
+//! registered models and versions, model download URIs, proxied artifacts,
+//! webhooks). The CLI, `sextant worker`, `sextant gateway`, the quickstart
+//! and the server's integration tests talk to a server through it, never
+//! on raw paths.
 //!
 //! Requests are typed structs; answers the caller reads field by field are
 //! typed too. Documents the CLI prints whole (an endpoint, a pipeline run, a
@@ -24,21 +26,25 @@ mod credentials;
 mod error;
 mod mlflow;
 mod native;
+mod registry;
 mod request;
 mod tracking;
+mod webhooks;
 
 use std::time::Duration;
 
 pub use credentials::Credentials;
 pub use error::ClientError;
 pub use mlflow::{ArtifactFile, ArtifactList};
-pub use native::endpoints::Definition;
+pub use native::endpoints::{Applied, Definition};
 pub use native::events::{EventsPage, EventsQuery};
 pub use native::models::{Approval, Decision, ModelsPage};
 pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
 pub use native::tasks::{Claim, Claimed, Heartbeat};
+pub use registry::NewVersion;
 pub use reqwest::{Method, Url};
-pub use tracking::Metric;
+pub use tracking::{Metric, RunSearch};
+pub use webhooks::{WebhookChanges, WebhookEvent, WebhookRequest};
 
 /// How a [`Client`] talks: its `User-Agent`, its timeouts and who it says
 /// it is. `Debug` never shows a password or token.

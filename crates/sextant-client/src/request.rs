@@ -93,6 +93,19 @@ impl Client {
         body: Body,
         wait: Wait,
     ) -> Result<T, ClientError> {
+        Ok(self.call_status(method, url, body, wait).await?.1)
+    }
+
+    /// [`Client::call`], keeping the successful answer's status: where it
+    /// says something the body does not (a PUT that created rather than
+    /// replaced).
+    pub(crate) async fn call_status<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Body,
+        wait: Wait,
+    ) -> Result<(StatusCode, T), ClientError> {
         let resp = self.send(method.clone(), url.clone(), body, wait).await?;
         let status = resp.status();
         let bytes = match resp.bytes().await {
@@ -112,13 +125,13 @@ impl Client {
             serde_json::from_slice::<Value>(&bytes)
         };
         match json {
-            Ok(v) if status.is_success() => {
-                serde_json::from_value(v).map_err(|source| ClientError::Decode {
+            Ok(v) if status.is_success() => serde_json::from_value(v)
+                .map(|answer| (status, answer))
+                .map_err(|source| ClientError::Decode {
                     method,
                     url: url.to_string(),
                     source,
-                })
-            }
+                }),
             Ok(v) if v["message"].is_string() => Err(ClientError::Server {
                 status: status.as_u16(),
                 code: v["error_code"].as_str().unwrap_or("UNKNOWN").to_string(),

@@ -9,8 +9,18 @@ use crate::request::{Body, Wait};
 use crate::{Client, ClientError};
 
 /// The path of an MLflow 2.0 RPC.
-fn rpc<'a>(group: &'a str, name: &'a str) -> [&'a str; 5] {
+pub(crate) fn rpc<'a>(group: &'a str, name: &'a str) -> [&'a str; 5] {
     ["api", "2.0", "mlflow", group, name]
+}
+
+/// Which runs to find (`runs/search`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSearch {
+    pub experiment_ids: Vec<String>,
+    /// An MLflow search filter, e.g. ``tags.`mlflow.parentRunId` = '…'``.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub filter: String,
+    pub max_results: u32,
 }
 
 /// A metric value to log to a run.
@@ -80,6 +90,16 @@ impl Client {
             .get(&rpc("runs", "get"), &[("run_id", run_id.to_string())])
             .await?;
         Ok(answer["run"].clone())
+    }
+
+    /// The runs `search` finds (one page of at most `max_results`), each
+    /// `{"info": …, "data": …}`.
+    pub async fn search_runs(&self, search: &RunSearch) -> Result<Vec<Value>, ClientError> {
+        let url = self.url(&rpc("runs", "search"), &[]);
+        let answer: Value = self
+            .call(Method::POST, url, Body::json(search), Wait::Usual)
+            .await?;
+        Ok(answer["runs"].as_array().cloned().unwrap_or_default())
     }
 
     /// Logs one metric value to run `run_id`.

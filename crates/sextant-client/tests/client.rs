@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_client::{
     Approval, Claim, Client, ClientError, Decision, Definition, EventsQuery, Heartbeat, LogQuery,
-    Metric, RunRequest,
+    Metric, NewVersion, RunRequest, RunSearch, WebhookChanges, WebhookEvent, WebhookRequest,
 };
 use sextant_control::pipelines;
 use sextant_core::entities::NewRun;
@@ -138,9 +138,22 @@ async fn models_approvals_and_aliases() {
     let version = c.decide("churn", 1, &forced).await.unwrap();
     assert_eq!(version["approval"]["status"], "rejected", "{version}");
 
+    // Forced back to undecided.
+    let pending = Decision {
+        status: Approval::Pending,
+        force: true,
+        comment: None,
+        actor: None,
+    };
+    let version = c.decide("churn", 1, &pending).await.unwrap();
+    assert_eq!(version["approval"]["status"], "pending", "{version}");
+
     c.set_alias("churn", "champion", 1).await.unwrap();
     let model = c.get_model("churn").await.unwrap();
     assert_eq!(model["aliases"]["champion"], 1, "{model}");
+    c.delete_alias("churn", "champion").await.unwrap();
+    let model = c.get_model("churn").await.unwrap();
+    assert_eq!(model["aliases"], json!({}), "{model}");
     let v1 = c.get_model_version("churn", 1).await.unwrap();
     assert_eq!(v1["version"], 1, "{v1}");
 
@@ -402,6 +415,89 @@ async fn experiments_and_runs_through_the_mlflow_api() {
     assert_eq!(got["info"]["run_name"], "first", "{got}");
     let e = c.get_run("nope").await.unwrap_err();
     assert_eq!(e.status(), Some(404), "{e}");
+
+    let search = RunSearch {
+        experiment_ids: vec![id.clone()],
+        filter: "attributes.run_name = 'first'".into(),
+        max_results: 10,
+    };
+    let found = c.search_runs(&search).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["info"]["run_id"], run_id.as_str());
+    let none = RunSearch {
+        filter: "attributes.run_name = 'second'".into(),
+        ..search
+    };
+    assert!(c.search_runs(&none).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn registered_models_and_versions_through_the_mlflow_api() {
+    let s = serve().await;
+    let c = &s.client;
+    let model = c
+        .create_registered_model("churn", Some("churn risk"))
+        .await
+        .unwrap();
+    assert_eq!(model["description"], "churn risk", "{model}");
+    let e = c.create_registered_model("churn", None).await.unwrap_err();
+    assert_eq!(e.error_code(), Some("RESOURCE_ALREADY_EXISTS"), "{e}");
+
+    let run = c.create_run("0", None).await.unwrap();
+    let version = NewVersion {
+        name: "churn".into(),
+        source: format!("{}/model", run["info"]["artifact_uri"].as_str().unwrap()),
+        run_id: run["info"]["run_id"].as_str().map(str::to_string),
+    };
+    let v = c.create_model_version(&version).await.unwrap();
+    assert_eq!(v["version"], "1", "{v}");
+    let outside = NewVersion {
+        source: "/etc".into(),
+        ..version
+    };
+    let e = c.create_model_version(&outside).await.unwrap_err();
+    assert_eq!(e.error_code(), Some("INVALID_PARAMETER_VALUE"), "{e}");
+}
+
+#[tokio::test]
+async fn webhooks_through_the_mlflow_api() {
+    let s = serve().await;
+    let c = &s.client;
+    // Without `--webhook-allow-private`, a public address; no secret, as
+    // this server has no key to seal one with.
+    let hook = WebhookRequest {
+        name: "h1".into(),
+        url: "https://93.184.215.14/x".into(),
+        events: vec![
+            WebhookEvent::Mlflow {
+                entity: "REGISTERED_MODEL".into(),
+                action: "CREATED".into(),
+            },
+            WebhookEvent::Kind("run.*".into()),
+        ],
+        secret: None,
+    };
+    let created = c.create_webhook(&hook).await.unwrap();
+    assert_eq!(
+        created["events"],
+        json!([{"entity": "REGISTERED_MODEL", "action": "CREATED"}]),
+        "{created}"
+    );
+    assert_eq!(created["sextant_events"], json!(["run.*"]), "{created}");
+    let id = created["webhook_id"].as_str().unwrap().to_string();
+    let moved = WebhookChanges {
+        url: Some("https://93.184.215.15/y".into()),
+        ..WebhookChanges::default()
+    };
+    let updated = c.update_webhook(&id, &moved).await.unwrap();
+    assert_eq!(updated["url"], "https://93.184.215.15/y", "{updated}");
+    let private = WebhookChanges {
+        url: Some("http://127.0.0.1/".into()),
+        ..WebhookChanges::default()
+    };
+    let e = c.update_webhook(&id, &private).await.unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(c.webhook_deliveries(&id).await.unwrap().is_empty());
 }
 
 #[tokio::test]

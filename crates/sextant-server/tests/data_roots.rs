@@ -1,7 +1,8 @@
 //! Files the server reads on a caller's behalf — a monitor's data and
 //! baseline, a built-in step's data, an endpoint's local model directory — must lie under its data roots once
 //! symlinks are resolved; otherwise a 400 (or, when the path is only known
-//! while the step runs, a failed step) naming the rule.
+//! while the step runs, a failed step) naming the rule. Through the typed
+//! client, as the CLI talks to a server.
 
 mod support;
 
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_artifacts::data_roots::DataRoots;
+use sextant_client::{Applied, Client, ClientError, Definition, RunRequest};
 use sextant_server::{AppState, SecurityConfig, router};
-use support::{call, eventually};
+use support::{eventually, refused, serve};
 
 const RULE: &str = "outside the directories the server reads from";
 
@@ -68,84 +69,70 @@ fn baseline(dir: &Path) -> String {
     out.display().to_string()
 }
 
-fn monitor(data: &str, baseline: &str) -> String {
-    json!({"data": data, "baseline": baseline}).to_string()
+/// Creates or replaces monitor `name` reading `data` against `baseline`.
+async fn monitor(
+    c: &Client,
+    name: &str,
+    data: &str,
+    baseline: &str,
+) -> Result<Applied, ClientError> {
+    let spec = json!({"data": data, "baseline": baseline});
+    c.put_monitor(name, Definition::Json(spec)).await
+}
+
+/// Starts a run of `pipeline` with `params`.
+async fn start(c: &Client, pipeline: &str, params: Value) -> Result<Value, ClientError> {
+    let params: Map<String, Value> = serde_json::from_value(params).unwrap();
+    let request = RunRequest {
+        params,
+        no_cache: false,
+    };
+    c.start_run(pipeline, &request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitor_reads_only_under_the_data_roots() {
     let (app, _st, dirs) = server(&[]);
+    let served = serve(app).await;
+    let c = &served.client;
     let base = baseline(dirs.data.path());
     let secret = data_set(dirs.outside.path(), "passwd.csv");
-    let (s, v) = call(
-        &app,
-        "PUT",
-        "/api/v1/monitors/leak",
-        &monitor(&secret, &base),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let message = v["message"].as_str().unwrap();
+    let e = refused(monitor(c, "leak", &secret, &base).await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        message.contains(RULE) && message.contains("--data-root") && message.contains(&secret),
-        "{v}"
+        e.message.contains(RULE)
+            && e.message.contains("--data-root")
+            && e.message.contains(&secret),
+        "{e:?}"
     );
 
     // A symlink inside the data directory that points out is followed before the check.
     let link = dirs.data.path().join("innocent.csv");
     std::os::unix::fs::symlink(&secret, &link).unwrap();
-    let (s, v) = call(
-        &app,
-        "PUT",
-        "/api/v1/monitors/leak",
-        &monitor(link.to_str().unwrap(), &base),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains(RULE), "{v}");
+    let e = refused(monitor(c, "leak", link.to_str().unwrap(), &base).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains(RULE), "{e:?}");
 
     // So is a baseline outside.
     let outside_base = baseline(dirs.outside.path());
     let inside = data_set(dirs.data.path(), "window.csv");
-    let (s, v) = call(
-        &app,
-        "PUT",
-        "/api/v1/monitors/leak",
-        &monitor(&inside, &outside_base),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("monitor baseline"),
-        "{v}"
-    );
+    let e = refused(monitor(c, "leak", &inside, &outside_base).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains("monitor baseline"), "{e:?}");
 
-    // Inside the data directory: created, and it runs.
-    let (s, v) = call(
-        &app,
-        "PUT",
-        "/api/v1/monitors/fine",
-        &monitor(&inside, &base),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
-    assert_eq!(
-        (s, run["status"].as_str()),
-        (StatusCode::CREATED, Some("Completed")),
-        "{run}"
-    );
+    // Inside the data directory: created, and it runs (each run `201
+    // Created`: `serve` holds the status to the document's).
+    let v = monitor(c, "fine", &inside, &base).await.unwrap();
+    assert!(v.created, "{v:?}");
+    let run = c.run_monitor("fine", &json!({})).await.unwrap();
+    assert_eq!(run["status"].as_str(), Some("Completed"), "{run}");
     assert_eq!(run["summary"]["rows"], 200);
 
     // A file swapped for a symlink after the monitor was created fails its next run.
     std::fs::remove_file(&inside).unwrap();
     std::os::unix::fs::symlink(&secret, &inside).unwrap();
-    let (s, run) = call(&app, "POST", "/api/v1/monitors/fine/runs", "").await;
-    assert_eq!(
-        (s, run["status"].as_str()),
-        (StatusCode::CREATED, Some("Failed")),
-        "{run}"
-    );
+    let run = c.run_monitor("fine", &json!({})).await.unwrap();
+    assert_eq!(run["status"].as_str(), Some("Failed"), "{run}");
     assert!(run["error"].as_str().unwrap().contains(RULE), "{run}");
     assert!(run["summary"]["rows"].is_null(), "{run}");
 }
@@ -158,19 +145,14 @@ async fn a_data_root_lets_the_server_read_there() {
         _artifacts: tempfile::tempdir().unwrap(),
     };
     let (app, _st) = app(&dirs, &[dirs.outside.path()]);
+    let served = serve(app).await;
     let base = baseline(dirs.outside.path());
     let shared = data_set(dirs.outside.path(), "shared.csv");
     let link = dirs.data.path().join("shared.csv");
     std::os::unix::fs::symlink(&shared, &link).unwrap();
     for data in [shared.as_str(), link.to_str().unwrap()] {
-        let (s, v) = call(
-            &app,
-            "PUT",
-            "/api/v1/monitors/shared",
-            &monitor(data, &base),
-        )
-        .await;
-        assert!(s.is_success(), "{data}: {v}");
+        let got = monitor(&served.client, "shared", data, &base).await;
+        assert!(got.is_ok(), "{data}: {got:?}");
     }
 }
 
@@ -182,6 +164,8 @@ const SNEAKY: &str = "name: sneaky\nparams:\n  secret: {type: string}\nsteps:\n 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_steps_read_only_under_the_data_roots() {
     let (app, st, dirs) = server(&[]);
+    let served = serve(app).await;
+    let c = &served.client;
     let _orchestrator = sextant_server::controllers::spawn_pipelines(
         &st,
         sextant_control::pipelines::Settings {
@@ -195,60 +179,36 @@ async fn built_in_steps_read_only_under_the_data_roots() {
         },
     );
     for (name, yaml) in [("split-it", SPLIT), ("sneaky", SNEAKY)] {
-        let (s, v) = call(&app, "PUT", &format!("/api/v1/pipelines/{name}"), yaml).await;
-        assert!(s.is_success(), "{v}");
+        c.put_pipeline(name, yaml.into()).await.unwrap();
     }
     let secret = data_set(dirs.outside.path(), "secret.csv");
     // Known at run start: refused then.
-    let (s, v) = call(
-        &app,
-        "POST",
-        "/api/v1/pipelines/split-it/runs",
-        &json!({"params": {"data": secret}}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let message = v["message"].as_str().unwrap();
+    let e = refused(start(c, "split-it", json!({"data": secret})).await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        message.contains(RULE) && message.contains("with.data of step 'split'"),
-        "{v}"
+        e.message.contains(RULE) && e.message.contains("with.data of step 'split'"),
+        "{e:?}"
     );
-    // Inside: runs.
+    // Inside: runs (`201 Created`: `serve` holds the status to the document's).
     let inside = data_set(dirs.data.path(), "inside.csv");
-    let (s, v) = call(
-        &app,
-        "POST",
-        "/api/v1/pipelines/split-it/runs",
-        &json!({"params": {"data": inside}}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let done = ended(&app, v["id"].as_str().unwrap()).await;
+    let v = start(c, "split-it", json!({"data": inside})).await.unwrap();
+    let done = ended(c, v["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
 
     // Known only when the step runs: the step fails, naming the rule.
-    let (s, v) = call(
-        &app,
-        "POST",
-        "/api/v1/pipelines/sneaky/runs",
-        &json!({"params": {"secret": secret}}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let done = ended(&app, v["id"].as_str().unwrap()).await;
+    let v = start(c, "sneaky", json!({"secret": secret})).await.unwrap();
+    let done = ended(c, v["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "FAILED", "{done}");
     assert!(done.to_string().contains(RULE), "{done}");
 }
 
 /// Polls pipeline run `id` until it ended (a minute at most).
-async fn ended(app: &Router, id: &str) -> Value {
-    let uri = format!("/api/v1/pipeline-runs/{id}");
+async fn ended(c: &Client, id: &str) -> Value {
     eventually(
         Duration::from_secs(60),
         &format!("run {id} to end"),
         || async {
-            let (s, run) = call(app, "GET", &uri, "").await;
-            assert_eq!(s, StatusCode::OK, "{run}");
+            let run = c.get_pipeline_run(id).await.unwrap();
             match run["status"].as_str() {
                 Some("SUCCEEDED" | "FAILED" | "CANCELLED") => Ok(run),
                 _ => Err(run),
@@ -263,28 +223,31 @@ async fn ended(app: &Router, id: &str) -> Value {
 #[tokio::test]
 async fn an_endpoints_local_model_directory_lies_under_the_data_roots() {
     let (app, _st, dirs) = server(&[]);
-    let endpoint =
-        |model: &Path| format!("name: local\nvariants:\n  - model: {}\n", model.display());
+    let served = serve(app).await;
+    let endpoint = |model: &Path| {
+        let yaml = format!("name: local\nvariants:\n  - model: {}\n", model.display());
+        served
+            .client
+            .put_endpoint("local", Definition::Yaml(yaml), Duration::ZERO)
+    };
     let outside = dirs.outside.path().join("model");
     std::fs::create_dir_all(&outside).unwrap();
-    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&outside)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let message = v["message"].as_str().unwrap();
+    let e = refused(endpoint(&outside).await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        message.contains(RULE) && message.contains("model directory"),
-        "{v}"
+        e.message.contains(RULE) && e.message.contains("model directory"),
+        "{e:?}"
     );
 
     // Inside the data directory the rule holds; this directory then fails
     // for what it is (no MLmodel), not for where it is.
     let inside = dirs.data.path().join("model");
     std::fs::create_dir_all(&inside).unwrap();
-    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&inside)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let message = v["message"].as_str().unwrap();
+    let e = refused(endpoint(&inside).await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        !message.contains(RULE) && message.contains("MLmodel"),
-        "{v}"
+        !e.message.contains(RULE) && e.message.contains("MLmodel"),
+        "{e:?}"
     );
 
     // A file inside the model directory that links out is refused as well.
@@ -293,7 +256,7 @@ async fn an_endpoints_local_model_directory_lies_under_the_data_roots() {
         inside.join("model.onnx"),
     )
     .unwrap();
-    let (s, v) = call(&app, "PUT", "/api/v1/endpoints/local", &endpoint(&inside)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains(RULE), "{v}");
+    let e = refused(endpoint(&inside).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains(RULE), "{e:?}");
 }

@@ -3,7 +3,8 @@
 //! request, a failing canary is rolled back by its alarm, manual promote and
 //! rollback, a rollout continues after a restart, an endpoint following a
 //! registered model deploys each approved version, and bad definitions are
-//! 4xx naming the problem.
+//! 4xx naming the problem. Through the typed client, as the CLI and a
+//! separate gateway talk to a server; CORS headers on the wire.
 
 mod support;
 
@@ -14,19 +15,27 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use prost::Message;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{
+    Applied, Approval, Client, ClientError, Decision, Definition, EventsQuery, NewVersion,
+    RunRequest,
+};
 use sextant_core::clock::{ManualClock, SharedClock};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
 use sextant_train::mlflow_model;
-use support::{call, eventually};
+use support::{Served, call, eventually, refused, serve};
 
 struct Harness {
+    /// The router, for what only the wire shows (CORS headers, malformed
+    /// reports).
     app: Router,
+    served: Served,
     /// Where the controller reads the time.
     clock: SharedClock,
     store: Arc<dyn MetaStore>,
@@ -50,21 +59,21 @@ fn state(
 }
 
 impl Harness {
-    fn new() -> Harness {
-        Self::build(false, sextant_core::clock::system())
+    async fn new() -> Harness {
+        Self::build(false, sextant_core::clock::system()).await
     }
 
     /// With the pipeline orchestrator running too.
-    fn with_pipelines() -> Harness {
-        Self::build(true, sextant_core::clock::system())
+    async fn with_pipelines() -> Harness {
+        Self::build(true, sextant_core::clock::system()).await
     }
 
     /// With the controller reading time from `clock`.
-    fn with_clock(clock: SharedClock) -> Harness {
-        Self::build(false, clock)
+    async fn with_clock(clock: SharedClock) -> Harness {
+        Self::build(false, clock).await
     }
 
-    fn build(pipelines: bool, clock: SharedClock) -> Harness {
+    async fn build(pipelines: bool, clock: SharedClock) -> Harness {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
@@ -86,10 +95,12 @@ impl Harness {
                 },
             )
         });
+        let app = router(st);
         Harness {
             clock,
             _orchestrator: orchestrator,
-            app: router(st),
+            served: serve(app.clone()).await,
+            app,
             store,
             artifacts,
             data: dirs[0].path().to_path_buf(),
@@ -100,7 +111,7 @@ impl Harness {
     }
 
     /// The same stores served by a new process's state and controller.
-    fn restart(&mut self) {
+    async fn restart(&mut self) {
         self.controller.abort();
         let st = state(
             self.store.clone(),
@@ -110,6 +121,11 @@ impl Harness {
         );
         self.controller = controllers::spawn_endpoints(&st);
         self.app = router(st);
+        self.served = serve(self.app.clone()).await;
+    }
+
+    fn client(&self) -> &Client {
+        &self.served.client
     }
 
     /// `y = a + b + c + intercept`: the intercept tells which model answered.
@@ -145,20 +161,14 @@ impl Harness {
         dir
     }
 
-    async fn put(&self, name: &str, spec: Value) -> (StatusCode, Value) {
-        call(
-            &self.app,
-            "PUT",
-            &format!("/api/v1/endpoints/{name}"),
-            &spec.to_string(),
-        )
-        .await
+    async fn put(&self, name: &str, spec: Value) -> Result<Applied, ClientError> {
+        self.client()
+            .put_endpoint(name, Definition::Json(spec), Duration::ZERO)
+            .await
     }
 
     async fn get(&self, name: &str) -> Value {
-        let (s, v) = call(&self.app, "GET", &format!("/api/v1/endpoints/{name}"), "").await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v
+        self.client().get_endpoint(name).await.unwrap()
     }
 
     /// Polls the endpoint until `done` holds (30 s at most).
@@ -175,25 +185,10 @@ impl Harness {
     }
 
     /// One prediction of row (1, 2, 3): 6 + the answering model's intercept.
-    async fn invoke(&self, name: &str) -> (StatusCode, Value) {
-        let req = axum::http::Request::builder()
-            .method("POST")
-            .uri(format!("/endpoints/{name}/invocations"))
-            .header("host", "127.0.0.1:5000")
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(r#"{"inputs": [[1.0, 2.0, 3.0]]}"#))
-            .unwrap();
-        let resp = tower::ServiceExt::oneshot(self.app.clone(), req)
+    async fn invoke(&self, name: &str) -> Result<Value, ClientError> {
+        self.client()
+            .invoke(name, None, &json!({"inputs": [[1.0, 2.0, 3.0]]}))
             .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
     }
 }
 
@@ -212,15 +207,14 @@ fn one(model: &str, rollout: Value) -> Value {
 async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() {
     // The bake ends when the test moves the clock, not after waiting for it.
     let clock = ManualClock::now();
-    let h = Arc::new(Harness::with_clock(clock.clone()));
+    let h = Arc::new(Harness::with_clock(clock.clone()).await);
     let (v1, v2) = (h.model("v1", 10.0), h.model("v2", 20.0));
     let rollout =
         json!({"strategy": "canary", "percent": 50, "bake": "1h", "alarms": {"min_requests": 5}});
-    let (s, v) = h.put("churn", one(&v1, rollout.clone())).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    assert_eq!(v["status"], "in_service");
-    let (s, r) = h.invoke("churn").await;
-    assert_eq!((s, answer(&r)), (StatusCode::OK, 16.0), "{r}");
+    let v = h.put("churn", one(&v1, rollout.clone())).await.unwrap();
+    assert!(v.created, "{v:?}");
+    assert_eq!(v.body["status"], "in_service");
+    assert_eq!(answer(&h.invoke("churn").await.unwrap()), 16.0);
 
     // Continuous load from two tasks through the whole rollout.
     let stop = Arc::new(AtomicBool::new(false));
@@ -240,19 +234,23 @@ async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() 
         );
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let (s, r) = h.invoke("churn").await;
-                if s != StatusCode::OK {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                } else if answer(&r) == 16.0 {
-                    old.fetch_add(1, Ordering::SeqCst);
-                } else if answer(&r) == 26.0 {
-                    new.fetch_add(1, Ordering::SeqCst);
+                match h.invoke("churn").await {
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) if answer(&r) == 16.0 => {
+                        old.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) if answer(&r) == 26.0 => {
+                        new.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
                 }
             }
         }));
     }
-    let (s, v) = h.put("churn", one(&v2, rollout)).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let Applied { created, body: v } = h.put("churn", one(&v2, rollout)).await.unwrap();
+    assert!(!created, "{v}");
     assert_eq!(v["status"], "updating", "{v}");
     assert_eq!(v["rollout"]["traffic_percent"], 50.0);
     assert_eq!(v["rollout"]["time_left_ms"], 3_600_000, "{v}");
@@ -307,14 +305,19 @@ async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() 
         ]
     );
     for _ in 0..10 {
-        let (s, r) = h.invoke("churn").await;
-        assert_eq!((s, answer(&r)), (StatusCode::OK, 26.0));
+        assert_eq!(answer(&h.invoke("churn").await.unwrap()), 26.0);
     }
-    // The events feed shows each hop.
-    let (_, events) = call(&h.app, "GET", "/api/v1/events?kind=endpoint.*", "").await;
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
+    // The events feed shows each hop (and nothing else happened).
+    let events = h
+        .client()
+        .events(&EventsQuery {
+            limit: 100,
+            ..EventsQuery::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events
+        .events
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
@@ -325,23 +328,24 @@ async fn a_canary_under_load_promotes_after_its_bake_without_a_failed_request() 
             "endpoint.updated",
             "endpoint.rollout_succeeded"
         ],
-        "{events}"
+        "{events:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_canary_is_rolled_back_by_its_alarm() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let (v1, broken) = (h.model("v1", 10.0), h.broken());
     let rollout = json!({"strategy": "canary", "percent": 50, "bake": "1h",
         "alarms": {"min_requests": 5, "max_error_rate": 0.1}});
-    let (s, v) = h.put("churn", one(&v1, rollout.clone())).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, v) = h.put("churn", one(&broken, rollout)).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = h.put("churn", one(&v1, rollout.clone())).await.unwrap();
+    assert!(v.created, "{v:?}");
+    let v = h.put("churn", one(&broken, rollout)).await.unwrap();
+    assert!(!v.created, "{v:?}");
     // Traffic until the controller has seen enough failures to act.
     let done = eventually(Duration::from_secs(30), "a rollback", || async {
-        h.invoke("churn").await;
+        // The broken canary's answers fail: any answer will do.
+        let _ = h.invoke("churn").await;
         let v = h.get("churn").await;
         if v["rollout"].is_null() {
             Ok(v)
@@ -355,8 +359,7 @@ async fn a_failing_canary_is_rolled_back_by_its_alarm() {
     assert!(r["reason"].as_str().unwrap().contains("error rate"), "{r}");
     assert_eq!(done["deployed"]["primary"]["resolved"], v1.as_str());
     for _ in 0..10 {
-        let (s, r) = h.invoke("churn").await;
-        assert_eq!((s, answer(&r)), (StatusCode::OK, 16.0), "{r}");
+        assert_eq!(answer(&h.invoke("churn").await.unwrap()), 16.0);
     }
     // The canary's counters stay with its rollout, not among the variants served now.
     let counters = &r["counters"];
@@ -371,151 +374,119 @@ async fn a_failing_canary_is_rolled_back_by_its_alarm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_promote_and_rollback_and_a_rollout_survives_a_restart() {
-    let mut h = Harness::new();
+    let mut h = Harness::new().await;
     let (v1, v2) = (h.model("v1", 10.0), h.model("v2", 20.0));
     let linear = json!({"strategy": "linear", "percent": 25, "interval": "1h"});
-    h.put("churn", one(&v1, linear.clone())).await;
-    let (s, v) = call(&h.app, "POST", "/api/v1/endpoints/churn/promote", "").await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    h.put("churn", one(&v1, linear.clone())).await.unwrap();
+    let e = refused(h.client().promote("churn").await);
+    assert_eq!(e.status, 409, "{e:?}");
 
-    let (_, v) = h.put("churn", one(&v2, linear.clone())).await;
+    let v = h.put("churn", one(&v2, linear.clone())).await.unwrap().body;
     assert_eq!(v["rollout"]["traffic_percent"], 25.0, "{v}");
     // Another model change waits for this rollout to end.
-    let (s, v) = h.put("churn", one(&v1, linear.clone())).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let e = refused(h.put("churn", one(&v1, linear.clone())).await);
+    assert_eq!(e.status, 409, "{e:?}");
 
     // The stored rollout goes on in a new process, at the same traffic, once
     // the new process's controller has restored the endpoint.
-    h.restart();
+    h.restart().await;
     eventually(Duration::from_secs(30), "the restored endpoint", || async {
-        let (s, r) = h.invoke("churn").await;
-        if s == StatusCode::OK { Ok(()) } else { Err(r) }
+        h.invoke("churn").await.map(drop)
     })
     .await;
     let v = h.get("churn").await;
     assert_eq!(v["rollout"]["traffic_percent"], 25.0, "{v}");
     let mut answers = std::collections::BTreeSet::new();
     for _ in 0..200 {
-        let (s, r) = h.invoke("churn").await;
-        assert_eq!(s, StatusCode::OK, "{r}");
-        answers.insert(answer(&r) as i64);
+        answers.insert(answer(&h.invoke("churn").await.unwrap()) as i64);
     }
     assert_eq!(
         answers,
         [16, 26].into(),
         "both models serve during the rollout"
     );
-    let (s, v) = call(&h.app, "POST", "/api/v1/endpoints/churn/promote", "").await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = h.client().promote("churn").await.unwrap();
     assert_eq!(v["past_rollouts"][0]["status"], "succeeded");
     assert_eq!(v["deployed"]["primary"]["resolved"], v2.as_str());
 
-    let (_, v) = h.put("churn", one(&v1, linear)).await;
+    let v = h.put("churn", one(&v1, linear)).await.unwrap().body;
     assert_eq!(v["status"], "updating");
-    let (s, v) = call(&h.app, "POST", "/api/v1/endpoints/churn/rollback", "").await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = h.client().rollback("churn").await.unwrap();
     assert_eq!(v["past_rollouts"][1]["status"], "aborted");
     assert_eq!(v["deployed"]["primary"]["resolved"], v2.as_str());
-    let (s, r) = h.invoke("churn").await;
-    assert_eq!((s, answer(&r)), (StatusCode::OK, 26.0));
+    assert_eq!(answer(&h.invoke("churn").await.unwrap()), 26.0);
 
-    let (s, _) = call(&h.app, "DELETE", "/api/v1/endpoints/churn", "").await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, _) = h.invoke("churn").await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    h.client().delete_endpoint("churn").await.unwrap();
+    let e = h.invoke("churn").await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
 }
 
 /// Registers a model version whose files are `dir`, through the MLflow API.
 async fn register(h: &Harness, name: &str, dir: &str) -> i64 {
-    let (_, run) = call(
-        &h.app,
-        "POST",
-        "/api/2.0/mlflow/runs/create",
-        &json!({"experiment_id": "0"}).to_string(),
-    )
-    .await;
-    let root = run["run"]["info"]["artifact_uri"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let c = h.client();
+    let run = c.create_run("0", None).await.unwrap();
+    let root = run["info"]["artifact_uri"].as_str().unwrap().to_string();
     let rel = root.strip_prefix("mlflow-artifacts:/").unwrap().to_string();
     for f in ["MLmodel", "model.onnx"] {
         let bytes = std::fs::read(Path::new(dir).join(f)).unwrap();
-        let req = axum::http::Request::builder()
-            .method("PUT")
-            .uri(format!(
-                "/api/2.0/mlflow-artifacts/artifacts/{rel}/model/{f}"
-            ))
-            .header("host", "127.0.0.1:5000")
-            .body(axum::body::Body::from(bytes))
-            .unwrap();
-        let resp = tower::ServiceExt::oneshot(h.app.clone(), req)
+        c.put_artifact(&format!("{rel}/model/{f}"), Bytes::from(bytes))
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
     }
-    call(
-        &h.app,
-        "POST",
-        "/api/2.0/mlflow/registered-models/create",
-        &json!({"name": name}).to_string(),
-    )
-    .await;
-    let (s, v) = call(
-        &h.app,
-        "POST",
-        "/api/2.0/mlflow/model-versions/create",
-        &json!({"name": name, "source": format!("{root}/model"),
-            "run_id": run["run"]["info"]["run_id"]})
-        .to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["model_version"]["version"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    // The model exists from an earlier version, or is created now.
+    if let Err(e) = c.create_registered_model(name, None).await {
+        assert_eq!(e.error_code(), Some("RESOURCE_ALREADY_EXISTS"), "{e}");
+    }
+    let v = c
+        .create_model_version(&NewVersion {
+            name: name.into(),
+            source: format!("{root}/model"),
+            run_id: run["info"]["run_id"].as_str().map(str::to_string),
+        })
+        .await
+        .unwrap();
+    v["version"].as_str().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_following_a_model_deploys_each_approved_version() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let first = register(&h, "churn", &h.model("v1", 10.0)).await;
-    let (s, v) = h
+    let Applied { created, body: v } = h
         .put(
             "churn",
             json!({"variants": [{"model": format!("models:/churn/{first}")}],
                 "follow": {"model": "churn", "approved": true}}),
         )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+        .await
+        .unwrap();
+    assert!(created, "{v}");
     assert_eq!(v["deployed"]["primary"]["version"], 1);
-    let (s, r) = h.invoke("churn").await;
-    assert_eq!((s, answer(&r)), (StatusCode::OK, 16.0), "{r}");
+    assert_eq!(answer(&h.invoke("churn").await.unwrap()), 16.0);
 
     let second = register(&h, "churn", &h.model("v2", 20.0)).await;
-    let (s, v) = call(
-        &h.app,
-        "POST",
-        &format!("/api/v1/models/churn/versions/{second}/approval"),
-        r#"{"status": "approved"}"#,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let approve = Decision {
+        status: Approval::Approved,
+        force: false,
+        comment: None,
+        actor: None,
+    };
+    h.client()
+        .decide("churn", second as u64, &approve)
+        .await
+        .unwrap();
     let v = h
         .until("churn", |v| v["deployed"]["primary"]["version"] == second)
         .await;
     assert_eq!(v["spec"]["variants"][0]["model"], "models:/churn/2");
-    let (s, r) = h.invoke("churn").await;
-    assert_eq!((s, answer(&r)), (StatusCode::OK, 26.0), "{r}");
+    assert_eq!(answer(&h.invoke("churn").await.unwrap()), 26.0);
     // The registry version's files were copied under the data directory.
     assert!(h.data.join("serving/models/churn/2/MLmodel").is_file());
 }
 
 #[tokio::test]
 async fn bad_definitions_are_4xx_naming_the_problem() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let good = h.model("v1", 10.0);
     let cases = [
         (json!({}), "variants"),
@@ -564,54 +535,49 @@ async fn bad_definitions_are_4xx_naming_the_problem() {
         ),
     ];
     for (spec, named) in cases {
-        let (s, v) = h.put("churn", spec.clone()).await;
-        assert!(s.is_client_error(), "{spec}: {s} {v}");
-        assert!(
-            v["message"].as_str().unwrap_or("").contains(named),
-            "{spec}: {v}"
-        );
+        let e = refused(h.put("churn", spec.clone()).await);
+        assert!((400..500).contains(&e.status), "{spec}: {e:?}");
+        assert!(e.message.contains(named), "{spec}: {e:?}");
     }
-    let (s, v) = h.put("bad_name", one(&good, json!({}))).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let (s, _) = call(&h.app, "GET", "/api/v1/endpoints/churn", "").await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "nothing was stored");
-    let (s, _) = h.invoke("churn").await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    let e = refused(h.put("bad_name", one(&good, json!({}))).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    let e = refused(h.client().get_endpoint("churn").await);
+    assert_eq!(e.status, 404, "nothing was stored: {e:?}");
+    let e = h.invoke("churn").await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_gateway_reports_are_4xx_naming_the_problem() {
-    let h = Harness::new();
+    let h = Harness::new().await;
+    let c = h.client();
     let good = h.model("v1", 10.0);
-    let (s, v) = h.put("churn", one(&good, json!({}))).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = h.put("churn", one(&good, json!({}))).await.unwrap();
+    assert!(v.created, "{v:?}");
     let variant = |counts: usize| {
         json!({"name": "primary", "shadow": false, "requests": 3, "errors": 0, "client_errors": 0,
                "rejected": 0, "in_flight": 0, "latency": {"counts": vec![0; counts], "sum_seconds": 0.01}})
     };
+    // 204 No Content: `serve` holds the status to the document's.
+    c.report_gateway_stats("churn", "g1", &[variant(19)])
+        .await
+        .unwrap();
+    for (gateway, variants, named) in [
+        ("g1", json!([variant(3)]), "bucket counts"),
+        ("", json!([]), "'gateway'"),
+        ("g1", json!([{"name": "primary"}]), "shadow"),
+    ] {
+        let e = refused(c.report_gateway_stats("churn", gateway, &variants).await);
+        assert_eq!(e.status, 400, "{gateway} {variants}: {e:?}");
+        assert!(e.message.contains(named), "{gateway} {variants}: {e:?}");
+    }
+    // Reports a typed client cannot send: a field missing, one unknown.
     let path = "/api/v1/endpoints/churn/gateway-stats";
-    let (s, v) = call(
-        &h.app,
-        "POST",
-        path,
-        &json!({"gateway": "g1", "variants": [variant(19)]}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     for (body, named) in [
-        (
-            json!({"gateway": "g1", "variants": [variant(3)]}),
-            "bucket counts",
-        ),
-        (json!({"gateway": "", "variants": []}), "'gateway'"),
         (json!({"variants": []}), "gateway"),
         (
             json!({"gateway": "g1", "variants": [], "extra": 1}),
             "extra",
-        ),
-        (
-            json!({"gateway": "g1", "variants": [{"name": "primary"}]}),
-            "shadow",
         ),
     ] {
         let (s, v) = call(&h.app, "POST", path, &body.to_string()).await;
@@ -621,20 +587,17 @@ async fn bad_gateway_reports_are_4xx_naming_the_problem() {
             "{body}: {v}"
         );
     }
-    let (s, _) = call(
-        &h.app,
-        "POST",
-        "/api/v1/endpoints/ghost/gateway-stats",
-        &json!({"gateway": "g1", "variants": []}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    let e = refused(
+        c.report_gateway_stats("ghost", "g1", &Vec::<Value>::new())
+            .await,
+    );
+    assert_eq!(e.status, 404, "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_step_creates_the_endpoint_then_rolls_out_and_waits() {
-    let h = Harness::with_pipelines();
-    let app = h.app.clone();
+    let h = Harness::with_pipelines().await;
+    let c = h.client();
     let text = r#"
 name: ship
 params:
@@ -643,34 +606,36 @@ steps:
   deploy:
     deploy: {endpoint: churn, model: "${params.model}", strategy: canary, percent: 50, bake: 200ms, wait: true}
 "#;
-    let (s, v) = call(&app, "PUT", "/api/v1/pipelines/ship", text).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    c.put_pipeline("ship", text.into()).await.unwrap();
     for (model, answer_is) in [(h.model("v1", 10.0), 16.0), (h.model("v2", 20.0), 26.0)] {
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/pipelines/ship/runs",
-            &json!({"params": {"model": model}}).to_string(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let mut params = serde_json::Map::new();
+        params.insert("model".into(), json!(model));
+        let v = c
+            .start_run(
+                "ship",
+                &RunRequest {
+                    params,
+                    no_cache: false,
+                },
+            )
+            .await
+            .unwrap();
         let id = v["id"].as_str().unwrap().to_string();
-        let uri = format!("/api/v1/pipeline-runs/{id}");
         let run = eventually(Duration::from_secs(60), "the run to end", || async {
-            let (_, run) = call(&app, "GET", &uri, "").await;
+            let run = c.get_pipeline_run(&id).await.unwrap();
             if run["status"] != "RUNNING" && run["status"] != "PENDING" {
                 return Ok(run);
             }
-            // Traffic for the canary's window while the step waits.
-            h.invoke("churn").await;
+            // Traffic for the canary's window while the step waits (before
+            // the first rollout there is no endpoint to answer).
+            let _ = h.invoke("churn").await;
             Err(run)
         })
         .await;
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
         let v = h.get("churn").await;
         assert_eq!(v["deployed"]["primary"]["resolved"], model.as_str(), "{v}");
-        let (s, r) = h.invoke("churn").await;
-        assert_eq!((s, answer(&r)), (StatusCode::OK, answer_is));
+        assert_eq!(answer(&h.invoke("churn").await.unwrap()), answer_is);
     }
     let v = h.get("churn").await;
     assert_eq!(v["past_rollouts"][0]["status"], "succeeded", "{v}");
@@ -689,29 +654,30 @@ steps:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_gateways_rejections_reach_the_capacity_alarm_not_the_error_alarm() {
-    let h = Harness::new();
+    let h = Harness::new().await;
+    let c = h.client();
     let (v1, v2) = (h.model("v1", 10.0), h.model("v2", 10.0));
     let rollout = |max_rejected_rate: Value| {
         json!({"strategy": "canary", "percent": 50, "bake": "1h",
             "alarms": {"min_requests": 5, "max_error_rate": 0.01, "max_rejected_rate": max_rejected_rate}})
     };
-    let (s, v) = h.put("churn", one(&v1, rollout(json!(0.5)))).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, v) = h.put("churn", one(&v2, rollout(json!(0.5)))).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = h.put("churn", one(&v1, rollout(json!(0.5)))).await.unwrap();
+    assert!(v.created, "{v:?}");
+    let v = h.put("churn", one(&v2, rollout(json!(0.5)))).await.unwrap();
+    assert!(!v.created, "{v:?}");
     // What a `sextant gateway` under overload reports: most of the canary's requests
     // refused at its limit, none failed.
-    let report = |gateway: &str, requests: u64, rejected: u64| {
+    let variants = |requests: u64, rejected: u64| {
         let mut counts = vec![0u64; 19];
         counts[0] = requests - rejected;
-        json!({"gateway": gateway, "variants": [{"name": "primary-canary", "shadow": false,
+        json!([{"name": "primary-canary", "shadow": false,
             "requests": requests, "errors": 0, "client_errors": 0, "rejected": rejected, "in_flight": 0,
-            "latency": {"counts": counts, "sum_seconds": 0.001}}]})
-        .to_string()
+            "latency": {"counts": counts, "sum_seconds": 0.001}}])
     };
-    let path = "/api/v1/endpoints/churn/gateway-stats";
-    let (s, v) = call(&h.app, "POST", path, &report("g1", 100, 40)).await;
-    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // 204 No Content: `serve` holds the status to the document's.
+    c.report_gateway_stats("churn", "g1", &variants(100, 40))
+        .await
+        .unwrap();
     // 40 % rejected is under the capacity limit and no error at all: it keeps baking.
     let v = h
         .until("churn", |v| {
@@ -721,8 +687,9 @@ async fn a_separate_gateways_rejections_reach_the_capacity_alarm_not_the_error_a
     assert_eq!(v["rollout"]["counters"]["new"]["errors"], 0, "{v}");
     assert_eq!(v["rollout"]["status"], "in_progress", "{v}");
     // Past the limit, the capacity alarm rolls it back, naming the rejected rate.
-    let (s, v) = call(&h.app, "POST", path, &report("g1", 200, 140)).await;
-    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    c.report_gateway_stats("churn", "g1", &variants(200, 140))
+        .await
+        .unwrap();
     let done = h.until("churn", |v| v["rollout"].is_null()).await;
     let r = &done["past_rollouts"][0];
     assert_eq!(r["status"], "rolled_back", "{done}");
@@ -758,12 +725,11 @@ async fn with_headers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let model = h.model("v1", 10.0);
     let app_origin = "https://app.example.com";
     let spec = json!({"variants": [{"model": model}], "allowed_origins": [app_origin]});
-    let (s, v) = h.put("churn", spec).await;
-    assert!(s.is_success(), "{v}");
+    h.put("churn", spec).await.unwrap();
     let header = |h: &axum::http::HeaderMap, name: &str| {
         h.get(name).map(|v| v.to_str().unwrap().to_string())
     };
@@ -850,10 +816,9 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
     assert_eq!(header(&got, "access-control-allow-origin"), None);
 
     // A changed definition is followed: the origin is no longer listed.
-    let (s, v) = h
-        .put("churn", json!({"variants": [{"model": model}]}))
-        .await;
-    assert!(s.is_success(), "{v}");
+    h.put("churn", json!({"variants": [{"model": model}]}))
+        .await
+        .unwrap();
     let (s, got) = predict("https://app.example.com").await;
     assert_eq!(s, StatusCode::OK, "{got:?}");
     assert_eq!(header(&got, "access-control-allow-origin"), None);
@@ -862,11 +827,15 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
     let yaml = format!(
         "variants:\n  - model: {model}\nallowed_origins:\n  - {app_origin}\n  - app.example.com/path\n"
     );
-    let (s, v) = call(&h.app, "PUT", "/api/v1/endpoints/churn", &yaml).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let message = v["message"].as_str().unwrap();
+    let e = refused(
+        h.client()
+            .put_endpoint("churn", Definition::Yaml(yaml), Duration::ZERO)
+            .await,
+    );
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        message.contains("churn.yaml:5:5: invalid allowed origin 'app.example.com/path'"),
-        "{message}"
+        e.message
+            .contains("churn.yaml:5:5: invalid allowed origin 'app.example.com/path'"),
+        "{e:?}"
     );
 }

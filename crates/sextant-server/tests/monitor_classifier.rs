@@ -6,16 +6,16 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Client, Definition};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::{logistic, mlflow_model};
-use support::call;
+use support::{Served, serve};
 
 /// Deterministic, well-mixed values in [0, 1) (splitmix64 of `i`).
 fn unit(i: u64) -> f64 {
@@ -35,7 +35,7 @@ fn truth(r: [f64; 3]) -> i64 {
 }
 
 struct Harness {
-    app: Router,
+    served: Served,
     model: String,
     _controller: tokio::task::JoinHandle<()>,
     _dirs: Vec<tempfile::TempDir>,
@@ -43,7 +43,7 @@ struct Harness {
 
 impl Harness {
     /// The built-in logistic classifier fitted on `truth`, with a baseline of its data.
-    fn new() -> Harness {
+    async fn new() -> Harness {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
@@ -74,31 +74,20 @@ impl Harness {
         sextant_monitor::sagemaker::write_baseline(&data, &dir.join("baseline"), &[]).unwrap();
         Harness {
             _controller: controllers::spawn_endpoints(&st),
-            app: router(st),
+            served: serve(router(st)).await,
             model: dir.display().to_string(),
             _dirs: dirs,
         }
     }
 
+    fn client(&self) -> &Client {
+        &self.served.client
+    }
+
     async fn invoke(&self, id: &str, r: [f64; 3]) -> Value {
         let body =
             json!({"dataframe_split": {"columns": ["c", "a", "b"], "data": [[r[2], r[0], r[1]]]}});
-        let req = axum::http::Request::builder()
-            .method("POST")
-            .uri("/endpoints/clf/invocations")
-            .header("host", "127.0.0.1:5000")
-            .header("content-type", "application/json")
-            .header("x-inference-id", id)
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let resp = tower::ServiceExt::oneshot(self.app.clone(), req)
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
+        self.client().invoke("clf", Some(id), &body).await.unwrap()
     }
 
     /// Sends rows `from..from + n` and uploads their true class, or the other one when
@@ -118,20 +107,21 @@ impl Harness {
             let label = if flip { 1 - truth(r) } else { truth(r) };
             labels.push(json!({"inference_id": format!("id-{i}"), "label": label}));
         }
-        let (s, v) = call(
-            &self.app,
-            "POST",
-            "/api/v1/endpoints/clf/ground-truth",
-            &json!({"records": labels}).to_string(),
-        )
-        .await;
-        assert_eq!((s, v["stored"].as_u64()), (StatusCode::OK, Some(n)), "{v}");
+        let v = self
+            .client()
+            .upload_ground_truth("clf", &labels)
+            .await
+            .unwrap();
+        assert_eq!(v["stored"].as_u64(), Some(n), "{v}");
     }
 
+    /// Runs `clf-watch` over its own window (`201 Created`: `serve` holds
+    /// the status to the document's).
     async fn run(&self) -> Value {
-        let (s, v) = call(&self.app, "POST", "/api/v1/monitors/clf-watch/runs", "").await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v
+        self.client()
+            .run_monitor("clf-watch", &json!({}))
+            .await
+            .unwrap()
     }
 }
 
@@ -144,19 +134,20 @@ fn metric(run: &Value, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_quality_judges_the_builtin_classifier_by_accuracy() {
-    let h = Harness::new();
-    let (s, v) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/clf",
-        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}})
-            .to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let h = Harness::new().await;
+    let c = h.client();
+    let spec = json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}});
+    let v = c
+        .put_endpoint("clf", Definition::Json(spec), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(v.created, "{v:?}");
     let monitor = "endpoint: clf\nwindow: 1h\nmodel_quality:\n  problem_type: BinaryClassification\n  label: label\n  constraints: {accuracy: {threshold: 0.8, comparison_operator: LessThanThreshold}}\n";
-    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/clf-watch", monitor).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = c
+        .put_monitor("clf-watch", Definition::Yaml(monitor.into()))
+        .await
+        .unwrap();
+    assert!(v.created, "{v:?}");
 
     // True labels: the classifier is right on nearly every row, and its probabilities
     // (ZipMap's maps) rank the classes.

@@ -2,25 +2,31 @@
 //! window passes; drifted inputs with worse predictions (joined with uploaded
 //! ground truth on the inference id) end the run with SageMaker's violations,
 //! a `monitor.violation` event and the window's labelled rows for retraining;
-//! bad definitions and uploads are 4xx naming the problem.
+//! bad definitions and uploads are 4xx naming the problem. Through the typed
+//! client, as the CLI talks to a server; a run's files on the wire, with
+//! their content types.
 
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Applied, Client, ClientError, Definition};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
 use sextant_train::data::Matrix;
 use sextant_train::linear::LinearModel;
 use sextant_train::mlflow_model;
-use support::call;
+use support::{Served, call, refused, serve};
 
 struct Harness {
+    /// The router, for a run's files with their content types.
     app: Router,
+    served: Served,
     store: Arc<dyn MetaStore>,
     model: String,
     _controller: tokio::task::JoinHandle<()>,
@@ -37,7 +43,7 @@ fn unit(i: u64) -> f64 {
 
 impl Harness {
     /// A `y = a + b + c` model carrying a baseline of a, b, c uniform on [0, 1).
-    fn new() -> Harness {
+    async fn new() -> Harness {
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").unwrap());
@@ -70,29 +76,52 @@ impl Harness {
         let data = dirs[2].path().join("train.csv");
         std::fs::write(&data, csv).unwrap();
         sextant_monitor::sagemaker::write_baseline(&data, &dir.join("baseline"), &[]).unwrap();
+        let controller = controllers::spawn_endpoints(&st);
+        let app = router(st);
         Harness {
-            _controller: controllers::spawn_endpoints(&st),
-            app: router(st),
+            _controller: controller,
+            served: serve(app.clone()).await,
+            app,
             store,
             model: dir.display().to_string(),
             _dirs: dirs,
         }
     }
 
-    async fn invoke(&self, id: &str, row: [f64; 3]) -> StatusCode {
+    fn client(&self) -> &Client {
+        &self.served.client
+    }
+
+    async fn invoke(&self, id: &str, row: [f64; 3]) -> Result<Value, ClientError> {
         let body = json!({"dataframe_split": {"columns": ["a", "b", "c"], "data": [row]}});
-        let req = axum::http::Request::builder()
-            .method("POST")
-            .uri("/endpoints/churn/invocations")
-            .header("host", "127.0.0.1:5000")
-            .header("content-type", "application/json")
-            .header("x-inference-id", id)
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        tower::ServiceExt::oneshot(self.app.clone(), req)
+        self.client().invoke("churn", Some(id), &body).await
+    }
+
+    /// Creates or replaces endpoint `name` serving `model`, capturing its
+    /// traffic when `capture`.
+    async fn endpoint(&self, name: &str, model: &str, capture: bool) -> Applied {
+        let mut spec = json!({"variants": [{"model": model}]});
+        if capture {
+            spec["capture"] = json!({"sampling_percent": 100});
+        }
+        self.client()
+            .put_endpoint(name, Definition::Json(spec), Duration::ZERO)
             .await
             .unwrap()
-            .status()
+    }
+
+    /// Creates or replaces endpoint `churn` from a YAML definition.
+    async fn endpoint_yaml(&self, yaml: &str) -> Result<Applied, ClientError> {
+        self.client()
+            .put_endpoint("churn", Definition::Yaml(yaml.into()), Duration::ZERO)
+            .await
+    }
+
+    /// Creates or replaces monitor `name` from a YAML definition.
+    async fn monitor(&self, name: &str, yaml: &str) -> Result<Applied, ClientError> {
+        self.client()
+            .put_monitor(name, Definition::Yaml(yaml.into()))
+            .await
     }
 
     /// Sends `n` rows (shifted by `shift` in `a`) and uploads labels `a + b + c + bias`.
@@ -100,25 +129,26 @@ impl Harness {
         let mut labels = Vec::new();
         for i in from..from + n {
             let row = [unit(3 * i + 7) + shift, unit(3 * i + 8), unit(3 * i + 9)];
-            assert_eq!(self.invoke(&format!("id-{i}"), row).await, StatusCode::OK);
+            self.invoke(&format!("id-{i}"), row).await.unwrap();
             labels.push(
                 json!({"inference_id": format!("id-{i}"), "label": row.iter().sum::<f64>() + bias}),
             );
         }
-        let (s, v) = call(
-            &self.app,
-            "POST",
-            "/api/v1/endpoints/churn/ground-truth",
-            &json!({"records": labels}).to_string(),
-        )
-        .await;
-        assert_eq!((s, v["stored"].as_u64()), (StatusCode::OK, Some(n)), "{v}");
+        let v = self
+            .client()
+            .upload_ground_truth("churn", &labels)
+            .await
+            .unwrap();
+        assert_eq!(v["stored"].as_u64(), Some(n), "{v}");
     }
 
+    /// Runs `churn-watch` over its own window (`201 Created`: `serve` holds
+    /// the status to the document's).
     async fn run(&self) -> Value {
-        let (s, v) = call(&self.app, "POST", "/api/v1/monitors/churn-watch/runs", "").await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v
+        self.client()
+            .run_monitor("churn-watch", &json!({}))
+            .await
+            .unwrap()
     }
 
     async fn file(&self, run: &str, file: &str) -> (StatusCode, String, String) {
@@ -161,19 +191,12 @@ fn checks(run: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drifted_window_with_worse_predictions_is_a_violation_and_an_event() {
-    let h = Harness::new();
-    let (s, v) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/churn",
-        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}})
-            .to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let h = Harness::new().await;
+    let v = h.endpoint("churn", &h.model, true).await;
+    assert!(v.created, "{v:?}");
     let monitor = "endpoint: churn\nwindow: 1h\nmodel_quality:\n  problem_type: Regression\n  label: label\n  constraints: {mae: {threshold: 0.5, comparison_operator: GreaterThanThreshold}}\n";
-    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/churn-watch", monitor).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = h.monitor("churn-watch", monitor).await.unwrap();
+    assert!(v.created, "{v:?}");
 
     // Clean traffic, exact labels: nothing to report.
     h.traffic(0, 300, 0.0, 0.0).await;
@@ -238,22 +261,24 @@ async fn a_drifted_window_with_worse_predictions_is_a_violation_and_an_event() {
         (s, stats["dataset"]["item_count"].as_u64()),
         (StatusCode::OK, Some(600))
     );
-    let (s, v) = call(&h.app, "GET", "/api/v1/monitors/churn-watch/runs", "").await;
-    assert_eq!(
-        (s, v["runs"].as_array().unwrap().len()),
-        (StatusCode::OK, 2)
-    );
+    let v = h
+        .client()
+        .monitor_runs("churn-watch", DEFAULT_RUNS)
+        .await
+        .unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2);
     assert_eq!(v["runs"][0]["id"], bad["id"]);
-    let (s, v) = call(&h.app, "GET", "/api/v1/monitors", "").await;
-    assert_eq!(
-        (s, v["monitors"][0]["last_run"]["id"].clone()),
-        (StatusCode::OK, bad["id"].clone())
-    );
+    let v = h.client().list_monitors().await.unwrap();
+    assert_eq!(v["monitors"][0]["last_run"]["id"], bad["id"]);
 }
+
+/// The server's page of monitor runs when none is asked for.
+const DEFAULT_RUNS: u64 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_definitions_uploads_and_names_are_4xx() {
-    let h = Harness::new();
+    let h = Harness::new().await;
+    let c = h.client();
     for (spec, says) in [
         ("endpoint: nope\n", "endpoint 'nope' not found"),
         (
@@ -266,85 +291,45 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
             "invalid cron",
         ),
     ] {
-        let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", spec).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {v}");
-        assert!(v["message"].as_str().unwrap().contains(says), "{spec}: {v}");
+        let e = refused(h.monitor("m", spec).await);
+        assert_eq!(e.status, 400, "{spec}: {e:?}");
+        assert!(e.message.contains(says), "{spec}: {e:?}");
     }
-    let (s, _) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/monitors/bad_name",
-        "endpoint: churn\n",
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = call(&h.app, "POST", "/api/v1/monitors/none/runs", "").await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = call(
-        &h.app,
-        "POST",
-        "/api/v1/endpoints/none/ground-truth",
-        r#"{"records": [{"inference_id": "a", "label": 1}]}"#,
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/churn",
-        &json!({"variants": [{"model": h.model}]}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let (s, v) = call(
-        &h.app,
-        "POST",
-        "/api/v1/endpoints/churn/ground-truth",
-        r#"{"records": [{"label": 1}]}"#,
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("records[0].inference_id"),
-        "{v}"
+    let e = refused(h.monitor("bad_name", "endpoint: churn\n").await);
+    assert_eq!(e.status, 400, "{e:?}");
+    let e = refused(c.run_monitor("none", &json!({})).await);
+    assert_eq!(e.status, 404, "{e:?}");
+    let e = refused(
+        c.upload_ground_truth("none", &[json!({"inference_id": "a", "label": 1})])
+            .await,
     );
+    assert_eq!(e.status, 404, "{e:?}");
+    assert!(h.endpoint("churn", &h.model, false).await.created);
+    let e = refused(c.upload_ground_truth("churn", &[json!({"label": 1})]).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains("records[0].inference_id"), "{e:?}");
     // Without capture a monitor could never see a row: refused.
-    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/quiet", "endpoint: churn\n").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let e = refused(h.monitor("quiet", "endpoint: churn\n").await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
+        e.message
             .contains("endpoint 'churn' does not capture its traffic"),
-        "{v}"
+        "{e:?}"
     );
-    let (s, _) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/churn",
-        &json!({"variants": [{"model": h.model}], "capture": {"sampling_percent": 100}})
-            .to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    // A window with no captured rows fails the run, saying why.
-    let (s, _) = call(&h.app, "PUT", "/api/v1/monitors/quiet", "endpoint: churn\n").await;
-    assert_eq!(s, StatusCode::CREATED);
-    let (s, run) = call(
-        &h.app,
-        "POST",
-        "/api/v1/monitors/quiet/runs",
-        r#"{"window": "5m"}"#,
-    )
-    .await;
-    assert_eq!(
-        (s, run["status"].as_str()),
-        (StatusCode::CREATED, Some("Failed")),
-        "{run}"
+    assert!(!h.endpoint("churn", &h.model, true).await.created);
+    // A window with no captured rows fails the run, saying why (the run is
+    // created all the same: `201`, which `serve` holds to the document).
+    assert!(
+        h.monitor("quiet", "endpoint: churn\n")
+            .await
+            .unwrap()
+            .created
     );
+    let run = c
+        .run_monitor("quiet", &json!({"window": "5m"}))
+        .await
+        .unwrap();
+    assert_eq!(run["status"].as_str(), Some("Failed"), "{run}");
     assert!(
         run["error"]
             .as_str()
@@ -352,40 +337,18 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
             .contains("fewer than min_rows"),
         "{run}"
     );
-    let (s, _) = call(
-        &h.app,
-        "POST",
-        "/api/v1/monitors/quiet/runs",
-        r#"{"window": "soon"}"#,
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let e = refused(c.run_monitor("quiet", &json!({"window": "soon"})).await);
+    assert_eq!(e.status, 400, "{e:?}");
     // The page size the document allows (1 to 10000), nothing silently clamped.
-    for bad in ["0", "10001"] {
-        let (s, v) = call(
-            &h.app,
-            "GET",
-            &format!("/api/v1/monitors/quiet/runs?max_results={bad}"),
-            "",
-        )
-        .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "max_results={bad}: {v}");
+    for bad in [0, 10001] {
+        let e = refused(c.monitor_runs("quiet", bad).await);
+        assert_eq!(e.status, 400, "max_results={bad}: {e:?}");
         assert!(
-            v["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("invalid max_results {bad}")),
-            "{v}"
+            e.message.contains(&format!("invalid max_results {bad}")),
+            "{e:?}"
         );
     }
-    let (s, v) = call(
-        &h.app,
-        "GET",
-        "/api/v1/monitors/quiet/runs?max_results=1",
-        "",
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = c.monitor_runs("quiet", 1).await.unwrap();
     assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
     let (s, v) = call(
         &h.app,
@@ -402,7 +365,7 @@ async fn bad_definitions_uploads_and_names_are_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     // A model without a baseline/ directory, behind an endpoint that captures.
     let bare = h._dirs[2].path().join("bare");
     mlflow_model::save_linear(
@@ -419,15 +382,8 @@ async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
         ("churn", h.model.clone()),
         ("bare", bare.display().to_string()),
     ] {
-        let (s, v) = call(
-            &h.app,
-            "PUT",
-            &format!("/api/v1/endpoints/{endpoint}"),
-            &json!({"variants": [{"model": model}], "capture": {"sampling_percent": 100}})
-                .to_string(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let v = h.endpoint(endpoint, &model, true).await;
+        assert!(v.created, "{v:?}");
     }
     for (spec, says) in [
         (
@@ -444,29 +400,26 @@ async fn a_monitor_that_cannot_succeed_is_refused_with_the_reason() {
             "not a Regression metric",
         ),
     ] {
-        let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", spec).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {v}");
-        assert!(v["message"].as_str().unwrap().contains(says), "{spec}: {v}");
+        let e = refused(h.monitor("m", spec).await);
+        assert_eq!(e.status, 400, "{spec}: {e:?}");
+        assert!(e.message.contains(says), "{spec}: {e:?}");
     }
-    let (s, v) = call(&h.app, "GET", "/api/v1/monitors", "").await;
-    assert_eq!(
-        (s, v["monitors"].as_array().unwrap().len()),
-        (StatusCode::OK, 0)
-    );
+    let v = h.client().list_monitors().await.unwrap();
+    assert_eq!(v["monitors"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
-    let h = Harness::new();
-    let (s, v) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/monitors/m",
-        "endpoint: churn\nwindow: soon\nschedul: '* * * * *'\ndrift:\n  alpha: high\n",
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    let h = Harness::new().await;
+    let e = refused(
+        h.monitor(
+            "m",
+            "endpoint: churn\nwindow: soon\nschedul: '* * * * *'\ndrift:\n  alpha: high\n",
+        )
+        .await,
+    );
+    assert_eq!(e.status, 400, "{e:?}");
+    let lines: Vec<&str> = e.message.lines().collect();
     assert_eq!(
         lines,
         [
@@ -474,45 +427,41 @@ async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
             "m.yaml:3:1: unknown key 'schedul' in the monitor definition (did you mean 'schedule'?)",
             "m.yaml:5:10: drift.alpha: expected a number, found string \"high\"",
         ],
-        "{v}"
+        "{e:?}"
     );
-    let (s, v) = call(&h.app, "PUT", "/api/v1/monitors/m", "endpoint: [churn\n").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let e = refused(h.monitor("m", "endpoint: [churn\n").await);
+    assert_eq!(e.status, 400, "{e:?}");
     assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
+        e.message
             .contains("the monitor definition is not valid YAML"),
-        "{v}"
+        "{e:?}"
     );
     // Endpoints too.
-    let (s, v) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/churn",
-        "variants:\n  - model: a\n    wieght: 2\n  - model: b\n    weight: -1\nrollout: {strategy: canery}\n",
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    let e = refused(
+        h.endpoint_yaml(
+            "variants:\n  - model: a\n    wieght: 2\n  - model: b\n    weight: -1\nrollout: {strategy: canery}\n",
+        )
+        .await,
+    );
+    assert_eq!(e.status, 400, "{e:?}");
+    let lines: Vec<&str> = e.message.lines().collect();
     assert_eq!(
         lines,
         [
             "churn.yaml:3:5: unknown key 'wieght' in variants[0] (did you mean 'weight'?)",
             "churn.yaml:6:21: rollout.strategy: unknown value 'canery': expected one of all_at_once, canary, linear, blue_green (did you mean 'canary'?)",
         ],
-        "{v}"
+        "{e:?}"
     );
     // Structure right, rules broken: each at the field that breaks it.
-    let (s, v) = call(
-        &h.app,
-        "PUT",
-        "/api/v1/endpoints/churn",
-        "variants:\n  - model: a\n    weight: -1\n  - {name: x-canary, model: b}\ncapture: {sampling_percent: 200}\n",
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let lines: Vec<&str> = v["message"].as_str().unwrap().lines().collect();
+    let e = refused(
+        h.endpoint_yaml(
+            "variants:\n  - model: a\n    weight: -1\n  - {name: x-canary, model: b}\ncapture: {sampling_percent: 200}\n",
+        )
+        .await,
+    );
+    assert_eq!(e.status, 400, "{e:?}");
+    let lines: Vec<&str> = e.message.lines().collect();
     assert_eq!(
         lines,
         [
@@ -520,6 +469,6 @@ async fn every_mistake_of_a_definition_is_reported_with_its_line_and_column() {
             "churn.yaml:4:12: variant name 'x-canary': names ending in -canary are kept for rollouts",
             "churn.yaml:5:29: capture.sampling_percent must be between 0 and 100, got 200",
         ],
-        "{v}"
+        "{e:?}"
     );
 }

@@ -1,26 +1,32 @@
-//! The native API (`/api/v1/…`) in-process: approvals, aliases, the events
-//! feed with its long-poll, error bodies, and the OpenAPI document against
-//! the routes actually served.
+//! The native API (`/api/v1/…`) in-process, through the typed client:
+//! approvals, aliases, the events feed with its long-poll, refusals with
+//! their codes; and, on the wire, what a typed client cannot send (the actor
+//! header, malformed values) and the OpenAPI document against the routes
+//! actually served.
 
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Approval, Client, Decision, EventsPage, EventsQuery};
 use sextant_core::entities::NewRun;
 use sextant_core::registry::NewModelVersion;
 use sextant_server::{AppState, SecurityConfig, router};
 use sextant_store::MetaStore;
+use support::{Refusal, Served, refused, serve};
 
 struct Fixture {
     app: Router,
     store: Arc<dyn MetaStore>,
+    served: Served,
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let store: Arc<dyn MetaStore> =
         Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
     let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
@@ -29,10 +35,15 @@ fn fixture() -> Fixture {
         Arc::new(artifacts),
         SecurityConfig::loopback(),
     ));
-    Fixture { app, store }
+    let served = serve(app.clone()).await;
+    Fixture { app, store, served }
 }
 
 impl Fixture {
+    fn client(&self) -> &Client {
+        &self.served.client
+    }
+
     /// Registers `name` with `versions` versions, all from one run.
     fn model(&self, name: &str, versions: usize) {
         let run = self
@@ -61,6 +72,30 @@ impl Fixture {
     }
 }
 
+/// The server's page size when none is asked for.
+const DEFAULT_PAGE: u32 = 100;
+
+/// A read of the events feed after `after` (from the first when `None`),
+/// of `kinds` (all when `None`), a page of the server's default size, no wait.
+fn feed(after: Option<&str>, kinds: Option<&str>) -> EventsQuery {
+    EventsQuery {
+        after: after.map(str::to_string),
+        limit: DEFAULT_PAGE,
+        wait: Duration::ZERO,
+        kinds: kinds.map(str::to_string),
+    }
+}
+
+/// A decision without a comment.
+fn decision(status: Approval, force: bool, actor: Option<&str>) -> Decision {
+    Decision {
+        status,
+        force,
+        comment: None,
+        actor: actor.map(str::to_string),
+    }
+}
+
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
     support::send(app, "GET", uri, None, &[]).await
 }
@@ -69,7 +104,7 @@ async fn send(app: &Router, method: &str, uri: &str, body: Value) -> (StatusCode
     support::send(app, method, uri, Some(&body.to_string()), &[]).await
 }
 
-/// Asserts a JSON error with this status and code.
+/// Asserts a JSON error with this status and code, and a message.
 fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error_code"], code, "{}", got.1);
@@ -80,17 +115,26 @@ fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) {
     );
 }
 
+/// Asserts the client's refusal has this status and code, and a message.
+#[track_caller]
+fn assert_refused(got: Refusal, status: StatusCode, code: &str) {
+    assert_eq!(got.status, status.as_u16(), "{got:?}");
+    assert_eq!(got.code, code, "{got:?}");
+    assert!(!got.message.is_empty(), "{got:?}");
+}
+
 #[tokio::test]
 async fn approval_is_recorded_with_actor_time_and_comment() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("fraud", 2);
-    let (s, v) = get(&f.app, "/api/v1/models/fraud/versions/2").await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = c.get_model_version("fraud", 2).await.unwrap();
     assert_eq!(v["version"], 2);
     assert_eq!(v["approval"]["status"], "pending");
     assert!(v["run_id"].is_string());
     assert_eq!(v["stage"], "None");
 
+    // The actor may come in a header, which only the wire shows.
     let (s, v) = support::send(
         &f.app,
         "POST",
@@ -124,28 +168,19 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     assert_eq!(v["approval"]["actor"], "bob");
     // A decision stands: another one (or a reset) is a 409 naming it, and
     // changes nothing, unless forced.
-    for status in ["approved", "Pending"] {
-        let got = send(
-            &f.app,
-            "POST",
-            "/api/v1/models/fraud/versions/1/approval",
-            json!({"status": status, "actor": "carol"}),
-        )
-        .await;
-        assert!(
-            got.1["message"]
-                .as_str()
-                .unwrap()
-                .contains("already rejected by bob"),
-            "{}",
-            got.1
+    for status in [Approval::Approved, Approval::Pending] {
+        let got = refused(
+            c.decide("fraud", 1, &decision(status, false, Some("carol")))
+                .await,
         );
-        assert_error(got, StatusCode::CONFLICT, "RESOURCE_CONFLICT");
+        assert!(got.message.contains("already rejected by bob"), "{got:?}");
+        assert_refused(got, StatusCode::CONFLICT, "RESOURCE_CONFLICT");
     }
-    let (_, v) = get(&f.app, "/api/v1/models/fraud/versions/1").await;
+    let v = c.get_model_version("fraud", 1).await.unwrap();
     assert_eq!(v["approval"]["status"], "rejected");
     assert_eq!(v["approval"]["actor"], "bob");
-    // Forced back to pending: nobody decided, at no time.
+    // Forced back to pending: nobody decided, at no time. (The status is
+    // read without regard to case, which only the wire shows.)
     let (s, v) = send(
         &f.app,
         "POST",
@@ -159,8 +194,7 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     assert!(v["approval"]["time"].is_null(), "{v}");
     assert!(v["approval"]["time_rfc3339"].is_null(), "{v}");
 
-    let (s, m) = get(&f.app, "/api/v1/models/fraud").await;
-    assert_eq!(s, StatusCode::OK, "{m}");
+    let m = c.get_model("fraud").await.unwrap();
     assert_eq!(m["name"], "fraud");
     assert_eq!(m["description"], "a test model");
     let versions = m["versions"].as_array().unwrap();
@@ -169,18 +203,19 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
     assert_eq!(versions[0]["approval"]["status"], "approved");
     assert_eq!(versions[1]["approval"]["status"], "pending");
 
-    let (_, e) = get(&f.app, "/api/v1/events?kinds=model_version.*").await;
-    let kinds: Vec<&str> = e["events"]
-        .as_array()
-        .unwrap()
+    let e = c
+        .events(&feed(None, Some("model_version.*")))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = e
+        .events
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"model_version.approved"), "{kinds:?}");
     assert!(kinds.contains(&"model_version.rejected"), "{kinds:?}");
-    let approved = e["events"]
-        .as_array()
-        .unwrap()
+    let approved = e
+        .events
         .iter()
         .find(|e| e["kind"] == "model_version.approved")
         .unwrap();
@@ -190,100 +225,64 @@ async fn approval_is_recorded_with_actor_time_and_comment() {
 
 #[tokio::test]
 async fn models_list_pages_filters_and_shows_aliases() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("alpha", 1);
     f.model("beta", 3);
     f.store
         .set_registered_model_alias("beta", "champion", 2)
         .unwrap();
 
-    let (s, p) = get(&f.app, "/api/v1/models?max_results=1").await;
-    assert_eq!(s, StatusCode::OK, "{p}");
-    assert_eq!(p["models"].as_array().unwrap().len(), 1);
-    assert_eq!(p["models"][0]["name"], "alpha");
-    let token = p["next_page_token"].as_str().expect("a second page");
-    let (_, p) = get(
-        &f.app,
-        &format!("/api/v1/models?max_results=1&page_token={token}"),
-    )
-    .await;
-    assert_eq!(p["models"][0]["name"], "beta");
-    assert_eq!(p["models"][0]["aliases"], json!({"champion": 2}));
-    assert_eq!(p["models"][0]["latest_versions"][0]["version"], 3);
-    assert!(p["next_page_token"].is_null(), "{p}");
+    let p = c.list_models(None, 1, None).await.unwrap();
+    assert_eq!(p.models.len(), 1);
+    assert_eq!(p.models[0]["name"], "alpha");
+    let token = p.next_page_token.expect("a second page");
+    let p = c.list_models(None, 1, Some(&token)).await.unwrap();
+    assert_eq!(p.models[0]["name"], "beta");
+    assert_eq!(p.models[0]["aliases"], json!({"champion": 2}));
+    assert_eq!(p.models[0]["latest_versions"][0]["version"], 3);
+    assert!(p.next_page_token.is_none(), "{p:?}");
 
-    let (_, p) = get(&f.app, "/api/v1/models?filter=name%20%3D%20%27beta%27").await;
-    let names: Vec<&Value> = p["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["name"])
-        .collect();
+    let p = c
+        .list_models(Some("name = 'beta'"), DEFAULT_PAGE, None)
+        .await
+        .unwrap();
+    let names: Vec<&Value> = p.models.iter().map(|m| &m["name"]).collect();
     assert_eq!(names, [&json!("beta")]);
 }
 
 #[tokio::test]
 async fn aliases_are_set_moved_and_deleted() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("fraud", 2);
-    let (s, v) = send(
-        &f.app,
-        "PUT",
-        "/api/v1/models/fraud/aliases/champion",
-        json!({"version": 1}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = c.set_alias("fraud", "champion", 1).await.unwrap();
     assert_eq!(
         v,
         json!({"name": "fraud", "alias": "champion", "version": 1})
     );
-    send(
-        &f.app,
-        "PUT",
-        "/api/v1/models/fraud/aliases/champion",
-        json!({"version": 2}),
-    )
-    .await;
-    let (_, m) = get(&f.app, "/api/v1/models/fraud").await;
+    c.set_alias("fraud", "champion", 2).await.unwrap();
+    let m = c.get_model("fraud").await.unwrap();
     assert_eq!(m["aliases"], json!({"champion": 2}));
     assert_eq!(m["versions"][0]["aliases"], json!(["champion"]));
     assert_eq!(m["versions"][1]["aliases"], json!([]));
 
-    let (s, _) = support::send(
-        &f.app,
-        "DELETE",
-        "/api/v1/models/fraud/aliases/champion",
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    let (_, m) = get(&f.app, "/api/v1/models/fraud").await;
+    // 204 No Content: `serve` holds the status to the document's.
+    c.delete_alias("fraud", "champion").await.unwrap();
+    let m = c.get_model("fraud").await.unwrap();
     assert_eq!(m["aliases"], json!({}));
 
-    assert_error(
-        send(
-            &f.app,
-            "PUT",
-            "/api/v1/models/fraud/aliases/latest",
-            json!({"version": 1}),
-        )
-        .await,
+    assert_refused(
+        refused(c.set_alias("fraud", "latest", 1).await),
         StatusCode::BAD_REQUEST,
         "INVALID_PARAMETER_VALUE",
     );
-    assert_error(
-        send(
-            &f.app,
-            "PUT",
-            "/api/v1/models/fraud/aliases/champion",
-            json!({"version": 9}),
-        )
-        .await,
+    assert_refused(
+        refused(c.set_alias("fraud", "champion", 9).await),
         StatusCode::NOT_FOUND,
         "RESOURCE_DOES_NOT_EXIST",
     );
+    // A version that is not a number: only the wire can carry one.
     assert_error(
         send(
             &f.app,
@@ -299,49 +298,88 @@ async fn aliases_are_set_moved_and_deleted() {
 
 #[tokio::test]
 async fn client_mistakes_are_json_4xx() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("fraud", 1);
     let bad = StatusCode::BAD_REQUEST;
     let invalid = "INVALID_PARAMETER_VALUE";
-    let approval = "/api/v1/models/fraud/versions/1/approval";
+    let approve = decision(Approval::Approved, false, None);
+    let events = |q: EventsQuery| async move { c.events(&q).await.map(drop) };
     for (got, status, code) in [
         (
-            get(&f.app, "/api/v1/models/nope").await,
+            refused(c.get_model("nope").await),
             StatusCode::NOT_FOUND,
             "RESOURCE_DOES_NOT_EXIST",
         ),
         (
-            get(&f.app, "/api/v1/models/fraud/versions/7").await,
+            refused(c.get_model_version("fraud", 7).await),
             StatusCode::NOT_FOUND,
             "RESOURCE_DOES_NOT_EXIST",
         ),
+        (refused(c.get_model_version("fraud", 0).await), bad, invalid),
+        (refused(c.list_models(None, 0, None).await), bad, invalid),
+        (
+            refused(c.list_models(Some("name ==="), DEFAULT_PAGE, None).await),
+            bad,
+            invalid,
+        ),
+        (
+            refused(c.list_models(None, DEFAULT_PAGE, Some("garbage")).await),
+            bad,
+            invalid,
+        ),
+        (
+            refused(c.decide("nope", 1, &approve).await),
+            StatusCode::NOT_FOUND,
+            "RESOURCE_DOES_NOT_EXIST",
+        ),
+        (
+            refused(
+                events(EventsQuery {
+                    wait: Duration::from_secs(61),
+                    ..feed(None, None)
+                })
+                .await,
+            ),
+            bad,
+            invalid,
+        ),
+        (
+            refused(
+                events(EventsQuery {
+                    limit: 0,
+                    ..feed(None, None)
+                })
+                .await,
+            ),
+            bad,
+            invalid,
+        ),
+        (refused(events(feed(Some("-1"), None)).await), bad, invalid),
+        (
+            refused(events(feed(Some("yesterday"), None)).await),
+            bad,
+            invalid,
+        ),
+        (
+            refused(events(feed(None, Some("Run.Created"))).await),
+            bad,
+            invalid,
+        ),
+    ] {
+        assert_refused(got, status, code);
+    }
+    // What a typed client cannot send: values of the wrong type, unknown
+    // fields, a body that is not JSON, a route that does not exist.
+    let approval = "/api/v1/models/fraud/versions/1/approval";
+    for (got, status, code) in [
         (
             get(&f.app, "/api/v1/models/fraud/versions/abc").await,
             bad,
             invalid,
         ),
         (
-            get(&f.app, "/api/v1/models/fraud/versions/0").await,
-            bad,
-            invalid,
-        ),
-        (
-            get(&f.app, "/api/v1/models?max_results=0").await,
-            bad,
-            invalid,
-        ),
-        (
             get(&f.app, "/api/v1/models?max_results=many").await,
-            bad,
-            invalid,
-        ),
-        (
-            get(&f.app, "/api/v1/models?filter=name%20%3D%3D%3D").await,
-            bad,
-            invalid,
-        ),
-        (
-            get(&f.app, "/api/v1/models?page_token=garbage").await,
             bad,
             invalid,
         ),
@@ -372,30 +410,6 @@ async fn client_mistakes_are_json_4xx() {
             invalid,
         ),
         (
-            send(
-                &f.app,
-                "POST",
-                "/api/v1/models/nope/versions/1/approval",
-                json!({"status": "approved"}),
-            )
-            .await,
-            StatusCode::NOT_FOUND,
-            "RESOURCE_DOES_NOT_EXIST",
-        ),
-        (get(&f.app, "/api/v1/events?wait=61").await, bad, invalid),
-        (get(&f.app, "/api/v1/events?limit=0").await, bad, invalid),
-        (get(&f.app, "/api/v1/events?after=-1").await, bad, invalid),
-        (
-            get(&f.app, "/api/v1/events?after=yesterday").await,
-            bad,
-            invalid,
-        ),
-        (
-            get(&f.app, "/api/v1/events?kinds=Run.Created").await,
-            bad,
-            invalid,
-        ),
-        (
             get(&f.app, "/api/v1/nothing-here").await,
             StatusCode::NOT_FOUND,
             "ENDPOINT_NOT_FOUND",
@@ -406,10 +420,8 @@ async fn client_mistakes_are_json_4xx() {
 }
 
 /// The ids of a page of events.
-fn ids(page: &Value) -> Vec<i64> {
-    page["events"]
-        .as_array()
-        .unwrap()
+fn ids(page: &EventsPage) -> Vec<i64> {
+    page.events
         .iter()
         .map(|e| e["id"].as_i64().unwrap())
         .collect()
@@ -417,38 +429,52 @@ fn ids(page: &Value) -> Vec<i64> {
 
 #[tokio::test]
 async fn events_page_by_cursor_in_order() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("fraud", 3);
-    let (_, all) = get(&f.app, "/api/v1/events?limit=1000").await;
+    let all = c
+        .events(&EventsQuery {
+            limit: 1000,
+            ..feed(None, None)
+        })
+        .await
+        .unwrap();
     let every = ids(&all);
-    assert!(every.len() >= 5, "{all}");
+    assert!(every.len() >= 5, "{all:?}");
     assert!(every.windows(2).all(|w| w[0] < w[1]), "{every:?}");
-    assert_eq!(all["cursor"], *every.last().unwrap());
-    assert_eq!(all["has_more"], false);
+    assert_eq!(all.cursor, *every.last().unwrap());
+    assert!(!all.has_more);
 
     let mut paged: Vec<i64> = Vec::new();
     let mut after = 0;
     loop {
-        let (s, p) = get(&f.app, &format!("/api/v1/events?after={after}&limit=2")).await;
-        assert_eq!(s, StatusCode::OK, "{p}");
+        let p = c
+            .events(&EventsQuery {
+                limit: 2,
+                ..feed(Some(&after.to_string()), None)
+            })
+            .await
+            .unwrap();
         let page = ids(&p);
         assert!(page.len() <= 2);
         paged.extend(&page);
-        after = p["cursor"].as_i64().unwrap();
-        if p["has_more"] == false {
+        after = p.cursor;
+        if !p.has_more {
             break;
         }
     }
     assert_eq!(paged, every);
 
-    let (_, p) = get(&f.app, "/api/v1/events?after=latest").await;
+    let p = c.events(&feed(Some("latest"), None)).await.unwrap();
     assert_eq!(ids(&p), Vec::<i64>::new());
-    assert_eq!(p["cursor"], *every.last().unwrap());
+    assert_eq!(p.cursor, *every.last().unwrap());
 
-    let (_, p) = get(&f.app, "/api/v1/events?kinds=registered_model.*").await;
-    let kinds: Vec<&str> = p["events"]
-        .as_array()
-        .unwrap()
+    let p = c
+        .events(&feed(None, Some("registered_model.*")))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = p
+        .events
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
@@ -460,45 +486,46 @@ async fn events_page_by_cursor_in_order() {
 
 #[tokio::test]
 async fn a_long_poll_returns_when_a_change_is_made() {
-    let f = fixture();
+    let f = fixture().await;
+    let c = f.client();
     f.model("fraud", 1);
-    let (_, p) = get(&f.app, "/api/v1/events?after=latest").await;
-    let cursor = p["cursor"].as_i64().unwrap();
+    let cursor = c.events(&feed(Some("latest"), None)).await.unwrap().cursor;
 
-    let app = f.app.clone();
+    let poller = c.clone();
     let poll = tokio::spawn(async move {
-        get(
-            &app,
-            &format!("/api/v1/events?after={cursor}&wait=60&kinds=model_version.approved"),
-        )
-        .await
+        poller
+            .events(&EventsQuery {
+                wait: Duration::from_secs(60),
+                ..feed(Some(&cursor.to_string()), Some("model_version.approved"))
+            })
+            .await
     });
-    let (s, _) = send(
-        &f.app,
-        "POST",
-        "/api/v1/models/fraud/versions/1/approval",
-        json!({"status": "approved"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, p) = poll.await.unwrap();
-    assert_eq!(s, StatusCode::OK, "{p}");
-    assert_eq!(p["events"][0]["kind"], "model_version.approved", "{p}");
-    assert_eq!(p["events"][0]["subject"], "model_version:fraud/1", "{p}");
-    assert!(p["cursor"].as_i64().unwrap() > cursor);
+    c.decide("fraud", 1, &decision(Approval::Approved, false, None))
+        .await
+        .unwrap();
+    let p = poll.await.unwrap().unwrap();
+    assert_eq!(p.events[0]["kind"], "model_version.approved", "{p:?}");
+    assert_eq!(p.events[0]["subject"], "model_version:fraud/1", "{p:?}");
+    assert!(p.cursor > cursor);
 }
 
 #[tokio::test]
 async fn a_long_poll_without_changes_ends_empty_at_its_deadline() {
-    let f = fixture();
-    let (s, p) = get(&f.app, "/api/v1/events?after=latest&wait=1").await;
-    assert_eq!(s, StatusCode::OK, "{p}");
+    let f = fixture().await;
+    let p = f
+        .client()
+        .events(&EventsQuery {
+            wait: Duration::from_secs(1),
+            ..feed(Some("latest"), None)
+        })
+        .await
+        .unwrap();
     assert_eq!(ids(&p), Vec::<i64>::new());
 }
 
 #[tokio::test]
 async fn openapi_document_matches_the_served_routes() {
-    let f = fixture();
+    let f = fixture().await;
     f.model("fraud", 1);
     let (s, doc) = get(&f.app, "/api/v1/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
@@ -544,4 +571,27 @@ async fn openapi_document_matches_the_served_routes() {
             }
         }
     }
+}
+
+/// `serve` holds every success to the statuses its API declares, so a typed
+/// call (which sees no status) still fails on a `201` where `200` is due.
+#[tokio::test]
+async fn a_success_the_document_does_not_declare_fails_the_call() {
+    let doc = json!({"paths": {"/api/v1/models/{name}": {"get": {"responses": {"200": {}}}}}});
+    let app = Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || async move { axum::Json(doc) }),
+        )
+        .route(
+            "/api/v1/models/{name}",
+            axum::routing::get(|| async { (StatusCode::CREATED, axum::Json(json!({}))) }),
+        );
+    let served = serve(app).await;
+    let got = refused(served.client.get_model("fraud").await);
+    assert_eq!((got.status, got.code.as_str()), (500, "UNDECLARED_STATUS"));
+    assert_eq!(
+        got.message,
+        "GET /api/v1/models/fraud answered 201; its API declares [200]"
+    );
 }

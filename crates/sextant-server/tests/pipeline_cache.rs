@@ -3,6 +3,7 @@
 //! that `explain-cache` attributes to the part of the key that changed;
 //! outputs are content-addressed (an unchanged output from a changed step
 //! still hits downstream); vanished outputs and expired entries are misses.
+//! Through the typed client, as the CLI talks to a server.
 
 mod support;
 
@@ -10,19 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Client, RunRequest};
 use sextant_control::pipelines;
 use sextant_core::clock::{Clock, ManualClock, now_ms};
 use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
-use support::{call, eventually};
+use support::{Served, eventually, serve};
 
 struct Harness {
-    app: Router,
+    served: Served,
     store: Arc<dyn MetaStore>,
     /// Where the artifact store keeps its files.
     artifacts: PathBuf,
@@ -36,7 +36,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    async fn new() -> Harness {
         let (data, art, work) = (
             tempfile::tempdir().unwrap(),
             tempfile::tempdir().unwrap(),
@@ -67,7 +67,7 @@ impl Harness {
             },
         );
         Harness {
-            app: router(state),
+            served: serve(router(state)).await,
             store,
             artifacts: art.path().to_path_buf(),
             work: work.path().to_path_buf(),
@@ -77,21 +77,19 @@ impl Harness {
         }
     }
 
-    async fn apply(&self, name: &str, text: &str) {
-        let (s, v) = call(&self.app, "PUT", &format!("/api/v1/pipelines/{name}"), text).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+    fn client(&self) -> &Client {
+        &self.served.client
     }
 
-    /// Runs `pipeline` to its end; returns the run as the API shows it.
-    async fn run(&self, pipeline: &str, body: Value) -> Value {
-        let (s, v) = call(
-            &self.app,
-            "POST",
-            &format!("/api/v1/pipelines/{pipeline}/runs"),
-            &body.to_string(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+    async fn apply(&self, name: &str, text: &str) {
+        self.client().put_pipeline(name, text.into()).await.unwrap();
+    }
+
+    /// Runs `pipeline` to its end (started with `201 Created`: `serve`
+    /// holds the status to the document's); returns the run as the API
+    /// shows it.
+    async fn run(&self, pipeline: &str, request: RunRequest) -> Value {
+        let v = self.client().start_run(pipeline, &request).await.unwrap();
         let id = v["id"].as_str().unwrap().to_string();
         let run = eventually(
             Duration::from_secs(60),
@@ -102,7 +100,7 @@ impl Harness {
             },
         )
         .await;
-        let (_, detail) = call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
+        let detail = self.client().get_pipeline_run(&id).await.unwrap();
         assert_eq!(
             run.status,
             PipelineRunStatus::Succeeded,
@@ -113,15 +111,7 @@ impl Harness {
 
     async fn explain(&self, run: &Value, step: &str) -> Value {
         let id = run["id"].as_str().unwrap();
-        let (s, v) = call(
-            &self.app,
-            "GET",
-            &format!("/api/v1/pipeline-runs/{id}/steps/{step}/cache"),
-            "",
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v
+        self.client().explain_cache(id, step).await.unwrap()
     }
 
     /// How many times the step that appends to `counter` ran.
@@ -129,6 +119,21 @@ impl Harness {
         std::fs::read_to_string(self.work.join(counter))
             .map(|t| t.lines().count())
             .unwrap_or(0)
+    }
+}
+
+/// A run with the pipeline's defaults.
+fn defaults() -> RunRequest {
+    RunRequest::default()
+}
+
+/// A run with parameter `n`.
+fn with_n(n: i64) -> RunRequest {
+    let mut params = serde_json::Map::new();
+    params.insert("n".into(), json!(n));
+    RunRequest {
+        params,
+        no_cache: false,
     }
 }
 
@@ -180,11 +185,11 @@ const MAKE: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_misses_and_their_explanations() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     std::fs::write(h.work.join("make.sh"), MAKE).unwrap();
     h.apply("cached", &pipeline(&h.work)).await;
 
-    let first = h.run("cached", json!({})).await;
+    let first = h.run("cached", defaults()).await;
     assert_eq!(
         (h.executions("make.count"), h.executions("copy.count")),
         (1, 1)
@@ -200,7 +205,7 @@ async fn hits_misses_and_their_explanations() {
 
     // The same run again: both cached steps are reused, the uncached consumer
     // reads the reused output (fetched by digest into the new run).
-    let second = h.run("cached", json!({})).await;
+    let second = h.run("cached", defaults()).await;
     assert_eq!(
         (h.executions("make.count"), h.executions("copy.count")),
         (1, 1)
@@ -222,7 +227,7 @@ async fn hits_misses_and_their_explanations() {
     assert_eq!(e["changes"], json!([]), "{e}");
 
     // A changed parameter: `make` misses on it, `copy` on its input digest.
-    let third = h.run("cached", json!({"params": {"n": 2}})).await;
+    let third = h.run("cached", with_n(2)).await;
     assert_eq!(
         (h.executions("make.count"), h.executions("copy.count")),
         (2, 2)
@@ -243,7 +248,7 @@ async fn hits_misses_and_their_explanations() {
     // A changed script: `make` misses on the file's digest, but makes the
     // same bytes as the first run, so `copy` (keyed by content) hits.
     std::fs::write(h.work.join("make.sh"), format!("{MAKE}# edited\n")).unwrap();
-    let fourth = h.run("cached", json!({})).await;
+    let fourth = h.run("cached", defaults()).await;
     assert_eq!(
         (h.executions("make.count"), h.executions("copy.count")),
         (3, 2)
@@ -262,7 +267,15 @@ async fn hits_misses_and_their_explanations() {
     );
 
     // --no-cache runs everything and says why.
-    let fifth = h.run("cached", json!({"no_cache": true})).await;
+    let fifth = h
+        .run(
+            "cached",
+            RunRequest {
+                no_cache: true,
+                ..defaults()
+            },
+        )
+        .await;
     assert_eq!(
         (h.executions("make.count"), h.executions("copy.count")),
         (4, 3)
@@ -276,7 +289,7 @@ async fn hits_misses_and_their_explanations() {
 
     // Outputs gone from the artifact store: the entries are unusable.
     std::fs::remove_dir_all(h.artifacts.join("pipeline-outputs")).unwrap();
-    let sixth = h.run("cached", json!({})).await;
+    let sixth = h.run("cached", defaults()).await;
     // `make` runs again and republishes its output; `copy`'s output holds
     // the same single file, so it has the same digest and is whole again:
     // `copy` hits.
@@ -295,18 +308,18 @@ async fn hits_misses_and_their_explanations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_entry_is_a_miss() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let w = h.work.display();
     let text = format!(
         "name: expiring\nsteps:\n  s:\n    run: \"echo x >> {w}/s.count\"\n    cache: {{expire_after: 1ms}}\n"
     );
     h.apply("expiring", &text).await;
-    let first = h.run("expiring", json!({})).await;
+    let first = h.run("expiring", defaults()).await;
     // The clock passes the entry's expiry before the second run looks it up.
     let entry = h.store.cache_entries("expiring", "s", None, 0, 1).unwrap();
     assert_eq!(entry[0].created_time, h.clock.now_ms());
     h.clock.advance(Duration::from_millis(2));
-    let second = h.run("expiring", json!({})).await;
+    let second = h.run("expiring", defaults()).await;
     assert_eq!(h.executions("s.count"), 2);
     let e = h.explain(&second, "s").await;
     assert_eq!(

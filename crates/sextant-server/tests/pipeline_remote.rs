@@ -2,7 +2,8 @@
 //! claim hands out only work steps (the server runs control steps itself),
 //! a worker whose lease expired and was re-claimed gets 409 for its
 //! heartbeat and its outcome and changes nothing, the new holder's outcome
-//! counts, and bad requests are 4xx naming what is wrong.
+//! counts, and bad requests are 4xx naming what is wrong. Through the typed
+//! client `sextant worker` uses; on the wire, requests it cannot send.
 
 mod support;
 
@@ -13,20 +14,23 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Claim, Client, Heartbeat, RunRequest};
 use sextant_control::pipelines;
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
-use support::{call, eventually};
+use support::{Served, call, eventually, refused, serve};
 
 struct Harness {
+    /// The router, for requests a typed client cannot send.
     app: Router,
+    served: Served,
     store: Arc<dyn MetaStore>,
     _dirs: Vec<tempfile::TempDir>,
     _orchestrator: tokio::task::JoinHandle<()>,
 }
 
 /// A server that runs no work steps itself: every one waits for a worker.
-fn harness() -> Harness {
+async fn harness() -> Harness {
     let (data, art) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let store: Arc<dyn MetaStore> =
         Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
@@ -48,8 +52,10 @@ fn harness() -> Harness {
             tracking_insecure_tls: false,
         },
     );
+    let app = router(state);
     Harness {
-        app: router(state),
+        served: serve(app.clone()).await,
+        app,
         store,
         _dirs: vec![data, art],
         _orchestrator: orchestrator,
@@ -72,33 +78,43 @@ steps:
 "#;
 
 impl Harness {
+    fn client(&self) -> &Client {
+        &self.served.client
+    }
+
     async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
         call(&self.app, "POST", uri, &body.to_string()).await
     }
 
-    async fn claim(&self, worker: &str, lease_ms: i64, wait_ms: u64) -> Value {
-        let (s, v) = self
-            .post(
-                "/api/v1/tasks/claim",
-                json!({"worker": worker, "lease_ms": lease_ms, "wait_ms": wait_ms}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["task"].clone()
+    /// A work order, or `None` when none came within `wait_ms`.
+    async fn claim(&self, worker: &str, lease_ms: i64, wait_ms: u64) -> Option<Value> {
+        let claim = Claim {
+            worker: worker.into(),
+            lease_ms,
+            wait_ms,
+        };
+        self.client().claim_task(&claim).await.unwrap()
     }
 
+    /// Stores the pipeline and starts a run (`201 Created`: `serve` holds
+    /// the status to the document's).
     async fn start(&self) -> String {
-        let (s, v) = call(&self.app, "PUT", "/api/v1/pipelines/remote", PIPELINE).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        let (s, v) = self.post("/api/v1/pipelines/remote/runs", json!({})).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let c = self.client();
+        c.put_pipeline("remote", PIPELINE.into()).await.unwrap();
+        let v = c.start_run("remote", &RunRequest::default()).await.unwrap();
         v["id"].as_str().unwrap().to_string()
     }
 
     async fn detail(&self, id: &str) -> Value {
-        call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "")
-            .await
-            .1
+        self.client().get_pipeline_run(id).await.unwrap()
+    }
+}
+
+/// A lease renewal under `fencing`.
+fn beat(fencing: i64) -> Heartbeat {
+    Heartbeat {
+        fencing,
+        lease_ms: 30_000,
     }
 }
 
@@ -108,9 +124,10 @@ fn succeeded(metrics: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_holder_is_refused_and_the_new_holders_outcome_counts() {
-    let h = harness();
+    let h = harness().await;
+    let c = h.client();
     let id = h.start().await;
-    let first = h.claim("w1", 200, 10_000).await;
+    let first = h.claim("w1", 200, 10_000).await.expect("a work order");
     assert_eq!(first["step"], "work", "{first}");
     assert_eq!(first["pipeline_run"], id.as_str());
     assert_eq!(first["fencing"], 1);
@@ -119,66 +136,44 @@ async fn a_stale_holder_is_refused_and_the_new_holders_outcome_counts() {
     let task = first["task_id"].as_i64().unwrap();
 
     // w1 stops renewing; once its 200 ms lease expired, w2 gets the task.
-    let second = h.claim("w2", 30_000, 10_000).await;
+    let second = h.claim("w2", 30_000, 10_000).await.expect("a work order");
     assert_eq!(second["task_id"], task, "{second}");
     assert_eq!(second["fencing"], 2);
     assert_ne!(second["step_run_id"], first["step_run_id"]);
 
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{task}/heartbeat"),
-            json!({"fencing": 1, "lease_ms": 30_000}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert_eq!(v["error_code"], "RESOURCE_CONFLICT");
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{task}/outcome"),
-            json!({"fencing": 1, "outcome": succeeded(json!({"score": 0.0}))}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("fencing token 1"),
-        "{v}"
+    let e = refused(c.heartbeat(task, &beat(1)).await);
+    assert_eq!(e.status, 409, "{e:?}");
+    assert_eq!(e.code, "RESOURCE_CONFLICT");
+    let e = refused(
+        c.report_outcome(task, 1, &succeeded(json!({"score": 0.0})))
+            .await,
     );
+    assert_eq!(e.status, 409, "{e:?}");
+    assert!(e.message.contains("fencing token 1"), "{e:?}");
 
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{task}/heartbeat"),
-            json!({"fencing": 2, "lease_ms": 30_000}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{task}/outcome"),
-            json!({"fencing": 2, "outcome": succeeded(json!({"score": 0.9}))}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    c.heartbeat(task, &beat(2)).await.unwrap();
+    c.report_outcome(task, 2, &succeeded(json!({"score": 0.9})))
+        .await
+        .unwrap();
     // A repeat of the stale outcome still changes nothing.
-    let (s, _) = h
-        .post(
-            &format!("/api/v1/tasks/{task}/outcome"),
-            json!({"fencing": 1, "outcome": succeeded(json!({"score": 0.0}))}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    let e = refused(
+        c.report_outcome(task, 1, &succeeded(json!({"score": 0.0})))
+            .await,
+    );
+    assert_eq!(e.status, 409, "{e:?}");
 
     // The condition runs on the server under the claim; the worker's next
     // order is the step after it.
-    let next = h.claim("w2", 30_000, 10_000).await;
+    let next = h.claim("w2", 30_000, 10_000).await.expect("a work order");
     assert_eq!(next["step"], "after", "{next}");
     assert_eq!(next["metrics"]["work"]["score"], 0.9);
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{}/outcome", next["task_id"]),
-            json!({"fencing": next["fencing"], "outcome": succeeded(json!({}))}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    c.report_outcome(
+        next["task_id"].as_i64().unwrap(),
+        next["fencing"].as_i64().unwrap(),
+        &succeeded(json!({})),
+    )
+    .await
+    .unwrap();
 
     let detail = eventually(Duration::from_secs(30), "the run to end", || async {
         let d = h.detail(&id).await;
@@ -215,7 +210,8 @@ async fn a_stale_holder_is_refused_and_the_new_holders_outcome_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_outcome_fails_the_step_and_missing_outputs_are_refused() {
-    let h = harness();
+    let h = harness().await;
+    let c = h.client();
     let text = r#"
 name: outs
 steps:
@@ -223,21 +219,20 @@ steps:
     run: "true"
     outputs: [model]
 "#;
-    let (s, v) = call(&h.app, "PUT", "/api/v1/pipelines/outs", text).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, v) = h.post("/api/v1/pipelines/outs/runs", json!({})).await;
+    c.put_pipeline("outs", text.into()).await.unwrap();
+    let v = c.start_run("outs", &RunRequest::default()).await.unwrap();
     let id = v["id"].as_str().unwrap().to_string();
-    let order = h.claim("w", 30_000, 10_000).await;
+    let order = h.claim("w", 30_000, 10_000).await.expect("a work order");
     // Claiming a result without publishing the declared output fails the attempt.
-    let (s, v) = h
-        .post(
-            &format!("/api/v1/tasks/{}/outcome", order["task_id"]),
-            json!({"fencing": order["fencing"], "outcome": {"status": "succeeded", "result": {"outputs": {
-                "model": {"digest": format!("sha256:{}", "0".repeat(64)), "files": 1, "bytes": 1}
-            }}}}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    c.report_outcome(
+        order["task_id"].as_i64().unwrap(),
+        order["fencing"].as_i64().unwrap(),
+        &json!({"status": "succeeded", "result": {"outputs": {
+            "model": {"digest": format!("sha256:{}", "0".repeat(64)), "files": 1, "bytes": 1}
+        }}}),
+    )
+    .await
+    .unwrap();
     let detail = eventually(Duration::from_secs(30), "the run to fail", || async {
         let d = h.detail(&id).await;
         if d["status"] == "FAILED" {
@@ -256,18 +251,35 @@ steps:
 
 #[tokio::test]
 async fn bad_worker_requests_are_4xx_naming_the_problem() {
-    let h = harness();
-    let cases = [
+    let h = harness().await;
+    let c = h.client();
+    for (claim, named) in [
         (
-            "/api/v1/tasks/claim",
-            json!({"worker": "w", "lease_ms": 0}),
+            Claim {
+                worker: "w".into(),
+                lease_ms: 0,
+                wait_ms: 0,
+            },
             "lease_ms",
         ),
         (
-            "/api/v1/tasks/claim",
-            json!({"worker": "", "lease_ms": 1000}),
+            Claim {
+                worker: "".into(),
+                lease_ms: 1000,
+                wait_ms: 0,
+            },
             "worker",
         ),
+    ] {
+        let e = refused(c.claim_task::<Value>(&claim).await);
+        assert_eq!(e.status, 400, "{claim:?}: {e:?}");
+        assert!(e.message.contains(named), "{claim:?}: {e:?}");
+    }
+    let e = refused(c.report_outcome(7, 1, &json!({"status": "maybe"})).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains("maybe"), "{e:?}");
+    // Requests a typed client cannot send: an unknown field, one missing.
+    let cases = [
         (
             "/api/v1/tasks/claim",
             json!({"worker": "w", "lease_ms": 1000, "extra": 1}),
@@ -278,11 +290,6 @@ async fn bad_worker_requests_are_4xx_naming_the_problem() {
             json!({"fencing": 1}),
             "lease_ms",
         ),
-        (
-            "/api/v1/tasks/7/outcome",
-            json!({"fencing": 1, "outcome": {"status": "maybe"}}),
-            "maybe",
-        ),
     ];
     for (uri, body, named) in cases {
         let (s, v) = h.post(uri, body.clone()).await;
@@ -292,23 +299,21 @@ async fn bad_worker_requests_are_4xx_naming_the_problem() {
             "{uri} {body}: {v}"
         );
     }
-    let (s, v) = h
-        .post(
-            "/api/v1/tasks/12345/outcome",
-            json!({"fencing": 1, "outcome": {"status": "failed", "message": "x"}}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let e = refused(
+        c.report_outcome(12345, 1, &json!({"status": "failed", "message": "x"}))
+            .await,
+    );
+    assert_eq!(e.status, 404, "{e:?}");
     // A heartbeat for a task that does not exist is the worker's mistake too.
-    let (s, v) = h
-        .post(
-            "/api/v1/tasks/12345/heartbeat",
-            json!({"fencing": 1, "lease_ms": 1000}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    assert_eq!(v["error_code"], "RESOURCE_DOES_NOT_EXIST", "{v}");
-    assert!(v["message"].as_str().unwrap_or("").contains("12345"), "{v}");
+    let lease = Heartbeat {
+        fencing: 1,
+        lease_ms: 1000,
+    };
+    let e = refused(c.heartbeat(12345, &lease).await);
+    assert_eq!(e.status, 404, "{e:?}");
+    assert_eq!(e.code, "RESOURCE_DOES_NOT_EXIST", "{e:?}");
+    assert!(e.message.contains("12345"), "{e:?}");
+    // A task id that is not a number: only the wire can carry one.
     let (s, v) = h
         .post(
             "/api/v1/tasks/abc/heartbeat",
@@ -317,5 +322,5 @@ async fn bad_worker_requests_are_4xx_naming_the_problem() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     // An idle queue answers "no task" once the wait is over.
-    assert_eq!(h.claim("w", 1000, 0).await, Value::Null);
+    assert_eq!(h.claim("w", 1000, 0).await, None);
 }

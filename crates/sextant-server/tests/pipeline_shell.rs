@@ -2,6 +2,7 @@
 //! whatever a string parameter holds (quotes, spaces, `$`, backticks, line
 //! breaks, globs), the command receives exactly that string as one argument,
 //! in a command line as in an argument list, and nothing in it runs.
+//! Through the typed client, as the CLI talks to a server.
 
 mod support;
 
@@ -9,15 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Client, ClientError, RunRequest};
 use sextant_control::pipelines;
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
-use support::{call, eventually};
+use support::{Served, eventually, refused, serve};
 
 /// In the run's own directory (so that an injected `touch` would leave a
 /// file there), each step writes the arguments `printf` receives,
@@ -40,7 +40,7 @@ steps:
 "#;
 
 struct Harness {
-    app: Router,
+    served: Served,
     store: Arc<dyn MetaStore>,
     _dirs: Vec<tempfile::TempDir>,
     _orchestrator: tokio::task::JoinHandle<()>,
@@ -70,32 +70,37 @@ impl Harness {
             },
         );
         let h = Harness {
-            app: router(state),
+            served: serve(router(state)).await,
             store,
             _dirs: vec![data, art],
             _orchestrator: orchestrator,
         };
-        let (s, v) = call(&h.app, "PUT", "/api/v1/pipelines/echo", ECHO).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+        h.apply("echo", ECHO).await;
         h
     }
 
-    async fn apply(&self, name: &str, text: &str) {
-        let (s, v) = call(&self.app, "PUT", &format!("/api/v1/pipelines/{name}"), text).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+    fn client(&self) -> &Client {
+        &self.served.client
     }
 
-    /// Runs `pipeline` with `params` to its end; returns the run as the API shows it.
+    async fn apply(&self, name: &str, text: &str) {
+        self.client().put_pipeline(name, text.into()).await.unwrap();
+    }
+
+    /// Starts a run of `pipeline` with `params`.
+    async fn start(&self, pipeline: &str, params: Value) -> Result<Value, ClientError> {
+        let request = RunRequest {
+            params: serde_json::from_value(params).unwrap(),
+            no_cache: false,
+        };
+        self.client().start_run(pipeline, &request).await
+    }
+
+    /// Runs `pipeline` with `params` to its end (started with `201
+    /// Created`: `serve` holds the status to the document's); returns the
+    /// run as the API shows it.
     async fn run_to_end(&self, pipeline: &str, params: Value) -> Value {
-        let body = json!({ "params": params });
-        let (s, v) = call(
-            &self.app,
-            "POST",
-            &format!("/api/v1/pipelines/{pipeline}/runs"),
-            &body.to_string(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let v = self.start(pipeline, params).await.unwrap();
         let id = v["id"].as_str().unwrap().to_string();
         eventually(
             Duration::from_secs(60),
@@ -106,8 +111,7 @@ impl Harness {
             },
         )
         .await;
-        let (_, detail) = call(&self.app, "GET", &format!("/api/v1/pipeline-runs/{id}"), "").await;
-        detail
+        self.client().get_pipeline_run(&id).await.unwrap()
     }
 
     /// Runs `echo` with `x` in a fresh directory under `root`; returns the
@@ -224,16 +228,12 @@ proptest! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parameter_holding_a_nul_is_refused() {
     let h = Harness::new().await;
-    let body = json!({"params": {"x": "a\u{0}b", "dir": "/tmp"}});
-    let (s, v) = call(
-        &h.app,
-        "POST",
-        "/api/v1/pipelines/echo/runs",
-        &body.to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("NUL"), "{v}");
+    let e = refused(
+        h.start("echo", json!({"x": "a\u{0}b", "dir": "/tmp"}))
+            .await,
+    );
+    assert_eq!(e.status, 400, "{e:?}");
+    assert!(e.message.contains("NUL"), "{e:?}");
 }
 
 /// The error of step `name` in a run as the API shows it.

@@ -1,21 +1,22 @@
 //! Event triggers in-process: approving a model version through the native
 //! API starts the pipeline that listens for it, recording the event.
+//! Through the typed client, as the CLI talks to a server.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Approval, Decision};
 use sextant_control::pipelines;
 use sextant_core::entities::NewRun;
 use sextant_core::pipeline_runs::{PipelineRun, PipelineRunStatus, TriggerKind};
 use sextant_core::registry::NewModelVersion;
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::{MetaStore, PipelineRunSearch};
-use support::{call, eventually};
+use support::{eventually, serve};
 
 fn runs_of(store: &dyn MetaStore, pipeline: &str) -> Vec<PipelineRun> {
     store
@@ -55,7 +56,8 @@ async fn approving_a_version_starts_the_listening_pipeline() {
             tracking_insecure_tls: false,
         },
     );
-    let app = router(state);
+    let served = serve(router(state)).await;
+    let c = &served.client;
 
     let source = store
         .create_run(&NewRun {
@@ -83,18 +85,16 @@ async fn approving_a_version_starts_the_listening_pipeline() {
     let other = "name: audit\non:\n  - event: model_version.approved\n    where: {name: churn}\n\
                  steps:\n  check:\n    run: \"true\"\n";
     for (name, text) in [("deploy", deploy), ("audit", other)] {
-        let (s, v) = call(&app, "PUT", &format!("/api/v1/pipelines/{name}"), text).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+        c.put_pipeline(name, text.into()).await.unwrap();
     }
 
-    let (s, v) = call(
-        &app,
-        "POST",
-        "/api/v1/models/fraud/versions/1/approval",
-        &json!({"status": "approved", "actor": "alice"}).to_string(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let approve = Decision {
+        status: Approval::Approved,
+        force: false,
+        comment: None,
+        actor: Some("alice".into()),
+    };
+    c.decide("fraud", 1, &approve).await.unwrap();
     let approved = store
         .events_after(0, &["model_version.approved".to_string()], 10)
         .unwrap();

@@ -2,7 +2,8 @@
 //! generated CSV, with each strategy. Every trial is a tracking run nested
 //! under the step's run, the step's best trial is the best by its held-out
 //! metric, and evaluate scores the best trial's model. Cancelling the run
-//! stops the search.
+//! stops the search. Through the typed client, as the CLI talks to a
+//! server.
 
 mod support;
 
@@ -12,21 +13,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Client, RunRequest, RunSearch};
 use sextant_control::pipelines;
 use sextant_pipelines::builtins::run_builtin;
 use sextant_pipelines::tune::{self, Plan};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
-use support::eventually;
-use tower::ServiceExt;
+use support::{Served, eventually, serve};
 
 struct Harness {
-    app: Router,
+    served: Served,
     dir: tempfile::TempDir,
     orchestrator: tokio::task::JoinHandle<()>,
 }
@@ -39,7 +37,7 @@ impl Drop for Harness {
 
 impl Harness {
     /// An orchestrator with `slots` step slots on this host.
-    fn start(slots: usize) -> Harness {
+    async fn start(slots: usize) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
@@ -58,50 +56,34 @@ impl Harness {
             },
         );
         Harness {
-            app: router(state),
+            served: serve(router(state)).await,
             dir,
             orchestrator,
         }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: String) -> Value {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "127.0.0.1:5000")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {uri}: {status} {v}");
-        v
+    fn client(&self) -> &Client {
+        &self.served.client
     }
 
     /// Stores `spec` and starts a run on the generated CSV; returns the run id.
     async fn run(&self, name: &str, spec: &str) -> String {
         let data = self.dir.path().join("waves.csv");
         write_csv(&data);
-        self.call("PUT", &format!("/api/v1/pipelines/{name}"), spec.into())
-            .await;
-        let body = json!({"params": {"data": data.display().to_string()}});
-        let run = self
-            .call(
-                "POST",
-                &format!("/api/v1/pipelines/{name}/runs"),
-                body.to_string(),
-            )
-            .await;
+        let c = self.client();
+        c.put_pipeline(name, spec.into()).await.unwrap();
+        let mut params = serde_json::Map::new();
+        params.insert("data".into(), json!(data.display().to_string()));
+        let request = RunRequest {
+            params,
+            no_cache: false,
+        };
+        let run = c.start_run(name, &request).await.unwrap();
         run["id"].as_str().unwrap().to_string()
     }
 
     async fn detail(&self, id: &str) -> Value {
-        self.call("GET", &format!("/api/v1/pipeline-runs/{id}"), String::new())
-            .await
+        self.client().get_pipeline_run(id).await.unwrap()
     }
 
     async fn terminal(&self, id: &str) -> Value {
@@ -117,33 +99,22 @@ impl Harness {
     }
 
     async fn tracking_run(&self, id: &str) -> Value {
-        self.call(
-            "GET",
-            &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
-            String::new(),
-        )
-        .await["run"]
-            .clone()
+        self.client().get_run(id).await.unwrap()
     }
 
     /// The runs nested under the tracking run `parent`, by trial number.
     async fn trials(&self, parent: &str) -> Vec<TrialRun> {
-        let experiment = self.tracking_run(parent).await["info"]["experiment_id"].clone();
-        let body = json!({
-            "experiment_ids": [experiment],
-            "filter": format!("tags.`mlflow.parentRunId` = '{parent}'"),
-            "max_results": 1000,
-        });
-        let found = self
-            .call("POST", "/api/2.0/mlflow/runs/search", body.to_string())
-            .await;
-        let mut trials: Vec<TrialRun> = found["runs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(TrialRun::from_json)
-            .collect();
+        let experiment = self.tracking_run(parent).await["info"]["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let search = RunSearch {
+            experiment_ids: vec![experiment],
+            filter: format!("tags.`mlflow.parentRunId` = '{parent}'"),
+            max_results: 1000,
+        };
+        let found = self.client().search_runs(&search).await.unwrap();
+        let mut trials: Vec<TrialRun> = found.iter().map(TrialRun::from_json).collect();
         trials.sort_by_key(|t| t.number);
         trials
     }
@@ -370,7 +341,7 @@ async fn check_search(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grid_runs_every_combination_and_keeps_the_best() {
-    let h = Harness::start(2);
+    let h = Harness::start(2).await;
     let tune = "{params: {learning_rate: [0.05, 0.3], max_leaf_nodes: [2, 8]}, strategy: grid, parallel: 2, metric: rmse}";
     let run = h.run("grid", &spec("grid", 30, tune)).await;
     let trials = check_search(&h, &run, &["learning_rate", "max_leaf_nodes"], |t| {
@@ -407,7 +378,7 @@ async fn a_grid_runs_every_combination_and_keeps_the_best() {
 async fn random_draws_reproducibly_from_the_run_id_within_bounds() {
     // One slot: the step holds it, so its trials run one at a time whatever
     // `parallel` says, and never wait for a slot that cannot come.
-    let h = Harness::start(1);
+    let h = Harness::start(1).await;
     let tune = "{params: {learning_rate: {log_uniform: [0.02, 0.5]}, max_leaf_nodes: {int: [2, 16]}}, strategy: random, trials: 5, parallel: 2, metric: rmse, goal: minimize}";
     let text = spec("random", 20, tune);
     let run = h.run("random", &text).await;
@@ -439,7 +410,7 @@ async fn random_draws_reproducibly_from_the_run_id_within_bounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halving_promotes_the_best_third_to_bigger_budgets() {
-    let h = Harness::start(2);
+    let h = Harness::start(2).await;
     let tune = "{params: {learning_rate: {log_uniform: [0.02, 0.5]}, max_leaf_nodes: {int: [2, 16]}}, strategy: halving, trials: 9, parallel: 2, metric: rmse}";
     let run = h.run("halving", &spec("halving", 27, tune)).await;
     let last_rung = |t: &[TrialRun]| t.iter().filter(|t| t.rung == Some(3)).cloned().collect();
@@ -484,7 +455,7 @@ async fn halving_promotes_the_best_third_to_bigger_budgets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halving_a_linear_model_grows_its_training_rows() {
-    let h = Harness::start(2);
+    let h = Harness::start(2).await;
     let tune = "{params: {l2: {log_uniform: [0.001, 1000]}}, strategy: halving, trials: 3, parallel: 3, metric: rmse}";
     let run = h
         .run("rows", &spec_of("rows", "linear", "l2: 0", tune))
@@ -505,7 +476,7 @@ async fn halving_a_linear_model_grows_its_training_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_run_stops_the_search() {
-    let h = Harness::start(2);
+    let h = Harness::start(2).await;
     let tune = "{params: {learning_rate: {uniform: [0.01, 0.3]}}, strategy: random, trials: 1000, metric: rmse}";
     let run = h.run("endless", &spec("endless", 200, tune)).await;
     let (h, id) = (&h, run.as_str());
@@ -521,12 +492,7 @@ async fn cancelling_the_run_stops_the_search() {
         h.trials(parent).await.first().map(|_| ())
     })
     .await;
-    h.call(
-        "POST",
-        &format!("/api/v1/pipeline-runs/{run}/cancel"),
-        String::new(),
-    )
-    .await;
+    h.client().cancel_run(&run).await.unwrap();
     let ended = eventually(WITHIN, "the step's run to end", || async move {
         let r = h.tracking_run(parent).await;
         (r["info"]["status"] != "RUNNING").then_some(r)

@@ -1,7 +1,7 @@
 //! Webhooks through the HTTP surface and the delivery worker: the SSRF
 //! matrix at create/update and at delivery, MLflow's wire shapes, signed
 //! deliveries to a real socket, the delivery log, and secrets encrypted at
-//! rest.
+//! rest. Through the typed client; MLflow's wire shapes on the wire.
 
 mod support;
 
@@ -12,26 +12,43 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
+use sextant_client::{Client, WebhookChanges, WebhookEvent, WebhookRequest};
 use sextant_control::webhooks::{SecretKey, WebhookSettings, Webhooks, is_sealed, run_once, sign};
 use sextant_core::webhooks::{EventFilter, NewWebhook};
 use sextant_server::{AppState, SecurityConfig, controllers, router};
-use support::eventually;
+use support::{Served, eventually, refused, serve};
 use tokio::sync::mpsc;
 
 struct Fixture {
+    /// The router, for MLflow's wire shapes.
     app: Router,
+    served: Served,
     state: AppState,
     hooks: Webhooks,
+}
+
+impl Fixture {
+    fn client(&self) -> &Client {
+        &self.served.client
+    }
+
+    /// Creates registered model `name`: an event the webhooks here follow.
+    async fn registered_model(&self, name: &str, description: Option<&str>) {
+        self.client()
+            .create_registered_model(name, description)
+            .await
+            .unwrap();
+    }
 }
 
 /// The key webhook secrets are sealed with in these tests.
 const KEY: &str = "5ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a85ec2e7a8";
 
-fn fixture(allow_private: bool) -> Fixture {
-    fixture_with_key(allow_private, Some(KEY))
+async fn fixture(allow_private: bool) -> Fixture {
+    fixture_with_key(allow_private, Some(KEY)).await
 }
 
-fn fixture_with_key(allow_private: bool, key: Option<&str>) -> Fixture {
+async fn fixture_with_key(allow_private: bool, key: Option<&str>) -> Fixture {
     let store = sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store");
     let artifacts = ArtifactStore::from_uri("memory://").expect("memory artifact store");
     let state = AppState::new(
@@ -47,7 +64,12 @@ fn fixture_with_key(allow_private: bool, key: Option<&str>) -> Fixture {
         ..WebhookSettings::default()
     });
     let app = router(state.clone()).layer(axum::Extension(hooks.clone()));
-    Fixture { app, state, hooks }
+    Fixture {
+        served: serve(app.clone()).await,
+        app,
+        state,
+        hooks,
+    }
 }
 
 async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -56,13 +78,32 @@ async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> (S
     support::send(app, method, &uri, body.as_deref(), &[]).await
 }
 
-fn hook(url: &str) -> Value {
+/// Webhook `h1` to `url` on registered models' creation, signed with `s3cret`.
+fn hook(url: &str) -> WebhookRequest {
+    WebhookRequest {
+        name: "h1".into(),
+        url: url.into(),
+        events: vec![WebhookEvent::Mlflow {
+            entity: "REGISTERED_MODEL".into(),
+            action: "CREATED".into(),
+        }],
+        secret: Some("s3cret".into()),
+    }
+}
+
+/// Webhook `h1` as MLflow's client sends it.
+fn hook_json(url: &str) -> Value {
     json!({
         "name": "h1",
         "url": url,
         "events": [{"entity": "REGISTERED_MODEL", "action": "CREATED"}],
         "secret": "s3cret",
     })
+}
+
+/// The id of a webhook as the server answers it.
+fn id_of(webhook: &Value) -> String {
+    webhook["webhook_id"].as_str().unwrap().to_string()
 }
 
 /// A receiver on a real socket: every POST is sent down the channel.
@@ -86,7 +127,8 @@ async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<(Heade
 
 #[tokio::test]
 async fn non_public_targets_are_refused_at_create_and_update() {
-    let f = fixture(false);
+    let f = fixture(false).await;
+    let c = f.client();
     for url in [
         "http://127.0.0.1/x",
         "http://127.1/x",
@@ -104,37 +146,31 @@ async fn non_public_targets_are_refused_at_create_and_update() {
         "file:///etc/passwd",
         "not a url",
     ] {
-        let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(url))).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
-        assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE", "{url}");
+        let e = refused(c.create_webhook(&hook(url)).await);
+        assert_eq!(e.status, 400, "{url}: {e:?}");
+        assert_eq!(e.code, "INVALID_PARAMETER_VALUE", "{url}");
     }
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "webhooks",
-        Some(hook("https://93.184.215.14/x")),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
-    let (s, _) = call(
-        &f.app,
-        "PATCH",
-        &format!("webhooks/{id}"),
-        Some(json!({"url": "http://169.254.169.254/"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let id = id_of(
+        &c.create_webhook(&hook("https://93.184.215.14/x"))
+            .await
+            .unwrap(),
+    );
+    let metadata = WebhookChanges {
+        url: Some("http://169.254.169.254/".into()),
+        ..WebhookChanges::default()
+    };
+    let e = refused(c.update_webhook(&id, &metadata).await);
+    assert_eq!(e.status, 400, "{e:?}");
 }
 
 #[tokio::test]
 async fn wire_shapes_follow_mlflow_and_hide_the_secret() {
-    let f = fixture(true);
+    let f = fixture(true).await;
     let (s, v) = call(
         &f.app,
         "POST",
         "webhooks",
-        Some(hook("http://127.0.0.1:9/x")),
+        Some(hook_json("http://127.0.0.1:9/x")),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -196,18 +232,10 @@ async fn wire_shapes_follow_mlflow_and_hide_the_secret() {
 
 #[tokio::test]
 async fn deliveries_are_signed_and_logged() {
-    let f = fixture(true);
+    let f = fixture(true).await;
     let (url, mut rx) = receiver(StatusCode::OK).await;
-    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m", "description": "d"})),
-    )
-    .await;
+    let id = id_of(&f.client().create_webhook(&hook(&url)).await.unwrap());
+    f.registered_model("m", Some("d")).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
@@ -238,8 +266,7 @@ async fn deliveries_are_signed_and_logged() {
         json!({"name": "m", "tags": {}, "description": "d"})
     );
 
-    let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
-    let log = log["deliveries"].as_array().unwrap();
+    let log = f.client().webhook_deliveries(&id).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status_code"], 200);
     assert_eq!(log[0]["attempt"], 1);
@@ -253,17 +280,10 @@ async fn deliveries_are_signed_and_logged() {
 
 #[tokio::test]
 async fn failing_receivers_are_retried_then_given_up() {
-    let f = fixture(true);
+    let f = fixture(true).await;
     let (url, mut rx) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
-    let (_, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
-    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    let id = id_of(&f.client().create_webhook(&hook(&url)).await.unwrap());
+    f.registered_model("m", None).await;
     let seen = std::cell::Cell::new(0);
     let (f, seen, rx) = (&f, &seen, &std::cell::RefCell::new(&mut rx));
     eventually(
@@ -287,13 +307,8 @@ async fn failing_receivers_are_retried_then_given_up() {
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
-    let (_, log) = call(&f.app, "GET", &format!("webhooks/{id}/deliveries"), None).await;
-    let attempts: Vec<i64> = log["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["attempt"].as_i64().unwrap())
-        .collect();
+    let log = f.client().webhook_deliveries(&id).await.unwrap();
+    let attempts: Vec<i64> = log.iter().map(|a| a["attempt"].as_i64().unwrap()).collect();
     assert_eq!(attempts, vec![1, 2, 3], "max_attempts is 3");
 }
 
@@ -302,7 +317,7 @@ async fn delivery_rechecks_the_address_it_connects_to() {
     // Targets stored before the guard could see them (another server with
     // --webhook-allow-private, or a name that resolved publicly at creation,
     // as in DNS rebinding) are refused when delivering.
-    let f = fixture(false);
+    let f = fixture(false).await;
     let (url, mut rx) = receiver(StatusCode::OK).await;
     let literal = url.replace("localhost", "127.0.0.1");
     let mut ids = Vec::new();
@@ -318,13 +333,7 @@ async fn delivery_rechecks_the_address_it_connects_to() {
             .unwrap();
         ids.push(w.webhook_id);
     }
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    f.registered_model("m", None).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
@@ -337,6 +346,14 @@ async fn delivery_rechecks_the_address_it_connects_to() {
             error.contains("not a public") || error.contains("non-public"),
             "{error}"
         );
+    }
+}
+
+/// A change of a webhook's secret only.
+fn secret(secret: &str) -> WebhookChanges {
+    WebhookChanges {
+        secret: Some(secret.into()),
+        ..WebhookChanges::default()
     }
 }
 
@@ -354,32 +371,18 @@ fn signatures(headers: &HeaderMap, body: &str, secret: &str) -> (String, String)
 
 #[tokio::test]
 async fn secrets_are_stored_encrypted_and_still_sign() {
-    let f = fixture(true);
+    let f = fixture(true).await;
+    let c = f.client();
     let (url, mut rx) = receiver(StatusCode::OK).await;
-    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
+    let id = id_of(&c.create_webhook(&hook(&url)).await.unwrap());
     let stored = f.state.store.get_webhook(&id).unwrap().secret.unwrap();
     assert!(is_sealed(&stored) && !stored.contains("s3cret"), "{stored}");
 
     // A new secret through an update is sealed too, and signs from then on.
-    let (s, v) = call(
-        &f.app,
-        "PATCH",
-        &format!("webhooks/{id}"),
-        Some(json!({"secret": "n3w-secret"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    c.update_webhook(&id, &secret("n3w-secret")).await.unwrap();
     let updated = f.state.store.get_webhook(&id).unwrap().secret.unwrap();
     assert!(is_sealed(&updated) && !updated.contains("n3w"), "{updated}");
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    f.registered_model("m", None).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
@@ -388,18 +391,8 @@ async fn secrets_are_stored_encrypted_and_still_sign() {
     assert_eq!(got, expected);
 
     // The test endpoint signs with the decrypted secret as well.
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        &format!("webhooks/{id}/test"),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(
-        (s, &v["result"]["success"]),
-        (StatusCode::OK, &json!(true)),
-        "{v}"
-    );
+    let result = c.test_webhook(&id).await.unwrap();
+    assert_eq!(result["success"], true, "{result}");
     let (headers, body) = rx.recv().await.unwrap();
     let (got, expected) = signatures(&headers, &body, "n3w-secret");
     assert_eq!(got, expected);
@@ -407,48 +400,25 @@ async fn secrets_are_stored_encrypted_and_still_sign() {
 
 #[tokio::test]
 async fn without_a_key_secrets_are_refused_and_plain_webhooks_work() {
-    let f = fixture_with_key(true, None);
+    let f = fixture_with_key(true, None).await;
+    let c = f.client();
     let (url, mut rx) = receiver(StatusCode::OK).await;
-    let (s, v) = call(&f.app, "POST", "webhooks", Some(hook(&url))).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE");
-    let message = v["message"].as_str().unwrap();
-    assert!(message.contains("SEXTANT_SECRET_KEY"), "{message}");
+    let e = refused(c.create_webhook(&hook(&url)).await);
+    assert_eq!(e.status, 400, "{e:?}");
+    assert_eq!(e.code, "INVALID_PARAMETER_VALUE");
+    assert!(e.message.contains("SEXTANT_SECRET_KEY"), "{e:?}");
     assert!(f.state.store.list_webhooks(10, 0).unwrap().items.is_empty());
 
-    let mut plain = hook(&url);
-    plain.as_object_mut().unwrap().remove("secret");
-    let (s, v) = call(&f.app, "POST", "webhooks", Some(plain)).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let id = v["webhook"]["webhook_id"].as_str().unwrap().to_string();
-    let (s, _) = call(
-        &f.app,
-        "PATCH",
-        &format!("webhooks/{id}"),
-        Some(json!({"secret": "s3cret"})),
-    )
-    .await;
-    assert_eq!(
-        s,
-        StatusCode::BAD_REQUEST,
-        "an update may not add one either"
-    );
+    let plain = WebhookRequest {
+        secret: None,
+        ..hook(&url)
+    };
+    let id = id_of(&c.create_webhook(&plain).await.unwrap());
+    let e = refused(c.update_webhook(&id, &secret("s3cret")).await);
+    assert_eq!(e.status, 400, "an update may not add one either: {e:?}");
     // Clearing a secret needs no key.
-    let (s, _) = call(
-        &f.app,
-        "PATCH",
-        &format!("webhooks/{id}"),
-        Some(json!({"secret": ""})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    c.update_webhook(&id, &secret("")).await.unwrap();
+    f.registered_model("m", None).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
@@ -458,7 +428,7 @@ async fn without_a_key_secrets_are_refused_and_plain_webhooks_work() {
 
 #[tokio::test]
 async fn plaintext_secrets_from_before_encryption_still_sign() {
-    let f = fixture(true);
+    let f = fixture(true).await;
     let (url, mut rx) = receiver(StatusCode::OK).await;
     f.state
         .store
@@ -470,13 +440,7 @@ async fn plaintext_secrets_from_before_encryption_still_sign() {
             ..NewWebhook::default()
         })
         .unwrap();
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    f.registered_model("m", None).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();
@@ -487,7 +451,7 @@ async fn plaintext_secrets_from_before_encryption_still_sign() {
 
 #[tokio::test]
 async fn a_secret_sealed_under_another_key_is_not_sent_unsigned() {
-    let f = fixture(true);
+    let f = fixture(true).await;
     let (url, mut rx) = receiver(StatusCode::OK).await;
     let other = SecretKey::parse(&"ab".repeat(32)).unwrap();
     let w = f
@@ -501,13 +465,7 @@ async fn a_secret_sealed_under_another_key_is_not_sent_unsigned() {
             ..NewWebhook::default()
         })
         .unwrap();
-    call(
-        &f.app,
-        "POST",
-        "registered-models/create",
-        Some(json!({"name": "m"})),
-    )
-    .await;
+    f.registered_model("m", None).await;
     run_once(&controllers::webhook_deps(&f.state), &f.hooks)
         .await
         .unwrap();

@@ -226,7 +226,9 @@ fn put(
     processes: &[(&str, &str)],
 ) -> anyhow::Result<Value> {
     if processes.is_empty() {
-        return client.block(client.put_endpoint(name, definition, Duration::ZERO));
+        return client
+            .block(client.put_endpoint(name, definition, Duration::ZERO))
+            .map(|applied| applied.body);
     }
     // The server answers once the children answer /ping: up to their
     // startup timeout (2 min), which may take a while to say.
@@ -241,7 +243,9 @@ fn put(
     };
     let what = format!("{} to {verb} /ping", what.join(", "));
     waiting_for(&what, || {
-        client.block(client.put_endpoint(name, definition, PROCESS_START))
+        client
+            .block(client.put_endpoint(name, definition, PROCESS_START))
+            .map(|applied| applied.body)
     })
 }
 

@@ -128,7 +128,9 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             let name = name
                 .or(spec.name.clone())
                 .ok_or_else(|| anyhow::anyhow!("{} has no `name:`; pass --name", file.display()))?;
-            client.block(client.put_monitor(&name, Definition::Yaml(text)))?
+            client
+                .block(client.put_monitor(&name, Definition::Yaml(text)))?
+                .body
         }
         MonitorsCommand::Create {
             name,
@@ -197,7 +199,9 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
             if let Some((_, problem)) = parsed.problems().into_iter().next() {
                 anyhow::bail!("monitor '{name}': {problem}");
             }
-            client.block(client.put_monitor(&name, Definition::Json(spec)))?
+            client
+                .block(client.put_monitor(&name, Definition::Json(spec)))?
+                .body
         }
         MonitorsCommand::Run { name, window } => {
             let body = match window {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -31,6 +31,15 @@ impl Definition {
     }
 }
 
+/// What a PUT of an endpoint (or monitor) left.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The PUT created it (`201 Created`) rather than replacing one (`200`).
+    pub created: bool,
+    /// The endpoint (or monitor) as the server now describes it.
+    pub body: Value,
+}
+
 impl Client {
     /// Creates or updates endpoint `name`; a changed model is rolled out by
     /// its policy. `wait` is added to the timeout: the server answers a
@@ -40,10 +49,15 @@ impl Client {
         name: &str,
         definition: Definition,
         wait: Duration,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Applied, ClientError> {
         let url = self.url(&v1(&["endpoints", name]), &[]);
-        self.call(Method::PUT, url, definition.body(), Wait::Longer(wait))
-            .await
+        let (status, body) = self
+            .call_status(Method::PUT, url, definition.body(), Wait::Longer(wait))
+            .await?;
+        Ok(Applied {
+            created: status == StatusCode::CREATED,
+            body,
+        })
     }
 
     /// An endpoint: its spec, deployed models, rollout, traffic history and

@@ -25,12 +25,15 @@ pub struct ModelsPage {
 pub enum Approval {
     Approved,
     Rejected,
+    /// Undecided: a forced decision of `pending` withdraws one.
+    Pending,
 }
 
 impl Approval {
-    /// The wire name: `approved` or `rejected`.
+    /// The wire name: `approved`, `rejected` or `pending`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Approval::Pending => "pending",
             Approval::Approved => "approved",
             Approval::Rejected => "rejected",
         }
@@ -101,5 +104,13 @@ impl Client {
         let url = self.url(&v1(&["models", name, "aliases", alias]), &[]);
         let body = Body::Json(json!({ "version": version }));
         self.call(Method::PUT, url, body, Wait::Usual).await
+    }
+
+    /// Removes `alias` of model `name`.
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), ClientError> {
+        let url = self.url(&v1(&["models", name, "aliases", alias]), &[]);
+        self.call::<Value>(Method::DELETE, url, Body::None, Wait::Usual)
+            .await
+            .map(drop)
     }
 }

@@ -1,11 +1,11 @@
 //! Monitors and their runs (reports).
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::v1;
 use crate::request::{Body, Wait};
-use crate::{Client, ClientError, Definition};
+use crate::{Applied, Client, ClientError, Definition};
 
 impl Client {
     /// Creates or replaces monitor `name`.
@@ -13,10 +13,15 @@ impl Client {
         &self,
         name: &str,
         definition: Definition,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Applied, ClientError> {
         let url = self.url(&v1(&["monitors", name]), &[]);
-        self.call(Method::PUT, url, definition.body(), Wait::Usual)
-            .await
+        let (status, body) = self
+            .call_status(Method::PUT, url, definition.body(), Wait::Usual)
+            .await?;
+        Ok(Applied {
+            created: status == StatusCode::CREATED,
+            body,
+        })
     }
 
     /// A monitor with its definition and last run.

@@ -46,6 +46,12 @@ pub struct LogChunk {
     pub data: String,
     /// Where the next read starts.
     pub next_offset: u64,
+    /// The attempt read (0 before the first).
+    #[serde(default)]
+    pub attempt: i64,
+    /// Which stream was read: `stdout` or `stderr`.
+    #[serde(default)]
+    pub stream: String,
     /// Attempts the step has made so far.
     #[serde(default)]
     pub attempts: i64,

@@ -1,17 +1,187 @@
-//! What the in-process HTTP tests share: one request helper and one poll
-//! with a deadline.
+//! What the in-process HTTP tests share: the app served on a loopback port
+//! with a typed client of it (`sextant-client`, as the CLI and workers talk
+//! to a server), a raw request helper for what only the wire shows, and one
+//! poll with a deadline.
 
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use serde_json::Value;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sextant_client::{Client, ClientError, Settings};
 use tower::ServiceExt;
+
+/// An app served on a loopback port, and a typed client of it. Dropping it
+/// stops the server.
+pub struct Served {
+    pub client: Client,
+    pub addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Serves `app` on a free loopback port as `sextant server` does (with the
+/// peer's address), and gives a client of it that sends no credentials.
+///
+/// A typed client sees a success, not its status; so every success the
+/// server answers must have a status its API declares for the operation —
+/// the OpenAPI document's for the native API (`201` for a started run, `204`
+/// for a removed alias), `200` for MLflow's RPCs and artifacts and for an
+/// endpoint's invocations — or it is
+/// turned into a 500 naming the status, and the test's call fails.
+pub async fn serve(app: Router) -> Served {
+    let doc = request(&app, "GET", "/api/v1/openapi.json", None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    let declared = Arc::new(Declared::from_document(&doc.json));
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let declared = declared.clone();
+            async move { declared.check(req, next).await }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let settings = Settings {
+        user_agent: Some("sextant-server-tests".into()),
+        credentials: None,
+        ..Settings::default()
+    };
+    let client = Client::with_settings(&format!("http://{addr}"), settings).unwrap();
+    Served {
+        client,
+        addr,
+        server,
+    }
+}
+
+/// The success statuses each native operation declares in the OpenAPI
+/// document: (method, path template split at `/`, statuses).
+struct Declared(Vec<(Method, Vec<String>, Vec<u16>)>);
+
+impl Declared {
+    fn from_document(doc: &Value) -> Declared {
+        let mut ops = Vec::new();
+        for (path, methods) in doc["paths"].as_object().expect("the document has paths") {
+            let template: Vec<String> = path.split('/').map(str::to_string).collect();
+            for (method, op) in methods.as_object().unwrap() {
+                let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                    continue;
+                };
+                let successes: Vec<u16> = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter_map(|s| s.parse().ok())
+                    .filter(|s| (200..300).contains(s))
+                    .collect();
+                ops.push((method, template.clone(), successes));
+            }
+        }
+        Declared(ops)
+    }
+
+    /// The success statuses declared for `method` on `path`; `None` where
+    /// no API declares them (the data plane, the UI).
+    fn successes(&self, method: &Method, path: &str, ranged: bool) -> Option<Vec<u16>> {
+        if path.starts_with("/api/2.0/mlflow/") || path.starts_with("/ajax-api/2.0/mlflow/") {
+            return Some(vec![200]);
+        }
+        if path.starts_with("/api/2.0/mlflow-artifacts/") {
+            return Some(if ranged { vec![200, 206] } else { vec![200] });
+        }
+        if path.starts_with("/endpoints/") && path.ends_with("/invocations") {
+            return Some(vec![200]);
+        }
+        let segments: Vec<&str> = path.split('/').collect();
+        // The most literal template that matches (`/tasks/claim` before
+        // `/tasks/{id}`).
+        self.0
+            .iter()
+            .filter(|(m, t, _)| {
+                m == method
+                    && t.len() == segments.len()
+                    && t.iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .max_by_key(|(_, t, _)| t.iter().filter(|t| !t.starts_with('{')).count())
+            .map(|(_, _, s)| s.clone())
+            // An operation of the native API the document leaves out
+            // declares nothing.
+            .or_else(|| path.starts_with("/api/v1/").then(Vec::new))
+    }
+
+    async fn check(&self, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let ranged = req.headers().contains_key("range");
+        let resp = next.run(req).await;
+        let status = resp.status().as_u16();
+        match self.successes(&method, &path, ranged) {
+            Some(declared) if resp.status().is_success() && !declared.contains(&status) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({
+                    "error_code": "UNDECLARED_STATUS",
+                    "message": format!(
+                        "{method} {path} answered {status}; its API declares {declared:?}"
+                    ),
+                })),
+            )
+                .into_response(),
+            _ => resp,
+        }
+    }
+}
+
+/// A call the server refused: its status, `error_code` and message.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// The server's refusal of a call; fails the test on a success or on an
+/// error that is not the server's answer.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(got: Result<T, ClientError>) -> Refusal {
+    match got {
+        Err(ClientError::Server {
+            status,
+            code,
+            message,
+        }) => Refusal {
+            status,
+            code,
+            message,
+        },
+        Err(other) => panic!("not the server's refusal: {other}"),
+        Ok(answer) => panic!("accepted, not refused: {answer:?}"),
+    }
+}
 
 /// An answer: status, headers, and the body as JSON (`Null` when it is not
 /// JSON) and as text.
