@@ -26,18 +26,21 @@ fn fill(s: &dyn MetaStore, n: usize) -> Result<(String, f64), Box<dyn std::error
     if s.get_pipeline("bench").is_err() {
         s.put_pipeline("bench", "name: bench\n", None)?;
     }
-    let run = s.create_pipeline_run(&NewPipelineRun {
-        pipeline: "bench".into(),
-        params: "{}".into(),
-        trigger_kind: TriggerKind::Manual,
-        trigger_event: None,
-        run_uuid: None,
-        no_cache: false,
-        started_by: None,
-    })?;
+    let run = s.create_pipeline_run_at(
+        &NewPipelineRun {
+            pipeline: "bench".into(),
+            params: "{}".into(),
+            trigger_kind: TriggerKind::Manual,
+            trigger_event: None,
+            run_uuid: None,
+            no_cache: false,
+            started_by: None,
+        },
+        now(),
+    )?;
     let t = Instant::now();
     for i in 0..n {
-        s.enqueue_task(&run.id, &format!("s{i}"), "{}", None)?;
+        s.enqueue_task_at(&run.id, &format!("s{i}"), "{}", None, now())?;
     }
     Ok((run.id, n as f64 / t.elapsed().as_secs_f64()))
 }
@@ -57,7 +60,7 @@ fn drain(stores: &[Box<dyn MetaStore>], threads: usize, n: usize) -> f64 {
                     match store.claim_task(&worker, LEASE_MS, now()).expect("claim") {
                         Some(c) => {
                             store
-                                .complete_task(c.task.id, c.fencing, "{}")
+                                .complete_task_at(c.task.id, c.fencing, "{}", now())
                                 .expect("complete");
                             done.fetch_add(1, Ordering::SeqCst);
                         }

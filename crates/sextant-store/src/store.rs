@@ -21,7 +21,7 @@ use sextant_core::webhooks::{
     WebhookUpdate,
 };
 
-use crate::StoreError;
+use crate::{ClockedStore, StoreError};
 
 /// The most summaries one dataset search answers (MLflow's limit).
 pub const MAX_DATASET_SUMMARIES: u64 = 1000;
@@ -94,13 +94,14 @@ pub enum RunKeyKind {
 }
 
 /// Sextant's metadata: experiments, runs, logged models, the model registry,
-/// the events feed, pipelines and their task queue (endpoints and monitors
-/// join later; their tables exist already).
+/// the events feed, pipelines and their task queue, endpoints, monitors and
+/// webhooks. The writes whose time the caller's clock gives (leases, due
+/// times, the controllers' records) are [`ClockedStore`]'s.
 ///
 /// Every lifecycle change appends one [`Event`] in the same transaction as
 /// the change itself; task claims, heartbeats and outcomes are queue traffic,
 /// not lifecycle changes, and append none.
-pub trait MetaStore: Send + Sync {
+pub trait MetaStore: ClockedStore + Send + Sync {
     /// Users, roles, grants and tokens, in the same database.
     fn auth(&self) -> &dyn crate::AuthStore;
     /// The hash-chained audit log, in the same database.
@@ -371,6 +372,9 @@ pub trait MetaStore: Send + Sync {
     fn webhook_cursor(&self) -> Result<i64, StoreError>;
     /// Moves the fan-out cursor from `from` to `to` and queues `deliveries`,
     /// atomically; false (and no change) if the cursor is no longer `from`.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::enqueue_webhook_deliveries_at` with the caller's time"
+    )]
     fn enqueue_webhook_deliveries(
         &self,
         from: i64,
@@ -415,6 +419,9 @@ pub trait MetaStore: Send + Sync {
     fn list_pipelines(&self, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError>;
     /// Creates a run of a stored pipeline in `PENDING` state; appends
     /// `pipeline_run.created`.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::create_pipeline_run_at` with the caller's time"
+    )]
     fn create_pipeline_run(&self, new: &NewPipelineRun) -> Result<PipelineRun, StoreError>;
     /// Returns a pipeline run.
     fn get_pipeline_run(&self, id: &str) -> Result<PipelineRun, StoreError>;
@@ -423,6 +430,9 @@ pub trait MetaStore: Send + Sync {
     /// Moves a run to `status` (see [`PipelineRunStatus::can_become`]) and
     /// appends its event; cancelling also cancels the run's open tasks.
     /// Setting the status a run already has changes nothing.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::set_pipeline_run_status_at` with the caller's time"
+    )]
     fn set_pipeline_run_status(
         &self,
         id: &str,
@@ -430,6 +440,9 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<PipelineRun, StoreError>;
     /// Queues a task for a step of a live run, claimable from `not_before`
     /// (now when `None`).
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::enqueue_task_at` with the caller's time"
+    )]
     fn enqueue_task(
         &self,
         pipeline_run: &str,
@@ -454,8 +467,14 @@ pub trait MetaStore: Send + Sync {
     /// Extends the lease of a running task to now + `lease_ms`; an
     /// `InvalidState` error means the holder lost the task (stale fencing
     /// token, cancelled) and must stop the step.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::heartbeat_task_at` with the caller's time"
+    )]
     fn heartbeat_task(&self, task_id: i64, fencing: i64, lease_ms: i64) -> Result<(), StoreError>;
     /// Records the tracking run of the current attempt (fenced).
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::set_task_step_run_at` with the caller's time"
+    )]
     fn set_task_step_run(
         &self,
         task_id: i64,
@@ -466,9 +485,15 @@ pub trait MetaStore: Send + Sync {
     /// holder of the current fencing token may, and a repeat of the same
     /// completion is a no-op. A stale holder gets `InvalidState` and changes
     /// nothing.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::complete_task_at` with the caller's time"
+    )]
     fn complete_task(&self, task_id: i64, fencing: i64, result: &str) -> Result<Task, StoreError>;
     /// Records a failed attempt (fenced like [`MetaStore::complete_task`]):
     /// with `retry_at` the task is queued again from then, otherwise it fails.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::fail_task_at` with the caller's time"
+    )]
     fn fail_task(
         &self,
         task_id: i64,
@@ -478,11 +503,17 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Task, StoreError>;
     /// Cancels the queued and running tasks of a run; returns how many.
     /// Their holders learn it from their next heartbeat.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::cancel_run_tasks_at` with the caller's time"
+    )]
     fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError>;
     /// Resumes a `FAILED` or `CANCELLED` run in place: moves it to `RUNNING`
     /// (appending `pipeline_run.resumed`) and queues one task per
     /// `(step, payload)`, in one transaction. Any other status, or a task of
     /// the run still open, is `InvalidState`; an empty `steps` is invalid.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::resume_pipeline_run_at` with the caller's time"
+    )]
     fn resume_pipeline_run(
         &self,
         id: &str,
@@ -505,6 +536,9 @@ pub trait MetaStore: Send + Sync {
 
     /// Creates or replaces an endpoint (definition and state), appending
     /// `event` in the same transaction.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::put_endpoint_at` with the caller's time"
+    )]
     fn put_endpoint(
         &self,
         name: &str,
@@ -513,6 +547,9 @@ pub trait MetaStore: Send + Sync {
         event: Option<&EndpointEvent>,
     ) -> Result<StoredEndpoint, StoreError>;
     /// Replaces an endpoint's controller state, appending `event`.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::set_endpoint_state_at` with the caller's time"
+    )]
     fn set_endpoint_state(
         &self,
         name: &str,
@@ -529,6 +566,9 @@ pub trait MetaStore: Send + Sync {
     // --- Monitors. ---
 
     /// Creates or replaces a monitor's definition, appending `event`.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::put_monitor_at` with the caller's time"
+    )]
     fn put_monitor(
         &self,
         name: &str,
@@ -545,6 +585,9 @@ pub trait MetaStore: Send + Sync {
     fn start_monitor_run(&self, run: &MonitorRun) -> Result<MonitorRun, StoreError>;
     /// Ends a running monitor run with its outcome, appending `events` in the
     /// same transaction; a run that already ended is `InvalidState`.
+    #[deprecated(
+        note = "stamps the store's wall clock; use `ClockedStore::finish_monitor_run_at` with the caller's time"
+    )]
     fn finish_monitor_run(
         &self,
         id: &str,

@@ -4,6 +4,7 @@
 mod support;
 
 use sextant_core::Error;
+use sextant_core::clock::now_ms;
 use sextant_core::endpoints::EndpointEvent;
 use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus};
 use sextant_store::StoreError;
@@ -43,27 +44,34 @@ fn endpoint_lifecycle(f: &Fixture) {
         payload: r#"{"name":"churn"}"#.into(),
     };
     let e = s
-        .put_endpoint("churn", r#"{"variants":[]}"#, "{}", Some(&created))
+        .put_endpoint_at(
+            "churn",
+            r#"{"variants":[]}"#,
+            "{}",
+            Some(&created),
+            now_ms(),
+        )
         .unwrap();
     assert_eq!((e.name.as_str(), e.state.as_str()), ("churn", "{}"));
     let e = s
-        .set_endpoint_state("churn", r#"{"rollout":null}"#, None)
+        .set_endpoint_state_at("churn", r#"{"rollout":null}"#, None, now_ms())
         .unwrap();
     assert_eq!(e.state, r#"{"rollout":null}"#);
     assert!(e.updated_time >= e.created_time);
     assert!(matches!(
-        domain(s.put_endpoint("bad_name", "{}", "{}", None)),
+        domain(s.put_endpoint_at("bad_name", "{}", "{}", None, now_ms())),
         Error::InvalidParameter(_)
     ));
     assert!(matches!(
-        domain(s.put_endpoint("churn", "not json", "{}", None)),
+        domain(s.put_endpoint_at("churn", "not json", "{}", None, now_ms())),
         Error::InvalidParameter(_)
     ));
     assert!(matches!(
-        domain(s.set_endpoint_state("nope", "{}", None)),
+        domain(s.set_endpoint_state_at("nope", "{}", None, now_ms())),
         Error::NotFound(_)
     ));
-    s.put_endpoint("alpha", "{}", "{}", None).unwrap();
+    s.put_endpoint_at("alpha", "{}", "{}", None, now_ms())
+        .unwrap();
     let names: Vec<_> = s
         .list_endpoints()
         .unwrap()
@@ -98,25 +106,25 @@ fn endpoint_lifecycle(f: &Fixture) {
 fn monitor_lifecycle(f: &Fixture) {
     let s = f.store.as_ref();
     let m = s
-        .put_monitor("drift", r#"{"endpoint":"churn"}"#, None)
+        .put_monitor_at("drift", r#"{"endpoint":"churn"}"#, None, now_ms())
         .unwrap();
     assert_eq!(m.spec, r#"{"endpoint":"churn"}"#);
     let m2 = s
-        .put_monitor("drift", r#"{"endpoint":"other"}"#, None)
+        .put_monitor_at("drift", r#"{"endpoint":"other"}"#, None, now_ms())
         .unwrap();
     assert_eq!(
         (m2.created_time, m2.spec.as_str()),
         (m.created_time, r#"{"endpoint":"other"}"#)
     );
     assert!(matches!(
-        domain(s.put_monitor("a b", "{}", None)),
+        domain(s.put_monitor_at("a b", "{}", None, now_ms())),
         Error::InvalidParameter(_)
     ));
     assert!(matches!(
-        domain(s.put_monitor("x", "{", None)),
+        domain(s.put_monitor_at("x", "{", None, now_ms())),
         Error::InvalidParameter(_)
     ));
-    s.put_monitor("a-first", "{}", None).unwrap();
+    s.put_monitor_at("a-first", "{}", None, now_ms()).unwrap();
     let names: Vec<_> = s
         .list_monitors()
         .unwrap()
@@ -153,7 +161,7 @@ fn monitor_runs_end_once_with_their_events(f: &Fixture) {
         domain(s.start_monitor_run(&run("r0", "missing", 1))),
         Error::NotFound(_)
     ));
-    s.put_monitor("drift", "{}", None).unwrap();
+    s.put_monitor_at("drift", "{}", None, now_ms()).unwrap();
     let before = s.last_event_id().unwrap();
     let r1 = s.start_monitor_run(&run("r1", "drift", 1_000)).unwrap();
     assert_eq!(
@@ -166,36 +174,39 @@ fn monitor_runs_end_once_with_their_events(f: &Fixture) {
         payload: r#"{"monitor":"drift","run":"r1"}"#.into(),
     };
     let done = s
-        .finish_monitor_run(
+        .finish_monitor_run_at(
             "r1",
             MonitorRunStatus::CompletedWithViolations,
             r#"{"violations":1}"#,
             None,
             std::slice::from_ref(&violation),
+            now_ms(),
         )
         .unwrap();
     assert_eq!(done.status, MonitorRunStatus::CompletedWithViolations);
     assert_eq!(done.summary, r#"{"violations":1}"#);
     assert!(done.ended_time.is_some());
     // Ending twice changes nothing and appends nothing.
-    let again = s.finish_monitor_run(
+    let again = s.finish_monitor_run_at(
         "r1",
         MonitorRunStatus::Failed,
         "{}",
         Some("late"),
         &[violation],
+        now_ms(),
     );
     assert!(matches!(domain(again), Error::InvalidState(_)));
     assert!(matches!(
-        domain(s.finish_monitor_run("r2", MonitorRunStatus::Running, "{}", None, &[])),
+        domain(s.finish_monitor_run_at("r2", MonitorRunStatus::Running, "{}", None, &[], now_ms())),
         Error::InvalidParameter(_)
     ));
-    s.finish_monitor_run(
+    s.finish_monitor_run_at(
         "r2",
         MonitorRunStatus::Failed,
         "{}",
         Some("no data in the window"),
         &[],
+        now_ms(),
     )
     .unwrap();
     let runs = s.list_monitor_runs("drift", 10).unwrap();
@@ -219,7 +230,7 @@ fn monitor_runs_end_once_with_their_events(f: &Fixture) {
 
 fn a_due_time_fires_one_scheduled_run(f: &Fixture) {
     let s = f.store.as_ref();
-    s.put_monitor("drift", "{}", None).unwrap();
+    s.put_monitor_at("drift", "{}", None, now_ms()).unwrap();
     let scheduled = |id: &str| MonitorRun {
         trigger: "schedule".into(),
         ..run(id, "drift", 3_600_000)

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sextant_core::Error;
+use sextant_core::clock::{Clock, ManualClock};
 use sextant_core::pipeline_runs::{
     Applied, NewPipelineRun, PipelineRun, PipelineRunStatus, TaskStatus, TriggerKind,
 };
@@ -32,6 +33,7 @@ conformance!(
     appliers_and_starters_are_recorded,
     claims_in_order_and_respects_not_before,
     expired_lease_is_reclaimed_under_a_new_token,
+    a_lease_is_judged_by_the_callers_clock,
     failures_retry_at_their_time_or_end_the_task,
     cancelling_a_run_cancels_its_tasks,
     a_failed_run_resumes_in_place_with_fresh_tasks,
@@ -59,15 +61,18 @@ fn run_of(s: &dyn MetaStore, pipeline: &str) -> PipelineRun {
         s.put_pipeline(pipeline, "name: p\nsteps: {}\n", None)
             .unwrap();
     }
-    s.create_pipeline_run(&NewPipelineRun {
-        pipeline: pipeline.into(),
-        params: r#"{"n": 1}"#.into(),
-        trigger_kind: TriggerKind::Manual,
-        trigger_event: None,
-        run_uuid: None,
-        no_cache: false,
-        started_by: None,
-    })
+    s.create_pipeline_run_at(
+        &NewPipelineRun {
+            pipeline: pipeline.into(),
+            params: r#"{"n": 1}"#.into(),
+            trigger_kind: TriggerKind::Manual,
+            trigger_event: None,
+            run_uuid: None,
+            no_cache: false,
+            started_by: None,
+        },
+        now(),
+    )
     .unwrap()
 }
 
@@ -112,15 +117,18 @@ fn appliers_and_starters_are_recorded(f: &Fixture) {
     );
 
     let run = s
-        .create_pipeline_run(&NewPipelineRun {
-            pipeline: "housing".into(),
-            params: "{}".into(),
-            trigger_kind: TriggerKind::Manual,
-            trigger_event: None,
-            run_uuid: None,
-            no_cache: false,
-            started_by: Some("carol".into()),
-        })
+        .create_pipeline_run_at(
+            &NewPipelineRun {
+                pipeline: "housing".into(),
+                params: "{}".into(),
+                trigger_kind: TriggerKind::Manual,
+                trigger_event: None,
+                run_uuid: None,
+                no_cache: false,
+                started_by: Some("carol".into()),
+            },
+            now(),
+        )
         .unwrap();
     assert_eq!(run.started_by.as_deref(), Some("carol"));
     assert_eq!(s.get_pipeline_run(&run.id).unwrap(), run);
@@ -179,35 +187,41 @@ fn pipelines_and_runs(f: &Fixture) {
         no_cache: false,
         started_by: None,
     };
-    let run = s.create_pipeline_run(&new).unwrap();
+    let run = s.create_pipeline_run_at(&new, now()).unwrap();
     assert_eq!(run.status, PipelineRunStatus::Pending);
     assert_eq!(s.get_pipeline_run(&run.id).unwrap(), run);
     assert!(matches!(
-        s.create_pipeline_run(&NewPipelineRun {
-            pipeline: "nope".into(),
-            ..new.clone()
-        }),
+        s.create_pipeline_run_at(
+            &NewPipelineRun {
+                pipeline: "nope".into(),
+                ..new.clone()
+            },
+            now()
+        ),
         Err(StoreError::Domain(Error::NotFound(_)))
     ));
     assert!(matches!(
-        s.create_pipeline_run(&NewPipelineRun {
-            params: "[1]".into(),
-            ..new.clone()
-        }),
+        s.create_pipeline_run_at(
+            &NewPipelineRun {
+                params: "[1]".into(),
+                ..new.clone()
+            },
+            now()
+        ),
         Err(StoreError::Domain(Error::InvalidParameter(_)))
     ));
     let other = run_of(s, "churn");
 
     let running = s
-        .set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+        .set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
     assert_eq!(running.status, PipelineRunStatus::Running);
     // Setting the same status again is a no-op without an event.
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Succeeded)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Succeeded, now())
         .unwrap();
-    invalid_state(s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running));
+    invalid_state(s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now()));
     assert_eq!(
         kinds_after(s, start),
         [
@@ -249,14 +263,16 @@ fn claims_in_order_and_respects_not_before(f: &Fixture) {
     let s = f.store.as_ref();
     let run = run_of(s, "p");
     let t0 = now();
-    let a = s.enqueue_task(&run.id, "a", "{}", None).unwrap();
+    let a = s.enqueue_task_at(&run.id, "a", "{}", None, t0).unwrap();
     let later = s
-        .enqueue_task(&run.id, "later", "{}", Some(t0 + 60_000))
+        .enqueue_task_at(&run.id, "later", "{}", Some(t0 + 60_000), t0)
         .unwrap();
-    let b = s.enqueue_task(&run.id, "b", r#"{"x": 1}"#, None).unwrap();
+    let b = s
+        .enqueue_task_at(&run.id, "b", r#"{"x": 1}"#, None, t0)
+        .unwrap();
     assert_eq!(a.status, TaskStatus::Queued);
     assert_eq!((a.attempt, a.fencing), (0, 0));
-    invalid_parameter(s.enqueue_task(&run.id, "bad", "{not json", None));
+    invalid_parameter(s.enqueue_task_at(&run.id, "bad", "{not json", None, t0));
 
     let now = now();
     let first = s.claim_task("w1", LEASE, now).unwrap().unwrap();
@@ -294,7 +310,9 @@ fn invalid_parameter(r: Result<impl std::fmt::Debug, StoreError>) {
 fn expired_lease_is_reclaimed_under_a_new_token(f: &Fixture) {
     let s = f.store.as_ref();
     let run = run_of(s, "p");
-    let task = s.enqueue_task(&run.id, "train", "{}", None).unwrap();
+    let task = s
+        .enqueue_task_at(&run.id, "train", "{}", None, now())
+        .unwrap();
     let t0 = now();
     let old = s.claim_task("w1", 1_000, t0).unwrap().unwrap();
     assert_eq!(s.claim_task("w2", 1_000, t0 + 999).unwrap(), None);
@@ -306,21 +324,23 @@ fn expired_lease_is_reclaimed_under_a_new_token(f: &Fixture) {
     assert_eq!(new.task.lease_owner.as_deref(), Some("w2"));
 
     // The old holder can neither renew, annotate, complete nor fail the task.
-    invalid_state(s.heartbeat_task(task.id, old.fencing, LEASE));
-    invalid_state(s.set_task_step_run(task.id, old.fencing, "r-old"));
-    invalid_state(s.complete_task(task.id, old.fencing, r#"{"by": "w1"}"#));
-    invalid_state(s.fail_task(task.id, old.fencing, "boom", None));
+    invalid_state(s.heartbeat_task_at(task.id, old.fencing, LEASE, now()));
+    invalid_state(s.set_task_step_run_at(task.id, old.fencing, "r-old", now()));
+    invalid_state(s.complete_task_at(task.id, old.fencing, r#"{"by": "w1"}"#, now()));
+    invalid_state(s.fail_task_at(task.id, old.fencing, "boom", None, now()));
     let held = s.get_task(task.id).unwrap();
     assert_eq!(held.status, TaskStatus::Running);
     assert_eq!(held.result, None);
     assert_eq!(held.lease_owner.as_deref(), Some("w2"));
 
     // The current holder can.
-    s.heartbeat_task(task.id, new.fencing, LEASE).unwrap();
+    s.heartbeat_task_at(task.id, new.fencing, LEASE, now())
+        .unwrap();
     assert!(s.get_task(task.id).unwrap().heartbeat.is_some());
-    s.set_task_step_run(task.id, new.fencing, "r-new").unwrap();
+    s.set_task_step_run_at(task.id, new.fencing, "r-new", now())
+        .unwrap();
     let done = s
-        .complete_task(task.id, new.fencing, r#"{"by": "w2"}"#)
+        .complete_task_at(task.id, new.fencing, r#"{"by": "w2"}"#, now())
         .unwrap();
     assert_eq!(done.status, TaskStatus::Succeeded);
     assert_eq!(done.result.as_deref(), Some(r#"{"by": "w2"}"#));
@@ -328,28 +348,82 @@ fn expired_lease_is_reclaimed_under_a_new_token(f: &Fixture) {
     // Repeating the same completion is answered with the recorded outcome;
     // a different one is refused.
     assert_eq!(
-        s.complete_task(task.id, new.fencing, r#"{"by": "w2"}"#)
+        s.complete_task_at(task.id, new.fencing, r#"{"by": "w2"}"#, now())
             .unwrap(),
         done
     );
-    invalid_state(s.complete_task(task.id, new.fencing, r#"{"by": "other"}"#));
-    invalid_state(s.heartbeat_task(task.id, new.fencing, LEASE));
+    invalid_state(s.complete_task_at(task.id, new.fencing, r#"{"by": "other"}"#, now()));
+    invalid_state(s.heartbeat_task_at(task.id, new.fencing, LEASE, now()));
     assert_eq!(s.claim_task("w3", LEASE, t0 + 10 * LEASE).unwrap(), None);
     assert!(matches!(
-        s.heartbeat_task(9_999_999, 1, LEASE),
+        s.heartbeat_task_at(9_999_999, 1, LEASE, now()),
         Err(StoreError::Domain(Error::NotFound(_)))
     ));
+}
+
+/// A lease is judged in one clock, the caller's. With a manual clock ten
+/// years ahead of the store's machine (and then ten years behind it), a task
+/// queued at the clock's time is due at once, a heartbeat under the clock
+/// keeps it from another claimer, and only the clock passing the renewed
+/// lease lets one take it. Stamped with the store's own clock, the task would
+/// be taken at once (ahead) or never due (behind).
+fn a_lease_is_judged_by_the_callers_clock(f: &Fixture) {
+    const YEARS: i64 = 10 * 365 * 86_400_000;
+    const LEASE_MS: i64 = 30_000;
+    let s = f.store.as_ref();
+    let ms = |n: u64| Duration::from_millis(n);
+    for start in [now() + YEARS, now() - YEARS] {
+        let clock = ManualClock::at(start);
+        let run = run_of(s, "p");
+        let task = s
+            .enqueue_task_at(&run.id, "train", "{}", None, clock.now_ms())
+            .unwrap();
+        assert_eq!(task.not_before, start);
+        let held = s
+            .claim_task("w1", LEASE_MS, clock.now_ms())
+            .unwrap()
+            .expect("due at the clock's time");
+        assert_eq!(held.task.id, task.id);
+        clock.advance(ms(20_000));
+        s.heartbeat_task_at(task.id, held.fencing, LEASE_MS, clock.now_ms())
+            .unwrap();
+        assert_eq!(
+            s.get_task(task.id).unwrap().lease_expires,
+            Some(start + 50_000)
+        );
+        // Past the first lease, within the renewed one.
+        clock.advance(ms(29_999));
+        assert_eq!(
+            s.claim_task("w2", LEASE_MS, clock.now_ms()).unwrap(),
+            None,
+            "a claim stole a step whose heartbeat is fresh"
+        );
+        clock.advance(ms(1));
+        let taken = s
+            .claim_task("w2", LEASE_MS, clock.now_ms())
+            .unwrap()
+            .expect("the renewed lease ran out");
+        assert_eq!((taken.task.id, taken.fencing), (task.id, held.fencing + 1));
+        invalid_state(s.heartbeat_task_at(task.id, held.fencing, LEASE_MS, clock.now_ms()));
+        clock.advance(ms(5));
+        let done = s
+            .complete_task_at(task.id, taken.fencing, "{}", clock.now_ms())
+            .unwrap();
+        assert_eq!(done.updated_time, start + 50_005);
+    }
 }
 
 fn failures_retry_at_their_time_or_end_the_task(f: &Fixture) {
     let s = f.store.as_ref();
     let run = run_of(s, "p");
-    let task = s.enqueue_task(&run.id, "train", "{}", None).unwrap();
+    let task = s
+        .enqueue_task_at(&run.id, "train", "{}", None, now())
+        .unwrap();
     let t0 = now();
     let c1 = s.claim_task("w1", LEASE, t0).unwrap().unwrap();
     let retry_at = t0 + 5_000;
     let queued = s
-        .fail_task(task.id, c1.fencing, "exit status 1", Some(retry_at))
+        .fail_task_at(task.id, c1.fencing, "exit status 1", Some(retry_at), now())
         .unwrap();
     assert_eq!(queued.status, TaskStatus::Queued);
     assert_eq!(queued.not_before, retry_at);
@@ -361,7 +435,7 @@ fn failures_retry_at_their_time_or_end_the_task(f: &Fixture) {
     assert_eq!(c2.task.id, task.id);
     assert_eq!((c2.task.attempt, c2.fencing), (2, 2));
     let failed = s
-        .fail_task(task.id, c2.fencing, "exit status 2", None)
+        .fail_task_at(task.id, c2.fencing, "exit status 2", None, now())
         .unwrap();
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(failed.error.as_deref(), Some("exit status 2"));
@@ -369,7 +443,7 @@ fn failures_retry_at_their_time_or_end_the_task(f: &Fixture) {
         s.claim_task("w1", LEASE, retry_at + 10 * LEASE).unwrap(),
         None
     );
-    invalid_state(s.fail_task(task.id, c2.fencing, "again", Some(retry_at)));
+    invalid_state(s.fail_task_at(task.id, c2.fencing, "again", Some(retry_at), now()));
 }
 
 fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
@@ -377,16 +451,16 @@ fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
     let run = run_of(s, "p");
     let keep = run_of(s, "p");
     let start = s.last_event_id().unwrap();
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
     for step in ["a", "b", "c"] {
-        s.enqueue_task(&run.id, step, "{}", None).unwrap();
+        s.enqueue_task_at(&run.id, step, "{}", None, now()).unwrap();
     }
-    let other = s.enqueue_task(&keep.id, "x", "{}", None).unwrap();
+    let other = s.enqueue_task_at(&keep.id, "x", "{}", None, now()).unwrap();
     let held = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
 
     let cancelled = s
-        .set_pipeline_run_status(&run.id, PipelineRunStatus::Cancelled)
+        .set_pipeline_run_status_at(&run.id, PipelineRunStatus::Cancelled, now())
         .unwrap();
     assert_eq!(cancelled.status, PipelineRunStatus::Cancelled);
     assert!(
@@ -396,16 +470,16 @@ fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
             .all(|t| t.status == TaskStatus::Cancelled)
     );
     // The holder learns of the cancellation from its next heartbeat.
-    invalid_state(s.heartbeat_task(held.task.id, held.fencing, LEASE));
-    invalid_state(s.complete_task(held.task.id, held.fencing, "{}"));
-    invalid_state(s.enqueue_task(&run.id, "d", "{}", None));
-    assert_eq!(s.cancel_run_tasks(&run.id).unwrap(), 0);
+    invalid_state(s.heartbeat_task_at(held.task.id, held.fencing, LEASE, now()));
+    invalid_state(s.complete_task_at(held.task.id, held.fencing, "{}", now()));
+    invalid_state(s.enqueue_task_at(&run.id, "d", "{}", None, now()));
+    assert_eq!(s.cancel_run_tasks_at(&run.id, now()).unwrap(), 0);
     let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
     assert_eq!(next.task.id, other.id);
 
     // cancel_run_tasks alone leaves the run's status to the caller.
-    s.enqueue_task(&keep.id, "y", "{}", None).unwrap();
-    assert_eq!(s.cancel_run_tasks(&keep.id).unwrap(), 2);
+    s.enqueue_task_at(&keep.id, "y", "{}", None, now()).unwrap();
+    assert_eq!(s.cancel_run_tasks_at(&keep.id, now()).unwrap(), 2);
     assert_eq!(
         s.get_pipeline_run(&keep.id).unwrap().status,
         PipelineRunStatus::Pending
@@ -413,7 +487,7 @@ fn cancelling_a_run_cancels_its_tasks(f: &Fixture) {
     assert_eq!(s.claim_task("w2", LEASE, now()).unwrap(), None);
 
     // A cancelled run may be resumed, which appends its own event.
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
     assert_eq!(
         kinds_after(s, start),
@@ -439,28 +513,28 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let run = run_of(s, "p");
     let step = |name: &str| (name.to_string(), format!(r#"{{"step": "{name}"}}"#));
     // Only an ended, unsuccessful run can be resumed.
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], now()));
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
-    let a = s.enqueue_task(&run.id, "a", "{}", None).unwrap();
-    let b = s.enqueue_task(&run.id, "b", "{}", None).unwrap();
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], now()));
+    let a = s.enqueue_task_at(&run.id, "a", "{}", None, now()).unwrap();
+    let b = s.enqueue_task_at(&run.id, "b", "{}", None, now()).unwrap();
     let ca = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
-    s.complete_task(a.id, ca.fencing, "{}").unwrap();
+    s.complete_task_at(a.id, ca.fencing, "{}", now()).unwrap();
     let cb = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
-    s.fail_task(b.id, cb.fencing, "exit status 1", None)
+    s.fail_task_at(b.id, cb.fencing, "exit status 1", None, now())
         .unwrap();
     let start = s.last_event_id().unwrap();
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
         .unwrap();
-    invalid_parameter(s.resume_pipeline_run(&run.id, &[]));
+    invalid_parameter(s.resume_pipeline_run_at(&run.id, &[], now()));
     assert!(matches!(
-        s.resume_pipeline_run("nope", &[step("b")]),
+        s.resume_pipeline_run_at("nope", &[step("b")], now()),
         Err(StoreError::Domain(Error::NotFound(_)))
     ));
 
     let (resumed, queued) = s
-        .resume_pipeline_run(&run.id, &[step("b"), step("c")])
+        .resume_pipeline_run_at(&run.id, &[step("b"), step("c")], now())
         .unwrap();
     assert_eq!(resumed.status, PipelineRunStatus::Running);
     assert_eq!(resumed.id, run.id);
@@ -492,31 +566,33 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     );
     // Resuming is refused while the run is live, and the new tasks are
     // claimable like any other.
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], now()));
     let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
     assert_eq!(next.task.id, queued[0].id);
 
     // A run whose ending has not yet cancelled its open tasks is refused,
     // and nothing is queued.
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
         .unwrap();
     let before = s.tasks_of_run(&run.id).unwrap().len();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("d")]));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("d")], now()));
     assert_eq!(s.tasks_of_run(&run.id).unwrap().len(), before);
     assert_eq!(
         s.get_pipeline_run(&run.id).unwrap().status,
         PipelineRunStatus::Failed
     );
     // A cancelled run resumes too; a succeeded one never does.
-    s.cancel_run_tasks(&run.id).unwrap();
-    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Cancelled)
+    s.cancel_run_tasks_at(&run.id, now()).unwrap();
+    s.resume_pipeline_run_at(&run.id, &[step("b")], now())
         .unwrap();
-    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
-    s.cancel_run_tasks(&run.id).unwrap();
-    s.set_pipeline_run_status(&run.id, PipelineRunStatus::Succeeded)
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Cancelled, now())
         .unwrap();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
+    s.resume_pipeline_run_at(&run.id, &[step("b")], now())
+        .unwrap();
+    s.cancel_run_tasks_at(&run.id, now()).unwrap();
+    s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Succeeded, now())
+        .unwrap();
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], now()));
 }
 
 const TASKS: usize = 200;
@@ -528,7 +604,7 @@ fn concurrent_claimers_take_each_task_once(f: &Fixture) {
     let mut ids = HashSet::new();
     for i in 0..TASKS {
         let t = s
-            .enqueue_task(&run.id, &format!("s{i}"), "{}", None)
+            .enqueue_task_at(&run.id, &format!("s{i}"), "{}", None, now())
             .unwrap();
         ids.insert(t.id);
     }
@@ -555,7 +631,12 @@ fn concurrent_claimers_take_each_task_once(f: &Fixture) {
                     };
                     assert_eq!(c.fencing, 1, "task {} claimed twice", c.task.id);
                     store
-                        .complete_task(c.task.id, c.fencing, &format!(r#"{{"by":"{worker}"}}"#))
+                        .complete_task_at(
+                            c.task.id,
+                            c.fencing,
+                            &format!(r#"{{"by":"{worker}"}}"#),
+                            now(),
+                        )
                         .unwrap();
                     completed.fetch_add(1, Ordering::SeqCst);
                     mine.push(c.task.id);

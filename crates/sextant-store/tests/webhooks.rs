@@ -126,16 +126,26 @@ fn outbox_claims_retries_and_logs(f: &Fixture) {
         event: "run.created".into(),
         body: format!("{{\"id\":{event_id}}}"),
     };
+    // Queued at the fan-out's time, which the claims compare with: the
+    // worker's clock, not the store's (a test's clock is years ahead).
+    let now = 4_000_000_000_000;
     assert!(
-        !s.enqueue_webhook_deliveries(5, 7, &[d(6)]).unwrap(),
+        !s.enqueue_webhook_deliveries_at(5, 7, &[d(6)], now).unwrap(),
         "stale cursor"
     );
-    assert!(s.enqueue_webhook_deliveries(0, 7, &[d(6), d(7)]).unwrap());
+    assert!(
+        s.enqueue_webhook_deliveries_at(0, 7, &[d(6), d(7)], now)
+            .unwrap()
+    );
     assert_eq!(s.webhook_cursor().unwrap(), 7);
-    assert!(!s.enqueue_webhook_deliveries(0, 8, &[d(8)]).unwrap());
+    assert!(!s.enqueue_webhook_deliveries_at(0, 8, &[d(8)], now).unwrap());
 
-    // Later than the real clock that stamped the enqueued rows.
-    let now = 4_000_000_000_000;
+    assert!(
+        s.claim_webhook_deliveries(now - 1, 60_000, 10)
+            .unwrap()
+            .is_empty(),
+        "not due before they were queued"
+    );
     let due = s.claim_webhook_deliveries(now, 60_000, 10).unwrap();
     assert_eq!(due.len(), 2);
     assert_eq!(due[0].url, w.url);
@@ -193,7 +203,7 @@ fn outbox_claims_retries_and_logs(f: &Fixture) {
     assert_eq!(s.webhook_delivery_log(&w.webhook_id, 1).unwrap().len(), 1);
 
     // Deleting a webhook cancels what it has not received.
-    assert!(s.enqueue_webhook_deliveries(7, 9, &[d(9)]).unwrap());
+    assert!(s.enqueue_webhook_deliveries_at(7, 9, &[d(9)], now).unwrap());
     s.delete_webhook(&w.webhook_id).unwrap();
     assert!(
         s.claim_webhook_deliveries(i64::MAX / 2, 1, 10)

@@ -217,9 +217,9 @@ impl Monitors {
             kind,
             json!({"monitor": name, "endpoint": spec.endpoint, "data": spec.data, "schedule": spec.schedule}),
         );
-        let n = name.to_string();
+        let (n, now) = (name.to_string(), self.deps.clock.now_ms());
         let stored = self
-            .db(move |s| s.put_monitor(&n, &text, Some(&ev)))
+            .db(move |s| s.put_monitor_at(&n, &text, Some(&ev), now))
             .await?;
         self.deps.changes.notify_waiters();
         Ok((!existed, stored))
@@ -283,10 +283,12 @@ impl Monitors {
                 (MonitorRunStatus::Failed, json!({}), Some(message), vec![ev])
             }
         };
-        let id = run.id.clone();
+        let (id, now) = (run.id.clone(), self.deps.clock.now_ms());
         let text = summary.to_string();
         let finished = self
-            .db(move |s| s.finish_monitor_run(&id, status, &text, error.as_deref(), &events))
+            .db(move |s| {
+                s.finish_monitor_run_at(&id, status, &text, error.as_deref(), &events, now)
+            })
             .await?;
         self.deps.changes.notify_waiters();
         Ok(finished)
@@ -306,12 +308,13 @@ impl Monitors {
         {
             let _ = self
                 .db(move |s| {
-                    s.finish_monitor_run(
+                    s.finish_monitor_run_at(
                         &stale.id,
                         MonitorRunStatus::Failed,
                         "{}",
                         Some("the server stopped during the run"),
                         &[],
+                        now,
                     )
                 })
                 .await;

@@ -232,8 +232,8 @@ impl Orchestrator {
             let (id, parent) = (run.id.clone(), run.run_uuid.clone());
             let now = self.deps.clock.now_ms();
             self.db(move |s| {
-                s.set_pipeline_run_status(&id, status)?;
-                s.cancel_run_tasks(&id)?;
+                s.set_pipeline_run_status_at(&id, status, now)?;
+                s.cancel_run_tasks_at(&id, now)?;
                 if let Some(parent) = parent {
                     s.update_run(&parent, Some(tracking), Some(now), None)?;
                 }
@@ -244,8 +244,8 @@ impl Orchestrator {
             return Ok(());
         }
         if run.status == PipelineRunStatus::Pending {
-            let id = run.id.clone();
-            self.db(move |s| s.set_pipeline_run_status(&id, PipelineRunStatus::Running))
+            let (id, now) = (run.id.clone(), self.deps.clock.now_ms());
+            self.db(move |s| s.set_pipeline_run_status_at(&id, PipelineRunStatus::Running, now))
                 .await?;
         }
         let ready: Vec<String> = plan
@@ -255,11 +255,11 @@ impl Orchestrator {
         if ready.is_empty() {
             return Ok(());
         }
-        let id = run.id.clone();
+        let (id, now) = (run.id.clone(), self.deps.clock.now_ms());
         self.db(move |s| {
             for step in &ready {
                 let payload = serde_json::json!({ "step": step }).to_string();
-                s.enqueue_task(&id, step, &payload, None)?;
+                s.enqueue_task_at(&id, step, &payload, None, now)?;
             }
             Ok(())
         })

@@ -147,7 +147,9 @@ pub async fn heartbeat(
 ) -> Result<(), PipelineError> {
     check_lease(lease_ms)?;
     let orch = orch.ok_or(PipelineError::NotRunning)?;
-    orch.db(move |s| s.heartbeat_task(task_id, fencing, lease_ms))
+    // The lease runs on this server's clock, the one its claims read.
+    let now = orch.deps.clock.now_ms();
+    orch.db(move |s| s.heartbeat_task_at(task_id, fencing, lease_ms, now))
         .await
         .map_err(PipelineError::lost_claim)
 }

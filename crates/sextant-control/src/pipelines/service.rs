@@ -152,6 +152,9 @@ pub(super) async fn start_triggered_run(
     })?;
     let params = resolve_params(&v.pipeline, &params)?;
     super::context::confine_known_paths(&deps.data_roots, &v.pipeline, &params)?;
+    // The run's times are the orchestrator's clock's (a schedule's last
+    // firing is read back from `created_time`), as its end will be.
+    let now = deps.clock.now_ms();
     let run = deps
         .db(move |s| {
             let experiment_id = experiment_for(s, &name)?;
@@ -159,20 +162,23 @@ pub(super) async fn start_triggered_run(
                 experiment_id,
                 user_id: USER.to_string(),
                 run_name: Some(name.clone()),
-                start_time: None,
+                start_time: Some(now),
                 tags: std::iter::once(Tag::new("sextant.pipeline", name.as_str()))
                     .chain(trigger.tags)
                     .collect(),
             })?;
-            let run = s.create_pipeline_run(&NewPipelineRun {
-                pipeline: name.clone(),
-                params: Json::Object(params).to_string(),
-                trigger_kind: trigger.kind,
-                trigger_event: trigger.event,
-                run_uuid: Some(parent.info.run_id.clone()),
-                no_cache,
-                started_by,
-            })?;
+            let run = s.create_pipeline_run_at(
+                &NewPipelineRun {
+                    pipeline: name.clone(),
+                    params: Json::Object(params).to_string(),
+                    trigger_kind: trigger.kind,
+                    trigger_event: trigger.event,
+                    run_uuid: Some(parent.info.run_id.clone()),
+                    no_cache,
+                    started_by,
+                },
+                now,
+            )?;
             s.log_batch(
                 &parent.info.run_id,
                 &[],
@@ -201,7 +207,7 @@ pub async fn cancel_run(deps: &Deps, id: String) -> Result<PipelineRun, Pipeline
     let now = deps.clock.now_ms();
     let run = deps
         .db(move |s| {
-            let run = s.set_pipeline_run_status(&id, PipelineRunStatus::Cancelled)?;
+            let run = s.set_pipeline_run_status_at(&id, PipelineRunStatus::Cancelled, now)?;
             if let Some(parent) = &run.run_uuid {
                 s.update_run(parent, Some(RunStatus::Killed), Some(now), None)?;
             }
@@ -363,10 +369,10 @@ pub async fn retry_run(deps: &Deps, id: String) -> Result<PipelineRun, PipelineE
             "every step of pipeline run '{id}' succeeded or was skipped: nothing to retry"
         )));
     }
-    let parent = run.run_uuid.clone();
+    let (parent, now) = (run.run_uuid.clone(), deps.clock.now_ms());
     let resumed = deps
         .db(move |s| {
-            let (run, _) = s.resume_pipeline_run(&id, &again)?;
+            let (run, _) = s.resume_pipeline_run_at(&id, &again, now)?;
             // The parent tracking run shows the run as live again; the
             // pipeline run is the record, so a parent that is gone is no
             // reason to refuse.

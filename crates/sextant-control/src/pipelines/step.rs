@@ -155,6 +155,7 @@ impl Orchestrator {
     ) -> Result<(String, String), PipelineError> {
         let (task, fencing) = (claimed.task.clone(), claimed.fencing);
         let (parent, run_id) = (run.run_uuid.clone(), run.id.clone());
+        let now = self.deps.clock.now_ms();
         self.db(move |s| {
             let parent = parent.ok_or_else(|| {
                 StoreError::Corrupt(format!("pipeline run {run_id} has no tracking run"))
@@ -164,7 +165,7 @@ impl Orchestrator {
                 experiment_id,
                 user_id: USER.to_string(),
                 run_name: Some(task.step.clone()),
-                start_time: None,
+                start_time: Some(now),
                 tags: vec![
                     Tag::new("mlflow.parentRunId", parent.as_str()),
                     Tag::new("sextant.pipelineRun", run_id.as_str()),
@@ -172,7 +173,7 @@ impl Orchestrator {
                     Tag::new("sextant.attempt", task.attempt.to_string()),
                 ],
             })?;
-            s.set_task_step_run(task.id, fencing, &created.info.run_id)?;
+            s.set_task_step_run_at(task.id, fencing, &created.info.run_id, now)?;
             Ok((created.info.run_id, created.info.artifact_uri))
         })
         .await
@@ -404,7 +405,8 @@ impl Orchestrator {
             tokio::select! {
                 r = &mut work => return r,
                 _ = tick.tick() => {
-                    if let Err(e) = self.db(move |s| s.heartbeat_task(id, fencing, lease)).await {
+                    let now = self.deps.clock.now_ms();
+                    if let Err(e) = self.db(move |s| s.heartbeat_task_at(id, fencing, lease, now)).await {
                         tracing::warn!(error = %e, "lost the task's lease; stopping the step");
                         if let Some(c) = &cancel { c.cancel(); }
                     }
@@ -514,7 +516,7 @@ impl Orchestrator {
                 match result {
                     Ok(r) => {
                         let json = serde_json::to_string(&r).expect("a step result serializes");
-                        s.complete_task(id, fencing, &json)?;
+                        s.complete_task_at(id, fencing, &json, now)?;
                         tracing::info!("step succeeded");
                         // After the fenced completion: a stale holder records nothing.
                         if let Some(e) = &entry
@@ -529,7 +531,7 @@ impl Orchestrator {
                             now + wait.saturating_mul(1 << (attempt - 1).clamp(0, 20))
                         });
                         tracing::warn!(error = %f.message, retry = retry_at.is_some(), "step failed");
-                        s.fail_task(id, fencing, &f.message, retry_at)?;
+                        s.fail_task_at(id, fencing, &f.message, retry_at, now)?;
                     }
                 }
                 Ok(())

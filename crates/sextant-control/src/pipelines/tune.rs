@@ -295,6 +295,11 @@ impl Orchestrator {
                 .iter()
                 .map(|(k, v)| Param::new(k.as_str(), v.as_str()))
                 .collect();
+            // Started on the orchestrator's clock, which its end is stamped with.
+            let new = NewRun {
+                start_time: Some(deps.clock.now_ms()),
+                ..new
+            };
             let run_id = deps
                 .db(move |s| {
                     let run = s.create_run(&new)?;

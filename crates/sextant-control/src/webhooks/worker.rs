@@ -74,7 +74,9 @@ pub async fn run_once(deps: &WebhookDeps, hooks: &Webhooks) -> Result<Duration, 
 
 /// Fans out one batch of new events; true when there may be more.
 async fn fan_out(deps: &WebhookDeps) -> Result<bool, WebhookError> {
-    let more = sextant_store::call(&deps.store, |s| {
+    // Due from now on the clock the claims in `run_once` read.
+    let now = deps.clock.now_ms();
+    let more = sextant_store::call(&deps.store, move |s| {
         let cursor = s.webhook_cursor()?;
         let events = s.events_after(cursor, &[], FANOUT_BATCH)?;
         let Some(last) = events.last().map(|e| e.id) else {
@@ -82,7 +84,7 @@ async fn fan_out(deps: &WebhookDeps) -> Result<bool, WebhookError> {
         };
         let hooks = s.active_webhooks()?;
         let deliveries = plan(s, &hooks, &events);
-        let moved = s.enqueue_webhook_deliveries(cursor, last, &deliveries)?;
+        let moved = s.enqueue_webhook_deliveries_at(cursor, last, &deliveries, now)?;
         Ok(!moved || events.len() as u64 == FANOUT_BATCH)
     })
     .await?;

@@ -190,10 +190,11 @@ impl Endpoints {
         let name = name.to_string();
         let state = serde_json::to_string(state).expect("state serializes");
         let spec = spec.map(|s| serde_json::to_string(s).expect("spec serializes"));
+        let now = self.clock.now_ms();
         let stored = deps
             .db(move |s| match spec {
-                Some(spec) => s.put_endpoint(&name, &spec, &state, Some(&ev)),
-                None => s.set_endpoint_state(&name, &state, Some(&ev)),
+                Some(spec) => s.put_endpoint_at(&name, &spec, &state, Some(&ev), now),
+                None => s.set_endpoint_state_at(&name, &state, Some(&ev), now),
             })
             .await?;
         deps.changes.notify_waiters();

@@ -64,18 +64,18 @@ pub fn list(c: &mut dyn Conn) -> Result<Vec<StoredEndpoint>, StoreError> {
     .collect()
 }
 
-/// Creates or replaces an endpoint's definition and state.
-pub fn put(
+/// Creates or replaces an endpoint's definition and state at `now` (the controller's clock).
+pub fn put_at(
     c: &mut dyn Conn,
     name: &str,
     spec: &str,
     state: &str,
     event: Option<&EndpointEvent>,
+    now: i64,
 ) -> Result<StoredEndpoint, StoreError> {
     validate_endpoint_name(name)?;
     json("spec", spec)?;
     json("state", state)?;
-    let now = now_ms();
     c.exec(
         "INSERT INTO endpoints (name, spec, state, created_time, updated_time) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, state = excluded.state, \
@@ -86,17 +86,18 @@ pub fn put(
     get(c, name)
 }
 
-/// Replaces the controller state of an existing endpoint.
-pub fn set_state(
+/// Replaces the controller state of an existing endpoint at `now`.
+pub fn set_state_at(
     c: &mut dyn Conn,
     name: &str,
     state: &str,
     event: Option<&EndpointEvent>,
+    now: i64,
 ) -> Result<StoredEndpoint, StoreError> {
     json("state", state)?;
     let n = c.exec(
         "UPDATE endpoints SET state = ?, updated_time = ? WHERE name = ?",
-        &[state.into(), now_ms().into(), name.into()],
+        &[state.into(), now.into(), name.into()],
     )?;
     if n == 0 {
         return Err(Error::not_found(format!("endpoint '{name}' not found")).into());
@@ -119,4 +120,26 @@ pub fn delete(c: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
         serde_json::json!({ "name": name }),
     )?;
     Ok(())
+}
+
+// --- The wall-clock forms behind `MetaStore`'s deprecated methods
+// (implemented in `mod.rs`); they go with those methods. ---
+
+pub fn put(
+    c: &mut dyn Conn,
+    name: &str,
+    spec: &str,
+    state: &str,
+    event: Option<&EndpointEvent>,
+) -> Result<StoredEndpoint, StoreError> {
+    put_at(c, name, spec, state, event, now_ms())
+}
+
+pub fn set_state(
+    c: &mut dyn Conn,
+    name: &str,
+    state: &str,
+    event: Option<&EndpointEvent>,
+) -> Result<StoredEndpoint, StoreError> {
+    set_state_at(c, name, state, event, now_ms())
 }

@@ -95,16 +95,17 @@ pub fn list(c: &mut dyn Conn) -> Result<Vec<StoredMonitor>, StoreError> {
     .collect()
 }
 
-/// Creates or replaces a monitor's definition; appends `event` if given.
-pub fn put(
+/// Creates or replaces a monitor's definition at `now` (the scheduler's
+/// clock: a monitor that never ran is due from then); appends `event` if given.
+pub fn put_at(
     c: &mut dyn Conn,
     name: &str,
     spec: &str,
     event: Option<&MonitorEvent>,
+    now: i64,
 ) -> Result<StoredMonitor, StoreError> {
     validate_monitor_name(name)?;
     json("spec", spec)?;
-    let now = now_ms();
     c.exec(
         "INSERT INTO monitors (name, spec, created_time, updated_time) VALUES (?, ?, ?, ?) \
          ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_time = excluded.updated_time",
@@ -170,15 +171,16 @@ pub fn start_run(c: &mut dyn Conn, run: &MonitorRun) -> Result<MonitorRun, Store
     get_run(c, &run.id)
 }
 
-/// Ends a running run with its outcome and appends `events` in the same
-/// transaction. A run that already ended is a conflict.
-pub fn finish_run(
+/// Ends a running run at `now` with its outcome and appends `events` in the
+/// same transaction. A run that already ended is a conflict.
+pub fn finish_run_at(
     c: &mut dyn Conn,
     id: &str,
     status: MonitorRunStatus,
     summary: &str,
     error: Option<&str>,
     events: &[MonitorEvent],
+    now: i64,
 ) -> Result<MonitorRun, StoreError> {
     if !status.is_terminal() {
         return Err(Error::invalid(
@@ -194,7 +196,7 @@ pub fn finish_run(
             status.as_str().into(),
             summary.into(),
             error.into(),
-            now_ms().into(),
+            now.into(),
             id.into(),
             MonitorRunStatus::Running.as_str().into(),
         ],
@@ -235,4 +237,27 @@ pub fn list_runs(
     .into_iter()
     .map(decode_run)
     .collect()
+}
+
+// --- The wall-clock forms behind `MetaStore`'s deprecated methods
+// (implemented in `mod.rs`); they go with those methods. ---
+
+pub fn put(
+    c: &mut dyn Conn,
+    name: &str,
+    spec: &str,
+    event: Option<&MonitorEvent>,
+) -> Result<StoredMonitor, StoreError> {
+    put_at(c, name, spec, event, now_ms())
+}
+
+pub fn finish_run(
+    c: &mut dyn Conn,
+    id: &str,
+    status: MonitorRunStatus,
+    summary: &str,
+    error: Option<&str>,
+    events: &[MonitorEvent],
+) -> Result<MonitorRun, StoreError> {
+    finish_run_at(c, id, status, summary, error, events, now_ms())
 }

@@ -18,6 +18,8 @@ use sextant_core::pipeline_runs::{
     Task, TaskStatus, TriggerKind, validate_pipeline_name,
 };
 
+mod clocked;
+
 use super::experiments::page_rest;
 use super::{events, now_ms};
 use crate::backend::{Conn, Dialect, Row, SqlValue};
@@ -88,6 +90,9 @@ pub fn put(
         Some(_) => (Applied::Updated, "pipeline.updated"),
         None => (Applied::Created, "pipeline.created"),
     };
+    // The store's clock, not a caller's: triggers compare this time with
+    // the events' (`Event::time`, the store's too) to react only to events
+    // appended after the pipeline was applied.
     let now = now_ms();
     // An upsert, so that two first applies of one name at once both succeed.
     c.exec(
@@ -191,7 +196,11 @@ fn run_event(c: &mut dyn Conn, run: &PipelineRun, kind: &str) -> Result<(), Stor
     )
 }
 
-pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun, StoreError> {
+pub fn create_run_at(
+    c: &mut dyn Conn,
+    new: &NewPipelineRun,
+    now: i64,
+) -> Result<PipelineRun, StoreError> {
     if !check_json("pipeline run params", &new.params)?.is_object() {
         return Err(Error::invalid(format!(
             "pipeline run params must be a JSON object, got: {}",
@@ -200,7 +209,6 @@ pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun,
         .into());
     }
     get(c, &new.pipeline)?;
-    let now = now_ms();
     let run = PipelineRun {
         id: uuid::Uuid::new_v4().to_string(),
         pipeline: new.pipeline.clone(),
@@ -286,10 +294,11 @@ pub fn list_runs(c: &mut dyn Conn, q: &PipelineRunSearch) -> Result<Page<Pipelin
     Ok(Page { items, next_offset })
 }
 
-pub fn set_run_status(
+pub fn set_run_status_at(
     c: &mut dyn Conn,
     id: &str,
     status: PipelineRunStatus,
+    now: i64,
 ) -> Result<PipelineRun, StoreError> {
     // The row lock orders this change against concurrent status changes and
     // against enqueues into the run, which take a share lock on it.
@@ -307,13 +316,12 @@ pub fn set_run_status(
         ))
         .into());
     }
-    let now = now_ms();
     c.exec(
         "UPDATE pipeline_runs SET status = ?, updated_time = ? WHERE id = ?",
         &[status.as_str().into(), now.into(), id.into()],
     )?;
     if status == PipelineRunStatus::Cancelled {
-        cancel_tasks(c, id)?;
+        cancel_tasks(c, id, now)?;
     }
     run.status = status;
     run.updated_time = now;
@@ -366,12 +374,13 @@ fn decode_task(row: Row) -> Result<Task, StoreError> {
     })
 }
 
-pub fn enqueue(
+pub fn enqueue_at(
     c: &mut dyn Conn,
     run_id: &str,
     step: &str,
     payload: &str,
     not_before: Option<i64>,
+    now: i64,
 ) -> Result<Task, StoreError> {
     if step.is_empty() {
         return Err(Error::invalid("a task needs a step name").into());
@@ -386,7 +395,6 @@ pub fn enqueue(
         ))
         .into());
     }
-    let now = now_ms();
     let rows = c.query(
         &format!(
             "INSERT INTO tasks (pipeline_run, step, status, attempt, fencing, not_before, \
@@ -508,13 +516,13 @@ fn fenced(
     Ok(n > 0)
 }
 
-pub fn heartbeat(
+pub fn heartbeat_at(
     c: &mut dyn Conn,
     task_id: i64,
     fencing: i64,
     lease_ms: i64,
+    now: i64,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     let sets = "lease_expires = ?, heartbeat = ?, updated_time = ?";
     let params = vec![now.saturating_add(lease_ms).into(), now.into(), now.into()];
     if fenced(c, task_id, fencing, sets, params)? {
@@ -524,13 +532,14 @@ pub fn heartbeat(
     }
 }
 
-pub fn set_step_run(
+pub fn set_step_run_at(
     c: &mut dyn Conn,
     task_id: i64,
     fencing: i64,
     step_run_uuid: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
-    let params = vec![step_run_uuid.into(), now_ms().into()];
+    let params = vec![step_run_uuid.into(), now.into()];
     if fenced(
         c,
         task_id,
@@ -544,21 +553,16 @@ pub fn set_step_run(
     }
 }
 
-pub fn complete(
+pub fn complete_at(
     c: &mut dyn Conn,
     task_id: i64,
     fencing: i64,
     result: &str,
+    now: i64,
 ) -> Result<Task, StoreError> {
     check_json("task result", result)?;
     let sets = "status = 'succeeded', result = ?, lease_expires = NULL, updated_time = ?";
-    if fenced(
-        c,
-        task_id,
-        fencing,
-        sets,
-        vec![result.into(), now_ms().into()],
-    )? {
+    if fenced(c, task_id, fencing, sets, vec![result.into(), now.into()])? {
         return get_task(c, task_id);
     }
     // A holder that retries a completion whose answer it never received
@@ -573,14 +577,14 @@ pub fn complete(
     Err(lost(c, task_id, fencing))
 }
 
-pub fn fail(
+pub fn fail_at(
     c: &mut dyn Conn,
     task_id: i64,
     fencing: i64,
     error: &str,
     retry_at: Option<i64>,
+    now: i64,
 ) -> Result<Task, StoreError> {
-    let now = now_ms();
     let done = match retry_at {
         Some(at) => fenced(
             c,
@@ -605,27 +609,28 @@ pub fn fail(
     }
 }
 
-fn cancel_tasks(c: &mut dyn Conn, run_id: &str) -> Result<u64, StoreError> {
+fn cancel_tasks(c: &mut dyn Conn, run_id: &str, now: i64) -> Result<u64, StoreError> {
     c.exec(
         "UPDATE tasks SET status = 'cancelled', lease_expires = NULL, updated_time = ? \
          WHERE pipeline_run = ? AND status IN ('queued', 'running')",
-        &[now_ms().into(), run_id.into()],
+        &[now.into(), run_id.into()],
     )
 }
 
-pub fn cancel_run_tasks(c: &mut dyn Conn, run_id: &str) -> Result<u64, StoreError> {
+pub fn cancel_run_tasks_at(c: &mut dyn Conn, run_id: &str, now: i64) -> Result<u64, StoreError> {
     get_run(c, run_id)?;
-    cancel_tasks(c, run_id)
+    cancel_tasks(c, run_id, now)
 }
 
 /// `pipelines retry`: a failed or cancelled run goes back to `RUNNING` with
 /// a fresh task for each of `steps`, all in one transaction. Earlier tasks
 /// keep their outcome; a step's newest task decides its state, so the new
 /// tasks take over from the failed ones and succeeded steps stay done.
-pub fn resume_run(
+pub fn resume_run_at(
     c: &mut dyn Conn,
     id: &str,
     steps: &[(String, String)],
+    now: i64,
 ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
     let lock = pg_only(c, " FOR UPDATE");
     let run = get_run_locked(c, id, lock)?;
@@ -661,10 +666,10 @@ pub fn resume_run(
         ))
         .into());
     }
-    let run = set_run_status(c, id, PipelineRunStatus::Running)?;
+    let run = set_run_status_at(c, id, PipelineRunStatus::Running, now)?;
     let tasks = steps
         .iter()
-        .map(|(step, payload)| enqueue(c, id, step, payload, None))
+        .map(|(step, payload)| enqueue_at(c, id, step, payload, None, now))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((run, tasks))
 }
@@ -750,4 +755,78 @@ pub fn cache_entries(
     .into_iter()
     .map(decode_cache_entry)
     .collect()
+}
+
+// --- The wall-clock forms behind `MetaStore`'s deprecated methods
+// (implemented in `mod.rs`); they go with those methods. ---
+
+pub fn create_run(c: &mut dyn Conn, new: &NewPipelineRun) -> Result<PipelineRun, StoreError> {
+    create_run_at(c, new, now_ms())
+}
+
+pub fn set_run_status(
+    c: &mut dyn Conn,
+    id: &str,
+    status: PipelineRunStatus,
+) -> Result<PipelineRun, StoreError> {
+    set_run_status_at(c, id, status, now_ms())
+}
+
+pub fn enqueue(
+    c: &mut dyn Conn,
+    run_id: &str,
+    step: &str,
+    payload: &str,
+    not_before: Option<i64>,
+) -> Result<Task, StoreError> {
+    enqueue_at(c, run_id, step, payload, not_before, now_ms())
+}
+
+pub fn heartbeat(
+    c: &mut dyn Conn,
+    task_id: i64,
+    fencing: i64,
+    lease_ms: i64,
+) -> Result<(), StoreError> {
+    heartbeat_at(c, task_id, fencing, lease_ms, now_ms())
+}
+
+pub fn set_step_run(
+    c: &mut dyn Conn,
+    task_id: i64,
+    fencing: i64,
+    step_run_uuid: &str,
+) -> Result<(), StoreError> {
+    set_step_run_at(c, task_id, fencing, step_run_uuid, now_ms())
+}
+
+pub fn complete(
+    c: &mut dyn Conn,
+    task_id: i64,
+    fencing: i64,
+    result: &str,
+) -> Result<Task, StoreError> {
+    complete_at(c, task_id, fencing, result, now_ms())
+}
+
+pub fn fail(
+    c: &mut dyn Conn,
+    task_id: i64,
+    fencing: i64,
+    error: &str,
+    retry_at: Option<i64>,
+) -> Result<Task, StoreError> {
+    fail_at(c, task_id, fencing, error, retry_at, now_ms())
+}
+
+pub fn cancel_run_tasks(c: &mut dyn Conn, run_id: &str) -> Result<u64, StoreError> {
+    cancel_run_tasks_at(c, run_id, now_ms())
+}
+
+pub fn resume_run(
+    c: &mut dyn Conn,
+    id: &str,
+    steps: &[(String, String)],
+) -> Result<(PipelineRun, Vec<Task>), StoreError> {
+    resume_run_at(c, id, steps, now_ms())
 }

@@ -235,13 +235,15 @@ pub fn cursor(c: &mut dyn Conn) -> Result<i64, StoreError> {
     }
 }
 
-/// Moves the cursor from `from` to `to` and queues `deliveries`; returns
-/// false, changing nothing, when another fan-out moved the cursor first.
-pub fn enqueue(
+/// Moves the cursor from `from` to `to` and queues `deliveries`, due at `now`
+/// (the delivery worker's clock, which its claims read); returns false,
+/// changing nothing, when another fan-out moved the cursor first.
+pub fn enqueue_at(
     c: &mut dyn Conn,
     from: i64,
     to: i64,
     deliveries: &[NewDelivery],
+    now: i64,
 ) -> Result<bool, StoreError> {
     c.exec(
         "INSERT INTO webhook_cursor (id, last_event_id) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
@@ -254,7 +256,6 @@ pub fn enqueue(
     if moved == 0 {
         return Ok(false);
     }
-    let now = now_ms();
     let rows: Vec<Vec<SqlValue>> = deliveries
         .iter()
         .map(|d| {
@@ -412,4 +413,16 @@ pub fn log(
         .collect::<Result<Vec<_>, StoreError>>()?;
     out.reverse();
     Ok(out)
+}
+
+// --- The wall-clock form behind `MetaStore`'s deprecated method
+// (implemented in `mod.rs`); it goes with that method. ---
+
+pub fn enqueue(
+    c: &mut dyn Conn,
+    from: i64,
+    to: i64,
+    deliveries: &[NewDelivery],
+) -> Result<bool, StoreError> {
+    enqueue_at(c, from, to, deliveries, now_ms())
 }
