@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use saphyr::{LoadableYamlNode, Yaml};
 use sextant_onnx::{Dim, ElemType, Model, ValueInfo, ValueKind};
+use sextant_pipelines::yaml::{self, NotOneDocument};
 
 use super::convert::InputPlan;
 use super::error::{InputError, LoadError, PredictError};
@@ -93,42 +93,60 @@ impl MlModel {
         MlModel::parse(&text, &path)
     }
 
-    /// Parses the text of an `MLmodel` file (`path` names it in errors).
+    /// Parses the text of an `MLmodel` file (`path` names it in errors), read
+    /// by Sextant's one YAML reader (`sextant_pipelines::yaml`).
     pub fn parse(text: &str, path: &Path) -> Result<MlModel, LoadError> {
         let bad = |message: String| LoadError::MlModel {
             path: path.to_owned(),
             message,
         };
-        let docs = Yaml::load_from_str(text).map_err(|e| bad(format!("not YAML: {e}")))?;
-        let doc = docs
-            .first()
-            .filter(|d| d.is_mapping())
-            .ok_or_else(|| bad("expected a YAML mapping".into()))?;
-        let flavors = doc
-            .as_mapping_get("flavors")
-            .filter(|f| f.is_mapping())
+        let doc = match yaml::read_one(text) {
+            Ok(doc) => doc,
+            Err(NotOneDocument::Syntax { at, info }) => {
+                return Err(bad(format!(
+                    "not YAML: {info} at line {} column {}",
+                    at.line, at.col
+                )));
+            }
+            // MLflow reads the file with `yaml.safe_load`, which takes one document.
+            Err(NotOneDocument::Several { at }) => {
+                return Err(bad(format!(
+                    "expected one YAML document, found a second at line {}",
+                    at.line
+                )));
+            }
+            Err(NotOneDocument::Empty) => return Err(bad("expected a YAML mapping".into())),
+        };
+        if !doc.data.is_mapping() {
+            return Err(bad("expected a YAML mapping".into()));
+        }
+        fn get<'a>(node: &'a yaml::Node, key: &str) -> Option<&'a yaml::Node> {
+            node.data.as_mapping_get(key)
+        }
+        fn text_of(node: Option<&yaml::Node>) -> Option<String> {
+            node.and_then(|n| n.data.as_str()).map(str::to_owned)
+        }
+        let flavors = get(&doc, "flavors")
+            .filter(|f| f.data.is_mapping())
             .ok_or_else(|| bad("no flavors".into()))?;
-        let onnx_data = match flavors.as_mapping_get("onnx") {
+        let onnx_data = match get(flavors, "onnx") {
             None => None,
             Some(onnx) => Some(
-                onnx.as_mapping_get("data")
-                    .and_then(Yaml::as_str)
-                    .ok_or_else(|| bad("the onnx flavor has no data file".into()))?
-                    .to_owned(),
+                text_of(get(onnx, "data"))
+                    .ok_or_else(|| bad("the onnx flavor has no data file".into()))?,
             ),
         };
-        let text_of = |node: Option<&Yaml>| node.and_then(Yaml::as_str).map(str::to_owned);
-        let signature = doc.as_mapping_get("signature");
-        let inputs = text_of(signature.and_then(|s| s.as_mapping_get("inputs")));
-        let outputs = text_of(signature.and_then(|s| s.as_mapping_get("outputs")));
+        let signature = get(&doc, "signature");
+        let inputs = text_of(signature.and_then(|s| get(s, "inputs")));
+        let outputs = text_of(signature.and_then(|s| get(s, "outputs")));
         Ok(MlModel {
             onnx_data,
-            pyfunc: flavors.as_mapping_get("python_function").is_some(),
+            pyfunc: get(flavors, "python_function").is_some(),
             signature: Signature {
                 inputs: Schema::parse(inputs.as_deref(), "inputs")?,
                 outputs: Schema::parse_outputs(outputs.as_deref())?,
             },
-            model_uuid: text_of(doc.as_mapping_get("model_uuid")),
+            model_uuid: text_of(get(&doc, "model_uuid")),
         })
     }
 }
@@ -340,6 +358,17 @@ signature:
         assert!(e.to_string().starts_with("MLmodel: not YAML"), "{e}");
         let e = MlModel::parse("x: 1", Path::new("MLmodel")).unwrap_err();
         assert_eq!(e.to_string(), "MLmodel: no flavors");
+        for not_a_mapping in ["", "# nothing\n", "- a\n"] {
+            let e = MlModel::parse(not_a_mapping, Path::new("MLmodel")).unwrap_err();
+            assert_eq!(e.to_string(), "MLmodel: expected a YAML mapping");
+        }
+        let e = MlModel::parse("flavors: {}\n---\nx: 1\n", Path::new("MLmodel")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "MLmodel: expected one YAML document, found a second at line 3"
+        );
+        let e = MlModel::parse("flavors:\n  onnx: {}\n", Path::new("MLmodel")).unwrap_err();
+        assert_eq!(e.to_string(), "MLmodel: the onnx flavor has no data file");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("MLmodel"),
