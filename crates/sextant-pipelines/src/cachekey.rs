@@ -294,15 +294,16 @@ pub fn named_paths(resolved: &[(Named, String)]) -> Vec<String> {
 
 /// The content digest of a file (`sha256:` of its bytes) or a directory (its
 /// output manifest digest).
-pub fn digest_path(path: &Path) -> Result<String, String> {
+pub fn digest_path(path: &Path) -> Result<String, outputs::OutputError> {
     if path.is_dir() {
-        outputs::of_dir(path)
-            .map(|m| m.digest)
-            .map_err(|e| e.to_string())
+        outputs::of_dir(path).map(|m| m.digest)
     } else {
         outputs::hash_file(path)
             .map(|(_, hex)| format!("sha256:{hex}"))
-            .map_err(|e| format!("reading {}: {e}", path.display()))
+            .map_err(|source| outputs::OutputError::File {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 }
 

@@ -89,7 +89,7 @@ pub fn object_dir(digest: &str) -> Option<(String, String)> {
     ))
 }
 
-/// Why an output directory could not be described.
+/// Why an output directory (or a file a cache key names) could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// Reading the directory or a file failed.
@@ -106,6 +106,15 @@ pub enum OutputError {
         "output file {0} has a name that cannot be stored (it must be UTF-8 without newlines or backslashes)"
     )]
     BadName(PathBuf),
+    /// Reading a single file (one a step's cache key names) failed.
+    #[error("reading {}: {source}", .path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The IO failure.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Describes every regular file under `dir` (following symbolic links to

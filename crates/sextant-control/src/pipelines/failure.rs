@@ -1,6 +1,7 @@
 //! Why one attempt of a step failed, as recorded on its task.
 
 use super::PipelineError;
+use super::outputs::BlobError;
 
 /// Why one attempt of a step failed.
 #[derive(Debug)]
@@ -27,6 +28,13 @@ impl StepFailure {
 
 impl From<PipelineError> for StepFailure {
     fn from(e: PipelineError) -> Self {
+        StepFailure::retryable(e.to_string())
+    }
+}
+
+/// An output or file that could not be moved: worth another attempt.
+impl From<BlobError> for StepFailure {
+    fn from(e: BlobError) -> Self {
         StepFailure::retryable(e.to_string())
     }
 }

@@ -87,8 +87,7 @@ pub(super) async fn publish_outputs(
         let manifest = outputs::publish(blobs, &dir)
             .await
             .map_err(|e| StepFailure::retryable(format!("publishing output '{}': {e}", o.value)))?;
-        outputs::mark(&ctx.run_dir, &step.name.value, &o.value, &manifest.digest)
-            .map_err(StepFailure::retryable)?;
+        outputs::mark(&ctx.run_dir, &step.name.value, &o.value, &manifest.digest)?;
         result.outputs.insert(
             o.value.clone(),
             plan::OutputRecord {
@@ -107,9 +106,9 @@ pub(super) async fn upload_to_run(
     artifact_uri: &str,
     path: &str,
     file: &Path,
-) -> Result<(), String> {
-    let root = sextant_artifacts::proxied_root(artifact_uri).map_err(|e| e.to_string())?;
-    let dest = root.join(&SafePath::parse(path).map_err(|e| e.to_string())?);
+) -> Result<(), outputs::BlobError> {
+    let root = sextant_artifacts::proxied_root(artifact_uri)?;
+    let dest = root.join(&SafePath::parse(path)?);
     blobs.put_file(&dest, file).await
 }
 

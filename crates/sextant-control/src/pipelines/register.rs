@@ -57,8 +57,7 @@ impl Orchestrator {
                 &format!("model/{rel}"),
                 &file,
             )
-            .await
-            .map_err(StepFailure::retryable)?;
+            .await?;
         }
         let authz = self.deps.authz.clone();
         let status = match approval {

@@ -304,9 +304,7 @@ impl Orchestrator {
                     o.value
                 )));
             };
-            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest)
-                .await
-                .map_err(StepFailure::retryable)?;
+            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest).await?;
             if !stored {
                 return Err(StepFailure::retryable(format!(
                     "output '{}' ({}) is not in the artifact store",

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use sextant_core::pipeline_runs::CacheEntry;
 use sextant_pipelines::cachekey::{self, CacheKey, KeyInputs, Named};
+use sextant_pipelines::outputs::OutputError;
 use sextant_pipelines::spec::{RunCommand, Spanned, Step, StepKind};
 
 use super::Orchestrator;
@@ -53,8 +54,11 @@ static DIGESTS: LazyLock<Mutex<Memo>> = LazyLock::new(Default::default);
 type Memo = HashMap<PathBuf, (u64, SystemTime, String)>;
 
 /// The digest of a regular file, from the memo when unchanged.
-fn file_digest(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+fn file_digest(path: &Path) -> Result<String, OutputError> {
+    let meta = std::fs::metadata(path).map_err(|source| OutputError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let stamp = (
         meta.len(),
         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -73,6 +77,11 @@ fn file_digest(path: &Path) -> Result<String, String> {
         .unwrap_or_else(|p| p.into_inner())
         .insert(path.to_path_buf(), (stamp.0, stamp.1, digest.clone()));
     Ok(digest)
+}
+
+/// A file that could not be hashed: worth another attempt.
+fn retryable(e: OutputError) -> StepFailure {
+    StepFailure::retryable(e.to_string())
 }
 
 /// Digests of the files a step names (words of its command, values of its
@@ -94,10 +103,7 @@ fn named_files(
         };
         let inside = path.canonicalize().is_ok_and(|p| p.starts_with(&data_dir));
         if meta.is_file() && !inside {
-            files.insert(
-                word.clone(),
-                file_digest(path).map_err(StepFailure::retryable)?,
-            );
+            files.insert(word.clone(), file_digest(path).map_err(retryable)?);
         }
     }
     for entry in code {
@@ -113,7 +119,7 @@ fn named_files(
         } else {
             cachekey::digest_path(path)
         };
-        files.insert(entry.clone(), digest.map_err(StepFailure::retryable)?);
+        files.insert(entry.clone(), digest.map_err(retryable)?);
     }
     Ok(files)
 }
@@ -243,9 +249,7 @@ impl Orchestrator {
     /// The first output of `result` no longer wholly in the store, if any.
     async fn missing_output(&self, result: &StepResult) -> Result<Option<String>, StepFailure> {
         for (name, rec) in &result.outputs {
-            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest)
-                .await
-                .map_err(StepFailure::retryable)?;
+            let stored = outputs::is_stored(self.deps.artifacts.as_ref(), &rec.digest).await?;
             if !stored {
                 return Ok(Some(format!("'{name}' ({})", rec.digest)));
             }

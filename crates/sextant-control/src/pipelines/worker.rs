@@ -27,7 +27,7 @@ use tracing::Instrument;
 use super::command::{self, read_metrics_file};
 use super::context::{self, Context};
 use super::files;
-use super::outputs::{self, Blobs};
+use super::outputs::{self, BlobError, Blobs};
 use super::plan::StepResult;
 use super::remote::{Outcome, WorkOrder};
 use super::step::StepFailure;
@@ -344,37 +344,43 @@ fn status_of(e: &ClientError) -> String {
 struct HttpBlobs(Client);
 
 impl Blobs for HttpBlobs {
-    async fn read(&self, path: &SafePath) -> Result<Option<Vec<u8>>, String> {
+    async fn read(&self, path: &SafePath) -> Result<Option<Vec<u8>>, BlobError> {
         let body = self
             .0
             .artifact_bytes(&path.to_string())
             .await
-            .map_err(|e| format!("reading {path}: {e}"))?;
+            .map_err(|source| BlobError::Fetch {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
         Ok(body.map(|b| b.to_vec()))
     }
 
-    async fn get_file(&self, path: &SafePath, target: &Path) -> Result<(u64, String), String> {
+    async fn get_file(&self, path: &SafePath, target: &Path) -> Result<(u64, String), BlobError> {
         let stream = self
             .0
             .artifact_stream(&path.to_string())
             .await
-            .map_err(|e| format!("reading {path}: {e}"))?
-            .ok_or_else(|| format!("reading {path}: {}", StatusCode::NOT_FOUND))?;
+            .map_err(|source| BlobError::Fetch {
+                path: path.clone(),
+                source: Box::new(source),
+            })?
+            .ok_or_else(|| BlobError::Absent { path: path.clone() })?;
         outputs::write_stream(stream, target).await
     }
 
-    async fn put_file(&self, dest: &SafePath, file: &Path) -> Result<(), String> {
+    async fn put_file(&self, dest: &SafePath, file: &Path) -> Result<(), BlobError> {
         let body = outputs::file_stream(file).await?;
         self.0
             .put_artifact_stream(&dest.to_string(), body)
             .await
-            .map_err(|e| format!("storing {dest}: {e}"))
+            .map_err(|e| BlobError::storing(dest, e))
     }
 
-    async fn put_bytes(&self, dest: &SafePath, data: Vec<u8>) -> Result<(), String> {
+    async fn put_bytes(&self, dest: &SafePath, data: Vec<u8>) -> Result<(), BlobError> {
         self.0
             .put_artifact(&dest.to_string(), Bytes::from(data))
             .await
-            .map_err(|e| format!("storing {dest}: {e}"))
+            .map_err(|e| BlobError::storing(dest, e))
     }
 }
