@@ -26,6 +26,33 @@ use sextant_store::PipelineRunSearch;
 use super::service::{StartedBy, resolve_params, start_triggered_run};
 use super::{Deps, PipelineError};
 
+/// Why an event that matches a trigger starts no run (logged, then skipped).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TriggerError {
+    /// A `params:` template of the trigger failed.
+    #[error("parameter '{name}': {source}")]
+    Param {
+        name: String,
+        #[source]
+        source: Box<TriggerError>,
+    },
+    /// The mapped values do not fit the pipeline's declared parameters.
+    #[error(transparent)]
+    Params(#[from] PipelineError),
+    /// A malformed `${…}` in a template.
+    #[error("{}", .0.message)]
+    Reference(refs::RefError),
+    /// The event's payload lacks the field a reference names.
+    #[error("the {kind} event has no field {reference}")]
+    NoField { kind: String, reference: Ref },
+    /// A reference to something only a step can see.
+    #[error("{0} is not available in a trigger")]
+    Unavailable(Ref),
+    /// A reference inside a longer text names a list or an object.
+    #[error("{reference} is {value}, which cannot be put into a string")]
+    NotText { reference: Ref, value: Json },
+}
+
 /// The tags that tie a triggered run to its event and, for a monitor's
 /// event, to the monitor run behind it.
 fn lineage_tags(event: &Event) -> Vec<Tag> {
@@ -322,7 +349,7 @@ fn tick(cron: &Cron, due: DateTime<Utc>, now: DateTime<Utc>) -> (bool, Option<Da
 /// The parameters of the run that `event` starts for `p`: `None` when no
 /// trigger of `p` matches, an error (for a warning) when the first matching
 /// trigger's mapping fails or its values do not fit the declared types.
-fn event_params(p: &Pipeline, event: &Event) -> Option<Result<Map<String, Json>, String>> {
+fn event_params(p: &Pipeline, event: &Event) -> Option<Result<Map<String, Json>, TriggerError>> {
     let payload: Json = serde_json::from_str(&event.payload).unwrap_or(Json::Null);
     let trigger =
         p.on.iter()
@@ -374,19 +401,21 @@ fn map_params(
     t: &Trigger,
     event: &Event,
     payload: &Json,
-) -> Result<Map<String, Json>, String> {
+) -> Result<Map<String, Json>, TriggerError> {
     let mut given = Map::new();
     for (name, template) in &t.params {
-        let value = resolve(&template.value, event, payload)
-            .map_err(|e| format!("parameter '{}': {e}", name.value))?;
+        let value = resolve(&template.value, event, payload).map_err(|e| TriggerError::Param {
+            name: name.value.clone(),
+            source: Box::new(e),
+        })?;
         given.insert(name.value.clone(), value);
     }
-    resolve_params(p, &given).map_err(|e| e.to_string())
+    Ok(resolve_params(p, &given)?)
 }
 
 /// A template with its `${event…}` references replaced. A template that is
 /// one reference and nothing else keeps the JSON type of what it names.
-fn resolve(text: &str, event: &Event, payload: &Json) -> Result<Json, String> {
+fn resolve(text: &str, event: &Event, payload: &Json) -> Result<Json, TriggerError> {
     let found = refs::scan(text);
     if let [Ok(only)] = found.as_slice()
         && only.offset == 0
@@ -399,16 +428,16 @@ fn resolve(text: &str, event: &Event, payload: &Json) -> Result<Json, String> {
     let mut out = String::new();
     let mut at = 0;
     for f in found {
-        let f = f.map_err(|e| e.message)?;
+        let f = f.map_err(TriggerError::Reference)?;
         out.push_str(&literal(&chars[at..f.offset]));
         match lookup(&f.reference, event, payload)? {
             Json::String(s) => out.push_str(&s),
             v @ (Json::Number(_) | Json::Bool(_)) => out.push_str(&v.to_string()),
-            v => {
-                return Err(format!(
-                    "{} is {v}, which cannot be put into a string",
-                    f.reference
-                ));
+            value => {
+                return Err(TriggerError::NotText {
+                    reference: f.reference,
+                    value,
+                });
             }
         }
         at = chars[f.offset..]
@@ -426,20 +455,23 @@ fn literal(chars: &[char]) -> String {
 }
 
 /// What an event reference names.
-fn lookup(r: &Ref, event: &Event, payload: &Json) -> Result<Json, String> {
+fn lookup(r: &Ref, event: &Event, payload: &Json) -> Result<Json, TriggerError> {
     match r {
         Ref::EventPayload(path) => path
             .iter()
             .try_fold(payload, |v, key| v.get(key))
             .cloned()
-            .ok_or_else(|| format!("the {} event has no field {r}", event.kind)),
+            .ok_or_else(|| TriggerError::NoField {
+                kind: event.kind.clone(),
+                reference: r.clone(),
+            }),
         Ref::EventSubject => Ok(Json::String(event.subject.clone())),
         Ref::EventKind => Ok(Json::String(event.kind.clone())),
         Ref::Param(_)
         | Ref::StepOutput { .. }
         | Ref::StepMetric { .. }
         | Ref::Output(_)
-        | Ref::RunId => Err(format!("{r} is not available in a trigger")),
+        | Ref::RunId => Err(TriggerError::Unavailable(r.clone())),
     }
 }
 
@@ -469,7 +501,7 @@ mod tests {
     }
 
     fn params(p: &Pipeline, e: &Event) -> Option<Result<Json, String>> {
-        event_params(p, e).map(|r| r.map(Json::Object))
+        event_params(p, e).map(|r| r.map(Json::Object).map_err(|e| e.to_string()))
     }
 
     #[test]
