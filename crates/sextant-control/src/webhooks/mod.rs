@@ -21,7 +21,7 @@ use reqwest::Url;
 use sextant_core::clock::SharedClock;
 use sextant_store::{CallError, MetaStore, StoreError};
 
-pub use secret::{SecretError, SecretKey, is_sealed};
+pub use secret::{KeyError, SecretError, SecretKey, is_sealed};
 pub use send::{Outcome, Sender, sign};
 pub use worker::{run_once, spawn};
 

@@ -22,6 +22,20 @@ const KEY_LEN: usize = 32;
 
 const KEY_HINT: &str = "hint: SEXTANT_SECRET_KEY takes 32 random bytes as 64 hex digits or in base64, such as the output of `openssl rand -base64 32`";
 
+/// Why a `SEXTANT_SECRET_KEY` is refused; never repeats the key's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Neither hex nor base64.
+    #[error("the key is neither hex nor base64 ({0} characters)\n{KEY_HINT}")]
+    Encoding(usize),
+    /// Decoded, but not 32 bytes.
+    #[error("the key is {0} bytes long, and must be {KEY_LEN}\n{KEY_HINT}")]
+    Length(usize),
+    /// The cipher refused the bytes.
+    #[error("the key must be {KEY_LEN} bytes")]
+    Refused,
+}
+
 /// Why a secret cannot be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -54,7 +68,7 @@ impl fmt::Debug for SecretKey {
 impl SecretKey {
     /// Reads 32 bytes written as 64 hex digits or in base64 (standard or
     /// URL-safe, padded or not). The error never repeats the text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         let bytes = decode_hex(text)
             .or_else(|| {
@@ -62,20 +76,11 @@ impl SecretKey {
                     .iter()
                     .find_map(|engine| engine.decode(text).ok())
             })
-            .ok_or_else(|| {
-                format!(
-                    "the key is neither hex nor base64 ({} characters)\n{KEY_HINT}",
-                    text.len()
-                )
-            })?;
+            .ok_or(KeyError::Encoding(text.len()))?;
         if bytes.len() != KEY_LEN {
-            return Err(format!(
-                "the key is {} bytes long, and must be {KEY_LEN}\n{KEY_HINT}",
-                bytes.len()
-            ));
+            return Err(KeyError::Length(bytes.len()));
         }
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes)
-            .map_err(|_| format!("the key must be {KEY_LEN} bytes"))?;
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| KeyError::Refused)?;
         Ok(SecretKey(Arc::new(LessSafeKey::new(key))))
     }
 
@@ -189,7 +194,7 @@ mod tests {
             (long.as_str(), "33 bytes long"),
             ("not a key at all!", "neither hex nor base64"),
         ] {
-            let e = SecretKey::parse(text).unwrap_err();
+            let e = SecretKey::parse(text).unwrap_err().to_string();
             assert!(e.contains(says) && e.contains("hint:"), "{text}: {e}");
             assert!(text.is_empty() || !e.contains(text), "{e}");
         }
