@@ -135,7 +135,16 @@ impl Default for Endpoints {
 fn resolve_error(e: ResolveError) -> EndpointError {
     match e {
         ResolveError::Invalid(m) | ResolveError::NotFound(m) => EndpointError::Invalid(m),
-        ResolveError::Storage(m) => EndpointError::Internal(m),
+        e @ (ResolveError::Store(_)
+        | ResolveError::Task(_)
+        | ResolveError::NotServed { .. }
+        | ResolveError::Artifacts(_)
+        | ResolveError::List { .. }
+        | ResolveError::Read { .. }
+        | ResolveError::Path(_)
+        | ResolveError::Create { .. }
+        | ResolveError::Write { .. }
+        | ResolveError::MoveIntoPlace { .. }) => EndpointError::Internal(e.to_string()),
     }
 }
 

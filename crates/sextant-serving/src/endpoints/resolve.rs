@@ -8,22 +8,92 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use sextant_artifacts::data_roots::DataRoots;
-use sextant_artifacts::{ArtifactStore, NotProxied, SafePath};
+use sextant_artifacts::{ArtifactError, ArtifactStore, InvalidPath, NotProxied, SafePath};
 use sextant_store::{MetaStore, StoreError};
 use tokio::io::AsyncWriteExt;
 
 use super::config::Runtime;
 use super::rollout::Deployed;
 
-/// Why a model URI gives no model.
+/// Why a model URI gives no model, or its files no local directory.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
+    /// The URI (or the directory it names) cannot be served.
     #[error("{0}")]
     Invalid(String),
+    /// The URI names no model.
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Storage(String),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The blocking task reading the store panicked.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// A registry version's files are not in this server's artifact store.
+    #[error("model {model} at {location}: {}", not_served(.source))]
+    NotServed {
+        /// `name/version`.
+        model: String,
+        location: String,
+        #[source]
+        source: NotProxied,
+    },
+    /// The artifact store failed (a download broke off).
+    #[error(transparent)]
+    Artifacts(Box<ArtifactError>),
+    /// Listing a directory of the model's files failed.
+    #[error("listing {dir}: {source}")]
+    List {
+        dir: SafePath,
+        #[source]
+        source: Box<ArtifactError>,
+    },
+    /// Reading one of the model's files failed.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: SafePath,
+        #[source]
+        source: Box<ArtifactError>,
+    },
+    /// A stored file name the artifact store refuses.
+    #[error(transparent)]
+    Path(#[from] InvalidPath),
+    /// A local directory or file could not be created.
+    #[error("creating {}: {source}", .path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local file could not be written.
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The copied model could not be moved into place.
+    #[error("moving {} into place: {source}", .path.display())]
+    MoveIntoPlace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a root is not served, in the words the artifact API answers for it.
+fn not_served(e: &NotProxied) -> String {
+    match e {
+        NotProxied::InvalidPath(_) => "Invalid path".to_string(),
+        e @ NotProxied::Elsewhere(_) => e.to_string(),
+    }
+}
+
+impl From<ArtifactError> for ResolveError {
+    fn from(e: ArtifactError) -> Self {
+        ResolveError::Artifacts(Box::new(e))
+    }
 }
 
 impl From<StoreError> for ResolveError {
@@ -31,7 +101,7 @@ impl From<StoreError> for ResolveError {
         match e {
             StoreError::Domain(sextant_core::Error::NotFound(m)) => ResolveError::NotFound(m),
             StoreError::Domain(d) => ResolveError::Invalid(d.to_string()),
-            other => ResolveError::Storage(other.to_string()),
+            other => ResolveError::Store(other),
         }
     }
 }
@@ -128,9 +198,7 @@ pub async fn materialize(
         return Ok(dir);
     }
     let (s, n) = (store.clone(), name.clone());
-    let v = tokio::task::spawn_blocking(move || s.get_model_version(&n, version))
-        .await
-        .map_err(|e| ResolveError::Storage(e.to_string()))??;
+    let v = tokio::task::spawn_blocking(move || s.get_model_version(&n, version)).await??;
     let location = if v.storage_location.is_empty() {
         &v.source
     } else {
@@ -142,21 +210,23 @@ pub async fn materialize(
     {
         return Ok(PathBuf::from(local));
     }
-    let root = sextant_artifacts::proxied_root(location).map_err(|e| {
-        // The message the artifact API answers for the same root.
-        let why = match e {
-            NotProxied::InvalidPath(_) => "Invalid path".to_string(),
-            e @ NotProxied::Elsewhere(_) => e.to_string(),
-        };
-        ResolveError::Storage(format!("model {name}/{version} at {location}: {why}"))
-    })?;
+    let root =
+        sextant_artifacts::proxied_root(location).map_err(|source| ResolveError::NotServed {
+            model: format!("{name}/{version}"),
+            location: location.clone(),
+            source,
+        })?;
     let staging = dir.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     copy_tree(artifacts, &root, &staging).await?;
-    std::fs::write(staging.join(".complete"), "")
-        .map_err(|e| ResolveError::Storage(format!("writing {}: {e}", staging.display())))?;
+    std::fs::write(staging.join(".complete"), "").map_err(|source| ResolveError::Write {
+        path: staging.clone(),
+        source,
+    })?;
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| ResolveError::Storage(format!("creating {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|source| ResolveError::Create {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     match std::fs::rename(&staging, &dir) {
         Ok(()) => Ok(dir),
@@ -165,10 +235,7 @@ pub async fn materialize(
             let _ = std::fs::remove_dir_all(&staging);
             Ok(dir)
         }
-        Err(e) => Err(ResolveError::Storage(format!(
-            "moving {} into place: {e}",
-            dir.display()
-        ))),
+        Err(source) => Err(ResolveError::MoveIntoPlace { path: dir, source }),
     }
 }
 
@@ -180,26 +247,31 @@ async fn copy_tree(
     let mut stack = vec![(root.clone(), dest.to_path_buf())];
     let mut files = 0;
     while let Some((dir, local)) = stack.pop() {
-        std::fs::create_dir_all(&local)
-            .map_err(|e| ResolveError::Storage(format!("creating {}: {e}", local.display())))?;
+        std::fs::create_dir_all(&local).map_err(|source| ResolveError::Create {
+            path: local.clone(),
+            source,
+        })?;
         let entries = artifacts
             .list(&dir)
             .await
-            .map_err(|e| ResolveError::Storage(format!("listing {dir}: {e}")))?;
+            .map_err(|source| ResolveError::List {
+                dir: dir.clone(),
+                source: Box::new(source),
+            })?;
         for e in entries {
-            let child = dir
-                .child(&e.name)
-                .map_err(|err| ResolveError::Storage(err.to_string()))?;
+            let child = dir.child(&e.name)?;
             if e.is_dir {
                 stack.push((child, local.join(&e.name)));
             } else {
-                let download = artifacts
-                    .get(&child, None)
-                    .await
-                    .map_err(|err| ResolveError::Storage(format!("reading {child}: {err}")))?;
-                write_file(download.stream, &local.join(&e.name))
-                    .await
-                    .map_err(ResolveError::Storage)?;
+                let download =
+                    artifacts
+                        .get(&child, None)
+                        .await
+                        .map_err(|source| ResolveError::Read {
+                            path: child.clone(),
+                            source: Box::new(source),
+                        })?;
+                write_file(download.stream, &local.join(&e.name)).await?;
                 files += 1;
             }
         }
@@ -213,21 +285,23 @@ async fn copy_tree(
 }
 
 /// Writes a stream of chunks into the local file `target`.
-async fn write_file<S, E>(mut stream: S, target: &Path) -> Result<(), String>
+async fn write_file<S>(mut stream: S, target: &Path) -> Result<(), ResolveError>
 where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: futures::Stream<Item = Result<bytes::Bytes, ArtifactError>> + Unpin,
 {
-    let mut file = tokio::fs::File::create(target)
-        .await
-        .map_err(|e| format!("creating {}: {e}", target.display()))?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        file.write_all(&chunk)
+    let written = |source| ResolveError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    let mut file =
+        tokio::fs::File::create(target)
             .await
-            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            .map_err(|source| ResolveError::Create {
+                path: target.to_path_buf(),
+                source,
+            })?;
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk?).await.map_err(written)?;
     }
-    file.flush()
-        .await
-        .map_err(|e| format!("writing {}: {e}", target.display()))
+    file.flush().await.map_err(written)
 }
