@@ -251,12 +251,20 @@ impl From<sextant_serving::controller::EndpointError> for ApiError {
         use sextant_serving::controller::EndpointError as E;
         match e {
             E::Invalid(m) => ApiError::invalid(m),
+            e @ E::Spec(_) => ApiError::invalid(e.to_string()),
             E::Conflict(m) => ApiError::new(ErrorCode::ResourceConflict, m),
             E::Apply(e) => e.into(),
             E::Domain(e) => e.into(),
             E::Store(e) => e.into(),
             E::Internal(m) => ApiError::internal(m),
         }
+    }
+}
+
+/// A definition refused, every problem at its `file:line:col`.
+impl From<sextant_pipelines::yaml::DefinitionError> for ApiError {
+    fn from(e: sextant_pipelines::yaml::DefinitionError) -> Self {
+        ApiError::invalid(e.to_string())
     }
 }
 

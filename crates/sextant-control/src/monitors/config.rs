@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use sextant_serving::endpoints::config::{parse_duration, read_definition};
+use sextant_pipelines::yaml::{DefinitionError, read_definition};
+use sextant_serving::endpoints::config::parse_duration;
 
 /// The whole definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,7 +133,7 @@ mod duration_text {
 impl MonitorSpec {
     /// Reads a JSON or YAML definition; the error lists every problem as
     /// `file:line:col: message`, `file` being how the caller names the text.
-    pub fn parse(file: &str, text: &str) -> Result<MonitorSpec, String> {
+    pub fn parse(file: &str, text: &str) -> Result<MonitorSpec, DefinitionError> {
         read_definition(file, text, "monitor definition", MonitorSpec::problems)
     }
 
@@ -264,7 +265,7 @@ mod tests {
                 "m.yaml:2:1: the monitor definition is not valid YAML",
             ),
         ] {
-            let e = MonitorSpec::parse("m.yaml", bad).unwrap_err();
+            let e = MonitorSpec::parse("m.yaml", bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad:?}: {e}");
         }
     }
@@ -275,7 +276,8 @@ mod tests {
             "watch.yaml",
             "endpoint: churn\nwindow: soon\nmin_rows: -3\ndrift:\n  enabeld: true\n  alpha: 2\nmodel_quality:\n  problem_type: Regresion\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(
             lines,
@@ -292,7 +294,8 @@ mod tests {
             "watch.yaml",
             "endpoint: churn\nschedule: hourly\ndrift:\n  alpha: 2\n  drift_share: 0\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(e.lines().count(), 3, "{e}");
         assert!(e.starts_with("watch.yaml:2:11: "), "{e}");
     }

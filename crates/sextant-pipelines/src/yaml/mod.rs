@@ -61,6 +61,45 @@ pub fn read_one(text: &str) -> Result<Node, NotOneDocument> {
     }
 }
 
+/// A definition (an endpoint's, a monitor's) refused, with every problem
+/// found at its line and column; shown as `file:line:col: message` lines.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.file, .problems))]
+pub struct DefinitionError {
+    /// How the caller names the text (`churn.yaml`).
+    pub file: String,
+    /// Every problem, sorted by position.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// Reads a definition (YAML, or JSON, which is YAML) named `noun` in
+/// messages ("endpoint definition") as a `T`, with every problem —
+/// structural ones first, then, once the structure is right, those
+/// `problems` finds (each with the dotted path of the field at fault) — at
+/// its place in `file`.
+pub fn read_definition<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    noun: &str,
+    problems: impl Fn(&T) -> Vec<(String, String)>,
+) -> Result<T, DefinitionError> {
+    let refused = |problems| DefinitionError {
+        file: file.to_string(),
+        problems,
+    };
+    let doc = Document::parse(text, noun).map_err(refused)?;
+    let value: T = doc.deserialize().map_err(refused)?;
+    let mut found: Vec<Diagnostic> = problems(&value)
+        .into_iter()
+        .map(|(at, message)| Diagnostic::new(doc.locate(&at), message))
+        .collect();
+    if found.is_empty() {
+        return Ok(value);
+    }
+    found.sort();
+    Err(refused(found))
+}
+
 /// Every problem of a document, as `file:line:col: message` lines.
 pub fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
     diagnostics

@@ -89,7 +89,7 @@ pub async fn put(
     let name = path(p)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the endpoint definition is not UTF-8"))?;
-    let spec = EndpointSpec::parse(&format!("{name}.yaml"), text).map_err(ApiError::invalid)?;
+    let spec = EndpointSpec::parse(&format!("{name}.yaml"), text)?;
     let (created, view) = st.endpoints.apply(&st.endpoint_deps(), &name, spec).await?;
     let status = if created {
         StatusCode::CREATED

@@ -80,7 +80,7 @@ pub async fn put(
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the monitor definition is not UTF-8"))?;
-    let spec = MonitorSpec::parse(&format!("{name}.yaml"), text).map_err(ApiError::invalid)?;
+    let spec = MonitorSpec::parse(&format!("{name}.yaml"), text)?;
     let (created, stored) = st.monitors.apply(&name, spec).await?;
     let status = if created {
         StatusCode::CREATED

@@ -29,7 +29,7 @@ impl Endpoints {
         spec: EndpointSpec,
     ) -> Result<(bool, EndpointView), EndpointError> {
         sextant_core::endpoints::validate_endpoint_name(name)?;
-        spec.check().map_err(EndpointError::Invalid)?;
+        spec.check()?;
         if let Some(n) = &spec.name
             && n != name
         {

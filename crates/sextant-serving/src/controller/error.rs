@@ -2,6 +2,7 @@
 //! error code each answer carries.
 
 use crate::endpoints::apply::ApplyError;
+use crate::endpoints::config::SpecProblem;
 
 /// Why the controller refused or failed a change of an endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,9 @@ pub enum EndpointError {
     /// A change the endpoint's state does not allow now (no rollout in progress).
     #[error("{0}")]
     Conflict(String),
+    /// A definition made in code (a pipeline's `deploy:` step) breaks a rule.
+    #[error(transparent)]
+    Spec(#[from] SpecProblem),
     /// The definition cannot be applied over the endpoint as it is.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -31,7 +35,7 @@ impl EndpointError {
     pub fn error_code(&self) -> &'static str {
         use sextant_store::{CallError, StoreError};
         match self {
-            EndpointError::Invalid(_) => "INVALID_PARAMETER_VALUE",
+            EndpointError::Invalid(_) | EndpointError::Spec(_) => "INVALID_PARAMETER_VALUE",
             EndpointError::Conflict(_) => "RESOURCE_CONFLICT",
             EndpointError::Apply(e) => e.error_code(),
             EndpointError::Domain(e) => domain_code(e),

@@ -6,6 +6,16 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sextant_pipelines::yaml::{DefinitionError, read_definition};
+
+/// A rule of the definition that a spec breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecProblem {
+    /// The dotted path of the field at fault (`variants.1.weight`).
+    pub field: String,
+    pub message: String,
+}
 
 /// The whole definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,14 +267,15 @@ pub struct FollowSpec {
 impl EndpointSpec {
     /// Reads a JSON or YAML definition; the error lists every problem as
     /// `file:line:col: message`, `file` being how the caller names the text.
-    pub fn parse(file: &str, text: &str) -> Result<EndpointSpec, String> {
+    pub fn parse(file: &str, text: &str) -> Result<EndpointSpec, DefinitionError> {
         read_definition(file, text, "endpoint definition", EndpointSpec::problems)
     }
 
-    /// The rules serde cannot say, the first problem only (see [`EndpointSpec::problems`]).
-    pub fn check(&self) -> Result<(), String> {
+    /// The rules serde cannot say, the first problem only (see [`EndpointSpec::problems`]),
+    /// for a definition made in code rather than read (a pipeline's `deploy:` step).
+    pub fn check(&self) -> Result<(), SpecProblem> {
         match self.problems().into_iter().next() {
-            Some((_, message)) => Err(message),
+            Some((field, message)) => Err(SpecProblem { field, message }),
             None => Ok(()),
         }
     }
@@ -291,7 +302,7 @@ impl EndpointSpec {
             .map(|(i, v)| (format!("variants.{i}"), &v.name, &v.model))
             .chain(shadow)
         {
-            if let Err(e) = check_name(name) {
+            if let Some(e) = name_problem(name) {
                 out.push((format!("{at}.name"), e));
             } else if name.ends_with("-canary") {
                 out.push((
@@ -430,31 +441,9 @@ impl EndpointSpec {
     }
 }
 
-/// Reads a definition (YAML, or JSON, which is YAML) with every problem —
-/// structural ones first, then, once the structure is right, those `problems`
-/// finds — as `file:line:col: message` lines.
-pub fn read_definition<T: serde::de::DeserializeOwned>(
-    file: &str,
-    text: &str,
-    noun: &str,
-    problems: impl Fn(&T) -> Vec<(String, String)>,
-) -> Result<T, String> {
-    use sextant_pipelines::yaml::{Document, render};
-    let doc = Document::parse(text, noun).map_err(|d| render(file, &d))?;
-    let value: T = doc.deserialize().map_err(|d| render(file, &d))?;
-    let mut found: Vec<sextant_pipelines::Diagnostic> = problems(&value)
-        .into_iter()
-        .map(|(at, message)| sextant_pipelines::Diagnostic::new(doc.locate(&at), message))
-        .collect();
-    if found.is_empty() {
-        return Ok(value);
-    }
-    found.sort();
-    Err(render(file, &found))
-}
-
-/// A variant name: a plain path segment (it names capture directories).
-fn check_name(name: &str) -> Result<(), String> {
+/// What is wrong with a variant name, if anything: it must be a plain path
+/// segment (it names capture directories).
+fn name_problem(name: &str) -> Option<String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -462,13 +451,7 @@ fn check_name(name: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name != "."
         && name != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "variant name '{name}' must be 1-64 letters, digits, '-', '_' or '.'"
-        ))
-    }
+    (!ok).then(|| format!("variant name '{name}' must be 1-64 letters, digits, '-', '_' or '.'"))
 }
 
 /// Durations written as `90s`, `5m`, `1h`, `250ms` (or a number of seconds).
