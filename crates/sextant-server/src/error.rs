@@ -261,6 +261,19 @@ impl From<sextant_serving::controller::EndpointError> for ApiError {
     }
 }
 
+/// A `deploy:` step refused by the endpoint controller: what the endpoint API
+/// would answer for the same change, and whether that is the pipeline's
+/// mistake (a 4xx) rather than the server's.
+pub(crate) fn deploy_refusal(
+    e: sextant_serving::controller::EndpointError,
+) -> sextant_control::pipelines::DeployError {
+    let e = ApiError::from(e);
+    sextant_control::pipelines::DeployError {
+        client_error: e.code.status().is_client_error(),
+        message: e.message,
+    }
+}
+
 /// A definition refused, every problem at its `file:line:col`.
 impl From<sextant_pipelines::yaml::DefinitionError> for ApiError {
     fn from(e: sextant_pipelines::yaml::DefinitionError) -> Self {

@@ -14,7 +14,7 @@ use sextant_serving::endpoints::config::{
 };
 use sextant_serving::endpoints::rollout::RolloutStatus;
 
-use crate::error::ApiError;
+use crate::error::deploy_refusal;
 
 /// [`Deployer`] over the server's endpoint controller. It holds the
 /// controller and its dependencies only, so the orchestrator holding it
@@ -27,14 +27,6 @@ pub(crate) struct EndpointDeployer {
 impl EndpointDeployer {
     pub(crate) fn new(endpoints: Arc<Endpoints>, deps: Deps) -> Self {
         EndpointDeployer { endpoints, deps }
-    }
-}
-
-fn refused(e: impl Into<ApiError>) -> DeployError {
-    let e: ApiError = e.into();
-    DeployError {
-        client_error: e.code.status().is_client_error(),
-        message: e.message,
     }
 }
 
@@ -60,7 +52,7 @@ impl Deployer for EndpointDeployer {
                     follow: None,
                     allowed_origins: Vec::new(),
                 },
-                Err(e) => return Err(refused(e)),
+                Err(e) => return Err(deploy_refusal(e)),
             };
             spec.variants[0].model = t.model.clone();
             if let Some(s) = &t.strategy {
@@ -77,7 +69,10 @@ impl Deployer for EndpointDeployer {
             if let Some(b) = t.bake {
                 spec.rollout.bake = b;
             }
-            let (_, view) = eps.apply(deps, &t.endpoint, spec).await.map_err(refused)?;
+            let (_, view) = eps
+                .apply(deps, &t.endpoint, spec)
+                .await
+                .map_err(deploy_refusal)?;
             Ok(Deployed {
                 rollout: view.state.rollout.as_ref().map(|r| r.id.clone()),
                 version: view
@@ -99,7 +94,7 @@ impl Deployer for EndpointDeployer {
                 .endpoints
                 .view(&self.deps, endpoint)
                 .await
-                .map_err(refused)?;
+                .map_err(deploy_refusal)?;
             if v.state.rollout.as_ref().is_some_and(|r| r.id == id) {
                 return Ok(RolloutProgress::Running);
             }

@@ -128,9 +128,6 @@ struct GatewayReport {
     variants: Vec<sextant_serving::VariantSnapshot>,
 }
 
-/// Most variants one report may carry (an endpoint has a handful).
-const MAX_REPORTED_VARIANTS: usize = 64;
-
 /// `POST /api/v1/endpoints/{name}/gateway-stats`: what a `sextant gateway` serving the
 /// endpoint answered, so the rollout alarms judge its traffic too.
 pub async fn gateway_stats(
@@ -141,27 +138,9 @@ pub async fn gateway_stats(
     let name = path(p)?;
     let report: GatewayReport = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid(format!("gateway stats: {e}")))?;
-    if report.gateway.is_empty() || report.gateway.chars().count() > 200 {
-        return Err(ApiError::invalid(
-            "gateway stats: 'gateway' must be a non-empty id of at most 200 characters",
-        ));
-    }
-    if report.variants.len() > MAX_REPORTED_VARIANTS {
-        return Err(ApiError::invalid(format!(
-            "gateway stats: {} variants, at most {MAX_REPORTED_VARIANTS}",
-            report.variants.len()
-        )));
-    }
-    if let Some(v) = report.variants.iter().find(|v| !v.well_formed()) {
-        return Err(ApiError::invalid(format!(
-            "gateway stats: variant '{}': latency needs {} bucket counts and a finite, non-negative sum",
-            v.name,
-            sextant_serving::stats::LATENCY_BUCKETS.len() + 1
-        )));
-    }
-    let n = name.clone();
-    st.db(move |s| s.get_endpoint(&n)).await?;
-    st.endpoints.report(&name, &report.gateway, report.variants);
+    st.endpoints
+        .report(&st.endpoint_deps(), &name, &report.gateway, report.variants)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::Endpoints;
+use super::{Deps, EndpointError, Endpoints};
 use crate::VariantSnapshot;
 use crate::endpoints::rollout::{Rollout, Window};
 use crate::endpoints::{EndpointState, EndpointStatus, canary};
@@ -22,6 +22,9 @@ const LOCAL: &str = "";
 /// gateway stopped); its counters then leave the rollout's window.
 const REPORT_TTL: Duration = Duration::from_secs(300);
 
+/// Most variants one report may carry (an endpoint has a handful).
+const MAX_REPORTED_VARIANTS: usize = 64;
+
 /// The latest counters each separate gateway (`sextant gateway`) reported, by
 /// endpoint and gateway id.
 pub(super) type Reports =
@@ -32,9 +35,40 @@ impl Endpoints {
         self.baselines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps what a separate gateway serving `endpoint` reports: its cumulative counters
-    /// per variant. Reports older than [`REPORT_TTL`] are dropped.
-    pub fn report(&self, endpoint: &str, gateway: &str, variants: Vec<VariantSnapshot>) {
+    /// Takes what a separate gateway serving `endpoint` reports, its cumulative counters
+    /// per variant, once the report is well formed and the endpoint exists.
+    pub async fn report(
+        &self,
+        deps: &Deps,
+        endpoint: &str,
+        gateway: &str,
+        variants: Vec<VariantSnapshot>,
+    ) -> Result<(), EndpointError> {
+        let refuse = |m: String| Err(EndpointError::Invalid(format!("gateway stats: {m}")));
+        if gateway.is_empty() || gateway.chars().count() > 200 {
+            return refuse("'gateway' must be a non-empty id of at most 200 characters".into());
+        }
+        if variants.len() > MAX_REPORTED_VARIANTS {
+            return refuse(format!(
+                "{} variants, at most {MAX_REPORTED_VARIANTS}",
+                variants.len()
+            ));
+        }
+        if let Some(v) = variants.iter().find(|v| !v.well_formed()) {
+            return refuse(format!(
+                "variant '{}': latency needs {} bucket counts and a finite, non-negative sum",
+                v.name,
+                crate::stats::LATENCY_BUCKETS.len() + 1
+            ));
+        }
+        let name = endpoint.to_string();
+        deps.db(move |s| s.get_endpoint(&name)).await?;
+        self.keep_report(endpoint, gateway, variants);
+        Ok(())
+    }
+
+    /// Keeps a report. Reports older than [`REPORT_TTL`] are dropped.
+    fn keep_report(&self, endpoint: &str, gateway: &str, variants: Vec<VariantSnapshot>) {
         let now = self.clock.instant();
         let mut all = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for of in all.values_mut() {
