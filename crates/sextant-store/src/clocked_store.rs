@@ -18,8 +18,8 @@
 //! (experiments, runs, the registry, pipelines, webhooks), migrations and
 //! the audit log.
 //!
-//! Reached on any `dyn MetaStore` (a supertrait). `MetaStore` still carries
-//! the wall-clock forms of these calls, deprecated, until they are removed.
+//! Reached on any `dyn MetaStore` (a supertrait); `MetaStore` has no
+//! wall-clock form of these calls.
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};

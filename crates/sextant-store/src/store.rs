@@ -2,23 +2,21 @@
 //! domain rules (validation, lifecycle checks, immutability) applied inside,
 //! so every caller gets the same behaviour.
 
-use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
+use sextant_core::endpoints::StoredEndpoint;
 use sextant_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     NewLoggedModel, NewRun, Page, Param, Run, RunInfo, RunStatus, Tag, ViewType,
 };
-use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
+use sextant_core::monitors::{MonitorRun, StoredMonitor};
 use sextant_core::pipeline_runs::{
-    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
-    Task,
+    Applied, CacheEntry, ClaimedTask, Pipeline, PipelineRun, PipelineRunStatus, Task,
 };
 use sextant_core::registry::{
     Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 use sextant_core::search::{Filter, OrderBy};
 use sextant_core::webhooks::{
-    DeliveryAttempt, DeliveryState, NewDelivery, NewWebhook, PendingDelivery, Webhook,
-    WebhookUpdate,
+    DeliveryAttempt, DeliveryState, NewWebhook, PendingDelivery, Webhook, WebhookUpdate,
 };
 
 use crate::{ClockedStore, StoreError};
@@ -370,17 +368,6 @@ pub trait MetaStore: ClockedStore + Send + Sync {
     fn active_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// The id of the last event the webhook fan-out has handled.
     fn webhook_cursor(&self) -> Result<i64, StoreError>;
-    /// Moves the fan-out cursor from `from` to `to` and queues `deliveries`,
-    /// atomically; false (and no change) if the cursor is no longer `from`.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::enqueue_webhook_deliveries_at` with the caller's time"
-    )]
-    fn enqueue_webhook_deliveries(
-        &self,
-        from: i64,
-        to: i64,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError>;
     /// Claims up to `limit` deliveries due at `now` for `lease_ms`.
     fn claim_webhook_deliveries(
         &self,
@@ -417,39 +404,10 @@ pub trait MetaStore: ClockedStore + Send + Sync {
     fn get_pipeline(&self, name: &str) -> Result<Pipeline, StoreError>;
     /// Stored pipelines by name.
     fn list_pipelines(&self, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError>;
-    /// Creates a run of a stored pipeline in `PENDING` state; appends
-    /// `pipeline_run.created`.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::create_pipeline_run_at` with the caller's time"
-    )]
-    fn create_pipeline_run(&self, new: &NewPipelineRun) -> Result<PipelineRun, StoreError>;
     /// Returns a pipeline run.
     fn get_pipeline_run(&self, id: &str) -> Result<PipelineRun, StoreError>;
     /// Pipeline runs, newest first.
     fn list_pipeline_runs(&self, q: &PipelineRunSearch) -> Result<Page<PipelineRun>, StoreError>;
-    /// Moves a run to `status` (see [`PipelineRunStatus::can_become`]) and
-    /// appends its event; cancelling also cancels the run's open tasks.
-    /// Setting the status a run already has changes nothing.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::set_pipeline_run_status_at` with the caller's time"
-    )]
-    fn set_pipeline_run_status(
-        &self,
-        id: &str,
-        status: PipelineRunStatus,
-    ) -> Result<PipelineRun, StoreError>;
-    /// Queues a task for a step of a live run, claimable from `not_before`
-    /// (now when `None`).
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::enqueue_task_at` with the caller's time"
-    )]
-    fn enqueue_task(
-        &self,
-        pipeline_run: &str,
-        step: &str,
-        payload: &str,
-        not_before: Option<i64>,
-    ) -> Result<Task, StoreError>;
     /// Returns a task.
     fn get_task(&self, task_id: i64) -> Result<Task, StoreError>;
     /// The tasks of a run in enqueue order.
@@ -464,61 +422,6 @@ pub trait MetaStore: ClockedStore + Send + Sync {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<ClaimedTask>, StoreError>;
-    /// Extends the lease of a running task to now + `lease_ms`; an
-    /// `InvalidState` error means the holder lost the task (stale fencing
-    /// token, cancelled) and must stop the step.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::heartbeat_task_at` with the caller's time"
-    )]
-    fn heartbeat_task(&self, task_id: i64, fencing: i64, lease_ms: i64) -> Result<(), StoreError>;
-    /// Records the tracking run of the current attempt (fenced).
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::set_task_step_run_at` with the caller's time"
-    )]
-    fn set_task_step_run(
-        &self,
-        task_id: i64,
-        fencing: i64,
-        step_run_uuid: &str,
-    ) -> Result<(), StoreError>;
-    /// Marks a running task succeeded with its result (JSON); only the
-    /// holder of the current fencing token may, and a repeat of the same
-    /// completion is a no-op. A stale holder gets `InvalidState` and changes
-    /// nothing.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::complete_task_at` with the caller's time"
-    )]
-    fn complete_task(&self, task_id: i64, fencing: i64, result: &str) -> Result<Task, StoreError>;
-    /// Records a failed attempt (fenced like [`MetaStore::complete_task`]):
-    /// with `retry_at` the task is queued again from then, otherwise it fails.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::fail_task_at` with the caller's time"
-    )]
-    fn fail_task(
-        &self,
-        task_id: i64,
-        fencing: i64,
-        error: &str,
-        retry_at: Option<i64>,
-    ) -> Result<Task, StoreError>;
-    /// Cancels the queued and running tasks of a run; returns how many.
-    /// Their holders learn it from their next heartbeat.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::cancel_run_tasks_at` with the caller's time"
-    )]
-    fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError>;
-    /// Resumes a `FAILED` or `CANCELLED` run in place: moves it to `RUNNING`
-    /// (appending `pipeline_run.resumed`) and queues one task per
-    /// `(step, payload)`, in one transaction. Any other status, or a task of
-    /// the run still open, is `InvalidState`; an empty `steps` is invalid.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::resume_pipeline_run_at` with the caller's time"
-    )]
-    fn resume_pipeline_run(
-        &self,
-        id: &str,
-        steps: &[(String, String)],
-    ) -> Result<(PipelineRun, Vec<Task>), StoreError>;
     /// Records a succeeded step execution in the step cache.
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;
     /// A step's cache entries created at or after `since` (ms), newest
@@ -534,28 +437,6 @@ pub trait MetaStore: ClockedStore + Send + Sync {
 
     // --- Serving endpoints. ---
 
-    /// Creates or replaces an endpoint (definition and state), appending
-    /// `event` in the same transaction.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::put_endpoint_at` with the caller's time"
-    )]
-    fn put_endpoint(
-        &self,
-        name: &str,
-        spec: &str,
-        state: &str,
-        event: Option<&EndpointEvent>,
-    ) -> Result<StoredEndpoint, StoreError>;
-    /// Replaces an endpoint's controller state, appending `event`.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::set_endpoint_state_at` with the caller's time"
-    )]
-    fn set_endpoint_state(
-        &self,
-        name: &str,
-        state: &str,
-        event: Option<&EndpointEvent>,
-    ) -> Result<StoredEndpoint, StoreError>;
     /// Returns an endpoint.
     fn get_endpoint(&self, name: &str) -> Result<StoredEndpoint, StoreError>;
     /// Every endpoint by name.
@@ -565,16 +446,6 @@ pub trait MetaStore: ClockedStore + Send + Sync {
 
     // --- Monitors. ---
 
-    /// Creates or replaces a monitor's definition, appending `event`.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::put_monitor_at` with the caller's time"
-    )]
-    fn put_monitor(
-        &self,
-        name: &str,
-        spec: &str,
-        event: Option<&MonitorEvent>,
-    ) -> Result<StoredMonitor, StoreError>;
     /// Returns a monitor.
     fn get_monitor(&self, name: &str) -> Result<StoredMonitor, StoreError>;
     /// Every monitor by name.
@@ -583,19 +454,6 @@ pub trait MetaStore: ClockedStore + Send + Sync {
     fn delete_monitor(&self, name: &str) -> Result<(), StoreError>;
     /// Records a started monitor run.
     fn start_monitor_run(&self, run: &MonitorRun) -> Result<MonitorRun, StoreError>;
-    /// Ends a running monitor run with its outcome, appending `events` in the
-    /// same transaction; a run that already ended is `InvalidState`.
-    #[deprecated(
-        note = "stamps the store's wall clock; use `ClockedStore::finish_monitor_run_at` with the caller's time"
-    )]
-    fn finish_monitor_run(
-        &self,
-        id: &str,
-        status: MonitorRunStatus,
-        summary: &str,
-        error: Option<&str>,
-        events: &[MonitorEvent],
-    ) -> Result<MonitorRun, StoreError>;
     /// Returns a monitor run.
     fn get_monitor_run(&self, id: &str) -> Result<MonitorRun, StoreError>;
     /// A monitor's runs, newest first, at most `max_results`.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sextant_core::Error;
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint, validate_endpoint_name};
 
-use super::{events, now_ms};
+use super::events;
 use crate::StoreError;
 use crate::backend::{Conn, Row, SqlValue};
 
@@ -120,26 +120,4 @@ pub fn delete(c: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
         serde_json::json!({ "name": name }),
     )?;
     Ok(())
-}
-
-// --- The wall-clock forms behind `MetaStore`'s deprecated methods
-// (implemented in `mod.rs`); they go with those methods. ---
-
-pub fn put(
-    c: &mut dyn Conn,
-    name: &str,
-    spec: &str,
-    state: &str,
-    event: Option<&EndpointEvent>,
-) -> Result<StoredEndpoint, StoreError> {
-    put_at(c, name, spec, state, event, now_ms())
-}
-
-pub fn set_state(
-    c: &mut dyn Conn,
-    name: &str,
-    state: &str,
-    event: Option<&EndpointEvent>,
-) -> Result<StoredEndpoint, StoreError> {
-    set_state_at(c, name, state, event, now_ms())
 }

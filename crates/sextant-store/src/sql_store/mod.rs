@@ -23,23 +23,19 @@ pub use audit::row_hash as audit_row_hash;
 pub use events::appended as events_appended;
 pub use import::open_import_sink;
 
-use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
+use sextant_core::endpoints::StoredEndpoint;
 use sextant_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     NewLoggedModel, NewRun, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
-use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor};
-use sextant_core::pipeline_runs::{
-    Applied, CacheEntry, ClaimedTask, NewPipelineRun, Pipeline, PipelineRun, PipelineRunStatus,
-    Task,
-};
+use sextant_core::monitors::{MonitorRun, StoredMonitor};
+use sextant_core::pipeline_runs::{Applied, CacheEntry, ClaimedTask, Pipeline, PipelineRun, Task};
 use sextant_core::registry::{
     Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 
 use sextant_core::webhooks::{
-    DeliveryAttempt, DeliveryState, NewDelivery, NewWebhook, PendingDelivery, Webhook,
-    WebhookUpdate,
+    DeliveryAttempt, DeliveryState, NewWebhook, PendingDelivery, Webhook, WebhookUpdate,
 };
 
 use crate::backend::Backend;
@@ -522,15 +518,6 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     fn webhook_cursor(&self) -> Result<i64, StoreError> {
         self.db.read(webhooks::cursor)
     }
-    fn enqueue_webhook_deliveries(
-        &self,
-        from: i64,
-        to: i64,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError> {
-        self.db
-            .write(|c| webhooks::enqueue(c, from, to, deliveries))
-    }
     fn claim_webhook_deliveries(
         &self,
         now: i64,
@@ -570,31 +557,11 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     fn list_pipelines(&self, max_results: u64, offset: u64) -> Result<Page<Pipeline>, StoreError> {
         self.db.read(|c| pipelines::list(c, max_results, offset))
     }
-    fn create_pipeline_run(&self, new: &NewPipelineRun) -> Result<PipelineRun, StoreError> {
-        self.db.write(|c| pipelines::create_run(c, new))
-    }
     fn get_pipeline_run(&self, id: &str) -> Result<PipelineRun, StoreError> {
         self.db.read(|c| pipelines::get_run(c, id))
     }
     fn list_pipeline_runs(&self, q: &PipelineRunSearch) -> Result<Page<PipelineRun>, StoreError> {
         self.db.read(|c| pipelines::list_runs(c, q))
-    }
-    fn set_pipeline_run_status(
-        &self,
-        id: &str,
-        status: PipelineRunStatus,
-    ) -> Result<PipelineRun, StoreError> {
-        self.db.write(|c| pipelines::set_run_status(c, id, status))
-    }
-    fn enqueue_task(
-        &self,
-        pipeline_run: &str,
-        step: &str,
-        payload: &str,
-        not_before: Option<i64>,
-    ) -> Result<Task, StoreError> {
-        self.db
-            .write(|c| pipelines::enqueue(c, pipeline_run, step, payload, not_before))
     }
     fn get_task(&self, task_id: i64) -> Result<Task, StoreError> {
         self.db.read(|c| pipelines::get_task(c, task_id))
@@ -611,44 +578,6 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         self.db
             .write(|c| pipelines::claim(c, worker, lease_ms, now))
     }
-    fn heartbeat_task(&self, task_id: i64, fencing: i64, lease_ms: i64) -> Result<(), StoreError> {
-        self.db
-            .write(|c| pipelines::heartbeat(c, task_id, fencing, lease_ms))
-    }
-    fn set_task_step_run(
-        &self,
-        task_id: i64,
-        fencing: i64,
-        step_run_uuid: &str,
-    ) -> Result<(), StoreError> {
-        self.db
-            .write(|c| pipelines::set_step_run(c, task_id, fencing, step_run_uuid))
-    }
-    fn complete_task(&self, task_id: i64, fencing: i64, result: &str) -> Result<Task, StoreError> {
-        self.db
-            .write(|c| pipelines::complete(c, task_id, fencing, result))
-    }
-    fn fail_task(
-        &self,
-        task_id: i64,
-        fencing: i64,
-        error: &str,
-        retry_at: Option<i64>,
-    ) -> Result<Task, StoreError> {
-        self.db
-            .write(|c| pipelines::fail(c, task_id, fencing, error, retry_at))
-    }
-    fn cancel_run_tasks(&self, pipeline_run: &str) -> Result<u64, StoreError> {
-        self.db
-            .write(|c| pipelines::cancel_run_tasks(c, pipeline_run))
-    }
-    fn resume_pipeline_run(
-        &self,
-        id: &str,
-        steps: &[(String, String)],
-    ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
-        self.db.write(|c| pipelines::resume_run(c, id, steps))
-    }
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
         self.db.write(|c| pipelines::put_cache_entry(c, entry))
     }
@@ -664,25 +593,6 @@ impl<B: Backend> MetaStore for SqlStore<B> {
             .read(|c| pipelines::cache_entries(c, pipeline, step, key, since, max_results))
     }
 
-    fn put_endpoint(
-        &self,
-        name: &str,
-        spec: &str,
-        state: &str,
-        event: Option<&EndpointEvent>,
-    ) -> Result<StoredEndpoint, StoreError> {
-        self.db
-            .write(|c| endpoints::put(c, name, spec, state, event))
-    }
-    fn set_endpoint_state(
-        &self,
-        name: &str,
-        state: &str,
-        event: Option<&EndpointEvent>,
-    ) -> Result<StoredEndpoint, StoreError> {
-        self.db
-            .write(|c| endpoints::set_state(c, name, state, event))
-    }
     fn get_endpoint(&self, name: &str) -> Result<StoredEndpoint, StoreError> {
         self.db.read(|c| endpoints::get(c, name))
     }
@@ -691,14 +601,6 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
     fn delete_endpoint(&self, name: &str) -> Result<(), StoreError> {
         self.db.write(|c| endpoints::delete(c, name))
-    }
-    fn put_monitor(
-        &self,
-        name: &str,
-        spec: &str,
-        event: Option<&MonitorEvent>,
-    ) -> Result<StoredMonitor, StoreError> {
-        self.db.write(|c| monitors::put(c, name, spec, event))
     }
     fn get_monitor(&self, name: &str) -> Result<StoredMonitor, StoreError> {
         self.db.read(|c| monitors::get(c, name))
@@ -711,17 +613,6 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     }
     fn start_monitor_run(&self, run: &MonitorRun) -> Result<MonitorRun, StoreError> {
         self.db.write(|c| monitors::start_run(c, run))
-    }
-    fn finish_monitor_run(
-        &self,
-        id: &str,
-        status: MonitorRunStatus,
-        summary: &str,
-        error: Option<&str>,
-        events: &[MonitorEvent],
-    ) -> Result<MonitorRun, StoreError> {
-        self.db
-            .write(|c| monitors::finish_run(c, id, status, summary, error, events))
     }
     fn get_monitor_run(&self, id: &str) -> Result<MonitorRun, StoreError> {
         self.db.read(|c| monitors::get_run(c, id))

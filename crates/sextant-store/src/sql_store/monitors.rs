@@ -8,7 +8,7 @@ use sextant_core::monitors::{
     MonitorEvent, MonitorRun, MonitorRunStatus, StoredMonitor, validate_monitor_name,
 };
 
-use super::{events, now_ms};
+use super::events;
 use crate::StoreError;
 use crate::backend::{Conn, Row, SqlValue};
 
@@ -237,27 +237,4 @@ pub fn list_runs(
     .into_iter()
     .map(decode_run)
     .collect()
-}
-
-// --- The wall-clock forms behind `MetaStore`'s deprecated methods
-// (implemented in `mod.rs`); they go with those methods. ---
-
-pub fn put(
-    c: &mut dyn Conn,
-    name: &str,
-    spec: &str,
-    event: Option<&MonitorEvent>,
-) -> Result<StoredMonitor, StoreError> {
-    put_at(c, name, spec, event, now_ms())
-}
-
-pub fn finish_run(
-    c: &mut dyn Conn,
-    id: &str,
-    status: MonitorRunStatus,
-    summary: &str,
-    error: Option<&str>,
-    events: &[MonitorEvent],
-) -> Result<MonitorRun, StoreError> {
-    finish_run_at(c, id, status, summary, error, events, now_ms())
 }

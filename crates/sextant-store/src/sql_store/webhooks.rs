@@ -414,15 +414,3 @@ pub fn log(
     out.reverse();
     Ok(out)
 }
-
-// --- The wall-clock form behind `MetaStore`'s deprecated method
-// (implemented in `mod.rs`); it goes with that method. ---
-
-pub fn enqueue(
-    c: &mut dyn Conn,
-    from: i64,
-    to: i64,
-    deliveries: &[NewDelivery],
-) -> Result<bool, StoreError> {
-    enqueue_at(c, from, to, deliveries, now_ms())
-}

@@ -1,6 +1,5 @@
 //! [`ClockedStore`] over the SQL store: each call one transaction, like
-//! `MetaStore`'s in `sql_store/mod.rs`, with the time the caller gives. Here
-//! rather than there while `mod.rs` still carries the wall-clock forms; the
+//! `MetaStore`'s in `sql_store/mod.rs`, with the time the caller gives; the
 //! endpoints', monitors' and webhooks' writes are their modules' work.
 
 use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
