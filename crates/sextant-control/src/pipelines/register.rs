@@ -12,7 +12,9 @@
 use std::path::Path;
 
 use sextant_core::entities::Tag;
-use sextant_core::registry::{Approval, ApprovalSettings, ApprovalStatus, NewModelVersion};
+use sextant_core::registry::{
+    Approval, ApprovalSettings, ApprovalStatus, FourEyes, NewModelVersion,
+};
 use sextant_pipelines::spec;
 use sextant_store::{MetaStore, StoreError};
 
@@ -85,6 +87,8 @@ impl Orchestrator {
                 time: None,
                 comment: Some("registered by a pipeline".to_string()),
             }),
+            // The gate decides by its own rules (`withheld`), not four-eyes.
+            four_eyes: FourEyes::Off,
         };
         let (model, pipeline, creator) = (
             name.to_string(),
