@@ -488,10 +488,14 @@ pub trait MetaStore: Send + Sync {
     /// (appending `pipeline_run.resumed`) and queues one task per
     /// `(step, payload)`, in one transaction. Any other status, or a task of
     /// the run still open, is `InvalidState`; an empty `steps` is invalid.
+    /// With `acting_for` (who retries it, with authentication on) the run
+    /// acts for that user from now on; the resumed event names the user it
+    /// acted for before (`previous_started_by`) when that changed.
     fn resume_pipeline_run(
         &self,
         id: &str,
         steps: &[(String, String)],
+        acting_for: Option<&str>,
     ) -> Result<(PipelineRun, Vec<Task>), StoreError>;
     /// Records a succeeded step execution in the step cache.
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError>;

@@ -35,6 +35,7 @@ conformance!(
     failures_retry_at_their_time_or_end_the_task,
     cancelling_a_run_cancels_its_tasks,
     a_failed_run_resumes_in_place_with_fresh_tasks,
+    a_resumed_run_acts_for_who_resumed_it,
     concurrent_claimers_take_each_task_once,
 );
 
@@ -439,10 +440,10 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let run = run_of(s, "p");
     let step = |name: &str| (name.to_string(), format!(r#"{{"step": "{name}"}}"#));
     // Only an ended, unsuccessful run can be resumed.
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")], None));
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
         .unwrap();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")]));
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("a")], None));
     let a = s.enqueue_task(&run.id, "a", "{}", None).unwrap();
     let b = s.enqueue_task(&run.id, "b", "{}", None).unwrap();
     let ca = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
@@ -453,14 +454,14 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let start = s.last_event_id().unwrap();
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
         .unwrap();
-    invalid_parameter(s.resume_pipeline_run(&run.id, &[]));
+    invalid_parameter(s.resume_pipeline_run(&run.id, &[], None));
     assert!(matches!(
-        s.resume_pipeline_run("nope", &[step("b")]),
+        s.resume_pipeline_run("nope", &[step("b")], None),
         Err(StoreError::Domain(Error::NotFound(_)))
     ));
 
     let (resumed, queued) = s
-        .resume_pipeline_run(&run.id, &[step("b"), step("c")])
+        .resume_pipeline_run(&run.id, &[step("b"), step("c")], None)
         .unwrap();
     assert_eq!(resumed.status, PipelineRunStatus::Running);
     assert_eq!(resumed.id, run.id);
@@ -492,7 +493,7 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     );
     // Resuming is refused while the run is live, and the new tasks are
     // claimable like any other.
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")], None));
     let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
     assert_eq!(next.task.id, queued[0].id);
 
@@ -501,7 +502,7 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
         .unwrap();
     let before = s.tasks_of_run(&run.id).unwrap().len();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("d")]));
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("d")], None));
     assert_eq!(s.tasks_of_run(&run.id).unwrap().len(), before);
     assert_eq!(
         s.get_pipeline_run(&run.id).unwrap().status,
@@ -509,14 +510,78 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     );
     // A cancelled run resumes too; a succeeded one never does.
     s.cancel_run_tasks(&run.id).unwrap();
-    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
+    s.resume_pipeline_run(&run.id, &[step("b")], None).unwrap();
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Cancelled)
         .unwrap();
-    s.resume_pipeline_run(&run.id, &[step("b")]).unwrap();
+    s.resume_pipeline_run(&run.id, &[step("b")], None).unwrap();
     s.cancel_run_tasks(&run.id).unwrap();
     s.set_pipeline_run_status(&run.id, PipelineRunStatus::Succeeded)
         .unwrap();
-    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")]));
+    invalid_state(s.resume_pipeline_run(&run.id, &[step("b")], None));
+}
+
+/// Retried by a user (authentication on), a run acts for them from then
+/// on; the resumed event keeps who it acted for before. Retried by nobody
+/// known (authentication off) or by the same user, it keeps its user and
+/// the event says nothing of users.
+fn a_resumed_run_acts_for_who_resumed_it(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.put_pipeline("p", "name: p\nsteps: {}\n", Some("alice"))
+        .unwrap();
+    let run = s
+        .create_pipeline_run(&NewPipelineRun {
+            pipeline: "p".into(),
+            params: "{}".into(),
+            trigger_kind: TriggerKind::Manual,
+            trigger_event: None,
+            run_uuid: None,
+            no_cache: false,
+            started_by: Some("alice".into()),
+        })
+        .unwrap();
+    let step = vec![("a".to_string(), "{}".to_string())];
+    let fail = || {
+        s.set_pipeline_run_status(&run.id, PipelineRunStatus::Running)
+            .unwrap();
+        s.cancel_run_tasks(&run.id).unwrap();
+        s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+            .unwrap();
+    };
+    let resumed_payload = |after: i64| -> serde_json::Value {
+        let e = s
+            .events_after(after, &["pipeline_run.resumed".into()], 10)
+            .unwrap();
+        assert_eq!(e.len(), 1, "{e:?}");
+        serde_json::from_str(&e[0].payload).unwrap()
+    };
+    fail();
+    let mark = s.last_event_id().unwrap();
+    let (resumed, _) = s.resume_pipeline_run(&run.id, &step, Some("bob")).unwrap();
+    assert_eq!(resumed.started_by.as_deref(), Some("bob"));
+    assert_eq!(
+        s.get_pipeline_run(&run.id).unwrap().started_by.as_deref(),
+        Some("bob")
+    );
+    let p = resumed_payload(mark);
+    assert_eq!(p["started_by"], "bob", "{p}");
+    assert_eq!(p["previous_started_by"], "alice", "{p}");
+
+    for again in [Some("bob"), None] {
+        s.cancel_run_tasks(&run.id).unwrap();
+        s.set_pipeline_run_status(&run.id, PipelineRunStatus::Failed)
+            .unwrap();
+        let mark = s.last_event_id().unwrap();
+        let (resumed, _) = s.resume_pipeline_run(&run.id, &step, again).unwrap();
+        assert_eq!(resumed.started_by.as_deref(), Some("bob"));
+        let p = resumed_payload(mark);
+        assert!(p.get("previous_started_by").is_none(), "{p}");
+    }
+    // A refused resume changes no user.
+    invalid_state(s.resume_pipeline_run(&run.id, &step, Some("carol")));
+    assert_eq!(
+        s.get_pipeline_run(&run.id).unwrap().started_by.as_deref(),
+        Some("bob")
+    );
 }
 
 const TASKS: usize = 200;

@@ -131,6 +131,33 @@ impl RegistryAuthz for ServerRegistryAuthz {
         ))
     }
 
+    fn may_register(
+        &self,
+        s: &dyn MetaStore,
+        user: &str,
+        model: &str,
+        exists: bool,
+    ) -> Result<bool, StoreError> {
+        let Some(u) = Self::user(s, user)? else {
+            return Ok(false);
+        };
+        if u.is_admin {
+            return Ok(true);
+        }
+        let rows = s.auth().permissions_of_user(u.id)?;
+        let grants = Grants {
+            rows: &rows,
+            default: self.auth.settings.default_permission,
+        };
+        // The checks `authz.rs` makes of `model-versions/create` (EDIT)
+        // and `registered-models/create`.
+        Ok(if exists {
+            grants.level("registered_model", model).can_update()
+        } else {
+            grants.may_create("registered_model", model)
+        })
+    }
+
     fn grant_model_creator(
         &self,
         s: &dyn MetaStore,

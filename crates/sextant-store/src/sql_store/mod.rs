@@ -649,8 +649,10 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         &self,
         id: &str,
         steps: &[(String, String)],
+        acting_for: Option<&str>,
     ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
-        self.db.write(|c| pipelines::resume_run(c, id, steps))
+        self.db
+            .write(|c| pipelines::resume_run(c, id, steps, acting_for))
     }
     fn put_cache_entry(&self, entry: &CacheEntry) -> Result<(), StoreError> {
         self.db.write(|c| pipelines::put_cache_entry(c, entry))
