@@ -38,7 +38,9 @@ pub use error::ClientError;
 pub use mlflow::{ArtifactFile, ArtifactList};
 pub use native::endpoints::{Applied, Definition};
 pub use native::events::{EventsPage, EventsQuery};
-pub use native::models::{Approval, Decision, ModelsPage};
+pub use native::models::{
+    Approval, ApprovalSettings, ApprovalSettingsUpdate, Decision, ModelsPage,
+};
 pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
 pub use native::tasks::{Claim, Claimed, Heartbeat};
 pub use registry::NewVersion;
