@@ -17,7 +17,14 @@ const MIGRATIONS: &[&str] = &[
     V5_AUTH,
     V6_AUDIT_LOG,
     V7_APPROVAL_RULES,
+    V8_TOKEN_LAST_USE,
 ];
+
+/// Version 8: when each API token was last used (written at most once a
+/// minute per token, so a busy worker's token costs no write per request).
+const V8_TOKEN_LAST_USE: &str = r#"
+ALTER TABLE api_tokens ADD COLUMN last_used_time BIGINT
+"#;
 
 /// Version 7: who may approve. Each registered model's approval settings
 /// (four-eyes, and whether a pipeline's gate may approve), both on; the

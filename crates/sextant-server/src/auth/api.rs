@@ -770,6 +770,7 @@ fn token_json(t: &model::ApiToken) -> Value {
         "created_time": t.created_ms,
         "expires_time": t.expires_ms,
         "revoked_time": t.revoked_ms,
+        "last_used_time": t.last_used_ms,
     })
 }
 

@@ -148,6 +148,9 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
                 refusal.extensions_mut().insert(p);
                 return refusal;
             }
+            if let Some(id) = p.token_id {
+                record_token_use(&st, id).await;
+            }
             req.extensions_mut().insert(p.clone());
             outcome = Some(p);
         }
@@ -182,6 +185,25 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
         resp.extensions_mut().insert(p);
     }
     with_failure(resp, failure)
+}
+
+/// Records a use of token `id`, at most once a minute per token
+/// ([`super::TOKEN_USE_EVERY_MS`]; the store skips the write when another
+/// server recorded one within the minute). The request waits for that one
+/// write a minute; a failure is logged and costs the request nothing.
+async fn record_token_use(st: &Authn, id: i64) {
+    let now = st.auth.clock.now_ms();
+    if !st.auth.token_use_due(id, now) {
+        return;
+    }
+    let every = super::TOKEN_USE_EVERY_MS;
+    if let Err(e) = sextant_store::call(&st.store, move |s| {
+        s.auth().record_token_use(id, now, every)
+    })
+    .await
+    {
+        tracing::warn!(token = id, error = %e, "cannot record the token's use");
+    }
 }
 
 /// A login that was refused, as the audit log records it.
@@ -500,6 +522,7 @@ async fn basic(
                 method: Method::Basic,
                 scopes: Vec::new(),
                 rows,
+                token_id: None,
             },
             Some(password_hash),
         )
@@ -523,6 +546,7 @@ async fn bearer(
                 method: Method::Internal,
                 scopes: Vec::new(),
                 rows: Vec::new(),
+                token_id: None,
             },
             None,
         )));
@@ -544,6 +568,7 @@ async fn bearer(
                 method: Method::Bearer,
                 scopes: t.scopes,
                 rows,
+                token_id: Some(t.id),
             },
             None,
         ))
