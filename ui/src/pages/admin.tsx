@@ -202,6 +202,8 @@ interface AuditRow {
   resource?: string | null;
   status: number;
   count: number;
+  /** What the row records beyond its request: login, token.create, permission.grant, … */
+  action?: string | null;
 }
 interface AuditReport {
   ok: boolean;
@@ -269,7 +271,10 @@ function Audit() {
                         {r.method} {r.route}
                         {r.count > 1 ? ` ×${r.count}` : ""}
                       </td>
-                      <td>{r.resource ?? "—"}</td>
+                      <td>
+                        {r.action ? <strong>{r.action} </strong> : null}
+                        {r.resource ?? (r.action ? "" : "—")}
+                      </td>
                       <td class="num">{r.status}</td>
                       <td class="mono">{r.source ?? "—"}</td>
                     </tr>
