@@ -65,7 +65,7 @@ pub struct Decision {
 
 /// Runs a `models` subcommand against the server.
 pub fn run(args: ClientArgs, command: ModelsCommand) -> anyhow::Result<()> {
-    let client = Client::new(&args.server)?;
+    let client = Client::new(&args)?;
     match command {
         ModelsCommand::List { filter } => list(&client, args.json, filter),
         ModelsCommand::Show { name } => {
