@@ -470,6 +470,22 @@ def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
             ("experiment", "*", "READ")
         ]
         check(page, "admin-roles")
+        # Tokens: created on their page, which says when each was last used.
+        page.goto(f"{server.url}/#/admin/tokens")
+        section(page, "New token").get_by_label("Name").fill("ci")
+        section(page, "New token").get_by_role("button", name="Create").click()
+        secret = page.get_by_role("status").locator("code").inner_text()
+        tokens = section(page, "Your API tokens")
+        expect(tokens.get_by_role("columnheader", name="Last used")).to_be_visible()
+        expect(tokens.get_by_role("row", name=re.compile(r"^ci "))).to_contain_text("never")
+        used = requests.get(
+            f"{server.url}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+            headers={"Authorization": f"Bearer {secret}"}, timeout=10,
+        )
+        assert used.status_code == 200, used.text
+        page.reload()
+        expect(tokens.get_by_role("row", name=re.compile(r"^ci "))).not_to_contain_text("never")
+        check(page, "admin-tokens")
         page.goto(f"{server.url}/#/admin/audit")
         expect(page.get_by_role("status")).to_contain_text("Intact")
         check(page, "admin-audit")

@@ -66,6 +66,9 @@ pub enum ClientError {
     /// plain-text `Permission denied`).
     #[error("permission denied: {method} {url} (HTTP 403)")]
     PermissionDenied { method: Method, url: String },
+    /// The certificates to trust cannot be read (`--ca-cert`).
+    #[error("cannot use {path} as --ca-cert: {reason}")]
+    CaCert { path: String, reason: String },
     /// The credentials given cannot be sent as a header.
     #[error("the {kind} credentials hold a character an HTTP header cannot carry")]
     BadCredentials {
@@ -95,6 +98,7 @@ impl ClientError {
             ClientError::PermissionDenied { .. } => Some(403),
             ClientError::InvalidUrl { .. }
             | ClientError::BadCredentials { .. }
+            | ClientError::CaCert { .. }
             | ClientError::Unreachable { .. }
             | ClientError::TimedOut { .. }
             | ClientError::Read { .. }

@@ -31,6 +31,7 @@ mod request;
 mod tracking;
 mod webhooks;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use credentials::Credentials;
@@ -38,7 +39,9 @@ pub use error::ClientError;
 pub use mlflow::{ArtifactFile, ArtifactList};
 pub use native::endpoints::{Applied, Definition};
 pub use native::events::{EventsPage, EventsQuery};
-pub use native::models::{Approval, Decision, ModelsPage};
+pub use native::models::{
+    Approval, ApprovalSettings, ApprovalSettingsUpdate, Decision, ModelsPage,
+};
 pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
 pub use native::tasks::{Claim, Claimed, Heartbeat};
 pub use registry::NewVersion;
@@ -59,6 +62,10 @@ pub struct Settings {
     pub connect_timeout: Option<Duration>,
     /// Sent as `Authorization` on every request; none when `None`.
     pub credentials: Option<Credentials>,
+    /// A PEM file of certificates to trust besides the system's (a private
+    /// CA that signed an HTTPS server's certificate; `--ca-cert`, or
+    /// MLflow's `MLFLOW_TRACKING_SERVER_CERT_PATH`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -70,6 +77,7 @@ impl Default for Settings {
             timeout: Some(Duration::from_secs(60)),
             connect_timeout: Some(Duration::from_secs(10)),
             credentials: Credentials::from_env(),
+            ca_cert: None,
         }
     }
 }
@@ -104,6 +112,11 @@ impl Client {
         if let Some(t) = settings.connect_timeout {
             builder = builder.connect_timeout(t);
         }
+        if let Some(path) = &settings.ca_cert {
+            for cert in ca_certs(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
         // A default header reaches every request, those built outside
         // `send` (an inference call) too; reqwest drops it on a redirect to
         // another host.
@@ -125,6 +138,21 @@ impl Client {
     pub fn base(&self) -> &Url {
         &self.base
     }
+}
+
+/// The certificates of a PEM file, each to be trusted as a root; a file
+/// that cannot be read or holds none is an error naming it.
+fn ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let refused = |reason: String| ClientError::CaCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| refused(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(refused("it holds no PEM certificate".into()));
+    }
+    Ok(certs)
 }
 
 /// The URL of a server as given to `--server`: `host:port` without a scheme

@@ -10,8 +10,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_client::{
-    Approval, Claim, Client, ClientError, Decision, Definition, EventsQuery, Heartbeat, LogQuery,
-    Metric, NewVersion, RunRequest, RunSearch, WebhookChanges, WebhookEvent, WebhookRequest,
+    Approval, ApprovalSettings, ApprovalSettingsUpdate, Claim, Client, ClientError, Decision,
+    Definition, EventsQuery, Heartbeat, LogQuery, Metric, NewVersion, RunRequest, RunSearch,
+    WebhookChanges, WebhookEvent, WebhookRequest,
 };
 use sextant_control::pipelines;
 use sextant_core::entities::NewRun;
@@ -156,6 +157,28 @@ async fn models_approvals_and_aliases() {
     assert_eq!(model["aliases"], json!({}), "{model}");
     let v1 = c.get_model_version("churn", 1).await.unwrap();
     assert_eq!(v1["version"], 1, "{v1}");
+
+    // Approval settings: read, changed one at a time, answered whole.
+    let on = ApprovalSettings {
+        require_distinct_approver: true,
+        allow_pipeline_approval: true,
+    };
+    assert_eq!(c.approval_settings("churn").await.unwrap(), on);
+    let off = ApprovalSettingsUpdate {
+        allow_pipeline_approval: Some(false),
+        ..ApprovalSettingsUpdate::default()
+    };
+    let changed = c.set_approval_settings("churn", &off).await.unwrap();
+    assert_eq!(
+        changed,
+        ApprovalSettings {
+            allow_pipeline_approval: false,
+            ..on
+        }
+    );
+    assert_eq!(c.approval_settings("churn").await.unwrap(), changed);
+    let e = c.set_approval_settings("nope", &off).await.unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
 
     let uri = c.model_version_download_uri("churn", 1).await.unwrap();
     assert!(uri.starts_with("mlflow-artifacts:"), "{uri}");

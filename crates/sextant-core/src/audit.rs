@@ -1,5 +1,5 @@
-//! The audit log: one row per request that changed state, per login that
-//! failed and per denied request, chained by hashes so that editing,
+//! The audit log: one row per request that changed state, per login (failed
+//! or not) and per denied request, chained by hashes so that editing,
 //! deleting, inserting or reordering a row shows.
 //!
 //! A row is appended unsealed (no hashes) and gets its sequence number in
@@ -39,6 +39,12 @@ pub struct NewAuditRow {
     /// How many requests the row stands for: 1, or the size of an aggregate
     /// of one source's anonymous denials within one minute.
     pub count: i64,
+    /// What the row records beyond its request, when it is an action the
+    /// log names: `login`, `logout`, `token.create`, `token.revoke`,
+    /// `permission.grant`, `role.assign`, … (`resource` then names what it
+    /// acted on). `None` for a plain request; left out of the hashed JSON
+    /// then, so rows from before it existed keep their hashes.
+    pub action: Option<String>,
 }
 
 /// A stored audit row.

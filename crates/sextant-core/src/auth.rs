@@ -257,6 +257,9 @@ pub struct ApiToken {
     pub expires_ms: Option<i64>,
     /// Set when revoked; a revoked token authenticates nobody.
     pub revoked_ms: Option<i64>,
+    /// When it last authenticated a request, to within a minute (recorded
+    /// at most once a minute); `None`: never used.
+    pub last_used_ms: Option<i64>,
 }
 
 /// A new API token: its hash, never its secret.

@@ -15,6 +15,11 @@ pub enum Error {
     /// The resource is in a state that forbids the change (MLflow `INVALID_STATE`).
     #[error("{0}")]
     InvalidState(String),
+    /// The caller may not make this change, by a rule the domain keeps
+    /// (four-eyes approval) rather than by their grants (MLflow
+    /// `PERMISSION_DENIED`).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// Result with the domain error.

@@ -170,6 +170,36 @@ pub struct NewModelVersion {
     pub tags: Vec<Tag>,
     /// The initial approval (default `pending`), with its actor and comment.
     pub approval: Option<Approval>,
+    /// Whether the initial approval's actor is held to four-eyes.
+    pub four_eyes: FourEyes,
+}
+
+/// Whether the store holds a decision's actor to four-eyes, in the
+/// transaction that records the decision (so a settings change cannot land
+/// between the check and the write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FourEyes {
+    /// No check: the actor is declared rather than authenticated
+    /// (authentication off), or is a pipeline's gate, which has rules of
+    /// its own.
+    #[default]
+    Off,
+    /// The actor is the authenticated caller: while the model's
+    /// `require_distinct_approver` is on, approving a version they created
+    /// (registered it, or a pipeline run acting for them did) is refused
+    /// with [`crate::Error::PermissionDenied`] ([`self_approval`]).
+    Held,
+}
+
+/// The refusal of `user` approving `what` (a version of model `name`)
+/// they created (`how`).
+pub fn self_approval(user: &str, name: &str, what: &str, how: &str) -> crate::Error {
+    crate::Error::PermissionDenied(format!(
+        "four-eyes: {user} may not approve {what} of model '{name}' because they created it \
+         ({how}); another user with MANAGE on the model must approve it. To let creators \
+         approve their own versions of this model, a user with MANAGE on it sets \
+         require_distinct_approver to false (PATCH /api/v1/models/{name}/approval-settings)"
+    ))
 }
 
 /// An alias of a registered model and the version it names.

@@ -135,6 +135,7 @@ impl From<sextant_core::Error> for ApiError {
             E::NotFound(m) => ApiError::new(ErrorCode::ResourceDoesNotExist, m),
             E::AlreadyExists(m) => ApiError::new(ErrorCode::ResourceAlreadyExists, m),
             E::InvalidState(m) => ApiError::new(ErrorCode::InvalidState, m),
+            E::PermissionDenied(m) => ApiError::new(ErrorCode::PermissionDenied, m),
         }
     }
 }

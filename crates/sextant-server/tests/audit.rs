@@ -1,6 +1,7 @@
 //! The audit log in process (issue 17): what one request leaves in it — a
-//! state change, a failed login, a denial — and that a flood of anonymous
-//! denials from one source within a minute leaves one counted row.
+//! state change, a login, a failed login, a denial, a token or permission
+//! change named as such — and that a flood of anonymous denials from one
+//! source within a minute leaves one counted row.
 
 mod support;
 
@@ -28,6 +29,7 @@ struct Server {
     store: Arc<dyn MetaStore>,
     artifacts: Arc<ArtifactStore>,
     audit: Arc<AuditLog>,
+    clock: Arc<ManualClock>,
     /// The last row seen by `new_rows`.
     seen: i64,
     _dir: tempfile::TempDir,
@@ -44,14 +46,16 @@ fn server() -> Server {
             .unwrap();
     }
     let artifacts = Arc::new(ArtifactStore::from_uri(dir.path().to_str().unwrap()).unwrap());
+    let clock = ManualClock::now();
     let st = AppState::new(store.clone(), artifacts.clone(), SecurityConfig::loopback())
-        .with_auth(Auth::new(AuthSettings::on(), ManualClock::now()));
+        .with_auth(Auth::new(AuthSettings::on(), clock.clone()));
     let audit = st.audit.clone().expect("auditing with auth on");
     Server {
         app: router(st),
         store,
         artifacts,
         audit,
+        clock,
         seen: 0,
         _dir: dir,
     }
@@ -135,8 +139,18 @@ async fn a_state_change_a_failed_login_and_a_denial_each_leave_one_row() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let rows = s.new_rows().await;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let e = &rows[0].entry;
+    // The admin's first Basic use is a login, a row of its own; the read
+    // after it, within the credential cache's window, is not.
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let login = &rows[0].entry;
+    assert_eq!(
+        (login.action.as_deref(), login.actor.as_deref()),
+        (Some("login"), Some("admin"))
+    );
+    assert_eq!(login.resource.as_deref(), Some("user:admin"));
+    assert_eq!(login.request_id.as_deref(), Some("req-create"));
+    let e = &rows[1].entry;
+    assert_eq!(e.action, None, "a plain request");
     assert_eq!(e.actor.as_deref(), Some("admin"));
     assert_eq!(e.auth_method.as_deref(), Some("basic"));
     assert_eq!(e.source.as_deref(), Some("10.1.1.1"));
@@ -147,7 +161,7 @@ async fn a_state_change_a_failed_login_and_a_denial_each_leave_one_row() {
     assert_eq!(e.resource.as_deref(), Some("experiment:audited"));
     assert_eq!((e.status, e.count), (200, 1));
     assert_eq!(e.request_id.as_deref(), Some("req-create"));
-    assert!(rows[0].hash.is_some(), "sealed right after the append");
+    assert!(rows[1].hash.is_some(), "sealed right after the append");
 
     let (status, _) = send(
         &s.app,
@@ -199,7 +213,9 @@ async fn a_state_change_a_failed_login_and_a_denial_each_leave_one_row() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let rows = s.new_rows().await;
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0].entry.action.as_deref(), Some("login"));
+    let rows = &rows[1..];
     let e = &rows[0].entry;
     assert_eq!(e.actor.as_deref(), Some("bob"));
     assert_eq!(e.route, "/api/2.0/mlflow/experiments/update");
@@ -217,7 +233,201 @@ async fn a_state_change_a_failed_login_and_a_denial_each_leave_one_row() {
 
     let report = s.store.audit().verify().unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!((report.rows, report.unsealed_tail), (4, 0));
+    assert_eq!((report.rows, report.unsealed_tail), (6, 0));
+}
+
+/// (action, actor, resource) of each row.
+fn actions(rows: &[AuditRow]) -> Vec<(Option<&str>, Option<&str>, Option<&str>)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.entry.action.as_deref(),
+                r.entry.actor.as_deref(),
+                r.entry.resource.as_deref(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_tokens_and_permission_changes_are_named_actions() {
+    let mut s = server();
+    let ip = "10.4.4.4";
+    // A Basic login is recorded once per credential cache window, even on
+    // a read, which alone leaves nothing.
+    let read = "/api/2.0/mlflow/experiments/search?max_results=1";
+    for id in ["r1", "r2"] {
+        let (status, _) = send(&s.app, ip, Some(ADMIN), "GET", read, None, id).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let rows = s.new_rows().await;
+    assert_eq!(
+        actions(&rows),
+        [(Some("login"), Some("admin"), Some("user:admin"))]
+    );
+    let e = &rows[0].entry;
+    assert_eq!(
+        (e.method.as_str(), e.route.as_str(), e.status),
+        ("GET", "/api/2.0/mlflow/experiments/search", 200)
+    );
+    assert_eq!(
+        (e.request_id.as_deref(), e.source.as_deref()),
+        (Some("r1"), Some(ip))
+    );
+    s.clock.advance(std::time::Duration::from_secs(6));
+    send(&s.app, ip, Some(ADMIN), "GET", read, None, "r3").await;
+    assert_eq!(
+        actions(&s.new_rows().await),
+        [(Some("login"), Some("admin"), Some("user:admin"))],
+        "a new window, a new login"
+    );
+
+    // The web UI's sign-in and sign-out.
+    let (status, _) = send(
+        &s.app,
+        ip,
+        None,
+        "POST",
+        "/api/v1/session",
+        Some(&format!(
+            r#"{{"username":"{}","password":"{}"}}"#,
+            BOB.0, BOB.1
+        )),
+        "signin",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = s.new_rows().await;
+    assert_eq!(
+        actions(&rows),
+        [(Some("login"), Some("bob"), Some("user:bob"))]
+    );
+    assert_eq!(rows[0].entry.route, "/api/v1/session");
+
+    // Tokens: created and revoked, each naming the token.
+    let (status, created) = send(
+        &s.app,
+        ip,
+        Some(ADMIN),
+        "POST",
+        "/api/v1/tokens",
+        Some(r#"{"name":"ci","scopes":["worker"]}"#),
+        "token",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let token = created["token"]["id"].as_i64().unwrap();
+    let (status, _) = send(
+        &s.app,
+        ip,
+        Some(ADMIN),
+        "DELETE",
+        &format!("/api/v1/tokens/{token}"),
+        None,
+        "revoke",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let named = format!("token:{token}");
+    assert_eq!(
+        actions(&s.new_rows().await),
+        [
+            (Some("token.create"), Some("admin"), Some(named.as_str())),
+            (Some("token.revoke"), Some("admin"), Some(named.as_str())),
+        ]
+    );
+
+    // Grants and roles.
+    let calls: [(&str, &str, String); 5] = [
+        (
+            "POST",
+            "/api/3.0/mlflow/users/permissions/grant",
+            r#"{"username":"bob","resource_type":"registered_model","resource_id":"churn","permission":"EDIT"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/users/permissions/revoke",
+            r#"{"username":"bob","resource_type":"registered_model","resource_id":"churn"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/roles/create",
+            r#"{"name":"readers"}"#.into(),
+        ),
+        ("POST", "/api/3.0/mlflow/roles/assign", String::new()),
+        ("POST", "/api/3.0/mlflow/roles/permissions/add", String::new()),
+    ];
+    let mut role = 0;
+    for (method, uri, body) in calls {
+        let body = if body.is_empty() {
+            if uri.ends_with("assign") {
+                format!(r#"{{"username":"bob","role_id":{role}}}"#)
+            } else {
+                format!(
+                    r#"{{"role_id":{role},"resource_type":"experiment","resource_pattern":"*","permission":"READ"}}"#
+                )
+            }
+        } else {
+            body
+        };
+        let (status, answer) =
+            send(&s.app, ip, Some(ADMIN), method, uri, Some(&body), "rbac").await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {answer}");
+        if let Some(id) = answer["role"]["id"].as_i64() {
+            role = id;
+        }
+    }
+    let rows = s.new_rows().await;
+    let role_named = format!("role:{role} readers");
+    let assigned = format!("role:{role} user:bob");
+    let added = format!("role:{role} experiment:* READ");
+    assert_eq!(
+        actions(&rows),
+        [
+            (
+                Some("permission.grant"),
+                Some("admin"),
+                Some("user:bob registered_model:churn EDIT")
+            ),
+            (
+                Some("permission.revoke"),
+                Some("admin"),
+                Some("user:bob registered_model:churn")
+            ),
+            (
+                Some("role.create"),
+                Some("admin"),
+                Some(role_named.as_str())
+            ),
+            (Some("role.assign"), Some("admin"), Some(assigned.as_str())),
+            (
+                Some("role.permission.add"),
+                Some("admin"),
+                Some(added.as_str())
+            ),
+        ],
+        "a change of grants makes no one log in again"
+    );
+    // A refused change is a plain denial, not an action.
+    let (status, _) = send(
+        &s.app,
+        ip,
+        Some(BOB),
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(r#"{"username":"bob","resource_type":"registered_model","resource_id":"x","permission":"MANAGE"}"#),
+        "self-grant",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let rows = s.new_rows().await;
+    let denial = rows.last().unwrap();
+    assert_eq!(
+        (denial.entry.action.as_deref(), denial.entry.status),
+        (None, 403)
+    );
+    let report = s.store.audit().verify().unwrap();
+    assert!(report.ok(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +517,8 @@ async fn admins_verify_and_page_through_the_log_over_http() {
         .await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(s.new_rows().await.len(), 3);
+    // The admin's login, then the three creations.
+    assert_eq!(s.new_rows().await.len(), 4);
     let (status, report) = send(
         &s.app,
         "10.0.0.1",
@@ -322,9 +533,9 @@ async fn admins_verify_and_page_through_the_log_over_http() {
     assert_eq!(report["ok"], true);
     assert_eq!(
         (report["rows"].as_u64(), report["sealed"].as_u64()),
-        (Some(3), Some(3))
+        (Some(4), Some(4))
     );
-    assert_eq!(report["head"]["seq"], 3);
+    assert_eq!(report["head"]["seq"], 4);
     assert_eq!(report["first_bad"], serde_json::Value::Null);
 
     let (status, page) = send(
@@ -340,7 +551,8 @@ async fn admins_verify_and_page_through_the_log_over_http() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["rows"].as_array().unwrap().len(), 1);
     assert_eq!(page["rows"][0]["seq"], 2);
-    assert_eq!(page["rows"][0]["resource"], "experiment:b");
+    assert_eq!(page["rows"][0]["resource"], "experiment:a");
+    assert_eq!(page["rows"][0]["action"], serde_json::Value::Null);
     assert_eq!(page["next_after"], 2);
 
     let (status, error) = send(
@@ -366,6 +578,7 @@ async fn admins_verify_and_page_through_the_log_over_http() {
     assert_eq!(
         refusals
             .iter()
+            .filter(|r| r.entry.action.is_none())
             .map(|r| (
                 r.entry.actor.as_deref(),
                 r.entry.route.as_str(),
@@ -400,7 +613,7 @@ async fn the_head_is_checkpointed_to_the_artifact_store() {
         )
         .await;
     }
-    assert_eq!(s.new_rows().await.len(), 2);
+    assert_eq!(s.new_rows().await.len(), 3, "a login, two creations");
     // The writer anchors the first head it sees by itself; this anchors the
     // current one if the writer has not yet.
     s.audit.checkpoint().await.unwrap();

@@ -2,8 +2,9 @@
 //! approving needs MANAGE on the model, the creator of a version may not
 //! approve it unless the model says so, a pipeline's gate approves as
 //! `pipeline:<name>` only on the authority of whoever applied the
-//! pipeline, and every event names the authenticated caller, never a name
-//! the request declares.
+//! pipeline, a pipeline's register step registers only on the rights of
+//! the user its run acts for (who retried it, after a retry), and every
+//! event names the authenticated caller, never a name the request declares.
 
 mod support;
 
@@ -608,6 +609,9 @@ async fn a_pipeline_gate_approves_only_on_its_appliers_authority() {
         StatusCode::OK,
     )
     .await;
+    // Registering into it takes EDIT (the step runs on her rights), the
+    // gate's decision MANAGE.
+    grant(app, "alice", "churn", "EDIT").await;
     let detail = run_pipeline(&s, ALICE, "churner", "churn").await;
     let note = register_step(&detail)["note"].as_str().unwrap().to_string();
     for part in [
@@ -623,7 +627,16 @@ async fn a_pipeline_gate_approves_only_on_its_appliers_authority() {
     );
     assert_eq!(v.approval.comment.as_deref(), Some(note.as_str()));
 
-    // Granted MANAGE, her next run's gate approves.
+    // Granted MANAGE in place of EDIT, her next run's gate approves.
+    expect(
+        app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/revoke",
+        json!({"username": "alice", "resource_type": "registered_model", "resource_id": "churn"}),
+        StatusCode::OK,
+    )
+    .await;
     grant(app, "alice", "churn", "MANAGE").await;
     run_pipeline(&s, ALICE, "churner", "churn").await;
     let v = s.store.get_model_version("churn", 2).unwrap();
@@ -667,4 +680,192 @@ async fn a_pipeline_gate_approves_only_on_its_appliers_authority() {
         StatusCode::OK,
     )
     .await;
+}
+
+/// Grants `user` `level` on pipeline `name`.
+async fn grant_pipeline(app: &Router, user: &str, name: &str, level: &str) {
+    expect(
+        app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        json!({"username": user, "resource_type": "pipeline",
+               "resource_id": name, "permission": level}),
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Waits for pipeline run `id` to end; answers its status and detail.
+async fn ended(s: &Server, id: &str) -> (PipelineRunStatus, Value) {
+    let store = s.store.clone();
+    let done = eventually(MINUTE, "the pipeline run to end", || {
+        let (store, id) = (store.clone(), id.to_string());
+        async move {
+            let r = store.get_pipeline_run(&id).unwrap();
+            r.status.is_terminal().then_some(r)
+        }
+    })
+    .await;
+    let detail = expect(
+        &s.app,
+        ADMIN,
+        "GET",
+        &format!("/api/v1/pipeline-runs/{id}"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    (done.status, detail)
+}
+
+/// `who` applies and starts pipeline `name` registering into `model`;
+/// answers the run's id once it ended, with its status and detail.
+async fn run_to_end(
+    s: &Server,
+    who: (&str, &str),
+    name: &str,
+    model: &str,
+) -> (String, PipelineRunStatus, Value) {
+    let a = as_user(
+        &s.app,
+        who,
+        "PUT",
+        &format!("/api/v1/pipelines/{name}"),
+        Some(&trainer(name, model)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let run = expect(
+        &s.app,
+        who,
+        "POST",
+        &format!("/api/v1/pipelines/{name}/runs"),
+        json!({}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let (status, detail) = ended(s, &id).await;
+    (id, status, detail)
+}
+
+/// The register step's error.
+fn register_error(detail: &Value) -> String {
+    register_step(detail)["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the register step has no error: {detail}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_step_registers_on_its_runs_users_rights() {
+    let s = server(true);
+    let app = &s.app;
+    expect(
+        app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        json!({"name": "churn"}),
+        StatusCode::OK,
+    )
+    .await;
+
+    // Alice may read `churn` (the default), not add versions to it: her
+    // run's register step fails saying so, and registers nothing.
+    let (id, status, detail) = run_to_end(&s, ALICE, "churner", "churn").await;
+    assert_eq!(status, PipelineRunStatus::Failed, "{detail}");
+    let error = register_error(&detail);
+    for part in [
+        "user 'alice'",
+        &format!("pipeline run {id}"),
+        "lacks EDIT on model 'churn'",
+    ] {
+        assert!(error.contains(part), "{part:?} not in {error}");
+    }
+    assert!(s.store.get_model_version("churn", 1).is_err());
+
+    // Bob may retry the run (EDIT on the pipeline) but holds nothing on the
+    // model: the retried run acts for him, and fails naming him.
+    grant_pipeline(app, "bob", "churner", "EDIT").await;
+    let mark = s.store.last_event_id().unwrap();
+    let retried = expect(
+        app,
+        BOB,
+        "POST",
+        &format!("/api/v1/pipeline-runs/{id}/retry"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(retried["started_by"], "bob", "{retried}");
+    let resumed = s
+        .store
+        .events_after(mark, &["pipeline_run.resumed".into()], 10)
+        .unwrap();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0].actor.as_deref(), Some("bob"));
+    let payload: Value = serde_json::from_str(&resumed[0].payload).unwrap();
+    assert_eq!(
+        (&payload["started_by"], &payload["previous_started_by"]),
+        (&json!("bob"), &json!("alice")),
+        "{payload}"
+    );
+    let (status, detail) = ended(&s, &id).await;
+    assert_eq!(status, PipelineRunStatus::Failed, "{detail}");
+    let error = register_error(&detail);
+    assert!(
+        error.contains("user 'bob'") && error.contains("lacks EDIT on model 'churn'"),
+        "{error}"
+    );
+
+    // Granted EDIT on the model, alice retries: the version is registered,
+    // hers, and pending (her gate needs MANAGE).
+    grant(app, "alice", "churn", "EDIT").await;
+    let retried = expect(
+        app,
+        ALICE,
+        "POST",
+        &format!("/api/v1/pipeline-runs/{id}/retry"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(retried["started_by"], "alice");
+    let (status, detail) = ended(&s, &id).await;
+    assert_eq!(status, PipelineRunStatus::Succeeded, "{detail}");
+    let v = s.store.get_model_version("churn", 1).unwrap();
+    assert_eq!(v.user_id.as_deref(), Some("alice"));
+    assert_eq!(v.approval.status.as_str(), "pending");
+
+    // Creating a model is open to anyone a DENY does not cover.
+    expect(
+        app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        json!({"username": "dave", "resource_type": "registered_model",
+               "resource_id": "secret", "permission": "DENY"}),
+        StatusCode::OK,
+    )
+    .await;
+    let (_, status, detail) = run_to_end(&s, DAVE, "maker", "secret").await;
+    assert_eq!(status, PipelineRunStatus::Failed, "{detail}");
+    let error = register_error(&detail);
+    assert!(
+        error.contains("user 'dave'") && error.contains("may not create model 'secret'"),
+        "{error}"
+    );
+    assert!(s.store.get_registered_model("secret").is_err());
+    let (_, status, detail) = run_to_end(&s, DAVE, "maker2", "open").await;
+    assert_eq!(status, PipelineRunStatus::Succeeded, "{detail}");
+    assert_eq!(
+        s.store
+            .get_model_version("open", 1)
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some("dave")
+    );
 }

@@ -23,6 +23,7 @@ fn row(i: usize) -> NewAuditRow {
         status: 200,
         request_id: Some(format!("{:032x}", i * 104_729)),
         count: 1,
+        action: None,
     }
 }
 

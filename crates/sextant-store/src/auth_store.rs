@@ -132,4 +132,14 @@ pub trait AuthStore: Send + Sync {
     fn list_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes a user's token (`NotFound` if it is not theirs).
     fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError>;
+    /// Records that a token was used at `now_ms`, unless a use at most
+    /// `every_ms` before is recorded already (by any server of the store);
+    /// answers whether it wrote. Callers also ask only that often, so a
+    /// token in constant use costs one write per interval, not per request.
+    fn record_token_use(
+        &self,
+        token_id: i64,
+        now_ms: i64,
+        every_ms: i64,
+    ) -> Result<bool, StoreError>;
 }

@@ -104,11 +104,15 @@ pub trait ClockedStore: Send + Sync {
     /// (appending `pipeline_run.resumed`) and queues one task per
     /// `(step, payload)`, due at `now_ms`, in one transaction. Any other
     /// status, or a task of the run still open, is `InvalidState`; an empty
-    /// `steps` is invalid.
+    /// `steps` is invalid. With `acting_for` (who retries it, with
+    /// authentication on) the run acts for that user from now on; the
+    /// resumed event names the user it acted for before
+    /// (`previous_started_by`) when that changed.
     fn resume_pipeline_run_at(
         &self,
         id: &str,
         steps: &[(String, String)],
+        acting_for: Option<&str>,
         now_ms: i64,
     ) -> Result<(PipelineRun, Vec<Task>), StoreError>;
 

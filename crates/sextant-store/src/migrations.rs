@@ -17,7 +17,18 @@ const MIGRATIONS: &[&str] = &[
     V5_AUTH,
     V6_AUDIT_LOG,
     V7_APPROVAL_RULES,
+    V8_TOKEN_USE_AND_AUDIT_ACTIONS,
 ];
+
+/// Version 8: when each API token was last used (written at most once a
+/// minute per token, so a busy worker's token costs no write per request),
+/// and the action an audit row records beyond its request (`login`,
+/// `token.create`, `permission.grant`, …; NULL for plain requests, which
+/// keeps the hashes of the rows from before).
+const V8_TOKEN_USE_AND_AUDIT_ACTIONS: &str = r#"
+ALTER TABLE api_tokens ADD COLUMN last_used_time BIGINT;
+ALTER TABLE audit_log ADD COLUMN action TEXT
+"#;
 
 /// Version 7: who may approve. Each registered model's approval settings
 /// (four-eyes, and whether a pipeline's gate may approve), both on; the

@@ -12,7 +12,8 @@ use sextant_core::pipeline_runs::{
     Applied, CacheEntry, ClaimedTask, Pipeline, PipelineRun, PipelineRunStatus, Task,
 };
 use sextant_core::registry::{
-    Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+    Approval, ApprovalSettingsUpdate, Event, FourEyes, ModelVersion, NewModelVersion,
+    RegisteredModel, Stage,
 };
 use sextant_core::search::{Filter, OrderBy};
 use sextant_core::webhooks::{
@@ -330,13 +331,17 @@ pub trait MetaStore: ClockedStore + Send + Sync {
     /// Records an approval decision (status, actor, comment; time = now).
     /// A version already approved or rejected keeps its decision
     /// (`InvalidState`) unless `force`; every decision stays in the events.
-    /// A pending version has no actor and no decision time.
+    /// A pending version has no actor and no decision time. With
+    /// `four_eyes` held, the actor approving a version they created is
+    /// refused (`PermissionDenied`) in the same transaction, while the
+    /// model's `require_distinct_approver` is on.
     fn set_model_version_approval(
         &self,
         name: &str,
         version: i64,
         approval: &Approval,
         force: bool,
+        four_eyes: FourEyes,
     ) -> Result<ModelVersion, StoreError>;
 
     /// Events with id greater than `after`, oldest first, at most `limit`,

@@ -49,6 +49,8 @@ fn row(i: i64) -> NewAuditRow {
         status: 200,
         request_id: Some(format!("req-{i}")),
         count: 1,
+        // Every fifth row records an action, which its hash covers too.
+        action: (i % 5 == 0).then(|| "token.create".to_string()),
     }
 }
 
@@ -187,6 +189,17 @@ fn an_edited_row_is_named(f: &Fixture) {
         (6, 6),
         "counted past the break"
     );
+    // An action is covered like any field: removing one, or giving a plain
+    // request one, is an edit.
+    let g = Fixture::sqlite();
+    sealed_rows(g.store.audit(), 1, 6);
+    assert!(g.store.audit().verify().unwrap().ok());
+    g.raw_sql("UPDATE audit_log SET action = NULL WHERE seq = 5");
+    assert_eq!(first_bad(&g), (5, Break::Edited));
+    sealed_rows(f.store.audit(), 7, 1);
+    f.raw_sql("UPDATE audit_log SET actor = 'user0' WHERE seq = 3");
+    f.raw_sql("UPDATE audit_log SET action = 'login' WHERE seq = 4");
+    assert_eq!(first_bad(f), (4, Break::Edited));
 }
 
 fn a_deleted_row_is_named_by_the_row_after_it(f: &Fixture) {

@@ -30,6 +30,7 @@ conformance!(
     direct_grants_live_on_a_hidden_role,
     resource_grants_follow_renames_and_deletes,
     tokens_are_stored_by_hash_and_revoked,
+    a_tokens_use_is_recorded_at_most_once_a_minute,
 );
 
 const HASH: &str = "scrypt:32768:8:1$salt$0123456789abcdef";
@@ -496,4 +497,46 @@ fn tokens_are_stored_by_hash_and_revoked(f: &Fixture) {
     a.revoke_token(bob, first.id).unwrap();
     assert_eq!(a.token_by_hash("sha-1").unwrap().0.revoked_ms, revoked);
     not_found(a.revoke_token(bob, first.id + second.id + 100));
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// A token's last use (V8): recorded on first use, then only once the
+/// last recorded use is a minute old, whichever store handle (server)
+/// asks; listed with the token.
+fn a_tokens_use_is_recorded_at_most_once_a_minute(f: &Fixture) {
+    let a = f.store.auth();
+    let bob = user(a, "bob");
+    let t = a.create_token(&new_token(bob, "ci", "sha-1")).unwrap();
+    let other = a.create_token(&new_token(bob, "idle", "sha-2")).unwrap();
+    assert_eq!(t.last_used_ms, None);
+    let t0 = 1_700_000_000_000;
+    assert!(a.record_token_use(t.id, t0, MINUTE_MS).unwrap());
+    let last = |id: i64| {
+        a.list_tokens(bob)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.id == id)
+            .unwrap()
+            .last_used_ms
+    };
+    assert_eq!(last(t.id), Some(t0));
+    assert_eq!(a.token_by_hash("sha-1").unwrap().0.last_used_ms, Some(t0));
+    // Another server of the same store, half a minute later: no write.
+    let again = f.open_again();
+    assert!(
+        !again
+            .auth()
+            .record_token_use(t.id, t0 + MINUTE_MS / 2, MINUTE_MS)
+            .unwrap()
+    );
+    assert_eq!(last(t.id), Some(t0));
+    assert!(a.record_token_use(t.id, t0 + MINUTE_MS, MINUTE_MS).unwrap());
+    assert_eq!(last(t.id), Some(t0 + MINUTE_MS));
+    assert_eq!(last(other.id), None, "only the token used");
+    // An unknown token writes nothing.
+    assert!(
+        !a.record_token_use(t.id + other.id + 100, t0, MINUTE_MS)
+            .unwrap()
+    );
 }

@@ -37,6 +37,7 @@ conformance!(
     failures_retry_at_their_time_or_end_the_task,
     cancelling_a_run_cancels_its_tasks,
     a_failed_run_resumes_in_place_with_fresh_tasks,
+    a_resumed_run_acts_for_who_resumed_it,
     concurrent_claimers_take_each_task_once,
 );
 
@@ -513,10 +514,10 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let run = run_of(s, "p");
     let step = |name: &str| (name.to_string(), format!(r#"{{"step": "{name}"}}"#));
     // Only an ended, unsuccessful run can be resumed.
-    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], now()));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], None, now()));
     s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
         .unwrap();
-    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], now()));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("a")], None, now()));
     let a = s.enqueue_task_at(&run.id, "a", "{}", None, now()).unwrap();
     let b = s.enqueue_task_at(&run.id, "b", "{}", None, now()).unwrap();
     let ca = s.claim_task("w1", LEASE, now()).unwrap().unwrap();
@@ -527,14 +528,14 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     let start = s.last_event_id().unwrap();
     s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
         .unwrap();
-    invalid_parameter(s.resume_pipeline_run_at(&run.id, &[], now()));
+    invalid_parameter(s.resume_pipeline_run_at(&run.id, &[], None, now()));
     assert!(matches!(
-        s.resume_pipeline_run_at("nope", &[step("b")], now()),
+        s.resume_pipeline_run_at("nope", &[step("b")], None, now()),
         Err(StoreError::Domain(Error::NotFound(_)))
     ));
 
     let (resumed, queued) = s
-        .resume_pipeline_run_at(&run.id, &[step("b"), step("c")], now())
+        .resume_pipeline_run_at(&run.id, &[step("b"), step("c")], None, now())
         .unwrap();
     assert_eq!(resumed.status, PipelineRunStatus::Running);
     assert_eq!(resumed.id, run.id);
@@ -566,7 +567,7 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     );
     // Resuming is refused while the run is live, and the new tasks are
     // claimable like any other.
-    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], now()));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], None, now()));
     let next = s.claim_task("w2", LEASE, now()).unwrap().unwrap();
     assert_eq!(next.task.id, queued[0].id);
 
@@ -575,7 +576,7 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
         .unwrap();
     let before = s.tasks_of_run(&run.id).unwrap().len();
-    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("d")], now()));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("d")], None, now()));
     assert_eq!(s.tasks_of_run(&run.id).unwrap().len(), before);
     assert_eq!(
         s.get_pipeline_run(&run.id).unwrap().status,
@@ -583,16 +584,16 @@ fn a_failed_run_resumes_in_place_with_fresh_tasks(f: &Fixture) {
     );
     // A cancelled run resumes too; a succeeded one never does.
     s.cancel_run_tasks_at(&run.id, now()).unwrap();
-    s.resume_pipeline_run_at(&run.id, &[step("b")], now())
+    s.resume_pipeline_run_at(&run.id, &[step("b")], None, now())
         .unwrap();
     s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Cancelled, now())
         .unwrap();
-    s.resume_pipeline_run_at(&run.id, &[step("b")], now())
+    s.resume_pipeline_run_at(&run.id, &[step("b")], None, now())
         .unwrap();
     s.cancel_run_tasks_at(&run.id, now()).unwrap();
     s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Succeeded, now())
         .unwrap();
-    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], now()));
+    invalid_state(s.resume_pipeline_run_at(&run.id, &[step("b")], None, now()));
 }
 
 const TASKS: usize = 200;
@@ -655,4 +656,71 @@ fn concurrent_claimers_take_each_task_once(f: &Fixture) {
             .all(|t| t.status == TaskStatus::Succeeded && t.fencing == 1 && t.attempt == 1)
     );
     assert_eq!(s.claim_task("late", LEASE, now()).unwrap(), None);
+}
+
+fn a_resumed_run_acts_for_who_resumed_it(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.put_pipeline("p", "name: p\nsteps: {}\n", Some("alice"))
+        .unwrap();
+    let run = s
+        .create_pipeline_run_at(
+            &NewPipelineRun {
+                pipeline: "p".into(),
+                params: "{}".into(),
+                trigger_kind: TriggerKind::Manual,
+                trigger_event: None,
+                run_uuid: None,
+                no_cache: false,
+                started_by: Some("alice".into()),
+            },
+            now(),
+        )
+        .unwrap();
+    let step = vec![("a".to_string(), "{}".to_string())];
+    let fail = || {
+        s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Running, now())
+            .unwrap();
+        s.cancel_run_tasks_at(&run.id, now()).unwrap();
+        s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
+            .unwrap();
+    };
+    let resumed_payload = |after: i64| -> serde_json::Value {
+        let e = s
+            .events_after(after, &["pipeline_run.resumed".into()], 10)
+            .unwrap();
+        assert_eq!(e.len(), 1, "{e:?}");
+        serde_json::from_str(&e[0].payload).unwrap()
+    };
+    fail();
+    let mark = s.last_event_id().unwrap();
+    let (resumed, _) = s
+        .resume_pipeline_run_at(&run.id, &step, Some("bob"), now())
+        .unwrap();
+    assert_eq!(resumed.started_by.as_deref(), Some("bob"));
+    assert_eq!(
+        s.get_pipeline_run(&run.id).unwrap().started_by.as_deref(),
+        Some("bob")
+    );
+    let p = resumed_payload(mark);
+    assert_eq!(p["started_by"], "bob", "{p}");
+    assert_eq!(p["previous_started_by"], "alice", "{p}");
+
+    for again in [Some("bob"), None] {
+        s.cancel_run_tasks_at(&run.id, now()).unwrap();
+        s.set_pipeline_run_status_at(&run.id, PipelineRunStatus::Failed, now())
+            .unwrap();
+        let mark = s.last_event_id().unwrap();
+        let (resumed, _) = s
+            .resume_pipeline_run_at(&run.id, &step, again, now())
+            .unwrap();
+        assert_eq!(resumed.started_by.as_deref(), Some("bob"));
+        let p = resumed_payload(mark);
+        assert!(p.get("previous_started_by").is_none(), "{p}");
+    }
+    // A refused resume changes no user.
+    invalid_state(s.resume_pipeline_run_at(&run.id, &step, Some("carol"), now()));
+    assert_eq!(
+        s.get_pipeline_run(&run.id).unwrap().started_by.as_deref(),
+        Some("bob")
+    );
 }

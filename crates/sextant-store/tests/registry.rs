@@ -6,7 +6,8 @@ mod support;
 use sextant_core::Error;
 use sextant_core::entities::{Metric, NewLoggedModel, NewRun, RunStatus, Tag};
 use sextant_core::registry::{
-    Approval, ApprovalSettings, ApprovalSettingsUpdate, ApprovalStatus, NewModelVersion, Stage,
+    Approval, ApprovalSettings, ApprovalSettingsUpdate, ApprovalStatus, FourEyes, NewModelVersion,
+    Stage,
 };
 use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreError};
@@ -1000,6 +1001,7 @@ fn approvals(f: &Fixture) {
                 comment: Some("looks good".into()),
             },
             false,
+            FourEyes::Off,
         )
         .unwrap();
     assert_eq!(decided.approval.status, ApprovalStatus::Approved);
@@ -1028,7 +1030,7 @@ fn approvals(f: &Fixture) {
     assert_eq!(pre.approval.time, Some(42));
     assert!(matches!(
         domain(
-            s.set_model_version_approval("m", 9, &Approval::default(), false)
+            s.set_model_version_approval("m", 9, &Approval::default(), false, FourEyes::Off)
                 .unwrap_err()
         ),
         Error::NotFound(_)
@@ -1055,6 +1057,7 @@ fn a_decision_stands_unless_forced(f: &Fixture) {
             1,
             &decide(ApprovalStatus::Approved, "grace", "ok"),
             false,
+            FourEyes::Off,
         )
         .unwrap();
     let mark = s.last_event_id().unwrap();
@@ -1065,7 +1068,7 @@ fn a_decision_stands_unless_forced(f: &Fixture) {
         ApprovalStatus::Pending,
     ] {
         let err = s
-            .set_model_version_approval("m", 1, &decide(status, "alan", "no"), false)
+            .set_model_version_approval("m", 1, &decide(status, "alan", "no"), false, FourEyes::Off)
             .unwrap_err();
         match domain(err) {
             Error::InvalidState(m) => {
@@ -1088,6 +1091,7 @@ fn a_decision_stands_unless_forced(f: &Fixture) {
             1,
             &decide(ApprovalStatus::Rejected, "alan", "leak"),
             true,
+            FourEyes::Off,
         )
         .unwrap();
     assert_eq!(forced.approval.status, ApprovalStatus::Rejected);
@@ -1135,6 +1139,7 @@ fn a_pending_version_has_no_decider(f: &Fixture) {
         1,
         &decide(ApprovalStatus::Approved, "grace", "ok"),
         false,
+        FourEyes::Off,
     )
     .unwrap();
     let reset = s
@@ -1143,6 +1148,7 @@ fn a_pending_version_has_no_decider(f: &Fixture) {
             1,
             &decide(ApprovalStatus::Pending, "grace", "redo"),
             true,
+            FourEyes::Off,
         )
         .unwrap();
     assert_eq!(reset.approval.status, ApprovalStatus::Pending);
@@ -1153,6 +1159,7 @@ fn a_pending_version_has_no_decider(f: &Fixture) {
         1,
         &decide(ApprovalStatus::Rejected, "alan", "no"),
         false,
+        FourEyes::Off,
     )
     .unwrap();
 }
@@ -1362,6 +1369,7 @@ fn events_record_each_lifecycle_change(f: &Fixture) {
             ..Approval::default()
         },
         false,
+        FourEyes::Off,
     )
     .unwrap();
     s.update_registered_model("m", Some("x")).unwrap();

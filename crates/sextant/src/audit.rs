@@ -291,6 +291,12 @@ fn print_row(out: &mut impl Write, r: &AuditRow, json: bool) -> std::io::Result<
     } else {
         format!(" ×{}", e.count)
     };
+    // An action reads before what it acted on: `token.create token:17`.
+    let what = match (&e.action, &e.resource) {
+        (Some(a), Some(r)) => format!("{a} {r}"),
+        (Some(a), None) => a.clone(),
+        (None, r) => r.as_deref().unwrap_or("-").to_string(),
+    };
     writeln!(
         out,
         "{}\t{}\t{}\t{} {}\t{}\t{}\t{}{}{}",
@@ -301,7 +307,7 @@ fn print_row(out: &mut impl Write, r: &AuditRow, json: bool) -> std::io::Result<
         e.route,
         who,
         e.source.as_deref().unwrap_or("-"),
-        e.resource.as_deref().unwrap_or("-"),
+        what,
         count,
         if r.hash.is_some() { "" } else { "\t(unsealed)" }
     )

@@ -23,6 +23,14 @@ pub struct ClientArgs {
     /// Print one JSON document on stdout instead of tables, for scripts (`events tail` prints one event per line).
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM file of CA certificates to trust besides the system's, for a server whose certificate a private CA signed.
+    #[arg(
+        long,
+        env = "MLFLOW_TRACKING_SERVER_CERT_PATH",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// A connection to one server through `sextant-client`; calls block on a
@@ -33,13 +41,15 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `server` (`http://host:port`, maybe with a path prefix).
-    pub fn new(server: &str) -> anyhow::Result<Client> {
+    /// A client of the server `args` name (`http://host:port`, maybe with a
+    /// path prefix), trusting `--ca-cert` besides the system's roots.
+    pub fn new(args: &ClientArgs) -> anyhow::Result<Client> {
         let settings = sextant_client::Settings {
             user_agent: Some(concat!("sextant-cli/", env!("CARGO_PKG_VERSION")).into()),
+            ca_cert: args.ca_cert.clone(),
             ..Default::default()
         };
-        let api = sextant_client::Client::with_settings(server, settings).map_err(explain)?;
+        let api = sextant_client::Client::with_settings(&args.server, settings).map_err(explain)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

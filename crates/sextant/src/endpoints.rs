@@ -87,7 +87,7 @@ pub enum EndpointsCommand {
 }
 
 pub fn run(args: ClientArgs, command: EndpointsCommand) -> anyhow::Result<()> {
-    let client = Client::new(&args.server)?;
+    let client = Client::new(&args)?;
     let shown = match command {
         EndpointsCommand::Apply { file, name } => {
             let text = std::fs::read_to_string(&file)

@@ -33,7 +33,7 @@ pub struct TailArgs {
 /// Runs an `events` subcommand against the server.
 pub fn run(args: ClientArgs, command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Tail(tail) = command;
-    let client = Client::new(&args.server)?;
+    let client = Client::new(&args)?;
     let wait = if tail.follow { FOLLOW_WAIT_SECS } else { 0 };
     let mut after = tail.after;
     loop {

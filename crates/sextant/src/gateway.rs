@@ -35,6 +35,9 @@ pub struct GatewayArgs {
     /// milliseconds (monitors on the server see this gateway's traffic that much later).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
     capture_flush_ms: u64,
+    /// A PEM file of CA certificates to trust besides the system's, for a server whose certificate a private CA signed.
+    #[arg(long, env = "MLFLOW_TRACKING_SERVER_CERT_PATH", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Allow binding a non-loopback address (there is no authentication yet).
     #[arg(long, env = "SEXTANT_ALLOW_REMOTE")]
     allow_remote: bool,
@@ -58,6 +61,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             timeout: None,
             connect_timeout: None,
             credentials: Credentials::from_env(),
+            ca_cert: args.ca_cert.clone(),
         },
     )?;
     let server = client.base().as_str().trim_end_matches('/').to_string();

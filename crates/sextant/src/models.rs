@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use sextant_client::{Approval, Decision as Request};
+use sextant_client::{Approval, ApprovalSettingsUpdate, Decision as Request};
 
 use crate::client::{Client, ClientArgs, ClientError, out, out_json, out_table, text};
 
@@ -23,6 +23,17 @@ pub enum ModelsCommand {
     Approve(Decision),
     /// Reject a model version.
     Reject(Decision),
+    /// Show a model's approval settings, or change the ones given (MANAGE on the model).
+    ApprovalSettings {
+        /// Registered model name.
+        name: String,
+        /// Four-eyes: nobody approves a version they created.
+        #[arg(long, value_name = "true|false")]
+        require_distinct_approver: Option<bool>,
+        /// A pipeline's `register_model: {approval: …}` may decide.
+        #[arg(long, value_name = "true|false")]
+        allow_pipeline_approval: Option<bool>,
+    },
     /// Point an alias (such as `champion`) at a version.
     Alias {
         /// Registered model name.
@@ -54,7 +65,7 @@ pub struct Decision {
 
 /// Runs a `models` subcommand against the server.
 pub fn run(args: ClientArgs, command: ModelsCommand) -> anyhow::Result<()> {
-    let client = Client::new(&args.server)?;
+    let client = Client::new(&args)?;
     match command {
         ModelsCommand::List { filter } => list(&client, args.json, filter),
         ModelsCommand::Show { name } => {
@@ -67,6 +78,17 @@ pub fn run(args: ClientArgs, command: ModelsCommand) -> anyhow::Result<()> {
         }
         ModelsCommand::Approve(d) => decide(&client, args.json, d, Approval::Approved),
         ModelsCommand::Reject(d) => decide(&client, args.json, d, Approval::Rejected),
+        ModelsCommand::ApprovalSettings {
+            name,
+            require_distinct_approver,
+            allow_pipeline_approval,
+        } => {
+            let update = ApprovalSettingsUpdate {
+                require_distinct_approver,
+                allow_pipeline_approval,
+            };
+            approval_settings(&client, args.json, &name, update)
+        }
         ModelsCommand::Alias {
             name,
             alias,
@@ -207,5 +229,36 @@ fn decide(client: &Client, json: bool, d: Decision, status: Approval) -> anyhow:
         status.as_str(),
         text(&answer["approval"]["actor"])
     );
+    Ok(())
+}
+
+/// Prints a model's approval settings, after changing those `update`
+/// names (without any, only reads them).
+fn approval_settings(
+    client: &Client,
+    json: bool,
+    name: &str,
+    update: ApprovalSettingsUpdate,
+) -> anyhow::Result<()> {
+    let changing = update != ApprovalSettingsUpdate::default();
+    let settings = if changing {
+        client.block(client.set_approval_settings(name, &update))?
+    } else {
+        client.block(client.approval_settings(name))?
+    };
+    if json {
+        return out_json(&serde_json::to_value(settings)?);
+    }
+    out(&format!(
+        "require_distinct_approver: {}",
+        settings.require_distinct_approver
+    ))?;
+    out(&format!(
+        "allow_pipeline_approval:   {}",
+        settings.allow_pipeline_approval
+    ))?;
+    if changing {
+        eprintln!("{name}: approval settings changed");
+    }
     Ok(())
 }

@@ -117,7 +117,7 @@ pub fn run(args: ClientArgs, command: MonitorsCommand) -> anyhow::Result<()> {
         let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
         return baseline(data, dir, &exclude, args.json);
     }
-    let client = Client::new(&args.server)?;
+    let client = Client::new(&args)?;
     let shown = match command {
         MonitorsCommand::Baseline { .. } => unreachable!("handled above"),
         MonitorsCommand::Apply { file, name } => {

@@ -128,7 +128,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
     match command {
         PipelinesCommand::Validate(args) => validate(args),
         PipelinesCommand::Apply(args) => {
-            let client = Client::new(&args.client.server)?;
+            let client = Client::new(&args.client)?;
             let (name, result) = apply(&client, &args.file)?;
             if args.client.json {
                 out(&json!({"name": name, "result": result}).to_string())
@@ -138,7 +138,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         }
         PipelinesCommand::Run(args) => start(args),
         PipelinesCommand::ExplainCache(args) => {
-            let client = Client::new(&args.client.server)?;
+            let client = Client::new(&args.client)?;
             let e = client.block(client.explain_cache(&args.run, &args.step))?;
             if args.client.json {
                 out_json(&e)
@@ -150,7 +150,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         PipelinesCommand::List(args) => list_runs(args),
         PipelinesCommand::Logs(args) => logs::run(args),
         PipelinesCommand::Cancel(args) => {
-            let client = Client::new(&args.client.server)?;
+            let client = Client::new(&args.client)?;
             let run = client.block(client.cancel_run(&args.run))?;
             if args.client.json {
                 out_json(&run)
@@ -160,7 +160,7 @@ pub fn run(command: PipelinesCommand) -> anyhow::Result<()> {
         }
         PipelinesCommand::Retry(args) => retry(args),
         PipelinesCommand::Show(args) => {
-            let client = Client::new(&args.client.server)?;
+            let client = Client::new(&args.client)?;
             let run = client.block(client.get_pipeline_run(&args.run))?;
             if args.client.json {
                 out_json(&run)
@@ -190,7 +190,7 @@ fn apply(client: &Client, file: &Path) -> anyhow::Result<(String, String)> {
 
 /// `pipelines run`.
 fn start(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.client.server)?;
+    let client = Client::new(&args.client)?;
     let path = Path::new(&args.target);
     let name = if path.is_file() {
         let (name, result) = apply(&client, path)?;
@@ -228,7 +228,7 @@ fn start(args: RunArgs) -> anyhow::Result<()> {
 
 /// `pipelines retry`.
 fn retry(args: RetryArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.client.server)?;
+    let client = Client::new(&args.client)?;
     let run = client.block(client.retry_run(&args.run))?;
     if !args.wait {
         return if args.client.json {
@@ -327,7 +327,7 @@ fn explain(e: &Value) -> anyhow::Result<()> {
 
 /// `pipelines list`: runs, newest first.
 fn list_runs(args: ListArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.client.server)?;
+    let client = Client::new(&args.client)?;
     let mut filter = Vec::new();
     filter.extend(args.pipeline.map(|p| ("pipeline", p)));
     filter.extend(args.status.map(|s| ("status", s)));
@@ -366,7 +366,7 @@ fn list_runs(args: ListArgs) -> anyhow::Result<()> {
 
 /// `pipelines list --pipelines`: the stored pipelines by name.
 fn list_pipelines(args: ListArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.client.server)?;
+    let client = Client::new(&args.client)?;
     let pipelines = paged(args.limit, |max, offset| {
         client.block(client.list_pipelines(max, offset))
     })?;

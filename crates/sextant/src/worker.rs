@@ -26,6 +26,9 @@ pub struct WorkerArgs {
     /// How long a claim lasts without a heartbeat, in milliseconds (renewed every third of it).
     #[arg(long, env = "SEXTANT_WORKER_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(200..=600_000))]
     lease_ms: u64,
+    /// A PEM file of CA certificates to trust besides the system's, for a server whose certificate a private CA signed; the steps it runs get it as MLFLOW_TRACKING_SERVER_CERT_PATH.
+    #[arg(long, env = "MLFLOW_TRACKING_SERVER_CERT_PATH", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// Runs the worker until SIGINT or SIGTERM. Steps still running then are
@@ -52,16 +55,22 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         ),
         work_dir,
         lease: Duration::from_millis(args.lease_ms),
+        ca_cert: args
+            .ca_cert
+            .map(|c| {
+                std::fs::canonicalize(&c).with_context(|| format!("--ca-cert {}", c.display()))
+            })
+            .transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         tokio::select! {
-            _ = worker::run(settings) => {}
-            _ = crate::server::shutdown_signal() => {}
+            ended = worker::run(settings) => ended,
+            _ = crate::server::shutdown_signal() => Ok(()),
         }
-    });
+    })?;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -64,7 +64,10 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
     }
     // The server's writer appends and seals just after each request, and
     // anchors the first head it sees in the artifact store.
-    let rows: Vec<Value> = eventually(Duration::from_secs(30), "three sealed rows", || {
+    // The admin's login (its first Basic use), then the three creations
+    // (and another login, should the three take longer than the credential
+    // cache's five seconds).
+    let rows: Vec<Value> = eventually(Duration::from_secs(30), "the rows sealed", || {
         let out = sextant(&["audit", "tail", "--json", "--data-dir", data_dir]);
         let rows: Vec<Value> = text(&out.stdout)
             .lines()
@@ -73,7 +76,8 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
         let sealed = rows.iter().filter(|r| !r["hash"].is_null()).count();
         let anchored = std::fs::read_dir(data.join("artifacts/audit/checkpoints"))
             .is_ok_and(|mut d| d.next().is_some());
-        if sealed == 3 && anchored {
+        let creations = rows.iter().filter(|r| r["action"].is_null()).count();
+        if creations == 3 && sealed == rows.len() && anchored {
             Ok(rows)
         } else {
             Err(format!(
@@ -83,16 +87,40 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
             ))
         }
     });
-    assert_eq!(rows[1]["actor"], "admin");
-    assert_eq!(rows[1]["route"], "/api/2.0/mlflow/experiments/create");
-    assert_eq!(rows[1]["resource"], "experiment:two");
+    assert_eq!(
+        (&rows[0]["action"], &rows[0]["actor"], &rows[0]["resource"]),
+        (
+            &Value::from("login"),
+            &Value::from("admin"),
+            &Value::from("user:admin")
+        )
+    );
+    let n = rows.len();
+    let two = rows
+        .iter()
+        .find(|r| r["resource"] == "experiment:two")
+        .unwrap();
+    assert_eq!(two["actor"], "admin");
+    assert_eq!(two["route"], "/api/2.0/mlflow/experiments/create");
+    assert_eq!(two["action"], Value::Null);
+    assert_eq!(rows[1]["resource"], "experiment:one");
+    // The text form names the action before what it acted on.
+    let tail = sextant(&["audit", "tail", "--data-dir", data_dir]);
+    let lines = text(&tail.stdout);
+    let first = lines.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("1\t")
+            && first.contains("\tadmin\t")
+            && first.ends_with("\tlogin user:admin"),
+        "{lines}"
+    );
     drop(server);
 
     let ok = sextant(&["audit", "verify", "--data-dir", data_dir]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let report = text(&ok.stdout);
     assert!(
-        report.contains("rows: 3 (3 sealed, 0 waiting to be sealed)"),
+        report.contains(&format!("rows: {n} ({n} sealed, 0 waiting to be sealed)")),
         "{report}"
     );
     assert!(report.contains("chain: intact"), "{report}");
@@ -103,7 +131,7 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
 
     let export = sextant(&["audit", "export", "--since", "0", "--data-dir", data_dir]);
     assert!(export.status.success(), "{}", text(&export.stderr));
-    assert_eq!(text(&export.stdout).lines().count(), 3);
+    assert_eq!(text(&export.stdout).lines().count(), n);
 
     // Retention: the first row goes, its hash anchors the rest.
     let prune = sextant(&["audit", "prune", "--before", "2", "--data-dir", data_dir]);
@@ -113,7 +141,8 @@ fn audit_verify_passes_then_names_the_row_an_update_changed() {
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let report = text(&ok.stdout);
     assert!(
-        report.contains("rows: 2 (2 sealed") && report.contains("starts after: row 1"),
+        report.contains(&format!("rows: {} ({} sealed", n - 1, n - 1))
+            && report.contains("starts after: row 1"),
         "{report}"
     );
 

@@ -199,6 +199,58 @@ fn models_list_and_show() {
     );
 }
 
+#[test]
+fn models_approval_settings() {
+    let dir = fixed_tempdir();
+    let server = Server::start(dir.path());
+    register(&server, "fraud", 1);
+    check(
+        "models_approval_settings",
+        &against(&server, &["models", "approval-settings", "fraud"]),
+    );
+    check(
+        "models_approval_settings_changed",
+        &against(
+            &server,
+            &[
+                "models",
+                "approval-settings",
+                "fraud",
+                "--require-distinct-approver",
+                "false",
+            ],
+        ),
+    );
+    // The change stays, and the other setting kept its value.
+    check(
+        "models_approval_settings_json",
+        &against(&server, &["models", "approval-settings", "fraud", "--json"]),
+    );
+    check(
+        "models_approval_settings_unknown",
+        &against(
+            &server,
+            &[
+                "models",
+                "approval-settings",
+                "ghost",
+                "--allow-pipeline-approval",
+                "false",
+            ],
+        ),
+    );
+    check(
+        "models_approval_settings_not_a_bool",
+        &sextant(&[
+            "models",
+            "approval-settings",
+            "fraud",
+            "--allow-pipeline-approval",
+            "maybe",
+        ]),
+    );
+}
+
 fn linear_model(dir: &Path) -> String {
     let dir = dir.join("v1");
     let model = LinearModel {

@@ -210,3 +210,146 @@ fn bad_tls_or_secret_key_settings_are_refused_before_anything_starts() {
     );
     assert!(!e.contains("c2hvcnQ="), "the key is not repeated: {e}");
 }
+
+/// Runs `openssl` with `args`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("this test needs the openssl command");
+    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+}
+
+/// A private CA and a server certificate for `localhost` and 127.0.0.1 it
+/// signed: (CA certificate, server certificate, server key).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-days", "2", "-subj", "/CN=Sextant test CA"]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req", "-new"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// A server whose certificate a private CA signed: the CLI trusts it given
+/// `--ca-cert` (or MLflow's `MLFLOW_TRACKING_SERVER_CERT_PATH`), not
+/// without, and an unreadable file is refused naming it.
+#[test]
+fn the_cli_trusts_a_private_ca_given_with_ca_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let child = sextant(&["server", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("SEXTANT_TLS_CERT", &cert)
+        .env("SEXTANT_TLS_KEY", &key)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Running { child, log };
+    let url = format!("https://localhost:{port}");
+    // Nothing else is trusted to sign for it: SSL_CERT_FILE names a file
+    // without the CA.
+    let nothing = dir.path().join("no-roots.pem");
+    std::fs::write(&nothing, "").unwrap();
+    let ca_arg = ca.to_str().unwrap();
+    let listed = eventually(
+        Duration::from_secs(60),
+        "the CLI to reach the server",
+        || {
+            let out = sextant(&["models", "list", "--server", &url, "--ca-cert", ca_arg])
+                .env("SSL_CERT_FILE", &nothing)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                Ok(out)
+            } else {
+                Err(format!("{}\n{}", stderr(&out), server.log()))
+            }
+        },
+    );
+    assert!(listed.status.success());
+    let by_env = sextant(&["models", "list", "--server", &url])
+        .env("SSL_CERT_FILE", &nothing)
+        .env("MLFLOW_TRACKING_SERVER_CERT_PATH", &ca)
+        .output()
+        .unwrap();
+    assert!(by_env.status.success(), "{}", stderr(&by_env));
+    let without = sextant(&["models", "list", "--server", &url])
+        .env("SSL_CERT_FILE", &nothing)
+        .output()
+        .unwrap();
+    assert!(
+        !without.status.success(),
+        "the private CA is not trusted by default"
+    );
+    assert!(
+        stderr(&without).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&without)
+    );
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let bad = sextant(&["models", "list", "--server", &url, "--ca-cert"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let e = stderr(&bad);
+    assert!(
+        e.contains("cannot use") && e.contains("junk.pem") && e.contains("--ca-cert"),
+        "{e}"
+    );
+}

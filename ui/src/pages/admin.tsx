@@ -108,6 +108,8 @@ interface Token {
   created_time: number;
   expires_time?: number | null;
   revoked_time?: number | null;
+  /** When it last authenticated a request, to within a minute. */
+  last_used_time?: number | null;
 }
 
 function Tokens() {
@@ -129,6 +131,7 @@ function Tokens() {
                     <th scope="col">Scopes</th>
                     <th scope="col">Created</th>
                     <th scope="col">Expires</th>
+                    <th scope="col">Last used</th>
                     <th scope="col">Actions</th>
                   </tr>
                 </thead>
@@ -143,6 +146,7 @@ function Tokens() {
                       <td>
                         <Time ms={t.expires_time} />
                       </td>
+                      <td>{t.last_used_time ? <Time ms={t.last_used_time} /> : <span class="muted">never</span>}</td>
                       <td>
                         {t.revoked_time ? (
                           <>
@@ -198,6 +202,8 @@ interface AuditRow {
   resource?: string | null;
   status: number;
   count: number;
+  /** What the row records beyond its request: login, token.create, permission.grant, … */
+  action?: string | null;
 }
 interface AuditReport {
   ok: boolean;
@@ -265,7 +271,10 @@ function Audit() {
                         {r.method} {r.route}
                         {r.count > 1 ? ` ×${r.count}` : ""}
                       </td>
-                      <td>{r.resource ?? "—"}</td>
+                      <td>
+                        {r.action ? <strong>{r.action} </strong> : null}
+                        {r.resource ?? (r.action ? "" : "—")}
+                      </td>
                       <td class="num">{r.status}</td>
                       <td class="mono">{r.source ?? "—"}</td>
                     </tr>

@@ -52,6 +52,31 @@ pub struct Decision {
     pub actor: Option<String>,
 }
 
+/// A model's rules for approving its versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalSettings {
+    /// Four-eyes: nobody approves a version they created.
+    pub require_distinct_approver: bool,
+    /// A pipeline's `register_model: {approval: …}` may decide.
+    pub allow_pipeline_approval: bool,
+}
+
+/// A change of [`ApprovalSettings`]: the settings given change, the others
+/// keep their value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ApprovalSettingsUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_distinct_approver: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_pipeline_approval: Option<bool>,
+}
+
+/// The part of a model's description that holds its settings.
+#[derive(Deserialize)]
+struct WithSettings {
+    approval_settings: ApprovalSettings,
+}
+
 impl Client {
     /// One page of registered models, filtered by an MLflow search filter.
     pub async fn list_models(
@@ -91,6 +116,24 @@ impl Client {
             &[],
         );
         self.call(Method::POST, url, Body::json(decision), Wait::Usual)
+            .await
+    }
+
+    /// A model's approval settings (reading them needs READ on it).
+    pub async fn approval_settings(&self, name: &str) -> Result<ApprovalSettings, ClientError> {
+        let m: WithSettings = self.get(&v1(&["models", name]), &[]).await?;
+        Ok(m.approval_settings)
+    }
+
+    /// Changes the approval settings `update` names (MANAGE on the model);
+    /// answers them all as they now are.
+    pub async fn set_approval_settings(
+        &self,
+        name: &str,
+        update: &ApprovalSettingsUpdate,
+    ) -> Result<ApprovalSettings, ClientError> {
+        let url = self.url(&v1(&["models", name, "approval-settings"]), &[]);
+        self.call(Method::PATCH, url, Body::json(update), Wait::Usual)
             .await
     }
 

@@ -75,6 +75,7 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::Domain(D::NotFound(_)) => "RESOURCE_DOES_NOT_EXIST",
         StoreError::Domain(D::AlreadyExists(_)) => "RESOURCE_ALREADY_EXISTS",
         StoreError::Domain(D::InvalidState(_)) => "INVALID_STATE",
+        StoreError::Domain(D::PermissionDenied(_)) => "PERMISSION_DENIED",
         StoreError::Busy(_) | StoreError::Cancelled => "TEMPORARILY_UNAVAILABLE",
         StoreError::Sqlite(_)
         | StoreError::Postgres(_)

@@ -19,6 +19,17 @@ pub trait RegistryAuthz: Send + Sync {
     /// admin does; an unknown user does not).
     fn manages_model(&self, s: &dyn MetaStore, user: &str, model: &str)
     -> Result<bool, StoreError>;
+    /// Whether `user` may register a version of `model` now, as the API
+    /// would let them: EDIT on an existing model (`exists`), else the right
+    /// to create it (anyone a DENY does not cover). Admins may; an unknown
+    /// user may not.
+    fn may_register(
+        &self,
+        s: &dyn MetaStore,
+        user: &str,
+        model: &str,
+        exists: bool,
+    ) -> Result<bool, StoreError>;
     /// Gives `user` MANAGE on `model`, which a pipeline run acting for them
     /// just created, as creating a model through the API gives its creator.
     fn grant_model_creator(

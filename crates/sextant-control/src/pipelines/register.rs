@@ -1,7 +1,10 @@
 //! The `register_model:` step: uploads a model directory to the step's
 //! tracking run and registers it with the lineage of the run behind it.
 //!
-//! The version counts as created by the user the pipeline run acts for.
+//! The version counts as created by the user the pipeline run acts for,
+//! and, with authentication on, is registered only on their rights: EDIT
+//! on an existing model, or the right to create a new one, as the API asks
+//! of them; otherwise the step fails saying who lacks what.
 //! Its gate (`approval: approved`, or `rejected`) decides only where the
 //! model allows pipeline approval and, with authentication on, only on the
 //! authority of the user who applied the pipeline: they must hold MANAGE on
@@ -12,7 +15,9 @@
 use std::path::Path;
 
 use sextant_core::entities::Tag;
-use sextant_core::registry::{Approval, ApprovalSettings, ApprovalStatus, NewModelVersion};
+use sextant_core::registry::{
+    Approval, ApprovalSettings, ApprovalStatus, FourEyes, NewModelVersion,
+};
 use sextant_pipelines::spec;
 use sextant_store::{MetaStore, StoreError};
 
@@ -84,25 +89,44 @@ impl Orchestrator {
                 time: None,
                 comment: Some("registered by a pipeline".to_string()),
             }),
+            // The gate decides by its own rules (`withheld`), not four-eyes.
+            four_eyes: FourEyes::Off,
         };
-        let (model, pipeline, creator) = (
+        let (model, pipeline, creator, run) = (
             name.to_string(),
             ctx.pipeline.clone(),
             ctx.started_by.clone(),
+            ctx.run_id.clone(),
         );
         let registered = self
             .db(move |s| {
                 new.tags = lineage(s, &new.run_id.clone().unwrap_or_default())?;
-                let settings = match s.get_registered_model(&model) {
-                    Ok(m) => m.approval_settings,
-                    Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => {
+                let existing = match s.get_registered_model(&model) {
+                    Ok(m) => Some(m),
+                    Err(StoreError::Domain(sextant_core::Error::NotFound(_))) => None,
+                    Err(e) => return Err(e),
+                };
+                if let Some(authz) = &authz
+                    && let Some(refusal) = refused(
+                        s,
+                        authz.as_ref(),
+                        creator.as_deref(),
+                        &run,
+                        &model,
+                        existing.is_some(),
+                    )?
+                {
+                    return Ok(Err(refusal));
+                }
+                let settings = match existing {
+                    Some(m) => m.approval_settings,
+                    None => {
                         let m = s.create_registered_model(&model, None, &[])?;
                         if let (Some(authz), Some(user)) = (&authz, &creator) {
                             authz.grant_model_creator(s, user, &model)?;
                         }
                         m.approval_settings
                     }
-                    Err(e) => return Err(e),
                 };
                 let withheld = match status {
                     ApprovalStatus::Pending => None,
@@ -117,14 +141,52 @@ impl Orchestrator {
                     });
                 }
                 let version = s.create_model_version(&new)?.version;
-                Ok(Registered { version, withheld })
+                Ok(Ok(Registered { version, withheld }))
             })
-            .await?;
+            .await?
+            .map_err(StepFailure::permanent)?;
         if let Some(why) = &registered.withheld {
             tracing::warn!(model = name, version = registered.version, "{why}");
         }
         Ok(registered)
     }
+}
+
+/// Why the user a pipeline run acts for may not register a version of
+/// `model` (`exists`: the model exists, else the step creates it), or
+/// `None` when they may: the rights the API asks of them (EDIT on the
+/// model; creating it), since the run registers on their behalf.
+fn refused(
+    s: &dyn MetaStore,
+    authz: &dyn RegistryAuthz,
+    user: Option<&str>,
+    run: &str,
+    model: &str,
+    exists: bool,
+) -> Result<Option<String>, StoreError> {
+    let Some(user) = user else {
+        return Ok(Some(format!(
+            "pipeline run {run} acts for no user (its pipeline was applied without \
+             authentication), so nobody's rights cover registering a version of model \
+             '{model}'; apply the pipeline again, or retry the run, as a user with EDIT on it"
+        )));
+    };
+    if authz.may_register(s, user, model, exists)? {
+        return Ok(None);
+    }
+    Ok(Some(if exists {
+        format!(
+            "user '{user}', for whom pipeline run {run} runs, lacks EDIT on model '{model}', \
+             which registering a version needs; a user with MANAGE on the model grants it, \
+             then retry the run"
+        )
+    } else {
+        format!(
+            "user '{user}', for whom pipeline run {run} runs, may not create model '{model}' \
+             (a DENY grant on registered models covers it), which registering its first \
+             version needs"
+        )
+    }))
 }
 
 /// Why a pipeline's gate may not record `status` on a new version of

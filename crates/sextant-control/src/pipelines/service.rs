@@ -331,8 +331,16 @@ fn conflict_on_state(error: PipelineError) -> PipelineError {
 /// that succeeded keep their results; every failed or cancelled step, and
 /// every step that was ready but never queued, gets a fresh task, and the
 /// steps after them run as their dependencies succeed, so the same run id
-/// finishes. A run that is live or succeeded is a 409.
-pub async fn retry_run(deps: &Deps, id: String) -> Result<PipelineRun, PipelineError> {
+/// finishes. A run that is live or succeeded is a 409. `user` is who
+/// retries it (the authenticated caller; `None` with authentication off):
+/// the run acts for them from then on (`started_by`), so the steps it runs
+/// again run on their rights, and the resumed event keeps who it acted for
+/// before.
+pub async fn retry_run(
+    deps: &Deps,
+    id: String,
+    user: Option<String>,
+) -> Result<PipelineRun, PipelineError> {
     let i = id.clone();
     let run = deps.db(move |s| s.get_pipeline_run(&i)).await?;
     if !matches!(
@@ -372,7 +380,7 @@ pub async fn retry_run(deps: &Deps, id: String) -> Result<PipelineRun, PipelineE
     let (parent, now) = (run.run_uuid.clone(), deps.clock.now_ms());
     let resumed = deps
         .db(move |s| {
-            let (run, _) = s.resume_pipeline_run_at(&id, &again, now)?;
+            let (run, _) = s.resume_pipeline_run_at(&id, &again, user.as_deref(), now)?;
             // The parent tracking run shows the run as live again; the
             // pipeline run is the record, so a parent that is gone is no
             // reason to refuse.

@@ -46,6 +46,9 @@ pub struct WorkerSettings {
     pub work_dir: PathBuf,
     /// The lease asked for with each claim and renewal.
     pub lease: Duration,
+    /// CA certificates (PEM) to trust besides the system's; handed to the
+    /// steps as `MLFLOW_TRACKING_SERVER_CERT_PATH`, which MLflow reads.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// How long one claim waits on the server for a task.
@@ -62,8 +65,9 @@ struct Worker {
     blobs: HttpBlobs,
 }
 
-/// Runs the worker until the returned future is dropped.
-pub async fn run(settings: WorkerSettings) {
+/// Runs the worker until the returned future is dropped; fails at once
+/// when its client cannot be set up (an unreadable `ca_cert`).
+pub async fn run(settings: WorkerSettings) -> Result<(), ClientError> {
     // No overall timeout: an upload of a large output takes what it takes;
     // a claim gets its own (its wait plus a margin).
     let client = Client::with_settings(
@@ -73,9 +77,9 @@ pub async fn run(settings: WorkerSettings) {
             timeout: None,
             connect_timeout: Some(Duration::from_secs(10)),
             credentials: Credentials::from_env(),
+            ca_cert: settings.ca_cert.clone(),
         },
-    )
-    .expect("the server URL was checked and the HTTP client builds");
+    )?;
     let concurrency = settings.concurrency.max(1);
     let worker = Arc::new(Worker {
         blobs: HttpBlobs(client.clone()),
@@ -305,7 +309,7 @@ impl Worker {
         out: &Path,
         mut taken: watch::Receiver<bool>,
     ) -> Result<StepResult, StepFailure> {
-        let env = command::command_env(
+        let mut env = command::command_env(
             &self.settings.server,
             None,
             false,
@@ -314,6 +318,12 @@ impl Worker {
             step,
             out,
         )?;
+        if let Some(ca) = &self.settings.ca_cert {
+            env.insert(
+                "MLFLOW_TRACKING_SERVER_CERT_PATH".into(),
+                ca.display().to_string(),
+            );
+        }
         let logs =
             super::logs::attempt_dir(&ctx.run_dir, &order.step, order.task_id, order.attempt);
         let handle = command::start_command(&self.executor, &logs, env, command, step)?;

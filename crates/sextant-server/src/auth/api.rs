@@ -26,6 +26,7 @@ use sextant_core::auth::{
     User,
 };
 
+use super::audit::Action;
 use super::authn::denied;
 use super::policy::Grants;
 use super::{Principal, secrets};
@@ -339,6 +340,11 @@ fn done(st: &AppState) -> Answer {
     ok(json!({}))
 }
 
+/// `answer`, naming for the audit log what the request did (on success).
+fn acted(answer: Answer, name: &'static str, resource: String) -> Answer {
+    answer.map(|r| Action::on(r, name, resource))
+}
+
 macro_rules! handler {
     ($name:ident, $body:expr) => {
         async fn $name(State(st): State<AppState>, req: Request) -> Response {
@@ -366,7 +372,8 @@ handler!(create_user, |st, c| Box::pin(async move {
         .await
         .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()).into_response())?;
     let user = db(&st, move |s| s.auth().create_user(&username, &hash, false)).await?;
-    ok(json!({"user": user_json(&user)}))
+    let who = format!("user:{}", user.username);
+    acted(ok(json!({"user": user_json(&user)})), "user.create", who)
 }));
 
 handler!(get_user, |st, c| Box::pin(async move {
@@ -441,8 +448,9 @@ handler!(update_password, |st, c| Box::pin(async move {
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
         .await
         .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()).into_response())?;
+    let who = format!("user:{username}");
     db(&st, move |s| s.auth().set_password_hash(&username, &hash)).await?;
-    done(&st)
+    acted(done(&st), "user.password", who)
 }));
 
 handler!(update_admin, |st, c| Box::pin(async move {
@@ -454,8 +462,9 @@ handler!(update_admin, |st, c| Box::pin(async move {
         Some(Value::Bool(b)) => *b,
         _ => return Err(invalid("Parameter 'is_admin' must be a boolean.")),
     };
+    let what = format!("user:{username} admin={is_admin}");
     db(&st, move |s| s.auth().set_admin(&username, is_admin)).await?;
-    done(&st)
+    acted(done(&st), "user.admin", what)
 }));
 
 handler!(delete_user, |st, c| Box::pin(async move {
@@ -469,8 +478,9 @@ handler!(delete_user, |st, c| Box::pin(async move {
                 .into_response(),
         );
     }
+    let who = format!("user:{username}");
     db(&st, move |s| s.auth().delete_user(&username)).await?;
-    done(&st)
+    acted(done(&st), "user.delete", who)
 }));
 
 handler!(current_permissions, |_st, c| Box::pin(async move {
@@ -529,13 +539,14 @@ handler!(grant, |st, c| Box::pin(async move {
     if !may_delegate(&st, &c, &kind, &id) {
         return Err(c.denied());
     }
+    let what = format!("user:{username} {kind}:{id} {}", permission.as_str());
     db(&st, move |s| {
         let u = s.auth().get_user(&username)?;
         s.auth()
             .grant_user_permission(u.user.id, &kind, &id, permission)
     })
     .await?;
-    done(&st)
+    acted(done(&st), "permission.grant", what)
 }));
 
 handler!(revoke, |st, c| Box::pin(async move {
@@ -545,12 +556,13 @@ handler!(revoke, |st, c| Box::pin(async move {
     if !may_delegate(&st, &c, &kind, &id) {
         return Err(c.denied());
     }
+    let what = format!("user:{username} {kind}:{id}");
     db(&st, move |s| {
         let u = s.auth().get_user(&username)?;
         s.auth().revoke_user_permission(u.user.id, &kind, &id)
     })
     .await?;
-    done(&st)
+    acted(done(&st), "permission.revoke", what)
 }));
 
 handler!(get_permission, |st, c| Box::pin(async move {
@@ -594,7 +606,8 @@ handler!(create_role, |st, c| Box::pin(async move {
     })
     .await?;
     st.auth.changed();
-    ok(json!({"role": role_json(&role)}))
+    let what = format!("role:{} {}", role.id, role.name);
+    acted(ok(json!({"role": role_json(&role)})), "role.create", what)
 }));
 
 /// Whether the caller may read roles: admins, and holders of any role
@@ -650,7 +663,8 @@ handler!(update_role, |st, c| Box::pin(async move {
     })
     .await?;
     st.auth.changed();
-    ok(json!({"role": role_json(&role)}))
+    let what = format!("role:{} {}", role.id, role.name);
+    acted(ok(json!({"role": role_json(&role)})), "role.update", what)
 }));
 
 handler!(delete_role, |st, c| Box::pin(async move {
@@ -659,7 +673,7 @@ handler!(delete_role, |st, c| Box::pin(async move {
     }
     let id = c.int("role_id")?;
     db(&st, move |s| s.auth().delete_role(id)).await?;
-    done(&st)
+    acted(done(&st), "role.delete", format!("role:{id}"))
 }));
 
 handler!(add_role_permission, |st, c| Box::pin(async move {
@@ -677,7 +691,17 @@ handler!(add_role_permission, |st, c| Box::pin(async move {
     })
     .await?;
     st.auth.changed();
-    ok(json!({"role_permission": grant_json(&p)}))
+    let what = format!(
+        "role:{id} {}:{} {}",
+        p.resource_type,
+        p.resource_pattern,
+        p.permission.as_str()
+    );
+    acted(
+        ok(json!({"role_permission": grant_json(&p)})),
+        "role.permission.add",
+        what,
+    )
 }));
 
 handler!(update_role_permission, |st, c| Box::pin(async move {
@@ -696,7 +720,18 @@ handler!(update_role_permission, |st, c| Box::pin(async move {
     })
     .await?;
     st.auth.changed();
-    ok(json!({"role_permission": grant_json(&p)}))
+    let what = format!(
+        "role:{} {}:{} {}",
+        p.role_id,
+        p.resource_type,
+        p.resource_pattern,
+        p.permission.as_str()
+    );
+    acted(
+        ok(json!({"role_permission": grant_json(&p)})),
+        "role.permission.update",
+        what,
+    )
 }));
 
 handler!(remove_role_permission, |st, c| Box::pin(async move {
@@ -705,7 +740,11 @@ handler!(remove_role_permission, |st, c| Box::pin(async move {
     }
     let id = c.int("role_permission_id")?;
     db(&st, move |s| s.auth().remove_role_permission(id)).await?;
-    done(&st)
+    acted(
+        done(&st),
+        "role.permission.remove",
+        format!("role_permission:{id}"),
+    )
 }));
 
 handler!(list_role_permissions, |st, c| Box::pin(async move {
@@ -723,13 +762,18 @@ handler!(assign, |st, c| Box::pin(async move {
     }
     let username = c.text("username")?;
     let id = c.int("role_id")?;
+    let what = format!("role:{id} user:{username}");
     let a = db(&st, move |s| {
         let u = s.auth().get_user(&username)?;
         s.auth().assign_role(u.user.id, id)
     })
     .await?;
     st.auth.changed();
-    ok(json!({"assignment": {"id": a.id, "user_id": a.user_id, "role_id": a.role_id}}))
+    acted(
+        ok(json!({"assignment": {"id": a.id, "user_id": a.user_id, "role_id": a.role_id}})),
+        "role.assign",
+        what,
+    )
 }));
 
 handler!(unassign, |st, c| Box::pin(async move {
@@ -738,12 +782,13 @@ handler!(unassign, |st, c| Box::pin(async move {
     }
     let username = c.text("username")?;
     let id = c.int("role_id")?;
+    let what = format!("role:{id} user:{username}");
     db(&st, move |s| {
         let u = s.auth().get_user(&username)?;
         s.auth().unassign_role(u.user.id, id)
     })
     .await?;
-    done(&st)
+    acted(done(&st), "role.unassign", what)
 }));
 
 handler!(role_users, |st, c| Box::pin(async move {
@@ -770,6 +815,7 @@ fn token_json(t: &model::ApiToken) -> Value {
         "created_time": t.created_ms,
         "expires_time": t.expires_ms,
         "revoked_time": t.revoked_ms,
+        "last_used_time": t.last_used_ms,
     })
 }
 
@@ -818,7 +864,11 @@ handler!(create_token, |st, c| Box::pin(async move {
     let t = db(&st, move |s| s.auth().create_token(&new)).await?;
     let mut v = token_json(&t);
     v["token"] = Value::String(secret);
-    ok(json!({ "token": v }))
+    acted(
+        ok(json!({ "token": v })),
+        "token.create",
+        format!("token:{}", t.id),
+    )
 }));
 
 handler!(list_tokens, |st, c| Box::pin(async move {
@@ -836,5 +886,5 @@ handler!(revoke_token, |st, c| Box::pin(async move {
         .ok_or_else(|| invalid("the token id must be an integer"))?;
     let user = c.caller.user.id;
     db(&st, move |s| s.auth().revoke_token(user, id)).await?;
-    done(&st)
+    acted(done(&st), "token.revoke", format!("token:{id}"))
 }));

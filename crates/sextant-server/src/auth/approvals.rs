@@ -10,6 +10,10 @@
 //! for that model, which the events feed records. Rejecting, or resetting
 //! to pending, stays open to the creator: it grants nothing.
 //!
+//! The four-eyes check itself runs in the store, in the transaction that
+//! records the decision (`FourEyes::Held`), so a settings change cannot
+//! land between check and write.
+//!
 //! The decision is recorded as the caller, never as a name the request
 //! declares. This server's own pipeline steps (the internal token) decide
 //! nothing through the API: a pipeline decides only through its
@@ -22,7 +26,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sextant_control::pipelines::RegistryAuthz;
 use sextant_core::auth::Permission;
-use sextant_core::registry::{ApprovalStatus, ModelVersion};
 use sextant_store::{MetaStore, StoreError};
 
 use super::policy::Grants;
@@ -85,80 +88,6 @@ pub fn decider(p: &Principal) -> Result<String, ApiError> {
     Ok(p.user.username.clone())
 }
 
-/// Who created a version: the user who registered it and, when a pipeline
-/// run registered it (the version's or its run's `sextant.pipelineRun`
-/// tag), the user that run acts for — each with how they count.
-fn creators(s: &dyn MetaStore, v: &ModelVersion) -> Result<Vec<(String, String)>, StoreError> {
-    let mut out = Vec::new();
-    if let Some(user) = &v.user_id {
-        out.push((user.clone(), "registered it".to_string()));
-    }
-    let tag = |tags: &[sextant_core::entities::Tag]| {
-        tags.iter()
-            .find(|t| t.key == "sextant.pipelineRun")
-            .map(|t| t.value.clone())
-    };
-    let from_run = || {
-        let run = s.get_run(v.run_id.as_deref()?).ok()?;
-        tag(&run.data.tags)
-    };
-    if let Some(id) = tag(&v.tags).or_else(from_run)
-        && let Ok(run) = s.get_pipeline_run(&id)
-        && let Some(user) = run.started_by
-    {
-        out.push((
-            user,
-            format!("pipeline run {id}, which registered it, acts for them"),
-        ));
-    }
-    Ok(out)
-}
-
-/// Four-eyes: refuses `user` approving a version they created, unless the
-/// model turned `require_distinct_approver` off. Other decisions pass.
-/// The outer error is the store's; the inner one the refusal.
-pub fn four_eyes(
-    s: &dyn MetaStore,
-    user: &str,
-    name: &str,
-    version: i64,
-    status: ApprovalStatus,
-) -> Result<Result<(), ApiError>, StoreError> {
-    if status != ApprovalStatus::Approved {
-        return Ok(Ok(()));
-    }
-    if !s
-        .get_registered_model(name)?
-        .approval_settings
-        .require_distinct_approver
-    {
-        return Ok(Ok(()));
-    }
-    let v = s.get_model_version(name, version)?;
-    Ok(
-        match creators(s, &v)?.into_iter().find(|(u, _)| u == user) {
-            None => Ok(()),
-            Some((_, how)) => Err(self_approval(
-                user,
-                name,
-                &format!("version {version}"),
-                &how,
-            )),
-        },
-    )
-}
-
-/// The refusal of a creator approving `what` (a version of model `name`)
-/// they created (`how`).
-pub fn self_approval(user: &str, name: &str, what: &str, how: &str) -> ApiError {
-    refused(format!(
-        "four-eyes: {user} may not approve {what} of model '{name}' because they created it \
-         ({how}); another user with MANAGE on the model must approve it. To let creators \
-         approve their own versions of this model, a user with MANAGE on it sets \
-         require_distinct_approver to false (PATCH /api/v1/models/{name}/approval-settings)"
-    ))
-}
-
 /// The server's answers to the register step (`sextant-control`), from
 /// the same grants and rules that decide requests.
 pub struct ServerRegistryAuthz {
@@ -200,6 +129,33 @@ impl RegistryAuthz for ServerRegistryAuthz {
             },
             model,
         ))
+    }
+
+    fn may_register(
+        &self,
+        s: &dyn MetaStore,
+        user: &str,
+        model: &str,
+        exists: bool,
+    ) -> Result<bool, StoreError> {
+        let Some(u) = Self::user(s, user)? else {
+            return Ok(false);
+        };
+        if u.is_admin {
+            return Ok(true);
+        }
+        let rows = s.auth().permissions_of_user(u.id)?;
+        let grants = Grants {
+            rows: &rows,
+            default: self.auth.settings.default_permission,
+        };
+        // The checks `authz.rs` makes of `model-versions/create` (EDIT)
+        // and `registered-models/create`.
+        Ok(if exists {
+            grants.level("registered_model", model).can_update()
+        } else {
+            grants.may_create("registered_model", model)
+        })
     }
 
     fn grant_model_creator(

@@ -5,7 +5,14 @@
 //!
 //! Recorded, with authentication on: every request to a route that changes
 //! state (the route table's word; by method for unrouted paths), every
-//! denied request (401, 403) and every failed login. Denied anonymous
+//! denied request (401, 403), every failed login, and every login: a
+//! browser session's sign-in, and a Basic login whenever its credentials
+//! were checked against the store because none was verified within the
+//! credential cache's window (`AuthSettings::cache_ttl`): at most one per
+//! credential, window and server — a row of its own, beside the request's. A handler names
+//! what a successful request did with an [`Action`] on its answer (token
+//! created or revoked, permission or role changed, …): its row then carries
+//! the action and the resource acted on. Denied anonymous
 //! requests — no credentials, a malformed header, a throttled login — are
 //! only counted per source and minute (`audit_log.rs`). Rows are queued to
 //! the writer; the request does not wait for the database.
@@ -35,6 +42,29 @@ use crate::telemetry::RequestId;
 const MAX_INSPECTED_BODY: usize = 64 << 10;
 /// The longest path of an unrouted request, or resource, kept.
 const MAX_TEXT_CHARS: usize = 256;
+
+/// What a successful request did, named by its handler for its audit row.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// `login`, `token.create`, `permission.grant`, …
+    pub name: &'static str,
+    /// What it acted on (`token:17`, `user:bob registered_model:churn EDIT`).
+    pub resource: String,
+}
+
+impl Action {
+    /// `resp` carrying the action `name` on `resource`.
+    pub fn on(mut resp: Response, name: &'static str, resource: String) -> Response {
+        resp.extensions_mut().insert(Action { name, resource });
+        resp
+    }
+}
+
+/// Set on an answer whose request logged in with HTTP Basic: its
+/// credentials checked against the store, none verified within the
+/// credential cache's window.
+#[derive(Debug, Clone, Copy)]
+pub struct BasicLogin;
 
 /// What the table says of one route.
 #[derive(Debug, Clone, Copy)]
@@ -218,12 +248,33 @@ pub async fn record(State(audit): State<Option<Arc<Audit>>>, req: Request, next:
     let denied = matches!(status, 401 | 403);
     let principal = resp.extensions().get::<Arc<Principal>>();
     let failure = resp.extensions().get::<LoginFailure>();
+    let action = resp.extensions().get::<Action>();
+    if let Some(p) = principal
+        && resp.extensions().get::<BasicLogin>().is_some()
+    {
+        // A row of its own: the request may be recorded too.
+        let mut login = seen.row(
+            &a,
+            status,
+            Some(p.user.username.clone()),
+            Some(p.method.as_str()),
+            Some(truncate(&format!("user:{}", p.user.username))),
+        );
+        login.action = Some("login".into());
+        seen.route.clone_from(&login.route);
+        seen.request_id.clone_from(&login.request_id);
+        a.log.record(login);
+    }
     match (principal, failure) {
-        (Some(p), _) if seen.changes || denied => {
-            let named = named(&mut seen);
+        (Some(p), _) if seen.changes || denied || action.is_some() => {
+            let named = match action {
+                Some(act) => Some(truncate(&act.resource)),
+                None => named(&mut seen),
+            };
             let actor = Some(p.user.username.clone());
-            a.log
-                .record(seen.row(&a, status, actor, Some(p.method.as_str()), named));
+            let mut row = seen.row(&a, status, actor, Some(p.method.as_str()), named);
+            row.action = action.map(|act| act.name.to_string());
+            a.log.record(row);
         }
         (Some(_), _) => {}
         (None, Some(f)) if !f.throttled => {
@@ -267,6 +318,7 @@ impl Seen {
             status,
             request_id: self.request_id.take(),
             count: 1,
+            action: None,
         }
     }
 }

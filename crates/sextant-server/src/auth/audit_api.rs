@@ -46,6 +46,7 @@ pub fn row_json(r: &AuditRow) -> Value {
         "status": e.status,
         "request_id": e.request_id,
         "count": e.count,
+        "action": e.action,
         "prev_hash": r.prev_hash,
         "hash": r.hash,
     })

@@ -307,6 +307,7 @@ impl Shared {
                     status: key.status,
                     request_id: a.request_id,
                     count: a.count,
+                    action: None,
                 });
             }
         }

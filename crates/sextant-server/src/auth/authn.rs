@@ -131,8 +131,10 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
     // audit layer outside this one.
     let mut outcome = None;
     let mut failure = None;
+    let mut logged_in = false;
     match principal(&st, req.headers(), source).await {
-        Ok(Some(p)) => {
+        Ok(Some((p, fresh))) => {
+            logged_in = fresh && p.method == Method::Basic;
             if p.method == Method::Session
                 && !matches!(
                     *req.method(),
@@ -147,6 +149,9 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
                 );
                 refusal.extensions_mut().insert(p);
                 return refusal;
+            }
+            if let Some(id) = p.token_id {
+                record_token_use(&st, id).await;
             }
             req.extensions_mut().insert(p.clone());
             outcome = Some(p);
@@ -181,7 +186,29 @@ pub async fn authenticate(State(st): State<Authn>, mut req: Request, next: Next)
     if let Some(p) = outcome {
         resp.extensions_mut().insert(p);
     }
+    if logged_in {
+        resp.extensions_mut().insert(super::audit::BasicLogin);
+    }
     with_failure(resp, failure)
+}
+
+/// Records a use of token `id`, at most once a minute per token
+/// ([`super::TOKEN_USE_EVERY_MS`]; the store skips the write when another
+/// server recorded one within the minute). The request waits for that one
+/// write a minute; a failure is logged and costs the request nothing.
+async fn record_token_use(st: &Authn, id: i64) {
+    let now = st.auth.clock.now_ms();
+    if !st.auth.token_use_due(id, now) {
+        return;
+    }
+    let every = super::TOKEN_USE_EVERY_MS;
+    if let Err(e) = sextant_store::call(&st.store, move |s| {
+        s.auth().record_token_use(id, now, every)
+    })
+    .await
+    {
+        tracing::warn!(token = id, error = %e, "cannot record the token's use");
+    }
 }
 
 /// A login that was refused, as the audit log records it.
@@ -296,11 +323,13 @@ fn cache_key(auth: &Auth, header: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The caller, and whether this is a login: their credentials checked
+/// against the store, not verified within the cache window before.
 async fn principal(
     st: &Authn,
     headers: &HeaderMap,
     source: Option<IpAddr>,
-) -> Result<Option<Arc<Principal>>, Failure> {
+) -> Result<Option<(Arc<Principal>, bool)>, Failure> {
     let Some(creds) = credentials(headers)? else {
         return Ok(None);
     };
@@ -318,14 +347,17 @@ async fn principal(
     let now = auth.clock.now_ms();
     let ttl = auth.settings.cache_ttl.as_millis() as i64;
     let generation = auth.generation();
-    let previous_hash = {
+    // A login, for the audit log: no verification of this credential
+    // within the cache window. One only made stale by a change of users or
+    // grants (the generation) is reloaded, not logged in again.
+    let (previous_hash, login) = {
         let cache = auth.cache.lock().expect("cache lock");
         match cache.get(&key) {
             Some(c) if c.generation == generation && now - c.loaded_ms < ttl => {
-                return Ok(Some(c.principal.clone()));
+                return Ok(Some((c.principal.clone(), false)));
             }
-            Some(c) => c.password_hash.clone(),
-            None => None,
+            Some(c) => (c.password_hash.clone(), now - c.loaded_ms >= ttl),
+            None => (None, true),
         }
     };
     let address = AddressThrottle::check(auth, source).map_err(Failure::Throttled)?;
@@ -362,7 +394,7 @@ async fn principal(
             generation,
         },
     );
-    Ok(Some(principal))
+    Ok(Some((principal, login)))
 }
 
 /// The per-source-address throttle of one login attempt: checked before
@@ -500,6 +532,7 @@ async fn basic(
                 method: Method::Basic,
                 scopes: Vec::new(),
                 rows,
+                token_id: None,
             },
             Some(password_hash),
         )
@@ -523,6 +556,7 @@ async fn bearer(
                 method: Method::Internal,
                 scopes: Vec::new(),
                 rows: Vec::new(),
+                token_id: None,
             },
             None,
         )));
@@ -544,6 +578,7 @@ async fn bearer(
                 method: Method::Bearer,
                 scopes: t.scopes,
                 rows,
+                token_id: Some(t.id),
             },
             None,
         ))

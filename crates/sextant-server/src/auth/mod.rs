@@ -114,6 +114,9 @@ pub struct Principal {
     /// A token's scopes (empty: whatever the user may do).
     pub scopes: Vec<String>,
     pub rows: Vec<PermissionRow>,
+    /// The stored API token it authenticated with (Bearer, or a browser
+    /// session's), whose last use is recorded.
+    pub token_id: Option<i64>,
 }
 
 /// A cached verification.
@@ -139,6 +142,9 @@ const FIRST_DELAY_MS: i64 = 250;
 const MAX_DELAY_MS: i64 = 60_000;
 /// Failures older than this are forgotten.
 const FAILURE_MEMORY_MS: i64 = 15 * 60_000;
+/// A token's last use is recorded at most this often: a worker calling
+/// every millisecond costs one write a minute, not one per request.
+pub const TOKEN_USE_EVERY_MS: i64 = 60_000;
 
 /// The server's authentication state: settings, caches and throttles.
 pub struct Auth {
@@ -155,6 +161,8 @@ pub struct Auth {
     internal: Option<String>,
     /// Run and logged-model ids → their experiment: fixed for life.
     parents: Mutex<HashMap<String, i64>>,
+    /// Token id → when this server last recorded its use.
+    token_uses: Mutex<HashMap<i64, i64>>,
 }
 
 impl Auth {
@@ -170,6 +178,7 @@ impl Auth {
             failures: Mutex::new(HashMap::new()),
             internal: None,
             parents: Mutex::new(HashMap::new()),
+            token_uses: Mutex::new(HashMap::new()),
         }
     }
 
@@ -238,6 +247,23 @@ impl Auth {
 
     fn clear_failures(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
+    }
+
+    /// Whether a use of token `id` at `now` is to be recorded: its first
+    /// on this server, or the first a minute after the last recorded here.
+    /// Answering yes counts as recording, so concurrent requests write once.
+    fn token_use_due(&self, id: i64, now: i64) -> bool {
+        let mut uses = self.token_uses.lock().expect("token uses lock");
+        if uses.len() > 100_000 {
+            uses.retain(|_, last| now - *last < TOKEN_USE_EVERY_MS);
+        }
+        match uses.get(&id) {
+            Some(last) if now - last < TOKEN_USE_EVERY_MS => false,
+            _ => {
+                uses.insert(id, now);
+                true
+            }
+        }
     }
 
     fn parent(&self, id: &str) -> Option<i64> {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use sextant_core::auth::NewApiToken;
 use sha2::{Digest, Sha256};
 
+use super::audit::Action;
 use super::authn::{LoginFailure, PasswordLogin, password_login, source_address, throttled};
 use super::{Method as AuthMethod, Principal, secrets};
 use crate::error::{ApiError, ErrorCode};
@@ -280,17 +281,20 @@ async fn login(State(st): State<AppState>, req: Request) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The audit log records the sign-in under the user who signed in.
+    let user = format!("user:{}", principal.user.username);
     r.extensions_mut().insert(principal);
-    r
+    Action::on(r, "login", user)
 }
 
 /// `DELETE /api/v1/session`: signs out (revokes the session's token) and
 /// clears the cookie; without a session there is nothing to end.
 async fn logout(State(st): State<AppState>, req: Request) -> Response {
     let principal = req.extensions().get::<Arc<Principal>>().cloned();
+    let mut ended = None;
     if let (Some(p), Some(token)) = (&principal, cookie(req.headers()))
         && p.method == AuthMethod::Session
     {
+        ended = Some(format!("user:{}", p.user.username));
         let sha = secrets::token_sha256(&token);
         let user = p.user.id;
         let revoked = st
@@ -309,7 +313,10 @@ async fn logout(State(st): State<AppState>, req: Request) -> Response {
         header::SET_COOKIE,
         set_cookie(st.auth.settings.secure_cookies, "", 0),
     );
-    r
+    match ended {
+        Some(user) => Action::on(r, "logout", user),
+        None => r,
+    }
 }
 
 #[cfg(test)]

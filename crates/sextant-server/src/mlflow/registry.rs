@@ -10,7 +10,7 @@ use axum::routing::on;
 use serde_json::Value;
 use sextant_core::entities::Tag;
 use sextant_core::registry::{
-    Approval, ApprovalStatus, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+    Approval, ApprovalStatus, FourEyes, ModelVersion, NewModelVersion, RegisteredModel, Stage,
 };
 use sextant_core::search::{SearchKind, parse_filter};
 use sextant_core::validation::parse_model_version;
@@ -330,7 +330,6 @@ async fn create_version(State(st): State<AppState>, caller: Caller, f: Fields) -
         }),
         _ => None,
     };
-    let mut self_approving = None;
     if let (Some(p), Some(a)) = (&caller.0, approval.as_mut())
         && a.status != ApprovalStatus::Pending
     {
@@ -345,9 +344,6 @@ async fn create_version(State(st): State<AppState>, caller: Caller, f: Fields) -
                 ),
             ));
         }
-        if a.status == ApprovalStatus::Approved {
-            self_approving = a.actor.clone();
-        }
     }
     let new = NewModelVersion {
         name,
@@ -359,24 +355,13 @@ async fn create_version(State(st): State<AppState>, caller: Caller, f: Fields) -
         user_id: caller.username(),
         tags: f.tags("tags")?,
         approval,
+        // The store checks four-eyes in the transaction that registers it.
+        four_eyes: match caller.0 {
+            Some(_) => FourEyes::Held,
+            None => FourEyes::Off,
+        },
     };
-    let v = st
-        .db(move |s| {
-            if let Some(user) = &self_approving
-                && s.get_registered_model(&new.name)?
-                    .approval_settings
-                    .require_distinct_approver
-            {
-                return Ok(Err(approvals::self_approval(
-                    user,
-                    &new.name,
-                    "the version it registers",
-                    "they register it",
-                )));
-            }
-            s.create_model_version(&new).map(Ok)
-        })
-        .await??;
+    let v = st.db(move |s| s.create_model_version(&new)).await?;
     version_reply(&v)
 }
 

@@ -6,7 +6,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use sextant_core::registry::{Approval, ApprovalSettingsUpdate, ApprovalStatus, ModelVersion};
+use sextant_core::registry::{
+    Approval, ApprovalSettingsUpdate, ApprovalStatus, FourEyes, ModelVersion,
+};
 use sextant_core::search::{
     Comparator, Comparison, Entity, Filter, Identifier, SearchKind, Value, parse_filter,
 };
@@ -155,7 +157,11 @@ pub async fn approve(
         Some(p) => approvals::decider(p)?,
         None => actor(req.actor, &headers)?,
     };
-    let checked = caller.0.is_some().then(|| decider.clone());
+    // The store checks four-eyes in the transaction that records the decision.
+    let four_eyes = match caller.0 {
+        Some(_) => FourEyes::Held,
+        None => FourEyes::Off,
+    };
     let approval = Approval {
         status,
         actor: Some(decider),
@@ -163,20 +169,12 @@ pub async fn approve(
         comment: req.comment.filter(|c| !c.trim().is_empty()),
     };
     let v = st
-        .db(move |s| {
-            if let Some(user) = &checked
-                && let Err(refusal) = approvals::four_eyes(s, user, &name, version, status)?
-            {
-                return Ok(Err(refusal));
-            }
-            s.set_model_version_approval(&name, version, &approval, req.force)
-                .map(Ok)
-        })
+        .db(move |s| s.set_model_version_approval(&name, version, &approval, req.force, four_eyes))
         .await
         .map_err(|e| match e.code {
             ErrorCode::InvalidState => ApiError::new(ErrorCode::ResourceConflict, e.message),
             _ => e,
-        })??;
+        })?;
     Ok(Json(convert::version(v)))
 }
 

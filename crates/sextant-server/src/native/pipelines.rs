@@ -324,14 +324,20 @@ pub async fn list_runs(
 }
 
 /// `POST /api/v1/pipeline-runs/{id}/retry`: resumes a failed or cancelled run.
+/// With authentication on, the run acts for the caller from then on.
 pub async fn retry(
     State(st): State<AppState>,
     p: Result<Path<String>, PathRejection>,
+    caller: Caller,
 ) -> Result<Json<RunBody>, ApiError> {
     let id = path(p)?;
-    Ok(Json(run(
-        pipelines::retry_run(&st.pipeline_deps(), id).await?
-    )))
+    let user = caller.username();
+    Ok(Json(run(pipelines::retry_run(
+        &st.pipeline_deps(),
+        id,
+        user,
+    )
+    .await?)))
 }
 
 #[derive(Deserialize)]

@@ -64,5 +64,6 @@ fn domain_code(e: &sextant_core::Error) -> &'static str {
         E::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
         E::AlreadyExists(_) => "RESOURCE_ALREADY_EXISTS",
         E::InvalidState(_) => "INVALID_STATE",
+        E::PermissionDenied(_) => "PERMISSION_DENIED",
     }
 }

@@ -21,16 +21,20 @@ use crate::backend::{Backend, Conn, Dialect, Row, SqlValue};
 use crate::{AuditStore, StoreError};
 
 const COLUMNS: &str = "seq, time_ms, actor, auth_method, source, method, route, resource, \
-                       status, request_id, count, prev_hash, hash";
-/// Rows per multi-row statement: 11 parameters each, well under SQLite's limit.
+                       status, request_id, count, prev_hash, hash, action";
+/// Rows per multi-row statement: 12 parameters each, well under SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 500;
 /// Rows read per verification page (each page its own read transaction).
 const VERIFY_PAGE: u64 = 10_000;
 
 /// The canonical JSON a row's hash covers: keys in sorted order (the field
-/// order here), no whitespace, `null` for absent values.
+/// order here), no whitespace, `null` for absent values — except `action`,
+/// added by migration 8 and left out when absent, so every row written
+/// before keeps its hash.
 #[derive(Serialize)]
 struct Canonical<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
     actor: Option<&'a str>,
     auth_method: Option<&'a str>,
     count: i64,
@@ -48,6 +52,7 @@ struct Canonical<'a> {
 /// the sealer stores and the verifier recomputes.
 pub fn row_hash(prev_hash: &str, seq: i64, e: &NewAuditRow) -> String {
     let canonical = Canonical {
+        action: e.action.as_deref(),
         actor: e.actor.as_deref(),
         auth_method: e.auth_method.as_deref(),
         count: e.count,
@@ -92,7 +97,8 @@ fn decode(row: Row) -> Result<AuditRow, StoreError> {
         count,
         prev_hash,
         hash,
-    ]: [SqlValue; 13] = row
+        action,
+    ]: [SqlValue; 14] = row
         .try_into()
         .map_err(|_| StoreError::Corrupt("short audit row".into()))?;
     let status = status.int()?;
@@ -110,6 +116,7 @@ fn decode(row: Row) -> Result<AuditRow, StoreError> {
                 .map_err(|_| StoreError::Corrupt(format!("audit status {status}")))?,
             request_id: request_id.opt_text()?,
             count: count.int()?,
+            action: action.opt_text()?,
         },
         prev_hash: prev_hash.opt_text()?,
         hash: hash.opt_text()?,
@@ -118,8 +125,8 @@ fn decode(row: Row) -> Result<AuditRow, StoreError> {
 
 fn append(c: &mut dyn Conn, rows: &[NewAuditRow]) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut params = Vec::with_capacity(chunk.len() * 11);
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut params = Vec::with_capacity(chunk.len() * 12);
         for r in chunk {
             params.extend([
                 r.time_ms.into(),
@@ -132,13 +139,14 @@ fn append(c: &mut dyn Conn, rows: &[NewAuditRow]) -> Result<(), StoreError> {
                 i64::from(r.status).into(),
                 r.request_id.as_deref().into(),
                 r.count.into(),
+                r.action.as_deref().into(),
             ]);
             params.push(SqlValue::Null);
         }
         c.exec(
             &format!(
                 "INSERT INTO audit_log (time_ms, actor, auth_method, source, method, route, \
-                 resource, status, request_id, count, prev_hash) VALUES {values}"
+                 resource, status, request_id, count, action, prev_hash) VALUES {values}"
             ),
             &params,
         )?;
@@ -462,6 +470,7 @@ mod tests {
             ..NewAuditRow::default()
         };
         let json = serde_json::to_string(&Canonical {
+            action: None,
             actor: e.actor.as_deref(),
             auth_method: None,
             count: 1,
@@ -485,5 +494,35 @@ mod tests {
         h.update(json.as_bytes());
         assert_eq!(row_hash(GENESIS_HASH, 7, &e), hex(&h.finalize()));
         assert_eq!(row_hash(GENESIS_HASH, 7, &e).len(), 64);
+        // An action comes first and counts; without one the JSON is as it
+        // was before migration 8.
+        let acted = NewAuditRow {
+            action: Some("login".into()),
+            ..e.clone()
+        };
+        let json = serde_json::to_string(&Canonical {
+            action: Some("login"),
+            actor: e.actor.as_deref(),
+            auth_method: None,
+            count: 1,
+            method: "POST",
+            request_id: None,
+            resource: None,
+            route: "/r",
+            seq: 7,
+            source: None,
+            status: 200,
+            time_ms: 5,
+        })
+        .unwrap();
+        assert!(json.starts_with(r#"{"action":"login","actor":"#), "{json}");
+        let mut h = Sha256::new();
+        h.update(GENESIS_HASH.as_bytes());
+        h.update(json.as_bytes());
+        assert_eq!(row_hash(GENESIS_HASH, 7, &acted), hex(&h.finalize()));
+        assert_ne!(
+            row_hash(GENESIS_HASH, 7, &acted),
+            row_hash(GENESIS_HASH, 7, &e)
+        );
     }
 }

@@ -25,10 +25,10 @@ use crate::{AuthStore, StoreError};
 const USER_COLUMNS: &str = "id, username, is_admin, password_hash";
 const ROLE_COLUMNS: &str = "r.id, r.name, r.workspace, r.description";
 const GRANT_COLUMNS: &str = "p.id, p.role_id, p.resource_type, p.resource_pattern, p.permission";
-const TOKEN_COLUMNS: &str =
-    "t.id, t.user_id, t.name, t.scopes, t.created_time, t.expires_time, t.revoked_time";
+const TOKEN_COLUMNS: &str = "t.id, t.user_id, t.name, t.scopes, t.created_time, t.expires_time, \
+     t.revoked_time, t.last_used_time";
 /// How many columns `TOKEN_COLUMNS` names.
-const TOKEN_FIELDS: usize = 7;
+const TOKEN_FIELDS: usize = 8;
 
 fn fields<const N: usize>(row: Row, what: &str) -> Result<[SqlValue; N], StoreError> {
     row.try_into()
@@ -85,8 +85,16 @@ fn decode_grant(row: Row) -> Result<RolePermission, StoreError> {
 }
 
 fn decode_token(row: Row) -> Result<ApiToken, StoreError> {
-    let [id, user_id, name, scopes, created, expires, revoked]: [SqlValue; TOKEN_FIELDS] =
-        fields(row, "api token")?;
+    let [
+        id,
+        user_id,
+        name,
+        scopes,
+        created,
+        expires,
+        revoked,
+        last_used,
+    ]: [SqlValue; TOKEN_FIELDS] = fields(row, "api token")?;
     let scopes = scopes.text()?;
     Ok(ApiToken {
         id: id.int()?,
@@ -97,6 +105,7 @@ fn decode_token(row: Row) -> Result<ApiToken, StoreError> {
         created_ms: created.int()?,
         expires_ms: expires.opt_int()?,
         revoked_ms: revoked.opt_int()?,
+        last_used_ms: last_used.opt_int()?,
     })
 }
 
@@ -719,6 +728,22 @@ fn revoke_token(c: &mut dyn Conn, user_id: i64, token_id: i64) -> Result<(), Sto
     Ok(())
 }
 
+/// Records a use of a token at `now`, unless one at most `every_ms` old is
+/// recorded (by this server or another); answers whether it wrote.
+fn record_token_use(
+    c: &mut dyn Conn,
+    token_id: i64,
+    now: i64,
+    every_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = c.exec(
+        "UPDATE api_tokens SET last_used_time = ? WHERE id = ? \
+         AND (last_used_time IS NULL OR last_used_time <= ?)",
+        &[now.into(), token_id.into(), (now - every_ms).into()],
+    )?;
+    Ok(changed > 0)
+}
+
 impl<B: Backend> AuthStore for SqlStore<B> {
     fn create_user(
         &self,
@@ -891,5 +916,14 @@ impl<B: Backend> AuthStore for SqlStore<B> {
     }
     fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError> {
         self.db.write(|c| revoke_token(c, user_id, token_id))
+    }
+    fn record_token_use(
+        &self,
+        token_id: i64,
+        now_ms: i64,
+        every_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(|c| record_token_use(c, token_id, now_ms, every_ms))
     }
 }

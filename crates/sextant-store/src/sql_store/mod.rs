@@ -6,6 +6,7 @@ mod auth;
 mod endpoints;
 mod events;
 mod experiments;
+mod four_eyes;
 mod group;
 mod import;
 mod load;
@@ -31,7 +32,8 @@ use sextant_core::entities::{
 use sextant_core::monitors::{MonitorRun, StoredMonitor};
 use sextant_core::pipeline_runs::{Applied, CacheEntry, ClaimedTask, Pipeline, PipelineRun, Task};
 use sextant_core::registry::{
-    Approval, ApprovalSettingsUpdate, Event, ModelVersion, NewModelVersion, RegisteredModel, Stage,
+    Approval, ApprovalSettingsUpdate, Event, FourEyes, ModelVersion, NewModelVersion,
+    RegisteredModel, Stage,
 };
 
 use sextant_core::webhooks::{
@@ -476,9 +478,10 @@ impl<B: Backend> MetaStore for SqlStore<B> {
         version: i64,
         approval: &Approval,
         force: bool,
+        four_eyes: FourEyes,
     ) -> Result<ModelVersion, StoreError> {
         self.db
-            .write(|c| versions::set_approval(c, name, version, approval, force))
+            .write(|c| versions::set_approval(c, name, version, approval, force, four_eyes))
     }
 
     fn events_after(

@@ -181,19 +181,29 @@ fn decode_run(row: Row) -> Result<PipelineRun, StoreError> {
 }
 
 fn run_event(c: &mut dyn Conn, run: &PipelineRun, kind: &str) -> Result<(), StoreError> {
-    events::append(
-        c,
-        kind,
-        &format!("pipeline_run:{}", run.id),
-        None,
-        json!({
-            "id": run.id,
-            "pipeline": run.pipeline,
-            "status": run.status.as_str(),
-            "trigger_kind": run.trigger_kind.as_str(),
-            "trigger_event": run.trigger_event,
-        }),
-    )
+    run_event_with(c, run, kind, None)
+}
+
+/// [`run_event`] that also records who the run acts for from now on and
+/// who it acted for before (a run resumed by someone else).
+fn run_event_with(
+    c: &mut dyn Conn,
+    run: &PipelineRun,
+    kind: &str,
+    previous_started_by: Option<Option<String>>,
+) -> Result<(), StoreError> {
+    let mut payload = json!({
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status.as_str(),
+        "trigger_kind": run.trigger_kind.as_str(),
+        "trigger_event": run.trigger_event,
+    });
+    if let Some(previous) = previous_started_by {
+        payload["started_by"] = json!(run.started_by);
+        payload["previous_started_by"] = json!(previous);
+    }
+    events::append(c, kind, &format!("pipeline_run:{}", run.id), None, payload)
 }
 
 pub fn create_run_at(
@@ -303,7 +313,21 @@ pub fn set_run_status_at(
     // The row lock orders this change against concurrent status changes and
     // against enqueues into the run, which take a share lock on it.
     let lock = pg_only(c, " FOR UPDATE");
-    let mut run = get_run_locked(c, id, lock)?;
+    let run = get_run_locked(c, id, lock)?;
+    change_status(c, run, status, None, now)
+}
+
+/// Moves a run (read under its row lock) to `status`; with `acting_for`,
+/// the run acts for that user from now on, and a change of user is in
+/// the event.
+fn change_status(
+    c: &mut dyn Conn,
+    mut run: PipelineRun,
+    status: PipelineRunStatus,
+    acting_for: Option<&str>,
+    now: i64,
+) -> Result<PipelineRun, StoreError> {
+    let id = run.id.clone();
     let from = run.status;
     if from == status {
         return Ok(run);
@@ -318,14 +342,24 @@ pub fn set_run_status_at(
     }
     c.exec(
         "UPDATE pipeline_runs SET status = ?, updated_time = ? WHERE id = ?",
-        &[status.as_str().into(), now.into(), id.into()],
+        &[status.as_str().into(), now.into(), id.as_str().into()],
     )?;
     if status == PipelineRunStatus::Cancelled {
-        cancel_tasks(c, id, now)?;
+        cancel_tasks(c, &id, now)?;
+    }
+    let mut previous = None;
+    if let Some(user) = acting_for
+        && run.started_by.as_deref() != Some(user)
+    {
+        c.exec(
+            "UPDATE pipeline_runs SET started_by = ? WHERE id = ?",
+            &[user.into(), id.as_str().into()],
+        )?;
+        previous = Some(run.started_by.replace(user.to_string()));
     }
     run.status = status;
     run.updated_time = now;
-    run_event(c, &run, status.event_kind(from))?;
+    run_event_with(c, &run, status.event_kind(from), previous)?;
     Ok(run)
 }
 
@@ -630,6 +664,7 @@ pub fn resume_run_at(
     c: &mut dyn Conn,
     id: &str,
     steps: &[(String, String)],
+    acting_for: Option<&str>,
     now: i64,
 ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
     let lock = pg_only(c, " FOR UPDATE");
@@ -666,7 +701,7 @@ pub fn resume_run_at(
         ))
         .into());
     }
-    let run = set_run_status_at(c, id, PipelineRunStatus::Running, now)?;
+    let run = change_status(c, run, PipelineRunStatus::Running, acting_for, now)?;
     let tasks = steps
         .iter()
         .map(|(step, payload)| enqueue_at(c, id, step, payload, None, now))

@@ -393,7 +393,9 @@ pub fn set_approval_settings(
     name: &str,
     update: &ApprovalSettingsUpdate,
 ) -> Result<RegisteredModel, StoreError> {
-    let before = get(c, name)?.approval_settings;
+    // Under the row lock a decision's four-eyes check takes too: two
+    // changes of different settings do not undo each other.
+    let before = super::four_eyes::settings_locked(c, name)?;
     let after = ApprovalSettings {
         require_distinct_approver: update
             .require_distinct_approver

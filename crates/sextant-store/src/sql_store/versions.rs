@@ -4,14 +4,16 @@
 use serde_json::json;
 use sextant_core::Error;
 use sextant_core::entities::{Page, Tag};
-use sextant_core::registry::{Approval, ApprovalStatus, ModelVersion, NewModelVersion, Stage};
+use sextant_core::registry::{
+    Approval, ApprovalStatus, FourEyes, ModelVersion, NewModelVersion, Stage,
+};
 use sextant_core::validation;
 
 use super::experiments::page_rest;
 use super::registry::{
     self, DELETED_STAGE, MV_COLUMNS, attach_version_details, check_max_results, live_version,
 };
-use super::{events, logged_models, now_ms, sources};
+use super::{events, four_eyes, logged_models, now_ms, sources};
 use crate::StoreError;
 use crate::backend::{Conn, SqlValue};
 use crate::search_sql::{self, Registry};
@@ -114,8 +116,17 @@ fn record_on_logged_model(
     logged_models::set_tags(c, model_id, &[Tag::new(MODEL_VERSIONS_TAG, value)])
 }
 
+/// Held to four-eyes, the registrant's decision is checked first, in this
+/// transaction ([`four_eyes`]).
 pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, StoreError> {
     let name = new.name.as_str();
+    if new.four_eyes == FourEyes::Held
+        && let Some(a) = &new.approval
+    {
+        let settings = four_eyes::settings_locked(c, name)?;
+        let user = a.actor.as_deref().unwrap_or_default();
+        four_eyes::check_registration(settings, user, name, a.status)?;
+    }
     validation::validate_model_name(name)?;
     for t in &new.tags {
         validation::validate_model_version_tag(&t.key, &t.value)?;
@@ -451,13 +462,21 @@ pub fn latest(
 
 /// Records a decision. A version already approved or rejected keeps that
 /// decision unless `force`; the events feed keeps every decision made.
+/// Held to four-eyes, the check runs in this transaction ([`four_eyes`]).
 pub fn set_approval(
     c: &mut dyn Conn,
     name: &str,
     version: i64,
     approval: &Approval,
     force: bool,
+    held: FourEyes,
 ) -> Result<ModelVersion, StoreError> {
+    if held == FourEyes::Held {
+        let settings = four_eyes::settings_locked(c, name)?;
+        let v = get(c, name, version)?;
+        let user = approval.actor.as_deref().unwrap_or_default();
+        four_eyes::check_decision(c, settings, user, &v, approval.status)?;
+    }
     let v = live_version(c, name, version)?;
     if v.approval.status != ApprovalStatus::Pending && !force {
         let by = v

@@ -21,7 +21,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("sqlite:///{}", dir.path().join("t.db").display());
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
         Fixture {
             store,
@@ -44,7 +44,7 @@ impl Fixture {
             .unwrap();
         let uri = with_database(&admin, &name);
         let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         let store = sextant_store::open(&uri, ROOT).unwrap();
         Fixture {
             store,

@@ -92,7 +92,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
     if args.client.json {
         bail!("`pipelines logs` prints the logs as they are; --json is not supported");
     }
-    let client = Client::new(&args.client.server)?;
+    let client = Client::new(&args.client)?;
     let steps = match &args.step {
         Some(s) => vec![s.clone()],
         None => {

@@ -69,6 +69,7 @@ fn schemas_json() -> Value {
                 "status": { "type": "integer" },
                 "request_id": text,
                 "count": { "type": "integer", "minimum": 1, "description": "Requests the row stands for (anonymous denials of one source and minute)" },
+                "action": { "type": ["string", "null"], "description": "What the row records beyond its request: `login`, `logout`, `token.create`, `token.revoke`, `user.create`, `user.password`, `user.admin`, `user.delete`, `permission.grant`, `permission.revoke`, `role.create`, `role.update`, `role.delete`, `role.permission.add`, `role.permission.update`, `role.permission.remove`, `role.assign`, `role.unassign`; `resource` then names what it acted on. Null for a plain request" },
                 "prev_hash": { "type": ["string", "null"], "description": "Hex SHA-256 of the row before; null until sealed" },
                 "hash": { "type": ["string", "null"], "description": "Hex SHA-256(prev_hash ‖ canonical JSON of the row); null until sealed" }
             }

@@ -71,14 +71,15 @@ fn schemas_json() -> Value {
             }
         },
         "Token": {
-            "type": "object", "required": ["id", "name", "scopes", "created_time", "expires_time", "revoked_time"],
+            "type": "object", "required": ["id", "name", "scopes", "created_time", "expires_time", "revoked_time", "last_used_time"],
             "properties": {
                 "id": { "type": "integer" },
                 "name": { "type": "string" },
                 "scopes": { "type": "array", "items": { "type": "string" } },
                 "created_time": epoch_ms("Creation time"),
                 "expires_time": { "type": ["integer", "null"], "description": "When it stops working, milliseconds since the Unix epoch; null: never" },
-                "revoked_time": { "type": ["integer", "null"], "description": "When it was revoked, milliseconds since the Unix epoch" }
+                "revoked_time": { "type": ["integer", "null"], "description": "When it was revoked, milliseconds since the Unix epoch" },
+                "last_used_time": { "type": ["integer", "null"], "description": "When it last authenticated a request, to within a minute (recorded at most once a minute per token); null if never used" }
             }
         },
         "NewToken": {

@@ -88,10 +88,11 @@ impl<B: Backend> ClockedStore for SqlStore<B> {
         &self,
         id: &str,
         steps: &[(String, String)],
+        acting_for: Option<&str>,
         now_ms: i64,
     ) -> Result<(PipelineRun, Vec<Task>), StoreError> {
         self.db
-            .write(|c| pipelines::resume_run_at(c, id, steps, now_ms))
+            .write(|c| pipelines::resume_run_at(c, id, steps, acting_for, now_ms))
     }
     fn put_endpoint_at(
         &self,
