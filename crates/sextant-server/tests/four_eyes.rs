@@ -511,48 +511,12 @@ fn trainer(name: &str, model: &str) -> String {
     )
 }
 
-/// `who` applies and runs pipeline `name`; answers the finished run's detail.
+/// `who` applies and runs pipeline `name`, which succeeds; answers the
+/// finished run's detail.
 async fn run_pipeline(s: &Server, who: (&str, &str), name: &str, model: &str) -> Value {
-    let a = as_user(
-        &s.app,
-        who,
-        "PUT",
-        &format!("/api/v1/pipelines/{name}"),
-        Some(&trainer(name, model)),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    let run = expect(
-        &s.app,
-        who,
-        "POST",
-        &format!("/api/v1/pipelines/{name}/runs"),
-        json!({}),
-        StatusCode::CREATED,
-    )
-    .await;
-    assert_eq!(run["started_by"], who.0, "{run}");
-    let id = run["id"].as_str().unwrap().to_string();
-    let store = s.store.clone();
-    let done = eventually(MINUTE, "the pipeline run to end", || {
-        let (store, id) = (store.clone(), id.clone());
-        async move {
-            let r = store.get_pipeline_run(&id).unwrap();
-            r.status.is_terminal().then_some(r)
-        }
-    })
-    .await;
-    let detail = expect(
-        &s.app,
-        who,
-        "GET",
-        &format!("/api/v1/pipeline-runs/{id}"),
-        json!({}),
-        StatusCode::OK,
-    )
-    .await;
+    let (_, status, detail) = run_to_end(s, who, name, model).await;
     assert_eq!(
-        done.status,
+        status,
         PipelineRunStatus::Succeeded,
         "a withheld approval fails nothing: {detail}"
     );
@@ -696,8 +660,9 @@ async fn grant_pipeline(app: &Router, user: &str, name: &str, level: &str) {
     .await;
 }
 
-/// Waits for pipeline run `id` to end; answers its status and detail.
-async fn ended(s: &Server, id: &str) -> (PipelineRunStatus, Value) {
+/// Waits for pipeline run `id` to end; answers its status and its detail
+/// as `reader` reads it.
+async fn ended(s: &Server, reader: (&str, &str), id: &str) -> (PipelineRunStatus, Value) {
     let store = s.store.clone();
     let done = eventually(MINUTE, "the pipeline run to end", || {
         let (store, id) = (store.clone(), id.to_string());
@@ -709,7 +674,7 @@ async fn ended(s: &Server, id: &str) -> (PipelineRunStatus, Value) {
     .await;
     let detail = expect(
         &s.app,
-        ADMIN,
+        reader,
         "GET",
         &format!("/api/v1/pipeline-runs/{id}"),
         json!({}),
@@ -719,8 +684,9 @@ async fn ended(s: &Server, id: &str) -> (PipelineRunStatus, Value) {
     (done.status, detail)
 }
 
-/// `who` applies and starts pipeline `name` registering into `model`;
-/// answers the run's id once it ended, with its status and detail.
+/// `who` applies and starts pipeline `name` registering into `model`, the
+/// run acting for `who`; answers the run's id once it ended, with its
+/// status and its detail as `who` reads it.
 async fn run_to_end(
     s: &Server,
     who: (&str, &str),
@@ -745,8 +711,9 @@ async fn run_to_end(
         StatusCode::CREATED,
     )
     .await;
+    assert_eq!(run["started_by"], who.0, "{run}");
     let id = run["id"].as_str().unwrap().to_string();
-    let (status, detail) = ended(s, &id).await;
+    let (status, detail) = ended(s, who, &id).await;
     (id, status, detail)
 }
 
@@ -812,7 +779,7 @@ async fn a_register_step_registers_on_its_runs_users_rights() {
         (&json!("bob"), &json!("alice")),
         "{payload}"
     );
-    let (status, detail) = ended(&s, &id).await;
+    let (status, detail) = ended(&s, ADMIN, &id).await;
     assert_eq!(status, PipelineRunStatus::Failed, "{detail}");
     let error = register_error(&detail);
     assert!(
@@ -833,7 +800,7 @@ async fn a_register_step_registers_on_its_runs_users_rights() {
     )
     .await;
     assert_eq!(retried["started_by"], "alice");
-    let (status, detail) = ended(&s, &id).await;
+    let (status, detail) = ended(&s, ADMIN, &id).await;
     assert_eq!(status, PipelineRunStatus::Succeeded, "{detail}");
     let v = s.store.get_model_version("churn", 1).unwrap();
     assert_eq!(v.user_id.as_deref(), Some("alice"));
