@@ -429,9 +429,10 @@ async fn under_no_permissions_only_grants_open_a_resource() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["visible-model"], "{}", a.text);
-    // Native listings, not filtered yet, are refused under NO_PERMISSIONS.
-    let a = as_user(&s.app, carol, "GET", "/api/v1/endpoints", None).await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Native listings are filtered the same way.
+    let a = as_user(&s.app, carol, "GET", "/api/v1/models", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(names_in(&a, "models", "name"), vec!["visible-model"]);
     let a = as_user(
         &s.app,
         carol,
@@ -446,6 +447,109 @@ async fn under_no_permissions_only_grants_open_a_resource() {
         "{}",
         a.text
     );
+}
+
+/// The values of `field` in the rows of the answer's list `key`.
+fn names_in(a: &Answer, key: &str, field: &str) -> Vec<String> {
+    let mut out: Vec<String> = a.json[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {}", a.text))
+        .iter()
+        .map(|row| row[field].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_listings_and_the_events_feed_show_only_readable_rows() {
+    let s = server(Permission::NoPermissions);
+    create_user(&s.app, "erin", "erin-password-1").await;
+    let erin = ("erin", "erin-password-1");
+    for name in ["open", "closed"] {
+        let spec = format!("name: {name}\nsteps:\n  a:\n    run: \"true\"\n");
+        let path = format!("/api/v1/pipelines/{name}");
+        let a = as_user(&s.app, ADMIN, "PUT", &path, Some(&spec)).await;
+        assert_eq!(a.json["result"], "created", "{}", a.text);
+        let a = as_user(&s.app, ADMIN, "POST", &format!("{path}/runs"), Some("{}")).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        let body = format!(r#"{{"name":"{name}-model"}}"#);
+        let a = as_user(
+            &s.app,
+            ADMIN,
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            Some(&body),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    for (kind, id) in [("pipeline", "open"), ("registered_model", "open-model")] {
+        let grant = format!(
+            r#"{{"username":"erin","resource_type":"{kind}","resource_id":"{id}","permission":"READ"}}"#
+        );
+        let a = as_user(
+            &s.app,
+            ADMIN,
+            "POST",
+            "/api/3.0/mlflow/users/permissions/grant",
+            Some(&grant),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+
+    let list = async |who: (&str, &str), path: &str| {
+        let a = as_user(&s.app, who, "GET", path, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
+        a
+    };
+    let a = list(erin, "/api/v1/pipelines").await;
+    assert_eq!(names_in(&a, "pipelines", "name"), vec!["open"]);
+    let a = list(erin, "/api/v1/pipeline-runs").await;
+    assert_eq!(names_in(&a, "runs", "pipeline"), vec!["open"]);
+    let a = list(erin, "/api/v1/pipeline-runs?pipeline=closed").await;
+    assert!(names_in(&a, "runs", "pipeline").is_empty(), "{}", a.text);
+    let a = list(erin, "/api/v1/models").await;
+    assert_eq!(names_in(&a, "models", "name"), vec!["open-model"]);
+    for path in ["/api/v1/endpoints", "/api/v1/monitors"] {
+        let a = list(erin, path).await;
+        let key = path.rsplit('/').next().unwrap();
+        assert!(names_in(&a, key, "name").is_empty(), "{}", a.text);
+    }
+    // The feed: what she may read, by subject, and nothing of the rest.
+    let a = list(erin, "/api/v1/events?limit=1000").await;
+    let subjects = names_in(&a, "events", "subject");
+    assert!(
+        subjects.contains(&"pipeline:open".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"registered_model:open-model".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.starts_with("pipeline_run:")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().all(|s| !s.contains("closed")),
+        "{subjects:?}"
+    );
+    // The admin sees both.
+    let all = list(ADMIN, "/api/v1/events?limit=1000").await;
+    let all = names_in(&all, "events", "subject");
+    assert_eq!(
+        all.iter()
+            .filter(|s| s.starts_with("pipeline_run:"))
+            .count(),
+        2,
+        "{all:?}"
+    );
+    assert!(all.contains(&"pipeline:closed".to_string()), "{all:?}");
+    let a = list(ADMIN, "/api/v1/pipelines").await;
+    assert_eq!(names_in(&a, "pipelines", "name"), vec!["closed", "open"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

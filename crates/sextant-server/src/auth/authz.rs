@@ -131,8 +131,9 @@ enum Verdict {
     Invalid(String),
 }
 
-/// The MLflow searches whose answers are filtered per row, as MLflow's
-/// after-request handlers filter them.
+/// The listings whose answers are filtered per row: MLflow's searches, as
+/// MLflow's after-request handlers filter them, and the native API's
+/// listings of Sextant's own resources, filtered the same way.
 #[derive(Debug, Clone, Copy)]
 enum Search {
     Experiments,
@@ -140,6 +141,13 @@ enum Search {
     LoggedModels,
     RegisteredModels,
     ModelVersions,
+    /// `GET /api/v1/models`.
+    Models,
+    Pipelines,
+    PipelineRuns,
+    Endpoints,
+    Monitors,
+    Events,
 }
 
 impl Search {
@@ -151,6 +159,12 @@ impl Search {
             Search::LoggedModels => "models",
             Search::RegisteredModels => "registered_models",
             Search::ModelVersions => "model_versions",
+            Search::Models => "models",
+            Search::Pipelines => "pipelines",
+            Search::PipelineRuns => "runs",
+            Search::Endpoints => "endpoints",
+            Search::Monitors => "monitors",
+            Search::Events => "events",
         }
     }
 
@@ -171,15 +185,66 @@ impl Search {
                 })
             }
             Search::RegisteredModels | Search::ModelVersions => {
-                let versions_ok = matches!(self, Search::RegisteredModels)
-                    || grants.explicit("registered_model_version", "*") != Some(Permission::Deny);
-                versions_ok
-                    && row
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| grants.level("registered_model", n).can_read())
+                let versions_ok =
+                    matches!(self, Search::RegisteredModels) || versions_readable(grants);
+                versions_ok && named(row, "name", |n| grants.level("registered_model", n))
             }
+            Search::Models => named(row, "name", |n| grants.level("registered_model", n)),
+            Search::Pipelines => named(row, "name", |n| grants.level("pipeline", n)),
+            Search::PipelineRuns => named(row, "pipeline", |n| grants.level("pipeline", n)),
+            Search::Endpoints => named(row, "name", |n| grants.level("endpoint", n)),
+            Search::Monitors => named(row, "name", |n| grants.level("monitor", n)),
+            Search::Events => event_readable(grants, row),
         }
+    }
+}
+
+/// Whether the row's `field` names a resource the caller may read.
+fn named(row: &Value, field: &str, level: impl Fn(&str) -> Permission) -> bool {
+    row.get(field)
+        .and_then(Value::as_str)
+        .is_some_and(|n| level(n).can_read())
+}
+
+fn versions_readable(grants: &Grants) -> bool {
+    grants.explicit("registered_model_version", "*") != Some(Permission::Deny)
+}
+
+/// Whether the caller may read the resource an event names (its `subject`,
+/// `<type>:<id>`, with the run's experiment or the pipeline run's pipeline
+/// in its payload): the events feed shows what the caller could read
+/// directly. Events of any other subject (an import) are for admins.
+fn event_readable(grants: &Grants, row: &Value) -> bool {
+    let Some((kind, id)) = row
+        .get("subject")
+        .and_then(Value::as_str)
+        .and_then(|s| s.split_once(':'))
+    else {
+        return false;
+    };
+    let payload = |field: &str| text(&row.get("payload").and_then(|p| p.get(field)).cloned());
+    let experiment = |tier: &str| {
+        payload("experiment_id").is_some_and(|e| {
+            grants.level("experiment", &e).can_read()
+                && grants.tier(tier, "experiment", &e).can_read()
+        })
+    };
+    match kind {
+        "experiment" => grants.level("experiment", id).can_read(),
+        "run" => experiment("run"),
+        "logged_model" => experiment("logged_model"),
+        "registered_model" => grants.level("registered_model", id).can_read(),
+        "model_version" => {
+            versions_readable(grants)
+                && id
+                    .rsplit_once('/')
+                    .is_some_and(|(name, _)| grants.level("registered_model", name).can_read())
+        }
+        "pipeline" | "endpoint" | "monitor" => grants.level(kind, id).can_read(),
+        "pipeline_run" => {
+            payload("pipeline").is_some_and(|n| grants.level("pipeline", &n).can_read())
+        }
+        _ => grants.manages_workspace(),
     }
 }
 
@@ -334,19 +399,6 @@ fn missing(name: &str) -> Verdict {
     Verdict::Invalid(format!("Missing value for required parameter '{name}'."))
 }
 
-/// The native API's listings (pipelines, endpoints, monitors, models,
-/// events): served when every user may read every ungranted resource
-/// (`default_permission` READ or above, as shipped), and otherwise refused
-/// to non-admins rather than list what the caller may not see (MLflow's
-/// searches are filtered per row instead: [`Search`]).
-fn listing(grants: &Grants) -> Verdict {
-    if grants.default.can_read() || grants.manages_workspace() {
-        Verdict::Allow
-    } else {
-        Verdict::Deny("listing needs default_permission READ or an admin")
-    }
-}
-
 async fn decide(
     st: &Authn,
     p: &Principal,
@@ -466,7 +518,7 @@ async fn decide(
             } else if tail == "model-versions/search" {
                 Verdict::AllowFiltered(Search::ModelVersions)
             } else if route.path == "/api/v1/models" {
-                listing(&grants)
+                Verdict::AllowFiltered(Search::Models)
             } else if let Some(name) = name {
                 if cap == Capability::Create {
                     verdict(grants.may_create("registered_model", &name)).and_then(|| {
@@ -509,9 +561,17 @@ async fn decide(
                 (Resource::Monitor, None, Some(id)) => monitor_of_run(st, id).await?,
                 _ => None,
             };
+            let listing = match route.path.as_str() {
+                "/api/v1/pipelines" => Some(Search::Pipelines),
+                "/api/v1/endpoints" => Some(Search::Endpoints),
+                "/api/v1/monitors" => Some(Search::Monitors),
+                _ => None,
+            };
             match name {
-                None if r.method == Method::GET && r.param("id").is_none() => listing(&grants),
-                None => Verdict::Deny("no such resource"),
+                None => match listing {
+                    Some(search) if r.method == Method::GET => Verdict::AllowFiltered(search),
+                    _ => Verdict::Deny("no such resource"),
+                },
                 // A gateway's reports: its token's scope was checked above.
                 Some(name) if cap == Capability::Work => verdict(
                     p.scopes.iter().any(|s| s == "gateway")
@@ -534,7 +594,10 @@ async fn decide(
             }
         }
         Resource::PipelineRun => match r.param("id") {
-            None => listing(&grants),
+            None if route.path == "/api/v1/pipeline-runs" => {
+                Verdict::AllowFiltered(Search::PipelineRuns)
+            }
+            None => Verdict::Deny("no such pipeline run"),
             Some(id) => match pipeline_of_run(st, id).await? {
                 None => Verdict::Deny("no such pipeline run"),
                 Some(name) => verdict(allows(cap, grants.level("pipeline", &name))),
@@ -547,7 +610,7 @@ async fn decide(
         Resource::Task => verdict(
             p.scopes.iter().any(|s| s == "worker") && grants.level("pipeline", "*").can_update(),
         ),
-        Resource::Event => listing(&grants),
+        Resource::Event => Verdict::AllowFiltered(Search::Events),
         // The auth API's handlers apply MLflow's per-route rules (self-service,
         // admins) with the principal themselves.
         Resource::User => Verdict::Allow,
