@@ -189,6 +189,21 @@ pub enum FourEyes {
     /// (registered it, or a pipeline run acting for them did) is refused
     /// with [`crate::Error::PermissionDenied`] ([`self_approval`]).
     Held,
+    /// The actor is a pipeline's `register_model:` gate: its decision
+    /// stands only while the model's `allow_pipeline_approval` is on, read
+    /// under the model's row lock in the transaction that registers the
+    /// version. Otherwise the version is registered pending, its comment
+    /// saying why ([`pipeline_approval_off`]).
+    Gate,
+}
+
+/// Why a pipeline's gate did not record `status` on a new version of
+/// model `name`, whose `allow_pipeline_approval` is off.
+pub fn pipeline_approval_off(name: &str, status: ApprovalStatus) -> String {
+    format!(
+        "the version is left pending, not {status}: model '{name}' does not take decisions \
+         from pipelines (allow_pipeline_approval is off); a user with MANAGE on it must decide"
+    )
 }
 
 /// The refusal of `user` approving `what` (a version of model `name`)

@@ -32,6 +32,7 @@ conformance!(
     a_pipeline_runs_user_counts_as_creator,
     approving_at_registration_is_checked_in_its_transaction,
     a_settings_change_waits_for_no_decision_in_flight,
+    a_pipeline_gate_decides_only_while_the_model_allows_it,
 );
 
 fn new_run(s: &dyn MetaStore, tags: Vec<Tag>) -> String {
@@ -300,4 +301,57 @@ fn a_settings_change_waits_for_no_decision_in_flight(f: &Fixture) {
         s.get_model_version("m", v).unwrap().approval,
         Approval::default()
     );
+}
+
+/// A pipeline gate's decision (`FourEyes::Gate`) is kept while the model
+/// allows pipeline approval, read in the registering transaction; with it
+/// off the version is registered pending, the comment saying why. Held to
+/// nothing else: the gate's actor is no user.
+fn a_pipeline_gate_decides_only_while_the_model_allows_it(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.create_registered_model("m", None, &[]).unwrap();
+    let run = new_run(s, Vec::new());
+    let gate = |status| NewModelVersion {
+        name: "m".into(),
+        source: format!("runs:/{run}/model"),
+        user_id: Some("ada".into()),
+        approval: Some(decision(status, "pipeline:trainer")),
+        four_eyes: FourEyes::Gate,
+        ..NewModelVersion::default()
+    };
+    let v = s
+        .create_model_version(&gate(ApprovalStatus::Approved))
+        .unwrap();
+    assert_eq!(v.approval.status, ApprovalStatus::Approved);
+    assert_eq!(v.approval.actor.as_deref(), Some("pipeline:trainer"));
+    s.set_registered_model_approval_settings(
+        "m",
+        &ApprovalSettingsUpdate {
+            require_distinct_approver: None,
+            allow_pipeline_approval: Some(false),
+        },
+    )
+    .unwrap();
+    for status in [ApprovalStatus::Approved, ApprovalStatus::Rejected] {
+        let v = s.create_model_version(&gate(status)).unwrap();
+        let stored = s.get_model_version("m", v.version).unwrap();
+        assert_eq!(stored.approval.status, ApprovalStatus::Pending);
+        assert_eq!(stored.approval.actor, None);
+        assert_eq!(
+            stored.approval.comment.as_deref(),
+            Some(
+                format!(
+                    "the version is left pending, not {status}: model 'm' does not take \
+                     decisions from pipelines (allow_pipeline_approval is off); a user with \
+                     MANAGE on it must decide"
+                )
+                .as_str()
+            )
+        );
+    }
+    // A pending registration is untouched.
+    let v = s
+        .create_model_version(&gate(ApprovalStatus::Pending))
+        .unwrap();
+    assert_eq!(v.approval.status, ApprovalStatus::Pending);
 }

@@ -15,9 +15,7 @@
 use std::path::Path;
 
 use sextant_core::entities::Tag;
-use sextant_core::registry::{
-    Approval, ApprovalSettings, ApprovalStatus, FourEyes, NewModelVersion,
-};
+use sextant_core::registry::{Approval, ApprovalStatus, FourEyes, NewModelVersion};
 use sextant_pipelines::spec;
 use sextant_store::{MetaStore, StoreError};
 
@@ -89,8 +87,10 @@ impl Orchestrator {
                 time: None,
                 comment: Some("registered by a pipeline".to_string()),
             }),
-            // The gate decides by its own rules (`withheld`), not four-eyes.
-            four_eyes: FourEyes::Off,
+            // The gate decides by its own rules, not four-eyes: the model's
+            // `allow_pipeline_approval`, which the store reads in the
+            // registering transaction, and its applier's rights (`withheld`).
+            four_eyes: FourEyes::Gate,
         };
         let (model, pipeline, creator, run) = (
             name.to_string(),
@@ -118,20 +118,16 @@ impl Orchestrator {
                 {
                     return Ok(Err(refusal));
                 }
-                let settings = match existing {
-                    Some(m) => m.approval_settings,
-                    None => {
-                        let m = s.create_registered_model(&model, None, &[])?;
-                        if let (Some(authz), Some(user)) = (&authz, &creator) {
-                            authz.grant_model_creator(s, user, &model)?;
-                        }
-                        m.approval_settings
+                if existing.is_none() {
+                    s.create_registered_model(&model, None, &[])?;
+                    if let (Some(authz), Some(user)) = (&authz, &creator) {
+                        authz.grant_model_creator(s, user, &model)?;
                     }
-                };
+                }
                 let withheld = match status {
                     ApprovalStatus::Pending => None,
                     ApprovalStatus::Approved | ApprovalStatus::Rejected => {
-                        withheld(s, authz.as_deref(), settings, &pipeline, &model, status)?
+                        withheld(s, authz.as_deref(), &pipeline, &model, status)?
                     }
                 };
                 if let Some(why) = &withheld {
@@ -140,8 +136,18 @@ impl Orchestrator {
                         ..Approval::default()
                     });
                 }
-                let version = s.create_model_version(&new)?.version;
-                Ok(Ok(Registered { version, withheld }))
+                let v = s.create_model_version(&new)?;
+                // The store left the decision out: the model does not take
+                // pipelines' decisions, and the comment says so.
+                let withheld = withheld.or_else(|| {
+                    (status != ApprovalStatus::Pending
+                        && v.approval.status == ApprovalStatus::Pending)
+                        .then(|| v.approval.comment.clone().unwrap_or_default())
+                });
+                Ok(Ok(Registered {
+                    version: v.version,
+                    withheld,
+                }))
             })
             .await?
             .map_err(StepFailure::permanent)?;
@@ -190,24 +196,18 @@ fn refused(
 }
 
 /// Why a pipeline's gate may not record `status` on a new version of
-/// `model`, or `None` when it may: the model must allow pipeline approval
-/// and, with authentication on (`authz`), the user who applied the
-/// pipeline must hold MANAGE on the model.
+/// `model`, or `None` when it may as far as rights go: with authentication
+/// on (`authz`), the user who applied the pipeline must hold MANAGE on the
+/// model. (The model's `allow_pipeline_approval` is the store's to apply,
+/// in the registering transaction: [`FourEyes::Gate`].)
 fn withheld(
     s: &dyn MetaStore,
     authz: Option<&dyn RegistryAuthz>,
-    settings: ApprovalSettings,
     pipeline: &str,
     model: &str,
     status: ApprovalStatus,
 ) -> Result<Option<String>, StoreError> {
     let left = format!("the version is left pending, not {status}");
-    if !settings.allow_pipeline_approval {
-        return Ok(Some(format!(
-            "{left}: model '{model}' does not take decisions from pipelines \
-             (allow_pipeline_approval is off); a user with MANAGE on it must decide"
-        )));
-    }
     let Some(authz) = authz else {
         return Ok(None);
     };

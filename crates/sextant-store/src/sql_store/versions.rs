@@ -5,7 +5,7 @@ use serde_json::json;
 use sextant_core::Error;
 use sextant_core::entities::{Page, Tag};
 use sextant_core::registry::{
-    Approval, ApprovalStatus, FourEyes, ModelVersion, NewModelVersion, Stage,
+    Approval, ApprovalStatus, FourEyes, ModelVersion, NewModelVersion, Stage, pipeline_approval_off,
 };
 use sextant_core::validation;
 
@@ -117,15 +117,28 @@ fn record_on_logged_model(
 }
 
 /// Held to four-eyes, the registrant's decision is checked first, in this
-/// transaction ([`four_eyes`]).
+/// transaction ([`four_eyes`]); a pipeline gate's decision is kept only
+/// while the model allows pipeline approval, read in this transaction too.
 pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, StoreError> {
     let name = new.name.as_str();
-    if new.four_eyes == FourEyes::Held
-        && let Some(a) = &new.approval
-    {
-        let settings = four_eyes::settings_locked(c, name)?;
-        let user = a.actor.as_deref().unwrap_or_default();
-        four_eyes::check_registration(settings, user, name, a.status)?;
+    let mut approval = new.approval.clone().unwrap_or_default();
+    let deciding = approval.status != ApprovalStatus::Pending;
+    match new.four_eyes {
+        FourEyes::Off => {}
+        FourEyes::Held if deciding => {
+            let settings = four_eyes::settings_locked(c, name)?;
+            let user = approval.actor.as_deref().unwrap_or_default();
+            four_eyes::check_registration(settings, user, name, approval.status)?;
+        }
+        FourEyes::Gate if deciding => {
+            if !four_eyes::settings_locked(c, name)?.allow_pipeline_approval {
+                approval = Approval {
+                    comment: Some(pipeline_approval_off(name, approval.status)),
+                    ..Approval::default()
+                };
+            }
+        }
+        FourEyes::Held | FourEyes::Gate => {}
     }
     validation::validate_model_name(name)?;
     for t in &new.tags {
@@ -151,7 +164,6 @@ pub fn create(c: &mut dyn Conn, new: &NewModelVersion) -> Result<ModelVersion, S
         .and_then(|r| r.first())
         .ok_or_else(|| StoreError::Corrupt("no max version".into()))?
         .int()?;
-    let approval = new.approval.clone().unwrap_or_default();
     // Pending is the absence of a decision: nobody decided, at no time.
     let (approval_actor, approval_time) = match approval.status {
         ApprovalStatus::Pending => (None, None),
