@@ -367,8 +367,16 @@ pub trait MetaStore: ClockedStore + Send + Sync {
         webhook_id: &str,
         update: &WebhookUpdate,
     ) -> Result<Webhook, StoreError>;
-    /// Deletes a webhook and cancels its undelivered events.
+    /// Deletes a webhook (dropping its secret) and cancels its undelivered events.
     fn delete_webhook(&self, webhook_id: &str) -> Result<(), StoreError>;
+    /// Replaces a live webhook's stored secret `from` by `to` (re-sealed
+    /// under a new key) unless it changed meanwhile; whether it did.
+    fn reseal_webhook_secret(
+        &self,
+        webhook_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError>;
     /// Live, active webhooks: the subscribers the delivery fan-out matches.
     fn active_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// The id of the last event the webhook fan-out has handled.

@@ -23,7 +23,11 @@ macro_rules! conformance {
     };
 }
 
-conformance!(webhook_lifecycle, outbox_claims_retries_and_logs);
+conformance!(
+    webhook_lifecycle,
+    outbox_claims_retries_and_logs,
+    a_secret_is_resealed_only_if_unchanged,
+);
 
 fn new_hook(name: &str) -> NewWebhook {
     NewWebhook {
@@ -101,6 +105,31 @@ fn webhook_lifecycle(f: &Fixture) {
     ));
     assert!(s.delete_webhook(&b.webhook_id).is_err());
     assert_eq!(s.list_webhooks(10, 0).unwrap().items.len(), 1);
+}
+
+/// `reseal_webhook_secret` swaps the stored secret only while it is the
+/// value read (a rekey never undoes a secret set meanwhile), leaves the
+/// update time alone, and touches no deleted webhook, whose secret
+/// deleting dropped.
+fn a_secret_is_resealed_only_if_unchanged(f: &Fixture) {
+    let s = f.store.as_ref();
+    let a = s.create_webhook(&new_hook("a")).unwrap();
+    let id = a.webhook_id.as_str();
+    assert!(!s.reseal_webhook_secret(id, "stale", "x").unwrap());
+    assert_eq!(s.get_webhook(id).unwrap().secret.as_deref(), Some("s3cret"));
+    assert!(s.reseal_webhook_secret(id, "s3cret", "enc:v1:new").unwrap());
+    let after = s.get_webhook(id).unwrap();
+    assert_eq!(after.secret.as_deref(), Some("enc:v1:new"));
+    assert_eq!(after.last_updated_timestamp, a.last_updated_timestamp);
+    let events = s.last_event_id().unwrap();
+    assert!(
+        s.reseal_webhook_secret(id, "enc:v1:new", "enc:v1:newer")
+            .unwrap()
+    );
+    assert_eq!(s.last_event_id().unwrap(), events, "no event appended");
+    s.delete_webhook(id).unwrap();
+    assert!(!s.reseal_webhook_secret(id, "enc:v1:newer", "y").unwrap());
+    assert!(!s.reseal_webhook_secret(id, "", "y").unwrap());
 }
 
 fn attempt(d: &sextant_core::webhooks::PendingDelivery, n: i64, code: i64) -> DeliveryAttempt {

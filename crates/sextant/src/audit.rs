@@ -80,7 +80,7 @@ pub struct PruneArgs {
 
 /// The store of `args`, as it is: reading the log migrates nothing, and a
 /// missing SQLite file is an error rather than a new empty store.
-fn open(args: &StoreArgs) -> anyhow::Result<Box<dyn MetaStore>> {
+pub(crate) fn open(args: &StoreArgs) -> anyhow::Result<Box<dyn MetaStore>> {
     let uri = match &args.backend_store_uri {
         Some(uri) => uri.clone(),
         None => {

@@ -13,6 +13,7 @@ mod quickstart;
 mod server;
 mod tls;
 mod users;
+mod webhooks;
 mod worker;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -40,6 +41,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Webhooks' stored secrets, managed directly in the store.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Manage the metadata database.
     Db {
@@ -160,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitors { client, command } => monitors::run(client, command),
         Command::Users { command } => users::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Webhooks { command } => webhooks::run(command),
         Command::Db {
             command: DbCommand::Upgrade(args),
         } => {

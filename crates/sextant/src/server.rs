@@ -132,26 +132,63 @@ pub struct WebhookArgs {
     /// Time allowed for one webhook delivery attempt, in seconds.
     #[arg(long, env = "SEXTANT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     webhook_timeout_secs: u64,
+    #[command(flatten)]
+    keys: SecretKeyArgs,
+}
+
+/// The keys webhook secrets are sealed with in the store.
+#[derive(Args)]
+pub struct SecretKeyArgs {
     /// Key that encrypts webhook secrets in the store: 32 random bytes as 64 hex digits or base64 (`openssl rand -base64 32`); without it, webhooks cannot have secrets. Prefer the variable: other local users can read a flag in the process list.
     #[arg(long, env = "SEXTANT_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
+    /// Earlier keys, comma-separated, being retired after a key change: they still decrypt the secrets they encrypted (and encrypt nothing) until `sextant webhooks rekey` has moved every secret to the current key.
+    #[arg(long, env = "SEXTANT_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    previous_secret_keys: Option<String>,
 }
 
-impl WebhookArgs {
-    /// The delivery settings; a malformed secret key is refused here, at start-up.
-    pub fn settings(&self) -> anyhow::Result<WebhookSettings> {
-        let secret_key = match self.secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+impl SecretKeyArgs {
+    /// The current key, if any, and the previous ones; a malformed key is
+    /// refused naming which (never its text).
+    pub fn keys(&self) -> anyhow::Result<(Option<SecretKey>, Vec<SecretKey>)> {
+        let current = match self.secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
             Some(text) => Some(
                 SecretKey::parse(text).map_err(|e| anyhow::anyhow!("SEXTANT_SECRET_KEY: {e}"))?,
             ),
             None => None,
         };
+        let previous = self
+            .previous_secret_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, text)| {
+                SecretKey::parse(text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "SEXTANT_SECRET_KEY_PREVIOUS, key {} of the list: {e}",
+                        i + 1
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((current, previous))
+    }
+}
+
+impl WebhookArgs {
+    /// The delivery settings; a malformed secret key is refused here, at start-up.
+    pub fn settings(&self) -> anyhow::Result<WebhookSettings> {
+        let (secret_key, previous_keys) = self.keys.keys()?;
         Ok(WebhookSettings {
             allow_private: self.webhook_allow_private,
             max_attempts: self.webhook_max_attempts,
             backoff: Duration::from_millis(self.webhook_backoff_ms),
             timeout: Duration::from_secs(self.webhook_timeout_secs.max(1)),
             secret_key,
+            previous_keys,
             ..WebhookSettings::default()
         })
     }

@@ -10,6 +10,7 @@
 
 mod guard;
 mod payload;
+mod rekey;
 mod secret;
 mod send;
 mod worker;
@@ -21,6 +22,7 @@ use reqwest::Url;
 use sextant_core::clock::SharedClock;
 use sextant_store::{CallError, MetaStore, StoreError};
 
+pub use rekey::{Rekeyed, rekey};
 pub use secret::{KeyError, SecretError, SecretKey, is_sealed};
 pub use send::{Outcome, Sender, sign};
 pub use worker::{run_once, spawn};
@@ -124,6 +126,10 @@ pub struct WebhookSettings {
     pub poll_interval: Duration,
     /// Seals secrets at rest; without it, webhooks cannot have secrets.
     pub secret_key: Option<SecretKey>,
+    /// Keys being retired: they still open what they sealed, and seal
+    /// nothing (`SEXTANT_SECRET_KEY_PREVIOUS`; `sextant webhooks rekey`
+    /// moves every secret to the current key).
+    pub previous_keys: Vec<SecretKey>,
 }
 
 impl Default for WebhookSettings {
@@ -136,6 +142,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(10),
             poll_interval: Duration::from_secs(5),
             secret_key: None,
+            previous_keys: Vec::new(),
         }
     }
 }
@@ -183,7 +190,13 @@ impl Webhooks {
     pub fn reveal_secret(&self, stored: Option<&str>) -> Result<Option<String>, SecretError> {
         stored
             .filter(|s| !s.is_empty())
-            .map(|s| secret::reveal(s, self.settings.secret_key.as_ref()))
+            .map(|s| {
+                secret::reveal(
+                    s,
+                    self.settings.secret_key.as_ref(),
+                    &self.settings.previous_keys,
+                )
+            })
             .transpose()
     }
 }

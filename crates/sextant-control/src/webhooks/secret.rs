@@ -3,6 +3,12 @@
 //! `enc:v1:<base64(nonce ‖ ciphertext ‖ tag)>`. A stored value without the
 //! prefix is a plaintext secret written before encryption existed; it keeps
 //! signing deliveries until the webhook's secret is next set.
+//!
+//! Changing the key: start the servers with the new key as
+//! `SEXTANT_SECRET_KEY` and the old one in `SEXTANT_SECRET_KEY_PREVIOUS`
+//! (opened after the current key fails), run `sextant webhooks rekey`,
+//! which seals every stored secret under the current key ([`reseal`]),
+//! then drop the old key.
 
 use std::fmt;
 use std::sync::Arc;
@@ -44,10 +50,10 @@ pub enum SecretError {
         "the webhook's secret is encrypted and this server has no SEXTANT_SECRET_KEY to decrypt it"
     )]
     NoKey,
-    /// The key is not the one the secret was sealed with, or the stored
+    /// No key given is the one the secret was sealed with, or the stored
     /// value was altered.
     #[error(
-        "the webhook's secret cannot be decrypted: SEXTANT_SECRET_KEY is not the key it was encrypted with, or the stored value was altered"
+        "the webhook's secret cannot be decrypted: SEXTANT_SECRET_KEY is not the key it was encrypted with (nor is any key of SEXTANT_SECRET_KEY_PREVIOUS), or the stored value was altered"
     )]
     Undecryptable,
     /// The system's random source failed.
@@ -129,12 +135,49 @@ pub fn is_sealed(stored: &str) -> bool {
 }
 
 /// The secret to sign with, from its stored form: sealed values need the
-/// key; plaintext ones, written before encryption existed, are used as they are.
-pub fn reveal(stored: &str, key: Option<&SecretKey>) -> Result<String, SecretError> {
-    match (stored.strip_prefix(PREFIX), key) {
-        (None, _) => Ok(stored.to_string()),
-        (Some(_), None) => Err(SecretError::NoKey),
-        (Some(sealed), Some(key)) => key.open(sealed),
+/// key they were sealed with, the current one or one of the `previous`
+/// being retired (tried in order); plaintext ones, written before
+/// encryption existed, are used as they are.
+pub fn reveal(
+    stored: &str,
+    current: Option<&SecretKey>,
+    previous: &[SecretKey],
+) -> Result<String, SecretError> {
+    opened(stored, current, previous).map(|(secret, _)| secret)
+}
+
+/// The secret and whether the current key opened it (plaintext: no).
+fn opened(
+    stored: &str,
+    current: Option<&SecretKey>,
+    previous: &[SecretKey],
+) -> Result<(String, bool), SecretError> {
+    let Some(sealed) = stored.strip_prefix(PREFIX) else {
+        return Ok((stored.to_string(), false));
+    };
+    if current.is_none() && previous.is_empty() {
+        return Err(SecretError::NoKey);
+    }
+    if let Some(secret) = current.and_then(|k| k.open(sealed).ok()) {
+        return Ok((secret, true));
+    }
+    previous
+        .iter()
+        .find_map(|k| k.open(sealed).ok())
+        .map(|secret| (secret, false))
+        .ok_or(SecretError::Undecryptable)
+}
+
+/// A stored secret sealed under `current`: `None` when it already is,
+/// else its new stored form (from a previous key, or from plaintext).
+pub fn reseal(
+    stored: &str,
+    current: &SecretKey,
+    previous: &[SecretKey],
+) -> Result<Option<String>, SecretError> {
+    match opened(stored, Some(current), previous)? {
+        (_, true) => Ok(None),
+        (secret, false) => current.seal(&secret).map(Some),
     }
 }
 
@@ -166,8 +209,8 @@ mod tests {
         let b = k.seal("s3cret").unwrap();
         assert!(is_sealed(&a) && !a.contains("s3cret"));
         assert_ne!(a, b, "a fresh nonce per value");
-        assert_eq!(reveal(&a, Some(&k)).unwrap(), "s3cret");
-        assert_eq!(reveal(&b, Some(&k)).unwrap(), "s3cret");
+        assert_eq!(reveal(&a, Some(&k), &[]).unwrap(), "s3cret");
+        assert_eq!(reveal(&b, Some(&k), &[]).unwrap(), "s3cret");
     }
 
     #[test]
@@ -181,7 +224,7 @@ mod tests {
             format!(" {} \n", HEX.to_uppercase()),
         ] {
             let k = SecretKey::parse(&text).unwrap();
-            assert_eq!(reveal(&sealed, Some(&k)).unwrap(), "x", "{text}");
+            assert_eq!(reveal(&sealed, Some(&k), &[]).unwrap(), "x", "{text}");
         }
     }
 
@@ -202,29 +245,69 @@ mod tests {
 
     #[test]
     fn plaintext_from_before_is_used_as_it_is() {
-        assert_eq!(reveal("old-secret", None).unwrap(), "old-secret");
-        assert_eq!(reveal("old-secret", Some(&key())).unwrap(), "old-secret");
+        assert_eq!(reveal("old-secret", None, &[]).unwrap(), "old-secret");
+        assert_eq!(
+            reveal("old-secret", Some(&key()), &[]).unwrap(),
+            "old-secret"
+        );
+    }
+
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_reseal_moves_it_to_the_current_key() {
+        let old = SecretKey::parse(&STANDARD.encode([9u8; 32])).unwrap();
+        let older = SecretKey::parse(&STANDARD.encode([8u8; 32])).unwrap();
+        let new = key();
+        let by_old = old.seal("s3cret").unwrap();
+        let previous = [older.clone(), old.clone()];
+        assert_eq!(reveal(&by_old, Some(&new), &previous).unwrap(), "s3cret");
+        // Only previous keys (the current one not yet set) open it too.
+        assert_eq!(reveal(&by_old, None, &previous).unwrap(), "s3cret");
+        let moved = reseal(&by_old, &new, &previous).unwrap().expect("resealed");
+        assert_eq!(reveal(&moved, Some(&new), &[]).unwrap(), "s3cret");
+        assert!(matches!(
+            reveal(&moved, Some(&old), &[]),
+            Err(SecretError::Undecryptable)
+        ));
+        assert_eq!(
+            reseal(&moved, &new, &previous).unwrap(),
+            None,
+            "already current"
+        );
+        let plain = reseal("legacy", &new, &[]).unwrap().expect("sealed");
+        assert!(is_sealed(&plain));
+        assert_eq!(reveal(&plain, Some(&new), &[]).unwrap(), "legacy");
+        // A key nobody holds any more: refused, named as such.
+        let lost = SecretKey::parse(&STANDARD.encode([7u8; 32]))
+            .unwrap()
+            .seal("x")
+            .unwrap();
+        let e = reseal(&lost, &new, &previous).unwrap_err();
+        assert!(matches!(e, SecretError::Undecryptable), "{e}");
+        assert!(e.to_string().contains("SEXTANT_SECRET_KEY_PREVIOUS"), "{e}");
     }
 
     #[test]
     fn a_wrong_key_missing_key_or_altered_value_does_not_open() {
         let sealed = key().seal("s3cret").unwrap();
         let other = SecretKey::parse(&STANDARD.encode([9u8; 32])).unwrap();
-        assert!(matches!(reveal(&sealed, None), Err(SecretError::NoKey)));
         assert!(matches!(
-            reveal(&sealed, Some(&other)),
+            reveal(&sealed, None, &[]),
+            Err(SecretError::NoKey)
+        ));
+        assert!(matches!(
+            reveal(&sealed, Some(&other), &[]),
             Err(SecretError::Undecryptable)
         ));
         let mut raw = STANDARD.decode(&sealed[PREFIX.len()..]).unwrap();
         *raw.last_mut().unwrap() ^= 1;
         let altered = format!("{PREFIX}{}", STANDARD.encode(raw));
         assert!(matches!(
-            reveal(&altered, Some(&key())),
+            reveal(&altered, Some(&key()), &[]),
             Err(SecretError::Undecryptable)
         ));
         for junk in ["enc:v1:", "enc:v1:!!", "enc:v1:AAAA"] {
             assert!(matches!(
-                reveal(junk, Some(&key())),
+                reveal(junk, Some(&key()), &[]),
                 Err(SecretError::Undecryptable)
             ));
         }

@@ -515,6 +515,15 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     fn delete_webhook(&self, webhook_id: &str) -> Result<(), StoreError> {
         self.db.write(|c| webhooks::delete(c, webhook_id))
     }
+    fn reseal_webhook_secret(
+        &self,
+        webhook_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(|c| webhooks::reseal_secret(c, webhook_id, from, to))
+    }
     fn active_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
         self.db.read(webhooks::active)
     }

@@ -211,12 +211,15 @@ pub fn update(c: &mut dyn Conn, id: &str, u: &WebhookUpdate) -> Result<Webhook, 
     get(c, id)
 }
 
-/// Soft-deletes a webhook and cancels its undelivered events.
+/// Soft-deletes a webhook, dropping its secret (nothing signs with it
+/// again, and no retired key should still open it), and cancels its
+/// undelivered events.
 pub fn delete(c: &mut dyn Conn, id: &str) -> Result<(), StoreError> {
     get(c, id)?;
     let now = now_ms();
     c.exec(
-        "UPDATE webhooks SET deleted_timestamp = ?, last_updated_timestamp = ? WHERE webhook_id = ?",
+        "UPDATE webhooks SET deleted_timestamp = ?, last_updated_timestamp = ?, secret = NULL \
+         WHERE webhook_id = ?",
         &[now.into(), now.into(), id.into()],
     )?;
     c.exec(
@@ -224,6 +227,19 @@ pub fn delete(c: &mut dyn Conn, id: &str) -> Result<(), StoreError> {
         &[id.into()],
     )?;
     Ok(())
+}
+
+/// Replaces a live webhook's stored secret `from` by `to` (the same
+/// secret sealed under another key), unless it changed since it was read:
+/// whether it did. Neither the webhook's update time nor the events feed
+/// moves: what the webhook does is unchanged.
+pub fn reseal_secret(c: &mut dyn Conn, id: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+    let n = c.exec(
+        "UPDATE webhooks SET secret = ? WHERE webhook_id = ? AND secret = ? \
+         AND deleted_timestamp IS NULL",
+        &[to.into(), id.into(), from.into()],
+    )?;
+    Ok(n == 1)
 }
 
 /// The id of the last event the fan-out has handled.
