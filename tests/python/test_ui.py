@@ -290,6 +290,9 @@ def test_pipeline_run_page_draws_the_graph_and_its_steps(seeded, page):
     check(page, "pipeline-run")
     page.goto(f"{seeded.url}/#/pipelines")
     expect(page.get_by_role("link", name=PIPELINE, exact=True)).to_be_visible()
+    # What starts it, as the server read it from the spec.
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=PIPELINE, exact=True))
+    expect(row).to_contain_text("on monitor.violation")
     check(page, "pipelines")
 
 

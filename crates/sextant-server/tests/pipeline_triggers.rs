@@ -84,9 +84,25 @@ async fn approving_a_version_starts_the_listening_pipeline() {
     // Sorted before `deploy`, so it has seen the event once `deploy` reacted.
     let other = "name: audit\non:\n  - event: model_version.approved\n    where: {name: churn}\n\
                  steps:\n  check:\n    run: \"true\"\n";
-    for (name, text) in [("deploy", deploy), ("audit", other)] {
+    let nightly = "name: nightly\nschedule: \"0 3 * * *\"\nsteps:\n  a:\n    run: \"true\"\n  \
+                   b:\n    run: \"true\"\n";
+    for (name, text) in [("deploy", deploy), ("audit", other), ("nightly", nightly)] {
         c.put_pipeline(name, text.into()).await.unwrap();
     }
+    // The listing says what starts each, read from its spec by the server.
+    let listed = c.list_pipelines(10, 0).await.unwrap().items;
+    let starts: Vec<Value> = listed
+        .iter()
+        .map(|p| json!([p["name"], p["steps"], p["schedule"], p["triggers"]]))
+        .collect();
+    assert_eq!(
+        starts,
+        vec![
+            json!(["audit", ["check"], null, ["model_version.approved"]]),
+            json!(["deploy", ["check"], null, ["model_version.approved"]]),
+            json!(["nightly", ["a", "b"], "0 3 * * *", []]),
+        ]
+    );
 
     let approve = Decision {
         status: Approval::Approved,

@@ -8,6 +8,9 @@ import { ActionButton, Empty, ErrorBox, KeyValues, Loaded, Section, Status, Time
 export interface Pipeline {
   name: string;
   spec: string;
+  steps: string[];
+  schedule: string | null;
+  triggers: string[];
   created_time: number;
   updated_time: number;
 }
@@ -54,13 +57,11 @@ const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
 /** Whether a run (`SUCCEEDED`) or step (`succeeded`) status is final. */
 const ended = (status: string) => TERMINAL_STATUSES.has(status.toLowerCase());
 
-/** The `schedule:` and `on:`/`triggers:` lines of a spec, for the listing. */
-function triggers(spec: string): string {
+/** What starts a pipeline, as the server read it from the spec. */
+function triggers(p: Pipeline): string {
   const out: string[] = [];
-  const schedule = spec.match(/^\s*schedule:\s*["']?([^"'\n]+)["']?\s*$/m);
-  if (schedule) out.push(`cron ${schedule[1].trim()}`);
-  const events = [...spec.matchAll(/^\s*-?\s*event:\s*["']?([^"'\n]+)["']?\s*$/gm)].map((m) => m[1].trim());
-  if (events.length) out.push(`on ${events.join(", ")}`);
+  if (p.schedule) out.push(`cron ${p.schedule}`);
+  if (p.triggers.length) out.push(`on ${p.triggers.join(", ")}`);
   return out.join("; ") || "manual";
 }
 
@@ -91,7 +92,7 @@ export function PipelinesPage() {
                     <td>
                       <a href={link("pipelines", p.name)}>{p.name}</a>
                     </td>
-                    <td>{triggers(p.spec)}</td>
+                    <td>{triggers(p)}</td>
                     <td>
                       <Time ms={p.updated_time} />
                     </td>
@@ -174,7 +175,7 @@ export function PipelinePage({ name }: { name: string }) {
           {(p) => (
             <>
               <p>
-                Triggers: {triggers(p.spec)}. Updated <Time ms={p.updated_time} />.
+                Triggers: {triggers(p)}. Updated <Time ms={p.updated_time} />.
               </p>
               <pre class="code" tabIndex={0}>{p.spec}</pre>
             </>

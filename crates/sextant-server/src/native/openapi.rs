@@ -670,10 +670,13 @@ fn operations() -> Value {
                 }
             },
             "Pipeline": {
-                "type": "object", "required": ["name", "spec", "applied_by", "created_time", "updated_time"],
+                "type": "object", "required": ["name", "spec", "applied_by", "steps", "schedule", "triggers", "created_time", "updated_time"],
                 "properties": {
                     "name": { "type": "string" },
                     "spec": { "type": "string", "description": "The pipeline YAML as applied" },
+                    "steps": { "type": "array", "items": { "type": "string" }, "description": "Its steps' names, in file order" },
+                    "schedule": { "type": ["string", "null"], "description": "Its cron schedule (5 fields, UTC), if any" },
+                    "triggers": { "type": "array", "items": { "type": "string" }, "description": "The event kinds that start it (`on:`), in file order" },
                     "applied_by": { "type": ["string", "null"], "description": "With `--auth`: the user who last applied it; scheduled and event-triggered runs act for them, and its gate approves only on their authority" },
                     "created_time": epoch_ms("First applied"),
                     "created_time_rfc3339": rfc3339("First applied"),

@@ -29,6 +29,12 @@ pub struct PipelineBody {
     spec: String,
     /// Who last applied it, with authentication on.
     applied_by: Option<String>,
+    /// Its steps' names, in file order.
+    steps: Vec<String>,
+    /// Its cron schedule (UTC), if any.
+    schedule: Option<String>,
+    /// The event kinds that start it, in file order.
+    triggers: Vec<String>,
     created_time: i64,
     created_time_rfc3339: String,
     updated_time: i64,
@@ -36,9 +42,22 @@ pub struct PipelineBody {
 }
 
 fn pipeline(p: Pipeline) -> PipelineBody {
+    // Validated when it was applied; a spec an older version stored that no
+    // longer loads shows no steps, schedule or triggers.
+    let (steps, schedule, triggers) = match sextant_pipelines::load(&p.name, &p.spec) {
+        Ok(v) => (
+            v.pipeline.steps.iter().map(|s| s.name.value.clone()).collect(),
+            v.pipeline.schedule.map(|s| s.value),
+            v.pipeline.on.iter().map(|t| t.event.value.clone()).collect(),
+        ),
+        Err(_) => (Vec::new(), None, Vec::new()),
+    };
     PipelineBody {
         created_time_rfc3339: rfc3339(p.created_time),
         updated_time_rfc3339: rfc3339(p.updated_time),
+        steps,
+        schedule,
+        triggers,
         name: p.name,
         spec: p.spec,
         applied_by: p.applied_by,
