@@ -509,6 +509,12 @@ fn sample_steps(steps: &[i64], max: usize) -> Vec<i64> {
     out
 }
 
+/// The UI's sampled histories (MLflow's get-history-bulk-interval): for each
+/// run, up to `max_results` of its distinct steps in the range, evenly
+/// spaced with the first and last kept, and every value at those steps.
+/// Each run's rows in the range are read once, in the primary key's order,
+/// and sampled here: a `DISTINCT step … ORDER BY step` would sort them, as
+/// the key orders by time first (0.45 s for 100 runs × 10,000 steps).
 pub fn bulk_interval(
     c: &mut dyn Conn,
     run_ids: &[String],
@@ -520,33 +526,46 @@ pub fn bulk_interval(
     let mut sorted: Vec<&String> = run_ids.iter().collect();
     sorted.sort();
     sorted.dedup();
+    let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
     for run_id in sorted {
         let (rid, _) = load::run_info(c, run_id)?;
-        let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
-        let all: Vec<i64> = c
-            .query(
-                "SELECT DISTINCT step FROM metrics WHERE rid = ? AND key = ? AND step >= ? AND step <= ? ORDER BY step",
-                &[rid.into(), key.into(), lo.into(), hi.into()],
-            )?
-            .into_iter()
+        let rows = c.query(
+            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
+             FROM metrics WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
+            &[rid.into(), key.into(), lo.into(), hi.into()],
+        )?;
+        let mut all: Vec<i64> = rows
+            .iter()
             .map(|r| r.first().map_or(Ok(0), SqlValue::int))
             .collect::<Result<_, _>>()?;
+        all.sort_unstable();
+        all.dedup();
         let picked = sample_steps(&all, max_results as usize);
-        if picked.is_empty() {
-            continue;
-        }
-        let sql = format!(
-            "SELECT {METRIC_COLUMNS} FROM metrics WHERE rid = ? AND key = ? AND step IN ({}) \
-             ORDER BY step, timestamp, is_nan, value",
-            placeholders(picked.len())
-        );
-        let mut args: Vec<SqlValue> = vec![rid.into(), key.into()];
-        args.extend(picked.iter().map(|&s| SqlValue::from(s)));
-        for row in c.query(&sql, &args)? {
-            let mut m = decode_metric(row)?;
+        let mut chosen = Vec::new();
+        for row in rows {
+            let [step, ts, value, is_nan, model, dname, ddigest]: [SqlValue; 7] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short metric row".into()))?;
+            let step = step.int()?;
+            if picked.binary_search(&step).is_err() {
+                continue;
+            }
+            let is_nan = is_nan.int()?;
+            let value = if is_nan == 1 { f64::NAN } else { value.real()? };
+            let mut m = Metric::new(key, value, ts.int()?, step);
+            m.model_id = model.opt_text()?;
+            m.dataset_name = dname.opt_text()?;
+            m.dataset_digest = ddigest.opt_text()?;
             m.run_id = Some(run_id.clone());
-            out.push(m);
+            chosen.push((is_nan, m));
         }
+        // MLflow's order: by step, then time, then value (NaN last).
+        chosen.sort_by(|(an, a), (bn, b)| {
+            (a.step, a.timestamp, *an)
+                .cmp(&(b.step, b.timestamp, *bn))
+                .then(a.value.total_cmp(&b.value))
+        });
+        out.extend(chosen.into_iter().map(|(_, m)| m));
     }
     Ok(out)
 }
