@@ -139,12 +139,12 @@ fn ranges_follow_batches_out_of_order_repeats_nan_and_infinities(f: Fixture) {
     );
 
     // Every key at once, by key; a key the run lacks is left out.
-    let all = s.metric_summaries(&[id.clone()], &[]).unwrap();
+    let all = s.metric_summaries(std::slice::from_ref(&id), &[]).unwrap();
     let keys: Vec<&str> = all.iter().map(|m| m.key.as_str()).collect();
     assert_eq!(keys, ["inf", "loss", "n"]);
     assert_eq!((all[1].step, all[1].timestamp), (31, 70));
     assert!(
-        s.metric_summaries(&[id.clone()], &["absent".into()])
+        s.metric_summaries(std::slice::from_ref(&id), &["absent".into()])
             .unwrap()
             .is_empty()
     );
