@@ -186,6 +186,44 @@ def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, pag
     expect(page.get_by_role("columnheader", name=key)).to_have_attribute("aria-sort", "descending")
 
 
+def test_a_metric_column_shows_and_sorts_by_its_min(seeded, page):
+    """A metric column switched to min shows each run's smallest value and sorts by it on the
+    server (`min(metrics.…)`); the run page shows last, min and max from the server."""
+    exp = api(seeded, "POST", "/api/2.0/mlflow/experiments/create", json={"name": "ui-min-max"})["experiment_id"]
+    # Latest values order these runs spiky > flat > steady; their minimums the other way round.
+    histories = {"steady": [0.5, 0.4, 0.3], "spiky": [0.9, 0.05, 0.8], "flat": [0.2, 0.25, 0.6]}
+    ids = {}
+    for name, values in histories.items():
+        run = api(seeded, "POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": name, "start_time": 1})
+        ids[name] = run["run"]["info"]["run_id"]
+        metrics = [{"key": "loss", "value": v, "timestamp": 1, "step": i} for i, v in enumerate(values)]
+        api(seeded, "POST", "/api/2.0/mlflow/runs/log-batch", json={"run_id": ids[name], "metrics": metrics})
+    page.goto(f"{seeded.url}/#/experiments/{exp}?cols=metrics.loss")
+    names = page.locator("table.runs tbody tr td:nth-child(2)")
+    values = page.locator("table.runs tbody tr td:last-child")
+    header = page.get_by_role("columnheader", name="loss")
+    header.get_by_role("button").click()
+    expect(names).to_have_text(["spiky", "flat", "steady"])
+    expect(values).to_have_text(["0.8", "0.6", "0.3"])
+    # Showing the min re-sorts by it, since the table is sorted by that column.
+    header.get_by_label("value of loss").select_option("min")
+    expect(page).to_have_url(re.compile(r"cols=metrics\.loss(%3A|:)min"))
+    expect(page).to_have_url(re.compile(r"order=min"))
+    expect(names).to_have_text(["steady", "flat", "spiky"])
+    expect(values).to_have_text(["0.3", "0.2", "0.05"])
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    expect(names).to_have_text(["spiky", "flat", "steady"])
+    check(page, "runs-min")
+    # A link reproduces the table.
+    page.reload()
+    expect(names).to_have_text(["spiky", "flat", "steady"])
+    expect(page.get_by_label("value of loss")).to_have_value("min")
+    page.get_by_role("link", name="spiky", exact=True).click()
+    row = section(page, re.compile("^Metrics")).locator("table.grid").get_by_role("row", name=re.compile("loss"))
+    expect(row.get_by_role("cell")).to_have_text(["", "loss", "0.8", "0.05", "0.9", "2"])
+
+
 def test_an_mlflow_run_link_opens_the_run_with_its_params_and_metrics(seeded, page):
     experiments, runs = runs_of(seeded)
     run = max(runs, key=lambda r: len(r["data"].get("metrics", [])) + len(r["data"].get("params", [])))

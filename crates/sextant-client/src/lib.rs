@@ -43,6 +43,7 @@ pub use native::models::{
     Approval, ApprovalSettings, ApprovalSettingsUpdate, Decision, ModelsPage,
 };
 pub use native::pipelines::{LogChunk, LogQuery, OffsetPage, RunRequest};
+pub use native::runs::MetricSummary;
 pub use native::tasks::{Claim, Claimed, Heartbeat};
 pub use registry::NewVersion;
 pub use reqwest::{Method, Url};

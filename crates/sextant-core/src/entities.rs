@@ -158,6 +158,21 @@ pub struct Metric {
     pub run_id: Option<String>,
 }
 
+/// One metric of one run summed up: the latest value (MLflow's choice:
+/// highest step, then time, then value) with its step and time, and the
+/// smallest and largest value ever logged. `min` and `max` skip NaN and are
+/// NaN only when every value is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSummary {
+    pub run_id: String,
+    pub key: String,
+    pub last: f64,
+    pub step: i64,
+    pub timestamp: i64,
+    pub min: f64,
+    pub max: f64,
+}
+
 impl Metric {
     /// A metric without model or dataset scope.
     pub fn new(key: impl Into<String>, value: f64, timestamp: i64, step: i64) -> Self {

@@ -5,17 +5,14 @@
 use proptest::prelude::*;
 use sextant_core::Error;
 use sextant_core::search::{
-    Comparator, Comparison, Entity, Filter, Identifier, OrderBy, SearchKind, Value, parse_filter,
-    parse_order_by, parse_order_by_list,
+    Aggregate, Comparator, Comparison, Entity, Filter, Identifier, OrderBy, SearchKind, Value,
+    parse_filter, parse_order_by, parse_order_by_list,
 };
 
 use SearchKind::{Experiments, LoggedModels, ModelVersions, RegisteredModels, Runs};
 
 fn ident(entity: Entity, key: &str) -> Identifier {
-    Identifier {
-        entity,
-        key: key.into(),
-    }
+    Identifier::new(entity, key)
 }
 
 fn cmp(entity: Entity, key: &str, op: Comparator, value: Value) -> Comparison {
@@ -696,8 +693,134 @@ fn grammar_soup() -> impl Strategy<Value = String> {
         "x y",
         "ASC",
         "DESC",
+        "min(",
+        "MAX(",
+        "avg(",
+        ")",
     ]);
     prop::collection::vec(atoms, 0..24).prop_map(|parts| parts.concat())
+}
+
+fn aggregated(aggregate: Aggregate, key: &str) -> Identifier {
+    Identifier {
+        aggregate,
+        ..ident(Entity::Metric, key)
+    }
+}
+
+/// Sextant's extension of the runs grammar: `min(metrics.k)` and
+/// `max(metrics.k)` wherever `metrics.k` may stand, in any case, with
+/// quoted keys and spaces inside the parentheses.
+#[test]
+fn min_and_max_of_metrics_parse_in_run_searches() {
+    assert_eq!(
+        ok(
+            Runs,
+            "min(metrics.loss) < 0.2 and max( metrics.`my key` ) >= 1 and metrics.acc > 0"
+        ),
+        vec![
+            Comparison {
+                ident: aggregated(Aggregate::Min, "loss"),
+                op: Comparator::Lt,
+                value: Value::Number(0.2),
+            },
+            Comparison {
+                ident: aggregated(Aggregate::Max, "my key"),
+                op: Comparator::Ge,
+                value: Value::Number(1.0),
+            },
+            cmp(Entity::Metric, "acc", Comparator::Gt, Value::Number(0.0)),
+        ]
+    );
+    assert_eq!(
+        parse_order_by(Runs, "MAX(metric.\"a b\") DESC").unwrap(),
+        OrderBy {
+            ident: aggregated(Aggregate::Max, "a b"),
+            ascending: false,
+        }
+    );
+    assert_eq!(
+        parse_order_by(Runs, "min(metrics.loss)")
+            .unwrap()
+            .to_string(),
+        "min(metrics.loss) ASC"
+    );
+    // The latest value and an aggregate of one key are different fields.
+    assert_eq!(
+        parse_order_by_list(Runs, &["metrics.m".into(), "min(metrics.m)".into()])
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_contains(
+        &parse_order_by_list(
+            Runs,
+            &["max(metrics.m)".into(), "MAX(metrics.m) DESC".into()],
+        )
+        .unwrap_err()
+        .to_string(),
+        "duplicate fields: max(metrics.m)",
+    );
+}
+
+#[test]
+fn malformed_aggregates_say_where() {
+    for (input, needle) in [
+        (
+            "avg(metrics.loss) < 1",
+            "Invalid function 'avg' at position 1",
+        ),
+        (
+            "metrics.a > 1 and sum(metrics.b) < 2",
+            "Invalid function 'sum' at position 19",
+        ),
+        (
+            "min(metrics.loss < 1",
+            "Invalid identifier 'min(metrics.loss ' at position 18: expected ')' after 'metrics.loss', found '<'",
+        ),
+        (
+            "min() < 1",
+            "Invalid identifier 'min(' at position 5: expected metrics.<key> inside min(), found ')'",
+        ),
+        ("min(", "found the end"),
+        (
+            "min(min(metrics.a)) < 1",
+            "expected metrics.<key> inside min(), found 'min'",
+        ),
+        (
+            "min(params.lr) = '1'",
+            "Invalid identifier 'min(params.lr)' at position 1: min() takes a metric",
+        ),
+        ("max(run_name) = 'x'", "max() takes a metric"),
+        (
+            "min(metrics.loss) = 'x'",
+            "Expected numeric value type for metric",
+        ),
+        ("min(metrics.loss) LIKE 1", "Invalid comparator"),
+    ] {
+        assert_contains(&err(Runs, input), needle);
+    }
+    for kind in [Experiments, RegisteredModels, ModelVersions, LoggedModels] {
+        assert_contains(
+            &err(kind, "min(metrics.loss) < 1"),
+            "is only allowed in run searches",
+        );
+    }
+    assert_contains(
+        &order_err(Runs, "avg(metrics.loss) DESC"),
+        "Invalid function 'avg'",
+    );
+    assert_contains(&order_err(Runs, "min(metrics.loss DESC"), "expected ')'");
+    assert_contains(&order_err(Runs, "min(params.p)"), "min() takes a metric");
+    assert_contains(
+        &order_err(LoggedModels, "min(metrics.m)"),
+        "only allowed in run searches",
+    );
+    // Not a call: MLflow's own message.
+    assert_contains(
+        &order_err(Runs, "min (metrics.loss)"),
+        "Could not be parsed",
+    );
 }
 
 fn number() -> impl Strategy<Value = f64> {
@@ -721,8 +844,20 @@ fn one_of(ops: &'static [Comparator]) -> impl Strategy<Value = Comparator> {
 /// Clauses that a run search accepts, covering every entity and value type.
 fn run_clause() -> impl Strategy<Value = Comparison> {
     use Comparator::*;
-    let metric = (key(), one_of(&[Eq, Ne, Gt, Ge, Lt, Le]), number())
-        .prop_map(|(k, op, n)| cmp(Entity::Metric, &k, op, Value::Number(n)));
+    let metric = (
+        key(),
+        aggregate(),
+        one_of(&[Eq, Ne, Gt, Ge, Lt, Le]),
+        number(),
+    )
+        .prop_map(|(k, aggregate, op, n)| Comparison {
+            ident: Identifier {
+                aggregate,
+                ..ident(Entity::Metric, &k)
+            },
+            op,
+            value: Value::Number(n),
+        });
     let kv = (
         prop::bool::ANY,
         key(),
@@ -764,6 +899,10 @@ fn run_clause() -> impl Strategy<Value = Comparison> {
     prop_oneof![metric, kv, string_attr, run_ids, times, dataset]
 }
 
+fn aggregate() -> impl Strategy<Value = Aggregate> {
+    prop::sample::select(vec![Aggregate::Last, Aggregate::Min, Aggregate::Max])
+}
+
 fn run_order() -> impl Strategy<Value = OrderBy> {
     let entity = prop::sample::select(vec![Entity::Metric, Entity::Param, Entity::Tag]);
     let attr = prop::sample::select(vec![
@@ -777,6 +916,10 @@ fn run_order() -> impl Strategy<Value = OrderBy> {
     ]);
     prop_oneof![
         (entity, key()).prop_map(|(e, k)| ident(e, &k)),
+        (key(), aggregate()).prop_map(|(k, aggregate)| Identifier {
+            aggregate,
+            ..ident(Entity::Metric, &k)
+        }),
         attr.prop_map(|k| ident(Entity::Attribute, k)),
     ]
     .prop_flat_map(|ident| {

@@ -35,5 +35,5 @@ pub use options::{DEFAULT_QUERY_TIMEOUT, SqliteSynchronous, StoreOptions};
 pub use sql_store::{SqlStore, audit_row_hash, events_appended, open_in_memory};
 pub use store::{
     ExperimentSearch, LoggedModelSearch, MetaStore, ModelVersionSearch, PipelineRunSearch,
-    RegisteredModelSearch, RunKeyKind, RunSearch, open, open_with, upgrade,
+    RegisteredModelSearch, RunKeyKind, RunSearch, open, open_with, upgrade, upgrade_to,
 };

@@ -18,7 +18,25 @@ const MIGRATIONS: &[&str] = &[
     V6_AUDIT_LOG,
     V7_APPROVAL_RULES,
     V8_TOKEN_USE_AND_AUDIT_ACTIONS,
+    V9_METRIC_RANGES,
 ];
+
+/// Version 9: each run's smallest and largest value of each metric, beside
+/// its latest value, so the runs table sorts and filters by them over an
+/// experiment's index as it does by the latest (`min(metrics.loss)`).
+/// NaN is skipped; NULL when every value is NaN. Filled from the history
+/// in one pass over `metrics` (its primary key is ordered by run and key),
+/// then indexed like `latest_metrics_by_value`.
+const V9_METRIC_RANGES: &str = r#"
+ALTER TABLE latest_metrics ADD COLUMN min_value DOUBLE PRECISION;
+ALTER TABLE latest_metrics ADD COLUMN max_value DOUBLE PRECISION;
+UPDATE latest_metrics SET min_value = r.lo, max_value = r.hi
+    FROM (SELECT rid, key, MIN(value) AS lo, MAX(value) AS hi FROM metrics
+          WHERE is_nan = 0 GROUP BY rid, key) AS r
+    WHERE r.rid = latest_metrics.rid AND r.key = latest_metrics.key;
+CREATE INDEX latest_metrics_by_min ON latest_metrics (experiment_id, key, min_value);
+CREATE INDEX latest_metrics_by_max ON latest_metrics (experiment_id, key, max_value)
+"#;
 
 /// Version 8: when each API token was last used (written at most once a
 /// minute per token, so a busy worker's token costs no write per request),
@@ -520,6 +538,17 @@ pub fn apply(
     default_artifact_root: &str,
     now: i64,
 ) -> Result<Vec<u32>, StoreError> {
+    apply_to(conn, default_artifact_root, now, MIGRATIONS.len() as u32)
+}
+
+/// Applies pending migrations up to version `target` (tests of a
+/// migration start from the version before it).
+pub fn apply_to(
+    conn: &mut dyn Conn,
+    default_artifact_root: &str,
+    now: i64,
+    target: u32,
+) -> Result<Vec<u32>, StoreError> {
     let current = current_version(conn)?;
     let latest = MIGRATIONS.len() as u32;
     if current > latest {
@@ -529,7 +558,8 @@ pub fn apply(
         )));
     }
     let mut applied = Vec::new();
-    for (i, ddl) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    let wanted = MIGRATIONS.iter().take(target.min(latest) as usize);
+    for (i, ddl) in wanted.enumerate().skip(current as usize) {
         let version = i as u32 + 1;
         for stmt in render(ddl, conn.dialect()).split(';') {
             if !stmt.trim().is_empty() {

@@ -2,7 +2,7 @@
 //! parameterized SQL. User text only ever travels as a bound parameter.
 
 use sextant_core::Error;
-use sextant_core::search::{Comparator, Comparison, Entity, Filter, OrderBy, Value};
+use sextant_core::search::{Aggregate, Comparator, Comparison, Entity, Filter, OrderBy, Value};
 use sextant_core::validation::IS_PROMPT_TAG_KEY;
 
 use crate::StoreError;
@@ -33,6 +33,37 @@ pub fn sublink_fence(d: Dialect, clauses: usize) -> &'static str {
     match d {
         Dialect::Postgres if clauses > PLANNED_SUBLINKS => " OFFSET 0",
         Dialect::Postgres | Dialect::Sqlite => "",
+    }
+}
+
+/// Where `latest_metrics` keeps a metric's value of one aggregate, and the
+/// conditions (on the unqualified columns) for a number and for NaN.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricColumn {
+    pub value: &'static str,
+    pub number: &'static str,
+    pub nan: &'static str,
+}
+
+/// The columns of an aggregate. The latest value keeps NaN as a flag; a
+/// range is NULL when every value is NaN, which reads as NaN.
+pub fn metric_column(aggregate: Aggregate) -> MetricColumn {
+    match aggregate {
+        Aggregate::Last => MetricColumn {
+            value: "value",
+            number: "is_nan = 0",
+            nan: "is_nan = 1",
+        },
+        Aggregate::Min => MetricColumn {
+            value: "min_value",
+            number: "min_value IS NOT NULL",
+            nan: "min_value IS NULL",
+        },
+        Aggregate::Max => MetricColumn {
+            value: "max_value",
+            number: "max_value IS NOT NULL",
+            nan: "max_value IS NULL",
+        },
     }
 }
 
@@ -199,15 +230,17 @@ pub fn run_filter(d: Dialect, filter: &Filter) -> Result<Fragment, StoreError> {
                 };
                 p.push(c.ident.key.as_str().into());
                 p.push(v.into());
+                let col = metric_column(c.ident.aggregate);
+                let (value, number, nan) = (col.value, col.number, col.nan);
                 // NaN never compares, except that it differs from every number.
                 let cmp = match c.op {
-                    Comparator::Ne => "(m.is_nan = 1 OR m.value != ?)".to_string(),
+                    Comparator::Ne => format!("(m.{nan} OR m.{value} != ?)"),
                     Comparator::Eq
                     | Comparator::Gt
                     | Comparator::Ge
                     | Comparator::Lt
                     | Comparator::Le => {
-                        format!("m.is_nan = 0 AND m.value {} ?", op_sql(c.op))
+                        format!("m.{number} AND m.{value} {} ?", op_sql(c.op))
                     }
                     _ => {
                         return Err(invalid(format!(
@@ -274,9 +307,10 @@ pub fn run_order(order_by: &[OrderBy]) -> Result<Fragment, StoreError> {
                     " LEFT JOIN latest_metrics {alias} ON {alias}.rid = r.rid AND {alias}.key = ?"
                 ));
                 out.params.push(o.ident.key.as_str().into());
+                let col = metric_column(o.ident.aggregate);
                 terms.push(format!("({alias}.rid IS NULL) ASC"));
-                terms.push(format!("{alias}.is_nan ASC"));
-                terms.push(format!("{alias}.value {dir}"));
+                terms.push(format!("({alias}.{}) ASC", col.nan));
+                terms.push(format!("{alias}.{} {dir}", col.value));
             }
             Entity::Param | Entity::Tag => {
                 let table = if o.ident.entity == Entity::Param {
@@ -530,10 +564,7 @@ pub fn registry_order(
             ("version_number", false),
         ]
         .map(|(key, ascending)| OrderBy {
-            ident: sextant_core::search::Identifier {
-                entity: Entity::Attribute,
-                key: key.into(),
-            },
+            ident: sextant_core::search::Identifier::new(Entity::Attribute, key),
             ascending,
         });
         &default_versions[..]

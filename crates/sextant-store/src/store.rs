@@ -183,6 +183,14 @@ pub trait MetaStore: ClockedStore + Send + Sync {
         steps: Option<(i64, i64)>,
         max_results: u64,
     ) -> Result<Vec<Metric>, StoreError>;
+    /// The latest value, step and time and the smallest and largest value
+    /// of `keys` (every key when empty) of each run named, by run id and
+    /// key; a key a run never logged has no entry.
+    fn metric_summaries(
+        &self,
+        run_ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<sextant_core::entities::MetricSummary>, StoreError>;
     /// Searches runs.
     fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError>;
     /// The distinct metric, param or tag keys of an experiment's runs
@@ -499,4 +507,16 @@ pub fn open_with(
 /// several servers may start at once.
 pub fn upgrade(uri: &str, default_artifact_root: &str) -> Result<Vec<u32>, StoreError> {
     crate::sql_store::upgrade(uri, default_artifact_root)
+}
+
+/// Brings the schema to version `target` at most: for tests of a migration,
+/// which start from a store at the version before it. Not for production
+/// use (a store below the latest version does not open).
+#[doc(hidden)]
+pub fn upgrade_to(
+    uri: &str,
+    default_artifact_root: &str,
+    target: u32,
+) -> Result<Vec<u32>, StoreError> {
+    crate::sql_store::upgrade_to(uri, default_artifact_root, target)
 }

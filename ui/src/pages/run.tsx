@@ -1,11 +1,12 @@
 // One run: its facts, params, metrics, tags, inputs, parent and children, the pipeline step
 // that made it, metric charts and its artifacts.
 import { useState } from "preact/hooks";
-import { mlflow, tag, type Metric, type Run } from "../api";
+import { mlflow, tag, v1, type Metric, type Run } from "../api";
 import { Chart, ChartControls, type ChartOptions } from "../chart";
 import { link } from "../router";
 import { KeyValues, Loaded, Section, Status, Time, duration, num, useAsync } from "../ui";
 import { Artifacts } from "./artifacts";
+import type { MetricSummary } from "./runs";
 
 /** A run by its id alone: `#/experiments/<id>/runs/<id>` (MLflow's links) and `#/runs/<id>`. */
 export function RunPage({ runId }: { runId: string }) {
@@ -150,6 +151,14 @@ function Metrics({ run }: { run: Run }) {
   const matching = needle ? metrics.filter((m) => m.key.toLowerCase().includes(needle)) : metrics;
   const [options, setOptions] = useState<ChartOptions>({ x: "step", log: false, smoothing: 0 });
   const [charted, setCharted] = useState<string[]>(() => metrics.slice(0, 6).map((m) => m.key));
+  // Last, min and max of every key from the server, whether charted or not.
+  const summaries = useAsync(
+    async (signal) => {
+      const page = await v1.get<{ summaries: MetricSummary[] }>("runs/metric-summaries", { run_id: run.info.run_id }, signal);
+      return new Map(page.summaries.map((m) => [m.key, m]));
+    },
+    [run.info.run_id],
+  );
   const histories = useAsync(
     async (signal) => {
       const all = await Promise.all(charted.map((k) => history(run.info.run_id, k, signal)));
@@ -190,8 +199,7 @@ function Metrics({ run }: { run: Run }) {
         </thead>
         <tbody>
           {matching.slice(0, SHOWN_METRICS).map((m) => {
-            const h = histories.data?.get(m.key);
-            const values = h?.map((p) => p.value);
+            const range = summaries.data?.get(m.key);
             return (
               <tr key={m.key}>
                 <td>
@@ -204,8 +212,8 @@ function Metrics({ run }: { run: Run }) {
                 </td>
                 <td>{m.key}</td>
                 <td class="num">{num(m.value)}</td>
-                <td class="num">{values?.length ? num(values.reduce((a, b) => Math.min(a, b), Infinity)) : "—"}</td>
-                <td class="num">{values?.length ? num(values.reduce((a, b) => Math.max(a, b), -Infinity)) : "—"}</td>
+                <td class="num">{num(range?.min)}</td>
+                <td class="num">{num(range?.max)}</td>
                 <td class="num">{m.step}</td>
               </tr>
             );

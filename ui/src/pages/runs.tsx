@@ -11,9 +11,13 @@ interface SearchPage {
   next_page_token?: string;
 }
 
-/** A column of the runs table: `metrics.loss`, `params.lr`, `tags.team`. */
-type Column = { kind: "metrics" | "params" | "tags"; key: string };
+/** Which value of a metric a column shows: the latest, or the smallest or largest ever logged. */
+type Agg = "min" | "max";
 
+/** A column of the runs table: `metrics.loss` (with `agg`: its min or max), `params.lr`, `tags.team`. */
+type Column = { kind: "metrics" | "params" | "tags"; key: string; agg?: Agg };
+
+/** `cols=metrics.loss:min,params.lr`: keys are URI-encoded, so a bare `:` only ever starts the aggregate. */
 function parseColumns(s: string | null): Column[] {
   if (!s) return [];
   return s
@@ -21,22 +25,49 @@ function parseColumns(s: string | null): Column[] {
     .filter(Boolean)
     .map((c) => {
       const dot = c.indexOf(".");
-      return { kind: c.slice(0, dot) as Column["kind"], key: decodeURIComponent(c.slice(dot + 1)) };
+      const kind = c.slice(0, dot) as Column["kind"];
+      let rest = c.slice(dot + 1);
+      let agg: Agg | undefined;
+      const colon = rest.lastIndexOf(":");
+      if (colon >= 0) {
+        const a = rest.slice(colon + 1);
+        if (kind === "metrics" && (a === "min" || a === "max")) agg = a;
+        rest = rest.slice(0, colon);
+      }
+      return { kind, key: decodeURIComponent(rest), agg };
     })
     .filter((c) => ["metrics", "params", "tags"].includes(c.kind));
 }
 
 function columnsParam(cols: Column[]): string {
-  return cols.map((c) => `${c.kind}.${encodeURIComponent(c.key)}`).join(",");
+  return cols.map((c) => `${c.kind}.${encodeURIComponent(c.key)}${c.agg ? `:${c.agg}` : ""}`).join(",");
 }
 
-/** `metrics.`loss`` as MLflow's grammar quotes an identifier. */
+/** `metrics.`loss`` as MLflow's grammar quotes an identifier; `min(metrics.`loss`)` for an aggregate
+ * (Sextant's extension of the grammar). */
 function sortKey(c: Column): string {
-  return `${c.kind}.\`${c.key}\``;
+  const ident = `${c.kind}.\`${c.key.replaceAll("`", "``")}\``;
+  return c.agg ? `${c.agg}(${ident})` : ident;
 }
 
-function cell(run: Run, c: Column): string | number | undefined {
-  if (c.kind === "metrics") return run.data.metrics?.find((m) => m.key === c.key)?.value;
+/** One run's metric from `/api/v1/runs/metric-summaries`. */
+export interface MetricSummary {
+  run_id: string;
+  key: string;
+  last: number | string;
+  min: number | string;
+  max: number | string;
+  step: number;
+  timestamp: number;
+}
+
+type Summaries = Map<string, MetricSummary>;
+
+function cell(run: Run, c: Column, summaries: Summaries | undefined): string | number | undefined {
+  if (c.kind === "metrics") {
+    if (c.agg) return summaries?.get(`${run.info.run_id}\u0000${c.key}`)?.[c.agg];
+    return run.data.metrics?.find((m) => m.key === c.key)?.value;
+  }
   const list = c.kind === "params" ? run.data.params : run.data.tags;
   return list?.find((p) => p.key === c.key)?.value;
 }
@@ -60,18 +91,54 @@ export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
     [id, filter, order, page],
   );
 
+  // The min and max of the shown rows' metric columns, in one call for the page.
+  const pageIds = (runs.data?.runs ?? []).map((r) => r.info.run_id);
+  const aggKeys = [...new Set(chosen.filter((c) => c.kind === "metrics" && c.agg).map((c) => c.key))];
+  const summaries = useAsync(
+    async (signal): Promise<Summaries> => {
+      if (!pageIds.length || !aggKeys.length) return new Map();
+      const page = await v1.get<{ summaries: MetricSummary[] }>("runs/metric-summaries", { run_id: pageIds, key: aggKeys }, signal);
+      return new Map(page.summaries.map((m) => [`${m.run_id}\u0000${m.key}`, m]));
+    },
+    [pageIds.join(","), aggKeys.join("\u0000")],
+  );
+
   const setOrder = (c: string) => {
     const desc = order === `${c} DESC`;
     setTokens([]);
     replaceQuery(loc, { order: desc ? `${c} ASC` : `${c} DESC` });
   };
-  const header = (label: string, key: string) => {
+  /** Shows another value of a metric column; a sort on that column follows it. */
+  const setAgg = (c: Column, agg: Agg | undefined) => {
+    const next = { ...c, agg };
+    const cols = columnsParam(chosen.map((x) => (x === c ? next : x)));
+    const old = sortKey(c);
+    const dir = order === `${old} DESC` ? "DESC" : order === `${old} ASC` ? "ASC" : undefined;
+    if (dir) setTokens([]);
+    replaceQuery(loc, dir ? { cols, order: `${sortKey(next)} ${dir}` } : { cols });
+  };
+  const header = (label: string, key: string, column?: Column) => {
     const dir = order === `${key} DESC` ? "descending" : order === `${key} ASC` ? "ascending" : "none";
     return (
-      <th scope="col" aria-sort={dir}>
+      <th scope="col" aria-sort={dir} key={key}>
         <button type="button" class="sort" onClick={() => setOrder(key)} title={`sort by ${label}`}>
           {label} {dir === "descending" ? "▼" : dir === "ascending" ? "▲" : ""}
         </button>
+        {column?.kind === "metrics" && (
+          <select
+            class="agg"
+            aria-label={`value of ${column.key}`}
+            value={column.agg ?? "last"}
+            onChange={(e) => {
+              const v = (e.target as HTMLSelectElement).value;
+              setAgg(column, v === "min" || v === "max" ? v : undefined);
+            }}
+          >
+            <option value="last">last</option>
+            <option value="min">min</option>
+            <option value="max">max</option>
+          </select>
+        )}
       </th>
     );
   };
@@ -126,7 +193,7 @@ export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
                       <th scope="col">Duration</th>
                       {header("Status", "attributes.status")}
                       {header("User", "attributes.user_id")}
-                      {chosen.map((c) => header(`${c.kind === "metrics" ? "" : `${c.kind.slice(0, -1)} `}${c.key}`, sortKey(c)))}
+                      {chosen.map((c) => header(`${c.kind === "metrics" ? "" : `${c.kind.slice(0, -1)} `}${c.key}`, sortKey(c), c))}
                     </tr>
                   </thead>
                   <tbody>
@@ -156,7 +223,7 @@ export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
                         </td>
                         <td>{r.info.user_id || "—"}</td>
                         {chosen.map((c) => {
-                          const v = cell(r, c);
+                          const v = cell(r, c, summaries.data);
                           return (
                             <td key={`${c.kind}.${c.key}`} class={c.kind === "metrics" ? "num" : undefined}>
                               {c.kind === "metrics" ? num(v) : (v ?? "—")}

@@ -5,6 +5,7 @@ pub mod events;
 pub mod models;
 pub mod monitors;
 pub mod pipelines;
+pub mod runs;
 pub mod tasks;
 
 /// The path of `rest` under `/api/v1`.

@@ -24,14 +24,51 @@ pub enum Entity {
     Dataset,
 }
 
+/// Which of a run's values of a metric a clause reads: the latest one
+/// (MLflow's `metrics.loss`), or, in Sextant's extension of the runs
+/// grammar, the smallest or largest ever logged (`min(metrics.loss)`,
+/// `max(metrics.loss)`: not valid MLflow, so no MLflow client sends it).
+/// Both skip NaN; a metric whose every value is NaN has NaN for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    #[default]
+    Last,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    /// The function name as written (`min`, `max`); none for the latest value.
+    pub fn function(self) -> Option<&'static str> {
+        match self {
+            Aggregate::Last => None,
+            Aggregate::Min => Some("min"),
+            Aggregate::Max => Some("max"),
+        }
+    }
+}
+
 /// `entity.key`; attribute keys are canonical (`run name` → `run_name`,
 /// `created` → `start_time`, `source_path` → `source`, logged models'
 /// `creation_time` → `creation_timestamp`, registered models' order_by
-/// `timestamp` → `last_updated_timestamp`).
+/// `timestamp` → `last_updated_timestamp`). `aggregate` is other than
+/// [`Aggregate::Last`] only for metrics of a run search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identifier {
     pub entity: Entity,
     pub key: String,
+    pub aggregate: Aggregate,
+}
+
+impl Identifier {
+    /// An identifier reading the latest value (no aggregate).
+    pub fn new(entity: Entity, key: impl Into<String>) -> Self {
+        Identifier {
+            entity,
+            key: key.into(),
+            aggregate: Aggregate::Last,
+        }
+    }
 }
 
 /// A comparison operator.
@@ -168,6 +205,10 @@ impl fmt::Display for Comparator {
 
 impl fmt::Display for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(function) = self.aggregate.function() {
+            let plain = Identifier::new(self.entity, self.key.clone());
+            return write!(f, "{function}({plain})");
+        }
         match self.entity.prefix() {
             Some(prefix) => {
                 write!(f, "{prefix}.")?;

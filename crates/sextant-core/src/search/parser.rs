@@ -12,7 +12,7 @@
 //! any other backslash is kept as is (Windows paths read naturally). Keys
 //! may also be quoted with backticks, where only a doubled backtick escapes.
 
-use super::ast::{Comparator, Filter, Identifier, OrderBy, SearchKind, is_word_char};
+use super::ast::{Aggregate, Comparator, Filter, Identifier, OrderBy, SearchKind, is_word_char};
 use super::rules::{Ctx, check_clause, resolve};
 use crate::Error;
 
@@ -91,7 +91,12 @@ pub fn parse_order_by(kind: SearchKind, input: &str) -> Result<OrderBy, Error> {
     if cur.eof() {
         return Err(unparsable());
     }
-    let raw = cur.ident().map_err(|_| unparsable())?;
+    // A malformed `min(…)` says what is wrong with it; other identifiers
+    // keep MLflow's message.
+    let call = cur.at_call();
+    let raw = cur
+        .ident()
+        .map_err(|e| if call { e } else { unparsable() })?;
     cur.skip_ws();
     let mut ascending = true;
     if !cur.eof() {
@@ -143,11 +148,14 @@ pub fn parse_order_by_list(kind: SearchKind, inputs: &[String]) -> Result<Vec<Or
 // ---------------------------------------------------------------------------
 // Syntax
 
-/// An identifier as written: optional entity prefix and unquoted key.
+/// An identifier as written: optional entity prefix and unquoted key, and
+/// the aggregate around it (`min(metrics.loss)`) with the position, from 0,
+/// where its function name starts.
 pub(super) struct RawIdent {
     pub(super) entity: Option<String>,
     pub(super) key: String,
     pub(super) text: String,
+    pub(super) aggregate: Option<(Aggregate, usize)>,
 }
 
 /// The right-hand side as written, before the kind's rules give it a type.
@@ -283,9 +291,76 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Whether the cursor is at a function call (`word(`), which only an
+    /// aggregate (`min(metrics.loss)`) may be.
+    fn at_call(&self) -> bool {
+        let end = self.word_end(self.pos);
+        end > self.pos && self.peek_at(end) == Some('(')
+    }
+
+    /// An identifier, or an aggregate of one: `min(metrics.loss)`,
+    /// `max(metrics.`my key`)` (any case, spaces allowed inside the
+    /// parentheses). Errors name the position of the bad token.
+    fn ident(&mut self) -> Result<RawIdent, Error> {
+        if !self.at_call() {
+            return self.plain_ident();
+        }
+        let start = self.pos;
+        let end = self.word_end(start);
+        let name = self.slice(start, end);
+        let aggregate = match name.to_ascii_lowercase().as_str() {
+            "min" => Aggregate::Min,
+            "max" => Aggregate::Max,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "Invalid function '{name}' at position {}: only min(metrics.<key>) and \
+                     max(metrics.<key>) are supported",
+                    start + 1
+                )));
+            }
+        };
+        self.pos = end + 1;
+        self.skip_ws();
+        if self.eof() || self.peek() == Some(')') || self.at_call() {
+            let found = if self.eof() {
+                "the end".to_string()
+            } else {
+                format!("'{}'", self.token_text())
+            };
+            return Err(Error::invalid(format!(
+                "Invalid identifier '{}' at position {}: expected metrics.<key> inside \
+                 {name}(), found {found}",
+                self.slice(start, self.pos),
+                self.pos + 1
+            )));
+        }
+        let inner = self.plain_ident()?;
+        self.skip_ws();
+        if self.peek() != Some(')') {
+            let found = if self.eof() {
+                "the end".to_string()
+            } else {
+                format!("'{}'", self.token_text())
+            };
+            return Err(Error::invalid(format!(
+                "Invalid identifier '{}' at position {}: expected ')' after '{}', found {found}",
+                self.slice(start, self.pos),
+                self.pos + 1,
+                inner.text
+            )));
+        }
+        self.pos += 1;
+        Ok(RawIdent {
+            entity: inner.entity,
+            key: inner.key,
+            text: self.slice(start, self.pos),
+            aggregate: Some((aggregate, start)),
+        })
+    }
+
     /// `[entity.]key`, where each part may be quoted and the key of a
     /// prefixed identifier may contain dots (`tags.mlflow.runName`).
-    fn ident(&mut self) -> Result<RawIdent, Error> {
+    fn plain_ident(&mut self) -> Result<RawIdent, Error> {
         let start = self.pos;
         let first = match self.peek() {
             Some('`' | '"') => self.quoted()?,
@@ -302,6 +377,7 @@ impl<'a> Cursor<'a> {
                 entity: None,
                 key: first,
                 text: self.slice(start, self.pos),
+                aggregate: None,
             });
         }
         self.pos += 1;
@@ -335,6 +411,7 @@ impl<'a> Cursor<'a> {
             entity: Some(first),
             key,
             text,
+            aggregate: None,
         })
     }
 

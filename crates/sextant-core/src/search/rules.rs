@@ -1,7 +1,7 @@
 //! The per-kind rules of the search grammar: which identifiers, comparators
 //! and value types each searched entity admits, with MLflow's messages.
 
-use super::ast::{Comparator, Comparison, Entity, Identifier, SearchKind, Value};
+use super::ast::{Aggregate, Comparator, Comparison, Entity, Identifier, SearchKind, Value};
 use super::parser::{RawClause, RawIdent, Tok};
 use crate::Error;
 
@@ -175,6 +175,14 @@ fn resolve_entity(kind: SearchKind, prefix: Option<&str>, ctx: Ctx) -> Result<En
 
 /// Validates a written identifier for `kind` and canonicalizes its key.
 pub(super) fn resolve(kind: SearchKind, raw: &RawIdent, ctx: Ctx) -> Result<Identifier, Error> {
+    if let (Some((aggregate, at)), false) = (raw.aggregate, kind == SearchKind::Runs) {
+        return Err(Error::invalid(format!(
+            "Invalid identifier '{}' at position {}: {}() is only allowed in run searches",
+            raw.text,
+            at + 1,
+            aggregate.function().unwrap_or_default()
+        )));
+    }
     let entity = resolve_entity(kind, raw.entity.as_deref(), ctx)?;
     let key = match entity {
         Entity::Attribute => {
@@ -205,7 +213,24 @@ pub(super) fn resolve(kind: SearchKind, raw: &RawIdent, ctx: Ctx) -> Result<Iden
         }
         _ => raw.key.clone(),
     };
-    Ok(Identifier { entity, key })
+    let aggregate = match raw.aggregate {
+        None => Aggregate::Last,
+        Some((aggregate, _)) if entity == Entity::Metric => aggregate,
+        Some((aggregate, at)) => {
+            let function = aggregate.function().unwrap_or_default();
+            return Err(Error::invalid(format!(
+                "Invalid identifier '{}' at position {}: {function}() takes a metric, \
+                 as in {function}(metrics.<key>)",
+                raw.text,
+                at + 1
+            )));
+        }
+    };
+    Ok(Identifier {
+        entity,
+        key,
+        aggregate,
+    })
 }
 
 /// The comparators and value type of a resolved (canonical) identifier.
@@ -246,13 +271,7 @@ fn list_keys(kind: SearchKind) -> Vec<&'static str> {
     attrs(kind, Ctx::Filter)
         .iter()
         .filter(|(name, canonical)| {
-            let r = rule(
-                kind,
-                &Identifier {
-                    entity: Entity::Attribute,
-                    key: canonical.to_string(),
-                },
-            );
+            let r = rule(kind, &Identifier::new(Entity::Attribute, *canonical));
             r.list && *name == *canonical
         })
         .map(|(name, _)| *name)

@@ -460,7 +460,9 @@ async fn decide(
         Resource::Run => {
             if tail == "runs/search" {
                 Verdict::AllowFiltered(Search::Runs)
-            } else if tail.starts_with("metrics/get-history-bulk") {
+            } else if tail.starts_with("metrics/get-history-bulk")
+                || route.path == "/api/v1/runs/metric-summaries"
+            {
                 // Every run named must be readable.
                 let runs = run_ids(r);
                 if runs.is_empty() {

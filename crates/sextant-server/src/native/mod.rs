@@ -78,6 +78,9 @@ pub(crate) const ROUTES: &[Route] = &[
         |m| on(m, models::delete_alias),
     ),
     Route::get("/api/v1/runs/keys", R::Experiment, |m| on(m, runs::keys)),
+    Route::get("/api/v1/runs/metric-summaries", R::Run, |m| {
+        on(m, runs::metric_summaries)
+    }),
     Route::get("/api/v1/events", R::Event, |m| on(m, events::list)),
     Route::get("/api/v1/pipelines", R::Pipeline, |m| on(m, pipelines::list)),
     Route::json(

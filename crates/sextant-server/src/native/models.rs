@@ -91,10 +91,7 @@ fn all_versions(s: &dyn MetaStore, name: &str) -> Result<Vec<ModelVersion>, Stor
     let mut search = ModelVersionSearch {
         filter: Filter {
             clauses: vec![Comparison {
-                ident: Identifier {
-                    entity: Entity::Attribute,
-                    key: "name".into(),
-                },
+                ident: Identifier::new(Entity::Attribute, "name"),
                 op: Comparator::Eq,
                 value: Value::Str(name.into()),
             }],

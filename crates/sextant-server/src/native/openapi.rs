@@ -268,6 +268,25 @@ fn operations() -> Value {
                     "responses": { "200": ok("The keys", "RunKeys"), "400": error("Bad experiment id, kind or max_results"), "404": error("No such experiment") }
                 }
             },
+            "/api/v1/runs/metric-summaries": {
+                "get": {
+                    "operationId": "getMetricSummaries",
+                    "summary": "For each run named and each key (every key of the run when none is named), the latest value with its step and time and the smallest and largest value ever logged (NaN skipped; NaN when every value is NaN): what a runs table shows for its page",
+                    "parameters": [
+                        {
+                            "name": "run_id", "in": "query", "required": true, "style": "form", "explode": true,
+                            "description": "A run, repeated for each (1 to 100 distinct runs); with authentication, each must be readable",
+                            "schema": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": 100 }
+                        },
+                        {
+                            "name": "key", "in": "query", "required": false, "style": "form", "explode": true,
+                            "description": "A metric key, repeated for each (at most 100); none means every key",
+                            "schema": { "type": "array", "items": { "type": "string" }, "maxItems": 100 }
+                        }
+                    ],
+                    "responses": { "200": ok("One entry a run and key, by run id and key; a key a run never logged has none", "MetricSummaries"), "400": error("No run_id, more than 100 runs or keys, or an unknown parameter"), "404": error("No such run") }
+                }
+            },
             "/api/v1/events": {
                 "get": {
                     "operationId": "listEvents",
@@ -813,6 +832,30 @@ fn operations() -> Value {
                     "comment": nullable("string"),
                     "time": { "type": ["integer", "null"], "description": "When decided, milliseconds since the Unix epoch" },
                     "time_rfc3339": { "type": ["string", "null"], "format": "date-time" }
+                }
+            },
+            "Double": {
+                "description": "A double as MLflow's JSON writes it: a number, or NaN and the infinities as strings",
+                "oneOf": [ { "type": "number" }, { "enum": ["NaN", "Infinity", "-Infinity"] } ]
+            },
+            "MetricSummaries": {
+                "type": "object", "required": ["summaries"],
+                "properties": {
+                    "summaries": {
+                        "type": "array",
+                        "items": {
+                            "type": "object", "required": ["run_id", "key", "last", "min", "max", "step", "timestamp"],
+                            "properties": {
+                                "run_id": { "type": "string" },
+                                "key": { "type": "string" },
+                                "last": { "$ref": "#/components/schemas/Double", "description": "The latest value: highest step, then time, then value (MLflow's choice)" },
+                                "min": { "$ref": "#/components/schemas/Double", "description": "The smallest value, NaN skipped" },
+                                "max": { "$ref": "#/components/schemas/Double", "description": "The largest value, NaN skipped" },
+                                "step": { "type": "integer", "description": "The latest value's step" },
+                                "timestamp": epoch_ms("The latest value's time")
+                            }
+                        }
+                    }
                 }
             },
             "RunKeys": {

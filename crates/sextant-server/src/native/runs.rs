@@ -1,10 +1,14 @@
 //! `/api/v1/runs/keys`: the metric, param or tag keys of an experiment's
-//! runs, for a column chooser that searches instead of listing thousands.
+//! runs, for a column chooser that searches instead of listing thousands;
+//! `/api/v1/runs/metric-summaries`: the latest, smallest and largest value
+//! of the metrics of the runs a table shows.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sextant_core::entities::MetricSummary;
 use sextant_store::RunKeyKind;
 
 use super::query;
@@ -84,4 +88,101 @@ pub async fn keys(
     let truncated = keys.len() as u64 > limit;
     keys.truncate(limit as usize);
     Ok(Json(KeysPage { keys, truncated }))
+}
+
+/// The most runs one metric-summaries request names: a page of the runs
+/// table (MLflow's bulk metric histories have the same limit).
+pub const MAX_SUMMARY_RUNS: usize = 100;
+/// The most keys one metric-summaries request names.
+pub const MAX_SUMMARY_KEYS: usize = 100;
+
+#[derive(Serialize)]
+pub struct SummariesPage {
+    summaries: Vec<SummaryWire>,
+}
+
+/// One run's metric. Doubles as MLflow's JSON writes them: numbers, or
+/// `"NaN"`, `"Infinity"`, `"-Infinity"`.
+#[derive(Serialize)]
+struct SummaryWire {
+    run_id: String,
+    key: String,
+    last: Value,
+    min: Value,
+    max: Value,
+    step: i64,
+    timestamp: i64,
+}
+
+fn double(v: f64) -> Value {
+    if v.is_nan() {
+        Value::from("NaN")
+    } else if v.is_infinite() {
+        Value::from(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        Value::from(v)
+    }
+}
+
+impl From<MetricSummary> for SummaryWire {
+    fn from(m: MetricSummary) -> Self {
+        SummaryWire {
+            run_id: m.run_id,
+            key: m.key,
+            last: double(m.last),
+            min: double(m.min),
+            max: double(m.max),
+            step: m.step,
+            timestamp: m.timestamp,
+        }
+    }
+}
+
+/// `GET /api/v1/runs/metric-summaries?run_id=…&run_id=…[&key=…&key=…]`: for
+/// each run named and each key (every key of the run when none is named),
+/// the latest value with its step and time, and the smallest and largest
+/// value (NaN skipped; NaN when every value is NaN).
+pub async fn metric_summaries(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<SummariesPage>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
+    let (mut run_ids, mut keys) = (Vec::new(), Vec::new());
+    for (name, value) in pairs {
+        match name.as_str() {
+            "run_id" => run_ids.push(value),
+            "key" => keys.push(value),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "invalid query: unknown parameter '{other}' (expected run_id, key)"
+                )));
+            }
+        }
+    }
+    run_ids.sort();
+    run_ids.dedup();
+    keys.sort();
+    keys.dedup();
+    if run_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid query: name at least one run with run_id",
+        ));
+    }
+    if run_ids.len() > MAX_SUMMARY_RUNS {
+        return Err(ApiError::invalid(format!(
+            "invalid query: {} runs named, more than the limit of {MAX_SUMMARY_RUNS} run_id values",
+            run_ids.len()
+        )));
+    }
+    if keys.len() > MAX_SUMMARY_KEYS {
+        return Err(ApiError::invalid(format!(
+            "invalid query: {} keys named, more than the limit of {MAX_SUMMARY_KEYS} key values",
+            keys.len()
+        )));
+    }
+    let summaries = st.db(move |s| s.metric_summaries(&run_ids, &keys)).await?;
+    Ok(Json(SummariesPage {
+        summaries: summaries.into_iter().map(SummaryWire::from).collect(),
+    }))
 }

@@ -2,13 +2,14 @@
 //! ids, skip what exists, and append no lifecycle events (see
 //! [`crate::import`] for why).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sextant_core::Error;
 use sextant_core::entities::{Metric, Tag};
 
 use super::load::metric_value;
+use super::logging::Latest;
 use super::{Scheme, SqlStore, events, scheme};
 use crate::StoreError;
 use crate::backend::{Backend, Conn, Dialect, SqlValue, placeholders};
@@ -183,22 +184,25 @@ fn metric_rows(rid: i64, metrics: &[Metric]) -> Vec<SqlValue> {
         .collect()
 }
 
-fn latest_rows(rid: i64, experiment_id: i64, metrics: &[Metric]) -> Vec<SqlValue> {
-    metrics
+/// The source's latest values, each with the range of its key's history.
+fn latest_rows(
+    rid: i64,
+    experiment_id: i64,
+    latest: &[Metric],
+    history: &[Metric],
+) -> Vec<SqlValue> {
+    let mut rows: HashMap<&str, Latest<'_>> = latest
         .iter()
-        .flat_map(|m| {
-            let (value, is_nan) = metric_value(m.value);
-            [
-                rid.into(),
-                experiment_id.into(),
-                m.key.as_str().into(),
-                m.timestamp.into(),
-                m.step.into(),
-                value.into(),
-                is_nan.into(),
-            ]
-        })
-        .collect()
+        .map(|m| (m.key.as_str(), Latest::new(experiment_id, m)))
+        .collect();
+    for m in history {
+        if let Some(l) = rows.get_mut(m.key.as_str()) {
+            l.widen(m.value);
+        }
+    }
+    let mut keys: Vec<&str> = rows.keys().copied().collect();
+    keys.sort_unstable();
+    keys.into_iter().flat_map(|k| rows[k].row(rid, k)).collect()
 }
 
 /// Inserts one run; false when its id exists.
@@ -245,9 +249,9 @@ fn import_run(c: &mut dyn Conn, r: &RunRecord) -> Result<bool, StoreError> {
     )?;
     insert_rows(
         c,
-        "INSERT INTO latest_metrics (rid, experiment_id, key, timestamp, step, value, is_nan)",
-        7,
-        &latest_rows(rid, r.experiment_id, &r.latest_metrics),
+        super::logging::LATEST_HEAD,
+        super::logging::LATEST_TYPES.len(),
+        &latest_rows(rid, r.experiment_id, &r.latest_metrics, &r.metrics),
     )?;
     for input in &r.datasets {
         let did = super::logging::link_dataset(c, rid, r.experiment_id, &input.dataset)?;

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sextant_core::Error;
 use sextant_core::entities::{
-    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Tag,
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, MetricSummary, ModelOutput,
+    Page, Param, Tag,
 };
 use sextant_core::validation;
 
@@ -164,7 +165,7 @@ pub fn log_batches(
     let mut tags: BTreeMap<(i64, &str), String> = BTreeMap::new();
     let mut run_names: BTreeMap<i64, String> = BTreeMap::new();
     let mut metric_rows = Vec::new();
-    let mut latest: BTreeMap<(i64, &str), (i64, &Metric)> = BTreeMap::new();
+    let mut latest: BTreeMap<(i64, &str), Latest<'_>> = BTreeMap::new();
     for (b, outcome) in batches.iter().zip(&outcomes) {
         let (Some(&(rid, experiment_id, true)), Ok(())) = (runs.get(b.run_id), outcome) else {
             continue;
@@ -179,12 +180,8 @@ pub fn log_batches(
         for m in b.metrics {
             latest
                 .entry((rid, m.key.as_str()))
-                .and_modify(|(_, cur)| {
-                    if later(m, cur) {
-                        *cur = m;
-                    }
-                })
-                .or_insert((experiment_id, m));
+                .and_modify(|l| l.add(m))
+                .or_insert_with(|| Latest::new(experiment_id, m));
             let (value, is_nan) = metric_value(m.value);
             metric_rows.extend([
                 rid.into(),
@@ -238,29 +235,91 @@ pub fn log_batches(
         )?;
         let rows: Vec<SqlValue> = latest
             .into_iter()
-            .flat_map(|((rid, key), (experiment_id, m))| {
-                let (value, is_nan) = metric_value(m.value);
-                [
-                    rid.into(),
-                    experiment_id.into(),
-                    key.into(),
-                    m.timestamp.into(),
-                    m.step.into(),
-                    value.into(),
-                    is_nan.into(),
-                ]
-            })
+            .flat_map(|((rid, key), l)| l.row(rid, key))
             .collect();
-        c.insert(
-            "INSERT INTO latest_metrics AS lm (rid, experiment_id, key, timestamp, step, value, is_nan)",
-            "ON CONFLICT (rid, key) DO UPDATE SET timestamp = excluded.timestamp, step = excluded.step, \
-             value = excluded.value, is_nan = excluded.is_nan \
-             WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value)",
-            &[Int, Int, Text, Int, Int, Real, Int],
-            &rows,
-        )?;
+        c.insert(LATEST_HEAD, LATEST_UPSERT, &LATEST_TYPES, &rows)?;
     }
     Ok(outcomes)
+}
+
+/// The columns of a `latest_metrics` row as [`Latest::row`] gives them.
+pub(super) const LATEST_HEAD: &str = "INSERT INTO latest_metrics AS lm \
+     (rid, experiment_id, key, timestamp, step, value, is_nan, min_value, max_value)";
+pub(super) const LATEST_TYPES: [crate::backend::ColumnType; 9] =
+    [Int, Int, Text, Int, Int, Real, Int, Real, Real];
+
+/// Merges a batch's latest value and range of each (run, key) into the
+/// stored row in one statement: the latest value is replaced only by a
+/// later one, the range only widens. A row that changes neither is not
+/// written. NULL (every value NaN) is no bound: the CASEs keep the other
+/// side, which SQLite's two-argument `min()` would not.
+const LATEST_UPSERT: &str = "ON CONFLICT (rid, key) DO UPDATE SET \
+     timestamp = CASE WHEN (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
+         THEN excluded.timestamp ELSE lm.timestamp END, \
+     step = CASE WHEN (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
+         THEN excluded.step ELSE lm.step END, \
+     value = CASE WHEN (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
+         THEN excluded.value ELSE lm.value END, \
+     is_nan = CASE WHEN (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
+         THEN excluded.is_nan ELSE lm.is_nan END, \
+     min_value = CASE WHEN lm.min_value IS NULL OR excluded.min_value < lm.min_value \
+         THEN excluded.min_value ELSE lm.min_value END, \
+     max_value = CASE WHEN lm.max_value IS NULL OR excluded.max_value > lm.max_value \
+         THEN excluded.max_value ELSE lm.max_value END \
+     WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
+     OR excluded.min_value < lm.min_value OR excluded.max_value > lm.max_value \
+     OR (lm.min_value IS NULL AND excluded.min_value IS NOT NULL)";
+
+/// What a write knows of one (run, key): the latest of its metrics and the
+/// range of their values, NaN skipped (`None` while every value is NaN).
+pub(super) struct Latest<'a> {
+    experiment_id: i64,
+    last: &'a Metric,
+    range: Option<(f64, f64)>,
+}
+
+impl<'a> Latest<'a> {
+    pub(super) fn new(experiment_id: i64, m: &'a Metric) -> Self {
+        Latest {
+            experiment_id,
+            last: m,
+            range: (!m.value.is_nan()).then_some((m.value, m.value)),
+        }
+    }
+
+    pub(super) fn add(&mut self, m: &'a Metric) {
+        if later(m, self.last) {
+            self.last = m;
+        }
+        self.widen(m.value);
+    }
+
+    /// Widens the range by a value of the history (NaN is skipped).
+    pub(super) fn widen(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.range = Some(match self.range {
+            None => (v, v),
+            Some((lo, hi)) => (lo.min(v), hi.max(v)),
+        });
+    }
+
+    /// The row in [`LATEST_HEAD`]'s columns.
+    pub(super) fn row(&self, rid: i64, key: &str) -> [SqlValue; 9] {
+        let (value, is_nan) = metric_value(self.last.value);
+        [
+            rid.into(),
+            self.experiment_id.into(),
+            key.into(),
+            self.last.timestamp.into(),
+            self.last.step.into(),
+            value.into(),
+            is_nan.into(),
+            self.range.map(|r| r.0).into(),
+            self.range.map(|r| r.1).into(),
+        ]
+    }
 }
 
 /// (rid, experiment id, active) of the batches' runs, by run id.
@@ -493,6 +552,73 @@ pub fn history(
         .collect::<Result<Vec<_>, _>>()?;
     let next_offset = page_rest(&mut items, max_results, offset);
     Ok(Page { items, next_offset })
+}
+
+/// The latest value and the range of `keys` (every key when empty) of each
+/// run of `run_ids`, ordered by run id and key: two reads whatever the
+/// count. A run that does not exist is RESOURCE_DOES_NOT_EXIST.
+pub fn summaries(
+    c: &mut dyn Conn,
+    run_ids: &[String],
+    keys: &[String],
+) -> Result<Vec<MetricSummary>, StoreError> {
+    let ids: BTreeSet<&str> = run_ids.iter().map(String::as_str).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id_args: Vec<SqlValue> = ids.iter().map(|&id| id.into()).collect();
+    let found: HashSet<String> = c
+        .query(
+            &format!(
+                "SELECT run_uuid FROM runs WHERE run_uuid IN ({})",
+                placeholders(ids.len())
+            ),
+            &id_args,
+        )?
+        .into_iter()
+        .map(|row| row.into_iter().next().unwrap_or(SqlValue::Null).text())
+        .collect::<Result<_, _>>()?;
+    if let Some(missing) = ids.iter().find(|id| !found.contains(**id)) {
+        return Err(Error::not_found(format!("Run with id={missing} not found")).into());
+    }
+    let keys: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut sql = format!(
+        "SELECT r.run_uuid, lm.key, lm.value, lm.is_nan, lm.step, lm.timestamp, lm.min_value, \
+         lm.max_value FROM runs r JOIN latest_metrics lm ON lm.rid = r.rid \
+         WHERE r.run_uuid IN ({})",
+        placeholders(ids.len())
+    );
+    let mut args = id_args;
+    if !keys.is_empty() {
+        sql.push_str(&format!(" AND lm.key IN ({})", placeholders(keys.len())));
+        args.extend(keys.iter().map(|&k| SqlValue::from(k)));
+    }
+    sql.push_str(" ORDER BY r.run_uuid, lm.key");
+    c.query(&sql, &args)?
+        .into_iter()
+        .map(|row| {
+            let [run, key, value, is_nan, step, ts, lo, hi]: [SqlValue; 8] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short metric summary row".into()))?;
+            let bound = |v: SqlValue| match v {
+                SqlValue::Null => Ok(f64::NAN),
+                v => v.real(),
+            };
+            Ok(MetricSummary {
+                run_id: run.text()?,
+                key: key.text()?,
+                last: if is_nan.int()? == 1 {
+                    f64::NAN
+                } else {
+                    value.real()?
+                },
+                step: step.int()?,
+                timestamp: ts.int()?,
+                min: bound(lo)?,
+                max: bound(hi)?,
+            })
+        })
+        .collect()
 }
 
 /// Evenly spaced picks from sorted `steps`, first and last always kept.

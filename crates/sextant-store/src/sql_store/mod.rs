@@ -127,10 +127,14 @@ pub fn open_in_memory(root: &str) -> Result<Box<dyn MetaStore>, StoreError> {
 }
 
 pub(crate) fn upgrade(uri: &str, root: &str) -> Result<Vec<u32>, StoreError> {
+    upgrade_to(uri, root, u32::MAX)
+}
+
+pub(crate) fn upgrade_to(uri: &str, root: &str, target: u32) -> Result<Vec<u32>, StoreError> {
     match scheme(uri)? {
         Scheme::Sqlite => {
             let db = Sqlite::open(uri)?;
-            db.write(|c| migrations::apply(c, root, now_ms()))
+            db.write(|c| migrations::apply_to(c, root, now_ms(), target))
         }
         Scheme::Postgres => {
             let db = Postgres::open(uri)?;
@@ -138,7 +142,7 @@ pub(crate) fn upgrade(uri: &str, root: &str) -> Result<Vec<u32>, StoreError> {
             // migration transaction and is released even if that fails.
             let mut lock = db.client()?;
             lock.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
-            let out = db.write(|c| migrations::apply(c, root, now_ms()));
+            let out = db.write(|c| migrations::apply_to(c, root, now_ms(), target));
             lock.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])?;
             out
         }
@@ -291,6 +295,13 @@ impl<B: Backend> MetaStore for SqlStore<B> {
     ) -> Result<Vec<Metric>, StoreError> {
         self.db
             .read(|c| logging::bulk_interval(c, run_ids, key, steps, max_results))
+    }
+    fn metric_summaries(
+        &self,
+        run_ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<sextant_core::entities::MetricSummary>, StoreError> {
+        self.db.read(|c| logging::summaries(c, run_ids, keys))
     }
     fn search_runs(&self, q: &RunSearch) -> Result<Page<Run>, StoreError> {
         self.db.read(|c| runs::search(c, q))

@@ -307,6 +307,7 @@ fn search_by_metric(
     let mut infos = Vec::new();
     let mut need = q.max_results + 1;
     let mut skip = q.offset;
+    let col = search_sql::metric_column(first.ident.aggregate);
     for segment in [
         MetricSegment::Numbers,
         MetricSegment::NaN,
@@ -322,18 +323,23 @@ fn search_by_metric(
             (
                 "runs r",
                 "r.experiment_id = ? AND NOT EXISTS (SELECT 1 FROM latest_metrics fm \
-                 WHERE fm.rid = r.rid AND fm.key = ?)",
+                 WHERE fm.rid = r.rid AND fm.key = ?)"
+                    .to_string(),
                 rest.sql.clone(),
             )
         } else {
-            params.push(i64::from(segment == MetricSegment::NaN).into());
+            let which = if segment == MetricSegment::NaN {
+                col.nan
+            } else {
+                col.number
+            };
             (
                 "latest_metrics fm CROSS JOIN runs r",
-                "fm.experiment_id = ? AND fm.key = ? AND fm.is_nan = ? AND r.rid = fm.rid",
-                format!("fm.value {dir}, {}", rest.sql),
+                format!("fm.experiment_id = ? AND fm.key = ? AND fm.{which} AND r.rid = fm.rid"),
+                format!("fm.{} {dir}, {}", col.value, rest.sql),
             )
         };
-        let mut conds = vec![cond.to_string(), stage.clone()];
+        let mut conds = vec![cond, stage.clone()];
         if !filter.sql.is_empty() {
             conds.push(filter.sql.clone());
             params.extend(filter.params.iter().cloned());

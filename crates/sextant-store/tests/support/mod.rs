@@ -18,11 +18,51 @@ pub struct Fixture {
 impl Fixture {
     /// A SQLite file in a temporary directory.
     pub fn sqlite() -> Self {
+        Self::sqlite_at(None)
+    }
+
+    /// A fresh database on the test PostgreSQL server.
+    pub fn postgres() -> Self {
+        Self::postgres_at(None)
+    }
+
+    /// A store migrated up to `version` only (all when `None`). Below the
+    /// latest version it cannot be opened: `store` is then a stand-in
+    /// until [`Fixture::upgrade_and_open`]; fill it with [`Fixture::raw_sql`].
+    pub fn at(sqlite: bool, version: u32) -> Self {
+        if sqlite {
+            Self::sqlite_at(Some(version))
+        } else {
+            Self::postgres_at(Some(version))
+        }
+    }
+
+    /// Applies the remaining migrations and opens the store; returns what they applied.
+    pub fn upgrade_and_open(&mut self) -> Vec<u32> {
+        let applied = self.upgrade();
+        self.store = sextant_store::open(&self.uri, ROOT).unwrap();
+        applied
+    }
+
+    fn migrated(uri: &str, version: Option<u32>) -> Box<dyn MetaStore> {
+        match version {
+            None => {
+                let applied = sextant_store::upgrade(uri, ROOT).unwrap();
+                assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+                sextant_store::open(uri, ROOT).unwrap()
+            }
+            Some(v) => {
+                let applied = sextant_store::upgrade_to(uri, ROOT, v).unwrap();
+                assert_eq!(applied, (1..=v).collect::<Vec<_>>());
+                sextant_store::open_in_memory(ROOT).unwrap()
+            }
+        }
+    }
+
+    fn sqlite_at(version: Option<u32>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("sqlite:///{}", dir.path().join("t.db").display());
-        let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-        let store = sextant_store::open(&uri, ROOT).unwrap();
+        let store = Self::migrated(&uri, version);
         Fixture {
             store,
             uri,
@@ -31,8 +71,7 @@ impl Fixture {
         }
     }
 
-    /// A fresh database on the test PostgreSQL server.
-    pub fn postgres() -> Self {
+    fn postgres_at(version: Option<u32>) -> Self {
         let admin = std::env::var("SEXTANT_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("sextant_test_{}", uuid_like());
@@ -43,9 +82,7 @@ impl Fixture {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         let uri = with_database(&admin, &name);
-        let applied = sextant_store::upgrade(&uri, ROOT).unwrap();
-        assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-        let store = sextant_store::open(&uri, ROOT).unwrap();
+        let store = Self::migrated(&uri, version);
         Fixture {
             store,
             uri,
@@ -58,6 +95,11 @@ impl Fixture {
     /// connections), as another server or worker process would have.
     pub fn open_again(&self) -> Box<dyn MetaStore> {
         sextant_store::open(&self.uri, ROOT).unwrap()
+    }
+
+    /// The store's URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
     }
 
     /// Whether the store is SQLite (else PostgreSQL).
