@@ -376,7 +376,11 @@ fn list_pipelines(args: ListArgs) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = pipelines
         .iter()
         .map(|p| {
-            let count = |key: &str| p[key].as_array().map_or("-".into(), |a| a.len().to_string());
+            let count = |key: &str| {
+                p[key]
+                    .as_array()
+                    .map_or("-".into(), |a| a.len().to_string())
+            };
             vec![
                 text(&p["name"]),
                 count("steps"),

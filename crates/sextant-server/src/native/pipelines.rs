@@ -46,9 +46,17 @@ fn pipeline(p: Pipeline) -> PipelineBody {
     // longer loads shows no steps, schedule or triggers.
     let (steps, schedule, triggers) = match sextant_pipelines::load(&p.name, &p.spec) {
         Ok(v) => (
-            v.pipeline.steps.iter().map(|s| s.name.value.clone()).collect(),
+            v.pipeline
+                .steps
+                .iter()
+                .map(|s| s.name.value.clone())
+                .collect(),
             v.pipeline.schedule.map(|s| s.value),
-            v.pipeline.on.iter().map(|t| t.event.value.clone()).collect(),
+            v.pipeline
+                .on
+                .iter()
+                .map(|t| t.event.value.clone())
+                .collect(),
         ),
         Err(_) => (Vec::new(), None, Vec::new()),
     };

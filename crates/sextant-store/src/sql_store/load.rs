@@ -152,10 +152,12 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
                 .push(Tag::new(t1.text()?, t2.text()?)),
             2 => {
                 let value = if n1.int()? == 1 { f64::NAN } else { x.real()? };
-                metrics
-                    .entry(rid)
-                    .or_default()
-                    .push(Metric::new(t1.text()?, value, n2.int()?, n3.int()?));
+                metrics.entry(rid).or_default().push(Metric::new(
+                    t1.text()?,
+                    value,
+                    n2.int()?,
+                    n3.int()?,
+                ));
             }
             3 => datasets.entry(rid).or_default().push((
                 n1.int()?,
@@ -177,7 +179,11 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
                 model_id: t1.text()?,
                 step: n1.int()?,
             }),
-            other => return Err(StoreError::Corrupt(format!("run child row of part {other}"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "run child row of part {other}"
+                )));
+            }
         }
     }
     // The orders the per-table queries gave: by key, by dataset, by step.
