@@ -1,5 +1,5 @@
 //! Loading whole runs: the info row plus children, fetched for a page of runs
-//! in one statement for every child table (never one per run).
+//! with one query per child table (never one per run).
 
 use std::collections::HashMap;
 
@@ -73,47 +73,32 @@ pub fn metric_value(value: f64) -> (f64, i64) {
     if value.is_nan() { (0.0, 1) } else { (value, 0) }
 }
 
-/// Every child row of a page of runs, in one statement (one round trip to
-/// PostgreSQL instead of seven): a `UNION ALL` of one branch per child
-/// table, each row tagged with its [`Part`], in the columns
-/// `part, rid, t1..t6 (text), x (real), n1..n3 (integers)`.
-fn children_sql(n: usize) -> String {
-    let ids = placeholders(n);
-    // NULLs typed, so that PostgreSQL resolves each column's type alike in
-    // every branch.
-    let (t, x, i) = (
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS DOUBLE PRECISION)",
-        "CAST(NULL AS BIGINT)",
-    );
-    [
-        format!("SELECT 0, rid, key, value, {t}, {t}, {t}, {t}, {x}, {i}, {i}, {i} FROM params WHERE rid IN ({ids})"),
-        format!("SELECT 1, rid, key, value, {t}, {t}, {t}, {t}, {x}, {i}, {i}, {i} FROM run_tags WHERE rid IN ({ids})"),
-        format!(
-            "SELECT 2, rid, key, {t}, {t}, {t}, {t}, {t}, value, CAST(is_nan AS BIGINT), timestamp, \
-             step FROM latest_metrics WHERE rid IN ({ids})"
-        ),
-        format!(
-            "SELECT 3, ri.rid, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile, \
-             {x}, ri.dataset_id, {i}, {i} FROM run_inputs ri JOIN datasets d ON d.dataset_id = \
-             ri.dataset_id WHERE ri.rid IN ({ids})"
-        ),
-        format!(
-            "SELECT 4, rid, key, value, {t}, {t}, {t}, {t}, {x}, dataset_id, {i}, {i} FROM run_input_tags \
-             WHERE rid IN ({ids})"
-        ),
-        format!("SELECT 5, rid, model_id, {t}, {t}, {t}, {t}, {t}, {x}, {i}, {i}, {i} FROM run_model_inputs WHERE rid IN ({ids})"),
-        format!("SELECT 6, rid, model_id, {t}, {t}, {t}, {t}, {t}, {x}, step, {i}, {i} FROM run_model_outputs WHERE rid IN ({ids})"),
-    ]
-    .join(" UNION ALL ")
+fn ids_in(rids: &[i64]) -> (String, Vec<SqlValue>) {
+    (
+        placeholders(rids.len()),
+        rids.iter().map(|&r| r.into()).collect(),
+    )
 }
 
-/// The branches of [`children_sql`], each naming every run of a chunk.
-const PARTS: usize = 7;
-
-/// Runs per statement: 7 × 2,000 parameters stay below PostgreSQL's 65,535
-/// (a page may hold 50,000 runs).
-const CHUNK: usize = 2_000;
+fn group_kv(
+    c: &mut dyn Conn,
+    table: &str,
+    rids: &[i64],
+) -> Result<HashMap<i64, Vec<Tag>>, StoreError> {
+    let (ph, params) = ids_in(rids);
+    let sql = format!("SELECT rid, key, value FROM {table} WHERE rid IN ({ph}) ORDER BY rid, key");
+    let mut out: HashMap<i64, Vec<Tag>> = HashMap::new();
+    for row in c.query(&sql, &params)? {
+        let mut it = row.into_iter();
+        let (Some(r), Some(k), Some(v)) = (it.next(), it.next(), it.next()) else {
+            return Err(StoreError::Corrupt(format!("short {table} row")));
+        };
+        out.entry(r.int()?)
+            .or_default()
+            .push(Tag::new(k.text()?, v.text()?));
+    }
+    Ok(out)
+}
 
 /// Full runs for `infos` (in that order), children loaded in bulk.
 pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>, StoreError> {
@@ -121,101 +106,105 @@ pub fn complete(c: &mut dyn Conn, infos: Vec<(i64, RunInfo)>) -> Result<Vec<Run>
         return Ok(Vec::new());
     }
     let rids: Vec<i64> = infos.iter().map(|(r, _)| *r).collect();
-    let mut params_of: HashMap<i64, Vec<Tag>> = HashMap::new();
-    let mut tags: HashMap<i64, Vec<Tag>> = HashMap::new();
+    let mut params = group_kv(c, "params", &rids)?;
+    let mut tags = group_kv(c, "run_tags", &rids)?;
+    let (ph, ids) = ids_in(&rids);
+
     let mut metrics: HashMap<i64, Vec<Metric>> = HashMap::new();
-    // Per run: (dataset id, input) and (dataset id, tag).
-    let mut datasets: HashMap<i64, Vec<(i64, DatasetInput)>> = HashMap::new();
-    let mut input_tags: Vec<(i64, i64, Tag)> = Vec::new();
-    let mut model_inputs: HashMap<i64, Vec<String>> = HashMap::new();
-    let mut model_outputs: HashMap<i64, Vec<ModelOutput>> = HashMap::new();
-    let mut rows = Vec::new();
-    for chunk in rids.chunks(CHUNK) {
-        let params: Vec<SqlValue> = (0..PARTS)
-            .flat_map(|_| chunk.iter().map(|&r| SqlValue::from(r)))
-            .collect();
-        rows.extend(c.query(&children_sql(chunk.len()), &params)?);
-    }
-    for row in rows {
-        let [part, rid, t1, t2, t3, t4, t5, t6, x, n1, n2, n3]: [SqlValue; 12] = row
+    let sql = format!(
+        "SELECT rid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE rid IN ({ph}) ORDER BY rid, key"
+    );
+    for row in c.query(&sql, &ids)? {
+        let [rid, key, value, is_nan, ts, step]: [SqlValue; 6] = row
             .try_into()
-            .map_err(|_| StoreError::Corrupt("short run child row".into()))?;
-        let rid = rid.int()?;
-        match part.int()? {
-            0 => params_of
-                .entry(rid)
-                .or_default()
-                .push(Tag::new(t1.text()?, t2.text()?)),
-            1 => tags
-                .entry(rid)
-                .or_default()
-                .push(Tag::new(t1.text()?, t2.text()?)),
-            2 => {
-                let value = if n1.int()? == 1 { f64::NAN } else { x.real()? };
-                metrics.entry(rid).or_default().push(Metric::new(
-                    t1.text()?,
-                    value,
-                    n2.int()?,
-                    n3.int()?,
-                ));
-            }
-            3 => datasets.entry(rid).or_default().push((
-                n1.int()?,
-                DatasetInput {
-                    dataset: Dataset {
-                        name: t1.text()?,
-                        digest: t2.text()?,
-                        source_type: t3.text()?,
-                        source: t4.text()?,
-                        schema: t5.opt_text()?,
-                        profile: t6.opt_text()?,
-                    },
-                    tags: Vec::new(),
-                },
-            )),
-            4 => input_tags.push((rid, n1.int()?, Tag::new(t1.text()?, t2.text()?))),
-            5 => model_inputs.entry(rid).or_default().push(t1.text()?),
-            6 => model_outputs.entry(rid).or_default().push(ModelOutput {
-                model_id: t1.text()?,
-                step: n1.int()?,
-            }),
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "run child row of part {other}"
-                )));
+            .map_err(|_| StoreError::Corrupt("short metric row".into()))?;
+        let value = if is_nan.int()? == 1 {
+            f64::NAN
+        } else {
+            value.real()?
+        };
+        metrics.entry(rid.int()?).or_default().push(Metric::new(
+            key.text()?,
+            value,
+            ts.int()?,
+            step.int()?,
+        ));
+    }
+
+    let mut datasets: HashMap<i64, Vec<DatasetInput>> = HashMap::new();
+    let sql = format!(
+        "SELECT ri.rid, ri.dataset_id, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile \
+         FROM run_inputs ri JOIN datasets d ON d.dataset_id = ri.dataset_id WHERE ri.rid IN ({ph}) \
+         ORDER BY ri.rid, ri.dataset_id"
+    );
+    let mut input_keys = Vec::new();
+    for row in c.query(&sql, &ids)? {
+        let [rid, did, name, digest, st, src, schema, profile]: [SqlValue; 8] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short input row".into()))?;
+        let (rid, did) = (rid.int()?, did.int()?);
+        input_keys.push((rid, did));
+        datasets.entry(rid).or_default().push(DatasetInput {
+            dataset: Dataset {
+                name: name.text()?,
+                digest: digest.text()?,
+                source_type: st.text()?,
+                source: src.text()?,
+                schema: schema.opt_text()?,
+                profile: profile.opt_text()?,
+            },
+            tags: Vec::new(),
+        });
+    }
+    if !input_keys.is_empty() {
+        let sql = format!(
+            "SELECT rid, dataset_id, key, value FROM run_input_tags WHERE rid IN ({ph}) ORDER BY rid, dataset_id, key"
+        );
+        for row in c.query(&sql, &ids)? {
+            let [rid, did, k, v]: [SqlValue; 4] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short input tag row".into()))?;
+            let (rid, did) = (rid.int()?, did.int()?);
+            if let Some(pos) = input_keys
+                .iter()
+                .filter(|(r, _)| *r == rid)
+                .position(|(_, d)| *d == did)
+                && let Some(list) = datasets.get_mut(&rid)
+            {
+                list[pos].tags.push(Tag::new(k.text()?, v.text()?));
             }
         }
     }
-    // The orders the per-table queries gave: by key, by dataset, by step.
-    for list in params_of.values_mut().chain(tags.values_mut()) {
-        list.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let mut model_inputs: HashMap<i64, Vec<String>> = HashMap::new();
+    let sql = format!(
+        "SELECT rid, model_id FROM run_model_inputs WHERE rid IN ({ph}) ORDER BY rid, model_id"
+    );
+    for row in c.query(&sql, &ids)? {
+        let [rid, mid]: [SqlValue; 2] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short model input row".into()))?;
+        model_inputs
+            .entry(rid.int()?)
+            .or_default()
+            .push(mid.text()?);
     }
-    for list in metrics.values_mut() {
-        list.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut model_outputs: HashMap<i64, Vec<ModelOutput>> = HashMap::new();
+    let sql = format!(
+        "SELECT rid, model_id, step FROM run_model_outputs WHERE rid IN ({ph}) ORDER BY rid, step, model_id"
+    );
+    for row in c.query(&sql, &ids)? {
+        let [rid, mid, step]: [SqlValue; 3] = row
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short model output row".into()))?;
+        model_outputs
+            .entry(rid.int()?)
+            .or_default()
+            .push(ModelOutput {
+                model_id: mid.text()?,
+                step: step.int()?,
+            });
     }
-    for list in datasets.values_mut() {
-        list.sort_by_key(|(id, _)| *id);
-    }
-    input_tags.sort_by(|a, b| (a.0, a.1, &a.2.key).cmp(&(b.0, b.1, &b.2.key)));
-    for (rid, did, tag) in input_tags {
-        if let Some((_, input)) = datasets
-            .get_mut(&rid)
-            .and_then(|list| list.iter_mut().find(|(d, _)| *d == did))
-        {
-            input.tags.push(tag);
-        }
-    }
-    for list in model_inputs.values_mut() {
-        list.sort();
-    }
-    for list in model_outputs.values_mut() {
-        list.sort_by(|a, b| (a.step, &a.model_id).cmp(&(b.step, &b.model_id)));
-    }
-    let mut params = params_of;
-    let mut datasets: HashMap<i64, Vec<DatasetInput>> = datasets
-        .into_iter()
-        .map(|(rid, list)| (rid, list.into_iter().map(|(_, d)| d).collect()))
-        .collect();
 
     Ok(infos
         .into_iter()
