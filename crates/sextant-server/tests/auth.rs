@@ -62,6 +62,36 @@ async fn create_user(app: &Router, name: &str, password: &str) {
     assert_eq!(a.json["user"]["is_admin"], false);
 }
 
+/// The admin grants `user` `level` on `kind` `id`.
+async fn admin_grant(app: &Router, user: &str, kind: &str, id: &str, level: &str) {
+    let body = format!(
+        r#"{{"username":"{user}","resource_type":"{kind}","resource_id":"{id}","permission":"{level}"}}"#
+    );
+    let a = as_user(
+        app,
+        ADMIN,
+        "POST",
+        "/api/3.0/mlflow/users/permissions/grant",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+/// The admin creates registered model `name`.
+async fn admin_creates_model(app: &Router, name: &str) {
+    let body = format!(r#"{{"name":"{name}"}}"#);
+    let a = as_user(
+        app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_and_wrong_callers_get_mlflows_401() {
     let s = server(Permission::Read);
@@ -268,18 +298,7 @@ async fn under_no_permissions_only_grants_open_a_resource() {
         as_user(&s.app, carol, "GET", &get, None).await.status,
         StatusCode::FORBIDDEN
     );
-    let grant = format!(
-        r#"{{"username":"carol","resource_type":"experiment","resource_id":"{exp}","permission":"READ"}}"#
-    );
-    let a = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/3.0/mlflow/users/permissions/grant",
-        Some(&grant),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    admin_grant(&s.app, "carol", "experiment", &exp, "READ").await;
     assert_eq!(
         as_user(&s.app, carol, "GET", &get, None).await.status,
         StatusCode::OK
@@ -393,27 +412,9 @@ async fn under_no_permissions_only_grants_open_a_resource() {
     assert_eq!(a.json["runs"].as_array().unwrap().len(), 1, "{}", a.text);
     // Registered models likewise.
     for name in ["visible-model", "secret-model"] {
-        let body = format!(r#"{{"name":"{name}"}}"#);
-        let a = as_user(
-            &s.app,
-            ADMIN,
-            "POST",
-            "/api/2.0/mlflow/registered-models/create",
-            Some(&body),
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        admin_creates_model(&s.app, name).await;
     }
-    let grant = r#"{"username":"carol","resource_type":"registered_model","resource_id":"visible-model","permission":"READ"}"#;
-    let a = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/3.0/mlflow/users/permissions/grant",
-        Some(grant),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    admin_grant(&s.app, "carol", "registered_model", "visible-model", "READ").await;
     let a = as_user(
         &s.app,
         carol,
@@ -474,31 +475,10 @@ async fn native_listings_and_the_events_feed_show_only_readable_rows() {
         assert_eq!(a.json["result"], "created", "{}", a.text);
         let a = as_user(&s.app, ADMIN, "POST", &format!("{path}/runs"), Some("{}")).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-        let body = format!(r#"{{"name":"{name}-model"}}"#);
-        let a = as_user(
-            &s.app,
-            ADMIN,
-            "POST",
-            "/api/2.0/mlflow/registered-models/create",
-            Some(&body),
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        admin_creates_model(&s.app, &format!("{name}-model")).await;
     }
-    for (kind, id) in [("pipeline", "open"), ("registered_model", "open-model")] {
-        let grant = format!(
-            r#"{{"username":"erin","resource_type":"{kind}","resource_id":"{id}","permission":"READ"}}"#
-        );
-        let a = as_user(
-            &s.app,
-            ADMIN,
-            "POST",
-            "/api/3.0/mlflow/users/permissions/grant",
-            Some(&grant),
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    }
+    admin_grant(&s.app, "erin", "pipeline", "open", "READ").await;
+    admin_grant(&s.app, "erin", "registered_model", "open-model", "READ").await;
 
     let list = async |who: (&str, &str), path: &str| {
         let a = as_user(&s.app, who, "GET", path, None).await;
@@ -900,16 +880,7 @@ async fn a_page_asks_which_levels_the_caller_holds() {
     );
     assert_eq!(a.json["permissions"]["registered_model:fraud"], "READ");
     // A grant raises the level the page sees, exactly as the server will decide.
-    let grant = r#"{"username":"dana","resource_type":"endpoint","resource_id":"churn","permission":"MANAGE"}"#;
-    let g = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/3.0/mlflow/users/permissions/grant",
-        Some(grant),
-    )
-    .await;
-    assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+    admin_grant(&s.app, "dana", "endpoint", "churn", "MANAGE").await;
     let a = as_user(&s.app, dana, "GET", uri, None).await;
     assert_eq!(
         a.json["permissions"]["endpoint:churn"], "MANAGE",
