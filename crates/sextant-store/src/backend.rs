@@ -141,6 +141,16 @@ pub trait Conn {
     fn exec_many(&mut self, sql: &str, rows: &[Vec<SqlValue>]) -> Result<u64, StoreError>;
     /// Runs a query and returns all rows.
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
+    /// Runs a query and hands each row to `f` as it is read, for scans of
+    /// many rows that keep few of them (a backend may reuse one row buffer).
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        f: &mut dyn FnMut(&[SqlValue]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.query(sql, params)?.iter().try_for_each(|row| f(row))
+    }
     /// Inserts many rows: `{head} <rows> {tail}`, where `head` is
     /// `INSERT INTO t (a, b, …)` naming one column per entry of `types`
     /// and `values` holds the rows one after another. A backend picks its

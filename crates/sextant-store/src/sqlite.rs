@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::backend::{Backend, Conn, Dialect, Row, SqlValue};
@@ -265,28 +265,58 @@ impl Conn for SqliteConn<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql)?;
-        bind(&mut stmt, params)?;
-        let ncol = stmt.column_count();
-        let mut rows = stmt.raw_query();
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(busy)? {
-            let mut r = Vec::with_capacity(ncol);
-            for i in 0..ncol {
-                r.push(match row.get::<_, Value>(i)? {
-                    Value::Null => SqlValue::Null,
-                    Value::Integer(v) => SqlValue::Int(v),
-                    Value::Real(v) => SqlValue::Real(v),
-                    Value::Text(v) => SqlValue::Text(v),
-                    Value::Blob(_) => {
-                        return Err(StoreError::Corrupt("unexpected blob column".into()));
-                    }
-                });
-            }
-            out.push(r);
-        }
+        scan(self.0, sql, params, &mut |row| {
+            out.push(std::mem::take(row));
+            Ok(())
+        })?;
         Ok(out)
     }
+
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        f: &mut dyn FnMut(&[SqlValue]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        scan(self.0, sql, params, &mut |row| f(row))
+    }
+}
+
+/// Runs a query, filling one row buffer per row read and handing it to
+/// `f`, which may keep it (taking it) or leave it to be reused.
+fn scan(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    f: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    let ncol = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut r: Row = Vec::new();
+    while let Some(row) = rows.next().map_err(busy)? {
+        r.clear();
+        r.reserve(ncol);
+        for i in 0..ncol {
+            r.push(match row.get_ref(i)? {
+                ValueRef::Null => SqlValue::Null,
+                ValueRef::Integer(v) => SqlValue::Int(v),
+                ValueRef::Real(v) => SqlValue::Real(v),
+                ValueRef::Text(v) => SqlValue::Text(
+                    std::str::from_utf8(v)
+                        .map_err(|e| StoreError::Corrupt(format!("text column: {e}")))?
+                        .to_owned(),
+                ),
+                ValueRef::Blob(_) => {
+                    return Err(StoreError::Corrupt("unexpected blob column".into()));
+                }
+            });
+        }
+        f(&mut r)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
