@@ -342,6 +342,10 @@ def test_endpoints_and_monitors_pages(seeded, page):
     page.goto(f"{seeded.url}/#/endpoints/{ENDPOINT}")
     expect(page.get_by_role("heading", name=re.compile("Split history"))).to_be_visible()
     expect(section(page, re.compile("^Split history")).locator("tbody tr")).to_have_count(len(endpoint["traffic"]))
+    # Traffic over time comes from the server's samples, whose interval the page states.
+    traffic = api(seeded, "GET", f"/api/v1/endpoints/{ENDPOINT}/traffic")
+    assert traffic["since"] is not None, traffic
+    expect(section(page, re.compile("^Traffic per variant"))).to_contain_text(f"every {traffic['sample_every_ms'] // 1000} s")
     check(page, "endpoint")
     page.goto(f"{seeded.url}/#/monitors/{MONITOR}")
     runs = api(seeded, "GET", f"/api/v1/monitors/{MONITOR}/runs")["runs"]

@@ -839,3 +839,82 @@ async fn inference_routes_answer_cors_for_the_endpoints_allowed_origins_only() {
         "{e:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_of_each_variant_is_kept_over_time_from_every_gateway() {
+    let clock = ManualClock::at(1_700_000_000_000);
+    let h = Harness::with_clock(clock.clone()).await;
+    let c = h.client();
+    h.put(
+        "churn",
+        one(&h.model("v1", 10.0), json!({"strategy": "all_at_once"})),
+    )
+    .await
+    .unwrap();
+    let traffic = |want: usize| async move {
+        eventually(
+            Duration::from_secs(30),
+            "the controller's samples",
+            || async {
+                let t = c.endpoint_traffic("churn").await.unwrap();
+                let points = t["variants"][0]["points"].as_array().map_or(0, Vec::len);
+                if !t["since"].is_null() && points >= want {
+                    Ok(t)
+                } else {
+                    Err(t)
+                }
+            },
+        )
+        .await
+    };
+    // A separate gateway's cumulative counters: `fast` answered under 50 µs, `slow` at 1 s.
+    let report = |requests: u64, errors: u64, slow: u64| async move {
+        let mut counts = vec![0u64; 19];
+        counts[0] = requests - slow;
+        counts[13] = slow;
+        c.report_gateway_stats(
+            "churn",
+            "g1",
+            &json!([{"name": "primary", "shadow": false, "requests": requests, "errors": errors,
+                "client_errors": 0, "rejected": 0, "in_flight": 0,
+                "latency": {"counts": counts, "sum_seconds": slow as f64}}]),
+        )
+        .await
+        .unwrap();
+    };
+    // The first sample, taken before the clock moves.
+    let first = traffic(0).await;
+    assert_eq!(first["sample_every_ms"], 10_000, "{first}");
+    assert_eq!(first["since"], 1_700_000_000_000i64, "{first}");
+    // The gateway's first report: its totals so far are not the next interval's.
+    report(50, 0, 0).await;
+    clock.advance(Duration::from_secs(10));
+    traffic(1).await;
+    // 200 requests in the next 10 s, 10 of them failed; then 100 more, 20 of them slow.
+    report(250, 10, 0).await;
+    clock.advance(Duration::from_secs(10));
+    let t = traffic(2).await;
+    let p = &t["variants"][0]["points"][1];
+    assert_eq!(t["variants"][0]["variant"], "primary", "{t}");
+    assert_eq!(
+        (p["requests"].as_u64(), p["errors"].as_u64()),
+        (Some(200), Some(10)),
+        "{p}"
+    );
+    assert_eq!(p["requests_per_s"], 20.0, "{p}");
+    assert_eq!(p["error_rate"], 0.05, "{p}");
+    assert_eq!(p["end_ms"], 1_700_000_020_000i64, "{p}");
+    report(350, 10, 20).await;
+    clock.advance(Duration::from_secs(10));
+    let t = traffic(3).await;
+    let p = &t["variants"][0]["points"][2];
+    assert_eq!(
+        (p["requests"].as_u64(), p["errors"].as_u64()),
+        (Some(100), Some(0)),
+        "{p}"
+    );
+    assert_eq!(p["p50_ms"], 0.05, "{p}");
+    assert_eq!(p["p99_ms"], 1000.0, "{p}");
+    let missing = c.endpoint_traffic("nope").await.unwrap_err();
+    assert_eq!(missing.status(), Some(404), "{missing}");
+}

@@ -1,6 +1,6 @@
 // Serving endpoints: status list, and an endpoint's variants, split, rollout with its bake
 // countdown, split history, live per-variant traffic, promote and roll back.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { v1 } from "../api";
 import { Chart } from "../chart";
 import { link } from "../router";
@@ -118,33 +118,36 @@ export function EndpointsPage() {
   );
 }
 
-/** Samples of one variant's counters, to draw rates since the page opened. */
-interface Sample {
-  t: number;
+/** One variant's traffic between two of the server's samples (`GET /api/v1/endpoints/{name}/traffic`). */
+interface TrafficPoint {
+  end_ms: number;
   requests: number;
-  errors: number;
-  p99?: number | null;
+  requests_per_s: number;
+  error_rate: number | null;
+  p99_ms: number | null;
+}
+interface EndpointTraffic {
+  sample_every_ms: number;
+  since: number | null;
+  variants: { variant: string; shadow: boolean; points: TrafficPoint[] }[];
 }
 
+/** The endpoint and its traffic over the last hour, both read again every 2 s. */
 function useEndpoint(name: string) {
   const [endpoint, setEndpoint] = useState<Endpoint>();
+  const [traffic, setTraffic] = useState<EndpointTraffic>();
   const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
-  const samples = useRef(new Map<string, Sample[]>());
   useEffect(() => {
     let stop = false;
     let timer: number | undefined;
     const load = async () => {
       try {
-        const e = await v1.get<Endpoint>(`endpoints/${encodeURIComponent(name)}`);
+        const path = `endpoints/${encodeURIComponent(name)}`;
+        const [e, t] = await Promise.all([v1.get<Endpoint>(path), v1.get<EndpointTraffic>(`${path}/traffic`)]);
         if (stop) return;
-        const now = Date.now();
-        for (const s of e.stats) {
-          const list = samples.current.get(s.variant) ?? [];
-          list.push({ t: now, requests: s.requests, errors: s.errors, p99: s.p99_ms });
-          samples.current.set(s.variant, list.slice(-600));
-        }
         setEndpoint(e);
+        setTraffic(t);
         setError(undefined);
       } catch (err) {
         if (!stop) setError(err);
@@ -157,7 +160,7 @@ function useEndpoint(name: string) {
       window.clearTimeout(timer);
     };
   }, [name, tick]);
-  return { endpoint, error, samples: samples.current, reload: () => setTick((t) => t + 1) };
+  return { endpoint, error, traffic, reload: () => setTick((t) => t + 1) };
 }
 
 function Countdown({ ms }: { ms: number }) {
@@ -172,7 +175,7 @@ function Countdown({ ms }: { ms: number }) {
 }
 
 export function EndpointPage({ name }: { name: string }) {
-  const { endpoint: e, error, samples, reload } = useEndpoint(name);
+  const { endpoint: e, error, traffic, reload } = useEndpoint(name);
   const manage = useCan(`endpoint:${name}`, "MANAGE");
   if (error && !e) return <ErrorBox error={error} />;
   if (!e) return <p class="muted">Loading…</p>;
@@ -246,8 +249,8 @@ export function EndpointPage({ name }: { name: string }) {
           )}
         </Section>
       </div>
-      <Section title="Traffic per variant (since this page opened)">
-        <Traffic samples={samples} stats={e.stats} />
+      <Section title="Traffic per variant (last hour)">
+        <Traffic traffic={traffic} stats={e.stats} />
       </Section>
       <Section title={`Split history (${e.traffic.length})`}>
         <SplitHistory traffic={e.traffic} />
@@ -333,24 +336,26 @@ function SplitHistory({ traffic }: { traffic: TrafficEntry[] }) {
   );
 }
 
-function Traffic({ samples, stats }: { samples: Map<string, Sample[]>; stats: Stats[] }) {
-  const series = (f: (a: Sample, b: Sample) => number | null) =>
-    [...samples.entries()].map(([variant, list]) => {
+function Traffic({ traffic, stats }: { traffic?: EndpointTraffic; stats: Stats[] }) {
+  const series = (f: (p: TrafficPoint) => number | null) =>
+    (traffic?.variants ?? []).map(({ variant, points }) => {
       const xs: number[] = [];
       const ys: number[] = [];
-      for (let i = 1; i < list.length; i++) {
-        const y = f(list[i - 1], list[i]);
+      for (const p of points) {
+        const y = f(p);
         if (y === null) continue;
-        xs.push(list[i].t);
+        xs.push(p.end_ms);
         ys.push(y);
       }
       return { label: variant, xs, ys };
     });
-  const rate = series((a, b) => ((b.requests - a.requests) * 1000) / Math.max(1, b.t - a.t));
-  const errors = series((a, b) => (b.requests > a.requests ? (b.errors - a.errors) / (b.requests - a.requests) : 0));
-  const p99 = series((_, b) => (b.p99 === undefined || b.p99 === null ? null : b.p99));
+  const rate = series((p) => p.requests_per_s);
+  const errors = series((p) => p.error_rate);
+  const p99 = series((p) => p.p99_ms);
+  const every = (traffic?.sample_every_ms ?? 10000) / 1000;
   return (
     <>
+      <p class="muted">Every gateway's counters, sampled by the server every {every} s and kept for an hour.</p>
       <table class="grid">
         <thead>
           <tr>
@@ -399,7 +404,7 @@ function Traffic({ samples, stats }: { samples: Map<string, Sample[]>; stats: St
           <Chart title="p99 latency (ms)" series={p99} options={{ x: "time", log: false, smoothing: 0 }} height={200} />
         </div>
       ) : (
-        <p class="muted">Charts appear after a few seconds of sampling.</p>
+        <p class="muted">Charts appear after two samples.</p>
       )}
     </>
   );

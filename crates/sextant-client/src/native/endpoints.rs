@@ -73,6 +73,12 @@ impl Client {
         self.get(&v1(&["endpoints", name]), &[]).await
     }
 
+    /// Each variant's traffic between the server's samples of the last hour:
+    /// `{since, sample_every_ms, variants: [{variant, points: [...]}]}`.
+    pub async fn endpoint_traffic(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&v1(&["endpoints", name, "traffic"]), &[]).await
+    }
+
     /// Every endpoint, as `{"endpoints": [...]}`.
     pub async fn list_endpoints(&self) -> Result<Value, ClientError> {
         self.get(&v1(&["endpoints"]), &[]).await

@@ -144,6 +144,56 @@ pub async fn gateway_stats(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/v1/endpoints/{name}/traffic`: each variant's requests, error
+/// and rejected rates and latency between consecutive samples of the last
+/// hour (kept by this server's controller, every gateway's counters summed).
+pub async fn traffic(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = path(p)?;
+    let (since, variants) = st.endpoints.traffic(&st.endpoint_deps(), &name).await?;
+    let variants: Vec<Value> = variants
+        .into_iter()
+        .map(|(variant, points)| {
+            let shadow = points.last().is_some_and(|p| p.counters.shadow);
+            let points: Vec<Value> = points
+                .iter()
+                .map(|p| {
+                    let c = &p.counters;
+                    let secs = (p.end_ms - p.start_ms) as f64 / 1000.0;
+                    let answered = c.answered();
+                    let ratio = |n: u64, of: u64| (of > 0).then(|| n as f64 / of as f64);
+                    let ms = |q: f64| c.latency.quantile(q).map(|x| x * 1000.0);
+                    json!({
+                        "start_ms": p.start_ms,
+                        "end_ms": p.end_ms,
+                        "end_rfc3339": rfc3339(p.end_ms),
+                        "requests": c.requests,
+                        "errors": c.errors,
+                        "client_errors": c.client_errors,
+                        "rejected": c.rejected,
+                        "requests_per_s": if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
+                        "error_rate": ratio(c.errors, answered),
+                        "rejected_rate": ratio(c.rejected, c.requests),
+                        "p50_ms": ms(0.5),
+                        "p99_ms": ms(0.99),
+                    })
+                })
+                .collect();
+            json!({ "variant": variant, "shadow": shadow, "points": points })
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": name,
+        "sample_every_ms": sextant_serving::controller::TRAFFIC_SAMPLE_EVERY_MS,
+        "samples_kept": sextant_serving::controller::TRAFFIC_SAMPLES_KEPT,
+        "since": since,
+        "since_rfc3339": since.map(rfc3339),
+        "variants": variants,
+    })))
+}
+
 /// `POST /api/v1/endpoints/{name}/promote`.
 pub async fn promote(
     State(st): State<AppState>,

@@ -162,6 +162,9 @@ pub(crate) const ROUTES: &[Route] = &[
         C::Manage,
         |m| on(m, endpoints::rollback),
     ),
+    Route::get("/api/v1/endpoints/{name}/traffic", R::Endpoint, |m| {
+        on(m, endpoints::traffic)
+    }),
     Route::json(
         Method::POST,
         "/api/v1/endpoints/{name}/gateway-stats",

@@ -447,6 +447,14 @@ fn operations() -> Value {
                     "responses": { "200": ok("Rolled back", "Endpoint"), "404": error("No such endpoint"), "409": error("No rollout in progress") }
                 }
             },
+            "/api/v1/endpoints/{name}/traffic": {
+                "get": {
+                    "operationId": "getEndpointTraffic",
+                    "summary": "Each variant's request rate, error rate, rejected rate and latency over the last hour, between consecutive samples of every gateway's counters (taken every 10 s by this server, kept in its memory: a restart starts afresh)",
+                    "parameters": [endpoint],
+                    "responses": { "200": ok("The traffic per variant", "EndpointTraffic"), "404": error("No such endpoint") }
+                }
+            },
             "/api/v1/endpoints/{name}/gateway-stats": {
                 "post": {
                     "operationId": "reportGatewayStats",
@@ -595,6 +603,35 @@ fn operations() -> Value {
             "EndpointList": {
                 "type": "object", "required": ["endpoints"],
                 "properties": { "endpoints": { "type": "array", "items": schema_ref("Endpoint") } }
+            },
+            "EndpointTraffic": {
+                "type": "object", "required": ["name", "sample_every_ms", "samples_kept", "since", "variants"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "sample_every_ms": { "type": "integer" },
+                    "samples_kept": { "type": "integer" },
+                    "since": { "type": ["integer", "null"], "description": "When the first sample kept was taken (epoch ms); null before any" },
+                    "since_rfc3339": { "type": ["string", "null"] },
+                    "variants": { "type": "array", "items": {
+                        "type": "object", "required": ["variant", "shadow", "points"],
+                        "properties": {
+                            "variant": { "type": "string" }, "shadow": { "type": "boolean" },
+                            "points": { "type": "array", "description": "One per interval between samples, oldest first", "items": {
+                                "type": "object",
+                                "required": ["start_ms", "end_ms", "end_rfc3339", "requests", "errors", "client_errors", "rejected", "requests_per_s", "error_rate", "rejected_rate", "p50_ms", "p99_ms"],
+                                "properties": {
+                                    "start_ms": { "type": "integer" }, "end_ms": { "type": "integer" }, "end_rfc3339": { "type": "string" },
+                                    "requests": { "type": "integer" }, "errors": { "type": "integer" },
+                                    "client_errors": { "type": "integer" }, "rejected": { "type": "integer" },
+                                    "requests_per_s": { "type": "number" },
+                                    "error_rate": { "type": ["number", "null"], "description": "errors / answered requests (routed minus rejected); null with none answered" },
+                                    "rejected_rate": { "type": ["number", "null"], "description": "rejected / routed requests; null with none" },
+                                    "p50_ms": { "type": ["number", "null"] }, "p99_ms": { "type": ["number", "null"], "description": "Upper bound of the latency bucket holding the quantile" }
+                                }
+                            } }
+                        }
+                    } }
+                }
             },
             "GatewayStats": {
                 "type": "object", "required": ["gateway", "variants"],

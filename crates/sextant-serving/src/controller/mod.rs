@@ -17,12 +17,16 @@
 
 mod apply;
 mod error;
+mod history;
 mod plan;
 pub mod remote;
 mod reports;
 mod tick;
 
 pub use error::EndpointError;
+pub use history::{
+    KEPT as TRAFFIC_SAMPLES_KEPT, SAMPLE_EVERY_MS as TRAFFIC_SAMPLE_EVERY_MS, TrafficPoint,
+};
 pub use plan::{Plan, Planned, plan};
 pub use tick::spawn;
 
@@ -104,6 +108,8 @@ pub struct Endpoints {
     baselines: std::sync::Mutex<Baselines>,
     /// What separate gateways serve, for the alarms.
     reports: std::sync::Mutex<Reports>,
+    /// Each endpoint's sampled counters, for its traffic over time.
+    history: std::sync::Mutex<history::History>,
     /// Serializes every change of endpoints.
     changing: Mutex<()>,
     /// Loaded models by (resolved model, runtime), shared by variants. Weak: a model lives
@@ -123,6 +129,7 @@ impl Default for Endpoints {
             gateways: Gateways::new(),
             baselines: Default::default(),
             reports: Default::default(),
+            history: Default::default(),
             changing: Mutex::new(()),
             models: Mutex::new(HashMap::new()),
             capture: std::sync::OnceLock::new(),

@@ -80,7 +80,7 @@ impl Endpoints {
     }
 
     /// Every source's counters for `name`: this server's gateway, then each separate one.
-    fn sources(&self, name: &str) -> Vec<(String, Vec<VariantSnapshot>)> {
+    pub(super) fn sources(&self, name: &str) -> Vec<(String, Vec<VariantSnapshot>)> {
         let mut out = Vec::new();
         if let Some(g) = self.gateways.get(name) {
             out.push((LOCAL.to_string(), g.stats().variants));

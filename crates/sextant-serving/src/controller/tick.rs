@@ -15,9 +15,11 @@ impl Endpoints {
     /// Evaluates every rollout in progress.
     pub async fn tick(&self, deps: &Deps) {
         let names = self.gateways.names();
-        for name in names {
-            self.tick_one(deps, &name).await;
+        for name in &names {
+            self.tick_one(deps, name).await;
+            self.sample(name);
         }
+        self.forget_history(&names);
     }
 
     pub(super) async fn tick_one(&self, deps: &Deps, name: &str) {
