@@ -1026,6 +1026,33 @@ fn bulk_interval_samples(f: &Fixture) {
         .metric_history_bulk_interval(std::slice::from_ref(&a), "loss", Some((10, 20)), 100)
         .unwrap();
     assert_eq!(ranged.len(), 11);
+    // Every row at a picked step comes back, in MLflow's order: by step, time, NaN last.
+    let c = new_run(s, 0);
+    let rows = [(2.0, 20, 1), (1.0, 10, 1), (f64::NAN, 10, 1), (0.5, 10, 0), (3.0, 30, 2)];
+    let rows: Vec<Metric> = rows
+        .iter()
+        .map(|&(v, ts, step)| Metric::new("loss", v, ts, step))
+        .collect();
+    s.log_batch(&c, &rows, &[], &[]).unwrap();
+    let sampled = |max: u64| -> Vec<(i64, i64, String)> {
+        s.metric_history_bulk_interval(std::slice::from_ref(&c), "loss", None, max)
+            .unwrap()
+            .iter()
+            .map(|m| (m.step, m.timestamp, m.value.to_string()))
+            .collect()
+    };
+    let at = |step, ts, v: &str| (step, ts, v.to_string());
+    assert_eq!(sampled(2), [at(0, 10, "0.5"), at(2, 30, "3")]);
+    assert_eq!(
+        sampled(3),
+        [
+            at(0, 10, "0.5"),
+            at(1, 10, "1"),
+            at(1, 10, "NaN"),
+            at(1, 20, "2"),
+            at(2, 30, "3")
+        ]
+    );
 }
 
 fn migrations_are_idempotent(f: &Fixture) {

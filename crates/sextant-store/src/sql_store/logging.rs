@@ -15,7 +15,7 @@ use super::load::{self, metric_value};
 use super::runs::RUN_NAME_TAG;
 use crate::StoreError;
 use crate::backend::ColumnType::{Int, Real, Text};
-use crate::backend::{Backend, Conn, SqlValue, placeholders};
+use crate::backend::{Backend, Conn, Dialect, SqlValue, placeholders};
 use crate::store::MAX_DATASET_SUMMARIES;
 
 /// Validation that needs no database: limits, keys, duplicate params.
@@ -638,10 +638,13 @@ fn sample_steps(steps: &[i64], max: usize) -> Vec<i64> {
 /// The UI's sampled histories (MLflow's get-history-bulk-interval): for each
 /// run, up to `max_results` of its distinct steps in the range, evenly
 /// spaced with the first and last kept, and every value at those steps.
-/// Each run's rows in the range are read once, in the primary key's order,
-/// as they stream from the database (nothing is kept of a row but four
-/// numbers), and sampled here: a `DISTINCT step … ORDER BY step` would sort
-/// them, as the key orders by time first.
+///
+/// A chart of 100 runs × 10,000 steps reads 1M rows, so each run's rows are
+/// streamed, not collected, and in primary-key order (a `DISTINCT step …
+/// ORDER BY step` would sort them, as the key orders by time first). On
+/// SQLite the scan reads only each row's time and step; the rows at the
+/// picked steps are then fetched by their key, a few hundred lookups. On
+/// PostgreSQL, where each lookup is a round trip, one scan reads them whole.
 pub fn bulk_interval(
     c: &mut dyn Conn,
     run_ids: &[String],
@@ -649,58 +652,19 @@ pub fn bulk_interval(
     steps: Option<(i64, i64)>,
     max_results: u64,
 ) -> Result<Vec<Metric>, StoreError> {
-    /// A row as read; `extra` holds the rare model and dataset columns.
-    struct Point {
-        step: i64,
-        timestamp: i64,
-        value: f64,
-        is_nan: bool,
-        extra: Option<Box<[Option<String>; 3]>>,
-    }
     let mut out = Vec::new();
     let mut sorted: Vec<&String> = run_ids.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
-    let mut points: Vec<Point> = Vec::new();
-    let mut all: Vec<i64> = Vec::new();
+    let range = steps.unwrap_or((i64::MIN, i64::MAX));
+    let mut points = Vec::new();
     for run_id in sorted {
         let (rid, _) = load::run_info(c, run_id)?;
         points.clear();
-        c.query_each(
-            "SELECT step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest \
-             FROM metrics WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
-            &[rid.into(), key.into(), lo.into(), hi.into()],
-            &mut |row| {
-                let [step, ts, value, is_nan, model, dname, ddigest] = row else {
-                    return Err(StoreError::Corrupt("short metric row".into()));
-                };
-                let is_nan = is_nan.int()? == 1;
-                let opt = |v: &SqlValue| v.clone().opt_text();
-                let extra = if [model, dname, ddigest]
-                    .iter()
-                    .all(|v| **v == SqlValue::Null)
-                {
-                    None
-                } else {
-                    Some(Box::new([opt(model)?, opt(dname)?, opt(ddigest)?]))
-                };
-                points.push(Point {
-                    step: step.int()?,
-                    timestamp: ts.int()?,
-                    value: if is_nan { f64::NAN } else { value.real()? },
-                    is_nan,
-                    extra,
-                });
-                Ok(())
-            },
-        )?;
-        all.clear();
-        all.extend(points.iter().map(|p| p.step));
-        all.sort_unstable();
-        all.dedup();
-        let picked = sample_steps(&all, max_results as usize);
-        points.retain(|p| picked.binary_search(&p.step).is_ok());
+        match c.dialect() {
+            Dialect::Sqlite => sampled_by_key(c, rid, key, range, max_results, &mut points)?,
+            Dialect::Postgres => sampled_in_one_scan(c, rid, key, range, max_results, &mut points)?,
+        }
         // MLflow's order: by step, then time, then value (NaN last).
         points.sort_by(|a, b| {
             (a.step, a.timestamp, a.is_nan)
@@ -720,6 +684,119 @@ pub fn bulk_interval(
         }));
     }
     Ok(out)
+}
+
+/// A metric row of a sampled history; `extra` holds the rare model and
+/// dataset columns.
+struct Point {
+    step: i64,
+    timestamp: i64,
+    value: f64,
+    is_nan: bool,
+    extra: Option<Box<[Option<String>; 3]>>,
+}
+
+impl Point {
+    /// From `step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest`.
+    fn read(row: &[SqlValue]) -> Result<Point, StoreError> {
+        let [step, ts, value, is_nan, model, dname, ddigest] = row else {
+            return Err(StoreError::Corrupt("short metric row".into()));
+        };
+        let is_nan = is_nan.int()? == 1;
+        let opt = |v: &SqlValue| v.clone().opt_text();
+        let extra = if [model, dname, ddigest]
+            .iter()
+            .all(|v| **v == SqlValue::Null)
+        {
+            None
+        } else {
+            Some(Box::new([opt(model)?, opt(dname)?, opt(ddigest)?]))
+        };
+        Ok(Point {
+            step: step.int()?,
+            timestamp: ts.int()?,
+            value: if is_nan { f64::NAN } else { value.real()? },
+            is_nan,
+            extra,
+        })
+    }
+}
+
+const POINT_COLUMNS: &str =
+    "step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest";
+
+/// One scan of the run's rows in the range, keeping those at the picked steps.
+fn sampled_in_one_scan(
+    c: &mut dyn Conn,
+    rid: i64,
+    key: &str,
+    (lo, hi): (i64, i64),
+    max_results: u64,
+    points: &mut Vec<Point>,
+) -> Result<(), StoreError> {
+    c.query_each(
+        &format!(
+            "SELECT {POINT_COLUMNS} FROM metrics \
+             WHERE rid = ? AND key = ? AND step >= ? AND step <= ?"
+        ),
+        &[rid.into(), key.into(), lo.into(), hi.into()],
+        &mut |row| {
+            points.push(Point::read(row)?);
+            Ok(())
+        },
+    )?;
+    let mut all: Vec<i64> = points.iter().map(|p| p.step).collect();
+    all.sort_unstable();
+    all.dedup();
+    let picked = sample_steps(&all, max_results as usize);
+    points.retain(|p| picked.binary_search(&p.step).is_ok());
+    Ok(())
+}
+
+/// A scan of the run's (time, step) keys in the range, then the rows at the
+/// picked steps fetched by key.
+fn sampled_by_key(
+    c: &mut dyn Conn,
+    rid: i64,
+    key: &str,
+    (lo, hi): (i64, i64),
+    max_results: u64,
+    points: &mut Vec<Point>,
+) -> Result<(), StoreError> {
+    let mut keys: Vec<(i64, i64)> = Vec::new();
+    c.query_each(
+        "SELECT step, timestamp FROM metrics WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
+        &[rid.into(), key.into(), lo.into(), hi.into()],
+        &mut |row| {
+            let [step, ts] = row else {
+                return Err(StoreError::Corrupt("short metric key row".into()));
+            };
+            keys.push((step.int()?, ts.int()?));
+            Ok(())
+        },
+    )?;
+    keys.sort_unstable();
+    keys.dedup();
+    let mut all: Vec<i64> = keys.iter().map(|&(step, _)| step).collect();
+    all.dedup();
+    let picked = sample_steps(&all, max_results as usize);
+    let sql = format!(
+        "SELECT {POINT_COLUMNS} FROM metrics WHERE rid = ? AND key = ? AND timestamp = ? AND step = ?"
+    );
+    for (step, ts) in keys {
+        if picked.binary_search(&step).is_err() {
+            continue;
+        }
+        c.query_each(
+            &sql,
+            &[rid.into(), key.into(), ts.into(), step.into()],
+            &mut |row| {
+                points.push(Point::read(row)?);
+                Ok(())
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Records that run `rid` used dataset `d` (stored once per experiment by
