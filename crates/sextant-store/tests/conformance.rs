@@ -1028,7 +1028,13 @@ fn bulk_interval_samples(f: &Fixture) {
     assert_eq!(ranged.len(), 11);
     // Every row at a picked step comes back, in MLflow's order: by step, time, NaN last.
     let c = new_run(s, 0);
-    let rows = [(2.0, 20, 1), (1.0, 10, 1), (f64::NAN, 10, 1), (0.5, 10, 0), (3.0, 30, 2)];
+    let rows = [
+        (2.0, 20, 1),
+        (1.0, 10, 1),
+        (f64::NAN, 10, 1),
+        (0.5, 10, 0),
+        (3.0, 30, 2),
+    ];
     let rows: Vec<Metric> = rows
         .iter()
         .map(|&(v, ts, step)| Metric::new("loss", v, ts, step))
