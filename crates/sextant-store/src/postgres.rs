@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement};
 
@@ -425,6 +426,21 @@ impl Conn for PgConn<'_> {
         let stmt = self.0.statement(&numbered_placeholders(sql))?;
         let rows = self.0.query(&stmt, &params(values))?;
         rows.iter().map(decode_row).collect()
+    }
+
+    /// Rows decoded as they arrive, none kept.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        values: &[SqlValue],
+        f: &mut dyn FnMut(&[SqlValue]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let stmt = self.0.statement(&numbered_placeholders(sql))?;
+        let mut rows = self.0.query_raw(&stmt, params(values))?;
+        while let Some(row) = rows.next()? {
+            f(&decode_row(&row)?)?;
+        }
+        Ok(())
     }
 
     /// One statement whatever the number of rows: each column goes as one
