@@ -230,6 +230,51 @@ def test_bulk_history_caps_max_results(server_url, run_id):
     assert [(m["run_id"], m["value"]) for m in resp.json()["metrics"]] == [(run_id, 1.0)]
 
 
+def test_bulk_interval_samples_as_a_live_mlflow_server_does(tmp_path):
+    """Same runs logged to `mlflow server` 3.17.2 and to Sextant: every sampled history the
+    compare page asks for (several sizes, with and without a step range) is the same, row for
+    row and in order: runs on different step grids, several values at one step and time, a
+    negative step, a thousand values at step 0."""
+    from conftest import start_mlflow, start_sextant
+
+    grids = {
+        "dense": [(s, 1000 + s, s / 7) for s in range(1000)],
+        "sparse": [(s, 5000 + s, s / 3) for s in range(0, 501, 5)],
+        "odd": [(0, 1, 1.0), (3, 2, 2.0), (3, 3, 2.5), (3, 3, 0.5), (1000, 4, 3.0), (1500, 5, 4.0), (-2, 0, 9.0)],
+        "zeros": [(0, 100 + i, float(i % 17)) for i in range(1000)],
+    }
+    answers = {}
+    for name, start in (("mlflow", start_mlflow), ("sextant", start_sextant)):
+        (tmp_path / name).mkdir()
+        srv = start(tmp_path / name)
+        try:
+            exp = post(srv.url, "experiments/create", {"name": "bulk"}).json()["experiment_id"]
+            names = {}
+            for run, rows in grids.items():
+                rid = post(srv.url, "runs/create", {"experiment_id": exp, "run_name": run}).json()["run"]["info"]["run_id"]
+                names[rid] = run
+                for i in range(0, len(rows), 1000):
+                    metrics = [{"key": "m", "step": s, "timestamp": t, "value": v} for s, t, v in rows[i : i + 1000]]
+                    assert post(srv.url, "runs/log-batch", {"run_id": rid, "metrics": metrics}).status_code == 200
+            got = {}
+            for most in (1, 5, 37, 100, 2500):
+                for steps in (None, (0, 700), (3, 3)):
+                    params = {"run_ids": list(names), "metric_key": "m", "max_results": most}
+                    if steps:
+                        params["start_step"], params["end_step"] = steps
+                    resp = ajax_get(srv.url, "metrics/get-history-bulk-interval", params)
+                    assert resp.status_code == 200, resp.text
+                    got[(most, steps)] = [
+                        (names[m["run_id"]], m["step"], m["timestamp"], m["value"]) for m in resp.json().get("metrics", [])
+                    ]
+            answers[name] = got
+        finally:
+            srv.stop()
+    assert answers["mlflow"][(5, None)], "MLflow answered nothing to compare with"
+    for asked, expected in answers["mlflow"].items():
+        assert answers["sextant"][asked] == expected, asked
+
+
 # --- item 1: model-version sources as MLflow 3.17.2 takes them -------------------------------------
 
 

@@ -1026,7 +1026,8 @@ fn bulk_interval_samples(f: &Fixture) {
         .metric_history_bulk_interval(std::slice::from_ref(&a), "loss", Some((10, 20)), 100)
         .unwrap();
     assert_eq!(ranged.len(), 11);
-    // Every row at a picked step comes back, in MLflow's order: by step, time, NaN last.
+    // Rows, not steps, are sampled (MLflow 3.17): by step, time, stored value (a NaN is
+    // stored as 0) and NaN-ness, a row per bucket and the last row kept.
     let c = new_run(s, 0);
     let rows = [
         (2.0, 20, 1),
@@ -1048,17 +1049,39 @@ fn bulk_interval_samples(f: &Fixture) {
             .collect()
     };
     let at = |step, ts, v: &str| (step, ts, v.to_string());
+    assert_eq!(sampled(1), [at(2, 30, "3")]);
     assert_eq!(sampled(2), [at(0, 10, "0.5"), at(2, 30, "3")]);
     assert_eq!(
         sampled(3),
+        [at(0, 10, "0.5"), at(1, 10, "1"), at(2, 30, "3")]
+    );
+    assert_eq!(
+        sampled(5),
         [
             at(0, 10, "0.5"),
-            at(1, 10, "1"),
             at(1, 10, "NaN"),
+            at(1, 10, "1"),
             at(1, 20, "2"),
             at(2, 30, "3")
         ]
     );
+    // A thousand values at step 0 (`log_metric` without a step) answer as many as asked.
+    let d = new_run(s, 0);
+    let zeros: Vec<Metric> = (0..1_000)
+        .map(|i| Metric::new("loss", i as f64, 1_000 + i, 0))
+        .collect();
+    s.log_batch(&d, &zeros, &[], &[]).unwrap();
+    let out = s
+        .metric_history_bulk_interval(std::slice::from_ref(&d), "loss", None, 10)
+        .unwrap();
+    assert_eq!(out.len(), 10);
+    assert_eq!(out.last().map(|m| m.timestamp), Some(1_999));
+    // Runs answer in the order asked.
+    let both = s
+        .metric_history_bulk_interval(&[d.clone(), c.clone()], "loss", None, 2)
+        .unwrap();
+    let order: Vec<&str> = both.iter().filter_map(|m| m.run_id.as_deref()).collect();
+    assert_eq!(order, [d.as_str(), d.as_str(), c.as_str(), c.as_str()]);
 }
 
 fn migrations_are_idempotent(f: &Fixture) {

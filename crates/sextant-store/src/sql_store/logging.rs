@@ -15,7 +15,7 @@ use super::load::{self, metric_value};
 use super::runs::RUN_NAME_TAG;
 use crate::StoreError;
 use crate::backend::ColumnType::{Int, Real, Text};
-use crate::backend::{Backend, Conn, Dialect, SqlValue, placeholders};
+use crate::backend::{Backend, Conn, SqlValue, placeholders};
 use crate::store::MAX_DATASET_SUMMARIES;
 
 /// Validation that needs no database: limits, keys, duplicate params.
@@ -621,30 +621,36 @@ pub fn summaries(
         .collect()
 }
 
-/// Evenly spaced picks from sorted `steps`, first and last always kept.
-fn sample_steps(steps: &[i64], max: usize) -> Vec<i64> {
-    if steps.len() <= max || max == 0 {
-        return steps.to_vec();
+/// The rows MLflow 3.17's SQL store keeps of `total` ordered rows for
+/// `max` results: the first row of each of `max` `NTILE` buckets (the first
+/// `total % max` buckets one row longer), then the last row, replacing the
+/// last pick when there are already `max` (so `max = 1` keeps the last row
+/// alone).
+fn sampled_rows(total: usize, max: usize) -> Vec<usize> {
+    if total <= max {
+        return (0..total).collect();
     }
-    if max == 1 {
-        return vec![steps[0]];
+    let (q, r) = (total / max, total % max);
+    let mut picks: Vec<usize> = (0..max).map(|b| b * q + b.min(r)).collect();
+    if picks.last() != Some(&(total - 1)) {
+        if picks.len() >= max {
+            picks.pop();
+        }
+        picks.push(total - 1);
     }
-    let last = steps.len() - 1;
-    let mut out: Vec<i64> = (0..max).map(|i| steps[i * last / (max - 1)]).collect();
-    out.dedup();
-    out
+    picks
 }
 
-/// The UI's sampled histories (MLflow's get-history-bulk-interval): for each
-/// run, up to `max_results` of its distinct steps in the range, evenly
-/// spaced with the first and last kept, and every value at those steps.
+/// The UI's sampled histories, as MLflow 3.17's get-history-bulk-interval
+/// answers them: for each run (in the order asked), its rows in the step
+/// range ordered by step, time, stored value and NaN-ness, sampled to at
+/// most `max_results` evenly spaced rows with the last one kept. Sampling
+/// rows, not steps, keeps the answer bounded when many values share a step
+/// (`log_metric` without a step logs them all at 0).
 ///
-/// A chart of 100 runs × 10,000 steps reads 1M rows, so each run's rows are
-/// streamed, not collected, and in primary-key order (a `DISTINCT step …
-/// ORDER BY step` would sort them, as the key orders by time first). On
-/// SQLite the scan reads only each row's time and step; the rows at the
-/// picked steps are then fetched by their key, a few hundred lookups. On
-/// PostgreSQL, where each lookup is a round trip, one scan reads them whole.
+/// A chart of 100 runs × 10,000 steps reads 1M rows, so each run's rows
+/// are streamed, not collected, and only the four columns the answer
+/// carries are read (MLflow's answer has no model or dataset fields).
 pub fn bulk_interval(
     c: &mut dyn Conn,
     run_ids: &[String],
@@ -652,151 +658,66 @@ pub fn bulk_interval(
     steps: Option<(i64, i64)>,
     max_results: u64,
 ) -> Result<Vec<Metric>, StoreError> {
+    /// A row as stored: NaN is value 0 with `is_nan` 1, and orders so.
+    struct Row {
+        step: i64,
+        timestamp: i64,
+        value: f64,
+        is_nan: i64,
+    }
+    let mut rids = HashMap::new();
+    for run_id in run_ids {
+        if !rids.contains_key(run_id.as_str()) {
+            rids.insert(run_id.as_str(), load::run_info(c, run_id)?.0);
+        }
+    }
+    let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
     let mut out = Vec::new();
-    let mut sorted: Vec<&String> = run_ids.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let range = steps.unwrap_or((i64::MIN, i64::MAX));
-    let mut points = Vec::new();
-    for run_id in sorted {
-        let (rid, _) = load::run_info(c, run_id)?;
-        points.clear();
-        match c.dialect() {
-            Dialect::Sqlite => sampled_by_key(c, rid, key, range, max_results, &mut points)?,
-            Dialect::Postgres => sampled_in_one_scan(c, rid, key, range, max_results, &mut points)?,
-        }
-        // MLflow's order: by step, then time, then value (NaN last).
-        points.sort_by(|a, b| {
-            (a.step, a.timestamp, a.is_nan)
-                .cmp(&(b.step, b.timestamp, b.is_nan))
-                .then(a.value.total_cmp(&b.value))
-        });
-        out.extend(points.drain(..).map(|p| {
-            let mut m = Metric::new(key, p.value, p.timestamp, p.step);
-            if let Some(extra) = p.extra {
-                let [model, dname, ddigest] = *extra;
-                m.model_id = model;
-                m.dataset_name = dname;
-                m.dataset_digest = ddigest;
-            }
-            m.run_id = Some(run_id.clone());
-            m
-        }));
-    }
-    Ok(out)
-}
-
-/// A metric row of a sampled history; `extra` holds the rare model and
-/// dataset columns.
-struct Point {
-    step: i64,
-    timestamp: i64,
-    value: f64,
-    is_nan: bool,
-    extra: Option<Box<[Option<String>; 3]>>,
-}
-
-impl Point {
-    /// From `step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest`.
-    fn read(row: &[SqlValue]) -> Result<Point, StoreError> {
-        let [step, ts, value, is_nan, model, dname, ddigest] = row else {
-            return Err(StoreError::Corrupt("short metric row".into()));
-        };
-        let is_nan = is_nan.int()? == 1;
-        let opt = |v: &SqlValue| v.clone().opt_text();
-        let extra = if [model, dname, ddigest]
-            .iter()
-            .all(|v| **v == SqlValue::Null)
-        {
-            None
-        } else {
-            Some(Box::new([opt(model)?, opt(dname)?, opt(ddigest)?]))
-        };
-        Ok(Point {
-            step: step.int()?,
-            timestamp: ts.int()?,
-            value: if is_nan { f64::NAN } else { value.real()? },
-            is_nan,
-            extra,
-        })
-    }
-}
-
-const POINT_COLUMNS: &str =
-    "step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest";
-
-/// One scan of the run's rows in the range, keeping those at the picked steps.
-fn sampled_in_one_scan(
-    c: &mut dyn Conn,
-    rid: i64,
-    key: &str,
-    (lo, hi): (i64, i64),
-    max_results: u64,
-    points: &mut Vec<Point>,
-) -> Result<(), StoreError> {
-    c.query_each(
-        &format!(
-            "SELECT {POINT_COLUMNS} FROM metrics \
-             WHERE rid = ? AND key = ? AND step >= ? AND step <= ?"
-        ),
-        &[rid.into(), key.into(), lo.into(), hi.into()],
-        &mut |row| {
-            points.push(Point::read(row)?);
-            Ok(())
-        },
-    )?;
-    let mut all: Vec<i64> = points.iter().map(|p| p.step).collect();
-    all.sort_unstable();
-    all.dedup();
-    let picked = sample_steps(&all, max_results as usize);
-    points.retain(|p| picked.binary_search(&p.step).is_ok());
-    Ok(())
-}
-
-/// A scan of the run's (time, step) keys in the range, then the rows at the
-/// picked steps fetched by key.
-fn sampled_by_key(
-    c: &mut dyn Conn,
-    rid: i64,
-    key: &str,
-    (lo, hi): (i64, i64),
-    max_results: u64,
-    points: &mut Vec<Point>,
-) -> Result<(), StoreError> {
-    let mut keys: Vec<(i64, i64)> = Vec::new();
-    c.query_each(
-        "SELECT step, timestamp FROM metrics WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
-        &[rid.into(), key.into(), lo.into(), hi.into()],
-        &mut |row| {
-            let [step, ts] = row else {
-                return Err(StoreError::Corrupt("short metric key row".into()));
-            };
-            keys.push((step.int()?, ts.int()?));
-            Ok(())
-        },
-    )?;
-    keys.sort_unstable();
-    keys.dedup();
-    let mut all: Vec<i64> = keys.iter().map(|&(step, _)| step).collect();
-    all.dedup();
-    let picked = sample_steps(&all, max_results as usize);
-    let sql = format!(
-        "SELECT {POINT_COLUMNS} FROM metrics WHERE rid = ? AND key = ? AND timestamp = ? AND step = ?"
-    );
-    for (step, ts) in keys {
-        if picked.binary_search(&step).is_err() {
-            continue;
-        }
+    let mut rows: Vec<Row> = Vec::new();
+    for run_id in run_ids {
+        rows.clear();
         c.query_each(
-            &sql,
-            &[rid.into(), key.into(), ts.into(), step.into()],
+            "SELECT step, timestamp, value, is_nan FROM metrics \
+             WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
+            &[
+                rids[run_id.as_str()].into(),
+                key.into(),
+                lo.into(),
+                hi.into(),
+            ],
             &mut |row| {
-                points.push(Point::read(row)?);
+                let [step, ts, value, is_nan] = row else {
+                    return Err(StoreError::Corrupt("short metric row".into()));
+                };
+                rows.push(Row {
+                    step: step.int()?,
+                    timestamp: ts.int()?,
+                    value: value.real()?,
+                    is_nan: is_nan.int()?,
+                });
                 Ok(())
             },
         )?;
+        // The key orders by time first; MLflow's order is by step first.
+        rows.sort_by(|a, b| {
+            (a.step, a.timestamp)
+                .cmp(&(b.step, b.timestamp))
+                .then(a.value.total_cmp(&b.value))
+                .then(a.is_nan.cmp(&b.is_nan))
+        });
+        out.extend(
+            sampled_rows(rows.len(), max_results as usize)
+                .into_iter()
+                .map(|i| {
+                    let r = &rows[i];
+                    let value = if r.is_nan == 1 { f64::NAN } else { r.value };
+                    let mut m = Metric::new(key, value, r.timestamp, r.step);
+                    m.run_id = Some(run_id.clone());
+                    m
+                }),
+        );
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Records that run `rid` used dataset `d` (stored once per experiment by
@@ -842,15 +763,18 @@ pub(super) fn link_dataset(
 
 #[cfg(test)]
 mod tests {
-    use super::sample_steps;
+    use super::sampled_rows;
 
     #[test]
-    fn sampling_keeps_ends_and_bounds_count() {
-        let steps: Vec<i64> = (0..100).collect();
-        let s = sample_steps(&steps, 10);
-        assert_eq!(s.len(), 10);
-        assert_eq!(s.first(), Some(&0));
-        assert_eq!(s.last(), Some(&99));
-        assert_eq!(sample_steps(&steps[..5], 10), vec![0, 1, 2, 3, 4]);
+    fn rows_are_sampled_as_mlflows_ntile_buckets_with_the_last_kept() {
+        // 10 rows in 4 buckets of 3, 3, 2, 2: firsts 0, 3, 6, 8, the last replacing 8.
+        assert_eq!(sampled_rows(10, 4), [0, 3, 6, 9]);
+        // 100 rows in 10 buckets of 10: 0, 10, …, 80, then 99 instead of 90.
+        let mut tens: Vec<usize> = (0..9).map(|i| i * 10).collect();
+        tens.push(99);
+        assert_eq!(sampled_rows(100, 10), tens);
+        assert_eq!(sampled_rows(5, 10), [0, 1, 2, 3, 4]);
+        assert_eq!(sampled_rows(7, 1), [6]);
+        assert_eq!(sampled_rows(0, 3), Vec::<usize>::new());
     }
 }
