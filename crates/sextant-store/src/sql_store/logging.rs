@@ -698,13 +698,17 @@ pub fn bulk_interval(
                 Ok(())
             },
         )?;
-        // The key orders by time first; MLflow's order is by step first.
-        rows.sort_by(|a, b| {
+        // The key orders by time first, MLflow by step first: the same order
+        // when steps grow with time, as they usually do, and then no sort.
+        let order = |a: &Row, b: &Row| {
             (a.step, a.timestamp)
                 .cmp(&(b.step, b.timestamp))
                 .then(a.value.total_cmp(&b.value))
                 .then(a.is_nan.cmp(&b.is_nan))
-        });
+        };
+        if !rows.is_sorted_by(|a, b| order(a, b).is_le()) {
+            rows.sort_by(order);
+        }
         out.extend(
             sampled_rows(rows.len(), max_results as usize)
                 .into_iter()
