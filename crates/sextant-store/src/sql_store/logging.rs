@@ -625,8 +625,9 @@ pub fn summaries(
 /// `max` results: the first row of each of `max` `NTILE` buckets (the first
 /// `total % max` buckets one row longer), then the last row, replacing the
 /// last pick when there are already `max` (so `max = 1` keeps the last row
-/// alone).
+/// alone). A `max` of 0 counts as 1, as MLflow reads it.
 fn sampled_rows(total: usize, max: usize) -> Vec<usize> {
+    let max = max.max(1);
     if total <= max {
         return (0..total).collect();
     }
@@ -779,6 +780,7 @@ mod tests {
         assert_eq!(sampled_rows(100, 10), tens);
         assert_eq!(sampled_rows(5, 10), [0, 1, 2, 3, 4]);
         assert_eq!(sampled_rows(7, 1), [6]);
+        assert_eq!(sampled_rows(7, 0), [6]);
         assert_eq!(sampled_rows(0, 3), Vec::<usize>::new());
     }
 }
