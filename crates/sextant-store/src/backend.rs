@@ -148,9 +148,7 @@ pub trait Conn {
         sql: &str,
         params: &[SqlValue],
         f: &mut dyn FnMut(&[SqlValue]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.query(sql, params)?.iter().try_for_each(|row| f(row))
-    }
+    ) -> Result<(), StoreError>;
     /// Inserts many rows: `{head} <rows> {tail}`, where `head` is
     /// `INSERT INTO t (a, b, …)` naming one column per entry of `types`
     /// and `values` holds the rows one after another. A backend picks its
