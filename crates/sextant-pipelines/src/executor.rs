@@ -312,6 +312,16 @@ async fn run_local(
         );
     }
 
+    // The step's group must not outlive this process: the watchdog kills it when the
+    // pipe's write end, which only this process holds, closes without a word. It starts
+    // first, and the step's process names itself to it before it runs anything, so there
+    // is no moment when a step runs unguarded (this process may be killed at any point).
+    let watchdog = Watchdog::start(grace)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot start the step's watchdog; the step may outlive this process"))
+        .ok();
+    if let Some(w) = &watchdog {
+        w.announce_child(&mut cmd);
+    }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         program: program_name(&exec.command),
@@ -320,11 +330,6 @@ async fn run_local(
     let pid = child.id().expect("a child not yet waited for has a pid");
     let pgid = Pid::from_raw(pid as i32).expect("a child's pid is positive");
     tracing::debug!(pid, "step process started");
-    // The step's group must not outlive this process: the watchdog kills it when the
-    // pipe's write end, which only this process holds, closes without a word.
-    let watchdog = Watchdog::start(pid, grace)
-        .inspect_err(|e| tracing::warn!(error = %e, "cannot start the step's watchdog; the step may outlive this process"))
-        .ok();
     if let Some(path) = &exec.record
         && let Err(e) = write_record(path, pid)
     {
@@ -438,18 +443,22 @@ async fn reap_group(pgid: Pid) {
     }
 }
 
-/// What the watchdog runs (`sh -c`, with the step's process group and the grace period in
-/// whole seconds as `$1` and `$2`): it waits for a line on its stdin, the read end of a
-/// pipe whose only write end is in the executor's process. A line means the step ended
-/// and was reaped; end of file without one means that process died, and the watchdog
-/// kills the group, SIGTERM then SIGKILL after the grace period. Terminal signals are
-/// ignored: a Ctrl-C meant for the server must not take the watchdog first.
+/// What the watchdog runs (`sh -c`, with the grace period in whole seconds as `$1`): it
+/// reads from its stdin, the read end of a pipe whose only lasting write end is in the
+/// executor's process. The first line is the step's process group, written by the step's
+/// own process before it runs anything; end of file before it means no step started. The
+/// second line means the step ended and was reaped; end of file before it means the
+/// executor's process died, and the watchdog kills the group, SIGTERM then SIGKILL after
+/// the grace period. Terminal signals are ignored: a Ctrl-C meant for the server must not
+/// take the watchdog first.
 const WATCHDOG: &str = r#"trap '' INT HUP
+read -r pgid || exit 0
+case "$pgid" in ''|*[!0-9]*) exit 0 ;; esac
 read -r _ && exit 0
-kill -s TERM -- "-$1" 2>/dev/null || exit 0
+kill -s TERM -- "-$pgid" 2>/dev/null || exit 0
 n=0
-while kill -s 0 -- "-$1" 2>/dev/null; do
-  if [ "$n" -ge "$2" ]; then kill -s KILL -- "-$1" 2>/dev/null; exit 0; fi
+while kill -s 0 -- "-$pgid" 2>/dev/null; do
+  if [ "$n" -ge "$1" ]; then kill -s KILL -- "-$pgid" 2>/dev/null; exit 0; fi
   sleep 1
   n=$((n + 1))
 done"#;
@@ -467,14 +476,15 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    fn start(pgid: u32, grace: Duration) -> std::io::Result<Watchdog> {
+    /// Starts a watchdog that guards nothing yet: [`Watchdog::announce_child`] tells it
+    /// which group to guard.
+    fn start(grace: Duration) -> std::io::Result<Watchdog> {
         // Both ends are close-on-exec: no step inherits the write end and keeps it open.
         let (read, alive) = std::io::pipe()?;
         let child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg(WATCHDOG_NAME)
-            .arg(pgid.to_string())
             .arg(grace.as_secs_f64().ceil().to_string())
             .stdin(Stdio::from(read))
             .stdout(Stdio::null())
@@ -482,6 +492,26 @@ impl Watchdog {
             .process_group(0)
             .spawn()?;
         Ok(Watchdog { child, alive })
+    }
+
+    /// Makes the process `cmd` spawns (the leader of its own process group) write its pid
+    /// to this watchdog before it executes the step's program. The write end is
+    /// close-on-exec, so the step's program does not keep it.
+    fn announce_child(&self, cmd: &mut tokio::process::Command) {
+        use std::os::fd::AsRawFd;
+        let fd = self.alive.as_raw_fd();
+        // SAFETY: the hook runs in the forked child before exec, where only
+        // async-signal-safe calls are allowed: it formats into a stack buffer and makes
+        // two system calls (getpid, write), allocating nothing and taking no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                let (line, len) = pid_line(rustix::process::getpid().as_raw_nonzero().get());
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                // One write of a few bytes to a pipe is atomic.
+                rustix::io::write(fd, &line[..len])?;
+                Ok(())
+            });
+        }
     }
 
     /// The step's group is gone: lets the watchdog exit without killing anything.
@@ -492,6 +522,27 @@ impl Watchdog {
         drop(self.alive);
         let _ = self.child.wait().await;
     }
+}
+
+/// `pid` in decimal followed by a newline, in a stack buffer (no allocation: this runs
+/// between fork and exec).
+fn pid_line(pid: i32) -> ([u8; 12], usize) {
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    let mut line = [0u8; 12];
+    line[..len].copy_from_slice(&digits[i..]);
+    line[len] = b'\n';
+    (line, len + 1)
 }
 
 /// Who ran a step's process: enough to find it again after a restart, and to tell it from
@@ -689,4 +740,59 @@ async fn copy_lines(
         });
     }
     file.flush().await.map_err(|e| log_err(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_lines_are_decimal_with_a_newline() {
+        for (pid, text) in [(1, "1\n"), (42, "42\n"), (4_194_304, "4194304\n")] {
+            let (line, len) = pid_line(pid);
+            assert_eq!(&line[..len], text.as_bytes());
+        }
+    }
+
+    /// The executor's process may die right after it spawned a step, before it did
+    /// anything else: the step named itself to the watchdog, which stops its group.
+    #[tokio::test]
+    async fn a_step_is_guarded_from_before_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let watchdog = Watchdog::start(Duration::from_secs(1)).unwrap();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "sleep 1000 & echo $! > sleeper; wait"])
+            .current_dir(dir.path())
+            .process_group(0);
+        watchdog.announce_child(&mut cmd);
+        let mut step = cmd.spawn().unwrap();
+        // The executor "dies": its end of the pipe closes without a word.
+        let Watchdog {
+            child: mut dog,
+            alive,
+        } = watchdog;
+        drop(alive);
+
+        let status = step.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(Signal::TERM.as_raw()), "{status:?}");
+        assert!(dog.wait().await.unwrap().success());
+        // The background `sleep`, if the shell got as far as starting it, went with its
+        // group (a zombie left to a PID 1 that may never reap it does not run).
+        if let Ok(sleeper) = std::fs::read_to_string(dir.path().join("sleeper")) {
+            let pid: u32 = sleeper.trim().parse().unwrap();
+            let state = proc_stat(pid).map(|(_, _, state)| state);
+            assert!(matches!(state, None | Some('Z')), "{pid} is {state:?}");
+        }
+    }
+
+    /// A watchdog whose executor dies before any step started kills nothing.
+    #[tokio::test]
+    async fn a_watchdog_with_no_step_exits_quietly() {
+        let Watchdog {
+            child: mut dog,
+            alive,
+        } = Watchdog::start(Duration::from_secs(1)).unwrap();
+        drop(alive);
+        assert!(dog.wait().await.unwrap().success());
+    }
 }

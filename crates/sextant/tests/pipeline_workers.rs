@@ -193,14 +193,16 @@ fn a_server_killed_mid_step_resumes_the_run_after_restart() {
     );
 }
 
-/// The watchdog `sh` guarding the step whose group `pgid` leads.
-fn watchdog_of(pgid: &str) -> Option<String> {
+/// The watchdog `sh` that process `parent` started (the one guarding its step,
+/// when it runs one step).
+fn watchdog_of(parent: u32) -> Option<String> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid = e.file_name().to_string_lossy().into_owned();
         let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let at = args.iter().position(|a| *a == b"sextant-watchdog")?;
-        (args.get(at + 1) == Some(&pgid.as_bytes())).then_some(pid)
+        let is_watchdog = cmdline.split(|&b| b == 0).any(|a| a == b"sextant-watchdog");
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let ppid = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?;
+        (is_watchdog && ppid == parent.to_string()).then_some(pid)
     })
 }
 
@@ -219,7 +221,7 @@ fn a_restarted_server_stops_an_attempt_that_outlived_its_watchdog() {
     let started = wait_lines(&d.join("started"), 1, &|| server.log());
     let first = pid_of(&started[0]).to_string();
     // The whole host side dies at once, watchdog first: nothing stops the step.
-    let watchdog = watchdog_of(&first).expect("the step runs under a watchdog");
+    let watchdog = watchdog_of(server.pid()).expect("the step runs under a watchdog");
     let status = Command::new("kill")
         .args(["-9", &watchdog])
         .status()
