@@ -532,6 +532,103 @@ async fn native_listings_and_the_events_feed_show_only_readable_rows() {
     assert_eq!(names_in(&a, "pipelines", "name"), vec!["closed", "open"]);
 }
 
+/// READ on a model shows its versions' lineage, but each link only to a
+/// caller who may read what it leads to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lineage_names_only_what_the_caller_may_read() {
+    let s = server(Permission::NoPermissions);
+    create_user(&s.app, "erin", "erin-password-1").await;
+    let erin = ("erin", "erin-password-1");
+    let spec = "name: closed\nsteps:\n  a:\n    run: \"true\"\n";
+    let a = as_user(&s.app, ADMIN, "PUT", "/api/v1/pipelines/closed", Some(spec)).await;
+    assert_eq!(a.json["result"], "created", "{}", a.text);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/v1/pipelines/closed/runs",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let pipeline_run = a.json["id"].as_str().unwrap().to_string();
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(r#"{"name":"hidden"}"#),
+    )
+    .await;
+    let experiment = a.json["experiment_id"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"experiment_id":"{experiment}"}}"#);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        Some(&body),
+    )
+    .await;
+    let run = &a.json["run"]["info"];
+    let (run_id, artifacts) = (
+        run["run_id"].as_str().unwrap(),
+        run["artifact_uri"].as_str().unwrap(),
+    );
+    let body = format!(r#"{{"run_id":"{run_id}","key":"sextant.step","value":"train"}}"#);
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/runs/set-tag",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    admin_creates_model(&s.app, "open-model").await;
+    let body = format!(
+        r#"{{"name":"open-model","source":"{artifacts}/model","run_id":"{run_id}",
+            "tags":[{{"key":"sextant.pipelineRun","value":"{pipeline_run}"}}]}}"#
+    );
+    let a = as_user(
+        &s.app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    admin_grant(&s.app, "erin", "registered_model", "open-model", "READ").await;
+
+    let lineage = async |who: (&str, &str)| {
+        let path = "/api/v1/models/open-model/versions/1/lineage";
+        let a = as_user(&s.app, who, "GET", path, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json
+    };
+    let all = lineage(ADMIN).await;
+    assert_eq!(all["run"]["run_id"], run_id, "{all}");
+    assert_eq!(all["step"], "train", "{all}");
+    assert_eq!(all["pipeline_run"]["id"], pipeline_run.as_str(), "{all}");
+
+    let seen = lineage(erin).await;
+    assert_eq!(seen["model_version"]["name"], "open-model", "{seen}");
+    assert!(seen["run"].is_null(), "{seen}");
+    assert!(seen["step"].is_null(), "{seen}");
+    assert!(seen["pipeline_run"].is_null(), "{seen}");
+
+    // Grants open each link on its own.
+    admin_grant(&s.app, "erin", "pipeline", "closed", "READ").await;
+    let seen = lineage(erin).await;
+    assert_eq!(seen["pipeline_run"]["id"], pipeline_run.as_str(), "{seen}");
+    assert!(seen["run"].is_null(), "{seen}");
+    admin_grant(&s.app, "erin", "experiment", &experiment, "READ").await;
+    let seen = lineage(erin).await;
+    assert_eq!(seen["run"]["run_id"], run_id, "{seen}");
+    assert_eq!(seen["step"], "train", "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_authenticate_until_revoked() {
     let s = server(Permission::Read);

@@ -148,6 +148,10 @@ enum Search {
     Endpoints,
     Monitors,
     Events,
+    /// A model version's lineage: one answer whose links (run, pipeline
+    /// run, event, monitor run) and serving endpoints are each judged on
+    /// their own.
+    Lineage,
 }
 
 impl Search {
@@ -165,6 +169,7 @@ impl Search {
             Search::Endpoints => "endpoints",
             Search::Monitors => "monitors",
             Search::Events => "events",
+            Search::Lineage => "endpoints",
         }
     }
 
@@ -195,6 +200,37 @@ impl Search {
             Search::Endpoints => named(row, "name", |n| grants.level("endpoint", n)),
             Search::Monitors => named(row, "name", |n| grants.level("monitor", n)),
             Search::Events => event_readable(grants, row),
+            Search::Lineage => named(row, "name", |n| grants.level("endpoint", n)),
+        }
+    }
+}
+
+/// Empties the links of a version's lineage that lead to what the caller
+/// may not read: READ on the model is not READ on the experiment of the
+/// run that logged it, on the pipeline that trained it or on the monitor
+/// that set it off. The run's step goes with the run. The event keeps
+/// only a subject a restricted caller could read in the feed, which its
+/// id alone does not tell, so it is judged with no payload.
+fn redact_lineage(doc: &mut Value, grants: &Grants) {
+    let readable = |doc: &Value, link: &str| -> bool {
+        let row = &doc[link];
+        match link {
+            "run" => text(&row.get("experiment_id").cloned()).is_some_and(|e| {
+                grants.level("experiment", &e).can_read()
+                    && grants.tier("run", "experiment", &e).can_read()
+            }),
+            "pipeline_run" => named(row, "pipeline", |n| grants.level("pipeline", n)),
+            "event" => event_readable(grants, row),
+            "monitor_run" => named(row, "monitor", |n| grants.level("monitor", n)),
+            _ => false,
+        }
+    };
+    for link in ["run", "pipeline_run", "event", "monitor_run"] {
+        if !doc[link].is_null() && !readable(doc, link) {
+            doc[link] = Value::Null;
+            if link == "run" {
+                doc["step"] = Value::Null;
+            }
         }
     }
 }
@@ -531,7 +567,12 @@ async fn decide(
                     let versions_ok = route.resource == Resource::RegisteredModel
                         || grants.explicit("registered_model_version", "*")
                             != Some(Permission::Deny);
-                    verdict(allows(cap, level) && versions_ok)
+                    let ok = allows(cap, level) && versions_ok;
+                    if ok && route.path.ends_with("/lineage") {
+                        Verdict::AllowFiltered(Search::Lineage)
+                    } else {
+                        verdict(ok)
+                    }
                 }
             } else {
                 missing("name")
@@ -739,6 +780,9 @@ async fn filter_rows(resp: Response, search: Search, grants: &Grants<'_>) -> Res
     };
     if let Some(Value::Array(rows)) = doc.get_mut(search.key()) {
         rows.retain(|row| search.readable(grants, row));
+    }
+    if let Search::Lineage = search {
+        redact_lineage(&mut doc, grants);
     }
     let out = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);

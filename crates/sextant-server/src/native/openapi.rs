@@ -212,6 +212,7 @@ fn operations() -> Value {
                 "get": {
                     "operationId": "getModelVersionLineage",
                     "summary": "Where a version came from and where it serves: its run, the pipeline run and step behind it, the event that started that pipeline, the monitor run behind the event, and the endpoints serving it now",
+                    "description": "With authentication on, READ on the model is needed, and each link (run and step, pipeline run, event, monitor run, endpoint) is given only to a caller who may read what it leads to; the others come back null or are left out of the endpoints.",
                     "parameters": [name, version],
                     "responses": { "200": ok("The lineage", "Lineage"), "400": error("Bad version number"), "404": error("No such version") }
                 }
