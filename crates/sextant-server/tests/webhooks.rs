@@ -310,6 +310,14 @@ async fn failing_receivers_are_retried_then_given_up() {
     let log = f.client().webhook_deliveries(&id).await.unwrap();
     let attempts: Vec<i64> = log.iter().map(|a| a["attempt"].as_i64().unwrap()).collect();
     assert_eq!(attempts, vec![1, 2, 3], "max_attempts is 3");
+
+    // The log of a webhook that does not exist is not an empty log.
+    let err = f
+        .client()
+        .webhook_deliveries("no-such-webhook")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("RESOURCE_DOES_NOT_EXIST"), "{err}");
 }
 
 #[tokio::test]

@@ -284,13 +284,17 @@ fn attempt_json(a: &DeliveryAttempt) -> Value {
 }
 
 /// Sextant's delivery log of a webhook: its newest attempts, oldest first.
+/// An unknown (or deleted) webhook is a 404, not an empty log.
 async fn deliveries(State(st): State<AppState>, Path(id): Path<String>, f: Fields) -> Reply {
     let max = f.opt_i64("max_results")?.unwrap_or(MAX_LOG);
     if !(1..=MAX_LOG).contains(&max) {
         return Err(ApiError::invalid("max_results must be between 1 and 1000."));
     }
     let log = st
-        .db(move |s| s.webhook_delivery_log(&id, max as u64))
+        .db(move |s| {
+            s.get_webhook(&id)?;
+            s.webhook_delivery_log(&id, max as u64)
+        })
         .await?;
     reply(Obj::new().list("deliveries", log.iter().map(attempt_json).collect()))
 }

@@ -253,7 +253,7 @@ fn operations() -> Value {
                     "operationId": "deleteAlias",
                     "summary": "Remove an alias",
                     "parameters": [name, alias],
-                    "responses": { "204": { "description": "Removed" }, "404": error("No such model or alias") }
+                    "responses": { "204": { "description": "Removed, or was not set (as MLflow answers)" }, "400": error("Bad model or alias name"), "404": error("No such model") }
                 }
             },
             "/api/v1/runs/keys": {
