@@ -164,11 +164,16 @@ def test_runs_table_filters_sorts_and_shows_a_grammar_error_in_place(seeded, pag
     expect(page.get_by_role("columnheader", name=re.compile(re.escape(key)))).to_be_visible()
     expect(page).to_have_url(re.compile(f"cols=metrics.{re.escape(key)}"))
     page.get_by_role("button", name="Columns (1)").click()
-    page.get_by_label("Filter").fill("metrics.rmse <")
+    page.get_by_label("Filter").fill("metrics.rmse < 1 and params.model == 'x'")
     page.get_by_role("button", name="Search").click()
     alert = page.locator("#filter-error")
     expect(alert).to_be_visible()
     expect(alert).to_contain_text("Invalid")
+    # The server says where: the second clause's operator, marked under it.
+    expect(alert).to_contain_text("at position 35 (==)")
+    expect(alert.locator("pre.caret")).to_have_text(
+        "metrics.rmse < 1 and params.model == 'x'\n" + " " * 34 + "^^"
+    )
     # The rows stay away while the filter is wrong; a right one brings them back.
     expect(page.locator("table.runs")).to_have_count(0)
     name = run["info"]["run_name"]

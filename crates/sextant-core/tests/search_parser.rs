@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use sextant_core::Error;
 use sextant_core::search::{
     Aggregate, Comparator, Comparison, Entity, Filter, Identifier, OrderBy, SearchKind, Value,
-    parse_filter, parse_order_by, parse_order_by_list,
+    parse_filter, parse_filter_located, parse_order_by, parse_order_by_list,
 };
 
 use SearchKind::{Experiments, LoggedModels, ModelVersions, RegisteredModels, Runs};
@@ -930,6 +930,51 @@ fn run_order() -> impl Strategy<Value = OrderBy> {
     })
 }
 
+/// The part of `input` an error is located at.
+fn located(kind: SearchKind, input: &str) -> String {
+    let e = parse_filter_located(kind, input).expect_err(input);
+    input.chars().skip(e.start).take(e.end - e.start).collect()
+}
+
+#[test]
+fn errors_point_at_the_part_of_the_filter_they_are_about() {
+    // A token the grammar cannot read: the operator, the value, a stray word.
+    assert_eq!(located(Runs, "metrics.a > 1 and params.b == 'x'"), "==");
+    assert_eq!(
+        located(Runs, "params.b = x and metrics.a > 1"),
+        "params.b = x"
+    );
+    assert_eq!(located(Runs, "metrics.a > 1 or params.b = 'x'"), "or");
+    assert_eq!(located(Runs, "metrics.a > 1; drop"), ";");
+    // A clause that reads but breaks a rule of the entity: the whole clause,
+    // even when its text also appears earlier in the filter.
+    assert_eq!(
+        located(Runs, "metrics.a > 1 and metrics.a LIKE '1'"),
+        "metrics.a LIKE '1'"
+    );
+    assert_eq!(
+        located(Runs, "params.m = 'x' and params.m > 'x'"),
+        "params.m > 'x'"
+    );
+    assert_eq!(
+        located(Experiments, "name = 'a' and metrics.x > 1"),
+        "metrics.x > 1"
+    );
+    // Cut short: the clause that the end of the input interrupted.
+    assert_eq!(located(Runs, "metrics.a > 1 and params.b ="), "params.b =");
+    assert_eq!(located(Runs, "params.b = 'open"), "'open");
+    // Positions count characters, not bytes.
+    let e = parse_filter_located(Runs, "tags.é = 'ü' and params.b == 'x'").unwrap_err();
+    assert_eq!((e.start, e.end), (26, 28));
+    // The message is parse_filter's.
+    assert_eq!(
+        e.error.to_string(),
+        parse_filter(Runs, "tags.é = 'ü' and params.b == 'x'")
+            .unwrap_err()
+            .to_string()
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -938,6 +983,13 @@ proptest! {
         for kind in ALL_KINDS {
             let _ = parse_filter(kind, &s);
             let _ = parse_filter(kind, &soup);
+            for text in [&s, &soup] {
+                if let Err(e) = parse_filter_located(kind, text) {
+                    let n = text.chars().count();
+                    prop_assert!(e.start <= e.end && e.end <= n, "{:?} in {:?}", (e.start, e.end), text);
+                    prop_assert!(n == 0 || e.start < e.end, "{:?} in {:?}", (e.start, e.end), text);
+                }
+            }
             let _ = parse_order_by(kind, &s);
             let _ = parse_order_by(kind, &soup);
         }

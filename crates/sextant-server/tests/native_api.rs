@@ -595,3 +595,59 @@ async fn a_success_the_document_does_not_declare_fails_the_call() {
         "GET /api/v1/models/fraud answered 201; its API declares [200]"
     );
 }
+
+/// A filter's check answers the search's own message and where in the filter
+/// it points; a good filter is valid; an unknown entity is refused.
+#[tokio::test]
+async fn a_filter_check_locates_the_error_the_search_answers() {
+    let f = fixture().await;
+    let filter = "params.model = 'a' and params.model == 'b'";
+    let (status, search) = send(
+        &f.app,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        json!({"experiment_ids": ["0"], "filter": filter}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{search}");
+    let uri = format!(
+        "/api/v1/filters/check?kind=runs&filter={}",
+        urlencoding(filter)
+    );
+    let (status, check) = get(&f.app, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{check}");
+    assert_eq!(check["valid"], false, "{check}");
+    assert_eq!(check["message"], search["message"], "{check}");
+    // The second `==`, not the `=` of the first clause.
+    assert_eq!(
+        (check["start"].as_u64(), check["end"].as_u64()),
+        (Some(36), Some(38))
+    );
+
+    let (_, check) = get(
+        &f.app,
+        "/api/v1/filters/check?kind=experiments&filter=name%20%3D%20%27x%27",
+    )
+    .await;
+    assert_eq!(
+        check,
+        json!({"valid": true, "message": null, "start": null, "end": null})
+    );
+    assert_error(
+        get(&f.app, "/api/v1/filters/check?kind=datasets&filter=").await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
+
+/// Percent-encodes a query value.
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -245,19 +245,26 @@ export function ExperimentPage({ loc, id }: { loc: Location; id: string }) {
   );
 }
 
-/** Where in `filter` the server's message points: the first token it quotes, if found. */
-export function errorPosition(filter: string, message: string): number | undefined {
-  for (const m of message.matchAll(/'([^']+)'/g)) {
-    const i = filter.indexOf(m[1]);
-    if (i >= 0 && m[1] !== filter) return i;
-  }
-  return undefined;
+interface FilterCheck {
+  valid: boolean;
+  message: string | null;
+  /** Where the filter is wrong, in characters (code points) from 0. */
+  start: number | null;
+  end: number | null;
 }
 
 function FilterBox({ value, error, onSubmit }: { value: string; error?: Error; onSubmit: (f: string) => void }) {
   const [text, setText] = useState(value);
   const bad = error instanceof ApiError && error.status === 400 && value ? error : undefined;
-  const at = bad ? errorPosition(value, bad.message) : undefined;
+  // The search answers MLflow's message only; the server says where it points.
+  const where = useAsync(
+    async (signal) => (bad ? v1.get<FilterCheck>("filters/check", { kind: "runs", filter: value }, signal) : undefined),
+    [bad?.message, value],
+  );
+  const d = where.data;
+  const span = d && !d.valid && d.start !== null && d.end !== null ? { start: d.start, end: d.end } : undefined;
+  // Positions count code points, as Array.from splits a string.
+  const wrong = span ? Array.from(value).slice(span.start, span.end).join("") : "";
   return (
     <form
       class="filter"
@@ -281,15 +288,16 @@ function FilterBox({ value, error, onSubmit }: { value: string; error?: Error; o
       <button type="submit">Search</button>
       {bad && (
         <div id="filter-error" class="filter-error" role="alert">
-          {at !== undefined && (
+          {span && (
             <pre class="mono caret" aria-hidden="true">
               {value}
               {"\n"}
-              {" ".repeat(at)}^
+              {" ".repeat(span.start)}
+              {"^".repeat(Math.max(1, span.end - span.start))}
             </pre>
           )}
           <span>
-            {at !== undefined ? `at position ${at + 1}: ` : ""}
+            {span ? `at position ${span.start + 1}${wrong ? ` (${wrong})` : ""}: ` : ""}
             {bad.message}
           </span>
         </div>

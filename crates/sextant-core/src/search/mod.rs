@@ -11,5 +11,6 @@ mod rules;
 
 pub use ast::*;
 pub use parser::{
-    MAX_FILTER_CLAUSES, MAX_FILTER_LENGTH, parse_filter, parse_order_by, parse_order_by_list,
+    FilterError, MAX_FILTER_CLAUSES, MAX_FILTER_LENGTH, parse_filter, parse_filter_located,
+    parse_order_by, parse_order_by_list,
 };

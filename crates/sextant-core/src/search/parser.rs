@@ -35,12 +35,38 @@ pub const MAX_FILTER_LENGTH: usize = 65_536;
 /// filter. A filter longer than [`MAX_FILTER_LENGTH`] characters or with more
 /// than [`MAX_FILTER_CLAUSES`] clauses is refused with the limit it broke.
 pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Filter, Error> {
+    parse_filter_located(kind, input).map_err(|e| e.error)
+}
+
+/// A filter's error and the part of the filter it is about: `start..end`
+/// in characters (Unicode code points) from 0.
+#[derive(Debug)]
+pub struct FilterError {
+    pub error: Error,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// [`parse_filter`], telling where the filter is wrong: the token or the
+/// clause part that could not be read, or the whole clause that broke a
+/// rule of `kind` (an unknown key, a comparator or value its entity does
+/// not take).
+pub fn parse_filter_located(kind: SearchKind, input: &str) -> Result<Filter, FilterError> {
     let length = input.chars().count();
+    let at = |error: Error, start: usize, end: usize| {
+        let start = start.min(length);
+        FilterError {
+            error,
+            start,
+            end: end.clamp(start, length),
+        }
+    };
     if length > MAX_FILTER_LENGTH {
-        return Err(Error::invalid(format!(
+        let error = Error::invalid(format!(
             "Invalid filter: it is {length} characters long, more than the limit of \
              {MAX_FILTER_LENGTH}"
-        )));
+        ));
+        return Err(at(error, MAX_FILTER_LENGTH, length));
     }
     let mut cur = Cursor::new(input);
     let mut raw = Vec::new();
@@ -58,23 +84,39 @@ pub fn parse_filter(kind: SearchKind, input: &str) -> Result<Filter, Error> {
             continue;
         }
         if cur.peek() == Some(';') {
-            return Err(semicolon(&cur, input));
+            return Err(at(semicolon(&cur, input), cur.pos, cur.pos + 1));
         }
         if need_and {
-            return Err(invalid_clause(&cur.token_text()));
+            let token = cur.token_text();
+            let end = cur.pos + token.chars().count();
+            return Err(at(invalid_clause(&token), cur.pos, end));
         }
+        let start = cur.pos;
         if raw.len() == MAX_FILTER_CLAUSES {
-            return Err(Error::invalid(format!(
+            let error = Error::invalid(format!(
                 "Invalid filter: it has more than {MAX_FILTER_CLAUSES} clauses, the limit; \
                  narrow the search with fewer conditions or an IN list"
-            )));
+            ));
+            return Err(at(error, start, length));
         }
-        raw.push(cur.clause()?);
+        match cur.clause() {
+            Ok(c) => raw.push((c, start, cur.pos)),
+            // Where the part that failed starts, up to where reading it
+            // stopped; at the end of the input, the clause it ends.
+            Err((error, part)) => {
+                let (from, to) = if part >= length {
+                    (start, length)
+                } else {
+                    (part, cur.pos.max(part + 1))
+                };
+                return Err(at(error, from, to));
+            }
+        }
         need_and = true;
     }
     let clauses = raw
         .into_iter()
-        .map(|c| check_clause(kind, c))
+        .map(|(c, start, end)| check_clause(kind, c).map_err(|e| at(e, start, end)))
         .collect::<Result<_, _>>()?;
     Ok(Filter { clauses })
 }
@@ -415,16 +457,23 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// One `identifier operator [value]` clause.
-    fn clause(&mut self) -> Result<RawClause, Error> {
-        let ident = self.ident()?;
+    /// One `identifier operator [value]` clause; an error comes with the
+    /// position where the part that failed (identifier, operator, value)
+    /// starts.
+    fn clause(&mut self) -> Result<RawClause, (Error, usize)> {
+        let at = self.pos;
+        let ident = self.ident().map_err(|e| (e, at))?;
         self.skip_ws();
-        let op = self.op(&ident)?;
+        let at = self.pos;
+        let op = self.op(&ident).map_err(|e| (e, at))?;
+        self.skip_ws();
+        let at = self.pos;
         let value = match op {
-            In | NotIn => self.list(op)?,
-            IsNull | IsNotNull => Tok::None,
-            _ => self.scalar(&ident, op)?,
-        };
+            In | NotIn => self.list(op),
+            IsNull | IsNotNull => Ok(Tok::None),
+            _ => self.scalar(&ident, op),
+        }
+        .map_err(|e| (e, at))?;
         Ok(RawClause { ident, op, value })
     }
 

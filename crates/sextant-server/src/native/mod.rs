@@ -9,6 +9,7 @@
 mod convert;
 mod endpoints;
 mod events;
+mod filters;
 mod models;
 mod monitors;
 mod openapi;
@@ -78,6 +79,9 @@ pub(crate) const ROUTES: &[Route] = &[
         |m| on(m, models::delete_alias),
     ),
     Route::get("/api/v1/runs/keys", R::Experiment, |m| on(m, runs::keys)),
+    Route::get("/api/v1/filters/check", R::Server, |m| {
+        on(m, filters::check)
+    }),
     Route::get("/api/v1/runs/metric-summaries", R::Run, |m| {
         on(m, runs::metric_summaries)
     }),

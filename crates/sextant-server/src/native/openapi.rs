@@ -269,6 +269,17 @@ fn operations() -> Value {
                     "responses": { "200": ok("The keys", "RunKeys"), "400": error("Bad experiment id, kind or max_results"), "404": error("No such experiment") }
                 }
             },
+            "/api/v1/filters/check": {
+                "get": {
+                    "operationId": "checkFilter",
+                    "summary": "Whether a search filter parses for an entity; if not, the message its search would answer and where in the filter the error is (characters from 0), for a filter box to mark",
+                    "parameters": [
+                        required_query_param("kind", "The entity searched", json!({"enum": ["runs", "experiments", "registered_models", "model_versions", "logged_models"]})),
+                        required_query_param("filter", "The filter, in MLflow's search grammar", json!({"type": "string"}))
+                    ],
+                    "responses": { "200": ok("The verdict", "FilterCheck"), "400": error("Bad kind") }
+                }
+            },
             "/api/v1/runs/metric-summaries": {
                 "get": {
                     "operationId": "getMetricSummaries",
@@ -894,6 +905,15 @@ fn operations() -> Value {
                             }
                         }
                     }
+                }
+            },
+            "FilterCheck": {
+                "type": "object", "required": ["valid", "message", "start", "end"],
+                "properties": {
+                    "valid": { "type": "boolean" },
+                    "message": { "type": ["string", "null"], "description": "The search's error message" },
+                    "start": { "type": ["integer", "null"], "minimum": 0, "description": "Where the wrong part starts, in characters (code points) from 0" },
+                    "end": { "type": ["integer", "null"], "minimum": 0, "description": "Where it ends (exclusive)" }
                 }
             },
             "RunKeys": {
