@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sextant_artifacts::ArtifactStore;
 use sextant_client::{Client, RunRequest};
 use sextant_control::pipelines;
-use sextant_core::clock::{Clock, ManualClock, now_ms};
+use sextant_core::clock::{Clock, ManualClock};
 use sextant_core::pipeline_runs::PipelineRunStatus;
 use sextant_server::{AppState, SecurityConfig, controllers, router};
 use sextant_store::MetaStore;
@@ -45,9 +45,9 @@ impl Harness {
         let store: Arc<dyn MetaStore> =
             Arc::from(sextant_store::open_in_memory("mlflow-artifacts:").expect("in-memory store"));
         let artifacts = ArtifactStore::from_uri(art.path().to_str().unwrap()).unwrap();
-        // A day ahead of the store's own stamps (a task is due from when it
-        // is queued), so every queued task is due for the orchestrator at once.
-        let clock = ManualClock::at(now_ms() + 86_400_000);
+        // Every write whose time the queue compares takes it from this
+        // clock, so a task queued now is due now.
+        let clock = ManualClock::now();
         let state = AppState::new(
             store.clone(),
             Arc::new(artifacts),
