@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+use serde_json::json;
 use sextant_artifacts::ArtifactStore;
 use sextant_core::auth::Permission;
 use sextant_core::clock::ManualClock;
@@ -617,6 +618,8 @@ async fn a_lineage_names_only_what_the_caller_may_read() {
     assert!(seen["run"].is_null(), "{seen}");
     assert!(seen["step"].is_null(), "{seen}");
     assert!(seen["pipeline_run"].is_null(), "{seen}");
+    assert_eq!(seen["withheld"], json!(["run", "pipeline_run"]), "{seen}");
+    assert_eq!(all["withheld"], json!([]), "{all}");
 
     // Grants open each link on its own.
     admin_grant(&s.app, "erin", "pipeline", "closed", "READ").await;
@@ -627,6 +630,7 @@ async fn a_lineage_names_only_what_the_caller_may_read() {
     let seen = lineage(erin).await;
     assert_eq!(seen["run"]["run_id"], run_id, "{seen}");
     assert_eq!(seen["step"], "train", "{seen}");
+    assert_eq!(seen["withheld"], json!([]), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

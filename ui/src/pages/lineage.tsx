@@ -12,7 +12,11 @@ interface Lineage {
   event?: { id: number; kind: string; subject: string; time: number } | null;
   monitor_run?: { id: string; monitor: string; status: string; started_time: number } | null;
   endpoints: { name: string; status: string; variants: string[] }[];
+  /** Links emptied because the caller may not read what they lead to. */
+  withheld?: string[];
 }
+
+const HIDDEN = <span class="muted">recorded, but not visible to you</span>;
 
 export function Lineage({ name, version }: { name: string; version: string }) {
   const state = useAsync(
@@ -27,6 +31,8 @@ export function Lineage({ name, version }: { name: string; version: string }) {
             Run:{" "}
             {l.run ? (
               <a href={link("experiments", l.run.experiment_id, "runs", l.run.run_id)}>{l.run.run_name || l.run.run_id}</a>
+            ) : l.withheld?.includes("run") ? (
+              HIDDEN
             ) : (
               <span class="muted">none recorded</span>
             )}
@@ -40,6 +46,8 @@ export function Lineage({ name, version }: { name: string; version: string }) {
                 </a>
                 {l.step ? `, step ${l.step}` : ""} <Status value={l.pipeline_run.status} /> (trigger: {l.pipeline_run.trigger})
               </>
+            ) : l.withheld?.includes("pipeline_run") ? (
+              HIDDEN
             ) : (
               <span class="muted">not made by a pipeline</span>
             )}
@@ -50,6 +58,8 @@ export function Lineage({ name, version }: { name: string; version: string }) {
               <a href={link("events", { subject: l.event.subject })}>
                 #{l.event.id} {l.event.kind} on {l.event.subject}
               </a>
+            ) : l.withheld?.includes("event") ? (
+              HIDDEN
             ) : (
               <span class="muted">none (started by hand or on a schedule)</span>
             )}
@@ -60,6 +70,8 @@ export function Lineage({ name, version }: { name: string; version: string }) {
               <a href={link("monitor-runs", l.monitor_run.id)}>
                 {l.monitor_run.monitor}, <Time ms={l.monitor_run.started_time} />
               </a>
+            ) : l.withheld?.includes("monitor_run") ? (
+              HIDDEN
             ) : (
               <span class="muted">none</span>
             )}

@@ -206,11 +206,13 @@ impl Search {
 }
 
 /// Empties the links of a version's lineage that lead to what the caller
-/// may not read: READ on the model is not READ on the experiment of the
-/// run that logged it, on the pipeline that trained it or on the monitor
-/// that set it off. The run's step goes with the run. The event keeps
-/// only a subject a restricted caller could read in the feed, which its
-/// id alone does not tell, so it is judged with no payload.
+/// may not read, and names them in `withheld` (so a page says "not visible
+/// to you" rather than "none"): READ on the model is not READ on the
+/// experiment of the run that logged it, on the pipeline that trained it
+/// or on the monitor that set it off. The run's step goes with the run.
+/// The event keeps only a subject a restricted caller could read in the
+/// feed, which its id alone does not tell, so it is judged with no payload.
+/// Endpoints the caller may not read are left out of the list unnamed.
 fn redact_lineage(doc: &mut Value, grants: &Grants) {
     let readable = |doc: &Value, link: &str| -> bool {
         let row = &doc[link];
@@ -225,14 +227,17 @@ fn redact_lineage(doc: &mut Value, grants: &Grants) {
             _ => false,
         }
     };
+    let mut withheld = Vec::new();
     for link in ["run", "pipeline_run", "event", "monitor_run"] {
         if !doc[link].is_null() && !readable(doc, link) {
             doc[link] = Value::Null;
             if link == "run" {
                 doc["step"] = Value::Null;
             }
+            withheld.push(Value::from(link));
         }
     }
+    doc["withheld"] = Value::Array(withheld);
 }
 
 /// Whether the row's `field` names a resource the caller may read.

@@ -288,6 +288,9 @@ pub async fn lineage(
         .collect();
     let mut out = found;
     out["endpoints"] = serde_json::Value::Array(serving);
+    // Links a caller may not read are emptied by the authorization layer,
+    // which names them here.
+    out["withheld"] = serde_json::json!([]);
     Ok(Json(out))
 }
 

@@ -924,7 +924,7 @@ fn operations() -> Value {
                 }
             },
             "Lineage": {
-                "type": "object", "required": ["model_version", "run", "step", "pipeline_run", "event", "monitor_run", "endpoints"],
+                "type": "object", "required": ["model_version", "run", "step", "pipeline_run", "event", "monitor_run", "endpoints", "withheld"],
                 "properties": {
                     "model_version": { "type": "object", "required": ["name", "version"], "properties": { "name": { "type": "string" }, "version": { "type": "integer" } } },
                     "run": { "type": ["object", "null"], "description": "The tracking run that logged the version: run_id, experiment_id, run_name" },
@@ -934,7 +934,8 @@ fn operations() -> Value {
                     "monitor_run": { "type": ["object", "null"], "description": "The monitor run behind that event: id, monitor, status, started_time" },
                     "endpoints": { "type": "array", "description": "Endpoints serving the version now: name, status, variants (stable, in rollout, or shadow)",
                         "items": { "type": "object", "required": ["name", "status", "variants"], "properties": {
-                            "name": { "type": "string" }, "status": { "type": "string" }, "variants": { "type": "array", "items": { "type": "string" } } } } }
+                            "name": { "type": "string" }, "status": { "type": "string" }, "variants": { "type": "array", "items": { "type": "string" } } } } },
+                    "withheld": { "type": "array", "items": { "enum": ["run", "pipeline_run", "event", "monitor_run"] }, "description": "Links emptied because the caller may not read what they lead to" }
                 }
             },
             "ModelVersion": {
