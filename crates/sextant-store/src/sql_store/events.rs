@@ -44,19 +44,27 @@ pub fn append(
 ) -> Result<(), StoreError> {
     let acting = crate::actor::current();
     let actor = acting.as_deref().or(actor);
-    if c.dialect() == Dialect::Postgres {
-        c.exec("SELECT pg_advisory_xact_lock(?)", &[EVENT_LOCK_KEY.into()])?;
-    }
-    c.exec(
-        "INSERT INTO events (time, kind, subject, actor, payload) VALUES (?, ?, ?, ?, ?)",
-        &[
-            now_ms().into(),
-            kind.into(),
-            subject.into(),
-            actor.filter(|a| !a.is_empty()).into(),
-            payload.to_string().into(),
-        ],
-    )?;
+    let mut params: Vec<SqlValue> = Vec::with_capacity(6);
+    let sql = match c.dialect() {
+        // The lock first, then the id: the CTE (volatile, so evaluated once
+        // and before the row it feeds) takes it in the same round trip.
+        Dialect::Postgres => {
+            params.push(EVENT_LOCK_KEY.into());
+            "WITH l AS (SELECT pg_advisory_xact_lock(?)) \
+             INSERT INTO events (time, kind, subject, actor, payload) SELECT ?, ?, ?, ?, ? FROM l"
+        }
+        Dialect::Sqlite => {
+            "INSERT INTO events (time, kind, subject, actor, payload) VALUES (?, ?, ?, ?, ?)"
+        }
+    };
+    params.extend([
+        now_ms().into(),
+        kind.into(),
+        subject.into(),
+        actor.filter(|a| !a.is_empty()).into(),
+        payload.to_string().into(),
+    ]);
+    c.exec(sql, &params)?;
     APPENDED.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }

@@ -21,13 +21,14 @@
 //! creation that did commit leaves a run nobody was told of, as a client
 //! retrying a lost answer would.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use sextant_core::entities::{Metric, NewRun, Param, Run, Tag};
+use sextant_core::entities::{Experiment, Metric, NewRun, Param, Run, Tag};
 
 use super::logging::{self, RunBatch};
-use super::runs;
+use super::{experiments, runs};
 use crate::StoreError;
 use crate::backend::{Backend, Conn};
 
@@ -97,10 +98,13 @@ impl CreateRun {
     }
 }
 
-/// Each creation under a savepoint of its own, so that one refused after
-/// its first statements (a tag key found invalid) is undone alone. On
-/// PostgreSQL the creations' events take the events lock once and hold it
-/// through one commit instead of one each.
+/// The creations one after another in one transaction, each experiment read
+/// once. A creation the caller's input makes refused (a deleted experiment,
+/// an invalid tag key) is refused before it writes anything
+/// ([`runs::create_in`]), so it needs no savepoint to be undone alone. Any
+/// other error is the database's: the group fails and each creation is done
+/// again alone. On PostgreSQL the creations' events take the events lock
+/// once and hold it through one commit instead of one each.
 impl GroupWrite for CreateRun {
     type Out = Run;
     fn write_group<B: Backend>(
@@ -111,15 +115,24 @@ impl GroupWrite for CreateRun {
             return Ok(vec![Self::write_alone(db, one)]);
         }
         db.write(|c| {
+            let mut active: HashMap<i64, Experiment> = HashMap::new();
             let mut outcomes = Vec::with_capacity(group.len());
             for one in group {
-                c.exec("SAVEPOINT create_run", &[])?;
-                let out = one.create(c);
-                if out.is_err() {
-                    c.exec("ROLLBACK TO SAVEPOINT create_run", &[])?;
+                let id = one.new.experiment_id;
+                let exp = match active.get(&id) {
+                    Some(e) => Ok(e.clone()),
+                    None => experiments::active(c, id),
+                };
+                let out = exp.and_then(|e| {
+                    let run =
+                        crate::actor::scope(one.actor.clone(), || runs::create_in(c, &e, &one.new));
+                    active.insert(id, e);
+                    run
+                });
+                match out {
+                    Err(e) if !matches!(e, StoreError::Domain(_)) => return Err(e),
+                    out => outcomes.push(out),
                 }
-                c.exec("RELEASE SAVEPOINT create_run", &[])?;
-                outcomes.push(out);
             }
             Ok(outcomes)
         })
@@ -463,8 +476,8 @@ mod tests {
             };
             (actor.to_string(), new)
         };
-        // The third is refused after its run row is written (its tag key is
-        // checked after): its savepoint undoes it alone.
+        // The third is refused (its tag key) before it writes anything; the
+        // others commit together.
         let calls = vec![
             new("held", "a"),
             new("bob", "b"),

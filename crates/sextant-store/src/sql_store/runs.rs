@@ -3,7 +3,9 @@
 use sextant_core::Error;
 use std::collections::BTreeMap;
 
-use sextant_core::entities::{LifecycleStage, NewRun, Page, Run, RunData, RunInfo, RunStatus, Tag};
+use sextant_core::entities::{
+    Experiment, LifecycleStage, NewRun, Page, Run, RunData, RunInfo, RunStatus, Tag,
+};
 use sextant_core::search::Entity;
 use sextant_core::validation;
 
@@ -44,6 +46,14 @@ fn upsert_tag(c: &mut dyn Conn, rid: i64, tag: &Tag) -> Result<(), StoreError> {
 
 pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
     let exp = experiments::active(c, new.experiment_id)?;
+    create_in(c, &exp, new)
+}
+
+/// Creates `new` in `exp`, an active experiment read in this transaction.
+/// Every check of the caller's input comes before the first write, so a
+/// refused creation has written nothing: group commit shares one
+/// transaction between creations without a savepoint each.
+pub fn create_in(c: &mut dyn Conn, exp: &Experiment, new: &NewRun) -> Result<Run, StoreError> {
     let tag_name = new
         .tags
         .iter()
@@ -62,9 +72,18 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
         (None, Some(t)) if !t.is_empty() => t.to_string(),
         _ => random_name(),
     };
+    // The tags as a read gives them back (by key, the last value of a key
+    // kept), written with one statement; the name is in the run already.
+    let mut tags = BTreeMap::new();
+    for tag in new.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
+        validation::validate_key("tag", &tag.key)?;
+        tags.insert(tag.key.as_str(), validation::truncate_tag_value(&tag.value));
+    }
+    tags.insert(RUN_NAME_TAG, name.clone());
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let artifact_uri = child_uri(&exp.artifact_location, &format!("{run_id}/artifacts"));
     let start_time = new.start_time.unwrap_or_else(now_ms);
+    // The first write: nothing below refuses the caller's input.
     let rows = c.query(
         "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time, \
          artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, NULL, ?, 'active') RETURNING rid",
@@ -82,14 +101,6 @@ pub fn create(c: &mut dyn Conn, new: &NewRun) -> Result<Run, StoreError> {
         .and_then(|r| r.first())
         .ok_or_else(|| StoreError::Corrupt("insert returned no rid".into()))?
         .int()?;
-    // The tags as a read gives them back (by key, the last value of a key
-    // kept), written with one statement; the name is in the run already.
-    let mut tags = BTreeMap::new();
-    for tag in new.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
-        validation::validate_key("tag", &tag.key)?;
-        tags.insert(tag.key.as_str(), validation::truncate_tag_value(&tag.value));
-    }
-    tags.insert(RUN_NAME_TAG, name.clone());
     let rows: Vec<SqlValue> = tags
         .iter()
         .flat_map(|(k, v)| [rid.into(), (*k).into(), v.as_str().into()])
