@@ -487,3 +487,30 @@ async fn a_secret_sealed_under_another_key_is_not_sent_unsigned() {
     let error = log[0].error.as_deref().unwrap();
     assert!(error.contains("cannot be decrypted"), "{error}");
 }
+
+/// With no active webhook a pass fans out nothing and moves no cursor (no
+/// commit for every event), and the events of that time are never
+/// delivered: a webhook turned on again gets the events from then on.
+#[tokio::test]
+async fn events_while_no_webhook_is_on_are_never_delivered() {
+    let f = fixture(true).await;
+    let deps = controllers::webhook_deps(&f.state);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    let id = id_of(&f.client().create_webhook(&hook(&url)).await.unwrap());
+    let path = format!("webhooks/{id}");
+    let (s, v) = call(&f.app, "PATCH", &path, Some(json!({"status": "DISABLED"}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    f.registered_model("while-off", None).await;
+    run_once(&deps, &f.hooks).await.unwrap();
+    assert_eq!(f.state.store.webhook_cursor().unwrap(), 0);
+
+    let (s, v) = call(&f.app, "PATCH", &path, Some(json!({"status": "ACTIVE"}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    f.registered_model("while-on", None).await;
+    run_once(&deps, &f.hooks).await.unwrap();
+    let (_, body) = rx.recv().await.unwrap();
+    assert!(body.contains("while-on"), "{body}");
+    let log = f.client().webhook_deliveries(&id).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(rx.try_recv().is_err(), "the event of the time off was sent");
+}

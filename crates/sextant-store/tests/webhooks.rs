@@ -97,6 +97,19 @@ fn webhook_lifecycle(f: &Fixture) {
         .map(|w| w.name)
         .collect();
     assert_eq!(active, ["b"]);
+    // Turned on again after events of its time off, it starts after them;
+    // an update that leaves it on keeps its start.
+    s.create_registered_model("m2", None, &[]).unwrap();
+    let on = WebhookUpdate {
+        status: Some(WebhookStatus::Active),
+        ..WebhookUpdate::default()
+    };
+    let again = s.update_webhook(&a.webhook_id, &on).unwrap();
+    assert_eq!(again.start_event_id, s.last_event_id().unwrap());
+    assert!(again.start_event_id > a.start_event_id);
+    s.create_registered_model("m3", None, &[]).unwrap();
+    let still = s.update_webhook(&a.webhook_id, &on).unwrap();
+    assert_eq!(still.start_event_id, again.start_event_id);
 
     s.delete_webhook(&b.webhook_id).unwrap();
     assert!(matches!(

@@ -73,16 +73,25 @@ pub async fn run_once(deps: &WebhookDeps, hooks: &Webhooks) -> Result<Duration, 
 }
 
 /// Fans out one batch of new events; true when there may be more.
+///
+/// With no active webhook there is nothing to fan out and the cursor is left
+/// where it is: every event wakes this worker, and moving the cursor is a
+/// commit. A webhook only ever gets events after the one current when it was
+/// created (`start_event_id`), so reading resumes from the oldest such start
+/// of the active webhooks when that is past the cursor.
 async fn fan_out(deps: &WebhookDeps) -> Result<bool, WebhookError> {
     // Due from now on the clock the claims in `run_once` read.
     let now = deps.clock.now_ms();
     let more = sextant_store::call(&deps.store, move |s| {
+        let hooks = s.active_webhooks()?;
+        let Some(floor) = hooks.iter().map(|h| h.start_event_id).min() else {
+            return Ok(false);
+        };
         let cursor = s.webhook_cursor()?;
-        let events = s.events_after(cursor, &[], FANOUT_BATCH)?;
+        let events = s.events_after(cursor.max(floor), &[], FANOUT_BATCH)?;
         let Some(last) = events.last().map(|e| e.id) else {
             return Ok(false);
         };
-        let hooks = s.active_webhooks()?;
         let deliveries = plan(s, &hooks, &events);
         let moved = s.enqueue_webhook_deliveries_at(cursor, last, &deliveries, now)?;
         Ok(!moved || events.len() as u64 == FANOUT_BATCH)

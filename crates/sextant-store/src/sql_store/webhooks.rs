@@ -173,7 +173,7 @@ pub fn active(c: &mut dyn Conn) -> Result<Vec<Webhook>, StoreError> {
 }
 
 pub fn update(c: &mut dyn Conn, id: &str, u: &WebhookUpdate) -> Result<Webhook, StoreError> {
-    get(c, id)?;
+    let before = get(c, id)?;
     if let Some(name) = &u.name {
         validate_webhook_name(name)?;
     }
@@ -199,6 +199,12 @@ pub fn update(c: &mut dyn Conn, id: &str, u: &WebhookUpdate) -> Result<Webhook, 
             sets.push(format!("{column} = ?"));
             params.push(v.into());
         }
+    }
+    // Turned on again, a webhook gets the events from now on, as a new one
+    // does: not those of the time it was off.
+    if u.status == Some(WebhookStatus::Active) && before.status != WebhookStatus::Active {
+        sets.push("start_event_id = ?".into());
+        params.push(events::last_id(c)?.into());
     }
     params.push(id.into());
     c.exec(
