@@ -166,6 +166,11 @@ VIEW_STATE = {
 }
 
 ROWS = "document.querySelectorAll('.ag-center-cols-container .ag-row:not([row-id^=load_more])').length"
+# The first row shows a run of the big experiment (the chart runs have no m0) and no search is pending.
+BIG_ROWS = (
+    f"{ROWS} === 100 && !document.querySelector('.ag-overlay:not(.ag-hidden)')"
+    " && document.querySelector('.ag-center-cols-container .ag-row[row-index=\"0\"] [col-id=\"metrics.`m0`\"]')?.textContent.trim() > ''"
+)
 # The grid keeps only the rows near the screen in the DOM once there are more than 100.
 LOADED = "[...document.querySelectorAll('strong')].map(e => e.parentElement.textContent).find(t => t.endsWith(' matching runs'))"
 FIRST_ROW = "[...document.querySelectorAll('.ag-row[row-index=\"0\"]')].map(e => e.textContent).join('|')"
@@ -202,8 +207,9 @@ NOTES = {
     "chart_redraw_ms": "MLflow has no log-scale switch for all charts (only per chart, in its dialog): "
     "measured the global x-axis set to relative time, which redraws the charts on screen "
     "(chart_redraw_charts of them)",
-    "auto_refresh": "MLflow's default auto-refresh is on: runs/search and the histories of the charts "
-    "on screen are fetched again about 30 s after each answer",
+    "auto_refresh": "MLflow's auto-refresh (on by default; off with --no-auto-refresh) fetches "
+    "runs/search and the histories of the charts on screen again about 30 s after each answer",
+    "compare_charts_drawn": "charts seen drawn when compare_all_charts_ms ended (all, or those drawn by its timeout)",
 }
 
 
@@ -229,7 +235,7 @@ def then(before, page, navigate, ready_js, timeout_ms):
 def summarize(reqs):
     """What the UI asked the server, by endpoint, with the parameters that size the work."""
     out = Counter()
-    bulk = {"max_results": set(), "run_ids_per_request": set(), "metric_keys": set()}
+    bulk = {"max_results": set(), "run_ids_per_request": set(), "metric_keys": set(), "seconds": []}
     for r in reqs:
         u = urlsplit(r.url)
         if u.path.endswith("/graphql"):
@@ -245,11 +251,16 @@ def summarize(reqs):
             bulk["max_results"].update(q.get("max_results", []))
             bulk["run_ids_per_request"].add(len(q.get("run_ids", [])))
             bulk["metric_keys"].update(q.get("metric_key", []))
+            if r.timing["responseEnd"] > 0:
+                bulk["seconds"].append(r.timing["responseEnd"] / 1000)
         out[name] += 1
     if bulk["metric_keys"]:
         out["bulk-interval: max_results, run_ids per request, metric keys"] = (
             f"{sorted(bulk['max_results'])}, {sorted(bulk['run_ids_per_request'])}, {len(bulk['metric_keys'])}"
         )
+        t = sorted(bulk["seconds"])
+        if t:
+            out["bulk-interval answered: n, min/median/max s"] = f"{len(t)}, {t[0]:.1f}/{t[len(t) // 2]:.1f}/{t[-1]:.1f}"
     return dict(out)
 
 
@@ -263,6 +274,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--wide-keys", type=int, default=12_000)
     ap.add_argument("--timeout-s", type=int, default=300, help="per figure")
+    ap.add_argument("--no-auto-refresh", action="store_true", help="turn off the UI's auto-refresh (on by default)")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     a = ap.parse_args()
     url = a.url.rstrip("/")
@@ -278,16 +290,17 @@ def main():
     )
     wide_exp, (wide_run_id,) = seed(db, f"bench-ui-wide-{a.wide_keys}", [wide_run(a.wide_keys)])
     db.close()
-    out = {"runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
+    view = VIEW_STATE | {"autoRefreshEnabled": not a.no_auto_refresh}
+    out = {"auto_refresh": not a.no_auto_refresh, "runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
     requested = {}
 
     storage = {
         "mlflow.assistant.panelOpen_v1": "false",  # the assistant panel would take 350 px of the width
         "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
         f'MLflowLocalStorage-1.1-ExperimentPage-["{big}"]-ReactComponentState':
-            json.dumps(VIEW_STATE | {"selectedColumns": VIEW_STATE["selectedColumns"] + ["metrics.`m0`"]}),
+            json.dumps(view | {"selectedColumns": view["selectedColumns"] + ["metrics.`m0`"]}),
         f'MLflowLocalStorage-1.1-ExperimentPage-["{chart_exp}"]-ReactComponentState':
-            json.dumps(VIEW_STATE | {"runsHiddenMode": "SHOW_ALL"}),
+            json.dumps(view | {"runsHiddenMode": "SHOW_ALL"}),
     }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium)
@@ -316,8 +329,7 @@ def main():
 
         page.goto(f"{url}/")
         page.get_by_role("heading", name="Welcome to MLflow").wait_for()
-        m0 = "document.querySelector('.ag-center-cols-container .ag-row[row-index=\"0\"] [col-id=\"metrics.`m0`\"]')"
-        figure("runs_table_ms", lambda: go(f"#/experiments/{big}/runs"), f"{ROWS} === 100 && {m0}?.textContent.trim() > ''")
+        figure("runs_table_ms", lambda: go(f"#/experiments/{big}/runs"), BIG_ROWS)
         more = f"{LOADED} === '200 matching runs' && document.querySelector('.ag-row[row-index=\"100\"]') !== null"
         figure("runs_next_page_ms", lambda: page.get_by_role("button", name="Load more").click(), more)
         figure(
@@ -348,6 +360,7 @@ def main():
         out["compare_all_charts_ms"] = then(
             out["compare_first_screen_ms"], page, lambda: None, f"{SCROLL_WHEN_DRAWN} >= {a.chart_keys}", wait
         )
+        out["compare_charts_drawn"] = page.evaluate("window.__drawn.size")
         requested["compare"] = summarize(seen[start:])
         print(f"compare: {out['compare_first_screen_ms']}, {out['compare_all_charts_ms']}", file=sys.stderr)
         del requested["compare_first_chart_ms"]
@@ -363,10 +376,10 @@ def main():
         out["js_heap_mb"] = round(page.evaluate("performance.memory ? performance.memory.usedJSHeapSize / 1048576 : -1"), 1)
 
         go(f"#/experiments/{big}/runs")
-        page.wait_for_function(f"{ROWS} === 100", timeout=wait)
+        page.wait_for_function(BIG_ROWS, timeout=wait)
         first_row = page.evaluate(FIRST_ROW)
         sort = figure("runs_sort_metric_ms", lambda: page.get_by_test_id("sort-header-m0").click(),
-                      f"{ROWS} === 100 && {FIRST_ROW} !== {json.dumps(first_row)}")
+                      f"{BIG_ROWS} && {FIRST_ROW} !== {json.dumps(first_row)}")
         if not isinstance(sort, str):
             figure("runs_next_page_sorted_ms", lambda: page.get_by_role("button", name="Load more").click(), more)
         browser.close()
