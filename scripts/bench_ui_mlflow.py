@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -292,6 +293,7 @@ def main():
     db.close()
     view = VIEW_STATE | {"autoRefreshEnabled": not a.no_auto_refresh}
     out = {"auto_refresh": not a.no_auto_refresh, "runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
+    out["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)  # other work on the machine skews the figures
     requested = {}
 
     storage = {
