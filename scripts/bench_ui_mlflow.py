@@ -2,20 +2,34 @@
 
 Seeding bench_ui.py's data through MLflow's REST API would take over an hour, so the rows go
 straight into the SQLite store (schema made by `mlflow db upgrade`), with the values bench_ui.py's
-seed functions log and the columns MLflow writes for those same requests: check_seeding() logs a
-sample through the server's REST API, inserts the same sample, and compares every row.
+seed functions log and the columns MLflow writes for those same requests: check_seeding() compares
+every row of a sample inserted here with the same sample logged through the server's REST API.
+
+Then, in headless Chromium, from the navigation to the moment the page shows the data (the
+closest MLflow 3.17.2 pages to bench_ui.py's, same field names; NOTES in the output say how each differs):
+  runs_table_ms        experiment page, table view: its first 100 runs, with an m0 column
+  runs_next_page_ms    'Load more' (the next 100 appended), in start_time order
+  run_wide_ms          the run with WIDE_KEYS metric keys: its Overview's metrics table
+  run_wide_charts_ms   the same run's Model metrics tab, first chart drawn (no Sextant figure)
+  compare_first_chart_ms / compare_first_screen_ms / compare_all_charts_ms
+                       experiment page, chart view of the CHART_RUNS runs: first chart drawn / the
+                       charts of the first screen / every chart, scrolling as a reader would
+  chart_redraw_ms      the global x-axis switched to relative time (MLflow has no log-scale switch)
+  runs_sort_metric_ms  re-sorting the runs table by m0 (header click), measured last
+and which requests the UI made for each (mlflow_requests).
 
 Usage: python scripts/bench_ui_mlflow.py URL DATA_DIR [--runs 100000] [--chart-runs 100]
-       [--chart-keys 20] [--steps 10000] [--wide-keys 12000] [--chromium /usr/bin/chromium]
-URL is a running `mlflow server` over DATA_DIR/mlflow.db. Prints one JSON line; screenshots go to
-DATA_DIR. Seeding is skipped for parts already present (names carry the sizes).
+       [--chart-keys 20] [--steps 10000] [--wide-keys 12000] [--timeout-s 300] [--no-auto-refresh]
+       [--chromium /usr/bin/chromium]
+URL is a running `mlflow server` over DATA_DIR/mlflow.db. Prints one JSON line; a figure that took
+longer than --timeout-s reads "timeout>N". Screenshots go to DATA_DIR. Seeding is skipped for
+parts already present (names carry the sizes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -293,7 +307,6 @@ def main():
     db.close()
     view = VIEW_STATE | {"autoRefreshEnabled": not a.no_auto_refresh}
     out = {"auto_refresh": not a.no_auto_refresh, "runs": a.runs, "chart_runs": a.chart_runs, "chart_keys": a.chart_keys, "steps": a.steps, "wide_keys": a.wide_keys}
-    out["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)  # other work on the machine skews the figures
     requested = {}
 
     storage = {
