@@ -93,6 +93,33 @@ async fn admin_creates_model(app: &Router, name: &str) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
 }
 
+/// The admin creates experiment `name`; answers its id.
+async fn admin_creates_experiment(app: &Router, name: &str) -> String {
+    let body = format!(r#"{{"name":"{name}"}}"#);
+    let a = as_user(
+        app,
+        ADMIN,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    a.json["experiment_id"].as_str().unwrap().to_string()
+}
+
+/// The admin stores pipeline `name` (one step) and starts a run of it;
+/// answers the run's id.
+async fn admin_runs_pipeline(app: &Router, name: &str) -> String {
+    let spec = format!("name: {name}\nsteps:\n  a:\n    run: \"true\"\n");
+    let path = format!("/api/v1/pipelines/{name}");
+    let a = as_user(app, ADMIN, "PUT", &path, Some(&spec)).await;
+    assert_eq!(a.json["result"], "created", "{}", a.text);
+    let a = as_user(app, ADMIN, "POST", &format!("{path}/runs"), Some("{}")).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    a.json["id"].as_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_and_wrong_callers_get_mlflows_401() {
     let s = server(Permission::Read);
@@ -285,15 +312,7 @@ async fn under_no_permissions_only_grants_open_a_resource() {
     let s = server(Permission::NoPermissions);
     create_user(&s.app, "carol", "carol-password-1").await;
     let carol = ("carol", "carol-password-1");
-    let a = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/2.0/mlflow/experiments/create",
-        Some(r#"{"name":"private"}"#),
-    )
-    .await;
-    let exp = a.json["experiment_id"].as_str().unwrap().to_string();
+    let exp = admin_creates_experiment(&s.app, "private").await;
     let get = format!("/api/2.0/mlflow/experiments/get?experiment_id={exp}");
     assert_eq!(
         as_user(&s.app, carol, "GET", &get, None).await.status,
@@ -359,15 +378,7 @@ async fn under_no_permissions_only_grants_open_a_resource() {
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     // Searches show only what she may read: the granted experiment, none of its runs.
-    let other = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/2.0/mlflow/experiments/create",
-        Some(r#"{"name":"hidden"}"#),
-    )
-    .await;
-    assert_eq!(other.status, StatusCode::OK);
+    admin_creates_experiment(&s.app, "hidden").await;
     let a = as_user(
         &s.app,
         carol,
@@ -470,12 +481,7 @@ async fn native_listings_and_the_events_feed_show_only_readable_rows() {
     create_user(&s.app, "erin", "erin-password-1").await;
     let erin = ("erin", "erin-password-1");
     for name in ["open", "closed"] {
-        let spec = format!("name: {name}\nsteps:\n  a:\n    run: \"true\"\n");
-        let path = format!("/api/v1/pipelines/{name}");
-        let a = as_user(&s.app, ADMIN, "PUT", &path, Some(&spec)).await;
-        assert_eq!(a.json["result"], "created", "{}", a.text);
-        let a = as_user(&s.app, ADMIN, "POST", &format!("{path}/runs"), Some("{}")).await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        admin_runs_pipeline(&s.app, name).await;
         admin_creates_model(&s.app, &format!("{name}-model")).await;
     }
     admin_grant(&s.app, "erin", "pipeline", "open", "READ").await;
@@ -540,28 +546,8 @@ async fn a_lineage_names_only_what_the_caller_may_read() {
     let s = server(Permission::NoPermissions);
     create_user(&s.app, "erin", "erin-password-1").await;
     let erin = ("erin", "erin-password-1");
-    let spec = "name: closed\nsteps:\n  a:\n    run: \"true\"\n";
-    let a = as_user(&s.app, ADMIN, "PUT", "/api/v1/pipelines/closed", Some(spec)).await;
-    assert_eq!(a.json["result"], "created", "{}", a.text);
-    let a = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/v1/pipelines/closed/runs",
-        Some("{}"),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    let pipeline_run = a.json["id"].as_str().unwrap().to_string();
-    let a = as_user(
-        &s.app,
-        ADMIN,
-        "POST",
-        "/api/2.0/mlflow/experiments/create",
-        Some(r#"{"name":"hidden"}"#),
-    )
-    .await;
-    let experiment = a.json["experiment_id"].as_str().unwrap().to_string();
+    let pipeline_run = admin_runs_pipeline(&s.app, "closed").await;
+    let experiment = admin_creates_experiment(&s.app, "hidden").await;
     let body = format!(r#"{{"experiment_id":"{experiment}"}}"#);
     let a = as_user(
         &s.app,
