@@ -39,6 +39,33 @@ def call(url, rpc, body):
     return r.json()
 
 
+T0 = 1_700_000_000_000  # every seeded timestamp counts from here
+
+
+# One seeded run (scripts/bench_ui_mlflow.py inserts the same into MLflow's store): (run_name, start_time or None, params, metrics) with metrics
+# as (key, value, timestamp, step).
+def big_run(i):
+    return (
+        f"run-{i}",
+        T0 + i,
+        [(f"p{k}", str((i * (k + 3)) % 97)) for k in range(5)],
+        [(f"m{k}", ((i * 7919 + k * 104729) % 100_003) / 1000.0, T0 + i, 0) for k in range(5)],
+    )
+
+
+def chart_run(i, keys, steps):
+    metrics = [
+        (f"loss{k}", (1.0 + k) / (1 + step * (0.001 + i / 10000.0)), T0 + step, step)
+        for k in range(keys)
+        for step in range(steps)
+    ]
+    return f"chart-{i}", None, [], metrics
+
+
+def wide_run(keys):
+    return "wide", None, [], [(f"feature_{k:05d}_importance", k / keys, T0, 0) for k in range(keys)]
+
+
 def experiment(url, name):
     r = S.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name}, timeout=60)
     if r.status_code == 200:
@@ -54,11 +81,12 @@ def seed_runs(url, n):
 
     def one(i):
         s = requests.Session()
-        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": f"run-{i}", "start_time": 1_700_000_000_000 + i}, timeout=60).json()["run"]["info"]["run_id"]
+        name, start, params, metrics = big_run(i)
+        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": name, "start_time": start}, timeout=60).json()["run"]["info"]["run_id"]
         s.post(f"{url}/api/2.0/mlflow/runs/log-batch", timeout=60, json={
             "run_id": run,
-            "params": [{"key": f"p{k}", "value": str((i * (k + 3)) % 97)} for k in range(5)],
-            "metrics": [{"key": f"m{k}", "value": ((i * 7919 + k * 104729) % 100_003) / 1000.0, "timestamp": 1_700_000_000_000 + i, "step": 0} for k in range(5)],
+            "params": [{"key": k, "value": v} for k, v in params],
+            "metrics": [{"key": k, "value": v, "timestamp": t, "step": st} for k, v, t, st in metrics],
         }).raise_for_status()
 
     with ThreadPoolExecutor(16) as pool:
@@ -77,15 +105,10 @@ def seed_charts(url, runs, keys, steps):
 
     def one(i):
         s = requests.Session()
-        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": f"chart-{i}"}, timeout=60).json()["run"]["info"]["run_id"]
-        batch = []
-        for k in range(keys):
-            for step in range(steps):
-                batch.append({"key": f"loss{k}", "value": (1.0 + k) / (1 + step * (0.001 + i / 10000.0)), "timestamp": 1_700_000_000_000 + step, "step": step})
-                if len(batch) == 1000:
-                    s.post(f"{url}/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": batch}, timeout=300).raise_for_status()
-                    batch = []
-        if batch:
+        name, _, _, metrics = chart_run(i, keys, steps)
+        run = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp, "run_name": name}, timeout=60).json()["run"]["info"]["run_id"]
+        for start in range(0, len(metrics), 1000):
+            batch = [{"key": k, "value": v, "timestamp": t, "step": st} for k, v, t, st in metrics[start:start + 1000]]
             s.post(f"{url}/api/2.0/mlflow/runs/log-batch", json={"run_id": run, "metrics": batch}, timeout=300).raise_for_status()
         return run
 
@@ -99,11 +122,11 @@ def seed_wide(url, keys):
     exp, existed = experiment(url, f"bench-ui-wide-{keys}")
     if existed:
         return exp, call(url, "runs/search", {"experiment_ids": [exp], "max_results": 1})["runs"][0]["info"]["run_id"]
-    run = call(url, "runs/create", {"experiment_id": exp, "run_name": "wide"})["run"]["info"]["run_id"]
-    for start in range(0, keys, 1000):
+    name, _, _, metrics = wide_run(keys)
+    run = call(url, "runs/create", {"experiment_id": exp, "run_name": name})["run"]["info"]["run_id"]
+    for start in range(0, len(metrics), 1000):
         call(url, "runs/log-batch", {"run_id": run, "metrics": [
-            {"key": f"feature_{k:05d}_importance", "value": k / keys, "timestamp": 1_700_000_000_000, "step": 0}
-            for k in range(start, min(keys, start + 1000))
+            {"key": k, "value": v, "timestamp": t, "step": st} for k, v, t, st in metrics[start:start + 1000]
         ]})
     return exp, run
 

@@ -41,31 +41,8 @@ import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-T0 = 1_700_000_000_000  # bench_ui.py's timestamps
-
-
-# One run as bench_ui.py logs it: (run_name, start_time or None, params, metrics) with metrics
-# as (key, value, timestamp, step).
-def big_run(i):
-    return (
-        f"run-{i}",
-        T0 + i,
-        [(f"p{k}", str((i * (k + 3)) % 97)) for k in range(5)],
-        [(f"m{k}", ((i * 7919 + k * 104729) % 100_003) / 1000.0, T0 + i, 0) for k in range(5)],
-    )
-
-
-def chart_run(i, keys, steps):
-    metrics = [
-        (f"loss{k}", (1.0 + k) / (1 + step * (0.001 + i / 10000.0)), T0 + step, step)
-        for k in range(keys)
-        for step in range(steps)
-    ]
-    return f"chart-{i}", None, [], metrics
-
-
-def wide_run(keys):
-    return "wide", None, [], [(f"feature_{k:05d}_importance", k / keys, T0, 0) for k in range(keys)]
+# The runs bench_ui.py seeds, from the one definition both benches use.
+from bench_ui import big_run, chart_run, wide_run  # noqa: E402
 
 
 def insert_experiment(db, name):
