@@ -19,7 +19,41 @@ const MIGRATIONS: &[&str] = &[
     V7_APPROVAL_RULES,
     V8_TOKEN_USE_AND_AUDIT_ACTIONS,
     V9_METRIC_RANGES,
+    V10_METRICS_BY_STEP,
 ];
+
+/// Version 10: a metric's history reachable by rank. The history's key
+/// orders by step first (`rid, key, step, timestamp, …`; it was time
+/// first), and `latest_metrics` says when a run's steps of a key are an
+/// arithmetic progression, each step once: `steps_count` steps from
+/// `steps_first` to `steps_last` (NULL when they are not, or were not
+/// logged in order). The row of rank `i` is then the one at step
+/// `steps_first + i × stride`, so get-history-bulk-interval reads the rows
+/// it samples instead of every row (MLflow samples rows by rank).
+///
+/// Filled from the history; steps beyond ±2^52 are left unknown, which
+/// keeps every sum and difference of steps in range on both backends.
+/// The CASEs order the checks: PostgreSQL does not short-circuit `AND`.
+const V10_METRICS_BY_STEP: &str = r#"
+ALTER TABLE latest_metrics ADD COLUMN steps_first BIGINT;
+ALTER TABLE latest_metrics ADD COLUMN steps_last BIGINT;
+ALTER TABLE latest_metrics ADD COLUMN steps_count BIGINT;
+UPDATE latest_metrics SET steps_first = p.lo, steps_last = p.hi, steps_count = p.n
+    FROM (SELECT g.rid, g.key, g.lo, g.hi, g.n
+          FROM (SELECT rid, key, MIN(step) AS lo, MAX(step) AS hi, COUNT(*) AS n,
+                       COUNT(DISTINCT step) AS distinct_steps
+                FROM metrics GROUP BY rid, key) AS g
+          WHERE CASE
+              WHEN g.lo < -4503599627370496 OR g.hi > 4503599627370496 THEN 0 = 1
+              WHEN g.distinct_steps <> g.n THEN 0 = 1
+              WHEN g.n = 1 THEN 1 = 1
+              WHEN (g.hi - g.lo) % (g.n - 1) <> 0 THEN 0 = 1
+              ELSE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.rid = g.rid AND m.key = g.key
+                               AND (m.step - g.lo) % ((g.hi - g.lo) / (g.n - 1)) <> 0)
+          END) AS p
+    WHERE p.rid = latest_metrics.rid AND p.key = latest_metrics.key;
+{metrics_by_step}
+"#;
 
 /// Version 9: each run's smallest and largest value of each metric, beside
 /// its latest value, so the runs table sorts and filters by them over an
@@ -529,6 +563,38 @@ fn render(ddl: &str, dialect: Dialect) -> String {
     ddl.replace("{pk}", pk)
         .replace("{serial}", serial)
         .replace("{without_rowid}", without_rowid)
+        .replace("{metrics_by_step}", metrics_by_step(dialect))
+}
+
+/// Version 10's new key of `metrics`: PostgreSQL rebuilds the index behind
+/// it; SQLite keeps the rows in their key (`WITHOUT ROWID`), so the table is
+/// copied into one with the new key.
+fn metrics_by_step(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            r#"CREATE TABLE metrics_by_step (
+    rid BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    is_nan SMALLINT NOT NULL,
+    model_id TEXT,
+    dataset_name TEXT,
+    dataset_digest TEXT,
+    PRIMARY KEY (rid, key, step, timestamp, value, is_nan)
+) WITHOUT ROWID;
+INSERT INTO metrics_by_step SELECT rid, key, timestamp, step, value, is_nan, model_id,
+    dataset_name, dataset_digest FROM metrics ORDER BY rid, key, step, timestamp, value, is_nan;
+DROP TABLE metrics;
+ALTER TABLE metrics_by_step RENAME TO metrics;
+CREATE INDEX metrics_by_model ON metrics (model_id) WHERE model_id IS NOT NULL"#
+        }
+        Dialect::Postgres => {
+            "ALTER TABLE metrics DROP CONSTRAINT metrics_pkey, \
+             ADD PRIMARY KEY (rid, key, step, timestamp, value, is_nan)"
+        }
+    }
 }
 
 /// Applies pending migrations inside the caller's transaction; returns the

@@ -379,7 +379,7 @@ fn migration_backfills_ranges(sqlite: bool) {
          (1, 0, 'loss', 4, 3, 0.5, 0), (1, 0, 'inf', 1, 1, {neg_inf}, 0), \
          (2, 0, 'loss', 1, 0, 0.1, 0), (2, 0, 'nan', 1, 0, 0, 1)"
     ));
-    assert_eq!(f.upgrade_and_open(), vec![9]);
+    assert_eq!(f.upgrade_and_open(), vec![9, 10]);
     let s = f.store.as_ref();
     assert_same(range(s, "r1", "loss"), (0.5, 0.2, 0.9));
     assert_same(

@@ -112,7 +112,7 @@ fn db_upgrade_is_explicit_and_idempotent() {
     );
     assert!(
         String::from_utf8_lossy(&first.stderr)
-            .contains("applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9]")
+            .contains("applied migrations: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]")
     );
     let second = sextant(&["db", "upgrade", "--backend-store-uri", &uri]);
     assert!(String::from_utf8_lossy(&second.stderr).contains("up to date"));

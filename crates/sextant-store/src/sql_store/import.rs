@@ -184,7 +184,8 @@ fn metric_rows(rid: i64, metrics: &[Metric]) -> Vec<SqlValue> {
         .collect()
 }
 
-/// The source's latest values, each with the range of its key's history.
+/// The source's latest values, each with the range and steps of its key's
+/// history.
 fn latest_rows(
     rid: i64,
     experiment_id: i64,
@@ -193,16 +194,19 @@ fn latest_rows(
 ) -> Vec<SqlValue> {
     let mut rows: HashMap<&str, Latest<'_>> = latest
         .iter()
-        .map(|m| (m.key.as_str(), Latest::new(experiment_id, m)))
+        .map(|m| (m.key.as_str(), Latest::stored(experiment_id, m)))
         .collect();
     for m in history {
         if let Some(l) = rows.get_mut(m.key.as_str()) {
-            l.widen(m.value);
+            l.include(m);
         }
     }
     let mut keys: Vec<&str> = rows.keys().copied().collect();
     keys.sort_unstable();
-    keys.into_iter().flat_map(|k| rows[k].row(rid, k)).collect()
+    keys.into_iter()
+        .flat_map(|k| rows.get_mut(k).map(|l| l.row(rid, k)))
+        .flatten()
+        .collect()
 }
 
 /// Inserts one run; false when its id exists.

@@ -235,7 +235,7 @@ pub fn log_batches(
         )?;
         let rows: Vec<SqlValue> = latest
             .into_iter()
-            .flat_map(|((rid, key), l)| l.row(rid, key))
+            .flat_map(|((rid, key), mut l)| l.row(rid, key))
             .collect();
         c.insert(LATEST_HEAD, LATEST_UPSERT, &LATEST_TYPES, &rows)?;
     }
@@ -244,15 +244,21 @@ pub fn log_batches(
 
 /// The columns of a `latest_metrics` row as [`Latest::row`] gives them.
 pub(super) const LATEST_HEAD: &str = "INSERT INTO latest_metrics AS lm \
-     (rid, experiment_id, key, timestamp, step, value, is_nan, min_value, max_value)";
-pub(super) const LATEST_TYPES: [crate::backend::ColumnType; 9] =
-    [Int, Int, Text, Int, Int, Real, Int, Real, Real];
+     (rid, experiment_id, key, timestamp, step, value, is_nan, min_value, max_value, \
+     steps_first, steps_last, steps_count)";
+pub(super) const LATEST_TYPES: [crate::backend::ColumnType; 12] = [
+    Int, Int, Text, Int, Int, Real, Int, Real, Real, Int, Int, Int,
+];
 
-/// Merges a batch's latest value and range of each (run, key) into the
-/// stored row in one statement: the latest value is replaced only by a
-/// later one, the range only widens. A row that changes neither is not
-/// written. NULL (every value NaN) is no bound: the CASEs keep the other
-/// side, which SQLite's two-argument `min()` would not.
+/// Merges a batch's latest value, range and steps of each (run, key) into
+/// the stored row in one statement: the latest value is replaced only by a
+/// later one, the range only widens, and the steps stay a progression only
+/// when the batch's continue the stored ones with the same stride (`gap`,
+/// its first step less the stored last, is that stride). A row that changes
+/// none of them is not written. NULL (every value NaN) is no bound: the
+/// CASEs keep the other side, which SQLite's two-argument `min()` would
+/// not. `NULLIF` keeps a zero gap from dividing: PostgreSQL does not
+/// short-circuit `AND`.
 const LATEST_UPSERT: &str = "ON CONFLICT (rid, key) DO UPDATE SET \
      timestamp = CASE WHEN (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
          THEN excluded.timestamp ELSE lm.timestamp END, \
@@ -265,17 +271,31 @@ const LATEST_UPSERT: &str = "ON CONFLICT (rid, key) DO UPDATE SET \
      min_value = CASE WHEN lm.min_value IS NULL OR excluded.min_value < lm.min_value \
          THEN excluded.min_value ELSE lm.min_value END, \
      max_value = CASE WHEN lm.max_value IS NULL OR excluded.max_value > lm.max_value \
-         THEN excluded.max_value ELSE lm.max_value END \
+         THEN excluded.max_value ELSE lm.max_value END, \
+     steps_last = excluded.steps_last, \
+     steps_count = CASE WHEN excluded.steps_first > lm.steps_last \
+         AND (lm.steps_count = 1 \
+             OR ((lm.steps_last - lm.steps_first) % NULLIF(excluded.steps_first - lm.steps_last, 0) = 0 \
+                 AND (lm.steps_last - lm.steps_first) / NULLIF(excluded.steps_first - lm.steps_last, 0) \
+                     = lm.steps_count - 1)) \
+         AND (excluded.steps_count = 1 \
+             OR ((excluded.steps_last - excluded.steps_first) % NULLIF(excluded.steps_first - lm.steps_last, 0) = 0 \
+                 AND (excluded.steps_last - excluded.steps_first) / NULLIF(excluded.steps_first - lm.steps_last, 0) \
+                     = excluded.steps_count - 1)) \
+         THEN lm.steps_count + excluded.steps_count END \
      WHERE (excluded.step, excluded.timestamp, excluded.value) > (lm.step, lm.timestamp, lm.value) \
      OR excluded.min_value < lm.min_value OR excluded.max_value > lm.max_value \
-     OR (lm.min_value IS NULL AND excluded.min_value IS NOT NULL)";
+     OR (lm.min_value IS NULL AND excluded.min_value IS NOT NULL) \
+     OR lm.steps_count IS NOT NULL";
 
-/// What a write knows of one (run, key): the latest of its metrics and the
-/// range of their values, NaN skipped (`None` while every value is NaN).
+/// What a write knows of one (run, key): the latest of its metrics, the
+/// range of their values, NaN skipped (`None` while every value is NaN),
+/// and their steps.
 pub(super) struct Latest<'a> {
     experiment_id: i64,
     last: &'a Metric,
     range: Option<(f64, f64)>,
+    steps: Vec<i64>,
 }
 
 impl<'a> Latest<'a> {
@@ -284,6 +304,16 @@ impl<'a> Latest<'a> {
             experiment_id,
             last: m,
             range: (!m.value.is_nan()).then_some((m.value, m.value)),
+            steps: vec![m.step],
+        }
+    }
+
+    /// The stored latest value of a history that [`Latest::include`] then
+    /// goes through (an import: the source says which value is the latest).
+    pub(super) fn stored(experiment_id: i64, last: &'a Metric) -> Self {
+        Latest {
+            steps: Vec::new(),
+            ..Latest::new(experiment_id, last)
         }
     }
 
@@ -291,11 +321,14 @@ impl<'a> Latest<'a> {
         if later(m, self.last) {
             self.last = m;
         }
-        self.widen(m.value);
+        self.include(m);
     }
 
-    /// Widens the range by a value of the history (NaN is skipped).
-    pub(super) fn widen(&mut self, v: f64) {
+    /// Widens the range by a value of the history (NaN is skipped) and
+    /// notes its step.
+    pub(super) fn include(&mut self, m: &Metric) {
+        self.steps.push(m.step);
+        let v = m.value;
         if v.is_nan() {
             return;
         }
@@ -306,8 +339,9 @@ impl<'a> Latest<'a> {
     }
 
     /// The row in [`LATEST_HEAD`]'s columns.
-    pub(super) fn row(&self, rid: i64, key: &str) -> [SqlValue; 9] {
+    pub(super) fn row(&mut self, rid: i64, key: &str) -> [SqlValue; 12] {
         let (value, is_nan) = metric_value(self.last.value);
+        let steps = progression(&mut self.steps);
         [
             rid.into(),
             self.experiment_id.into(),
@@ -318,8 +352,53 @@ impl<'a> Latest<'a> {
             is_nan.into(),
             self.range.map(|r| r.0).into(),
             self.range.map(|r| r.1).into(),
+            steps.map(|p| p.first).into(),
+            steps.map(|p| p.last).into(),
+            steps.map(|p| p.count).into(),
         ]
     }
+}
+
+/// Steps that are an arithmetic progression, each once: `count` of them
+/// from `first` to `last`, so the one of rank `i` is `first + i × stride`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Progression {
+    pub first: i64,
+    pub last: i64,
+    pub count: i64,
+}
+
+/// Beyond it a step is not tracked (see migration 10): sums and differences
+/// of tracked steps then stay within `i64` in the database's arithmetic.
+const TRACKED_STEP: i64 = 1 << 52;
+
+impl Progression {
+    /// The stride between consecutive steps (1 for a single step).
+    pub fn stride(&self) -> i64 {
+        if self.count > 1 {
+            (self.last - self.first) / (self.count - 1)
+        } else {
+            1
+        }
+    }
+}
+
+/// The progression `steps` make in any order, if they make one.
+fn progression(steps: &mut [i64]) -> Option<Progression> {
+    if steps
+        .iter()
+        .any(|s| !(-TRACKED_STEP..=TRACKED_STEP).contains(s))
+    {
+        return None;
+    }
+    steps.sort_unstable();
+    let (&first, &last) = (steps.first()?, steps.last()?);
+    let stride = steps.get(1).map_or(1, |second| second - first);
+    (stride > 0 && steps.windows(2).all(|w| w[1] - w[0] == stride)).then_some(Progression {
+        first,
+        last,
+        count: steps.len() as i64,
+    })
 }
 
 /// (rid, experiment id, active) of the batches' runs, by run id.
@@ -642,6 +721,40 @@ fn sampled_rows(total: usize, max: usize) -> Vec<usize> {
     picks
 }
 
+/// A history row as stored: NaN is value 0 with `is_nan` 1, and orders so.
+#[derive(Clone, Copy)]
+struct StoredRow {
+    step: i64,
+    timestamp: i64,
+    value: f64,
+    is_nan: i64,
+}
+
+impl StoredRow {
+    fn decode(row: &[SqlValue]) -> Result<Self, StoreError> {
+        let [step, ts, value, is_nan] = row else {
+            return Err(StoreError::Corrupt("short metric row".into()));
+        };
+        Ok(StoredRow {
+            step: step.int()?,
+            timestamp: ts.int()?,
+            value: value.real()?,
+            is_nan: is_nan.int()?,
+        })
+    }
+
+    fn metric(&self, run_id: &str, key: &str) -> Metric {
+        let value = if self.is_nan == 1 {
+            f64::NAN
+        } else {
+            self.value
+        };
+        let mut m = Metric::new(key, value, self.timestamp, self.step);
+        m.run_id = Some(run_id.to_string());
+        m
+    }
+}
+
 /// The UI's sampled histories, as MLflow 3.17's get-history-bulk-interval
 /// answers them: for each run (in the order asked), its rows in the step
 /// range ordered by step, time, stored value and NaN-ness, sampled to at
@@ -649,9 +762,11 @@ fn sampled_rows(total: usize, max: usize) -> Vec<usize> {
 /// rows, not steps, keeps the answer bounded when many values share a step
 /// (`log_metric` without a step logs them all at 0).
 ///
-/// A chart of 100 runs × 10,000 steps reads 1M rows, so each run's rows
-/// are streamed, not collected, and only the four columns the answer
-/// carries are read (MLflow's answer has no model or dataset fields).
+/// A chart of 100 runs × 10,000 steps holds 1M rows. Where a run's steps
+/// are a progression (`latest_metrics.steps_count`), the sampled ranks are
+/// steps, and only those rows are read; otherwise every row in the range
+/// is streamed, four columns of it (MLflow's answer has no model or
+/// dataset fields).
 pub fn bulk_interval(
     c: &mut dyn Conn,
     run_ids: &[String],
@@ -659,49 +774,42 @@ pub fn bulk_interval(
     steps: Option<(i64, i64)>,
     max_results: u64,
 ) -> Result<Vec<Metric>, StoreError> {
-    /// A row as stored: NaN is value 0 with `is_nan` 1, and orders so.
-    struct Row {
-        step: i64,
-        timestamp: i64,
-        value: f64,
-        is_nan: i64,
-    }
     let mut rids = HashMap::new();
     for run_id in run_ids {
         if !rids.contains_key(run_id.as_str()) {
             rids.insert(run_id.as_str(), load::run_info(c, run_id)?.0);
         }
     }
-    let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
+    let progressions = progressions(c, rids.values().copied(), key)?;
+    let range = steps.unwrap_or((i64::MIN, i64::MAX));
+    let max = max_results as usize;
     let mut out = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<StoredRow> = Vec::new();
     for run_id in run_ids {
+        let rid = rids[run_id.as_str()];
         rows.clear();
+        if let Some(&p) = progressions.get(&rid) {
+            if sampled_by_rank(c, rid, key, p, range, max, &mut rows)? {
+                out.extend(rows.iter().map(|r| r.metric(run_id, key)));
+                continue;
+            }
+            tracing::warn!(
+                run_id = %run_id, key, "the stored steps of a metric are not the progression recorded for them; reading all of its rows"
+            );
+            rows.clear();
+        }
         c.query_each(
             "SELECT step, timestamp, value, is_nan FROM metrics \
              WHERE rid = ? AND key = ? AND step >= ? AND step <= ?",
-            &[
-                rids[run_id.as_str()].into(),
-                key.into(),
-                lo.into(),
-                hi.into(),
-            ],
+            &[rid.into(), key.into(), range.0.into(), range.1.into()],
             &mut |row| {
-                let [step, ts, value, is_nan] = row else {
-                    return Err(StoreError::Corrupt("short metric row".into()));
-                };
-                rows.push(Row {
-                    step: step.int()?,
-                    timestamp: ts.int()?,
-                    value: value.real()?,
-                    is_nan: is_nan.int()?,
-                });
+                rows.push(StoredRow::decode(row)?);
                 Ok(())
             },
         )?;
-        // The key orders by time first, MLflow by step first: the same order
-        // when steps grow with time, as they usually do, and then no sort.
-        let order = |a: &Row, b: &Row| {
+        // The key orders by step, then time: MLflow's order unless two rows
+        // share a step and time.
+        let order = |a: &StoredRow, b: &StoredRow| {
             (a.step, a.timestamp)
                 .cmp(&(b.step, b.timestamp))
                 .then(a.value.total_cmp(&b.value))
@@ -711,18 +819,94 @@ pub fn bulk_interval(
             rows.sort_by(order);
         }
         out.extend(
-            sampled_rows(rows.len(), max_results as usize)
+            sampled_rows(rows.len(), max)
                 .into_iter()
-                .map(|i| {
-                    let r = &rows[i];
-                    let value = if r.is_nan == 1 { f64::NAN } else { r.value };
-                    let mut m = Metric::new(key, value, r.timestamp, r.step);
-                    m.run_id = Some(run_id.clone());
-                    m
-                }),
+                .map(|i| rows[i].metric(run_id, key)),
         );
     }
     Ok(out)
+}
+
+/// The recorded progression of `key`'s steps in each of the runs `rids`
+/// that has one.
+fn progressions(
+    c: &mut dyn Conn,
+    rids: impl Iterator<Item = i64>,
+    key: &str,
+) -> Result<HashMap<i64, Progression>, StoreError> {
+    let mut args: Vec<SqlValue> = vec![key.into()];
+    args.extend(rids.map(SqlValue::from));
+    if args.len() == 1 {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT rid, steps_first, steps_last, steps_count FROM latest_metrics \
+         WHERE key = ? AND steps_count IS NOT NULL AND rid IN ({})",
+        placeholders(args.len() - 1)
+    );
+    c.query(&sql, &args)?
+        .into_iter()
+        .map(|row| {
+            let [rid, first, last, count]: [SqlValue; 4] = row
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short progression row".into()))?;
+            let p = Progression {
+                first: first.int()?,
+                last: last.int()?,
+                count: count.int()?,
+            };
+            Ok((rid.int()?, p))
+        })
+        .collect()
+}
+
+/// Reads into `rows` the rows MLflow samples of a history whose steps are
+/// the progression `p`: rank `i` of those in `range` is step
+/// `first + i × stride`, one row each, so the sampled ranks are read by
+/// their steps. False (and `rows` unusable) when the stored rows are not
+/// one per step of the progression.
+fn sampled_by_rank(
+    c: &mut dyn Conn,
+    rid: i64,
+    key: &str,
+    p: Progression,
+    (lo, hi): (i64, i64),
+    max: usize,
+    rows: &mut Vec<StoredRow>,
+) -> Result<bool, StoreError> {
+    let (first, stride) = (i128::from(p.first), i128::from(p.stride()));
+    if p.count < 1 || stride < 1 {
+        return Ok(false);
+    }
+    // The ranks whose steps lie in the range: ⌈(lo − first) / stride⌉ to
+    // ⌊(hi − first) / stride⌋, within the history.
+    let lowest = (-(first - i128::from(lo)).div_euclid(stride)).max(0);
+    let highest = (i128::from(hi) - first)
+        .div_euclid(stride)
+        .min(i128::from(p.count) - 1);
+    if lowest > highest {
+        return Ok(true);
+    }
+    let total = usize::try_from(highest - lowest + 1).unwrap_or(usize::MAX);
+    let wanted: Vec<i64> = sampled_rows(total, max)
+        .into_iter()
+        .map(|i| (first + (lowest + i as i128) * stride) as i64)
+        .collect();
+    let mut args: Vec<SqlValue> = vec![rid.into(), key.into()];
+    args.extend(wanted.iter().map(|&s| SqlValue::from(s)));
+    c.query_each(
+        &format!(
+            "SELECT step, timestamp, value, is_nan FROM metrics \
+             WHERE rid = ? AND key = ? AND step IN ({}) ORDER BY step",
+            placeholders(wanted.len())
+        ),
+        &args,
+        &mut |row| {
+            rows.push(StoredRow::decode(row)?);
+            Ok(())
+        },
+    )?;
+    Ok(rows.len() == wanted.len() && rows.iter().zip(&wanted).all(|(r, &s)| r.step == s))
 }
 
 /// Records that run `rid` used dataset `d` (stored once per experiment by

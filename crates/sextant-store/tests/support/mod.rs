@@ -48,7 +48,7 @@ impl Fixture {
         match version {
             None => {
                 let applied = sextant_store::upgrade(uri, ROOT).unwrap();
-                assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+                assert_eq!(applied, (1..=10).collect::<Vec<_>>());
                 sextant_store::open(uri, ROOT).unwrap()
             }
             Some(v) => {
@@ -125,6 +125,29 @@ impl Fixture {
                 .unwrap()
                 .batch_execute(sql)
                 .unwrap(),
+        }
+    }
+
+    /// Reads integers (NULL as `None`) behind the store's back: what the
+    /// store keeps beside what its API answers.
+    pub fn raw_ints(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
+        match self.uri.strip_prefix("sqlite:///") {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                let mut stmt = c.prepare(sql).unwrap();
+                let width = stmt.column_count();
+                stmt.query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap()
+            }
+            None => postgres::Client::connect(&self.uri, postgres::NoTls)
+                .unwrap()
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
+                .collect(),
         }
     }
 
