@@ -41,10 +41,10 @@ use sextant_core::endpoints::{EndpointEvent, StoredEndpoint};
 use sextant_store::MetaStore;
 use tokio::sync::Mutex;
 
-use crate::endpoints::EndpointState;
 use crate::endpoints::config::{self, EndpointSpec, Runtime};
 use crate::endpoints::resolve::{self, ResolveError};
 use crate::endpoints::rollout::{self, RolloutStatus};
+use crate::endpoints::{EndpointState, canary};
 use crate::{
     CaptureConfig, CaptureMode, CaptureSettings, CaptureSink, Gateway, GatewaySettings, Gateways,
     LoadError, Predictor, ProcessPredictor, ProcessSettings, ShadowSpec, VariantSnapshot,
@@ -328,10 +328,38 @@ impl Endpoints {
     }
 
     /// An endpoint with its live counters.
+    ///
+    /// A change installs what the gateway serves, then stores the state that
+    /// says so: a read in between would show a rollout in progress beside a
+    /// gateway that no longer serves its canary (no canary, no counters).
+    /// Such a read waits for the change to end and reads again.
     pub async fn view(&self, deps: &Deps, name: &str) -> Result<EndpointView, EndpointError> {
-        let n = name.to_string();
-        let stored = deps.db(move |s| s.get_endpoint(&n)).await?;
-        self.view_of(&stored)
+        let read = || {
+            let n = name.to_string();
+            deps.db(move |s| s.get_endpoint(&n))
+        };
+        let stored = read().await?;
+        if !self.canary_gone(&stored) {
+            return self.view_of(&stored);
+        }
+        let _changed = self.changing.lock().await;
+        self.view_of(&read().await?)
+    }
+
+    /// Whether the stored endpoint has a rollout in progress whose canary
+    /// this server's gateway does not serve.
+    fn canary_gone(&self, stored: &StoredEndpoint) -> bool {
+        let Ok((_, state)) = parse_stored(stored) else {
+            return false;
+        };
+        let Some(r) = state
+            .rollout
+            .filter(|r| r.status == RolloutStatus::InProgress)
+        else {
+            return false;
+        };
+        self.gateway(&stored.name)
+            .is_some_and(|g| !g.installed().contains(&canary(&r.variant)))
     }
 
     fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, EndpointError> {
