@@ -468,6 +468,61 @@ def test_a_refused_approval_says_why_and_the_model_page_turns_four_eyes_off(tmp_
         server.stop()
 
 
+def test_a_lineage_says_which_links_the_user_may_not_see(tmp_path, browser):
+    """With --auth and nothing readable by default, a user granted READ on a model alone sees
+    its version's lineage with the run (in an experiment they may not read) marked as recorded
+    but not visible, where the admin sees the run itself."""
+    password = "ui-admin-password-1"
+    server = start_sextant(
+        tmp_path, "--auth", "--default-permission", "NO_PERMISSIONS", env={"SEXTANT_ADMIN_PASSWORD": password},
+    )
+    try:
+        admin = ("admin", password)
+        api(server, "POST", "/api/2.0/mlflow/users/create", json={"username": "dana", "password": "dana-password-1"},
+            auth=admin)
+        experiment = api(server, "POST", "/api/2.0/mlflow/experiments/create", json={"name": "hidden"},
+                         auth=admin)["experiment_id"]
+        run = api(server, "POST", "/api/2.0/mlflow/runs/create",
+                  json={"experiment_id": experiment, "run_name": "secret-training"}, auth=admin)["run"]["info"]
+        api(server, "POST", "/api/2.0/mlflow/registered-models/create", json={"name": "open-model"}, auth=admin)
+        api(server, "POST", "/api/2.0/mlflow/model-versions/create",
+            json={"name": "open-model", "source": f"{run['artifact_uri']}/model", "run_id": run["run_id"]}, auth=admin)
+        api(server, "POST", "/api/3.0/mlflow/users/permissions/grant", auth=admin, json={
+            "username": "dana", "resource_type": "registered_model", "resource_id": "open-model", "permission": "READ",
+        })
+        lineage = "/api/v1/models/open-model/versions/1/lineage"
+        assert api(server, "GET", lineage, auth=admin)["run"]["run_id"] == run["run_id"]
+        seen = api(server, "GET", lineage, auth=("dana", "dana-password-1"))
+        assert seen["run"] is None and "run" in seen["withheld"], seen
+
+        def sign_in(user: str, secret: str) -> Page:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.watch = Watch(page, allowed=("401 GET " + server.url + "/api/v1/session", "status of 401"))
+            page.goto(f"{server.url}/")
+            page.get_by_label("User name").fill(user)
+            page.get_by_label("Password").fill(secret)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
+            page.goto(f"{server.url}/#/models/open-model/versions/1")
+            return page
+
+        page = sign_in("admin", password)
+        run_item = page.get_by_role("listitem").filter(has_text=re.compile("^Run:"))
+        expect(run_item).to_contain_text("secret-training")
+        check(page, "lineage-admin")
+        page.context.close()
+        page = sign_in("dana", "dana-password-1")
+        run_item = page.get_by_role("listitem").filter(has_text=re.compile("^Run:"))
+        expect(run_item).to_contain_text("recorded, but not visible to you")
+        expect(run_item.get_by_role("link")).to_have_count(0)
+        expect(page.get_by_text("secret-training")).to_have_count(0)
+        check(page, "lineage-withheld")
+        page.context.close()
+    finally:
+        server.stop()
+
+
 def test_signing_in_managing_users_and_signing_out(tmp_path, browser):
     server = start_sextant(tmp_path, "--auth", env={"SEXTANT_ADMIN_PASSWORD": "ui-admin-password-1"})
     try:
