@@ -253,8 +253,8 @@ pub(super) const LATEST_TYPES: [crate::backend::ColumnType; 12] = [
 /// Merges a batch's latest value, range and steps of each (run, key) into
 /// the stored row in one statement: the latest value is replaced only by a
 /// later one, the range only widens, and the steps stay a progression only
-/// when the batch's continue the stored ones with the same stride (`gap`,
-/// its first step less the stored last, is that stride). A row that changes
+/// when the batch's continue the stored ones with the same stride (the
+/// batch's first step less the stored last is that stride). A row that changes
 /// none of them is not written. NULL (every value NaN) is no bound: the
 /// CASEs keep the other side, which SQLite's two-argument `min()` would
 /// not. `NULLIF` keeps a zero gap from dividing: PostgreSQL does not
@@ -860,6 +860,10 @@ fn progressions(
         .collect()
 }
 
+/// The most sampled steps read by rank in one statement (the server asks
+/// at most 2,500 rows a run, as MLflow does).
+const MAX_STEPS_PROBED: usize = 10_000;
+
 /// Reads into `rows` the rows MLflow samples of a history whose steps are
 /// the progression `p`: rank `i` of those in `range` is step
 /// `first + i × stride`, one row each, so the sampled ranks are read by
@@ -888,6 +892,10 @@ fn sampled_by_rank(
         return Ok(true);
     }
     let total = usize::try_from(highest - lowest + 1).unwrap_or(usize::MAX);
+    if max > MAX_STEPS_PROBED {
+        // More steps than one statement takes parameters: read every row.
+        return Ok(false);
+    }
     let wanted: Vec<i64> = sampled_rows(total, max)
         .into_iter()
         .map(|i| (first + (lowest + i as i128) * stride) as i64)
