@@ -321,6 +321,11 @@ def test_lineage_leads_from_the_endpoint_to_the_monitor_run_behind_its_model(see
     page.get_by_role("link", name=re.compile(f"^{MONITOR}, ")).click()
     expect(page).to_have_url(re.compile(f"#/monitor-runs/{lineage['monitor_run']['id']}"))
     expect(page.get_by_role("heading", name="Violations")).to_be_visible()
+    # The monitor's own report.html, embedded in a sandboxed frame. A full-page screenshot
+    # leaves a frame below the viewport unpainted: the viewport takes the whole page for it.
+    report = page.frame_locator("iframe.report-frame")
+    expect(report.get_by_role("heading", name=f"Monitor {MONITOR}")).to_be_visible()
+    page.set_viewport_size({"width": 1280, "height": page.evaluate("document.documentElement.scrollHeight")})
     check(page, "monitor-run")
 
 
