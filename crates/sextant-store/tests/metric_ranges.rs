@@ -8,7 +8,6 @@ mod support;
 use sextant_core::Error;
 use sextant_core::entities::{Metric, MetricSummary, NewRun, ViewType};
 use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
-use sextant_store::import::{ExperimentRecord, RunRecord, open_import_sink};
 use sextant_store::{MetaStore, RunSearch, StoreError};
 
 use support::Fixture;
@@ -296,17 +295,6 @@ fn search_orders_and_filters_by_min_and_max(f: Fixture) {
 }
 
 fn imports_compute_ranges_from_the_history(f: Fixture) {
-    let sink = open_import_sink(f.uri(), "mlflow-artifacts:").unwrap();
-    sink.import_experiment(&ExperimentRecord {
-        experiment_id: 7,
-        name: "imported".into(),
-        artifact_location: "mlflow-artifacts:/7".into(),
-        lifecycle_stage: "active".into(),
-        creation_time: 1,
-        last_update_time: 1,
-        tags: Vec::new(),
-    })
-    .unwrap();
     let history = vec![
         Metric::new("loss", 0.9, 1, 0),
         Metric::new("loss", 0.1, 2, 1),
@@ -314,36 +302,14 @@ fn imports_compute_ranges_from_the_history(f: Fixture) {
         Metric::new("loss", 0.4, 4, 3),
         Metric::new("nan", f64::NAN, 1, 0),
     ];
-    let record = RunRecord {
-        run_id: "0123456789abcdef0123456789abcdef".into(),
-        experiment_id: 7,
-        name: "old".into(),
-        user_id: "ada".into(),
-        status: "FINISHED".into(),
-        start_time: Some(1),
-        end_time: Some(2),
-        artifact_uri: "mlflow-artifacts:/7/x/artifacts".into(),
-        lifecycle_stage: "active".into(),
-        deleted_time: None,
-        params: Vec::new(),
-        tags: Vec::new(),
-        latest_metrics: vec![history[3].clone(), history[4].clone()],
-        metrics: history,
-        datasets: Vec::new(),
-        model_inputs: Vec::new(),
-        model_outputs: Vec::new(),
-    };
-    assert_eq!(sink.import_runs(std::slice::from_ref(&record)).unwrap(), 1);
+    let run_id = f.import_run(vec![history[3].clone(), history[4].clone()], history);
     let s = f.store.as_ref();
-    assert_same(range(s, &record.run_id, "loss"), (0.4, 0.1, 0.9));
-    assert_same(
-        range(s, &record.run_id, "nan"),
-        (f64::NAN, f64::NAN, f64::NAN),
-    );
+    assert_same(range(s, &run_id, "loss"), (0.4, 0.1, 0.9));
+    assert_same(range(s, &run_id, "nan"), (f64::NAN, f64::NAN, f64::NAN));
     // And a write after the import widens the imported range.
-    s.log_batch(&record.run_id, &[Metric::new("loss", 2.0, 5, 1)], &[], &[])
+    s.log_batch(&run_id, &[Metric::new("loss", 2.0, 5, 1)], &[], &[])
         .unwrap();
-    assert_same(range(s, &record.run_id, "loss"), (0.4, 0.1, 2.0));
+    assert_same(range(s, &run_id, "loss"), (0.4, 0.1, 2.0));
 }
 
 fn unknown_runs_are_not_found(f: Fixture) {

@@ -10,7 +10,6 @@ mod support;
 
 use sextant_core::entities::{Metric, NewRun};
 use sextant_store::MetaStore;
-use sextant_store::import::{ExperimentRecord, RunRecord, open_import_sink};
 
 use support::Fixture;
 
@@ -67,6 +66,23 @@ fn recorded(f: &Fixture, run_id: &str, key: &str) -> Option<(i64, i64, i64)> {
         [first, last, Some(count)] => Some((first.unwrap(), last.unwrap(), count)),
         _ => None,
     }
+}
+
+/// Two runs holding the same `histories`, each logged in batches of 300 as
+/// a client's batching sends them: the first read by rank, the second, its
+/// record erased, row by row.
+fn twins(f: &Fixture, histories: &[&[Metric]]) -> (String, String) {
+    let s = f.store.as_ref();
+    let (r, twin) = (run(s, "by rank"), run(s, "row by row"));
+    for history in histories {
+        for id in [&r, &twin] {
+            for batch in history.chunks(300) {
+                s.log_batch(id, batch, &[], &[]).unwrap();
+            }
+        }
+    }
+    forget(f, &twin);
+    (r, twin)
 }
 
 /// Erases the record of a run's steps, as a store from before it would
@@ -155,50 +171,16 @@ fn every_write_path_records_the_steps(f: Fixture) {
     }
 
     // An import records the steps of the history it brings.
-    let sink = open_import_sink(f.uri(), "mlflow-artifacts:").unwrap();
-    sink.import_experiment(&ExperimentRecord {
-        experiment_id: 7,
-        name: "imported".into(),
-        artifact_location: "mlflow-artifacts:/7".into(),
-        lifecycle_stage: "active".into(),
-        creation_time: 1,
-        last_update_time: 1,
-        tags: Vec::new(),
-    })
-    .unwrap();
     let mut history: Vec<Metric> = (0..5)
         .map(|step| Metric::new("loss", 1.0, 10 - step, step * 2))
         .collect();
-    history.extend([
-        Metric::new("gappy", 1.0, 1, 0),
-        Metric::new("gappy", 1.0, 1, 3),
-    ]);
-    history.push(Metric::new("gappy", 1.0, 1, 4));
-    let record = RunRecord {
-        run_id: "0123456789abcdef0123456789abcdef".into(),
-        experiment_id: 7,
-        name: "old".into(),
-        user_id: "ada".into(),
-        status: "FINISHED".into(),
-        start_time: Some(1),
-        end_time: Some(2),
-        artifact_uri: "mlflow-artifacts:/7/x/artifacts".into(),
-        lifecycle_stage: "active".into(),
-        deleted_time: None,
-        params: Vec::new(),
-        tags: Vec::new(),
-        latest_metrics: vec![history[4].clone(), history[7].clone()],
-        metrics: history,
-        datasets: Vec::new(),
-        model_inputs: Vec::new(),
-        model_outputs: Vec::new(),
-    };
-    assert_eq!(sink.import_runs(std::slice::from_ref(&record)).unwrap(), 1);
-    assert_eq!(recorded(&f, &record.run_id, "loss"), Some((0, 8, 5)));
-    assert_eq!(recorded(&f, &record.run_id, "gappy"), None);
+    history.extend([0, 3, 4].map(|step| Metric::new("gappy", 1.0, 1, step)));
+    let imported = f.import_run(vec![history[4].clone(), history[7].clone()], history);
+    assert_eq!(recorded(&f, &imported, "loss"), Some((0, 8, 5)));
+    assert_eq!(recorded(&f, &imported, "gappy"), None);
     // A write continues an imported progression.
-    log(s, &record.run_id, &[("loss", 20, 10)]);
-    assert_eq!(recorded(&f, &record.run_id, "loss"), Some((0, 10, 6)));
+    log(s, &imported, &[("loss", 20, 10)]);
+    assert_eq!(recorded(&f, &imported, "loss"), Some((0, 10, 6)));
 }
 
 /// A run's answer as (step, timestamp, value bits), run ids left out.
@@ -253,7 +235,6 @@ fn assert_twins(
 
 fn sampling_by_rank_answers_as_reading_every_row(f: Fixture) {
     let s = f.store.as_ref();
-    let (r, twin) = (run(s, "by rank"), run(s, "row by row"));
     // Dense steps with time running backwards and a NaN; a stride from a
     // negative step; one row; two rows.
     let histories: [(&str, Vec<Metric>); 4] = [
@@ -285,17 +266,10 @@ fn sampling_by_rank_answers_as_reading_every_row(f: Fixture) {
             ],
         ),
     ];
-    for (key, history) in &histories {
-        // In batches of 300, as a client's batching would send them.
-        for id in [&r, &twin] {
-            for batch in history.chunks(300) {
-                s.log_batch(id, batch, &[], &[]).unwrap();
-            }
-        }
-        assert!(recorded(&f, &r, key).is_some(), "{key} is a progression");
-    }
-    forget(&f, &twin);
+    let logged: Vec<&[Metric]> = histories.iter().map(|(_, h)| h.as_slice()).collect();
+    let (r, twin) = twins(&f, &logged);
     for (key, _) in &histories {
+        assert!(recorded(&f, &r, key).is_some(), "{key} is a progression");
         assert_twins(&f, (&r, &twin), key, &RANGES, &SIZES);
     }
     // The dense history, all of it: every row, in step order.
@@ -319,16 +293,15 @@ fn sampling_by_rank_answers_as_reading_every_row(f: Fixture) {
     );
 }
 
-fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
-    let s = f.store.as_ref();
-    let (r, twin) = (run(s, "recorded"), run(s, "twin"));
-    let history: Vec<Metric> = (0..1_000)
+/// Steps 0 to 999 of metric `m`, one row each.
+fn dense_m() -> Vec<Metric> {
+    (0..1_000)
         .map(|step| Metric::new("m", step as f64, step, step))
-        .collect();
-    for id in [&r, &twin] {
-        s.log_batch(id, &history, &[], &[]).unwrap();
-    }
-    forget(&f, &twin);
+        .collect()
+}
+
+fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
+    let (r, twin) = twins(&f, &[&dense_m()]);
     let rid = |id: &str| format!("(SELECT rid FROM runs WHERE run_uuid = '{id}')");
     // The rows sampled are checked against the record: a second row at a
     // sampled step, written behind the store's back, is seen when every
@@ -361,14 +334,7 @@ fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
 
 fn only_the_sampled_rows_are_read(f: Fixture) {
     let s = f.store.as_ref();
-    let (r, twin) = (run(s, "recorded"), run(s, "twin"));
-    let history: Vec<Metric> = (0..1_000)
-        .map(|step| Metric::new("m", step as f64, step, step))
-        .collect();
-    for id in [&r, &twin] {
-        s.log_batch(id, &history, &[], &[]).unwrap();
-    }
-    forget(&f, &twin);
+    let (r, twin) = twins(&f, &[&dense_m()]);
     // A row between the sampled ones removed behind the store's back: the
     // run read by rank does not see it, as it reads the 7 rows it samples
     // and nothing else; its twin, read row by row, samples 999 rows.

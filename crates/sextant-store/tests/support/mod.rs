@@ -3,7 +3,9 @@
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+use sextant_core::entities::Metric;
 use sextant_store::MetaStore;
+use sextant_store::import::{ExperimentRecord, RunRecord, open_import_sink};
 
 const ROOT: &str = "mlflow-artifacts:";
 
@@ -149,6 +151,44 @@ impl Fixture {
                 .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
                 .collect(),
         }
+    }
+
+    /// Imports, as `sextant import` from MLflow would, experiment 7 and one
+    /// finished run in it with `history`, whose latest values the source
+    /// says are `latest`; returns the run's id.
+    pub fn import_run(&self, latest: Vec<Metric>, history: Vec<Metric>) -> String {
+        let sink = open_import_sink(&self.uri, ROOT).unwrap();
+        sink.import_experiment(&ExperimentRecord {
+            experiment_id: 7,
+            name: "imported".into(),
+            artifact_location: "mlflow-artifacts:/7".into(),
+            lifecycle_stage: "active".into(),
+            creation_time: 1,
+            last_update_time: 1,
+            tags: Vec::new(),
+        })
+        .unwrap();
+        let record = RunRecord {
+            run_id: "0123456789abcdef0123456789abcdef".into(),
+            experiment_id: 7,
+            name: "old".into(),
+            user_id: "ada".into(),
+            status: "FINISHED".into(),
+            start_time: Some(1),
+            end_time: Some(2),
+            artifact_uri: "mlflow-artifacts:/7/x/artifacts".into(),
+            lifecycle_stage: "active".into(),
+            deleted_time: None,
+            params: Vec::new(),
+            tags: Vec::new(),
+            latest_metrics: latest,
+            metrics: history,
+            datasets: Vec::new(),
+            model_inputs: Vec::new(),
+            model_outputs: Vec::new(),
+        };
+        assert_eq!(sink.import_runs(std::slice::from_ref(&record)).unwrap(), 1);
+        record.run_id
     }
 
     /// Runs the migrations again; returns what they applied.
