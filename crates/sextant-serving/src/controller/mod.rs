@@ -339,31 +339,39 @@ impl Endpoints {
             deps.db(move |s| s.get_endpoint(&n))
         };
         let stored = read().await?;
-        if !self.canary_gone(&stored) {
-            return self.view_of(&stored);
+        let (spec, state) = parse_stored(&stored)?;
+        if !self.canary_gone(&stored.name, &state) {
+            return Ok(self.view_parsed(&stored, spec, state));
         }
         let _changed = self.changing.lock().await;
         self.view_of(&read().await?)
     }
 
-    /// Whether the stored endpoint has a rollout in progress whose canary
-    /// this server's gateway does not serve.
-    fn canary_gone(&self, stored: &StoredEndpoint) -> bool {
-        let Ok((_, state)) = parse_stored(stored) else {
-            return false;
-        };
+    /// Whether `state` has a rollout in progress whose canary this server's
+    /// gateway of endpoint `name` does not serve.
+    fn canary_gone(&self, name: &str, state: &EndpointState) -> bool {
         let Some(r) = state
             .rollout
+            .as_ref()
             .filter(|r| r.status == RolloutStatus::InProgress)
         else {
             return false;
         };
-        self.gateway(&stored.name)
+        self.gateway(name)
             .is_some_and(|g| !g.installed().contains(&canary(&r.variant)))
     }
 
     fn view_of(&self, stored: &StoredEndpoint) -> Result<EndpointView, EndpointError> {
-        let (spec, mut state) = parse_stored(stored)?;
+        let (spec, state) = parse_stored(stored)?;
+        Ok(self.view_parsed(stored, spec, state))
+    }
+
+    fn view_parsed(
+        &self,
+        stored: &StoredEndpoint,
+        spec: EndpointSpec,
+        mut state: EndpointState,
+    ) -> EndpointView {
         // Only the variants served now: a promoted canary's counters are the past
         // rollout's, not a variant's.
         let stats = self
@@ -387,7 +395,7 @@ impl Endpoints {
             r.counters = Some(rollout::RolloutCounters { new, stable });
             time_left_ms = rollout::time_left_ms(r, self.clock.now_ms());
         }
-        Ok(EndpointView {
+        EndpointView {
             name: stored.name.clone(),
             spec,
             state,
@@ -396,7 +404,7 @@ impl Endpoints {
             stats,
             time_left_ms,
             warnings: Vec::new(),
-        })
+        }
     }
 
     /// Every endpoint.
