@@ -149,6 +149,25 @@ pub trait Conn {
         params: &[SqlValue],
         f: &mut dyn FnMut(&[SqlValue]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// Adds rows that must all be new to `table`: one whose key is stored
+    /// already fails the call with a unique violation, and the transaction
+    /// must not commit. `columns` names one column per entry of `types`;
+    /// `values` holds the rows one after another. A backend picks its
+    /// fastest form (PostgreSQL copies them in, in binary).
+    fn append(
+        &mut self,
+        table: &str,
+        columns: &str,
+        types: &[ColumnType],
+        values: &[SqlValue],
+    ) -> Result<(), StoreError> {
+        self.insert(
+            &format!("INSERT INTO {table} ({columns})"),
+            "",
+            types,
+            values,
+        )
+    }
     /// Inserts many rows: `{head} <rows> {tail}`, where `head` is
     /// `INSERT INTO t (a, b, …)` naming one column per entry of `types`
     /// and `values` holds the rows one after another. A backend picks its

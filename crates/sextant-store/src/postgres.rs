@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::io::Write;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
@@ -443,6 +444,44 @@ impl Conn for PgConn<'_> {
         Ok(())
     }
 
+    /// `COPY … FROM STDIN` in the binary format: the server stores the rows
+    /// as they come, several per heap page and WAL record, where an
+    /// `INSERT` plans, projects and logs each row. Both statements (the
+    /// copy, and the probe that reads the columns' types, which the binary
+    /// format must match) are prepared once per connection.
+    fn append(
+        &mut self,
+        table: &str,
+        columns: &str,
+        types: &[ColumnType],
+        values: &[SqlValue],
+    ) -> Result<(), StoreError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let probe = self
+            .0
+            .statement(&format!("SELECT {columns} FROM {table} LIMIT 0"))?;
+        let kinds: Vec<Type> = probe.columns().iter().map(|c| c.type_().clone()).collect();
+        if kinds.len() != types.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{table}: {} columns named, {} typed",
+                kinds.len(),
+                types.len()
+            )));
+        }
+        let data = binary_copy(&kinds, values)?;
+        let copy = self.0.statement(&format!(
+            "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+        ))?;
+        let mut writer = self.0.copy_in(&copy)?;
+        writer
+            .write_all(&data)
+            .map_err(|e| StoreError::Corrupt(format!("copying into {table}: {e}")))?;
+        writer.finish()?;
+        Ok(())
+    }
+
     /// One statement whatever the number of rows: each column goes as one
     /// array parameter, `unnest` turns them back into rows. The statement
     /// is the same for every batch size, so it is prepared once.
@@ -479,6 +518,37 @@ impl Conn for PgConn<'_> {
         self.0.execute(&stmt, &refs)?;
         Ok(())
     }
+}
+
+/// `values` (rows of `kinds.len()` values, one after another) in
+/// PostgreSQL's binary copy format: a header, then per row its field count
+/// and each field's length and bytes (-1 for NULL), then -1.
+fn binary_copy(kinds: &[Type], values: &[SqlValue]) -> Result<BytesMut, StoreError> {
+    let mut buf = BytesMut::with_capacity(32 + values.len() * 16);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    let width = i16::try_from(kinds.len())
+        .map_err(|_| StoreError::Corrupt(format!("{} columns to copy", kinds.len())))?;
+    for row in values.chunks(kinds.len()) {
+        buf.extend_from_slice(&width.to_be_bytes());
+        for (value, kind) in row.iter().zip(kinds) {
+            let at = buf.len();
+            buf.extend_from_slice(&0i32.to_be_bytes()); // the length, set below
+            let written = value.to_sql(kind, &mut buf).map_err(|e| {
+                StoreError::Corrupt(format!("a {kind} column given {value:?}: {e}"))
+            })?;
+            let len = match written {
+                IsNull::Yes => -1,
+                IsNull::No => i32::try_from(buf.len() - at - 4).map_err(|_| {
+                    StoreError::Corrupt(format!("a {kind} value of {} bytes", buf.len() - at))
+                })?,
+            };
+            buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(buf)
 }
 
 /// One column of rows, as the array parameter `unnest` takes.

@@ -15,7 +15,7 @@ use super::load::{self, metric_value};
 use super::runs::RUN_NAME_TAG;
 use crate::StoreError;
 use crate::backend::ColumnType::{Int, Real, Text};
-use crate::backend::{Backend, Conn, SqlValue, placeholders};
+use crate::backend::{Backend, ColumnType, Conn, SqlValue, placeholders};
 use crate::store::MAX_DATASET_SUMMARIES;
 
 /// Validation that needs no database: limits, keys, duplicate params.
@@ -224,15 +224,18 @@ pub fn log_batches(
         )?;
     }
     if !metric_rows.is_empty() {
-        c.insert(
-            "INSERT INTO metrics (rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest)",
-            match repeats {
-                Repeats::Refuse => "",
-                Repeats::Skip => "ON CONFLICT DO NOTHING",
-            },
-            &[Int, Text, Int, Int, Real, Int, Text, Text, Text],
-            &metric_rows,
-        )?;
+        const COLUMNS: &str =
+            "rid, key, timestamp, step, value, is_nan, model_id, dataset_name, dataset_digest";
+        const TYPES: [ColumnType; 9] = [Int, Text, Int, Int, Real, Int, Text, Text, Text];
+        match repeats {
+            Repeats::Refuse => c.append("metrics", COLUMNS, &TYPES, &metric_rows)?,
+            Repeats::Skip => c.insert(
+                &format!("INSERT INTO metrics ({COLUMNS})"),
+                "ON CONFLICT DO NOTHING",
+                &TYPES,
+                &metric_rows,
+            )?,
+        }
         let rows: Vec<SqlValue> = latest
             .into_iter()
             .flat_map(|((rid, key), mut l)| l.row(rid, key))
