@@ -43,6 +43,7 @@ conformance!(
     run_search_order_and_pages,
     metric_order_pages_match_the_general_plan,
     inputs_and_outputs,
+    a_page_of_runs_gets_each_run_its_own_children,
     dataset_summaries,
     logged_models,
     bulk_interval_samples,
@@ -880,6 +881,141 @@ fn inputs_and_outputs(f: &Fixture) {
         &[],
     );
     assert_eq!(found.len(), 1);
+}
+
+/// A search's page reads the children of all its runs at once: each run
+/// gets its own params, tags, latest metrics (NaN kept), inputs with their
+/// own tags, model inputs and outputs, each in its order, and a run with
+/// none of them gets none.
+fn a_page_of_runs_gets_each_run_its_own_children(f: &Fixture) {
+    let s = f.store.as_ref();
+    let exp = s.create_experiment("children", None, &[]).unwrap();
+    let dataset = |name: &str, tags: &[(&str, &str)]| DatasetInput {
+        dataset: Dataset {
+            name: name.into(),
+            digest: format!("{name}-digest"),
+            source_type: "local".into(),
+            source: format!("/data/{name}"),
+            schema: (name != "b").then(|| "{}".to_string()),
+            profile: (name == "b").then(|| "{\"rows\": 3}".to_string()),
+        },
+        tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
+    };
+    let mut expected = Vec::new();
+    for i in 0..4_i64 {
+        let run = s
+            .create_run(&NewRun {
+                experiment_id: exp,
+                user_id: "u".into(),
+                start_time: Some(100 - i),
+                run_name: Some(format!("run{i}")),
+                tags: vec![],
+            })
+            .unwrap();
+        let id = run.info.run_id;
+        if i == 3 {
+            expected.push((
+                id,
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            ));
+            continue;
+        }
+        let params: Vec<Tag> = (0..=i)
+            .map(|k| Tag::new(format!("p{k}"), format!("{i}")))
+            .collect();
+        let metrics = vec![
+            Metric::new("z", i as f64, 5, 1),
+            Metric::new("a", if i == 1 { f64::NAN } else { -(i as f64) }, 7, 2),
+        ];
+        s.log_batch(&id, &metrics, &params, &[Tag::new("t", format!("v{i}"))])
+            .unwrap();
+        let inputs = match i {
+            0 => vec![
+                dataset("b", &[("k", "0b")]),
+                dataset("a", &[("k", "0a"), ("j", "x")]),
+            ],
+            1 => vec![dataset("a", &[])],
+            _ => vec![],
+        };
+        s.log_inputs(&id, &inputs, &[format!("m-in-{i}"), "m-in".into()])
+            .unwrap();
+        let outputs: Vec<ModelOutput> = (0..i)
+            .rev()
+            .map(|step| ModelOutput {
+                model_id: format!("m-out-{i}-{step}"),
+                step,
+            })
+            .collect();
+        s.log_outputs(&id, &outputs).unwrap();
+        expected.push((
+            id,
+            params,
+            metrics,
+            inputs,
+            vec![format!("m-in-{i}"), "m-in".into()],
+            outputs,
+        ));
+    }
+    let q = RunSearch {
+        experiment_ids: vec![exp],
+        filter: parse_filter(SearchKind::Runs, "").unwrap(),
+        order_by: vec![],
+        view: ViewType::ActiveOnly,
+        max_results: 10,
+        offset: 0,
+    };
+    let page = s.search_runs(&q).unwrap().items;
+    assert_eq!(page.len(), 4);
+    for (run, (id, params, metrics, inputs, model_inputs, outputs)) in page.iter().zip(&expected) {
+        assert_eq!(&run.info.run_id, id, "newest first");
+        assert_eq!(&run.data.params, params, "{id}: params by key");
+        let got: Vec<(&str, i64, i64)> = run
+            .data
+            .metrics
+            .iter()
+            .map(|m| (m.key.as_str(), m.timestamp, m.step))
+            .collect();
+        let want: Vec<(&str, i64, i64)> = metrics
+            .iter()
+            .rev()
+            .map(|m| (m.key.as_str(), m.timestamp, m.step))
+            .collect();
+        assert_eq!(got, want, "{id}: latest metrics by key");
+        for (g, w) in run.data.metrics.iter().zip(metrics.iter().rev()) {
+            assert!(
+                g.value == w.value || (g.value.is_nan() && w.value.is_nan()),
+                "{id}: {g:?}"
+            );
+        }
+        let tag_t: Vec<&Tag> = run.data.tags.iter().filter(|t| t.key == "t").collect();
+        assert_eq!(
+            tag_t.len(),
+            usize::from(!params.is_empty()),
+            "{id}: its own tag only"
+        );
+        // Inputs by dataset id (the order they were logged), tags by key.
+        let mut want_inputs = inputs.clone();
+        for input in &mut want_inputs {
+            input.tags.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        assert_eq!(&run.dataset_inputs, &want_inputs, "{id}: inputs");
+        let mut want_models = model_inputs.clone();
+        want_models.sort();
+        assert_eq!(run.model_inputs, want_models, "{id}: model inputs by id");
+        let mut want_outputs = outputs.clone();
+        want_outputs.sort_by_key(|o| o.step);
+        assert_eq!(&run.model_outputs, &want_outputs, "{id}: outputs by step");
+        // Debug: a NaN is equal to itself there.
+        assert_eq!(
+            format!("{:?}", s.get_run(id).unwrap()),
+            format!("{run:?}"),
+            "{id}: as get_run loads it"
+        );
+    }
 }
 
 /// The UI's dataset search: each (dataset, context) once, an input without
