@@ -30,6 +30,8 @@ use crate::backend::{Backend, ColumnType, Conn, Dialect, Row, SqlValue, numbered
 use crate::options::limit_ms;
 use crate::{Cancel, StoreError, StoreOptions};
 
+/// Rows from which [`Conn::append`] copies them in rather than inserting.
+const COPY_MIN_ROWS: usize = 64;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
 /// Statements kept prepared per connection.
@@ -448,7 +450,9 @@ impl Conn for PgConn<'_> {
     /// as they come, several per heap page and WAL record, where an
     /// `INSERT` plans, projects and logs each row. Both statements (the
     /// copy, and the probe that reads the columns' types, which the binary
-    /// format must match) are prepared once per connection.
+    /// format must match) are prepared once per connection. A copy takes
+    /// two round trips (the server first says it is ready for the data), so
+    /// a few rows go by `insert`, in one.
     fn append(
         &mut self,
         table: &str,
@@ -456,8 +460,9 @@ impl Conn for PgConn<'_> {
         types: &[ColumnType],
         values: &[SqlValue],
     ) -> Result<(), StoreError> {
-        if values.is_empty() {
-            return Ok(());
+        if values.len() < COPY_MIN_ROWS * types.len() {
+            let head = format!("INSERT INTO {table} ({columns})");
+            return self.insert(&head, "", types, values);
         }
         let probe = self
             .0

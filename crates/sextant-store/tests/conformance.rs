@@ -365,17 +365,17 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
     s.log_batch(&id, &[Metric::new("loss", 0.8, 5, 1)], &[], &[])
         .unwrap();
     // So are they in a batch too large to be grouped (written first as if
-    // every metric were new), repeated within the batch or from the store;
-    // the new metrics beside them are written.
-    let mut large: Vec<Metric> = (0..20)
+    // every metric were new, on PostgreSQL by COPY), repeated within the
+    // batch or from the store; the new metrics beside them are written.
+    let mut large: Vec<Metric> = (0..100)
         .map(|i| Metric::new("big", i as f64, 100, i))
         .collect();
     large.push(Metric::new("big", 3.0, 100, 3));
     large.extend(metrics.iter().cloned());
     s.log_batch(&id, &large, &[], &[]).unwrap();
     assert_eq!(
-        s.metric_history(&id, "big", 100, 0).unwrap().items.len(),
-        20
+        s.metric_history(&id, "big", 1000, 0).unwrap().items.len(),
+        100
     );
     let run = s.get_run(&id).unwrap();
     let loss = run.data.metrics.iter().find(|m| m.key == "loss").unwrap();
@@ -566,6 +566,49 @@ fn nan_and_infinity_round_trip(f: &Fixture) {
             .value
             .is_nan()
     );
+
+    // The same in a batch large enough to be copied in on PostgreSQL, with
+    // the model and dataset a metric may name, present or absent.
+    let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5, 1e300];
+    let batch: Vec<Metric> = (0..200)
+        .map(|i| {
+            let mut m = Metric::new("many", values[i % values.len()], 1000 + i as i64, i as i64);
+            if i % 3 == 0 {
+                m.model_id = Some(format!("m-{i}"));
+                m.dataset_name = Some("train".into());
+                m.dataset_digest = Some(format!("d{i}"));
+            }
+            m
+        })
+        .collect();
+    s.log_batch(&id, &batch, &[], &[]).unwrap();
+    let history = s.metric_history(&id, "many", 1000, 0).unwrap().items;
+    assert_eq!(history.len(), batch.len());
+    for (got, want) in history.iter().zip(&batch) {
+        assert_eq!(
+            (
+                got.step,
+                got.timestamp,
+                &got.model_id,
+                &got.dataset_name,
+                &got.dataset_digest
+            ),
+            (
+                want.step,
+                want.timestamp,
+                &want.model_id,
+                &want.dataset_name,
+                &want.dataset_digest
+            )
+        );
+        assert!(
+            got.value == want.value || (got.value.is_nan() && want.value.is_nan()),
+            "step {}: {} for {}",
+            got.step,
+            got.value,
+            want.value
+        );
+    }
 }
 
 fn run_search(s: &dyn MetaStore, exp: i64, filter: &str, order: &[&str]) -> Vec<String> {
