@@ -407,10 +407,32 @@ impl Endpoints {
         }
     }
 
-    /// Every endpoint.
+    /// Every endpoint, with its live counters. A list that caught a change
+    /// between its two steps (see [`Self::view`]) waits for the change to
+    /// end and reads again.
     pub async fn list(&self, deps: &Deps) -> Result<Vec<EndpointView>, EndpointError> {
-        let stored = deps.db(|s| s.list_endpoints()).await?;
-        stored.iter().map(|e| self.view_of(e)).collect()
+        let read = async || -> Result<Vec<_>, EndpointError> {
+            let stored = deps.db(|s| s.list_endpoints()).await?;
+            stored
+                .into_iter()
+                .map(|e| parse_stored(&e).map(|(spec, state)| (e, spec, state)))
+                .collect()
+        };
+        let mut endpoints = read().await?;
+        let _changed = if endpoints
+            .iter()
+            .any(|(e, _, state)| self.canary_gone(&e.name, state))
+        {
+            let changed = self.changing.lock().await;
+            endpoints = read().await?;
+            Some(changed)
+        } else {
+            None
+        };
+        Ok(endpoints
+            .into_iter()
+            .map(|(e, spec, state)| self.view_parsed(&e, spec, state))
+            .collect())
     }
 }
 
