@@ -365,9 +365,10 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
     s.log_batch(&id, &[Metric::new("loss", 0.8, 5, 1)], &[], &[])
         .unwrap();
     // So are they in a batch too large to be grouped (written first as if
-    // every metric were new, on PostgreSQL by COPY), repeated within the
-    // batch or from the store; the new metrics beside them are written.
-    let mut large: Vec<Metric> = (0..100)
+    // every metric were new, on PostgreSQL by COPYs of 250 rows: the
+    // repeats come in the second), repeated within the batch or from the
+    // store; the new metrics beside them are written.
+    let mut large: Vec<Metric> = (0..300)
         .map(|i| Metric::new("big", i as f64, 100, i))
         .collect();
     large.push(Metric::new("big", 3.0, 100, 3));
@@ -375,7 +376,7 @@ fn log_batch_and_latest_metrics(f: &Fixture) {
     s.log_batch(&id, &large, &[], &[]).unwrap();
     assert_eq!(
         s.metric_history(&id, "big", 1000, 0).unwrap().items.len(),
-        100
+        300
     );
     let run = s.get_run(&id).unwrap();
     let loss = run.data.metrics.iter().find(|m| m.key == "loss").unwrap();
@@ -567,10 +568,11 @@ fn nan_and_infinity_round_trip(f: &Fixture) {
             .is_nan()
     );
 
-    // The same in a batch large enough to be copied in on PostgreSQL, with
-    // the model and dataset a metric may name, present or absent.
+    // The same in a batch large enough to be copied in on PostgreSQL (in
+    // three COPYs), with the model and dataset a metric may name, present
+    // or absent.
     let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5, 1e300];
-    let batch: Vec<Metric> = (0..200)
+    let batch: Vec<Metric> = (0..600)
         .map(|i| {
             let mut m = Metric::new("many", values[i % values.len()], 1000 + i as i64, i as i64);
             if i % 3 == 0 {

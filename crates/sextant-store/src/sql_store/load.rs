@@ -82,7 +82,7 @@ pub fn metric_value(value: f64) -> (f64, i64) {
 /// Inputs come before their tags.
 ///
 /// On PostgreSQL they are one statement, [`union`]: one round trip instead
-/// of seven, and a search of 100 runs at 100k took 4.7–5.0 ms instead of
+/// of seven, and a search of 100 runs at 100k took 4.5–5.2 ms instead of
 /// 5.4–5.9 (the store call, on `bench_search.py`'s store). SQLite has no
 /// round trips to save, and there the union took longer than the seven
 /// (1.8–2.1 against 1.5–1.6 ms): it runs each in turn.
