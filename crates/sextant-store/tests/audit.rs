@@ -3,6 +3,7 @@
 //! SQL behind the store's back, as someone with access to the database
 //! could, and `verify` must name the row.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -11,17 +12,6 @@ use sextant_core::audit::{Break, GENESIS_HASH, NewAuditRow};
 use sextant_store::{AuditStore, MetaStore};
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     rows_are_appended_unsealed_then_chained_in_order,

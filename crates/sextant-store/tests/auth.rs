@@ -1,6 +1,7 @@
 //! Conformance of the auth store (users, roles, grants, tokens): every test
 //! runs against SQLite and PostgreSQL through `MetaStore::auth`.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -8,17 +9,6 @@ use sextant_core::auth::{DEFAULT_WORKSPACE, NewApiToken, Permission, user_role_n
 use sextant_store::{AuthStore, StoreError};
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     users_are_created_found_and_unique,

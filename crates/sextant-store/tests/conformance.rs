@@ -3,6 +3,7 @@
 //! `SEXTANT_TEST_POSTGRES_URL` (default `postgresql://postgres@127.0.0.1:5432/postgres`);
 //! each test gets a fresh database there.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -14,18 +15,6 @@ use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{ExperimentSearch, LoggedModelSearch, MetaStore, RunSearch, StoreError};
 
 use support::Fixture;
-
-/// Expands each listed test into a SQLite and a PostgreSQL variant.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     default_experiment_exists,

@@ -2,6 +2,7 @@
 //! authenticated user approving a version they created, in the transaction
 //! that records the decision, on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -15,17 +16,6 @@ use sextant_core::registry::{
 use sextant_store::{MetaStore, StoreError};
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     a_creator_may_not_approve_their_version,

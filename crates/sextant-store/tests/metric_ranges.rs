@@ -3,6 +3,7 @@
 //! migration from the history, and searched with `min(metrics.…)` /
 //! `max(metrics.…)`. Every test runs on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -11,17 +12,6 @@ use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{MetaStore, RunSearch, StoreError};
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     ranges_follow_batches_out_of_order_repeats_nan_and_infinities,
@@ -72,7 +62,7 @@ fn assert_same(got: (f64, f64, f64), want: (f64, f64, f64)) {
     );
 }
 
-fn ranges_follow_batches_out_of_order_repeats_nan_and_infinities(f: Fixture) {
+fn ranges_follow_batches_out_of_order_repeats_nan_and_infinities(f: &Fixture) {
     let s = f.store.as_ref();
     let id = run(s, 0, "r", 1);
     // A batch too large for group commit, steps out of order.
@@ -156,7 +146,7 @@ fn ranges_follow_batches_out_of_order_repeats_nan_and_infinities(f: Fixture) {
 /// Single-value calls from many threads go through group commit, which
 /// writes the batches of several calls (here: of one run and key) with one
 /// statement per table.
-fn group_commit_keeps_ranges(f: Fixture) {
+fn group_commit_keeps_ranges(f: &Fixture) {
     let s = f.store.as_ref();
     let id = run(s, 0, "g", 1);
     let other = f.open_again();
@@ -216,7 +206,7 @@ fn names(
     }
 }
 
-fn search_orders_and_filters_by_min_and_max(f: Fixture) {
+fn search_orders_and_filters_by_min_and_max(f: &Fixture) {
     let s = f.store.as_ref();
     let exp = s.create_experiment("ranges", None, &[]).unwrap();
     let empty = s.create_experiment("ranges-empty", None, &[]).unwrap();
@@ -294,7 +284,7 @@ fn search_orders_and_filters_by_min_and_max(f: Fixture) {
     }
 }
 
-fn imports_compute_ranges_from_the_history(f: Fixture) {
+fn imports_compute_ranges_from_the_history(f: &Fixture) {
     let history = vec![
         Metric::new("loss", 0.9, 1, 0),
         Metric::new("loss", 0.1, 2, 1),
@@ -312,7 +302,7 @@ fn imports_compute_ranges_from_the_history(f: Fixture) {
     assert_same(range(s, &run_id, "loss"), (0.4, 0.1, 2.0));
 }
 
-fn unknown_runs_are_not_found(f: Fixture) {
+fn unknown_runs_are_not_found(f: &Fixture) {
     let s = f.store.as_ref();
     let id = run(s, 0, "r", 1);
     let err = s.metric_summaries(&[id, "nope".into()], &[]).unwrap_err();

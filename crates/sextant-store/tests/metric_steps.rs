@@ -6,23 +6,13 @@
 //! the same history whose record was erased behind the store's back. Every
 //! test runs on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use sextant_core::entities::{Metric, NewRun};
 use sextant_store::MetaStore;
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     every_write_path_records_the_steps,
@@ -102,20 +92,20 @@ fn log(s: &dyn MetaStore, run_id: &str, metrics: &[(&str, i64, i64)]) {
     s.log_batch(run_id, &metrics, &[], &[]).unwrap();
 }
 
-fn every_write_path_records_the_steps(f: Fixture) {
+fn every_write_path_records_the_steps(f: &Fixture) {
     let s = f.store.as_ref();
     let r = run(s, "r");
     // One at a time, then a batch continuing them in any order.
     for step in 0..3 {
         log(s, &r, &[("dense", 100 + step, step)]);
     }
-    assert_eq!(recorded(&f, &r, "dense"), Some((0, 2, 3)));
+    assert_eq!(recorded(f, &r, "dense"), Some((0, 2, 3)));
     log(
         s,
         &r,
         &[("dense", 200, 5), ("dense", 200, 3), ("dense", 200, 4)],
     );
-    assert_eq!(recorded(&f, &r, "dense"), Some((0, 5, 6)));
+    assert_eq!(recorded(f, &r, "dense"), Some((0, 5, 6)));
 
     // A stride, negative steps, a second step setting the stride.
     log(
@@ -124,12 +114,12 @@ fn every_write_path_records_the_steps(f: Fixture) {
         &[("strided", 1, -20), ("strided", 2, -10), ("strided", 3, 0)],
     );
     log(s, &r, &[("strided", 4, 10)]);
-    assert_eq!(recorded(&f, &r, "strided"), Some((-20, 10, 4)));
+    assert_eq!(recorded(f, &r, "strided"), Some((-20, 10, 4)));
     log(s, &r, &[("second", 1, 4)]);
-    assert_eq!(recorded(&f, &r, "second"), Some((4, 4, 1)));
+    assert_eq!(recorded(f, &r, "second"), Some((4, 4, 1)));
     log(s, &r, &[("second", 1, 10)]);
     log(s, &r, &[("second", 1, 16)]);
-    assert_eq!(recorded(&f, &r, "second"), Some((4, 16, 3)));
+    assert_eq!(recorded(f, &r, "second"), Some((4, 16, 3)));
 
     // What breaks a progression, for good: batches of (time, step).
     type Batches = &'static [&'static [(i64, i64)]];
@@ -147,11 +137,11 @@ fn every_write_path_records_the_steps(f: Fixture) {
             let rows: Vec<(&str, i64, i64)> = batch.iter().map(|&(t, s)| (key, t, s)).collect();
             log(s, &r, &rows);
         }
-        assert_eq!(recorded(&f, &r, key), None, "{key}");
+        assert_eq!(recorded(f, &r, key), None, "{key}");
     }
     // ... and stays broken when the steps go on as before.
     log(s, &r, &[("other_stride", 4, 35)]);
-    assert_eq!(recorded(&f, &r, "other_stride"), None);
+    assert_eq!(recorded(f, &r, "other_stride"), None);
 
     // Concurrent writers, each on its own key, grouped into shared commits.
     let other = f.open_again();
@@ -167,7 +157,7 @@ fn every_write_path_records_the_steps(f: Fixture) {
         }
     });
     for t in 0..4 {
-        assert_eq!(recorded(&f, &r, &format!("worker{t}")), Some((0, 24, 25)));
+        assert_eq!(recorded(f, &r, &format!("worker{t}")), Some((0, 24, 25)));
     }
 
     // An import records the steps of the history it brings.
@@ -176,11 +166,11 @@ fn every_write_path_records_the_steps(f: Fixture) {
         .collect();
     history.extend([0, 3, 4].map(|step| Metric::new("gappy", 1.0, 1, step)));
     let imported = f.import_run(vec![history[4].clone(), history[7].clone()], history);
-    assert_eq!(recorded(&f, &imported, "loss"), Some((0, 8, 5)));
-    assert_eq!(recorded(&f, &imported, "gappy"), None);
+    assert_eq!(recorded(f, &imported, "loss"), Some((0, 8, 5)));
+    assert_eq!(recorded(f, &imported, "gappy"), None);
     // A write continues an imported progression.
     log(s, &imported, &[("loss", 20, 10)]);
-    assert_eq!(recorded(&f, &imported, "loss"), Some((0, 10, 6)));
+    assert_eq!(recorded(f, &imported, "loss"), Some((0, 10, 6)));
 }
 
 /// A run's answer as (step, timestamp, value bits), run ids left out.
@@ -233,7 +223,7 @@ fn assert_twins(
     }
 }
 
-fn sampling_by_rank_answers_as_reading_every_row(f: Fixture) {
+fn sampling_by_rank_answers_as_reading_every_row(f: &Fixture) {
     let s = f.store.as_ref();
     // Dense steps with time running backwards and a NaN; a stride from a
     // negative step; one row; two rows.
@@ -267,10 +257,10 @@ fn sampling_by_rank_answers_as_reading_every_row(f: Fixture) {
         ),
     ];
     let logged: Vec<&[Metric]> = histories.iter().map(|(_, h)| h.as_slice()).collect();
-    let (r, twin) = twins(&f, &logged);
+    let (r, twin) = twins(f, &logged);
     for (key, _) in &histories {
-        assert!(recorded(&f, &r, key).is_some(), "{key} is a progression");
-        assert_twins(&f, (&r, &twin), key, &RANGES, &SIZES);
+        assert!(recorded(f, &r, key).is_some(), "{key} is a progression");
+        assert_twins(f, (&r, &twin), key, &RANGES, &SIZES);
     }
     // The dense history, all of it: every row, in step order.
     let all = sampled(s, &r, "dense", None, 2_500);
@@ -300,8 +290,8 @@ fn dense_m() -> Vec<Metric> {
         .collect()
 }
 
-fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
-    let (r, twin) = twins(&f, &[&dense_m()]);
+fn stored_rows_that_disagree_with_the_record_are_all_read(f: &Fixture) {
+    let (r, twin) = twins(f, &[&dense_m()]);
     let rid = |id: &str| format!("(SELECT rid FROM runs WHERE run_uuid = '{id}')");
     // The rows sampled are checked against the record: a second row at a
     // sampled step, written behind the store's back, is seen when every
@@ -314,8 +304,8 @@ fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
             rid(id)
         ));
     }
-    assert!(recorded(&f, &r, "m").is_some());
-    assert_twins(&f, (&r, &twin), "m", &RANGES, &[1_000, 1_001, 2_500]);
+    assert!(recorded(f, &r, "m").is_some());
+    assert_twins(f, (&r, &twin), "m", &RANGES, &[1_000, 1_001, 2_500]);
     // The last step, sampled at every size when in the range, gone.
     for id in [&r, &twin] {
         f.raw_sql(&format!(
@@ -324,7 +314,7 @@ fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
         ));
     }
     assert_twins(
-        &f,
+        f,
         (&r, &twin),
         "m",
         &[None, Some((-1_000, i64::MAX))],
@@ -332,9 +322,9 @@ fn stored_rows_that_disagree_with_the_record_are_all_read(f: Fixture) {
     );
 }
 
-fn only_the_sampled_rows_are_read(f: Fixture) {
+fn only_the_sampled_rows_are_read(f: &Fixture) {
     let s = f.store.as_ref();
-    let (r, twin) = twins(&f, &[&dense_m()]);
+    let (r, twin) = twins(f, &[&dense_m()]);
     // A row between the sampled ones removed behind the store's back: the
     // run read by rank does not see it, as it reads the 7 rows it samples
     // and nothing else; its twin, read row by row, samples 999 rows.

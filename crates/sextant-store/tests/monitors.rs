@@ -1,6 +1,7 @@
 //! Conformance of stored endpoints, monitors and monitor runs: every test runs
 //! against SQLite and PostgreSQL through the public `MetaStore`.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -10,17 +11,6 @@ use sextant_core::monitors::{MonitorEvent, MonitorRun, MonitorRunStatus};
 use sextant_store::StoreError;
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     endpoint_lifecycle,

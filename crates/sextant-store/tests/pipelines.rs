@@ -1,6 +1,7 @@
 //! Conformance of stored pipelines, pipeline runs and the task queue: every
 //! test runs against SQLite and PostgreSQL through the public `MetaStore`.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -16,17 +17,6 @@ use sextant_core::pipeline_runs::{
 use sextant_store::{MetaStore, PipelineRunSearch, StoreError};
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     pipelines_and_runs,

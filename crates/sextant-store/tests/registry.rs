@@ -1,6 +1,7 @@
 //! Conformance of the model registry and the events feed: every test runs
 //! against SQLite and PostgreSQL through the public `MetaStore` trait.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -13,18 +14,6 @@ use sextant_core::search::{SearchKind, parse_filter, parse_order_by};
 use sextant_store::{MetaStore, ModelVersionSearch, RegisteredModelSearch, StoreError};
 
 use support::Fixture;
-
-/// Expands each listed test into a SQLite and a PostgreSQL variant.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     registered_model_lifecycle,

@@ -1,6 +1,7 @@
 //! Conformance of webhooks, the delivery outbox and the delivery log: every
 //! test runs against SQLite and PostgreSQL through the public `MetaStore`.
 
+#[macro_use]
 mod support;
 
 use sextant_core::Error;
@@ -11,17 +12,6 @@ use sextant_core::webhooks::{
 use sextant_store::StoreError;
 
 use support::Fixture;
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
-        }
-    };
-}
 
 conformance!(
     webhook_lifecycle,

@@ -9,6 +9,20 @@ use sextant_store::import::{ExperimentRecord, RunRecord, open_import_sink};
 
 const ROOT: &str = "mlflow-artifacts:";
 
+/// Expands each listed test `fn name(f: &Fixture)` into a SQLite and a
+/// PostgreSQL variant, each on a fresh store.
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&super::Fixture::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&super::Fixture::postgres()); })*
+        }
+    };
+}
+
 /// A migrated store and what it takes to clean it up.
 pub struct Fixture {
     pub store: Box<dyn MetaStore>,
