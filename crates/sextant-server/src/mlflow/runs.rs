@@ -1,5 +1,6 @@
 //! `MlflowService` run, logging and metric-history RPCs.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
 use axum::routing::on;
@@ -9,7 +10,7 @@ use sextant_core::entities::{
 use sextant_core::search::{SearchKind, parse_filter};
 use sextant_store::RunSearch;
 
-use super::convert;
+use super::convert::{self, MetricPage, RunPage};
 use super::wire::{
     Fields, JsonBody, LenientF64, LenientI64, Obj, Reply, empty, invalid_value, reply,
 };
@@ -357,7 +358,7 @@ async fn log_model(State(st): State<AppState>, f: Fields) -> Reply {
     empty()
 }
 
-async fn search(State(st): State<AppState>, f: Fields) -> Reply {
+async fn search(State(st): State<AppState>, f: Fields) -> Result<Json<RunPage>, ApiError> {
     let experiment_ids = f
         .str_list("experiment_ids")?
         .iter()
@@ -373,20 +374,13 @@ async fn search(State(st): State<AppState>, f: Fields) -> Reply {
         offset: page_offset(&f)?,
     };
     let page = st.db(move |s| s.search_runs(&q)).await?;
-    reply(
-        Obj::new()
-            .list(
-                "runs",
-                page.items
-                    .iter()
-                    .map(|r| convert::run(r, true).into())
-                    .collect(),
-            )
-            .opt("next_page_token", next_page_token(page.next_offset)),
-    )
+    Ok(Json(RunPage {
+        next_page_token: next_page_token(page.next_offset),
+        runs: page.items,
+    }))
 }
 
-async fn history(State(st): State<AppState>, f: Fields) -> Reply {
+async fn history(State(st): State<AppState>, f: Fields) -> Result<Json<MetricPage>, ApiError> {
     let id = run_id(&f)?;
     let key = f.req_str("metric_key")?;
     let max = max_results(&f, "max_results", MAX_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
@@ -394,18 +388,17 @@ async fn history(State(st): State<AppState>, f: Fields) -> Reply {
     let page = st
         .db(move |s| s.metric_history(&id, &key, max, offset))
         .await?;
-    reply(
-        Obj::new()
-            .list("metrics", convert::metrics(&page.items))
-            .opt("next_page_token", next_page_token(page.next_offset)),
-    )
+    Ok(Json(MetricPage {
+        next_page_token: next_page_token(page.next_offset),
+        metrics: page.items,
+    }))
 }
 
 /// The UI's bulk history: full histories of one metric for several runs.
 /// Its checks and messages are MLflow's own for this route, which reads the
 /// query string by hand rather than through the message parser: a
 /// `max_results` above the page size is cut to it, not refused.
-async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
+async fn history_bulk(State(st): State<AppState>, f: Fields) -> Result<Json<MetricPage>, ApiError> {
     let ids = f.str_list("run_id")?;
     if ids.is_empty() {
         return Err(ApiError::invalid(
@@ -443,12 +436,18 @@ async fn history_bulk(State(st): State<AppState>, f: Fields) -> Reply {
             Ok(out)
         })
         .await?;
-    reply(Obj::new().list("metrics", convert::metrics(&metrics)))
+    Ok(Json(MetricPage {
+        metrics,
+        next_page_token: None,
+    }))
 }
 
 /// The UI's sampled histories; checks and messages as MLflow's schema for
 /// `GetMetricHistoryBulkInterval` gives them.
-async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
+async fn history_bulk_interval(
+    State(st): State<AppState>,
+    f: Fields,
+) -> Result<Json<MetricPage>, ApiError> {
     let ids = f.str_list("run_ids")?;
     if ids.is_empty() {
         return Err(f.missing("run_ids"));
@@ -488,5 +487,8 @@ async fn history_bulk_interval(State(st): State<AppState>, f: Fields) -> Reply {
     let metrics = st
         .db(move |s| s.metric_history_bulk_interval(&ids, &key, steps, max))
         .await?;
-    reply(Obj::new().list("metrics", convert::metrics(&metrics)))
+    Ok(Json(MetricPage {
+        metrics,
+        next_page_token: None,
+    }))
 }
