@@ -429,7 +429,8 @@ mod tests {
             serde_json::to_string(&page).unwrap(),
             r#"{"metrics":[{"key":"loss","run_id":"abc","step":1,"timestamp":1700,"value":0.25}],"next_page_token":"tok"}"#
         );
-        // The value form (bulk histories nested in other answers) is the same.
+        // The value form (a logged model's metrics) prints the same: the direct
+        // form writes its fields in the order a map sorts them.
         assert_eq!(
             serde_json::to_string(&metrics(&page.metrics)).unwrap(),
             serde_json::to_string(&Each(&page.metrics)).unwrap()
